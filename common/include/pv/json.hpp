@@ -1,0 +1,42 @@
+// Small JSON helpers around RapidJSON: string escaping for hand-built lines, serialisation of a
+// value, and RFC 3339 timestamps (the form every record and log line uses).
+#pragma once
+
+#include <rapidjson/document.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace pv {
+
+// Appends `s` as a quoted JSON string, escaping quotes, backslashes and control characters.
+void AppendJsonString(std::string& out, std::string_view s);
+
+// Serialises a RapidJSON value compactly.
+std::string ToJson(const rapidjson::Value& value);
+
+// "2026-11-26T07:54:38.123Z" (UTC, milliseconds).
+std::string FormatTimestamp(std::chrono::system_clock::time_point tp);
+
+// Parses the form FormatTimestamp writes (and whole seconds, and a numeric offset such as +02:00).
+std::optional<std::chrono::system_clock::time_point> ParseTimestamp(std::string_view s);
+
+// Milliseconds since the Unix epoch.
+inline std::int64_t ToUnixMillis(std::chrono::system_clock::time_point tp) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(tp.time_since_epoch()).count();
+}
+inline std::chrono::system_clock::time_point FromUnixMillis(std::int64_t ms) {
+  return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
+}
+
+inline std::string_view AsStringView(const rapidjson::Value& v) {
+  return {v.GetString(), v.GetStringLength()};
+}
+
+// Member lookups that tolerate absence and wrong types.
+const rapidjson::Value* FindMember(const rapidjson::Value& object, std::string_view name);
+std::optional<std::string_view> FindString(const rapidjson::Value& object, std::string_view name);
+
+}  // namespace pv

@@ -1,0 +1,248 @@
+#include "pv/config.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+extern char** environ;  // NOLINT
+
+namespace pv {
+namespace {
+
+YAML::Node FindNode(const YAML::Node& root, std::string_view key) {
+  YAML::Node node = YAML::Clone(root);
+  size_t start = 0;
+  while (start <= key.size()) {
+    size_t dot = key.find('.', start);
+    std::string part(key.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start));
+    if (!node.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
+    YAML::Node child = node[part];
+    if (!child) return YAML::Node(YAML::NodeType::Undefined);
+    node = child;
+    if (dot == std::string_view::npos) break;
+    start = dot + 1;
+  }
+  return node;
+}
+
+bool IsSecretKey(std::string_view key) {
+  auto last = key.substr(key.rfind('.') == std::string_view::npos ? 0 : key.rfind('.') + 1);
+  std::string lower(last);
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  for (std::string_view word : {"secret", "password", "token", "key", "credentials"}) {
+    if (lower.find(word) != std::string::npos && lower.find("file") == std::string::npos &&
+        lower.find("dir") == std::string::npos) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+Config Config::Load(const std::string& path) {
+  Config config;
+  config.path_ = path;
+  if (path.empty()) {
+    config.root_ = YAML::Node(YAML::NodeType::Map);
+    return config;
+  }
+  std::ifstream in(path);
+  if (!in) throw ConfigError(fmt::format("config file {}: cannot open: {}", path, std::strerror(errno)));
+  std::stringstream text;
+  text << in.rdbuf();
+  try {
+    config.root_ = YAML::Load(text.str());
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(fmt::format("config file {}: {}", path, e.what()));
+  }
+  if (config.root_.IsNull()) config.root_ = YAML::Node(YAML::NodeType::Map);
+  if (!config.root_.IsMap()) throw ConfigError(fmt::format("config file {}: top level must be a mapping", path));
+  return config;
+}
+
+Config Config::FromYaml(const std::string& yaml_text) {
+  Config config;
+  config.path_ = "<inline>";
+  config.root_ = YAML::Load(yaml_text);
+  if (config.root_.IsNull()) config.root_ = YAML::Node(YAML::NodeType::Map);
+  return config;
+}
+
+std::string Config::EnvName(std::string_view key) {
+  std::string name = "PV_";
+  for (char c : key) {
+    name += (c == '.' || c == '-') ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
+  return name;
+}
+
+bool Config::Lookup(std::string_view key, std::string& value, std::string& source) const {
+  std::string env = EnvName(key);
+  if (const char* v = std::getenv(env.c_str()); v != nullptr) {
+    value = v;
+    source = "env " + env;
+    return true;
+  }
+  YAML::Node node = FindNode(root_, key);
+  if (node && node.IsScalar()) {
+    value = node.Scalar();
+    source = "file " + path_;
+    return true;
+  }
+  if (node && !node.IsNull()) {
+    throw ConfigError(fmt::format("{}: setting '{}' must be a single value", path_, key));
+  }
+  return false;
+}
+
+void Config::Record(std::string_view key, const std::string& value, const std::string& source) const {
+  std::lock_guard lock(seen_mutex_);
+  seen_[std::string(key)] = {value, source};
+}
+
+std::string Config::GetString(std::string_view key, std::string_view default_value) const {
+  std::string value;
+  std::string source;
+  if (!Lookup(key, value, source)) {
+    value = std::string(default_value);
+    source = "default";
+  }
+  Record(key, value, source);
+  return value;
+}
+
+std::int64_t Config::GetInt(std::string_view key, std::int64_t default_value, std::int64_t min,
+                            std::int64_t max) const {
+  std::string value;
+  std::string source;
+  if (!Lookup(key, value, source)) {
+    Record(key, std::to_string(default_value), "default");
+    return default_value;
+  }
+  errno = 0;
+  char* end = nullptr;
+  long long parsed = std::strtoll(value.c_str(), &end, 10);
+  if (value.empty() || errno != 0 || end == nullptr || *end != '\0') {
+    throw ConfigError(fmt::format("setting {} ({}): '{}' is not an integer", key, source, value));
+  }
+  if (parsed < min || parsed > max) {
+    throw ConfigError(fmt::format("setting {} ({}): {} is out of range [{}, {}]", key, source, parsed, min, max));
+  }
+  Record(key, value, source);
+  return parsed;
+}
+
+double Config::GetDouble(std::string_view key, double default_value) const {
+  std::string value;
+  std::string source;
+  if (!Lookup(key, value, source)) {
+    Record(key, fmt::format("{}", default_value), "default");
+    return default_value;
+  }
+  char* end = nullptr;
+  double parsed = std::strtod(value.c_str(), &end);
+  if (value.empty() || end == nullptr || *end != '\0') {
+    throw ConfigError(fmt::format("setting {} ({}): '{}' is not a number", key, source, value));
+  }
+  Record(key, value, source);
+  return parsed;
+}
+
+bool Config::GetBool(std::string_view key, bool default_value) const {
+  std::string value;
+  std::string source;
+  if (!Lookup(key, value, source)) {
+    Record(key, default_value ? "true" : "false", "default");
+    return default_value;
+  }
+  std::string lower = value;
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  bool parsed = false;
+  if (lower == "true" || lower == "yes" || lower == "on" || lower == "1") {
+    parsed = true;
+  } else if (lower == "false" || lower == "no" || lower == "off" || lower == "0") {
+    parsed = false;
+  } else {
+    throw ConfigError(fmt::format("setting {} ({}): '{}' is not a boolean (true/false)", key, source, value));
+  }
+  Record(key, value, source);
+  return parsed;
+}
+
+std::chrono::milliseconds Config::GetMillis(std::string_view key, std::chrono::milliseconds default_value) const {
+  return std::chrono::milliseconds(GetInt(key, default_value.count(), 0));
+}
+
+std::vector<std::string> Config::GetList(std::string_view key, const std::vector<std::string>& default_value) const {
+  std::string env = EnvName(key);
+  std::vector<std::string> out;
+  if (const char* v = std::getenv(env.c_str()); v != nullptr) {
+    std::string_view rest(v);
+    while (!rest.empty()) {
+      size_t comma = rest.find(',');
+      std::string item(rest.substr(0, comma));
+      if (!item.empty()) out.push_back(item);
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
+    }
+    Record(key, v, "env " + env);
+    return out;
+  }
+  YAML::Node node = FindNode(root_, key);
+  if (!node) {
+    std::string joined;
+    for (const auto& item : default_value) joined += (joined.empty() ? "" : ",") + item;
+    Record(key, joined, "default");
+    return default_value;
+  }
+  if (!node.IsSequence()) throw ConfigError(fmt::format("{}: setting '{}' must be a list", path_, key));
+  std::string joined;
+  for (const auto& item : node) {
+    out.push_back(item.as<std::string>());
+    joined += (joined.empty() ? "" : ",") + out.back();
+  }
+  Record(key, joined, "file " + path_);
+  return out;
+}
+
+std::map<std::string, std::string> Config::GetStringMap(std::string_view key) const {
+  std::map<std::string, std::string> out;
+  YAML::Node node = FindNode(root_, key);
+  if (node && !node.IsNull()) {
+    if (!node.IsMap()) throw ConfigError(fmt::format("{}: setting '{}' must be a mapping", path_, key));
+    for (const auto& item : node) out[item.first.as<std::string>()] = item.second.as<std::string>();
+  }
+  std::string prefix = EnvName(key) + "__";
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    std::string_view entry(*e);
+    if (entry.substr(0, prefix.size()) != prefix) continue;
+    size_t eq = entry.find('=');
+    if (eq == std::string_view::npos) continue;
+    std::string name(entry.substr(prefix.size(), eq - prefix.size()));
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return c == '_' ? '.' : static_cast<char>(std::tolower(c)); });
+    out[name] = std::string(entry.substr(eq + 1));
+  }
+  for (const auto& [name, value] : out) Record(std::string(key) + "." + name, value, "map");
+  return out;
+}
+
+YAML::Node Config::Node(std::string_view key) const { return FindNode(root_, key); }
+
+std::string Config::Describe() const {
+  std::lock_guard lock(seen_mutex_);
+  std::string out;
+  for (const auto& [key, entry] : seen_) {
+    const auto& [value, source] = entry;
+    out += fmt::format("{} = {} ({})\n", key, IsSecretKey(key) && !value.empty() ? "********" : value, source);
+  }
+  return out;
+}
+
+}  // namespace pv

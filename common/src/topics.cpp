@@ -1,0 +1,68 @@
+#include "pv/topics.hpp"
+
+namespace pv {
+
+std::string_view ChannelName(Channel channel) {
+  switch (channel) {
+    case Channel::kEmail:
+      return "email";
+    case Channel::kSms:
+      return "text";
+    case Channel::kPush:
+      return "push";
+  }
+  return "email";
+}
+
+std::string_view ChannelTopicSuffix(Channel channel) {
+  switch (channel) {
+    case Channel::kEmail:
+      return "email";
+    case Channel::kSms:
+      return "sms";
+    case Channel::kPush:
+      return "push";
+  }
+  return "email";
+}
+
+bool ParseChannel(std::string_view name, Channel& out) {
+  if (name == "email") {
+    out = Channel::kEmail;
+  } else if (name == "text" || name == "sms") {
+    out = Channel::kSms;
+  } else if (name == "push") {
+    out = Channel::kPush;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+namespace topics {
+
+std::string Send(Channel channel) { return "pv.send." + std::string(ChannelTopicSuffix(channel)); }
+std::string DeadLetter(Channel channel) { return "pv.dlq." + std::string(ChannelTopicSuffix(channel)); }
+std::string Delay(std::string_view tier) { return "pv.delay." + std::string(tier); }
+
+const std::vector<std::string>& DefaultDelayTiers() {
+  static const std::vector<std::string> kTiers = {"5s", "30s", "2m", "10m", "1h"};
+  return kTiers;
+}
+
+std::vector<TopicSpec> DefaultTopics() {
+  std::vector<TopicSpec> out = {
+      {std::string(kTriggers), 6, false},
+      {std::string(kEvents), 6, false},
+      {std::string(kKeys), 1, true},
+  };
+  for (Channel c : {Channel::kEmail, Channel::kSms, Channel::kPush}) {
+    out.push_back({Send(c), 6, false});
+    out.push_back({DeadLetter(c), 3, false});
+  }
+  for (const auto& tier : DefaultDelayTiers()) out.push_back({Delay(tier), 3, false});
+  return out;
+}
+
+}  // namespace topics
+}  // namespace pv
