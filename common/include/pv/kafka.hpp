@@ -1,0 +1,208 @@
+// Kafka through librdkafka: settings from the deployment config, a producer whose every record
+// reports its delivery to a handler, a consumer for groups with manual offset storage, and the
+// offset tracker that makes at-least-once consumers correct with many records in flight.
+#pragma once
+
+#include <librdkafka/rdkafka.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace pv {
+class Config;
+}
+
+namespace pv::kafka {
+
+class KafkaError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct Settings {
+  std::string brokers;                           // kafka.brokers / PV_KAFKA_BROKERS
+  std::map<std::string, std::string> properties;  // kafka.properties.* : passed to librdkafka as is
+};
+
+// Reads kafka.brokers (required unless `allow_empty`) and kafka.properties.
+Settings LoadSettings(const Config& config);
+
+// Receives the outcome of one produced record, on the producer's poll thread. Must not block.
+class DeliveryHandler {
+ public:
+  virtual ~DeliveryHandler() = default;
+  virtual void OnDelivery(rd_kafka_resp_err_t err, std::int32_t partition, std::int64_t offset) = 0;
+};
+
+// Counts down the deliveries of a group of records (one request, a batch) and wakes one waiter.
+// Shared ownership: the waiter may leave (shutdown) before every report arrived.
+class DeliveryGroup : public DeliveryHandler, public std::enable_shared_from_this<DeliveryGroup> {
+ public:
+  explicit DeliveryGroup(int expected) : pending_(expected) {}
+  void OnDelivery(rd_kafka_resp_err_t err, std::int32_t partition, std::int64_t offset) override;
+  // Call when a record of the group could not even be enqueued.
+  void Abandon(int count, rd_kafka_resp_err_t err);
+  // Waits until every record reported, or the deadline passed. Returns true when all reported.
+  bool Wait(std::chrono::steady_clock::time_point deadline);
+  // The first error reported (NO_ERROR when every record was acknowledged).
+  rd_kafka_resp_err_t first_error() const;
+  std::int32_t last_partition() const { return last_partition_; }
+  std::int64_t last_offset() const { return last_offset_; }
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  int pending_;
+  rd_kafka_resp_err_t first_error_ = RD_KAFKA_RESP_ERR_NO_ERROR;
+  std::int32_t last_partition_ = -1;
+  std::int64_t last_offset_ = -1;
+};
+
+struct Header {
+  std::string_view name;
+  std::string_view value;
+};
+
+struct ProducerOptions {
+  std::string client_id = "pv";
+  // Producer-specific librdkafka properties, applied after the shared settings' properties
+  // only where those do not set the same name (the operator's word wins).
+  std::map<std::string, std::string> defaults;
+};
+
+class Producer {
+ public:
+  // Idempotent (enable.idempotence=true implies acks=all) unless the properties say otherwise.
+  // Throws KafkaError on a bad property.
+  Producer(const Settings& settings, const ProducerOptions& options);
+  ~Producer();
+  Producer(const Producer&) = delete;
+  Producer& operator=(const Producer&) = delete;
+
+  // Enqueues one record. On success the handler (if any) gets exactly one OnDelivery, on the poll
+  // thread, when the broker acknowledged or librdkafka gave up (message.timeout.ms). On failure
+  // (returned error, e.g. RD_KAFKA_RESP_ERR__QUEUE_FULL) the handler is not called.
+  // The handler must stay alive until called; DeliveryGroup users keep a shared_ptr for that.
+  rd_kafka_resp_err_t Produce(std::string_view topic, std::string_view key, std::string_view value,
+                              std::span<const Header> headers = {}, DeliveryHandler* handler = nullptr,
+                              std::int32_t partition = RD_KAFKA_PARTITION_UA);
+
+  // Produce with a DeliveryGroup that the producer keeps alive until the report.
+  rd_kafka_resp_err_t Produce(std::string_view topic, std::string_view key, std::string_view value,
+                              std::span<const Header> headers, const std::shared_ptr<DeliveryGroup>& group,
+                              std::int32_t partition = RD_KAFKA_PARTITION_UA);
+
+  // Waits up to `timeout` for every queued record; returns the number still queued.
+  int Flush(std::chrono::milliseconds timeout);
+  // Records waiting in librdkafka's queue or in flight to a broker.
+  int QueueLength() const;
+  // Whether a metadata request is answered within `timeout`.
+  bool BrokersReachable(std::chrono::milliseconds timeout) const;
+  rd_kafka_t* handle() const { return rk_; }
+
+ private:
+  void PollLoop();
+  static void DeliveryReport(rd_kafka_t* rk, const rd_kafka_message_t* msg, void* opaque);
+
+  rd_kafka_t* rk_ = nullptr;
+  std::atomic<bool> stop_{false};
+  std::thread poll_thread_;
+};
+
+// Owns one message returned by a consumer poll.
+struct MessageDeleter {
+  void operator()(rd_kafka_message_t* m) const { rd_kafka_message_destroy(m); }
+};
+using Message = std::unique_ptr<rd_kafka_message_t, MessageDeleter>;
+
+inline std::string_view Payload(const rd_kafka_message_t* m) {
+  return {static_cast<const char*>(m->payload), m->payload ? m->len : 0};
+}
+inline std::string_view Key(const rd_kafka_message_t* m) {
+  return {static_cast<const char*>(m->key), m->key ? m->key_len : 0};
+}
+// The last value of a header, if present.
+std::optional<std::string> HeaderValue(const rd_kafka_message_t* m, const char* name);
+std::map<std::string, std::string> Headers(const rd_kafka_message_t* m);
+
+struct ConsumerOptions {
+  std::string group_id;
+  std::string client_id = "pv";
+  std::map<std::string, std::string> defaults;  // like ProducerOptions::defaults
+};
+
+// A consumer group member. Offsets are committed automatically in the background, but only the
+// positions the application stored with StoreOffset (enable.auto.offset.store=false), so nothing
+// is committed that was not finished. Partition assignment is cooperative-sticky.
+class Consumer {
+ public:
+  using RebalanceListener =
+      std::function<void(rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* partitions)>;
+
+  Consumer(const Settings& settings, const ConsumerOptions& options);
+  ~Consumer();
+  Consumer(const Consumer&) = delete;
+  Consumer& operator=(const Consumer&) = delete;
+
+  void Subscribe(const std::vector<std::string>& topics);
+  // Called on the polling thread before partitions are assigned (kind = ASSIGN_PARTITIONS) or
+  // revoked (REVOKE_PARTITIONS); on revoke, finish or abandon work of those partitions inside it.
+  void SetRebalanceListener(RebalanceListener listener) { listener_ = std::move(listener); }
+  // A message, or nullptr on timeout. Messages with err set (e.g. partition EOF) are returned too.
+  Message Poll(std::chrono::milliseconds timeout);
+  // Stores `next_offset` (the offset of the next record to read) for commit.
+  void StoreOffset(std::string_view topic, std::int32_t partition, std::int64_t next_offset);
+  void CommitSync();
+  void Pause(std::string_view topic, std::int32_t partition);
+  void Resume(std::string_view topic, std::int32_t partition);
+  // Leaves the group (commits stored offsets). Idempotent.
+  void Close();
+  rd_kafka_t* handle() const { return rk_; }
+
+ private:
+  static void Rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions,
+                        void* opaque);
+  rd_kafka_t* rk_ = nullptr;
+  bool closed_ = false;
+  RebalanceListener listener_;
+};
+
+// Tracks records in flight per partition and tells how far offsets may be stored: up to the
+// highest offset below which every record is finished. Not thread-safe; guard it.
+class OffsetTracker {
+ public:
+  void Begin(std::int32_t partition, std::int64_t offset);
+  // Marks the record finished. Returns the new next-offset to store when the contiguous finished
+  // prefix advanced, else -1.
+  std::int64_t Finish(std::int32_t partition, std::int64_t offset);
+  // Forgets a partition (revoked); its unfinished records will be redelivered to the next owner.
+  void Forget(std::int32_t partition);
+  size_t InFlight() const;
+  size_t InFlight(std::int32_t partition) const;
+
+ private:
+  // Records are begun in offset order, so "every begun record below X is finished" reduces to
+  // "X is the lowest in-flight offset" (or one past the highest begun when none is in flight).
+  struct PartitionState {
+    std::set<std::int64_t> in_flight;
+    std::int64_t highest_begun = -1;
+    std::int64_t stored = -1;  // last next-offset returned by Finish
+  };
+  std::map<std::int32_t, PartitionState> partitions_;
+};
+
+}  // namespace pv::kafka

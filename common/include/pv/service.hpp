@@ -1,0 +1,46 @@
+// What every pv binary does at start and stop: the common command line, logging setup from the
+// config, signal handling on a dedicated thread, and atomic small-file writes (pid, port files).
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "pv/config.hpp"
+
+namespace pv::service {
+
+struct Args {
+  std::string config_path;  // --config PATH, or PV_CONFIG
+  std::string port_file;    // --port-file PATH: the bound port is written there (tests, dev stack)
+  bool print_config = false;
+};
+
+// Parses the common options. Prints usage (with `usage_extra`, the binary's own description) and
+// returns an exit code for --help / --version / a bad option; nullopt to go on.
+std::optional<int> ParseArgs(int argc, char** argv, std::string_view name, std::string_view summary,
+                             Args& args);
+
+// Loads the config, sets log level (log.level) and the service name. Throws ConfigError.
+Config LoadConfig(const Args& args, std::string_view service);
+
+// Blocks SIGTERM, SIGINT, SIGHUP in the calling thread (so in every thread it starts afterwards:
+// call it first in main) and handles them on its own thread: `on_stop` once for SIGTERM/SIGINT,
+// `on_reload` for each SIGHUP. A second SIGTERM/SIGINT while stopping exits at once (status 1).
+class Signals {
+ public:
+  Signals(std::function<void()> on_stop, std::function<void()> on_reload = {});
+  ~Signals();
+  Signals(const Signals&) = delete;
+  Signals& operator=(const Signals&) = delete;
+
+ private:
+  std::thread thread_;
+};
+
+// Writes via a temporary file and rename, so a reader never sees a partial file.
+void WriteFileAtomically(const std::string& path, const std::string& content);
+
+}  // namespace pv::service

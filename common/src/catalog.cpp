@@ -1,0 +1,297 @@
+#include "pv/catalog.hpp"
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "pv/validate.hpp"
+
+namespace pv {
+namespace fs = std::filesystem;
+namespace {
+
+// Collects problems instead of stopping at the first, so an operator fixes a catalog in one pass.
+struct Problems {
+  std::vector<std::string> list;
+  void Add(const std::string& file, const std::string& field, const std::string& message) {
+    list.push_back(fmt::format("{}: {}: {}", file, field, message));
+  }
+};
+
+std::optional<int> ParseClock(const std::string& s) {
+  // "HH:MM", 00:00 to 24:00
+  if (s.size() != 5 || s[2] != ':') return std::nullopt;
+  for (size_t i : {0U, 1U, 3U, 4U}) {
+    if (s[i] < '0' || s[i] > '9') return std::nullopt;
+  }
+  int h = (s[0] - '0') * 10 + (s[1] - '0');
+  int m = (s[3] - '0') * 10 + (s[4] - '0');
+  if (h > 24 || m > 59 || (h == 24 && m != 0)) return std::nullopt;
+  return h * 60 + m;
+}
+
+std::optional<int> ParseDay(std::string day) {
+  std::transform(day.begin(), day.end(), day.begin(), [](unsigned char c) { return std::tolower(c); });
+  static const char* kDays[] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
+  for (int i = 0; i < 7; ++i) {
+    if (day.rfind(kDays[i], 0) == 0) return i;
+  }
+  return std::nullopt;
+}
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + path.string());
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+const std::set<std::string>& AllowedFields(Channel channel) {
+  static const std::set<std::string> kEmail = {"from", "reply_to", "subject", "html", "text"};
+  static const std::set<std::string> kSms = {"body"};
+  static const std::set<std::string> kPush = {"title", "body", "sound", "badge", "data"};
+  switch (channel) {
+    case Channel::kEmail:
+      return kEmail;
+    case Channel::kSms:
+      return kSms;
+    case Channel::kPush:
+      return kPush;
+  }
+  return kEmail;
+}
+
+void ParseTemplate(const fs::path& file, const std::string& locale, const YAML::Node& node, Channel channel,
+                   Template& out, Problems& problems) {
+  std::string where = fmt::format("templates.{}", locale);
+  const auto& allowed = AllowedFields(channel);
+  if (!node.IsMap()) {
+    problems.Add(file.string(), where, "must be a mapping of template fields");
+    return;
+  }
+  for (const auto& item : node) {
+    std::string key = item.first.as<std::string>();
+    std::string field = key;
+    bool from_file = false;
+    if (key.size() > 5 && key.substr(key.size() - 5) == "_file") {
+      field = key.substr(0, key.size() - 5);
+      from_file = true;
+    }
+    if (allowed.count(field) == 0) {
+      std::string names;
+      for (const auto& a : allowed) names += (names.empty() ? "" : ", ") + a;
+      problems.Add(file.string(), where + "." + key,
+                   fmt::format("unknown field for a {} campaign (expected {})", ChannelName(channel), names));
+      continue;
+    }
+    if (field == "data") {
+      if (from_file || !item.second.IsMap()) {
+        problems.Add(file.string(), where + ".data", "must be a mapping of string values");
+        continue;
+      }
+      for (const auto& d : item.second) out.data[d.first.as<std::string>()] = d.second.as<std::string>();
+      continue;
+    }
+    if (!item.second.IsScalar()) {
+      problems.Add(file.string(), where + "." + key, "must be a string");
+      continue;
+    }
+    if (from_file) {
+      fs::path path = file.parent_path() / item.second.as<std::string>();
+      try {
+        out.fields[field] = ReadFile(path);
+      } catch (const std::exception&) {
+        problems.Add(file.string(), where + "." + key, fmt::format("cannot read template file {}", path.string()));
+      }
+    } else {
+      out.fields[field] = item.second.as<std::string>();
+    }
+  }
+  auto require = [&](const char* field) {
+    if (out.fields.count(field) == 0 || out.fields[field].empty()) {
+      problems.Add(file.string(), where + "." + field, "is required");
+    }
+  };
+  switch (channel) {
+    case Channel::kEmail:
+      require("from");
+      require("subject");
+      if (out.fields.count("html") == 0 && out.fields.count("text") == 0) {
+        problems.Add(file.string(), where, "needs html or text (or both)");
+      }
+      break;
+    case Channel::kSms:
+      require("body");
+      break;
+    case Channel::kPush:
+      require("body");
+      break;
+  }
+}
+
+void ParseCampaign(const fs::path& file, Campaign& c, Problems& problems) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(file.string());
+  } catch (const YAML::Exception& e) {
+    problems.Add(file.string(), "(file)", e.what());
+    return;
+  }
+  if (!root.IsMap()) {
+    problems.Add(file.string(), "(file)", "must be a mapping");
+    return;
+  }
+  c.source_file = file.string();
+  static const std::set<std::string> kKnown = {"id", "project", "name", "channel", "provider", "fallback_provider",
+                                               "enabled", "deleted", "default_locale", "timezone", "send_window",
+                                               "templates"};
+  for (const auto& item : root) {
+    auto key = item.first.as<std::string>();
+    if (kKnown.count(key) == 0) problems.Add(file.string(), key, "unknown field");
+  }
+  auto str = [&](const char* key, bool required) -> std::string {
+    YAML::Node n = root[key];
+    if (!n || n.IsNull()) {
+      if (required) problems.Add(file.string(), key, "is required");
+      return {};
+    }
+    if (!n.IsScalar()) {
+      problems.Add(file.string(), key, "must be a string");
+      return {};
+    }
+    return n.as<std::string>();
+  };
+  auto boolean = [&](const char* key, bool def) {
+    YAML::Node n = root[key];
+    if (!n || n.IsNull()) return def;
+    try {
+      return n.as<bool>();
+    } catch (const YAML::Exception&) {
+      problems.Add(file.string(), key, "must be true or false");
+      return def;
+    }
+  };
+  c.id = str("id", true);
+  if (!c.id.empty()) {
+    bool ok = c.id.size() <= 64 && std::all_of(c.id.begin(), c.id.end(), [](char ch) {
+                return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_';
+              });
+    if (!ok) problems.Add(file.string(), "id", "must be 1-64 letters, digits, '-' or '_'");
+  }
+  c.project = str("project", true);
+  c.name = str("name", false);
+  std::string channel = str("channel", true);
+  if (!channel.empty() && !ParseChannel(channel, c.channel)) {
+    problems.Add(file.string(), "channel", fmt::format("'{}' is not one of email, text, push", channel));
+  }
+  c.provider = str("provider", true);
+  c.fallback_provider = str("fallback_provider", false);
+  c.enabled = boolean("enabled", true);
+  c.deleted = boolean("deleted", false);
+  c.default_locale = str("default_locale", false);
+  if (!c.default_locale.empty() && !validate::IsLanguageTag(c.default_locale)) {
+    problems.Add(file.string(), "default_locale", fmt::format("'{}' is not a language tag", c.default_locale));
+  }
+  std::string tz = str("timezone", false);
+  if (!tz.empty()) {
+    if (!validate::IsTimeZone(tz)) {
+      problems.Add(file.string(), "timezone", fmt::format("'{}' is not a known IANA time zone", tz));
+    }
+    c.timezone = tz;
+  }
+  if (YAML::Node w = root["send_window"]; w && !w.IsNull()) {
+    SendWindow window;
+    int start = w["start"] && w["start"].IsScalar() ? ParseClock(w["start"].as<std::string>()).value_or(-1) : -1;
+    int end = w["end"] && w["end"].IsScalar() ? ParseClock(w["end"].as<std::string>()).value_or(-1) : -1;
+    if (start < 0) problems.Add(file.string(), "send_window.start", "must be a local time HH:MM");
+    if (end < 0) problems.Add(file.string(), "send_window.end", "must be a local time HH:MM");
+    if (start >= 0 && end >= 0) {
+      window.start_minute = start;
+      window.end_minute = end;
+      if (start == end) problems.Add(file.string(), "send_window", "start and end must differ");
+    }
+    if (YAML::Node days = w["days"]; days && !days.IsNull()) {
+      window.days = 0;
+      if (!days.IsSequence()) {
+        problems.Add(file.string(), "send_window.days", "must be a list such as [mon, tue]");
+      } else {
+        for (const auto& d : days) {
+          auto day = ParseDay(d.as<std::string>());
+          if (!day) {
+            problems.Add(file.string(), "send_window.days", fmt::format("'{}' is not a day", d.as<std::string>()));
+          } else {
+            window.days = static_cast<std::uint8_t>(window.days | (1U << *day));
+          }
+        }
+      }
+    }
+    c.send_window = window;
+  }
+  YAML::Node templates = root["templates"];
+  if (!templates || !templates.IsMap() || templates.size() == 0) {
+    problems.Add(file.string(), "templates", "at least one locale's template is required");
+    return;
+  }
+  for (const auto& item : templates) {
+    std::string locale = item.first.as<std::string>();
+    if (!validate::IsLanguageTag(locale)) {
+      problems.Add(file.string(), "templates." + locale, "is not a language tag");
+      continue;
+    }
+    Template t;
+    ParseTemplate(file, locale, item.second, c.channel, t, problems);
+    c.templates.emplace_back(locale, std::move(t));
+  }
+  if (!c.default_locale.empty()) {
+    bool found = std::any_of(c.templates.begin(), c.templates.end(),
+                             [&](const auto& t) { return t.first == c.default_locale; });
+    if (!found) problems.Add(file.string(), "default_locale", "has no template");
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<const Catalog> Catalog::LoadDirectory(const std::string& dir) {
+  auto catalog = std::make_shared<Catalog>();
+  catalog->directory_ = dir;
+  Problems problems;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) throw CatalogError(fmt::format("catalog {}: not a directory", dir));
+  std::vector<fs::path> files;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); it != fs::recursive_directory_iterator(); ++it) {
+    if (!it->is_regular_file()) continue;
+    auto ext = it->path().extension().string();
+    if (ext == ".yaml" || ext == ".yml") files.push_back(it->path());
+  }
+  if (ec) throw CatalogError(fmt::format("catalog {}: {}", dir, ec.message()));
+  std::sort(files.begin(), files.end());
+  for (const auto& file : files) {
+    Campaign c;
+    size_t before = problems.list.size();
+    ParseCampaign(file, c, problems);
+    if (problems.list.size() != before || c.id.empty()) continue;
+    auto [it, inserted] = catalog->campaigns_.emplace(c.id, c);
+    if (!inserted) {
+      problems.Add(file.string(), "id", fmt::format("'{}' is also defined in {}", c.id, it->second.source_file));
+    }
+  }
+  if (!problems.list.empty()) {
+    std::string message = fmt::format("catalog {}: {} problem(s):", dir, problems.list.size());
+    for (const auto& p : problems.list) message += "\n  " + p;
+    throw CatalogError(message);
+  }
+  return catalog;
+}
+
+const Campaign* Catalog::Find(std::string_view id) const {
+  auto it = campaigns_.find(std::string(id));
+  return it == campaigns_.end() ? nullptr : &it->second;
+}
+
+}  // namespace pv

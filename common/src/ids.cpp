@@ -1,0 +1,115 @@
+#include "pv/ids.hpp"
+
+#include <fmt/format.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include <chrono>
+#include <random>
+#include <stdexcept>
+
+#include "pv/json.hpp"
+
+namespace pv {
+namespace {
+
+std::string FormatUuid(const unsigned char* b) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(36);
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
+    out += kHex[b[i] >> 4];
+    out += kHex[b[i] & 0xf];
+  }
+  return out;
+}
+
+std::string UuidV8FromDigest(std::array<unsigned char, 32> d) {
+  d[6] = static_cast<unsigned char>((d[6] & 0x0f) | 0x80);  // version 8
+  d[8] = static_cast<unsigned char>((d[8] & 0x3f) | 0x80);  // RFC 4122 variant
+  return FormatUuid(d.data());
+}
+
+std::uint64_t ThreadRandom() {
+  // Ids need uniqueness, not secrecy: a per-thread generator seeded from the CSPRNG is enough and
+  // keeps the request path free of syscalls.
+  thread_local std::mt19937_64 engine = [] {
+    std::uint64_t seed = 0;
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(&seed), sizeof(seed)) != 1) seed = std::random_device{}();
+    return std::mt19937_64(seed);
+  }();
+  return engine();
+}
+
+}  // namespace
+
+std::array<unsigned char, 32> Sha256(std::string_view data) {
+  std::array<unsigned char, 32> out{};
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(), out.data(), &len, EVP_sha256(), nullptr) != 1 || len != out.size()) {
+    throw std::runtime_error("SHA-256 failed");
+  }
+  return out;
+}
+
+std::string Sha256Hex(std::string_view data) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  auto d = Sha256(data);
+  std::string out;
+  out.reserve(64);
+  for (unsigned char c : d) {
+    out += kHex[c >> 4];
+    out += kHex[c & 0xf];
+  }
+  return out;
+}
+
+std::string NewTriggerId() {
+  auto ms = static_cast<std::uint64_t>(ToUnixMillis(std::chrono::system_clock::now()));
+  std::uint64_t r1 = ThreadRandom();
+  std::uint64_t r2 = ThreadRandom();
+  unsigned char b[16];
+  for (int i = 0; i < 6; ++i) b[i] = static_cast<unsigned char>(ms >> (8 * (5 - i)));
+  b[6] = static_cast<unsigned char>(0x70 | ((r1 >> 8) & 0x0f));  // version 7
+  b[7] = static_cast<unsigned char>(r1);
+  b[8] = static_cast<unsigned char>(0x80 | ((r1 >> 16) & 0x3f));  // variant
+  for (int i = 9; i < 16; ++i) b[i] = static_cast<unsigned char>(r2 >> (8 * (i - 9)));
+  return FormatUuid(b);
+}
+
+std::string DerivedTriggerId(std::string_view project, std::string_view campaign_id,
+                             std::string_view idempotency_key, int index) {
+  // Length-prefixed fields, so ("a","bc") and ("ab","c") never collide.
+  std::string material = fmt::format("pv-trigger-v1|{}:{}|{}:{}|{}:{}|{}", project.size(), project,
+                                     campaign_id.size(), campaign_id, idempotency_key.size(), idempotency_key, index);
+  return UuidV8FromDigest(Sha256(material));
+}
+
+std::string SendIdFor(std::string_view trigger_id, std::string_view channel) {
+  std::string material = fmt::format("pv-send-v1|{}:{}|{}", trigger_id.size(), trigger_id, channel);
+  return UuidV8FromDigest(Sha256(material));
+}
+
+bool ConstantTimeEquals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::string RandomHex(size_t n) {
+  std::string bytes(n, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(bytes.data()), static_cast<int>(n)) != 1) {
+    throw std::runtime_error("system random generator failed");
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * n);
+  for (unsigned char c : bytes) {
+    out += kHex[c >> 4];
+    out += kHex[c & 0xf];
+  }
+  return out;
+}
+
+}  // namespace pv

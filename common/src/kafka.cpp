@@ -1,0 +1,366 @@
+#include "pv/kafka.hpp"
+
+#include <fmt/format.h>
+
+#include "pv/config.hpp"
+#include "pv/log.hpp"
+
+namespace pv::kafka {
+namespace {
+
+// librdkafka's log lines, as our JSON log lines (its default prints to stderr in its own format).
+void LogCallback(const rd_kafka_t* rk, int level, const char* facility, const char* message) {
+  pv::log::Level our = level <= 3 ? pv::log::Level::kError : level <= 5 ? pv::log::Level::kWarn : pv::log::Level::kDebug;
+  if (!pv::log::Enabled(our)) return;
+  pv::log::Write(our, "librdkafka", {{"client", rd_kafka_name(rk)}, {"facility", facility}, {"message", message}});
+}
+
+rd_kafka_conf_t* BuildConf(const Settings& settings, const std::string& client_id,
+                           const std::map<std::string, std::string>& defaults) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char err[512];
+  auto set = [&](const std::string& name, const std::string& value) {
+    if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(conf);
+      throw KafkaError(fmt::format("kafka property {}={}: {}", name, value, err));
+    }
+  };
+  if (settings.brokers.empty()) {
+    rd_kafka_conf_destroy(conf);
+    throw KafkaError("kafka.brokers is empty (set it in the config file or PV_KAFKA_BROKERS)");
+  }
+  set("bootstrap.servers", settings.brokers);
+  set("client.id", client_id);
+  for (const auto& [name, value] : defaults) {
+    if (settings.properties.count(name) == 0) set(name, value);
+  }
+  for (const auto& [name, value] : settings.properties) set(name, value);
+  rd_kafka_conf_set_log_cb(conf, LogCallback);
+  return conf;
+}
+
+}  // namespace
+
+Settings LoadSettings(const Config& config) {
+  Settings settings;
+  settings.brokers = config.GetString("kafka.brokers", "");
+  settings.properties = config.GetStringMap("kafka.properties");
+  return settings;
+}
+
+// ---- DeliveryGroup ----
+
+void DeliveryGroup::OnDelivery(rd_kafka_resp_err_t err, std::int32_t partition, std::int64_t offset) {
+  std::lock_guard lock(mutex_);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR && first_error_ == RD_KAFKA_RESP_ERR_NO_ERROR) first_error_ = err;
+  last_partition_ = partition;
+  last_offset_ = offset;
+  if (--pending_ == 0) cv_.notify_one();
+}
+
+void DeliveryGroup::Abandon(int count, rd_kafka_resp_err_t err) {
+  std::lock_guard lock(mutex_);
+  if (first_error_ == RD_KAFKA_RESP_ERR_NO_ERROR) first_error_ = err;
+  pending_ -= count;
+  if (pending_ <= 0) cv_.notify_one();
+}
+
+bool DeliveryGroup::Wait(std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(mutex_);
+  return cv_.wait_until(lock, deadline, [this] { return pending_ <= 0; });
+}
+
+rd_kafka_resp_err_t DeliveryGroup::first_error() const {
+  std::lock_guard lock(mutex_);
+  return first_error_;
+}
+
+// ---- Producer ----
+
+namespace {
+// The opaque of a record produced for a shared DeliveryGroup: keeps the group alive until the report.
+struct SharedHandler final : DeliveryHandler {
+  explicit SharedHandler(std::shared_ptr<DeliveryGroup> g) : group(std::move(g)) {}
+  void OnDelivery(rd_kafka_resp_err_t err, std::int32_t partition, std::int64_t offset) override {
+    group->OnDelivery(err, partition, offset);
+    delete this;  // NOLINT(cppcoreguidelines-owning-memory): one report per record, then gone
+  }
+  std::shared_ptr<DeliveryGroup> group;
+};
+}  // namespace
+
+Producer::Producer(const Settings& settings, const ProducerOptions& options) {
+  std::map<std::string, std::string> defaults = {
+      {"enable.idempotence", "true"},
+      // Idempotence requires acks=all; stated so a reader need not know the implication.
+      {"acks", "all"},
+  };
+  for (const auto& [k, v] : options.defaults) defaults[k] = v;
+  rd_kafka_conf_t* conf = BuildConf(settings, options.client_id, defaults);
+  rd_kafka_conf_set_dr_msg_cb(conf, &Producer::DeliveryReport);
+  char err[512];
+  rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+  if (rk_ == nullptr) {
+    rd_kafka_conf_destroy(conf);
+    throw KafkaError(fmt::format("kafka producer: {}", err));
+  }
+  poll_thread_ = std::thread([this] { PollLoop(); });
+}
+
+Producer::~Producer() {
+  // Owners flush with their own deadline before destroying; this is the last resort.
+  Flush(std::chrono::milliseconds(2000));
+  stop_.store(true);
+  if (poll_thread_.joinable()) poll_thread_.join();
+  rd_kafka_destroy(rk_);
+}
+
+void Producer::PollLoop() {
+  // Delivery reports are served here, off the request threads. A short timeout keeps shutdown quick;
+  // rd_kafka_poll returns as soon as a report is ready, so it adds no latency.
+  while (!stop_.load(std::memory_order_relaxed)) rd_kafka_poll(rk_, 100);
+  rd_kafka_poll(rk_, 0);
+}
+
+void Producer::DeliveryReport(rd_kafka_t* /*rk*/, const rd_kafka_message_t* msg, void* /*opaque*/) {
+  auto* handler = static_cast<DeliveryHandler*>(msg->_private);
+  if (handler != nullptr) handler->OnDelivery(msg->err, msg->partition, msg->offset);
+}
+
+rd_kafka_resp_err_t Producer::Produce(std::string_view topic, std::string_view key, std::string_view value,
+                                      std::span<const Header> headers, DeliveryHandler* handler,
+                                      std::int32_t partition) {
+  rd_kafka_headers_t* hdrs = nullptr;
+  if (!headers.empty()) {
+    hdrs = rd_kafka_headers_new(headers.size());
+    for (const auto& h : headers) {
+      rd_kafka_header_add(hdrs, h.name.data(), static_cast<ssize_t>(h.name.size()), h.value.data(),
+                          static_cast<ssize_t>(h.value.size()));
+    }
+  }
+  std::string topic_name(topic);
+  // rd_kafka_produceva, not the RD_KAFKA_V_* macros: they are C casts that -Wold-style-cast rejects.
+  rd_kafka_vu_t vus[7];
+  vus[0].vtype = RD_KAFKA_VTYPE_TOPIC;
+  vus[0].u.cstr = topic_name.c_str();
+  vus[1].vtype = RD_KAFKA_VTYPE_PARTITION;
+  vus[1].u.i32 = partition;
+  vus[2].vtype = RD_KAFKA_VTYPE_KEY;
+  vus[2].u.mem.ptr = const_cast<char*>(key.data());  // copied: RD_KAFKA_MSG_F_COPY
+  vus[2].u.mem.size = key.size();
+  vus[3].vtype = RD_KAFKA_VTYPE_VALUE;
+  vus[3].u.mem.ptr = const_cast<char*>(value.data());
+  vus[3].u.mem.size = value.size();
+  vus[4].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+  vus[4].u.i = RD_KAFKA_MSG_F_COPY;
+  vus[5].vtype = RD_KAFKA_VTYPE_OPAQUE;
+  vus[5].u.ptr = handler;
+  size_t count = 6;
+  if (hdrs != nullptr) {
+    vus[6].vtype = RD_KAFKA_VTYPE_HEADERS;
+    vus[6].u.headers = hdrs;
+    count = 7;
+  }
+  rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+  if (rd_kafka_error_t* error = rd_kafka_produceva(rk_, vus, count)) {
+    err = rd_kafka_error_code(error);
+    rd_kafka_error_destroy(error);
+  }
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR && hdrs != nullptr) rd_kafka_headers_destroy(hdrs);
+  return err;
+}
+
+rd_kafka_resp_err_t Producer::Produce(std::string_view topic, std::string_view key, std::string_view value,
+                                      std::span<const Header> headers, const std::shared_ptr<DeliveryGroup>& group,
+                                      std::int32_t partition) {
+  auto* handler = new SharedHandler(group);  // NOLINT(cppcoreguidelines-owning-memory): freed on report
+  rd_kafka_resp_err_t err = Produce(topic, key, value, headers, handler, partition);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) delete handler;  // NOLINT(cppcoreguidelines-owning-memory)
+  return err;
+}
+
+int Producer::Flush(std::chrono::milliseconds timeout) {
+  rd_kafka_flush(rk_, static_cast<int>(timeout.count()));
+  return rd_kafka_outq_len(rk_);
+}
+
+int Producer::QueueLength() const { return rd_kafka_outq_len(rk_); }
+
+bool Producer::BrokersReachable(std::chrono::milliseconds timeout) const {
+  const rd_kafka_metadata_t* md = nullptr;
+  rd_kafka_resp_err_t err = rd_kafka_metadata(rk_, 0, nullptr, &md, static_cast<int>(timeout.count()));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return false;
+  bool ok = md->broker_cnt > 0;
+  rd_kafka_metadata_destroy(md);
+  return ok;
+}
+
+// ---- headers ----
+
+std::optional<std::string> HeaderValue(const rd_kafka_message_t* m, const char* name) {
+  rd_kafka_headers_t* hdrs = nullptr;
+  if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR) return std::nullopt;
+  const void* value = nullptr;
+  size_t size = 0;
+  if (rd_kafka_header_get_last(hdrs, name, &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR) return std::nullopt;
+  return std::string(static_cast<const char*>(value), value ? size : 0);
+}
+
+std::map<std::string, std::string> Headers(const rd_kafka_message_t* m) {
+  std::map<std::string, std::string> out;
+  rd_kafka_headers_t* hdrs = nullptr;
+  if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR) return out;
+  const char* name = nullptr;
+  const void* value = nullptr;
+  size_t size = 0;
+  for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
+    out[name] = std::string(static_cast<const char*>(value), value ? size : 0);
+  }
+  return out;
+}
+
+// ---- Consumer ----
+
+Consumer::Consumer(const Settings& settings, const ConsumerOptions& options) {
+  if (options.group_id.empty()) throw KafkaError("kafka consumer: group id is empty");
+  std::map<std::string, std::string> defaults = {
+      {"group.id", options.group_id},
+      {"enable.auto.commit", "true"},
+      {"enable.auto.offset.store", "false"},
+      {"auto.offset.reset", "earliest"},
+      {"partition.assignment.strategy", "cooperative-sticky"},
+  };
+  for (const auto& [k, v] : options.defaults) defaults[k] = v;
+  rd_kafka_conf_t* conf = BuildConf(settings, options.client_id, defaults);
+  rd_kafka_conf_set_opaque(conf, this);
+  rd_kafka_conf_set_rebalance_cb(conf, &Consumer::Rebalance);
+  char err[512];
+  rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+  if (rk_ == nullptr) {
+    rd_kafka_conf_destroy(conf);
+    throw KafkaError(fmt::format("kafka consumer: {}", err));
+  }
+  rd_kafka_poll_set_consumer(rk_);
+}
+
+Consumer::~Consumer() {
+  Close();
+  rd_kafka_destroy(rk_);
+}
+
+void Consumer::Rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions,
+                         void* opaque) {
+  auto* self = static_cast<Consumer*>(opaque);
+  bool cooperative = std::string_view(rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE";
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    if (self->listener_) self->listener_(err, partitions);
+    if (cooperative) {
+      if (rd_kafka_error_t* e = rd_kafka_incremental_assign(rk, partitions)) {
+        pv::log::Error("kafka_assign_failed", {{"error", rd_kafka_error_string(e)}});
+        rd_kafka_error_destroy(e);
+      }
+    } else {
+      rd_kafka_assign(rk, partitions);
+    }
+  } else {
+    // Revoked or lost: the listener finishes or abandons the work of these partitions first, so no
+    // offset is stored for a partition this member no longer owns.
+    if (self->listener_) self->listener_(err, partitions);
+    if (cooperative) {
+      if (rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk, partitions)) {
+        pv::log::Error("kafka_unassign_failed", {{"error", rd_kafka_error_string(e)}});
+        rd_kafka_error_destroy(e);
+      }
+    } else {
+      rd_kafka_assign(rk, nullptr);
+    }
+  }
+}
+
+void Consumer::Subscribe(const std::vector<std::string>& topics) {
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(topics.size()));
+  for (const auto& t : topics) rd_kafka_topic_partition_list_add(list, t.c_str(), RD_KAFKA_PARTITION_UA);
+  rd_kafka_resp_err_t err = rd_kafka_subscribe(rk_, list);
+  rd_kafka_topic_partition_list_destroy(list);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) throw KafkaError(fmt::format("subscribe: {}", rd_kafka_err2str(err)));
+}
+
+Message Consumer::Poll(std::chrono::milliseconds timeout) {
+  return Message(rd_kafka_consumer_poll(rk_, static_cast<int>(timeout.count())));
+}
+
+void Consumer::StoreOffset(std::string_view topic, std::int32_t partition, std::int64_t next_offset) {
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+  std::string name(topic);
+  rd_kafka_topic_partition_list_add(list, name.c_str(), partition)->offset = next_offset;
+  rd_kafka_resp_err_t err = rd_kafka_offsets_store(rk_, list);
+  rd_kafka_topic_partition_list_destroy(list);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    // Happens when the partition was revoked meanwhile: its records will be redelivered.
+    pv::log::Warn("kafka_offset_store_failed",
+                  {{"topic", topic}, {"partition", partition}, {"offset", next_offset}, {"error", rd_kafka_err2str(err)}});
+  }
+}
+
+void Consumer::CommitSync() {
+  rd_kafka_resp_err_t err = rd_kafka_commit(rk_, nullptr, 0);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+    pv::log::Warn("kafka_commit_failed", {{"error", rd_kafka_err2str(err)}});
+  }
+}
+
+void Consumer::Pause(std::string_view topic, std::int32_t partition) {
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+  std::string name(topic);
+  rd_kafka_topic_partition_list_add(list, name.c_str(), partition);
+  rd_kafka_pause_partitions(rk_, list);
+  rd_kafka_topic_partition_list_destroy(list);
+}
+
+void Consumer::Resume(std::string_view topic, std::int32_t partition) {
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+  std::string name(topic);
+  rd_kafka_topic_partition_list_add(list, name.c_str(), partition);
+  rd_kafka_resume_partitions(rk_, list);
+  rd_kafka_topic_partition_list_destroy(list);
+}
+
+void Consumer::Close() {
+  if (closed_) return;
+  closed_ = true;
+  rd_kafka_consumer_close(rk_);
+}
+
+// ---- OffsetTracker ----
+
+void OffsetTracker::Begin(std::int32_t partition, std::int64_t offset) {
+  auto& state = partitions_[partition];
+  state.in_flight.insert(offset);
+  if (offset > state.highest_begun) state.highest_begun = offset;
+}
+
+std::int64_t OffsetTracker::Finish(std::int32_t partition, std::int64_t offset) {
+  auto it = partitions_.find(partition);
+  if (it == partitions_.end()) return -1;  // forgotten (revoked) partition
+  auto& state = it->second;
+  if (state.in_flight.erase(offset) == 0) return -1;
+  std::int64_t next = state.in_flight.empty() ? state.highest_begun + 1 : *state.in_flight.begin();
+  if (next <= state.stored) return -1;
+  state.stored = next;
+  return next;
+}
+
+void OffsetTracker::Forget(std::int32_t partition) { partitions_.erase(partition); }
+
+size_t OffsetTracker::InFlight() const {
+  size_t n = 0;
+  for (const auto& [p, state] : partitions_) n += state.in_flight.size();
+  return n;
+}
+
+size_t OffsetTracker::InFlight(std::int32_t partition) const {
+  auto it = partitions_.find(partition);
+  return it == partitions_.end() ? 0 : it->second.in_flight.size();
+}
+
+}  // namespace pv::kafka

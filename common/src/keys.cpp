@@ -1,0 +1,126 @@
+#include "pv/keys.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "pv/ids.hpp"
+
+namespace pv {
+
+std::string HashKey(std::string_view plain_key) { return "sha256:" + Sha256Hex(plain_key); }
+
+std::string GenerateKey(KeyScope scope) {
+  std::string hex = RandomHex(16);
+  return fmt::format("{}_{}-{}-{}-{}-{}", scope == KeyScope::kSecret ? "sk" : "pk", hex.substr(0, 8),
+                     hex.substr(8, 4), hex.substr(12, 4), hex.substr(16, 4), hex.substr(20, 12));
+}
+
+bool LooksLikeKey(std::string_view token) {
+  if (token.size() < 3 + 16 || token.size() > 3 + 128) return false;
+  if (token.substr(0, 3) != "sk_" && token.substr(0, 3) != "pk_") return false;
+  for (char c : token.substr(3)) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::shared_ptr<const KeyStore> KeyStore::LoadFile(const std::string& path) {
+  auto store = std::make_shared<KeyStore>();
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return store;
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::Exception& e) {
+    throw KeyError(fmt::format("keys file {}: {}", path, e.what()));
+  }
+  if (root.IsNull()) return store;
+  YAML::Node list = root["keys"];
+  if (!root.IsMap() || (list && !list.IsNull() && !list.IsSequence())) {
+    throw KeyError(fmt::format("keys file {}: expected a mapping with a 'keys' list", path));
+  }
+  size_t index = 0;
+  for (const auto& node : list) {
+    auto field = [&](const char* name, bool required) -> std::string {
+      YAML::Node n = node[name];
+      if (!n || n.IsNull()) {
+        if (required) throw KeyError(fmt::format("keys file {}: keys[{}].{} is required", path, index, name));
+        return {};
+      }
+      return n.as<std::string>();
+    };
+    ApiKey key;
+    key.id = field("id", true);
+    key.name = field("name", false);
+    key.project = field("project", true);
+    std::string scope = field("scope", true);
+    if (scope == "secret") {
+      key.scope = KeyScope::kSecret;
+    } else if (scope == "public") {
+      key.scope = KeyScope::kPublic;
+    } else {
+      throw KeyError(fmt::format("keys file {}: keys[{}].scope must be secret or public", path, index));
+    }
+    key.hash = field("hash", true);
+    if (key.hash.size() != 7 + 64 || key.hash.substr(0, 7) != "sha256:") {
+      throw KeyError(fmt::format("keys file {}: keys[{}].hash must be sha256:<64 hex>", path, index));
+    }
+    key.last4 = field("last4", false);
+    key.created_at = field("created_at", false);
+    key.revoked_at = field("revoked_at", false);
+    store->by_hash_[key.hash] = store->keys_.size();
+    store->keys_.push_back(std::move(key));
+    ++index;
+  }
+  return store;
+}
+
+void KeyStore::SaveFile(const std::string& path, const std::vector<ApiKey>& keys) {
+  YAML::Emitter out;
+  out << YAML::BeginMap << YAML::Key << "keys" << YAML::Value << YAML::BeginSeq;
+  for (const auto& k : keys) {
+    out << YAML::BeginMap;
+    out << YAML::Key << "id" << YAML::Value << k.id;
+    out << YAML::Key << "name" << YAML::Value << k.name;
+    out << YAML::Key << "project" << YAML::Value << k.project;
+    out << YAML::Key << "scope" << YAML::Value << (k.scope == KeyScope::kSecret ? "secret" : "public");
+    out << YAML::Key << "hash" << YAML::Value << k.hash;
+    out << YAML::Key << "last4" << YAML::Value << k.last4;
+    out << YAML::Key << "created_at" << YAML::Value << k.created_at;
+    if (!k.revoked_at.empty()) out << YAML::Key << "revoked_at" << YAML::Value << k.revoked_at;
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq << YAML::EndMap;
+  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0) throw KeyError(fmt::format("keys file {}: cannot write: {}", tmp, std::strerror(errno)));
+  std::string text = std::string(out.c_str()) + "\n";
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    throw KeyError(fmt::format("keys file {}: cannot write: {}", path, std::strerror(errno)));
+  }
+}
+
+KeyStore::Match KeyStore::Authenticate(std::string_view plain_key) const {
+  std::string hash = HashKey(plain_key);
+  auto it = by_hash_.find(hash);
+  if (it == by_hash_.end()) return {};
+  const ApiKey& key = keys_[it->second];
+  // The map lookup already matched; the constant-time compare keeps a timing channel out even if
+  // the map's equality were to short-circuit on a prefix of a colliding bucket.
+  if (!ConstantTimeEquals(key.hash, hash)) return {};
+  return {key.revoked() ? Result::kRevoked : Result::kOk, &key};
+}
+
+}  // namespace pv

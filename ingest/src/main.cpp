@@ -1,0 +1,56 @@
+// pv-ingest: the trigger API. All logic lives in pv_ingest (server.hpp); this wires config,
+// signals and the process lifetime.
+#include <fmt/format.h>
+
+#include <atomic>
+
+#include "pv/ingest/server.hpp"
+#include "pv/log.hpp"
+#include "pv/service.hpp"
+
+int main(int argc, char** argv) {
+  pv::service::Args args;
+  if (auto code = pv::service::ParseArgs(
+          argc, argv, "pv-ingest",
+          "Accepts POST /api/client/campaigns/:campaignId/trigger (and /trigger/batch), validates each\n"
+          "trigger against the campaign catalog, publishes it to Kafka (pv.triggers) and answers 204 only\n"
+          "after the broker acknowledged it. Also serves /healthz, /readyz and /metrics.",
+          args)) {
+    return *code;
+  }
+  try {
+    pv::Config config = pv::service::LoadConfig(args, "ingest");
+    auto options = pv::ingest::IngestOptions::FromConfig(config);
+    auto kafka_settings = pv::kafka::LoadSettings(config);
+    if (args.print_config) {
+      fmt::print("{}", config.Describe());
+      return 0;
+    }
+    // Signals first: every thread started afterwards (librdkafka's among them) inherits the mask,
+    // so SIGTERM reaches the signal thread and never kills the process from a library thread.
+    std::atomic<pv::ingest::IngestServer*> current{nullptr};
+    std::atomic<bool> stop_requested{false};
+    pv::service::Signals signals(
+        [&] {
+          stop_requested.store(true);
+          if (auto* s = current.load()) s->Stop();
+        },
+        [&] {
+          if (auto* s = current.load()) s->Reload();
+        });
+    pv::ingest::IngestServer server(options, kafka_settings);
+    current.store(&server);
+    if (stop_requested.load()) server.Stop();
+    int port = server.Bind();
+    if (!args.port_file.empty()) pv::service::WriteFileAtomically(args.port_file, std::to_string(port) + "\n");
+    server.Run();
+    server.Stop();
+    current.store(nullptr);
+    pv::log::Info("exit", {{"status", 0}});
+    return 0;
+  } catch (const std::exception& e) {
+    pv::log::Error("fatal", {{"error", e.what()}});
+    fmt::print(stderr, "pv-ingest: {}\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,172 @@
+#include "pv/ingest/trigger.hpp"
+
+#include <fmt/format.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "pv/json.hpp"
+#include "pv/validate.hpp"
+
+namespace pv::ingest {
+namespace {
+
+// A JSON Pointer path shown to a client as a dotted name in messages: "/user/email" -> "user.email".
+std::string Dotted(std::string_view pointer) {
+  std::string out;
+  for (char c : pointer.substr(pointer.empty() ? 0 : 1)) out += c == '/' ? '.' : c;
+  return out;
+}
+
+void Add(std::vector<FieldError>& errors, std::string_view prefix, std::string_view path, std::string_view what) {
+  std::string full = std::string(prefix) + std::string(path);
+  errors.push_back({full, fmt::format("{} {}", Dotted(full), what)});
+}
+
+const char* ContactField(Channel channel) {
+  switch (channel) {
+    case Channel::kEmail:
+      return "email";
+    case Channel::kSms:
+      return "phone";
+    case Channel::kPush:
+      return "device_token";
+  }
+  return "email";
+}
+
+}  // namespace
+
+void ValidateTrigger(const rapidjson::Value& trigger, Channel channel, std::string_view prefix,
+                     std::vector<FieldError>& errors) {
+  if (!trigger.IsObject()) {
+    errors.push_back({std::string(prefix), prefix.empty() ? "the body must be a JSON object"
+                                                          : fmt::format("{} must be an object", Dotted(prefix))});
+    return;
+  }
+  for (const auto& member : trigger.GetObject()) {
+    std::string_view name = AsStringView(member.name);
+    if (name != "user" && name != "event") {
+      Add(errors, prefix, "/" + std::string(name), "is not a known field (expected user and event)");
+    }
+  }
+  const rapidjson::Value* user = FindMember(trigger, "user");
+  if (user == nullptr || user->IsNull()) {
+    Add(errors, prefix, "/user", "is required");
+  } else if (!user->IsObject()) {
+    Add(errors, prefix, "/user", "must be an object");
+  } else {
+    const rapidjson::Value* id = FindMember(*user, "external_id");
+    if (id == nullptr || id->IsNull()) {
+      Add(errors, prefix, "/user/external_id", "is required");
+    } else if (!id->IsString()) {
+      Add(errors, prefix, "/user/external_id", "must be a string");
+    } else if (id->GetStringLength() == 0) {
+      Add(errors, prefix, "/user/external_id", "must not be empty");
+    } else if (id->GetStringLength() > kMaxExternalIdBytes) {
+      Add(errors, prefix, "/user/external_id", fmt::format("must be at most {} bytes", kMaxExternalIdBytes));
+    }
+
+    const char* contact = ContactField(channel);
+    std::string contact_path = std::string("/user/") + contact;
+    const rapidjson::Value* value = FindMember(*user, contact);
+    if (value == nullptr || value->IsNull()) {
+      Add(errors, prefix, contact_path, fmt::format("is required for a {} campaign", ChannelName(channel)));
+    } else if (!value->IsString()) {
+      Add(errors, prefix, contact_path, "must be a string");
+    } else {
+      std::string_view v = AsStringView(*value);
+      switch (channel) {
+        case Channel::kEmail:
+          if (!validate::IsEmail(v)) Add(errors, prefix, contact_path, "is not a valid email address");
+          break;
+        case Channel::kSms:
+          if (!validate::IsE164(v)) {
+            Add(errors, prefix, contact_path, "must be an E.164 phone number such as +12345678900");
+          }
+          break;
+        case Channel::kPush:
+          if (v.empty()) {
+            Add(errors, prefix, contact_path, "must not be empty");
+          } else if (v.size() > kMaxDeviceTokenBytes) {
+            Add(errors, prefix, contact_path, fmt::format("must be at most {} bytes", kMaxDeviceTokenBytes));
+          }
+          break;
+      }
+    }
+
+    if (const rapidjson::Value* tz = FindMember(*user, "timezone"); tz != nullptr && !tz->IsNull()) {
+      if (!tz->IsString()) {
+        Add(errors, prefix, "/user/timezone", "must be a string");
+      } else if (!validate::IsTimeZone(AsStringView(*tz))) {
+        Add(errors, prefix, "/user/timezone", "is not a known IANA time zone (e.g. America/Chicago)");
+      }
+    }
+    if (const rapidjson::Value* locale = FindMember(*user, "locale"); locale != nullptr && !locale->IsNull()) {
+      if (!locale->IsString()) {
+        Add(errors, prefix, "/user/locale", "must be a string");
+      } else if (!validate::IsLanguageTag(AsStringView(*locale))) {
+        Add(errors, prefix, "/user/locale", "is not a language tag (e.g. en, pt-BR)");
+      }
+    }
+  }
+  if (const rapidjson::Value* event = FindMember(trigger, "event"); event != nullptr && !event->IsNull()) {
+    if (!event->IsObject()) Add(errors, prefix, "/event", "must be an object");
+  }
+}
+
+std::string BuildTriggerRecord(const rapidjson::Value& trigger, std::string_view trigger_id,
+                               std::string_view project, std::string_view campaign_id,
+                               std::string_view received_at) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+  auto str = [&w](std::string_view s) { w.String(s.data(), static_cast<rapidjson::SizeType>(s.size())); };
+  w.StartObject();
+  w.Key("v");
+  w.Int(1);
+  w.Key("trigger_id");
+  str(trigger_id);
+  w.Key("project");
+  str(project);
+  w.Key("campaign_id");
+  str(campaign_id);
+  w.Key("received_at");
+  str(received_at);
+  w.Key("user");
+  // Null optional fields are dropped so consumers see either a valid value or no field.
+  const rapidjson::Value& user = *FindMember(trigger, "user");
+  w.StartObject();
+  for (const auto& member : user.GetObject()) {
+    if (member.value.IsNull()) continue;
+    w.Key(member.name.GetString(), member.name.GetStringLength());
+    member.value.Accept(w);
+  }
+  w.EndObject();
+  w.Key("event");
+  const rapidjson::Value* event = FindMember(trigger, "event");
+  if (event != nullptr && event->IsObject()) {
+    event->Accept(w);
+  } else {
+    w.StartObject();
+    w.EndObject();
+  }
+  w.EndObject();
+  return {buffer.GetString(), buffer.GetSize()};
+}
+
+std::string ErrorBody(std::string_view message, const std::vector<FieldError>& errors) {
+  std::string out = "{\"status\":\"error\",\"error\":";
+  AppendJsonString(out, message);
+  out += ",\"errors\":[";
+  for (size_t i = 0; i < errors.size(); ++i) {
+    if (i > 0) out += ',';
+    out += "{\"path\":";
+    AppendJsonString(out, errors[i].path);
+    out += ",\"message\":";
+    AppendJsonString(out, errors[i].message);
+    out += '}';
+  }
+  out += "]}";
+  return out;
+}
+
+}  // namespace pv::ingest
