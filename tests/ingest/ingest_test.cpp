@@ -1,0 +1,514 @@
+// Ingest against the dev broker: every status code of the trigger API, what lands in pv.triggers
+// after a 204, what never lands after anything else, and 503 (never 204) when the brokers are down.
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <rapidjson/document.h>
+
+#include <atomic>
+#include <filesystem>
+#include <thread>
+
+#include "process.hpp"
+#include "pv/ingest/server.hpp"
+#include "pv/keys.hpp"
+#include "pv/log.hpp"
+#include "topic_reader.hpp"
+
+namespace pv::ingest {
+namespace {
+
+using pv::testing::DevBroker;
+using pv::testing::Record;
+using pv::testing::TempDir;
+using pv::testing::TopicReader;
+using namespace std::chrono_literals;
+
+constexpr const char* kSeedEmail =
+    R"({"user":{"external_id":"EXTERNAL_ID","email":"test@test.com","timezone":"America/Chicago","locale":"en"},)"
+    R"("event":{"random_field":"value"}})";
+
+// A catalog and key file for one test server: the demo campaigns plus the odd ones the status
+// codes need, and one key of each kind.
+struct Fixture {
+  std::string secret;
+  std::string revoked;
+  std::string public_key;
+  std::string other_project;
+  std::string catalog_dir;
+  std::string keys_file;
+
+  explicit Fixture(const TempDir& dir) {
+    catalog_dir = dir.File("catalog");
+    keys_file = dir.File("keys.yaml");
+    std::filesystem::create_directories(catalog_dir);
+    std::filesystem::copy(PV_SOURCE_DIR "/catalog/demo", catalog_dir + "/demo", std::filesystem::copy_options::recursive);
+    auto campaign = [&](const std::string& id, const std::string& project, const std::string& extra) {
+      pv::testing::WriteFile(catalog_dir + "/extra/" + id + ".yaml",
+                             "id: \"" + id + "\"\nproject: " + project + "\nchannel: email\nprovider: log\n" + extra +
+                                 "templates:\n  en: {from: a@b.co, subject: s, text: t}\n");
+    };
+    campaign("50", "demo", "enabled: false\n");
+    campaign("51", "demo", "deleted: true\n");
+    campaign("52", "other", "");
+    secret = GenerateKey(KeyScope::kSecret);
+    revoked = GenerateKey(KeyScope::kSecret);
+    public_key = GenerateKey(KeyScope::kPublic);
+    other_project = GenerateKey(KeyScope::kSecret);
+    std::vector<ApiKey> keys = {
+        {"key_1", "test", "demo", KeyScope::kSecret, HashKey(secret), "", "", ""},
+        {"key_2", "old", "demo", KeyScope::kSecret, HashKey(revoked), "", "", "2026-01-01T00:00:00Z"},
+        {"key_3", "browser", "demo", KeyScope::kPublic, HashKey(public_key), "", "", ""},
+        {"key_4", "other", "other", KeyScope::kSecret, HashKey(other_project), "", "", ""},
+    };
+    KeyStore::SaveFile(keys_file, keys);
+  }
+};
+
+// An in-process IngestServer on a free port, serving on a background thread.
+class RunningServer {
+ public:
+  RunningServer(IngestOptions options, const std::string& bootstrap) {
+    kafka::Settings settings;
+    settings.brokers = bootstrap;
+    settings.properties["log_level"] = "3";
+    server_ = std::make_unique<IngestServer>(std::move(options), settings);
+    port_ = server_->Bind();
+    thread_ = std::thread([this] { server_->Run(); });
+  }
+  ~RunningServer() {
+    server_->Stop();
+    thread_.join();
+  }
+  httplib::Client Client() const {
+    httplib::Client c("127.0.0.1", port_);
+    c.set_read_timeout(15, 0);
+    return c;
+  }
+  IngestServer& server() { return *server_; }
+
+ private:
+  std::unique_ptr<IngestServer> server_;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+IngestOptions TestOptions(const Fixture& f) {
+  IngestOptions o;
+  o.host = "127.0.0.1";
+  o.port = 0;
+  o.threads = 16;
+  o.catalog_dir = f.catalog_dir;
+  o.keys_file = f.keys_file;
+  o.max_body_bytes = 64 * 1024;
+  o.max_batch = 5;
+  o.reload_interval = 100ms;
+  o.ack_timeout = 5000ms;
+  return o;
+}
+
+httplib::Headers Auth(const std::string& key) { return {{"Authorization", "Bearer " + key}}; }
+
+rapidjson::Document Json(const std::string& text) {
+  rapidjson::Document d;
+  d.Parse(text.c_str());
+  return d;
+}
+
+class IngestTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    pv::log::SetLevel(pv::log::Level::kWarn);
+    broker_ = new DevBroker(1);
+    dir_ = new TempDir("pv-ingest-test");
+    fixture_ = new Fixture(*dir_);
+    server_ = new RunningServer(TestOptions(*fixture_), broker_->bootstrap());
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    delete fixture_;
+    delete dir_;
+    delete broker_;
+  }
+
+  httplib::Result Post(const std::string& path, const std::string& body, const std::string& key,
+                       httplib::Headers extra = {}, const char* content_type = "application/json") {
+    auto client = server_->Client();
+    httplib::Headers headers = Auth(key);
+    headers.insert(extra.begin(), extra.end());
+    return client.Post(path.c_str(), headers, body, content_type);
+  }
+
+  // Every record in pv.triggers whose user.external_id is `external_id`, read until `count` are seen
+  // (or for 3 s when expecting none).
+  std::vector<Record> RecordsFor(const std::string& external_id, size_t count) {
+    TopicReader reader(broker_->bootstrap(), "pv.triggers");
+    auto matching = [&](const std::vector<Record>& all) {
+      std::vector<Record> out;
+      for (const auto& r : all) {
+        if (r.key == external_id) out.push_back(r);
+      }
+      return out;
+    };
+    if (count == 0) return matching(reader.ReadFor(3s));
+    return matching(reader.ReadUntil([&](const auto& all) { return matching(all).size() >= count; }, 20s));
+  }
+
+  static std::string Unique(const std::string& base) {
+    static std::atomic<int> n{0};
+    return base + "-" + std::to_string(::getpid()) + "-" + std::to_string(n++);
+  }
+
+  static std::string EmailBody(const std::string& external_id) {
+    return R"({"user":{"external_id":")" + external_id +
+           R"(","email":"ana@example.com","locale":"es","first_name":"Ana","timezone":"Europe/Madrid"},)"
+           R"("event":{"order":{"id":"A-17","total":12.5}}})";
+  }
+
+  static inline DevBroker* broker_ = nullptr;
+  static inline TempDir* dir_ = nullptr;
+  static inline Fixture* fixture_ = nullptr;
+  static inline RunningServer* server_ = nullptr;
+};
+
+TEST_F(IngestTest, SeedExampleIs204AndTheRecordIsInTheTopicFieldByField) {
+  auto res = Post("/api/client/campaigns/44/trigger", kSeedEmail, fixture_->secret);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 204) << res->body;
+  EXPECT_TRUE(res->body.empty());
+
+  std::string id = Unique("user");
+  res = Post("/api/client/campaigns/44/trigger", EmailBody(id), fixture_->secret);
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 204) << res->body;
+  std::string trigger_id = res->get_header_value("X-Trigger-Id");
+  EXPECT_EQ(trigger_id.size(), 36U);
+
+  auto records = RecordsFor(id, 1);
+  ASSERT_EQ(records.size(), 1U);
+  EXPECT_EQ(records[0].key, id);
+  EXPECT_EQ(records[0].headers["pv-trigger-id"], trigger_id);
+  auto doc = Json(records[0].value);
+  ASSERT_FALSE(doc.HasParseError()) << records[0].value;
+  EXPECT_EQ(doc["v"].GetInt(), 1);
+  EXPECT_EQ(std::string(doc["trigger_id"].GetString()), trigger_id);
+  EXPECT_STREQ(doc["project"].GetString(), "demo");
+  EXPECT_STREQ(doc["campaign_id"].GetString(), "44");
+  EXPECT_TRUE(doc["received_at"].IsString());
+  EXPECT_EQ(doc["user"]["external_id"].GetString(), id);
+  EXPECT_STREQ(doc["user"]["email"].GetString(), "ana@example.com");
+  EXPECT_STREQ(doc["user"]["locale"].GetString(), "es");
+  EXPECT_STREQ(doc["user"]["timezone"].GetString(), "Europe/Madrid");
+  EXPECT_STREQ(doc["user"]["first_name"].GetString(), "Ana");
+  EXPECT_STREQ(doc["event"]["order"]["id"].GetString(), "A-17");
+  EXPECT_DOUBLE_EQ(doc["event"]["order"]["total"].GetDouble(), 12.5);
+}
+
+TEST_F(IngestTest, TextAndPushCampaignsAccept204) {
+  std::string text_id = Unique("text");
+  auto res = Post("/api/client/campaigns/45/trigger",
+                  R"({"user":{"external_id":")" + text_id + R"(","phone":"+12345678900"},"event":{"code":"1234"}})",
+                  fixture_->secret);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 204) << res->body;
+  std::string push_id = Unique("push");
+  res = Post("/api/client/campaigns/46/trigger",
+             R"({"user":{"external_id":")" + push_id + R"(","device_token":"tok-1"}})", fixture_->secret);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 204) << res->body;
+  EXPECT_EQ(RecordsFor(text_id, 1).size(), 1U);
+  auto push = RecordsFor(push_id, 1);
+  ASSERT_EQ(push.size(), 1U);
+  EXPECT_STREQ(Json(push[0].value)["user"]["device_token"].GetString(), "tok-1");
+}
+
+TEST_F(IngestTest, AuthFailuresAre401WithTheErrorShape) {
+  auto client = server_->Client();
+  struct Case {
+    const char* name;
+    httplib::Headers headers;
+    const char* message_part;
+  } cases[] = {
+      {"missing", {}, "missing Authorization"},
+      {"not bearer", {{"Authorization", "Basic dXNlcjpwYXNz"}}, "malformed"},
+      {"bad shape", {{"Authorization", "Bearer hello"}}, "malformed"},
+      {"unknown", {{"Authorization", "Bearer " + GenerateKey(KeyScope::kSecret)}}, "unknown API key"},
+      {"revoked", Auth(fixture_->revoked), "revoked"},
+  };
+  for (const auto& c : cases) {
+    auto res = client.Post("/api/client/campaigns/44/trigger", c.headers, kSeedEmail, "application/json");
+    ASSERT_TRUE(res) << c.name;
+    EXPECT_EQ(res->status, 401) << c.name;
+    EXPECT_FALSE(res->get_header_value("WWW-Authenticate").empty()) << c.name;
+    auto body = Json(res->body);
+    ASSERT_TRUE(body.IsObject()) << c.name << ": " << res->body;
+    EXPECT_STREQ(body["status"].GetString(), "error");
+    EXPECT_NE(std::string(body["error"].GetString()).find(c.message_part), std::string::npos) << res->body;
+    EXPECT_TRUE(body["errors"].IsArray());
+  }
+}
+
+TEST_F(IngestTest, KeysAreNeverLoggedNorStoredInPlain) {
+  std::string stored = pv::testing::ReadFile(fixture_->keys_file);
+  EXPECT_EQ(stored.find(fixture_->secret), std::string::npos);
+  EXPECT_NE(stored.find(HashKey(fixture_->secret)), std::string::npos);
+}
+
+TEST_F(IngestTest, PublicKeyIs403) {
+  auto res = Post("/api/client/campaigns/44/trigger", kSeedEmail, fixture_->public_key);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 403) << res->body;
+  EXPECT_NE(res->body.find("public"), std::string::npos);
+}
+
+TEST_F(IngestTest, UnknownDeletedOrForeignCampaignIs404AndDisabledIs409) {
+  for (const char* id : {"999", "51", "52"}) {
+    auto res = Post(std::string("/api/client/campaigns/") + id + "/trigger", kSeedEmail, fixture_->secret);
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 404) << id << " " << res->body;
+  }
+  // The other project's key sees its own campaign and not demo's.
+  auto res = Post("/api/client/campaigns/44/trigger", kSeedEmail, fixture_->other_project);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 404);
+  res = Post("/api/client/campaigns/52/trigger", kSeedEmail, fixture_->other_project);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 204) << res->body;
+
+  res = Post("/api/client/campaigns/50/trigger", kSeedEmail, fixture_->secret);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 409) << res->body;
+  EXPECT_NE(res->body.find("disabled"), std::string::npos);
+}
+
+TEST_F(IngestTest, WrongContentTypeIs415BadJsonIs400TooLargeIs413) {
+  std::string id = Unique("bad");
+  auto res = Post("/api/client/campaigns/44/trigger", EmailBody(id), fixture_->secret, {}, "text/plain");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 415);
+  res = Post("/api/client/campaigns/44/trigger", EmailBody(id), fixture_->secret, {},
+             "application/json; charset=utf-8");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 204) << "parameters after the media type are fine";
+
+  std::string bad_id = Unique("bad");
+  res = Post("/api/client/campaigns/44/trigger", R"({"user":{"external_id":")" + bad_id + R"(",)",
+             fixture_->secret);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 400);
+  EXPECT_NE(res->body.find("invalid JSON"), std::string::npos) << res->body;
+
+  std::string big = R"({"user":{"external_id":")" + bad_id + R"(","email":"a@b.co"},"event":{"pad":")" +
+                    std::string(70 * 1024, 'x') + R"("}})";
+  res = Post("/api/client/campaigns/44/trigger", big, fixture_->secret);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 413);
+  EXPECT_NE(res->body.find("too large"), std::string::npos) << res->body;
+
+  EXPECT_EQ(RecordsFor(bad_id, 0).size(), 0U) << "nothing published for refused requests";
+}
+
+TEST_F(IngestTest, ValidationErrorIs422WithEveryProblemAndPublishesNothing) {
+  std::string id = Unique("invalid");
+  auto res = Post("/api/client/campaigns/44/trigger",
+                  R"({"user":{"external_id":")" + id + R"(","email":"nope","timezone":"Mars/Base"}})",
+                  fixture_->secret);
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 422);
+  auto body = Json(res->body);
+  EXPECT_STREQ(body["status"].GetString(), "error");
+  EXPECT_STREQ(body["error"].GetString(), "user.email is not a valid email address");
+  ASSERT_EQ(body["errors"].Size(), 2U);
+  EXPECT_STREQ(body["errors"][0]["path"].GetString(), "/user/email");
+  EXPECT_STREQ(body["errors"][1]["path"].GetString(), "/user/timezone");
+
+  res = Post("/api/client/campaigns/45/trigger", R"({"user":{"external_id":")" + id + R"("}})", fixture_->secret);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 422);
+  EXPECT_NE(res->body.find("/user/phone"), std::string::npos);
+  EXPECT_EQ(RecordsFor(id, 0).size(), 0U);
+}
+
+TEST_F(IngestTest, IdempotencyKeyGivesTheSameTriggerIdTwice) {
+  std::string id = Unique("idem");
+  std::string key = Unique("order-17-shipped");
+  auto first = Post("/api/client/campaigns/44/trigger", EmailBody(id), fixture_->secret, {{"Idempotency-Key", key}});
+  auto second = Post("/api/client/campaigns/44/trigger", EmailBody(id), fixture_->secret, {{"Idempotency-Key", key}});
+  auto other = Post("/api/client/campaigns/44/trigger", EmailBody(id), fixture_->secret,
+                    {{"Idempotency-Key", key + "-x"}});
+  ASSERT_TRUE(first && second && other);
+  ASSERT_EQ(first->status, 204);
+  ASSERT_EQ(second->status, 204);
+  ASSERT_EQ(other->status, 204);
+  EXPECT_EQ(first->get_header_value("X-Trigger-Id"), second->get_header_value("X-Trigger-Id"));
+  EXPECT_NE(first->get_header_value("X-Trigger-Id"), other->get_header_value("X-Trigger-Id"));
+
+  auto records = RecordsFor(id, 3);
+  ASSERT_EQ(records.size(), 3U);
+  std::map<std::string, int> ids;
+  for (const auto& r : records) ids[Json(r.value)["trigger_id"].GetString()]++;
+  EXPECT_EQ(ids[first->get_header_value("X-Trigger-Id")], 2);
+  EXPECT_EQ(ids[other->get_header_value("X-Trigger-Id")], 1);
+
+  auto too_long = Post("/api/client/campaigns/44/trigger", EmailBody(id), fixture_->secret,
+                       {{"Idempotency-Key", std::string(256, 'k')}});
+  ASSERT_TRUE(too_long);
+  EXPECT_EQ(too_long->status, 422);
+}
+
+TEST_F(IngestTest, BatchPublishesAllOrNameEveryBadIndex) {
+  std::string id = Unique("batch");
+  auto item = [&](const std::string& email) {
+    return R"({"user":{"external_id":")" + id + R"(","email":")" + email + R"("},"event":{"n":1}})";
+  };
+  auto res = Post("/api/client/campaigns/44/trigger/batch",
+                  R"({"triggers":[)" + item("a@b.co") + "," + item("c@d.co") + "," + item("e@f.co") + "]}",
+                  fixture_->secret);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 204) << res->body;
+  EXPECT_EQ(RecordsFor(id, 3).size(), 3U);
+
+  std::string bad_id = Unique("batch-bad");
+  auto bad_item = [&](const std::string& email) {
+    return R"({"user":{"external_id":")" + bad_id + R"(","email":")" + email + R"("}})";
+  };
+  res = Post("/api/client/campaigns/44/trigger/batch",
+             R"({"triggers":[)" + bad_item("ok@b.co") + "," + bad_item("x") + "," + bad_item("ok@d.co") + "," +
+                 bad_item("y") + "]}",
+             fixture_->secret);
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 422);
+  auto body = Json(res->body);
+  ASSERT_EQ(body["errors"].Size(), 2U);
+  EXPECT_STREQ(body["errors"][0]["path"].GetString(), "/triggers/1/user/email");
+  EXPECT_STREQ(body["errors"][1]["path"].GetString(), "/triggers/3/user/email");
+
+  std::string six = R"({"triggers":[)";
+  for (int i = 0; i < 6; ++i) six += (i ? "," : "") + bad_item("ok@b.co");
+  res = Post("/api/client/campaigns/44/trigger/batch", six + "]}", fixture_->secret);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 422);
+  EXPECT_NE(res->body.find("at most 5"), std::string::npos) << res->body;
+
+  res = Post("/api/client/campaigns/44/trigger/batch", R"({"triggers":[]})", fixture_->secret);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 422);
+  EXPECT_EQ(RecordsFor(bad_id, 0).size(), 0U) << "a batch with a bad item publishes nothing";
+}
+
+TEST_F(IngestTest, HealthReadyAndMetrics) {
+  auto client = server_->Client();
+  auto res = client.Get("/healthz");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  res = client.Get("/readyz");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200) << res->body;
+  Post("/api/client/campaigns/44/trigger", kSeedEmail, fixture_->secret);
+  res = client.Get("/metrics");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  for (const char* needle :
+       {"pv_ingest_requests_total{route=\"trigger\",status=\"204\"}", "pv_ingest_request_duration_seconds_bucket",
+        "pv_ingest_broker_ack_duration_seconds_count", "pv_ingest_in_flight_requests",
+        "pv_ingest_producer_queue_depth"}) {
+    EXPECT_NE(res->body.find(needle), std::string::npos) << needle;
+  }
+  res = client.Get("/nope");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 404);
+  EXPECT_NE(res->body.find("\"status\":\"error\""), std::string::npos);
+}
+
+TEST_F(IngestTest, NewAndRevokedKeysTakeEffectWithoutRestart) {
+  std::string fresh = GenerateKey(KeyScope::kSecret);
+  auto keys = KeyStore::LoadFile(fixture_->keys_file)->keys();
+  keys.push_back({"key_9", "fresh", "demo", KeyScope::kSecret, HashKey(fresh), "", "", ""});
+  KeyStore::SaveFile(fixture_->keys_file, keys);
+  EXPECT_TRUE(pv::testing::WaitFor(
+      [&] {
+        auto res = Post("/api/client/campaigns/44/trigger", kSeedEmail, fresh);
+        return res && res->status == 204;
+      },
+      5s));
+  keys.back().revoked_at = "2026-11-26T00:00:00Z";
+  KeyStore::SaveFile(fixture_->keys_file, keys);
+  EXPECT_TRUE(pv::testing::WaitFor(
+      [&] {
+        auto res = Post("/api/client/campaigns/44/trigger", kSeedEmail, fresh);
+        return res && res->status == 401;
+      },
+      5s));
+}
+
+// Its own broker: setting the brokers down must not disturb the other tests.
+TEST(IngestBrokerDown, RequestsGet503WithRetryAfterAndNever204ThenRecover) {
+  pv::log::SetLevel(pv::log::Level::kError);
+  DevBroker broker(1);
+  TempDir dir("pv-ingest-down");
+  Fixture fixture(dir);
+  IngestOptions options = TestOptions(fixture);
+  options.ack_timeout = 1500ms;
+  RunningServer server(options, broker.bootstrap());
+  auto client = server.Client();
+  auto post = [&] {
+    return client.Post("/api/client/campaigns/44/trigger", Auth(fixture.secret), kSeedEmail, "application/json");
+  };
+  auto res = post();
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 204) << "broker up first";
+
+  ASSERT_EQ(broker.Control("/brokers/all/down"), 200);
+  // Several concurrent requests while down: every one is 503, none 204.
+  std::vector<int> statuses(6, 0);
+  std::vector<std::string> retry_after(6);
+  std::vector<std::thread> threads;
+  auto started = std::chrono::steady_clock::now();
+  for (int i = 0; i < 6; ++i) {
+    threads.emplace_back([&, i] {
+      auto c = server.Client();
+      auto r = c.Post("/api/client/campaigns/44/trigger", Auth(fixture.secret), kSeedEmail, "application/json");
+      statuses[i] = r ? r->status : -1;
+      if (r) retry_after[i] = r->get_header_value("Retry-After");
+    });
+  }
+  for (auto& t : threads) t.join();
+  auto took = std::chrono::steady_clock::now() - started;
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_EQ(statuses[i], 503) << i;
+    EXPECT_EQ(retry_after[i], "1") << i;
+  }
+  EXPECT_LT(took, 10s) << "answers come by the ack deadline, not later";
+  auto ready = client.Get("/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 503);
+
+  ASSERT_EQ(broker.Control("/brokers/all/up"), 200);
+  EXPECT_TRUE(pv::testing::WaitFor(
+      [&] {
+        auto r = post();
+        return r && r->status == 204;
+      },
+      20s));
+}
+
+// A request error from the broker that outlasts the ack deadline gives 503 too.
+TEST(IngestBrokerDown, ProduceErrorsPastTheDeadlineGive503) {
+  pv::log::SetLevel(pv::log::Level::kError);
+  DevBroker broker(1);
+  TempDir dir("pv-ingest-err");
+  Fixture fixture(dir);
+  IngestOptions options = TestOptions(fixture);
+  options.ack_timeout = 1000ms;
+  RunningServer server(options, broker.bootstrap());
+  auto client = server.Client();
+  auto res = client.Post("/api/client/campaigns/44/trigger", Auth(fixture.secret), kSeedEmail, "application/json");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 204);
+  ASSERT_EQ(broker.Control("/errors?api=Produce&error=NOT_ENOUGH_REPLICAS&count=100000"), 200);
+  res = client.Post("/api/client/campaigns/44/trigger", Auth(fixture.secret), kSeedEmail, "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 503) << res->body;
+}
+
+}  // namespace
+}  // namespace pv::ingest

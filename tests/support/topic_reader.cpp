@@ -1,0 +1,86 @@
+#include "topic_reader.hpp"
+
+#include <librdkafka/rdkafka.h>
+
+#include <stdexcept>
+#include <string>
+
+namespace pv::testing {
+
+TopicReader::TopicReader(const std::string& bootstrap, const std::string& topic) {
+  char err[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap.c_str(), err, sizeof(err));
+  // group.id is required by the consumer API even when partitions are assigned by hand; nothing is
+  // committed (auto commit off), so readers never disturb each other.
+  rd_kafka_conf_set(conf, "group.id", "pv-test-reader", err, sizeof(err));
+  rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err));
+  rd_kafka_conf_set(conf, "enable.partition.eof", "false", err, sizeof(err));
+  rd_kafka_conf_set(conf, "log_level", "3", err, sizeof(err));
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+  if (rk == nullptr) throw std::runtime_error(err);
+  rd_kafka_poll_set_consumer(rk);
+  rk_ = rk;
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
+  const rd_kafka_metadata_t* md = nullptr;
+  rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    e = rd_kafka_metadata(rk, 0, rkt, &md, 2000);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 && md->topics[0].partition_cnt > 0) break;
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR) rd_kafka_metadata_destroy(md);
+    md = nullptr;
+  }
+  rd_kafka_topic_destroy(rkt);
+  if (md == nullptr) throw std::runtime_error("no metadata for topic " + topic);
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
+  for (int p = 0; p < md->topics[0].partition_cnt; ++p) {
+    rd_kafka_topic_partition_list_add(list, topic.c_str(), md->topics[0].partitions[p].id)->offset =
+        RD_KAFKA_OFFSET_BEGINNING;
+  }
+  rd_kafka_metadata_destroy(md);
+  rd_kafka_assign(rk, list);
+  rd_kafka_topic_partition_list_destroy(list);
+}
+
+TopicReader::~TopicReader() {
+  auto* rk = static_cast<rd_kafka_t*>(rk_);
+  rd_kafka_consumer_close(rk);
+  rd_kafka_destroy(rk);
+}
+
+const std::vector<Record>& TopicReader::ReadUntil(const std::function<bool(const std::vector<Record>&)>& done,
+                                                  std::chrono::milliseconds timeout) {
+  auto* rk = static_cast<rd_kafka_t*>(rk_);
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done(records_) && std::chrono::steady_clock::now() < deadline) {
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 100);
+    if (m == nullptr) continue;
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      Record r;
+      r.topic = rd_kafka_topic_name(m->rkt);
+      r.partition = m->partition;
+      r.offset = m->offset;
+      r.timestamp_ms = rd_kafka_message_timestamp(m, nullptr);
+      if (m->key != nullptr) r.key.assign(static_cast<const char*>(m->key), m->key_len);
+      if (m->payload != nullptr) r.value.assign(static_cast<const char*>(m->payload), m->len);
+      rd_kafka_headers_t* hdrs = nullptr;
+      if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        const char* name = nullptr;
+        const void* value = nullptr;
+        size_t size = 0;
+        for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
+          r.headers[name] = value != nullptr ? std::string(static_cast<const char*>(value), size) : std::string();
+        }
+      }
+      records_.push_back(std::move(r));
+    }
+    rd_kafka_message_destroy(m);
+  }
+  return records_;
+}
+
+const std::vector<Record>& TopicReader::ReadFor(std::chrono::milliseconds duration) {
+  return ReadUntil([](const std::vector<Record>&) { return false; }, duration);
+}
+
+}  // namespace pv::testing
