@@ -15,8 +15,8 @@ void LogCallback(const rd_kafka_t* rk, int level, const char* facility, const ch
   pv::log::Write(our, "librdkafka", {{"client", rd_kafka_name(rk)}, {"facility", facility}, {"message", message}});
 }
 
-rd_kafka_conf_t* BuildConf(const Settings& settings, const std::string& client_id,
-                           const std::map<std::string, std::string>& defaults) {
+rd_kafka_conf_t* BuildConf(const Settings& settings, const std::map<std::string, std::string>& role_properties,
+                           const std::string& client_id, const std::map<std::string, std::string>& defaults) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   char err[512];
   auto set = [&](const std::string& name, const std::string& value) {
@@ -32,9 +32,10 @@ rd_kafka_conf_t* BuildConf(const Settings& settings, const std::string& client_i
   set("bootstrap.servers", settings.brokers);
   set("client.id", client_id);
   for (const auto& [name, value] : defaults) {
-    if (settings.properties.count(name) == 0) set(name, value);
+    if (settings.properties.count(name) == 0 && role_properties.count(name) == 0) set(name, value);
   }
   for (const auto& [name, value] : settings.properties) set(name, value);
+  for (const auto& [name, value] : role_properties) set(name, value);
   rd_kafka_conf_set_log_cb(conf, LogCallback);
   return conf;
 }
@@ -45,6 +46,8 @@ Settings LoadSettings(const Config& config) {
   Settings settings;
   settings.brokers = config.GetString("kafka.brokers", "");
   settings.properties = config.GetStringMap("kafka.properties");
+  settings.producer_properties = config.GetStringMap("kafka.producer_properties");
+  settings.consumer_properties = config.GetStringMap("kafka.consumer_properties");
   return settings;
 }
 
@@ -96,7 +99,7 @@ Producer::Producer(const Settings& settings, const ProducerOptions& options) {
       {"acks", "all"},
   };
   for (const auto& [k, v] : options.defaults) defaults[k] = v;
-  rd_kafka_conf_t* conf = BuildConf(settings, options.client_id, defaults);
+  rd_kafka_conf_t* conf = BuildConf(settings, settings.producer_properties, options.client_id, defaults);
   rd_kafka_conf_set_dr_msg_cb(conf, &Producer::DeliveryReport);
   char err[512];
   rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
@@ -231,7 +234,7 @@ Consumer::Consumer(const Settings& settings, const ConsumerOptions& options) {
       {"partition.assignment.strategy", "cooperative-sticky"},
   };
   for (const auto& [k, v] : options.defaults) defaults[k] = v;
-  rd_kafka_conf_t* conf = BuildConf(settings, options.client_id, defaults);
+  rd_kafka_conf_t* conf = BuildConf(settings, settings.consumer_properties, options.client_id, defaults);
   rd_kafka_conf_set_opaque(conf, this);
   rd_kafka_conf_set_rebalance_cb(conf, &Consumer::Rebalance);
   char err[512];
