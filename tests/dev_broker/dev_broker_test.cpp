@@ -1,0 +1,678 @@
+// Tests of pv-dev-broker: the parsing helpers directly, then the real binary as a subprocess, driven
+// through its control API and used by real librdkafka clients over loopback. Every wait is bounded.
+#include "dev_broker.hpp"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <librdkafka/rdkafka.h>
+#include <rapidjson/document.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "pv/topics.hpp"
+
+#ifndef PV_DEV_BROKER_BIN
+#error "PV_DEV_BROKER_BIN must name the pv-dev-broker binary"
+#endif
+
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+constexpr auto kStartTimeout = 10s;
+constexpr auto kStopTimeout = 10s;
+constexpr int32_t kAnyPartition = -1;  // RD_KAFKA_PARTITION_UA without its C cast
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The broker subprocess.
+
+class BrokerProcess {
+ public:
+  BrokerProcess() = default;
+  BrokerProcess(const BrokerProcess&) = delete;
+  BrokerProcess& operator=(const BrokerProcess&) = delete;
+  ~BrokerProcess() {
+    if (pid_ > 0) {  // a test failed before Stop(): do not leave the process behind
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+
+  // Starts the binary with `extra_args` and waits (bounded) for its bootstrap and control files.
+  ::testing::AssertionResult Start(const std::vector<std::string>& extra_args = {}) {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "pv-dev-broker-test-XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr) return ::testing::AssertionFailure() << "mkdtemp failed";
+    dir_ = tmpl;
+    bootstrap_file_ = dir_ + "/bootstrap";
+    control_file_ = dir_ + "/control";
+    log_file_ = dir_ + "/broker.log";
+
+    std::vector<std::string> args = {PV_DEV_BROKER_BIN, "--bootstrap-file", bootstrap_file_, "--control-file",
+                                     control_file_};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    std::vector<char*> argv;
+    argv.reserve(args.size() + 1);
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+
+    pid_ = ::fork();
+    if (pid_ < 0) return ::testing::AssertionFailure() << "fork failed";
+    if (pid_ == 0) {
+      int fd = ::open(log_file_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (fd >= 0) {
+        ::dup2(fd, STDOUT_FILENO);
+        ::dup2(fd, STDERR_FILENO);
+        ::close(fd);
+      }
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+
+    const auto deadline = Clock::now() + kStartTimeout;
+    while (Clock::now() < deadline) {
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return ::testing::AssertionFailure() << "pv-dev-broker exited early (status " << status << "):\n"
+                                             << Log();
+      }
+      if (std::filesystem::exists(bootstrap_file_) && std::filesystem::exists(control_file_)) break;
+      std::this_thread::sleep_for(50ms);
+    }
+    if (!std::filesystem::exists(bootstrap_file_) || !std::filesystem::exists(control_file_)) {
+      return ::testing::AssertionFailure() << "no bootstrap/control file after 10 s:\n" << Log();
+    }
+    bootstrap_ = ReadFile(bootstrap_file_);
+    std::string control = ReadFile(control_file_);
+    auto colon = control.rfind(':');
+    if (control.rfind("127.0.0.1:", 0) != 0 || colon == std::string::npos) {
+      return ::testing::AssertionFailure() << "bad control file content '" << control << "'";
+    }
+    control_port_ = std::stoi(control.substr(colon + 1));
+    return ::testing::AssertionSuccess();
+  }
+
+  // SIGTERM, then waits (bounded) and returns the exit status, or nullopt if it had to be killed.
+  std::optional<int> Stop() {
+    if (pid_ <= 0) return std::nullopt;
+    ::kill(pid_, SIGTERM);
+    const auto deadline = Clock::now() + kStopTimeout;
+    while (Clock::now() < deadline) {
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        if (WIFEXITED(status)) return WEXITSTATUS(status);
+        return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+    return std::nullopt;
+  }
+
+  httplib::Client Control() const {
+    httplib::Client client("127.0.0.1", control_port_);
+    client.set_connection_timeout(5, 0);
+    client.set_read_timeout(10, 0);
+    return client;
+  }
+
+  // POST with an empty body; returns the status (-1 on transport error) and fills `body`.
+  int Post(const std::string& path, std::string* body = nullptr) const {
+    auto client = Control();
+    auto res = client.Post(path.c_str());
+    if (!res) return -1;
+    if (body != nullptr) *body = res->body;
+    return res->status;
+  }
+  int Get(const std::string& path, std::string* body = nullptr) const {
+    auto client = Control();
+    auto res = client.Get(path.c_str());
+    if (!res) return -1;
+    if (body != nullptr) *body = res->body;
+    return res->status;
+  }
+
+  std::string Log() const { return ReadFile(log_file_); }
+  const std::string& bootstrap() const { return bootstrap_; }
+  const std::string& bootstrap_file() const { return bootstrap_file_; }
+  const std::string& control_file() const { return control_file_; }
+  int control_port() const { return control_port_; }
+
+ private:
+  pid_t pid_ = -1;
+  std::string dir_;
+  std::string bootstrap_file_;
+  std::string control_file_;
+  std::string log_file_;
+  std::string bootstrap_;
+  int control_port_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------------
+// librdkafka clients.
+
+struct Delivery {
+  std::atomic<bool> done{false};
+  std::atomic<int> err{0};
+};
+
+struct RkDeleter {
+  void operator()(rd_kafka_t* rk) const { rd_kafka_destroy(rk); }
+};
+using RkPtr = std::unique_ptr<rd_kafka_t, RkDeleter>;
+
+void OnDelivery(rd_kafka_t*, const rd_kafka_message_t* msg, void*) {
+  auto* d = static_cast<Delivery*>(msg->_private);
+  if (d == nullptr) return;
+  d->err = static_cast<int>(msg->err);
+  d->done = true;
+}
+
+RkPtr MakeClient(rd_kafka_type_t type, const std::map<std::string, std::string>& settings) {
+  char errstr[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  for (const auto& [key, value] : settings) {
+    if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+      ADD_FAILURE() << "config " << key << ": " << errstr;
+    }
+  }
+  if (type == RD_KAFKA_PRODUCER) rd_kafka_conf_set_dr_msg_cb(conf, OnDelivery);
+  rd_kafka_t* rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
+  if (rk == nullptr) {
+    rd_kafka_conf_destroy(conf);
+    ADD_FAILURE() << "rd_kafka_new: " << errstr;
+  }
+  return RkPtr(rk);
+}
+
+std::map<std::string, std::string> ProducerSettings(const std::string& bootstrap) {
+  return {{"bootstrap.servers", bootstrap}, {"acks", "all"},
+          {"enable.idempotence", "true"},   {"linger.ms", "0"},
+          {"reconnect.backoff.ms", "50"},   {"reconnect.backoff.max.ms", "500"},
+          {"message.timeout.ms", "5000"}};
+}
+
+// Produces one record and waits (bounded) for its delivery report; returns its error.
+rd_kafka_resp_err_t ProduceSync(rd_kafka_t* rk, const std::string& topic, const std::string& key,
+                                const std::string& value, int32_t partition = kAnyPartition,
+                                std::chrono::milliseconds wait = 15s) {
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
+  if (rkt == nullptr) return rd_kafka_last_error();
+  Delivery delivery;
+  int rc = rd_kafka_produce(rkt, partition, RD_KAFKA_MSG_F_COPY, const_cast<char*>(value.data()),
+                            value.size(), key.data(), key.size(), &delivery);
+  if (rc != 0) {
+    rd_kafka_topic_destroy(rkt);
+    return rd_kafka_last_error();
+  }
+  const auto deadline = Clock::now() + wait;
+  while (!delivery.done && Clock::now() < deadline) rd_kafka_poll(rk, 50);
+  if (!delivery.done) {
+    // Make sure no delivery report can touch `delivery` after it goes out of scope.
+    rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    for (int i = 0; i < 100 && !delivery.done; ++i) rd_kafka_poll(rk, 50);
+  }
+  rd_kafka_topic_destroy(rkt);
+  return delivery.done ? static_cast<rd_kafka_resp_err_t>(delivery.err.load()) : RD_KAFKA_RESP_ERR__TIMED_OUT;
+}
+
+// Partition count and replica count of the first partition of `topic`, from the cluster's metadata.
+std::optional<std::pair<int, int>> TopicLayout(rd_kafka_t* rk, const std::string& topic) {
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
+  const rd_kafka_metadata_t* md = nullptr;
+  rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, 5000);
+  rd_kafka_topic_destroy(rkt);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR || md == nullptr) return std::nullopt;
+  std::optional<std::pair<int, int>> out;
+  if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+      md->topics[0].partition_cnt > 0) {
+    out = std::make_pair(md->topics[0].partition_cnt, md->topics[0].partitions[0].replica_cnt);
+  }
+  rd_kafka_metadata_destroy(md);
+  return out;
+}
+
+int CountOf(const std::string& haystack, const std::string& needle) {
+  int n = 0;
+  for (auto pos = haystack.find(needle); pos != std::string::npos; pos = haystack.find(needle, pos + 1)) ++n;
+  return n;
+}
+
+// Leader broker id of each partition of `topic`, by partition id.
+std::vector<int32_t> PartitionLeaders(rd_kafka_t* rk, const std::string& topic) {
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
+  const rd_kafka_metadata_t* md = nullptr;
+  rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, 5000);
+  rd_kafka_topic_destroy(rkt);
+  std::vector<int32_t> out;
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR || md == nullptr) return out;
+  if (md->topic_cnt == 1) {
+    out.resize(static_cast<size_t>(md->topics[0].partition_cnt), -1);
+    for (int i = 0; i < md->topics[0].partition_cnt; ++i) {
+      const auto& part = md->topics[0].partitions[i];
+      if (part.id >= 0 && part.id < md->topics[0].partition_cnt)
+        out[static_cast<size_t>(part.id)] = part.leader;
+    }
+  }
+  rd_kafka_metadata_destroy(md);
+  return out;
+}
+
+rapidjson::Document ParseJson(const std::string& body) {
+  rapidjson::Document doc;
+  doc.Parse(body.c_str());
+  EXPECT_FALSE(doc.HasParseError()) << body;
+  return doc;
+}
+
+// name -> {partitions, replication_factor} from GET /topics.
+std::map<std::string, std::pair<int, int>> ListedTopics(const BrokerProcess& broker) {
+  std::string body;
+  EXPECT_EQ(broker.Get("/topics", &body), 200);
+  auto doc = ParseJson(body);
+  std::map<std::string, std::pair<int, int>> out;
+  if (!doc.IsObject() || !doc.HasMember("topics")) return out;
+  for (const auto& t : doc["topics"].GetArray()) {
+    out[t["name"].GetString()] = {t["partitions"].GetInt(), t["replication_factor"].GetInt()};
+  }
+  return out;
+}
+
+class DevBrokerProcessTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(broker_.Start()); }
+  void TearDown() override {
+    auto status = broker_.Stop();
+    ASSERT_TRUE(status.has_value()) << "pv-dev-broker did not exit within 10 s of SIGTERM";
+    EXPECT_EQ(*status, 0) << broker_.Log();
+    EXPECT_FALSE(std::filesystem::exists(broker_.bootstrap_file())) << "bootstrap file left after shutdown";
+    if (HasFailure()) std::cerr << "--- broker log ---\n" << broker_.Log();
+  }
+  BrokerProcess broker_;
+};
+
+// ---------------------------------------------------------------------------------------------------
+// Helpers, tested directly.
+
+TEST(DevBrokerParse, ApiKeysByNameAndNumber) {
+  using pv::dev_broker::ParseApiKey;
+  int key = -1;
+  const std::map<std::string, int> expected = {{"Produce", 0},
+                                               {"fetch", 1},
+                                               {"Metadata", 3},
+                                               {"OffsetCommit", 8},
+                                               {"FindCoordinator", 10},
+                                               {"JOINGROUP", 11},
+                                               {"Heartbeat", 12},
+                                               {"InitProducerId", 22},
+                                               {"7", 7}};
+  for (const auto& [text, value] : expected) {
+    ASSERT_TRUE(ParseApiKey(text, key)) << text;
+    EXPECT_EQ(key, value) << text;
+  }
+  for (const char* bad : {"", "Nope", "-1", "100", "1x", " 0"}) EXPECT_FALSE(ParseApiKey(bad, key)) << bad;
+}
+
+TEST(DevBrokerParse, ErrorCodesByNameAndNumber) {
+  using pv::dev_broker::ParseErrorCode;
+  int code = -1;
+  ASSERT_TRUE(ParseErrorCode("REQUEST_TIMED_OUT", code));
+  EXPECT_EQ(code, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT);
+  ASSERT_TRUE(ParseErrorCode("ERR_NOT_LEADER_FOR_PARTITION", code));
+  EXPECT_EQ(code, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION);
+  ASSERT_TRUE(ParseErrorCode("not_enough_replicas", code));
+  EXPECT_EQ(code, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
+  ASSERT_TRUE(ParseErrorCode("7", code));
+  EXPECT_EQ(code, 7);
+  // Client-local errors cannot come from a broker; unknown names and numbers are refused.
+  for (const char* bad : {"_TIMED_OUT", "ERR__TRANSPORT", "-185", "NOPE", "", "99999"}) {
+    EXPECT_FALSE(ParseErrorCode(bad, code)) << bad;
+  }
+}
+
+TEST(DevBrokerParse, CommandLine) {
+  using namespace pv::dev_broker;
+  Options options;
+  std::string error;
+  ASSERT_EQ(ParseArgs({"--brokers", "1", "--topic", "pv.triggers:2", "--topic=extra.topic:5",
+                       "--log-level=warn", "--bootstrap-file", "/tmp/b"},
+                      options, error),
+            ParseStatus::kOk)
+      << error;
+  EXPECT_EQ(options.brokers, 1);
+  EXPECT_EQ(options.bootstrap_file, "/tmp/b");
+  EXPECT_EQ(options.log_level, "warn");
+  auto topics = StartupTopics(options);
+  EXPECT_EQ(topics.size(), pv::topics::DefaultTopics().size() + 1);
+  std::map<std::string, int> by_name;
+  for (const auto& t : topics) by_name[t.name] = t.partitions;
+  EXPECT_EQ(by_name["pv.triggers"], 2);  // overridden
+  EXPECT_EQ(by_name["extra.topic"], 5);  // added
+  EXPECT_EQ(ReplicationFactor(1), 1);
+  EXPECT_EQ(ReplicationFactor(5), 3);
+
+  ASSERT_EQ(ParseArgs({"--no-default-topics", "--topic", "a:1"}, options, error), ParseStatus::kOk);
+  ASSERT_EQ(StartupTopics(options).size(), 1u);
+
+  EXPECT_EQ(ParseArgs({"--help"}, options, error), ParseStatus::kHelp);
+  for (std::vector<std::string> bad : std::vector<std::vector<std::string>>{{"--brokers", "0"},
+                                                                            {"--brokers"},
+                                                                            {"--topic", "x"},
+                                                                            {"--topic", "bad/name:1"},
+                                                                            {"--topic", "x:0"},
+                                                                            {"--log-level", "loud"},
+                                                                            {"--what"}}) {
+    EXPECT_EQ(ParseArgs(bad, options, error), ParseStatus::kError) << bad[0];
+    EXPECT_FALSE(error.empty());
+  }
+  EXPECT_NE(Usage("pv-dev-broker").find("memory only"), std::string::npos);
+}
+
+TEST(DevBrokerParse, TopicNamesAndAtomicWrite) {
+  using namespace pv::dev_broker;
+  EXPECT_TRUE(ValidTopicName("pv.send.email"));
+  EXPECT_TRUE(ValidTopicName("A-b_9"));
+  for (const char* bad : {"", ".", "..", "a/b", "a b", "ü"}) EXPECT_FALSE(ValidTopicName(bad)) << bad;
+  EXPECT_FALSE(ValidTopicName(std::string(250, 'a')));
+
+  std::string path =
+      (std::filesystem::temp_directory_path() / ("pv-dev-broker-atomic-" + std::to_string(getpid())))
+          .string();
+  std::string error;
+  ASSERT_TRUE(WriteFileAtomically(path, "127.0.0.1:1", error)) << error;
+  ASSERT_TRUE(WriteFileAtomically(path, "127.0.0.1:2,127.0.0.1:3", error)) << error;
+  EXPECT_EQ(ReadFile(path), "127.0.0.1:2,127.0.0.1:3");
+  std::filesystem::remove(path);
+  EXPECT_FALSE(WriteFileAtomically("/nonexistent-dir/x", "y", error));
+  EXPECT_FALSE(error.empty());
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The binary.
+
+TEST(DevBrokerBinary, HelpSaysMemoryOnlyAndBadArgumentsExit2) {
+  std::string help_cmd = std::string(PV_DEV_BROKER_BIN) + " --help";
+  FILE* pipe = ::popen(help_cmd.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string out;
+  char buf[4096];
+  size_t n = 0;
+  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) out.append(buf, n);
+  int status = ::pclose(pipe);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_NE(out.find("memory only"), std::string::npos) << out;
+  EXPECT_NE(out.find("NOT for production"), std::string::npos) << out;
+  EXPECT_NE(out.find("/brokers/{id|all}/down"), std::string::npos) << out;
+
+  std::string bad_cmd = std::string(PV_DEV_BROKER_BIN) + " --brokers 0 2>/dev/null";
+  status = std::system(bad_cmd.c_str());
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+}
+
+TEST_F(DevBrokerProcessTest, ServesBootstrapHealthAndDefaultTopics) {
+  EXPECT_EQ(std::count(broker_.bootstrap().begin(), broker_.bootstrap().end(), ','), 2)
+      << broker_.bootstrap();
+  EXPECT_EQ(broker_.bootstrap().rfind("127.0.0.1:", 0), 0u) << broker_.bootstrap();
+  std::string body;
+  EXPECT_EQ(broker_.Get("/healthz", &body), 200);
+  EXPECT_EQ(broker_.Get("/bootstrap", &body), 200);
+  EXPECT_EQ(body, broker_.bootstrap());
+  EXPECT_EQ(broker_.Get("/brokers", &body), 200);
+  EXPECT_NE(body.find("{\"id\":3,\"up\":true}"), std::string::npos) << body;
+
+  auto listed = ListedTopics(broker_);
+  for (const auto& spec : pv::topics::DefaultTopics()) {
+    ASSERT_EQ(listed.count(spec.name), 1u) << spec.name;
+    EXPECT_EQ(listed[spec.name].first, spec.partitions) << spec.name;
+    EXPECT_EQ(listed[spec.name].second, 3) << spec.name;
+  }
+  // The cluster itself agrees (partition count and replicas), as a client sees it.
+  auto producer = MakeClient(RD_KAFKA_PRODUCER, ProducerSettings(broker_.bootstrap()));
+  ASSERT_TRUE(producer);
+  auto layout = TopicLayout(producer.get(), "pv.triggers");
+  ASSERT_TRUE(layout.has_value());
+  EXPECT_EQ(layout->first, 6);
+  EXPECT_EQ(layout->second, 3);
+}
+
+TEST_F(DevBrokerProcessTest, ProduceThenConsumeBackWithAConsumerGroup) {
+  auto producer = MakeClient(RD_KAFKA_PRODUCER, ProducerSettings(broker_.bootstrap()));
+  ASSERT_TRUE(producer);
+  std::set<std::pair<std::string, std::string>> sent;
+  for (int i = 0; i < 10; ++i) {
+    std::string key = "user-" + std::to_string(i);
+    std::string value = R"({"v":1,"n":)" + std::to_string(i) + "}";
+    ASSERT_EQ(ProduceSync(producer.get(), "pv.triggers", key, value), RD_KAFKA_RESP_ERR_NO_ERROR);
+    sent.insert({key, value});
+  }
+
+  const std::string group = "dev-broker-test-" + std::to_string(getpid());
+  auto consumer = MakeClient(RD_KAFKA_CONSUMER, {{"bootstrap.servers", broker_.bootstrap()},
+                                                 {"group.id", group},
+                                                 {"auto.offset.reset", "earliest"},
+                                                 {"enable.auto.commit", "false"},
+                                                 {"session.timeout.ms", "6000"},
+                                                 {"heartbeat.interval.ms", "500"},
+                                                 {"partition.assignment.strategy", "cooperative-sticky"}});
+  ASSERT_TRUE(consumer);
+  rd_kafka_poll_set_consumer(consumer.get());
+  rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(topics, "pv.triggers", kAnyPartition);
+  ASSERT_EQ(rd_kafka_subscribe(consumer.get(), topics), RD_KAFKA_RESP_ERR_NO_ERROR);
+  rd_kafka_topic_partition_list_destroy(topics);
+
+  std::set<std::pair<std::string, std::string>> received;
+  const auto deadline = Clock::now() + 30s;
+  while (received.size() < sent.size() && Clock::now() < deadline) {
+    rd_kafka_message_t* msg = rd_kafka_consumer_poll(consumer.get(), 200);
+    if (msg == nullptr) continue;
+    if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      received.insert({std::string(static_cast<const char*>(msg->key), msg->key_len),
+                       std::string(static_cast<const char*>(msg->payload), msg->len)});
+    }
+    rd_kafka_message_destroy(msg);
+  }
+  EXPECT_EQ(received, sent);
+
+  // Committed offsets are kept by the group coordinator.
+  ASSERT_EQ(rd_kafka_commit(consumer.get(), nullptr, 0), RD_KAFKA_RESP_ERR_NO_ERROR);
+  rd_kafka_topic_partition_list_t* assigned = nullptr;
+  ASSERT_EQ(rd_kafka_assignment(consumer.get(), &assigned), RD_KAFKA_RESP_ERR_NO_ERROR);
+  ASSERT_EQ(rd_kafka_committed(consumer.get(), assigned, 5000), RD_KAFKA_RESP_ERR_NO_ERROR);
+  int64_t committed_total = 0;
+  for (int i = 0; i < assigned->cnt; ++i) {
+    if (assigned->elems[i].offset > 0) committed_total += assigned->elems[i].offset;
+  }
+  rd_kafka_topic_partition_list_destroy(assigned);
+  EXPECT_EQ(committed_total, 10);
+  rd_kafka_consumer_close(consumer.get());
+}
+
+TEST_F(DevBrokerProcessTest, AllBrokersDownFailsDeliveryAndUpRecovers) {
+  auto settings = ProducerSettings(broker_.bootstrap());
+  settings["message.timeout.ms"] = "1500";
+  auto producer = MakeClient(RD_KAFKA_PRODUCER, settings);
+  ASSERT_TRUE(producer);
+  ASSERT_EQ(ProduceSync(producer.get(), "pv.triggers", "k", "before"), RD_KAFKA_RESP_ERR_NO_ERROR);
+
+  std::string body;
+  ASSERT_EQ(broker_.Post("/brokers/all/down", &body), 200) << body;
+  EXPECT_EQ(body.find("true"), std::string::npos) << body;  // every broker reported down
+  const auto start = Clock::now();
+  rd_kafka_resp_err_t err = ProduceSync(producer.get(), "pv.triggers", "k", "while-down");
+  const auto took = Clock::now() - start;
+  EXPECT_EQ(err, RD_KAFKA_RESP_ERR__MSG_TIMED_OUT) << rd_kafka_err2name(err);
+  EXPECT_LT(took, 10s);
+
+  ASSERT_EQ(broker_.Post("/brokers/all/up", &body), 200) << body;
+  // The client reconnects with backoff; each attempt has its 1.5 s message timeout.
+  rd_kafka_resp_err_t last = RD_KAFKA_RESP_ERR__MSG_TIMED_OUT;
+  const auto deadline = Clock::now() + 30s;
+  int attempts = 0;
+  while (last != RD_KAFKA_RESP_ERR_NO_ERROR && Clock::now() < deadline && attempts < 20) {
+    ++attempts;
+    last = ProduceSync(producer.get(), "pv.triggers", "k", "after");
+  }
+  EXPECT_EQ(last, RD_KAFKA_RESP_ERR_NO_ERROR)
+      << rd_kafka_err2name(last) << " after " << attempts << " attempts";
+  std::cerr << "produce succeeded again after " << attempts << " attempt(s)\n";
+}
+
+TEST_F(DevBrokerProcessTest, OneBrokerDownMakesItsPartitionsUnavailableUntilUp) {
+  auto settings = ProducerSettings(broker_.bootstrap());
+  settings["message.timeout.ms"] = "1500";
+  auto producer = MakeClient(RD_KAFKA_PRODUCER, settings);
+  ASSERT_TRUE(producer);
+  auto leaders = PartitionLeaders(producer.get(), "pv.triggers");
+  ASSERT_EQ(leaders.size(), 6u);
+  const int32_t down = leaders[0];
+  int32_t other_partition = -1;
+  for (size_t p = 0; p < leaders.size(); ++p) {
+    if (leaders[p] != down) other_partition = static_cast<int32_t>(p);
+  }
+  ASSERT_EQ(ProduceSync(producer.get(), "pv.triggers", "k", "before", 0), RD_KAFKA_RESP_ERR_NO_ERROR);
+
+  std::string body;
+  const std::string id = std::to_string(down);
+  ASSERT_EQ(broker_.Post("/brokers/" + id + "/down", &body), 200) << body;
+  EXPECT_NE(body.find("{\"id\":" + id + ",\"up\":false}"), std::string::npos) << body;
+  EXPECT_EQ(CountOf(body, "\"up\":true"), 2) << body;  // the two others stay up
+  // The mock cluster does not move leaders: the down broker's partitions time out, the others work.
+  rd_kafka_resp_err_t err = ProduceSync(producer.get(), "pv.triggers", "k", "while-down", 0);
+  EXPECT_EQ(err, RD_KAFKA_RESP_ERR__MSG_TIMED_OUT) << rd_kafka_err2name(err);
+  if (other_partition >= 0) {
+    EXPECT_EQ(ProduceSync(producer.get(), "pv.triggers", "k", "elsewhere", other_partition),
+              RD_KAFKA_RESP_ERR_NO_ERROR);
+  }
+
+  ASSERT_EQ(broker_.Post("/brokers/" + id + "/up", &body), 200) << body;
+  EXPECT_EQ(body.find("false"), std::string::npos) << body;
+  rd_kafka_resp_err_t last = RD_KAFKA_RESP_ERR__MSG_TIMED_OUT;
+  for (int attempt = 0; attempt < 20 && last != RD_KAFKA_RESP_ERR_NO_ERROR; ++attempt) {
+    last = ProduceSync(producer.get(), "pv.triggers", "k", "after", 0);
+  }
+  EXPECT_EQ(last, RD_KAFKA_RESP_ERR_NO_ERROR) << rd_kafka_err2name(last);
+}
+
+TEST_F(DevBrokerProcessTest, InjectedProduceErrorSurfacesWithoutRetriesAndIsRetriedOtherwise) {
+  // Without retries, the injected error is what the delivery report says.
+  auto settings = ProducerSettings(broker_.bootstrap());
+  settings["enable.idempotence"] = "false";
+  settings["retries"] = "0";
+  auto no_retry = MakeClient(RD_KAFKA_PRODUCER, settings);
+  ASSERT_TRUE(no_retry);
+  ASSERT_EQ(ProduceSync(no_retry.get(), "pv.triggers", "k", "warm-up"), RD_KAFKA_RESP_ERR_NO_ERROR);
+  std::string body;
+  ASSERT_EQ(broker_.Post("/errors?api=Produce&error=NOT_ENOUGH_REPLICAS&count=1", &body), 200) << body;
+  EXPECT_NE(body.find("\"error_name\":\"NOT_ENOUGH_REPLICAS\""), std::string::npos) << body;
+  rd_kafka_resp_err_t err = ProduceSync(no_retry.get(), "pv.triggers", "k", "fails");
+  EXPECT_EQ(err, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS) << rd_kafka_err2name(err);
+  // The error was used up: the next one goes through.
+  EXPECT_EQ(ProduceSync(no_retry.get(), "pv.triggers", "k", "ok"), RD_KAFKA_RESP_ERR_NO_ERROR);
+
+  // The idempotent producer (what ingest uses) retries through three injected timeouts: its one record
+  // is delivered, and the three errors are used up by its attempts (the retry-less producer, which
+  // would fail on any error left, goes through afterwards).
+  auto producer = MakeClient(RD_KAFKA_PRODUCER, ProducerSettings(broker_.bootstrap()));
+  ASSERT_TRUE(producer);
+  ASSERT_EQ(ProduceSync(producer.get(), "pv.triggers", "k", "warm-up"), RD_KAFKA_RESP_ERR_NO_ERROR);
+  ASSERT_EQ(broker_.Post("/errors?api=0&error=7&count=3", &body), 200) << body;  // 7 = REQUEST_TIMED_OUT
+  EXPECT_EQ(ProduceSync(producer.get(), "pv.triggers", "k", "retried"), RD_KAFKA_RESP_ERR_NO_ERROR);
+  EXPECT_EQ(ProduceSync(no_retry.get(), "pv.triggers", "k", "nothing-left"), RD_KAFKA_RESP_ERR_NO_ERROR);
+
+  // Pushed errors that are not consumed can be cleared.
+  ASSERT_EQ(broker_.Post("/errors?api=Produce&error=NOT_ENOUGH_REPLICAS&count=5", &body), 200) << body;
+  ASSERT_EQ(broker_.Post("/errors/clear?api=Produce", &body), 200) << body;
+  EXPECT_EQ(ProduceSync(no_retry.get(), "pv.triggers", "k", "after-clear"), RD_KAFKA_RESP_ERR_NO_ERROR);
+}
+
+TEST_F(DevBrokerProcessTest, CreatesTopicsThroughTheControlApi) {
+  std::string body;
+  ASSERT_EQ(broker_.Post("/topics?name=pv.test.created&partitions=4", &body), 201) << body;
+  EXPECT_EQ(broker_.Post("/topics?name=pv.test.created&partitions=4", &body), 409) << body;
+  auto listed = ListedTopics(broker_);
+  ASSERT_EQ(listed.count("pv.test.created"), 1u);
+  EXPECT_EQ(listed["pv.test.created"], std::make_pair(4, 3));
+
+  auto producer = MakeClient(RD_KAFKA_PRODUCER, ProducerSettings(broker_.bootstrap()));
+  ASSERT_TRUE(producer);
+  auto layout = TopicLayout(producer.get(), "pv.test.created");
+  ASSERT_TRUE(layout.has_value());
+  EXPECT_EQ(layout->first, 4);
+  EXPECT_EQ(ProduceSync(producer.get(), "pv.test.created", "k", "v", 3), RD_KAFKA_RESP_ERR_NO_ERROR);
+}
+
+TEST_F(DevBrokerProcessTest, BadControlInputGetsAClear4xx) {
+  const std::vector<std::pair<std::string, int>> cases = {
+      {"/brokers/abc/down", 400},
+      {"/brokers/0/down", 404},
+      {"/brokers/4/up", 404},
+      {"/brokers/1/rtt?ms=x", 400},
+      {"/errors", 400},
+      {"/errors?api=Nope&error=REQUEST_TIMED_OUT", 400},
+      {"/errors?api=Produce&error=NOPE", 400},
+      {"/errors?api=Produce&error=_TRANSPORT", 400},
+      {"/errors?api=Produce&error=7&count=0", 400},
+      {"/errors?api=Produce&error=7&broker=9", 404},
+      {"/errors/clear?api=Nope", 400},
+      {"/topics?name=bad/name&partitions=1", 400},
+      {"/topics?name=ok&partitions=0", 400},
+      {"/topics?name=ok", 400},
+      {"/no/such/endpoint", 404},
+  };
+  for (const auto& [path, status] : cases) {
+    std::string body;
+    EXPECT_EQ(broker_.Post(path, &body), status) << path << " -> " << body;
+    auto doc = ParseJson(body);
+    ASSERT_TRUE(doc.IsObject() && doc.HasMember("error")) << path << " -> " << body;
+    EXPECT_GT(doc["error"].GetStringLength(), 5u) << path;
+  }
+  // Good input by number, and per broker.
+  std::string body;
+  EXPECT_EQ(broker_.Post("/errors?api=1&error=6&count=2&broker=1", &body), 200) << body;
+  EXPECT_EQ(broker_.Post("/brokers/all/rtt?ms=0", &body), 200) << body;
+  EXPECT_EQ(broker_.Post("/errors/clear", &body), 200) << body;
+}
+
+TEST(DevBrokerBinary, OneBrokerNoDefaultTopicsAndAnOverride) {
+  BrokerProcess broker;
+  ASSERT_TRUE(broker.Start({"--brokers", "1", "--no-default-topics", "--topic", "only.topic:2"}));
+  EXPECT_EQ(std::count(broker.bootstrap().begin(), broker.bootstrap().end(), ','), 0) << broker.bootstrap();
+  auto listed = ListedTopics(broker);
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed["only.topic"], std::make_pair(2, 1));
+  auto status = broker.Stop();
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(*status, 0) << broker.Log();
+}
+
+}  // namespace

@@ -1,0 +1,951 @@
+// pv-dev-broker: see dev_broker.hpp. In-memory only; for development and tests, never production.
+#include "dev_broker.hpp"
+
+// clang-format off
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>  // must follow rdkafka.h
+// clang-format on
+
+#include <fcntl.h>
+#include <httplib.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <regex>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+#include <utility>
+
+#include "pv/json.hpp"
+#include "pv/log.hpp"
+#include "pv/topics.hpp"
+
+namespace pv::dev_broker {
+namespace {
+
+constexpr int kExitRuntimeError = 1;
+constexpr int kExitUsage = 2;
+constexpr int kHttpThreads = 4;
+constexpr int kMaxApiKey = 99;
+constexpr auto kMockOpSpacing = std::chrono::milliseconds(10);
+
+struct ApiKeyName {
+  std::string_view name;
+  int key;
+};
+
+// Kafka protocol API keys (the public librdkafka headers do not export them). The mock cluster serves
+// a subset; injecting errors for an API it does not serve is harmless.
+constexpr ApiKeyName kApiKeys[] = {
+    {"Produce", 0},
+    {"Fetch", 1},
+    {"ListOffsets", 2},
+    {"Metadata", 3},
+    {"OffsetCommit", 8},
+    {"OffsetFetch", 9},
+    {"FindCoordinator", 10},
+    {"JoinGroup", 11},
+    {"Heartbeat", 12},
+    {"LeaveGroup", 13},
+    {"SyncGroup", 14},
+    {"DescribeGroups", 15},
+    {"ListGroups", 16},
+    {"SaslHandshake", 17},
+    {"ApiVersions", 18},
+    {"CreateTopics", 19},
+    {"DeleteTopics", 20},
+    {"DeleteRecords", 21},
+    {"InitProducerId", 22},
+    {"OffsetForLeaderEpoch", 23},
+    {"AddPartitionsToTxn", 24},
+    {"AddOffsetsToTxn", 25},
+    {"EndTxn", 26},
+    {"TxnOffsetCommit", 28},
+    {"SaslAuthenticate", 36},
+};
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    auto ca = static_cast<unsigned char>(a[i]);
+    auto cb = static_cast<unsigned char>(b[i]);
+    if (std::tolower(ca) != std::tolower(cb)) return false;
+  }
+  return true;
+}
+
+bool StartsWithIgnoreCase(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && EqualsIgnoreCase(s.substr(0, prefix.size()), prefix);
+}
+
+// Whole-string decimal integer.
+bool ParseInt(std::string_view text, int& out) {
+  if (text.empty()) return false;
+  int value = 0;
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (ec != std::errc() || ptr != end) return false;
+  out = value;
+  return true;
+}
+
+std::string_view ApiKeyNameOf(int key) {
+  for (const auto& entry : kApiKeys) {
+    if (entry.key == key) return entry.name;
+  }
+  return "";
+}
+
+std::string JsonError(std::string_view message) {
+  std::string out = "{\"error\":";
+  AppendJsonString(out, message);
+  out += "}\n";
+  return out;
+}
+
+void ReplyJson(httplib::Response& res, int status, const std::string& body) {
+  res.status = status;
+  res.set_content(body, "application/json");
+}
+
+void ReplyError(httplib::Response& res, int status, std::string_view message) {
+  ReplyJson(res, status, JsonError(message));
+}
+
+void RemoveFile(const std::string& path) {
+  if (!path.empty()) ::unlink(path.c_str());
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// librdkafka's own log lines (syslog levels) become JSON lines too.
+void LogFromRdkafka(const rd_kafka_t* /*rk*/, int level, const char* facility, const char* message) {
+  log::Level pv_level = log::Level::kDebug;
+  if (level <= 3) {
+    pv_level = log::Level::kError;
+  } else if (level == 4) {
+    pv_level = log::Level::kWarn;
+  } else if (level <= 6) {
+    pv_level = log::Level::kInfo;
+  }
+  // The host handle has no bootstrap.servers on purpose (see CreateHost): its warning is noise.
+  if (std::strstr(message, "bootstrap.servers") != nullptr) pv_level = log::Level::kDebug;
+  if (!log::Enabled(pv_level)) return;
+  log::Write(pv_level, "rdkafka", {{"facility", facility}, {"message", message}});
+}
+
+}  // namespace
+
+std::string Usage(std::string_view program) {
+  std::string out;
+  out += "Usage: ";
+  out += program;
+  out += R"( [options]
+
+A Kafka-protocol broker for development and tests, built on librdkafka's mock cluster.
+NOT Kafka and NOT for production: all data lives in this process's memory only (a few MiB per
+partition at most) and is lost when it exits. There is no CreateTopics/Admin API; create topics
+with --topic or the control API. Production runs Apache Kafka.
+
+Options:
+  --brokers N              number of brokers, 1..32 (default 3); replication factor min(N, 3)
+  --bootstrap-file PATH    write the bootstrap list "127.0.0.1:port,..." here (atomically: temporary
+                           file then rename) once the topics exist; removed on clean shutdown
+  --control-file PATH      write "127.0.0.1:port" of the control HTTP server here (atomically)
+  --topic NAME:PARTITIONS  create this topic (repeatable; overrides a default topic's partitions)
+  --no-default-topics      do not create the pipeline's default topics (pv::topics::DefaultTopics)
+  --log-level LEVEL        debug, info, warn, error (default info); debug adds librdkafka's mock logs
+  -h, --help               show this help
+
+Control API (HTTP on 127.0.0.1, random port):
+  GET  /healthz                           200 "ok"
+  GET  /bootstrap                         the bootstrap list
+  GET  /brokers                           broker ids and up/down state
+  POST /brokers/{id|all}/down             disconnect the broker(s), refuse new connections
+                                          (leaders do not move: their partitions become unavailable)
+  POST /brokers/{id|all}/up               accept connections again
+  POST /brokers/{id|all}/rtt?ms=N         add N ms of latency to every response (0 to reset)
+  POST /errors?api=A&error=E[&count=N][&broker=ID]
+                                          the next N (default 1) requests of API A fail with E;
+                                          A by name (Produce, Fetch, Metadata, OffsetCommit, JoinGroup,
+                                          Heartbeat, FindCoordinator, InitProducerId, ...) or number;
+                                          E as rd_kafka_err2name without "ERR_" (REQUEST_TIMED_OUT,
+                                          NOT_LEADER_FOR_PARTITION, ...) or number; with broker=ID only
+                                          that broker's requests fail
+  POST /errors/clear[?api=A]              drop pending cluster-wide injected errors (of A, or of all)
+  GET  /topics                            topics created by this broker (startup and control API)
+  POST /topics?name=X&partitions=N        create a topic
+
+Runs until SIGTERM or SIGINT, then shuts down and exits 0. Logs are JSON lines on stderr.
+)";
+  return out;
+}
+
+ParseStatus ParseArgs(const std::vector<std::string>& args, Options& out, std::string& error) {
+  Options options;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string arg = args[i];
+    std::string value;
+    bool has_inline_value = false;
+    if (arg.rfind("--", 0) == 0) {
+      auto eq = arg.find('=');
+      if (eq != std::string::npos) {
+        value = arg.substr(eq + 1);
+        arg = arg.substr(0, eq);
+        has_inline_value = true;
+      }
+    }
+    auto take_value = [&](std::string& dest) {
+      if (has_inline_value) {
+        dest = value;
+        return true;
+      }
+      if (i + 1 >= args.size()) {
+        error = arg + " needs a value";
+        return false;
+      }
+      dest = args[++i];
+      return true;
+    };
+    auto no_value = [&]() {
+      if (has_inline_value) {
+        error = arg + " takes no value";
+        return false;
+      }
+      return true;
+    };
+
+    if (arg == "-h" || arg == "--help") {
+      if (!no_value()) return ParseStatus::kError;
+      return ParseStatus::kHelp;
+    } else if (arg == "--brokers") {
+      std::string text;
+      if (!take_value(text)) return ParseStatus::kError;
+      if (!ParseInt(text, options.brokers) || options.brokers < 1 || options.brokers > kMaxBrokers) {
+        error = "--brokers must be an integer in 1.." + std::to_string(kMaxBrokers) + ", got '" + text + "'";
+        return ParseStatus::kError;
+      }
+    } else if (arg == "--bootstrap-file") {
+      if (!take_value(options.bootstrap_file)) return ParseStatus::kError;
+      if (options.bootstrap_file.empty()) {
+        error = "--bootstrap-file must not be empty";
+        return ParseStatus::kError;
+      }
+    } else if (arg == "--control-file") {
+      if (!take_value(options.control_file)) return ParseStatus::kError;
+      if (options.control_file.empty()) {
+        error = "--control-file must not be empty";
+        return ParseStatus::kError;
+      }
+    } else if (arg == "--topic") {
+      std::string text;
+      if (!take_value(text)) return ParseStatus::kError;
+      auto colon = text.rfind(':');
+      TopicRequest topic;
+      if (colon == std::string::npos) {
+        error = "--topic expects NAME:PARTITIONS, got '" + text + "'";
+        return ParseStatus::kError;
+      }
+      topic.name = text.substr(0, colon);
+      if (!ValidTopicName(topic.name)) {
+        error = "--topic: invalid topic name '" + topic.name + "' (1..249 characters of [a-zA-Z0-9._-])";
+        return ParseStatus::kError;
+      }
+      std::string partitions = text.substr(colon + 1);
+      if (!ParseInt(partitions, topic.partitions) || topic.partitions < 1 ||
+          topic.partitions > kMaxPartitions) {
+        error = "--topic: partitions must be an integer in 1.." + std::to_string(kMaxPartitions) + ", got '" +
+                partitions + "'";
+        return ParseStatus::kError;
+      }
+      options.topics.push_back(std::move(topic));
+    } else if (arg == "--no-default-topics") {
+      if (!no_value()) return ParseStatus::kError;
+      options.default_topics = false;
+    } else if (arg == "--log-level") {
+      if (!take_value(options.log_level)) return ParseStatus::kError;
+      try {
+        log::ParseLevel(options.log_level);
+      } catch (const std::invalid_argument& e) {
+        error = std::string("--log-level: ") + e.what();
+        return ParseStatus::kError;
+      }
+    } else {
+      error = "unknown argument '" + args[i] + "'";
+      return ParseStatus::kError;
+    }
+  }
+  out = std::move(options);
+  return ParseStatus::kOk;
+}
+
+std::vector<TopicRequest> StartupTopics(const Options& options) {
+  std::vector<TopicRequest> out;
+  if (options.default_topics) {
+    for (const auto& spec : topics::DefaultTopics()) out.push_back({spec.name, spec.partitions});
+  }
+  for (const auto& topic : options.topics) {
+    bool replaced = false;
+    for (auto& existing : out) {
+      if (existing.name == topic.name) {
+        existing.partitions = topic.partitions;
+        replaced = true;
+      }
+    }
+    if (!replaced) out.push_back(topic);
+  }
+  return out;
+}
+
+bool ParseApiKey(std::string_view text, int& out) {
+  int number = 0;
+  if (ParseInt(text, number)) {
+    if (number < 0 || number > kMaxApiKey) return false;
+    out = number;
+    return true;
+  }
+  for (const auto& entry : kApiKeys) {
+    if (EqualsIgnoreCase(text, entry.name)) {
+      out = entry.key;
+      return true;
+    }
+  }
+  return false;
+}
+
+bool ParseErrorCode(std::string_view text, int& out) {
+  const rd_kafka_err_desc* descs = nullptr;
+  size_t count = 0;
+  rd_kafka_get_err_descs(&descs, &count);
+  int number = 0;
+  if (ParseInt(text, number)) {
+    if (number < 0) return false;
+    for (size_t i = 0; i < count; ++i) {
+      if (descs[i].name != nullptr && static_cast<int>(descs[i].code) == number) {
+        out = number;
+        return true;
+      }
+    }
+    return false;
+  }
+  if (StartsWithIgnoreCase(text, "RD_KAFKA_RESP_ERR_")) {
+    text.remove_prefix(std::string_view("RD_KAFKA_RESP_ERR_").size());
+  } else if (StartsWithIgnoreCase(text, "ERR_")) {
+    text.remove_prefix(std::string_view("ERR_").size());
+  }
+  if (text.empty() || text.front() == '_') return false;
+  for (size_t i = 0; i < count; ++i) {
+    if (descs[i].name != nullptr && static_cast<int>(descs[i].code) >= 0 &&
+        EqualsIgnoreCase(text, descs[i].name)) {
+      out = static_cast<int>(descs[i].code);
+      return true;
+    }
+  }
+  return false;
+}
+
+bool ValidTopicName(std::string_view name) {
+  if (name.empty() || name.size() > 249 || name == "." || name == "..") return false;
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+              c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+int ReplicationFactor(int brokers) {
+  return brokers < 3 ? brokers : 3;
+}
+
+bool WriteFileAtomically(const std::string& path, std::string_view content, std::string& error) {
+  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    error = "open " + tmp + ": " + std::strerror(errno);
+    return false;
+  }
+  const char* p = content.data();
+  size_t left = content.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      error = "write " + tmp + ": " + std::strerror(errno);
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return false;
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    error = "fsync/close " + tmp + ": " + std::strerror(errno);
+    ::unlink(tmp.c_str());
+    return false;
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    error = "rename " + tmp + " -> " + path + ": " + std::strerror(errno);
+    ::unlink(tmp.c_str());
+    return false;
+  }
+  return true;
+}
+
+struct DevBroker::Impl {
+  struct TopicInfo {
+    int partitions;
+    int replication_factor;
+    std::string source;  // "startup" or "control"
+  };
+
+  explicit Impl(Options options) : options_(std::move(options)), broker_up_(options_.brokers, true) {}
+
+  Options options_;
+  rd_kafka_t* rk_ = nullptr;
+  rd_kafka_mock_cluster_t* cluster_ = nullptr;
+  std::string bootstrap_;
+  httplib::Server server_;
+  std::thread server_thread_;
+  int control_port_ = 0;
+  std::string control_content_;
+  bool wrote_bootstrap_ = false;
+  bool wrote_control_ = false;
+
+  // librdkafka 2.0.2's mock thread serves its op queue and only then drains its wake-up pipe, so an op
+  // enqueued in between (e.g. the next call made right after the previous one returned) loses its
+  // wake-up and waits for the thread's 1 s poll timeout. Observed here: startup took 1-4 s, shutdown
+  // 1 s. Serialising the op-based calls (topic create, broker up/down/rtt, destroy) and spacing them
+  // kMockOpSpacing apart keeps them out of that window.
+  std::mutex mock_op_mutex_;
+  std::chrono::steady_clock::time_point last_mock_op_{};
+  template <typename F>
+  auto MockOp(F&& op) {
+    std::lock_guard lock(mock_op_mutex_);
+    std::this_thread::sleep_until(last_mock_op_ + kMockOpSpacing);
+    auto result = op();
+    last_mock_op_ = std::chrono::steady_clock::now();
+    return result;
+  }
+
+  std::mutex mutex_;  // guards topics_ and broker_up_ (the mock calls are thread-safe themselves)
+  std::map<std::string, TopicInfo> topics_;
+  std::vector<bool> broker_up_;
+
+  void CreateHost();
+  rd_kafka_resp_err_t CreateTopic(const std::string& name, int partitions, const std::string& source);
+  using RouteHandler =
+      std::function<void(const httplib::Request&, const std::vector<std::string>&, httplib::Response&)>;
+  struct Route {
+    std::string method;
+    std::regex pattern;
+    RouteHandler handler;
+  };
+  std::vector<Route> routes_;
+
+  void AddRoute(const std::string& method, const std::string& pattern, const RouteHandler& handler);
+  void InstallRoutes();
+
+  // Parses "all" or an id; on failure fills the response and returns false.
+  bool ParseBrokerId(const std::string& text, httplib::Response& res, int& id);
+  void HandleBrokerState(const httplib::Request& req, const std::vector<std::string>& groups,
+                         httplib::Response& res);
+  void HandleBrokerRtt(const httplib::Request& req, const std::vector<std::string>& groups,
+                       httplib::Response& res);
+  void HandlePushErrors(const httplib::Request& req, httplib::Response& res);
+  void HandleClearErrors(const httplib::Request& req, httplib::Response& res);
+  void HandleCreateTopic(const httplib::Request& req, httplib::Response& res);
+  std::string TopicsJson();
+  std::string BrokersJson();
+};
+
+// Hosting choice: an ordinary producer handle with no bootstrap.servers hosts the cluster created
+// explicitly with rd_kafka_mock_cluster_new(). With `test.mock.num.brokers` instead, the handle itself
+// would become a client of the cluster (metadata requests, connections) whose traffic and errors would
+// mix with the clients under test, e.g. while brokers are set down. The host handle never produces.
+void DevBroker::Impl::CreateHost() {
+  char errstr[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  auto set = [&](const char* key, const char* value) {
+    if (rd_kafka_conf_set(conf, key, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(conf);
+      throw std::runtime_error(std::string("librdkafka config ") + key + ": " + errstr);
+    }
+  };
+  set("client.id", "pv-dev-broker-host");
+  if (options_.log_level == "debug") set("debug", "mock,broker");
+  rd_kafka_conf_set_log_cb(conf, LogFromRdkafka);
+  rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));  // takes conf on success
+  if (rk_ == nullptr) {
+    rd_kafka_conf_destroy(conf);
+    throw std::runtime_error(std::string("rd_kafka_new: ") + errstr);
+  }
+  cluster_ = rd_kafka_mock_cluster_new(rk_, options_.brokers);
+  if (cluster_ == nullptr) throw std::runtime_error("rd_kafka_mock_cluster_new failed");
+  bootstrap_ = rd_kafka_mock_cluster_bootstraps(cluster_);
+}
+
+rd_kafka_resp_err_t DevBroker::Impl::CreateTopic(const std::string& name, int partitions,
+                                                 const std::string& source) {
+  int replication_factor = ReplicationFactor(options_.brokers);
+  rd_kafka_resp_err_t err = MockOp(
+      [&] { return rd_kafka_mock_topic_create(cluster_, name.c_str(), partitions, replication_factor); });
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    std::lock_guard lock(mutex_);
+    topics_[name] = TopicInfo{partitions, replication_factor, source};
+  }
+  return err;
+}
+
+bool DevBroker::Impl::ParseBrokerId(const std::string& text, httplib::Response& res, int& id) {
+  if (text == "all") {
+    id = -1;
+    return true;
+  }
+  if (!ParseInt(text, id)) {
+    ReplyError(res, 400, "broker id must be an integer or 'all', got '" + text + "'");
+    return false;
+  }
+  if (id < 1 || id > options_.brokers) {
+    ReplyError(res, 404,
+               "no broker " + text + " (brokers are 1.." + std::to_string(options_.brokers) + ", or 'all')");
+    return false;
+  }
+  return true;
+}
+
+void DevBroker::Impl::HandleBrokerState(const httplib::Request& /*req*/,
+                                        const std::vector<std::string>& groups, httplib::Response& res) {
+  int id = 0;
+  if (!ParseBrokerId(groups.at(0), res, id)) return;
+  const bool up = groups.at(1) == "up";
+  // One call per broker: works whether or not this librdkafka accepts -1 for "all".
+  int first = id < 0 ? 1 : id;
+  int last = id < 0 ? options_.brokers : id;
+  for (int b = first; b <= last; ++b) {
+    rd_kafka_resp_err_t err = MockOp([&] {
+      return up ? rd_kafka_mock_broker_set_up(cluster_, b) : rd_kafka_mock_broker_set_down(cluster_, b);
+    });
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      ReplyError(res, 500, "broker " + std::to_string(b) + ": " + rd_kafka_err2str(err));
+      return;
+    }
+    std::lock_guard lock(mutex_);
+    broker_up_[static_cast<size_t>(b - 1)] = up;
+  }
+  log::Info(up ? "broker_up" : "broker_down", {{"broker", groups.at(0)}});
+  ReplyJson(res, 200, BrokersJson());
+}
+
+void DevBroker::Impl::HandleBrokerRtt(const httplib::Request& req, const std::vector<std::string>& groups,
+                                      httplib::Response& res) {
+  int id = 0;
+  if (!ParseBrokerId(groups.at(0), res, id)) return;
+  int ms = 0;
+  std::string text = req.get_param_value("ms");
+  if (!ParseInt(text, ms) || ms < 0 || ms > kMaxRttMs) {
+    ReplyError(res, 400, "ms must be an integer in 0.." + std::to_string(kMaxRttMs) + ", got '" + text + "'");
+    return;
+  }
+  int first = id < 0 ? 1 : id;
+  int last = id < 0 ? options_.brokers : id;
+  for (int b = first; b <= last; ++b) {
+    rd_kafka_resp_err_t err = MockOp([&] { return rd_kafka_mock_broker_set_rtt(cluster_, b, ms); });
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      ReplyError(res, 500, "broker " + std::to_string(b) + ": " + rd_kafka_err2str(err));
+      return;
+    }
+  }
+  log::Info("broker_rtt", {{"broker", groups.at(0)}, {"rtt_ms", ms}});
+  std::string body = "{\"broker\":";
+  AppendJsonString(body, groups.at(0));
+  body += ",\"rtt_ms\":" + std::to_string(ms) + "}\n";
+  ReplyJson(res, 200, body);
+}
+
+void DevBroker::Impl::HandlePushErrors(const httplib::Request& req, httplib::Response& res) {
+  if (!req.has_param("api") || !req.has_param("error")) {
+    ReplyError(res, 400,
+               "api and error are required, e.g. /errors?api=Produce&error=REQUEST_TIMED_OUT&count=1");
+    return;
+  }
+  int api = 0;
+  std::string api_text = req.get_param_value("api");
+  if (!ParseApiKey(api_text, api)) {
+    ReplyError(res, 400,
+               "unknown api '" + api_text +
+                   "' (a name such as Produce, Fetch, Metadata, OffsetCommit, JoinGroup, Heartbeat, "
+                   "FindCoordinator, InitProducerId, or a number 0.." +
+                   std::to_string(kMaxApiKey) + ")");
+    return;
+  }
+  int code = 0;
+  std::string error_text = req.get_param_value("error");
+  if (!ParseErrorCode(error_text, code)) {
+    ReplyError(res, 400,
+               "unknown broker error '" + error_text +
+                   "' (a name as rd_kafka_err2name gives it without ERR_, e.g. REQUEST_TIMED_OUT, or a "
+                   "non-negative number; client-local errors starting with '_' cannot be injected)");
+    return;
+  }
+  int count = 1;
+  if (req.has_param("count")) {
+    std::string text = req.get_param_value("count");
+    if (!ParseInt(text, count) || count < 1 || count > kMaxErrorCount) {
+      ReplyError(res, 400,
+                 "count must be an integer in 1.." + std::to_string(kMaxErrorCount) + ", got '" + text + "'");
+      return;
+    }
+  }
+  int broker = -1;
+  if (req.has_param("broker") && !ParseBrokerId(req.get_param_value("broker"), res, broker)) return;
+
+  const auto err = static_cast<rd_kafka_resp_err_t>(code);
+  if (broker < 0) {
+    std::vector<rd_kafka_resp_err_t> errors(static_cast<size_t>(count), err);
+    rd_kafka_mock_push_request_errors_array(cluster_, static_cast<int16_t>(api), errors.size(),
+                                            errors.data());
+  } else {
+    for (int i = 0; i < count; ++i) {
+      rd_kafka_resp_err_t push_err = rd_kafka_mock_broker_push_request_error_rtts(
+          cluster_, broker, static_cast<int16_t>(api), 1, err, 0);
+      if (push_err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        ReplyError(res, 500, std::string("push error: ") + rd_kafka_err2str(push_err));
+        return;
+      }
+    }
+  }
+  log::Info("errors_pushed", {{"api", api},
+                              {"api_name", ApiKeyNameOf(api)},
+                              {"error", rd_kafka_err2name(err)},
+                              {"count", count},
+                              {"broker", broker}});
+  std::string body = "{\"api\":" + std::to_string(api) + ",\"api_name\":";
+  AppendJsonString(body, ApiKeyNameOf(api));
+  body += ",\"error\":" + std::to_string(code) + ",\"error_name\":";
+  AppendJsonString(body, rd_kafka_err2name(err));
+  body += ",\"count\":" + std::to_string(count) + ",\"broker\":";
+  body += broker < 0 ? std::string("\"all\"") : std::to_string(broker);
+  body += "}\n";
+  ReplyJson(res, 200, body);
+}
+
+void DevBroker::Impl::HandleClearErrors(const httplib::Request& req, httplib::Response& res) {
+  // Clears the cluster-wide stacks only: librdkafka 2.0.2 has no call to clear per-broker stacks.
+  if (req.has_param("api")) {
+    int api = 0;
+    std::string text = req.get_param_value("api");
+    if (!ParseApiKey(text, api)) {
+      ReplyError(res, 400, "unknown api '" + text + "'");
+      return;
+    }
+    rd_kafka_mock_clear_request_errors(cluster_, static_cast<int16_t>(api));
+    log::Info("errors_cleared", {{"api", api}});
+  } else {
+    for (int api = 0; api <= kMaxApiKey; ++api) {
+      rd_kafka_mock_clear_request_errors(cluster_, static_cast<int16_t>(api));
+    }
+    log::Info("errors_cleared", {{"api", "all"}});
+  }
+  ReplyJson(res, 200, "{\"cleared\":true}\n");
+}
+
+void DevBroker::Impl::HandleCreateTopic(const httplib::Request& req, httplib::Response& res) {
+  std::string name = req.get_param_value("name");
+  if (!ValidTopicName(name)) {
+    ReplyError(res, 400,
+               "name must be 1..249 characters of [a-zA-Z0-9._-] (not '.' or '..'), got '" + name + "'");
+    return;
+  }
+  int partitions = 0;
+  std::string text = req.get_param_value("partitions");
+  if (!ParseInt(text, partitions) || partitions < 1 || partitions > kMaxPartitions) {
+    ReplyError(
+        res, 400,
+        "partitions must be an integer in 1.." + std::to_string(kMaxPartitions) + ", got '" + text + "'");
+    return;
+  }
+  {
+    std::lock_guard lock(mutex_);
+    if (topics_.count(name) != 0) {
+      ReplyError(res, 409, "topic '" + name + "' already exists");
+      return;
+    }
+  }
+  rd_kafka_resp_err_t err = CreateTopic(name, partitions, "control");
+  if (err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+    ReplyError(res, 409, "topic '" + name + "' already exists (auto-created by a client?)");
+    return;
+  }
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    ReplyError(res, 500, std::string("create topic: ") + rd_kafka_err2str(err));
+    return;
+  }
+  log::Info("topic_created", {{"topic", name}, {"partitions", partitions}, {"source", "control"}});
+  std::string body = "{\"name\":";
+  AppendJsonString(body, name);
+  body += ",\"partitions\":" + std::to_string(partitions) +
+          ",\"replication_factor\":" + std::to_string(ReplicationFactor(options_.brokers)) + "}\n";
+  ReplyJson(res, 201, body);
+}
+
+std::string DevBroker::Impl::TopicsJson() {
+  std::lock_guard lock(mutex_);
+  std::string out = "{\"topics\":[";
+  bool first = true;
+  for (const auto& [name, info] : topics_) {
+    if (!first) out += ',';
+    first = false;
+    out += "{\"name\":";
+    AppendJsonString(out, name);
+    out += ",\"partitions\":" + std::to_string(info.partitions) +
+           ",\"replication_factor\":" + std::to_string(info.replication_factor) + ",\"source\":";
+    AppendJsonString(out, info.source);
+    out += '}';
+  }
+  out += "]}\n";
+  return out;
+}
+
+std::string DevBroker::Impl::BrokersJson() {
+  std::lock_guard lock(mutex_);
+  std::string out = "{\"brokers\":[";
+  for (size_t i = 0; i < broker_up_.size(); ++i) {
+    if (i != 0) out += ',';
+    out += "{\"id\":" + std::to_string(i + 1) + ",\"up\":" + (broker_up_[i] ? "true" : "false") + "}";
+  }
+  out += "]}\n";
+  return out;
+}
+
+void DevBroker::Impl::AddRoute(const std::string& method, const std::string& pattern,
+                               const RouteHandler& handler) {
+  routes_.push_back(Route{method, std::regex(pattern), handler});
+  auto adapter = [handler](const httplib::Request& req, httplib::Response& res) {
+    std::vector<std::string> groups;
+    for (size_t i = 1; i < req.matches.size(); ++i) groups.push_back(req.matches[i].str());
+    handler(req, groups, res);
+  };
+  if (method == "GET") {
+    server_.Get(pattern, adapter);
+  } else {
+    server_.Post(pattern, adapter);
+  }
+}
+
+void DevBroker::Impl::InstallRoutes() {
+  server_.new_task_queue = [] { return new httplib::ThreadPool(kHttpThreads); };
+  using Groups = std::vector<std::string>;
+  using Req = httplib::Request;
+  using Res = httplib::Response;
+  AddRoute("GET", "/healthz",
+           [](const Req&, const Groups&, Res& res) { res.set_content("ok\n", "text/plain"); });
+  AddRoute("GET", "/bootstrap",
+           [this](const Req&, const Groups&, Res& res) { res.set_content(bootstrap_, "text/plain"); });
+  AddRoute("GET", "/brokers",
+           [this](const Req&, const Groups&, Res& res) { ReplyJson(res, 200, BrokersJson()); });
+  AddRoute("POST", R"(/brokers/([^/]+)/(down|up))",
+           [this](const Req& req, const Groups& g, Res& res) { HandleBrokerState(req, g, res); });
+  AddRoute("POST", R"(/brokers/([^/]+)/rtt)",
+           [this](const Req& req, const Groups& g, Res& res) { HandleBrokerRtt(req, g, res); });
+  AddRoute("POST", "/errors/clear",
+           [this](const Req& req, const Groups&, Res& res) { HandleClearErrors(req, res); });
+  AddRoute("POST", "/errors",
+           [this](const Req& req, const Groups&, Res& res) { HandlePushErrors(req, res); });
+  AddRoute("GET", "/topics",
+           [this](const Req&, const Groups&, Res& res) { ReplyJson(res, 200, TopicsJson()); });
+  AddRoute("POST", "/topics",
+           [this](const Req& req, const Groups&, Res& res) { HandleCreateTopic(req, res); });
+
+  // cpp-httplib 0.11.4 answers 400 to a POST that has neither Content-Length nor chunked encoding
+  // (what `curl -X POST URL` sends) before routing. Such a request carries no body, so it is safe to
+  // dispatch it here, before the server tries to read one.
+  server_.set_pre_routing_handler([this](const Req& req, Res& res) {
+    if (req.method != "POST" || req.has_header("Content-Length") || req.has_header("Transfer-Encoding")) {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    for (const auto& route : routes_) {
+      std::smatch match;
+      if (route.method != req.method || !std::regex_match(req.path, match, route.pattern)) continue;
+      Groups groups;
+      for (size_t i = 1; i < match.size(); ++i) groups.push_back(match[i].str());
+      route.handler(req, groups, res);
+      if (res.status == -1) res.status = 200;
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    ReplyError(res, 404, "no such endpoint: POST " + req.path + " (see --help for the control API)");
+    return httplib::Server::HandlerResponse::Handled;
+  });
+  // Called for every response >= 400; only fills in a body where a handler gave none (unknown route).
+  server_.set_error_handler([](const Req& req, Res& res) {
+    if (!res.body.empty()) return;
+    ReplyJson(res, res.status,
+              JsonError("no such endpoint: " + req.method + " " + req.path + " (status " +
+                        std::to_string(res.status) + "; see --help for the control API)"));
+  });
+  server_.set_exception_handler([](const Req&, Res& res, const std::exception_ptr& ep) {
+    std::string what = "unknown exception";
+    try {
+      if (ep) std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    ReplyError(res, 500, what);
+  });
+}
+
+DevBroker::DevBroker(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+DevBroker::~DevBroker() {
+  Stop();
+}
+
+void DevBroker::Start() {
+  Impl& s = *impl_;
+  // A file left by an earlier run would point at dead ports: remove it before anything else.
+  RemoveFile(s.options_.bootstrap_file);
+  RemoveFile(s.options_.control_file);
+
+  s.CreateHost();
+  log::Info("cluster_created", {{"brokers", s.options_.brokers}, {"bootstrap", s.bootstrap_}});
+  for (const auto& topic : StartupTopics(s.options_)) {
+    rd_kafka_resp_err_t err = s.CreateTopic(topic.name, topic.partitions, "startup");
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      throw std::runtime_error("create topic " + topic.name + ": " + rd_kafka_err2str(err));
+    }
+    log::Debug("topic_created",
+               {{"topic", topic.name}, {"partitions", topic.partitions}, {"source", "startup"}});
+  }
+
+  log::Debug("topics_created");
+  s.InstallRoutes();
+  s.control_port_ = s.server_.bind_to_any_port("127.0.0.1");
+  if (s.control_port_ <= 0) throw std::runtime_error("control server: cannot bind 127.0.0.1");
+  s.server_thread_ = std::thread([&s] { s.server_.listen_after_bind(); });
+  // stop() is a no-op until the accept loop runs, so wait for it (bounded) before going on.
+  for (int i = 0; i < 500 && !s.server_.is_running(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (!s.server_.is_running()) throw std::runtime_error("control server did not start");
+
+  std::string error;
+  s.control_content_ = "127.0.0.1:" + std::to_string(s.control_port_);
+  if (!s.options_.control_file.empty()) {
+    if (!WriteFileAtomically(s.options_.control_file, s.control_content_, error))
+      throw std::runtime_error(error);
+    s.wrote_control_ = true;
+  }
+  if (!s.options_.bootstrap_file.empty()) {
+    if (!WriteFileAtomically(s.options_.bootstrap_file, s.bootstrap_, error)) throw std::runtime_error(error);
+    s.wrote_bootstrap_ = true;
+  }
+}
+
+void DevBroker::Stop() {
+  if (!impl_) return;
+  Impl& s = *impl_;
+  if (s.server_thread_.joinable()) {
+    s.server_.stop();
+    s.server_thread_.join();
+    log::Debug("control_server_stopped");
+  }
+  if (s.cluster_ != nullptr) {
+    s.MockOp([&s] {
+      rd_kafka_mock_cluster_destroy(s.cluster_);
+      return 0;
+    });
+    s.cluster_ = nullptr;
+    log::Debug("cluster_destroyed");
+  }
+  if (s.rk_ != nullptr) {
+    rd_kafka_destroy(s.rk_);
+    s.rk_ = nullptr;
+  }
+  // Remove the files only if they still hold what this process wrote (another instance may have
+  // replaced them since).
+  if (s.wrote_bootstrap_ && ReadFile(s.options_.bootstrap_file) == s.bootstrap_) {
+    RemoveFile(s.options_.bootstrap_file);
+  }
+  if (s.wrote_control_ && ReadFile(s.options_.control_file) == s.control_content_) {
+    RemoveFile(s.options_.control_file);
+  }
+  s.wrote_bootstrap_ = false;
+  s.wrote_control_ = false;
+}
+
+const std::string& DevBroker::bootstrap() const {
+  return impl_->bootstrap_;
+}
+int DevBroker::control_port() const {
+  return impl_->control_port_;
+}
+
+int Main(int argc, char** argv) {
+  // Block the shutdown signals before any thread exists (librdkafka's, the mock cluster's, the
+  // control server's), so every thread inherits the mask and sigwait() below receives them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  std::string program = argc > 0 ? argv[0] : "pv-dev-broker";
+  std::vector<std::string> args(argv + (argc > 0 ? 1 : 0), argv + argc);
+  Options options;
+  std::string error;
+  switch (ParseArgs(args, options, error)) {
+    case ParseStatus::kHelp:
+      std::cout << Usage(program);
+      return 0;
+    case ParseStatus::kError:
+      std::cerr << program << ": " << error << "\n"
+                << "Try '" << program << " --help'.\n";
+      return kExitUsage;
+    case ParseStatus::kOk:
+      break;
+  }
+  log::SetService("dev-broker");
+  log::SetLevel(log::ParseLevel(options.log_level));
+
+  DevBroker broker(options);
+  try {
+    broker.Start();
+  } catch (const std::exception& e) {
+    log::Error("start_failed", {{"error", e.what()}});
+    broker.Stop();
+    return kExitRuntimeError;
+  }
+  log::Info("ready", {{"bootstrap", broker.bootstrap()},
+                      {"control", "127.0.0.1:" + std::to_string(broker.control_port())},
+                      {"brokers", options.brokers},
+                      {"topics", static_cast<std::int64_t>(StartupTopics(options).size())},
+                      {"storage", "memory only: data is lost on exit; development and tests only"}});
+
+  int received = 0;
+  while (sigwait(&signals, &received) != 0) {
+  }
+  log::Info("shutdown", {{"signal", received == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  broker.Stop();
+  log::Info("stopped");
+  return 0;
+}
+
+}  // namespace pv::dev_broker
