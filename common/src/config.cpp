@@ -186,8 +186,11 @@ std::vector<std::string> Config::GetList(std::string_view key, const std::vector
     std::string_view rest(v);
     while (!rest.empty()) {
       size_t comma = rest.find(',');
-      std::string item(rest.substr(0, comma));
-      if (!item.empty()) out.push_back(item);
+      std::string_view item = rest.substr(0, comma);
+      // "a, b" means a and b: blanks around items are never part of them.
+      while (!item.empty() && std::isspace(static_cast<unsigned char>(item.front()))) item.remove_prefix(1);
+      while (!item.empty() && std::isspace(static_cast<unsigned char>(item.back()))) item.remove_suffix(1);
+      if (!item.empty()) out.emplace_back(item);
       if (comma == std::string_view::npos) break;
       rest.remove_prefix(comma + 1);
     }
@@ -204,6 +207,9 @@ std::vector<std::string> Config::GetList(std::string_view key, const std::vector
   if (!node.IsSequence()) throw ConfigError(fmt::format("{}: setting '{}' must be a list", path_, key));
   std::string joined;
   for (const auto& item : node) {
+    if (!item.IsScalar()) {
+      throw ConfigError(fmt::format("{}: setting '{}': every item must be a single value", path_, key));
+    }
     out.push_back(item.as<std::string>());
     joined += (joined.empty() ? "" : ",") + out.back();
   }
@@ -216,7 +222,13 @@ std::map<std::string, std::string> Config::GetStringMap(std::string_view key) co
   YAML::Node node = FindNode(root_, key);
   if (node && !node.IsNull()) {
     if (!node.IsMap()) throw ConfigError(fmt::format("{}: setting '{}' must be a mapping", path_, key));
-    for (const auto& item : node) out[item.first.as<std::string>()] = item.second.as<std::string>();
+    for (const auto& item : node) {
+      auto name = item.first.as<std::string>();
+      if (!item.second.IsScalar()) {
+        throw ConfigError(fmt::format("{}: setting '{}.{}' must be a single value", path_, key, name));
+      }
+      out[name] = item.second.as<std::string>();
+    }
   }
   std::string prefix = EnvName(key) + "__";
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
