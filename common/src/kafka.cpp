@@ -337,7 +337,10 @@ void Consumer::Close() {
 // ---- OffsetTracker ----
 
 void OffsetTracker::Begin(std::int32_t partition, std::int64_t offset) {
-  auto& state = partitions_[partition];
+  auto [it, fresh] = partitions_.try_emplace(partition);
+  auto& state = it->second;
+  // The first record begun is where reading started: storing that position again is no advance.
+  if (fresh) state.stored = offset;
   state.in_flight.insert(offset);
   if (offset > state.highest_begun) state.highest_begun = offset;
 }
