@@ -44,17 +44,24 @@ std::shared_ptr<const KeyStore> KeyStore::LoadFile(const std::string& path) {
     throw KeyError(fmt::format("keys file {}: {}", path, e.what()));
   }
   if (root.IsNull()) return store;
+  // Checked before indexing: operator[] on a sequence silently turns it into a mapping, and on a
+  // scalar throws a yaml-cpp error instead of a KeyError.
+  if (!root.IsMap()) throw KeyError(fmt::format("keys file {}: expected a mapping with a 'keys' list", path));
   YAML::Node list = root["keys"];
-  if (!root.IsMap() || (list && !list.IsNull() && !list.IsSequence())) {
+  if (list && !list.IsNull() && !list.IsSequence()) {
     throw KeyError(fmt::format("keys file {}: expected a mapping with a 'keys' list", path));
   }
   size_t index = 0;
   for (const auto& node : list) {
+    if (!node.IsMap()) throw KeyError(fmt::format("keys file {}: keys[{}] must be a mapping", path, index));
     auto field = [&](const char* name, bool required) -> std::string {
       YAML::Node n = node[name];
       if (!n || n.IsNull()) {
         if (required) throw KeyError(fmt::format("keys file {}: keys[{}].{} is required", path, index, name));
         return {};
+      }
+      if (!n.IsScalar()) {
+        throw KeyError(fmt::format("keys file {}: keys[{}].{} must be a string", path, index, name));
       }
       return n.as<std::string>();
     };
