@@ -24,6 +24,22 @@ std::string EscapeLabel(const std::string& v) {
   return out;
 }
 
+// HELP text may hold anything but a raw line feed, so '\\' and line feeds are escaped.
+std::string EscapeHelp(const std::string& v) {
+  std::string out;
+  out.reserve(v.size());
+  for (char c : v) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 std::string Labels(const std::vector<std::string>& names, const std::vector<std::string>& values,
                    const std::string& extra = {}) {
   std::string out;
@@ -100,22 +116,26 @@ std::string Registry::Render() const {
   std::lock_guard lock(mutex_);
   std::string out;
   for (const auto& family : counters_) {
-    out += fmt::format("# HELP {} {}\n# TYPE {} counter\n", family->name(), family->help(), family->name());
+    out += fmt::format("# HELP {} {}\n# TYPE {} counter\n", family->name(), EscapeHelp(family->help()),
+                       family->name());
     family->ForEach([&](const auto& labels, const Counter& c) {
       out += fmt::format("{}{} {}\n", family->name(), Labels(family->label_names(), labels), Number(c.Value()));
     });
   }
   for (const auto& family : gauges_) {
-    out += fmt::format("# HELP {} {}\n# TYPE {} gauge\n", family->name(), family->help(), family->name());
+    out += fmt::format("# HELP {} {}\n# TYPE {} gauge\n", family->name(), EscapeHelp(family->help()),
+                       family->name());
     family->ForEach([&](const auto& labels, const Gauge& g) {
       out += fmt::format("{}{} {}\n", family->name(), Labels(family->label_names(), labels), Number(g.Value()));
     });
   }
   for (const auto& cb : callbacks_) {
-    out += fmt::format("# HELP {} {}\n# TYPE {} gauge\n{} {}\n", cb.name, cb.help, cb.name, cb.name, Number(cb.fn()));
+    out += fmt::format("# HELP {} {}\n# TYPE {} gauge\n{} {}\n", cb.name, EscapeHelp(cb.help), cb.name, cb.name,
+                       Number(cb.fn()));
   }
   for (const auto& family : histograms_) {
-    out += fmt::format("# HELP {} {}\n# TYPE {} histogram\n", family->name(), family->help(), family->name());
+    out += fmt::format("# HELP {} {}\n# TYPE {} histogram\n", family->name(), EscapeHelp(family->help()),
+                       family->name());
     family->ForEach([&](const auto& labels, const Histogram& h) {
       auto counts = h.CumulativeCounts();
       const auto& bounds = h.bounds();
