@@ -37,9 +37,11 @@ std::optional<int> ParseClock(const std::string& s) {
 
 std::optional<int> ParseDay(std::string day) {
   std::transform(day.begin(), day.end(), day.begin(), [](unsigned char c) { return std::tolower(c); });
-  static const char* kDays[] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
+  // The name or an abbreviation of it ("mon", "tues", "thurs"). Not the other way round: a name
+  // that merely starts with a day ("mon-fri", "monkey") is not that day.
+  static const char* kDays[] = {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"};
   for (int i = 0; i < 7; ++i) {
-    if (day.rfind(kDays[i], 0) == 0) return i;
+    if (day.size() >= 3 && std::string_view(kDays[i]).substr(0, day.size()) == day) return i;
   }
   return std::nullopt;
 }
@@ -95,7 +97,13 @@ void ParseTemplate(const fs::path& file, const std::string& locale, const YAML::
         problems.Add(file.string(), where + ".data", "must be a mapping of string values");
         continue;
       }
-      for (const auto& d : item.second) out.data[d.first.as<std::string>()] = d.second.as<std::string>();
+      for (const auto& d : item.second) {
+        if (!d.second.IsScalar()) {
+          problems.Add(file.string(), where + ".data." + d.first.as<std::string>(), "must be a string");
+          continue;
+        }
+        out.data[d.first.as<std::string>()] = d.second.as<std::string>();
+      }
       continue;
     }
     if (!item.second.IsScalar()) {
@@ -187,7 +195,9 @@ void ParseCampaign(const fs::path& file, Campaign& c, Problems& problems) {
   c.project = str("project", true);
   c.name = str("name", false);
   std::string channel = str("channel", true);
-  if (!channel.empty() && !ParseChannel(channel, c.channel)) {
+  // Without a known channel the templates' fields cannot be checked (they depend on it).
+  bool channel_known = !channel.empty() && ParseChannel(channel, c.channel);
+  if (!channel.empty() && !channel_known) {
     problems.Add(file.string(), "channel", fmt::format("'{}' is not one of email, text, push", channel));
   }
   c.provider = str("provider", true);
@@ -205,7 +215,11 @@ void ParseCampaign(const fs::path& file, Campaign& c, Problems& problems) {
     }
     c.timezone = tz;
   }
-  if (YAML::Node w = root["send_window"]; w && !w.IsNull()) {
+  YAML::Node w = root["send_window"];
+  if (w && !w.IsNull() && !w.IsMap()) {
+    problems.Add(file.string(), "send_window",
+                 "must be a mapping such as {start: \"08:00\", end: \"21:00\", days: [mon, tue]}");
+  } else if (w && !w.IsNull()) {
     SendWindow window;
     int start = w["start"] && w["start"].IsScalar() ? ParseClock(w["start"].as<std::string>()).value_or(-1) : -1;
     int end = w["end"] && w["end"].IsScalar() ? ParseClock(w["end"].as<std::string>()).value_or(-1) : -1;
@@ -222,6 +236,10 @@ void ParseCampaign(const fs::path& file, Campaign& c, Problems& problems) {
         problems.Add(file.string(), "send_window.days", "must be a list such as [mon, tue]");
       } else {
         for (const auto& d : days) {
+          if (!d.IsScalar()) {
+            problems.Add(file.string(), "send_window.days", "must be a list of day names such as [mon, tue]");
+            continue;
+          }
           auto day = ParseDay(d.as<std::string>());
           if (!day) {
             problems.Add(file.string(), "send_window.days", fmt::format("'{}' is not a day", d.as<std::string>()));
@@ -245,7 +263,7 @@ void ParseCampaign(const fs::path& file, Campaign& c, Problems& problems) {
       continue;
     }
     Template t;
-    ParseTemplate(file, locale, item.second, c.channel, t, problems);
+    if (channel_known) ParseTemplate(file, locale, item.second, c.channel, t, problems);
     c.templates.emplace_back(locale, std::move(t));
   }
   if (!c.default_locale.empty()) {
@@ -274,7 +292,12 @@ std::shared_ptr<const Catalog> Catalog::LoadDirectory(const std::string& dir) {
   for (const auto& file : files) {
     Campaign c;
     size_t before = problems.list.size();
-    ParseCampaign(file, c, problems);
+    try {
+      ParseCampaign(file, c, problems);
+    } catch (const YAML::Exception& e) {
+      // A value of an unexpected shape the checks above do not name: still this file's problem.
+      problems.Add(file.string(), "(file)", e.what());
+    }
     if (problems.list.size() != before || c.id.empty()) continue;
     auto [it, inserted] = catalog->campaigns_.emplace(c.id, c);
     if (!inserted) {
