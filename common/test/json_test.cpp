@@ -1,0 +1,150 @@
+#include "pv/json.hpp"
+
+#include <gtest/gtest.h>
+
+#include <random>
+
+namespace pv {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::system_clock;
+
+std::string Quoted(std::string_view s) {
+  std::string out;
+  AppendJsonString(out, s);
+  return out;
+}
+
+TEST(JsonTest, AppendJsonStringEscapesQuotesBackslashesAndControls) {
+  EXPECT_EQ(Quoted(""), R"("")");
+  EXPECT_EQ(Quoted("plain text"), R"("plain text")");
+  EXPECT_EQ(Quoted(R"(He said "hi")"), R"("He said \"hi\"")");
+  EXPECT_EQ(Quoted(R"(C:\path\)"), R"("C:\\path\\")");
+  EXPECT_EQ(Quoted("a\nb\rc\td"), R"("a\nb\rc\td")");
+  EXPECT_EQ(Quoted(std::string_view("\x00\x01\x1f", 3)), R"("\u0000\u0001\u001f")");
+  EXPECT_EQ(Quoted("\b\f"), R"("\u0008\u000c")");
+  // Not control characters: DEL, '/', and UTF-8 pass through unchanged.
+  EXPECT_EQ(Quoted("\x7f/ é ✓"), "\"\x7f/ é ✓\"");
+}
+
+TEST(JsonTest, AppendJsonStringAppends) {
+  std::string out = "{\"k\":";
+  AppendJsonString(out, "v\"");
+  EXPECT_EQ(out, R"({"k":"v\"")");
+}
+
+TEST(JsonTest, AppendJsonStringOutputParsesBackToTheInput) {
+  std::string all;
+  for (int c = 0; c < 0x80; ++c) all += static_cast<char>(c);
+  all += "é日本";
+  std::string doc = Quoted(all);
+  rapidjson::Document parsed;
+  parsed.Parse(doc.data(), doc.size());
+  ASSERT_FALSE(parsed.HasParseError()) << doc;
+  ASSERT_TRUE(parsed.IsString());
+  EXPECT_EQ(AsStringView(parsed), all);
+}
+
+TEST(JsonTest, FormatTimestampIsUtcWithMilliseconds) {
+  EXPECT_EQ(FormatTimestamp(FromUnixMillis(0)), "1970-01-01T00:00:00.000Z");
+  EXPECT_EQ(FormatTimestamp(FromUnixMillis(1795679678123)), "2026-11-26T07:54:38.123Z");
+  EXPECT_EQ(FormatTimestamp(FromUnixMillis(1709251199999)), "2024-02-29T23:59:59.999Z");
+  EXPECT_EQ(FormatTimestamp(FromUnixMillis(-1)), "1969-12-31T23:59:59.999Z");
+  // Sub-millisecond parts are cut, not rounded.
+  EXPECT_EQ(FormatTimestamp(FromUnixMillis(1795679678123) + std::chrono::microseconds(999)),
+            "2026-11-26T07:54:38.123Z");
+}
+
+TEST(JsonTest, ParseTimestampRoundTrips) {
+  std::mt19937_64 rng(12345);
+  std::uniform_int_distribution<std::int64_t> ms(-2208988800000LL, 4102444800000LL);  // 1900 .. 2100
+  for (int i = 0; i < 1000; ++i) {
+    auto tp = FromUnixMillis(ms(rng));
+    std::string text = FormatTimestamp(tp);
+    auto parsed = ParseTimestamp(text);
+    ASSERT_TRUE(parsed.has_value()) << text;
+    EXPECT_EQ(*parsed, tp) << text;
+  }
+  auto now = system_clock::now();
+  EXPECT_EQ(ParseTimestamp(FormatTimestamp(now)), std::chrono::floor<milliseconds>(now));
+}
+
+TEST(JsonTest, ParseTimestampAcceptsSecondsFractionsAndOffsets) {
+  const auto base = FromUnixMillis(1795679678000);  // 2026-11-26T07:54:38Z
+  EXPECT_EQ(ParseTimestamp("2026-11-26T07:54:38Z"), base);
+  EXPECT_EQ(ParseTimestamp("2026-11-26T07:54:38.123Z"), base + milliseconds(123));
+  EXPECT_EQ(ParseTimestamp("2026-11-26T07:54:38.5Z"), base + milliseconds(500));
+  EXPECT_EQ(ParseTimestamp("2026-11-26T07:54:38.123456789Z"), base + milliseconds(123));
+  EXPECT_EQ(ParseTimestamp("2026-11-26t07:54:38z"), base);
+  EXPECT_EQ(ParseTimestamp("2026-11-26 07:54:38Z"), base);
+  EXPECT_EQ(ParseTimestamp("2026-11-26T09:54:38.123+02:00"), base + milliseconds(123));
+  EXPECT_EQ(ParseTimestamp("2026-11-26T02:24:38-05:30"), base);
+  EXPECT_EQ(ParseTimestamp("2026-11-26T07:54:38+00:00"), base);
+  EXPECT_EQ(ParseTimestamp("2026-11-26T07:54:38-00:00"), base);
+  // An offset that crosses midnight and a year.
+  EXPECT_EQ(ParseTimestamp("2027-01-01T01:00:00+02:00"), ParseTimestamp("2026-12-31T23:00:00Z"));
+}
+
+TEST(JsonTest, ParseTimestampRejectsInvalidInput) {
+  for (const char* bad : {
+           "",
+           "2026-11-26",
+           "2026-11-26T07:54",
+           "2026-11-26T07:54:38",        // no zone
+           "2026-11-26T07:54:38.Z",      // empty fraction
+           "2026-11-26T07:54:38.123",    // no zone after fraction
+           "2026-11-26T07:54:38ZZ",      // trailing junk
+           "2026-11-26T07:54:38Z ",      // trailing blank
+           " 2026-11-26T07:54:38Z",      // leading blank
+           "2026-11-26T07:54:38+0200",   // offset without colon
+           "2026-11-26T07:54:38+02",     // short offset
+           "2026-11-26T07:54:38+02:0",   // short offset minutes
+           "2026-11-26T07:54:38+25:00",  // offset hour out of range
+           "2026-11-26T07:54:38+02:60",  // offset minute out of range
+           "2026/11/26T07:54:38Z",
+           "2026-11-26X07:54:38Z",
+           "2026-13-01T00:00:00Z",  // month 13
+           "2026-00-01T00:00:00Z",  // month 0
+           "2026-02-29T00:00:00Z",  // not a leap year
+           "2026-04-31T00:00:00Z",
+           "2026-11-26T24:00:00Z",
+           "2026-11-26T07:60:00Z",
+           "2026-11-26T07:54:61Z",
+           "2026-1-26T07:54:38Z",
+           "20x6-11-26T07:54:38Z",
+           "2026-11-26T07:54:38.12aZ",
+           "1795679678123",
+       }) {
+    EXPECT_FALSE(ParseTimestamp(bad).has_value()) << "accepted: '" << bad << "'";
+  }
+  EXPECT_TRUE(ParseTimestamp("2024-02-29T00:00:00Z").has_value());
+}
+
+TEST(JsonTest, FindMemberAndFindStringTolerateAbsenceAndWrongTypes) {
+  rapidjson::Document doc;
+  doc.Parse(R"({"s":"text","n":5,"o":{"inner":"x"},"e":""})");
+  ASSERT_FALSE(doc.HasParseError());
+  EXPECT_EQ(FindString(doc, "s"), "text");
+  EXPECT_EQ(FindString(doc, "e"), "");
+  EXPECT_FALSE(FindString(doc, "n").has_value());
+  EXPECT_FALSE(FindString(doc, "missing").has_value());
+  ASSERT_NE(FindMember(doc, "n"), nullptr);
+  EXPECT_EQ(FindMember(doc, "n")->GetInt(), 5);
+  EXPECT_EQ(FindMember(doc, "missing"), nullptr);
+  ASSERT_NE(FindMember(doc, "o"), nullptr);
+  EXPECT_EQ(FindString(*FindMember(doc, "o"), "inner"), "x");
+  // Not an object: nothing found, no assertion.
+  EXPECT_EQ(FindMember(doc["s"], "x"), nullptr);
+  EXPECT_FALSE(FindString(doc["n"], "x").has_value());
+}
+
+TEST(JsonTest, ToJsonIsCompact) {
+  rapidjson::Document doc;
+  doc.Parse(R"({ "a" : [1, 2, {"b": "c\"d"}], "e": null })");
+  ASSERT_FALSE(doc.HasParseError());
+  EXPECT_EQ(ToJson(doc), R"({"a":[1,2,{"b":"c\"d"}],"e":null})");
+}
+
+}  // namespace
+}  // namespace pv

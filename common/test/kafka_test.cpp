@@ -1,0 +1,210 @@
+// The broker-free parts of pv::kafka: the offset tracker, the delivery group, settings. The producer
+// and consumer against a broker are covered by the integration tests with the dev broker.
+#include "pv/kafka.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "pv/config.hpp"
+#include "test_util.hpp"
+
+namespace pv::kafka {
+namespace {
+
+using ::pv::testing::ErrorMessage;
+using ::pv::testing::ScopedEnv;
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+using ::testing::HasSubstr;
+using ::testing::Pair;
+using ::testing::UnorderedElementsAre;
+
+TEST(OffsetTrackerTest, InOrderFinishesAdvanceOneByOne) {
+  OffsetTracker t;
+  for (std::int64_t o = 0; o < 3; ++o) t.Begin(0, o);
+  EXPECT_EQ(t.InFlight(0), 3U);
+  EXPECT_EQ(t.Finish(0, 0), 1);
+  EXPECT_EQ(t.Finish(0, 1), 2);
+  EXPECT_EQ(t.Finish(0, 2), 3);
+  EXPECT_EQ(t.InFlight(0), 0U);
+  EXPECT_EQ(t.InFlight(), 0U);
+}
+
+TEST(OffsetTrackerTest, OutOfOrderFinishesAdvanceOnlyToTheLowestInFlight) {
+  OffsetTracker t;
+  for (std::int64_t o = 10; o <= 14; ++o) t.Begin(3, o);
+  // 10 is still in flight: nothing may be stored beyond it, and nothing advanced.
+  EXPECT_EQ(t.Finish(3, 12), -1);
+  EXPECT_EQ(t.Finish(3, 13), -1);
+  EXPECT_EQ(t.InFlight(3), 3U);
+  // 10 done: 11 is now the lowest in flight.
+  EXPECT_EQ(t.Finish(3, 10), 11);
+  // 11 done: 12 and 13 were done already, so the next to store is 14 (still in flight).
+  EXPECT_EQ(t.Finish(3, 11), 14);
+  EXPECT_EQ(t.Finish(3, 14), 15);
+  EXPECT_EQ(t.InFlight(3), 0U);
+}
+
+TEST(OffsetTrackerTest, GapsInOffsetsAreFine) {
+  // Compacted topics and transaction markers leave gaps; only begun offsets count.
+  OffsetTracker t;
+  t.Begin(0, 5);
+  t.Begin(0, 9);
+  t.Begin(0, 20);
+  EXPECT_EQ(t.Finish(0, 20), -1);
+  EXPECT_EQ(t.Finish(0, 5), 9);
+  EXPECT_EQ(t.Finish(0, 9), 21);
+}
+
+TEST(OffsetTrackerTest, RecordsBegunAfterAllFinishedContinue) {
+  OffsetTracker t;
+  t.Begin(0, 0);
+  EXPECT_EQ(t.Finish(0, 0), 1);
+  t.Begin(0, 1);
+  t.Begin(0, 2);
+  EXPECT_EQ(t.Finish(0, 2), -1);
+  EXPECT_EQ(t.Finish(0, 1), 3);
+}
+
+TEST(OffsetTrackerTest, UnknownAndRepeatedFinishesDoNotAdvance) {
+  OffsetTracker t;
+  EXPECT_EQ(t.Finish(0, 0), -1);  // partition never seen
+  t.Begin(0, 0);
+  t.Begin(0, 1);
+  EXPECT_EQ(t.Finish(0, 7), -1);  // offset never begun
+  EXPECT_EQ(t.Finish(0, 0), 1);
+  EXPECT_EQ(t.Finish(0, 0), -1);  // finished twice
+  EXPECT_EQ(t.InFlight(0), 1U);
+}
+
+TEST(OffsetTrackerTest, PartitionsAreIndependent) {
+  OffsetTracker t;
+  t.Begin(0, 100);
+  t.Begin(1, 7);
+  t.Begin(1, 8);
+  EXPECT_EQ(t.InFlight(), 3U);
+  EXPECT_EQ(t.Finish(1, 8), -1);
+  EXPECT_EQ(t.Finish(0, 100), 101);
+  EXPECT_EQ(t.Finish(1, 7), 9);
+  EXPECT_EQ(t.InFlight(), 0U);
+  EXPECT_EQ(t.InFlight(42), 0U);
+}
+
+TEST(OffsetTrackerTest, ForgetDropsAPartition) {
+  OffsetTracker t;
+  t.Begin(0, 1);
+  t.Begin(0, 2);
+  t.Begin(1, 50);
+  t.Forget(0);
+  EXPECT_EQ(t.InFlight(0), 0U);
+  EXPECT_EQ(t.InFlight(), 1U);
+  // Late finishes of a revoked partition's records store nothing.
+  EXPECT_EQ(t.Finish(0, 1), -1);
+  EXPECT_EQ(t.Finish(0, 2), -1);
+  // Reassigned later, it starts afresh from whatever offset the new owner reads.
+  t.Begin(0, 1);
+  EXPECT_EQ(t.Finish(0, 1), 2);
+  t.Forget(7);  // unknown: no effect
+  EXPECT_EQ(t.Finish(1, 50), 51);
+}
+
+TEST(DeliveryGroupTest, WaitReturnsWhenAllReported) {
+  auto group = std::make_shared<DeliveryGroup>(3);
+  std::thread reporter([group] {
+    for (int i = 0; i < 3; ++i) {
+      std::this_thread::sleep_for(milliseconds(5));
+      group->OnDelivery(RD_KAFKA_RESP_ERR_NO_ERROR, 2, 40 + i);
+    }
+  });
+  auto start = steady_clock::now();
+  EXPECT_TRUE(group->Wait(start + std::chrono::seconds(10)));
+  EXPECT_LT(steady_clock::now() - start, std::chrono::seconds(5));
+  reporter.join();
+  EXPECT_EQ(group->first_error(), RD_KAFKA_RESP_ERR_NO_ERROR);
+  EXPECT_EQ(group->last_partition(), 2);
+  EXPECT_EQ(group->last_offset(), 42);
+}
+
+TEST(DeliveryGroupTest, WaitTimesOutWhileRecordsArePending) {
+  DeliveryGroup group(2);
+  group.OnDelivery(RD_KAFKA_RESP_ERR_NO_ERROR, 0, 1);
+  auto start = steady_clock::now();
+  EXPECT_FALSE(group.Wait(start + milliseconds(50)));
+  EXPECT_GE(steady_clock::now() - start, milliseconds(45));
+  group.OnDelivery(RD_KAFKA_RESP_ERR_NO_ERROR, 0, 2);
+  EXPECT_TRUE(group.Wait(steady_clock::now()));
+}
+
+TEST(DeliveryGroupTest, EmptyGroupIsDoneAtOnce) {
+  DeliveryGroup group(0);
+  EXPECT_TRUE(group.Wait(steady_clock::now()));
+  EXPECT_EQ(group.first_error(), RD_KAFKA_RESP_ERR_NO_ERROR);
+}
+
+TEST(DeliveryGroupTest, FirstErrorIsKept) {
+  DeliveryGroup group(4);
+  group.OnDelivery(RD_KAFKA_RESP_ERR_NO_ERROR, 0, 1);
+  EXPECT_EQ(group.first_error(), RD_KAFKA_RESP_ERR_NO_ERROR);
+  group.OnDelivery(RD_KAFKA_RESP_ERR__MSG_TIMED_OUT, 0, -1);
+  group.OnDelivery(RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, 0, -1);
+  group.OnDelivery(RD_KAFKA_RESP_ERR_NO_ERROR, 0, 2);
+  EXPECT_TRUE(group.Wait(steady_clock::now()));
+  EXPECT_EQ(group.first_error(), RD_KAFKA_RESP_ERR__MSG_TIMED_OUT);
+}
+
+TEST(DeliveryGroupTest, AbandonCountsRecordsThatWereNeverEnqueued) {
+  DeliveryGroup group(3);
+  group.OnDelivery(RD_KAFKA_RESP_ERR_NO_ERROR, 0, 1);
+  EXPECT_FALSE(group.Wait(steady_clock::now()));
+  group.Abandon(2, RD_KAFKA_RESP_ERR__QUEUE_FULL);
+  EXPECT_TRUE(group.Wait(steady_clock::now()));
+  EXPECT_EQ(group.first_error(), RD_KAFKA_RESP_ERR__QUEUE_FULL);
+}
+
+TEST(DeliveryGroupTest, AbandonKeepsAnEarlierError) {
+  DeliveryGroup group(3);
+  group.OnDelivery(RD_KAFKA_RESP_ERR__MSG_TIMED_OUT, 0, -1);
+  group.Abandon(1, RD_KAFKA_RESP_ERR__QUEUE_FULL);
+  EXPECT_FALSE(group.Wait(steady_clock::now()));
+  group.OnDelivery(RD_KAFKA_RESP_ERR_NO_ERROR, 1, 5);
+  EXPECT_TRUE(group.Wait(steady_clock::now()));
+  EXPECT_EQ(group.first_error(), RD_KAFKA_RESP_ERR__MSG_TIMED_OUT);
+}
+
+TEST(DeliveryGroupTest, AbandonWakesAWaiter) {
+  auto group = std::make_shared<DeliveryGroup>(2);
+  std::thread abandoner([group] {
+    std::this_thread::sleep_for(milliseconds(10));
+    group->Abandon(2, RD_KAFKA_RESP_ERR__QUEUE_FULL);
+  });
+  auto start = steady_clock::now();
+  EXPECT_TRUE(group->Wait(start + std::chrono::seconds(10)));
+  EXPECT_LT(steady_clock::now() - start, std::chrono::seconds(5));
+  abandoner.join();
+}
+
+TEST(KafkaSettingsTest, LoadSettingsReadsBrokersAndProperties) {
+  ScopedEnv e1("PV_KAFKA_BROKERS", std::nullopt);
+  ScopedEnv e2("PV_KAFKA_PROPERTIES__LINGER_MS", "5");
+  Config config =
+      Config::FromYaml("kafka:\n  brokers: 127.0.0.1:9092\n  properties:\n    compression.type: lz4\n");
+  Settings s = LoadSettings(config);
+  EXPECT_EQ(s.brokers, "127.0.0.1:9092");
+  EXPECT_THAT(s.properties, UnorderedElementsAre(Pair("compression.type", "lz4"), Pair("linger.ms", "5")));
+}
+
+TEST(KafkaSettingsTest, ProducerRejectsEmptyBrokersAndBadProperties) {
+  Settings empty;
+  EXPECT_THAT(ErrorMessage<KafkaError>([&] { Producer p(empty, {}); }), HasSubstr("kafka.brokers is empty"));
+
+  Settings bad;
+  bad.brokers = "127.0.0.1:1";
+  bad.properties["no.such.property"] = "x";
+  EXPECT_THAT(ErrorMessage<KafkaError>([&] { Producer p(bad, {}); }),
+              HasSubstr("kafka property no.such.property=x"));
+}
+
+}  // namespace
+}  // namespace pv::kafka
