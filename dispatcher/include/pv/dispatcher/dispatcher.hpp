@@ -1,0 +1,94 @@
+// The dispatcher service: consumes pv.triggers (group pv-dispatcher), turns each trigger into a send
+// (processor.hpp) and produces it; runs the delay-ladder scheduler (delay_scheduler.hpp, group
+// pv-dispatcher-delay); serves /healthz, /readyz and /metrics. docs/dispatcher.md describes the whole,
+// docs/configuration-dispatcher.md every setting.
+//
+// Delivery guarantee: at least once. An input offset is stored only after every record produced for
+// it was acknowledged by the broker, and only up to the highest contiguous finished offset per
+// partition (kafka::OffsetTracker). Many records are in flight at once (dispatcher.max_in_flight).
+// A redelivered trigger yields the same send_id, which the workers deduplicate.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "pv/config.hpp"
+#include "pv/dispatcher/renderer.hpp"
+#include "pv/kafka.hpp"
+#include "pv/metrics.hpp"
+
+namespace pv {
+class AdminServer;
+}
+
+namespace pv::dispatcher {
+
+struct DispatcherOptions {
+  std::string catalog_dir = "catalog";                 // catalog_dir
+  std::string group_id = "pv-dispatcher";              // dispatcher.group_id
+  std::string delay_group_id = "pv-dispatcher-delay";  // dispatcher.delay.group_id
+  bool delay_enabled = true;                           // dispatcher.delay.enabled
+  std::vector<std::string> delay_tiers;                // dispatcher.delay_tiers (default 5s,30s,2m,10m,1h)
+  int max_in_flight = 20000;                           // dispatcher.max_in_flight
+  int batch_size = 1000;                               // dispatcher.batch_size
+  std::chrono::milliseconds revoke_timeout{5000};      // dispatcher.revoke_timeout
+  std::chrono::milliseconds shutdown_timeout{10000};   // dispatcher.shutdown_timeout
+  std::chrono::milliseconds retry_backoff{1000};       // dispatcher.retry_backoff
+  std::chrono::milliseconds lag_interval{5000};        // dispatcher.lag_interval
+  std::chrono::milliseconds catalog_retry_interval{5000};         // dispatcher.catalog_retry_interval
+  MissingVariables missing_variables = MissingVariables::kEmpty;  // dispatcher.render.missing_variables
+  std::string redis_url;                                          // redis.url (empty: no suppression)
+  std::chrono::milliseconds redis_timeout{1000};                  // dispatcher.redis_timeout
+  std::string admin_host = "0.0.0.0";                             // dispatcher.admin_host
+  int admin_port = 9091;                                          // dispatcher.admin_port (0: any free port)
+  int linger_ms = 5;                                              // producer linger.ms default
+
+  // Reads the settings above; throws ConfigError naming a bad one.
+  static DispatcherOptions FromConfig(const Config& config);
+};
+
+class TriggerPipeline;
+class DelayScheduler;
+struct DispatcherMetrics;
+
+class Dispatcher {
+ public:
+  // Loads and compiles the catalog (throws CatalogError), creates the Kafka clients (KafkaError).
+  Dispatcher(DispatcherOptions options, kafka::Settings kafka_settings);
+  ~Dispatcher();
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
+
+  // Starts the admin endpoints; returns the bound port.
+  int StartAdmin();
+  // Consumes until Stop(); then finishes what is in flight (up to shutdown_timeout), stores the
+  // offsets of what finished, leaves the groups. Returns 0, or 1 after a fatal Kafka error.
+  int Run();
+  // Thread-safe (signal thread).
+  void Stop();
+  // Reloads the catalog from disk (SIGHUP); a bad catalog is refused and the old one kept.
+  // Thread-safe; the consumer thread switches to the new catalog between batches.
+  bool Reload();
+
+  metrics::Registry& metrics() { return registry_; }
+
+ private:
+  std::string Readiness();
+
+  DispatcherOptions options_;
+  kafka::Settings kafka_settings_;
+  metrics::Registry registry_;
+  std::unique_ptr<DispatcherMetrics> metrics_;
+  std::unique_ptr<kafka::Producer> producer_;
+  std::unique_ptr<TriggerPipeline> pipeline_;
+  std::unique_ptr<DelayScheduler> scheduler_;
+  std::unique_ptr<AdminServer> admin_;
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace pv::dispatcher

@@ -1,0 +1,113 @@
+// What the dispatcher does with one trigger, decided without Kafka or Redis so that tests can drive it:
+// resolve the campaign, render the template chosen by locale, apply suppression and the send window,
+// and describe the records to produce. The service (dispatcher.hpp) feeds it consumed records and
+// suppression answers and produces what it returns.
+//
+// Outcomes and the records they produce (every event is keyed by send_id):
+//   send        pv.send.<channel> (key external_id) + `queued` event
+//   defer       the trigger, unchanged, into the delay ladder with target pv.triggers, due at the
+//               window's next opening (it is processed again then) + `deferred` event with due_at
+//   suppressed  `suppressed` event only
+//   failed      the trigger, unchanged, into pv.dlq.<channel> with pv-error-code/pv-error headers
+//               + `failed` event. Permanent: a render error, an unknown/deleted/disabled campaign, a
+//               user without the channel's address.
+//   drop        nothing (a record that is not a trigger at all: no id, no way to tell the channel);
+//               logged with its offset.
+#pragma once
+
+#include <rapidjson/document.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pv/dispatcher/renderer.hpp"
+#include "pv/dispatcher/send_window.hpp"
+#include "pv/dispatcher/suppression.hpp"
+
+namespace pv::dispatcher {
+
+struct ProcessorOptions {
+  MissingVariables missing_variables = MissingVariables::kEmpty;
+  std::string triggers_topic = "pv.triggers";  // where a deferred trigger returns when due
+  std::string events_topic = "pv.events";
+};
+
+// A consumed trigger, parsed. The string views point into `doc` (or the record's value).
+struct ParsedTrigger {
+  rapidjson::Document doc;
+  std::string_view value;  // the record as consumed (kept by the caller while in flight)
+  std::string_view trigger_id;
+  std::string_view project;
+  std::string_view campaign_id;
+  std::string_view external_id;
+  std::string_view address;  // email, phone or device token, per the campaign's channel
+  const CompiledCampaign* campaign = nullptr;
+  bool has_channel = false;
+  Channel channel = Channel::kEmail;
+  std::string send_id;
+  // Set when the trigger cannot be sent: "invalid_trigger", "unknown_campaign", "campaign_deleted",
+  // "campaign_disabled", "missing_address".
+  std::string error_code;
+  std::string error;
+
+  bool ok() const { return error_code.empty(); }
+  // Suppression applies to triggers that could be sent.
+  bool NeedsSuppressionCheck() const { return ok(); }
+};
+
+enum class Action { kSend, kDefer, kSuppressed, kFailed, kDrop };
+std::string_view ActionName(Action action);
+
+struct Header {
+  std::string name;
+  std::string value;
+};
+
+struct OutputRecord {
+  std::string topic;  // for a ladder record: its target
+  std::string key;
+  std::string value;
+  std::vector<Header> headers;
+  bool via_ladder = false;  // produce with ladder::Schedule(due) instead of directly
+  TimePoint due{};
+};
+
+struct Outcome {
+  Action action = Action::kDrop;
+  Channel channel = Channel::kEmail;
+  std::string send_id;
+  std::string error_code;  // kFailed, kDrop
+  std::string error;
+  std::optional<TimePoint> due;  // kDefer
+  std::chrono::nanoseconds render_time{0};
+  std::vector<std::string> missing_variables;
+  std::vector<OutputRecord> records;
+};
+
+class TriggerProcessor {
+ public:
+  explicit TriggerProcessor(ProcessorOptions options) : options_(std::move(options)) {}
+
+  // Parses `value` (which must outlive `out`) and resolves its campaign in `catalog`.
+  void Parse(std::string_view value, const CompiledCatalog& catalog, ParsedTrigger& out) const;
+
+  // Decides and builds the records. `key` is the consumed record's key (external_id).
+  Outcome Decide(const ParsedTrigger& trigger, std::string_view key, Suppressed suppressed, TimePoint now);
+
+  const ProcessorOptions& options() const { return options_; }
+
+ private:
+  Outcome Fail(const ParsedTrigger& trigger, std::string_view key, std::string code, std::string error,
+               TimePoint now) const;
+  std::string Event(const ParsedTrigger& trigger, std::string_view status, TimePoint now,
+                    const std::vector<std::pair<std::string_view, std::string>>& extra) const;
+
+  ProcessorOptions options_;
+  ZoneCache zones_;
+};
+
+}  // namespace pv::dispatcher

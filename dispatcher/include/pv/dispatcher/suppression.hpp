@@ -1,0 +1,80 @@
+// Suppression: users and addresses that must not receive a channel's messages (unsubscribed, hard
+// bounced, complained, STOP-ed). Kept in Redis so that every dispatcher, pvctl and the workers' bounce
+// handling share one list:
+//
+//   key    pv:suppress:<channel>          a SET per channel; channel is email, text or push
+//   member user:<project>:<external_id>   one user of one project (external ids are per project)
+//          address:<address>              an address for everyone: an email address in lower case, a
+//                                         phone number in E.164, a device token as given
+//
+//   redis-cli SADD pv:suppress:email address:bob@example.com
+//   redis-cli SADD pv:suppress:text 'user:demo:u-123'
+//
+// A batch of sends is checked with one pipelined round trip (two SISMEMBER per send). The dispatcher
+// treats Redis being unreachable as "cannot decide": it holds the batch and pauses consuming until Redis
+// answers again, so no send goes out unchecked. See docs/configuration-dispatcher.md.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pv/topics.hpp"
+
+struct redisContext;
+
+namespace pv::dispatcher {
+
+struct RedisAddress {
+  std::string host = "127.0.0.1";
+  int port = 6379;
+  std::string password;  // from redis://:password@host:port
+  int db = 0;            // from redis://host:port/db
+};
+
+// Parses redis://[[user]:password@]host[:port][/db]. Returns false and sets `error` otherwise.
+bool ParseRedisUrl(std::string_view url, RedisAddress& out, std::string& error);
+
+// The Redis key and members of a check, shared with `pvctl suppress`.
+std::string SuppressionKey(Channel channel);
+std::string SuppressedUserMember(std::string_view project, std::string_view external_id);
+// Email addresses are lower-cased (the domain is case-insensitive, and mail systems treat local parts
+// so too in practice); others are used as given.
+std::string SuppressedAddressMember(Channel channel, std::string_view address);
+
+enum class Suppressed { kNo, kUser, kAddress };
+
+struct SuppressionQuery {
+  Channel channel = Channel::kEmail;
+  std::string_view project;
+  std::string_view external_id;
+  std::string_view address;
+};
+
+// A blocking client of one Redis connection; used from one thread.
+class SuppressionStore {
+ public:
+  SuppressionStore(RedisAddress address, std::chrono::milliseconds timeout);
+  ~SuppressionStore();
+  SuppressionStore(const SuppressionStore&) = delete;
+  SuppressionStore& operator=(const SuppressionStore&) = delete;
+
+  // Answers every query with one pipelined round trip, (re)connecting first when needed. Returns false
+  // when Redis could not answer (unreachable, timeout, error reply): `error` says why, `out` is unset.
+  bool Check(std::span<const SuppressionQuery> queries, std::vector<Suppressed>& out, std::string& error);
+  // PING, (re)connecting first. For readiness and to probe before resuming.
+  bool Ping(std::string& error);
+
+ private:
+  bool Connect(std::string& error);
+  void Disconnect();
+
+  RedisAddress address_;
+  std::chrono::milliseconds timeout_;
+  redisContext* ctx_ = nullptr;
+};
+
+}  // namespace pv::dispatcher

@@ -1,0 +1,159 @@
+#include "pv/dispatcher/dispatcher.hpp"
+
+#include <fmt/format.h>
+
+#include <set>
+#include <thread>
+
+#include "delay_runner.hpp"
+#include "dispatcher_metrics.hpp"
+#include "pv/admin_server.hpp"
+#include "pv/delay_ladder.hpp"
+#include "pv/log.hpp"
+#include "pv/topics.hpp"
+#include "trigger_pipeline.hpp"
+
+namespace pv::dispatcher {
+
+DispatcherOptions DispatcherOptions::FromConfig(const Config& config) {
+  DispatcherOptions o;
+  o.catalog_dir = config.GetString("catalog_dir", o.catalog_dir);
+  o.group_id = config.GetString("dispatcher.group_id", o.group_id);
+  o.delay_group_id = config.GetString("dispatcher.delay.group_id", o.delay_group_id);
+  o.delay_enabled = config.GetBool("dispatcher.delay.enabled", o.delay_enabled);
+  o.delay_tiers = config.GetList("dispatcher.delay_tiers", topics::DefaultDelayTiers());
+  try {
+    ladder::ParseTiers(o.delay_tiers);
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError(fmt::format("setting dispatcher.delay_tiers: {}", e.what()));
+  }
+  o.max_in_flight = static_cast<int>(config.GetInt("dispatcher.max_in_flight", o.max_in_flight, 1, 1000000));
+  o.batch_size = static_cast<int>(config.GetInt("dispatcher.batch_size", o.batch_size, 1, 100000));
+  o.revoke_timeout = config.GetMillis("dispatcher.revoke_timeout", o.revoke_timeout);
+  o.shutdown_timeout = config.GetMillis("dispatcher.shutdown_timeout", o.shutdown_timeout);
+  o.retry_backoff = config.GetMillis("dispatcher.retry_backoff", o.retry_backoff);
+  o.lag_interval = config.GetMillis("dispatcher.lag_interval", o.lag_interval);
+  o.catalog_retry_interval = config.GetMillis("dispatcher.catalog_retry_interval", o.catalog_retry_interval);
+  std::string missing = config.GetString("dispatcher.render.missing_variables", "empty");
+  if (missing == "empty") {
+    o.missing_variables = MissingVariables::kEmpty;
+  } else if (missing == "fail") {
+    o.missing_variables = MissingVariables::kFail;
+  } else {
+    throw ConfigError(
+        fmt::format("setting dispatcher.render.missing_variables: '{}' is not one of empty, fail", missing));
+  }
+  o.redis_url = config.GetString("redis.url", o.redis_url);
+  o.redis_timeout = config.GetMillis("dispatcher.redis_timeout", o.redis_timeout);
+  o.admin_host = config.GetString("dispatcher.admin_host", o.admin_host);
+  o.admin_port = static_cast<int>(config.GetInt("dispatcher.admin_port", o.admin_port, 0, 65535));
+  o.linger_ms = static_cast<int>(config.GetInt("dispatcher.linger_ms", o.linger_ms, 0, 60000));
+  return o;
+}
+
+void UpdateConsumerLag(rd_kafka_t* rk, const std::string& group, DispatcherMetrics& m) {
+  rd_kafka_topic_partition_list_t* assignment = nullptr;
+  if (rd_kafka_assignment(rk, &assignment) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
+  rd_kafka_position(rk, assignment);
+  std::set<std::pair<std::string, std::string>> seen;
+  for (int i = 0; i < assignment->cnt; ++i) {
+    const auto& e = assignment->elems[i];
+    std::int64_t low = 0;
+    std::int64_t high = 0;
+    // Cached from the last fetch response: no broker round trip.
+    if (rd_kafka_get_watermark_offsets(rk, e.topic, e.partition, &low, &high) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        high < 0) {
+      continue;
+    }
+    // No position yet (nothing consumed since the assignment): count from the low watermark.
+    std::int64_t position = e.offset >= 0 ? e.offset : low;
+    std::string partition = std::to_string(e.partition);
+    m.consumer_lag.With({group, e.topic, partition})
+        .Set(static_cast<double>(std::max<std::int64_t>(0, high - position)));
+    seen.emplace(e.topic, partition);
+  }
+  rd_kafka_topic_partition_list_destroy(assignment);
+  m.consumer_lag.ForEach([&](const std::vector<std::string>& labels, metrics::Gauge& gauge) {
+    if (labels[0] == group && seen.count({labels[1], labels[2]}) == 0) gauge.Set(0);
+  });
+}
+
+Dispatcher::Dispatcher(DispatcherOptions options, kafka::Settings kafka_settings)
+    : options_(std::move(options)),
+      kafka_settings_(std::move(kafka_settings)),
+      metrics_(std::make_unique<DispatcherMetrics>(registry_)) {
+  auto catalog = CompiledCatalog::Load(options_.catalog_dir);
+  metrics_->catalog_campaigns.Get().Set(static_cast<double>(catalog->size()));
+  log::Info("catalog_loaded", {{"dir", options_.catalog_dir}, {"campaigns", catalog->size()}});
+  kafka::ProducerOptions producer_options;
+  producer_options.client_id = "pv-dispatcher";
+  producer_options.defaults = {{"linger.ms", std::to_string(options_.linger_ms)}};
+  producer_ = std::make_unique<kafka::Producer>(kafka_settings_, producer_options);
+  pipeline_ =
+      std::make_unique<TriggerPipeline>(options_, kafka_settings_, *producer_, *metrics_, catalog, stop_);
+  if (options_.delay_enabled) {
+    scheduler_ = std::make_unique<DelayScheduler>(options_, kafka_settings_, *producer_, *metrics_, stop_);
+  }
+  registry_.AddCallbackGauge("pv_dispatcher_producer_queue", "Records in the producer's queue or in flight",
+                             [p = producer_.get()] { return static_cast<double>(p->QueueLength()); });
+}
+
+Dispatcher::~Dispatcher() {
+  if (admin_) admin_->Stop();
+  // Consumers first (they close their groups), then the producer (it flushes).
+  scheduler_.reset();
+  pipeline_.reset();
+  producer_.reset();
+}
+
+int Dispatcher::StartAdmin() {
+  admin_ = std::make_unique<AdminServer>(registry_, [this] { return Readiness(); });
+  return admin_->Start(options_.admin_host, options_.admin_port);
+}
+
+std::string Dispatcher::Readiness() {
+  if (stop_.load()) return "stopping";
+  if (!producer_->BrokersReachable(std::chrono::milliseconds(500))) return "kafka brokers unreachable";
+  return pipeline_->Readiness();
+}
+
+int Dispatcher::Run() {
+  int scheduler_status = 0;
+  std::thread delay_thread;
+  if (scheduler_) {
+    delay_thread = std::thread([&] {
+      scheduler_status = scheduler_->Run();
+      // A scheduler that cannot go on (fatal producer error) stops the whole process: its records
+      // would otherwise wait unseen.
+      if (scheduler_status != 0) Stop();
+    });
+  }
+  int status = pipeline_->Run();
+  if (status != 0) Stop();
+  if (delay_thread.joinable()) delay_thread.join();
+  int left = producer_->Flush(options_.shutdown_timeout);
+  log::Info("dispatcher_stopped", {{"unflushed", left}});
+  return status != 0 ? status : scheduler_status;
+}
+
+void Dispatcher::Stop() {
+  stop_.store(true);
+}
+
+bool Dispatcher::Reload() {
+  try {
+    auto catalog = CompiledCatalog::Load(options_.catalog_dir);
+    size_t n = catalog->size();
+    pipeline_->OfferCatalog(std::move(catalog));
+    metrics_->catalog_reloads.With({"ok"}).Inc();
+    metrics_->catalog_campaigns.Get().Set(static_cast<double>(n));
+    log::Info("catalog_reloaded", {{"reason", "SIGHUP"}, {"campaigns", n}});
+    return true;
+  } catch (const std::exception& e) {
+    metrics_->catalog_reloads.With({"error"}).Inc();
+    log::Error("catalog_reload_failed", {{"error", e.what()}, {"action", "keeping the previous catalog"}});
+    return false;
+  }
+}
+
+}  // namespace pv::dispatcher

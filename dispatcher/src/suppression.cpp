@@ -1,0 +1,195 @@
+#include "pv/dispatcher/suppression.hpp"
+
+#include <fmt/format.h>
+#include <hiredis/hiredis.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+
+namespace pv::dispatcher {
+namespace {
+
+struct ReplyDeleter {
+  void operator()(redisReply* r) const { freeReplyObject(r); }
+};
+using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
+
+timeval ToTimeval(std::chrono::milliseconds ms) {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
+  return tv;
+}
+
+bool ParseInt(std::string_view s, int& out) {
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return !s.empty() && ec == std::errc() && end == s.data() + s.size();
+}
+
+}  // namespace
+
+bool ParseRedisUrl(std::string_view url, RedisAddress& out, std::string& error) {
+  constexpr std::string_view kScheme = "redis://";
+  if (url.substr(0, kScheme.size()) != kScheme) {
+    error = fmt::format("'{}' is not a redis:// URL", url);
+    return false;
+  }
+  std::string_view rest = url.substr(kScheme.size());
+  RedisAddress address;
+  if (size_t at = rest.rfind('@'); at != std::string_view::npos) {
+    std::string_view userinfo = rest.substr(0, at);
+    size_t colon = userinfo.find(':');
+    address.password = std::string(colon == std::string_view::npos ? userinfo : userinfo.substr(colon + 1));
+    rest = rest.substr(at + 1);
+  }
+  if (size_t slash = rest.find('/'); slash != std::string_view::npos) {
+    std::string_view db = rest.substr(slash + 1);
+    if (!db.empty() && (!ParseInt(db, address.db) || address.db < 0)) {
+      error = fmt::format("redis URL: database '{}' is not a number", db);
+      return false;
+    }
+    rest = rest.substr(0, slash);
+  }
+  if (size_t colon = rest.rfind(':');
+      colon != std::string_view::npos && rest.find(']') == std::string_view::npos) {
+    if (!ParseInt(rest.substr(colon + 1), address.port) || address.port <= 0 || address.port > 65535) {
+      error = fmt::format("redis URL: port '{}' is not a port number", rest.substr(colon + 1));
+      return false;
+    }
+    rest = rest.substr(0, colon);
+  }
+  if (rest.empty()) {
+    error = "redis URL: no host";
+    return false;
+  }
+  address.host = std::string(rest);
+  out = std::move(address);
+  return true;
+}
+
+std::string SuppressionKey(Channel channel) {
+  return fmt::format("pv:suppress:{}", ChannelName(channel));
+}
+
+std::string SuppressedUserMember(std::string_view project, std::string_view external_id) {
+  return fmt::format("user:{}:{}", project, external_id);
+}
+
+std::string SuppressedAddressMember(Channel channel, std::string_view address) {
+  std::string member = "address:";
+  member += address;
+  if (channel == Channel::kEmail) {
+    std::transform(member.begin() + 8, member.end(), member.begin() + 8,
+                   [](unsigned char c) { return std::tolower(c); });
+  }
+  return member;
+}
+
+SuppressionStore::SuppressionStore(RedisAddress address, std::chrono::milliseconds timeout)
+    : address_(std::move(address)), timeout_(timeout) {}
+
+SuppressionStore::~SuppressionStore() {
+  Disconnect();
+}
+
+void SuppressionStore::Disconnect() {
+  if (ctx_ != nullptr) redisFree(ctx_);
+  ctx_ = nullptr;
+}
+
+bool SuppressionStore::Connect(std::string& error) {
+  if (ctx_ != nullptr && ctx_->err == 0) return true;
+  Disconnect();
+  ctx_ = redisConnectWithTimeout(address_.host.c_str(), address_.port, ToTimeval(timeout_));
+  if (ctx_ == nullptr || ctx_->err != 0) {
+    error =
+        fmt::format("redis {}:{}: {}", address_.host, address_.port, ctx_ ? ctx_->errstr : "cannot allocate");
+    Disconnect();
+    return false;
+  }
+  redisSetTimeout(ctx_, ToTimeval(timeout_));
+  auto command = [&](std::initializer_list<std::string> args) {
+    std::vector<const char*> argv;
+    std::vector<size_t> lens;
+    for (const auto& a : args) {
+      argv.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    Reply reply(static_cast<redisReply*>(
+        redisCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lens.data())));
+    if (!reply || reply->type == REDIS_REPLY_ERROR) {
+      error = fmt::format("redis {}:{}: {} failed: {}", address_.host, address_.port, *args.begin(),
+                          reply ? reply->str : ctx_->errstr);
+      return false;
+    }
+    return true;
+  };
+  if (!address_.password.empty() && !command({"AUTH", address_.password})) {
+    Disconnect();
+    return false;
+  }
+  if (address_.db != 0 && !command({"SELECT", std::to_string(address_.db)})) {
+    Disconnect();
+    return false;
+  }
+  return true;
+}
+
+bool SuppressionStore::Ping(std::string& error) {
+  if (!Connect(error)) return false;
+  Reply reply(static_cast<redisReply*>(redisCommand(ctx_, "PING")));
+  if (!reply || reply->type == REDIS_REPLY_ERROR) {
+    error =
+        fmt::format("redis {}:{}: PING: {}", address_.host, address_.port, reply ? reply->str : ctx_->errstr);
+    Disconnect();
+    return false;
+  }
+  return true;
+}
+
+bool SuppressionStore::Check(std::span<const SuppressionQuery> queries, std::vector<Suppressed>& out,
+                             std::string& error) {
+  if (!Connect(error)) return false;
+  // Appends every command, then reads every reply: one round trip for the batch. hiredis copies each
+  // command into its output buffer when appended.
+  size_t appended = 0;
+  for (const auto& q : queries) {
+    std::string key = SuppressionKey(q.channel);
+    std::string user = SuppressedUserMember(q.project, q.external_id);
+    std::string addr = SuppressedAddressMember(q.channel, q.address);
+    redisAppendCommand(ctx_, "SISMEMBER %b %b", key.data(), key.size(), user.data(), user.size());
+    redisAppendCommand(ctx_, "SISMEMBER %b %b", key.data(), key.size(), addr.data(), addr.size());
+    appended += 2;
+  }
+  std::vector<Suppressed> result(queries.size(), Suppressed::kNo);
+  for (size_t i = 0; i < appended; ++i) {
+    void* raw = nullptr;
+    if (redisGetReply(ctx_, &raw) != REDIS_OK) {
+      error = fmt::format("redis {}:{}: {}", address_.host, address_.port, ctx_->errstr);
+      Disconnect();
+      return false;
+    }
+    Reply reply(static_cast<redisReply*>(raw));
+    if (reply->type != REDIS_REPLY_INTEGER) {
+      error = fmt::format("redis {}:{}: SISMEMBER: {}", address_.host, address_.port,
+                          reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+      // The connection is still in step (one reply per command); read the rest before failing.
+      for (++i; i < appended; ++i) {
+        if (redisGetReply(ctx_, &raw) != REDIS_OK) {
+          Disconnect();
+          return false;
+        }
+        freeReplyObject(raw);
+      }
+      return false;
+    }
+    if (reply->integer == 1 && result[i / 2] == Suppressed::kNo) {
+      result[i / 2] = i % 2 == 0 ? Suppressed::kUser : Suppressed::kAddress;
+    }
+  }
+  out = std::move(result);
+  return true;
+}
+
+}  // namespace pv::dispatcher

@@ -1,0 +1,411 @@
+#include "trigger_pipeline.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <set>
+#include <thread>
+
+#include "pv/log.hpp"
+#include "pv/topics.hpp"
+
+namespace pv::dispatcher {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+std::string TopicOf(const rd_kafka_message_t* m) {
+  return rd_kafka_topic_name(m->rkt);
+}
+
+}  // namespace
+
+TriggerPipeline::TriggerPipeline(const DispatcherOptions& options, const kafka::Settings& settings,
+                                 kafka::Producer& producer, DispatcherMetrics& metrics,
+                                 std::shared_ptr<CompiledCatalog> catalog, std::atomic<bool>& stop)
+    : options_(options),
+      producer_(producer),
+      metrics_(metrics),
+      stop_(stop),
+      tiers_(ladder::ParseTiers(options.delay_tiers)),
+      processor_(ProcessorOptions{options.missing_variables, std::string(topics::kTriggers),
+                                  std::string(topics::kEvents)}),
+      catalog_(std::move(catalog)),
+      consumed_(&metrics.consumed.With({std::string(topics::kTriggers)})),
+      in_flight_gauge_(&metrics.in_flight.With({"triggers"})),
+      render_seconds_(&metrics.render_seconds.Get()) {
+  if (options.redis_url.empty()) {
+    log::Warn("suppression_disabled", {{"reason", "redis.url is empty"}});
+  } else {
+    RedisAddress address;
+    std::string error;
+    if (!ParseRedisUrl(options.redis_url, address, error)) throw ConfigError("setting redis.url: " + error);
+    suppression_ = std::make_unique<SuppressionStore>(address, options.redis_timeout);
+    log::Info("suppression_enabled", {{"redis", fmt::format("{}:{}", address.host, address.port)}});
+  }
+  metrics_.redis_up.Get().Set(suppression_ ? 0 : 1);
+  kafka::ConsumerOptions consumer_options;
+  consumer_options.group_id = options.group_id;
+  consumer_options.client_id = "pv-dispatcher";
+  consumer_ = std::make_unique<kafka::Consumer>(settings, consumer_options);
+  consumer_->SetRebalanceListener(
+      [this](rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* parts) {
+        OnRebalance(kind, parts);
+      });
+}
+
+TriggerPipeline::~TriggerPipeline() = default;
+
+void TriggerPipeline::OfferCatalog(std::shared_ptr<CompiledCatalog> catalog) {
+  std::lock_guard lock(offered_mutex_);
+  offered_ = std::move(catalog);
+}
+
+void TriggerPipeline::SwapCatalog() {
+  std::lock_guard lock(offered_mutex_);
+  if (offered_) catalog_ = std::move(offered_);
+}
+
+std::string TriggerPipeline::Readiness() const {
+  if (!redis_ok_.load()) return "suppression store (redis) unreachable: consuming paused";
+  return {};
+}
+
+int TriggerPipeline::Run() {
+  consumer_->Subscribe({std::string(topics::kTriggers)});
+  log::Info("consuming", {{"topic", topics::kTriggers}, {"group", options_.group_id}});
+  auto next_lag = Clock::now() + options_.lag_interval;
+  while (!stop_.load()) {
+    SwapCatalog();
+    DrainCompletions();
+    if (fatal_) break;
+    auto now = Clock::now();
+    while (!retries_.empty() && retries_.front().not_before <= now) {
+      batch_.push_back(std::move(retries_.front()));
+      retries_.pop_front();
+    }
+    if (!batch_.empty() && now >= redis_retry_at_) {
+      if (ProcessBatch()) {
+        if (paused_redis_) SetPaused("redis", false);
+      } else {
+        SetPaused("redis", true);
+        redis_retry_at_ = now + std::min<milliseconds>(options_.retry_backoff, milliseconds(1000));
+      }
+    }
+    size_t in_flight = book_.InFlight();
+    in_flight_gauge_->Set(static_cast<double>(in_flight));
+    bool full = in_flight >= static_cast<size_t>(options_.max_in_flight);
+    if (full) {
+      if (!full_since_) full_since_ = now;
+      // Full for a moment is normal at high throughput: wait for reports. Full for long means the
+      // broker is not acknowledging; pause so that polling can go on (group membership) without taking
+      // more records.
+      if (!paused_backpressure_ && now - *full_since_ > milliseconds(1000)) SetPaused("backpressure", true);
+    } else {
+      full_since_.reset();
+      if (paused_backpressure_ && in_flight <= static_cast<size_t>(options_.max_in_flight) / 2) {
+        SetPaused("backpressure", false);
+      }
+    }
+    if (now >= next_lag) {
+      UpdateConsumerLag(consumer_->handle(), options_.group_id, metrics_);
+      next_lag = now + options_.lag_interval;
+    }
+    ApplyPause();
+    bool may_take = batch_.empty() && !full;
+    if (!may_take && !pause_applied_) {
+      completions_.Wait(milliseconds(10));
+      continue;
+    }
+    milliseconds timeout(may_take ? 100 : 50);
+    if (!retries_.empty()) {
+      auto until = std::chrono::duration_cast<milliseconds>(retries_.front().not_before - now);
+      timeout = std::clamp(until, milliseconds(0), timeout);
+    }
+    if (kafka::Message m = consumer_->Poll(timeout)) Take(std::move(m));
+    while (may_take && batch_.size() < static_cast<size_t>(options_.batch_size)) {
+      kafka::Message m = consumer_->Poll(milliseconds(0));
+      if (!m) break;
+      Take(std::move(m));
+    }
+    if (repause_) ApplyPause();
+  }
+
+  // Finish what was handed to the producer; what was not is abandoned (its offset is not stored, so
+  // the next owner of the partition processes it again).
+  auto deadline = Clock::now() + options_.shutdown_timeout;
+  while (book_.Outstanding() > 0 && Clock::now() < deadline && !fatal_) {
+    completions_.Wait(milliseconds(50));
+    DrainCompletions();
+  }
+  log::Info("trigger_pipeline_stopping",
+            {{"outstanding", book_.Outstanding()}, {"unfinished", book_.InFlight()}, {"fatal", fatal_}});
+  batch_.clear();
+  retries_.clear();
+  if (!fatal_) consumer_->Close();
+  return fatal_ ? 1 : 0;
+}
+
+void TriggerPipeline::Take(kafka::Message m) {
+  if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      log::Warn("consume_error", {{"error", rd_kafka_message_errstr(m.get())}});
+    }
+    return;
+  }
+  std::string topic = TopicOf(m.get());
+  std::uint64_t gen = book_.Generation(topic, m->partition);
+  if (gen == 0) return;  // not ours (any more): the owner reads it
+  book_.Begin(topic, m->partition, m->offset);
+  consumed_->Inc();
+  Item item;
+  item.message = std::move(m);
+  item.generation = gen;
+  batch_.push_back(std::move(item));
+}
+
+bool TriggerPipeline::ReloadForUnknownCampaign() {
+  // A campaign added since the last load: ingest (which watches the files) may know it already.
+  auto now = Clock::now();
+  if (now - last_catalog_retry_ < options_.catalog_retry_interval) return false;
+  last_catalog_retry_ = now;
+  try {
+    catalog_ = CompiledCatalog::Load(options_.catalog_dir);
+    metrics_.catalog_reloads.With({"ok"}).Inc();
+    metrics_.catalog_campaigns.Get().Set(static_cast<double>(catalog_->size()));
+    log::Info("catalog_reloaded", {{"reason", "unknown campaign"}, {"campaigns", catalog_->size()}});
+    return true;
+  } catch (const std::exception& e) {
+    metrics_.catalog_reloads.With({"error"}).Inc();
+    log::Error("catalog_reload_failed", {{"reason", "unknown campaign"}, {"error", e.what()}});
+    return false;
+  }
+}
+
+bool TriggerPipeline::ProcessBatch() {
+  std::shared_ptr<CompiledCatalog> catalog = catalog_;  // keeps the one the parsed triggers point into
+  std::vector<ParsedTrigger> parsed(batch_.size());
+  std::vector<std::shared_ptr<CompiledCatalog>> keep;
+  for (size_t i = 0; i < batch_.size(); ++i) {
+    processor_.Parse(kafka::Payload(batch_[i].message.get()), *catalog, parsed[i]);
+    if (parsed[i].error_code == "unknown_campaign" && ReloadForUnknownCampaign()) {
+      keep.push_back(catalog);
+      catalog = catalog_;
+      parsed[i] = ParsedTrigger();
+      processor_.Parse(kafka::Payload(batch_[i].message.get()), *catalog, parsed[i]);
+    }
+  }
+
+  std::vector<Suppressed> suppressed(batch_.size(), Suppressed::kNo);
+  if (suppression_) {
+    std::vector<SuppressionQuery> queries;
+    std::vector<size_t> index;
+    for (size_t i = 0; i < parsed.size(); ++i) {
+      if (!parsed[i].NeedsSuppressionCheck()) continue;
+      queries.push_back({parsed[i].channel, parsed[i].project, parsed[i].external_id, parsed[i].address});
+      index.push_back(i);
+    }
+    if (!queries.empty()) {
+      std::vector<Suppressed> answers;
+      std::string error;
+      if (!suppression_->Check(queries, answers, error)) {
+        if (redis_ok_.exchange(false)) {
+          log::Error("suppression_store_unreachable", {{"error", error}, {"action", "pausing consumption"}});
+        }
+        metrics_.redis_up.Get().Set(0);
+        return false;
+      }
+      for (size_t k = 0; k < index.size(); ++k) suppressed[index[k]] = answers[k];
+    }
+    if (!redis_ok_.exchange(true)) log::Info("suppression_store_reachable", {{"action", "resuming"}});
+    metrics_.redis_up.Get().Set(1);
+  }
+
+  auto now = std::chrono::system_clock::now();
+  for (size_t i = 0; i < batch_.size(); ++i) {
+    Outcome outcome = processor_.Decide(parsed[i], kafka::Key(batch_[i].message.get()), suppressed[i], now);
+    if (outcome.render_time.count() > 0) {
+      render_seconds_->Observe(std::chrono::duration<double>(outcome.render_time).count());
+    }
+    if (!outcome.missing_variables.empty() && parsed[i].campaign != nullptr) {
+      metrics_.missing_variables.With({parsed[i].campaign->campaign->id})
+          .Inc(static_cast<double>(outcome.missing_variables.size()));
+      log::Debug("missing_variables", {{"campaign_id", parsed[i].campaign_id},
+                                       {"trigger_id", parsed[i].trigger_id},
+                                       {"first", outcome.missing_variables.front()}});
+    }
+    Produce(batch_[i], outcome);
+  }
+  batch_.clear();
+  return true;
+}
+
+void TriggerPipeline::Produce(Item& item, Outcome& outcome) {
+  const rd_kafka_message_t* m = item.message.get();
+  std::string topic = TopicOf(m);
+  std::string channel(ChannelName(outcome.channel));
+  switch (outcome.action) {
+    case Action::kSend:
+      metrics_.queued.With({channel}).Inc();
+      break;
+    case Action::kDefer:
+      metrics_.deferred.With({channel}).Inc();
+      break;
+    case Action::kSuppressed:
+      metrics_.suppressed.With({channel}).Inc();
+      break;
+    case Action::kFailed:
+      metrics_.failed.With({channel, outcome.error_code}).Inc();
+      log::Warn("trigger_failed", {{"send_id", outcome.send_id},
+                                   {"error_code", outcome.error_code},
+                                   {"error", outcome.error},
+                                   {"partition", m->partition},
+                                   {"offset", m->offset}});
+      break;
+    case Action::kDrop:
+      metrics_.dropped.Get().Inc();
+      log::Error("trigger_dropped", {{"topic", topic},
+                                     {"partition", m->partition},
+                                     {"offset", m->offset},
+                                     {"error_code", outcome.error_code},
+                                     {"error", outcome.error}});
+      break;
+  }
+  if (outcome.records.empty()) {
+    std::int64_t next = book_.Finish(topic, m->partition, m->offset, item.generation);
+    if (next >= 0) consumer_->StoreOffset(topic, m->partition, next);
+    return;
+  }
+  auto* pending = new internal::Pending(&completions_, topic, m->partition, m->offset, item.generation);
+  pending->remaining.store(static_cast<int>(outcome.records.size()));
+  pending->message = std::move(item.message);
+  book_.AddOutstanding(topic, pending->partition);
+  std::vector<kafka::Header> headers;
+  for (const auto& record : outcome.records) {
+    headers.clear();
+    for (const auto& h : record.headers) headers.push_back({h.name, h.value});
+    const char* kind = record.via_ladder                       ? "delay"
+                       : record.topic.rfind("pv.dlq.", 0) == 0 ? "dlq"
+                       : record.topic == topics::kEvents       ? "event"
+                                                               : "send";
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int attempt = 0;; ++attempt) {
+      if (record.via_ladder) {
+        err = ladder::Schedule(producer_, tiers_, record.topic, record.key, record.value, record.due, 1,
+                               headers, std::make_shared<internal::ForwardGroup>(pending));
+      } else {
+        err = producer_.Produce(record.topic, record.key, record.value, headers, pending);
+      }
+      // A full local queue drains as the broker acknowledges; wait a little (not forever when stopping).
+      if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || (stop_.load() && attempt > 500)) break;
+      std::this_thread::sleep_for(milliseconds(2));
+    }
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      log::Warn("produce_enqueue_failed", {{"topic", record.topic}, {"error", rd_kafka_err2str(err)}});
+      pending->Abandon(err);
+    } else {
+      metrics_.produced.With({kind}).Inc();
+    }
+  }
+}
+
+void TriggerPipeline::DrainCompletions() {
+  for (internal::Pending* raw : completions_.Take()) {
+    std::unique_ptr<internal::Pending> p(raw);
+    bool current = book_.Generation(p->topic, p->partition) == p->generation;
+    if (current) book_.DoneOutstanding(p->topic, p->partition);
+    auto err = static_cast<rd_kafka_resp_err_t>(p->first_error.load());
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      std::int64_t next = book_.Finish(p->topic, p->partition, p->offset, p->generation);
+      if (next >= 0) consumer_->StoreOffset(p->topic, p->partition, next);
+      continue;
+    }
+    metrics_.delivery_failures.With({"triggers"}).Inc();
+    char reason[512];
+    if (rd_kafka_fatal_error(producer_.handle(), reason, sizeof(reason)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      if (!fatal_) log::Error("producer_fatal_error", {{"error", reason}, {"action", "exit"}});
+      fatal_ = true;
+      continue;
+    }
+    log::Warn("produce_failed", {{"error", rd_kafka_err2str(err)},
+                                 {"partition", p->partition},
+                                 {"offset", p->offset},
+                                 {"action", "retry"}});
+    if (current && p->message) {
+      Item item;
+      item.message = std::move(p->message);
+      item.generation = p->generation;
+      item.not_before = Clock::now() + options_.retry_backoff;
+      retries_.push_back(std::move(item));
+    }
+  }
+}
+
+void TriggerPipeline::WaitOutstanding(const std::vector<std::pair<std::string, std::int32_t>>& partitions,
+                                      Clock::time_point deadline) {
+  while (true) {
+    DrainCompletions();
+    bool any = std::any_of(partitions.begin(), partitions.end(),
+                           [&](const auto& tp) { return book_.Outstanding(tp.first, tp.second) > 0; });
+    if (!any || Clock::now() >= deadline) return;
+    completions_.Wait(milliseconds(10));
+  }
+}
+
+void TriggerPipeline::OnRebalance(rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* parts) {
+  std::vector<std::pair<std::string, std::int32_t>> tps;
+  for (int i = 0; i < parts->cnt; ++i) tps.emplace_back(parts->elems[i].topic, parts->elems[i].partition);
+  if (kind == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    for (const auto& [t, p] : tps) book_.Assign(t, p);
+    if (pause_applied_) repause_ = true;
+    log::Info("partitions_assigned", {{"group", options_.group_id}, {"count", tps.size()}});
+    return;
+  }
+  bool lost = rd_kafka_assignment_lost(consumer_->handle()) != 0;
+  // Revoked: finish what the producer already has (its offsets are stored and committed when the
+  // partitions are removed); what is not finished by the deadline is left to the next owner. Lost: the
+  // offsets can no longer be committed, nothing to wait for.
+  if (!lost) WaitOutstanding(tps, Clock::now() + options_.revoke_timeout);
+  auto revoked = [&](const Item& item) {
+    const rd_kafka_message_t* m = item.message.get();
+    return m != nullptr &&
+           std::find(tps.begin(), tps.end(), std::make_pair(TopicOf(m), m->partition)) != tps.end();
+  };
+  std::erase_if(batch_, revoked);
+  std::erase_if(retries_, revoked);
+  size_t unfinished = 0;
+  for (const auto& [t, p] : tps) unfinished += book_.Outstanding(t, p);
+  for (const auto& [t, p] : tps) {
+    book_.Revoke(t, p);
+    if (pause_applied_) consumer_->Resume(t, p);  // a later assignment starts unpaused
+    metrics_.consumer_lag.With({options_.group_id, t, std::to_string(p)}).Set(0);
+  }
+  log::Info("partitions_revoked",
+            {{"group", options_.group_id}, {"count", tps.size()}, {"lost", lost}, {"abandoned", unfinished}});
+}
+
+void TriggerPipeline::SetPaused(const char* reason, bool on) {
+  bool& flag = std::string_view(reason) == "redis" ? paused_redis_ : paused_backpressure_;
+  if (flag == on) return;
+  flag = on;
+  metrics_.paused.With({reason}).Set(on ? 1 : 0);
+  log::Info(on ? "consumption_paused" : "consumption_resumed", {{"reason", reason}});
+}
+
+void TriggerPipeline::ApplyPause() {
+  bool want = paused_redis_ || paused_backpressure_;
+  if (want == pause_applied_ && !(want && repause_)) return;
+  repause_ = false;
+  rd_kafka_topic_partition_list_t* assignment = nullptr;
+  if (rd_kafka_assignment(consumer_->handle(), &assignment) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
+  if (want) {
+    rd_kafka_pause_partitions(consumer_->handle(), assignment);
+  } else {
+    rd_kafka_resume_partitions(consumer_->handle(), assignment);
+  }
+  rd_kafka_topic_partition_list_destroy(assignment);
+  pause_applied_ = want;
+}
+
+}  // namespace pv::dispatcher

@@ -1,0 +1,91 @@
+// The consumer of pv.triggers. Private to the dispatcher library; see dispatcher.hpp for the contract.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dispatcher_metrics.hpp"
+#include "in_flight.hpp"
+#include "pv/delay_ladder.hpp"
+#include "pv/dispatcher/dispatcher.hpp"
+#include "pv/dispatcher/processor.hpp"
+#include "pv/dispatcher/suppression.hpp"
+#include "pv/kafka.hpp"
+
+namespace pv::dispatcher {
+
+class TriggerPipeline {
+ public:
+  TriggerPipeline(const DispatcherOptions& options, const kafka::Settings& settings,
+                  kafka::Producer& producer, DispatcherMetrics& metrics,
+                  std::shared_ptr<CompiledCatalog> catalog, std::atomic<bool>& stop);
+  ~TriggerPipeline();
+
+  // Consumes until `stop`; then finishes in-flight work and leaves the group. Returns 0, or 1 after a
+  // fatal error (the idempotent producer cannot go on).
+  int Run();
+
+  // From any thread: offers a newly loaded catalog; the consumer thread takes it between batches.
+  void OfferCatalog(std::shared_ptr<CompiledCatalog> catalog);
+  // Empty when ready, else why not (for /readyz).
+  std::string Readiness() const;
+
+ private:
+  // One consumed trigger waiting to be processed (or processed again after a failed delivery).
+  struct Item {
+    kafka::Message message;
+    std::uint64_t generation = 0;
+    std::chrono::steady_clock::time_point not_before{};
+  };
+
+  void OnRebalance(rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* partitions);
+  void Take(kafka::Message message);
+  bool ProcessBatch();  // false: suppression store unreachable, batch kept
+  void Produce(Item& item, Outcome& outcome);
+  void DrainCompletions();
+  void WaitOutstanding(const std::vector<std::pair<std::string, std::int32_t>>& partitions,
+                       std::chrono::steady_clock::time_point deadline);
+  void SetPaused(const char* reason, bool on);
+  void ApplyPause();
+  void SwapCatalog();
+  bool ReloadForUnknownCampaign();
+
+  const DispatcherOptions& options_;
+  kafka::Producer& producer_;
+  DispatcherMetrics& metrics_;
+  std::atomic<bool>& stop_;
+  std::vector<ladder::Tier> tiers_;
+  std::unique_ptr<kafka::Consumer> consumer_;
+  std::unique_ptr<SuppressionStore> suppression_;
+  TriggerProcessor processor_;
+  std::shared_ptr<CompiledCatalog> catalog_;
+  mutable std::mutex offered_mutex_;
+  std::shared_ptr<CompiledCatalog> offered_;
+  std::chrono::steady_clock::time_point last_catalog_retry_{};
+
+  internal::CompletionQueue completions_;
+  internal::PartitionBook book_;
+  std::vector<Item> batch_;   // consumed, not yet processed
+  std::deque<Item> retries_;  // failed deliveries, processed again after retry_backoff
+  std::chrono::steady_clock::time_point redis_retry_at_{};
+  bool paused_redis_ = false;
+  bool paused_backpressure_ = false;
+  bool pause_applied_ = false;
+  bool repause_ = false;
+  std::optional<std::chrono::steady_clock::time_point> full_since_;
+  bool fatal_ = false;
+  std::atomic<bool> redis_ok_{true};
+  std::atomic<bool> assigned_once_{false};
+
+  metrics::Counter* consumed_;
+  metrics::Gauge* in_flight_gauge_;
+  metrics::Histogram* render_seconds_;
+};
+
+}  // namespace pv::dispatcher
