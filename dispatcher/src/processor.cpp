@@ -121,10 +121,19 @@ void TriggerProcessor::Parse(std::string_view value, const CompiledCatalog& cata
   }
 }
 
-std::string TriggerProcessor::Event(
-    const ParsedTrigger& t, std::string_view status, TimePoint now,
-    const std::vector<std::pair<std::string_view, std::string>>& extra) const {
-  rapidjson::StringBuffer buffer;
+const std::string& TriggerProcessor::NowText(TimePoint now) {
+  // Every record of a batch is stamped with the same time: format it once.
+  if (now != now_ || now_text_.empty()) {
+    now_ = now;
+    now_text_ = FormatTimestamp(now);
+  }
+  return now_text_;
+}
+
+std::string TriggerProcessor::Event(const ParsedTrigger& t, std::string_view status, TimePoint now,
+                                    const std::vector<std::pair<std::string_view, std::string>>& extra) {
+  rapidjson::StringBuffer& buffer = event_buffer_;
+  buffer.Clear();
   Writer w(buffer);
   w.StartObject();
   Key(w, "v");
@@ -137,13 +146,13 @@ std::string TriggerProcessor::Event(
   Field(w, "provider",
         t.campaign != nullptr ? std::string_view(t.campaign->campaign->provider) : std::string_view());
   for (const auto& [k, v] : extra) Field(w, k, v);
-  Field(w, "at", FormatTimestamp(now));
+  Field(w, "at", NowText(now));
   w.EndObject();
   return {buffer.GetString(), buffer.GetSize()};
 }
 
 Outcome TriggerProcessor::Fail(const ParsedTrigger& t, std::string_view key, std::string code,
-                               std::string error, TimePoint now) const {
+                               std::string error, TimePoint now) {
   Outcome out;
   out.channel = t.channel;
   out.send_id = t.send_id;
@@ -154,7 +163,7 @@ Outcome TriggerProcessor::Fail(const ParsedTrigger& t, std::string_view key, std
     return out;
   }
   out.action = Action::kFailed;
-  std::string failed_at = FormatTimestamp(now);
+  std::string failed_at = NowText(now);
   OutputRecord dlq;
   dlq.topic = topics::DeadLetter(t.channel);
   dlq.key = std::string(key.empty() ? t.external_id : key);
@@ -197,8 +206,7 @@ Outcome TriggerProcessor::Decide(const ParsedTrigger& t, std::string_view key, S
   const rapidjson::Value* event_json = FindMember(t.doc, "event");
   std::string_view locale = StringOr(&user, "locale");
   auto render_start = std::chrono::steady_clock::now();
-  MustacheData data =
-      BuildData(user, event_json != nullptr && event_json->IsObject() ? event_json : nullptr, campaign);
+  TemplateData data(&user, event_json != nullptr && event_json->IsObject() ? event_json : nullptr, &campaign);
   Content content;
   RenderResult rendered = Render(*t.campaign, locale, data, options_.missing_variables, content);
   auto render_time = std::chrono::steady_clock::now() - render_start;
@@ -242,7 +250,8 @@ Outcome TriggerProcessor::Decide(const ParsedTrigger& t, std::string_view key, S
   }
 
   out.action = Action::kSend;
-  rapidjson::StringBuffer buffer;
+  rapidjson::StringBuffer& buffer = send_buffer_;
+  buffer.Clear();
   Writer w(buffer);
   w.StartObject();
   Key(w, "v");
@@ -256,7 +265,7 @@ Outcome TriggerProcessor::Decide(const ParsedTrigger& t, std::string_view key, S
   if (!campaign.fallback_provider.empty()) Field(w, "fallback_provider", campaign.fallback_provider);
   Key(w, "attempt");
   w.Int(1);
-  Field(w, "created_at", FormatTimestamp(now));
+  Field(w, "created_at", NowText(now));
   Field(w, "locale", content.locale);
   Key(w, "to");
   w.StartObject();

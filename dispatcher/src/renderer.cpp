@@ -6,6 +6,8 @@
 #include <cctype>
 #include <charconv>
 
+#include "pv/json.hpp"
+
 namespace pv::dispatcher {
 namespace {
 
@@ -69,14 +71,15 @@ bool ScanTags(std::string_view src, std::set<std::string>& variables, std::strin
 }
 
 // The name lookup of a render (kainjow's basic_context, implemented here rather than derived from its
-// `context`, whose push inserts at the front of a vector): resolves dotted names through the stack of
-// section contexts, innermost first, and notes the variables it could not resolve.
+// `context`): the bottom of the stack is the TemplateData (nullptr marks it), above it the values that
+// sections pushed. A dotted name's first part is looked up through the stack, innermost first, and the
+// rest only inside what it found (the Mustache rule). Notes the variables it could not resolve.
 class TrackingContext final : public kainjow::mustache::basic_context<std::string> {
  public:
-  TrackingContext(const MustacheData* data, const std::set<std::string>& variables,
+  TrackingContext(TemplateData* data, const std::set<std::string>& variables,
                   std::vector<std::string>* missing)
-      : variables_(variables), missing_(missing) {
-    stack_.push_back(data);
+      : data_(data), variables_(variables), missing_(missing) {
+    stack_.push_back(nullptr);
   }
 
   void push(const MustacheData* data) override { stack_.push_back(data); }
@@ -91,27 +94,39 @@ class TrackingContext final : public kainjow::mustache::basic_context<std::strin
 
  private:
   const MustacheData* Lookup(const std::string& name) const {
-    if (name == ".") return stack_.back();
-    std::string_view first = std::string_view(name).substr(0, name.find('.'));
-    // Mustache: the first part is looked up through the stack; the rest only inside what it found.
+    if (name == ".") return stack_.back() != nullptr ? stack_.back() : data_->Resolve(name);
+    size_t dot = name.find('.');
+    std::string first = name.substr(0, dot);
     for (auto it = stack_.rbegin(); it != stack_.rend(); ++it) {
-      const MustacheData* value = (*it)->get(std::string(first));
+      if (*it == nullptr) return data_->Resolve(name);
+      const MustacheData* value = (*it)->get(first);
       if (value == nullptr) continue;
-      size_t pos = first.size();
-      while (value != nullptr && pos < name.size()) {
+      size_t pos = dot;
+      while (value != nullptr && pos != std::string::npos) {
         size_t next = name.find('.', pos + 1);
         value =
             value->get(name.substr(pos + 1, next == std::string::npos ? std::string::npos : next - pos - 1));
-        pos = next == std::string::npos ? name.size() : next;
+        pos = next;
       }
       return value;
     }
     return nullptr;
   }
 
+  TemplateData* data_;
   std::vector<const MustacheData*> stack_;
   const std::set<std::string>& variables_;
   std::vector<std::string>* missing_;
+};
+
+// Appends kainjow's output to a string (its render(ctx, stream) only needs operator<<), so no
+// ostringstream per field.
+struct AppendSink {
+  std::string* out;
+  AppendSink& operator<<(const std::string& s) {
+    out->append(s);
+    return *this;
+  }
 };
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
@@ -150,14 +165,17 @@ std::unique_ptr<CompiledText> CompiledText::Compile(const std::string& source, b
   return text;
 }
 
-bool CompiledText::Render(const MustacheData& data, std::string& out, std::vector<std::string>* missing,
+bool CompiledText::Render(TemplateData& data, std::string& out, std::vector<std::string>* missing,
                           std::string& error) const {
   if (constant_) {
     out = source_;
     return true;
   }
   TrackingContext ctx(&data, variables_, missing);
-  out = tmpl_->render(ctx);
+  out.clear();
+  out.reserve(source_.size() + 64);
+  AppendSink sink{&out};
+  tmpl_->render(ctx, sink);
   if (!tmpl_->is_valid()) {
     error = tmpl_->error_message();
     return false;
@@ -283,21 +301,74 @@ MustacheData ToMustache(const rapidjson::Value& value) {
   return MustacheData(false);
 }
 
-MustacheData BuildData(const rapidjson::Value& user, const rapidjson::Value* event,
-                       const Campaign& campaign) {
-  MustacheData root(MustacheData::type::object);
-  root["user"] = ToMustache(user);
-  root["event"] = event != nullptr ? ToMustache(*event) : MustacheData(MustacheData::type::object);
-  MustacheData c(MustacheData::type::object);
-  c["id"] = MustacheData(campaign.id);
-  c["name"] = MustacheData(campaign.name);
-  root["campaign"] = std::move(c);
-  return root;
+TemplateData::TemplateData(const rapidjson::Value* user, const rapidjson::Value* event,
+                           const Campaign* campaign)
+    : campaign_(campaign) {
+  static const rapidjson::Value kEmpty(rapidjson::kObjectType);
+  roots_.emplace_back("user", user != nullptr ? user : &kEmpty);
+  roots_.emplace_back("event", event != nullptr ? event : &kEmpty);
+}
+
+TemplateData::TemplateData(const rapidjson::Value& root) {
+  if (!root.IsObject()) return;
+  for (const auto& m : root.GetObject()) {
+    roots_.emplace_back(std::string(m.name.GetString(), m.name.GetStringLength()), &m.value);
+  }
+}
+
+const MustacheData* TemplateData::Store(const std::string& name, std::unique_ptr<MustacheData> value) {
+  auto& slot = cache_[name];
+  slot = std::move(value);
+  return slot.get();
+}
+
+const MustacheData* TemplateData::Resolve(const std::string& name) {
+  if (auto it = cache_.find(name); it != cache_.end()) return it->second.get();
+  if (name == ".") {
+    auto whole = std::make_unique<MustacheData>(MustacheData::type::object);
+    for (const auto& [root, value] : roots_) (*whole)[root] = ToMustache(*value);
+    if (const MustacheData* c = Resolve("campaign")) (*whole)["campaign"] = MustacheData(*c);
+    return Store(name, std::move(whole));
+  }
+  size_t dot = name.find('.');
+  std::string_view first = std::string_view(name).substr(0, dot);
+  if (first == "campaign" && campaign_ != nullptr) {
+    if (!campaign_data_) {
+      campaign_data_ = std::make_unique<MustacheData>(MustacheData::type::object);
+      (*campaign_data_)["id"] = MustacheData(campaign_->id);
+      (*campaign_data_)["name"] = MustacheData(campaign_->name);
+    }
+    const MustacheData* value = campaign_data_.get();
+    size_t pos = dot;
+    while (value != nullptr && pos != std::string::npos) {
+      size_t next = name.find('.', pos + 1);
+      value =
+          value->get(name.substr(pos + 1, next == std::string::npos ? std::string::npos : next - pos - 1));
+      pos = next;
+    }
+    return value;
+  }
+  const rapidjson::Value* value = nullptr;
+  for (const auto& [root, v] : roots_) {
+    if (root == first) {
+      value = v;
+      break;
+    }
+  }
+  size_t pos = dot;
+  while (value != nullptr && pos != std::string::npos) {
+    size_t next = name.find('.', pos + 1);
+    std::string_view part = std::string_view(name).substr(
+        pos + 1, next == std::string::npos ? std::string::npos : next - pos - 1);
+    value = value->IsObject() ? FindMember(*value, part) : nullptr;
+    pos = next;
+  }
+  return Store(name, value != nullptr ? std::make_unique<MustacheData>(ToMustache(*value)) : nullptr);
 }
 
 // ---- render ----
 
-RenderResult Render(const CompiledCampaign& campaign, std::string_view locale, const MustacheData& data,
+RenderResult Render(const CompiledCampaign& campaign, std::string_view locale, TemplateData& data,
                     MissingVariables mode, Content& out) {
   RenderResult result;
   const CompiledTemplate& t =

@@ -22,7 +22,7 @@ std::string RenderText(const std::string& source, const char* data_json, bool ht
   EXPECT_NE(text, nullptr) << error;
   if (!text) return "<compile error>";
   auto doc = Json(data_json);
-  MustacheData data = ToMustache(doc);
+  TemplateData data(doc);
   std::string out;
   EXPECT_TRUE(text->Render(data, out, missing, error)) << error;
   return out;
@@ -149,7 +149,7 @@ TEST(Render, EmailDerivesTextFromHtmlAndUsesCampaignData) {
   ASSERT_NE(c, nullptr);
   auto doc = Json(
       R"({"user":{"first_name":"Ana & Bo"},"event":{"order_id":"A1","items":[{"name":"Pen"}],"note":"<x>"}})");
-  MustacheData data = BuildData(doc["user"], &doc["event"], *c->campaign);
+  TemplateData data(&doc["user"], &doc["event"], c->campaign);
   Content content;
   RenderResult r = Render(*c, "en-GB", data, MissingVariables::kEmpty, content);
   ASSERT_TRUE(r.ok) << r.error;
@@ -172,7 +172,7 @@ TEST(Render, MissingVariablesEmptyOrFail) {
   auto catalog = CompiledCatalog::Load(dir.dir());
   const CompiledCampaign* c = catalog->Find("44");
   auto doc = Json(R"({"user":{},"event":{}})");
-  MustacheData data = BuildData(doc["user"], &doc["event"], *c->campaign);
+  TemplateData data(&doc["user"], &doc["event"], c->campaign);
   Content content;
   RenderResult r = Render(*c, "en", data, MissingVariables::kEmpty, content);
   ASSERT_TRUE(r.ok) << r.error;
@@ -196,7 +196,7 @@ templates:
   auto catalog = CompiledCatalog::Load(dir.dir());
   auto doc = Json(R"({"user":{},"event":{}})");
   const CompiledCampaign* c = catalog->Find("45");
-  MustacheData data = BuildData(doc["user"], &doc["event"], *c->campaign);
+  TemplateData data(&doc["user"], &doc["event"], c->campaign);
   Content content;
   RenderResult r = Render(*c, "", data, MissingVariables::kEmpty, content);
   EXPECT_FALSE(r.ok);
@@ -220,7 +220,7 @@ templates:
   auto catalog = CompiledCatalog::Load(dir.dir());
   const CompiledCampaign* c = catalog->Find("46");
   auto doc = Json(R"({"user":{"first_name":"Ana"},"event":{"count":3,"cart_id":"c<1>"}})");
-  MustacheData data = BuildData(doc["user"], &doc["event"], *c->campaign);
+  TemplateData data(&doc["user"], &doc["event"], c->campaign);
   Content content;
   RenderResult r = Render(*c, "", data, MissingVariables::kEmpty, content);
   ASSERT_TRUE(r.ok) << r.error;
@@ -232,7 +232,7 @@ templates:
   EXPECT_EQ(content.data, (std::map<std::string, std::string>{{"cart_id", "c<1>"}, {"screen", "cart"}}));
 
   auto bad = Json(R"({"user":{},"event":{"count":"many"}})");
-  MustacheData bad_data = BuildData(bad["user"], &bad["event"], *c->campaign);
+  TemplateData bad_data(&bad["user"], &bad["event"], c->campaign);
   r = Render(*c, "", bad_data, MissingVariables::kEmpty, content);
   EXPECT_FALSE(r.ok);
   EXPECT_NE(r.error.find("badge"), std::string::npos);

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
 
 #include <chrono>
 #include <memory>
@@ -102,12 +103,18 @@ class TriggerProcessor {
 
  private:
   Outcome Fail(const ParsedTrigger& trigger, std::string_view key, std::string code, std::string error,
-               TimePoint now) const;
+               TimePoint now);
   std::string Event(const ParsedTrigger& trigger, std::string_view status, TimePoint now,
-                    const std::vector<std::pair<std::string_view, std::string>>& extra) const;
+                    const std::vector<std::pair<std::string_view, std::string>>& extra);
+  const std::string& NowText(TimePoint now);
 
   ProcessorOptions options_;
   ZoneCache zones_;
+  TimePoint now_{};
+  std::string now_text_;
+  // Reused between triggers (they keep their capacity): no reallocation while writing a record.
+  rapidjson::StringBuffer send_buffer_;
+  rapidjson::StringBuffer event_buffer_;
 };
 
 }  // namespace pv::dispatcher

@@ -33,6 +33,27 @@ namespace pv::dispatcher {
 
 using MustacheData = kainjow::mustache::data;
 
+// The data a template renders with: {user, event, campaign{id, name}} of one trigger. Values are
+// converted from the trigger's JSON to Mustache data lazily, only for the names the templates use, and
+// once per trigger: an event may carry much more than a message shows. Used by one thread.
+class TemplateData {
+ public:
+  TemplateData(const rapidjson::Value* user, const rapidjson::Value* event, const Campaign* campaign);
+  // The members of any JSON object as the top-level names (tests, previews).
+  explicit TemplateData(const rapidjson::Value& root);
+
+  // The value of a dotted name looked up from the top level ("event.order.id"), or nullptr.
+  const MustacheData* Resolve(const std::string& name);
+
+ private:
+  const MustacheData* Store(const std::string& name, std::unique_ptr<MustacheData> value);
+
+  std::vector<std::pair<std::string, const rapidjson::Value*>> roots_;
+  const Campaign* campaign_ = nullptr;
+  std::unique_ptr<MustacheData> campaign_data_;
+  std::unordered_map<std::string, std::unique_ptr<MustacheData>> cache_;  // null: known missing
+};
+
 // One template field ("subject", "html", a push data value), parsed once.
 class CompiledText {
  public:
@@ -42,7 +63,7 @@ class CompiledText {
 
   // Renders. Names of variables that resolved to nothing are appended to `missing` (if given).
   // Returns false (and sets `error`) only when the engine itself reports an error.
-  bool Render(const MustacheData& data, std::string& out, std::vector<std::string>* missing,
+  bool Render(TemplateData& data, std::string& out, std::vector<std::string>* missing,
               std::string& error) const;
 
   const std::set<std::string>& variables() const { return variables_; }
@@ -108,15 +129,13 @@ struct RenderResult {
   std::vector<std::string> missing;  // variables that rendered as nothing (both modes)
 };
 
-// The Mustache data of a trigger: {user, event, campaign{id, name}}.
-MustacheData BuildData(const rapidjson::Value& user, const rapidjson::Value* event, const Campaign& campaign);
 // A JSON value as Mustache data: objects, lists, strings; numbers as their JSON text; true as a
 // true section; false and null as false.
 MustacheData ToMustache(const rapidjson::Value& value);
 
 // Renders the template chosen for `locale`. An email without a text part gets one derived from the
 // html (HtmlToText).
-RenderResult Render(const CompiledCampaign& campaign, std::string_view locale, const MustacheData& data,
+RenderResult Render(const CompiledCampaign& campaign, std::string_view locale, TemplateData& data,
                     MissingVariables mode, Content& out);
 
 // Plain text from HTML for an email's text part: drops tags, <head>, <style> and <script>; breaks
