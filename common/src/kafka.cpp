@@ -1,6 +1,12 @@
 #include "pv/kafka.hpp"
 
 #include <fmt/format.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <climits>
+#include <ctime>
 
 #include "pv/config.hpp"
 #include "pv/log.hpp"
@@ -53,29 +59,41 @@ Settings LoadSettings(const Config& config) {
 
 // ---- DeliveryGroup ----
 
-void DeliveryGroup::OnDelivery(rd_kafka_resp_err_t err, std::int32_t partition, std::int64_t offset) {
-  std::lock_guard lock(mutex_);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR && first_error_ == RD_KAFKA_RESP_ERR_NO_ERROR) first_error_ = err;
-  last_partition_ = partition;
-  last_offset_ = offset;
-  if (--pending_ == 0) cv_.notify_one();
+namespace {
+long Futex(std::atomic<std::uint32_t>* word, int op, std::uint32_t value, const timespec* timeout) {
+  return ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), op, value, timeout, nullptr, 0);
+}
+}  // namespace
+
+void DeliveryGroup::Complete(int count, rd_kafka_resp_err_t err) {
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    int expected = RD_KAFKA_RESP_ERR_NO_ERROR;
+    first_error_.compare_exchange_strong(expected, err);
+  }
+  if (pending_.fetch_sub(count, std::memory_order_acq_rel) - count <= 0) {
+    done_.store(1, std::memory_order_release);
+    Futex(&done_, FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr);
+  }
 }
 
-void DeliveryGroup::Abandon(int count, rd_kafka_resp_err_t err) {
-  std::lock_guard lock(mutex_);
-  if (first_error_ == RD_KAFKA_RESP_ERR_NO_ERROR) first_error_ = err;
-  pending_ -= count;
-  if (pending_ <= 0) cv_.notify_one();
+void DeliveryGroup::OnDelivery(rd_kafka_resp_err_t err, std::int32_t partition, std::int64_t offset) {
+  last_partition_.store(partition, std::memory_order_relaxed);
+  last_offset_.store(offset, std::memory_order_relaxed);
+  Complete(1, err);
 }
+
+void DeliveryGroup::Abandon(int count, rd_kafka_resp_err_t err) { Complete(count, err); }
 
 bool DeliveryGroup::Wait(std::chrono::steady_clock::time_point deadline) {
-  std::unique_lock lock(mutex_);
-  return cv_.wait_until(lock, deadline, [this] { return pending_ <= 0; });
-}
-
-rd_kafka_resp_err_t DeliveryGroup::first_error() const {
-  std::lock_guard lock(mutex_);
-  return first_error_;
+  while (done_.load(std::memory_order_acquire) == 0) {
+    auto left = deadline - std::chrono::steady_clock::now();
+    if (left <= std::chrono::steady_clock::duration::zero()) return false;
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+    timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+    // Sleeps only while the word is still 0; EAGAIN (already 1), EINTR and timeouts loop back.
+    Futex(&done_, FUTEX_WAIT_PRIVATE, 0, &ts);
+  }
+  return true;
 }
 
 // ---- Producer ----

@@ -119,9 +119,10 @@ void KeyStore::SaveFile(const std::string& path, const std::vector<ApiKey>& keys
   }
 }
 
-KeyStore::Match KeyStore::Authenticate(std::string_view plain_key) const {
-  std::string hash = HashKey(plain_key);
-  auto it = by_hash_.find(hash);
+KeyStore::Match KeyStore::Authenticate(std::string_view plain_key) const { return AuthenticateHash(HashKey(plain_key)); }
+
+KeyStore::Match KeyStore::AuthenticateHash(std::string_view hash) const {
+  auto it = by_hash_.find(std::string(hash));
   if (it == by_hash_.end()) return {};
   const ApiKey& key = keys_[it->second];
   // The map lookup already matched; the constant-time compare keeps a timing channel out even if

@@ -58,6 +58,8 @@ class KeyStore {
   static void SaveFile(const std::string& path, const std::vector<ApiKey>& keys);
 
   Match Authenticate(std::string_view plain_key) const;
+  // The same, for a key already hashed with HashKey (callers that cache the hash of a key).
+  Match AuthenticateHash(std::string_view hash) const;
   const std::vector<ApiKey>& keys() const { return keys_; }
 
  private:

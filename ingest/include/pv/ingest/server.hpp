@@ -41,7 +41,7 @@ struct IngestOptions {
   std::string keys_file = "keys.yaml";
   std::string topic = "pv.triggers";
   // librdkafka producer defaults for ingest (kafka.properties overrides each).
-  int linger_ms = 2;
+  double linger_ms = 1.0;
 
   static IngestOptions FromConfig(const Config& config);
 };
@@ -83,6 +83,7 @@ class IngestServer {
   std::unique_ptr<kafka::Producer> producer_;
   std::unique_ptr<httplib::Server> http_;
   int port_ = -1;
+  int listen_fd_ = -1;
 
   std::atomic<std::shared_ptr<const Catalog>> catalog_;
   std::atomic<std::shared_ptr<const KeyStore>> keys_;
