@@ -1,0 +1,155 @@
+#include "pv/workers/providers/apns_provider.hpp"
+
+#include <fmt/format.h>
+#include <rapidjson/document.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "pv/config.hpp"
+#include "pv/json.hpp"
+
+namespace pv::workers::providers {
+
+ApnsSettings LoadApnsSettings(const Config& config, const std::string& name) {
+  ApnsSettings s;
+  std::string p = "providers." + name + ".";
+  s.common = LoadCommonSettings(config, name, "apns", "https://api.push.apple.com");
+  s.team_id = config.GetString(p + "team_id", "");
+  s.key_id = config.GetString(p + "key_id", "");
+  s.topic = config.GetString(p + "topic", "");
+  s.push_type = config.GetString(p + "push_type", s.push_type);
+  s.priority = static_cast<int>(config.GetInt(p + "priority", s.priority, 1, 10));
+  s.token_ttl = config.GetMillis(p + "token_ttl_ms", s.token_ttl);
+  s.key_pem = config.GetString(p + "key_pem", "");
+  if (s.key_pem.empty()) {
+    std::string file = config.GetString(p + "key_file", "");
+    if (file.empty()) throw ConfigError(fmt::format("providers.{}: set key_file or key_pem", name));
+    std::ifstream in(file);
+    if (!in) throw ConfigError(fmt::format("providers.{}.key_file: cannot read {}", name, file));
+    std::stringstream ss;
+    ss << in.rdbuf();
+    s.key_pem = ss.str();
+  }
+  for (const auto& [field, value] :
+       {std::pair{"team_id", s.team_id}, {"key_id", s.key_id}, {"topic", s.topic}}) {
+    if (value.empty()) throw ConfigError(fmt::format("providers.{}.{} is required", name, field));
+  }
+  return s;
+}
+
+std::string ApnsBody(const Send& send) {
+  std::string out = R"({"aps":{"alert":{"title":)";
+  AppendJsonString(out, send.ContentString("title"));
+  out += R"(,"body":)";
+  AppendJsonString(out, send.ContentString("body"));
+  out += '}';
+  if (auto sound = send.ContentString("sound"); !sound.empty()) {
+    out += R"(,"sound":)";
+    AppendJsonString(out, sound);
+  }
+  if (const auto* badge = send.ContentMember("badge"); badge != nullptr && badge->IsInt()) {
+    out += fmt::format(R"(,"badge":{})", badge->GetInt());
+  }
+  out += '}';
+  // Custom data goes beside "aps", where the app reads it.
+  if (const auto* data = send.ContentMember("data"); data != nullptr && data->IsObject()) {
+    for (const auto& m : data->GetObject()) {
+      if (AsStringView(m.name) == "aps") continue;
+      out += ',';
+      AppendJsonString(out, AsStringView(m.name));
+      out += ':';
+      out += ToJson(m.value);
+    }
+  }
+  out += '}';
+  return out;
+}
+
+DeliveryResult ApnsResult(const TransferResult& r) {
+  if (r.status == 0) return TransportFailure(r);
+  if (r.status == 200) {
+    auto id = r.Header("apns-id");
+    return DeliveryResult::Sent(id ? std::string(*id) : std::string());
+  }
+  std::string reason;
+  rapidjson::Document doc;
+  doc.Parse(r.body.c_str());
+  if (!doc.HasParseError() && doc.IsObject()) {
+    if (auto v = FindString(doc, "reason")) reason = std::string(*v);
+  }
+  ErrorKind kind = KindForHttpStatus(r.status);
+  if (reason == "BadDeviceToken" || reason == "DeviceTokenNotForTopic") {
+    kind = ErrorKind::kInvalidRecipient;
+  } else if (reason == "Unregistered" || r.status == 410) {
+    kind = ErrorKind::kUnregistered;
+  } else if (reason == "BadTopic" || reason == "MissingTopic" || reason == "TopicDisallowed" ||
+             reason == "BadCertificate" || reason == "BadCertificateEnvironment" ||
+             reason == "MissingProviderToken") {
+    kind = ErrorKind::kNotConfigured;
+  } else if (reason == "InvalidProviderToken" || reason == "ExpiredProviderToken") {
+    kind = ErrorKind::kBadCredentials;
+  } else if (reason == "PayloadTooLarge") {
+    kind = ErrorKind::kRejectedContent;
+  } else if (reason == "TooManyRequests" || reason == "TooManyProviderTokenUpdates") {
+    kind = ErrorKind::kRateLimited;
+  }
+  return HttpFailure(r, kind, reason);
+}
+
+ApnsProvider::ApnsProvider(ApnsSettings settings, CurlLoop& loop)
+    : settings_(std::move(settings)), loop_(loop), key_(LoadPrivateKeyPem(settings_.key_pem)) {
+  Token();  // fail at start, not on the first send, when the key is not a P-256 key
+}
+
+std::string ApnsProvider::Token() {
+  std::lock_guard lock(mutex_);
+  auto now = Clock::now();
+  if (!token_.empty() && now - token_made_ < settings_.token_ttl) return token_;
+  long long iat =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  std::string header = R"({"alg":"ES256","kid":)";
+  AppendJsonString(header, settings_.key_id);
+  header += '}';
+  std::string claims = R"({"iss":)";
+  AppendJsonString(claims, settings_.team_id);
+  claims += fmt::format(R"(,"iat":{}}})", iat);
+  token_ = SignJwt(JwtAlgorithm::kEs256, header, claims, key_.get());
+  token_made_ = now;
+  return token_;
+}
+
+void ApnsProvider::Invalidate(const std::string& token) {
+  std::lock_guard lock(mutex_);
+  if (token_ == token) token_.clear();
+}
+
+void ApnsProvider::Deliver(const std::shared_ptr<const Send>& send, Done done) {
+  if (send->ContentString("title").empty() && send->ContentString("body").empty()) {
+    done(DeliveryResult::Failed(ErrorKind::kInvalidRecord, "push content needs a title or a body"));
+    return;
+  }
+  std::string token = Token();
+  HttpRequest req;
+  req.url = settings_.common.base_url + "/3/device/" + FormEncode(send->address);
+  req.http2 = true;
+  req.headers = {"authorization: bearer " + token,
+                 "apns-topic: " + settings_.topic,
+                 "apns-push-type: " + settings_.push_type,
+                 "apns-priority: " + std::to_string(settings_.priority),
+                 "apns-id: " + send->send_id,
+                 "content-type: application/json"};
+  req.body = ApnsBody(*send);
+  req.timeout = settings_.common.timeout;
+  req.connect_timeout = settings_.common.connect_timeout;
+  req.tls = settings_.common.tls;
+  loop_.Submit(std::move(req), [this, token, done = std::move(done)](TransferResult&& r) {
+    DeliveryResult result = ApnsResult(r);
+    if (!result.ok && result.kind == ErrorKind::kBadCredentials)
+      Invalidate(token);  // sign a new one next time
+    done(std::move(result));
+  });
+}
+
+}  // namespace pv::workers::providers

@@ -1,0 +1,6 @@
+// push-worker: see pv/workers/worker_main.hpp and docs/configuration-workers.md.
+#include "pv/workers/worker_main.hpp"
+
+int main(int argc, char** argv) {
+  return pv::workers::RunWorkerMain(pv::Channel::kPush, argc, argv);
+}

@@ -1,0 +1,104 @@
+// Many HTTP and SMTP transfers in flight on one thread: libcurl's multi interface behind a
+// submit-and-callback API. Connections are kept alive and reused (HTTP/2 streams are multiplexed on
+// one connection), so a worker with hundreds of sends in flight does not pay a handshake per send.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace pv::workers {
+
+struct TlsOptions {
+  std::string ca_file;  // PEM bundle to trust instead of the system's (tests, private CAs)
+  bool verify = true;   // false only for local experiments
+};
+
+struct HttpRequest {
+  std::string method = "POST";
+  std::string url;
+  std::vector<std::string> headers;  // "Name: value"
+  std::string body;
+  std::string basic_user;  // non-empty: HTTP basic auth with basic_password
+  std::string basic_password;
+  bool http2 = false;  // HTTP/2 (prior knowledge for http://, ALPN for https://)
+  std::chrono::milliseconds timeout{10000};
+  std::chrono::milliseconds connect_timeout{5000};
+  TlsOptions tls;
+};
+
+struct SmtpRequest {
+  std::string url;  // smtp://host:port[/helo-name] or smtps://host:port (implicit TLS)
+  bool require_starttls = false;
+  std::string username;  // non-empty: AUTH
+  std::string password;
+  std::string mail_from;
+  std::vector<std::string> recipients;
+  std::string message;  // the whole RFC 5322 message, CRLF line ends
+  std::chrono::milliseconds timeout{30000};
+  std::chrono::milliseconds connect_timeout{5000};
+  TlsOptions tls;
+};
+
+struct TransferResult {
+  int curl_code = 0;  // CURLcode
+  long status = 0;    // HTTP status, or the last SMTP reply code
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
+  std::string error;                                         // libcurl's message when curl_code != 0
+  double seconds = 0;                                        // total transfer time
+
+  std::optional<std::string_view> Header(std::string_view lower_name) const;
+  bool TimedOut() const;
+  bool ConnectFailed() const;  // connect, resolve, TLS handshake, connection reset
+  bool LoginDenied() const;
+};
+
+struct CurlLoopOptions {
+  int max_connections = 512;     // connection cache size (keep-alive across transfers)
+  int max_host_connections = 0;  // 0: unlimited
+};
+
+class CurlLoop {
+ public:
+  using Done = std::function<void(TransferResult&&)>;
+
+  explicit CurlLoop(CurlLoopOptions options = {});
+  // Stop()s.
+  ~CurlLoop();
+  CurlLoop(const CurlLoop&) = delete;
+  CurlLoop& operator=(const CurlLoop&) = delete;
+
+  // `done` runs on the loop thread: keep it short, never block in it.
+  void Submit(HttpRequest request, Done done);
+  void Submit(SmtpRequest request, Done done);
+  // Stops the thread; transfers still running complete with an error ("loop stopped"), and later
+  // submissions complete with it at once. Call before destroying what the callbacks point to.
+  void Stop();
+  // Transfers submitted and not yet completed.
+  std::size_t Active() const { return active_.load(std::memory_order_relaxed); }
+
+ private:
+  struct Transfer;
+  void Enqueue(std::unique_ptr<Transfer> transfer);
+  void Run();
+
+  CurlLoopOptions options_;
+  void* multi_ = nullptr;  // CURLM*
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<Transfer>> pending_;
+  bool stop_ = false;
+  std::atomic<std::size_t> active_{0};
+  std::thread thread_;
+};
+
+}  // namespace pv::workers

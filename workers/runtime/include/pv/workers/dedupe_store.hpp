@@ -1,0 +1,93 @@
+// Claims on sends and shared rate limits, in Redis (DESIGN.md "Identity and exactly-once effect").
+//
+//   pv:send:<send_id> = inflight:<worker_id>   PX lease    while one worker delivers it
+//                     = sent:<provider msg id> PX sent_ttl after delivery: a redelivery is `deduped`
+//                     (absent)                              after a failure: a retry or replay goes through
+//   pv:rate:<provider>:<s|m|h> = theoretical arrival time (GCRA), shared by every worker
+//
+// A claim and the provider's rate limits are decided together in one Lua script, so a send that is
+// rate limited holds no claim, and a send already claimed or sent consumes no rate. The claims of a
+// batch travel in one pipeline: one round trip per batch, not per send.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pv/workers/redis.hpp"
+
+namespace pv::workers {
+
+// Sends per second, minute and hour; 0 means no limit on that window. Units are provider units
+// (an SMS counts its segments).
+struct RateLimit {
+  long long per_second = 0;
+  long long per_minute = 0;
+  long long per_hour = 0;
+  bool empty() const { return per_second <= 0 && per_minute <= 0 && per_hour <= 0; }
+};
+
+struct ClaimRequest {
+  std::string send_id;
+  std::string provider;  // whose rate limit applies
+  int cost = 1;
+};
+
+enum class ClaimStatus { kClaimed, kAlreadySent, kInFlightElsewhere, kRateLimited };
+
+struct ClaimResult {
+  ClaimStatus status = ClaimStatus::kClaimed;
+  std::string detail;  // kAlreadySent: the provider message id; kInFlightElsewhere: the holder
+  std::chrono::milliseconds retry_after{0};  // kRateLimited: when the limit allows it
+};
+
+struct SettleRequest {
+  std::string send_id;
+  bool sent = false;                // true: mark sent; false: release the claim (if still ours)
+  std::string provider_message_id;  // when sent
+};
+
+// The seam the runtime uses; tests replace it with an in-memory fake.
+class DedupeStore {
+ public:
+  virtual ~DedupeStore() = default;
+  // One result per request, in order; nullopt when the store is unreachable (nothing claimed).
+  virtual std::optional<std::vector<ClaimResult>> Claim(std::span<const ClaimRequest> requests) = 0;
+  // Marks sent or releases; false when the store is unreachable (call again later).
+  virtual bool Settle(std::span<const SettleRequest> requests) = 0;
+  // Whether the last call reached the store; callable from any thread.
+  virtual bool Reachable() const = 0;
+};
+
+struct RedisDedupeOptions {
+  RedisClient::Options redis;
+  std::string worker_id;
+  std::chrono::milliseconds lease{60000};
+  std::chrono::milliseconds sent_ttl{std::chrono::hours(24 * 7)};
+  std::map<std::string, RateLimit> rate_limits;  // by provider name
+};
+
+class RedisDedupeStore final : public DedupeStore {
+ public:
+  explicit RedisDedupeStore(RedisDedupeOptions options);
+  std::optional<std::vector<ClaimResult>> Claim(std::span<const ClaimRequest> requests) override;
+  bool Settle(std::span<const SettleRequest> requests) override;
+  bool Reachable() const override { return client_.connected(); }
+
+  static std::string SendKey(std::string_view send_id) { return "pv:send:" + std::string(send_id); }
+
+ private:
+  bool LoadScripts();
+
+  RedisDedupeOptions options_;
+  RedisClient client_;
+  std::uint64_t scripts_generation_ = 0;
+  std::string claim_sha_;
+};
+
+}  // namespace pv::workers

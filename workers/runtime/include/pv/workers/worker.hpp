@@ -1,0 +1,150 @@
+// The channel worker runtime: consumes pv.send.<channel> as a member of the channel's consumer
+// group, claims each send in Redis, delivers it through its campaign's provider with many sends in
+// flight, and records the outcome (pv.events always; pv.delay.<tier> for a retry, pv.dlq.<channel>
+// for a dead send). A record's offset is stored only after every record its outcome produced was
+// acknowledged by the brokers, and only up to the highest contiguous finished offset of its
+// partition: at-least-once, with Redis turning redeliveries into `deduped` events.
+//
+// One thread runs the whole pipeline (poll, claim, start, settle, record, store) as an event loop;
+// providers' HTTP/SMTP transfers run on the CurlLoop thread and the producer's delivery reports on
+// its poll thread, and both only post to this loop's inbox. Tests: tests/workers/worker_*_test.cpp.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "pv/delay_ladder.hpp"
+#include "pv/kafka.hpp"
+#include "pv/metrics.hpp"
+#include "pv/topics.hpp"
+#include "pv/workers/backoff.hpp"
+#include "pv/workers/dedupe_store.hpp"
+#include "pv/workers/provider.hpp"
+#include "pv/workers/worker_metrics.hpp"
+
+namespace pv::workers {
+
+struct WorkerOptions {
+  Channel channel = Channel::kEmail;
+  std::string worker_id;  // in claims ("inflight:<id>") and logs; unique per process
+  kafka::Settings kafka;
+  std::string group_id;     // default pv-<email|sms|push>-worker
+  int max_in_flight = 256;  // sends at providers at once
+  int max_buffered = 512;   // records taken from Kafka and not finished; consumption pauses above
+  int claim_batch = 128;    // claims per Redis round trip
+  int max_attempts = 8;     // the attempt that fails transiently at this number goes dead
+  BackoffPolicy backoff;
+  int fallback_after_attempts = 2;  // attempts > this use the campaign's fallback provider
+  int circuit_failures = 10;        // consecutive transient failures that open a provider's circuit
+  std::chrono::milliseconds circuit_open{30000};        // while open, sends with a fallback use it
+  std::chrono::milliseconds rate_limit_max_wait{2000};  // longer waits go to the ladder (deferred)
+  std::chrono::milliseconds drain_timeout{30000};
+  std::chrono::milliseconds revoke_timeout{10000};
+  std::vector<ladder::Tier> tiers;  // the delay ladder's tiers (same as the dispatcher's)
+};
+
+class Worker {
+ public:
+  Worker(WorkerOptions options, std::unique_ptr<DedupeStore> store,
+         std::map<std::string, std::unique_ptr<Provider>> providers, metrics::Registry& registry);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Runs until Stop(), then drains: in-flight sends finish, outcomes are recorded, offsets stored
+  // and committed. Returns 0 after a complete drain, 1 when the drain timed out.
+  int Run();
+  // From any thread (the signal thread).
+  void Stop();
+  // "" when ready; else why not (for /readyz). From any thread.
+  std::string NotReadyReason() const;
+  // Sum over assigned partitions of (high watermark - position). From any thread.
+  double ConsumerLag() const;
+
+ private:
+  struct Job;
+  struct Inbox;
+  class AckGroup;
+  enum class Stage { kClaim, kWait, kReady, kDelivering, kSettle, kRecord, kAcking };
+
+  // Loop steps.
+  void TakeMessages(int max);
+  void NewJob(kafka::Message message);
+  void MoveDueWaits();
+  void ClaimBatch();
+  void StartDeliveries();
+  void CollectInbox();
+  void SettleBatch(bool force);
+  void RecordOutcomes();
+  void UpdatePause();
+  void WaitForWork(std::chrono::milliseconds timeout);
+  void BeginDrain();
+  void OnRebalance(rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* partitions);
+
+  // Outcome decisions.
+  Provider* ChooseProvider(Job& job);
+  void Fail(Job& job, ErrorKind kind, const std::string& error,
+            std::optional<std::chrono::milliseconds> retry_after);
+  void Succeed(Job& job);
+  void Deduped(Job& job, const std::string& provider_message_id);
+  void Defer(Job& job, std::chrono::milliseconds wait);
+  void ToRecord(Job& job);
+  void Finish(Job& job);
+  void Erase(std::uint64_t id);
+  std::size_t Busy() const;  // jobs delivering or past delivery, not finished
+
+  WorkerOptions options_;
+  std::string channel_name_;  // "email" | "text" | "push"
+  std::string send_topic_;
+  std::string dlq_topic_;
+  std::unique_ptr<DedupeStore> store_;
+  std::map<std::string, std::unique_ptr<Provider>> providers_;
+  WorkerMetrics metrics_;
+  metrics::Gauge& in_flight_gauge_;
+  metrics::Gauge& buffered_gauge_;
+  metrics::Gauge& paused_gauge_;
+
+  std::shared_ptr<Inbox> inbox_;
+  std::unique_ptr<kafka::Producer> producer_;
+  std::unique_ptr<kafka::Consumer> consumer_;
+  rd_kafka_queue_t* consumer_queue_ = nullptr;  // wakes the loop (io event) when records arrive
+  kafka::OffsetTracker tracker_;
+  // Bumped when a partition is revoked: a job begun under an older generation must not finish an
+  // offset of the partition's next assignment (the same offset may be redelivered to us).
+  std::map<std::int32_t, std::uint64_t> partition_generation_;
+
+  std::unordered_map<std::uint64_t, std::unique_ptr<Job>> jobs_;
+  std::uint64_t next_job_id_ = 1;
+  std::deque<std::uint64_t> claim_queue_;
+  std::multimap<std::chrono::steady_clock::time_point, std::uint64_t> wait_queue_;
+  std::deque<std::uint64_t> ready_queue_;
+  std::deque<std::uint64_t> settle_queue_;
+  std::deque<std::uint64_t> record_queue_;
+  std::size_t delivering_ = 0;
+  std::size_t acking_ = 0;
+  bool kafka_more_ = false;  // the consumer queue may hold more messages than we took
+
+  struct Circuit {
+    int consecutive_failures = 0;
+    std::chrono::steady_clock::time_point open_until{};
+  };
+  std::map<std::string, Circuit> circuits_;
+
+  bool paused_ = false;
+  bool reapply_pause_ = false;
+  bool store_down_ = false;
+  std::chrono::steady_clock::time_point store_retry_at_{};
+  std::atomic<bool> stop_requested_{false};
+  std::atomic<bool> running_{false};
+  std::atomic<bool> draining_{false};
+  std::mt19937_64 rng_;
+};
+
+}  // namespace pv::workers

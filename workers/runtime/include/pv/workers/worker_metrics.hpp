@@ -1,0 +1,23 @@
+// The metrics a worker serves on /metrics (see docs/configuration-workers.md for the list).
+#pragma once
+
+#include <string>
+
+#include "pv/metrics.hpp"
+
+namespace pv::workers {
+
+struct WorkerMetrics {
+  explicit WorkerMetrics(metrics::Registry& registry);
+
+  metrics::Family<metrics::Counter>& sends;               // {channel, provider, status}
+  metrics::Family<metrics::Counter>& provider_errors;     // {channel, provider, kind, class}
+  metrics::Family<metrics::Histogram>& provider_latency;  // {channel, provider} seconds
+  metrics::Family<metrics::Counter>& rate_limited;        // {channel, provider}
+  metrics::Family<metrics::Gauge>& in_flight;             // {channel}: sends at providers
+  metrics::Family<metrics::Gauge>& buffered;              // {channel}: records taken, not finished
+  metrics::Family<metrics::Gauge>& paused;                // {channel}: 1 while consumption is paused
+  metrics::Family<metrics::Counter>& redis_errors;        // {channel}: calls that could not reach Redis
+};
+
+}  // namespace pv::workers

@@ -1,0 +1,336 @@
+#include "pv/workers/curl_loop.hpp"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <unordered_set>
+
+#include "pv/log.hpp"
+
+namespace pv::workers {
+namespace {
+
+constexpr std::size_t kMaxResponseBody = 1 << 20;  // a provider's answer is small; cap what we keep
+
+void GlobalInit() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string_view TrimView(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+bool H2cReuseBroken() {
+  static const bool broken = curl_version_info(CURLVERSION_NOW)->version_num < 0x075900;
+  return broken;
+}
+
+}  // namespace
+
+std::optional<std::string_view> TransferResult::Header(std::string_view lower_name) const {
+  for (const auto& [name, value] : headers) {
+    if (name == lower_name) return std::string_view(value);
+  }
+  return std::nullopt;
+}
+
+bool TransferResult::TimedOut() const {
+  return curl_code == CURLE_OPERATION_TIMEDOUT;
+}
+
+bool TransferResult::ConnectFailed() const {
+  switch (curl_code) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_ABORTED_BY_CALLBACK:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool TransferResult::LoginDenied() const {
+  return curl_code == CURLE_LOGIN_DENIED;
+}
+
+// One transfer: the easy handle and everything it points into, alive until completion.
+struct CurlLoop::Transfer {
+  CURL* easy = nullptr;
+  curl_slist* header_list = nullptr;
+  curl_slist* rcpt_list = nullptr;
+  std::string upload;  // request body or SMTP message
+  std::size_t upload_offset = 0;
+  TransferResult result;
+  Done done;
+  char errbuf[CURL_ERROR_SIZE] = {};
+
+  ~Transfer() {
+    if (header_list != nullptr) curl_slist_free_all(header_list);
+    if (rcpt_list != nullptr) curl_slist_free_all(rcpt_list);
+    if (easy != nullptr) curl_easy_cleanup(easy);
+  }
+
+  static size_t OnBody(char* data, size_t size, size_t count, void* user) {
+    auto* t = static_cast<Transfer*>(user);
+    size_t n = size * count;
+    if (t->result.body.size() < kMaxResponseBody) {
+      t->result.body.append(data, std::min(n, kMaxResponseBody - t->result.body.size()));
+    }
+    return n;
+  }
+
+  static size_t OnHeader(char* data, size_t size, size_t count, void* user) {
+    auto* t = static_cast<Transfer*>(user);
+    size_t n = size * count;
+    std::string_view line(data, n);
+    if (line.rfind("HTTP/", 0) == 0) {
+      t->result.headers.clear();  // a new response (after 100 Continue, or a redirect)
+      return n;
+    }
+    auto colon = line.find(':');
+    if (colon != std::string_view::npos && colon > 0) {
+      t->result.headers.emplace_back(Lower(TrimView(line.substr(0, colon))),
+                                     std::string(TrimView(line.substr(colon + 1))));
+    }
+    return n;
+  }
+
+  static size_t OnRead(char* buffer, size_t size, size_t count, void* user) {
+    auto* t = static_cast<Transfer*>(user);
+    size_t n = std::min(size * count, t->upload.size() - t->upload_offset);
+    std::memcpy(buffer, t->upload.data() + t->upload_offset, n);
+    t->upload_offset += n;
+    return n;
+  }
+
+  void Common(std::chrono::milliseconds timeout, std::chrono::milliseconds connect_timeout,
+              const TlsOptions& tls) {
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, this);
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    // PV_CURL_VERBOSE=1 prints libcurl's protocol trace on stderr (debugging a provider by hand).
+    static const bool verbose = std::getenv("PV_CURL_VERBOSE") != nullptr;
+    if (verbose) curl_easy_setopt(easy, CURLOPT_VERBOSE, 1L);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(connect_timeout.count()));
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &Transfer::OnBody);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, this);
+    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &Transfer::OnHeader);
+    curl_easy_setopt(easy, CURLOPT_HEADERDATA, this);
+    if (!tls.ca_file.empty()) curl_easy_setopt(easy, CURLOPT_CAINFO, tls.ca_file.c_str());
+    if (!tls.verify) {
+      curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 0L);
+      curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+  }
+};
+
+CurlLoop::CurlLoop(CurlLoopOptions options) : options_(options) {
+  GlobalInit();
+  CURLM* multi = curl_multi_init();
+  if (multi == nullptr) throw std::runtime_error("curl_multi_init failed");
+  curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, static_cast<long>(options_.max_connections));
+  if (options_.max_host_connections > 0) {
+    curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, static_cast<long>(options_.max_host_connections));
+  }
+  curl_multi_setopt(multi, CURLMOPT_PIPELINING, static_cast<long>(CURLPIPE_MULTIPLEX));
+  multi_ = multi;
+  thread_ = std::thread([this] { Run(); });
+}
+
+CurlLoop::~CurlLoop() {
+  Stop();
+  curl_multi_cleanup(static_cast<CURLM*>(multi_));
+}
+
+void CurlLoop::Stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  curl_multi_wakeup(static_cast<CURLM*>(multi_));
+  if (thread_.joinable()) thread_.join();
+}
+
+void CurlLoop::Submit(HttpRequest request, Done done) {
+  auto t = std::make_unique<Transfer>();
+  t->easy = curl_easy_init();
+  t->done = std::move(done);
+  t->upload = std::move(request.body);
+  CURL* e = t->easy;
+  t->Common(request.timeout, request.connect_timeout, request.tls);
+  curl_easy_setopt(e, CURLOPT_URL, request.url.c_str());
+  if (request.method == "GET") {
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+  } else {
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->upload.data());
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(t->upload.size()));
+    if (request.method != "POST") curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, request.method.c_str());
+  }
+  // No "Expect: 100-continue" round trip: our bodies are small and the providers answer at once.
+  t->header_list = curl_slist_append(t->header_list, "Expect:");
+  for (const auto& h : request.headers) t->header_list = curl_slist_append(t->header_list, h.c_str());
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->header_list);
+  if (!request.basic_user.empty()) {
+    curl_easy_setopt(e, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
+    curl_easy_setopt(e, CURLOPT_USERNAME, request.basic_user.c_str());
+    curl_easy_setopt(e, CURLOPT_PASSWORD, request.basic_password.c_str());
+  }
+  if (request.http2) {
+    bool tls = request.url.rfind("https:", 0) == 0;
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
+                     static_cast<long>(tls ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE));
+    if (tls || !H2cReuseBroken()) {
+      // Wait for a multiplexable connection rather than opening one per stream.
+      curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    } else {
+      // libcurl before 7.89 fails streams on a reused h2c (prior knowledge) connection with "Error
+      // in the HTTP2 framing layer" (curl#10634): one connection per transfer instead.
+      curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+      curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+    }
+  } else {
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
+  }
+  Enqueue(std::move(t));
+}
+
+void CurlLoop::Submit(SmtpRequest request, Done done) {
+  auto t = std::make_unique<Transfer>();
+  t->easy = curl_easy_init();
+  t->done = std::move(done);
+  t->upload = std::move(request.message);
+  CURL* e = t->easy;
+  t->Common(request.timeout, request.connect_timeout, request.tls);
+  curl_easy_setopt(e, CURLOPT_URL, request.url.c_str());
+  if (request.require_starttls) curl_easy_setopt(e, CURLOPT_USE_SSL, static_cast<long>(CURLUSESSL_ALL));
+  if (!request.username.empty()) {
+    curl_easy_setopt(e, CURLOPT_USERNAME, request.username.c_str());
+    curl_easy_setopt(e, CURLOPT_PASSWORD, request.password.c_str());
+  }
+  curl_easy_setopt(e, CURLOPT_MAIL_FROM, ("<" + request.mail_from + ">").c_str());
+  for (const auto& r : request.recipients)
+    t->rcpt_list = curl_slist_append(t->rcpt_list, ("<" + r + ">").c_str());
+  curl_easy_setopt(e, CURLOPT_MAIL_RCPT, t->rcpt_list);
+  curl_easy_setopt(e, CURLOPT_READFUNCTION, &Transfer::OnRead);
+  curl_easy_setopt(e, CURLOPT_READDATA, t.get());
+  curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
+  curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(t->upload.size()));
+  Enqueue(std::move(t));
+}
+
+void CurlLoop::Enqueue(std::unique_ptr<Transfer> transfer) {
+  active_.fetch_add(1, std::memory_order_relaxed);
+  {
+    std::lock_guard lock(mutex_);
+    if (!stop_) {
+      pending_.push_back(std::move(transfer));
+      transfer = nullptr;
+    }
+  }
+  if (transfer) {
+    transfer->result.curl_code = CURLE_ABORTED_BY_CALLBACK;
+    transfer->result.error = "transfer loop stopped";
+    active_.fetch_sub(1, std::memory_order_relaxed);
+    transfer->done(std::move(transfer->result));
+    return;
+  }
+  curl_multi_wakeup(static_cast<CURLM*>(multi_));
+}
+
+void CurlLoop::Run() {
+  auto* multi = static_cast<CURLM*>(multi_);
+  std::unordered_set<Transfer*> running;
+  auto complete = [&](Transfer* t, int code) {
+    curl_multi_remove_handle(multi, t->easy);
+    running.erase(t);
+    std::unique_ptr<Transfer> owned(t);
+    t->result.curl_code = code;
+    if (code != CURLE_OK)
+      t->result.error = t->errbuf[0] != '\0' ? t->errbuf : curl_easy_strerror(static_cast<CURLcode>(code));
+    long status = 0;
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+    t->result.status = status;
+    curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME, &t->result.seconds);
+    active_.fetch_sub(1, std::memory_order_relaxed);
+    t->done(std::move(t->result));
+  };
+
+  std::vector<std::unique_ptr<Transfer>> batch;
+  while (true) {
+    {
+      std::lock_guard lock(mutex_);
+      if (stop_) break;
+      batch.swap(pending_);
+    }
+    for (auto& t : batch) {
+      Transfer* raw = t.release();
+      CURLMcode mc = curl_multi_add_handle(multi, raw->easy);
+      if (mc != CURLM_OK) {
+        std::unique_ptr<Transfer> owned(raw);
+        raw->result.curl_code = CURLE_FAILED_INIT;
+        raw->result.error = curl_multi_strerror(mc);
+        active_.fetch_sub(1, std::memory_order_relaxed);
+        raw->done(std::move(raw->result));
+        continue;
+      }
+      running.insert(raw);
+    }
+    batch.clear();
+    int still_running = 0;
+    curl_multi_perform(multi, &still_running);
+    int queued = 0;
+    while (CURLMsg* msg = curl_multi_info_read(multi, &queued)) {
+      if (msg->msg != CURLMSG_DONE) continue;
+      Transfer* t = nullptr;
+      curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &t);
+      complete(t, msg->data.result);
+    }
+    curl_multi_poll(multi, nullptr, 0, 1000, nullptr);
+  }
+  // Stopping: whatever still runs ends with an error, and pending transfers never start.
+  std::vector<Transfer*> left(running.begin(), running.end());
+  for (Transfer* t : left) {
+    std::snprintf(t->errbuf, sizeof(t->errbuf), "transfer loop stopped");
+    complete(t, CURLE_ABORTED_BY_CALLBACK);
+  }
+  std::vector<std::unique_ptr<Transfer>> never;
+  {
+    std::lock_guard lock(mutex_);
+    never.swap(pending_);
+  }
+  for (auto& t : never) {
+    t->result.curl_code = CURLE_ABORTED_BY_CALLBACK;
+    t->result.error = "transfer loop stopped";
+    active_.fetch_sub(1, std::memory_order_relaxed);
+    t->done(std::move(t->result));
+  }
+}
+
+}  // namespace pv::workers

@@ -1,0 +1,172 @@
+#include "pv/workers/dedupe_store.hpp"
+
+#include <fmt/format.h>
+
+#include "pv/log.hpp"
+
+namespace pv::workers {
+namespace {
+
+// KEYS[1] = pv:send:<id>; KEYS[2..] = the provider's rate keys.
+// ARGV[1] = claim value, ARGV[2] = lease ms, ARGV[3] = cost, then per rate key: interval_us, period_us.
+// Returns {0, existing value} | {1, ""} (claimed) | {2, wait ms} (rate limited, nothing changed).
+//
+// GCRA: a window of `period` admits period/interval units. The key holds the theoretical arrival
+// time (TAT) of the next unit; a send of `cost` units is admitted when TAT + cost*interval - period
+// is not in the future. Every limit of the provider must admit it, or none is updated. Time comes
+// from the server (TIME), so workers' clocks do not matter.
+constexpr const char* kClaimScript = R"lua(
+local existing = redis.call('GET', KEYS[1])
+if existing then return {0, existing} end
+local n = #KEYS - 1
+if n > 0 then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local cost = tonumber(ARGV[3])
+  local wait = 0
+  local tats = {}
+  for i = 1, n do
+    local interval = tonumber(ARGV[2 + 2 * i])
+    local period = tonumber(ARGV[3 + 2 * i])
+    local c = math.min(cost, math.floor(period / interval))
+    local tat = tonumber(redis.call('GET', KEYS[1 + i]) or '0')
+    if tat < now then tat = now end
+    local new_tat = tat + interval * c
+    local allow_at = new_tat - period
+    if allow_at > now and allow_at - now > wait then wait = allow_at - now end
+    tats[i] = new_tat
+  end
+  if wait > 0 then return {2, tostring(math.ceil(wait / 1000))} end
+  for i = 1, n do
+    redis.call('SET', KEYS[1 + i], string.format('%d', tats[i]), 'PX', math.ceil((tats[i] - now) / 1000) + 1)
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return {1, ''}
+)lua";
+
+// Deletes the claim only while it is still ours: after our lease expired another worker may hold it.
+constexpr const char* kReleaseScript = R"lua(
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+)lua";
+
+struct Window {
+  const char* suffix;
+  long long period_us;
+};
+constexpr Window kWindows[] = {{"s", 1'000'000LL}, {"m", 60'000'000LL}, {"h", 3'600'000'000LL}};
+
+}  // namespace
+
+RedisDedupeStore::RedisDedupeStore(RedisDedupeOptions options)
+    : options_(std::move(options)), client_(options_.redis) {}
+
+bool RedisDedupeStore::LoadScripts() {
+  if (scripts_generation_ == client_.generation() && !claim_sha_.empty()) return true;
+  auto replies = client_.Pipeline({{"SCRIPT", "LOAD", kClaimScript}});
+  if (!replies) return false;
+  if ((*replies)[0].IsError()) {
+    pv::log::Error("redis_script_load_failed", {{"error", (*replies)[0].str}});
+    return false;
+  }
+  claim_sha_ = (*replies)[0].str;
+  scripts_generation_ = client_.generation();
+  return true;
+}
+
+std::optional<std::vector<ClaimResult>> RedisDedupeStore::Claim(std::span<const ClaimRequest> requests) {
+  if (requests.empty()) return std::vector<ClaimResult>{};
+  if (!client_.EnsureConnected() || !LoadScripts()) return std::nullopt;
+  const std::string value = "inflight:" + options_.worker_id;
+  const std::string lease = std::to_string(options_.lease.count());
+  std::vector<std::vector<std::string>> commands;
+  commands.reserve(requests.size());
+  for (const auto& r : requests) {
+    std::vector<std::string> cmd = {"EVALSHA", claim_sha_, "1", SendKey(r.send_id)};
+    std::vector<std::string> args = {value, lease, std::to_string(std::max(1, r.cost))};
+    if (auto it = options_.rate_limits.find(r.provider); it != options_.rate_limits.end()) {
+      const long long limits[] = {it->second.per_second, it->second.per_minute, it->second.per_hour};
+      for (int i = 0; i < 3; ++i) {
+        if (limits[i] <= 0) continue;
+        cmd.push_back(fmt::format("pv:rate:{}:{}", r.provider, kWindows[i].suffix));
+        args.push_back(std::to_string(std::max(1LL, kWindows[i].period_us / limits[i])));
+        args.push_back(std::to_string(kWindows[i].period_us));
+      }
+    }
+    cmd[2] = std::to_string(cmd.size() - 3);
+    cmd.insert(cmd.end(), args.begin(), args.end());
+    commands.push_back(std::move(cmd));
+  }
+  for (int round = 0; round < 2; ++round) {
+    auto replies = client_.Pipeline(commands);
+    if (!replies) return std::nullopt;
+    std::vector<ClaimResult> out;
+    out.reserve(replies->size());
+    bool noscript = false;
+    for (const auto& r : *replies) {
+      ClaimResult c;
+      if (r.IsError()) {
+        if (r.str.rfind("NOSCRIPT", 0) == 0) {
+          noscript = true;
+          break;
+        }
+        // A script error is a bug or a broken server: treat the store as unavailable, claim nothing.
+        pv::log::Error("redis_claim_failed", {{"error", r.str}});
+        return std::nullopt;
+      }
+      if (r.type != RedisReply::Type::kArray || r.elements.size() != 2) return std::nullopt;
+      long long code = r.elements[0].integer;
+      const std::string& detail = r.elements[1].str;
+      if (code == 1) {
+        c.status = ClaimStatus::kClaimed;
+      } else if (code == 2) {
+        c.status = ClaimStatus::kRateLimited;
+        c.retry_after = std::chrono::milliseconds(std::stoll(detail.empty() ? "1" : detail));
+      } else if (detail.rfind("sent:", 0) == 0) {
+        c.status = ClaimStatus::kAlreadySent;
+        c.detail = detail.substr(5);
+      } else {
+        c.status = ClaimStatus::kInFlightElsewhere;
+        c.detail = detail.rfind("inflight:", 0) == 0 ? detail.substr(9) : detail;
+      }
+      out.push_back(std::move(c));
+    }
+    if (!noscript) return out;
+    // The server lost its script cache (restart, SCRIPT FLUSH) without us reconnecting: reload once.
+    scripts_generation_ = 0;
+    claim_sha_.clear();
+    if (!LoadScripts()) return std::nullopt;
+    for (auto& cmd : commands) cmd[1] = claim_sha_;
+  }
+  return std::nullopt;
+}
+
+bool RedisDedupeStore::Settle(std::span<const SettleRequest> requests) {
+  if (requests.empty()) return true;
+  if (!client_.EnsureConnected() || !LoadScripts()) return false;
+  const std::string claim_value = "inflight:" + options_.worker_id;
+  const std::string ttl = std::to_string(options_.sent_ttl.count());
+  std::vector<std::vector<std::string>> commands;
+  commands.reserve(requests.size());
+  for (const auto& r : requests) {
+    if (r.sent) {
+      // Unconditional: the delivery happened, whoever holds the claim now. (Releases are rare and
+      // use EVAL: the server caches the script by its hash anyway.)
+      commands.push_back({"SET", SendKey(r.send_id), "sent:" + r.provider_message_id, "PX", ttl});
+    } else {
+      commands.push_back({"EVAL", kReleaseScript, "1", SendKey(r.send_id), claim_value});
+    }
+  }
+  auto replies = client_.Pipeline(commands);
+  if (!replies) return false;
+  for (const auto& r : *replies) {
+    if (r.IsError()) {
+      pv::log::Error("redis_settle_failed", {{"error", r.str}});
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace pv::workers

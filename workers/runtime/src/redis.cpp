@@ -1,0 +1,172 @@
+#include "pv/workers/redis.hpp"
+
+#include <fmt/format.h>
+#include <hiredis/hiredis.h>
+
+#include <stdexcept>
+
+#include "pv/log.hpp"
+
+namespace pv::workers {
+
+RedisEndpoint ParseRedisUrl(const std::string& url) {
+  const std::string scheme = "redis://";
+  if (url.rfind(scheme, 0) != 0)
+    throw std::invalid_argument(fmt::format("redis url '{}': must start with redis://", url));
+  std::string rest = url.substr(scheme.size());
+  RedisEndpoint ep;
+  if (auto at = rest.rfind('@'); at != std::string::npos) {
+    std::string auth = rest.substr(0, at);
+    rest = rest.substr(at + 1);
+    auto colon = auth.find(':');
+    ep.password = colon == std::string::npos ? auth : auth.substr(colon + 1);
+  }
+  if (auto slash = rest.find('/'); slash != std::string::npos) {
+    std::string db = rest.substr(slash + 1);
+    rest = rest.substr(0, slash);
+    if (!db.empty()) {
+      try {
+        ep.db = std::stoi(db);
+      } catch (const std::exception&) {
+        throw std::invalid_argument(fmt::format("redis url '{}': bad database number", url));
+      }
+    }
+  }
+  if (auto colon = rest.rfind(':'); colon != std::string::npos) {
+    try {
+      ep.port = std::stoi(rest.substr(colon + 1));
+    } catch (const std::exception&) {
+      throw std::invalid_argument(fmt::format("redis url '{}': bad port", url));
+    }
+    rest = rest.substr(0, colon);
+  }
+  if (!rest.empty()) ep.host = rest;
+  if (ep.port <= 0 || ep.port > 65535)
+    throw std::invalid_argument(fmt::format("redis url '{}': bad port", url));
+  return ep;
+}
+
+namespace {
+
+timeval ToTimeval(std::chrono::milliseconds ms) {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
+  return tv;
+}
+
+RedisReply Convert(const redisReply* r) {
+  RedisReply out;
+  switch (r->type) {
+    case REDIS_REPLY_STRING:
+      out.type = RedisReply::Type::kString;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_STATUS:
+      out.type = RedisReply::Type::kStatus;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_ERROR:
+      out.type = RedisReply::Type::kError;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_INTEGER:
+      out.type = RedisReply::Type::kInteger;
+      out.integer = r->integer;
+      break;
+    case REDIS_REPLY_ARRAY:
+      out.type = RedisReply::Type::kArray;
+      out.elements.reserve(r->elements);
+      for (size_t i = 0; i < r->elements; ++i) out.elements.push_back(Convert(r->element[i]));
+      break;
+    default:
+      out.type = RedisReply::Type::kNil;
+  }
+  return out;
+}
+
+}  // namespace
+
+RedisClient::RedisClient(Options options)
+    : options_(std::move(options)), endpoint_(ParseRedisUrl(options_.url)) {}
+
+RedisClient::~RedisClient() {
+  if (ctx_ != nullptr) redisFree(ctx_);
+}
+
+void RedisClient::Drop(const std::string& why) {
+  if (ctx_ != nullptr) {
+    redisFree(ctx_);
+    ctx_ = nullptr;
+  }
+  if (connected_.exchange(false) || last_error_ != why) {
+    pv::log::Warn("redis_unreachable", {{"host", endpoint_.host}, {"port", endpoint_.port}, {"error", why}});
+  }
+  last_error_ = why;
+  next_attempt_ = std::chrono::steady_clock::now() + options_.reconnect_backoff;
+}
+
+bool RedisClient::EnsureConnected() {
+  if (ctx_ != nullptr) return true;
+  if (std::chrono::steady_clock::now() < next_attempt_) return false;
+  ctx_ = redisConnectWithTimeout(endpoint_.host.c_str(), endpoint_.port, ToTimeval(options_.timeout));
+  if (ctx_ == nullptr || ctx_->err != 0) {
+    Drop(ctx_ == nullptr ? "cannot allocate context" : ctx_->errstr);
+    return false;
+  }
+  redisSetTimeout(ctx_, ToTimeval(options_.timeout));
+  redisEnableKeepAlive(ctx_);
+  std::vector<std::vector<std::string>> setup;
+  if (!endpoint_.password.empty()) setup.push_back({"AUTH", endpoint_.password});
+  if (endpoint_.db != 0) setup.push_back({"SELECT", std::to_string(endpoint_.db)});
+  ++generation_;  // before Pipeline, which needs ctx_ only
+  if (!setup.empty()) {
+    auto replies = Pipeline(setup);
+    if (!replies) return false;
+    for (const auto& r : *replies) {
+      if (r.IsError()) {
+        Drop("setup: " + r.str);
+        return false;
+      }
+    }
+  }
+  if (!connected_.exchange(true)) {
+    pv::log::Info("redis_connected", {{"host", endpoint_.host}, {"port", endpoint_.port}});
+  }
+  last_error_.clear();
+  return true;
+}
+
+std::optional<std::vector<RedisReply>> RedisClient::Pipeline(
+    const std::vector<std::vector<std::string>>& commands) {
+  if (!EnsureConnected()) return std::nullopt;
+  std::vector<const char*> argv;
+  std::vector<size_t> lens;
+  for (const auto& cmd : commands) {
+    argv.clear();
+    lens.clear();
+    for (const auto& a : cmd) {
+      argv.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    if (redisAppendCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lens.data()) != REDIS_OK) {
+      Drop(ctx_->errstr);
+      return std::nullopt;
+    }
+  }
+  std::vector<RedisReply> replies;
+  replies.reserve(commands.size());
+  for (size_t i = 0; i < commands.size(); ++i) {
+    void* raw = nullptr;
+    if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) {
+      Drop(ctx_->err != 0 ? ctx_->errstr : "no reply");
+      return std::nullopt;
+    }
+    auto* reply = static_cast<redisReply*>(raw);
+    replies.push_back(Convert(reply));
+    freeReplyObject(reply);
+  }
+  return replies;
+}
+
+}  // namespace pv::workers

@@ -1,0 +1,873 @@
+#include "pv/workers/worker.hpp"
+
+#include <fmt/format.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <mutex>
+#include <set>
+
+#include "pv/json.hpp"
+#include "pv/log.hpp"
+
+namespace pv::workers {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+// What other threads hand to the loop: provider answers (CurlLoop thread) and delivery reports of
+// outcome records (producer poll thread). Shared ownership, so a late callback never touches a
+// destroyed worker.
+struct Worker::Inbox {
+  struct Completion {
+    std::uint64_t job;
+    DeliveryResult result;
+    double seconds;
+  };
+  struct Ack {
+    std::uint64_t job;
+    rd_kafka_resp_err_t err;
+  };
+
+  Inbox() : efd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+    if (efd < 0) throw std::runtime_error("eventfd failed");
+  }
+  ~Inbox() { ::close(efd); }
+
+  void Wake() const {
+    std::uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(efd, &one, sizeof(one));
+  }
+  void Post(Completion c) {
+    bool was_empty;
+    {
+      std::lock_guard lock(mutex);
+      was_empty = completions.empty() && acks.empty();
+      completions.push_back(std::move(c));
+    }
+    if (was_empty) Wake();
+  }
+  void Post(Ack a) {
+    bool was_empty;
+    {
+      std::lock_guard lock(mutex);
+      was_empty = completions.empty() && acks.empty();
+      acks.push_back(a);
+    }
+    if (was_empty) Wake();
+  }
+
+  int efd;
+  std::mutex mutex;
+  std::vector<Completion> completions;
+  std::vector<Ack> acks;
+};
+
+// The outcome records of one job: reports to the loop once every record was acknowledged (or one
+// failed). A DeliveryGroup, so that ladder::Schedule can report to it like any produce.
+class Worker::AckGroup final : public kafka::DeliveryGroup {
+ public:
+  AckGroup(std::shared_ptr<Inbox> inbox, std::uint64_t job, int expected)
+      : kafka::DeliveryGroup(expected), inbox_(std::move(inbox)), job_(job), remaining_(expected) {}
+
+  void OnDelivery(rd_kafka_resp_err_t err, std::int32_t partition, std::int64_t offset) override {
+    kafka::DeliveryGroup::OnDelivery(err, partition, offset);
+    Count(1);
+  }
+  // Records that could not even be enqueued.
+  void Fail(int count, rd_kafka_resp_err_t err) {
+    kafka::DeliveryGroup::Abandon(count, err);
+    Count(count);
+  }
+
+ private:
+  void Count(int n) {
+    if (remaining_.fetch_sub(n) == n) inbox_->Post(Inbox::Ack{job_, first_error()});
+  }
+  std::shared_ptr<Inbox> inbox_;
+  std::uint64_t job_;
+  std::atomic<int> remaining_;
+};
+
+struct Worker::Job {
+  std::uint64_t id = 0;
+  std::string topic;
+  std::int32_t partition = 0;
+  std::int64_t offset = 0;
+  std::uint64_t generation = 0;
+  std::shared_ptr<Send> send;  // null only for a record whose send_id could not be read
+  std::string value;           // the record as received, for the DLQ when `send` is null
+  std::string key;
+  int attempt = 1;
+  Stage stage = Stage::kClaim;
+  Provider* provider = nullptr;
+  std::string provider_name;
+  bool claimed = false;
+  bool abandon = false;  // release the claim, then drop without an outcome (drain, revoke)
+  Clock::time_point started{};
+  bool settle_sent = false;
+  std::string message_id;
+
+  struct Output {
+    bool ladder = false;  // to the delay ladder (then `due`, `next_attempt`) or straight to `topic`
+    std::string topic;
+    std::string value;
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::chrono::system_clock::time_point due{};
+    int next_attempt = 0;
+  };
+  std::vector<Output> outputs;
+  std::string status;  // the outcome, for metrics
+};
+
+Worker::Worker(WorkerOptions options, std::unique_ptr<DedupeStore> store,
+               std::map<std::string, std::unique_ptr<Provider>> providers, metrics::Registry& registry)
+    : options_(std::move(options)),
+      channel_name_(ChannelName(options_.channel)),
+      send_topic_(topics::Send(options_.channel)),
+      dlq_topic_(topics::DeadLetter(options_.channel)),
+      store_(std::move(store)),
+      providers_(std::move(providers)),
+      metrics_(registry),
+      in_flight_gauge_(metrics_.in_flight.With({channel_name_})),
+      buffered_gauge_(metrics_.buffered.With({channel_name_})),
+      paused_gauge_(metrics_.paused.With({channel_name_})),
+      inbox_(std::make_shared<Inbox>()),
+      rng_(std::random_device{}()) {
+  if (options_.tiers.empty()) options_.tiers = ladder::ParseTiers(topics::DefaultDelayTiers());
+  options_.max_in_flight = std::max(1, options_.max_in_flight);
+  options_.max_buffered = std::max(options_.max_buffered, options_.max_in_flight);
+  options_.claim_batch = std::max(1, options_.claim_batch);
+  std::string suffix(ChannelTopicSuffix(options_.channel));
+  kafka::ProducerOptions producer_options;
+  producer_options.client_id = "pv-" + suffix + "-worker";
+  producer_ = std::make_unique<kafka::Producer>(options_.kafka, producer_options);
+  kafka::ConsumerOptions consumer_options;
+  consumer_options.group_id = options_.group_id.empty() ? "pv-" + suffix + "-worker" : options_.group_id;
+  consumer_options.client_id = "pv-" + suffix + "-worker";
+  consumer_ = std::make_unique<kafka::Consumer>(options_.kafka, consumer_options);
+  consumer_->SetRebalanceListener(
+      [this](rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* parts) {
+        OnRebalance(kind, parts);
+      });
+  consumer_queue_ = rd_kafka_queue_get_consumer(consumer_->handle());
+  static const std::uint64_t kOne = 1;
+  rd_kafka_queue_io_event_enable(consumer_queue_, inbox_->efd, &kOne, sizeof(kOne));
+}
+
+Worker::~Worker() {
+  if (consumer_queue_ != nullptr) {
+    rd_kafka_queue_io_event_enable(consumer_queue_, -1, nullptr, 0);
+    rd_kafka_queue_destroy(consumer_queue_);
+  }
+  consumer_.reset();
+  producer_.reset();
+}
+
+void Worker::Stop() {
+  stop_requested_.store(true);
+  inbox_->Wake();
+}
+
+std::string Worker::NotReadyReason() const {
+  if (!running_.load()) return "starting";
+  if (draining_.load()) return "draining";
+  if (!store_->Reachable()) return "redis unreachable";
+  return "";
+}
+
+double Worker::ConsumerLag() const {
+  rd_kafka_t* rk = consumer_->handle();
+  rd_kafka_topic_partition_list_t* list = nullptr;
+  if (rd_kafka_assignment(rk, &list) != RD_KAFKA_RESP_ERR_NO_ERROR || list == nullptr) return 0;
+  rd_kafka_position(rk, list);
+  double lag = 0;
+  for (int i = 0; i < list->cnt; ++i) {
+    const auto& tp = list->elems[i];
+    std::int64_t low = 0;
+    std::int64_t high = 0;
+    if (rd_kafka_get_watermark_offsets(rk, tp.topic, tp.partition, &low, &high) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
+        high < 0) {
+      continue;
+    }
+    std::int64_t position = tp.offset >= 0 ? tp.offset : low;
+    lag += static_cast<double>(std::max<std::int64_t>(0, high - position));
+  }
+  rd_kafka_topic_partition_list_destroy(list);
+  return lag;
+}
+
+// ---- the loop ----
+
+int Worker::Run() {
+  consumer_->Subscribe({send_topic_});
+  running_.store(true);
+  pv::log::Info("worker_started", {{"channel", channel_name_},
+                                   {"topic", send_topic_},
+                                   {"worker_id", options_.worker_id},
+                                   {"max_in_flight", options_.max_in_flight},
+                                   {"providers", static_cast<std::int64_t>(providers_.size())}});
+  Clock::time_point deadline{};
+  Clock::time_point force_settle_at{};
+  bool clean = false;
+  while (true) {
+    Clock::time_point now = Clock::now();
+    if (stop_requested_.load() && !draining_.load()) {
+      BeginDrain();
+      deadline = now + options_.drain_timeout;
+      force_settle_at = now + options_.drain_timeout / 2;
+    }
+    if (!draining_.load()) TakeMessages(options_.claim_batch * 2);
+    MoveDueWaits();
+    if (!draining_.load()) {
+      // Claim ahead of free slots, but not so far that claims wait long for a slot (their lease runs).
+      while (!claim_queue_.empty() && !store_down_ &&
+             ready_queue_.size() < static_cast<std::size_t>(options_.max_in_flight)) {
+        ClaimBatch();
+      }
+      if (store_down_ && !claim_queue_.empty()) ClaimBatch();  // throttled by the store's backoff
+    }
+    StartDeliveries();
+    CollectInbox();
+    SettleBatch(draining_.load() && now >= force_settle_at);
+    RecordOutcomes();
+    in_flight_gauge_.Set(static_cast<double>(delivering_));
+    buffered_gauge_.Set(static_cast<double>(jobs_.size()));
+    if (draining_.load()) {
+      if (Busy() == 0) {
+        clean = true;
+        break;
+      }
+      if (Clock::now() >= deadline) {
+        pv::log::Error("worker_drain_timeout", {{"unfinished", static_cast<std::int64_t>(Busy())}});
+        break;
+      }
+    }
+    UpdatePause();
+    std::chrono::milliseconds timeout = 100ms;
+    if (kafka_more_ || !record_queue_.empty() ||
+        (!ready_queue_.empty() && delivering_ < static_cast<std::size_t>(options_.max_in_flight))) {
+      timeout = 0ms;
+    } else if (!wait_queue_.empty()) {
+      auto until =
+          std::chrono::duration_cast<std::chrono::milliseconds>(wait_queue_.begin()->first - Clock::now());
+      timeout = std::clamp(until + 1ms, 0ms, timeout);
+    }
+    if (store_down_) timeout = std::min(timeout, 50ms);
+    WaitForWork(timeout);
+  }
+  // Outcome records still in librdkafka's queue: give them a moment, then store what was acknowledged.
+  producer_->Flush(std::chrono::milliseconds(5000));
+  CollectInbox();
+  consumer_->CommitSync();
+  consumer_->Close();
+  pv::log::Info(
+      "worker_stopped",
+      {{"channel", channel_name_}, {"clean", clean}, {"unfinished", static_cast<std::int64_t>(Busy())}});
+  return clean ? 0 : 1;
+}
+
+void Worker::WaitForWork(std::chrono::milliseconds timeout) {
+  pollfd pfd{inbox_->efd, POLLIN, 0};
+  int n = ::poll(&pfd, 1, static_cast<int>(timeout.count()));
+  if (n > 0) {
+    std::uint64_t value = 0;
+    [[maybe_unused]] ssize_t r = ::read(inbox_->efd, &value, sizeof(value));
+  }
+}
+
+void Worker::TakeMessages(int max) {
+  for (int i = 0; i < max; ++i) {
+    kafka::Message m = consumer_->Poll(0ms);
+    if (!m) {
+      kafka_more_ = false;
+      return;
+    }
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        pv::log::Warn("kafka_consume_error", {{"error", rd_kafka_message_errstr(m.get())}});
+      }
+      continue;
+    }
+    NewJob(std::move(m));
+  }
+  kafka_more_ = true;
+}
+
+void Worker::NewJob(kafka::Message m) {
+  auto job = std::make_unique<Job>();
+  job->id = next_job_id_++;
+  job->topic = rd_kafka_topic_name(m->rkt);
+  job->partition = m->partition;
+  job->offset = m->offset;
+  job->generation = partition_generation_[m->partition];
+  tracker_.Begin(m->partition, m->offset);
+  std::string error;
+  std::shared_ptr<Send> partial;
+  job->send = ParseSend(kafka::Payload(m.get()), kafka::Key(m.get()), options_.channel, error, &partial);
+  job->value.assign(kafka::Payload(m.get()));
+  job->key.assign(kafka::Key(m.get()));
+  Job& j = *job;
+  jobs_.emplace(j.id, std::move(job));
+  if (!j.send) {
+    j.send = partial;  // may be null: then only a DLQ record is written
+    if (j.send) j.attempt = j.send->attempt;
+    pv::log::Warn("send_invalid",
+                  {{"topic", j.topic}, {"partition", j.partition}, {"offset", j.offset}, {"error", error}});
+    Fail(j, ErrorKind::kInvalidRecord, error, std::nullopt);
+    return;
+  }
+  j.attempt = j.send->attempt;
+  if (auto header = kafka::HeaderValue(m.get(), ladder::kAttempt)) {
+    try {
+      j.attempt = std::max(1, std::stoi(*header));
+    } catch (const std::exception&) {
+      // A bad header is not worth losing the send over: keep the value's attempt.
+    }
+  }
+  j.send->attempt = j.attempt;
+  j.stage = Stage::kClaim;
+  claim_queue_.push_back(j.id);
+}
+
+void Worker::MoveDueWaits() {
+  Clock::time_point now = Clock::now();
+  while (!wait_queue_.empty() && wait_queue_.begin()->first <= now) {
+    std::uint64_t id = wait_queue_.begin()->second;
+    wait_queue_.erase(wait_queue_.begin());
+    auto it = jobs_.find(id);
+    if (it == jobs_.end()) continue;
+    if (it->second->stage == Stage::kWait) {
+      it->second->stage = Stage::kClaim;
+      claim_queue_.push_front(id);  // it was first in line before the rate limit held it
+    } else if (it->second->stage == Stage::kRecord) {
+      record_queue_.push_back(id);
+    }
+  }
+}
+
+Provider* Worker::ChooseProvider(Job& job) {
+  const Send& s = *job.send;
+  auto find = [&](const std::string& name) -> Provider* {
+    auto it = providers_.find(name);
+    return it == providers_.end() ? nullptr : it->second.get();
+  };
+  Provider* primary = find(s.provider);
+  Provider* fallback = s.fallback_provider.empty() ? nullptr : find(s.fallback_provider);
+  bool circuit_open = false;
+  if (auto it = circuits_.find(s.provider); it != circuits_.end())
+    circuit_open = Clock::now() < it->second.open_until;
+  bool use_fallback = fallback != nullptr &&
+                      (primary == nullptr || job.attempt > options_.fallback_after_attempts || circuit_open);
+  job.provider = use_fallback ? fallback : primary;
+  job.provider_name = use_fallback ? s.fallback_provider : s.provider;
+  return job.provider;
+}
+
+void Worker::ClaimBatch() {
+  if (claim_queue_.empty()) return;
+  std::vector<std::uint64_t> ids;
+  std::vector<ClaimRequest> requests;
+  while (!claim_queue_.empty() && requests.size() < static_cast<std::size_t>(options_.claim_batch)) {
+    std::uint64_t id = claim_queue_.front();
+    claim_queue_.pop_front();
+    auto it = jobs_.find(id);
+    if (it == jobs_.end()) continue;
+    Job& job = *it->second;
+    if (ChooseProvider(job) == nullptr) {
+      Fail(job, ErrorKind::kNotConfigured,
+           fmt::format("provider '{}' is not configured for the {} worker", job.provider_name, channel_name_),
+           std::nullopt);
+      continue;
+    }
+    ids.push_back(id);
+    requests.push_back({job.send->send_id, job.provider_name, job.provider->Cost(*job.send)});
+  }
+  if (requests.empty()) return;
+  auto results = store_->Claim(requests);
+  if (!results) {
+    if (!store_down_) pv::log::Warn("worker_paused", {{"reason", "redis unreachable"}});
+    store_down_ = true;
+    metrics_.redis_errors.With({channel_name_}).Inc();
+    for (auto it = ids.rbegin(); it != ids.rend(); ++it) claim_queue_.push_front(*it);
+    return;
+  }
+  if (store_down_) pv::log::Info("worker_resumed", {{"reason", "redis reachable"}});
+  store_down_ = false;
+  Clock::time_point now = Clock::now();
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    Job& job = *jobs_.at(ids[i]);
+    const ClaimResult& r = (*results)[i];
+    switch (r.status) {
+      case ClaimStatus::kClaimed:
+        job.claimed = true;
+        job.stage = Stage::kReady;
+        ready_queue_.push_back(job.id);
+        break;
+      case ClaimStatus::kAlreadySent:
+        Deduped(job, r.detail);
+        break;
+      case ClaimStatus::kInFlightElsewhere:
+        // Another worker (or our killed predecessor) holds it: if that one delivers, the retry is
+        // deduped; if its lease runs out, the retry delivers.
+        Fail(job, ErrorKind::kInFlightElsewhere, "claimed by " + r.detail, std::nullopt);
+        break;
+      case ClaimStatus::kRateLimited:
+        metrics_.rate_limited.With({channel_name_, job.provider_name}).Inc();
+        if (r.retry_after <= options_.rate_limit_max_wait) {
+          job.stage = Stage::kWait;
+          wait_queue_.emplace(now + r.retry_after, job.id);
+        } else {
+          Defer(job, r.retry_after);
+        }
+        break;
+    }
+  }
+}
+
+void Worker::StartDeliveries() {
+  while (delivering_ < static_cast<std::size_t>(options_.max_in_flight) && !ready_queue_.empty()) {
+    std::uint64_t id = ready_queue_.front();
+    ready_queue_.pop_front();
+    auto it = jobs_.find(id);
+    if (it == jobs_.end()) continue;
+    Job& job = *it->second;
+    job.stage = Stage::kDelivering;
+    job.started = Clock::now();
+    ++delivering_;
+    std::shared_ptr<Inbox> inbox = inbox_;
+    Clock::time_point started = job.started;
+    job.provider->Deliver(job.send, [inbox, id, started](DeliveryResult result) {
+      double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+      inbox->Post(Inbox::Completion{id, std::move(result), seconds});
+    });
+  }
+}
+
+void Worker::CollectInbox() {
+  std::vector<Inbox::Completion> completions;
+  std::vector<Inbox::Ack> acks;
+  {
+    std::lock_guard lock(inbox_->mutex);
+    completions.swap(inbox_->completions);
+    acks.swap(inbox_->acks);
+  }
+  for (auto& c : completions) {
+    auto it = jobs_.find(c.job);
+    if (it == jobs_.end()) continue;
+    Job& job = *it->second;
+    --delivering_;
+    metrics_.provider_latency.With({channel_name_, job.provider_name}).Observe(c.seconds);
+    if (c.result.ok) {
+      job.message_id = std::move(c.result.provider_message_id);
+      Succeed(job);
+    } else {
+      Fail(job, c.result.kind, c.result.error, c.result.retry_after);
+    }
+  }
+  for (const auto& a : acks) {
+    auto it = jobs_.find(a.job);
+    if (it == jobs_.end()) continue;
+    Job& job = *it->second;
+    --acking_;
+    if (a.err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      Finish(job);
+      continue;
+    }
+    // Not acknowledged: produce the outcome again (the offset waits for it). A full local queue
+    // clears fast; a broker problem takes longer.
+    bool full = a.err == RD_KAFKA_RESP_ERR__QUEUE_FULL;
+    if (!full)
+      pv::log::Warn("outcome_not_acknowledged",
+                    {{"send_id", job.send ? job.send->send_id : ""}, {"error", rd_kafka_err2str(a.err)}});
+    job.stage = Stage::kRecord;
+    wait_queue_.emplace(Clock::now() + (full ? 20ms : 1000ms), job.id);
+  }
+}
+
+void Worker::Succeed(Job& job) {
+  circuits_[job.provider_name].consecutive_failures = 0;
+  job.settle_sent = true;
+  job.status = "sent";
+  job.outputs.clear();
+  Job::Output event;
+  event.topic = std::string(topics::kEvents);
+  EventFields f;
+  f.status = "sent";
+  f.provider = job.provider_name;
+  f.provider_message_id = job.message_id;
+  f.attempt = job.attempt;
+  event.value = BuildEvent(*job.send, f, std::chrono::system_clock::now());
+  job.outputs.push_back(std::move(event));
+  job.stage = Stage::kSettle;
+  settle_queue_.push_back(job.id);
+}
+
+void Worker::Deduped(Job& job, const std::string& provider_message_id) {
+  job.status = "deduped";
+  job.outputs.clear();
+  Job::Output event;
+  event.topic = std::string(topics::kEvents);
+  EventFields f;
+  f.status = "deduped";
+  f.provider = job.provider_name;
+  f.provider_message_id = provider_message_id;
+  f.attempt = job.attempt;
+  event.value = BuildEvent(*job.send, f, std::chrono::system_clock::now());
+  job.outputs.push_back(std::move(event));
+  ToRecord(job);
+}
+
+void Worker::Defer(Job& job, std::chrono::milliseconds wait) {
+  auto now = std::chrono::system_clock::now();
+  job.status = "deferred";
+  job.outputs.clear();
+  Job::Output again;
+  again.ladder = true;
+  again.value = job.send->value;
+  again.due = now + wait;
+  again.next_attempt = job.attempt;  // waiting for a rate limit is not a failed attempt
+  again.headers = {{ladder::kProvider, job.provider_name}, {ladder::kErrorCode, "rate_limited"}};
+  job.outputs.push_back(std::move(again));
+  Job::Output event;
+  event.topic = std::string(topics::kEvents);
+  std::string why = fmt::format("provider rate limit: next slot in {} ms", wait.count());
+  EventFields f;
+  f.status = "deferred";
+  f.provider = job.provider_name;
+  f.error_code = "rate_limited";
+  f.error = why;
+  f.attempt = job.attempt;
+  event.value = BuildEvent(*job.send, f, now);
+  job.outputs.push_back(std::move(event));
+  ToRecord(job);
+}
+
+void Worker::Fail(Job& job, ErrorKind kind, const std::string& error,
+                  std::optional<std::chrono::milliseconds> retry_after) {
+  ErrorClass error_class = ClassOf(kind);
+  std::string_view code = ErrorKindName(kind);
+  bool dead = DispositionOf(error_class) == Disposition::kDeadLetter || job.attempt >= options_.max_attempts;
+  auto now = std::chrono::system_clock::now();
+  if (!job.provider_name.empty()) {
+    metrics_.provider_errors
+        .With({channel_name_, job.provider_name, std::string(code), std::string(ErrorClassName(error_class))})
+        .Inc();
+  }
+  if (job.provider != nullptr && kind != ErrorKind::kInFlightElsewhere) {
+    Circuit& circuit = circuits_[job.provider_name];
+    if (error_class == ErrorClass::kPermanent) {
+      circuit.consecutive_failures = 0;  // the provider answered; the send was the problem
+    } else if (++circuit.consecutive_failures == options_.circuit_failures) {
+      circuit.open_until = Clock::now() + options_.circuit_open;
+      pv::log::Warn("provider_circuit_open",
+                    {{"provider", job.provider_name},
+                     {"failures", circuit.consecutive_failures},
+                     {"open_ms", static_cast<std::int64_t>(options_.circuit_open.count())}});
+      circuit.consecutive_failures = 0;
+    }
+  }
+  std::string send_id = job.send ? job.send->send_id : "";
+  if (error_class == ErrorClass::kConfiguration) {
+    pv::log::Error("provider_configuration_error",
+                   {{"provider", job.provider_name}, {"send_id", send_id}, {"code", code}, {"error", error}});
+  } else {
+    pv::log::Debug("delivery_failed", {{"provider", job.provider_name},
+                                       {"send_id", send_id},
+                                       {"code", code},
+                                       {"class", ErrorClassName(error_class)},
+                                       {"attempt", job.attempt},
+                                       {"error", error}});
+  }
+  job.outputs.clear();
+  std::string attempt_text = std::to_string(job.attempt);
+  if (dead) {
+    job.status = "dead";
+    Job::Output dlq;
+    dlq.topic = dlq_topic_;
+    dlq.value = job.send ? job.send->value : job.value;
+    dlq.headers = {{ladder::kErrorCode, std::string(code)},
+                   {ladder::kError, error},
+                   {ladder::kAttempt, attempt_text},
+                   {ladder::kProvider, job.provider_name},
+                   {ladder::kFailedAt, FormatTimestamp(now)}};
+    job.outputs.push_back(std::move(dlq));
+    if (dead && DispositionOf(error_class) == Disposition::kRetry) {
+      pv::log::Warn(
+          "send_dead",
+          {{"send_id", send_id}, {"reason", "max_attempts"}, {"attempt", job.attempt}, {"code", code}});
+    }
+  } else {
+    job.status = "retrying";
+    Job::Output again;
+    again.ladder = true;
+    again.value = job.send->value;
+    auto delay = RetryDelay(options_.backoff, job.attempt, retry_after, rng_);
+    again.due = now + delay;
+    again.next_attempt = job.attempt + 1;
+    again.headers = {{ladder::kProvider, job.provider_name},
+                     {ladder::kErrorCode, std::string(code)},
+                     {ladder::kError, error}};
+    job.outputs.push_back(std::move(again));
+  }
+  if (job.send) {
+    Job::Output event;
+    event.topic = std::string(topics::kEvents);
+    EventFields f;
+    f.status = job.status;
+    f.provider = job.provider_name;
+    f.error_code = code;
+    f.error = error;
+    f.attempt = job.attempt;
+    event.value = BuildEvent(*job.send, f, now);
+    job.outputs.push_back(std::move(event));
+  }
+  if (job.claimed) {
+    job.settle_sent = false;
+    job.stage = Stage::kSettle;
+    settle_queue_.push_back(job.id);
+  } else {
+    ToRecord(job);
+  }
+}
+
+void Worker::ToRecord(Job& job) {
+  job.stage = Stage::kRecord;
+  record_queue_.push_back(job.id);
+}
+
+void Worker::SettleBatch(bool force) {
+  while (!settle_queue_.empty()) {
+    std::vector<std::uint64_t> ids;
+    std::vector<SettleRequest> requests;
+    while (!settle_queue_.empty() && requests.size() < static_cast<std::size_t>(options_.claim_batch)) {
+      std::uint64_t id = settle_queue_.front();
+      settle_queue_.pop_front();
+      auto it = jobs_.find(id);
+      if (it == jobs_.end()) continue;
+      Job& job = *it->second;
+      ids.push_back(id);
+      requests.push_back({job.send->send_id, job.settle_sent, job.message_id});
+    }
+    if (requests.empty()) return;
+    if (!store_->Settle(requests)) {
+      metrics_.redis_errors.With({channel_name_}).Inc();
+      if (!force) {
+        if (!store_down_) pv::log::Warn("worker_paused", {{"reason", "redis unreachable"}});
+        store_down_ = true;
+        for (auto it = ids.rbegin(); it != ids.rend(); ++it) settle_queue_.push_front(*it);
+        return;
+      }
+      // Draining and Redis still away: record the outcomes anyway rather than lose them. The cost
+      // is weaker dedupe for these sends (a replay of a sent one would deliver again).
+      pv::log::Warn("settle_skipped", {{"count", static_cast<std::int64_t>(ids.size())}});
+    }
+    for (std::uint64_t id : ids) {
+      Job& job = *jobs_.at(id);
+      job.claimed = false;
+      if (job.abandon) {
+        Erase(id);
+      } else {
+        ToRecord(job);
+      }
+    }
+  }
+}
+
+void Worker::RecordOutcomes() {
+  while (!record_queue_.empty()) {
+    std::uint64_t id = record_queue_.front();
+    record_queue_.pop_front();
+    auto it = jobs_.find(id);
+    if (it == jobs_.end()) continue;
+    Job& job = *it->second;
+    job.stage = Stage::kAcking;
+    ++acking_;
+    int count = static_cast<int>(job.outputs.size());
+    auto group = std::make_shared<AckGroup>(inbox_, id, count);
+    const std::string& key = job.send ? job.send->key : job.key;
+    for (int i = 0; i < count; ++i) {
+      const Job::Output& out = job.outputs[static_cast<std::size_t>(i)];
+      std::vector<kafka::Header> headers;
+      headers.reserve(out.headers.size());
+      for (const auto& [name, value] : out.headers) headers.push_back({name, value});
+      rd_kafka_resp_err_t err;
+      if (out.ladder) {
+        err = ladder::Schedule(*producer_, options_.tiers, send_topic_, key, out.value, out.due,
+                               out.next_attempt, headers, group);
+      } else {
+        const std::string& record_key = out.topic == topics::kEvents && job.send ? job.send->send_id : key;
+        err = producer_->Produce(out.topic, record_key, out.value, headers, group);
+      }
+      if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        group->Fail(count - i, err);
+        break;
+      }
+    }
+  }
+}
+
+void Worker::Finish(Job& job) {
+  metrics_.sends.With({channel_name_, job.provider_name, job.status}).Inc();
+  if (job.generation == partition_generation_[job.partition]) {
+    std::int64_t next = tracker_.Finish(job.partition, job.offset);
+    if (next >= 0) consumer_->StoreOffset(job.topic, job.partition, next);
+  }
+  Erase(job.id);
+}
+
+void Worker::Erase(std::uint64_t id) {
+  jobs_.erase(id);
+}
+
+std::size_t Worker::Busy() const {
+  std::size_t n = 0;
+  for (const auto& [id, job] : jobs_) {
+    switch (job->stage) {
+      case Stage::kDelivering:
+      case Stage::kSettle:
+      case Stage::kRecord:
+      case Stage::kAcking:
+        ++n;
+        break;
+      case Stage::kClaim:
+      case Stage::kWait:
+      case Stage::kReady:
+        break;
+    }
+  }
+  return n;
+}
+
+void Worker::UpdatePause() {
+  bool want =
+      draining_.load() || store_down_ || jobs_.size() >= static_cast<std::size_t>(options_.max_buffered);
+  if (want == paused_ && !(want && reapply_pause_)) return;
+  rd_kafka_topic_partition_list_t* list = nullptr;
+  if (rd_kafka_assignment(consumer_->handle(), &list) == RD_KAFKA_RESP_ERR_NO_ERROR && list != nullptr) {
+    if (want) {
+      rd_kafka_pause_partitions(consumer_->handle(), list);
+    } else {
+      rd_kafka_resume_partitions(consumer_->handle(), list);
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+  }
+  if (want != paused_) {
+    pv::log::Debug(want ? "consumer_paused" : "consumer_resumed",
+                   {{"buffered", static_cast<std::int64_t>(jobs_.size())}, {"redis_down", store_down_}});
+  }
+  paused_ = want;
+  reapply_pause_ = false;
+  paused_gauge_.Set(want ? 1.0 : 0.0);
+}
+
+void Worker::BeginDrain() {
+  draining_.store(true);
+  pv::log::Info("worker_draining", {{"buffered", static_cast<std::int64_t>(jobs_.size())},
+                                    {"in_flight", static_cast<std::int64_t>(delivering_)}});
+  UpdatePause();
+  // Not yet claimed: nothing to undo; their offsets stay unstored, so the next owner gets them.
+  for (std::uint64_t id : claim_queue_) Erase(id);
+  claim_queue_.clear();
+  for (auto it = wait_queue_.begin(); it != wait_queue_.end();) {
+    auto job = jobs_.find(it->second);
+    if (job != jobs_.end() && job->second->stage == Stage::kWait) {
+      Erase(it->second);
+      it = wait_queue_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  // Claimed but not started: release the claims so that the next owner need not wait for the lease.
+  for (std::uint64_t id : ready_queue_) {
+    auto it = jobs_.find(id);
+    if (it == jobs_.end()) continue;
+    it->second->abandon = true;
+    it->second->settle_sent = false;
+    it->second->stage = Stage::kSettle;
+    settle_queue_.push_back(id);
+  }
+  ready_queue_.clear();
+}
+
+void Worker::OnRebalance(rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* partitions) {
+  if (kind == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    for (int i = 0; i < partitions->cnt; ++i) {
+      pv::log::Info("partition_assigned",
+                    {{"topic", partitions->elems[i].topic}, {"partition", partitions->elems[i].partition}});
+    }
+    reapply_pause_ = true;  // new partitions start unpaused
+    return;
+  }
+  std::set<std::int32_t> revoked;
+  for (int i = 0; i < partitions->cnt; ++i) {
+    if (send_topic_ == partitions->elems[i].topic) revoked.insert(partitions->elems[i].partition);
+  }
+  if (revoked.empty()) return;
+  auto of_revoked = [&](std::uint64_t id) {
+    auto it = jobs_.find(id);
+    return it != jobs_.end() && revoked.count(it->second->partition) > 0;
+  };
+  // Unclaimed work is dropped (the next owner takes it from the last stored offset); claimed work
+  // that has not started is released; work past that point finishes here, within revoke_timeout,
+  // so that its offsets are stored before the partition moves and the next owner sees `sent:` marks.
+  std::deque<std::uint64_t> keep;
+  for (std::uint64_t id : claim_queue_) {
+    if (of_revoked(id)) {
+      Erase(id);
+    } else {
+      keep.push_back(id);
+    }
+  }
+  claim_queue_.swap(keep);
+  for (auto it = wait_queue_.begin(); it != wait_queue_.end();) {
+    auto job = jobs_.find(it->second);
+    if (job != jobs_.end() && job->second->stage == Stage::kWait &&
+        revoked.count(job->second->partition) > 0) {
+      Erase(it->second);
+      it = wait_queue_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  keep.clear();
+  for (std::uint64_t id : ready_queue_) {
+    if (of_revoked(id)) {
+      Job& job = *jobs_.at(id);
+      job.abandon = true;
+      job.settle_sent = false;
+      job.stage = Stage::kSettle;
+      settle_queue_.push_back(id);
+    } else {
+      keep.push_back(id);
+    }
+  }
+  ready_queue_.swap(keep);
+  auto remaining = [&] {
+    std::size_t n = 0;
+    for (const auto& [id, job] : jobs_) n += revoked.count(job->partition);
+    return n;
+  };
+  Clock::time_point start = Clock::now();
+  Clock::time_point deadline = start + options_.revoke_timeout;
+  while (remaining() > 0 && Clock::now() < deadline) {
+    MoveDueWaits();
+    StartDeliveries();
+    CollectInbox();
+    SettleBatch(Clock::now() >= start + options_.revoke_timeout / 2);
+    RecordOutcomes();
+    WaitForWork(20ms);
+  }
+  std::size_t left = remaining();
+  for (std::int32_t p : revoked) {
+    tracker_.Forget(p);
+    ++partition_generation_[p];
+    pv::log::Info("partition_revoked", {{"topic", send_topic_}, {"partition", p}});
+  }
+  if (left > 0) pv::log::Warn("revoke_unfinished", {{"jobs", static_cast<std::int64_t>(left)}});
+}
+
+}  // namespace pv::workers

@@ -1,0 +1,25 @@
+#include "pv/workers/worker_metrics.hpp"
+
+namespace pv::workers {
+
+WorkerMetrics::WorkerMetrics(metrics::Registry& r)
+    : sends(r.AddCounter("pv_worker_sends_total", "Sends by final or intermediate outcome",
+                         {"channel", "provider", "status"})),
+      provider_errors(r.AddCounter("pv_worker_provider_errors_total",
+                                   "Failed deliveries by error kind and class",
+                                   {"channel", "provider", "kind", "class"})),
+      provider_latency(r.AddHistogram("pv_worker_provider_latency_seconds",
+                                      "Time from handing a send to the provider to its answer",
+                                      {"channel", "provider"}, metrics::LatencyBuckets())),
+      rate_limited(r.AddCounter("pv_worker_rate_limited_total", "Claims refused by a provider rate limit",
+                                {"channel", "provider"})),
+      in_flight(
+          r.AddGauge("pv_worker_in_flight", "Sends handed to providers and not yet answered", {"channel"})),
+      buffered(
+          r.AddGauge("pv_worker_buffered", "Records taken from Kafka and not yet finished", {"channel"})),
+      paused(r.AddGauge("pv_worker_paused", "1 while consumption is paused (full, Redis down, draining)",
+                        {"channel"})),
+      redis_errors(r.AddCounter("pv_worker_redis_unreachable_total",
+                                "Redis calls that could not reach the server", {"channel"})) {}
+
+}  // namespace pv::workers
