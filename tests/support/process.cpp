@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -46,12 +47,13 @@ Subprocess::~Subprocess() {
 }
 
 bool Subprocess::Running() {
+  std::lock_guard lock(mutex_);
   if (pid_ <= 0 || status_ != -1) return false;
   int status = 0;
   pid_t r = ::waitpid(pid_, &status, WNOHANG);
   if (r == 0) return true;
   if (r == pid_) status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return false;
+  return r != pid_ && errno == EINTR;  // interrupted: still running as far as we know
 }
 
 int Subprocess::Wait(std::chrono::milliseconds timeout) {
@@ -60,11 +62,15 @@ int Subprocess::Wait(std::chrono::milliseconds timeout) {
     if (std::chrono::steady_clock::now() > deadline) return -1;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+  std::lock_guard lock(mutex_);
   return status_;
 }
 
 int Subprocess::Stop(int signal, std::chrono::milliseconds timeout) {
-  if (!Running()) return status_;
+  if (!Running()) {
+    std::lock_guard lock(mutex_);
+    return status_;
+  }
   ::kill(pid_, signal);
   int status = Wait(timeout);
   if (status == -1) {

@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -13,7 +14,7 @@
 
 namespace pv::testing {
 
-// A child process. The destructor kills it (SIGKILL) if it still runs, so a failing test leaks none.
+// A child process (thread-safe). The destructor kills it (SIGKILL) if it still runs, so a failing test leaks none.
 class Subprocess {
  public:
   // argv[0] is the executable path. stdout and stderr go to `log_path` (appended) when given.
@@ -34,6 +35,7 @@ class Subprocess {
  private:
   pid_t pid_ = -1;
   int status_ = -1;
+  std::mutex mutex_;  // Running() may be called from several test threads; one of them reaps
 };
 
 // A fresh directory under $TMPDIR (or /tmp), removed with everything in it by the destructor.

@@ -1,0 +1,127 @@
+// The pv-ingest binary as operators run it: command line, config errors, and SIGTERM while under
+// load (stop accepting, finish in-flight requests, flush, exit 0, and every 204 is in the topic).
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <signal.h>
+
+#include <atomic>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "process.hpp"
+#include "pv/keys.hpp"
+#include "topic_reader.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using pv::testing::Subprocess;
+using pv::testing::TempDir;
+
+std::string IngestBin() { return PV_INGEST_BIN; }
+
+TEST(IngestProcess, HelpAndPrintConfig) {
+  TempDir dir("pv-ingest-cli");
+  Subprocess help({IngestBin(), "--help"}, {}, dir.File("help.log"));
+  EXPECT_EQ(help.Wait(10s), 0);
+  EXPECT_NE(pv::testing::ReadFile(dir.File("help.log")).find("Usage: pv-ingest"), std::string::npos);
+
+  Subprocess bad({IngestBin(), "--frobnicate"}, {}, dir.File("bad.log"));
+  EXPECT_EQ(bad.Wait(10s), 2);
+
+  Subprocess print({IngestBin(), "--print-config"}, {{"PV_KAFKA_BROKERS", "127.0.0.1:1"}, {"PV_INGEST_PORT", "1234"}},
+                   dir.File("print.log"));
+  EXPECT_EQ(print.Wait(10s), 0);
+  std::string out = pv::testing::ReadFile(dir.File("print.log"));
+  EXPECT_NE(out.find("ingest.port = 1234 (env PV_INGEST_PORT)"), std::string::npos) << out;
+  EXPECT_NE(out.find("ingest.max_body_bytes = 1048576 (default)"), std::string::npos) << out;
+}
+
+TEST(IngestProcess, BadConfigRefusesToStartAndSaysWhy) {
+  TempDir dir("pv-ingest-badcfg");
+  pv::testing::WriteFile(dir.File("config.yaml"), "ingest:\n  port: eighty\n");
+  Subprocess p({IngestBin(), "--config", dir.File("config.yaml")}, {{"PV_KAFKA_BROKERS", "127.0.0.1:1"}},
+               dir.File("out.log"));
+  EXPECT_EQ(p.Wait(10s), 1);
+  std::string out = pv::testing::ReadFile(dir.File("out.log"));
+  EXPECT_NE(out.find("ingest.port"), std::string::npos) << out;
+  EXPECT_NE(out.find("not an integer"), std::string::npos) << out;
+}
+
+TEST(IngestProcess, SigtermUnderLoadExitsZeroAndEvery204IsInTheTopic) {
+  pv::testing::DevBroker broker(1);
+  TempDir dir("pv-ingest-sigterm");
+  std::string key = pv::GenerateKey(pv::KeyScope::kSecret);
+  pv::KeyStore::SaveFile(dir.File("keys.yaml"),
+                         {{"key_1", "t", "demo", pv::KeyScope::kSecret, pv::HashKey(key), "", "", ""}});
+  pv::testing::WriteFile(dir.File("config.yaml"), "log: {level: info}\ncatalog_dir: " PV_SOURCE_DIR "/catalog\n"
+                                                  "keys_file: " + dir.File("keys.yaml") +
+                                                      "\ningest: {host: 127.0.0.1, port: 0, threads: 16}\n");
+  Subprocess ingest({IngestBin(), "--config", dir.File("config.yaml"), "--port-file", dir.File("port")},
+                    {{"PV_KAFKA_BROKERS", broker.bootstrap()}}, dir.File("ingest.log"));
+  ASSERT_TRUE(pv::testing::WaitFor([&] { return !pv::testing::ReadFile(dir.File("port")).empty(); }, 15s))
+      << pv::testing::ReadFile(dir.File("ingest.log"));
+  int port = std::stoi(pv::testing::ReadFile(dir.File("port")));
+
+  std::mutex mutex;
+  std::set<std::string> accepted;  // trigger ids answered 204
+  std::atomic<int> other_status{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 8; ++t) {
+    clients.emplace_back([&, t] {
+      auto deadline = std::chrono::steady_clock::now() + 20s;
+      int n = 0;
+      while (!stop.load() && std::chrono::steady_clock::now() < deadline && n < 5000) {
+        httplib::Client c("127.0.0.1", port);
+        c.set_read_timeout(10, 0);
+        std::string body = R"({"user":{"external_id":"sig-)" + std::to_string(t) + "-" + std::to_string(n++) +
+                           R"(","email":"a@b.co"}})";
+        auto res = c.Post("/api/client/campaigns/44/trigger", {{"Authorization", "Bearer " + key}}, body,
+                          "application/json");
+        if (!res) {
+          if (!ingest.Running()) break;  // refused: the server has gone
+          continue;
+        }
+        if (res->status == 204) {
+          std::lock_guard lock(mutex);
+          accepted.insert(res->get_header_value("X-Trigger-Id"));
+        } else if (res->status != 503) {
+          other_status++;
+        }
+      }
+    });
+  }
+  ASSERT_TRUE(pv::testing::WaitFor(
+      [&] {
+        std::lock_guard lock(mutex);
+        return accepted.size() >= 50;
+      },
+      20s));
+  int status = ingest.Stop(SIGTERM, 15s);
+  stop.store(true);
+  for (auto& c : clients) c.join();
+  EXPECT_EQ(status, 0) << pv::testing::ReadFile(dir.File("ingest.log"));
+  EXPECT_EQ(other_status.load(), 0) << "only 204 (or 503 while stopping) may be answered";
+  std::string log = pv::testing::ReadFile(dir.File("ingest.log"));
+  EXPECT_NE(log.find("\"event\":\"stopped\""), std::string::npos) << log;
+  EXPECT_EQ(log.find(key), std::string::npos) << "the API key must never be logged";
+
+  pv::testing::TopicReader reader(broker.bootstrap(), "pv.triggers");
+  std::set<std::string> in_topic;
+  reader.ReadUntil(
+      [&](const auto& records) {
+        for (const auto& r : records) in_topic.insert(r.headers.at("pv-trigger-id"));
+        for (const auto& id : accepted) {
+          if (in_topic.count(id) == 0) return false;
+        }
+        return true;
+      },
+      20s);
+  size_t missing = 0;
+  for (const auto& id : accepted) missing += in_topic.count(id) == 0 ? 1 : 0;
+  EXPECT_EQ(missing, 0U) << "of " << accepted.size() << " triggers answered 204";
+}
+
+}  // namespace
