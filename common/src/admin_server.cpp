@@ -31,10 +31,13 @@ AdminServer::AdminServer(metrics::Registry& registry, std::function<std::string(
   });
 }
 
-AdminServer::~AdminServer() { Stop(); }
+AdminServer::~AdminServer() {
+  Stop();
+}
 
 int AdminServer::Start(const std::string& host, int port) {
-  int bound = port == 0 ? http_->bind_to_any_port(host.c_str()) : (http_->bind_to_port(host.c_str(), port) ? port : -1);
+  int bound = port == 0 ? http_->bind_to_any_port(host.c_str())
+                        : (http_->bind_to_port(host.c_str(), port) ? port : -1);
   if (bound < 0) throw std::runtime_error(fmt::format("admin server: cannot listen on {}:{}", host, port));
   thread_ = std::thread([this] { http_->listen_after_bind(); });
   log::Info("admin_listening", {{"host", host}, {"port", bound}});

@@ -115,7 +115,8 @@ void ParseTemplate(const fs::path& file, const std::string& locale, const YAML::
       try {
         out.fields[field] = ReadFile(path);
       } catch (const std::exception&) {
-        problems.Add(file.string(), where + "." + key, fmt::format("cannot read template file {}", path.string()));
+        problems.Add(file.string(), where + "." + key,
+                     fmt::format("cannot read template file {}", path.string()));
       }
     } else {
       out.fields[field] = item.second.as<std::string>();
@@ -156,9 +157,9 @@ void ParseCampaign(const fs::path& file, Campaign& c, Problems& problems) {
     return;
   }
   c.source_file = file.string();
-  static const std::set<std::string> kKnown = {"id", "project", "name", "channel", "provider", "fallback_provider",
-                                               "enabled", "deleted", "default_locale", "timezone", "send_window",
-                                               "templates"};
+  static const std::set<std::string> kKnown = {
+      "id",      "project", "name",           "channel",  "provider",    "fallback_provider",
+      "enabled", "deleted", "default_locale", "timezone", "send_window", "templates"};
   for (const auto& item : root) {
     auto key = item.first.as<std::string>();
     if (kKnown.count(key) == 0) problems.Add(file.string(), key, "unknown field");
@@ -206,7 +207,8 @@ void ParseCampaign(const fs::path& file, Campaign& c, Problems& problems) {
   c.deleted = boolean("deleted", false);
   c.default_locale = str("default_locale", false);
   if (!c.default_locale.empty() && !validate::IsLanguageTag(c.default_locale)) {
-    problems.Add(file.string(), "default_locale", fmt::format("'{}' is not a language tag", c.default_locale));
+    problems.Add(file.string(), "default_locale",
+                 fmt::format("'{}' is not a language tag", c.default_locale));
   }
   std::string tz = str("timezone", false);
   if (!tz.empty()) {
@@ -221,7 +223,8 @@ void ParseCampaign(const fs::path& file, Campaign& c, Problems& problems) {
                  "must be a mapping such as {start: \"08:00\", end: \"21:00\", days: [mon, tue]}");
   } else if (w && !w.IsNull()) {
     SendWindow window;
-    int start = w["start"] && w["start"].IsScalar() ? ParseClock(w["start"].as<std::string>()).value_or(-1) : -1;
+    int start =
+        w["start"] && w["start"].IsScalar() ? ParseClock(w["start"].as<std::string>()).value_or(-1) : -1;
     int end = w["end"] && w["end"].IsScalar() ? ParseClock(w["end"].as<std::string>()).value_or(-1) : -1;
     if (start < 0) problems.Add(file.string(), "send_window.start", "must be a local time HH:MM");
     if (end < 0) problems.Add(file.string(), "send_window.end", "must be a local time HH:MM");
@@ -242,7 +245,8 @@ void ParseCampaign(const fs::path& file, Campaign& c, Problems& problems) {
           }
           auto day = ParseDay(d.as<std::string>());
           if (!day) {
-            problems.Add(file.string(), "send_window.days", fmt::format("'{}' is not a day", d.as<std::string>()));
+            problems.Add(file.string(), "send_window.days",
+                         fmt::format("'{}' is not a day", d.as<std::string>()));
           } else {
             window.days = static_cast<std::uint8_t>(window.days | (1U << *day));
           }
@@ -301,7 +305,8 @@ std::shared_ptr<const Catalog> Catalog::LoadDirectory(const std::string& dir) {
     if (problems.list.size() != before || c.id.empty()) continue;
     auto [it, inserted] = catalog->campaigns_.emplace(c.id, c);
     if (!inserted) {
-      problems.Add(file.string(), "id", fmt::format("'{}' is also defined in {}", c.id, it->second.source_file));
+      problems.Add(file.string(), "id",
+                   fmt::format("'{}' is also defined in {}", c.id, it->second.source_file));
     }
   }
   if (!problems.list.empty()) {

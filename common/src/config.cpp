@@ -62,7 +62,8 @@ Config Config::Load(const std::string& path) {
     throw ConfigError(fmt::format("config file {}: {}", path, e.what()));
   }
   if (config.root_.IsNull()) config.root_ = YAML::Node(YAML::NodeType::Map);
-  if (!config.root_.IsMap()) throw ConfigError(fmt::format("config file {}: top level must be a mapping", path));
+  if (!config.root_.IsMap())
+    throw ConfigError(fmt::format("config file {}: top level must be a mapping", path));
   return config;
 }
 
@@ -132,7 +133,8 @@ std::int64_t Config::GetInt(std::string_view key, std::int64_t default_value, st
     throw ConfigError(fmt::format("setting {} ({}): '{}' is not an integer", key, source, value));
   }
   if (parsed < min || parsed > max) {
-    throw ConfigError(fmt::format("setting {} ({}): {} is out of range [{}, {}]", key, source, parsed, min, max));
+    throw ConfigError(
+        fmt::format("setting {} ({}): {} is out of range [{}, {}]", key, source, parsed, min, max));
   }
   Record(key, value, source);
   return parsed;
@@ -175,11 +177,13 @@ bool Config::GetBool(std::string_view key, bool default_value) const {
   return parsed;
 }
 
-std::chrono::milliseconds Config::GetMillis(std::string_view key, std::chrono::milliseconds default_value) const {
+std::chrono::milliseconds Config::GetMillis(std::string_view key,
+                                            std::chrono::milliseconds default_value) const {
   return std::chrono::milliseconds(GetInt(key, default_value.count(), 0));
 }
 
-std::vector<std::string> Config::GetList(std::string_view key, const std::vector<std::string>& default_value) const {
+std::vector<std::string> Config::GetList(std::string_view key,
+                                         const std::vector<std::string>& default_value) const {
   std::string env = EnvName(key);
   std::vector<std::string> out;
   if (const char* v = std::getenv(env.c_str()); v != nullptr) {
@@ -245,14 +249,17 @@ std::map<std::string, std::string> Config::GetStringMap(std::string_view key) co
   return out;
 }
 
-YAML::Node Config::Node(std::string_view key) const { return FindNode(root_, key); }
+YAML::Node Config::Node(std::string_view key) const {
+  return FindNode(root_, key);
+}
 
 std::string Config::Describe() const {
   std::lock_guard lock(seen_mutex_);
   std::string out;
   for (const auto& [key, entry] : seen_) {
     const auto& [value, source] = entry;
-    out += fmt::format("{} = {} ({})\n", key, IsSecretKey(key) && !value.empty() ? "********" : value, source);
+    out +=
+        fmt::format("{} = {} ({})\n", key, IsSecretKey(key) && !value.empty() ? "********" : value, source);
   }
   return out;
 }

@@ -16,7 +16,8 @@ std::vector<Tier> ParseTiers(const std::vector<std::string>& names) {
     size_t digits = 0;
     while (digits < name.size() && name[digits] >= '0' && name[digits] <= '9') ++digits;
     std::string unit = name.substr(digits);
-    if (digits == 0 || digits > 9) throw std::invalid_argument(fmt::format("delay tier '{}': expected e.g. 30s", name));
+    if (digits == 0 || digits > 9)
+      throw std::invalid_argument(fmt::format("delay tier '{}': expected e.g. 30s", name));
     long long n = std::stoll(name.substr(0, digits));
     std::chrono::milliseconds delay{};
     if (unit == "ms") {
@@ -30,15 +31,16 @@ std::vector<Tier> ParseTiers(const std::vector<std::string>& names) {
     } else {
       throw std::invalid_argument(fmt::format("delay tier '{}': unit must be ms, s, m or h", name));
     }
-    if (delay.count() <= 0) throw std::invalid_argument(fmt::format("delay tier '{}': must be positive", name));
+    if (delay.count() <= 0)
+      throw std::invalid_argument(fmt::format("delay tier '{}': must be positive", name));
     tiers.push_back({name, delay, topics::Delay(name)});
   }
   if (tiers.empty()) throw std::invalid_argument("at least one delay tier is required");
   std::sort(tiers.begin(), tiers.end(), [](const Tier& a, const Tier& b) { return a.delay < b.delay; });
   for (size_t i = 1; i < tiers.size(); ++i) {
     if (tiers[i].delay == tiers[i - 1].delay) {
-      throw std::invalid_argument(fmt::format("delay tiers '{}' and '{}' are the same delay", tiers[i - 1].name,
-                                              tiers[i].name));
+      throw std::invalid_argument(
+          fmt::format("delay tiers '{}' and '{}' are the same delay", tiers[i - 1].name, tiers[i].name));
     }
   }
   return tiers;
@@ -52,7 +54,8 @@ const Tier& ChooseTier(std::span<const Tier> tiers, std::chrono::milliseconds re
   return *chosen;
 }
 
-std::chrono::system_clock::time_point ReleaseTime(const Tier& tier, std::chrono::system_clock::time_point produced_at,
+std::chrono::system_clock::time_point ReleaseTime(const Tier& tier,
+                                                  std::chrono::system_clock::time_point produced_at,
                                                   std::chrono::system_clock::time_point due) {
   return std::min(due, produced_at + tier.delay);
 }
@@ -60,7 +63,8 @@ std::chrono::system_clock::time_point ReleaseTime(const Tier& tier, std::chrono:
 rd_kafka_resp_err_t Schedule(kafka::Producer& producer, std::span<const Tier> tiers, std::string_view target,
                              std::string_view key, std::string_view value,
                              std::chrono::system_clock::time_point due, int attempt,
-                             std::span<const kafka::Header> extra, const std::shared_ptr<kafka::DeliveryGroup>& group,
+                             std::span<const kafka::Header> extra,
+                             const std::shared_ptr<kafka::DeliveryGroup>& group,
                              std::chrono::system_clock::time_point now) {
   auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(due - now);
   const Tier& tier = ChooseTier(tiers, remaining);

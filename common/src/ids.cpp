@@ -48,7 +48,8 @@ std::uint64_t ThreadRandom() {
 std::array<unsigned char, 32> Sha256(std::string_view data) {
   std::array<unsigned char, 32> out{};
   unsigned int len = 0;
-  if (EVP_Digest(data.data(), data.size(), out.data(), &len, EVP_sha256(), nullptr) != 1 || len != out.size()) {
+  if (EVP_Digest(data.data(), data.size(), out.data(), &len, EVP_sha256(), nullptr) != 1 ||
+      len != out.size()) {
     throw std::runtime_error("SHA-256 failed");
   }
   return out;
@@ -82,8 +83,9 @@ std::string NewTriggerId() {
 std::string DerivedTriggerId(std::string_view project, std::string_view campaign_id,
                              std::string_view idempotency_key, int index) {
   // Length-prefixed fields, so ("a","bc") and ("ab","c") never collide.
-  std::string material = fmt::format("pv-trigger-v1|{}:{}|{}:{}|{}:{}|{}", project.size(), project,
-                                     campaign_id.size(), campaign_id, idempotency_key.size(), idempotency_key, index);
+  std::string material =
+      fmt::format("pv-trigger-v1|{}:{}|{}:{}|{}:{}|{}", project.size(), project, campaign_id.size(),
+                  campaign_id, idempotency_key.size(), idempotency_key, index);
   return UuidV8FromDigest(Sha256(material));
 }
 

@@ -5,7 +5,6 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
-
 namespace pv {
 
 void AppendJsonString(std::string& out, std::string_view s) {
@@ -55,8 +54,9 @@ std::string FormatTimestamp(std::chrono::system_clock::time_point tp) {
   date::year_month_day ymd(day);
   date::hh_mm_ss<std::chrono::milliseconds> hms(ms - day);
   return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", static_cast<int>(ymd.year()),
-                     static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()), hms.hours().count(),
-                     hms.minutes().count(), hms.seconds().count(), hms.subseconds().count());
+                     static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                     hms.hours().count(), hms.minutes().count(), hms.seconds().count(),
+                     hms.subseconds().count());
 }
 
 std::optional<std::chrono::system_clock::time_point> ParseTimestamp(std::string_view s) {
@@ -72,9 +72,9 @@ std::optional<std::chrono::system_clock::time_point> ParseTimestamp(std::string_
     return true;
   };
   int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
-  if (!digits(0, 4, y) || s.size() < 19 || s[4] != '-' || !digits(5, 2, mo) || s[7] != '-' || !digits(8, 2, d) ||
-      (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !digits(11, 2, h) || s[13] != ':' || !digits(14, 2, mi) ||
-      s[16] != ':' || !digits(17, 2, sec)) {
+  if (!digits(0, 4, y) || s.size() < 19 || s[4] != '-' || !digits(5, 2, mo) || s[7] != '-' ||
+      !digits(8, 2, d) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !digits(11, 2, h) ||
+      s[13] != ':' || !digits(14, 2, mi) || s[16] != ':' || !digits(17, 2, sec)) {
     return std::nullopt;
   }
   size_t pos = 19;
@@ -105,10 +105,12 @@ std::optional<std::chrono::system_clock::time_point> ParseTimestamp(std::string_
     return std::nullopt;
   }
   if (pos != s.size()) return std::nullopt;
-  date::year_month_day ymd{date::year(y), date::month(static_cast<unsigned>(mo)), date::day(static_cast<unsigned>(d))};
+  date::year_month_day ymd{date::year(y), date::month(static_cast<unsigned>(mo)),
+                           date::day(static_cast<unsigned>(d))};
   if (!ymd.ok() || h > 23 || mi > 59 || sec > 60) return std::nullopt;
-  auto tp = date::sys_days(ymd) + std::chrono::hours(h) + std::chrono::minutes(mi) + std::chrono::seconds(sec) +
-            std::chrono::milliseconds(millis) - std::chrono::minutes(offset_minutes);
+  auto tp = date::sys_days(ymd) + std::chrono::hours(h) + std::chrono::minutes(mi) +
+            std::chrono::seconds(sec) + std::chrono::milliseconds(millis) -
+            std::chrono::minutes(offset_minutes);
   return std::chrono::time_point_cast<std::chrono::system_clock::duration>(tp);
 }
 

@@ -16,12 +16,16 @@ namespace {
 
 // librdkafka's log lines, as our JSON log lines (its default prints to stderr in its own format).
 void LogCallback(const rd_kafka_t* rk, int level, const char* facility, const char* message) {
-  pv::log::Level our = level <= 3 ? pv::log::Level::kError : level <= 5 ? pv::log::Level::kWarn : pv::log::Level::kDebug;
+  pv::log::Level our = level <= 3   ? pv::log::Level::kError
+                       : level <= 5 ? pv::log::Level::kWarn
+                                    : pv::log::Level::kDebug;
   if (!pv::log::Enabled(our)) return;
-  pv::log::Write(our, "librdkafka", {{"client", rd_kafka_name(rk)}, {"facility", facility}, {"message", message}});
+  pv::log::Write(our, "librdkafka",
+                 {{"client", rd_kafka_name(rk)}, {"facility", facility}, {"message", message}});
 }
 
-rd_kafka_conf_t* BuildConf(const Settings& settings, const std::map<std::string, std::string>& role_properties,
+rd_kafka_conf_t* BuildConf(const Settings& settings,
+                           const std::map<std::string, std::string>& role_properties,
                            const std::string& client_id, const std::map<std::string, std::string>& defaults) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   char err[512];
@@ -82,7 +86,9 @@ void DeliveryGroup::OnDelivery(rd_kafka_resp_err_t err, std::int32_t partition, 
   Complete(1, err);
 }
 
-void DeliveryGroup::Abandon(int count, rd_kafka_resp_err_t err) { Complete(count, err); }
+void DeliveryGroup::Abandon(int count, rd_kafka_resp_err_t err) {
+  Complete(count, err);
+}
 
 bool DeliveryGroup::Wait(std::chrono::steady_clock::time_point deadline) {
   while (done_.load(std::memory_order_acquire) == 0) {
@@ -192,8 +198,8 @@ rd_kafka_resp_err_t Producer::Produce(std::string_view topic, std::string_view k
 }
 
 rd_kafka_resp_err_t Producer::Produce(std::string_view topic, std::string_view key, std::string_view value,
-                                      std::span<const Header> headers, const std::shared_ptr<DeliveryGroup>& group,
-                                      std::int32_t partition) {
+                                      std::span<const Header> headers,
+                                      const std::shared_ptr<DeliveryGroup>& group, std::int32_t partition) {
   auto* handler = new SharedHandler(group);  // NOLINT(cppcoreguidelines-owning-memory): freed on report
   rd_kafka_resp_err_t err = Produce(topic, key, value, headers, handler, partition);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) delete handler;  // NOLINT(cppcoreguidelines-owning-memory)
@@ -205,7 +211,9 @@ int Producer::Flush(std::chrono::milliseconds timeout) {
   return rd_kafka_outq_len(rk_);
 }
 
-int Producer::QueueLength() const { return rd_kafka_outq_len(rk_); }
+int Producer::QueueLength() const {
+  return rd_kafka_outq_len(rk_);
+}
 
 bool Producer::BrokersReachable(std::chrono::milliseconds timeout) const {
   const rd_kafka_metadata_t* md = nullptr;
@@ -234,7 +242,8 @@ std::map<std::string, std::string> Headers(const rd_kafka_message_t* m) {
   const char* name = nullptr;
   const void* value = nullptr;
   size_t size = 0;
-  for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
+  for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
+       ++i) {
     out[name] = std::string(static_cast<const char*>(value), value ? size : 0);
   }
   return out;
@@ -303,7 +312,8 @@ void Consumer::Subscribe(const std::vector<std::string>& topics) {
   for (const auto& t : topics) rd_kafka_topic_partition_list_add(list, t.c_str(), RD_KAFKA_PARTITION_UA);
   rd_kafka_resp_err_t err = rd_kafka_subscribe(rk_, list);
   rd_kafka_topic_partition_list_destroy(list);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) throw KafkaError(fmt::format("subscribe: {}", rd_kafka_err2str(err)));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    throw KafkaError(fmt::format("subscribe: {}", rd_kafka_err2str(err)));
 }
 
 Message Consumer::Poll(std::chrono::milliseconds timeout) {
@@ -318,8 +328,10 @@ void Consumer::StoreOffset(std::string_view topic, std::int32_t partition, std::
   rd_kafka_topic_partition_list_destroy(list);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     // Happens when the partition was revoked meanwhile: its records will be redelivered.
-    pv::log::Warn("kafka_offset_store_failed",
-                  {{"topic", topic}, {"partition", partition}, {"offset", next_offset}, {"error", rd_kafka_err2str(err)}});
+    pv::log::Warn("kafka_offset_store_failed", {{"topic", topic},
+                                                {"partition", partition},
+                                                {"offset", next_offset},
+                                                {"error", rd_kafka_err2str(err)}});
   }
 }
 
@@ -374,7 +386,9 @@ std::int64_t OffsetTracker::Finish(std::int32_t partition, std::int64_t offset) 
   return next;
 }
 
-void OffsetTracker::Forget(std::int32_t partition) { partitions_.erase(partition); }
+void OffsetTracker::Forget(std::int32_t partition) {
+  partitions_.erase(partition);
+}
 
 size_t OffsetTracker::InFlight() const {
   size_t n = 0;

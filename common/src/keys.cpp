@@ -15,7 +15,9 @@
 
 namespace pv {
 
-std::string HashKey(std::string_view plain_key) { return "sha256:" + Sha256Hex(plain_key); }
+std::string HashKey(std::string_view plain_key) {
+  return "sha256:" + Sha256Hex(plain_key);
+}
 
 std::string GenerateKey(KeyScope scope) {
   std::string hex = RandomHex(16);
@@ -27,7 +29,8 @@ bool LooksLikeKey(std::string_view token) {
   if (token.size() < 3 + 16 || token.size() > 3 + 128) return false;
   if (token.substr(0, 3) != "sk_" && token.substr(0, 3) != "pk_") return false;
   for (char c : token.substr(3)) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
     if (!ok) return false;
   }
   return true;
@@ -119,7 +122,9 @@ void KeyStore::SaveFile(const std::string& path, const std::vector<ApiKey>& keys
   }
 }
 
-KeyStore::Match KeyStore::Authenticate(std::string_view plain_key) const { return AuthenticateHash(HashKey(plain_key)); }
+KeyStore::Match KeyStore::Authenticate(std::string_view plain_key) const {
+  return AuthenticateHash(HashKey(plain_key));
+}
 
 KeyStore::Match KeyStore::AuthenticateHash(std::string_view hash) const {
   auto it = by_hash_.find(std::string(hash));

@@ -39,17 +39,22 @@ Level ParseLevel(std::string_view name) {
   if (name == "info") return Level::kInfo;
   if (name == "warn" || name == "warning") return Level::kWarn;
   if (name == "error") return Level::kError;
-  throw std::invalid_argument(fmt::format("unknown log level '{}' (expected debug, info, warn, error)", name));
+  throw std::invalid_argument(
+      fmt::format("unknown log level '{}' (expected debug, info, warn, error)", name));
 }
 
-void SetLevel(Level level) { g_level.store(static_cast<int>(level), std::memory_order_relaxed); }
+void SetLevel(Level level) {
+  g_level.store(static_cast<int>(level), std::memory_order_relaxed);
+}
 
 void SetService(std::string_view service) {
   std::lock_guard lock(g_service_mutex);
   g_service = std::string(service);
 }
 
-bool Enabled(Level level) { return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed); }
+bool Enabled(Level level) {
+  return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed);
+}
 
 void Write(Level level, std::string_view event, std::initializer_list<Field> fields) {
   std::string line;

@@ -92,10 +92,11 @@ Family<Counter>& Registry::AddCounter(const std::string& name, const std::string
   return *counters_.back();
 }
 
-Family<Gauge>& Registry::AddGauge(const std::string& name, const std::string& help, std::vector<std::string> labels) {
+Family<Gauge>& Registry::AddGauge(const std::string& name, const std::string& help,
+                                  std::vector<std::string> labels) {
   std::lock_guard lock(mutex_);
-  gauges_.push_back(
-      std::make_unique<Family<Gauge>>(name, help, std::move(labels), [] { return std::make_unique<Gauge>(); }));
+  gauges_.push_back(std::make_unique<Family<Gauge>>(name, help, std::move(labels),
+                                                    [] { return std::make_unique<Gauge>(); }));
   return *gauges_.back();
 }
 
@@ -107,7 +108,8 @@ Family<Histogram>& Registry::AddHistogram(const std::string& name, const std::st
   return *histograms_.back();
 }
 
-void Registry::AddCallbackGauge(const std::string& name, const std::string& help, std::function<double()> fn) {
+void Registry::AddCallbackGauge(const std::string& name, const std::string& help,
+                                std::function<double()> fn) {
   std::lock_guard lock(mutex_);
   callbacks_.push_back({name, help, std::move(fn)});
 }
@@ -119,19 +121,21 @@ std::string Registry::Render() const {
     out += fmt::format("# HELP {} {}\n# TYPE {} counter\n", family->name(), EscapeHelp(family->help()),
                        family->name());
     family->ForEach([&](const auto& labels, const Counter& c) {
-      out += fmt::format("{}{} {}\n", family->name(), Labels(family->label_names(), labels), Number(c.Value()));
+      out +=
+          fmt::format("{}{} {}\n", family->name(), Labels(family->label_names(), labels), Number(c.Value()));
     });
   }
   for (const auto& family : gauges_) {
     out += fmt::format("# HELP {} {}\n# TYPE {} gauge\n", family->name(), EscapeHelp(family->help()),
                        family->name());
     family->ForEach([&](const auto& labels, const Gauge& g) {
-      out += fmt::format("{}{} {}\n", family->name(), Labels(family->label_names(), labels), Number(g.Value()));
+      out +=
+          fmt::format("{}{} {}\n", family->name(), Labels(family->label_names(), labels), Number(g.Value()));
     });
   }
   for (const auto& cb : callbacks_) {
-    out += fmt::format("# HELP {} {}\n# TYPE {} gauge\n{} {}\n", cb.name, EscapeHelp(cb.help), cb.name, cb.name,
-                       Number(cb.fn()));
+    out += fmt::format("# HELP {} {}\n# TYPE {} gauge\n{} {}\n", cb.name, EscapeHelp(cb.help), cb.name,
+                       cb.name, Number(cb.fn()));
   }
   for (const auto& family : histograms_) {
     out += fmt::format("# HELP {} {}\n# TYPE {} histogram\n", family->name(), EscapeHelp(family->help()),

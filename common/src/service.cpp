@@ -16,17 +16,18 @@ namespace pv::service {
 std::optional<int> ParseArgs(int argc, char** argv, std::string_view name, std::string_view summary,
                              Args& args) {
   auto usage = [&](FILE* out) {
-    fmt::print(out,
-               "Usage: {} [--config PATH] [--port-file PATH] [--print-config]\n\n{}\n\n"
-               "Options:\n"
-               "  --config PATH      deployment config (YAML); default: $PV_CONFIG, else defaults + environment\n"
-               "  --port-file PATH   write the port actually bound there (useful with port 0)\n"
-               "  --print-config     print the effective settings and where each came from, then exit\n"
-               "  --version          print the version and exit\n"
-               "  -h, --help         this help\n\n"
-               "Every setting can be overridden by an environment variable: PV_ + its path in upper case\n"
-               "with dots as underscores (kafka.brokers -> PV_KAFKA_BROKERS). See docs/configuration.md.\n",
-               name, summary);
+    fmt::print(
+        out,
+        "Usage: {} [--config PATH] [--port-file PATH] [--print-config]\n\n{}\n\n"
+        "Options:\n"
+        "  --config PATH      deployment config (YAML); default: $PV_CONFIG, else defaults + environment\n"
+        "  --port-file PATH   write the port actually bound there (useful with port 0)\n"
+        "  --print-config     print the effective settings and where each came from, then exit\n"
+        "  --version          print the version and exit\n"
+        "  -h, --help         this help\n\n"
+        "Every setting can be overridden by an environment variable: PV_ + its path in upper case\n"
+        "with dots as underscores (kafka.brokers -> PV_KAFKA_BROKERS). See docs/configuration.md.\n",
+        name, summary);
   };
   if (const char* env = std::getenv("PV_CONFIG"); env != nullptr) args.config_path = env;
   for (int i = 1; i < argc; ++i) {
@@ -114,7 +115,8 @@ void WriteFileAtomically(const std::string& path, const std::string& content) {
     out << content;
     if (!out) throw std::runtime_error(fmt::format("cannot write {}", tmp));
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw std::runtime_error(fmt::format("cannot rename to {}", path));
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    throw std::runtime_error(fmt::format("cannot rename to {}", path));
 }
 
 }  // namespace pv::service

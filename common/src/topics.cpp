@@ -41,9 +41,15 @@ bool ParseChannel(std::string_view name, Channel& out) {
 
 namespace topics {
 
-std::string Send(Channel channel) { return "pv.send." + std::string(ChannelTopicSuffix(channel)); }
-std::string DeadLetter(Channel channel) { return "pv.dlq." + std::string(ChannelTopicSuffix(channel)); }
-std::string Delay(std::string_view tier) { return "pv.delay." + std::string(tier); }
+std::string Send(Channel channel) {
+  return "pv.send." + std::string(ChannelTopicSuffix(channel));
+}
+std::string DeadLetter(Channel channel) {
+  return "pv.dlq." + std::string(ChannelTopicSuffix(channel));
+}
+std::string Delay(std::string_view tier) {
+  return "pv.delay." + std::string(tier);
+}
 
 const std::vector<std::string>& DefaultDelayTiers() {
   static const std::vector<std::string> kTiers = {"5s", "30s", "2m", "10m", "1h"};

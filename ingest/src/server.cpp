@@ -9,7 +9,6 @@
 
 #include <cerrno>
 #include <cstring>
-
 #include <filesystem>
 
 #include "pv/ids.hpp"
@@ -40,7 +39,8 @@ std::string Signature(const std::string& path) {
     }
   };
   if (fs::is_directory(path, ec)) {
-    for (auto it = fs::recursive_directory_iterator(path, ec); it != fs::recursive_directory_iterator(); ++it) {
+    for (auto it = fs::recursive_directory_iterator(path, ec); it != fs::recursive_directory_iterator();
+         ++it) {
       if (it->is_regular_file()) add(it->path());
     }
   } else {
@@ -76,21 +76,24 @@ IngestOptions IngestOptions::FromConfig(const Config& config) {
   o.host = config.GetString("ingest.host", o.host);
   o.port = static_cast<int>(config.GetInt("ingest.port", o.port, 0, 65535));
   o.threads = static_cast<int>(config.GetInt("ingest.threads", o.threads, 1, 4096));
-  o.max_body_bytes = static_cast<size_t>(config.GetInt("ingest.max_body_bytes", static_cast<std::int64_t>(o.max_body_bytes), 1024));
+  o.max_body_bytes = static_cast<size_t>(
+      config.GetInt("ingest.max_body_bytes", static_cast<std::int64_t>(o.max_body_bytes), 1024));
   o.ack_timeout = config.GetMillis("ingest.ack_timeout_ms", o.ack_timeout);
   if (o.ack_timeout.count() < 1) throw ConfigError("setting ingest.ack_timeout_ms must be at least 1");
   o.max_batch = static_cast<int>(config.GetInt("ingest.max_batch", o.max_batch, 1, 100000));
-  o.retry_after_seconds = static_cast<int>(config.GetInt("ingest.retry_after_seconds", o.retry_after_seconds, 0, 3600));
+  o.retry_after_seconds =
+      static_cast<int>(config.GetInt("ingest.retry_after_seconds", o.retry_after_seconds, 0, 3600));
   o.keep_alive_max_requests =
       static_cast<int>(config.GetInt("ingest.keep_alive_max_requests", o.keep_alive_max_requests, 1));
-  o.keep_alive_timeout_seconds =
-      static_cast<int>(config.GetInt("ingest.keep_alive_timeout_seconds", o.keep_alive_timeout_seconds, 1, 3600));
+  o.keep_alive_timeout_seconds = static_cast<int>(
+      config.GetInt("ingest.keep_alive_timeout_seconds", o.keep_alive_timeout_seconds, 1, 3600));
   o.reload_interval = config.GetMillis("ingest.reload_interval_ms", o.reload_interval);
   o.catalog_dir = config.GetString("catalog_dir", o.catalog_dir);
   o.keys_file = config.GetString("keys_file", o.keys_file);
   o.topic = config.GetString("ingest.topic", o.topic);
   o.linger_ms = config.GetDouble("ingest.linger_ms", o.linger_ms);
-  if (o.linger_ms < 0 || o.linger_ms > 1000) throw ConfigError("setting ingest.linger_ms must be within [0, 1000]");
+  if (o.linger_ms < 0 || o.linger_ms > 1000)
+    throw ConfigError("setting ingest.linger_ms must be within [0, 1000]");
   return o;
 }
 
@@ -115,26 +118,33 @@ IngestServer::IngestServer(IngestOptions options, const kafka::Settings& kafka_s
   };
   producer_ = std::make_unique<kafka::Producer>(kafka_settings, producer_options);
 
-  requests_ = &registry_.AddCounter("pv_ingest_requests_total", "HTTP requests by route and status", {"route", "status"});
-  request_seconds_ = &registry_.AddHistogram("pv_ingest_request_duration_seconds", "HTTP request latency by route",
-                                             {"route"}, metrics::LatencyBuckets());
-  ack_seconds_ = &registry_
-                      .AddHistogram("pv_ingest_broker_ack_duration_seconds",
-                                    "Time from produce to the broker's acknowledgement of a request's records", {},
-                                    metrics::LatencyBuckets())
-                      .Get();
+  requests_ = &registry_.AddCounter("pv_ingest_requests_total", "HTTP requests by route and status",
+                                    {"route", "status"});
+  request_seconds_ =
+      &registry_.AddHistogram("pv_ingest_request_duration_seconds", "HTTP request latency by route",
+                              {"route"}, metrics::LatencyBuckets());
+  ack_seconds_ =
+      &registry_
+           .AddHistogram("pv_ingest_broker_ack_duration_seconds",
+                         "Time from produce to the broker's acknowledgement of a request's records", {},
+                         metrics::LatencyBuckets())
+           .Get();
   in_flight_ = &registry_.AddGauge("pv_ingest_in_flight_requests", "HTTP requests being served").Get();
-  published_ = &registry_.AddCounter("pv_ingest_triggers_published_total", "Triggers acknowledged by the broker").Get();
+  published_ =
+      &registry_.AddCounter("pv_ingest_triggers_published_total", "Triggers acknowledged by the broker")
+           .Get();
   publish_failures_ = &registry_
                            .AddCounter("pv_ingest_publish_failures_total",
                                        "Requests answered 503 because the broker did not acknowledge in time")
                            .Get();
-  auto& reloads = registry_.AddCounter("pv_ingest_reloads_total", "Catalog and key reloads by result", {"result"});
+  auto& reloads =
+      registry_.AddCounter("pv_ingest_reloads_total", "Catalog and key reloads by result", {"result"});
   reloads_ok_ = &reloads.With({"ok"});
   reloads_failed_ = &reloads.With({"failed"});
   registry_.AddCallbackGauge("pv_ingest_producer_queue_depth", "Records in the producer's queue or in flight",
                              [this] { return static_cast<double>(producer_->QueueLength()); });
-  for (int r = 0; r < static_cast<int>(Route::kCount); ++r) route_seconds_[r] = &request_seconds_->With({RouteName(r)});
+  for (int r = 0; r < static_cast<int>(Route::kCount); ++r)
+    route_seconds_[r] = &request_seconds_->With({RouteName(r)});
 
   http_ = std::make_unique<httplib::Server>();
   int threads = options_.threads;
@@ -156,11 +166,12 @@ IngestServer::IngestServer(IngestOptions options, const kafka::Settings& kafka_s
   http_->set_read_timeout(10, 0);
   http_->set_write_timeout(10, 0);
 
-  http_->Post(R"(/api/client/campaigns/([^/]+)/trigger)", [this](const httplib::Request& req, httplib::Response& res) {
-    auto start = std::chrono::steady_clock::now();
-    HandleTrigger(req, res, false);
-    Finish(Route::kTrigger, req, res, start);
-  });
+  http_->Post(R"(/api/client/campaigns/([^/]+)/trigger)",
+              [this](const httplib::Request& req, httplib::Response& res) {
+                auto start = std::chrono::steady_clock::now();
+                HandleTrigger(req, res, false);
+                Finish(Route::kTrigger, req, res, start);
+              });
   http_->Post(R"(/api/client/campaigns/([^/]+)/trigger/batch)",
               [this](const httplib::Request& req, httplib::Response& res) {
                 auto start = std::chrono::steady_clock::now();
@@ -178,7 +189,8 @@ IngestServer::IngestServer(IngestOptions options, const kafka::Settings& kafka_s
       res.set_content(R"({"status":"ready"})", kJson);
     } else {
       res.status = 503;
-      res.set_content(stopping_.load() ? R"({"status":"stopping"})" : R"({"status":"kafka unreachable"})", kJson);
+      res.set_content(stopping_.load() ? R"({"status":"stopping"})" : R"({"status":"kafka unreachable"})",
+                      kJson);
     }
     Finish(Route::kReady, req, res, start);
   });
@@ -370,7 +382,9 @@ void IngestServer::HandleTrigger(const httplib::Request& req, httplib::Response&
   KeyStore::Match match = keys->AuthenticateHash(last_hash);
   if (match.result != KeyStore::Result::kOk) {
     res.set_header("WWW-Authenticate", "Bearer error=\"invalid_token\"");
-    return SendError(res, 401, match.result == KeyStore::Result::kRevoked ? "API key has been revoked" : "unknown API key");
+    return SendError(
+        res, 401,
+        match.result == KeyStore::Result::kRevoked ? "API key has been revoked" : "unknown API key");
   }
   const ApiKey& key = *match.key;
   if (key.scope != KeyScope::kSecret) {
@@ -393,7 +407,8 @@ void IngestServer::HandleTrigger(const httplib::Request& req, httplib::Response&
   }
   auto idempotency_header = req.headers.find("Idempotency-Key");
   const std::string empty;
-  const std::string& idempotency_key = idempotency_header == req.headers.end() ? empty : idempotency_header->second;
+  const std::string& idempotency_key =
+      idempotency_header == req.headers.end() ? empty : idempotency_header->second;
   if (idempotency_header != req.headers.end() &&
       (idempotency_key.empty() || idempotency_key.size() > kMaxIdempotencyKeyBytes)) {
     return SendError(res, 422, fmt::format("Idempotency-Key must be 1 to {} bytes", kMaxIdempotencyKeyBytes),
@@ -406,8 +421,9 @@ void IngestServer::HandleTrigger(const httplib::Request& req, httplib::Response&
   rapidjson::Document doc(&allocator);
   doc.Parse(req.body.data(), req.body.size());
   if (doc.HasParseError()) {
-    return SendError(res, 400, fmt::format("invalid JSON at offset {}: {}", doc.GetErrorOffset(),
-                                           rapidjson::GetParseError_En(doc.GetParseError())));
+    return SendError(res, 400,
+                     fmt::format("invalid JSON at offset {}: {}", doc.GetErrorOffset(),
+                                 rapidjson::GetParseError_En(doc.GetParseError())));
   }
 
   std::vector<const rapidjson::Value*> items;
@@ -424,13 +440,14 @@ void IngestServer::HandleTrigger(const httplib::Request& req, httplib::Response&
     } else if (list->Empty()) {
       errors.push_back({"/triggers", "triggers must not be empty"});
     } else if (list->Size() > static_cast<rapidjson::SizeType>(options_.max_batch)) {
-      errors.push_back({"/triggers", fmt::format("triggers has {} items; at most {} are allowed", list->Size(),
-                                                 options_.max_batch)});
+      errors.push_back({"/triggers", fmt::format("triggers has {} items; at most {} are allowed",
+                                                 list->Size(), options_.max_batch)});
     } else {
       for (const auto& member : doc.GetObject()) {
         if (AsStringView(member.name) != "triggers") {
-          errors.push_back({"/" + std::string(AsStringView(member.name)),
-                            fmt::format("{} is not a known field (expected triggers)", AsStringView(member.name))});
+          errors.push_back(
+              {"/" + std::string(AsStringView(member.name)),
+               fmt::format("{} is not a known field (expected triggers)", AsStringView(member.name))});
         }
       }
       for (rapidjson::SizeType i = 0; i < list->Size(); ++i) {
@@ -467,7 +484,8 @@ void IngestServer::HandleTrigger(const httplib::Request& req, httplib::Response&
   auto deadline = produce_start + options_.ack_timeout + std::chrono::seconds(1);
   bool reported = group->Wait(deadline);
   rd_kafka_resp_err_t err = reported ? group->first_error() : RD_KAFKA_RESP_ERR__TIMED_OUT;
-  ack_seconds_->Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - produce_start).count());
+  ack_seconds_->Observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - produce_start).count());
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     publish_failures_->Inc();
     log::Warn("publish_failed", {{"campaign_id", campaign_id},
@@ -475,8 +493,9 @@ void IngestServer::HandleTrigger(const httplib::Request& req, httplib::Response&
                                  {"error", rd_kafka_err2name(err)},
                                  {"message", rd_kafka_err2str(err)}});
     res.set_header("Retry-After", std::to_string(options_.retry_after_seconds));
-    const char* why = err == RD_KAFKA_RESP_ERR__QUEUE_FULL ? "ingest is overloaded (producer queue full); retry"
-                                                           : "the message broker did not acknowledge in time; retry";
+    const char* why = err == RD_KAFKA_RESP_ERR__QUEUE_FULL
+                          ? "ingest is overloaded (producer queue full); retry"
+                          : "the message broker did not acknowledge in time; retry";
     return SendError(res, 503, why);
   }
   published_->Inc(static_cast<double>(items.size()));

@@ -17,7 +17,8 @@ std::string Dotted(std::string_view pointer) {
   return out;
 }
 
-void Add(std::vector<FieldError>& errors, std::string_view prefix, std::string_view path, std::string_view what) {
+void Add(std::vector<FieldError>& errors, std::string_view prefix, std::string_view path,
+         std::string_view what) {
   std::string full = std::string(prefix) + std::string(path);
   errors.push_back({full, fmt::format("{} {}", Dotted(full), what)});
 }
@@ -39,8 +40,9 @@ const char* ContactField(Channel channel) {
 void ValidateTrigger(const rapidjson::Value& trigger, Channel channel, std::string_view prefix,
                      std::vector<FieldError>& errors) {
   if (!trigger.IsObject()) {
-    errors.push_back({std::string(prefix), prefix.empty() ? "the body must be a JSON object"
-                                                          : fmt::format("{} must be an object", Dotted(prefix))});
+    errors.push_back({std::string(prefix), prefix.empty()
+                                               ? "the body must be a JSON object"
+                                               : fmt::format("{} must be an object", Dotted(prefix))});
     return;
   }
   for (const auto& member : trigger.GetObject()) {
@@ -101,7 +103,8 @@ void ValidateTrigger(const rapidjson::Value& trigger, Channel channel, std::stri
         Add(errors, prefix, "/user/timezone", "is not a known IANA time zone (e.g. America/Chicago)");
       }
     }
-    if (const rapidjson::Value* locale = FindMember(*user, "locale"); locale != nullptr && !locale->IsNull()) {
+    if (const rapidjson::Value* locale = FindMember(*user, "locale");
+        locale != nullptr && !locale->IsNull()) {
       if (!locale->IsString()) {
         Add(errors, prefix, "/user/locale", "must be a string");
       } else if (!validate::IsLanguageTag(AsStringView(*locale))) {

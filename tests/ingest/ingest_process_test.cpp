@@ -19,7 +19,9 @@ using namespace std::chrono_literals;
 using pv::testing::Subprocess;
 using pv::testing::TempDir;
 
-std::string IngestBin() { return PV_INGEST_BIN; }
+std::string IngestBin() {
+  return PV_INGEST_BIN;
+}
 
 TEST(IngestProcess, HelpAndPrintConfig) {
   TempDir dir("pv-ingest-cli");
@@ -30,8 +32,8 @@ TEST(IngestProcess, HelpAndPrintConfig) {
   Subprocess bad({IngestBin(), "--frobnicate"}, {}, dir.File("bad.log"));
   EXPECT_EQ(bad.Wait(10s), 2);
 
-  Subprocess print({IngestBin(), "--print-config"}, {{"PV_KAFKA_BROKERS", "127.0.0.1:1"}, {"PV_INGEST_PORT", "1234"}},
-                   dir.File("print.log"));
+  Subprocess print({IngestBin(), "--print-config"},
+                   {{"PV_KAFKA_BROKERS", "127.0.0.1:1"}, {"PV_INGEST_PORT", "1234"}}, dir.File("print.log"));
   EXPECT_EQ(print.Wait(10s), 0);
   std::string out = pv::testing::ReadFile(dir.File("print.log"));
   EXPECT_NE(out.find("ingest.port = 1234 (env PV_INGEST_PORT)"), std::string::npos) << out;
@@ -55,8 +57,10 @@ TEST(IngestProcess, SigtermUnderLoadExitsZeroAndEvery204IsInTheTopic) {
   std::string key = pv::GenerateKey(pv::KeyScope::kSecret);
   pv::KeyStore::SaveFile(dir.File("keys.yaml"),
                          {{"key_1", "t", "demo", pv::KeyScope::kSecret, pv::HashKey(key), "", "", ""}});
-  pv::testing::WriteFile(dir.File("config.yaml"), "log: {level: info}\ncatalog_dir: " PV_SOURCE_DIR "/catalog\n"
-                                                  "keys_file: " + dir.File("keys.yaml") +
+  pv::testing::WriteFile(dir.File("config.yaml"), "log: {level: info}\ncatalog_dir: " PV_SOURCE_DIR
+                                                  "/catalog\n"
+                                                  "keys_file: " +
+                                                      dir.File("keys.yaml") +
                                                       "\ningest: {host: 127.0.0.1, port: 0, threads: 16}\n");
   Subprocess ingest({IngestBin(), "--config", dir.File("config.yaml"), "--port-file", dir.File("port")},
                     {{"PV_KAFKA_BROKERS", broker.bootstrap()}}, dir.File("ingest.log"));

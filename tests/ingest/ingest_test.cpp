@@ -41,11 +41,12 @@ struct Fixture {
     catalog_dir = dir.File("catalog");
     keys_file = dir.File("keys.yaml");
     std::filesystem::create_directories(catalog_dir);
-    std::filesystem::copy(PV_SOURCE_DIR "/catalog/demo", catalog_dir + "/demo", std::filesystem::copy_options::recursive);
+    std::filesystem::copy(PV_SOURCE_DIR "/catalog/demo", catalog_dir + "/demo",
+                          std::filesystem::copy_options::recursive);
     auto campaign = [&](const std::string& id, const std::string& project, const std::string& extra) {
       pv::testing::WriteFile(catalog_dir + "/extra/" + id + ".yaml",
-                             "id: \"" + id + "\"\nproject: " + project + "\nchannel: email\nprovider: log\n" + extra +
-                                 "templates:\n  en: {from: a@b.co, subject: s, text: t}\n");
+                             "id: \"" + id + "\"\nproject: " + project + "\nchannel: email\nprovider: log\n" +
+                                 extra + "templates:\n  en: {from: a@b.co, subject: s, text: t}\n");
     };
     campaign("50", "demo", "enabled: false\n");
     campaign("51", "demo", "deleted: true\n");
@@ -106,7 +107,9 @@ IngestOptions TestOptions(const Fixture& f) {
   return o;
 }
 
-httplib::Headers Auth(const std::string& key) { return {{"Authorization", "Bearer " + key}}; }
+httplib::Headers Auth(const std::string& key) {
+  return {{"Authorization", "Bearer " + key}};
+}
 
 rapidjson::Document Json(const std::string& text) {
   rapidjson::Document d;
@@ -205,9 +208,10 @@ TEST_F(IngestTest, SeedExampleIs204AndTheRecordIsInTheTopicFieldByField) {
 
 TEST_F(IngestTest, TextAndPushCampaignsAccept204) {
   std::string text_id = Unique("text");
-  auto res = Post("/api/client/campaigns/45/trigger",
-                  R"({"user":{"external_id":")" + text_id + R"(","phone":"+12345678900"},"event":{"code":"1234"}})",
-                  fixture_->secret);
+  auto res =
+      Post("/api/client/campaigns/45/trigger",
+           R"({"user":{"external_id":")" + text_id + R"(","phone":"+12345678900"},"event":{"code":"1234"}})",
+           fixture_->secret);
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 204) << res->body;
   std::string push_id = Unique("push");
@@ -321,7 +325,8 @@ TEST_F(IngestTest, ValidationErrorIs422WithEveryProblemAndPublishesNothing) {
   EXPECT_STREQ(body["errors"][0]["path"].GetString(), "/user/email");
   EXPECT_STREQ(body["errors"][1]["path"].GetString(), "/user/timezone");
 
-  res = Post("/api/client/campaigns/45/trigger", R"({"user":{"external_id":")" + id + R"("}})", fixture_->secret);
+  res = Post("/api/client/campaigns/45/trigger", R"({"user":{"external_id":")" + id + R"("}})",
+             fixture_->secret);
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 422);
   EXPECT_NE(res->body.find("/user/phone"), std::string::npos);
@@ -331,8 +336,10 @@ TEST_F(IngestTest, ValidationErrorIs422WithEveryProblemAndPublishesNothing) {
 TEST_F(IngestTest, IdempotencyKeyGivesTheSameTriggerIdTwice) {
   std::string id = Unique("idem");
   std::string key = Unique("order-17-shipped");
-  auto first = Post("/api/client/campaigns/44/trigger", EmailBody(id), fixture_->secret, {{"Idempotency-Key", key}});
-  auto second = Post("/api/client/campaigns/44/trigger", EmailBody(id), fixture_->secret, {{"Idempotency-Key", key}});
+  auto first =
+      Post("/api/client/campaigns/44/trigger", EmailBody(id), fixture_->secret, {{"Idempotency-Key", key}});
+  auto second =
+      Post("/api/client/campaigns/44/trigger", EmailBody(id), fixture_->secret, {{"Idempotency-Key", key}});
   auto other = Post("/api/client/campaigns/44/trigger", EmailBody(id), fixture_->secret,
                     {{"Idempotency-Key", key + "-x"}});
   ASSERT_TRUE(first && second && other);
@@ -372,8 +379,8 @@ TEST_F(IngestTest, BatchPublishesAllOrNameEveryBadIndex) {
     return R"({"user":{"external_id":")" + bad_id + R"(","email":")" + email + R"("}})";
   };
   res = Post("/api/client/campaigns/44/trigger/batch",
-             R"({"triggers":[)" + bad_item("ok@b.co") + "," + bad_item("x") + "," + bad_item("ok@d.co") + "," +
-                 bad_item("y") + "]}",
+             R"({"triggers":[)" + bad_item("ok@b.co") + "," + bad_item("x") + "," + bad_item("ok@d.co") +
+                 "," + bad_item("y") + "]}",
              fixture_->secret);
   ASSERT_TRUE(res);
   ASSERT_EQ(res->status, 422);
@@ -408,9 +415,9 @@ TEST_F(IngestTest, HealthReadyAndMetrics) {
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200);
   for (const char* needle :
-       {"pv_ingest_requests_total{route=\"trigger\",status=\"204\"}", "pv_ingest_request_duration_seconds_bucket",
-        "pv_ingest_broker_ack_duration_seconds_count", "pv_ingest_in_flight_requests",
-        "pv_ingest_producer_queue_depth"}) {
+       {"pv_ingest_requests_total{route=\"trigger\",status=\"204\"}",
+        "pv_ingest_request_duration_seconds_bucket", "pv_ingest_broker_ack_duration_seconds_count",
+        "pv_ingest_in_flight_requests", "pv_ingest_producer_queue_depth"}) {
     EXPECT_NE(res->body.find(needle), std::string::npos) << needle;
   }
   res = client.Get("/nope");
@@ -451,7 +458,8 @@ TEST(IngestBrokerDown, RequestsGet503WithRetryAfterAndNever204ThenRecover) {
   RunningServer server(options, broker.bootstrap());
   auto client = server.Client();
   auto post = [&] {
-    return client.Post("/api/client/campaigns/44/trigger", Auth(fixture.secret), kSeedEmail, "application/json");
+    return client.Post("/api/client/campaigns/44/trigger", Auth(fixture.secret), kSeedEmail,
+                       "application/json");
   };
   auto res = post();
   ASSERT_TRUE(res);
@@ -466,7 +474,8 @@ TEST(IngestBrokerDown, RequestsGet503WithRetryAfterAndNever204ThenRecover) {
   for (int i = 0; i < 6; ++i) {
     threads.emplace_back([&, i] {
       auto c = server.Client();
-      auto r = c.Post("/api/client/campaigns/44/trigger", Auth(fixture.secret), kSeedEmail, "application/json");
+      auto r =
+          c.Post("/api/client/campaigns/44/trigger", Auth(fixture.secret), kSeedEmail, "application/json");
       statuses[i] = r ? r->status : -1;
       if (r) retry_after[i] = r->get_header_value("Retry-After");
     });
@@ -501,7 +510,8 @@ TEST(IngestBrokerDown, ProduceErrorsPastTheDeadlineGive503) {
   options.ack_timeout = 1000ms;
   RunningServer server(options, broker.bootstrap());
   auto client = server.Client();
-  auto res = client.Post("/api/client/campaigns/44/trigger", Auth(fixture.secret), kSeedEmail, "application/json");
+  auto res =
+      client.Post("/api/client/campaigns/44/trigger", Auth(fixture.secret), kSeedEmail, "application/json");
   ASSERT_TRUE(res);
   ASSERT_EQ(res->status, 204);
   ASSERT_EQ(broker.Control("/errors?api=Produce&error=NOT_ENOUGH_REPLICAS&count=100000"), 200);

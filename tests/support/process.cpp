@@ -121,13 +121,17 @@ std::string Trim(std::string s) {
   return s;
 }
 
-std::string DevBrokerPath() { return PV_DEV_BROKER_BIN; }
+std::string DevBrokerPath() {
+  return PV_DEV_BROKER_BIN;
+}
 
 DevBroker::DevBroker(int brokers, const std::vector<std::string>& extra_args) : dir_("pv-dev-broker") {
-  std::vector<std::string> argv = {DevBrokerPath(), "--brokers", std::to_string(brokers), "--bootstrap-file",
-                                   dir_.File("bootstrap"), "--control-file", dir_.File("control")};
+  std::vector<std::string> argv = {
+      DevBrokerPath(),        "--brokers",      std::to_string(brokers), "--bootstrap-file",
+      dir_.File("bootstrap"), "--control-file", dir_.File("control")};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
-  process_ = std::make_unique<Subprocess>(argv, std::map<std::string, std::string>{}, dir_.File("broker.log"));
+  process_ =
+      std::make_unique<Subprocess>(argv, std::map<std::string, std::string>{}, dir_.File("broker.log"));
   bool up = WaitFor([&] { return std::filesystem::exists(dir_.File("bootstrap")) || !process_->Running(); },
                     std::chrono::seconds(15));
   if (!up || !process_->Running()) {
@@ -140,7 +144,9 @@ DevBroker::DevBroker(int brokers, const std::vector<std::string>& extra_args) : 
   control_port_ = std::stoi(control.substr(colon + 1));
 }
 
-DevBroker::~DevBroker() { process_->Stop(SIGTERM, std::chrono::seconds(10)); }
+DevBroker::~DevBroker() {
+  process_->Stop(SIGTERM, std::chrono::seconds(10));
+}
 
 int DevBroker::Control(const std::string& path) {
   httplib::Client client(control_host_, control_port_);

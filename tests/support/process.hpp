@@ -2,19 +2,20 @@
 // directories, bounded waits, and the dev broker as a subprocess. Shared by every integration test.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <functional>
-#include <memory>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
-#include <sys/types.h>
-
 namespace pv::testing {
 
-// A child process (thread-safe). The destructor kills it (SIGKILL) if it still runs, so a failing test leaks none.
+// A child process (thread-safe). The destructor kills it (SIGKILL) if it still runs, so a failing test leaks
+// none.
 class Subprocess {
  public:
   // argv[0] is the executable path. stdout and stderr go to `log_path` (appended) when given.

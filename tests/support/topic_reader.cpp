@@ -68,8 +68,10 @@ const std::vector<Record>& TopicReader::ReadUntil(const std::function<bool(const
         const char* name = nullptr;
         const void* value = nullptr;
         size_t size = 0;
-        for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
-          r.headers[name] = value != nullptr ? std::string(static_cast<const char*>(value), size) : std::string();
+        for (size_t i = 0;
+             rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
+          r.headers[name] =
+              value != nullptr ? std::string(static_cast<const char*>(value), size) : std::string();
         }
       }
       records_.push_back(std::move(r));

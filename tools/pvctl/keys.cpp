@@ -1,6 +1,8 @@
 // pvctl keys: create, list, revoke. The keys file is rewritten atomically under an exclusive lock,
 // so concurrent pvctl runs never lose each other's changes; every ingest picks the change up within
 // its reload interval (1 s by default).
+#include "pv/keys.hpp"
+
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/file.h>
@@ -11,7 +13,6 @@
 
 #include "pv/ids.hpp"
 #include "pv/json.hpp"
-#include "pv/keys.hpp"
 #include "pvctl.hpp"
 
 namespace pv::pvctl {
@@ -96,8 +97,8 @@ int Create(Context& ctx) {
     AppendJsonString(json, plain);
     *ctx.out << json << "}\n";
   } else {
-    *ctx.out << fmt::format("Created {} key {} ({}) for project {}.\n", scope == KeyScope::kSecret ? "secret" : "public",
-                            key.id, name, project)
+    *ctx.out << fmt::format("Created {} key {} ({}) for project {}.\n",
+                            scope == KeyScope::kSecret ? "secret" : "public", key.id, name, project)
              << "Key (shown once, store it now):\n"
              << plain << "\n";
   }
@@ -118,8 +119,8 @@ int List(Context& ctx) {
     *ctx.out << out << "]\n";
     return kExitOk;
   }
-  *ctx.out << fmt::format("{:<22} {:<16} {:<12} {:<7} {:<25} {:<6} {}\n", "ID", "NAME", "PROJECT", "SCOPE", "CREATED",
-                          "LAST4", "STATUS");
+  *ctx.out << fmt::format("{:<22} {:<16} {:<12} {:<7} {:<25} {:<6} {}\n", "ID", "NAME", "PROJECT", "SCOPE",
+                          "CREATED", "LAST4", "STATUS");
   for (const auto& k : store->keys()) {
     if (!project.empty() && k.project != project) continue;
     *ctx.out << fmt::format("{:<22} {:<16} {:<12} {:<7} {:<25} {:<6} {}\n", k.id, k.name, k.project,

@@ -64,7 +64,8 @@ class Config {
 
  public:
   Config() = default;
-  Config(Config&& other) noexcept : path_(std::move(other.path_)), root_(other.root_), seen_(std::move(other.seen_)) {}
+  Config(Config&& other) noexcept
+      : path_(std::move(other.path_)), root_(other.root_), seen_(std::move(other.seen_)) {}
   Config& operator=(Config&& other) noexcept {
     path_ = std::move(other.path_);
     root_ = other.root_;

@@ -46,7 +46,8 @@ std::vector<Tier> ParseTiers(const std::vector<std::string>& names);
 const Tier& ChooseTier(std::span<const Tier> tiers, std::chrono::milliseconds remaining);
 
 // When a record held in `tier` since `produced_at` (its Kafka timestamp) is to be released.
-std::chrono::system_clock::time_point ReleaseTime(const Tier& tier, std::chrono::system_clock::time_point produced_at,
+std::chrono::system_clock::time_point ReleaseTime(const Tier& tier,
+                                                  std::chrono::system_clock::time_point produced_at,
                                                   std::chrono::system_clock::time_point due);
 
 // Produces `value` to the tier chosen for `due`, with the ladder headers plus `extra` headers.
@@ -54,7 +55,8 @@ std::chrono::system_clock::time_point ReleaseTime(const Tier& tier, std::chrono:
 rd_kafka_resp_err_t Schedule(kafka::Producer& producer, std::span<const Tier> tiers, std::string_view target,
                              std::string_view key, std::string_view value,
                              std::chrono::system_clock::time_point due, int attempt,
-                             std::span<const kafka::Header> extra, const std::shared_ptr<kafka::DeliveryGroup>& group,
+                             std::span<const kafka::Header> extra,
+                             const std::shared_ptr<kafka::DeliveryGroup>& group,
                              std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
 
 }  // namespace pv::ladder

@@ -34,8 +34,8 @@ class KafkaError : public std::runtime_error {
 };
 
 struct Settings {
-  std::string brokers;                           // kafka.brokers / PV_KAFKA_BROKERS
-  std::map<std::string, std::string> properties;  // kafka.properties.* : every client, passed as is
+  std::string brokers;                                     // kafka.brokers / PV_KAFKA_BROKERS
+  std::map<std::string, std::string> properties;           // kafka.properties.* : every client, passed as is
   std::map<std::string, std::string> producer_properties;  // kafka.producer_properties.*: producers only
   std::map<std::string, std::string> consumer_properties;  // kafka.consumer_properties.*: consumers only
 };

@@ -102,9 +102,10 @@ class Registry {
  public:
   Family<Counter>& AddCounter(const std::string& name, const std::string& help,
                               std::vector<std::string> labels = {});
-  Family<Gauge>& AddGauge(const std::string& name, const std::string& help, std::vector<std::string> labels = {});
-  Family<Histogram>& AddHistogram(const std::string& name, const std::string& help, std::vector<std::string> labels,
-                                  std::vector<double> bounds);
+  Family<Gauge>& AddGauge(const std::string& name, const std::string& help,
+                          std::vector<std::string> labels = {});
+  Family<Histogram>& AddHistogram(const std::string& name, const std::string& help,
+                                  std::vector<std::string> labels, std::vector<double> bounds);
   // A gauge computed at scrape time (e.g. a queue length read from a library).
   void AddCallbackGauge(const std::string& name, const std::string& help, std::function<double()> fn);
 

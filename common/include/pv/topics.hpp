@@ -24,8 +24,8 @@ inline constexpr std::string_view kTriggers = "pv.triggers";
 inline constexpr std::string_view kEvents = "pv.events";
 inline constexpr std::string_view kKeys = "pv.keys";
 
-std::string Send(Channel channel);        // pv.send.email | pv.send.sms | pv.send.push
-std::string DeadLetter(Channel channel);  // pv.dlq.email | pv.dlq.sms | pv.dlq.push
+std::string Send(Channel channel);         // pv.send.email | pv.send.sms | pv.send.push
+std::string DeadLetter(Channel channel);   // pv.dlq.email | pv.dlq.sms | pv.dlq.push
 std::string Delay(std::string_view tier);  // pv.delay.5s ...
 
 // Default delay-ladder tiers, shortest first.
