@@ -1,0 +1,591 @@
+// pv-dispatcher against the dev broker (and a real redis-server): triggers in, rendered sends out,
+// checked field by field; send windows through the delay ladder; SIGKILL mid-stream; Redis outage;
+// catalog reload. Each test starts its own broker and dispatcher processes and stops them by pid.
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+#include <signal.h>
+
+#include <atomic>
+#include <ctime>
+#include <set>
+#include <thread>
+
+#include "harness.hpp"
+#include "pv/delay_ladder.hpp"
+#include "pv/ids.hpp"
+#include "pv/json.hpp"
+
+namespace pv::dispatcher_it {
+namespace {
+
+constexpr const char* kEmailCampaign = R"(id: "e1"
+project: demo
+name: Order shipped
+channel: email
+provider: log
+fallback_provider: smtp
+default_locale: en
+templates:
+  en:
+    from: "Shop <shop@example.com>"
+    reply_to: "help@example.com"
+    subject: "Order {{event.order_id}} for {{user.first_name}}"
+    html: "<p>Hi {{user.first_name}}</p>{{#event.items}}<li>{{name}} x {{qty}}</li>{{/event.items}}"
+  pt:
+    from: "Loja <loja@example.com>"
+    subject: "Pedido {{event.order_id}}"
+    html: "<p>Olá {{user.first_name}}</p>"
+    text: "Olá {{user.first_name}}"
+)";
+
+constexpr const char* kTextCampaign = R"(id: "s1"
+project: demo
+name: Code
+channel: text
+provider: twilio
+templates:
+  en: {body: "Code {{event.code}} for {{campaign.name}}"}
+)";
+
+constexpr const char* kPushCampaign = R"(id: "p1"
+project: demo
+name: Cart
+channel: push
+provider: fcm
+templates:
+  en: {title: "Hi {{user.first_name}}", body: "{{event.n}} items", badge: "{{event.n}}", sound: default,
+       data: {screen: cart, cart_id: "{{event.cart}}"}}
+)";
+
+rapidjson::Document Json(const std::string& s) {
+  rapidjson::Document d;
+  d.Parse(s.c_str());
+  EXPECT_FALSE(d.HasParseError()) << s;
+  return d;
+}
+
+std::string Str(const rapidjson::Value& v, const char* name) {
+  auto s = FindString(v, name);
+  return s ? std::string(*s) : std::string("<absent>");
+}
+
+std::string H(const Record& r, const std::string& name) {
+  auto it = r.headers.find(name);
+  return it == r.headers.end() ? std::string("<absent>") : it->second;
+}
+
+class DispatcherIT : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_.Write("catalog/e1.yaml", kEmailCampaign);
+    dir_.Write("catalog/s1.yaml", kTextCampaign);
+    dir_.Write("catalog/p1.yaml", kPushCampaign);
+  }
+
+  void TearDown() override {
+    if (HasFailure()) {
+      for (const auto& log : logs_) {
+        std::string text = ReadFile(dir_.File(log));
+        if (text.size() > 6000) text = "..." + text.substr(text.size() - 6000);
+        std::fprintf(stderr, "---- %s ----\n%s\n", log.c_str(), text.c_str());
+      }
+    }
+  }
+
+  void StartBroker(const std::vector<std::string>& extra_topics = {"pv.delay.1s:2", "pv.delay.2s:2"}) {
+    broker_ = std::make_unique<DevBroker>(dir_, extra_topics);
+    logs_.push_back("broker.log");
+  }
+
+  void WriteConfig(const std::string& redis_url, const std::string& extra = "") {
+    dir_.Write("config.yaml", "kafka:\n  brokers: \"" + broker_->bootstrap() +
+                                  "\"\n  properties:\n    session.timeout.ms: \"6000\"\n"
+                                  "    heartbeat.interval.ms: \"500\"\n"
+                                  "catalog_dir: " +
+                                  dir_.File("catalog") +
+                                  "\n"
+                                  "redis:\n  url: \"" +
+                                  redis_url +
+                                  "\"\n"
+                                  "log:\n  level: info\n"
+                                  "dispatcher:\n  admin_host: 127.0.0.1\n  admin_port: 0\n"
+                                  "  delay_tiers: [1s, 2s]\n  lag_interval: 200\n  retry_backoff: 200\n" +
+                                  extra);
+  }
+
+  // Starts pv-dispatcher and waits until it owns the trigger partitions (the group join takes a few
+  // seconds on the dev broker).
+  std::unique_ptr<Process> StartDispatcher(const std::string& name = "dispatcher") {
+    std::string port_file = dir_.File(name + ".port");
+    std::remove(port_file.c_str());
+    logs_.push_back(name + ".log");
+    auto p = std::make_unique<Process>(
+        std::vector<std::string>{PV_DISPATCHER_BIN, "--config", dir_.File("config.yaml"), "--port-file",
+                                 port_file},
+        dir_.File(name + ".log"));
+    std::string port = WaitForFile(port_file, 20s);
+    EXPECT_FALSE(port.empty()) << p->Log();
+    admin_port_ = port.empty() ? 0 : std::stoi(port);
+    bool assigned = WaitUntil(
+        [&] {
+          std::string log = p->Log();
+          return log.find(R"("event":"partitions_assigned","group":"pv-dispatcher",)") != std::string::npos &&
+                 log.find(R"("event":"partitions_assigned","group":"pv-dispatcher-delay",)") !=
+                     std::string::npos;
+        },
+        30s);
+    EXPECT_TRUE(assigned) << p->Log();
+    return p;
+  }
+
+  std::string Metrics() { return HttpGet(admin_port_, "/metrics").second; }
+
+  TempDir dir_;
+  std::vector<std::string> logs_;
+  std::unique_ptr<DevBroker> broker_;
+  int admin_port_ = 0;
+};
+
+TEST_F(DispatcherIT, TriggersBecomeRenderedSendsFieldByField) {
+  StartBroker();
+  RedisServer redis(dir_);
+  redis.Cli("SADD pv:suppress:email address:carol@example.com");
+  redis.Cli("SADD pv:suppress:text user:demo:u-dave");
+  WriteConfig(redis.url());
+  auto dispatcher = StartDispatcher();
+
+  TriggerWriter writer(broker_->bootstrap());
+  std::string t1 = writer.Write(
+      "e1", "u-ana",
+      R"({"external_id":"u-ana","email":"ana@example.com","first_name":"Ana <3","locale":"pt-BR"})",
+      R"({"order_id":"A-1"})");
+  std::string t2 = writer.Write(
+      "e1", "u-bob", R"({"external_id":"u-bob","email":"bob@example.com","first_name":"Bob","locale":"fr"})",
+      R"({"order_id":"B-2","items":[{"name":"Pen","qty":2},{"name":"Ink","qty":1}]})");
+  std::string t3 =
+      writer.Write("s1", "u-cy", R"({"external_id":"u-cy","phone":"+15550001111"})", R"({"code":"123456"})");
+  std::string t4 =
+      writer.Write("p1", "u-di", R"({"external_id":"u-di","device_token":"tok-1","first_name":"Di"})",
+                   R"({"n":3,"cart":"c-9"})");
+  std::string t5 = writer.Write("e1", "u-carol", R"({"external_id":"u-carol","email":"Carol@Example.com"})",
+                                R"({"order_id":"C"})");
+  std::string t6 =
+      writer.Write("p1", "u-ed", R"({"external_id":"u-ed","device_token":"tok-2"})", R"({"n":"many"})");
+  std::string t7 =
+      writer.Write("zz", "u-fay", R"({"external_id":"u-fay","email":"fay@example.com"})", R"({})");
+  std::string t8 =
+      writer.Write("s1", "u-dave", R"({"external_id":"u-dave","phone":"+15550002222"})", R"({"code":"1"})");
+  ASSERT_TRUE(writer.Flush());
+
+  TopicReader reader(broker_->bootstrap(), {"pv.send.email", "pv.send.sms", "pv.send.push", "pv.events",
+                                            "pv.dlq.push", "pv.dlq.email"});
+  reader.ReadUntil(
+      [](const std::vector<Record>& rs) {
+        return std::count_if(rs.begin(), rs.end(), [](const Record& r) { return r.topic == "pv.events"; }) >=
+               8;
+      },
+      20s);
+  std::this_thread::sleep_for(300ms);  // anything produced by mistake would show up by now
+  reader.ReadUntil([](const auto&) { return false; }, 300ms);
+
+  // Events: one per trigger, keyed by send_id, with the outcome.
+  std::map<std::string, rapidjson::Document> events;
+  for (const Record& r : reader.Of("pv.events")) {
+    auto d = Json(r.value);
+    EXPECT_EQ(r.key, Str(d, "send_id"));
+    events[Str(d, "trigger_id")] = std::move(d);
+  }
+  ASSERT_EQ(events.size(), 8U);
+  EXPECT_EQ(Str(events[t1], "status"), "queued");
+  EXPECT_EQ(Str(events[t2], "status"), "queued");
+  EXPECT_EQ(Str(events[t3], "status"), "queued");
+  EXPECT_EQ(Str(events[t4], "status"), "queued");
+  EXPECT_EQ(Str(events[t5], "status"), "suppressed");
+  EXPECT_EQ(Str(events[t5], "reason"), "address");
+  EXPECT_EQ(Str(events[t6], "status"), "failed");
+  EXPECT_EQ(Str(events[t6], "error_code"), "render_error");
+  EXPECT_EQ(Str(events[t7], "status"), "failed");
+  EXPECT_EQ(Str(events[t7], "error_code"), "unknown_campaign");
+  EXPECT_EQ(Str(events[t8], "status"), "suppressed");
+  EXPECT_EQ(Str(events[t8], "reason"), "user");
+  EXPECT_EQ(Str(events[t1], "send_id"), SendIdFor(t1, "email"));
+  EXPECT_EQ(Str(events[t1], "campaign_id"), "e1");
+  EXPECT_EQ(Str(events[t1], "channel"), "email");
+  EXPECT_EQ(Str(events[t1], "provider"), "log");
+  EXPECT_EQ(Str(events[t3], "channel"), "text");
+  EXPECT_TRUE(ParseTimestamp(Str(events[t1], "at")).has_value());
+
+  // Email sends.
+  auto emails = reader.Of("pv.send.email");
+  ASSERT_EQ(emails.size(), 2U);
+  std::map<std::string, rapidjson::Document> sends;
+  for (const Record& r : emails) {
+    auto d = Json(r.value);
+    EXPECT_EQ(r.key, Str(d["to"], "external_id"));
+    EXPECT_EQ(H(r, "pv-send-id"), Str(d, "send_id"));
+    sends[Str(d, "trigger_id")] = std::move(d);
+  }
+  {
+    const auto& d = sends[t1];
+    EXPECT_EQ(d["v"].GetInt(), 1);
+    EXPECT_EQ(Str(d, "send_id"), SendIdFor(t1, "email"));
+    EXPECT_EQ(Str(d, "project"), "demo");
+    EXPECT_EQ(Str(d, "campaign_id"), "e1");
+    EXPECT_EQ(Str(d, "channel"), "email");
+    EXPECT_EQ(Str(d, "provider"), "log");
+    EXPECT_EQ(Str(d, "fallback_provider"), "smtp");
+    EXPECT_EQ(d["attempt"].GetInt(), 1);
+    EXPECT_TRUE(ParseTimestamp(Str(d, "created_at")).has_value());
+    EXPECT_EQ(Str(d, "locale"), "pt");
+    EXPECT_EQ(Str(d["to"], "email"), "ana@example.com");
+    EXPECT_EQ(Str(d["to"], "external_id"), "u-ana");
+    EXPECT_EQ(Str(d["content"], "from"), "Loja <loja@example.com>");
+    EXPECT_EQ(Str(d["content"], "subject"), "Pedido A-1");
+    EXPECT_EQ(Str(d["content"], "html"), "<p>Olá Ana &lt;3</p>");
+    EXPECT_EQ(Str(d["content"], "text"), "Olá Ana <3");
+    EXPECT_EQ(Str(d["content"], "reply_to"), "<absent>");
+  }
+  {
+    const auto& d = sends[t2];
+    EXPECT_EQ(Str(d, "locale"), "en");
+    EXPECT_EQ(Str(d["content"], "subject"), "Order B-2 for Bob");
+    EXPECT_EQ(Str(d["content"], "reply_to"), "help@example.com");
+    EXPECT_EQ(Str(d["content"], "html"), "<p>Hi Bob</p><li>Pen x 2</li><li>Ink x 1</li>");
+    EXPECT_EQ(Str(d["content"], "text"), "Hi Bob\n\n- Pen x 2\n- Ink x 1");
+  }
+  // Text.
+  auto texts = reader.Of("pv.send.sms");
+  ASSERT_EQ(texts.size(), 1U);
+  {
+    auto d = Json(texts[0].value);
+    EXPECT_EQ(Str(d, "trigger_id"), t3);
+    EXPECT_EQ(Str(d, "channel"), "text");
+    EXPECT_EQ(Str(d, "send_id"), SendIdFor(t3, "text"));
+    EXPECT_EQ(Str(d["to"], "phone"), "+15550001111");
+    EXPECT_EQ(Str(d["content"], "body"), "Code 123456 for Code");
+    EXPECT_EQ(texts[0].key, "u-cy");
+  }
+  // Push.
+  auto pushes = reader.Of("pv.send.push");
+  ASSERT_EQ(pushes.size(), 1U);
+  {
+    auto d = Json(pushes[0].value);
+    EXPECT_EQ(Str(d, "trigger_id"), t4);
+    EXPECT_EQ(Str(d["to"], "device_token"), "tok-1");
+    EXPECT_EQ(Str(d["content"], "title"), "Hi Di");
+    EXPECT_EQ(Str(d["content"], "body"), "3 items");
+    EXPECT_EQ(Str(d["content"], "sound"), "default");
+    EXPECT_EQ(d["content"]["badge"].GetInt(), 3);
+    EXPECT_EQ(Str(d["content"]["data"], "screen"), "cart");
+    EXPECT_EQ(Str(d["content"]["data"], "cart_id"), "c-9");
+  }
+  // Failures: the trigger, unchanged, in the channel's DLQ with the reason.
+  auto dlq_push = reader.Of("pv.dlq.push");
+  ASSERT_EQ(dlq_push.size(), 1U);
+  EXPECT_EQ(Str(Json(dlq_push[0].value), "trigger_id"), t6);
+  EXPECT_EQ(dlq_push[0].key, "u-ed");
+  EXPECT_EQ(H(dlq_push[0], ladder::kErrorCode), "render_error");
+  EXPECT_NE(H(dlq_push[0], ladder::kError).find("badge"), std::string::npos);
+  EXPECT_EQ(H(dlq_push[0], ladder::kTarget), "pv.triggers");
+  EXPECT_EQ(H(dlq_push[0], ladder::kProvider), "fcm");
+  EXPECT_TRUE(ParseTimestamp(H(dlq_push[0], ladder::kFailedAt)).has_value());
+  auto dlq_email = reader.Of("pv.dlq.email");
+  ASSERT_EQ(dlq_email.size(), 1U);
+  EXPECT_EQ(H(dlq_email[0], ladder::kErrorCode), "unknown_campaign");
+
+  // Admin endpoints and metrics.
+  EXPECT_EQ(HttpGet(admin_port_, "/healthz").first, 200);
+  EXPECT_EQ(HttpGet(admin_port_, "/readyz").first, 200);
+  std::string m = Metrics();
+  EXPECT_EQ(MetricValue(m, R"(pv_dispatcher_consumed_total{topic="pv.triggers"})"), 8);
+  EXPECT_EQ(MetricValue(m, R"(pv_dispatcher_queued_total{channel="email"})"), 2);
+  EXPECT_EQ(MetricValue(m, R"(pv_dispatcher_suppressed_total{channel="email"})"), 1);
+  EXPECT_EQ(MetricValue(m, R"(pv_dispatcher_failed_total{channel="push",error_code="render_error"})"), 1);
+  EXPECT_EQ(MetricValue(m, R"(pv_dispatcher_render_seconds_count)"), 5);
+  EXPECT_TRUE(WaitUntil(
+      [&] { return MetricValue(Metrics(), R"(pv_dispatcher_in_flight{pipeline="triggers"})") == 0; }, 5s));
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        std::string text = Metrics();
+        double total = 0;
+        for (int p = 0; p < 6; ++p) {
+          double v = MetricValue(
+              text, R"(pv_dispatcher_consumer_lag{group="pv-dispatcher",topic="pv.triggers",partition=")" +
+                        std::to_string(p) + "\"}");
+          if (v < 0) return false;
+          total += v;
+        }
+        return total == 0;
+      },
+      5s));
+  EXPECT_EQ(dispatcher->Stop(), 0);
+}
+
+// The window opens at the start of the next UTC minute (at least 3 s away), so the trigger is deferred
+// through the ladder (tiers 1s and 2s: it hops down many times) and must come out at or after that.
+TEST_F(DispatcherIT, DeferredSendComesOutNoEarlierThanDue) {
+  StartBroker();
+  auto now = std::chrono::system_clock::now();
+  auto opening = std::chrono::ceil<std::chrono::minutes>(now + 3s);
+  auto minute_of_day = std::chrono::duration_cast<std::chrono::minutes>(
+                           opening - std::chrono::floor<std::chrono::days>(opening))
+                           .count();
+  auto clock = [](long m) {
+    char buf[8];
+    std::snprintf(buf, sizeof(buf), "%02ld:%02ld", (m / 60) % 24, m % 60);
+    return std::string(buf);
+  };
+  std::string end = clock((minute_of_day + 5) % 1440);
+  if (end == "00:00") end = "24:00";
+  dir_.Write("catalog/w1.yaml",
+             "id: \"w1\"\nproject: demo\nname: Windowed\nchannel: push\nprovider: log\n"
+             "timezone: UTC\nsend_window: {start: \"" +
+                 clock(minute_of_day) + "\", end: \"" + end +
+                 "\"}\ntemplates:\n  en: {body: \"hello {{user.external_id}}\"}\n");
+  WriteConfig("");
+  auto dispatcher = StartDispatcher();
+  TriggerWriter writer(broker_->bootstrap());
+  std::string id =
+      writer.Write("w1", "u-w", R"({"external_id":"u-w","device_token":"tok-w","timezone":"UTC"})", "{}");
+  ASSERT_TRUE(writer.Flush());
+  ASSERT_LT(std::chrono::system_clock::now(), opening) << "the test machine is too slow for this test";
+
+  TopicReader reader(broker_->bootstrap(), {"pv.events", "pv.send.push", "pv.delay.1s", "pv.delay.2s"});
+  auto timeout =
+      std::chrono::duration_cast<std::chrono::milliseconds>(opening - std::chrono::system_clock::now()) + 20s;
+  reader.ReadUntil(
+      [](const std::vector<Record>& rs) {
+        return std::any_of(rs.begin(), rs.end(), [](const Record& r) { return r.topic == "pv.send.push"; });
+      },
+      timeout);
+
+  auto events = reader.Of("pv.events");
+  ASSERT_GE(events.size(), 2U);
+  auto deferred = Json(events[0].value);
+  EXPECT_EQ(Str(deferred, "status"), "deferred");
+  EXPECT_EQ(Str(deferred, "send_id"), SendIdFor(id, "push"));
+  EXPECT_EQ(Str(deferred, "due_at"), FormatTimestamp(opening));
+  EXPECT_EQ(Str(Json(events[1].value), "status"), "queued");
+
+  auto sends = reader.Of("pv.send.push");
+  ASSERT_EQ(sends.size(), 1U);
+  auto send = Json(sends[0].value);
+  EXPECT_EQ(Str(send, "trigger_id"), id);
+  EXPECT_EQ(Str(send, "send_id"), SendIdFor(id, "push"));
+  EXPECT_EQ(Str(send["content"], "body"), "hello u-w");
+  EXPECT_GE(sends[0].timestamp, std::chrono::floor<std::chrono::milliseconds>(opening));
+  EXPECT_GE(sends[0].read_at, opening);
+  EXPECT_GE(*ParseTimestamp(Str(send, "created_at")), opening);
+  // It was late by little: the ladder sleeps until due, it does not poll on a period.
+  EXPECT_LT(sends[0].read_at, opening + 3s);
+
+  // It travelled the ladder: first into the 2 s tier, then hops; every copy carries the due time and
+  // the target, and the value unchanged.
+  auto delayed = reader.Of("pv.delay.2s");
+  auto delayed1 = reader.Of("pv.delay.1s");
+  delayed.insert(delayed.end(), delayed1.begin(), delayed1.end());
+  ASSERT_GE(delayed.size(), 1U);
+  for (const auto& r : delayed) {
+    EXPECT_EQ(H(r, ladder::kDueAt), FormatTimestamp(opening));
+    EXPECT_EQ(H(r, ladder::kTarget), "pv.triggers");
+    EXPECT_EQ(H(r, ladder::kAttempt), "1");
+    EXPECT_EQ(Str(Json(r.value), "trigger_id"), id);
+    EXPECT_EQ(r.key, "u-w");
+  }
+  std::string m = Metrics();
+  EXPECT_EQ(MetricValue(m, R"(pv_dispatcher_deferred_total{channel="push"})"), 1);
+  EXPECT_EQ(MetricValue(m, R"(pv_dispatcher_queued_total{channel="push"})"), 1);
+  EXPECT_GE(MetricValue(m, R"(pv_dispatcher_delay_released_total{tier="1s"})") +
+                MetricValue(m, R"(pv_dispatcher_delay_released_total{tier="2s"})"),
+            0);
+  EXPECT_EQ(dispatcher->Stop(), 0);
+}
+
+// The ladder on its own: a record due in 3.5 s, put in the 2 s tier, hops and reaches its target no
+// earlier than due, with its headers; one already overdue goes at once.
+TEST_F(DispatcherIT, LadderReleasesToTheTargetWhenDue) {
+  StartBroker({"pv.delay.1s:2", "pv.delay.2s:2", "pv.test.target:1"});
+  WriteConfig("");
+  auto dispatcher = StartDispatcher();
+  kafka::Settings settings;
+  settings.brokers = broker_->bootstrap();
+  kafka::Producer producer(settings, kafka::ProducerOptions{});
+  auto tiers = ladder::ParseTiers({"1s", "2s"});
+  auto group = std::make_shared<kafka::DeliveryGroup>(2);
+  auto now = std::chrono::system_clock::now();
+  auto due = std::chrono::floor<std::chrono::milliseconds>(now + 3500ms);
+  kafka::Header extra{"x-trace", "abc"};
+  ASSERT_EQ(ladder::Schedule(producer, tiers, "pv.test.target", "k1", "later", due, 4,
+                             std::span<const kafka::Header>(&extra, 1), group, now),
+            RD_KAFKA_RESP_ERR_NO_ERROR);
+  auto overdue = std::chrono::floor<std::chrono::milliseconds>(now - 1min);
+  ASSERT_EQ(ladder::Schedule(producer, tiers, "pv.test.target", "k2", "overdue", overdue, 1, {}, group, now),
+            RD_KAFKA_RESP_ERR_NO_ERROR);
+  ASSERT_TRUE(group->Wait(std::chrono::steady_clock::now() + 10s));
+  auto acked = std::chrono::system_clock::now();  // a new producer's first records may take a while
+
+  TopicReader reader(broker_->bootstrap(), {"pv.test.target"});
+  reader.ReadUntil([](const std::vector<Record>& rs) { return rs.size() >= 2; }, 20s);
+  auto out = reader.Of("pv.test.target");
+  ASSERT_EQ(out.size(), 2U);
+  std::map<std::string, Record> by_key;
+  for (const auto& r : out) by_key[r.key] = r;
+  EXPECT_EQ(by_key["k2"].value, "overdue");
+  EXPECT_LT(by_key["k2"].timestamp - acked, 1s);  // overdue (in the 1 s tier): at once
+  const Record& later = by_key["k1"];
+  EXPECT_EQ(later.value, "later");
+  EXPECT_GE(later.timestamp, due);       // produced to the target no earlier than due
+  EXPECT_LT(later.timestamp - due, 1s);  // and not much later: the scheduler sleeps until due
+  EXPECT_EQ(H(later, ladder::kAttempt), "4");
+  EXPECT_EQ(H(later, ladder::kTarget), "pv.test.target");
+  EXPECT_EQ(H(later, ladder::kDueAt), FormatTimestamp(due));
+  EXPECT_EQ(H(later, "x-trace"), "abc");
+  std::string m = Metrics();
+  EXPECT_GE(MetricValue(m, R"(pv_dispatcher_delay_hops_total{tier="2s"})"), 1);
+  EXPECT_EQ(dispatcher->Stop(), 0);
+}
+
+// SIGKILL while triggers stream in and sends stream out; after a restart every trigger has its send
+// (a trigger whose outputs were produced but whose offset was not committed is processed again: its
+// duplicate has the same send_id).
+TEST_F(DispatcherIT, SigkillMidStreamThenRestartLosesNothing) {
+  StartBroker();
+  WriteConfig("", "  max_in_flight: 200\n");
+  auto dispatcher = StartDispatcher("dispatcher-1");
+  constexpr int kTotal = 3000;
+  std::vector<std::string> ids(kTotal);
+  std::atomic<int> written{0};
+  std::thread feeder([&] {
+    TriggerWriter writer(broker_->bootstrap());
+    for (int i = 0; i < kTotal; ++i) {
+      std::string user = "u-" + std::to_string(i % 97);
+      ids[i] = writer.Write(
+          "e1", user,
+          R"({"external_id":")" + user + R"(","email":")" + user + R"(@example.com","first_name":"N"})",
+          R"({"order_id":")" + std::to_string(i) + R"("})");
+      if (i % 100 == 99) {
+        writer.Flush();
+        written.store(i + 1);
+        std::this_thread::sleep_for(60ms);  // ~1,600 triggers/s: the kill lands mid-stream
+      }
+    }
+    writer.Flush();
+    written.store(kTotal);
+  });
+  TopicReader reader(broker_->bootstrap(), {"pv.send.email"});
+  reader.ReadUntil([](const std::vector<Record>& rs) { return rs.size() >= 1500; }, 30s);
+  dispatcher->Kill();
+  int at_kill = written.load();
+  feeder.join();
+  EXPECT_LT(at_kill, kTotal) << "the kill came after the stream ended: the test proves less than it should";
+
+  auto restarted = StartDispatcher("dispatcher-2");
+  auto complete = [&](const std::vector<Record>& rs) {
+    std::set<std::string> seen;
+    for (const auto& r : rs) seen.insert(Str(Json(r.value), "trigger_id"));
+    return seen.size() >= static_cast<size_t>(kTotal);
+  };
+  reader.ReadUntil(complete, 60s);
+  std::map<std::string, std::set<std::string>> send_ids;  // trigger -> send ids
+  for (const auto& r : reader.Of("pv.send.email")) {
+    auto d = Json(r.value);
+    send_ids[Str(d, "trigger_id")].insert(Str(d, "send_id"));
+  }
+  size_t missing = 0;
+  for (const auto& id : ids) {
+    auto it = send_ids.find(id);
+    if (it == send_ids.end()) {
+      ++missing;
+      continue;
+    }
+    EXPECT_EQ(it->second, std::set<std::string>{SendIdFor(id, "email")}) << id;
+  }
+  EXPECT_EQ(missing, 0U);
+  size_t duplicates = reader.Of("pv.send.email").size() - send_ids.size();
+  std::fprintf(stderr, "sends: %zu for %d triggers (%zu duplicates after the SIGKILL)\n",
+               reader.Of("pv.send.email").size(), kTotal, duplicates);
+  EXPECT_EQ(restarted->Stop(), 0);
+}
+
+// Redis unreachable: no trigger goes out unchecked; consumption pauses, /readyz says why; when Redis is
+// back the held triggers go out, suppression applied.
+TEST_F(DispatcherIT, RedisOutagePausesAndResumes) {
+  StartBroker();
+  RedisServer redis(dir_);
+  redis.Cli("SADD pv:suppress:text address:+15550000002");
+  WriteConfig(redis.url(), "  redis_timeout: 300\n");
+  auto dispatcher = StartDispatcher();
+  // Frozen, Redis still accepts connections (the kernel does) but answers nothing: the harder case
+  // than a refused connection, which the dispatcher treats the same way.
+  redis.process().Signal(SIGSTOP);
+
+  TriggerWriter writer(broker_->bootstrap());
+  std::string ok =
+      writer.Write("s1", "u-1", R"({"external_id":"u-1","phone":"+15550000001"})", R"({"code":"1"})");
+  std::string blocked =
+      writer.Write("s1", "u-2", R"({"external_id":"u-2","phone":"+15550000002"})", R"({"code":"2"})");
+  ASSERT_TRUE(writer.Flush());
+  EXPECT_TRUE(WaitUntil([&] { return HttpGet(admin_port_, "/readyz").first == 503; }, 10s));
+  EXPECT_NE(HttpGet(admin_port_, "/readyz").second.find("redis"), std::string::npos);
+  TopicReader reader(broker_->bootstrap(), {"pv.send.sms", "pv.events"});
+  reader.ReadUntil([](const auto&) { return false; }, 1500ms);
+  EXPECT_TRUE(reader.Of("pv.send.sms").empty()) << "a send went out without a suppression check";
+  EXPECT_TRUE(reader.Of("pv.events").empty());
+  EXPECT_EQ(MetricValue(Metrics(), R"(pv_dispatcher_paused{reason="redis"})"), 1);
+  EXPECT_EQ(MetricValue(Metrics(), R"(pv_dispatcher_redis_up)"), 0);
+
+  redis.process().Signal(SIGCONT);
+  reader.ReadUntil(
+      [](const std::vector<Record>& rs) {
+        return std::count_if(rs.begin(), rs.end(), [](const Record& r) { return r.topic == "pv.events"; }) >=
+               2;
+      },
+      15s);
+  auto sends = reader.Of("pv.send.sms");
+  ASSERT_EQ(sends.size(), 1U);
+  EXPECT_EQ(Str(Json(sends[0].value), "trigger_id"), ok);
+  std::map<std::string, std::string> status;
+  for (const auto& r : reader.Of("pv.events")) {
+    auto d = Json(r.value);
+    status[Str(d, "trigger_id")] = Str(d, "status");
+  }
+  EXPECT_EQ(status[ok], "queued");
+  EXPECT_EQ(status[blocked], "suppressed");
+  EXPECT_TRUE(WaitUntil([&] { return HttpGet(admin_port_, "/readyz").first == 200; }, 5s));
+  EXPECT_EQ(MetricValue(Metrics(), R"(pv_dispatcher_paused{reason="redis"})"), 0);
+  EXPECT_EQ(dispatcher->Stop(), 0);
+}
+
+// SIGHUP reloads the catalog; a broken catalog is refused and the old one kept.
+TEST_F(DispatcherIT, CatalogReloadOnSighup) {
+  StartBroker();
+  WriteConfig("");
+  auto dispatcher = StartDispatcher();
+  dir_.Write("catalog/broken.yaml",
+             "id: \"x1\"\nproject: demo\nchannel: text\nprovider: log\n"
+             "templates:\n  en: {body: \"{{#unclosed}}\"}\n");
+  dispatcher->Signal(SIGHUP);
+  ASSERT_TRUE(
+      WaitUntil([&] { return dispatcher->Log().find("catalog_reload_failed") != std::string::npos; }, 10s));
+  EXPECT_NE(dispatcher->Log().find("broken.yaml: templates.en.body"), std::string::npos);
+  std::remove(dir_.File("catalog/broken.yaml").c_str());
+  dir_.Write("catalog/s2.yaml",
+             "id: \"s2\"\nproject: demo\nname: New\nchannel: text\nprovider: log\n"
+             "templates:\n  en: {body: \"new {{event.x}}\"}\n");
+  dispatcher->Signal(SIGHUP);
+  ASSERT_TRUE(WaitUntil(
+      [&] { return dispatcher->Log().find(R"("event":"catalog_reloaded")") != std::string::npos; }, 10s));
+  TriggerWriter writer(broker_->bootstrap());
+  std::string id =
+      writer.Write("s2", "u-1", R"({"external_id":"u-1","phone":"+15550000001"})", R"({"x":"one"})");
+  ASSERT_TRUE(writer.Flush());
+  TopicReader reader(broker_->bootstrap(), {"pv.send.sms"});
+  reader.ReadUntil([](const std::vector<Record>& rs) { return !rs.empty(); }, 15s);
+  auto sends = reader.Of("pv.send.sms");
+  ASSERT_EQ(sends.size(), 1U);
+  EXPECT_EQ(Str(Json(sends[0].value)["content"], "body"), "new one");
+  EXPECT_EQ(dispatcher->Stop(), 0);
+}
+
+}  // namespace
+}  // namespace pv::dispatcher_it
