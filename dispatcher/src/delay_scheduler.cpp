@@ -97,7 +97,7 @@ int DelayScheduler::Run() {
   for (const auto& [tp, q] : held_) held += q.size();
   log::Info("delay_scheduler_stopping", {{"outstanding", book_.Outstanding()}, {"held", held}});
   held_.clear();
-  if (!fatal_) consumer_->Close();
+  consumer_->Close();  // commits the offsets stored for finished work
   return fatal_ ? 1 : 0;
 }
 

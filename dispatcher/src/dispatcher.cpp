@@ -100,10 +100,11 @@ Dispatcher::Dispatcher(DispatcherOptions options, kafka::Settings kafka_settings
 
 Dispatcher::~Dispatcher() {
   if (admin_) admin_->Stop();
-  // Consumers first (they close their groups), then the producer (it flushes).
+  // The producer first: its last delivery reports go to the pipelines' completion queues, which must
+  // still exist. The consumers were closed when Run returned.
+  producer_.reset();
   scheduler_.reset();
   pipeline_.reset();
-  producer_.reset();
 }
 
 int Dispatcher::StartAdmin() {
@@ -122,13 +123,22 @@ int Dispatcher::Run() {
   std::thread delay_thread;
   if (scheduler_) {
     delay_thread = std::thread([&] {
-      scheduler_status = scheduler_->Run();
-      // A scheduler that cannot go on (fatal producer error) stops the whole process: its records
-      // would otherwise wait unseen.
+      try {
+        scheduler_status = scheduler_->Run();
+      } catch (const std::exception& e) {
+        log::Error("delay_scheduler_failed", {{"error", e.what()}});
+        scheduler_status = 1;
+      }
+      // A scheduler that cannot go on stops the whole process: its records would otherwise wait unseen.
       if (scheduler_status != 0) Stop();
     });
   }
-  int status = pipeline_->Run();
+  int status = 1;
+  try {
+    status = pipeline_->Run();
+  } catch (const std::exception& e) {
+    log::Error("trigger_pipeline_failed", {{"error", e.what()}});
+  }
   if (status != 0) Stop();
   if (delay_thread.joinable()) delay_thread.join();
   int left = producer_->Flush(options_.shutdown_timeout);

@@ -54,6 +54,13 @@ class ForwardGroup final : public kafka::DeliveryGroup {
 
 class CompletionQueue {
  public:
+  CompletionQueue() = default;
+  CompletionQueue(const CompletionQueue&) = delete;
+  CompletionQueue& operator=(const CompletionQueue&) = delete;
+  ~CompletionQueue() {
+    for (Pending* p : items_) delete p;  // NOLINT(cppcoreguidelines-owning-memory): reported, never taken
+  }
+
   void Push(Pending* p) {
     {
       std::lock_guard lock(mutex_);

@@ -45,6 +45,13 @@ TriggerPipeline::TriggerPipeline(const DispatcherOptions& options, const kafka::
     log::Info("suppression_enabled", {{"redis", fmt::format("{}:{}", address.host, address.port)}});
   }
   metrics_.redis_up.Get().Set(suppression_ ? 0 : 1);
+  char value[64];
+  size_t size = sizeof(value);
+  if (rd_kafka_conf_get(rd_kafka_conf(producer.handle()), "message.max.bytes", value, &size) ==
+      RD_KAFKA_CONF_OK) {
+    // Room for the key, headers and record overhead.
+    max_message_bytes_ = static_cast<size_t>(std::max(0LL, std::atoll(value) - 4096));
+  }
   kafka::ConsumerOptions consumer_options;
   consumer_options.group_id = options.group_id;
   consumer_options.client_id = "pv-dispatcher";
@@ -146,7 +153,7 @@ int TriggerPipeline::Run() {
             {{"outstanding", book_.Outstanding()}, {"unfinished", book_.InFlight()}, {"fatal", fatal_}});
   batch_.clear();
   retries_.clear();
-  if (!fatal_) consumer_->Close();
+  consumer_->Close();  // commits the offsets stored for finished work
   return fatal_ ? 1 : 0;
 }
 
@@ -227,7 +234,16 @@ bool TriggerPipeline::ProcessBatch() {
 
   auto now = std::chrono::system_clock::now();
   for (size_t i = 0; i < batch_.size(); ++i) {
-    Outcome outcome = processor_.Decide(parsed[i], kafka::Key(batch_[i].message.get()), suppressed[i], now);
+    std::string_view key = kafka::Key(batch_[i].message.get());
+    Outcome outcome = processor_.Decide(parsed[i], key, suppressed[i], now);
+    if (outcome.action == Action::kSend && outcome.records.front().value.size() > max_message_bytes_) {
+      // librdkafka would refuse it on every retry: a permanent failure of this trigger, not a stall.
+      size_t size = outcome.records.front().value.size();
+      outcome = processor_.Failure(
+          parsed[i], key, "send_too_large",
+          fmt::format("the rendered send is {} bytes, over message.max.bytes ({})", size, max_message_bytes_),
+          now);
+    }
     if (outcome.render_time.count() > 0) {
       render_seconds_->Observe(std::chrono::duration<double>(outcome.render_time).count());
     }

@@ -80,6 +80,7 @@ class TriggerPipeline {
   bool repause_ = false;
   std::optional<std::chrono::steady_clock::time_point> full_since_;
   bool fatal_ = false;
+  size_t max_message_bytes_ = 1000000 - 4096;
   std::atomic<bool> redis_ok_{true};
   std::atomic<bool> assigned_once_{false};
 

@@ -97,12 +97,12 @@ class DispatcherIT : public ::testing::Test {
     logs_.push_back("broker.log");
   }
 
-  void WriteConfig(const std::string& redis_url, const std::string& extra = "") {
+  void WriteConfig(const std::string& redis_url, const std::string& extra = "",
+                   const std::string& kafka_properties = "") {
     dir_.Write("config.yaml", "kafka:\n  brokers: \"" + broker_->bootstrap() +
                                   "\"\n  properties:\n    session.timeout.ms: \"6000\"\n"
-                                  "    heartbeat.interval.ms: \"500\"\n"
-                                  "catalog_dir: " +
-                                  dir_.File("catalog") +
+                                  "    heartbeat.interval.ms: \"500\"\n" +
+                                  kafka_properties + "catalog_dir: " + dir_.File("catalog") +
                                   "\n"
                                   "redis:\n  url: \"" +
                                   redis_url +
@@ -181,12 +181,13 @@ TEST_F(DispatcherIT, TriggersBecomeRenderedSendsFieldByField) {
                                             "pv.dlq.push", "pv.dlq.email"});
   reader.ReadUntil(
       [](const std::vector<Record>& rs) {
-        return std::count_if(rs.begin(), rs.end(), [](const Record& r) { return r.topic == "pv.events"; }) >=
-               8;
+        std::map<std::string, int> n;
+        for (const auto& r : rs) ++n[r.topic];
+        return n["pv.events"] >= 8 && n["pv.send.email"] >= 2 && n["pv.send.sms"] >= 1 &&
+               n["pv.send.push"] >= 1 && n["pv.dlq.push"] >= 1 && n["pv.dlq.email"] >= 1;
       },
       20s);
-  std::this_thread::sleep_for(300ms);  // anything produced by mistake would show up by now
-  reader.ReadUntil([](const auto&) { return false; }, 300ms);
+  reader.ReadUntil([](const auto&) { return false; }, 500ms);  // anything produced by mistake shows up by now
 
   // Events: one per trigger, keyed by send_id, with the outcome.
   std::map<std::string, rapidjson::Document> events;
@@ -553,6 +554,43 @@ TEST_F(DispatcherIT, RedisOutagePausesAndResumes) {
   EXPECT_EQ(status[blocked], "suppressed");
   EXPECT_TRUE(WaitUntil([&] { return HttpGet(admin_port_, "/readyz").first == 200; }, 5s));
   EXPECT_EQ(MetricValue(Metrics(), R"(pv_dispatcher_paused{reason="redis"})"), 0);
+  EXPECT_EQ(dispatcher->Stop(), 0);
+}
+
+// A rendered send larger than the producer may send (message.max.bytes) is a permanent failure of
+// that trigger (DLQ), not a partition stuck retrying it.
+TEST_F(DispatcherIT, OversizedSendFailsPermanently) {
+  StartBroker();
+  dir_.Write("catalog/big.yaml",
+             "id: \"big\"\nproject: demo\nchannel: email\nprovider: log\ntemplates:\n"
+             "  en: {from: \"a@example.com\", subject: \"s\", html: \"{{#event.items}}<p>" +
+                 std::string(200, 'x') + " {{name}}</p>{{/event.items}}\"}\n");
+  WriteConfig("", "", "    message.max.bytes: \"20000\"\n");
+  auto dispatcher = StartDispatcher();
+  std::string items;
+  for (int i = 0; i < 100; ++i)
+    items += std::string(i ? "," : "") + R"({"name":"n)" + std::to_string(i) + R"("})";
+  TriggerWriter writer(broker_->bootstrap());
+  std::string big = writer.Write("big", "u-1", R"({"external_id":"u-1","email":"a@example.com"})",
+                                 R"({"items":[)" + items + "]}");
+  std::string small = writer.Write("big", "u-2", R"({"external_id":"u-2","email":"b@example.com"})",
+                                   R"({"items":[{"name":"one"}]})");
+  ASSERT_TRUE(writer.Flush());
+  TopicReader reader(broker_->bootstrap(), {"pv.send.email", "pv.dlq.email", "pv.events"});
+  reader.ReadUntil(
+      [](const std::vector<Record>& rs) {
+        std::map<std::string, int> n;
+        for (const auto& r : rs) ++n[r.topic];
+        return n["pv.events"] >= 2 && n["pv.dlq.email"] >= 1 && n["pv.send.email"] >= 1;
+      },
+      15s);
+  auto dlq = reader.Of("pv.dlq.email");
+  ASSERT_EQ(dlq.size(), 1U);
+  EXPECT_EQ(Str(Json(dlq[0].value), "trigger_id"), big);
+  EXPECT_EQ(H(dlq[0], ladder::kErrorCode), "send_too_large");
+  auto sends = reader.Of("pv.send.email");
+  ASSERT_EQ(sends.size(), 1U);
+  EXPECT_EQ(Str(Json(sends[0].value), "trigger_id"), small);
   EXPECT_EQ(dispatcher->Stop(), 0);
 }
 

@@ -99,6 +99,13 @@ class TriggerProcessor {
   // Decides and builds the records. `key` is the consumed record's key (external_id).
   Outcome Decide(const ParsedTrigger& trigger, std::string_view key, Suppressed suppressed, TimePoint now);
 
+  // The permanent-failure outcome (DLQ + `failed` event) for a reason found outside Decide, such as a
+  // rendered send larger than the broker accepts.
+  Outcome Failure(const ParsedTrigger& trigger, std::string_view key, std::string code, std::string error,
+                  TimePoint now) {
+    return Fail(trigger, key, std::move(code), std::move(error), now);
+  }
+
   const ProcessorOptions& options() const { return options_; }
 
  private:
