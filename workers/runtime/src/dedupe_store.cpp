@@ -142,6 +142,11 @@ std::optional<std::vector<ClaimResult>> RedisDedupeStore::Claim(std::span<const 
   return std::nullopt;
 }
 
+bool RedisDedupeStore::Probe() {
+  auto replies = client_.Pipeline({{"PING"}});
+  return replies && !(*replies)[0].IsError();
+}
+
 bool RedisDedupeStore::Settle(std::span<const SettleRequest> requests) {
   if (requests.empty()) return true;
   if (!client_.EnsureConnected() || !LoadScripts()) return false;

@@ -229,6 +229,10 @@ int Worker::Run() {
         ClaimBatch();
       }
       if (store_down_ && !claim_queue_.empty()) ClaimBatch();  // throttled by the store's backoff
+      if (store_down_ && claim_queue_.empty() && settle_queue_.empty() && store_->Probe()) {
+        pv::log::Info("worker_resumed", {{"reason", "redis reachable"}});
+        store_down_ = false;
+      }
     }
     StartDeliveries();
     CollectInbox();
@@ -653,7 +657,12 @@ void Worker::SettleBatch(bool force) {
       requests.push_back({job.send->send_id, job.settle_sent, job.message_id});
     }
     if (requests.empty()) return;
-    if (!store_->Settle(requests)) {
+    bool settled = store_->Settle(requests);
+    if (settled && store_down_) {
+      pv::log::Info("worker_resumed", {{"reason", "redis reachable"}});
+      store_down_ = false;
+    }
+    if (!settled) {
       metrics_.redis_errors.With({channel_name_}).Inc();
       if (!force) {
         if (!store_down_) pv::log::Warn("worker_paused", {{"reason", "redis unreachable"}});

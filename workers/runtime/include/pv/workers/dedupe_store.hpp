@@ -62,6 +62,8 @@ class DedupeStore {
   virtual bool Settle(std::span<const SettleRequest> requests) = 0;
   // Whether the last call reached the store; callable from any thread.
   virtual bool Reachable() const = 0;
+  // (Re)connects if needed and checks the store answers; false when not (yet) reachable.
+  virtual bool Probe() = 0;
 };
 
 struct RedisDedupeOptions {
@@ -78,6 +80,7 @@ class RedisDedupeStore final : public DedupeStore {
   std::optional<std::vector<ClaimResult>> Claim(std::span<const ClaimRequest> requests) override;
   bool Settle(std::span<const SettleRequest> requests) override;
   bool Reachable() const override { return client_.connected(); }
+  bool Probe() override;
 
   static std::string SendKey(std::string_view send_id) { return "pv:send:" + std::string(send_id); }
 
