@@ -88,18 +88,18 @@ void ParseTemplate(const fs::path& file, const std::string& locale, const YAML::
     if (allowed.count(field) == 0) {
       std::string names;
       for (const auto& a : allowed) names += (names.empty() ? "" : ", ") + a;
-      problems.Add(file.string(), where + "." + key,
+      problems.Add(file.string(), fmt::format("{}.{}", where, key),
                    fmt::format("unknown field for a {} campaign (expected {})", ChannelName(channel), names));
       continue;
     }
     if (field == "data") {
       if (from_file || !item.second.IsMap()) {
-        problems.Add(file.string(), where + ".data", "must be a mapping of string values");
+        problems.Add(file.string(), fmt::format("{}.data", where), "must be a mapping of string values");
         continue;
       }
       for (const auto& d : item.second) {
         if (!d.second.IsScalar()) {
-          problems.Add(file.string(), where + ".data." + d.first.as<std::string>(), "must be a string");
+          problems.Add(file.string(), fmt::format("{}.data.{}", where, d.first.as<std::string>()), "must be a string");
           continue;
         }
         out.data[d.first.as<std::string>()] = d.second.as<std::string>();
@@ -107,7 +107,7 @@ void ParseTemplate(const fs::path& file, const std::string& locale, const YAML::
       continue;
     }
     if (!item.second.IsScalar()) {
-      problems.Add(file.string(), where + "." + key, "must be a string");
+      problems.Add(file.string(), fmt::format("{}.{}", where, key), "must be a string");
       continue;
     }
     if (from_file) {
@@ -115,7 +115,7 @@ void ParseTemplate(const fs::path& file, const std::string& locale, const YAML::
       try {
         out.fields[field] = ReadFile(path);
       } catch (const std::exception&) {
-        problems.Add(file.string(), where + "." + key,
+        problems.Add(file.string(), fmt::format("{}.{}", where, key),
                      fmt::format("cannot read template file {}", path.string()));
       }
     } else {
@@ -124,7 +124,7 @@ void ParseTemplate(const fs::path& file, const std::string& locale, const YAML::
   }
   auto require = [&](const char* field) {
     if (out.fields.count(field) == 0 || out.fields[field].empty()) {
-      problems.Add(file.string(), where + "." + field, "is required");
+      problems.Add(file.string(), fmt::format("{}.{}", where, field), "is required");
     }
   };
   switch (channel) {
@@ -136,8 +136,6 @@ void ParseTemplate(const fs::path& file, const std::string& locale, const YAML::
       }
       break;
     case Channel::kSms:
-      require("body");
-      break;
     case Channel::kPush:
       require("body");
       break;

@@ -101,7 +101,7 @@ Family<Gauge>& Registry::AddGauge(const std::string& name, const std::string& he
 }
 
 Family<Histogram>& Registry::AddHistogram(const std::string& name, const std::string& help,
-                                          std::vector<std::string> labels, std::vector<double> bounds) {
+                                          std::vector<std::string> labels, const std::vector<double>& bounds) {
   std::lock_guard lock(mutex_);
   histograms_.push_back(std::make_unique<Family<Histogram>>(
       name, help, std::move(labels), [bounds] { return std::make_unique<Histogram>(bounds); }));

@@ -112,10 +112,9 @@ bool IsLanguageTag(std::string_view s) {
       position = 1;
     } else if (position <= 1 && all_alpha && part.size() == 4) {
       position = 2;
-    } else if (position <= 2 && ((all_alpha && part.size() == 2) || (all_digit && part.size() == 3))) {
-      position = 3;
-    } else if (all_alnum && part.size() >= 5 && part.size() <= 8) {
-      position = 3;
+    } else if ((position <= 2 && ((all_alpha && part.size() == 2) || (all_digit && part.size() == 3))) ||
+               (all_alnum && part.size() >= 5 && part.size() <= 8)) {
+      position = 3;  // a region, or a variant (variants may follow a region or each other)
     } else {
       return false;
     }

@@ -105,7 +105,7 @@ class Registry {
   Family<Gauge>& AddGauge(const std::string& name, const std::string& help,
                           std::vector<std::string> labels = {});
   Family<Histogram>& AddHistogram(const std::string& name, const std::string& help,
-                                  std::vector<std::string> labels, std::vector<double> bounds);
+                                  std::vector<std::string> labels, const std::vector<double>& bounds);
   // A gauge computed at scrape time (e.g. a queue length read from a library).
   void AddCallbackGauge(const std::string& name, const std::string& help, std::function<double()> fn);
 
