@@ -1,0 +1,162 @@
+// RedisDedupeStore against a real redis-server: claims, sent marks, releases that only undo our own
+// claim, pipelined batches, the shared GCRA rate limit (with SMS segment costs), and reconnection
+// after the server restarts.
+#include "pv/workers/dedupe_store.hpp"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "pv/log.hpp"
+#include "worker_env.hpp"
+
+namespace pv::workers {
+namespace {
+
+using pv::testing::RedisServer;
+using namespace std::chrono_literals;
+
+RedisDedupeOptions Options(const RedisServer& redis, const std::string& worker) {
+  RedisDedupeOptions o;
+  o.redis.url = redis.url();
+  o.redis.timeout = 500ms;
+  o.redis.reconnect_backoff = 100ms;
+  o.worker_id = worker;
+  o.lease = 2000ms;
+  o.sent_ttl = 60000ms;
+  return o;
+}
+
+class DedupeStoreTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { pv::log::SetLevel(pv::log::Level::kError); }
+  RedisServer redis_;
+};
+
+TEST_F(DedupeStoreTest, ClaimSentReleaseAndAnotherWorkersClaim) {
+  RedisDedupeStore a(Options(redis_, "a"));
+  RedisDedupeStore b(Options(redis_, "b"));
+  std::vector<ClaimRequest> batch = {{"s1", "p", 1}, {"s2", "p", 1}, {"s3", "p", 1}};
+  auto r = a.Claim(batch);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->size(), 3U);
+  for (const auto& c : *r) EXPECT_EQ(c.status, ClaimStatus::kClaimed);
+  EXPECT_EQ(redis_.Command({"GET", "pv:send:s1"}), "inflight:a");
+  long long ttl = std::stoll(redis_.Command({"PTTL", "pv:send:s1"}));
+  EXPECT_GT(ttl, 1000);
+  EXPECT_LE(ttl, 2000);
+
+  r = b.Claim(batch);
+  ASSERT_TRUE(r);
+  EXPECT_EQ((*r)[0].status, ClaimStatus::kInFlightElsewhere);
+  EXPECT_EQ((*r)[0].detail, "a");
+
+  // a: s1 sent, s2 failed (released). b must not release a's claim on s3.
+  std::vector<SettleRequest> settle = {{"s1", true, "msg-1"}, {"s2", false, ""}};
+  ASSERT_TRUE(a.Settle(settle));
+  std::vector<SettleRequest> foreign = {{"s3", false, ""}};
+  ASSERT_TRUE(b.Settle(foreign));
+  EXPECT_EQ(redis_.Command({"GET", "pv:send:s1"}), "sent:msg-1");
+  EXPECT_GT(std::stoll(redis_.Command({"PTTL", "pv:send:s1"})), 50000);
+  EXPECT_EQ(redis_.Command({"EXISTS", "pv:send:s2"}), "0");
+  EXPECT_EQ(redis_.Command({"GET", "pv:send:s3"}), "inflight:a");
+
+  r = b.Claim(batch);
+  ASSERT_TRUE(r);
+  EXPECT_EQ((*r)[0].status, ClaimStatus::kAlreadySent);
+  EXPECT_EQ((*r)[0].detail, "msg-1");
+  EXPECT_EQ((*r)[1].status, ClaimStatus::kClaimed);  // the failed one goes through again
+  EXPECT_EQ((*r)[2].status, ClaimStatus::kInFlightElsewhere);
+
+  // The lease runs out when a worker dies holding a claim.
+  std::this_thread::sleep_for(2100ms);
+  std::vector<ClaimRequest> s3 = {{"s3", "p", 1}};
+  r = b.Claim(s3);
+  ASSERT_TRUE(r);
+  EXPECT_EQ((*r)[0].status, ClaimStatus::kClaimed);
+}
+
+TEST_F(DedupeStoreTest, RateLimitIsSharedAndCountsCost) {
+  RedisDedupeOptions oa = Options(redis_, "a");
+  oa.rate_limits["sms"] = RateLimit{10, 0, 0};
+  RedisDedupeOptions ob = Options(redis_, "b");
+  ob.rate_limits = oa.rate_limits;
+  RedisDedupeStore a(oa);
+  RedisDedupeStore b(ob);
+  // A burst of 10 units per second in all, whichever worker asks: 3 sends of 2 segments from a,
+  // then 4 of 1 from b fill it; the next one waits about 100 ms (one unit).
+  std::vector<ClaimRequest> from_a = {{"a1", "sms", 2}, {"a2", "sms", 2}, {"a3", "sms", 2}};
+  auto r = a.Claim(from_a);
+  ASSERT_TRUE(r);
+  for (const auto& c : *r) EXPECT_EQ(c.status, ClaimStatus::kClaimed);
+  std::vector<ClaimRequest> from_b = {
+      {"b1", "sms", 1}, {"b2", "sms", 1}, {"b3", "sms", 1}, {"b4", "sms", 1}, {"b5", "sms", 1}};
+  r = b.Claim(from_b);
+  ASSERT_TRUE(r);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ((*r)[static_cast<size_t>(i)].status, ClaimStatus::kClaimed) << i;
+  EXPECT_EQ((*r)[4].status, ClaimStatus::kRateLimited);
+  EXPECT_GT((*r)[4].retry_after.count(), 0);
+  EXPECT_LE((*r)[4].retry_after.count(), 110);
+  EXPECT_EQ(redis_.Command({"EXISTS", "pv:send:b5"}), "0");  // a limited send holds no claim
+  // An already-claimed send costs nothing even when the limit is exhausted.
+  std::vector<ClaimRequest> again = {{"a1", "sms", 2}};
+  r = b.Claim(again);
+  ASSERT_TRUE(r);
+  EXPECT_EQ((*r)[0].status, ClaimStatus::kInFlightElsewhere);
+  std::this_thread::sleep_for(300ms);
+  std::vector<ClaimRequest> later = {{"b5", "sms", 1}, {"b6", "sms", 1}};
+  r = b.Claim(later);
+  ASSERT_TRUE(r);
+  EXPECT_EQ((*r)[0].status, ClaimStatus::kClaimed);
+  EXPECT_EQ((*r)[1].status, ClaimStatus::kClaimed);
+  // A cost above the whole window's capacity is capped, not refused forever.
+  std::this_thread::sleep_for(1100ms);
+  std::vector<ClaimRequest> huge = {{"h1", "sms", 50}};
+  r = a.Claim(huge);
+  ASSERT_TRUE(r);
+  EXPECT_EQ((*r)[0].status, ClaimStatus::kClaimed);
+}
+
+TEST_F(DedupeStoreTest, HourlyWindowsAndUnlimitedProviders) {
+  RedisDedupeOptions o = Options(redis_, "a");
+  o.rate_limits["mail"] = RateLimit{0, 0, 3};
+  RedisDedupeStore store(o);
+  std::vector<ClaimRequest> batch = {
+      {"m1", "mail", 1}, {"m2", "mail", 1}, {"m3", "mail", 1}, {"m4", "mail", 1}, {"x1", "other", 1}};
+  auto r = store.Claim(batch);
+  ASSERT_TRUE(r);
+  EXPECT_EQ((*r)[2].status, ClaimStatus::kClaimed);
+  EXPECT_EQ((*r)[3].status, ClaimStatus::kRateLimited);
+  EXPECT_GT((*r)[3].retry_after, std::chrono::milliseconds(1000LL * 60 * 19));  // one unit of 3/h: 20 min
+  EXPECT_EQ((*r)[4].status, ClaimStatus::kClaimed);
+}
+
+TEST_F(DedupeStoreTest, UnreachableThenBackAfterARestart) {
+  RedisDedupeStore store(Options(redis_, "a"));
+  std::vector<ClaimRequest> one = {{"r1", "p", 1}};
+  ASSERT_TRUE(store.Claim(one));
+  EXPECT_TRUE(store.Reachable());
+  redis_.Stop();
+  std::vector<ClaimRequest> two = {{"r2", "p", 1}};
+  EXPECT_FALSE(store.Claim(two).has_value());
+  EXPECT_FALSE(store.Reachable());
+  std::vector<SettleRequest> s = {{"r1", true, "m"}};
+  EXPECT_FALSE(store.Settle(s));
+  EXPECT_FALSE(store.Probe());
+  redis_.Start();
+  ASSERT_TRUE(pv::testing::WaitFor([&] { return store.Probe(); }, 5s));
+  auto r = store.Claim(two);  // scripts are loaded again on the new connection
+  ASSERT_TRUE(r);
+  EXPECT_EQ((*r)[0].status, ClaimStatus::kClaimed);
+  EXPECT_TRUE(store.Settle(s));
+  EXPECT_EQ(redis_.Command({"GET", "pv:send:r1"}), "sent:m");
+  // A server that lost its script cache without us reconnecting (SCRIPT FLUSH): reloaded once.
+  redis_.Command({"SCRIPT", "FLUSH"});
+  std::vector<ClaimRequest> three = {{"r3", "p", 1}};
+  r = store.Claim(three);
+  ASSERT_TRUE(r);
+  EXPECT_EQ((*r)[0].status, ClaimStatus::kClaimed);
+}
+
+}  // namespace
+}  // namespace pv::workers
