@@ -68,9 +68,11 @@ struct Fixture {
 // An in-process IngestServer on a free port, serving on a background thread.
 class RunningServer {
  public:
-  RunningServer(IngestOptions options, const std::string& bootstrap) {
+  RunningServer(IngestOptions options, const std::string& bootstrap,
+                std::map<std::string, std::string> producer_properties = {}) {
     kafka::Settings settings;
     settings.brokers = bootstrap;
+    settings.producer_properties = std::move(producer_properties);
     settings.properties["log_level"] = "3";
     server_ = std::make_unique<IngestServer>(std::move(options), settings);
     port_ = server_->Bind();
@@ -518,6 +520,42 @@ TEST(IngestBrokerDown, ProduceErrorsPastTheDeadlineGive503) {
   res = client.Post("/api/client/campaigns/44/trigger", Auth(fixture.secret), kSeedEmail, "application/json");
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 503) << res->body;
+}
+
+// The producer's local queue full (the broker cannot keep up): 503 at once, not after the deadline.
+TEST(IngestBrokerDown, LocalQueueFullIs503Immediately) {
+  pv::log::SetLevel(pv::log::Level::kError);
+  DevBroker broker(1);
+  TempDir dir("pv-ingest-full");
+  Fixture fixture(dir);
+  IngestOptions options = TestOptions(fixture);
+  options.ack_timeout = 3000ms;
+  // A queue of one record, and no broker to drain it: the first request fills it.
+  RunningServer server(options, broker.bootstrap(), {{"queue.buffering.max.messages", "1"}});
+  auto warm = server.Client().Post("/api/client/campaigns/44/trigger", Auth(fixture.secret), kSeedEmail,
+                                   "application/json");
+  ASSERT_TRUE(warm);
+  ASSERT_EQ(warm->status, 204);
+  ASSERT_EQ(broker.Control("/brokers/all/down"), 200);
+  int first_status = 0;
+  std::thread first([&] {
+    auto r = server.Client().Post("/api/client/campaigns/44/trigger", Auth(fixture.secret), kSeedEmail,
+                                  "application/json");
+    first_status = r ? r->status : -1;
+  });
+  std::this_thread::sleep_for(300ms);
+  auto started = std::chrono::steady_clock::now();
+  auto second = server.Client().Post("/api/client/campaigns/44/trigger", Auth(fixture.secret), kSeedEmail,
+                                     "application/json");
+  auto took = std::chrono::steady_clock::now() - started;
+  first.join();
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->status, 503);
+  EXPECT_EQ(second->get_header_value("Retry-After"), "1");
+  EXPECT_NE(second->body.find("overloaded"), std::string::npos) << second->body;
+  EXPECT_LT(took, 1000ms) << "a full queue is refused at once";
+  EXPECT_EQ(first_status, 503) << "the queued record could not reach the broker by the deadline";
+  ASSERT_EQ(broker.Control("/brokers/all/up"), 200);
 }
 
 }  // namespace
