@@ -239,10 +239,12 @@ bool TriggerPipeline::ProcessBatch() {
     if (outcome.action == Action::kSend && outcome.records.front().value.size() > max_message_bytes_) {
       // librdkafka would refuse it on every retry: a permanent failure of this trigger, not a stall.
       size_t size = outcome.records.front().value.size();
+      auto render_time = outcome.render_time;
       outcome = processor_.Failure(
           parsed[i], key, "send_too_large",
           fmt::format("the rendered send is {} bytes, over message.max.bytes ({})", size, max_message_bytes_),
           now);
+      outcome.render_time = render_time;
     }
     if (outcome.render_time.count() > 0) {
       render_seconds_->Observe(std::chrono::duration<double>(outcome.render_time).count());
