@@ -26,7 +26,7 @@ TEST(WorkerConfigTest, ChannelSettingsOverrideTheSharedOnes) {
       "worker:\n  sms: {max_in_flight: 20, id: sms-a}\n");
   WorkerOptions email = LoadWorkerOptions(config, Channel::kEmail);
   EXPECT_EQ(email.max_in_flight, 100);
-  EXPECT_EQ(email.max_buffered, 200);
+  EXPECT_EQ(email.max_buffered, 800);
   EXPECT_EQ(email.max_attempts, 5);
   EXPECT_EQ(email.backoff.base, 1000ms);
   EXPECT_EQ(email.group_id, "pv-email-worker");

@@ -220,7 +220,18 @@ int Worker::Run() {
       deadline = now + options_.drain_timeout;
       force_settle_at = now + options_.drain_timeout / 2;
     }
-    if (!draining_.load()) TakeMessages(options_.claim_batch * 2);
+    if (!draining_.load()) {
+      // Flow control: take no more than the buffer has room for; what we leave waits in librdkafka's
+      // prefetch queue (bounded by queued.max.messages.kbytes). Pausing partitions instead would make
+      // librdkafka drop its prefetched messages and fetch them again on every resume. While paused
+      // (Redis away) keep polling anyway: rebalance callbacks arrive through the same queue.
+      std::size_t room = jobs_.size() < static_cast<std::size_t>(options_.max_buffered)
+                             ? static_cast<std::size_t>(options_.max_buffered) - jobs_.size()
+                             : 0;
+      if (paused_ || room > 0) {
+        TakeMessages(static_cast<int>(std::clamp<std::size_t>(room, 1, 2 * options_.claim_batch)));
+      }
+    }
     MoveDueWaits();
     if (!draining_.load()) {
       // Claim ahead of free slots, but not so far that claims wait long for a slot (their lease runs).
@@ -252,7 +263,8 @@ int Worker::Run() {
     }
     UpdatePause();
     std::chrono::milliseconds timeout = 100ms;
-    if (kafka_more_ || !record_queue_.empty() ||
+    bool room = jobs_.size() < static_cast<std::size_t>(options_.max_buffered);
+    if ((kafka_more_ && room) || !record_queue_.empty() ||
         (!ready_queue_.empty() && delivering_ < static_cast<std::size_t>(options_.max_in_flight))) {
       timeout = 0ms;
     } else if (!wait_queue_.empty()) {
@@ -752,8 +764,7 @@ std::size_t Worker::Busy() const {
 }
 
 void Worker::UpdatePause() {
-  bool want =
-      draining_.load() || store_down_ || jobs_.size() >= static_cast<std::size_t>(options_.max_buffered);
+  bool want = draining_.load() || store_down_;
   if (want == paused_ && !(want && reapply_pause_)) return;
   rd_kafka_topic_partition_list_t* list = nullptr;
   if (rd_kafka_assignment(consumer_->handle(), &list) == RD_KAFKA_RESP_ERR_NO_ERROR && list != nullptr) {

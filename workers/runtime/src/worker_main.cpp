@@ -69,7 +69,8 @@ WorkerOptions LoadWorkerOptions(const Config& config, Channel channel) {
   o.kafka = kafka::LoadSettings(config);
   o.group_id = s.String("group_id", "pv-" + std::string(ChannelTopicSuffix(channel)) + "-worker");
   o.max_in_flight = static_cast<int>(s.Int("max_in_flight", 256, 1, 100000));
-  o.max_buffered = static_cast<int>(s.Int("max_buffered", 2 * o.max_in_flight, 1, 1000000));
+  // Records wait for their outcome's acknowledgement after delivery too: room for several rounds.
+  o.max_buffered = static_cast<int>(s.Int("max_buffered", 8 * o.max_in_flight, 1, 10000000));
   o.claim_batch = static_cast<int>(s.Int("claim_batch", 128, 1, 10000));
   o.max_attempts = static_cast<int>(s.Int("max_attempts", 8, 1, 1000));
   o.backoff.base = s.Millis("backoff_base_ms", o.backoff.base);

@@ -17,7 +17,7 @@ WorkerMetrics::WorkerMetrics(metrics::Registry& r)
           r.AddGauge("pv_worker_in_flight", "Sends handed to providers and not yet answered", {"channel"})),
       buffered(
           r.AddGauge("pv_worker_buffered", "Records taken from Kafka and not yet finished", {"channel"})),
-      paused(r.AddGauge("pv_worker_paused", "1 while consumption is paused (full, Redis down, draining)",
+      paused(r.AddGauge("pv_worker_paused", "1 while consumption is paused (Redis unreachable, draining)",
                         {"channel"})),
       redis_errors(r.AddCounter("pv_worker_redis_unreachable_total",
                                 "Redis calls that could not reach the server", {"channel"})) {}

@@ -37,7 +37,7 @@ struct WorkerOptions {
   kafka::Settings kafka;
   std::string group_id;     // default pv-<email|sms|push>-worker
   int max_in_flight = 256;  // sends at providers at once
-  int max_buffered = 512;   // records taken from Kafka and not finished; consumption pauses above
+  int max_buffered = 2048;  // records taken from Kafka and not finished; no more are taken above
   int claim_batch = 128;    // claims per Redis round trip
   int max_attempts = 8;     // the attempt that fails transiently at this number goes dead
   BackoffPolicy backoff;
