@@ -18,10 +18,20 @@ Commands:
   keys create --project P --name N [--public]   create an API key; prints it once (only its hash is kept)
   keys list                                       list keys (name, project, scope, created, last four)
   keys revoke KEY_ID                              revoke a key; ingest refuses it within seconds
+  topics create [--dry-run]                       create the pipeline's topics (partitions from the config)
+  topics list [--all]                             topics, partitions, records, consumer-group lag
+  replay --from TOPIC [--to TOPIC] [filters]      re-publish dead letters once the cause is fixed
+         [--campaign ID] [--error-code C] [--since T] [--until T] [--limit N] [--dry-run] [--restart]
+  tail TOPIC [--follow] [--from-beginning]        print records with partition, offset, key, headers
+       [--limit N]
+  suppress add|remove|list --channel C VALUE...   suppressed addresses and users (Redis)
 
 Options:
   --config PATH   deployment config (default: $PV_CONFIG); keys_file, kafka.brokers... come from it
   --keys-file F   override keys_file for the keys commands
+  --brokers B     override kafka.brokers for topics, replay and tail
+  --redis-url U   override redis.url for suppress
+  --timeout S     broker round-trip timeout in seconds (default 10)
   --json          machine-readable output
   -h, --help      this help (also after any command: pvctl keys --help)
 
@@ -31,8 +41,9 @@ Exit codes: 0 ok, 1 failed, 2 usage error, 3 not found.
 }  // namespace
 
 bool IsFlag(const std::string& name) {
-  static const std::set<std::string> kFlags = {"--json", "--public", "--help", "-h", "--dry-run", "--follow",
-                                               "--yes", "--no-progress"};
+  static const std::set<std::string> kFlags = {"--json",           "--public",  "--help", "-h",
+                                               "--dry-run",        "--follow",  "--yes",  "--no-progress",
+                                               "--from-beginning", "--restart", "--all",  "--user"};
   return kFlags.count(name) != 0;
 }
 
@@ -73,6 +84,10 @@ int Run(const std::vector<std::string>& words, std::ostream& out, std::ostream& 
     ctx.config = Config::Load(path);
     const std::string& group = ctx.args.positional[0];
     if (group == "keys") return KeysCommand(ctx);
+    if (group == "topics") return TopicsCommand(ctx);
+    if (group == "replay") return ReplayCommand(ctx);
+    if (group == "tail") return TailCommand(ctx);
+    if (group == "suppress") return SuppressCommand(ctx);
     err << fmt::format("pvctl: unknown command '{}'\n\n{}", group, kUsage);
     return kExitUsage;
   } catch (const std::exception& e) {

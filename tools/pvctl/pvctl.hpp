@@ -46,6 +46,10 @@ Args ParseArgs(const std::vector<std::string>& words);
 int Run(const std::vector<std::string>& words, std::ostream& out, std::ostream& err);
 
 // Command groups.
-int KeysCommand(Context& ctx);
+int KeysCommand(Context& ctx);      // keys.cpp
+int TopicsCommand(Context& ctx);    // topics.cpp
+int ReplayCommand(Context& ctx);    // replay.cpp
+int TailCommand(Context& ctx);      // tail.cpp
+int SuppressCommand(Context& ctx);  // suppress.cpp
 
 }  // namespace pv::pvctl

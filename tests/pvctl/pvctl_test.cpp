@@ -1,0 +1,512 @@
+// pvctl against real peers: the dev broker (a Kafka-protocol broker in its own process), a real
+// redis-server, and for the end-to-end replay a real email worker delivering through a SendGrid fake
+// that first fails every send (so the worker dead-letters them) and is then fixed.
+//
+// Most commands run in-process through pv::pvctl::Run (the same code as the binary, with stdout and
+// stderr apart); the ones that need a signal run the pvctl binary as a child process.
+#include "pvctl.hpp"
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "process.hpp"
+#include "pv/delay_ladder.hpp"
+#include "pv/dispatcher/suppression.hpp"
+#include "pv/json.hpp"
+#include "pv/kafka.hpp"
+#include "topic_reader.hpp"
+#include "worker_env.hpp"
+
+namespace pv::pvctl {
+namespace {
+
+using namespace std::chrono_literals;
+using pv::testing::DevBroker;
+using pv::testing::ParseJson;
+using pv::testing::Record;
+using pv::testing::RedisServer;
+using pv::testing::SendSpec;
+using pv::testing::SendValue;
+using pv::testing::TempDir;
+using pv::testing::TopicReader;
+
+struct Result {
+  int rc = -1;
+  std::string out;
+  std::string err;
+};
+
+struct DlqRecord {
+  std::string campaign = "44";
+  std::string error_code = "bad_request";
+  std::string failed_at = "2026-03-01T10:00:00.000Z";
+  int attempt = 1;
+};
+
+DlqRecord Dlq(std::string campaign = "44", std::string error_code = "bad_request",
+              std::string failed_at = "2026-03-01T10:00:00.000Z", int attempt = 1) {
+  return {std::move(campaign), std::move(error_code), std::move(failed_at), attempt};
+}
+
+class PvctlTest : public ::testing::Test {
+ protected:
+  void SetUp() override { WriteConfig(""); }
+
+  void WriteConfig(const std::string& extra) {
+    pv::testing::WriteFile(config_path_,
+                           fmt::format("kafka:\n  brokers: \"{}\"\n  properties:\n    log_level: \"3\"\n{}",
+                                       broker_.bootstrap(), extra));
+  }
+
+  Result Pvctl(std::vector<std::string> words) {
+    words.insert(words.begin(), {"--config", config_path_});
+    std::ostringstream out, err;
+    Result r;
+    r.rc = pv::pvctl::Run(words, out, err);
+    r.out = out.str();
+    r.err = err.str();
+    return r;
+  }
+
+  // Produces DLQ-shaped records: a send value as the dispatcher wrote it, the worker's DLQ headers.
+  // `batch_each`: each record in its own produce request (a batch of one), so a small fetch size
+  // returns few records at a time.
+  std::vector<std::string> FillDlq(const std::vector<DlqRecord>& records, bool batch_each = false) {
+    const std::string topic = "pv.dlq.email";
+    kafka::Settings settings;
+    settings.brokers = broker_.bootstrap();
+    settings.properties["log_level"] = "3";
+    kafka::Producer producer(settings, {});
+    auto group = std::make_shared<kafka::DeliveryGroup>(static_cast<int>(records.size()));
+    std::vector<std::string> ids;
+    for (const auto& r : records) {
+      SendSpec spec;
+      spec.campaign_id = r.campaign;
+      spec.external_id = "user-" + std::to_string(ids.size());
+      spec.attempt = r.attempt;
+      std::string id;
+      std::string value = SendValue(spec, &id);
+      ids.push_back(id);
+      std::string attempt = std::to_string(r.attempt);
+      std::vector<kafka::Header> headers = {{ladder::kErrorCode, r.error_code},
+                                            {ladder::kError, "provider said no"},
+                                            {ladder::kAttempt, attempt},
+                                            {ladder::kProvider, "log"},
+                                            {ladder::kFailedAt, r.failed_at}};
+      EXPECT_EQ(producer.Produce(topic, spec.external_id, value, headers, group), RD_KAFKA_RESP_ERR_NO_ERROR);
+      if (batch_each) producer.Flush(5s);
+    }
+    EXPECT_TRUE(group->Wait(std::chrono::steady_clock::now() + 20s));
+    EXPECT_EQ(group->first_error(), RD_KAFKA_RESP_ERR_NO_ERROR);
+    return ids;
+  }
+
+  static rapidjson::Document Json(const std::string& text) { return ParseJson(text); }
+
+  DevBroker broker_;
+  TempDir dir_{"pv-pvctl-test"};
+  std::string config_path_ = dir_.File("config.yaml");
+};
+
+std::multiset<std::string> SendIds(const std::vector<Record>& records) {
+  std::multiset<std::string> out;
+  for (const auto& r : records) {
+    rapidjson::Document d;
+    d.Parse(r.value.c_str());
+    out.insert(std::string(FindString(d, "send_id").value_or("")));
+  }
+  return out;
+}
+
+// ---- topics ----
+
+TEST_F(PvctlTest, TopicsListShowsPartitionsRecordsAndGroupLag) {
+  FillDlq({Dlq(), Dlq(), Dlq()});
+  pv::testing::ProduceAll(broker_.bootstrap(), "pv.send.email", {{"k1", "{}"}, {"k2", "{}"}});
+  Result r = Pvctl({"topics", "list", "--json"});
+  ASSERT_EQ(r.rc, kExitOk) << r.err;
+  auto d = Json(r.out);
+  std::map<std::string, const rapidjson::Value*> topics;
+  for (const auto& t : d["topics"].GetArray()) topics[t["name"].GetString()] = &t;
+  ASSERT_EQ(topics.count("pv.send.email"), 1U) << r.out;
+  EXPECT_EQ((*topics["pv.send.email"])["partition_count"].GetInt(), 6);
+  EXPECT_EQ((*topics["pv.dlq.email"])["partition_count"].GetInt(), 3);
+  EXPECT_EQ((*topics["pv.dlq.email"])["records"].GetInt(), 3);
+  EXPECT_EQ((*topics["pv.send.email"])["records"].GetInt(), 2);
+  bool found = false;
+  for (const auto& g : d["groups"].GetArray()) {
+    if (std::string(g["group"].GetString()) == "pv-email-worker") {
+      found = true;
+      EXPECT_EQ(g["lag"].GetInt(), 2);  // nothing committed yet: every record is lag
+      EXPECT_EQ(g["committed_partitions"].GetInt(), 0);
+    }
+  }
+  EXPECT_TRUE(found) << r.out;
+
+  Result text = Pvctl({"topics", "list"});
+  ASSERT_EQ(text.rc, kExitOk) << text.err;
+  EXPECT_NE(text.out.find("pv.dlq.email"), std::string::npos);
+  EXPECT_NE(text.out.find("pv-email-worker"), std::string::npos);
+}
+
+TEST_F(PvctlTest, TopicsCreateTwiceIsHarmlessOnTheDevBrokersTopics) {
+  for (int run = 0; run < 2; ++run) {
+    Result r = Pvctl({"topics", "create", "--json"});
+    ASSERT_EQ(r.rc, kExitOk) << r.err << r.out;
+    auto d = Json(r.out);
+    EXPECT_EQ(d["created"].GetInt(), 0);
+    EXPECT_EQ(d["failed"].GetInt(), 0);
+    EXPECT_EQ(d["existing"].GetInt(), static_cast<int>(d["topics"].Size()));
+    EXPECT_GE(d["topics"].Size(), 14U);
+  }
+}
+
+TEST(PvctlTopicsCreate, OnTheDevBrokerSaysItHasNoAdminApiAndHowToCreateTopics) {
+  DevBroker broker(1, {"--no-default-topics", "--topic", "pv.triggers:2"});
+  TempDir dir("pv-pvctl-test");
+  std::ostringstream out, err;
+  auto start = std::chrono::steady_clock::now();
+  int rc = pv::pvctl::Run({"--brokers", broker.bootstrap(), "topics", "create"}, out, err);
+  EXPECT_EQ(rc, kExitFailed) << out.str();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);  // said at once, not after a timeout
+  EXPECT_NE(err.str().find("dev broker"), std::string::npos) << err.str();
+  EXPECT_NE(err.str().find("POST"), std::string::npos) << err.str();
+  EXPECT_NE(err.str().find("/topics?name="), std::string::npos) << err.str();
+  // What exists is shown, with the difference from the config.
+  EXPECT_NE(out.str().find("pv.triggers"), std::string::npos);
+  EXPECT_NE(out.str().find("config says 6"), std::string::npos) << out.str();
+  // --dry-run only says what it would create.
+  std::ostringstream dry_out, dry_err;
+  EXPECT_EQ(
+      pv::pvctl::Run({"--brokers", broker.bootstrap(), "topics", "create", "--dry-run"}, dry_out, dry_err),
+      kExitOk)
+      << dry_err.str();
+  EXPECT_NE(dry_out.str().find("would-create"), std::string::npos) << dry_out.str();
+}
+
+// ---- tail ----
+
+TEST_F(PvctlTest, TailShowsKeyHeadersAndTheIndentedValue) {
+  auto ids = FillDlq({Dlq("44", "invalid_recipient"), Dlq()});
+  Result r = Pvctl({"tail", "pv.dlq.email"});
+  ASSERT_EQ(r.rc, kExitOk) << r.err;
+  EXPECT_NE(r.out.find("pv-error-code: invalid_recipient"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("pv-failed-at: 2026-03-01T10:00:00.000Z"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("key=user-0"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"send_id\": \"" + ids[1] + "\""), std::string::npos) << r.out;  // indented JSON
+  EXPECT_NE(r.out.find("pv.dlq.email ["), std::string::npos);
+
+  Result json = Pvctl({"tail", "pv.dlq.email", "--json", "--limit", "1"});
+  ASSERT_EQ(json.rc, kExitOk) << json.err;
+  std::istringstream lines(json.out);
+  std::string line;
+  int count = 0;
+  while (std::getline(lines, line)) {
+    auto d = Json(line);
+    EXPECT_EQ(std::string(d["topic"].GetString()), "pv.dlq.email");
+    EXPECT_TRUE(d["headers"].HasMember("pv-error-code"));
+    EXPECT_TRUE(d["value"].IsObject());  // JSON values stay JSON
+    EXPECT_GE(d["offset"].GetInt(), 0);
+    ++count;
+  }
+  EXPECT_EQ(count, 1);
+
+  Result all = Pvctl({"tail", "pv.dlq.email", "--from-beginning", "--json"});
+  EXPECT_EQ(std::count(all.out.begin(), all.out.end(), '\n'), 2);
+  Result missing = Pvctl({"tail", "pv.no-such-topic"});
+  EXPECT_EQ(missing.rc, kExitFailed);
+  EXPECT_NE(missing.err.find("does not exist"), std::string::npos) << missing.err;
+}
+
+TEST_F(PvctlTest, TailFollowPrintsNewRecordsUntilInterrupted) {
+  FillDlq({Dlq()});
+  std::string out = dir_.File("tail.out"), err = dir_.File("tail.err");
+  pv::testing::Subprocess tail({"/bin/sh", "-c", "exec \"$0\" \"$@\" >" + out + " 2>" + err, PV_PVCTL_BIN,
+                                "--config", config_path_, "tail", "pv.dlq.email", "--follow", "--json"});
+  auto lines = [&] {
+    std::string text = pv::testing::ReadFile(out);
+    return std::count(text.begin(), text.end(), '\n');
+  };
+  ASSERT_TRUE(pv::testing::WaitFor([&] { return lines() == 1; }, 15s)) << pv::testing::ReadFile(err);
+  FillDlq({Dlq("44", "late")});
+  ASSERT_TRUE(pv::testing::WaitFor([&] { return lines() == 2; }, 15s)) << pv::testing::ReadFile(err);
+  EXPECT_NE(pv::testing::ReadFile(out).find("\"pv-error-code\":\"late\""), std::string::npos);
+  EXPECT_EQ(tail.Stop(SIGINT, 10s), 0) << pv::testing::ReadFile(err);
+}
+
+// ---- suppress ----
+
+TEST_F(PvctlTest, SuppressAddListRemoveInTheKeysTheDispatcherReads) {
+  RedisServer redis;
+  WriteConfig(fmt::format("redis:\n  url: \"{}\"\n", redis.url()));
+  Result add = Pvctl({"suppress", "add", "--channel", "email", "Bob@Example.COM", "ana@example.com"});
+  ASSERT_EQ(add.rc, kExitOk) << add.err;
+  EXPECT_NE(add.out.find("suppressed 2 new"), std::string::npos) << add.out;
+  Result again = Pvctl({"suppress", "add", "--channel", "email", "bob@example.com", "--json"});
+  ASSERT_EQ(again.rc, kExitOk) << again.err;
+  EXPECT_EQ(Json(again.out)["already_present"].GetInt(), 1);
+  ASSERT_EQ(Pvctl({"suppress", "add", "--channel", "text", "--user", "--project", "demo", "u-123"}).rc,
+            kExitOk);
+  ASSERT_EQ(Pvctl({"suppress", "add", "--channel", "push", "tok-1"}).rc, kExitOk);
+
+  // The dispatcher's layout, read with plain Redis commands...
+  EXPECT_EQ(redis.Command({"SISMEMBER", "pv:suppress:email", "address:bob@example.com"}), "1");
+  EXPECT_EQ(redis.Command({"SISMEMBER", "pv:suppress:text", "user:demo:u-123"}), "1");
+  EXPECT_EQ(redis.Command({"SISMEMBER", "pv:suppress:push", "address:tok-1"}), "1");
+  // ...and by the dispatcher's own check.
+  dispatcher::RedisAddress address;
+  std::string error;
+  ASSERT_TRUE(dispatcher::ParseRedisUrl(redis.url(), address, error)) << error;
+  dispatcher::SuppressionStore store(address, 2s);
+  std::vector<dispatcher::SuppressionQuery> queries = {
+      {Channel::kEmail, "demo", "u-9", "BOB@example.com"},
+      {Channel::kSms, "demo", "u-123", "+34600111222"},
+      {Channel::kSms, "other", "u-123", "+34600111222"},
+  };
+  std::vector<dispatcher::Suppressed> answers;
+  ASSERT_TRUE(store.Check(queries, answers, error)) << error;
+  EXPECT_EQ(answers[0], dispatcher::Suppressed::kAddress);
+  EXPECT_EQ(answers[1], dispatcher::Suppressed::kUser);
+  EXPECT_EQ(answers[2], dispatcher::Suppressed::kNo);
+
+  Result list = Pvctl({"suppress", "list", "--json"});
+  ASSERT_EQ(list.rc, kExitOk) << list.err;
+  auto d = Json(list.out);
+  ASSERT_EQ(d.Size(), 3U);
+  EXPECT_EQ(std::string(d[0]["channel"].GetString()), "email");
+  ASSERT_EQ(d[0]["members"].Size(), 2U);
+  EXPECT_EQ(std::string(d[0]["members"][0]["value"].GetString()), "ana@example.com");
+  EXPECT_EQ(std::string(d[1]["members"][0]["type"].GetString()), "user");
+  EXPECT_EQ(std::string(d[1]["members"][0]["external_id"].GetString()), "u-123");
+  Result text = Pvctl({"suppress", "list", "--channel", "email"});
+  EXPECT_NE(text.out.find("address  bob@example.com"), std::string::npos) << text.out;
+
+  Result remove =
+      Pvctl({"suppress", "remove", "--channel", "email", "BOB@example.com", "nobody@example.com"});
+  ASSERT_EQ(remove.rc, kExitOk) << remove.err;
+  EXPECT_NE(remove.out.find("removed 1, 1 were not suppressed"), std::string::npos) << remove.out;
+  EXPECT_EQ(redis.Command({"SISMEMBER", "pv:suppress:email", "address:bob@example.com"}), "0");
+  ASSERT_EQ(Pvctl({"suppress", "remove", "--channel", "text", "user:demo:u-123"}).rc, kExitOk);
+  EXPECT_EQ(redis.Command({"SCARD", "pv:suppress:text"}), "0");
+
+  redis.Stop();
+  Result down = Pvctl({"suppress", "list"});
+  EXPECT_EQ(down.rc, kExitFailed);
+  EXPECT_NE(down.err.find("redis"), std::string::npos) << down.err;
+}
+
+// ---- replay ----
+
+TEST_F(PvctlTest, ReplayDryRunCountsWithoutPublishingOrSaving) {
+  FillDlq({Dlq("44"), Dlq("44", "timeout"), Dlq("45"), Dlq()});
+  TopicReader sends(broker_.bootstrap(), "pv.send.email");
+  for (int run = 0; run < 2; ++run) {  // the same answer twice: a dry run saves no position
+    Result r = Pvctl({"replay", "--from", "pv.dlq.email", "--campaign", "44", "--dry-run", "--json"});
+    ASSERT_EQ(r.rc, kExitOk) << r.err;
+    auto d = Json(r.out);
+    EXPECT_EQ(d["matched"].GetInt(), 3);
+    EXPECT_EQ(d["replayed"].GetInt(), 0);
+    EXPECT_EQ(d["skipped"].GetInt(), 1);
+    EXPECT_EQ(d["scanned"].GetInt(), 4);
+    EXPECT_TRUE(d["dry_run"].GetBool());
+    EXPECT_FALSE(d["resumed"].GetBool());
+  }
+  Result codes =
+      Pvctl({"replay", "--from", "pv.dlq.email", "--error-code", "timeout", "--dry-run", "--json"});
+  EXPECT_EQ(Json(codes.out)["matched"].GetInt(), 1);
+  EXPECT_TRUE(sends.ReadFor(1s).empty());
+}
+
+TEST_F(PvctlTest, ReplayRepublishesMatchesWithAttemptResetAndASecondRunIsANoOp) {
+  auto ids = FillDlq({Dlq("44", "bad_request", "2026-03-01T10:00:00.000Z", 8), Dlq("45"),
+                      Dlq("44", "bad_request", "2026-03-01T12:00:00.000Z"),
+                      Dlq("44", "bad_request", "2026-03-01T10:00:00.000Z", 3), Dlq("44", "timeout")});
+  TopicReader sends(broker_.bootstrap(), "pv.send.email");
+  std::vector<std::string> words = {
+      "replay",       "--from",      "pv.dlq.email", "--campaign",           "44",
+      "--error-code", "bad_request", "--until",      "2026-03-01T11:00:00Z", "--json"};
+  Result r = Pvctl(words);
+  ASSERT_EQ(r.rc, kExitOk) << r.err;
+  auto d = Json(r.out);
+  EXPECT_EQ(d["matched"].GetInt(), 2);
+  EXPECT_EQ(d["replayed"].GetInt(), 2);
+  EXPECT_EQ(d["skipped"].GetInt(), 3);
+  EXPECT_EQ(std::string(d["to"].GetString()), "pv.send.email");
+  EXPECT_EQ(std::string(d["stopped"].GetString()), "end");
+
+  const auto& got = sends.ReadUntil([](const auto& v) { return v.size() >= 2; }, 10s);
+  ASSERT_EQ(got.size(), 2U);
+  EXPECT_EQ(SendIds(got), (std::multiset<std::string>{ids[0], ids[3]}));
+  for (const auto& rec : got) {
+    auto v = Json(rec.value);
+    EXPECT_EQ(v["attempt"].GetInt(), 1);             // reset; the worker starts over
+    EXPECT_EQ(rec.headers.count("pv-attempt"), 0U);  // or it would take the DLQ's attempt instead
+    EXPECT_EQ(rec.headers.count("pv-error-code"), 0U);
+    ASSERT_EQ(rec.headers.count("pv-replayed-at"), 1U);
+    EXPECT_TRUE(ParseTimestamp(rec.headers.at("pv-replayed-at")).has_value());
+    EXPECT_EQ(rec.headers.at("pv-send-id"), std::string(v["send_id"].GetString()));
+    EXPECT_EQ(rec.headers.at("pv-replayed-from").rfind("pv.dlq.email/", 0), 0U);
+    EXPECT_FALSE(rec.key.empty());  // the key (external id) travels with the record
+  }
+
+  // The same replay again: it resumes at the saved position, which is the end.
+  Result second = Pvctl(words);
+  ASSERT_EQ(second.rc, kExitOk) << second.err;
+  auto d2 = Json(second.out);
+  EXPECT_TRUE(d2["resumed"].GetBool());
+  EXPECT_EQ(d2["scanned"].GetInt(), 0);
+  EXPECT_EQ(d2["replayed"].GetInt(), 0);
+  EXPECT_EQ(sends.ReadFor(1s).size(), 2U);
+
+  // A new dead letter after the replay is picked up by the same command, and only it.
+  auto later = FillDlq({Dlq()});
+  Result third = Pvctl(words);
+  EXPECT_EQ(Json(third.out)["replayed"].GetInt(), 1) << third.out;
+  EXPECT_EQ(SendIds(sends.ReadUntil([](const auto& v) { return v.size() >= 3; }, 10s)),
+            (std::multiset<std::string>{ids[0], ids[3], later[0]}));
+  // Text output: the summary line names the counts.
+  Result text = Pvctl({"replay", "--from", "pv.dlq.email", "--dry-run", "--restart"});
+  EXPECT_NE(text.out.find("matched 6, replayed 0, skipped 0"), std::string::npos) << text.out;
+}
+
+TEST_F(PvctlTest, ReplayStoppedByLimitResumesWithoutDoubles) {
+  std::vector<DlqRecord> records(30);
+  auto ids = FillDlq(records);
+  TopicReader sends(broker_.bootstrap(), "pv.send.email");
+  std::vector<std::string> words = {"replay", "--from", "pv.dlq.email", "--json"};
+  auto first_words = words;
+  first_words.insert(first_words.end(), {"--limit", "11"});
+  Result first = Pvctl(first_words);
+  ASSERT_EQ(first.rc, kExitOk) << first.err;
+  auto d = Json(first.out);
+  EXPECT_EQ(d["replayed"].GetInt(), 11);
+  EXPECT_EQ(std::string(d["stopped"].GetString()), "limit");
+  EXPECT_EQ(d["remaining"].GetInt(), 19);
+
+  Result rest = Pvctl(words);
+  ASSERT_EQ(rest.rc, kExitOk) << rest.err;
+  EXPECT_EQ(Json(rest.out)["replayed"].GetInt(), 19);
+  EXPECT_TRUE(Json(rest.out)["resumed"].GetBool());
+  const auto& got = sends.ReadUntil([](const auto& v) { return v.size() >= 30; }, 10s);
+  sends.ReadFor(500ms);
+  EXPECT_EQ(got.size(), 30U);
+  auto seen = SendIds(got);
+  EXPECT_EQ(std::set<std::string>(seen.begin(), seen.end()).size(), 30U);  // each once
+  EXPECT_EQ(std::multiset<std::string>(ids.begin(), ids.end()), seen);
+}
+
+TEST_F(PvctlTest, ReplayInterruptedBySignalResumesWithoutDoubles) {
+  std::vector<DlqRecord> records(240);
+  auto ids = FillDlq(records, true);
+  // Slow the replay down (a record per partition per fetch, 60 ms per broker round trip) so the
+  // signal lands mid-way.
+  WriteConfig("  consumer_properties:\n    max.partition.fetch.bytes: \"1500\"\n");
+  ASSERT_EQ(broker_.Control("/brokers/all/rtt?ms=60"), 200);
+  std::string out = dir_.File("replay.out"), err = dir_.File("replay.err");
+  pv::testing::Subprocess replay({"/bin/sh", "-c", "exec \"$0\" \"$@\" >" + out + " 2>" + err, PV_PVCTL_BIN,
+                                  "--config", config_path_, "replay", "--from", "pv.dlq.email", "--json"});
+  TopicReader sends(broker_.bootstrap(), "pv.send.email");
+  ASSERT_GE(sends.ReadUntil([](const auto& v) { return v.size() >= 5; }, 20s).size(), 5U)
+      << pv::testing::ReadFile(err);
+  int rc = replay.Stop(SIGTERM, 20s);
+  EXPECT_EQ(rc, kExitFailed) << pv::testing::ReadFile(err);
+  auto d = Json(pv::testing::ReadFile(out));
+  EXPECT_EQ(std::string(d["stopped"].GetString()), "interrupted");
+  int first = d["replayed"].GetInt();
+  EXPECT_GT(first, 0);
+  EXPECT_LT(first, 240) << "the replay finished before the signal: the test proves nothing";
+
+  ASSERT_EQ(broker_.Control("/brokers/all/rtt?ms=0"), 200);
+  Result rest = Pvctl({"replay", "--from", "pv.dlq.email", "--json"});
+  ASSERT_EQ(rest.rc, kExitOk) << rest.err;
+  EXPECT_EQ(Json(rest.out)["replayed"].GetInt(), 240 - first);
+  const auto& got = sends.ReadUntil([](const auto& v) { return v.size() >= 240; }, 20s);
+  sends.ReadFor(500ms);
+  EXPECT_EQ(got.size(), 240U);
+  EXPECT_EQ(SendIds(got), std::multiset<std::string>(ids.begin(), ids.end()));
+}
+
+// The issue's scenario: a provider fails every send (the worker dead-letters them), is fixed, and the
+// dead letters are replayed: each send is delivered exactly once; replaying them all again (--restart)
+// delivers nothing more, because the worker finds each send_id already sent in Redis.
+TEST_F(PvctlTest, ReplayThroughARealWorkerDeliversEachSendOnceAndAgainNothing) {
+  RedisServer redis;
+  pv::testing::ProviderFake fake({"--sendgrid-key", "SG.test-key"});
+  fake.Script(R"({"rules":[{"status":400,"body":{"errors":[{"message":"account suspended"}]},"times":-1}]})");
+  TempDir worker_dir("pv-pvctl-worker");
+  pv::testing::WorkerProcess worker(
+      Channel::kEmail,
+      fmt::format(
+          "kafka:\n  brokers: \"{}\"\n  properties:\n    log_level: \"3\"\n    session.timeout.ms: \"6000\"\n"
+          "    heartbeat.interval.ms: \"500\"\nredis:\n  url: \"{}\"\nlog:\n  level: warn\n"
+          "workers:\n  admin_host: 127.0.0.1\n  admin_port: 0\n"
+          "providers:\n  sendgrid:\n    type: sendgrid\n    base_url: \"{}\"\n    api_key: SG.test-key\n"
+          "    timeout_ms: 5000\n",
+          broker_.bootstrap(), redis.url(), fake.url()),
+      worker_dir.File("worker.log"));
+  worker.Start();
+
+  constexpr int kSends = 12;
+  std::vector<std::pair<std::string, std::string>> values;
+  std::set<std::string> ids;
+  for (int i = 0; i < kSends; ++i) {
+    SendSpec spec;
+    spec.provider = "sendgrid";
+    spec.external_id = "user-" + std::to_string(i);
+    std::string id;
+    values.emplace_back(spec.external_id, SendValue(spec, &id));
+    ids.insert(id);
+  }
+  pv::testing::ProduceAll(broker_.bootstrap(), "pv.send.email", values);
+  TopicReader dlq(broker_.bootstrap(), "pv.dlq.email");
+  const auto& dead = dlq.ReadUntil([](const auto& v) { return v.size() >= kSends; }, 60s);
+  ASSERT_EQ(dead.size(), static_cast<size_t>(kSends)) << worker.Log();
+  EXPECT_EQ(dead[0].headers.at("pv-error-code"), "bad_request");
+  EXPECT_EQ(fake.Stat("accepted"), 0);
+
+  fake.Reset();  // the provider is fixed
+  Result dry =
+      Pvctl({"replay", "--from", "pv.dlq.email", "--error-code", "bad_request", "--dry-run", "--json"});
+  EXPECT_EQ(Json(dry.out)["matched"].GetInt(), kSends) << dry.out << dry.err;
+  Result r = Pvctl({"replay", "--from", "pv.dlq.email", "--error-code", "bad_request", "--json"});
+  ASSERT_EQ(r.rc, kExitOk) << r.err;
+  EXPECT_EQ(Json(r.out)["replayed"].GetInt(), kSends);
+  ASSERT_TRUE(pv::testing::WaitFor([&] { return fake.Stat("accepted") >= kSends; }, 30s)) << worker.Log();
+
+  // Everything again, from the start of the DLQ: the sends reach the worker a second time...
+  TopicReader events(broker_.bootstrap(), "pv.events");
+  Result again =
+      Pvctl({"replay", "--from", "pv.dlq.email", "--error-code", "bad_request", "--restart", "--json"});
+  ASSERT_EQ(again.rc, kExitOk) << again.err;
+  EXPECT_EQ(Json(again.out)["replayed"].GetInt(), kSends);
+  auto deduped = [](const std::vector<Record>& v) {
+    int n = 0;
+    for (const auto& e : v) n += e.value.find("\"status\":\"deduped\"") != std::string::npos;
+    return n;
+  };
+  ASSERT_TRUE(deduped(events.ReadUntil([&](const auto& v) { return deduped(v) >= kSends; }, 30s)) >= kSends)
+      << worker.Log();
+  // ...and the provider got each send exactly once in all.
+  auto stats = fake.Stats();
+  EXPECT_EQ(stats["accepted"].GetInt(), kSends);
+  EXPECT_EQ(stats["accepted_keys"].GetInt(), kSends);
+  EXPECT_EQ(stats["duplicate_accepts"].GetInt(), 0);
+  EXPECT_EQ(fake.Stat("requests"), kSends);
+  auto requests = fake.Requests();
+  for (const auto& req : requests.GetArray()) {
+    const auto& headers = req["headers"];
+    ASSERT_TRUE(headers.HasMember("idempotency-key"));
+    EXPECT_EQ(ids.count(headers["idempotency-key"].GetString()), 1U);
+  }
+  worker.Stop(SIGTERM, 20s);
+}
+
+}  // namespace
+}  // namespace pv::pvctl

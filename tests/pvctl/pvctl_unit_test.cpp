@@ -1,0 +1,208 @@
+// pvctl's decisions without a broker: replay filters, the attempt reset, the saved-position group
+// name, topic settings from the config, and command-line parsing and usage errors.
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+#include <sstream>
+
+#include "pv/json.hpp"
+#include "pvctl.hpp"
+#include "replay.hpp"
+#include "topics.hpp"
+
+namespace pv::pvctl {
+namespace {
+
+ReplayRecord Dlq(std::string_view value, const char* code = "bad_request",
+                 const char* failed_at = "2026-03-01T10:00:00.000Z") {
+  ReplayRecord r;
+  r.value = value;
+  if (code != nullptr) r.error_code = code;
+  if (failed_at != nullptr) r.failed_at = failed_at;
+  r.timestamp_ms = 0;
+  return r;
+}
+
+constexpr std::string_view kSend =
+    R"({"v":1,"send_id":"s-1","campaign_id":"44","attempt":8,"to":{"email":"ana@example.com"},"content":{"subject":"Ol\u00e1 \"x\""}})";
+
+TEST(ReplayFilter, EmptyMatchesEveryReadableRecord) {
+  ReplayFilter f;
+  EXPECT_EQ(Evaluate(f, Dlq(kSend)), ReplayVerdict::kMatch);
+  EXPECT_EQ(Evaluate(f, Dlq("not json")), ReplayVerdict::kUnreadable);
+  EXPECT_EQ(Evaluate(f, Dlq("[1,2]")), ReplayVerdict::kUnreadable);
+}
+
+TEST(ReplayFilter, CampaignAndErrorCode) {
+  ReplayFilter f;
+  f.campaigns = {"44", "45"};
+  EXPECT_EQ(Evaluate(f, Dlq(kSend)), ReplayVerdict::kMatch);
+  f.campaigns = {"45"};
+  EXPECT_EQ(Evaluate(f, Dlq(kSend)), ReplayVerdict::kFiltered);
+  // A numeric campaign_id compares by its text.
+  f.campaigns = {"7"};
+  EXPECT_EQ(Evaluate(f, Dlq(R"({"campaign_id":7})")), ReplayVerdict::kMatch);
+
+  ReplayFilter e;
+  e.error_codes = {"bad_request"};
+  EXPECT_EQ(Evaluate(e, Dlq(kSend)), ReplayVerdict::kMatch);
+  EXPECT_EQ(Evaluate(e, Dlq(kSend, "timeout")), ReplayVerdict::kFiltered);
+  EXPECT_EQ(Evaluate(e, Dlq(kSend, nullptr)), ReplayVerdict::kFiltered);  // no header: not that code
+}
+
+TEST(ReplayFilter, TimeWindowIsSinceInclusiveUntilExclusive) {
+  ReplayFilter f;
+  f.since = ParseTimestamp("2026-03-01T10:00:00Z");
+  f.until = ParseTimestamp("2026-03-01T11:00:00Z");
+  EXPECT_EQ(Evaluate(f, Dlq(kSend, "x", "2026-03-01T10:00:00.000Z")), ReplayVerdict::kMatch);
+  EXPECT_EQ(Evaluate(f, Dlq(kSend, "x", "2026-03-01T10:59:59.999Z")), ReplayVerdict::kMatch);
+  EXPECT_EQ(Evaluate(f, Dlq(kSend, "x", "2026-03-01T11:00:00.000Z")), ReplayVerdict::kFiltered);
+  EXPECT_EQ(Evaluate(f, Dlq(kSend, "x", "2026-03-01T09:59:59.999Z")), ReplayVerdict::kFiltered);
+  // An offset is honoured: 12:30+02:00 is 10:30Z.
+  EXPECT_EQ(Evaluate(f, Dlq(kSend, "x", "2026-03-01T12:30:00+02:00")), ReplayVerdict::kMatch);
+  // No pv-failed-at: the record's timestamp decides.
+  ReplayRecord r = Dlq(kSend, "x", nullptr);
+  r.timestamp_ms = ToUnixMillis(*ParseTimestamp("2026-03-01T10:30:00Z"));
+  EXPECT_EQ(Evaluate(f, r), ReplayVerdict::kMatch);
+  r.timestamp_ms = ToUnixMillis(*ParseTimestamp("2026-03-02T10:30:00Z"));
+  EXPECT_EQ(Evaluate(f, r), ReplayVerdict::kFiltered);
+  r.timestamp_ms = -1;
+  EXPECT_EQ(Evaluate(f, r), ReplayVerdict::kFiltered);
+}
+
+TEST(ReplayValue, AttemptResetToOneAndNothingElseChanges) {
+  auto out = ResetAttempt(kSend);
+  ASSERT_TRUE(out.has_value());
+  rapidjson::Document before, after;
+  before.Parse(kSend.data(), kSend.size());
+  after.Parse(out->c_str());
+  ASSERT_TRUE(after.IsObject());
+  EXPECT_EQ(after["attempt"].GetInt(), 1);
+  after["attempt"].SetInt(8);
+  EXPECT_TRUE(before == after) << *out;
+  // Member order is kept (a human reading the topic sees the same record).
+  EXPECT_LT(out->find("\"send_id\""), out->find("\"attempt\""));
+  EXPECT_LT(out->find("\"attempt\""), out->find("\"content\""));
+
+  auto added = ResetAttempt(R"({"send_id":"s-2"})");
+  ASSERT_TRUE(added.has_value());
+  EXPECT_EQ(*added, R"({"send_id":"s-2","attempt":1})");
+  EXPECT_FALSE(ResetAttempt("nope").has_value());
+  EXPECT_FALSE(ResetAttempt("\"a string\"").has_value());
+}
+
+TEST(ReplayTarget, DerivedFromTheSourceTopic) {
+  EXPECT_EQ(DefaultReplayTarget("pv.dlq.email"), "pv.send.email");
+  EXPECT_EQ(DefaultReplayTarget("pv.dlq.sms"), "pv.send.sms");
+  EXPECT_EQ(DefaultReplayTarget("pv.send.push"), "pv.send.push");
+  EXPECT_EQ(DefaultReplayTarget("pv.events"), "");
+  EXPECT_EQ(DefaultReplayTarget("pv.dlq."), "");
+}
+
+TEST(ReplayGroup, SameFilterSameGroupAndLimitIsNotPartOfIt) {
+  ReplayFilter a;
+  a.campaigns = {"45", "44"};
+  a.since = ParseTimestamp("2026-03-01T12:00:00+02:00");
+  ReplayFilter b;
+  b.campaigns = {"44", "45"};
+  b.since = ParseTimestamp("2026-03-01T10:00:00Z");
+  EXPECT_EQ(ReplayGroup("pv.dlq.email", "pv.send.email", a), ReplayGroup("pv.dlq.email", "pv.send.email", b));
+  EXPECT_EQ(ReplayGroup("pv.dlq.email", "pv.send.email", a).rfind("pvctl-replay-pv.dlq.email-", 0), 0U);
+  b.error_codes = {"timeout"};
+  EXPECT_NE(ReplayGroup("pv.dlq.email", "pv.send.email", a), ReplayGroup("pv.dlq.email", "pv.send.email", b));
+  EXPECT_NE(ReplayGroup("pv.dlq.email", "pv.send.email", a), ReplayGroup("pv.dlq.email", "pv.other", a));
+}
+
+TEST(TopicSettings, DefaultsFollowTheCommonListAndTheDelayTiers) {
+  Config config = Config::FromYaml("dispatcher:\n  delay_tiers: [\"1s\", \"1m\"]\n");
+  auto topics = DesiredTopics(config);
+  std::map<std::string, DesiredTopic> by_name;
+  for (const auto& t : topics) by_name[t.name] = t;
+  EXPECT_EQ(by_name.at("pv.triggers").partitions, 6);
+  EXPECT_EQ(by_name.at("pv.send.email").partitions, 6);
+  EXPECT_EQ(by_name.at("pv.dlq.email").partitions, 3);
+  EXPECT_EQ(by_name.at("pv.keys").configs.at("cleanup.policy"), "compact");
+  EXPECT_EQ(by_name.count("pv.delay.1s"), 1U);
+  EXPECT_EQ(by_name.count("pv.delay.1m"), 1U);
+  EXPECT_EQ(by_name.count("pv.delay.5s"), 0U);  // not a configured tier
+}
+
+TEST(TopicSettings, PartitionsAndConfigsFromTheConfig) {
+  Config config = Config::FromYaml(
+      "topics:\n"
+      "  replication_factor: 2\n"
+      "  pv.send.email:\n"
+      "    partitions: 24\n"
+      "    config:\n"
+      "      retention.ms: \"86400000\"\n");
+  std::map<std::string, DesiredTopic> by_name;
+  for (const auto& t : DesiredTopics(config)) by_name[t.name] = t;
+  EXPECT_EQ(by_name.at("pv.send.email").partitions, 24);
+  EXPECT_EQ(by_name.at("pv.send.email").configs.at("retention.ms"), "86400000");
+  EXPECT_EQ(by_name.at("pv.send.sms").partitions, 6);
+  EXPECT_EQ(ReplicationFactor(config, 1), 2);
+  EXPECT_EQ(ReplicationFactor(Config::FromYaml("{}"), 1), 1);
+  EXPECT_EQ(ReplicationFactor(Config::FromYaml("{}"), 5), 3);
+  EXPECT_THROW(DesiredTopics(Config::FromYaml("topics:\n  pv.events: {partitions: 0}\n")), ConfigError);
+  EXPECT_THROW(DesiredTopics(Config::FromYaml("topics:\n  pv.events: {partitions: many}\n")), ConfigError);
+}
+
+TEST(TopicSettings, PipelineGroupsAsTheServicesNameThem) {
+  auto groups = PipelineGroups(Config::FromYaml("worker:\n  sms:\n    group_id: texters\n"));
+  std::map<std::string, std::vector<std::string>> by_group;
+  for (const auto& g : groups) by_group[g.group] = g.topics;
+  EXPECT_EQ(by_group.at("pv-dispatcher"), std::vector<std::string>{"pv.triggers"});
+  EXPECT_EQ(by_group.at("pv-dispatcher-delay").size(), 5U);
+  EXPECT_EQ(by_group.at("pv-email-worker"), std::vector<std::string>{"pv.send.email"});
+  EXPECT_EQ(by_group.at("texters"), std::vector<std::string>{"pv.send.sms"});
+  EXPECT_EQ(by_group.at("pv-push-worker"), std::vector<std::string>{"pv.send.push"});
+}
+
+int RunPvctl(const std::vector<std::string>& words, std::string& out, std::string& err) {
+  std::ostringstream o, e;
+  int rc = Run(words, o, e);
+  out = o.str();
+  err = e.str();
+  return rc;
+}
+
+TEST(CommandLine, EveryCommandHasHelpAndUsageErrorsExitTwo) {
+  std::string out, err;
+  for (const char* group : {"topics", "replay", "tail", "suppress"}) {
+    EXPECT_EQ(RunPvctl({group, "--help"}, out, err), kExitOk) << group;
+    EXPECT_NE(out.find("Usage"), std::string::npos) << group;
+  }
+  EXPECT_EQ(RunPvctl({"--help"}, out, err), kExitOk);
+  for (const char* word : {"topics create", "replay --from", "tail TOPIC", "suppress add"}) {
+    EXPECT_NE(out.find(word), std::string::npos) << word;
+  }
+  EXPECT_EQ(RunPvctl({"topics", "frobnicate"}, out, err), kExitUsage);
+  EXPECT_EQ(RunPvctl({"replay"}, out, err), kExitUsage);
+  EXPECT_NE(err.find("--from"), std::string::npos);
+  EXPECT_EQ(RunPvctl({"replay", "--from", "pv.events"}, out, err), kExitUsage);  // no default target
+  EXPECT_EQ(RunPvctl({"replay", "--from", "pv.dlq.email", "--since", "yesterday"}, out, err), kExitUsage);
+  EXPECT_EQ(RunPvctl({"replay", "--from", "pv.dlq.email", "--limit", "0"}, out, err), kExitUsage);
+  EXPECT_EQ(RunPvctl({"replay", "--from", "pv.dlq.email", "--since", "2026-03-02T00:00:00Z", "--until",
+                      "2026-03-01T00:00:00Z"},
+                     out, err),
+            kExitUsage);
+  EXPECT_EQ(RunPvctl({"tail"}, out, err), kExitUsage);
+  EXPECT_EQ(RunPvctl({"tail", "pv.events", "--limit", "x"}, out, err), kExitUsage);
+  EXPECT_EQ(RunPvctl({"suppress", "add", "bob@example.com"}, out, err), kExitUsage);  // no --channel
+  EXPECT_EQ(RunPvctl({"suppress", "add", "--channel", "fax", "x"}, out, err), kExitUsage);
+  EXPECT_EQ(RunPvctl({"suppress", "add", "--channel", "email", "not-an-address"}, out, err), kExitUsage);
+  EXPECT_EQ(RunPvctl({"suppress", "add", "--channel", "text", "555-1234"}, out, err), kExitUsage);
+  EXPECT_EQ(RunPvctl({"suppress", "add", "--channel", "text", "--user", "u-1"}, out, err), kExitUsage);
+  EXPECT_NE(err.find("--project"), std::string::npos);
+}
+
+TEST(CommandLine, NoBrokersConfiguredIsAFailureThatSaysWhatToSet) {
+  std::string out, err;
+  ::unsetenv("PV_KAFKA_BROKERS");
+  ::unsetenv("PV_CONFIG");
+  EXPECT_EQ(RunPvctl({"topics", "list"}, out, err), kExitFailed);
+  EXPECT_NE(err.find("kafka.brokers"), std::string::npos) << err;
+}
+
+}  // namespace
+}  // namespace pv::pvctl

@@ -1,0 +1,187 @@
+#include "kafka_client.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <csignal>
+
+namespace pv::pvctl {
+
+kafka::Settings KafkaSettings(const Context& ctx) {
+  kafka::Settings settings = kafka::LoadSettings(ctx.config);
+  std::string brokers = ctx.args.Get("--brokers");
+  if (!brokers.empty() && brokers != "true") settings.brokers = brokers;
+  if (settings.brokers.empty()) {
+    throw kafka::KafkaError(
+        "no Kafka brokers: set kafka.brokers in the config (--config or PV_CONFIG), "
+        "PV_KAFKA_BROKERS, or pass --brokers HOST:PORT");
+  }
+  return settings;
+}
+
+std::chrono::milliseconds RequestTimeout(const Context& ctx) {
+  std::string text = ctx.args.Get("--timeout", "10");
+  try {
+    size_t used = 0;
+    double seconds = std::stod(text, &used);
+    if (used == text.size() && seconds > 0 && seconds <= 3600) {
+      return std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
+    }
+  } catch (const std::exception&) {
+  }
+  throw std::invalid_argument(fmt::format("--timeout: '{}' is not a number of seconds in (0, 3600]", text));
+}
+
+Client::Client(rd_kafka_type_t type, const kafka::Settings& settings, const std::string& client_id,
+               const std::map<std::string, std::string>& properties)
+    : consumer_(type == RD_KAFKA_CONSUMER) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char err[512];
+  auto set = [&](const std::string& name, const std::string& value) {
+    if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(conf);
+      throw kafka::KafkaError(fmt::format("kafka property {}={}: {}", name, value, err));
+    }
+  };
+  const auto& role = consumer_ ? settings.consumer_properties : settings.producer_properties;
+  set("bootstrap.servers", settings.brokers);
+  set("client.id", client_id);
+  // A command-line tool: only librdkafka's errors belong on the operator's terminal.
+  std::map<std::string, std::string> defaults = {{"log_level", "3"}};
+  for (const auto& [k, v] : properties) defaults[k] = v;
+  for (const auto& [name, value] : defaults) {
+    if (settings.properties.count(name) == 0 && role.count(name) == 0) set(name, value);
+  }
+  for (const auto& [name, value] : settings.properties) set(name, value);
+  for (const auto& [name, value] : role) set(name, value);
+  rk_ = rd_kafka_new(type, conf, err, sizeof(err));
+  if (rk_ == nullptr) {
+    rd_kafka_conf_destroy(conf);
+    throw kafka::KafkaError(fmt::format("kafka client: {}", err));
+  }
+}
+
+Client::~Client() {
+  // No consumer_close: pvctl never joins a group, and close would commit nothing it wants.
+  if (rk_ != nullptr) rd_kafka_destroy(rk_);
+}
+
+ClusterInfo Describe(rd_kafka_t* rk, std::chrono::milliseconds timeout) {
+  const rd_kafka_metadata_t* md = nullptr;
+  rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, nullptr, &md, static_cast<int>(timeout.count()));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    throw kafka::KafkaError(
+        fmt::format("cannot read cluster metadata within {} ms: {}", timeout.count(), rd_kafka_err2str(err)));
+  }
+  ClusterInfo info;
+  info.brokers = md->broker_cnt;
+  for (int t = 0; t < md->topic_cnt; ++t) {
+    const rd_kafka_metadata_topic_t& mt = md->topics[t];
+    TopicInfo topic;
+    topic.name = mt.topic;
+    topic.err = mt.err;
+    for (int p = 0; p < mt.partition_cnt; ++p) {
+      const rd_kafka_metadata_partition_t& mp = mt.partitions[p];
+      topic.partitions.push_back({mp.id, mp.leader, mp.replica_cnt, mp.isr_cnt, mp.err});
+    }
+    std::sort(topic.partitions.begin(), topic.partitions.end(),
+              [](const PartitionInfo& a, const PartitionInfo& b) { return a.id < b.id; });
+    info.topics[topic.name] = std::move(topic);
+  }
+  rd_kafka_metadata_destroy(md);
+  return info;
+}
+
+std::map<std::int32_t, Watermarks> QueryWatermarks(rd_kafka_t* rk, const std::string& topic,
+                                                   const std::vector<std::int32_t>& partitions,
+                                                   std::chrono::milliseconds timeout) {
+  std::map<std::int32_t, Watermarks> out;
+  for (std::int32_t p : partitions) {
+    Watermarks w;
+    rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &w.low, &w.high,
+                                                               static_cast<int>(timeout.count()));
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      throw kafka::KafkaError(fmt::format("watermarks of {} [{}]: {}", topic, p, rd_kafka_err2str(err)));
+    }
+    out[p] = w;
+  }
+  return out;
+}
+
+std::vector<std::int32_t> PartitionsOf(rd_kafka_t* rk, const std::string& topic,
+                                       std::chrono::milliseconds timeout) {
+  ClusterInfo info = Describe(rk, timeout);
+  auto it = info.topics.find(topic);
+  if (it == info.topics.end() || it->second.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+    throw kafka::KafkaError(fmt::format("topic {} does not exist", topic));
+  }
+  if (it->second.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    throw kafka::KafkaError(fmt::format("topic {}: {}", topic, rd_kafka_err2str(it->second.err)));
+  }
+  std::vector<std::int32_t> out;
+  for (const auto& p : it->second.partitions) out.push_back(p.id);
+  return out;
+}
+
+std::map<TopicPartition, std::int64_t> CommittedOffsets(const kafka::Settings& settings,
+                                                        const std::string& group,
+                                                        const std::vector<TopicPartition>& partitions,
+                                                        std::chrono::milliseconds timeout) {
+  Client consumer(RD_KAFKA_CONSUMER, settings, "pvctl",
+                  {{"group.id", group}, {"enable.auto.commit", "false"}});
+  try {
+    return CommittedOffsets(consumer.get(), partitions, timeout);
+  } catch (const kafka::KafkaError& e) {
+    throw kafka::KafkaError(fmt::format("group {}: {}", group, e.what()));
+  }
+}
+
+std::map<TopicPartition, std::int64_t> CommittedOffsets(rd_kafka_t* consumer,
+                                                        const std::vector<TopicPartition>& partitions,
+                                                        std::chrono::milliseconds timeout) {
+  PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
+  for (const auto& tp : partitions)
+    rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition);
+  rd_kafka_resp_err_t err = rd_kafka_committed(consumer, list.get(), static_cast<int>(timeout.count()));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    throw kafka::KafkaError(fmt::format("reading committed offsets: {}", rd_kafka_err2str(err)));
+  }
+  std::map<TopicPartition, std::int64_t> out;
+  for (int i = 0; i < list->cnt; ++i) {
+    const auto& tp = list->elems[i];
+    out[{tp.topic, tp.partition}] =
+        tp.err == RD_KAFKA_RESP_ERR_NO_ERROR ? tp.offset : RD_KAFKA_OFFSET_INVALID;
+  }
+  return out;
+}
+
+namespace {
+std::atomic<bool> g_interrupted{false};
+struct sigaction g_old_int {};
+struct sigaction g_old_term {};
+
+void OnSignal(int) {
+  g_interrupted.store(true);
+}
+}  // namespace
+
+InterruptScope::InterruptScope() {
+  g_interrupted.store(false);
+  struct sigaction sa {};
+  sa.sa_handler = &OnSignal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, &g_old_int);
+  sigaction(SIGTERM, &sa, &g_old_term);
+}
+
+InterruptScope::~InterruptScope() {
+  sigaction(SIGINT, &g_old_int, nullptr);
+  sigaction(SIGTERM, &g_old_term, nullptr);
+}
+
+bool InterruptScope::Interrupted() {
+  return g_interrupted.load();
+}
+
+}  // namespace pv::pvctl

@@ -1,0 +1,118 @@
+// What the Kafka commands of pvctl (topics, replay, tail) share: the cluster settings from the config
+// (or --brokers), a raw librdkafka handle that pvctl owns, and the metadata and offset look-ups.
+//
+// pvctl uses raw handles rather than pv::kafka::Consumer because it never joins a group: it assigns
+// partitions itself (a tail, a replay up to watermarks captured at start) and, for replay, commits
+// offsets under a group id without being a member, which Kafka accepts for a group with no members.
+#pragma once
+
+#include <librdkafka/rdkafka.h>
+
+#include <chrono>
+#include <compare>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "pv/kafka.hpp"
+#include "pvctl.hpp"
+
+namespace pv::pvctl {
+
+// kafka.* from the config; --brokers overrides kafka.brokers. Throws KafkaError when none is set.
+kafka::Settings KafkaSettings(const Context& ctx);
+
+// The timeout of one broker round trip (--timeout SECONDS, default 10 s).
+std::chrono::milliseconds RequestTimeout(const Context& ctx);
+
+// Owns an rd_kafka_t (destroyed, after consumer close for consumers, in the destructor).
+class Client {
+ public:
+  // `type`: RD_KAFKA_CONSUMER or RD_KAFKA_PRODUCER (also used for Admin API calls). `properties`
+  // apply where the operator's kafka.properties do not set the same name. Throws KafkaError.
+  Client(rd_kafka_type_t type, const kafka::Settings& settings, const std::string& client_id,
+         const std::map<std::string, std::string>& properties = {});
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+  rd_kafka_t* get() const { return rk_; }
+
+ private:
+  rd_kafka_t* rk_ = nullptr;
+  bool consumer_ = false;
+};
+
+struct PartitionInfo {
+  std::int32_t id = 0;
+  std::int32_t leader = -1;
+  int replicas = 0;
+  int in_sync = 0;
+  rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+};
+
+struct TopicInfo {
+  std::string name;
+  std::vector<PartitionInfo> partitions;
+  rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+};
+
+struct ClusterInfo {
+  int brokers = 0;
+  std::map<std::string, TopicInfo> topics;  // every topic the cluster reports (none auto-created)
+};
+
+// Metadata of all topics. Throws KafkaError when the cluster does not answer within `timeout`.
+ClusterInfo Describe(rd_kafka_t* rk, std::chrono::milliseconds timeout);
+
+struct Watermarks {
+  std::int64_t low = 0;
+  std::int64_t high = 0;
+};
+
+// Low and high watermark of each partition (a round trip each). Throws KafkaError.
+std::map<std::int32_t, Watermarks> QueryWatermarks(rd_kafka_t* rk, const std::string& topic,
+                                                   const std::vector<std::int32_t>& partitions,
+                                                   std::chrono::milliseconds timeout);
+
+// The partition ids of `topic`; throws KafkaError naming the topic when it does not exist.
+std::vector<std::int32_t> PartitionsOf(rd_kafka_t* rk, const std::string& topic,
+                                       std::chrono::milliseconds timeout);
+
+struct TopicPartition {
+  std::string topic;
+  std::int32_t partition = 0;
+  auto operator<=>(const TopicPartition&) const = default;
+};
+
+// Committed offsets of `group` for the given partitions (RD_KAFKA_OFFSET_INVALID = none committed).
+// Uses a consumer handle with that group id that never joins the group. Throws KafkaError.
+std::map<TopicPartition, std::int64_t> CommittedOffsets(const kafka::Settings& settings,
+                                                        const std::string& group,
+                                                        const std::vector<TopicPartition>& partitions,
+                                                        std::chrono::milliseconds timeout);
+// The same through a consumer handle that already has the group id (which then knows the group's
+// coordinator: a later commit on it does not wait for the coordinator look-up).
+std::map<TopicPartition, std::int64_t> CommittedOffsets(rd_kafka_t* consumer,
+                                                        const std::vector<TopicPartition>& partitions,
+                                                        std::chrono::milliseconds timeout);
+
+// Deleter for a partition list, and a convenient owner.
+struct PartitionListDeleter {
+  void operator()(rd_kafka_topic_partition_list_t* l) const { rd_kafka_topic_partition_list_destroy(l); }
+};
+using PartitionList = std::unique_ptr<rd_kafka_topic_partition_list_t, PartitionListDeleter>;
+
+// Stops long-running commands (tail --follow, replay) on SIGINT/SIGTERM for the scope: the first
+// signal sets the flag (the command finishes cleanly), the previous handlers come back afterwards.
+class InterruptScope {
+ public:
+  InterruptScope();
+  ~InterruptScope();
+  InterruptScope(const InterruptScope&) = delete;
+  InterruptScope& operator=(const InterruptScope&) = delete;
+  static bool Interrupted();
+};
+
+}  // namespace pv::pvctl

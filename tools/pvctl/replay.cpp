@@ -1,0 +1,574 @@
+// pvctl replay: re-publishes records of a dead-letter topic (or any send topic) to a send topic once
+// the cause of their failure is fixed. See docs/operations.md "Replay runbook".
+//
+// Correctness rests on three things:
+//  - The end of the replay is fixed at start (each partition's high watermark then), so records that
+//    fail again during the replay and land in the same DLQ are not replayed in a loop.
+//  - Progress is saved as committed offsets of a consumer group named after the source, target and
+//    filters (ReplayGroup), and only up to records whose re-publication the broker acknowledged. An
+//    interrupted run (Ctrl-C, --limit, a crash) is resumed by running the same command again; a
+//    second run of a finished replay finds nothing new.
+//  - A record re-published twice anyway (a crash between the acknowledgement and the commit) is still
+//    delivered once: workers claim each send_id in Redis, and a send already marked sent is deduped.
+#include "replay.hpp"
+
+#include <fmt/format.h>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <ostream>
+#include <sstream>
+#include <vector>
+
+#include "kafka_client.hpp"
+#include "pv/delay_ladder.hpp"
+#include "pv/ids.hpp"
+#include "pv/json.hpp"
+#include "pv/kafka.hpp"
+#include "pvctl.hpp"
+
+namespace pv::pvctl {
+
+// ---- the decisions (replay.hpp) ----
+
+std::string ReplayFilter::Canonical() const {
+  auto join = [](const std::set<std::string>& s) {
+    std::string out;
+    for (const auto& v : s) out += (out.empty() ? "" : ",") + v;
+    return out;
+  };
+  return fmt::format("campaign={}\nerror_code={}\nsince={}\nuntil={}\n", join(campaigns), join(error_codes),
+                     since ? FormatTimestamp(*since) : "", until ? FormatTimestamp(*until) : "");
+}
+
+ReplayVerdict Evaluate(const ReplayFilter& filter, const ReplayRecord& record) {
+  rapidjson::Document doc;
+  doc.Parse(record.value.data(), record.value.size());
+  if (doc.HasParseError() || !doc.IsObject()) return ReplayVerdict::kUnreadable;
+  if (!filter.campaigns.empty()) {
+    const rapidjson::Value* c = FindMember(doc, "campaign_id");
+    std::string campaign;
+    if (c != nullptr && c->IsString()) {
+      campaign.assign(c->GetString(), c->GetStringLength());
+    } else if (c != nullptr && c->IsInt64()) {
+      campaign = std::to_string(c->GetInt64());
+    }
+    if (filter.campaigns.count(campaign) == 0) return ReplayVerdict::kFiltered;
+  }
+  if (!filter.error_codes.empty() &&
+      (!record.error_code || filter.error_codes.count(*record.error_code) == 0)) {
+    return ReplayVerdict::kFiltered;
+  }
+  if (filter.since || filter.until) {
+    std::optional<std::chrono::system_clock::time_point> at;
+    if (record.failed_at) at = ParseTimestamp(*record.failed_at);
+    if (!at && record.timestamp_ms >= 0) at = FromUnixMillis(record.timestamp_ms);
+    if (!at) return ReplayVerdict::kFiltered;  // no time to compare: not provably in the window
+    if (filter.since && *at < *filter.since) return ReplayVerdict::kFiltered;
+    if (filter.until && *at >= *filter.until) return ReplayVerdict::kFiltered;
+  }
+  return ReplayVerdict::kMatch;
+}
+
+std::optional<std::string> ResetAttempt(std::string_view value) {
+  rapidjson::Document doc;
+  doc.Parse<rapidjson::kParseFullPrecisionFlag>(value.data(), value.size());
+  if (doc.HasParseError() || !doc.IsObject()) return std::nullopt;
+  if (auto it = doc.FindMember("attempt"); it != doc.MemberEnd()) {
+    it->value.SetInt(1);
+  } else {
+    doc.AddMember("attempt", 1, doc.GetAllocator());
+  }
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  doc.Accept(writer);
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+std::string DefaultReplayTarget(std::string_view from) {
+  for (std::string_view prefix : {"pv.dlq.", "pv.send."}) {
+    if (from.substr(0, prefix.size()) == prefix && from.size() > prefix.size()) {
+      return "pv.send." + std::string(from.substr(prefix.size()));
+    }
+  }
+  return "";
+}
+
+std::string ReplayGroup(std::string_view from, std::string_view to, const ReplayFilter& filter) {
+  std::string identity = fmt::format("to={}\n{}", to, filter.Canonical());
+  return fmt::format("pvctl-replay-{}-{}", from, Sha256Hex(identity).substr(0, 12));
+}
+
+namespace {
+
+constexpr const char* kReplayUsage = R"(Usage:
+  pvctl replay --from TOPIC [--to TOPIC] [--campaign ID[,ID]] [--error-code CODE[,CODE]]
+               [--since RFC3339] [--until RFC3339] [--limit N] [--dry-run] [--restart]
+               [--json] [--no-progress] [--timeout SECONDS]
+
+Re-publishes the matching records of TOPIC (a dead-letter topic such as pv.dlq.email, or a send
+topic) to --to (default: pv.send.<channel> of the source), with "attempt" reset to 1 in the value and
+headers pv-replayed-at, pv-replayed-from, pv-send-id and pv-trigger-id. Nothing else changes.
+
+Filters: --campaign on the value's campaign_id; --error-code on header pv-error-code; --since and
+--until (since <= t < until) on header pv-failed-at, or the record's timestamp when it has none.
+
+Reads from the saved position of this exact replay (source, target and filters) or the start of the
+topic, up to the end as it is when the replay starts. The position is saved as it goes (consumer
+group pvctl-replay-<from>-<hash>), so rerunning the same command resumes an interrupted or --limit-ed
+replay and a finished one replays nothing. --restart reads from the start again. --dry-run counts
+without publishing or saving. A send already delivered is not delivered again: workers dedupe by
+send_id.
+
+Output: progress on a terminal (stderr), then matched, replayed and skipped counts (--json: one
+object). Exit codes: 0 done (or --limit reached), 1 failed or interrupted (rerun to resume), 2 usage.
+)";
+
+std::set<std::string> SplitList(const std::string& text) {
+  std::set<std::string> out;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    item.erase(0, item.find_first_not_of(' '));
+    item.erase(item.find_last_not_of(' ') + 1);
+    if (!item.empty()) out.insert(item);
+  }
+  return out;
+}
+
+struct Summary {
+  std::string from, to, group;
+  bool dry_run = false;
+  bool resumed = false;    // started from a saved position
+  std::int64_t total = 0;  // records between the start positions and the end marks
+  std::int64_t scanned = 0, matched = 0, replayed = 0, filtered = 0, unreadable = 0;
+  std::string stopped = "end";  // end | limit | interrupted | error
+  std::string error;
+
+  std::int64_t skipped() const { return filtered + unreadable; }
+  std::int64_t remaining() const { return std::max<std::int64_t>(0, total - scanned); }
+};
+
+// Delivery reports of re-published records, keyed by their source position (poll thread -> main).
+class Deliveries {
+ public:
+  void Report(std::int32_t partition, std::int64_t offset, rd_kafka_resp_err_t err) {
+    std::lock_guard lock(mutex_);
+    ++reported_;
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      ++acked_;
+      return;
+    }
+    auto [it, inserted] = first_failed_.emplace(partition, offset);
+    if (!inserted) it->second = std::min(it->second, offset);
+    if (error_.empty()) error_ = rd_kafka_err2str(err);
+  }
+  std::int64_t acked() {
+    std::lock_guard lock(mutex_);
+    return acked_;
+  }
+  std::map<std::int32_t, std::int64_t> first_failed() {
+    std::lock_guard lock(mutex_);
+    return first_failed_;
+  }
+  std::string error() {
+    std::lock_guard lock(mutex_);
+    return error_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::int64_t reported_ = 0;
+  std::int64_t acked_ = 0;
+  std::map<std::int32_t, std::int64_t> first_failed_;
+  std::string error_;
+};
+
+class RecordDelivery final : public kafka::DeliveryHandler {
+ public:
+  RecordDelivery(Deliveries& sink, std::int32_t partition, std::int64_t offset)
+      : sink_(sink), partition_(partition), offset_(offset) {}
+  void OnDelivery(rd_kafka_resp_err_t err, std::int32_t, std::int64_t) override {
+    sink_.Report(partition_, offset_, err);
+  }
+
+ private:
+  Deliveries& sink_;
+  std::int32_t partition_;
+  std::int64_t offset_;
+};
+
+// A one-line progress bar on stderr, redrawn at most ten times a second.
+class Progress {
+ public:
+  Progress(std::ostream& err, bool enabled) : err_(err), enabled_(enabled) {}
+  void Update(const Summary& s, bool force = false) {
+    if (!enabled_) return;
+    auto now = std::chrono::steady_clock::now();
+    if (!force && now - last_ < std::chrono::milliseconds(100)) return;
+    last_ = now;
+    constexpr int kWidth = 30;
+    double done = s.total > 0 ? static_cast<double>(s.scanned) / static_cast<double>(s.total) : 1.0;
+    int filled = static_cast<int>(done * kWidth);
+    err_ << fmt::format("\r[{}{}] {:3.0f}%  {}/{} read, {} matched, {} {}", std::string(filled, '#'),
+                        std::string(kWidth - filled, '.'), done * 100, s.scanned, s.total, s.matched,
+                        s.replayed, s.dry_run ? "published (dry run)" : "replayed")
+         << std::flush;
+    drawn_ = true;
+  }
+  void Clear() {
+    if (drawn_) err_ << "\r\033[K" << std::flush;
+    drawn_ = false;
+  }
+
+ private:
+  std::ostream& err_;
+  bool enabled_;
+  bool drawn_ = false;
+  std::chrono::steady_clock::time_point last_{};
+};
+
+void PrintSummary(Context& ctx, const Summary& s) {
+  if (ctx.json) {
+    std::string out = "{\"from\":";
+    AppendJsonString(out, s.from);
+    out += ",\"to\":";
+    AppendJsonString(out, s.to);
+    out += ",\"group\":";
+    AppendJsonString(out, s.group);
+    out += fmt::format(
+        ",\"dry_run\":{},\"resumed\":{},\"total\":{},\"scanned\":{},\"matched\":{},\"replayed\":{},"
+        "\"skipped\":{},\"filtered\":{},\"unreadable\":{},\"remaining\":{},\"stopped\":\"{}\"",
+        s.dry_run, s.resumed, s.total, s.scanned, s.matched, s.replayed, s.skipped(), s.filtered,
+        s.unreadable, s.remaining(), s.stopped);
+    if (!s.error.empty()) {
+      out += ",\"error\":";
+      AppendJsonString(out, s.error);
+    }
+    *ctx.out << out << "}\n";
+    return;
+  }
+  *ctx.out << fmt::format("Replay {} -> {}{} ({}, position saved as group {})\n", s.from, s.to,
+                          s.dry_run ? " [dry run: nothing published, position not saved]" : "",
+                          s.resumed ? "resumed from the saved position" : "from the start", s.group);
+  *ctx.out << fmt::format(
+      "matched {}, replayed {}, skipped {} (filtered {}, unreadable {}); read {} of {}, {} left\n", s.matched,
+      s.replayed, s.skipped(), s.filtered, s.unreadable, s.scanned, s.total, s.remaining());
+  if (s.stopped == "limit") {
+    *ctx.out << "Stopped at --limit; run the same command again to continue.\n";
+  } else if (s.stopped == "interrupted") {
+    *ctx.out << "Interrupted; run the same command again to continue from the saved position.\n";
+  }
+}
+
+class Replay {
+ public:
+  Replay(Context& ctx, Summary& summary, ReplayFilter filter, std::int64_t limit)
+      : ctx_(ctx), s_(summary), filter_(std::move(filter)), limit_(limit) {}
+
+  int Run();
+
+ private:
+  bool Checkpoint();
+  void Handle(const rd_kafka_message_t* m);
+
+  Context& ctx_;
+  Summary& s_;
+  ReplayFilter filter_;
+  std::int64_t limit_;
+  kafka::Settings settings_;
+  std::chrono::milliseconds timeout_{};
+  std::map<std::int32_t, std::int64_t> end_;       // end marks captured at start
+  std::map<std::int32_t, std::int64_t> start_;     // where this run started
+  std::map<std::int32_t, std::int64_t> position_;  // next offset to read, per partition
+  std::map<std::int32_t, bool> done_;
+  std::unique_ptr<Client> consumer_;
+  // Declared before the producer: handlers outlive it, whose destructor may still report.
+  Deliveries deliveries_;
+  std::vector<std::unique_ptr<RecordDelivery>> handlers_;
+  std::unique_ptr<kafka::Producer> producer_;
+  std::int64_t since_checkpoint_ = 0;
+};
+
+bool Replay::Checkpoint() {
+  if (s_.dry_run) return true;
+  auto fail = [&](std::string why) {
+    if (s_.error.empty()) s_.error = std::move(why);  // the first failure is the one to report
+    return false;
+  };
+  if (producer_->Flush(timeout_) > 0) {
+    // Nothing saved: a rerun re-publishes this batch, and workers dedupe what was delivered.
+    return fail(
+        fmt::format("the broker did not acknowledge re-published records within {} ms", timeout_.count()));
+  }
+  bool ok = true;
+  auto failed = deliveries_.first_failed();
+  if (!failed.empty()) ok = fail("re-publishing failed: " + deliveries_.error());
+  s_.replayed = deliveries_.acked();
+  handlers_.clear();
+  // Each partition's position, but never past a record whose re-publication failed.
+  PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(position_.size())));
+  for (const auto& [p, pos] : position_) {
+    std::int64_t safe = pos;
+    if (auto it = failed.find(p); it != failed.end()) safe = std::min(safe, it->second);
+    rd_kafka_topic_partition_list_add(list.get(), s_.from.c_str(), p)->offset = safe;
+  }
+  rd_kafka_resp_err_t err = rd_kafka_commit(consumer_->get(), list.get(), 0);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return fail(fmt::format("saving the position (group {}) failed: {}", s_.group, rd_kafka_err2str(err)));
+  }
+  since_checkpoint_ = 0;
+  return ok;
+}
+
+void Replay::Handle(const rd_kafka_message_t* m) {
+  std::int32_t p = m->partition;
+  ++s_.scanned;
+  ++since_checkpoint_;
+  position_[p] = m->offset + 1;
+  if (position_[p] >= end_[p]) done_[p] = true;
+
+  ReplayRecord record;
+  record.value = kafka::Payload(m);
+  record.error_code = kafka::HeaderValue(m, ladder::kErrorCode);
+  record.failed_at = kafka::HeaderValue(m, ladder::kFailedAt);
+  rd_kafka_timestamp_type_t type;
+  record.timestamp_ms = rd_kafka_message_timestamp(m, &type);
+  switch (Evaluate(filter_, record)) {
+    case ReplayVerdict::kFiltered:
+      ++s_.filtered;
+      return;
+    case ReplayVerdict::kUnreadable:
+      ++s_.unreadable;
+      return;
+    case ReplayVerdict::kMatch:
+      break;
+  }
+  std::optional<std::string> value = ResetAttempt(record.value);
+  if (!value) {
+    ++s_.unreadable;
+    return;
+  }
+  ++s_.matched;
+  if (s_.dry_run) return;
+
+  rapidjson::Document doc;
+  doc.Parse(value->data(), value->size());
+  std::string send_id(FindString(doc, "send_id").value_or(""));
+  std::string trigger_id(FindString(doc, "trigger_id").value_or(""));
+  std::string replayed_at = FormatTimestamp(std::chrono::system_clock::now());
+  std::string replayed_from = fmt::format("{}/{}/{}", s_.from, p, m->offset);
+  std::vector<kafka::Header> headers = {{"pv-replayed-at", replayed_at}, {"pv-replayed-from", replayed_from}};
+  if (!send_id.empty()) headers.push_back({"pv-send-id", send_id});
+  if (!trigger_id.empty()) headers.push_back({"pv-trigger-id", trigger_id});
+
+  handlers_.push_back(std::make_unique<RecordDelivery>(deliveries_, p, m->offset));
+  auto deadline = std::chrono::steady_clock::now() + timeout_;
+  while (true) {
+    rd_kafka_resp_err_t err =
+        producer_->Produce(s_.to, kafka::Key(m), *value, headers, handlers_.back().get());
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) break;
+    if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || std::chrono::steady_clock::now() > deadline) {
+      deliveries_.Report(p, m->offset, err);
+      break;
+    }
+    producer_->Flush(std::chrono::milliseconds(50));
+  }
+}
+
+int Replay::Run() {
+  settings_ = KafkaSettings(ctx_);
+  timeout_ = RequestTimeout(ctx_);
+  s_.group = ReplayGroup(s_.from, s_.to, filter_);
+
+  consumer_ =
+      std::make_unique<Client>(RD_KAFKA_CONSUMER, settings_, "pvctl-replay",
+                               std::map<std::string, std::string>{{"group.id", s_.group},
+                                                                  {"enable.auto.commit", "false"},
+                                                                  {"enable.auto.offset.store", "false"},
+                                                                  {"enable.partition.eof", "true"},
+                                                                  {"auto.offset.reset", "earliest"}});
+  // Metadata through the handles that use it: librdkafka caches it, so neither waits for its next
+  // periodic refresh (1 s) before fetching or producing.
+  ClusterInfo cluster = Describe(consumer_->get(), timeout_);
+  for (const auto& topic : {s_.from, s_.to}) {
+    auto it = cluster.topics.find(topic);
+    if (it == cluster.topics.end() || it->second.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      throw kafka::KafkaError(
+          fmt::format("topic {} does not exist (pvctl topics list shows the topics)", topic));
+    }
+  }
+  std::vector<std::int32_t> partitions;
+  for (const auto& part : cluster.topics[s_.from].partitions) partitions.push_back(part.id);
+  auto marks = QueryWatermarks(consumer_->get(), s_.from, partitions, timeout_);
+
+  // Asked even with --restart: it also finds the group's coordinator, which the commits need.
+  std::vector<TopicPartition> tps;
+  for (auto p : partitions) tps.push_back({s_.from, p});
+  std::map<TopicPartition, std::int64_t> committed = CommittedOffsets(consumer_->get(), tps, timeout_);
+  if (ctx_.args.Has("--restart")) committed.clear();
+  for (auto p : partitions) {
+    std::int64_t c = committed.count({s_.from, p}) ? committed[{s_.from, p}] : RD_KAFKA_OFFSET_INVALID;
+    if (c >= 0) s_.resumed = true;
+    start_[p] = std::max(c >= 0 ? c : marks[p].low, marks[p].low);
+    end_[p] = marks[p].high;
+    position_[p] = start_[p];
+    done_[p] = start_[p] >= end_[p];
+    s_.total += std::max<std::int64_t>(0, end_[p] - start_[p]);
+  }
+
+  if (!s_.dry_run) {
+    kafka::ProducerOptions options;
+    options.client_id = "pvctl-replay";
+    options.defaults = {{"linger.ms", "5"}, {"message.timeout.ms", std::to_string(timeout_.count())}};
+    producer_ = std::make_unique<kafka::Producer>(settings_, options);
+    Describe(producer_->handle(), timeout_);
+  }
+  PartitionList assignment(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
+  for (auto p : partitions) {
+    if (!done_[p])
+      rd_kafka_topic_partition_list_add(assignment.get(), s_.from.c_str(), p)->offset = start_[p];
+  }
+  if (assignment->cnt > 0) {
+    if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer_->get(), assignment.get()); err) {
+      throw kafka::KafkaError(fmt::format("assigning {}: {}", s_.from, rd_kafka_err2str(err)));
+    }
+  }
+
+  InterruptScope interrupt;
+  Progress progress(*ctx_.err, !ctx_.json && !ctx_.args.Has("--no-progress") && ::isatty(STDERR_FILENO) == 1);
+  auto all_done = [&] {
+    return std::all_of(done_.begin(), done_.end(), [](const auto& d) { return d.second; });
+  };
+  auto last_record = std::chrono::steady_clock::now();
+  auto last_checkpoint = last_record;
+  std::string consumer_error;
+  bool ok = true;
+  while (!all_done()) {
+    if (InterruptScope::Interrupted()) {
+      s_.stopped = "interrupted";
+      break;
+    }
+    if (limit_ >= 0 && s_.matched >= limit_) {
+      s_.stopped = "limit";
+      break;
+    }
+    kafka::Message m(rd_kafka_consumer_poll(consumer_->get(), 100));
+    auto now = std::chrono::steady_clock::now();
+    if (m != nullptr) {
+      if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        if (m->offset >= end_[m->partition]) done_[m->partition] = true;
+        last_record = now;
+      } else if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        consumer_error = rd_kafka_message_errstr(m.get());
+      } else if (!done_[m->partition] && m->offset >= end_[m->partition]) {
+        done_[m->partition] = true;
+      } else if (!done_[m->partition]) {
+        Handle(m.get());
+        last_record = now;
+      }
+    }
+    if (!s_.dry_run && (since_checkpoint_ >= 1000 ||
+                        (since_checkpoint_ > 0 && now - last_checkpoint >= std::chrono::seconds(1)))) {
+      if (!Checkpoint()) {
+        ok = false;
+        break;
+      }
+      last_checkpoint = now;
+    }
+    if (now - last_record > timeout_) {
+      s_.error =
+          fmt::format("no records from the broker for {} ms, {} still to read{}", timeout_.count(),
+                      s_.remaining(), consumer_error.empty() ? "" : " (last error: " + consumer_error + ")");
+      ok = false;
+      break;
+    }
+    if (!s_.dry_run) s_.replayed = deliveries_.acked();
+    progress.Update(s_);
+  }
+  // Saves what was done, also after a failure (the first failure's message stays).
+  if (!Checkpoint()) ok = false;
+  if (!ok) s_.stopped = "error";
+  progress.Update(s_, true);
+  progress.Clear();
+  if (producer_) producer_->Flush(timeout_);
+  return ok && s_.stopped != "interrupted" ? kExitOk : kExitFailed;
+}
+
+}  // namespace
+
+int ReplayCommand(Context& ctx) {
+  if (ctx.args.Has("--help") || ctx.args.Has("-h")) {
+    *ctx.out << kReplayUsage;
+    return kExitOk;
+  }
+  auto usage = [&](const std::string& why) {
+    *ctx.err << "pvctl replay: " << why << "\n\n" << kReplayUsage;
+    return kExitUsage;
+  };
+  if (ctx.args.positional.size() > 1)
+    return usage(fmt::format("unexpected argument '{}'", ctx.args.positional[1]));
+  Summary s;
+  s.from = ctx.args.Get("--from");
+  if (s.from.empty() || s.from == "true") return usage("--from TOPIC is required");
+  s.to = ctx.args.Get("--to", DefaultReplayTarget(s.from));
+  if (s.to.empty() || s.to == "true")
+    return usage(fmt::format("--to is required: no default target for {}", s.from));
+  if (s.to == s.from) return usage("--to must differ from --from");
+  s.dry_run = ctx.args.Has("--dry-run");
+
+  ReplayFilter filter;
+  if (ctx.args.Has("--campaign")) filter.campaigns = SplitList(ctx.args.Get("--campaign"));
+  if (ctx.args.Has("--error-code")) filter.error_codes = SplitList(ctx.args.Get("--error-code"));
+  for (const char* name : {"--campaign", "--error-code"}) {
+    if (ctx.args.Has(name) && (ctx.args.Get(name) == "true" || ctx.args.Get(name).empty())) {
+      return usage(fmt::format("{} needs a value", name));
+    }
+  }
+  for (auto [name, slot] : {std::pair{"--since", &filter.since}, std::pair{"--until", &filter.until}}) {
+    if (!ctx.args.Has(name)) continue;
+    auto t = ParseTimestamp(ctx.args.Get(name));
+    if (!t)
+      return usage(
+          fmt::format("{}: '{}' is not an RFC 3339 time (2026-01-31T09:00:00Z)", name, ctx.args.Get(name)));
+    *slot = t;
+  }
+  if (filter.since && filter.until && *filter.until <= *filter.since)
+    return usage("--until must be after --since");
+  std::int64_t limit = -1;
+  if (ctx.args.Has("--limit")) {
+    const std::string text = ctx.args.Get("--limit");
+    size_t used = 0;
+    try {
+      limit = std::stoll(text, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != text.size() || limit < 1)
+      return usage(fmt::format("--limit: '{}' is not a positive number", text));
+  }
+
+  Replay replay(ctx, s, std::move(filter), limit);
+  int rc = kExitFailed;
+  try {
+    rc = replay.Run();
+  } catch (const std::exception& e) {
+    s.error = e.what();
+    s.stopped = "error";
+    if (!ctx.json) {  // nothing was done: the error alone says it
+      *ctx.err << "pvctl replay: " << e.what() << "\n";
+      return kExitFailed;
+    }
+  }
+  PrintSummary(ctx, s);
+  if (!s.error.empty()) *ctx.err << "pvctl replay: " << s.error << "\n";
+  return rc;
+}
+
+}  // namespace pv::pvctl
