@@ -139,6 +139,8 @@ DeliveryResult FcmResult(const TransferResult& r) {
 FcmProvider::FcmProvider(FcmSettings settings, CurlLoop& loop)
     : settings_(std::move(settings)), loop_(loop), key_(LoadPrivateKeyPem(settings_.private_key_pem)) {
   send_url_ = fmt::format("{}/v1/projects/{}/messages:send", settings_.common.base_url, settings_.project_id);
+  // Fail at start, not on the first send, when the key cannot sign RS256 (an EC key, say).
+  SignJwt(JwtAlgorithm::kRs256, R"({"alg":"RS256"})", "{}", key_.get());
 }
 
 void FcmProvider::Deliver(const std::shared_ptr<const Send>& send, Done done) {

@@ -147,10 +147,23 @@ int RunWorkerMain(Channel channel, int argc, char** argv) {
       return 0;
     }
     metrics::Registry registry;
-    auto worker =
+    // However this scope ends (a Kafka error thrown from Run included): the signal handler forgets
+    // the worker, then the transfer loop stops, then the worker and its providers (which the loop's
+    // callbacks point into) are destroyed. The admin server, declared later, is gone before that.
+    struct Teardown {
+      std::atomic<Worker*>& running;
+      CurlLoop& loop;
+      std::unique_ptr<Worker> worker;
+      ~Teardown() {
+        running.store(nullptr);
+        loop.Stop();
+        worker.reset();
+      }
+    } teardown{running, *loop, nullptr};
+    teardown.worker =
         std::make_unique<Worker>(std::move(options), std::make_unique<RedisDedupeStore>(std::move(dedupe)),
                                  std::move(loaded.providers), registry);
-    Worker* w = worker.get();
+    Worker* w = teardown.worker.get();
     registry.AddCallbackGauge("pv_worker_consumer_lag", "Records in assigned partitions not yet consumed",
                               [w] { return w->ConsumerLag(); });
     AdminServer admin(registry, [w] { return w->NotReadyReason(); });
@@ -159,10 +172,7 @@ int RunWorkerMain(Channel channel, int argc, char** argv) {
     running.store(w);
     if (stop.load()) w->Stop();
     int rc = w->Run();
-    running.store(nullptr);
     admin.Stop();
-    loop->Stop();  // no provider callback may outlive the providers, which the worker owns
-    worker.reset();
     return rc;
   } catch (const ConfigError& e) {
     pv::log::Error("config_error", {{"error", e.what()}});
