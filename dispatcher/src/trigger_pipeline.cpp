@@ -37,14 +37,15 @@ TriggerPipeline::TriggerPipeline(const DispatcherOptions& options, const kafka::
       render_seconds_(&metrics.render_seconds.Get()) {
   if (options.redis_url.empty()) {
     log::Warn("suppression_disabled", {{"reason", "redis.url is empty"}});
+    metrics_.redis_up.Get().Set(1);
   } else {
     RedisAddress address;
     std::string error;
     if (!ParseRedisUrl(options.redis_url, address, error)) throw ConfigError("setting redis.url: " + error);
     suppression_ = std::make_unique<SuppressionStore>(address, options.redis_timeout);
     log::Info("suppression_enabled", {{"redis", fmt::format("{}:{}", address.host, address.port)}});
+    ProbeRedis();
   }
-  metrics_.redis_up.Get().Set(suppression_ ? 0 : 1);
   char value[64];
   size_t size = sizeof(value);
   if (rd_kafka_conf_get(rd_kafka_conf(producer.handle()), "message.max.bytes", value, &size) ==
@@ -82,6 +83,14 @@ std::string TriggerPipeline::Readiness() const {
   return {};
 }
 
+void TriggerPipeline::ProbeRedis() {
+  std::string error;
+  bool ok = suppression_->Ping(error);
+  metrics_.redis_up.Get().Set(ok ? 1 : 0);
+  if (ok && !redis_ok_.exchange(true)) log::Info("suppression_store_reachable", {});
+  if (!ok && redis_ok_.exchange(false)) log::Error("suppression_store_unreachable", {{"error", error}});
+}
+
 int TriggerPipeline::Run() {
   consumer_->Subscribe({std::string(topics::kTriggers)});
   log::Info("consuming", {{"topic", topics::kTriggers}, {"group", options_.group_id}});
@@ -94,6 +103,11 @@ int TriggerPipeline::Run() {
     while (!retries_.empty() && retries_.front().not_before <= now) {
       batch_.push_back(std::move(retries_.front()));
       retries_.pop_front();
+    }
+    if (suppression_ && !redis_ok_.load() && batch_.empty() && now >= redis_retry_at_) {
+      // Idle while Redis is down: probe it, so that readiness recovers without traffic.
+      ProbeRedis();
+      redis_retry_at_ = now + std::min<milliseconds>(options_.retry_backoff, milliseconds(1000));
     }
     if (!batch_.empty() && now >= redis_retry_at_) {
       if (ProcessBatch()) {

@@ -55,6 +55,7 @@ class TriggerPipeline {
   void ApplyPause();
   void SwapCatalog();
   bool ReloadForUnknownCampaign();
+  void ProbeRedis();
 
   const DispatcherOptions& options_;
   kafka::Producer& producer_;

@@ -108,11 +108,13 @@ class DispatcherIT : public ::testing::Test {
     logs_.push_back("broker.log");
   }
 
+  // `kafka_properties`: more lines of kafka.producer_properties.
   void WriteConfig(const std::string& redis_url, const std::string& extra = "",
                    const std::string& kafka_properties = "") {
     dir_.Write("config.yaml", "kafka:\n  brokers: \"" + broker_->bootstrap() +
-                                  "\"\n  properties:\n    session.timeout.ms: \"6000\"\n"
-                                  "    heartbeat.interval.ms: \"500\"\n" +
+                                  "\"\n  consumer_properties:\n    session.timeout.ms: \"6000\"\n"
+                                  "    heartbeat.interval.ms: \"500\"\n"
+                                  "  producer_properties:\n    enable.idempotence: \"true\"\n" +
                                   kafka_properties + "catalog_dir: " + dir_.File("catalog") +
                                   "\n"
                                   "redis:\n  url: \"" +
@@ -168,7 +170,7 @@ TEST_F(DispatcherIT, TriggersBecomeRenderedSendsFieldByField) {
              "id: \"big\"\nproject: demo\nchannel: email\nprovider: log\ntemplates:\n"
              "  en: {from: \"a@example.com\", subject: \"s\", html: \"{{#event.items}}<p>" +
                  std::string(200, 'x') + " {{name}}</p>{{/event.items}}\"}\n");
-  WriteConfig(redis.url(), "", "    message.max.bytes: \"20000\"\n");
+  WriteConfig(redis.url(), "", "    message.max.bytes: \"20000\"\n");  // a producer property
   auto dispatcher = StartDispatcher();
 
   TriggerWriter writer(broker_->bootstrap());
@@ -547,7 +549,7 @@ TEST_F(DispatcherIT, RebalanceAndSigtermMidStreamLoseNothing) {
   StartBroker();
   WriteConfig("", "  max_in_flight: 200\n");
   auto first = StartDispatcher("dispatcher-a");
-  constexpr int kTotal = 2000;
+  constexpr int kTotal = 2400;
   std::vector<std::string> ids(kTotal);
   std::atomic<int> written{0};
   std::thread feeder([&] {
@@ -561,7 +563,7 @@ TEST_F(DispatcherIT, RebalanceAndSigtermMidStreamLoseNothing) {
       if (i % 100 == 99) {
         writer.Flush();
         written.store(i + 1);
-        // ~170 triggers/s for ~12 s: a cooperative rebalance on the dev broker takes two rounds of
+        // ~170 triggers/s for ~14 s: a cooperative rebalance on the dev broker takes two rounds of
         // about 5 s, and both changes must land mid-stream.
         std::this_thread::sleep_for(600ms);
       }
