@@ -108,6 +108,18 @@ class PvctlTest : public ::testing::Test {
     return ids;
   }
 
+  void Produce(const std::string& topic, const std::string& key, const std::string& value,
+               const std::vector<kafka::Header>& headers) {
+    kafka::Settings settings;
+    settings.brokers = broker_.bootstrap();
+    settings.properties["log_level"] = "3";
+    kafka::Producer producer(settings, {});
+    auto group = std::make_shared<kafka::DeliveryGroup>(1);
+    ASSERT_EQ(producer.Produce(topic, key, value, headers, group), RD_KAFKA_RESP_ERR_NO_ERROR);
+    ASSERT_TRUE(group->Wait(std::chrono::steady_clock::now() + 20s));
+    ASSERT_EQ(group->first_error(), RD_KAFKA_RESP_ERR_NO_ERROR);
+  }
+
   static rapidjson::Document Json(const std::string& text) { return ParseJson(text); }
 
   DevBroker broker_;
@@ -374,6 +386,40 @@ TEST_F(PvctlTest, ReplayRepublishesMatchesWithAttemptResetAndASecondRunIsANoOp) 
   // Text output: the summary line names the counts.
   Result text = Pvctl({"replay", "--from", "pv.dlq.email", "--dry-run", "--restart"});
   EXPECT_NE(text.out.find("matched 6, replayed 0, skipped 0"), std::string::npos) << text.out;
+}
+
+// The dispatcher dead-letters triggers it cannot turn into a send (unknown campaign...) into the same
+// DLQ, marked pv-target: pv.triggers; they go back there, byte for byte.
+TEST_F(PvctlTest, ReplayRoutesDeadLetteredTriggersBackToTheirTarget) {
+  auto ids = FillDlq({Dlq()});
+  const std::string trigger =
+      R"({"v":1,"trigger_id":"t-77","project":"demo","campaign_id":"99","received_at":"2026-03-01T10:00:00.000Z",)"
+      R"("user":{"external_id":"u-77","email":"u77@example.com"},"event":{}})";
+  Produce("pv.dlq.email", "u-77", trigger,
+          {{ladder::kErrorCode, "unknown_campaign"},
+           {ladder::kFailedAt, "2026-03-01T10:00:00.000Z"},
+           {ladder::kTarget, "pv.triggers"},
+           {"pv-trigger-id", "t-77"}});
+  Produce("pv.dlq.email", "u-78", trigger, {{ladder::kTarget, "pv.no-such-topic"}});
+  TopicReader triggers(broker_.bootstrap(), "pv.triggers");
+  TopicReader sends(broker_.bootstrap(), "pv.send.email");
+
+  Result r = Pvctl({"replay", "--from", "pv.dlq.email", "--json"});
+  ASSERT_EQ(r.rc, kExitOk) << r.err;
+  auto d = Json(r.out);
+  EXPECT_EQ(d["matched"].GetInt(), 2);
+  EXPECT_EQ(d["replayed"].GetInt(), 2);
+  EXPECT_EQ(d["unroutable"].GetInt(), 1);
+  EXPECT_EQ(d["targets"]["pv.triggers"].GetInt(), 1);
+  EXPECT_EQ(d["targets"]["pv.send.email"].GetInt(), 1);
+  const auto& t = triggers.ReadUntil([](const auto& v) { return !v.empty(); }, 10s);
+  ASSERT_EQ(t.size(), 1U);
+  EXPECT_EQ(t[0].value, trigger);  // no attempt added to a trigger
+  EXPECT_EQ(t[0].key, "u-77");
+  EXPECT_EQ(t[0].headers.at("pv-trigger-id"), "t-77");
+  EXPECT_EQ(t[0].headers.count("pv-target"), 0U);
+  EXPECT_EQ(SendIds(sends.ReadUntil([](const auto& v) { return !v.empty(); }, 10s)),
+            std::multiset<std::string>{ids[0]});
 }
 
 TEST_F(PvctlTest, ReplayStoppedByLimitResumesWithoutDoubles) {

@@ -23,6 +23,7 @@
 #include <memory>
 #include <mutex>
 #include <ostream>
+#include <set>
 #include <sstream>
 #include <vector>
 
@@ -80,11 +81,9 @@ std::optional<std::string> ResetAttempt(std::string_view value) {
   rapidjson::Document doc;
   doc.Parse<rapidjson::kParseFullPrecisionFlag>(value.data(), value.size());
   if (doc.HasParseError() || !doc.IsObject()) return std::nullopt;
-  if (auto it = doc.FindMember("attempt"); it != doc.MemberEnd()) {
-    it->value.SetInt(1);
-  } else {
-    doc.AddMember("attempt", 1, doc.GetAllocator());
-  }
+  auto it = doc.FindMember("attempt");
+  if (it == doc.MemberEnd()) return std::string(value);  // not a send (a dead-lettered trigger)
+  it->value.SetInt(1);
   rapidjson::StringBuffer buffer;
   rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
   doc.Accept(writer);
@@ -114,7 +113,9 @@ constexpr const char* kReplayUsage = R"(Usage:
 
 Re-publishes the matching records of TOPIC (a dead-letter topic such as pv.dlq.email, or a send
 topic) to --to (default: pv.send.<channel> of the source), with "attempt" reset to 1 in the value and
-headers pv-replayed-at, pv-replayed-from, pv-send-id and pv-trigger-id. Nothing else changes.
+headers pv-replayed-at, pv-replayed-from, pv-send-id and pv-trigger-id. Nothing else changes. A
+record with a pv-target header goes there instead: triggers the dispatcher could not process (e.g. an
+unknown campaign) are dead-lettered with pv-target: pv.triggers and are replayed into it, unchanged.
 
 Filters: --campaign on the value's campaign_id; --error-code on header pv-error-code; --since and
 --until (since <= t < until) on header pv-failed-at, or the record's timestamp when it has none.
@@ -148,10 +149,12 @@ struct Summary {
   bool resumed = false;    // started from a saved position
   std::int64_t total = 0;  // records between the start positions and the end marks
   std::int64_t scanned = 0, matched = 0, replayed = 0, filtered = 0, unreadable = 0;
-  std::string stopped = "end";  // end | limit | interrupted | error
+  std::int64_t unroutable = 0;                  // pv-target names a topic that does not exist
+  std::map<std::string, std::int64_t> targets;  // matched records by the topic they go to
+  std::string stopped = "end";                  // end | limit | interrupted | error
   std::string error;
 
-  std::int64_t skipped() const { return filtered + unreadable; }
+  std::int64_t skipped() const { return filtered + unreadable + unroutable; }
   std::int64_t remaining() const { return std::max<std::int64_t>(0, total - scanned); }
 };
 
@@ -244,9 +247,19 @@ void PrintSummary(Context& ctx, const Summary& s) {
     AppendJsonString(out, s.group);
     out += fmt::format(
         ",\"dry_run\":{},\"resumed\":{},\"total\":{},\"scanned\":{},\"matched\":{},\"replayed\":{},"
-        "\"skipped\":{},\"filtered\":{},\"unreadable\":{},\"remaining\":{},\"stopped\":\"{}\"",
+        "\"skipped\":{},\"filtered\":{},\"unreadable\":{},\"unroutable\":{},\"remaining\":{},"
+        "\"stopped\":\"{}\"",
         s.dry_run, s.resumed, s.total, s.scanned, s.matched, s.replayed, s.skipped(), s.filtered,
-        s.unreadable, s.remaining(), s.stopped);
+        s.unreadable, s.unroutable, s.remaining(), s.stopped);
+    out += ",\"targets\":{";
+    bool first = true;
+    for (const auto& [topic, count] : s.targets) {
+      if (!first) out += ",";
+      AppendJsonString(out, topic);
+      out += ":" + std::to_string(count);
+      first = false;
+    }
+    out += "}";
     if (!s.error.empty()) {
       out += ",\"error\":";
       AppendJsonString(out, s.error);
@@ -258,8 +271,15 @@ void PrintSummary(Context& ctx, const Summary& s) {
                           s.dry_run ? " [dry run: nothing published, position not saved]" : "",
                           s.resumed ? "resumed from the saved position" : "from the start", s.group);
   *ctx.out << fmt::format(
-      "matched {}, replayed {}, skipped {} (filtered {}, unreadable {}); read {} of {}, {} left\n", s.matched,
-      s.replayed, s.skipped(), s.filtered, s.unreadable, s.scanned, s.total, s.remaining());
+      "matched {}, replayed {}, skipped {} (filtered {}, unreadable {}, unroutable {}); read {} of {}, {} "
+      "left\n",
+      s.matched, s.replayed, s.skipped(), s.filtered, s.unreadable, s.unroutable, s.scanned, s.total,
+      s.remaining());
+  std::string by_target;
+  for (const auto& [topic, count] : s.targets) {
+    by_target += fmt::format("{}{} to {}", by_target.empty() ? "" : ", ", count, topic);
+  }
+  if (!by_target.empty()) *ctx.out << fmt::format("{}: {}\n", s.dry_run ? "would go" : "went", by_target);
   if (s.stopped == "limit") {
     *ctx.out << "Stopped at --limit; run the same command again to continue.\n";
   } else if (s.stopped == "interrupted") {
@@ -288,6 +308,7 @@ class Replay {
   std::map<std::int32_t, std::int64_t> start_;     // where this run started
   std::map<std::int32_t, std::int64_t> position_;  // next offset to read, per partition
   std::map<std::int32_t, bool> done_;
+  std::set<std::string> topics_;  // every topic of the cluster: where a record may go
   std::unique_ptr<Client> consumer_;
   // Declared before the producer: handlers outlive it, whose destructor may still report.
   Deliveries deliveries_;
@@ -355,7 +376,15 @@ void Replay::Handle(const rd_kafka_message_t* m) {
     ++s_.unreadable;
     return;
   }
+  // A record says where it belongs when that is not a send topic: the dispatcher dead-letters
+  // triggers it could not turn into a send with pv-target: pv.triggers.
+  std::string target = kafka::HeaderValue(m, ladder::kTarget).value_or(s_.to);
+  if (topics_.count(target) == 0) {
+    ++s_.unroutable;
+    return;
+  }
   ++s_.matched;
+  ++s_.targets[target];
   if (s_.dry_run) return;
 
   rapidjson::Document doc;
@@ -372,7 +401,7 @@ void Replay::Handle(const rd_kafka_message_t* m) {
   auto deadline = std::chrono::steady_clock::now() + timeout_;
   while (true) {
     rd_kafka_resp_err_t err =
-        producer_->Produce(s_.to, kafka::Key(m), *value, headers, handlers_.back().get());
+        producer_->Produce(target, kafka::Key(m), *value, headers, handlers_.back().get());
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) break;
     if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || std::chrono::steady_clock::now() > deadline) {
       deliveries_.Report(p, m->offset, err);
@@ -403,6 +432,9 @@ int Replay::Run() {
       throw kafka::KafkaError(
           fmt::format("topic {} does not exist (pvctl topics list shows the topics)", topic));
     }
+  }
+  for (const auto& [name, info] : cluster.topics) {
+    if (info.err == RD_KAFKA_RESP_ERR_NO_ERROR) topics_.insert(name);
   }
   std::vector<std::int32_t> partitions;
   for (const auto& part : cluster.topics[s_.from].partitions) partitions.push_back(part.id);

@@ -38,8 +38,9 @@ enum class ReplayVerdict { kMatch, kFiltered, kUnreadable };
 // kUnreadable: the value is not a JSON object (cannot be re-published with attempt reset).
 ReplayVerdict Evaluate(const ReplayFilter& filter, const ReplayRecord& record);
 
-// The value with its top-level "attempt" set to 1 (added when absent); every other member unchanged
-// and in order. nullopt when the value is not a JSON object.
+// The value with its top-level "attempt" set to 1, every other member unchanged and in order; a value
+// without "attempt" (a trigger the dispatcher dead-lettered) unchanged. nullopt when the value is not
+// a JSON object.
 std::optional<std::string> ResetAttempt(std::string_view value);
 
 // The default target: pv.dlq.<suffix> and pv.send.<suffix> go to pv.send.<suffix>; "" otherwise.
