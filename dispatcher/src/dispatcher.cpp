@@ -89,6 +89,7 @@ Dispatcher::Dispatcher(DispatcherOptions options, kafka::Settings kafka_settings
   producer_options.client_id = "pv-dispatcher";
   producer_options.defaults = {{"linger.ms", std::to_string(options_.linger_ms)}};
   producer_ = std::make_unique<kafka::Producer>(kafka_settings_, producer_options);
+  WarmUpProducer();
   pipeline_ =
       std::make_unique<TriggerPipeline>(options_, kafka_settings_, *producer_, *metrics_, catalog, stop_);
   if (options_.delay_enabled) {
@@ -102,9 +103,35 @@ Dispatcher::~Dispatcher() {
   if (admin_) admin_->Stop();
   // The producer first: its last delivery reports go to the pipelines' completion queues, which must
   // still exist. The consumers were closed when Run returned.
+  for (rd_kafka_topic_t* rkt : topic_handles_) rd_kafka_topic_destroy(rkt);
   producer_.reset();
   scheduler_.reset();
   pipeline_.reset();
+}
+
+void Dispatcher::WarmUpProducer() {
+  // The producer learns a topic's partition leaders when it first produces to it; until then records
+  // wait in its queue. Learning them now keeps the first seconds of a busy start from stalling (seen on
+  // the dev broker: 40,000 records queued for most of a second).
+  std::vector<std::string> topics = {std::string(topics::kEvents)};
+  for (Channel c : {Channel::kEmail, Channel::kSms, Channel::kPush}) {
+    topics.push_back(topics::Send(c));
+    topics.push_back(topics::DeadLetter(c));
+  }
+  for (const auto& tier : ladder::ParseTiers(options_.delay_tiers)) topics.push_back(tier.topic);
+  topics.emplace_back(topics::kTriggers);
+  for (const auto& name : topics) {
+    rd_kafka_topic_t* rkt = rd_kafka_topic_new(producer_->handle(), name.c_str(), nullptr);
+    if (rkt == nullptr) continue;
+    const rd_kafka_metadata_t* md = nullptr;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(producer_->handle(), 0, rkt, &md, 2000);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      log::Warn("topic_metadata_unavailable", {{"topic", name}, {"error", rd_kafka_err2str(err)}});
+    } else {
+      rd_kafka_metadata_destroy(md);
+    }
+    topic_handles_.push_back(rkt);
+  }
 }
 
 int Dispatcher::StartAdmin() {

@@ -79,6 +79,7 @@ class Dispatcher {
 
  private:
   std::string Readiness();
+  void WarmUpProducer();
 
   DispatcherOptions options_;
   kafka::Settings kafka_settings_;
@@ -88,6 +89,7 @@ class Dispatcher {
   std::unique_ptr<TriggerPipeline> pipeline_;
   std::unique_ptr<DelayScheduler> scheduler_;
   std::unique_ptr<AdminServer> admin_;
+  std::vector<rd_kafka_topic_t*> topic_handles_;  // output topics, known to the producer from the start
   std::atomic<bool> stop_{false};
 };
 
