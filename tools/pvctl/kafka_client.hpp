@@ -9,11 +9,11 @@
 #include <librdkafka/rdkafka.h>
 
 #include <chrono>
-#include <compare>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "pv/kafka.hpp"
@@ -83,7 +83,9 @@ std::vector<std::int32_t> PartitionsOf(rd_kafka_t* rk, const std::string& topic,
 struct TopicPartition {
   std::string topic;
   std::int32_t partition = 0;
-  auto operator<=>(const TopicPartition&) const = default;
+  friend bool operator<(const TopicPartition& a, const TopicPartition& b) {
+    return std::tie(a.topic, a.partition) < std::tie(b.topic, b.partition);
+  }
 };
 
 // Committed offsets of `group` for the given partitions (RD_KAFKA_OFFSET_INVALID = none committed).

@@ -442,6 +442,7 @@ int Replay::Run() {
 
   // Asked even with --restart: it also finds the group's coordinator, which the commits need.
   std::vector<TopicPartition> tps;
+  tps.reserve(partitions.size());
   for (auto p : partitions) tps.push_back({s_.from, p});
   std::map<TopicPartition, std::int64_t> committed = CommittedOffsets(consumer_->get(), tps, timeout_);
   if (ctx_.args.Has("--restart")) committed.clear();
