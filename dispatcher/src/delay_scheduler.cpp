@@ -206,6 +206,7 @@ bool DelayScheduler::Release(Held& h, SysClock::time_point now) {
   std::vector<kafka::Header> headers;
   // On release to the target every header travels with the record (pv-attempt tells a worker which
   // attempt this is); on a hop the ladder headers are set again by Schedule.
+  headers.reserve(headers_map.size());
   for (const auto& [name, value] : headers_map) headers.push_back({name, value});
   bool to_target = now >= h.due;
   auto* pending = new internal::Pending(&completions_, topic, m->partition, m->offset, h.generation);
@@ -292,6 +293,7 @@ void DelayScheduler::DrainCompletions() {
 
 void DelayScheduler::OnRebalance(rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* parts) {
   std::vector<TopicPartition> tps;
+  tps.reserve(static_cast<size_t>(parts->cnt));
   for (int i = 0; i < parts->cnt; ++i) tps.emplace_back(parts->elems[i].topic, parts->elems[i].partition);
   if (kind == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     for (const auto& [t, p] : tps) book_.Assign(t, p);

@@ -390,6 +390,7 @@ void TriggerPipeline::WaitOutstanding(const std::vector<std::pair<std::string, s
 
 void TriggerPipeline::OnRebalance(rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* parts) {
   std::vector<std::pair<std::string, std::int32_t>> tps;
+  tps.reserve(static_cast<size_t>(parts->cnt));
   for (int i = 0; i < parts->cnt; ++i) tps.emplace_back(parts->elems[i].topic, parts->elems[i].partition);
   if (kind == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     for (const auto& [t, p] : tps) book_.Assign(t, p);

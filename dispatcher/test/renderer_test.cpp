@@ -83,7 +83,7 @@ TEST(RenderText, MissingVariablesRenderEmptyAndAreReported) {
 TEST(RenderText, RefusesWhatItCannotRenderSafely) {
   std::string error;
   EXPECT_EQ(CompiledText::Compile("{{#a}}open", false, error), nullptr);
-  EXPECT_NE(error.find("a"), std::string::npos) << error;
+  EXPECT_NE(error.find('a'), std::string::npos) << error;
   EXPECT_EQ(CompiledText::Compile("Hi {{name", false, error), nullptr);
   EXPECT_EQ(CompiledText::Compile("{{> header}}", false, error), nullptr);
   EXPECT_NE(error.find("partials"), std::string::npos);

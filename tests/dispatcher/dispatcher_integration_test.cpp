@@ -1,6 +1,7 @@
 // pv-dispatcher against the dev broker (and a real redis-server): triggers in, rendered sends out,
 // checked field by field; send windows through the delay ladder; SIGKILL mid-stream; Redis outage;
 // catalog reload. Each test starts its own broker and dispatcher processes and stops them by pid.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 #include <signal.h>
@@ -77,7 +78,7 @@ std::string H(const Record& r, const std::string& name) {
 // Whether the log shows a non-empty partition assignment in `group` (a joining member's first,
 // cooperative, assignment may be empty).
 bool HasAssignment(const std::string& log, const std::string& group) {
-  std::string needle = R"("event":"partitions_assigned","group":")" + group + R"(","count":)";
+  std::string needle = fmt::format(R"("event":"partitions_assigned","group":"{}","count":)", group);
   for (size_t pos = log.find(needle); pos != std::string::npos; pos = log.find(needle, pos + 1)) {
     char c = pos + needle.size() < log.size() ? log[pos + needle.size()] : '0';
     if (c >= '1' && c <= '9') return true;
@@ -195,8 +196,7 @@ TEST_F(DispatcherIT, TriggersBecomeRenderedSendsFieldByField) {
   std::string t8 =
       writer.Write("s1", "u-dave", R"({"external_id":"u-dave","phone":"+15550002222"})", R"({"code":"1"})");
   std::string items;
-  for (int i = 0; i < 100; ++i)
-    items += std::string(i ? "," : "") + R"({"name":"n)" + std::to_string(i) + R"("})";
+  for (int i = 0; i < 100; ++i) items += fmt::format(R"({}{{"name":"n{}"}})", i ? "," : "", i);
   std::string t9 = writer.Write("big", "u-gus", R"({"external_id":"u-gus","email":"gus@example.com"})",
                                 R"({"items":[)" + items + "]}");
   ASSERT_TRUE(writer.Flush());
@@ -490,8 +490,8 @@ TEST_F(DispatcherIT, SigkillMidStreamThenRestartLosesNothing) {
       std::string user = "u-" + std::to_string(i % 97);
       ids[i] = writer.Write(
           "e1", user,
-          R"({"external_id":")" + user + R"(","email":")" + user + R"(@example.com","first_name":"N"})",
-          R"({"order_id":")" + std::to_string(i) + R"("})");
+          fmt::format(R"({{"external_id":"{0}","email":"{0}@example.com","first_name":"N"}})", user),
+          fmt::format(R"({{"order_id":"{}"}})", i));
       if (i % 100 == 99) {
         writer.Flush();
         written.store(i + 1);
@@ -557,9 +557,8 @@ TEST_F(DispatcherIT, RebalanceAndSigtermMidStreamLoseNothing) {
     for (int i = 0; i < kTotal; ++i) {
       std::string user = "u-" + std::to_string(i % 89);
       ids[i] = writer.Write(
-          "s1", user,
-          R"({"external_id":")" + user + R"(","phone":"+1555000)" + std::to_string(1000 + i % 89) + R"("})",
-          R"({"code":")" + std::to_string(i) + R"("})");
+          "s1", user, fmt::format(R"({{"external_id":"{}","phone":"+1555000{}"}})", user, 1000 + i % 89),
+          fmt::format(R"({{"code":"{}"}})", i));
       if (i % 100 == 99) {
         writer.Flush();
         written.store(i + 1);
