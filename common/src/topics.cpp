@@ -26,6 +26,18 @@ std::string_view ChannelTopicSuffix(Channel channel) {
   return "email";
 }
 
+const char* ContactField(Channel channel) {
+  switch (channel) {
+    case Channel::kEmail:
+      return "email";
+    case Channel::kSms:
+      return "phone";
+    case Channel::kPush:
+      return "device_token";
+  }
+  return "email";
+}
+
 bool ParseChannel(std::string_view name, Channel& out) {
   if (name == "email") {
     out = Channel::kEmail;

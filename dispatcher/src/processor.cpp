@@ -25,18 +25,6 @@ void Field(Writer& w, std::string_view k, std::string_view v) {
   String(w, v);
 }
 
-const char* AddressField(Channel channel) {
-  switch (channel) {
-    case Channel::kEmail:
-      return "email";
-    case Channel::kSms:
-      return "phone";
-    case Channel::kPush:
-      return "device_token";
-  }
-  return "email";
-}
-
 std::string_view StringOr(const rapidjson::Value* object, std::string_view name) {
   if (object == nullptr || !object->IsObject()) return {};
   return FindString(*object, name).value_or(std::string_view());
@@ -92,14 +80,14 @@ void TriggerProcessor::Parse(std::string_view value, const CompiledCatalog& cata
     // The channel of an unknown campaign, from the address the trigger carries, so that its failure
     // still lands in the right DLQ.
     for (Channel c : {Channel::kEmail, Channel::kSms, Channel::kPush}) {
-      if (!StringOr(user, AddressField(c)).empty()) {
+      if (!StringOr(user, ContactField(c)).empty()) {
         out.has_channel = true;
         out.channel = c;
         break;
       }
     }
   }
-  out.address = StringOr(user, AddressField(out.channel));
+  out.address = StringOr(user, ContactField(out.channel));
   if (!out.trigger_id.empty() && out.has_channel)
     out.send_id = SendIdFor(out.trigger_id, ChannelName(out.channel));
   if (out.trigger_id.empty() || user == nullptr || !user->IsObject() || out.external_id.empty()) {
@@ -116,8 +104,8 @@ void TriggerProcessor::Parse(std::string_view value, const CompiledCatalog& cata
     out.error = fmt::format("campaign '{}' is disabled", out.campaign_id);
   } else if (out.address.empty()) {
     out.error_code = "missing_address";
-    out.error = fmt::format("user.{} is required for a {} campaign", AddressField(out.channel),
-                            ChannelName(out.channel));
+    out.error = fmt::format("user.{} is required for {} {} campaign", ContactField(out.channel),
+                            out.channel == Channel::kEmail ? "an" : "a", ChannelName(out.channel));
   }
 }
 
@@ -269,7 +257,7 @@ Outcome TriggerProcessor::Decide(const ParsedTrigger& t, std::string_view key, S
   Field(w, "locale", content.locale);
   Key(w, "to");
   w.StartObject();
-  Field(w, AddressField(t.channel), t.address);
+  Field(w, ContactField(t.channel), t.address);
   Field(w, "external_id", t.external_id);
   w.EndObject();
   Key(w, "content");

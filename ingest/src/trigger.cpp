@@ -23,18 +23,6 @@ void Add(std::vector<FieldError>& errors, std::string_view prefix, std::string_v
   errors.push_back({full, fmt::format("{} {}", Dotted(full), what)});
 }
 
-const char* ContactField(Channel channel) {
-  switch (channel) {
-    case Channel::kEmail:
-      return "email";
-    case Channel::kSms:
-      return "phone";
-    case Channel::kPush:
-      return "device_token";
-  }
-  return "email";
-}
-
 }  // namespace
 
 void ValidateTrigger(const rapidjson::Value& trigger, Channel channel, std::string_view prefix,
@@ -72,7 +60,9 @@ void ValidateTrigger(const rapidjson::Value& trigger, Channel channel, std::stri
     std::string contact_path = std::string("/user/") + contact;
     const rapidjson::Value* value = FindMember(*user, contact);
     if (value == nullptr || value->IsNull()) {
-      Add(errors, prefix, contact_path, fmt::format("is required for a {} campaign", ChannelName(channel)));
+      Add(errors, prefix, contact_path,
+          fmt::format("is required for {} {} campaign", channel == Channel::kEmail ? "an" : "a",
+                      ChannelName(channel)));
     } else if (!value->IsString()) {
       Add(errors, prefix, contact_path, "must be a string");
     } else {

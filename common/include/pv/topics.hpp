@@ -15,6 +15,9 @@ enum class Channel { kEmail, kSms, kPush };
 // "email", "text" (the contract's name for SMS) or "push"; the topic suffix for text is "sms".
 std::string_view ChannelName(Channel channel);
 std::string_view ChannelTopicSuffix(Channel channel);
+// The user field (trigger) and `to` field (send) that holds a channel's recipient:
+// "email", "phone" or "device_token".
+const char* ContactField(Channel channel);
 // Accepts "email", "text", "sms", "push"; returns false for anything else.
 bool ParseChannel(std::string_view name, Channel& out);
 

@@ -22,18 +22,6 @@ std::string StringOr(const rapidjson::Value& object, std::string_view name) {
   return s ? std::string(*s) : std::string();
 }
 
-std::string_view AddressField(Channel channel) {
-  switch (channel) {
-    case Channel::kEmail:
-      return "email";
-    case Channel::kSms:
-      return "phone";
-    case Channel::kPush:
-      return "device_token";
-  }
-  return "email";
-}
-
 }  // namespace
 
 std::shared_ptr<Send> ParseSend(std::string_view value, std::string_view key, Channel channel,
@@ -60,7 +48,7 @@ std::shared_ptr<Send> ParseSend(std::string_view value, std::string_view key, Ch
   send->to = FindMember(d, "to");
   send->content = FindMember(d, "content");
   if (send->to != nullptr && send->to->IsObject()) {
-    send->address = StringOr(*send->to, AddressField(channel));
+    send->address = StringOr(*send->to, ContactField(channel));
     send->external_id = StringOr(*send->to, "external_id");
   }
   if (partial != nullptr && !send->send_id.empty()) *partial = send;
@@ -75,7 +63,7 @@ std::shared_ptr<Send> ParseSend(std::string_view value, std::string_view key, Ch
   } else if (send->to == nullptr || !send->to->IsObject()) {
     error = "to missing";
   } else if (send->address.empty()) {
-    error = fmt::format("to.{} missing", AddressField(channel));
+    error = fmt::format("to.{} missing", ContactField(channel));
   } else if (send->content == nullptr || !send->content->IsObject()) {
     error = "content missing";
   } else {
