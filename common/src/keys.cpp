@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <rapidjson/document.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
@@ -10,8 +11,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "pv/ids.hpp"
+#include "pv/json.hpp"
 
 namespace pv {
 
@@ -120,6 +123,72 @@ void KeyStore::SaveFile(const std::string& path, const std::vector<ApiKey>& keys
     ::unlink(tmp.c_str());
     throw KeyError(fmt::format("keys file {}: cannot write: {}", path, std::strerror(errno)));
   }
+}
+
+std::string KeyRecord(const ApiKey& k) {
+  std::string out = "{\"v\":1,\"id\":";
+  AppendJsonString(out, k.id);
+  out += ",\"name\":";
+  AppendJsonString(out, k.name);
+  out += ",\"project\":";
+  AppendJsonString(out, k.project);
+  out += fmt::format(",\"scope\":\"{}\",\"hash\":", k.scope == KeyScope::kSecret ? "secret" : "public");
+  AppendJsonString(out, k.hash);
+  out += ",\"last4\":";
+  AppendJsonString(out, k.last4);
+  out += ",\"created_at\":";
+  AppendJsonString(out, k.created_at);
+  out += ",\"revoked_at\":";
+  AppendJsonString(out, k.revoked_at);
+  return out + "}";
+}
+
+bool ParseKeyRecord(std::string_view json, ApiKey& out, std::string& error) {
+  rapidjson::Document doc;
+  doc.Parse(json.data(), json.size());
+  if (doc.HasParseError() || !doc.IsObject()) {
+    error = "not a JSON object";
+    return false;
+  }
+  auto field = [&](const char* name) { return std::string(FindString(doc, name).value_or("")); };
+  out.id = field("id");
+  out.name = field("name");
+  out.project = field("project");
+  std::string scope = field("scope");
+  out.hash = field("hash");
+  out.last4 = field("last4");
+  out.created_at = field("created_at");
+  out.revoked_at = field("revoked_at");
+  if (out.id.empty() || out.project.empty()) {
+    error = "id and project are required";
+    return false;
+  }
+  if (scope != "secret" && scope != "public") {
+    error = "scope must be secret or public";
+    return false;
+  }
+  out.scope = scope == "secret" ? KeyScope::kSecret : KeyScope::kPublic;
+  if (out.hash.size() != 7 + 64 || out.hash.substr(0, 7) != "sha256:") {
+    error = "hash must be sha256:<64 hex>";
+    return false;
+  }
+  return true;
+}
+
+std::shared_ptr<const KeyStore> KeyStore::FromKeys(const std::vector<ApiKey>& keys) {
+  auto store = std::make_shared<KeyStore>();
+  std::map<std::string, size_t> by_id;
+  for (const auto& key : keys) {
+    auto it = by_id.find(key.id);
+    if (it != by_id.end()) {
+      store->keys_[it->second] = key;
+    } else {
+      by_id[key.id] = store->keys_.size();
+      store->keys_.push_back(key);
+    }
+  }
+  for (size_t i = 0; i < store->keys_.size(); ++i) store->by_hash_[store->keys_[i].hash] = i;
+  return store;
 }
 
 KeyStore::Match KeyStore::Authenticate(std::string_view plain_key) const {

@@ -91,6 +91,7 @@ IngestOptions IngestOptions::FromConfig(const Config& config) {
   o.catalog_dir = config.GetString("catalog_dir", o.catalog_dir);
   o.keys_file = config.GetString("keys_file", o.keys_file);
   o.topic = config.GetString("ingest.topic", o.topic);
+  o.keys_topic = config.GetString("ingest.keys_topic", o.keys_topic);
   o.linger_ms = config.GetDouble("ingest.linger_ms", o.linger_ms);
   if (o.linger_ms < 0 || o.linger_ms > 1000)
     throw ConfigError("setting ingest.linger_ms must be within [0, 1000]");
@@ -101,11 +102,12 @@ IngestServer::IngestServer(IngestOptions options, const kafka::Settings& kafka_s
     : options_(std::move(options)) {
   validate::WarmUpTimeZones();
   catalog_.store(Catalog::LoadDirectory(options_.catalog_dir));
-  keys_.store(KeyStore::LoadFile(options_.keys_file));
+  file_keys_ = KeyStore::LoadFile(options_.keys_file)->keys();
+  keys_.store(KeyStore::FromKeys(file_keys_));
   catalog_signature_ = Signature(options_.catalog_dir);
   keys_signature_ = Signature(options_.keys_file);
   log::Info("catalog_loaded", {{"dir", options_.catalog_dir}, {"campaigns", catalog_.load()->size()}});
-  log::Info("keys_loaded", {{"file", options_.keys_file}, {"keys", keys_.load()->keys().size()}});
+  log::Info("keys_loaded", {{"file", options_.keys_file}, {"keys", file_keys_.size()}});
 
   kafka::ProducerOptions producer_options;
   producer_options.client_id = "pv-ingest";
@@ -117,6 +119,17 @@ IngestServer::IngestServer(IngestOptions options, const kafka::Settings& kafka_s
       {"socket.nagle.disable", "true"},
   };
   producer_ = std::make_unique<kafka::Producer>(kafka_settings, producer_options);
+  if (!options_.keys_topic.empty()) {
+    key_feed_ = std::make_unique<KeyFeed>(
+        kafka_settings, options_.keys_topic, [this](const std::vector<ApiKey>& keys) {
+          {
+            std::lock_guard lock(key_sources_mutex_);
+            topic_keys_ = keys;
+          }
+          PublishKeys();
+          log::Info("keys_updated_from_topic", {{"topic", options_.keys_topic}, {"keys", keys.size()}});
+        });
+  }
 
   requests_ = &registry_.AddCounter("pv_ingest_requests_total", "HTTP requests by route and status",
                                     {"route", "status"});
@@ -260,6 +273,7 @@ void IngestServer::StopOnce() {
   // cpp-httplib's stop closes the listening socket; connections finish the request they are
   // serving and close, and the pool joins them. Then every acknowledged record is flushed.
   http_->stop();
+  key_feed_.reset();
   int left = producer_->Flush(options_.ack_timeout + std::chrono::seconds(1));
   log::Info("stopped", {{"unflushed_records", left}});
 }
@@ -279,7 +293,11 @@ bool IngestServer::ReloadKeys() {
   if (signature == keys_signature_) return true;
   try {
     auto keys = KeyStore::LoadFile(options_.keys_file);
-    keys_.store(keys);
+    {
+      std::lock_guard lock(key_sources_mutex_);
+      file_keys_ = keys->keys();
+    }
+    PublishKeys();
     keys_signature_ = signature;
     reloads_ok_->Inc();
     log::Info("keys_reloaded", {{"file", options_.keys_file}, {"keys", keys->keys().size()}});
@@ -290,6 +308,13 @@ bool IngestServer::ReloadKeys() {
     log::Error("keys_reload_failed", {{"file", options_.keys_file}, {"error", e.what()}});
     return false;
   }
+}
+
+void IngestServer::PublishKeys() {
+  std::lock_guard lock(key_sources_mutex_);
+  std::vector<ApiKey> all = file_keys_;
+  all.insert(all.end(), topic_keys_.begin(), topic_keys_.end());
+  keys_.store(KeyStore::FromKeys(all));
 }
 
 bool IngestServer::ReloadCatalog() {

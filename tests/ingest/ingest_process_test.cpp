@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -126,6 +127,56 @@ TEST(IngestProcess, SigtermUnderLoadExitsZeroAndEvery204IsInTheTopic) {
   size_t missing = 0;
   for (const auto& id : accepted) missing += in_topic.count(id) == 0 ? 1 : 0;
   EXPECT_EQ(missing, 0U) << "of " << accepted.size() << " triggers answered 204";
+}
+
+// A key created and revoked with pvctl on "another machine" (its own keys file) reaches an ingest
+// that never sees that file, through the compacted pv.keys topic, within 5 s each way.
+TEST(IngestProcess, KeysFromAnotherMachineTakeEffectWithin5sThroughTheTopic) {
+  pv::testing::DevBroker broker(1);
+  TempDir dir("pv-ingest-keyfeed");
+  pv::testing::WriteFile(dir.File("config.yaml"), "log: {level: info}\ncatalog_dir: " PV_SOURCE_DIR
+                                                  "/catalog\n"
+                                                  "keys_file: " +
+                                                      dir.File("ingest-keys.yaml") +
+                                                      "\ningest: {host: 127.0.0.1, port: 0, threads: 4}\n");
+  Subprocess ingest({IngestBin(), "--config", dir.File("config.yaml"), "--port-file", dir.File("port")},
+                    {{"PV_KAFKA_BROKERS", broker.bootstrap()}}, dir.File("ingest.log"));
+  ASSERT_TRUE(pv::testing::WaitFor([&] { return !pv::testing::ReadFile(dir.File("port")).empty(); }, 15s));
+  int port = std::stoi(pv::testing::ReadFile(dir.File("port")));
+
+  std::map<std::string, std::string> env = {{"PV_KAFKA_BROKERS", broker.bootstrap()}};
+  Subprocess create({PV_PVCTL_BIN, "keys", "create", "--project", "demo", "--name", "remote", "--json",
+                     "--keys-file", dir.File("other-machine-keys.yaml")},
+                    env, dir.File("create.out"));
+  ASSERT_EQ(create.Wait(30s), 0) << pv::testing::ReadFile(dir.File("create.out"));
+  std::string out = pv::testing::ReadFile(dir.File("create.out"));
+  auto field = [&](const std::string& name) {
+    auto at = out.find("\"" + name + "\":\"");
+    if (at == std::string::npos) return std::string();
+    at += name.size() + 4;
+    return out.substr(at, out.find('"', at) - at);
+  };
+  std::string key = field("key");
+  std::string id = field("id");
+  ASSERT_FALSE(key.empty()) << out;
+  EXPECT_EQ(pv::testing::ReadFile(dir.File("ingest-keys.yaml")).find(id), std::string::npos);
+
+  auto post = [&] {
+    httplib::Client c("127.0.0.1", port);
+    auto res = c.Post("/api/client/campaigns/44/trigger", {{"Authorization", "Bearer " + key}},
+                      R"({"user":{"external_id":"remote","email":"a@b.co"}})", "application/json");
+    return res ? res->status : -1;
+  };
+  auto created = std::chrono::steady_clock::now();
+  EXPECT_TRUE(pv::testing::WaitFor([&] { return post() == 204; }, 5s))
+      << pv::testing::ReadFile(dir.File("ingest.log"));
+  EXPECT_LT(std::chrono::steady_clock::now() - created, 5s);
+
+  Subprocess revoke({PV_PVCTL_BIN, "keys", "revoke", id, "--keys-file", dir.File("other-machine-keys.yaml")},
+                    env, dir.File("revoke.out"));
+  ASSERT_EQ(revoke.Wait(30s), 0) << pv::testing::ReadFile(dir.File("revoke.out"));
+  EXPECT_TRUE(pv::testing::WaitFor([&] { return post() == 401; }, 5s));
+  EXPECT_EQ(ingest.Stop(SIGTERM, 15s), 0);
 }
 
 }  // namespace

@@ -13,6 +13,8 @@
 
 #include "pv/ids.hpp"
 #include "pv/json.hpp"
+#include "pv/kafka.hpp"
+#include "pv/topics.hpp"
 #include "pvctl.hpp"
 
 namespace pv::pvctl {
@@ -23,8 +25,10 @@ constexpr const char* kKeysUsage = R"(Usage:
   pvctl keys list [--project P] [--json]
   pvctl keys revoke KEY_ID [--json]
 
-Keys are stored only as SHA-256 hashes in keys_file (config; env PV_KEYS_FILE; or --keys-file).
-A new key is printed once: store it now, it cannot be shown again.
+Keys are stored only as SHA-256 hashes in keys_file (config; env PV_KEYS_FILE; or --keys-file),
+and each create/revoke is published to the compacted topic pv.keys (ingest.keys_topic) when
+kafka.brokers is set, so every ingest on every machine applies it within about a second.
+--local-only skips the topic. A new key is printed once: store it now, it cannot be shown again.
 )";
 
 // Holds an exclusive lock on "<keys file>.lock" for the scope.
@@ -68,6 +72,38 @@ std::string KeyJson(const ApiKey& k) {
   return out + "}";
 }
 
+// Publishes the key's record to the compacted keys topic, so ingests on every machine pick the
+// change up (docs/operations.md, "Keys"). Returns false, having said why, when it could not.
+bool PublishKey(Context& ctx, const ApiKey& key) {
+  if (ctx.args.Has("--local-only")) return true;
+  kafka::Settings settings = kafka::LoadSettings(ctx.config);
+  if (!ctx.args.Get("--brokers").empty()) settings.brokers = ctx.args.Get("--brokers");
+  if (settings.brokers.empty()) {
+    *ctx.err << "pvctl keys: note: kafka.brokers is not set, so the change is only in " << KeysFile(ctx)
+             << " (ingests that read this file see it; others do not)\n";
+    return true;
+  }
+  std::string topic = ctx.config.GetString("ingest.keys_topic", std::string(topics::kKeys));
+  kafka::ProducerOptions options;
+  options.client_id = "pvctl-keys";
+  options.defaults = {{"message.timeout.ms", "10000"}};
+  kafka::Producer producer(settings, options);
+  auto group = std::make_shared<kafka::DeliveryGroup>(1);
+  rd_kafka_resp_err_t err = producer.Produce(topic, key.id, KeyRecord(key), {}, group);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    group->Wait(std::chrono::steady_clock::now() + std::chrono::seconds(12));
+    err = group->first_error();
+  }
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    *ctx.err << fmt::format(
+        "pvctl keys: saved in {} but NOT published to {}: {}\n"
+        "  ingests on other machines will not see it; rerun when the brokers are reachable\n",
+        KeysFile(ctx), topic, rd_kafka_err2str(err));
+    return false;
+  }
+  return true;
+}
+
 int Create(Context& ctx) {
   std::string project = ctx.args.Get("--project");
   std::string name = ctx.args.Get("--name");
@@ -90,6 +126,7 @@ int Create(Context& ctx) {
   key.created_at = FormatTimestamp(std::chrono::system_clock::now());
   keys.push_back(key);
   KeyStore::SaveFile(path, keys);
+  bool published = PublishKey(ctx, key);
   if (ctx.json) {
     std::string json = KeyJson(key);
     json.pop_back();
@@ -102,7 +139,7 @@ int Create(Context& ctx) {
              << "Key (shown once, store it now):\n"
              << plain << "\n";
   }
-  return kExitOk;
+  return published ? kExitOk : kExitFailed;
 }
 
 int List(Context& ctx) {
@@ -146,6 +183,8 @@ int Revoke(Context& ctx) {
       k.revoked_at = FormatTimestamp(std::chrono::system_clock::now());
       KeyStore::SaveFile(path, keys);
     }
+    // Published again even when already revoked: a rerun after a failed publish completes it.
+    if (!PublishKey(ctx, k)) return kExitFailed;
     if (ctx.json) {
       *ctx.out << KeyJson(k) << "\n";
     } else {

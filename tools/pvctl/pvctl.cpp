@@ -42,7 +42,7 @@ Exit codes: 0 ok, 1 failed, 2 usage error, 3 not found.
 
 bool IsFlag(const std::string& name) {
   static const std::set<std::string> kFlags = {"--json",           "--public",  "--help", "-h",
-                                               "--dry-run",        "--follow",  "--yes",  "--no-progress",
+                                               "--dry-run", "--local-only",        "--follow",  "--yes",  "--no-progress",
                                                "--from-beginning", "--restart", "--all",  "--user"};
   return kFlags.count(name) != 0;
 }

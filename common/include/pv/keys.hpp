@@ -44,8 +44,17 @@ std::string GenerateKey(KeyScope scope);
 // The shape every key has: (sk|pk)_ then 16-128 of [A-Za-z0-9_-].
 bool LooksLikeKey(std::string_view token);
 
+// The record of a key on the compacted topic pv.keys (key = id): JSON with the hash, never the
+// plain key. pvctl publishes one per create/revoke; every ingest consumes the topic, so a key change
+// reaches ingests on any machine without sharing the keys file.
+std::string KeyRecord(const ApiKey& key);
+// False, with `error` saying why, for a malformed record.
+bool ParseKeyRecord(std::string_view json, ApiKey& out, std::string& error);
+
 class KeyStore {
  public:
+  // A store of these keys; a later entry with the same id replaces an earlier one.
+  static std::shared_ptr<const KeyStore> FromKeys(const std::vector<ApiKey>& keys);
   enum class Result { kOk, kUnknown, kRevoked };
   struct Match {
     Result result = Result::kUnknown;

@@ -12,6 +12,7 @@
 
 #include "pv/catalog.hpp"
 #include "pv/config.hpp"
+#include "pv/ingest/key_feed.hpp"
 #include "pv/kafka.hpp"
 #include "pv/keys.hpp"
 #include "pv/metrics.hpp"
@@ -40,6 +41,8 @@ struct IngestOptions {
   std::string catalog_dir = "catalog";
   std::string keys_file = "keys.yaml";
   std::string topic = "pv.triggers";
+  // Compacted topic of key records published by pvctl; empty: keys come from keys_file only.
+  std::string keys_topic = "pv.keys";
   // librdkafka producer defaults for ingest (kafka.properties overrides each).
   double linger_ms = 1.0;
 
@@ -75,6 +78,8 @@ class IngestServer {
               std::chrono::steady_clock::time_point start);
   void WatchFiles();
   bool ReloadKeys();
+  // Publishes keys_file's keys merged with the topic's (a topic record wins for the same id).
+  void PublishKeys();
   bool ReloadCatalog();
   bool Ready();
   void StopOnce();
@@ -87,6 +92,10 @@ class IngestServer {
 
   std::atomic<std::shared_ptr<const Catalog>> catalog_;
   std::atomic<std::shared_ptr<const KeyStore>> keys_;
+  std::mutex key_sources_mutex_;
+  std::vector<ApiKey> file_keys_;
+  std::vector<ApiKey> topic_keys_;
+  std::unique_ptr<KeyFeed> key_feed_;
   std::mutex reload_mutex_;
   std::string keys_signature_;
   std::string catalog_signature_;

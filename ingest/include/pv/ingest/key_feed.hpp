@@ -1,0 +1,35 @@
+// Follows the compacted topic pv.keys from its beginning, without joining a consumer group (every
+// ingest needs every key), and reports the full set of keys it holds whenever it changes. This is
+// how a key created or revoked with pvctl on one machine reaches every ingest within about a second.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "pv/kafka.hpp"
+#include "pv/keys.hpp"
+
+namespace pv::ingest {
+
+class KeyFeed {
+ public:
+  using OnChange = std::function<void(const std::vector<ApiKey>& keys)>;
+  KeyFeed(const kafka::Settings& settings, std::string topic, OnChange on_change);
+  ~KeyFeed();
+  KeyFeed(const KeyFeed&) = delete;
+  KeyFeed& operator=(const KeyFeed&) = delete;
+
+ private:
+  void Run();
+
+  kafka::Settings settings_;
+  std::string topic_;
+  OnChange on_change_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace pv::ingest

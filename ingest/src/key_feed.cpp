@@ -1,0 +1,105 @@
+#include "pv/ingest/key_feed.hpp"
+
+#include <librdkafka/rdkafka.h>
+
+#include <map>
+
+#include "pv/log.hpp"
+
+namespace pv::ingest {
+
+KeyFeed::KeyFeed(const kafka::Settings& settings, std::string topic, OnChange on_change)
+    : settings_(settings), topic_(std::move(topic)), on_change_(std::move(on_change)) {
+  thread_ = std::thread([this] { Run(); });
+}
+
+KeyFeed::~KeyFeed() {
+  stop_.store(true);
+  if (thread_.joinable()) thread_.join();
+}
+
+void KeyFeed::Run() {
+  char err[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  auto set = [&](const std::string& name, const std::string& value) {
+    if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+      log::Error("key_feed_config", {{"property", name}, {"error", err}});
+    }
+  };
+  set("bootstrap.servers", settings_.brokers);
+  for (const auto& [name, value] : settings_.properties) set(name, value);
+  for (const auto& [name, value] : settings_.consumer_properties) set(name, value);
+  // Partitions are assigned by hand and nothing is committed: the group id is required by the API
+  // but never joined, so ingests do not share (or rebalance) the topic between them.
+  set("group.id", "pv-ingest-keys");
+  set("enable.auto.commit", "false");
+  set("client.id", "pv-ingest-keys");
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+  if (rk == nullptr) {
+    log::Error("key_feed_failed", {{"error", err}});
+    return;
+  }
+  rd_kafka_poll_set_consumer(rk);
+
+  // Wait for the topic (a deployment creates it with `pvctl topics create`).
+  int partitions = 0;
+  while (!stop_.load() && partitions == 0) {
+    rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic_.c_str(), nullptr);
+    const rd_kafka_metadata_t* md = nullptr;
+    if (rd_kafka_metadata(rk, 0, rkt, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        partitions = md->topics[0].partition_cnt;
+      rd_kafka_metadata_destroy(md);
+    }
+    rd_kafka_topic_destroy(rkt);
+    if (partitions == 0) {
+      for (int i = 0; i < 10 && !stop_.load(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  if (partitions > 0) {
+    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(partitions);
+    for (int p = 0; p < partitions; ++p) {
+      rd_kafka_topic_partition_list_add(list, topic_.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    }
+    rd_kafka_assign(rk, list);
+    rd_kafka_topic_partition_list_destroy(list);
+    log::Info("key_feed_started", {{"topic", topic_}, {"partitions", partitions}});
+  }
+
+  std::map<std::string, ApiKey> keys;  // by id: the latest record of each key wins (compaction order)
+  while (!stop_.load()) {
+    bool changed = false;
+    // Drain what is ready, then report once.
+    for (rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 200); m != nullptr;
+         m = rd_kafka_consumer_poll(rk, 0)) {
+      if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        std::string id(static_cast<const char*>(m->key), m->key != nullptr ? m->key_len : 0);
+        if (m->payload == nullptr || m->len == 0) {
+          changed = keys.erase(id) > 0 || changed;  // tombstone: the key is gone
+        } else {
+          ApiKey key;
+          std::string error;
+          if (ParseKeyRecord({static_cast<const char*>(m->payload), m->len}, key, error)) {
+            keys[key.id] = key;
+            changed = true;
+          } else {
+            log::Warn("key_record_ignored", {{"offset", m->offset}, {"error", error}});
+          }
+        }
+      }
+      rd_kafka_message_destroy(m);
+      if (stop_.load()) break;
+    }
+    if (changed) {
+      std::vector<ApiKey> all;
+      all.reserve(keys.size());
+      for (const auto& [id, key] : keys) all.push_back(key);
+      on_change_(all);
+    }
+  }
+  rd_kafka_consumer_close(rk);
+  rd_kafka_destroy(rk);
+}
+
+}  // namespace pv::ingest
