@@ -251,26 +251,11 @@ bool DelayScheduler::Release(Held& h, SysClock::time_point now) {
 void DelayScheduler::DrainCompletions() {
   for (internal::Pending* raw : completions_.Take()) {
     std::unique_ptr<internal::Pending> p(raw);
-    bool current = book_.Generation(p->topic, p->partition) == p->generation;
-    if (current) book_.DoneOutstanding(p->topic, p->partition);
-    auto err = static_cast<rd_kafka_resp_err_t>(p->first_error.load());
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      std::int64_t next = book_.Finish(p->topic, p->partition, p->offset, p->generation);
-      if (next >= 0) consumer_->StoreOffset(p->topic, p->partition, next);
+    if (internal::Settle(*p, book_, *consumer_, producer_.handle(), fatal_,
+                         metrics_.delivery_failures.With({"delay"}),
+                         "delay_produce_failed") != internal::Settled::kRetry) {
       continue;
     }
-    metrics_.delivery_failures.With({"delay"}).Inc();
-    char reason[512];
-    if (rd_kafka_fatal_error(producer_.handle(), reason, sizeof(reason)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      if (!fatal_) log::Error("producer_fatal_error", {{"error", reason}, {"action", "exit"}});
-      fatal_ = true;
-      continue;
-    }
-    log::Warn("delay_produce_failed", {{"error", rd_kafka_err2str(err)},
-                                       {"partition", p->partition},
-                                       {"offset", p->offset},
-                                       {"action", "retry"}});
-    if (!current || !p->message) continue;
     // Back to the front of its partition's queue (it is the lowest unfinished offset there or close to
     // it; order within a partition only matters for the offsets, which the tracker handles).
     Held h;

@@ -13,10 +13,13 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "pv/kafka.hpp"
+#include "pv/log.hpp"
+#include "pv/metrics.hpp"
 
 namespace pv::dispatcher::internal {
 
@@ -156,5 +159,37 @@ class PartitionBook {
   std::map<std::string, kafka::OffsetTracker> trackers_;
   std::map<Key, size_t> outstanding_;
 };
+
+enum class Settled {
+  kDone,   // acknowledged (offset stored if the book allows), or failed in a way that ends here
+  kRetry,  // failed, partition still ours, input kept: the caller queues p.message again
+};
+
+// What draining one completed Pending means, the same for the trigger pipeline and the delay
+// scheduler: outstanding bookkeeping, the offset on success, and on failure the fatal-producer check
+// (`fatal` is set and the process will exit) or a retry of the input.
+inline Settled Settle(Pending& p, PartitionBook& book, kafka::Consumer& consumer, rd_kafka_t* producer,
+                      bool& fatal, metrics::Counter& failures, std::string_view failed_event) {
+  bool current = book.Generation(p.topic, p.partition) == p.generation;
+  if (current) book.DoneOutstanding(p.topic, p.partition);
+  auto err = static_cast<rd_kafka_resp_err_t>(p.first_error.load());
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    std::int64_t next = book.Finish(p.topic, p.partition, p.offset, p.generation);
+    if (next >= 0) consumer.StoreOffset(p.topic, p.partition, next);
+    return Settled::kDone;
+  }
+  failures.Inc();
+  char reason[512];
+  if (rd_kafka_fatal_error(producer, reason, sizeof(reason)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (!fatal) log::Error("producer_fatal_error", {{"error", reason}, {"action", "exit"}});
+    fatal = true;
+    return Settled::kDone;
+  }
+  log::Warn(failed_event, {{"error", rd_kafka_err2str(err)},
+                           {"partition", p.partition},
+                           {"offset", p.offset},
+                           {"action", "retry"}});
+  return current && p.message ? Settled::kRetry : Settled::kDone;
+}
 
 }  // namespace pv::dispatcher::internal

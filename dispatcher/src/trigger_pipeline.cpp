@@ -348,32 +348,16 @@ void TriggerPipeline::Produce(Item& item, Outcome& outcome) {
 void TriggerPipeline::DrainCompletions() {
   for (internal::Pending* raw : completions_.Take()) {
     std::unique_ptr<internal::Pending> p(raw);
-    bool current = book_.Generation(p->topic, p->partition) == p->generation;
-    if (current) book_.DoneOutstanding(p->topic, p->partition);
-    auto err = static_cast<rd_kafka_resp_err_t>(p->first_error.load());
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      std::int64_t next = book_.Finish(p->topic, p->partition, p->offset, p->generation);
-      if (next >= 0) consumer_->StoreOffset(p->topic, p->partition, next);
+    if (internal::Settle(*p, book_, *consumer_, producer_.handle(), fatal_,
+                         metrics_.delivery_failures.With({"triggers"}),
+                         "produce_failed") != internal::Settled::kRetry) {
       continue;
     }
-    metrics_.delivery_failures.With({"triggers"}).Inc();
-    char reason[512];
-    if (rd_kafka_fatal_error(producer_.handle(), reason, sizeof(reason)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      if (!fatal_) log::Error("producer_fatal_error", {{"error", reason}, {"action", "exit"}});
-      fatal_ = true;
-      continue;
-    }
-    log::Warn("produce_failed", {{"error", rd_kafka_err2str(err)},
-                                 {"partition", p->partition},
-                                 {"offset", p->offset},
-                                 {"action", "retry"}});
-    if (current && p->message) {
-      Item item;
-      item.message = std::move(p->message);
-      item.generation = p->generation;
-      item.not_before = Clock::now() + options_.retry_backoff;
-      retries_.push_back(std::move(item));
-    }
+    Item item;
+    item.message = std::move(p->message);
+    item.generation = p->generation;
+    item.not_before = Clock::now() + options_.retry_backoff;
+    retries_.push_back(std::move(item));
   }
 }
 
