@@ -18,6 +18,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "process.hpp"
 #include "pv/ids.hpp"
 #include "pv/json.hpp"
 
@@ -71,19 +72,7 @@ bool WaitUntil(const std::function<bool()>& done, std::chrono::milliseconds time
 }
 
 int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    throw std::runtime_error("bind failed");
-  }
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
+  return pv::testing::FreePort();
 }
 
 // ---- Process ----

@@ -51,6 +51,9 @@ class TempDir {
   std::string path_;
 };
 
+// A loopback TCP port that was free a moment ago (bind to port 0, read it, close).
+int FreePort();
+
 // Polls `predicate` every 20 ms until it holds or `timeout` passes.
 bool WaitFor(const std::function<bool()>& predicate, std::chrono::milliseconds timeout);
 std::string ReadFile(const std::string& path);

@@ -17,9 +17,6 @@
 
 namespace pv::testing {
 
-// A port that was free a moment ago (bound to port 0, then closed).
-int FreePort();
-
 // HTTP on loopback: returns {status, body}; status -1 when nothing answered.
 std::pair<int, std::string> HttpGet(int port, const std::string& path);
 std::pair<int, std::string> HttpPost(int port, const std::string& path, const std::string& body);
