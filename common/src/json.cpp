@@ -2,6 +2,7 @@
 
 #include <date/date.h>
 #include <fmt/format.h>
+#include <rapidjson/error/en.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -124,6 +125,63 @@ std::optional<std::string_view> FindString(const rapidjson::Value& object, std::
   const auto* v = FindMember(object, name);
   if (v == nullptr || !v->IsString()) return std::nullopt;
   return AsStringView(*v);
+}
+
+}  // namespace pv
+
+namespace pv {
+
+int JsonDepth(std::string_view text, int stop_above, size_t* offset) {
+  int depth = 0;
+  int deepest = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;  // the escaped character cannot end the string
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"':
+        in_string = true;
+        break;
+      case '[':
+      case '{':
+        if (++depth > deepest) {
+          deepest = depth;
+          if (deepest > stop_above) {
+            if (offset != nullptr) *offset = i;
+            return deepest;
+          }
+        }
+        break;
+      case ']':
+      case '}':
+        if (depth > 0) --depth;
+        break;
+      default:
+        break;
+    }
+  }
+  return deepest;
+}
+
+std::string ParseLimited(rapidjson::Document& doc, std::string_view text, int max_depth) {
+  size_t where = 0;
+  if (JsonDepth(text, max_depth, &where) > max_depth) {
+    return fmt::format("JSON nested deeper than {} levels at offset {}", max_depth, where);
+  }
+  constexpr unsigned kFlags = rapidjson::kParseIterativeFlag | rapidjson::kParseTrailingCommasFlag;
+  doc.Parse<kFlags>(text.data(), text.size());
+  if (doc.HasParseError()) {
+    return fmt::format("invalid JSON at offset {}: {}", doc.GetErrorOffset(),
+                       rapidjson::GetParseError_En(doc.GetParseError()));
+  }
+  return {};
 }
 
 }  // namespace pv

@@ -224,6 +224,15 @@ bool Producer::BrokersReachable(std::chrono::milliseconds timeout) const {
   return ok;
 }
 
+size_t Producer::MaxMessageBytes() const {
+  char value[64];
+  size_t size = sizeof(value);
+  if (rd_kafka_conf_get(rd_kafka_conf(rk_), "message.max.bytes", value, &size) != RD_KAFKA_CONF_OK) {
+    return 1000000;  // librdkafka's default
+  }
+  return static_cast<size_t>(std::strtoull(value, nullptr, 10));
+}
+
 // ---- headers ----
 
 std::optional<std::string> HeaderValue(const rd_kafka_message_t* m, const char* name) {

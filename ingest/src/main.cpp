@@ -1,6 +1,7 @@
 // pv-ingest: the trigger API. All logic lives in pv_ingest (server.hpp); this wires config,
 // signals and the process lifetime.
 #include <fmt/format.h>
+#include <sys/resource.h>
 
 #include <atomic>
 
@@ -14,7 +15,9 @@ int main(int argc, char** argv) {
           argc, argv, "pv-ingest",
           "Accepts POST /api/client/campaigns/:campaignId/trigger (and /trigger/batch), validates each\n"
           "trigger against the campaign catalog, publishes it to Kafka (pv.triggers) and answers 204 only\n"
-          "after the broker acknowledged it. Also serves /healthz, /readyz and /metrics.",
+          "after the broker acknowledged it. Serves /healthz, /readyz and /metrics on ingest.admin_port\n"
+          "(127.0.0.1:9110 by default), never on the API port. SIGTERM: unready at once, serves for\n"
+          "ingest.shutdown_delay_ms more, then finishes what is in flight and exits 0.",
           args)) {
     return *code;
   }
@@ -25,6 +28,17 @@ int main(int argc, char** argv) {
     if (args.print_config) {
       fmt::print("{}", config.Describe());
       return 0;
+    }
+    // Each connection is a descriptor: take the hard limit, and say so when even that is short of
+    // ingest.max_connections (past the limit, accept fails and is retried every 100 ms).
+    rlimit files{};
+    if (::getrlimit(RLIMIT_NOFILE, &files) == 0) {
+      files.rlim_cur = files.rlim_max;
+      ::setrlimit(RLIMIT_NOFILE, &files);
+      if (files.rlim_cur < options.front.max_connections + 256) {
+        pv::log::Warn("open_files_limit_low", {{"limit", static_cast<std::int64_t>(files.rlim_cur)},
+                                               {"max_connections", options.front.max_connections}});
+      }
     }
     // Signals first: every thread started afterwards (librdkafka's among them) inherits the mask,
     // so SIGTERM reaches the signal thread and never kills the process from a library thread.

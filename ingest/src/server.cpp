@@ -1,14 +1,9 @@
 #include "pv/ingest/server.hpp"
 
 #include <fmt/format.h>
-#include <httplib.h>
 #include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
 
 #include "pv/ids.hpp"
@@ -20,14 +15,15 @@
 namespace pv::ingest {
 namespace {
 
-constexpr const char* kJson = "application/json";
+using Clock = std::chrono::steady_clock;
 
-std::string RouteName(int route) {
-  static const char* kNames[] = {"trigger", "trigger_batch", "healthz", "readyz", "metrics", "other"};
+const char* RouteName(int route) {
+  static const char* kNames[] = {"trigger", "trigger_batch", "other"};
   return kNames[route];
 }
 
 // mtime and size of every file under a path: cheap to compute each second, changes on every edit.
+// Never throws: an unreadable or vanishing entry (a ConfigMap swap) is simply left out.
 std::string Signature(const std::string& path) {
   namespace fs = std::filesystem;
   std::string out;
@@ -39,54 +35,104 @@ std::string Signature(const std::string& path) {
     }
   };
   if (fs::is_directory(path, ec)) {
-    for (auto it = fs::recursive_directory_iterator(path, ec); it != fs::recursive_directory_iterator();
-         ++it) {
-      if (it->is_regular_file()) add(it->path());
+    fs::recursive_directory_iterator it(path, fs::directory_options::skip_permission_denied, ec);
+    for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      std::error_code file_ec;
+      if (it->is_regular_file(file_ec)) add(it->path());
     }
+    if (ec) out += fmt::format("!{}", ec.message());
   } else {
     add(path);
   }
   return out;
 }
 
-void SendError(httplib::Response& res, int status, std::string_view message,
-               const std::vector<FieldError>& errors = {}) {
-  res.status = status;
-  res.set_content(ErrorBody(message, errors), kJson);
-}
-
-bool IsJsonContentType(const std::string& value) {
+bool IsJsonContentType(std::string_view v) {
   // "application/json" optionally followed by parameters ("; charset=utf-8"); case-insensitive type.
-  std::string_view v(value);
-  size_t semi = v.find(';');
-  std::string_view type = v.substr(0, semi);
+  std::string_view type = v.substr(0, v.find(';'));
   while (!type.empty() && type.back() == ' ') type.remove_suffix(1);
   while (!type.empty() && type.front() == ' ') type.remove_prefix(1);
-  if (type.size() != 16) return false;
+  constexpr std::string_view kJson = "application/json";
+  if (type.size() != kJson.size()) return false;
   for (size_t i = 0; i < type.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(type[i])) != "application/json"[i]) return false;
+    if (std::tolower(static_cast<unsigned char>(type[i])) != kJson[i]) return false;
   }
   return true;
 }
+
+// "/api/client/campaigns/<id>/trigger[/batch]" (a query string is ignored).
+bool MatchRoute(std::string_view target, IngestServer::Route& route, std::string_view& campaign_id) {
+  std::string_view path = target.substr(0, target.find('?'));
+  constexpr std::string_view kPrefix = "/api/client/campaigns/";
+  if (path.substr(0, kPrefix.size()) != kPrefix) return false;
+  path.remove_prefix(kPrefix.size());
+  size_t slash = path.find('/');
+  if (slash == 0 || slash == std::string_view::npos) return false;
+  campaign_id = path.substr(0, slash);
+  std::string_view rest = path.substr(slash);
+  if (rest == "/trigger") {
+    route = IngestServer::Route::kTrigger;
+    return true;
+  }
+  if (rest == "/trigger/batch") {
+    route = IngestServer::Route::kBatch;
+    return true;
+  }
+  return false;
+}
+
+http::Response Error(int status, std::string_view message, const std::vector<FieldError>& errors = {}) {
+  return http::Response::Json(status, ErrorBody(message, errors));
+}
+
+// Framing librdkafka adds to a record on the wire beyond key, value and headers (a v2 record's
+// varints and attributes), rounded up, so the size check is never more lenient than librdkafka's.
+constexpr size_t kRecordOverheadBytes = 64;
 
 }  // namespace
 
 IngestOptions IngestOptions::FromConfig(const Config& config) {
   IngestOptions o;
-  o.host = config.GetString("ingest.host", o.host);
-  o.port = static_cast<int>(config.GetInt("ingest.port", o.port, 0, 65535));
-  o.threads = static_cast<int>(config.GetInt("ingest.threads", o.threads, 1, 4096));
-  o.max_body_bytes = static_cast<size_t>(
-      config.GetInt("ingest.max_body_bytes", static_cast<std::int64_t>(o.max_body_bytes), 1024));
+  http::FrontOptions& f = o.front;
+  f.host = config.GetString("ingest.host", f.host);
+  f.port = static_cast<int>(config.GetInt("ingest.port", f.port, 0, 65535));
+  f.threads = static_cast<int>(config.GetInt("ingest.threads", f.threads, 0, 256));
+  f.max_connections = static_cast<size_t>(
+      config.GetInt("ingest.max_connections", static_cast<std::int64_t>(f.max_connections), 1));
+  f.header_timeout = config.GetMillis("ingest.header_timeout_ms", f.header_timeout);
+  f.body_timeout = config.GetMillis("ingest.body_timeout_ms", f.body_timeout);
+  f.write_timeout = config.GetMillis("ingest.write_timeout_ms", f.write_timeout);
+  f.idle_timeout = std::chrono::seconds(config.GetInt("ingest.keep_alive_timeout_seconds", 5, 1, 3600));
+  f.max_header_bytes = static_cast<size_t>(
+      config.GetInt("ingest.max_header_bytes", static_cast<std::int64_t>(f.max_header_bytes), 1024, 1 << 20));
+  f.max_header_count = static_cast<size_t>(
+      config.GetInt("ingest.max_header_count", static_cast<std::int64_t>(f.max_header_count), 8, 10000));
+  f.max_uri_bytes = static_cast<size_t>(
+      config.GetInt("ingest.max_uri_bytes", static_cast<std::int64_t>(f.max_uri_bytes), 64, 1 << 20));
+  f.max_body_bytes = static_cast<size_t>(
+      config.GetInt("ingest.max_body_bytes", static_cast<std::int64_t>(f.max_body_bytes), 1024, 64 << 20));
+  f.max_pending_body_bytes = static_cast<size_t>(config.GetInt(
+      "ingest.max_pending_body_bytes", static_cast<std::int64_t>(f.max_pending_body_bytes), 1 << 20));
+  f.keep_alive_max_requests = static_cast<size_t>(config.GetInt(
+      "ingest.keep_alive_max_requests", static_cast<std::int64_t>(f.keep_alive_max_requests), 1));
+  f.retry_after_seconds =
+      static_cast<int>(config.GetInt("ingest.retry_after_seconds", f.retry_after_seconds, 0, 3600));
+  for (auto [name, value] : {std::pair{"ingest.header_timeout_ms", f.header_timeout},
+                             std::pair{"ingest.body_timeout_ms", f.body_timeout},
+                             std::pair{"ingest.write_timeout_ms", f.write_timeout}}) {
+    if (value.count() < 100) throw ConfigError(fmt::format("setting {} must be at least 100", name));
+  }
+  if (f.max_pending_body_bytes < f.max_body_bytes) {
+    throw ConfigError("setting ingest.max_pending_body_bytes must be at least ingest.max_body_bytes");
+  }
+
+  o.admin_host = config.GetString("ingest.admin_host", o.admin_host);
+  o.admin_port = static_cast<int>(config.GetInt("ingest.admin_port", o.admin_port, 0, 65535));
+  o.shutdown_delay = config.GetMillis("ingest.shutdown_delay_ms", o.shutdown_delay);
   o.ack_timeout = config.GetMillis("ingest.ack_timeout_ms", o.ack_timeout);
   if (o.ack_timeout.count() < 1) throw ConfigError("setting ingest.ack_timeout_ms must be at least 1");
   o.max_batch = static_cast<int>(config.GetInt("ingest.max_batch", o.max_batch, 1, 100000));
-  o.retry_after_seconds =
-      static_cast<int>(config.GetInt("ingest.retry_after_seconds", o.retry_after_seconds, 0, 3600));
-  o.keep_alive_max_requests =
-      static_cast<int>(config.GetInt("ingest.keep_alive_max_requests", o.keep_alive_max_requests, 1));
-  o.keep_alive_timeout_seconds = static_cast<int>(
-      config.GetInt("ingest.keep_alive_timeout_seconds", o.keep_alive_timeout_seconds, 1, 3600));
+  o.max_json_depth = static_cast<int>(config.GetInt("ingest.max_json_depth", o.max_json_depth, 4, 1000));
   o.reload_interval = config.GetMillis("ingest.reload_interval_ms", o.reload_interval);
   o.catalog_dir = config.GetString("catalog_dir", o.catalog_dir);
   o.keys_file = config.GetString("keys_file", o.keys_file);
@@ -97,6 +143,312 @@ IngestOptions IngestOptions::FromConfig(const Config& config) {
     throw ConfigError("setting ingest.linger_ms must be within [0, 1000]");
   return o;
 }
+
+// ---- one request, from its accepted head to the broker's report ----
+
+// The records of one request on their way to the broker. Every produced record reports here once
+// (on the producer's poll thread); the last report answers the client through the Responder.
+class IngestServer::Publication final : public kafka::DeliveryHandler {
+ public:
+  Publication(IngestServer& server, Route route, Clock::time_point start, int records, std::string trigger_id,
+              http::Responder responder)
+      : server_(server),
+        route_(route),
+        start_(start),
+        produce_start_(Clock::now()),
+        records_(records),
+        pending_(records),
+        trigger_id_(std::move(trigger_id)),
+        responder_(std::move(responder)) {}
+
+  void OnDelivery(rd_kafka_resp_err_t err, std::int32_t /*partition*/, std::int64_t /*offset*/) override {
+    Complete(1, err);
+  }
+  // Records that could not even be enqueued.
+  void Abandon(int count, rd_kafka_resp_err_t err) { Complete(count, err); }
+
+ private:
+  void Complete(int count, rd_kafka_resp_err_t err) {
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      int expected = RD_KAFKA_RESP_ERR_NO_ERROR;
+      first_error_.compare_exchange_strong(expected, err);
+    }
+    if (pending_.fetch_sub(count, std::memory_order_acq_rel) - count > 0) return;
+    Finish(static_cast<rd_kafka_resp_err_t>(first_error_.load()));
+    delete this;  // NOLINT(cppcoreguidelines-owning-memory): the last report ends the publication
+  }
+
+  void Finish(rd_kafka_resp_err_t err) {
+    IngestServer& s = server_;
+    s.ack_seconds_->Observe(std::chrono::duration<double>(Clock::now() - produce_start_).count());
+    s.in_flight_->Add(-1);
+    http::Response response;
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      s.published_->Inc(static_cast<double>(records_));
+      if (route_ == Route::kTrigger) response.headers.emplace_back("X-Trigger-Id", std::move(trigger_id_));
+    } else if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
+      // Never a 503: a client would retry a record the broker can never take forever.
+      response = Error(413, "a trigger is larger than the broker accepts");
+    } else {
+      s.publish_failures_->Inc();
+      log::Warn(
+          "publish_failed",
+          {{"records", records_}, {"error", rd_kafka_err2name(err)}, {"message", rd_kafka_err2str(err)}});
+      response = Error(503, err == RD_KAFKA_RESP_ERR__QUEUE_FULL
+                                ? "ingest is overloaded (producer queue full); retry"
+                                : "the message broker did not acknowledge in time; retry");
+      response.headers.emplace_back("Retry-After", std::to_string(s.options_.front.retry_after_seconds));
+    }
+    s.Count(route_, response.status, start_);
+    responder_.Send(std::move(response));
+  }
+
+  IngestServer& server_;
+  Route route_;
+  Clock::time_point start_;
+  Clock::time_point produce_start_;
+  int records_;
+  std::atomic<int> pending_;
+  std::atomic<int> first_error_{RD_KAFKA_RESP_ERR_NO_ERROR};
+  std::string trigger_id_;
+  http::Responder responder_;
+};
+
+// A trigger request whose head passed authentication, campaign and header checks: what the body
+// step needs from them.
+class IngestServer::TriggerExchange final : public http::Exchange {
+ public:
+  TriggerExchange(IngestServer& server, Route route, Clock::time_point start, std::string project,
+                  std::string campaign_id, Channel channel, std::optional<std::string> idempotency_key)
+      : server_(server),
+        route_(route),
+        start_(start),
+        project_(std::move(project)),
+        campaign_id_(std::move(campaign_id)),
+        channel_(channel),
+        idempotency_key_(std::move(idempotency_key)) {}
+
+  void OnBody(std::string body, http::Responder responder) override {
+    // Parse into a per-thread buffer: RapidJSON's default pool would malloc (and free) a 64 KiB
+    // chunk per request. Larger bodies spill to the heap. Loop threads are few and fixed.
+    thread_local char parse_buffer[32 * 1024];
+    rapidjson::MemoryPoolAllocator<> allocator(parse_buffer, sizeof(parse_buffer));
+    rapidjson::Document doc(&allocator);
+    std::vector<const rapidjson::Value*> items;
+    if (auto rejection = ParseAndValidate(body, doc, items)) return Answer(std::move(*rejection), responder);
+    std::vector<std::string> records;
+    std::vector<std::string> ids;
+    if (auto rejection = Encode(items, records, ids)) return Answer(std::move(*rejection), responder);
+    Publish(items, records, ids, std::move(responder));
+  }
+
+ private:
+  void Answer(http::Response response, http::Responder& responder) {
+    server_.in_flight_->Add(-1);
+    server_.Count(route_, response.status, start_);
+    responder.Send(std::move(response));
+  }
+
+  // 400 for a body that is not JSON (or nested too deep), 422 listing every problem.
+  std::optional<http::Response> ParseAndValidate(const std::string& body, rapidjson::Document& doc,
+                                                 std::vector<const rapidjson::Value*>& items) const {
+    std::string parse_error = ParseLimited(doc, body, server_.options_.max_json_depth);
+    if (!parse_error.empty()) return Error(400, parse_error);
+    std::vector<FieldError> errors;
+    if (route_ == Route::kTrigger) {
+      ValidateTrigger(doc, channel_, "", errors);
+      items.push_back(&doc);
+    } else {
+      const rapidjson::Value* list = doc.IsObject() ? FindMember(doc, "triggers") : nullptr;
+      int max_batch = server_.options_.max_batch;
+      if (!doc.IsObject()) {
+        errors.push_back({"", "the body must be a JSON object with a triggers list"});
+      } else if (list == nullptr || !list->IsArray()) {
+        errors.push_back({"/triggers", "triggers is required and must be a list"});
+      } else if (list->Empty()) {
+        errors.push_back({"/triggers", "triggers must not be empty"});
+      } else if (list->Size() > static_cast<rapidjson::SizeType>(max_batch)) {
+        errors.push_back({"/triggers", fmt::format("triggers has {} items; at most {} are allowed",
+                                                   list->Size(), max_batch)});
+      } else {
+        for (const auto& member : doc.GetObject()) {
+          if (AsStringView(member.name) != "triggers") {
+            errors.push_back(
+                {"/" + std::string(AsStringView(member.name)),
+                 fmt::format("{} is not a known field (expected triggers)", AsStringView(member.name))});
+          }
+        }
+        for (rapidjson::SizeType i = 0; i < list->Size(); ++i) {
+          ValidateTrigger((*list)[i], channel_, fmt::format("/triggers/{}", i), errors);
+          items.push_back(&(*list)[i]);
+        }
+      }
+    }
+    if (!errors.empty()) return Error(422, errors.front().message, errors);
+    return std::nullopt;
+  }
+
+  // Builds every record first: a batch with one record the broker could never take publishes none.
+  std::optional<http::Response> Encode(const std::vector<const rapidjson::Value*>& items,
+                                       std::vector<std::string>& records,
+                                       std::vector<std::string>& ids) const {
+    const std::string received_at = FormatTimestamp(std::chrono::system_clock::now());
+    bool batch = route_ == Route::kBatch;
+    records.reserve(items.size());
+    ids.reserve(items.size());
+    for (size_t i = 0; i < items.size(); ++i) {
+      ids.push_back(idempotency_key_ ? DerivedTriggerId(project_, campaign_id_, *idempotency_key_,
+                                                        batch ? static_cast<int>(i) : -1)
+                                     : NewTriggerId());
+      records.push_back(BuildTriggerRecord(*items[i], ids.back(), project_, campaign_id_, received_at));
+      size_t size = records.back().size() + AsStringView((*items[i])["user"]["external_id"]).size() +
+                    std::string_view("pv-trigger-id").size() + ids.back().size() + kRecordOverheadBytes;
+      if (size > server_.max_record_bytes_) {
+        return Error(
+            413, fmt::format("{} is {} bytes once encoded; the broker accepts records of at most {} bytes",
+                             batch ? fmt::format("triggers[{}]", i) : std::string("the trigger"), size,
+                             server_.max_record_bytes_));
+      }
+    }
+    return std::nullopt;
+  }
+
+  void Publish(const std::vector<const rapidjson::Value*>& items, const std::vector<std::string>& records,
+               const std::vector<std::string>& ids, http::Responder responder) {
+    auto* publication = new Publication(  // NOLINT(cppcoreguidelines-owning-memory): freed by its last report
+        server_, route_, start_, static_cast<int>(records.size()), ids.front(), std::move(responder));
+    for (size_t i = 0; i < records.size(); ++i) {
+      std::string_view external_id = AsStringView((*items[i])["user"]["external_id"]);
+      kafka::Header headers[] = {{"pv-trigger-id", ids[i]}};
+      rd_kafka_resp_err_t err =
+          server_.producer_->Produce(server_.options_.topic, external_id, records[i], headers, publication);
+      if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        // Not enqueued (local queue full, or a fatal producer state): this record and the rest of
+        // the batch are abandoned. Records already enqueued may still be delivered; a client that
+        // retries with an Idempotency-Key gets the same trigger ids, so the workers send them once.
+        publication->Abandon(static_cast<int>(records.size() - i), err);
+        return;  // `publication` may be gone
+      }
+    }
+  }
+
+  IngestServer& server_;
+  Route route_;
+  Clock::time_point start_;
+  std::string project_;
+  std::string campaign_id_;
+  Channel channel_;
+  std::optional<std::string> idempotency_key_;
+};
+
+// ---- the head: route, authenticate, resolve the campaign, check the body's headers ----
+
+std::variant<http::Response, std::unique_ptr<http::Exchange>> IngestServer::OnHead(
+    const http::RequestHead& head) {
+  auto start = Clock::now();
+  Route route = Route::kOther;
+  std::string_view campaign_id;
+  auto refuse = [&](http::Response response) {
+    Count(route, response.status, start);
+    return response;
+  };
+  if (!MatchRoute(head.target(), route, campaign_id)) {
+    route = Route::kOther;
+    return refuse(Error(404, "no such endpoint"));
+  }
+  if (head.method() != "POST") {
+    http::Response r = Error(405, "method not allowed (use POST)");
+    r.headers.emplace_back("Allow", "POST");
+    return refuse(std::move(r));
+  }
+
+  // --- authentication (401 / 403) ---
+  auto unauthorized = [&](std::string_view challenge, std::string_view message) {
+    http::Response r = Error(401, message);
+    r.headers.emplace_back("WWW-Authenticate", std::string(challenge));
+    return refuse(std::move(r));
+  };
+  std::optional<std::string_view> auth = head.Header("Authorization");
+  constexpr std::string_view kBearer = "Bearer ";
+  if (!auth || auth->empty()) {
+    return unauthorized("Bearer", "missing Authorization header (expected: Bearer sk_...)");
+  }
+  if (auth->size() <= kBearer.size() || auth->substr(0, kBearer.size()) != kBearer ||
+      !LooksLikeKey(auth->substr(kBearer.size()))) {
+    return unauthorized("Bearer error=\"invalid_token\"",
+                        "malformed Authorization header (expected: Bearer sk_...)");
+  }
+  std::string_view token = auth->substr(kBearer.size());
+  // A connection stays on one loop thread and a client sends the same key on every request:
+  // remembering the last key's hash per thread saves a SHA-256 per request.
+  thread_local std::string last_token;
+  thread_local std::string last_hash;
+  if (token != last_token) {
+    last_hash = HashKey(token);
+    last_token.assign(token);
+  }
+  std::shared_ptr<const KeyStore> keys = keys_.load();
+  KeyStore::Match match = keys->AuthenticateHash(last_hash);
+  if (match.result != KeyStore::Result::kOk) {
+    return unauthorized("Bearer error=\"invalid_token\"", match.result == KeyStore::Result::kRevoked
+                                                              ? "API key has been revoked"
+                                                              : "unknown API key");
+  }
+  const ApiKey& key = *match.key;
+  if (key.scope != KeyScope::kSecret) {
+    return refuse(Error(403, "a public (pk_) key cannot trigger campaigns; use a secret (sk_) key"));
+  }
+
+  // --- campaign (404 / 409) ---
+  std::shared_ptr<const Catalog> catalog = catalog_.load();
+  const Campaign* campaign = catalog->Find(std::string(campaign_id));
+  if (campaign == nullptr || campaign->deleted || campaign->project != key.project) {
+    // Another project's campaign is indistinguishable from a missing one: no probing across projects.
+    return refuse(Error(404, fmt::format("campaign {} not found", campaign_id)));
+  }
+  if (!campaign->enabled) return refuse(Error(409, fmt::format("campaign {} is disabled", campaign_id)));
+
+  // --- the body's headers (415 / 422), before a byte of it is read ---
+  if (!IsJsonContentType(head.Header("Content-Type").value_or(""))) {
+    return refuse(Error(415, "Content-Type must be application/json"));
+  }
+  if (auto encoding = head.Header("Content-Encoding"); encoding && *encoding != "identity") {
+    // Decompressing would let a small body become a large one; bodies are small JSON anyway.
+    return refuse(Error(415, fmt::format("Content-Encoding {} is not supported; send the body uncompressed",
+                                         encoding->substr(0, 32))));
+  }
+  std::optional<std::string> idempotency_key;
+  if (auto header = head.Header("Idempotency-Key")) {
+    if (header->empty() || header->size() > kMaxIdempotencyKeyBytes) {
+      auto message = fmt::format("Idempotency-Key must be 1 to {} bytes", kMaxIdempotencyKeyBytes);
+      return refuse(Error(422, message, {{"header:Idempotency-Key", message}}));
+    }
+    idempotency_key.emplace(*header);
+  }
+  if (!head.has_body()) return refuse(Error(400, "the request has no body (expected a JSON trigger)"));
+  in_flight_->Add(1);
+  return std::make_unique<TriggerExchange>(*this, route, start, key.project, std::string(campaign_id),
+                                           campaign->channel, std::move(idempotency_key));
+}
+
+std::string IngestServer::ErrorBody(std::string_view message) {
+  return ingest::ErrorBody(message);
+}
+
+void IngestServer::Count(Route route, int status, Clock::time_point start) {
+  int r = static_cast<int>(route);
+  int s = status < 100 || status >= 600 ? 599 : status;
+  auto& slot = request_counters_[r][s];
+  metrics::Counter* counter = slot.load(std::memory_order_acquire);
+  if (counter == nullptr) {
+    counter = &requests_->With({RouteName(r), std::to_string(s)});
+    slot.store(counter, std::memory_order_release);
+  }
+  counter->Inc();
+  route_seconds_[r]->Observe(std::chrono::duration<double>(Clock::now() - start).count());
+}
+
+// ---- lifetime ----
 
 IngestServer::IngestServer(IngestOptions options, const kafka::Settings& kafka_settings)
     : options_(std::move(options)) {
@@ -113,12 +465,13 @@ IngestServer::IngestServer(IngestOptions options, const kafka::Settings& kafka_s
   producer_options.client_id = "pv-ingest";
   producer_options.defaults = {
       // librdkafka fails a record it could not deliver by this deadline, so every produced record
-      // gets its report by then and a request never waits longer than ack_timeout.
+      // gets its report by then: no request waits longer than ack_timeout, and none forever.
       {"message.timeout.ms", std::to_string(options_.ack_timeout.count())},
       {"linger.ms", fmt::format("{}", options_.linger_ms)},
       {"socket.nagle.disable", "true"},
   };
   producer_ = std::make_unique<kafka::Producer>(kafka_settings, producer_options);
+  max_record_bytes_ = producer_->MaxMessageBytes();
   if (!options_.keys_topic.empty()) {
     key_feed_ = std::make_unique<KeyFeed>(
         kafka_settings, options_.keys_topic, [this](const std::vector<ApiKey>& keys) {
@@ -131,18 +484,19 @@ IngestServer::IngestServer(IngestOptions options, const kafka::Settings& kafka_s
         });
   }
 
-  requests_ = &registry_.AddCounter("pv_ingest_requests_total", "HTTP requests by route and status",
+  requests_ = &registry_.AddCounter("pv_ingest_requests_total", "API requests by route and status",
                                     {"route", "status"});
-  request_seconds_ =
-      &registry_.AddHistogram("pv_ingest_request_duration_seconds", "HTTP request latency by route",
-                              {"route"}, metrics::LatencyBuckets());
+  auto& request_seconds = registry_.AddHistogram("pv_ingest_request_duration_seconds",
+                                                 "API request latency by route (head read to answer)",
+                                                 {"route"}, metrics::LatencyBuckets());
   ack_seconds_ =
       &registry_
            .AddHistogram("pv_ingest_broker_ack_duration_seconds",
                          "Time from produce to the broker's acknowledgement of a request's records", {},
                          metrics::LatencyBuckets())
            .Get();
-  in_flight_ = &registry_.AddGauge("pv_ingest_in_flight_requests", "HTTP requests being served").Get();
+  in_flight_ =
+      &registry_.AddGauge("pv_ingest_in_flight_requests", "API requests read and not yet answered").Get();
   published_ =
       &registry_.AddCounter("pv_ingest_triggers_published_total", "Triggers acknowledged by the broker")
            .Get();
@@ -156,78 +510,17 @@ IngestServer::IngestServer(IngestOptions options, const kafka::Settings& kafka_s
   reloads_failed_ = &reloads.With({"failed"});
   registry_.AddCallbackGauge("pv_ingest_producer_queue_depth", "Records in the producer's queue or in flight",
                              [this] { return static_cast<double>(producer_->QueueLength()); });
+  registry_.AddCallbackGauge("pv_ingest_kafka_reachable",
+                             "1 when the brokers answered the last metadata probe (each second)",
+                             [this] { return kafka_reachable_.load() ? 1.0 : 0.0; });
+  registry_.AddCallbackGauge("pv_ingest_ready", "1 while /readyz answers 200",
+                             [this] { return NotReadyReason().empty() ? 1.0 : 0.0; });
   for (int r = 0; r < static_cast<int>(Route::kCount); ++r)
-    route_seconds_[r] = &request_seconds_->With({RouteName(r)});
+    route_seconds_[r] = &request_seconds.With({RouteName(r)});
 
-  http_ = std::make_unique<httplib::Server>();
-  int threads = options_.threads;
-  http_->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
-  http_->set_tcp_nodelay(true);
-  // cpp-httplib listens with a backlog of 5 (a compile-time constant of the Debian build): 64 clients
-  // connecting at once overflow it and wait a 1 s SYN retransmit. Keep the listening socket's fd
-  // (this callback sees it before bind) to listen again with a real backlog in Bind().
-  http_->set_socket_options([this](int fd) {
-    int yes = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-    listen_fd_ = fd;
-  });
-  http_->set_keep_alive_max_count(static_cast<size_t>(options_.keep_alive_max_requests));
-  http_->set_keep_alive_timeout(options_.keep_alive_timeout_seconds);
-  // Bodies over the limit get 413 from cpp-httplib before they are read (Content-Length checked
-  // first; chunked bodies stop at the limit).
-  http_->set_payload_max_length(options_.max_body_bytes);
-  http_->set_read_timeout(10, 0);
-  http_->set_write_timeout(10, 0);
-
-  http_->Post(R"(/api/client/campaigns/([^/]+)/trigger)",
-              [this](const httplib::Request& req, httplib::Response& res) {
-                auto start = std::chrono::steady_clock::now();
-                HandleTrigger(req, res, false);
-                Finish(Route::kTrigger, req, res, start);
-              });
-  http_->Post(R"(/api/client/campaigns/([^/]+)/trigger/batch)",
-              [this](const httplib::Request& req, httplib::Response& res) {
-                auto start = std::chrono::steady_clock::now();
-                HandleTrigger(req, res, true);
-                Finish(Route::kBatch, req, res, start);
-              });
-  http_->Get("/healthz", [this](const httplib::Request& req, httplib::Response& res) {
-    auto start = std::chrono::steady_clock::now();
-    res.set_content(R"({"status":"ok"})", kJson);
-    Finish(Route::kHealth, req, res, start);
-  });
-  http_->Get("/readyz", [this](const httplib::Request& req, httplib::Response& res) {
-    auto start = std::chrono::steady_clock::now();
-    if (Ready() && !stopping_.load()) {
-      res.set_content(R"({"status":"ready"})", kJson);
-    } else {
-      res.status = 503;
-      res.set_content(stopping_.load() ? R"({"status":"stopping"})" : R"({"status":"kafka unreachable"})",
-                      kJson);
-    }
-    Finish(Route::kReady, req, res, start);
-  });
-  http_->Get("/metrics", [this](const httplib::Request& req, httplib::Response& res) {
-    auto start = std::chrono::steady_clock::now();
-    res.set_content(registry_.Render(), "text/plain; version=0.0.4");
-    Finish(Route::kMetrics, req, res, start);
-  });
-  // Everything else: a JSON 404/405 in our error shape rather than cpp-httplib's empty body.
-  http_->set_error_handler([](const httplib::Request& /*req*/, httplib::Response& res) {
-    if (!res.body.empty()) return;
-    const char* message = res.status == 404   ? "no such endpoint"
-                          : res.status == 413 ? "request body too large"
-                          : res.status == 405 ? "method not allowed"
-                                              : "request error";
-    res.set_content(ErrorBody(message), kJson);
-  });
-  // 413s never reach a handler: count them here so /metrics shows them.
-  http_->set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-    if (res.status == 413 || res.status == 404 || res.status == 405) {
-      requests_->With({"other", std::to_string(res.status)}).Inc();
-      (void)req;
-    }
-  });
+  front_ = std::make_unique<http::HttpFront>(options_.front, *this, registry_);
+  admin_ = std::make_unique<AdminServer>(
+      registry_, [this] { return NotReadyReason(); }, [this] { return Health(); });
 }
 
 IngestServer::~IngestServer() {
@@ -236,25 +529,26 @@ IngestServer::~IngestServer() {
 }
 
 int IngestServer::Bind() {
-  if (options_.port == 0) {
-    port_ = http_->bind_to_any_port(options_.host.c_str());
-  } else {
-    port_ = http_->bind_to_port(options_.host.c_str(), options_.port) ? options_.port : -1;
-  }
-  if (port_ < 0) {
-    throw std::runtime_error(fmt::format("cannot listen on {}:{}", options_.host, options_.port));
-  }
-  // Linux lets listen() be called again to change the backlog of a listening socket.
-  if (listen_fd_ >= 0 && ::listen(listen_fd_, SOMAXCONN) != 0) {
-    log::Warn("listen_backlog_not_raised", {{"error", std::strerror(errno)}});
-  }
+  port_ = front_->Bind();
+  admin_port_ = admin_->Start(options_.admin_host, options_.admin_port);
   watcher_ = std::thread([this] { WatchFiles(); });
   return port_;
 }
 
 void IngestServer::Run() {
-  log::Info("listening", {{"host", options_.host}, {"port", port_}, {"threads", options_.threads}});
-  http_->listen_after_bind();
+  {
+    std::lock_guard lock(run_mutex_);
+    if (!stopping_.load()) {
+      front_->Start();
+      serving_.store(true);
+      log::Info("listening", {{"host", options_.front.host},
+                              {"port", port_},
+                              {"admin_port", admin_port_},
+                              {"threads", options_.front.threads}});
+    }
+  }
+  std::unique_lock lock(run_mutex_);
+  run_cv_.wait(lock, [this] { return stopped_; });
 }
 
 void IngestServer::Stop() {
@@ -264,28 +558,57 @@ void IngestServer::Stop() {
 }
 
 void IngestServer::StopOnce() {
-  stopping_.store(true);
-  log::Info("stopping", {{"in_flight", static_cast<std::int64_t>(in_flight_->Value())}});
+  draining_.store(true);
+  bool was_serving = serving_.load();
+  log::Info("stopping", {{"in_flight", static_cast<std::int64_t>(in_flight_->Value())},
+                         {"shutdown_delay_ms", was_serving ? options_.shutdown_delay.count() : 0}});
+  // Unready first, still serving: load balancers see /readyz fail and stop sending new requests.
+  if (was_serving) std::this_thread::sleep_for(options_.shutdown_delay);
+  {
+    std::lock_guard lock(run_mutex_);
+    stopping_.store(true);
+  }
   {
     std::lock_guard lock(watcher_mutex_);
     watcher_cv_.notify_all();
   }
-  // cpp-httplib's stop closes the listening socket; connections finish the request they are
-  // serving and close, and the pool joins them. Then every acknowledged record is flushed.
-  http_->stop();
+  // Stop accepting; requests being read or waiting for the broker finish (their report comes by
+  // ack_timeout); then the loops stop. Every acknowledged record is then flushed.
+  size_t left =
+      front_->Shutdown(options_.front.body_timeout + options_.ack_timeout + std::chrono::seconds(1));
+  serving_.store(false);
   key_feed_.reset();
-  int left = producer_->Flush(options_.ack_timeout + std::chrono::seconds(1));
-  log::Info("stopped", {{"unflushed_records", left}});
+  int unflushed = producer_->Flush(options_.ack_timeout + std::chrono::seconds(1));
+  admin_->Stop();
+  log::Info("stopped", {{"connections_cut", left}, {"unflushed_records", unflushed}});
+  std::lock_guard lock(run_mutex_);
+  stopped_ = true;
+  run_cv_.notify_all();
 }
 
-bool IngestServer::Ready() {
-  std::lock_guard lock(ready_mutex_);
-  auto now = std::chrono::steady_clock::now();
-  if (now - ready_checked_ > std::chrono::seconds(1)) {
-    ready_ = producer_->BrokersReachable(std::chrono::milliseconds(1000));
-    ready_checked_ = std::chrono::steady_clock::now();
+std::string IngestServer::NotReadyReason() const {
+  if (draining_.load()) return "stopping";
+  if (!serving_.load()) return "starting";
+  // A Kafka outage is not unreadiness: every replica would drop out of the load balancer at once,
+  // while each can still answer 503 with Retry-After. It shows in /healthz and metrics instead.
+  return {};
+}
+
+std::string IngestServer::Health() const {
+  return fmt::format(R"({{"status":"ok","kafka":"{}","serving":{},"draining":{},"connections":{}}})",
+                     kafka_reachable_.load() ? "reachable" : "unreachable", serving_.load(), draining_.load(),
+                     front_->open_connections());
+}
+
+void IngestServer::ProbeKafka() {
+  bool reachable = producer_->BrokersReachable(std::chrono::milliseconds(1000));
+  if (reachable != kafka_reachable_.exchange(reachable)) {
+    if (reachable) {
+      log::Info("kafka_reachable", {});
+    } else {
+      log::Warn("kafka_unreachable", {{"note", "API requests get 503 with Retry-After until it answers"}});
+    }
   }
-  return ready_;
 }
 
 bool IngestServer::ReloadKeys() {
@@ -346,186 +669,22 @@ bool IngestServer::Reload() {
 }
 
 void IngestServer::WatchFiles() {
+  ProbeKafka();
+  auto last_probe = Clock::now();
   std::unique_lock lock(watcher_mutex_);
   while (!stopping_.load()) {
-    watcher_cv_.wait_for(lock, options_.reload_interval);
+    watcher_cv_.wait_for(lock, std::min(options_.reload_interval, std::chrono::milliseconds(1000)));
     if (stopping_.load()) break;
-    std::lock_guard reload_lock(reload_mutex_);
-    ReloadKeys();
-    ReloadCatalog();
-  }
-}
-
-void IngestServer::Finish(Route route, const httplib::Request& /*req*/, httplib::Response& res,
-                          std::chrono::steady_clock::time_point start) {
-  int r = static_cast<int>(route);
-  int status = res.status < 0 || res.status >= 600 ? 599 : res.status;
-  auto& slot = request_counters_[r][status];
-  metrics::Counter* counter = slot.load(std::memory_order_acquire);
-  if (counter == nullptr) {
-    counter = &requests_->With({RouteName(r), std::to_string(status)});
-    slot.store(counter, std::memory_order_release);
-  }
-  counter->Inc();
-  route_seconds_[r]->Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-}
-
-void IngestServer::HandleTrigger(const httplib::Request& req, httplib::Response& res, bool batch) {
-  in_flight_->Add(1);
-  struct InFlight {
-    metrics::Gauge* g;
-    ~InFlight() { g->Add(-1); }
-  } in_flight_guard{in_flight_};
-
-  if (stopping_.load(std::memory_order_relaxed)) {
-    res.set_header("Retry-After", std::to_string(options_.retry_after_seconds));
-    return SendError(res, 503, "server is shutting down; retry");
-  }
-
-  // --- authentication (401 / 403) ---
-  const std::string& auth = req.get_header_value("Authorization");
-  constexpr std::string_view kBearer = "Bearer ";
-  if (auth.empty()) {
-    res.set_header("WWW-Authenticate", "Bearer");
-    return SendError(res, 401, "missing Authorization header (expected: Bearer sk_...)");
-  }
-  if (auth.size() <= kBearer.size() || std::string_view(auth).substr(0, kBearer.size()) != kBearer ||
-      !LooksLikeKey(std::string_view(auth).substr(kBearer.size()))) {
-    res.set_header("WWW-Authenticate", "Bearer error=\"invalid_token\"");
-    return SendError(res, 401, "malformed Authorization header (expected: Bearer sk_...)");
-  }
-  std::string_view token = std::string_view(auth).substr(kBearer.size());
-  // A client sends the same key on every request of a connection, and a connection stays on one
-  // thread: remembering the last key's hash per thread saves a SHA-256 per request.
-  thread_local std::string last_token;
-  thread_local std::string last_hash;
-  if (token != last_token) {
-    last_hash = HashKey(token);
-    last_token.assign(token);
-  }
-  std::shared_ptr<const KeyStore> keys = keys_.load();
-  KeyStore::Match match = keys->AuthenticateHash(last_hash);
-  if (match.result != KeyStore::Result::kOk) {
-    res.set_header("WWW-Authenticate", "Bearer error=\"invalid_token\"");
-    return SendError(
-        res, 401,
-        match.result == KeyStore::Result::kRevoked ? "API key has been revoked" : "unknown API key");
-  }
-  const ApiKey& key = *match.key;
-  if (key.scope != KeyScope::kSecret) {
-    return SendError(res, 403, "a public (pk_) key cannot trigger campaigns; use a secret (sk_) key");
-  }
-
-  // --- campaign (404 / 409) ---
-  const std::string campaign_id = req.matches[1].str();
-  std::shared_ptr<const Catalog> catalog = catalog_.load();
-  const Campaign* campaign = catalog->Find(campaign_id);
-  if (campaign == nullptr || campaign->deleted || campaign->project != key.project) {
-    // Another project's campaign is indistinguishable from a missing one: no probing across projects.
-    return SendError(res, 404, fmt::format("campaign {} not found", campaign_id));
-  }
-  if (!campaign->enabled) return SendError(res, 409, fmt::format("campaign {} is disabled", campaign_id));
-
-  // --- body (415 / 400 / 422) ---
-  if (!IsJsonContentType(req.get_header_value("Content-Type"))) {
-    return SendError(res, 415, "Content-Type must be application/json");
-  }
-  auto idempotency_header = req.headers.find("Idempotency-Key");
-  const std::string empty;
-  const std::string& idempotency_key =
-      idempotency_header == req.headers.end() ? empty : idempotency_header->second;
-  if (idempotency_header != req.headers.end() &&
-      (idempotency_key.empty() || idempotency_key.size() > kMaxIdempotencyKeyBytes)) {
-    return SendError(res, 422, fmt::format("Idempotency-Key must be 1 to {} bytes", kMaxIdempotencyKeyBytes),
-                     {{"header:Idempotency-Key", "Idempotency-Key must be 1 to 255 bytes"}});
-  }
-  // Parse into a per-thread buffer: RapidJSON's default pool would malloc (and free) a 64 KiB chunk
-  // per request, which showed up as malloc_consolidate in profiles. Larger bodies spill to the heap.
-  thread_local char parse_buffer[32 * 1024];
-  rapidjson::MemoryPoolAllocator<> allocator(parse_buffer, sizeof(parse_buffer));
-  rapidjson::Document doc(&allocator);
-  doc.Parse(req.body.data(), req.body.size());
-  if (doc.HasParseError()) {
-    return SendError(res, 400,
-                     fmt::format("invalid JSON at offset {}: {}", doc.GetErrorOffset(),
-                                 rapidjson::GetParseError_En(doc.GetParseError())));
-  }
-
-  std::vector<const rapidjson::Value*> items;
-  std::vector<FieldError> errors;
-  if (!batch) {
-    ValidateTrigger(doc, campaign->channel, "", errors);
-    items.push_back(&doc);
-  } else {
-    const rapidjson::Value* list = doc.IsObject() ? FindMember(doc, "triggers") : nullptr;
-    if (!doc.IsObject()) {
-      errors.push_back({"", "the body must be a JSON object with a triggers list"});
-    } else if (list == nullptr || !list->IsArray()) {
-      errors.push_back({"/triggers", "triggers is required and must be a list"});
-    } else if (list->Empty()) {
-      errors.push_back({"/triggers", "triggers must not be empty"});
-    } else if (list->Size() > static_cast<rapidjson::SizeType>(options_.max_batch)) {
-      errors.push_back({"/triggers", fmt::format("triggers has {} items; at most {} are allowed",
-                                                 list->Size(), options_.max_batch)});
-    } else {
-      for (const auto& member : doc.GetObject()) {
-        if (AsStringView(member.name) != "triggers") {
-          errors.push_back(
-              {"/" + std::string(AsStringView(member.name)),
-               fmt::format("{} is not a known field (expected triggers)", AsStringView(member.name))});
-        }
-      }
-      for (rapidjson::SizeType i = 0; i < list->Size(); ++i) {
-        ValidateTrigger((*list)[i], campaign->channel, fmt::format("/triggers/{}", i), errors);
-        items.push_back(&(*list)[i]);
-      }
+    {
+      std::lock_guard reload_lock(reload_mutex_);
+      ReloadKeys();
+      ReloadCatalog();
+    }
+    if (Clock::now() - last_probe >= std::chrono::seconds(1)) {
+      ProbeKafka();
+      last_probe = Clock::now();
     }
   }
-  if (!errors.empty()) return SendError(res, 422, errors.front().message, errors);
-
-  // --- publish, then wait for the broker's acknowledgement of every record (204 / 503) ---
-  const std::string received_at = FormatTimestamp(std::chrono::system_clock::now());
-  auto group = std::make_shared<kafka::DeliveryGroup>(static_cast<int>(items.size()));
-  auto produce_start = std::chrono::steady_clock::now();
-  std::string first_trigger_id;
-  for (size_t i = 0; i < items.size(); ++i) {
-    std::string trigger_id =
-        idempotency_key.empty()
-            ? NewTriggerId()
-            : DerivedTriggerId(key.project, campaign_id, idempotency_key, batch ? static_cast<int>(i) : -1);
-    if (i == 0) first_trigger_id = trigger_id;
-    std::string record = BuildTriggerRecord(*items[i], trigger_id, key.project, campaign_id, received_at);
-    std::string_view external_id = AsStringView((*items[i])["user"]["external_id"]);
-    kafka::Header headers[] = {{"pv-trigger-id", trigger_id}};
-    rd_kafka_resp_err_t err = producer_->Produce(options_.topic, external_id, record, headers, group);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      // Not enqueued (local queue full, or a fatal producer state): this record and the rest of
-      // the batch are abandoned. Records already enqueued may still be delivered; a client that
-      // retries with an Idempotency-Key gets the same trigger ids, so the workers send them once.
-      group->Abandon(static_cast<int>(items.size() - i), err);
-      break;
-    }
-  }
-  auto deadline = produce_start + options_.ack_timeout + std::chrono::seconds(1);
-  bool reported = group->Wait(deadline);
-  rd_kafka_resp_err_t err = reported ? group->first_error() : RD_KAFKA_RESP_ERR__TIMED_OUT;
-  ack_seconds_->Observe(
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - produce_start).count());
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    publish_failures_->Inc();
-    log::Warn("publish_failed", {{"campaign_id", campaign_id},
-                                 {"records", items.size()},
-                                 {"error", rd_kafka_err2name(err)},
-                                 {"message", rd_kafka_err2str(err)}});
-    res.set_header("Retry-After", std::to_string(options_.retry_after_seconds));
-    const char* why = err == RD_KAFKA_RESP_ERR__QUEUE_FULL
-                          ? "ingest is overloaded (producer queue full); retry"
-                          : "the message broker did not acknowledge in time; retry";
-    return SendError(res, 503, why);
-  }
-  published_->Inc(static_cast<double>(items.size()));
-  if (!batch) res.set_header("X-Trigger-Id", first_trigger_id);
-  res.status = 204;
 }
 
 }  // namespace pv::ingest

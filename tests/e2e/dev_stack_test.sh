@@ -31,6 +31,9 @@ curl_cmd=$(printf '%s\n' "$out" | sed -n '/^curl /,/^ *-d /p')
 status=$(bash -c "${curl_cmd/curl -i/curl -s -o /dev/null -w '%{http_code}'}")
 [ "$status" = 204 ] || fail "the printed curl answered $status"
 echo "ok: printed curl -> 204"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$INGEST_ADMIN_URL/readyz")" = 200 ] || fail "ingest /readyz on the admin port"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$INGEST_URL/readyz")" = 404 ] || fail "/readyz must not be on the API port"
+echo "ok: ingest's /readyz on its admin port only"
 
 # A second up starts nothing new.
 pids_before=$(cat "$PV_DEV_DIR"/run/*.pid | sort)

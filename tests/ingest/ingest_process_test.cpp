@@ -12,6 +12,7 @@
 
 #include "process.hpp"
 #include "pv/keys.hpp"
+#include "raw_http.hpp"
 #include "topic_reader.hpp"
 
 namespace {
@@ -58,11 +59,12 @@ TEST(IngestProcess, SigtermUnderLoadExitsZeroAndEvery204IsInTheTopic) {
   std::string key = pv::GenerateKey(pv::KeyScope::kSecret);
   pv::KeyStore::SaveFile(dir.File("keys.yaml"),
                          {{"key_1", "t", "demo", pv::KeyScope::kSecret, pv::HashKey(key), "", "", ""}});
-  pv::testing::WriteFile(dir.File("config.yaml"), "log: {level: info}\ncatalog_dir: " PV_SOURCE_DIR
-                                                  "/catalog\n"
-                                                  "keys_file: " +
-                                                      dir.File("keys.yaml") +
-                                                      "\ningest: {host: 127.0.0.1, port: 0, threads: 16}\n");
+  pv::testing::WriteFile(dir.File("config.yaml"),
+                         "log: {level: info}\ncatalog_dir: " PV_SOURCE_DIR
+                         "/catalog\n"
+                         "keys_file: " +
+                             dir.File("keys.yaml") +
+                             "\ningest: {host: 127.0.0.1, port: 0, admin_port: 0, shutdown_delay_ms: 200}\n");
   Subprocess ingest({IngestBin(), "--config", dir.File("config.yaml"), "--port-file", dir.File("port")},
                     {{"PV_KAFKA_BROKERS", broker.bootstrap()}}, dir.File("ingest.log"));
   ASSERT_TRUE(pv::testing::WaitFor([&] { return !pv::testing::ReadFile(dir.File("port")).empty(); }, 15s))
@@ -72,6 +74,7 @@ TEST(IngestProcess, SigtermUnderLoadExitsZeroAndEvery204IsInTheTopic) {
   std::mutex mutex;
   std::set<std::string> accepted;  // trigger ids answered 204
   std::atomic<int> other_status{0};
+  std::map<int, int> other_statuses;
   std::atomic<bool> stop{false};
   std::vector<std::thread> clients;
   for (int t = 0; t < 8; ++t) {
@@ -92,8 +95,10 @@ TEST(IngestProcess, SigtermUnderLoadExitsZeroAndEvery204IsInTheTopic) {
         if (res->status == 204) {
           std::lock_guard lock(mutex);
           accepted.insert(res->get_header_value("X-Trigger-Id"));
-        } else if (res->status != 503) {
+        } else {
           other_status++;
+          std::lock_guard lock(mutex);
+          other_statuses[res->status]++;
         }
       }
     });
@@ -108,7 +113,8 @@ TEST(IngestProcess, SigtermUnderLoadExitsZeroAndEvery204IsInTheTopic) {
   stop.store(true);
   for (auto& c : clients) c.join();
   EXPECT_EQ(status, 0) << pv::testing::ReadFile(dir.File("ingest.log"));
-  EXPECT_EQ(other_status.load(), 0) << "only 204 (or 503 while stopping) may be answered";
+  EXPECT_EQ(other_status.load(), 0) << "only 204 may be answered; first other status "
+                                    << (other_statuses.empty() ? 0 : other_statuses.begin()->first);
   std::string log = pv::testing::ReadFile(dir.File("ingest.log"));
   EXPECT_NE(log.find("\"event\":\"stopped\""), std::string::npos) << log;
   EXPECT_EQ(log.find(key), std::string::npos) << "the API key must never be logged";
@@ -134,11 +140,12 @@ TEST(IngestProcess, SigtermUnderLoadExitsZeroAndEvery204IsInTheTopic) {
 TEST(IngestProcess, KeysFromAnotherMachineTakeEffectWithin5sThroughTheTopic) {
   pv::testing::DevBroker broker(1);
   TempDir dir("pv-ingest-keyfeed");
-  pv::testing::WriteFile(dir.File("config.yaml"), "log: {level: info}\ncatalog_dir: " PV_SOURCE_DIR
-                                                  "/catalog\n"
-                                                  "keys_file: " +
-                                                      dir.File("ingest-keys.yaml") +
-                                                      "\ningest: {host: 127.0.0.1, port: 0, threads: 4}\n");
+  pv::testing::WriteFile(dir.File("config.yaml"),
+                         "log: {level: info}\ncatalog_dir: " PV_SOURCE_DIR
+                         "/catalog\n"
+                         "keys_file: " +
+                             dir.File("ingest-keys.yaml") +
+                             "\ningest: {host: 127.0.0.1, port: 0, admin_port: 0, shutdown_delay_ms: 0}\n");
   Subprocess ingest({IngestBin(), "--config", dir.File("config.yaml"), "--port-file", dir.File("port")},
                     {{"PV_KAFKA_BROKERS", broker.bootstrap()}}, dir.File("ingest.log"));
   ASSERT_TRUE(pv::testing::WaitFor([&] { return !pv::testing::ReadFile(dir.File("port")).empty(); }, 15s));
@@ -177,6 +184,128 @@ TEST(IngestProcess, KeysFromAnotherMachineTakeEffectWithin5sThroughTheTopic) {
   ASSERT_EQ(revoke.Wait(30s), 0) << pv::testing::ReadFile(dir.File("revoke.out"));
   EXPECT_TRUE(pv::testing::WaitFor([&] { return post() == 401; }, 5s));
   EXPECT_EQ(ingest.Stop(SIGTERM, 15s), 0);
+}
+
+// An ingest process on free ports with the demo catalog and one secret key.
+struct IngestUnderTest {
+  explicit IngestUnderTest(const std::string& name, const std::string& extra_ingest_settings = "")
+      : dir(name), key(pv::GenerateKey(pv::KeyScope::kSecret)), admin_port(pv::testing::FreePort()) {
+    pv::KeyStore::SaveFile(dir.File("keys.yaml"),
+                           {{"key_1", "t", "demo", pv::KeyScope::kSecret, pv::HashKey(key), "", "", ""}});
+    pv::testing::WriteFile(
+        dir.File("config.yaml"),
+        "log: {level: info}\ncatalog_dir: " PV_SOURCE_DIR "/catalog\nkeys_file: " + dir.File("keys.yaml") +
+            "\ningest:\n  host: 127.0.0.1\n  port: 0\n  admin_port: " + std::to_string(admin_port) + "\n" +
+            extra_ingest_settings);
+    process = std::make_unique<Subprocess>(
+        std::vector<std::string>{IngestBin(), "--config", dir.File("config.yaml"), "--port-file",
+                                 dir.File("port")},
+        std::map<std::string, std::string>{{"PV_KAFKA_BROKERS", broker.bootstrap()}}, dir.File("ingest.log"));
+    if (pv::testing::WaitFor([&] { return !pv::testing::ReadFile(dir.File("port")).empty(); }, 15s)) {
+      port = std::stoi(pv::testing::ReadFile(dir.File("port")));
+    }
+  }
+  int Post(const std::string& body, int timeout_s = 10) const {
+    httplib::Client c("127.0.0.1", port);
+    c.set_read_timeout(timeout_s, 0);
+    auto res = c.Post("/api/client/campaigns/44/trigger", {{"Authorization", "Bearer " + key}}, body,
+                      "application/json");
+    return res ? res->status : -1;
+  }
+  int AdminGet(const std::string& path, std::string* body = nullptr) const {
+    httplib::Client c("127.0.0.1", admin_port);
+    c.set_read_timeout(5, 0);
+    auto res = c.Get(path.c_str());
+    if (res && body) *body = res->body;
+    return res ? res->status : -1;
+  }
+  std::string Log() const { return pv::testing::ReadFile(dir.File("ingest.log")); }
+
+  pv::testing::DevBroker broker{1};
+  TempDir dir;
+  std::string key;
+  int admin_port;
+  int port = 0;
+  std::unique_ptr<Subprocess> process;
+};
+
+TEST(IngestProcess, SigtermTurnsUnreadyServesForTheDelayThenExitsZero) {
+  IngestUnderTest ingest("pv-ingest-delay", "  shutdown_delay_ms: 1500\n");
+  ASSERT_GT(ingest.port, 0) << ingest.Log();
+  ASSERT_TRUE(pv::testing::WaitFor([&] { return ingest.AdminGet("/readyz") == 200; }, 10s)) << ingest.Log();
+  const std::string body = R"({"user":{"external_id":"drain","email":"a@b.co"}})";
+  ASSERT_EQ(ingest.Post(body), 204);
+  auto sent = std::chrono::steady_clock::now();
+  ASSERT_EQ(::kill(ingest.process->pid(), SIGTERM), 0);
+  EXPECT_TRUE(pv::testing::WaitFor([&] { return ingest.AdminGet("/readyz") == 503; }, 500ms))
+      << "unready at once";
+  EXPECT_EQ(ingest.Post(body), 204) << "still serving during the delay";
+  EXPECT_LT(std::chrono::steady_clock::now() - sent, 1500ms);
+  EXPECT_EQ(ingest.process->Wait(15s), 0) << ingest.Log();
+  EXPECT_GE(std::chrono::steady_clock::now() - sent, 1500ms) << "exited before the delay";
+  EXPECT_EQ(ingest.Post(body, 2), -1) << "the port is closed after exit";
+}
+
+TEST(IngestProcess, TenThousandIdleConnectionsStayUnder128MiBAndTheNextIs503) {
+  IngestUnderTest ingest(
+      "pv-ingest-10k",
+      "  keep_alive_timeout_seconds: 120\n  header_timeout_ms: 120000\n  max_connections: 10000\n"
+      "  shutdown_delay_ms: 0\n");
+  ASSERT_GT(ingest.port, 0) << ingest.Log();
+  constexpr int kConnections = 10000;
+  std::vector<std::unique_ptr<pv::testing::RawConnection>> idle;
+  idle.reserve(kConnections);
+  for (int i = 0; i < kConnections; ++i) {
+    idle.push_back(std::make_unique<pv::testing::RawConnection>(ingest.port));
+    // Half of them had a request answered on the connection first (keep-alive idle).
+    if (i % 2 == 0) {
+      ASSERT_TRUE(idle.back()->Send("GET /x HTTP/1.1\r\nHost: h\r\n\r\n"));
+    }
+  }
+  for (int i = 0; i < kConnections; i += 2) {
+    auto r = idle[static_cast<size_t>(i)]->Read(5s);
+    ASSERT_TRUE(r) << i;
+    ASSERT_EQ(r->status, 404);
+  }
+  std::string metrics;
+  ASSERT_TRUE(pv::testing::WaitFor(
+      [&] {
+        ingest.AdminGet("/metrics", &metrics);
+        return metrics.find("pv_ingest_connections 10000") != std::string::npos;
+      },
+      10s))
+      << metrics.substr(0, 2000);
+  long rss_kib = pv::testing::RssKib(ingest.process->pid());
+  EXPECT_GT(rss_kib, 0);
+  EXPECT_LT(rss_kib, 128 * 1024) << "RSS with 10,000 open connections";
+  // The 10,001st connection is refused with 503...
+  pv::testing::RawConnection extra(ingest.port);
+  auto refused = extra.Read(5s);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 503);
+  // ...and once one closes, a trigger is served promptly.
+  idle.pop_back();
+  ASSERT_TRUE(pv::testing::WaitFor(
+      [&] {
+        ingest.AdminGet("/metrics", &metrics);
+        return metrics.find("pv_ingest_connections 9999") != std::string::npos;
+      },
+      5s));
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(ingest.Post(R"({"user":{"external_id":"10k","email":"a@b.co"}})"), 204);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
+  idle.clear();
+  EXPECT_EQ(ingest.process->Stop(SIGTERM, 15s), 0) << ingest.Log();
+}
+
+TEST(IngestProcess, AMillionOpenBracketsIs400AndTheProcessLives) {
+  IngestUnderTest ingest("pv-ingest-deep", "  shutdown_delay_ms: 0\n");
+  ASSERT_GT(ingest.port, 0) << ingest.Log();
+  EXPECT_EQ(ingest.Post(std::string(1000000, '[')), 400);
+  EXPECT_EQ(ingest.Post(std::string(1000000, '{')), 400);
+  EXPECT_TRUE(ingest.process->Running());
+  EXPECT_EQ(ingest.Post(R"({"user":{"external_id":"deep","email":"a@b.co"}})"), 204);
+  EXPECT_EQ(ingest.process->Stop(SIGTERM, 15s), 0) << ingest.Log();
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "pv/ingest/server.hpp"
 #include "pv/keys.hpp"
 #include "pv/log.hpp"
+#include "raw_http.hpp"
 #include "topic_reader.hpp"
 
 namespace pv::ingest {
@@ -87,6 +88,12 @@ class RunningServer {
     c.set_read_timeout(15, 0);
     return c;
   }
+  httplib::Client Admin() const {
+    httplib::Client c("127.0.0.1", server_->admin_port());
+    c.set_read_timeout(15, 0);
+    return c;
+  }
+  int port() const { return port_; }
   IngestServer& server() { return *server_; }
 
  private:
@@ -97,12 +104,14 @@ class RunningServer {
 
 IngestOptions TestOptions(const Fixture& f) {
   IngestOptions o;
-  o.host = "127.0.0.1";
-  o.port = 0;
-  o.threads = 16;
+  o.front.host = "127.0.0.1";
+  o.front.port = 0;
+  o.admin_host = "127.0.0.1";
+  o.admin_port = 0;
+  o.shutdown_delay = 0ms;
   o.catalog_dir = f.catalog_dir;
   o.keys_file = f.keys_file;
-  o.max_body_bytes = 64 * 1024;
+  o.front.max_body_bytes = 64 * 1024;
   o.max_batch = 5;
   o.reload_interval = 100ms;
   o.ack_timeout = 5000ms;
@@ -404,28 +413,114 @@ TEST_F(IngestTest, BatchPublishesAllOrNameEveryBadIndex) {
   EXPECT_EQ(RecordsFor(bad_id, 0).size(), 0U) << "a batch with a bad item publishes nothing";
 }
 
-TEST_F(IngestTest, HealthReadyAndMetrics) {
-  auto client = server_->Client();
-  auto res = client.Get("/healthz");
+TEST_F(IngestTest, HealthReadyAndMetricsAreOnTheAdminPortOnly) {
+  auto admin = server_->Admin();
+  auto res = admin.Get("/healthz");
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200);
-  res = client.Get("/readyz");
+  EXPECT_NE(res->body.find("\"kafka\":"), std::string::npos) << res->body;
+  res = admin.Get("/readyz");
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200) << res->body;
   Post("/api/client/campaigns/44/trigger", kSeedEmail, fixture_->secret);
-  res = client.Get("/metrics");
+  res = admin.Get("/metrics");
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200);
   for (const char* needle :
        {"pv_ingest_requests_total{route=\"trigger\",status=\"204\"}",
         "pv_ingest_request_duration_seconds_bucket", "pv_ingest_broker_ack_duration_seconds_count",
-        "pv_ingest_in_flight_requests", "pv_ingest_producer_queue_depth"}) {
+        "pv_ingest_in_flight_requests", "pv_ingest_producer_queue_depth", "pv_ingest_connections",
+        "pv_ingest_refused_total{reason=\"header_timeout\"}", "pv_ingest_kafka_reachable 1",
+        "pv_ingest_ready 1"}) {
     EXPECT_NE(res->body.find(needle), std::string::npos) << needle;
   }
-  res = client.Get("/nope");
+  // The public port serves the API and nothing else.
+  auto client = server_->Client();
+  for (const char* path : {"/healthz", "/readyz", "/metrics", "/nope"}) {
+    res = client.Get(path);
+    ASSERT_TRUE(res) << path;
+    EXPECT_EQ(res->status, 404) << path;
+    EXPECT_NE(res->body.find("\"status\":\"error\""), std::string::npos);
+  }
+  res = client.Get("/api/client/campaigns/44/trigger");
   ASSERT_TRUE(res);
-  EXPECT_EQ(res->status, 404);
-  EXPECT_NE(res->body.find("\"status\":\"error\""), std::string::npos);
+  EXPECT_EQ(res->status, 405);
+  EXPECT_EQ(res->get_header_value("Allow"), "POST");
+}
+
+// The seed's documented example, byte for byte (its trailing comma included): 204.
+TEST_F(IngestTest, TheSeedsExampleVerbatimIs204) {
+  const std::string verbatim = R"({
+    "user": {
+        "external_id": "EXTERNAL_ID",
+        "email": "test@test.com",
+        "timezone": "America/Chicago",
+        "locale": "en",
+    },
+    "event": {
+        "random_field": "value"
+    }
+})";
+  auto res = Post("/api/client/campaigns/44/trigger", verbatim, fixture_->secret);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 204) << res->body;
+}
+
+TEST_F(IngestTest, CompressedBodiesAre415WithoutAKeyToo) {
+  std::string gzip_magic = "\x1f\x8b\x08\x00" + std::string(1000, '\0');
+  for (const std::string& key : {fixture_->secret, std::string()}) {
+    pv::testing::RawConnection c(server_->port());
+    std::string auth = key.empty() ? "" : "Authorization: Bearer " + key + "\r\n";
+    ASSERT_TRUE(c.Send(pv::testing::PostRequest("/api/client/campaigns/44/trigger", gzip_magic,
+                                                auth + "Content-Encoding: gzip\r\n")));
+    auto r = c.Read(5s);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, key.empty() ? 401 : 415) << r->body;
+  }
+}
+
+TEST_F(IngestTest, DeepNestingIs400AndTheServerLives) {
+  // As deep as this server's 64 KiB body limit allows (ingest_process_test sends a million at the
+  // default 1 MiB limit).
+  std::string deep(60000, '[');
+  auto res = Post("/api/client/campaigns/44/trigger", deep, fixture_->secret);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 400);
+  EXPECT_NE(res->body.find("nested deeper than 64"), std::string::npos) << res->body;
+  std::string nested = R"({"user":{"external_id":"deep","email":"a@b.co"},"event":)" + std::string(70, '[') +
+                       std::string(70, ']') + "}";
+  res = Post("/api/client/campaigns/44/trigger", nested, fixture_->secret);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 400);
+  res = Post("/api/client/campaigns/44/trigger", kSeedEmail, fixture_->secret);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 204) << "still serving";
+}
+
+// A trigger larger than the broker takes is 413, never a 503 that a client would retry forever.
+TEST(IngestRecordSize, TriggerLargerThanTheBrokerAcceptsIs413) {
+  pv::log::SetLevel(pv::log::Level::kError);
+  DevBroker broker(1);
+  TempDir dir("pv-ingest-size");
+  Fixture fixture(dir);
+  RunningServer server(TestOptions(fixture), broker.bootstrap(),
+                       {{"message.max.bytes", "4000"}, {"batch.size", "4000"}});
+  auto client = server.Client();
+  std::string body = R"({"user":{"external_id":"big","email":"a@b.co"},"event":{"pad":")" +
+                     std::string(5000, 'p') + R"("}})";
+  auto res = client.Post("/api/client/campaigns/44/trigger", Auth(fixture.secret), body, "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 413) << res->body;
+  EXPECT_NE(res->body.find("at most 4000 bytes"), std::string::npos) << res->body;
+  res = client.Post("/api/client/campaigns/44/trigger", Auth(fixture.secret), kSeedEmail, "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 204) << res->body;
+}
+
+TEST_F(IngestTest, PostWithoutBodyIs400) {
+  auto res = Post("/api/client/campaigns/44/trigger", "", fixture_->secret);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 400);
 }
 
 TEST_F(IngestTest, NewAndRevokedKeysTakeEffectWithoutRestart) {
@@ -489,9 +584,19 @@ TEST(IngestBrokerDown, RequestsGet503WithRetryAfterAndNever204ThenRecover) {
     EXPECT_EQ(retry_after[i], "1") << i;
   }
   EXPECT_LT(took, 10s) << "answers come by the ack deadline, not later";
-  auto ready = client.Get("/readyz");
+  // A broker outage is not unreadiness (every replica would leave the load balancer at once): it
+  // shows in /healthz and the metrics.
+  auto admin = server.Admin();
+  auto ready = admin.Get("/readyz");
   ASSERT_TRUE(ready);
-  EXPECT_EQ(ready->status, 503);
+  EXPECT_EQ(ready->status, 200);
+  EXPECT_TRUE(pv::testing::WaitFor(
+      [&] {
+        auto health = admin.Get("/healthz");
+        return health && health->status == 200 &&
+               health->body.find("\"kafka\":\"unreachable\"") != std::string::npos;
+      },
+      10s));
 
   ASSERT_EQ(broker.Control("/brokers/all/up"), 200);
   EXPECT_TRUE(pv::testing::WaitFor(

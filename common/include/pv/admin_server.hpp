@@ -1,6 +1,6 @@
 // The admin HTTP endpoints every background service (dispatcher, workers) serves on its own port:
 // GET /healthz (the process is alive), GET /readyz (its dependencies answer: the `ready` callback),
-// GET /metrics (Prometheus text). Ingest serves the same three on its main port.
+// GET /metrics (Prometheus text). Ingest serves the same three here too, off its public API port.
 #pragma once
 
 #include <functional>
@@ -19,12 +19,16 @@ namespace pv {
 class AdminServer {
  public:
   // `ready` returns an empty string when ready, else the reason it is not (shown with 503).
-  AdminServer(metrics::Registry& registry, std::function<std::string()> ready);
+  // `health`, when given, returns the JSON object /healthz answers (always 200: the process is
+  // alive; details such as a dependency's state go in the object), else {"status":"ok"}.
+  AdminServer(metrics::Registry& registry, std::function<std::string()> ready,
+              std::function<std::string()> health = {});
   ~AdminServer();
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;
 
-  // Binds host:port (port 0: any free port) and serves on a background thread. Returns the port.
+  // Binds host:port (port 0: any free port) and serves on a background thread. Returns the port
+  // once the server accepts, so a Stop() at any moment afterwards ends it.
   int Start(const std::string& host, int port);
   void Stop();
 

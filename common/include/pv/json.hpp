@@ -35,6 +35,16 @@ inline std::string_view AsStringView(const rapidjson::Value& v) {
   return {v.GetString(), v.GetStringLength()};
 }
 
+// Parses JSON from outside (a request body, a record) with bounded resources: nesting deeper than
+// `max_depth` is refused by a linear scan before parsing, and the parse itself is RapidJSON's
+// iterative one (no recursion that input can drive). Trailing commas are accepted, as in the seed's
+// documented example. Returns an empty string on success, else a message naming the offset.
+std::string ParseLimited(rapidjson::Document& doc, std::string_view text, int max_depth);
+
+// The deepest nesting of arrays and objects in `text` (strings skipped), stopping early once it
+// passes `stop_above`; `offset` gets where it first did.
+int JsonDepth(std::string_view text, int stop_above, size_t* offset = nullptr);
+
 // Member lookups that tolerate absence and wrong types.
 const rapidjson::Value* FindMember(const rapidjson::Value& object, std::string_view name);
 std::optional<std::string_view> FindString(const rapidjson::Value& object, std::string_view name);

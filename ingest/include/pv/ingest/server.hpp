@@ -1,42 +1,40 @@
-// The ingest HTTP server: authenticates, validates, publishes to pv.triggers, and answers 204 only
-// after the broker acknowledged every record of the request. See docs/api.md for the contract and
-// docs/architecture.md for why each choice was made.
+// The ingest service: the trigger API on an event-driven front (http_front.hpp), and /healthz,
+// /readyz, /metrics on a separate admin port. It authenticates, validates, publishes to
+// pv.triggers, and answers 204 only after the broker acknowledged every record of the request:
+// the delivery report completes the response, no thread waits for it. See docs/api.md for the
+// contract and docs/architecture.md for why each choice was made.
 #pragma once
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
+#include "pv/admin_server.hpp"
 #include "pv/catalog.hpp"
 #include "pv/config.hpp"
+#include "pv/ingest/http_front.hpp"
 #include "pv/ingest/key_feed.hpp"
 #include "pv/kafka.hpp"
 #include "pv/keys.hpp"
 #include "pv/metrics.hpp"
 
-namespace httplib {
-class Server;
-struct Request;
-struct Response;
-}  // namespace httplib
-
 namespace pv::ingest {
 
 struct IngestOptions {
-  std::string host = "0.0.0.0";
-  int port = 8080;  // 0: any free port (see IngestServer::port())
-  // One thread serves one keep-alive connection at a time (cpp-httplib's model), so this bounds
-  // the connections served concurrently; further ones wait in the accept queue.
-  int threads = 128;
-  size_t max_body_bytes = 1 << 20;
+  http::FrontOptions front;  // the public port: address, loops, every limit
+  std::string admin_host = "127.0.0.1";
+  int admin_port = 9110;  // /healthz, /readyz, /metrics; 0: any free port (admin_port())
+  // SIGTERM: /readyz turns 503 at once, the API keeps serving this long so load balancers stop
+  // sending, then the port closes and what is in flight finishes.
+  std::chrono::milliseconds shutdown_delay{5000};
   std::chrono::milliseconds ack_timeout{5000};  // broker acknowledgement deadline (→ 503)
   int max_batch = 1000;
-  int retry_after_seconds = 1;
-  int keep_alive_max_requests = 100000;
-  int keep_alive_timeout_seconds = 5;
+  int max_json_depth = 64;
   std::chrono::milliseconds reload_interval{1000};  // how often keys and catalog files are checked
   std::string catalog_dir = "catalog";
   std::string keys_file = "keys.yaml";
@@ -49,46 +47,60 @@ struct IngestOptions {
   static IngestOptions FromConfig(const Config& config);
 };
 
-class IngestServer {
+class IngestServer final : public http::Handler {
  public:
   // Loads the catalog and keys (throws CatalogError / KeyError) and creates the producer.
   IngestServer(IngestOptions options, const kafka::Settings& kafka_settings);
-  ~IngestServer();
+  ~IngestServer() override;
   IngestServer(const IngestServer&) = delete;
   IngestServer& operator=(const IngestServer&) = delete;
 
-  // Binds the listening socket; returns the port. Throws std::runtime_error when it cannot bind.
+  // Binds the API and admin ports (throws std::runtime_error when it cannot); returns the API port.
   int Bind();
-  // Serves until Stop(). Call Bind() first.
+  // Serves until Stop() has finished. Call Bind() first.
   void Run();
-  // Graceful: stops accepting, lets in-flight requests finish, flushes the producer.
+  // Graceful, once (later callers wait for the first): unready, serve for shutdown_delay, close the
+  // port, finish in-flight requests, flush the producer. Run() then returns.
   void Stop();
   // Reloads catalog and keys from disk; keeps the old ones when the new ones are invalid.
   bool Reload();
 
   int port() const { return port_; }
+  int admin_port() const { return admin_port_; }
   metrics::Registry& metrics() { return registry_; }
 
- private:
-  enum class Route { kTrigger = 0, kBatch, kHealth, kReady, kMetrics, kOther, kCount };
-  struct Handled;
+  // http::Handler: the API's routes.
+  std::variant<http::Response, std::unique_ptr<http::Exchange>> OnHead(
+      const http::RequestHead& head) override;
+  std::string ErrorBody(std::string_view message) override;
 
-  void HandleTrigger(const httplib::Request& req, httplib::Response& res, bool batch);
-  void Finish(Route route, const httplib::Request& req, httplib::Response& res,
-              std::chrono::steady_clock::time_point start);
+  enum class Route { kTrigger = 0, kBatch, kOther, kCount };
+  // Counts a finished request and observes its duration (any thread).
+  void Count(Route route, int status, std::chrono::steady_clock::time_point start);
+
+ private:
+  class TriggerExchange;
+  class Publication;
+
   void WatchFiles();
   bool ReloadKeys();
   // Publishes keys_file's keys merged with the topic's (a topic record wins for the same id).
   void PublishKeys();
   bool ReloadCatalog();
-  bool Ready();
+  void ProbeKafka();
+  std::string NotReadyReason() const;
+  std::string Health() const;
   void StopOnce();
 
   IngestOptions options_;
+  metrics::Registry registry_;
+  // Declared before the producer: destroyed after it, so no delivery report can reach a gone front.
+  std::unique_ptr<http::HttpFront> front_;
+  std::unique_ptr<AdminServer> admin_;
   std::unique_ptr<kafka::Producer> producer_;
-  std::unique_ptr<httplib::Server> http_;
+  size_t max_record_bytes_ = 0;
   int port_ = -1;
-  int listen_fd_ = -1;
+  int admin_port_ = -1;
 
   std::atomic<std::shared_ptr<const Catalog>> catalog_;
   std::atomic<std::shared_ptr<const KeyStore>> keys_;
@@ -100,26 +112,26 @@ class IngestServer {
   std::string keys_signature_;
   std::string catalog_signature_;
 
+  std::atomic<bool> serving_{false};   // the front accepts (readiness)
+  std::atomic<bool> draining_{false};  // SIGTERM received (readiness)
+  std::atomic<bool> kafka_reachable_{false};
   std::atomic<bool> stopping_{false};
   std::once_flag stop_once_;
   std::thread watcher_;
   std::mutex watcher_mutex_;
   std::condition_variable watcher_cv_;
+  std::mutex run_mutex_;
+  std::condition_variable run_cv_;
+  bool stopped_ = false;
 
-  std::mutex ready_mutex_;
-  std::chrono::steady_clock::time_point ready_checked_{};
-  bool ready_ = false;
-
-  metrics::Registry registry_;
   metrics::Family<metrics::Counter>* requests_ = nullptr;
-  metrics::Family<metrics::Histogram>* request_seconds_ = nullptr;
   metrics::Histogram* ack_seconds_ = nullptr;
   metrics::Gauge* in_flight_ = nullptr;
   metrics::Counter* published_ = nullptr;
   metrics::Counter* publish_failures_ = nullptr;
   metrics::Counter* reloads_ok_ = nullptr;
   metrics::Counter* reloads_failed_ = nullptr;
-  // Resolved series by route and status class index (see server.cpp), filled lazily.
+  // Resolved series by route and status, filled lazily (statuses 100..599).
   std::atomic<metrics::Counter*> request_counters_[static_cast<int>(Route::kCount)][600] = {};
   metrics::Histogram* route_seconds_[static_cast<int>(Route::kCount)] = {};
 };
