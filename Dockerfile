@@ -45,5 +45,5 @@ USER pv
 WORKDIR /var/lib/pv
 # Named volumes mounted here start with the pv user's ownership (keys file, outbox).
 VOLUME ["/var/lib/pv/keys", "/var/lib/pv/outbox"]
-EXPOSE 8080 9091 9111 9112 9113
+EXPOSE 8080 9110 9091 9111 9112 9113
 CMD ["pvctl", "--help"]

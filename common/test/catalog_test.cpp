@@ -65,7 +65,10 @@ TEST(CatalogTest, LoadsTheDemoCatalog) {
   const Template& en = email->templates[0].second;
   EXPECT_EQ(FieldOf(en, "from"), "Demo Shop <orders@demo.example>");
   EXPECT_EQ(FieldOf(en, "reply_to"), "support@demo.example");
-  EXPECT_EQ(FieldOf(en, "subject"), "Hi {{user.first_name}}, your order {{event.order_id}} is on its way");
+  EXPECT_EQ(
+      FieldOf(en, "subject"),
+      "Hi {{user.first_name}}{{^user.first_name}}there{{/user.first_name}}, your order{{#event.order_id}} "
+      "{{event.order_id}}{{/event.order_id}} is on its way");
   // *_file fields are read from files beside the campaign, under the field's own name.
   EXPECT_EQ(FieldOf(en, "html"), ReadFile(dir / "templates" / "44.en.html"));
   EXPECT_EQ(FieldOf(en, "text"), ReadFile(dir / "templates" / "44.en.txt"));
@@ -74,7 +77,7 @@ TEST(CatalogTest, LoadsTheDemoCatalog) {
   const Template& es = email->templates[1].second;
   EXPECT_EQ(FieldOf(es, "html"), ReadFile(dir / "templates" / "44.es.html"));
   EXPECT_EQ(es.Field("text"), nullptr);
-  EXPECT_THAT(FieldOf(es, "subject"), StartsWith("Hola "));
+  EXPECT_THAT(FieldOf(es, "subject"), StartsWith("Hola{{#user.first_name}} "));
 
   const Campaign* text = catalog->Find("45");
   ASSERT_NE(text, nullptr);
@@ -94,7 +97,8 @@ TEST(CatalogTest, LoadsTheDemoCatalog) {
   EXPECT_EQ(push->send_window->days, 0x7f);
   ASSERT_EQ(Locales(*push), (std::vector<std::string>{"en", "es"}));
   const Template& push_en = push->templates[0].second;
-  EXPECT_EQ(FieldOf(push_en, "title"), "Still thinking it over, {{user.first_name}}?");
+  EXPECT_EQ(FieldOf(push_en, "title"),
+            "Still thinking it over{{#user.first_name}}, {{user.first_name}}{{/user.first_name}}?");
   EXPECT_EQ(FieldOf(push_en, "sound"), "default");
   EXPECT_THAT(push_en.data,
               UnorderedElementsAre(Pair("screen", "cart"), Pair("cart_id", "{{event.cart_id}}")));

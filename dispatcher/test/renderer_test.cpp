@@ -265,5 +265,32 @@ TEST(CompiledCatalog, DemoCatalogCompiles) {
   EXPECT_NE(catalog->Find("46"), nullptr);
 }
 
+// The seed's example event has only random_field: the demo email still reads well, and reads the
+// data when it is there.
+TEST(CompiledCatalog, DemoEmailReadsWellWithTheSeedsExampleAndWithData) {
+  auto catalog = CompiledCatalog::Load(PV_DEMO_CATALOG);
+  const CompiledCampaign* c = catalog->Find("44");
+  ASSERT_NE(c, nullptr);
+  auto seed = Json(R"({"user":{"external_id":"EXTERNAL_ID","email":"test@test.com","locale":"en"},)"
+                   R"("event":{"random_field":"value"}})");
+  TemplateData data(&seed["user"], &seed["event"], c->campaign);
+  Content content;
+  RenderResult r = Render(*c, "en", data, MissingVariables::kEmpty, content);
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(content.fields["subject"], "Hi there, your order is on its way");
+  EXPECT_NE(content.fields["text"].find("Hi there,"), std::string::npos) << content.fields["text"];
+  EXPECT_NE(content.fields["text"].find("Your order has shipped."), std::string::npos)
+      << content.fields["text"];
+
+  auto full = Json(R"({"user":{"first_name":"Ana"},"event":{"order_id":"A-17"}})");
+  TemplateData full_data(&full["user"], &full["event"], c->campaign);
+  r = Render(*c, "en", full_data, MissingVariables::kEmpty, content);
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(content.fields["subject"], "Hi Ana, your order A-17 is on its way");
+  r = Render(*c, "es", full_data, MissingVariables::kEmpty, content);
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(content.fields["subject"], "Hola Ana, tu pedido A-17 va en camino");
+}
+
 }  // namespace
 }  // namespace pv::dispatcher
