@@ -259,30 +259,7 @@ class IngestServer::TriggerExchange final : public http::Exchange {
       ValidateTrigger(doc, channel_, "", errors);
       items.push_back(&doc);
     } else {
-      const rapidjson::Value* list = doc.IsObject() ? FindMember(doc, "triggers") : nullptr;
-      int max_batch = server_.options_.max_batch;
-      if (!doc.IsObject()) {
-        errors.push_back({"", "the body must be a JSON object with a triggers list"});
-      } else if (list == nullptr || !list->IsArray()) {
-        errors.push_back({"/triggers", "triggers is required and must be a list"});
-      } else if (list->Empty()) {
-        errors.push_back({"/triggers", "triggers must not be empty"});
-      } else if (list->Size() > static_cast<rapidjson::SizeType>(max_batch)) {
-        errors.push_back({"/triggers", fmt::format("triggers has {} items; at most {} are allowed",
-                                                   list->Size(), max_batch)});
-      } else {
-        for (const auto& member : doc.GetObject()) {
-          if (AsStringView(member.name) != "triggers") {
-            errors.push_back(
-                {"/" + std::string(AsStringView(member.name)),
-                 fmt::format("{} is not a known field (expected triggers)", AsStringView(member.name))});
-          }
-        }
-        for (rapidjson::SizeType i = 0; i < list->Size(); ++i) {
-          ValidateTrigger((*list)[i], channel_, fmt::format("/triggers/{}", i), errors);
-          items.push_back(&(*list)[i]);
-        }
-      }
+      ValidateBatch(doc, channel_, server_.options_.max_batch, errors, items);
     }
     if (!errors.empty()) return Error(422, errors.front().message, errors);
     return std::nullopt;

@@ -107,6 +107,33 @@ void ValidateTrigger(const rapidjson::Value& trigger, Channel channel, std::stri
   }
 }
 
+void ValidateBatch(const rapidjson::Value& body, Channel channel, int max_batch,
+                   std::vector<FieldError>& errors, std::vector<const rapidjson::Value*>& items) {
+  const rapidjson::Value* list = body.IsObject() ? FindMember(body, "triggers") : nullptr;
+  if (!body.IsObject()) {
+    errors.push_back({"", "the body must be a JSON object with a triggers list"});
+  } else if (list == nullptr || !list->IsArray()) {
+    errors.push_back({"/triggers", "triggers is required and must be a list"});
+  } else if (list->Empty()) {
+    errors.push_back({"/triggers", "triggers must not be empty"});
+  } else if (list->Size() > static_cast<rapidjson::SizeType>(max_batch)) {
+    errors.push_back(
+        {"/triggers", fmt::format("triggers has {} items; at most {} are allowed", list->Size(), max_batch)});
+  } else {
+    for (const auto& member : body.GetObject()) {
+      if (AsStringView(member.name) != "triggers") {
+        errors.push_back(
+            {"/" + std::string(AsStringView(member.name)),
+             fmt::format("{} is not a known field (expected triggers)", AsStringView(member.name))});
+      }
+    }
+    for (rapidjson::SizeType i = 0; i < list->Size(); ++i) {
+      ValidateTrigger((*list)[i], channel, fmt::format("/triggers/{}", i), errors);
+      items.push_back(&(*list)[i]);
+    }
+  }
+}
+
 std::string BuildTriggerRecord(const rapidjson::Value& trigger, std::string_view trigger_id,
                                std::string_view project, std::string_view campaign_id,
                                std::string_view received_at) {

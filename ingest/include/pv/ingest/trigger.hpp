@@ -26,6 +26,11 @@ inline constexpr size_t kMaxIdempotencyKeyBytes = 255;
 void ValidateTrigger(const rapidjson::Value& trigger, Channel channel, std::string_view prefix,
                      std::vector<FieldError>& errors);
 
+// A batch body ({"triggers":[...]}, at most `max_batch` items): appends every problem, and each
+// item to `items` (in order) when the list itself is well-formed.
+void ValidateBatch(const rapidjson::Value& body, Channel channel, int max_batch,
+                   std::vector<FieldError>& errors, std::vector<const rapidjson::Value*>& items);
+
 // The pv.triggers value (see docs/architecture.md): {v, trigger_id, project, campaign_id,
 // received_at, user{...as given...}, event{...}}. `trigger` must have passed ValidateTrigger.
 std::string BuildTriggerRecord(const rapidjson::Value& trigger, std::string_view trigger_id,
