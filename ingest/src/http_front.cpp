@@ -458,7 +458,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
     bool expects_continue = false;
     if (auto expect = head_.Header("Expect")) expects_continue = EqualsIgnoreCase(*expect, "100-continue");
 
-    auto decision = front_.handler.OnHead(head_);
+    std::variant<Response, std::unique_ptr<Exchange>> decision;
+    try {
+      decision = front_.handler.OnHead(head_);
+    } catch (const std::exception& e) {
+      // A handler bug must cost one request, never the loop thread and every connection on it.
+      log::Error("handler_failed", {{"step", "head"}, {"error", e.what()}});
+      decision = Response::Json(500, front_.handler.ErrorBody("internal error"));
+    }
     if (auto* refusal = std::get_if<Response>(&decision)) {
       bool small = !head_.chunked_ && head_.content_length_.value_or(0) <= kDiscardMaxBytes;
       if (!head_.has_body() || (small && !expects_continue)) {
@@ -503,7 +510,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     ++request_;
     std::unique_ptr<Exchange> exchange = std::move(exchange_);
-    exchange->OnBody(std::move(body_), Responder(shared_from_this(), request_));
+    try {
+      exchange->OnBody(std::move(body_), Responder(shared_from_this(), request_));
+    } catch (const std::exception& e) {
+      // The Responder, gone with the exception, answered 500 unless the handler had answered.
+      log::Error("handler_failed", {{"step", "body"}, {"error", e.what()}});
+    }
   }
 
   void ParseError(const beast::error_code& ec) {
@@ -557,6 +569,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     close_after_write_ = response.close || !keep_alive_ || front_.draining.load(std::memory_order_relaxed) ||
                          served_ >= front_.options.keep_alive_max_requests;
     bool has_body = response.status >= 200 && response.status != 204 && response.status != 304;
+    bool send_body = has_body && head_.method() != "HEAD";  // HEAD: the length, not the bytes
     out_.clear();
     out_ += fmt::format("HTTP/1.1 {} {}\r\n", response.status, StatusText(response.status));
     out_ += loop_.date;
@@ -573,7 +586,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     if (close_after_write_) out_ += "Connection: close\r\n";
     out_ += "\r\n";
-    if (has_body) out_ += response.body;
+    if (send_body) out_ += response.body;
     written_ = 0;
     SetState(State::kWriting, front_.options.write_timeout);
     WriteSome();

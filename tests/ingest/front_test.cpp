@@ -3,6 +3,7 @@
 // are answered in order, and answers may come from another thread. A test handler stands in for
 // ingest's routes (ingest_test.cpp drives the real ones).
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <deque>
@@ -37,6 +38,7 @@ class TestHandler final : public Handler {
     heads_++;
     std::string target(head.target());
     if (target == "/refuse") return Response::Json(401, ErrorBody("no"));
+    if (target == "/throw") throw std::runtime_error("handler bug");
     if (target != "/ok" && target != "/later" && target != "/drop")
       return Response::Json(404, ErrorBody("none"));
     return std::make_unique<Body>(*this, target);
@@ -137,6 +139,33 @@ TEST_F(FrontTest, ManyPipelinedRefusalsDoNotRecurse) {
   }
   sender.join();
   EXPECT_EQ(answered, 20000);
+}
+
+TEST_F(FrontTest, AThrowingHandlerCostsOneRequestNotTheLoop) {
+  Start({});
+  RawConnection c(port_);
+  ASSERT_TRUE(c.Send(PostRequest("/throw", "{}")));
+  auto r = c.Read(2s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 500);
+  ASSERT_TRUE(c.Send(PostRequest("/ok", "{}")));
+  r = c.Read(2s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 204);
+}
+
+TEST_F(FrontTest, HeadRequestsGetNoBodyBytes) {
+  Start({});
+  RawConnection c(port_);
+  ASSERT_TRUE(c.Send("HEAD /nope HTTP/1.1\r\nHost: x\r\n\r\n"));
+  std::this_thread::sleep_for(200ms);
+  char buf[4096];
+  ssize_t n = ::recv(c.fd(), buf, sizeof(buf), MSG_DONTWAIT);
+  ASSERT_GT(n, 0);
+  std::string got(buf, static_cast<size_t>(n));
+  EXPECT_EQ(got.rfind("HTTP/1.1 404", 0), 0U) << got;
+  EXPECT_NE(got.find("Content-Length: "), std::string::npos) << got;
+  EXPECT_EQ(got.substr(got.size() - 4), "\r\n\r\n") << "HEAD's answer carried body bytes: " << got;
 }
 
 TEST_F(FrontTest, DroppedResponderAnswers500) {
