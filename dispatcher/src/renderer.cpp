@@ -7,6 +7,7 @@
 #include <charconv>
 
 #include "pv/json.hpp"
+#include "pv/strings.hpp"
 
 namespace pv::dispatcher {
 namespace {
@@ -128,12 +129,6 @@ struct AppendSink {
     return *this;
   }
 };
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
-}
 
 std::string_view Language(std::string_view tag) {
   return tag.substr(0, tag.find('-'));

@@ -14,6 +14,7 @@
 
 #include "pv/json.hpp"
 #include "pv/log.hpp"
+#include "pv/strings.hpp"
 
 namespace pv::ingest::http {
 
@@ -108,15 +109,6 @@ const char* StatusText(int status) {
     default:
       return "Status";
   }
-}
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
-      return false;
-  }
-  return true;
 }
 
 std::string DateHeader() {

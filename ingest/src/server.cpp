@@ -10,6 +10,7 @@
 #include "pv/ingest/trigger.hpp"
 #include "pv/json.hpp"
 #include "pv/log.hpp"
+#include "pv/strings.hpp"
 #include "pv/validate.hpp"
 
 namespace pv::ingest {
@@ -52,12 +53,7 @@ bool IsJsonContentType(std::string_view v) {
   std::string_view type = v.substr(0, v.find(';'));
   while (!type.empty() && type.back() == ' ') type.remove_suffix(1);
   while (!type.empty() && type.front() == ' ') type.remove_prefix(1);
-  constexpr std::string_view kJson = "application/json";
-  if (type.size() != kJson.size()) return false;
-  for (size_t i = 0; i < type.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(type[i])) != kJson[i]) return false;
-  }
-  return true;
+  return EqualsIgnoreCase(type, "application/json");
 }
 
 // "/api/client/campaigns/<id>/trigger[/batch]" (a query string is ignored).

@@ -29,6 +29,7 @@
 
 #include "pv/json.hpp"
 #include "pv/log.hpp"
+#include "pv/strings.hpp"
 #include "pv/topics.hpp"
 
 namespace pv::dev_broker {
@@ -74,16 +75,6 @@ constexpr ApiKeyName kApiKeys[] = {
     {"TxnOffsetCommit", 28},
     {"SaslAuthenticate", 36},
 };
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    auto ca = static_cast<unsigned char>(a[i]);
-    auto cb = static_cast<unsigned char>(b[i]);
-    if (std::tolower(ca) != std::tolower(cb)) return false;
-  }
-  return true;
-}
 
 bool StartsWithIgnoreCase(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && EqualsIgnoreCase(s.substr(0, prefix.size()), prefix);
