@@ -15,8 +15,8 @@
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
-
 #include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -87,7 +87,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
 class Listener {
  public:
-  Listener(net::io_context& own, std::vector<std::unique_ptr<net::io_context>>& loops, const tcp::endpoint& at)
+  Listener(net::io_context& own, std::vector<std::unique_ptr<net::io_context>>& loops,
+           const tcp::endpoint& at)
       : acceptor_(own), loops_(loops) {
     acceptor_.open(at.protocol());
     acceptor_.set_option(net::socket_base::reuse_address(true));
@@ -126,7 +127,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   const auto port = static_cast<unsigned short>(std::atoi(argv[1]));
-  unsigned threads = argc == 3 ? static_cast<unsigned>(std::atoi(argv[2])) : std::thread::hardware_concurrency();
+  unsigned threads =
+      argc == 3 ? static_cast<unsigned>(std::atoi(argv[2])) : std::thread::hardware_concurrency();
   if (threads == 0) {
     threads = 1;
   }

@@ -24,7 +24,8 @@ int g_request_marker = 0;
 
 // Called once when a request's header is in, once per chunk of body, and once more at its end.
 MHD_Result Answer(void* /*cls*/, MHD_Connection* connection, const char* /*url*/, const char* /*method*/,
-                  const char* /*version*/, const char* /*upload_data*/, size_t* upload_data_size, void** req_cls) {
+                  const char* /*version*/, const char* /*upload_data*/, size_t* upload_data_size,
+                  void** req_cls) {
   if (*req_cls == nullptr) {  // header only: ask for the body
     *req_cls = &g_request_marker;
     return MHD_YES;
@@ -44,7 +45,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   const auto port = static_cast<uint16_t>(std::atoi(argv[1]));
-  unsigned threads = argc == 3 ? static_cast<unsigned>(std::atoi(argv[2])) : std::thread::hardware_concurrency();
+  unsigned threads =
+      argc == 3 ? static_cast<unsigned>(std::atoi(argv[2])) : std::thread::hardware_concurrency();
   if (threads == 0) {
     threads = 1;
   }
@@ -62,12 +64,12 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
 
   g_no_content = MHD_create_response_from_buffer(0, nullptr, MHD_RESPMEM_PERSISTENT);
-  MHD_Daemon* daemon = MHD_start_daemon(
-      MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, port, nullptr, nullptr, &Answer, nullptr,
-      MHD_OPTION_SOCK_ADDR, reinterpret_cast<sockaddr*>(&addr),  //
-      MHD_OPTION_THREAD_POOL_SIZE, threads,                       //
-      MHD_OPTION_CONNECTION_LIMIT, 10000U,                        //
-      MHD_OPTION_LISTEN_BACKLOG_SIZE, static_cast<unsigned>(SOMAXCONN), MHD_OPTION_END);
+  MHD_Daemon* daemon =
+      MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, port, nullptr, nullptr, &Answer,
+                       nullptr, MHD_OPTION_SOCK_ADDR, reinterpret_cast<sockaddr*>(&addr),  //
+                       MHD_OPTION_THREAD_POOL_SIZE, threads,                               //
+                       MHD_OPTION_CONNECTION_LIMIT, 10000U,                                //
+                       MHD_OPTION_LISTEN_BACKLOG_SIZE, static_cast<unsigned>(SOMAXCONN), MHD_OPTION_END);
   if (daemon == nullptr) {
     std::fprintf(stderr, "pv-bench-mhd-204: could not start on 127.0.0.1:%u\n", port);
     return 1;
