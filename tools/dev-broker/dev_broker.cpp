@@ -480,6 +480,11 @@ void DevBroker::Impl::CreateHost() {
     }
   };
   set("client.id", "pv-dev-broker-host");
+  // The mock brokers' accepted sockets take their options from this handle's configuration
+  // (rd_kafka_transport_post_connect_setup). Apache Kafka sets TCP_NODELAY on every connection;
+  // without it, small responses wait on Nagle + the client's delayed ACK: ingest's acknowledgements
+  // took 40 ms each once producers sent small batches (linger.ms below 1).
+  set("socket.nagle.disable", "true");
   if (options_.log_level == "debug") set("debug", "mock,broker");
   rd_kafka_conf_set_log_cb(conf, LogFromRdkafka);
   rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));  // takes conf on success
