@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <linux/futex.h>
+#include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -145,6 +146,7 @@ Producer::~Producer() {
 void Producer::PollLoop() {
   // Delivery reports are served here, off the request threads. A short timeout keeps shutdown quick;
   // rd_kafka_poll returns as soon as a report is ready, so it adds no latency.
+  ::pthread_setname_np(::pthread_self(), "pv-delivery");
   while (!stop_.load(std::memory_order_relaxed)) rd_kafka_poll(rk_, 100);
   rd_kafka_poll(rk_, 0);
 }

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <sys/socket.h>
 
 #include <array>
@@ -805,7 +806,10 @@ void HttpFront::Start() {
   for (auto& loop : impl_->loops) {
     Loop* l = loop.get();
     asio::post(l->io, [impl, l] { impl->Sweep(*l); });
-    l->thread = std::thread([l] {
+    size_t index = static_cast<size_t>(&loop - &impl_->loops.front());
+    l->thread = std::thread([l, index] {
+      // Named, so `top -H` and perf tell the loops from librdkafka's threads.
+      ::pthread_setname_np(::pthread_self(), fmt::format("ingest-loop-{}", index).c_str());
       auto guard = asio::make_work_guard(l->io);
       l->io.run();
     });
