@@ -315,6 +315,91 @@ class IngestServer::TriggerExchange final : public http::Exchange {
 };
 
 // ---- the head: route, authenticate, resolve the campaign, check the body's headers ----
+// Each step returns the rejection that answers the request, or nothing to go on.
+
+namespace {
+
+std::optional<http::Response> Unauthorized(std::string_view challenge, std::string_view message) {
+  http::Response r = Error(401, message);
+  r.headers.emplace_back("WWW-Authenticate", std::string(challenge));
+  return r;
+}
+
+}  // namespace
+
+// 401 / 403. On success `key` points into `keys`, which the caller keeps alive.
+std::optional<http::Response> IngestServer::Authenticate(const http::RequestHead& head,
+                                                         std::shared_ptr<const KeyStore>& keys,
+                                                         const ApiKey*& key) const {
+  std::optional<std::string_view> auth = head.Header("Authorization");
+  constexpr std::string_view kBearer = "Bearer ";
+  if (!auth || auth->empty()) {
+    return Unauthorized("Bearer", "missing Authorization header (expected: Bearer sk_...)");
+  }
+  if (auth->size() <= kBearer.size() || auth->substr(0, kBearer.size()) != kBearer ||
+      !LooksLikeKey(auth->substr(kBearer.size()))) {
+    return Unauthorized("Bearer error=\"invalid_token\"",
+                        "malformed Authorization header (expected: Bearer sk_...)");
+  }
+  std::string_view token = auth->substr(kBearer.size());
+  // A connection stays on one loop thread and a client sends the same key on every request:
+  // remembering the last key's hash per thread saves a SHA-256 per request.
+  thread_local std::string last_token;
+  thread_local std::string last_hash;
+  if (token != last_token) {
+    last_hash = HashKey(token);
+    last_token.assign(token);
+  }
+  keys = keys_.load();
+  KeyStore::Match match = keys->AuthenticateHash(last_hash);
+  if (match.result != KeyStore::Result::kOk) {
+    return Unauthorized("Bearer error=\"invalid_token\"", match.result == KeyStore::Result::kRevoked
+                                                              ? "API key has been revoked"
+                                                              : "unknown API key");
+  }
+  if (match.key->scope != KeyScope::kSecret) {
+    return Error(403, "a public (pk_) key cannot trigger campaigns; use a secret (sk_) key");
+  }
+  key = match.key;
+  return std::nullopt;
+}
+
+// 404 / 409. On success `campaign` points into `catalog`, which the caller keeps alive.
+std::optional<http::Response> IngestServer::ResolveCampaign(std::string_view campaign_id, const ApiKey& key,
+                                                            std::shared_ptr<const Catalog>& catalog,
+                                                            const Campaign*& campaign) const {
+  catalog = catalog_.load();
+  const Campaign* found = catalog->Find(std::string(campaign_id));
+  if (found == nullptr || found->deleted || found->project != key.project) {
+    // Another project's campaign is indistinguishable from a missing one: no probing across projects.
+    return Error(404, fmt::format("campaign {} not found", campaign_id));
+  }
+  if (!found->enabled) return Error(409, fmt::format("campaign {} is disabled", campaign_id));
+  campaign = found;
+  return std::nullopt;
+}
+
+// 415 / 422 / 400, before a byte of the body is read.
+std::optional<http::Response> IngestServer::CheckBodyHeaders(const http::RequestHead& head,
+                                                             std::optional<std::string>& idempotency_key) {
+  if (!IsJsonContentType(head.Header("Content-Type").value_or(""))) {
+    return Error(415, "Content-Type must be application/json");
+  }
+  if (auto encoding = head.Header("Content-Encoding"); encoding && *encoding != "identity") {
+    // Decompressing would let a small body become a large one; bodies are small JSON anyway.
+    return Error(415, fmt::format("Content-Encoding {} is not supported; send the body uncompressed",
+                                  encoding->substr(0, 32)));
+  }
+  if (auto header = head.Header("Idempotency-Key")) {
+    if (header->empty() || header->size() > kMaxIdempotencyKeyBytes) {
+      auto message = fmt::format("Idempotency-Key must be 1 to {} bytes", kMaxIdempotencyKeyBytes);
+      return Error(422, message, {{"header:Idempotency-Key", message}});
+    }
+    idempotency_key.emplace(*header);
+  }
+  if (!head.has_body()) return Error(400, "the request has no body (expected a JSON trigger)");
+  return std::nullopt;
+}
 
 std::variant<http::Response, std::unique_ptr<http::Exchange>> IngestServer::OnHead(
     const http::RequestHead& head) {
@@ -334,73 +419,17 @@ std::variant<http::Response, std::unique_ptr<http::Exchange>> IngestServer::OnHe
     r.headers.emplace_back("Allow", "POST");
     return refuse(std::move(r));
   }
-
-  // --- authentication (401 / 403) ---
-  auto unauthorized = [&](std::string_view challenge, std::string_view message) {
-    http::Response r = Error(401, message);
-    r.headers.emplace_back("WWW-Authenticate", std::string(challenge));
-    return refuse(std::move(r));
-  };
-  std::optional<std::string_view> auth = head.Header("Authorization");
-  constexpr std::string_view kBearer = "Bearer ";
-  if (!auth || auth->empty()) {
-    return unauthorized("Bearer", "missing Authorization header (expected: Bearer sk_...)");
-  }
-  if (auth->size() <= kBearer.size() || auth->substr(0, kBearer.size()) != kBearer ||
-      !LooksLikeKey(auth->substr(kBearer.size()))) {
-    return unauthorized("Bearer error=\"invalid_token\"",
-                        "malformed Authorization header (expected: Bearer sk_...)");
-  }
-  std::string_view token = auth->substr(kBearer.size());
-  // A connection stays on one loop thread and a client sends the same key on every request:
-  // remembering the last key's hash per thread saves a SHA-256 per request.
-  thread_local std::string last_token;
-  thread_local std::string last_hash;
-  if (token != last_token) {
-    last_hash = HashKey(token);
-    last_token.assign(token);
-  }
-  std::shared_ptr<const KeyStore> keys = keys_.load();
-  KeyStore::Match match = keys->AuthenticateHash(last_hash);
-  if (match.result != KeyStore::Result::kOk) {
-    return unauthorized("Bearer error=\"invalid_token\"", match.result == KeyStore::Result::kRevoked
-                                                              ? "API key has been revoked"
-                                                              : "unknown API key");
-  }
-  const ApiKey& key = *match.key;
-  if (key.scope != KeyScope::kSecret) {
-    return refuse(Error(403, "a public (pk_) key cannot trigger campaigns; use a secret (sk_) key"));
-  }
-
-  // --- campaign (404 / 409) ---
-  std::shared_ptr<const Catalog> catalog = catalog_.load();
-  const Campaign* campaign = catalog->Find(std::string(campaign_id));
-  if (campaign == nullptr || campaign->deleted || campaign->project != key.project) {
-    // Another project's campaign is indistinguishable from a missing one: no probing across projects.
-    return refuse(Error(404, fmt::format("campaign {} not found", campaign_id)));
-  }
-  if (!campaign->enabled) return refuse(Error(409, fmt::format("campaign {} is disabled", campaign_id)));
-
-  // --- the body's headers (415 / 422), before a byte of it is read ---
-  if (!IsJsonContentType(head.Header("Content-Type").value_or(""))) {
-    return refuse(Error(415, "Content-Type must be application/json"));
-  }
-  if (auto encoding = head.Header("Content-Encoding"); encoding && *encoding != "identity") {
-    // Decompressing would let a small body become a large one; bodies are small JSON anyway.
-    return refuse(Error(415, fmt::format("Content-Encoding {} is not supported; send the body uncompressed",
-                                         encoding->substr(0, 32))));
-  }
+  std::shared_ptr<const KeyStore> keys;
+  const ApiKey* key = nullptr;
+  if (auto rejection = Authenticate(head, keys, key)) return refuse(std::move(*rejection));
+  std::shared_ptr<const Catalog> catalog;
+  const Campaign* campaign = nullptr;
+  if (auto rejection = ResolveCampaign(campaign_id, *key, catalog, campaign))
+    return refuse(std::move(*rejection));
   std::optional<std::string> idempotency_key;
-  if (auto header = head.Header("Idempotency-Key")) {
-    if (header->empty() || header->size() > kMaxIdempotencyKeyBytes) {
-      auto message = fmt::format("Idempotency-Key must be 1 to {} bytes", kMaxIdempotencyKeyBytes);
-      return refuse(Error(422, message, {{"header:Idempotency-Key", message}}));
-    }
-    idempotency_key.emplace(*header);
-  }
-  if (!head.has_body()) return refuse(Error(400, "the request has no body (expected a JSON trigger)"));
+  if (auto rejection = CheckBodyHeaders(head, idempotency_key)) return refuse(std::move(*rejection));
   in_flight_->Add(1);
-  return std::make_unique<TriggerExchange>(*this, route, start, key.project, std::string(campaign_id),
+  return std::make_unique<TriggerExchange>(*this, route, start, key->project, std::string(campaign_id),
                                            campaign->channel, std::move(idempotency_key));
 }
 

@@ -85,6 +85,16 @@ class IngestServer final : public http::Handler {
   class TriggerExchange;
   class Publication;
 
+  // The steps of a request's head, in order; each returns the rejection that answers it, if any.
+  // The body's steps (parse and validate, encode, publish) are TriggerExchange's.
+  std::optional<http::Response> Authenticate(const http::RequestHead& head,
+                                             std::shared_ptr<const KeyStore>& keys, const ApiKey*& key) const;
+  std::optional<http::Response> ResolveCampaign(std::string_view campaign_id, const ApiKey& key,
+                                                std::shared_ptr<const Catalog>& catalog,
+                                                const Campaign*& campaign) const;
+  static std::optional<http::Response> CheckBodyHeaders(const http::RequestHead& head,
+                                                        std::optional<std::string>& idempotency_key);
+
   void WatchFiles();
   bool ReloadKeys();
   // Publishes keys_file's keys merged with the topic's (a topic record wins for the same id).
