@@ -556,6 +556,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void Write(Response response) {
+    exchange_.reset();  // a request answered early (408, 413, 503) ends here, not at the close
     front_.ReleaseBody(charged_);
     charged_ = 0;
     ++served_;

@@ -222,9 +222,19 @@ class IngestServer::TriggerExchange final : public http::Exchange {
         project_(std::move(project)),
         campaign_id_(std::move(campaign_id)),
         channel_(channel),
-        idempotency_key_(std::move(idempotency_key)) {}
+        idempotency_key_(std::move(idempotency_key)) {
+    server_.in_flight_->Add(1);
+  }
+  // A request whose body never came (deadline, disconnect) leaves without OnBody: it is no longer
+  // in flight. Once OnBody ran, the answer (Answer or the Publication) takes it off.
+  ~TriggerExchange() override {
+    if (!body_seen_) server_.in_flight_->Add(-1);
+  }
+  TriggerExchange(const TriggerExchange&) = delete;
+  TriggerExchange& operator=(const TriggerExchange&) = delete;
 
   void OnBody(std::string body, http::Responder responder) override {
+    body_seen_ = true;
     // Parse into a per-thread buffer: RapidJSON's default pool would malloc (and free) a 64 KiB
     // chunk per request. Larger bodies spill to the heap. Loop threads are few and fixed.
     thread_local char parse_buffer[32 * 1024];
@@ -312,6 +322,7 @@ class IngestServer::TriggerExchange final : public http::Exchange {
   std::string campaign_id_;
   Channel channel_;
   std::optional<std::string> idempotency_key_;
+  bool body_seen_ = false;
 };
 
 // ---- the head: route, authenticate, resolve the campaign, check the body's headers ----
@@ -428,7 +439,6 @@ std::variant<http::Response, std::unique_ptr<http::Exchange>> IngestServer::OnHe
     return refuse(std::move(*rejection));
   std::optional<std::string> idempotency_key;
   if (auto rejection = CheckBodyHeaders(head, idempotency_key)) return refuse(std::move(*rejection));
-  in_flight_->Add(1);
   return std::make_unique<TriggerExchange>(*this, route, start, key->project, std::string(campaign_id),
                                            campaign->channel, std::move(idempotency_key));
 }

@@ -517,6 +517,28 @@ TEST(IngestRecordSize, TriggerLargerThanTheBrokerAcceptsIs413) {
   EXPECT_EQ(res->status, 204) << res->body;
 }
 
+// A request whose body never comes is answered 408 by the front and is no longer in flight.
+TEST(IngestBodyDeadline, AnAbandonedBodyIs408AndLeavesNothingInFlight) {
+  pv::log::SetLevel(pv::log::Level::kError);
+  DevBroker broker(1);
+  TempDir dir("pv-ingest-body");
+  Fixture fixture(dir);
+  IngestOptions options = TestOptions(fixture);
+  options.front.body_timeout = 500ms;
+  RunningServer server(options, broker.bootstrap());
+  pv::testing::RawConnection c(server.port());
+  ASSERT_TRUE(c.Send("POST /api/client/campaigns/44/trigger HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                     fixture.secret +
+                     "\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"user\""));
+  auto r = c.Read(3s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 408);
+  auto metrics = server.Admin().Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("pv_ingest_in_flight_requests 0"), std::string::npos) << metrics->body;
+  EXPECT_NE(metrics->body.find("pv_ingest_refused_total{reason=\"body_timeout\"} 1"), std::string::npos);
+}
+
 TEST_F(IngestTest, PostWithoutBodyIs400) {
   auto res = Post("/api/client/campaigns/44/trigger", "", fixture_->secret);
   ASSERT_TRUE(res);
