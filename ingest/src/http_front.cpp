@@ -427,6 +427,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
       }
     }
     pending_.erase(0, used);
+    // Beast bounds the head, and body bytes are consumed as they come, but a chunk header (its
+    // extensions) or a trailer field is kept whole until its line ends, with no limit of Beast's:
+    // bound what may wait unparsed, or one connection could make it grow without end.
+    if (pending_.size() > front_.options.max_header_bytes + loop_.scratch.size()) {
+      front_.Refused(Reason::kHeaderTooLarge, 431, &socket_);
+      WriteError(431, fmt::format("a chunk header or trailer is larger than {} bytes",
+                                  front_.options.max_header_bytes));
+    }
   }
 
   void BeginRequest() {

@@ -332,8 +332,21 @@ TEST_F(FrontTest, BodyLimitHoldsForContentLengthAndChunkedBodies) {
     EXPECT_EQ(r->status, 408);
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
   }
+  {  // a chunk extension that never ends, and a trailer that never ends: refused, not buffered
+    for (const std::string& tail :
+         {std::string("5;ext=") + std::string(200 * 1024, 'e'),
+          std::string("1\r\nx\r\n0\r\nX-Trailer: ") + std::string(200 * 1024, 't')}) {
+      RawConnection c(port_);
+      ASSERT_TRUE(c.Send("POST /ok HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"));
+      c.Send(tail);
+      auto r = c.Read(2s);
+      ASSERT_TRUE(r);
+      EXPECT_EQ(r->status, 431) << r->body;
+    }
+  }
   EXPECT_EQ(Refused("body_too_large"), 2);
   EXPECT_EQ(Refused("body_timeout"), 1);
+  EXPECT_EQ(Refused("header_too_large"), 2);
 }
 
 TEST_F(FrontTest, BodyMemoryIsBoundedAcrossConnections) {
