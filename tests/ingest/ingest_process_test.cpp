@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <iostream>
 #include <map>
 #include <mutex>
 #include <set>
@@ -276,6 +277,7 @@ TEST(IngestProcess, TenThousandIdleConnectionsStayUnder128MiBAndTheNextIs503) {
       10s))
       << metrics.substr(0, 2000);
   long rss_kib = pv::testing::RssKib(ingest.process->pid());
+  std::cout << "pv-ingest RSS with " << kConnections << " open connections: " << rss_kib / 1024 << " MiB\n";
   EXPECT_GT(rss_kib, 0);
   EXPECT_LT(rss_kib, 128 * 1024) << "RSS with 10,000 open connections";
   // The 10,001st connection is refused with 503...
