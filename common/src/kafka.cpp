@@ -226,6 +226,13 @@ bool Producer::BrokersReachable(std::chrono::milliseconds timeout) const {
   return ok;
 }
 
+std::optional<std::string> Producer::FatalError() const {
+  char reason[512];
+  rd_kafka_resp_err_t err = rd_kafka_fatal_error(rk_, reason, sizeof(reason));
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return std::nullopt;
+  return fmt::format("{}: {}", rd_kafka_err2name(err), reason);
+}
+
 size_t Producer::MaxMessageBytes() const {
   char value[64];
   size_t size = sizeof(value);

@@ -61,8 +61,9 @@ int main(int argc, char** argv) {
     server.Run();
     server.Stop();
     current.store(nullptr);
-    pv::log::Info("exit", {{"status", 0}});
-    return 0;
+    int status = server.failed() ? 1 : 0;
+    pv::log::Info("exit", {{"status", status}});
+    return status;
   } catch (const std::exception& e) {
     pv::log::Error("fatal", {{"error", e.what()}});
     fmt::print(stderr, "pv-ingest: {}\n", e.what());

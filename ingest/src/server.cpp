@@ -575,7 +575,8 @@ void IngestServer::StopOnce() {
   log::Info("stopping", {{"in_flight", static_cast<std::int64_t>(in_flight_->Value())},
                          {"shutdown_delay_ms", was_serving ? options_.shutdown_delay.count() : 0}});
   // Unready first, still serving: load balancers see /readyz fail and stop sending new requests.
-  if (was_serving) std::this_thread::sleep_for(options_.shutdown_delay);
+  // Not after a fatal producer error: every request would only get 503.
+  if (was_serving && !failed_.load()) std::this_thread::sleep_for(options_.shutdown_delay);
   {
     std::lock_guard lock(run_mutex_);
     stopping_.store(true);
@@ -599,6 +600,7 @@ void IngestServer::StopOnce() {
 }
 
 std::string IngestServer::NotReadyReason() const {
+  if (failed_.load()) return "kafka producer failed; exiting";
   if (draining_.load()) return "stopping";
   if (!serving_.load()) return "starting";
   // A Kafka outage is not unreadiness: every replica would drop out of the load balancer at once,
@@ -695,6 +697,15 @@ void IngestServer::WatchFiles() {
     if (Clock::now() - last_probe >= std::chrono::seconds(1)) {
       ProbeKafka();
       last_probe = Clock::now();
+    }
+    if (auto fatal = producer_->FatalError()) {
+      log::Error(
+          "kafka_fatal_error",
+          {{"error", *fatal}, {"action", "stopping; exit status 1 so the supervisor restarts ingest"}});
+      failed_.store(true);
+      lock.unlock();  // Stop() takes this lock to wake the watcher
+      Stop();
+      return;
     }
   }
 }

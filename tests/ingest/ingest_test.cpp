@@ -77,8 +77,12 @@ class RunningServer {
     settings.properties["log_level"] = "3";
     server_ = std::make_unique<IngestServer>(std::move(options), settings);
     port_ = server_->Bind();
-    thread_ = std::thread([this] { server_->Run(); });
+    thread_ = std::thread([this] {
+      server_->Run();
+      finished_.store(true);
+    });
   }
+  bool Finished() const { return finished_.load(); }
   ~RunningServer() {
     server_->Stop();
     thread_.join();
@@ -100,6 +104,7 @@ class RunningServer {
   std::unique_ptr<IngestServer> server_;
   int port_ = 0;
   std::thread thread_;
+  std::atomic<bool> finished_{false};
 };
 
 IngestOptions TestOptions(const Fixture& f) {
@@ -537,6 +542,65 @@ TEST(IngestBodyDeadline, AnAbandonedBodyIs408AndLeavesNothingInFlight) {
   ASSERT_TRUE(metrics);
   EXPECT_NE(metrics->body.find("pv_ingest_in_flight_requests 0"), std::string::npos) << metrics->body;
   EXPECT_NE(metrics->body.find("pv_ingest_refused_total{reason=\"body_timeout\"} 1"), std::string::npos);
+}
+
+// A fatal producer error (the producer can never produce again) stops ingest, unready, so its
+// supervisor restarts it: it must not answer 503 for good while /readyz says ready.
+TEST(IngestFatal, AFatalProducerErrorStopsTheServerAndMarksItFailed) {
+  pv::log::SetLevel(pv::log::Level::kError);
+  DevBroker broker(1);
+  TempDir dir("pv-ingest-fatal");
+  Fixture fixture(dir);
+  IngestOptions options = TestOptions(fixture);
+  options.shutdown_delay = 5000ms;  // skipped after a fatal error
+  options.reload_interval = 100ms;
+  auto server = std::make_unique<RunningServer>(options, broker.bootstrap());
+  auto res = server->Client().Post("/api/client/campaigns/44/trigger", Auth(fixture.secret), kSeedEmail,
+                                   "application/json");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 204);
+  EXPECT_FALSE(server->server().failed());
+  ASSERT_EQ(rd_kafka_test_fatal_error(server->server().producer().handle(),
+                                      RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, "injected by the test"),
+            RD_KAFKA_RESP_ERR_NO_ERROR);
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(pv::testing::WaitFor([&] { return server->Finished(); }, 5s)) << "Run() returned";
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 4s) << "no shutdown delay after a fatal error";
+  EXPECT_TRUE(server->server().failed());
+}
+
+// The catalog directory vanishing (a ConfigMap swap) or turning unreadable is a counted reload
+// failure that keeps the last good catalog; it never ends the process.
+TEST(IngestReload, AVanishingCatalogKeepsTheLastGoodOneAndCountsTheFailure) {
+  pv::log::SetLevel(pv::log::Level::kError);
+  DevBroker broker(1);
+  TempDir dir("pv-ingest-reload");
+  Fixture fixture(dir);
+  RunningServer server(TestOptions(fixture), broker.bootstrap());
+  auto post = [&] {
+    auto r = server.Client().Post("/api/client/campaigns/44/trigger", Auth(fixture.secret), kSeedEmail,
+                                  "application/json");
+    return r ? r->status : -1;
+  };
+  ASSERT_EQ(post(), 204);
+  std::filesystem::rename(fixture.catalog_dir, fixture.catalog_dir + ".moved");
+  auto failed_reloads = [&] {
+    auto m = server.Admin().Get("/metrics");
+    return m && m->body.find("pv_ingest_reloads_total{result=\"failed\"} 1") != std::string::npos;
+  };
+  EXPECT_TRUE(pv::testing::WaitFor(failed_reloads, 5s));
+  EXPECT_EQ(post(), 204) << "the last good catalog still serves";
+  std::filesystem::rename(fixture.catalog_dir + ".moved", fixture.catalog_dir);
+  EXPECT_EQ(post(), 204);
+  // A symlink loop in the tree: asking it for its type throws ELOOP (it used to end the process
+  // from the watcher thread, outside any try).
+  std::filesystem::create_symlink("loop.yaml", fixture.catalog_dir + "/extra/loop.yaml");
+  auto reloads_failed_twice = [&] {
+    auto m = server.Admin().Get("/metrics");
+    return m && m->body.find("pv_ingest_reloads_total{result=\"failed\"} 2") != std::string::npos;
+  };
+  EXPECT_TRUE(pv::testing::WaitFor(reloads_failed_twice, 5s));
+  EXPECT_EQ(post(), 204) << "alive, with the last good catalog";
 }
 
 TEST_F(IngestTest, PostWithoutBodyIs400) {

@@ -121,6 +121,9 @@ class Producer {
   int QueueLength() const;
   // Whether a metadata request is answered within `timeout`.
   bool BrokersReachable(std::chrono::milliseconds timeout) const;
+  // librdkafka's fatal error ("NAME: reason"), once one happened: the producer can never produce
+  // again (e.g. an idempotence sequence gap) and its owner should exit so it is restarted.
+  std::optional<std::string> FatalError() const;
   // The largest record (key + value + headers, with framing) this producer will send:
   // message.max.bytes. Produce refuses a larger one with RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE.
   size_t MaxMessageBytes() const;

@@ -68,6 +68,12 @@ class IngestServer final : public http::Handler {
   // Reloads catalog and keys from disk; keeps the old ones when the new ones are invalid.
   bool Reload();
 
+  // True once the producer hit a fatal error: Run() returned and the process should exit non-zero
+  // so its supervisor restarts it (every request would otherwise get 503 for good).
+  bool failed() const { return failed_.load(); }
+  // The producer, for tests that inject its failures.
+  kafka::Producer& producer() { return *producer_; }
+
   int port() const { return port_; }
   int admin_port() const { return admin_port_; }
   metrics::Registry& metrics() { return registry_; }
@@ -128,6 +134,7 @@ class IngestServer final : public http::Handler {
   std::atomic<bool> serving_{false};   // the front accepts (readiness)
   std::atomic<bool> draining_{false};  // SIGTERM received (readiness)
   std::atomic<bool> kafka_reachable_{false};
+  std::atomic<bool> failed_{false};
   std::atomic<bool> stopping_{false};
   std::once_flag stop_once_;
   std::thread watcher_;
