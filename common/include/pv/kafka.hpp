@@ -53,9 +53,10 @@ class DeliveryHandler {
 // Counts down the deliveries of a group of records (one request, a batch) and wakes one waiter.
 // Shared ownership: the waiter may leave (shutdown) before every report arrived.
 //
-// Lock-free: the reports (poll thread) and the waiter (a request thread) meet on one futex word.
-// On ingest's hot path this replaced a mutex + condition variable, whose lock hand-offs between
-// the two threads cost a measurable share of CPU (docs/performance.md).
+// Lock-free: the reports (poll thread) and the waiter meet on one futex word (it replaced a mutex
+// + condition variable on the old thread-per-request ingest, docs/performance.md). For callers that
+// block (pvctl, the delay ladder's producers); ingest waits for nothing: its Publication
+// (ingest/src/server.cpp) answers from the last report.
 class DeliveryGroup : public DeliveryHandler, public std::enable_shared_from_this<DeliveryGroup> {
  public:
   explicit DeliveryGroup(int expected) : pending_(expected) {
