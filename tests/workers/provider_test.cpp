@@ -159,6 +159,44 @@ TEST_F(ProviderTest, SmtpDeliversAMultipartMessageThatAMimeParserReadsBack) {
   }
 }
 
+// The envelope is built from the rendered `from` (event data may reach it) and the record's address:
+// a CR/LF there would end MAIL FROM / RCPT TO and let the rest be read as commands of their own (here
+// an extra recipient). Such a send is refused before libcurl sees it, and nothing reaches the server.
+TEST_F(ProviderTest, SmtpRefusesLineBreaksInTheEnvelope) {
+  SmtpFake server({});
+  SmtpProvider provider(Smtp(server.port()), loop_);
+  std::string injected_from =
+      R"({"v":1,"send_id":"0190f1c2-7a3b-8c4d-9e5f-a1b2c3d4e5f7","trigger_id":"t-1","project":"demo",)"
+      R"("campaign_id":"44","channel":"email","provider":"smtp","attempt":1,"created_at":"2026-01-01T00:00:00Z",)"
+      R"("to":{"email":"ana@example.com","external_id":"user-1"},)"
+      R"("content":{"from":"orders@demo.example>\r\nRCPT TO:<victim@evil.example",)"
+      R"("subject":"s","text":"hello"}})";
+  DeliveryResult r = DeliverNow(provider, MakeSend({}, injected_from));
+  ASSERT_FALSE(r.ok);
+  EXPECT_EQ(r.kind, ErrorKind::kInvalidRecord) << r.error;
+  EXPECT_EQ(ClassOf(r.kind), ErrorClass::kPermanent);
+  EXPECT_THAT(r.error, HasSubstr("from address contains a line break"));
+
+  SendSpec spec;
+  spec.address = "ana@example.com\nRCPT TO:<victim@evil.example>";
+  r = DeliverNow(provider, MakeSend(spec));
+  ASSERT_FALSE(r.ok);
+  EXPECT_EQ(r.kind, ErrorKind::kInvalidRecipient) << r.error;
+  EXPECT_THAT(r.error, HasSubstr("RCPT TO"));
+  EXPECT_TRUE(server.Messages().empty());
+
+  // The same server takes a clean send: the refusals above were not the server's doing.
+  r = DeliverNow(provider, MakeSend({}));
+  EXPECT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(server.Messages().size(), 1U);
+
+  EXPECT_EQ(EnvelopeAddressError("orders@demo.example"), "");
+  EXPECT_THAT(EnvelopeAddressError("a@b.co\r"), HasSubstr("line break"));
+  EXPECT_THAT(EnvelopeAddressError(std::string("a@b.co\0x", 8)), HasSubstr("0x00"));
+  EXPECT_THAT(EnvelopeAddressError("a@b.co\x7f"), HasSubstr("0x7f"));
+  EXPECT_THAT(EnvelopeAddressError("a>@b.co"), HasSubstr("'<' or '>'"));
+}
+
 TEST_F(ProviderTest, SmtpStartTlsWithAuth) {
   const auto& keys = TestKeys::Get();
   pv::testing::WriteFile(dir_.File("cert.pem"), keys.cert_pem);

@@ -17,6 +17,17 @@ std::string ReplaceAll(std::string s, std::string_view from, std::string_view to
 
 }  // namespace
 
+std::string EnvelopeAddressError(std::string_view address) {
+  // Line breaks first, wherever they are: they are the injection, and the message should say so.
+  if (address.find_first_of("\r\n") != std::string_view::npos) return "contains a line break (CR or LF)";
+  for (char c : address) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) return fmt::format("contains the control character 0x{:02x}", u);
+    if (c == '<' || c == '>') return "contains '<' or '>'";
+  }
+  return "";
+}
+
 SmtpSettings LoadSmtpSettings(const Config& config, const std::string& name) {
   SmtpSettings s;
   std::string p = "providers." + name + ".";
@@ -86,6 +97,20 @@ void SmtpProvider::Deliver(const std::shared_ptr<const Send>& send, Done done) {
   std::string from_address = AddressOf(m.from);
   if (from_address.empty() || (m.text.empty() && m.html.empty())) {
     done(DeliveryResult::Failed(ErrorKind::kInvalidRecord, "email content needs from and text or html"));
+    return;
+  }
+  // Checked before anything reaches libcurl: the rendered `from` may carry event data, and a record
+  // (a replay, a hand-written one) may carry any address. Permanent: sending again cannot help.
+  if (std::string why = EnvelopeAddressError(from_address); !why.empty()) {
+    done(DeliveryResult::Failed(
+        ErrorKind::kInvalidRecord,
+        fmt::format("email content: the from address {} (refused for the SMTP envelope, MAIL FROM)", why)));
+    return;
+  }
+  if (std::string why = EnvelopeAddressError(send->address); !why.empty()) {
+    done(DeliveryResult::Failed(
+        ErrorKind::kInvalidRecipient,
+        fmt::format("recipient address {} (refused for the SMTP envelope, RCPT TO)", why)));
     return;
   }
   std::string domain =

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "pv/workers/curl_loop.hpp"
 #include "pv/workers/provider.hpp"
@@ -28,6 +29,13 @@ struct SmtpSettings {
 };
 
 SmtpSettings LoadSmtpSettings(const Config& config, const std::string& name);
+
+// Why `address` cannot go into MAIL FROM or RCPT TO, or "" when it can. The envelope is a command line
+// of the SMTP dialogue: a CR or LF there ends the command and lets the rest be read as new commands
+// (another RCPT TO, a DATA of its own), and other control characters or angle brackets break the
+// <address> framing. Such an address is refused, never cleaned: stripping would send from or to an
+// address nobody wrote.
+std::string EnvelopeAddressError(std::string_view address);
 
 // Maps a finished SMTP transfer to a delivery result.
 DeliveryResult SmtpResult(const TransferResult& result, const std::string& message_id);
