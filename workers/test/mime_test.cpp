@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "pv/ids.hpp"
+
 namespace pv::workers::providers {
 namespace {
 
@@ -58,6 +60,56 @@ TEST(MimeTest, SinglePartWhenOnlyTextOrHtml) {
   EXPECT_NE(out.find("\r\n--BOUNDARY\r\nContent-Type: text/plain"), std::string::npos);
   EXPECT_NE(out.find("\r\n--BOUNDARY\r\nContent-Type: text/html"), std::string::npos);
   EXPECT_NE(out.find("\r\n--BOUNDARY--\r\n"), std::string::npos);
+}
+
+// Lines of `message` that are delimiters of `boundary` ("--boundary" or "--boundary--" at a line start).
+int Delimiters(const std::string& message, const std::string& boundary) {
+  int n = 0;
+  for (size_t at = message.find("\r\n--" + boundary); at != std::string::npos;
+       at = message.find("\r\n--" + boundary, at + 1)) {
+    ++n;
+  }
+  return n;
+}
+
+std::string BoundaryOf(const std::string& message) {
+  const std::string marker = "boundary=\"";
+  size_t at = message.find(marker);
+  if (at == std::string::npos) return "";
+  at += marker.size();
+  return message.substr(at, message.find('"', at) - at);
+}
+
+// The boundary used to be "pv-alt-" + the first 24 hex of SHA-256(message id), and a client that sets
+// Idempotency-Key can compute the message id: event data in the text part could then end the part
+// and open an HTML part of its own (bypassing the template's HTML escaping). Now it is random, and
+// never one that occurs in the content.
+TEST(MimeTest, ContentCannotOpenAMimePart) {
+  EmailMessage m;
+  m.from = "a@b.co";
+  m.to = "c@d.co";
+  m.subject = "s";
+  m.message_id = "0190f1c2-7a3b-8c4d-9e5f-a1b2c3d4e5f6@b.co";
+  std::string derived = "pv-alt-" + Sha256Hex(m.message_id).substr(0, 24);
+  m.text = "Hello\n--" + derived + "\nContent-Type: text/html\n\n<script>alert(1)</script>\n";
+  m.html = "<p>Hello</p>";
+  std::string out = BuildMimeMessage(m);
+  std::string boundary = BoundaryOf(out);
+  ASSERT_FALSE(boundary.empty());
+  EXPECT_NE(boundary, derived);
+  EXPECT_EQ(Delimiters(out, boundary), 3);               // text, html, close: nothing from the content
+  EXPECT_NE(BoundaryOf(BuildMimeMessage(m)), boundary);  // random, not a function of the message
+
+  // A boundary that is given (tests set one) is not used when the content carries it.
+  m.boundary = "BOUNDARY";
+  m.html = "<p>x</p>\n--BOUNDARY\nContent-Type: text/plain\n\nforged\n";
+  out = BuildMimeMessage(m);
+  boundary = BoundaryOf(out);
+  EXPECT_NE(boundary, "BOUNDARY");
+  EXPECT_EQ(boundary.rfind("pv-alt-", 0), 0U) << boundary;
+  EXPECT_EQ(Delimiters(out, boundary), 3);
+  EXPECT_EQ(out.find("\r\n--" + boundary + "\r\nContent-Type: text/plain"),
+            out.find("\r\n--" + boundary));  // the first delimiter opens the real text part
 }
 
 TEST(MimeTest, DateFormat) {

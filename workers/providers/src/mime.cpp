@@ -56,11 +56,16 @@ void Header(std::string& out, std::string_view name, std::string_view value) {
   out += "\r\n";
 }
 
-void Part(std::string& out, std::string_view type, std::string_view body) {
+// A part whose body is already quoted-printable.
+void EncodedPart(std::string& out, std::string_view type, std::string_view encoded_body) {
   out += fmt::format("Content-Type: {}; charset=UTF-8\r\n", type);
   out += "Content-Transfer-Encoding: quoted-printable\r\n\r\n";
-  out += QuotedPrintable(body);
+  out += encoded_body;
   out += "\r\n";
+}
+
+void Part(std::string& out, std::string_view type, std::string_view body) {
+  EncodedPart(out, type, QuotedPrintable(body));
 }
 
 }  // namespace
@@ -190,14 +195,26 @@ std::string BuildMimeMessage(const EmailMessage& m) {
     Part(out, m.html.empty() ? "text/plain" : "text/html", m.html.empty() ? m.text : m.html);
     return out;
   }
-  std::string boundary = m.boundary.empty() ? "pv-alt-" + Sha256Hex(m.message_id).substr(0, 24) : m.boundary;
+  // The parts are encoded first so the boundary can be checked against what goes on the wire.
+  std::string text = QuotedPrintable(m.text);
+  std::string html = QuotedPrintable(m.html);
+  std::string boundary = m.boundary;
+  // Random, and absent from both parts: a boundary anyone can compute (it was derived from the message
+  // id, which a client that sets Idempotency-Key can compute) lets event data in the text part end it
+  // and open a part of its own (an HTML part that bypasses the template's escaping). Quoted-printable
+  // leaves "--" and hex alone, so the check must be made, not assumed; a collision with 128 random bits
+  // only happens when the content was made to contain this very boundary, so trying again is enough.
+  while (boundary.empty() || text.find(boundary) != std::string::npos ||
+         html.find(boundary) != std::string::npos) {
+    boundary = "pv-alt-" + RandomHex(16);
+  }
   Header(out, "Content-Type", fmt::format("multipart/alternative; boundary=\"{}\"", boundary));
   out += "\r\n";
   out += "This is a multi-part message in MIME format.\r\n";
   out += "--" + boundary + "\r\n";
-  Part(out, "text/plain", m.text);
+  EncodedPart(out, "text/plain", text);
   out += "--" + boundary + "\r\n";
-  Part(out, "text/html", m.html);
+  EncodedPart(out, "text/html", html);
   out += "--" + boundary + "--\r\n";
   return out;
 }

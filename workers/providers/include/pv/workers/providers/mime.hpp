@@ -22,7 +22,9 @@ struct EmailMessage {
   std::string list_unsubscribe;             // header value, e.g. "<mailto:u@x?subject=..>, <https://x/u/..>"
   bool list_unsubscribe_one_click = false;  // adds List-Unsubscribe-Post (RFC 8058)
   std::vector<std::pair<std::string, std::string>> extra_headers;
-  std::string boundary;  // empty: derived from message_id
+  // Empty: a random one. Whichever is used, a boundary found in the encoded text or HTML is replaced
+  // by a random one that is not (content must never be able to end its part).
+  std::string boundary;
 };
 
 std::string BuildMimeMessage(const EmailMessage& message);
