@@ -43,7 +43,37 @@ bool IsSecretKey(std::string_view key) {
   return false;
 }
 
+// "scheme://..." with a scheme of RFC 3986 3.1 (a letter, then letters, digits, '+', '-', '.').
+bool StartsWithScheme(std::string_view value) {
+  size_t sep = value.find("://");
+  if (sep == std::string_view::npos || sep == 0 || !std::isalpha(static_cast<unsigned char>(value[0]))) {
+    return false;
+  }
+  return std::all_of(value.begin(), value.begin() + static_cast<std::ptrdiff_t>(sep),
+                     [](unsigned char c) { return std::isalnum(c) || c == '+' || c == '-' || c == '.'; });
+}
+
+bool IsUrlKey(std::string_view key) {
+  std::string lower(key.substr(key.rfind('.') == std::string_view::npos ? 0 : key.rfind('.') + 1));
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  return lower.size() >= 3 && lower.compare(lower.size() - 3, 3, "url") == 0;
+}
+
 }  // namespace
+
+std::string MaskUrlPassword(std::string_view url) {
+  size_t sep = url.find("://");
+  size_t start = sep == std::string_view::npos ? 0 : sep + 3;
+  size_t at = url.rfind('@');
+  if (at == std::string_view::npos || at < start) return std::string(url);
+  std::string_view userinfo = url.substr(start, at - start);
+  size_t colon = userinfo.find(':');
+  std::string out(url.substr(0, start));
+  if (colon != std::string_view::npos) out += userinfo.substr(0, colon + 1);
+  out += "****";
+  out += url.substr(at);
+  return out;
+}
 
 Config Config::Load(const std::string& path) {
   Config config;
@@ -258,8 +288,13 @@ std::string Config::Describe() const {
   std::string out;
   for (const auto& [key, entry] : seen_) {
     const auto& [value, source] = entry;
-    out +=
-        fmt::format("{} = {} ({})\n", key, IsSecretKey(key) && !value.empty() ? "********" : value, source);
+    std::string shown = value;
+    if (IsSecretKey(key) && !value.empty()) {
+      shown = "********";
+    } else if (IsUrlKey(key) || StartsWithScheme(value)) {
+      shown = MaskUrlPassword(value);  // redis.url carries Redis's password
+    }
+    out += fmt::format("{} = {} ({})\n", key, shown, source);
   }
   return out;
 }

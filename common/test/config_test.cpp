@@ -240,6 +240,37 @@ TEST(ConfigTest, GetStringMapEntryThatIsNotAScalarIsAConfigError) {
   EXPECT_THAT(message, HasSubstr("kafka.properties.ssl"));
 }
 
+// redis.url carries Redis's password ("redis://:pw@host"), and --print-config printed it in clear.
+TEST(ConfigTest, DescribeMasksThePasswordInUrls) {
+  ScopedEnv e1("PV_REDIS_URL", "redis://default:s3cret-pw@cache.internal:6380/2");
+  ScopedEnv e2("PV_PROVIDERS_SMTP_BASE_URL", std::nullopt);
+  ScopedEnv e3("PV_OTHER_ENDPOINT", std::nullopt);
+  Config config = Config::FromYaml(
+      "providers:\n  smtp:\n    base_url: \"smtp://mailer:mail-pw@relay:587\"\n"
+      "other:\n  endpoint: \"https://api:tok-pw@example.com/x\"\n  plain: \"a@b.co\"\n");
+  config.GetString("redis.url", "redis://127.0.0.1:6379");
+  config.GetString("providers.smtp.base_url", "");
+  config.GetString("other.endpoint", "");
+  config.GetString("other.plain", "");
+  std::string d = config.Describe();
+  EXPECT_THAT(d, HasSubstr("redis.url = redis://default:****@cache.internal:6380/2 (env PV_REDIS_URL)\n"));
+  EXPECT_THAT(d, HasSubstr("providers.smtp.base_url = smtp://mailer:****@relay:587 (file <inline>)\n"));
+  EXPECT_THAT(d, HasSubstr("other.endpoint = https://api:****@example.com/x (file <inline>)\n"));
+  EXPECT_THAT(d, HasSubstr("other.plain = a@b.co (file <inline>)\n"));  // not a URL: as it is
+  for (const char* secret : {"s3cret-pw", "mail-pw", "tok-pw"})
+    EXPECT_THAT(d, Not(HasSubstr(secret))) << secret;
+}
+
+TEST(ConfigTest, MaskUrlPassword) {
+  EXPECT_EQ(MaskUrlPassword("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+  EXPECT_EQ(MaskUrlPassword("redis://user:pw@host:6379/1"), "redis://user:****@host:6379/1");
+  EXPECT_EQ(MaskUrlPassword("redis://:pw@host"), "redis://:****@host");
+  EXPECT_EQ(MaskUrlPassword("redis://pw@host"), "redis://****@host");  // Redis reads it as the password
+  EXPECT_EQ(MaskUrlPassword("redis://:p@ss/w:rd@host"), "redis://:****@host");  // as the parsers split it
+  EXPECT_EQ(MaskUrlPassword("redis:/:pw@host"), "redis:****@host");             // a mistyped scheme too
+  EXPECT_EQ(MaskUrlPassword(""), "");
+}
+
 TEST(ConfigTest, DescribeShowsValuesAndSourcesAndMasksSecrets) {
   ScopedEnv e1("PV_PROVIDERS_SENDGRID_API_KEY", "SG.very-secret-value");
   ScopedEnv e2("PV_KAFKA_BROKERS", std::nullopt);

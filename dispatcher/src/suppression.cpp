@@ -7,6 +7,8 @@
 #include <cctype>
 #include <charconv>
 
+#include "pv/config.hpp"
+
 namespace pv::dispatcher {
 namespace {
 
@@ -32,7 +34,7 @@ bool ParseInt(std::string_view s, int& out) {
 bool ParseRedisUrl(std::string_view url, RedisAddress& out, std::string& error) {
   constexpr std::string_view kScheme = "redis://";
   if (url.substr(0, kScheme.size()) != kScheme) {
-    error = fmt::format("'{}' is not a redis:// URL", url);
+    error = fmt::format("'{}' is not a redis:// URL", MaskUrlPassword(url));  // errors are logged
     return false;
   }
   std::string_view rest = url.substr(kScheme.size());

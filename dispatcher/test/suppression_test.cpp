@@ -22,6 +22,14 @@ TEST(RedisUrl, Parses) {
   EXPECT_FALSE(ParseRedisUrl("redis://", a, error));
 }
 
+// The error is logged and printed by pvctl: a mistyped scheme must not show the password.
+TEST(RedisUrl, ErrorMasksThePassword) {
+  RedisAddress a;
+  std::string error;
+  EXPECT_FALSE(ParseRedisUrl("rediss://:s3cret@cache.internal:6380", a, error));
+  EXPECT_EQ(error, "'rediss://:****@cache.internal:6380' is not a redis:// URL");
+}
+
 TEST(SuppressionKeys, Layout) {
   EXPECT_EQ(SuppressionKey(Channel::kEmail), "pv:suppress:email");
   EXPECT_EQ(SuppressionKey(Channel::kSms), "pv:suppress:text");

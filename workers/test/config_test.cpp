@@ -57,6 +57,19 @@ TEST(WorkerConfigTest, RedisUrls) {
   EXPECT_THROW(ParseRedisUrl("tcp://h:1"), std::invalid_argument);
 }
 
+// The errors of a bad redis.url end up in logs and on the terminal: never with the password.
+TEST(WorkerConfigTest, RedisUrlErrorsMaskThePassword) {
+  for (const char* url : {"redis://:s3cret@h:99999", "redis://u:s3cret@h/x", "rediss://:s3cret@h:1"}) {
+    try {
+      ParseRedisUrl(url);
+      ADD_FAILURE() << "accepted " << url;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_EQ(std::string(e.what()).find("s3cret"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(":****@h"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(WorkerConfigTest, ProvidersServeTheirChannelsOnly) {
   auto dir = std::filesystem::temp_directory_path() / ("pv-providers-" + std::to_string(::getpid()));
   Config config = Config::FromYaml(

@@ -24,6 +24,14 @@ class ConfigError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// `url` with the password of its userinfo masked, for every place a URL is printed or logged:
+// "redis://user:****@host:6379/0". A userinfo without ':' is masked whole ("redis://****@host"): Redis
+// URLs read it as the password. The userinfo is everything before the last '@' (as pv's Redis URL
+// parsers read it, so a password holding '/' or '@' is masked whole); without "://", everything
+// before the last '@' of the string (a mistyped scheme must not show the password either).
+// A value without '@' is returned as it is.
+std::string MaskUrlPassword(std::string_view url);
+
 class Config {
  public:
   // Empty path: defaults and environment only. Throws ConfigError when the file is unreadable or
@@ -49,7 +57,8 @@ class Config {
   const std::string& path() const { return path_; }
 
   // "key = value (source)" lines for every setting looked up so far; secrets (keys whose last
-  // part contains "secret", "password", "token" or "key") are masked.
+  // part contains "secret", "password", "token" or "key") are masked, and so is the password in any
+  // URL (MaskUrlPassword: values of keys ending in "url", and values that start with scheme://).
   std::string Describe() const;
 
  private:

@@ -5,14 +5,17 @@
 
 #include <stdexcept>
 
+#include "pv/config.hpp"
 #include "pv/log.hpp"
 
 namespace pv::workers {
 
+// Errors show the URL with its password masked: they end up in logs and on the terminal.
 RedisEndpoint ParseRedisUrl(const std::string& url) {
   const std::string scheme = "redis://";
   if (url.rfind(scheme, 0) != 0)
-    throw std::invalid_argument(fmt::format("redis url '{}': must start with redis://", url));
+    throw std::invalid_argument(
+        fmt::format("redis url '{}': must start with redis://", MaskUrlPassword(url)));
   std::string rest = url.substr(scheme.size());
   RedisEndpoint ep;
   if (auto at = rest.rfind('@'); at != std::string::npos) {
@@ -28,7 +31,7 @@ RedisEndpoint ParseRedisUrl(const std::string& url) {
       try {
         ep.db = std::stoi(db);
       } catch (const std::exception&) {
-        throw std::invalid_argument(fmt::format("redis url '{}': bad database number", url));
+        throw std::invalid_argument(fmt::format("redis url '{}': bad database number", MaskUrlPassword(url)));
       }
     }
   }
@@ -36,13 +39,13 @@ RedisEndpoint ParseRedisUrl(const std::string& url) {
     try {
       ep.port = std::stoi(rest.substr(colon + 1));
     } catch (const std::exception&) {
-      throw std::invalid_argument(fmt::format("redis url '{}': bad port", url));
+      throw std::invalid_argument(fmt::format("redis url '{}': bad port", MaskUrlPassword(url)));
     }
     rest = rest.substr(0, colon);
   }
   if (!rest.empty()) ep.host = rest;
   if (ep.port <= 0 || ep.port > 65535)
-    throw std::invalid_argument(fmt::format("redis url '{}': bad port", url));
+    throw std::invalid_argument(fmt::format("redis url '{}': bad port", MaskUrlPassword(url)));
   return ep;
 }
 
