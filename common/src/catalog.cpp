@@ -99,7 +99,8 @@ void ParseTemplate(const fs::path& file, const std::string& locale, const YAML::
       }
       for (const auto& d : item.second) {
         if (!d.second.IsScalar()) {
-          problems.Add(file.string(), fmt::format("{}.data.{}", where, d.first.as<std::string>()), "must be a string");
+          problems.Add(file.string(), fmt::format("{}.data.{}", where, d.first.as<std::string>()),
+                       "must be a string");
           continue;
         }
         out.data[d.first.as<std::string>()] = d.second.as<std::string>();
@@ -192,6 +193,10 @@ void ParseCampaign(const fs::path& file, Campaign& c, Problems& problems) {
     if (!ok) problems.Add(file.string(), "id", "must be 1-64 letters, digits, '-' or '_'");
   }
   c.project = str("project", true);
+  if (!c.project.empty() && !validate::IsProjectName(c.project)) {
+    problems.Add(file.string(), "project",
+                 fmt::format("'{}' is not a project name: {}", c.project, validate::kProjectNameRule));
+  }
   c.name = str("name", false);
   std::string channel = str("channel", true);
   // Without a known channel the templates' fields cannot be checked (they depend on it).

@@ -15,6 +15,7 @@
 
 #include "pv/ids.hpp"
 #include "pv/json.hpp"
+#include "pv/validate.hpp"
 
 namespace pv {
 
@@ -75,6 +76,10 @@ std::shared_ptr<const KeyStore> KeyStore::LoadFile(const std::string& path) {
     key.id = field("id", true);
     key.name = field("name", false);
     key.project = field("project", true);
+    if (!validate::IsProjectName(key.project)) {
+      throw KeyError(fmt::format("keys file {}: keys[{}].project '{}' is not a project name: {}", path, index,
+                                 key.project, validate::kProjectNameRule));
+    }
     std::string scope = field("scope", true);
     if (scope == "secret") {
       key.scope = KeyScope::kSecret;
@@ -161,6 +166,10 @@ bool ParseKeyRecord(std::string_view json, ApiKey& out, std::string& error) {
   out.revoked_at = field("revoked_at");
   if (out.id.empty() || out.project.empty()) {
     error = "id and project are required";
+    return false;
+  }
+  if (!validate::IsProjectName(out.project)) {
+    error = fmt::format("project '{}' is not a project name: {}", out.project, validate::kProjectNameRule);
     return false;
   }
   if (scope != "secret" && scope != "public") {

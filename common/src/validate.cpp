@@ -85,6 +85,14 @@ bool IsEmail(std::string_view s) {
   return true;
 }
 
+bool IsProjectName(std::string_view s) {
+  if (s.empty() || s.size() > 64) return false;
+  for (char c : s) {
+    if (!((c >= 'a' && c <= 'z') || IsDigit(c) || c == '_' || c == '-')) return false;
+  }
+  return true;
+}
+
 bool IsE164(std::string_view s) {
   if (s.size() < 3 || s.size() > 16 || s[0] != '+' || s[1] < '1' || s[1] > '9') return false;
   for (size_t i = 2; i < s.size(); ++i) {

@@ -228,6 +228,21 @@ TEST_F(CatalogProblemTest, RequiredTopLevelFields) {
   EXPECT_THAT(m, HasSubstr(": templates: at least one locale's template is required"));
 }
 
+// Projects are joined by ':' in suppression members and appear in keys and records: a project "a:b"
+// would make "user:a:b:u-1" mean two things.
+TEST_F(CatalogProblemTest, ProjectNames) {
+  auto with_project = [](const std::string& project) {
+    return "id: x\nproject: \"" + project +
+           "\"\nchannel: text\nprovider: log\ntemplates:\n  en: {body: hi}\n";
+  };
+  EXPECT_THAT(Problem(with_project("acme:eu")),
+              HasSubstr(": project: 'acme:eu' is not a project name: 1 to 64 of a-z, 0-9, '_' and '-'"));
+  EXPECT_THAT(Problem(with_project("Demo")), HasSubstr(": project: 'Demo' is not a project name"));
+  EXPECT_THAT(Problem(with_project(std::string(65, 'a'))), HasSubstr(": project: '"));
+  WriteFile(dir_ / "c.yaml", with_project("demo_2-" + std::string(57, 'z')));  // 64: the longest allowed
+  EXPECT_NO_THROW(Catalog::LoadDirectory(dir_.path().string()));
+}
+
 TEST_F(CatalogProblemTest, FieldShapes) {
   EXPECT_THAT(Problem(Campaign("text", "", "  en: {body: hi}\n") + "enabled: sometimes\n"),
               HasSubstr(": enabled: must be true or false"));

@@ -160,6 +160,18 @@ TEST(KeysTest, Authenticate) {
   }
 }
 
+// A record on pv.keys is loaded like an entry of the file: the same project rule.
+TEST(KeysTest, KeyRecordWithAProjectOutsideTheRuleIsRefused) {
+  ApiKey k = MakeKey("key_1", GenerateKey(KeyScope::kSecret), KeyScope::kSecret);
+  ApiKey got;
+  std::string error;
+  ASSERT_TRUE(ParseKeyRecord(KeyRecord(k), got, error)) << error;
+  EXPECT_EQ(got.project, "demo");
+  k.project = "acme:eu";
+  EXPECT_FALSE(ParseKeyRecord(KeyRecord(k), got, error));
+  EXPECT_THAT(error, HasSubstr("project 'acme:eu' is not a project name: 1 to 64 of a-z, 0-9, '_' and '-'"));
+}
+
 TEST(KeysTest, MissingOrEmptyFileIsAnEmptyStore) {
   TempDir dir;
   EXPECT_TRUE(KeyStore::LoadFile(dir / "absent.yaml")->keys().empty());
@@ -195,6 +207,16 @@ TEST_F(KeysBadFileTest, MissingRequiredFieldNamesTheEntry) {
       HasSubstr("keys[0].id is required"));
   EXPECT_THAT(Load("keys:\n" + Entry("key_1") + Entry("key_2") + "  - id: key_3\n    scope: public\n"),
               HasSubstr("keys[2].project is required"));
+}
+
+TEST_F(KeysBadFileTest, ProjectOutsideTheRuleNamesTheEntry) {
+  EXPECT_THAT(
+      Load("keys:\n" + Entry("key_1") + "  - id: key_2\n    project: \"acme:eu\"\n    scope: secret\n" +
+           "    hash: sha256:" + std::string(64, 'a') + "\n"),
+      HasSubstr("keys[1].project 'acme:eu' is not a project name: 1 to 64 of a-z, 0-9, '_' and '-'"));
+  EXPECT_THAT(Load("keys:\n  - id: k\n    project: Demo\n    scope: secret\n    hash: sha256:" +
+                   std::string(64, 'a') + "\n"),
+              HasSubstr("keys[0].project 'Demo' is not a project name"));
 }
 
 TEST_F(KeysBadFileTest, BadScopeOrHashNamesTheEntry) {

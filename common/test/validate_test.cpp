@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 namespace pv::validate {
 namespace {
@@ -63,6 +64,16 @@ TEST(ValidateTest, E164Numbers) {
                         "+1-415-555-2671", "++14155552671", "+1415555267a", "+(415)5552671", " +14155552671",
                         "+14155552671 "}) {
     EXPECT_FALSE(IsE164(s)) << "accepted: " << s;
+  }
+}
+
+TEST(ValidateTest, ProjectNames) {
+  for (const std::string& s : std::vector<std::string>{"demo", "a", "acme-eu_2", "0", std::string(64, 'p')}) {
+    EXPECT_TRUE(IsProjectName(s)) << "rejected: " << s;
+  }
+  for (const std::string& s : std::vector<std::string>{"", "Demo", "acme:eu", "a b", "a.b", "a/b", "ñ",
+                                                       std::string(65, 'p'), std::string("a\0b", 3)}) {
+    EXPECT_FALSE(IsProjectName(s)) << "accepted: " << s;
   }
 }
 

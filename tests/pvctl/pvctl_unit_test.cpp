@@ -2,7 +2,9 @@
 // name, topic settings from the config, and command-line parsing and usage errors.
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
+#include <unistd.h>
 
+#include <filesystem>
 #include <sstream>
 
 #include "pv/json.hpp"
@@ -196,6 +198,42 @@ TEST(CommandLine, EveryCommandHasHelpAndUsageErrorsExitTwo) {
   EXPECT_EQ(RunPvctl({"suppress", "add", "--channel", "text", "555-1234"}, out, err), kExitUsage);
   EXPECT_EQ(RunPvctl({"suppress", "add", "--channel", "text", "--user", "u-1"}, out, err), kExitUsage);
   EXPECT_NE(err.find("--project"), std::string::npos);
+}
+
+// Projects are joined by ':' in suppression members ("user:<project>:<external_id>") and appear in keys
+// and records: a name outside [a-z0-9_-]{1,64} is refused where an operator gives one.
+TEST(CommandLine, ProjectNamesFollowTheRule) {
+  // Where a command would get past the check, it must touch nothing real: a file of its own, no
+  // brokers, a Redis port nothing listens on.
+  ::unsetenv("PV_KAFKA_BROKERS");
+  ::unsetenv("PV_CONFIG");
+  std::string keys_file =
+      (std::filesystem::temp_directory_path() / ("pvctl-unit-keys-" + std::to_string(::getpid()) + ".yaml"))
+          .string();
+  std::string out, err;
+  auto create = [&](const std::string& project) {
+    return RunPvctl({"keys", "create", "--project", project, "--name", "web", "--keys-file", keys_file}, out,
+                    err);
+  };
+  EXPECT_EQ(create("acme:eu"), kExitUsage);
+  EXPECT_NE(err.find("--project 'acme:eu' is not a project name: 1 to 64 of a-z, 0-9, '_' and '-'"),
+            std::string::npos)
+      << err;
+  EXPECT_EQ(create("Demo"), kExitUsage);
+  EXPECT_EQ(create(std::string(65, 'a')), kExitUsage);
+  EXPECT_EQ(create("demo_2-eu"), kExitOk) << err;  // the rule's whole alphabet
+  std::filesystem::remove(keys_file);
+  std::filesystem::remove(keys_file + ".lock");  // pvctl's lock beside the file
+  const std::string no_redis = "redis://127.0.0.1:1";
+  EXPECT_EQ(RunPvctl({"suppress", "add", "--channel", "email", "--redis-url", no_redis, "--user", "--project",
+                      "a:b", "u-1"},
+                     out, err),
+            kExitUsage);
+  EXPECT_NE(err.find("--project 'a:b' is not a project name"), std::string::npos) << err;
+  EXPECT_EQ(
+      RunPvctl({"suppress", "add", "--channel", "email", "--redis-url", no_redis, "user:A B:u-1"}, out, err),
+      kExitUsage);
+  EXPECT_NE(err.find("the project is not a project name"), std::string::npos) << err;
 }
 
 TEST(CommandLine, NoBrokersConfiguredIsAFailureThatSaysWhatToSet) {

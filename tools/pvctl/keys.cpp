@@ -15,6 +15,7 @@
 #include "pv/json.hpp"
 #include "pv/kafka.hpp"
 #include "pv/topics.hpp"
+#include "pv/validate.hpp"
 #include "pvctl.hpp"
 
 namespace pv::pvctl {
@@ -109,6 +110,12 @@ int Create(Context& ctx) {
   std::string name = ctx.args.Get("--name");
   if (project.empty() || name.empty() || project == "true" || name == "true") {
     *ctx.err << "pvctl keys create: --project and --name are required\n\n" << kKeysUsage;
+    return kExitUsage;
+  }
+  if (!validate::IsProjectName(project)) {
+    *ctx.err << fmt::format("pvctl keys create: --project '{}' is not a project name: {}\n\n", project,
+                            validate::kProjectNameRule)
+             << kKeysUsage;
     return kExitUsage;
   }
   std::string path = KeysFile(ctx);

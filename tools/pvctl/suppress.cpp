@@ -116,11 +116,19 @@ std::string MemberFor(const Context& ctx, Channel channel, const std::string& va
       error = "--user needs --project P (external ids are per project)";
       return "";
     }
+    if (!validate::IsProjectName(project)) {
+      error = fmt::format("--project '{}' is not a project name: {}", project, validate::kProjectNameRule);
+      return "";
+    }
     return dispatcher::SuppressedUserMember(project, value);
   }
   if (value.rfind("user:", 0) == 0) {
-    if (value.find(':', 5) == std::string::npos)
+    size_t colon = value.find(':', 5);
+    if (colon == std::string::npos) {
       error = fmt::format("'{}': expected user:<project>:<external_id>", value);
+    } else if (!validate::IsProjectName(std::string_view(value).substr(5, colon - 5))) {
+      error = fmt::format("'{}': the project is not a project name: {}", value, validate::kProjectNameRule);
+    }
     return error.empty() ? value : "";
   }
   std::string address = value.rfind("address:", 0) == 0 ? value.substr(8) : value;

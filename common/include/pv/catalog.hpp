@@ -4,7 +4,7 @@
 // file and field it is in; a catalog that fails to load is never half-used.
 //
 //   id: "44"                      # the :campaignId of the trigger URL
-//   project: demo                 # keys of this project may trigger it
+//   project: demo                 # keys of this project may trigger it; 1-64 of [a-z0-9_-]
 //   name: Order shipped
 //   channel: email                # email | text | push
 //   provider: log                 # a provider name from the deployment config
