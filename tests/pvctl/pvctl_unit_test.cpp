@@ -151,6 +151,29 @@ TEST(TopicSettings, PartitionsAndConfigsFromTheConfig) {
   EXPECT_THROW(DesiredTopics(Config::FromYaml("topics:\n  pv.events: {partitions: many}\n")), ConfigError);
 }
 
+// acks=all waits for the in-sync replicas only; with the broker default min.insync.replicas=1 that
+// can be the leader alone. create asks for two (or as many replicas as there are), unless told.
+TEST(TopicSettings, CreateSetsMinInsyncReplicasUnlessConfigured) {
+  Config config = Config::FromYaml(
+      "topics:\n"
+      "  pv.send.email:\n"
+      "    config: {min.insync.replicas: \"3\", retention.ms: \"86400000\"}\n");
+  std::map<std::string, DesiredTopic> by_name;
+  for (const auto& t : DesiredTopics(config)) by_name[t.name] = t;
+  for (const auto& [name, topic] : by_name) {
+    if (name == "pv.send.email") continue;
+    EXPECT_EQ(CreateConfigs(topic, 3).at("min.insync.replicas"), "2") << name;
+    EXPECT_EQ(CreateConfigs(topic, 2).at("min.insync.replicas"), "2") << name;
+    EXPECT_EQ(CreateConfigs(topic, 1).at("min.insync.replicas"), "1") << name;  // one broker: all there is
+  }
+  const DesiredTopic& email = by_name.at("pv.send.email");
+  EXPECT_EQ(CreateConfigs(email, 3).at("min.insync.replicas"), "3");  // the config wins
+  EXPECT_EQ(CreateConfigs(email, 3).at("retention.ms"), "86400000");
+  auto keys = CreateConfigs(by_name.at("pv.keys"), 3);
+  EXPECT_EQ(keys.at("cleanup.policy"), "compact");  // the topic's own configs stay
+  EXPECT_EQ(keys.size(), 2U);
+}
+
 TEST(TopicSettings, PipelineGroupsAsTheServicesNameThem) {
   auto groups = PipelineGroups(Config::FromYaml("worker:\n  sms:\n    group_id: texters\n"));
   std::map<std::string, std::vector<std::string>> by_group;

@@ -27,8 +27,9 @@ constexpr const char* kTopicsUsage = R"(Usage:
 
 Partition counts: topics.<name>.partitions (default: 6 for pv.triggers, pv.events and pv.send.*,
 3 for pv.dlq.* and pv.delay.*, 1 for the compacted pv.keys); replication: topics.replication_factor
-(default min(3, brokers)); extra topic configs: topics.<name>.config.<key>. Delay topics follow
-dispatcher.delay_tiers. Existing topics are never changed (create is safe to run again).
+(default min(3, brokers)); min.insync.replicas: min(2, replication factor), so acks=all means two
+brokers have the record; extra topic configs (which win): topics.<name>.config.<key>. Delay topics
+follow dispatcher.delay_tiers. Existing topics are never changed (create is safe to run again).
 
 `list` shows the pipeline's topics (--all: every topic) and the lag of the groups pv-dispatcher,
 pv-dispatcher-delay and pv-<email|sms|push>-worker (names from the config): the records between each
@@ -88,7 +89,7 @@ std::string CreateTopics(rd_kafka_t* rk, const std::vector<DesiredTopic>& topics
       return fmt::format("topic {}: {}", t.name, err);
     }
     news.push_back(nt);
-    for (const auto& [key, value] : t.configs) {
+    for (const auto& [key, value] : CreateConfigs(t, replication_factor)) {
       if (rd_kafka_NewTopic_set_config(nt, key.c_str(), value.c_str()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
         destroy();
         return fmt::format("topic {}: bad config {}={}", t.name, key, value);
@@ -413,6 +414,14 @@ std::vector<DesiredTopic> DesiredTopics(const Config& config) {
 int ReplicationFactor(const Config& config, int brokers) {
   int rf = static_cast<int>(config.GetInt("topics.replication_factor", 0, 0, 32));
   return rf > 0 ? rf : std::max(1, std::min(3, brokers));
+}
+
+std::map<std::string, std::string> CreateConfigs(const DesiredTopic& topic, int replication_factor) {
+  std::map<std::string, std::string> configs = topic.configs;
+  if (configs.count("min.insync.replicas") == 0) {
+    configs["min.insync.replicas"] = std::to_string(std::max(1, std::min(2, replication_factor)));
+  }
+  return configs;
 }
 
 std::vector<ConsumerGroup> PipelineGroups(const Config& config) {

@@ -31,6 +31,13 @@ std::vector<DesiredTopic> DesiredTopics(const Config& config);
 // topics.replication_factor; 0 (the default) means min(3, brokers in the cluster).
 int ReplicationFactor(const Config& config, int brokers);
 
+// The configs `create` sets on a new topic: the topic's own, plus min.insync.replicas =
+// min(2, replication_factor) unless the topic's config names it. The producers use acks=all, which
+// waits only for the replicas in sync: with the broker default of 1 that can be the leader alone, so
+// an acknowledged record would be lost with that one broker. 2 (of 3) keeps a record on two brokers
+// and still lets one broker be down; a cluster of fewer replicas cannot ask for more than it has.
+std::map<std::string, std::string> CreateConfigs(const DesiredTopic& topic, int replication_factor);
+
 struct ConsumerGroup {
   std::string group;
   std::vector<std::string> topics;
