@@ -2,8 +2,12 @@
 // and consumer against a broker are covered by the integration tests with the dev broker.
 #include "pv/kafka.hpp"
 
+#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <thread>
 
@@ -204,6 +208,55 @@ TEST(KafkaSettingsTest, ProducerRejectsEmptyBrokersAndBadProperties) {
   bad.properties["no.such.property"] = "x";
   EXPECT_THAT(ErrorMessage<KafkaError>([&] { Producer p(bad, {}); }),
               HasSubstr("kafka property no.such.property=x"));
+}
+
+TEST(KafkaProducerTest, StopsPromptlyWhileIdle) {
+  // The poll thread waits up to a second for delivery reports; the destructor must end that wait.
+  // A listening socket that never answers: the client connects and waits quietly (a refused
+  // connection would post error events, which end the wait by themselves).
+  int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  // NOLINTBEGIN(cppcoreguidelines-pro-type-reinterpret-cast): the sockets API
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(listener, 16), 0);
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  // NOLINTEND(cppcoreguidelines-pro-type-reinterpret-cast)
+  Settings settings;
+  settings.brokers = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  auto producer = std::make_unique<Producer>(settings, ProducerOptions{});
+  std::this_thread::sleep_for(milliseconds(50));  // the poll thread is waiting now
+  auto start = steady_clock::now();
+  producer.reset();
+  EXPECT_LT(steady_clock::now() - start, milliseconds(500));
+  ::close(listener);
+}
+
+std::string ConfValue(rd_kafka_t* rk, const char* name) {
+  char value[256];
+  size_t size = sizeof(value);
+  if (rd_kafka_conf_get(rd_kafka_conf(rk), name, value, &size) != RD_KAFKA_CONF_OK) return "?";
+  return value;
+}
+
+TEST(KafkaConsumerTest, ConsumerPropertiesWinOverSharedPropertiesAndComponentDefaults) {
+  Settings settings;
+  settings.brokers = "127.0.0.1:1";
+  settings.properties = {{"fetch.wait.max.ms", "100"}, {"client.rack", "r1"}};
+  settings.consumer_properties = {{"fetch.wait.max.ms", "321"}, {"auto.commit.interval.ms", "2500"}};
+  settings.producer_properties = {{"fetch.error.backoff.ms", "7"}};
+  ConsumerOptions options;
+  options.group_id = "g";
+  options.defaults = {{"auto.commit.interval.ms", "1000"}, {"fetch.min.bytes", "1"}};
+  Consumer consumer(settings, options);
+  EXPECT_EQ(ConfValue(consumer.handle(), "fetch.wait.max.ms"), "321");
+  EXPECT_EQ(ConfValue(consumer.handle(), "auto.commit.interval.ms"), "2500");
+  EXPECT_EQ(ConfValue(consumer.handle(), "client.rack"), "r1");
+  EXPECT_EQ(ConfValue(consumer.handle(), "fetch.min.bytes"), "1");
+  EXPECT_EQ(ConfValue(consumer.handle(), "fetch.error.backoff.ms"), "500") << "a producer property leaked";
 }
 
 }  // namespace

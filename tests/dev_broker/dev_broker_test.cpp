@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "long_poll.hpp"
 #include "pv/topics.hpp"
 
 #ifndef PV_DEV_BROKER_BIN
@@ -419,6 +420,209 @@ TEST(DevBrokerParse, TopicNamesAndAtomicWrite) {
 // ---------------------------------------------------------------------------------------------------
 // The binary.
 
+// ---------------------------------------------------------------------------------------------------
+// The long-poll front's wire helpers, on hand-built frames (big-endian, as Kafka writes them).
+
+class FrameBuilder {
+ public:
+  FrameBuilder& I8(int8_t v) { return Put(static_cast<uint8_t>(v), 1); }
+  FrameBuilder& I16(int16_t v) { return Put(static_cast<uint16_t>(v), 2); }
+  FrameBuilder& I32(int32_t v) { return Put(static_cast<uint32_t>(v), 4); }
+  FrameBuilder& I64(int64_t v) { return Put(static_cast<uint64_t>(v), 8); }
+  FrameBuilder& Str(const std::string& v) {
+    I16(static_cast<int16_t>(v.size()));
+    bytes_ += v;
+    return *this;
+  }
+  FrameBuilder& NullStr() { return I16(-1); }
+  FrameBuilder& Bytes(const std::string& v) {
+    I32(static_cast<int32_t>(v.size()));
+    bytes_ += v;
+    return *this;
+  }
+  std::string str() const { return bytes_; }
+  size_t size() const { return bytes_.size(); }
+
+ private:
+  FrameBuilder& Put(uint64_t v, int n) {
+    for (int i = n - 1; i >= 0; --i) bytes_ += static_cast<char>((v >> (8 * i)) & 0xff);
+    return *this;
+  }
+  std::string bytes_;
+};
+
+int32_t ReadI32At(const std::string& frame, size_t offset) {
+  uint32_t v = 0;
+  for (size_t i = 0; i < 4; ++i) v = (v << 8) | static_cast<unsigned char>(frame[offset + i]);
+  return static_cast<int32_t>(v);
+}
+
+// A Fetch request as librdkafka 2.0.2 sends it (v11), or an older layout.
+std::string FetchRequest(int16_t version, int32_t max_wait,
+                         const std::vector<std::pair<std::string, std::vector<int32_t>>>& topics) {
+  FrameBuilder f;
+  f.I16(1).I16(version).I32(7).Str("client-a");
+  f.I32(-1).I32(max_wait).I32(1);
+  if (version >= 3) f.I32(52428800);
+  if (version >= 4) f.I8(0);
+  if (version >= 7) f.I32(0).I32(-1);
+  f.I32(static_cast<int32_t>(topics.size()));
+  for (const auto& [topic, partitions] : topics) {
+    f.Str(topic).I32(static_cast<int32_t>(partitions.size()));
+    for (int32_t p : partitions) {
+      f.I32(p);
+      if (version >= 9) f.I32(-1);
+      f.I64(42);
+      if (version >= 5) f.I64(-1);
+      f.I32(1048576);
+    }
+  }
+  if (version >= 7) f.I32(0);
+  if (version >= 11) f.Str("");
+  return f.str();
+}
+
+struct PartitionAnswer {
+  int32_t partition;
+  int16_t error;
+  std::string records;  // empty: no records (null)
+};
+
+std::string FetchResponse(int16_t version, int16_t top_error,
+                          const std::vector<std::pair<std::string, std::vector<PartitionAnswer>>>& topics) {
+  FrameBuilder f;
+  f.I32(7);  // correlation id
+  if (version >= 1) f.I32(0);
+  if (version >= 7) f.I16(top_error).I32(0);
+  f.I32(static_cast<int32_t>(topics.size()));
+  for (const auto& [topic, answers] : topics) {
+    f.Str(topic).I32(static_cast<int32_t>(answers.size()));
+    for (const auto& a : answers) {
+      f.I32(a.partition).I16(a.error).I64(10);
+      if (version >= 4) f.I64(10);
+      if (version >= 5) f.I64(0);
+      if (version >= 4) f.I32(1).I64(99).I64(3);  // one aborted transaction
+      if (version >= 11) f.I32(-1);
+      if (a.records.empty()) {
+        f.I32(-1);
+      } else {
+        f.Bytes(a.records);
+      }
+    }
+  }
+  return f.str();
+}
+
+TEST(LongPollWire, ReadsAFetchRequestAndWhereItsMaxWaitIs) {
+  using namespace pv::dev_broker::wire;
+  for (int16_t version : {4, 7, 11}) {
+    std::string frame = FetchRequest(version, 500, {{"pv.triggers", {0, 3}}, {"pv.delay.5s", {1}}});
+    RequestHeader header;
+    ASSERT_TRUE(ParseRequestHeader(frame, header));
+    EXPECT_EQ(header.api_key, kFetch);
+    EXPECT_EQ(header.api_version, version);
+    EXPECT_EQ(header.correlation_id, 7);
+    EXPECT_EQ(header.client_id, "client-a");
+    pv::dev_broker::wire::FetchRequest fetch;
+    ASSERT_TRUE(ParseFetchRequest(frame, header, fetch)) << "v" << version;
+    EXPECT_EQ(fetch.max_wait_ms, 500);
+    EXPECT_EQ(ReadI32At(frame, fetch.max_wait_offset), 500);
+    std::vector<TopicPartition> expected = {{"pv.triggers", 0}, {"pv.triggers", 3}, {"pv.delay.5s", 1}};
+    EXPECT_EQ(fetch.partitions, expected) << "v" << version;
+  }
+  std::string frame = FetchRequest(11, 500, {{"t", {0}}});
+  RequestHeader header;
+  ASSERT_TRUE(ParseRequestHeader(frame, header));
+  pv::dev_broker::wire::FetchRequest fetch;
+  EXPECT_FALSE(ParseFetchRequest(frame.substr(0, frame.size() - 20), header, fetch)) << "truncated";
+  header.api_version = 12;  // flexible: not ours to parse
+  EXPECT_FALSE(ParseFetchRequest(frame, header, fetch));
+  header.api_version = 11;
+  header.api_key = kProduce;
+  EXPECT_FALSE(ParseFetchRequest(frame, header, fetch));
+}
+
+TEST(LongPollWire, AFetchAnswerIsIdleOnlyWithoutRecordsAndWithoutErrors) {
+  using pv::dev_broker::wire::FetchResponseIsIdle;
+  for (int16_t version : {4, 7, 11}) {
+    bool idle = false;
+    ASSERT_TRUE(FetchResponseIsIdle(
+        FetchResponse(version, 0, {{"a", {{0, 0, ""}, {1, 0, ""}}}, {"b", {{2, 0, ""}}}}), version, idle));
+    EXPECT_TRUE(idle) << "v" << version;
+    ASSERT_TRUE(FetchResponseIsIdle(
+        FetchResponse(version, 0, {{"a", {{0, 0, ""}}}, {"b", {{2, 0, "batch"}}}}), version, idle));
+    EXPECT_FALSE(idle) << "records, v" << version;
+    ASSERT_TRUE(FetchResponseIsIdle(FetchResponse(version, 0, {{"a", {{0, 1, ""}}}}), version, idle));
+    EXPECT_FALSE(idle) << "partition error, v" << version;
+  }
+  bool idle = false;
+  ASSERT_TRUE(FetchResponseIsIdle(FetchResponse(11, 15, {}), 11, idle));
+  EXPECT_FALSE(idle) << "top-level error";
+  std::string whole = FetchResponse(11, 0, {{"a", {{0, 0, ""}}}});
+  EXPECT_FALSE(FetchResponseIsIdle(whole.substr(0, whole.size() - 2), 11, idle)) << "truncated";
+  EXPECT_FALSE(FetchResponseIsIdle(whole, 12, idle)) << "flexible version";
+}
+
+TEST(LongPollWire, ProducedPartitionsAreTheOnesAppended) {
+  using pv::dev_broker::wire::ProducedPartitions;
+  using pv::dev_broker::wire::TopicPartition;
+  for (int16_t version : {3, 7, 8}) {
+    FrameBuilder f;
+    f.I32(9).I32(2);
+    f.Str("pv.triggers").I32(2);
+    for (auto [partition, error] : {std::pair<int32_t, int16_t>{0, 0}, {1, 6}}) {
+      f.I32(partition).I16(error).I64(100);
+      if (version >= 2) f.I64(-1);
+      if (version >= 5) f.I64(0);
+      if (version >= 8) f.I32(1).I32(0).Str("bad record").NullStr();
+    }
+    f.Str("pv.events").I32(1).I32(4).I16(0).I64(7);
+    if (version >= 2) f.I64(-1);
+    if (version >= 5) f.I64(0);
+    if (version >= 8) f.I32(0).NullStr();
+    f.I32(0);  // ThrottleTimeMs
+    std::vector<TopicPartition> out;
+    ASSERT_TRUE(ProducedPartitions(f.str(), version, out)) << "v" << version;
+    std::vector<TopicPartition> expected = {{"pv.triggers", 0}, {"pv.events", 4}};
+    EXPECT_EQ(out, expected) << "v" << version;
+    EXPECT_FALSE(ProducedPartitions(f.str().substr(0, f.size() - 10), version, out)) << "truncated";
+  }
+}
+
+TEST(LongPollWire, BrokerAddressesNameTheFront) {
+  using namespace pv::dev_broker::wire;
+  const std::map<int, int> ports = {{1111, 9001}, {3333, 9003}};
+  FrameBuilder metadata;
+  metadata.I32(5).I32(2);
+  metadata.I32(1).Str("127.0.0.1").I32(1111).NullStr();
+  metadata.I32(2).Str("127.0.0.1").I32(2222).Str("rack-b");
+  metadata.Str("mockCluster1").I32(1).I32(0);  // cluster id, controller, no topics
+  std::string frame = metadata.str();
+  int rewritten = 0;
+  ASSERT_TRUE(RewriteBrokerPorts(frame, kMetadata, 2, ports, rewritten));
+  EXPECT_EQ(rewritten, 1);
+  EXPECT_EQ(ReadI32At(frame, 4 + 4 + 4 + 2 + 9), 9001);
+  EXPECT_NE(frame.find("rack-b"), std::string::npos);
+  EXPECT_EQ(frame.size(), metadata.size());
+
+  for (int16_t version : {0, 1, 2}) {
+    FrameBuilder coordinator;
+    coordinator.I32(5);
+    if (version >= 1) coordinator.I32(0);
+    coordinator.I16(0);
+    if (version >= 1) coordinator.NullStr();
+    coordinator.I32(3).Str("127.0.0.1");
+    size_t port_at = coordinator.size();
+    coordinator.I32(3333);
+    std::string c = coordinator.str();
+    ASSERT_TRUE(RewriteBrokerPorts(c, kFindCoordinator, version, ports, rewritten)) << "v" << version;
+    EXPECT_EQ(rewritten, 1);
+    EXPECT_EQ(ReadI32At(c, port_at), 9003) << "v" << version;
+  }
+  EXPECT_FALSE(RewriteBrokerPorts(frame, kMetadata, 9, ports, rewritten)) << "flexible version";
+  EXPECT_FALSE(RewriteBrokerPorts(frame, kFetch, 11, ports, rewritten)) << "not a broker list";
+}
+
 TEST(DevBrokerBinary, HelpSaysMemoryOnlyAndBadArgumentsExit2) {
   std::string help_cmd = std::string(PV_DEV_BROKER_BIN) + " --help";
   FILE* pipe = ::popen(help_cmd.c_str(), "r");
@@ -661,6 +865,149 @@ TEST_F(DevBrokerProcessTest, BadControlInputGetsAClear4xx) {
   EXPECT_EQ(broker_.Post("/errors?api=1&error=6&count=2&broker=1", &body), 200) << body;
   EXPECT_EQ(broker_.Post("/brokers/all/rtt?ms=0", &body), 200) << body;
   EXPECT_EQ(broker_.Post("/errors/clear", &body), 200) << body;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The long-poll front, through the binary.
+
+// Counters of GET /long-poll.
+std::map<std::string, int64_t> LongPollCounters(const BrokerProcess& broker,
+                                                rapidjson::Document* full = nullptr) {
+  std::string body;
+  EXPECT_EQ(broker.Get("/long-poll", &body), 200);
+  auto doc = ParseJson(body);
+  std::map<std::string, int64_t> out;
+  if (!doc.IsObject()) return out;
+  for (const auto& m : doc.GetObject()) {
+    if (m.value.IsInt64()) out[m.name.GetString()] = m.value.GetInt64();
+  }
+  if (full != nullptr) *full = std::move(doc);
+  return out;
+}
+
+std::set<int> PortsOf(const std::string& bootstrap) {
+  std::set<int> ports;
+  std::stringstream ss(bootstrap);
+  std::string entry;
+  while (std::getline(ss, entry, ',')) ports.insert(std::stoi(entry.substr(entry.rfind(':') + 1)));
+  return ports;
+}
+
+// A consumer of partition 0 of `topic` from its start (no group join: assign), waiting up to
+// `fetch_wait_ms` per Fetch.
+RkPtr AssignedConsumer(const std::string& bootstrap, const std::string& topic, int fetch_wait_ms,
+                       const std::string& client_id) {
+  auto consumer = MakeClient(RD_KAFKA_CONSUMER, {{"bootstrap.servers", bootstrap},
+                                                 {"group.id", client_id},
+                                                 {"client.id", client_id},
+                                                 {"enable.auto.commit", "false"},
+                                                 {"fetch.wait.max.ms", std::to_string(fetch_wait_ms)}});
+  if (!consumer) return consumer;
+  rd_kafka_poll_set_consumer(consumer.get());
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(list, topic.c_str(), 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+  EXPECT_EQ(rd_kafka_assign(consumer.get(), list), RD_KAFKA_RESP_ERR_NO_ERROR);
+  rd_kafka_topic_partition_list_destroy(list);
+  return consumer;
+}
+
+// Polls until a record arrives (returns its value) or `timeout` passes.
+std::optional<std::string> NextRecord(rd_kafka_t* consumer, std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    rd_kafka_message_t* msg = rd_kafka_consumer_poll(consumer, 10);
+    if (msg == nullptr) continue;
+    std::optional<std::string> value;
+    if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+      value = std::string(static_cast<const char*>(msg->payload), msg->len);
+    rd_kafka_message_destroy(msg);
+    if (value) return value;
+  }
+  return std::nullopt;
+}
+
+TEST_F(DevBrokerProcessTest, ClientsAreRoutedThroughTheLongPollFront) {
+  rapidjson::Document doc;
+  LongPollCounters(broker_, &doc);
+  ASSERT_TRUE(doc.IsObject() && doc.HasMember("enabled") && doc["enabled"].GetBool());
+  std::set<int> front = PortsOf(broker_.bootstrap());
+  std::set<int> mock = PortsOf(doc["mock_bootstrap"].GetString());
+  ASSERT_EQ(front.size(), 3u);
+  ASSERT_EQ(mock.size(), 3u);
+  for (int port : front) EXPECT_EQ(mock.count(port), 0u) << port;
+  // Every broker address a client learns names the front, so all its connections go through it.
+  auto producer = MakeClient(RD_KAFKA_PRODUCER, ProducerSettings(broker_.bootstrap()));
+  ASSERT_TRUE(producer);
+  const rd_kafka_metadata_t* md = nullptr;
+  ASSERT_EQ(rd_kafka_metadata(producer.get(), 0, nullptr, &md, 5000), RD_KAFKA_RESP_ERR_NO_ERROR);
+  EXPECT_EQ(md->broker_cnt, 3);
+  for (int i = 0; i < md->broker_cnt; ++i)
+    EXPECT_EQ(front.count(md->brokers[i].port), 1u) << md->brokers[i].port;
+  rd_kafka_metadata_destroy(md);
+}
+
+TEST_F(DevBrokerProcessTest, AWaitingFetchIsAnsweredWhenARecordArrives) {
+  std::string body;
+  ASSERT_EQ(broker_.Post("/topics?name=lp.wake&partitions=1", &body), 201) << body;
+  auto producer = MakeClient(RD_KAFKA_PRODUCER, ProducerSettings(broker_.bootstrap()));
+  ASSERT_TRUE(producer);
+  // A long MaxWait: without the front each record would wait for the next Fetch, up to 3 s.
+  auto consumer = AssignedConsumer(broker_.bootstrap(), "lp.wake", 3000, "lp-wake");
+  ASSERT_TRUE(consumer);
+  ASSERT_EQ(ProduceSync(producer.get(), "lp.wake", "k", "first"), RD_KAFKA_RESP_ERR_NO_ERROR);
+  ASSERT_EQ(NextRecord(consumer.get(), 15s), std::optional<std::string>("first"));
+  for (int i = 0; i < 3; ++i) {
+    std::this_thread::sleep_for(700ms);  // the consumer is idle again: its Fetch is waiting
+    int64_t woken = LongPollCounters(broker_)["fetches_woken"];
+    const auto sent = Clock::now();
+    ASSERT_EQ(ProduceSync(producer.get(), "lp.wake", "k", "n" + std::to_string(i)),
+              RD_KAFKA_RESP_ERR_NO_ERROR);
+    auto value = NextRecord(consumer.get(), 10s);
+    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - sent);
+    ASSERT_EQ(value, std::optional<std::string>("n" + std::to_string(i)));
+    EXPECT_LT(took, 500ms) << "record " << i << " waited " << took.count() << " ms for a Fetch";
+    EXPECT_GT(LongPollCounters(broker_)["fetches_woken"], woken);
+  }
+  rd_kafka_consumer_close(consumer.get());
+}
+
+TEST_F(DevBrokerProcessTest, AnIdleConsumerFetchesOncePerMaxWaitNotFaster) {
+  std::string body;
+  ASSERT_EQ(broker_.Post("/topics?name=lp.idle&partitions=1", &body), 201) << body;
+  auto consumer = AssignedConsumer(broker_.bootstrap(), "lp.idle", 500, "lp-idle");
+  ASSERT_TRUE(consumer);
+  EXPECT_FALSE(NextRecord(consumer.get(), 1500ms).has_value());  // settles into waiting Fetches
+  auto before = LongPollCounters(broker_);
+  const auto start = Clock::now();
+  EXPECT_FALSE(NextRecord(consumer.get(), 3s).has_value());
+  double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  rapidjson::Document doc;
+  auto after = LongPollCounters(broker_, &doc);
+  int64_t fetches = after["fetches"] - before["fetches"];
+  EXPECT_GE(fetches, 2) << "the consumer stopped fetching";
+  EXPECT_LE(fetches, static_cast<int64_t>(seconds / 0.5) + 2)
+      << "more Fetches than one per fetch.wait.max.ms";
+  EXPECT_GE(after["fetches_expired"] - before["fetches_expired"], fetches - 2);
+  ASSERT_TRUE(doc.HasMember("fetch_wait_ms_by_client") &&
+              doc["fetch_wait_ms_by_client"].HasMember("lp-idle"));
+  EXPECT_EQ(doc["fetch_wait_ms_by_client"]["lp-idle"].GetInt(), 500);
+  rd_kafka_consumer_close(consumer.get());
+}
+
+TEST(DevBrokerBinary, NoLongPollServesTheMockDirectly) {
+  BrokerProcess broker;
+  ASSERT_TRUE(broker.Start({"--brokers", "1", "--no-long-poll"}));
+  rapidjson::Document doc;
+  LongPollCounters(broker, &doc);
+  ASSERT_TRUE(doc.IsObject() && doc.HasMember("enabled"));
+  EXPECT_FALSE(doc["enabled"].GetBool());
+  EXPECT_EQ(std::string(doc["mock_bootstrap"].GetString()), broker.bootstrap());
+  auto producer = MakeClient(RD_KAFKA_PRODUCER, ProducerSettings(broker.bootstrap()));
+  ASSERT_TRUE(producer);
+  EXPECT_EQ(ProduceSync(producer.get(), "pv.triggers", "k", "v"), RD_KAFKA_RESP_ERR_NO_ERROR);
+  auto status = broker.Stop();
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(*status, 0) << broker.Log();
 }
 
 TEST(DevBrokerBinary, OneBrokerNoDefaultTopicsAndAnOverride) {

@@ -27,6 +27,7 @@
 #include <thread>
 #include <utility>
 
+#include "long_poll.hpp"
 #include "pv/json.hpp"
 #include "pv/log.hpp"
 #include "pv/strings.hpp"
@@ -162,6 +163,11 @@ Options:
   --topic NAME:PARTITIONS  create this topic (repeatable; overrides a default topic's partitions)
   --no-default-topics      do not create the pipeline's default topics (pv::topics::DefaultTopics)
   --log-level LEVEL        debug, info, warn, error (default info); debug adds librdkafka's mock logs
+  --no-long-poll           let clients talk to the mock cluster directly; it then answers a Fetch that
+                           finds no data only after the client's full fetch.wait.max.ms (500 ms by
+                           default), even when a record arrives meanwhile. By default a loopback front
+                           holds that answer instead and releases it as soon as a record is produced
+                           to a partition it asked for, as Apache Kafka does
   -h, --help               show this help
 
 Control API (HTTP on 127.0.0.1, random port):
@@ -182,6 +188,8 @@ Control API (HTTP on 127.0.0.1, random port):
   POST /errors/clear[?api=A]              drop pending cluster-wide injected errors (of A, or of all)
   GET  /topics                            topics created by this broker (startup and control API)
   POST /topics?name=X&partitions=N        create a topic
+  GET  /long-poll                         the front's counters (fetches held, woken, expired) and
+                                          each client.id's fetch.wait.max.ms as last seen
 
 Runs until SIGTERM or SIGINT, then shuts down and exits 0. Logs are JSON lines on stderr.
 )";
@@ -269,6 +277,9 @@ ParseStatus ParseArgs(const std::vector<std::string>& args, Options& out, std::s
     } else if (arg == "--no-default-topics") {
       if (!no_value()) return ParseStatus::kError;
       options.default_topics = false;
+    } else if (arg == "--no-long-poll") {
+      if (!no_value()) return ParseStatus::kError;
+      options.long_poll = false;
     } else if (arg == "--log-level") {
       if (!take_value(options.log_level)) return ParseStatus::kError;
       try {
@@ -411,7 +422,9 @@ struct DevBroker::Impl {
   Options options_;
   rd_kafka_t* rk_ = nullptr;
   rd_kafka_mock_cluster_t* cluster_ = nullptr;
-  std::string bootstrap_;
+  std::string mock_bootstrap_;  // the mock brokers' own listeners
+  std::string bootstrap_;       // what clients use: the long-poll front's listeners (or the mock's)
+  std::unique_ptr<LongPollFront> front_;
   httplib::Server server_;
   std::thread server_thread_;
   int control_port_ = 0;
@@ -464,6 +477,7 @@ struct DevBroker::Impl {
   void HandleCreateTopic(const httplib::Request& req, httplib::Response& res);
   std::string TopicsJson();
   std::string BrokersJson();
+  std::string LongPollJson();
 };
 
 // Hosting choice: an ordinary producer handle with no bootstrap.servers hosts the cluster created
@@ -494,7 +508,8 @@ void DevBroker::Impl::CreateHost() {
   }
   cluster_ = rd_kafka_mock_cluster_new(rk_, options_.brokers);
   if (cluster_ == nullptr) throw std::runtime_error("rd_kafka_mock_cluster_new failed");
-  bootstrap_ = rd_kafka_mock_cluster_bootstraps(cluster_);
+  mock_bootstrap_ = rd_kafka_mock_cluster_bootstraps(cluster_);
+  bootstrap_ = mock_bootstrap_;
 }
 
 rd_kafka_resp_err_t DevBroker::Impl::CreateTopic(const std::string& name, int partitions,
@@ -730,6 +745,31 @@ std::string DevBroker::Impl::BrokersJson() {
   return out;
 }
 
+std::string DevBroker::Impl::LongPollJson() {
+  std::string out = "{\"enabled\":";
+  out += front_ ? "true" : "false";
+  out += ",\"mock_bootstrap\":";
+  AppendJsonString(out, mock_bootstrap_);
+  if (front_) {
+    LongPollStats s = front_->Stats();
+    out += ",\"connections\":" + std::to_string(s.connections) + ",\"fetches\":" + std::to_string(s.fetches) +
+           ",\"fetches_held\":" + std::to_string(s.fetches_held) +
+           ",\"fetches_woken\":" + std::to_string(s.fetches_woken) +
+           ",\"fetches_expired\":" + std::to_string(s.fetches_expired) +
+           ",\"produces\":" + std::to_string(s.produces) + ",\"fetch_wait_ms_by_client\":{";
+    bool first = true;
+    for (const auto& [client, wait] : s.fetch_wait_by_client) {
+      if (!first) out += ',';
+      first = false;
+      AppendJsonString(out, client);
+      out += ':' + std::to_string(wait);
+    }
+    out += '}';
+  }
+  out += "}\n";
+  return out;
+}
+
 void DevBroker::Impl::AddRoute(const std::string& method, const std::string& pattern,
                                const RouteHandler& handler) {
   routes_.push_back(Route{method, std::regex(pattern), handler});
@@ -768,6 +808,8 @@ void DevBroker::Impl::InstallRoutes() {
            [this](const Req&, const Groups&, Res& res) { ReplyJson(res, 200, TopicsJson()); });
   AddRoute("POST", "/topics",
            [this](const Req& req, const Groups&, Res& res) { HandleCreateTopic(req, res); });
+  AddRoute("GET", "/long-poll",
+           [this](const Req&, const Groups&, Res& res) { ReplyJson(res, 200, LongPollJson()); });
 
   // cpp-httplib 0.11.4 answers 400 to a POST that has neither Content-Length nor chunked encoding
   // (what `curl -X POST URL` sends) before routing. Such a request carries no body, so it is safe to
@@ -831,6 +873,12 @@ void DevBroker::Start() {
   }
 
   log::Debug("topics_created");
+  if (s.options_.long_poll) {
+    s.front_ = std::make_unique<LongPollFront>(s.mock_bootstrap_);
+    s.front_->Start();
+    s.bootstrap_ = s.front_->bootstrap();
+    log::Info("long_poll_front", {{"bootstrap", s.bootstrap_}, {"mock", s.mock_bootstrap_}});
+  }
   s.InstallRoutes();
   s.control_port_ = s.server_.bind_to_any_port("127.0.0.1");
   if (s.control_port_ <= 0) throw std::runtime_error("control server: cannot bind 127.0.0.1");
@@ -861,6 +909,10 @@ void DevBroker::Stop() {
     s.server_.stop();
     s.server_thread_.join();
     log::Debug("control_server_stopped");
+  }
+  if (s.front_) {
+    s.front_->Stop();
+    s.front_.reset();
   }
   if (s.cluster_ != nullptr) {
     s.MockOp([&s] {

@@ -4,7 +4,8 @@
 //
 // It creates the pipeline's topics, writes its bootstrap list to a file once they exist, and serves a
 // small control HTTP API on loopback so tests can inject faults (brokers down, request errors, latency)
-// and create topics (the mock cluster has no CreateTopics/Admin API).
+// and create topics (the mock cluster has no CreateTopics/Admin API). Clients reach the mock through a
+// long-poll front (long_poll.hpp) so that a consumer gets a new record at once, as from Kafka.
 #pragma once
 
 #include <memory>
@@ -26,6 +27,9 @@ struct Options {
   bool default_topics = true;
   std::vector<TopicRequest> topics;  // --topic entries, in command-line order
   std::string log_level = "info";
+  // Clients go through the long-poll front (long_poll.hpp), which answers a waiting Fetch as soon as
+  // a record is produced; false (--no-long-poll): clients talk to the mock cluster directly.
+  bool long_poll = true;
 };
 
 inline constexpr int kMaxBrokers = 32;

@@ -1,0 +1,852 @@
+// The dev broker's long-poll front: see long_poll.hpp for why and what.
+#include "long_poll.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <stdexcept>
+#include <thread>
+#include <unordered_map>
+
+#include "pv/log.hpp"
+
+namespace pv::dev_broker {
+
+// ---- wire ----
+
+namespace wire {
+namespace {
+
+// Big-endian reader over one frame; any read past the end turns ok() false and reads zeros.
+class Reader {
+ public:
+  Reader(std::string_view data, std::size_t offset) : data_(data), pos_(offset) {
+    if (pos_ > data_.size()) ok_ = false;
+  }
+  bool ok() const { return ok_; }
+  std::size_t pos() const { return pos_; }
+
+  std::int8_t I8() { return static_cast<std::int8_t>(Unsigned(1)); }
+  std::int16_t I16() { return static_cast<std::int16_t>(Unsigned(2)); }
+  std::int32_t I32() { return static_cast<std::int32_t>(Unsigned(4)); }
+  std::int64_t I64() { return static_cast<std::int64_t>(Unsigned(8)); }
+  // STRING / NULLABLE_STRING (int16 length, -1 = null, read as empty).
+  std::string_view String() {
+    std::int16_t len = I16();
+    if (len <= 0) return {};
+    return Take(static_cast<std::size_t>(len));
+  }
+  // BYTES / NULLABLE_BYTES (int32 length); returns the length (-1 for null).
+  std::int32_t SkipBytes() {
+    std::int32_t len = I32();
+    if (len > 0) Take(static_cast<std::size_t>(len));
+    return len;
+  }
+  // An array count (null = 0), refused when the frame cannot hold that many elements of `min_size`.
+  std::int32_t Count(std::size_t min_size) {
+    std::int32_t n = I32();
+    if (n < 0) return 0;
+    if (!ok_ || static_cast<std::size_t>(n) * min_size > data_.size() - pos_) {
+      ok_ = false;
+      return 0;
+    }
+    return n;
+  }
+  void Skip(std::size_t n) { Take(n); }
+
+ private:
+  std::uint64_t Unsigned(std::size_t n) {
+    std::string_view bytes = Take(n);
+    std::uint64_t v = 0;
+    for (char c : bytes) v = (v << 8) | static_cast<unsigned char>(c);
+    return v;
+  }
+  std::string_view Take(std::size_t n) {
+    if (!ok_ || n > data_.size() - pos_) {
+      ok_ = false;
+      return {};
+    }
+    std::string_view out = data_.substr(pos_, n);
+    pos_ += n;
+    return out;
+  }
+
+  std::string_view data_;
+  std::size_t pos_;
+  bool ok_ = true;
+};
+
+void PutI32(std::string& frame, std::size_t offset, std::int32_t value) {
+  auto v = static_cast<std::uint32_t>(value);
+  for (int i = 3; i >= 0; --i) {
+    frame[offset + static_cast<std::size_t>(i)] = static_cast<char>(v & 0xff);
+    v >>= 8;
+  }
+}
+
+constexpr std::int16_t kFetchMaxVersion = 11;           // v12 is flexible
+constexpr std::int16_t kProduceMaxVersion = 8;          // v9 is flexible
+constexpr std::int16_t kMetadataMaxVersion = 8;         // v9 is flexible
+constexpr std::int16_t kFindCoordinatorMaxVersion = 2;  // v3 is flexible
+
+}  // namespace
+
+bool ParseRequestHeader(std::string_view frame, RequestHeader& out) {
+  Reader r(frame, 0);
+  out.api_key = r.I16();
+  out.api_version = r.I16();
+  out.correlation_id = r.I32();
+  out.client_id = std::string(r.String());
+  out.body_offset = r.pos();
+  return r.ok();
+}
+
+bool ParseFetchRequest(std::string_view frame, const RequestHeader& header, FetchRequest& out) {
+  const std::int16_t v = header.api_version;
+  if (header.api_key != kFetch || v < 0 || v > kFetchMaxVersion) return false;
+  Reader r(frame, header.body_offset);
+  r.I32();  // ReplicaId
+  out.max_wait_offset = r.pos();
+  out.max_wait_ms = r.I32();
+  r.I32();                // MinBytes
+  if (v >= 3) r.I32();    // MaxBytes
+  if (v >= 4) r.I8();     // IsolationLevel
+  if (v >= 7) r.Skip(8);  // SessionId, SessionEpoch
+  out.partitions.clear();
+  std::int32_t topics = r.Count(6);
+  for (std::int32_t t = 0; t < topics && r.ok(); ++t) {
+    std::string topic(r.String());
+    std::int32_t parts = r.Count(16);
+    for (std::int32_t p = 0; p < parts && r.ok(); ++p) {
+      std::int32_t partition = r.I32();
+      if (v >= 9) r.I32();  // CurrentLeaderEpoch
+      r.I64();              // FetchOffset
+      if (v >= 5) r.I64();  // LogStartOffset
+      r.I32();              // PartitionMaxBytes
+      out.partitions.emplace_back(topic, partition);
+    }
+  }
+  return r.ok();
+}
+
+bool FetchResponseIsIdle(std::string_view frame, std::int16_t version, bool& idle) {
+  const std::int16_t v = version;
+  if (v < 0 || v > kFetchMaxVersion) return false;
+  Reader r(frame, 4);  // after the correlation id
+  idle = true;
+  if (v >= 1) r.I32();  // ThrottleTimeMs
+  if (v >= 7) {
+    if (r.I16() != 0) idle = false;  // ErrorCode
+    r.I32();                         // SessionId
+  }
+  std::int32_t topics = r.Count(6);
+  for (std::int32_t t = 0; t < topics && r.ok(); ++t) {
+    r.String();
+    std::int32_t parts = r.Count(18);
+    for (std::int32_t p = 0; p < parts && r.ok(); ++p) {
+      r.I32();                         // PartitionIndex
+      if (r.I16() != 0) idle = false;  // ErrorCode
+      r.I64();                         // HighWatermark
+      if (v >= 4) r.I64();             // LastStableOffset
+      if (v >= 5) r.I64();             // LogStartOffset
+      if (v >= 4) {
+        std::int32_t aborted = r.Count(16);  // AbortedTransactions: ProducerId, FirstOffset
+        r.Skip(static_cast<std::size_t>(aborted) * 16);
+      }
+      if (v >= 11) r.I32();                 // PreferredReadReplica
+      if (r.SkipBytes() > 0) idle = false;  // Records
+    }
+  }
+  return r.ok();
+}
+
+bool ProducedPartitions(std::string_view frame, std::int16_t version, std::vector<TopicPartition>& out) {
+  const std::int16_t v = version;
+  if (v < 0 || v > kProduceMaxVersion) return false;
+  Reader r(frame, 4);
+  out.clear();
+  std::int32_t topics = r.Count(6);
+  for (std::int32_t t = 0; t < topics && r.ok(); ++t) {
+    std::string topic(r.String());
+    std::int32_t parts = r.Count(14);
+    for (std::int32_t p = 0; p < parts && r.ok(); ++p) {
+      std::int32_t partition = r.I32();
+      std::int16_t error = r.I16();
+      r.I64();              // BaseOffset
+      if (v >= 2) r.I64();  // LogAppendTimeMs
+      if (v >= 5) r.I64();  // LogStartOffset
+      if (v >= 8) {
+        std::int32_t record_errors = r.Count(6);
+        for (std::int32_t e = 0; e < record_errors && r.ok(); ++e) {
+          r.I32();     // BatchIndex
+          r.String();  // BatchIndexErrorMessage
+        }
+        r.String();  // ErrorMessage
+      }
+      if (error == 0) out.emplace_back(topic, partition);
+    }
+  }
+  if (v >= 1) r.I32();  // ThrottleTimeMs
+  return r.ok();
+}
+
+bool RewriteBrokerPorts(std::string& frame, std::int16_t api_key, std::int16_t version,
+                        const std::map<int, int>& ports, int& rewritten) {
+  rewritten = 0;
+  std::vector<std::size_t> port_offsets;
+  Reader r(frame, 4);
+  if (api_key == kMetadata) {
+    if (version < 0 || version > kMetadataMaxVersion) return false;
+    if (version >= 3) r.I32();  // ThrottleTimeMs
+    std::int32_t brokers = r.Count(10);
+    for (std::int32_t b = 0; b < brokers && r.ok(); ++b) {
+      r.I32();     // NodeId
+      r.String();  // Host
+      port_offsets.push_back(r.pos());
+      r.I32();                       // Port
+      if (version >= 1) r.String();  // Rack
+    }
+  } else if (api_key == kFindCoordinator) {
+    if (version < 0 || version > kFindCoordinatorMaxVersion) return false;
+    if (version >= 1) r.I32();     // ThrottleTimeMs
+    r.I16();                       // ErrorCode
+    if (version >= 1) r.String();  // ErrorMessage
+    r.I32();                       // NodeId
+    r.String();                    // Host
+    port_offsets.push_back(r.pos());
+    r.I32();  // Port
+  } else {
+    return false;
+  }
+  if (!r.ok()) return false;
+  for (std::size_t offset : port_offsets) {
+    Reader port_reader(frame, offset);
+    auto it = ports.find(port_reader.I32());
+    if (it == ports.end()) continue;
+    PutI32(frame, offset, it->second);
+    ++rewritten;
+  }
+  return true;
+}
+
+}  // namespace wire
+
+// ---- the front ----
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr std::size_t kMaxFrame = 1u << 30;            // larger: not Kafka, drop the connection
+constexpr std::size_t kBackpressureBytes = 16u << 20;  // stop reading a side while the other owes this much
+constexpr std::size_t kReadChunk = 256u << 10;
+
+// epoll tags: the kind in the top byte, an index or connection id below.
+enum Kind : std::uint64_t { kWake = 1, kListener = 2, kClient = 3, kUpstream = 4 };
+std::uint64_t Tag(Kind kind, std::uint64_t value) {
+  return (static_cast<std::uint64_t>(kind) << 56) | value;
+}
+
+void SetNoDelay(int fd) {
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+std::string Frame(std::string_view payload) {
+  std::string out(4, '\0');
+  auto n = static_cast<std::uint32_t>(payload.size());
+  out[0] = static_cast<char>(n >> 24);
+  out[1] = static_cast<char>(n >> 16);
+  out[2] = static_cast<char>(n >> 8);
+  out[3] = static_cast<char>(n);
+  out.append(payload);
+  return out;
+}
+
+}  // namespace
+
+struct LongPollFront::Impl {
+  struct Upstream {
+    std::string host;
+    int port = 0;
+    int listen_fd = -1;
+    int front_port = 0;
+  };
+
+  // A request forwarded upstream whose response is not back yet.
+  struct Pending {
+    std::int16_t api_key = -1;
+    std::int16_t version = -1;
+    bool hold = false;  // a Fetch whose idle answer may be held
+    Clock::time_point deadline{};
+    std::vector<wire::TopicPartition> partitions;
+    std::uint64_t produced_before = 0;  // sum of the partitions' produce counters when it went upstream
+  };
+  // A response from upstream not yet handed to the client (order is kept).
+  struct Response {
+    std::string bytes;  // with its size prefix
+    bool held = false;
+    Clock::time_point deadline{};
+    std::vector<wire::TopicPartition> partitions;
+  };
+  struct Conn {
+    std::uint64_t id = 0;
+    int client_fd = -1;
+    int upstream_fd = -1;
+    bool connecting = true;
+    std::string client_in, upstream_in;    // bytes read, not yet a whole frame
+    std::string client_out, upstream_out;  // bytes to write
+    std::size_t client_out_done = 0, upstream_out_done = 0;
+    std::uint32_t client_events = 0, upstream_events = 0;
+    std::unordered_map<std::int32_t, Pending> pending;
+    std::deque<Response> responses;
+    std::size_t held = 0;
+  };
+
+  explicit Impl(std::string upstream) : upstream_bootstrap(std::move(upstream)) {}
+
+  std::string upstream_bootstrap;
+  std::vector<Upstream> upstreams;
+  std::map<int, int> port_map;  // mock port -> front port
+  std::string bootstrap;
+  int epoll_fd = -1;
+  int wake_fd = -1;
+  std::thread thread;
+  std::atomic<bool> stop{false};
+  bool started = false;
+
+  std::unordered_map<std::uint64_t, std::unique_ptr<Conn>> conns;
+  std::uint64_t next_id = 1;
+  std::map<wire::TopicPartition, std::uint64_t> produced;  // acknowledged produces per partition
+  bool warned_unparsed_metadata = false;
+
+  mutable std::mutex stats_mutex;
+  LongPollStats stats;
+
+  void Open();
+  void Loop();
+  void CloseAll();
+
+  void Accept(std::size_t index);
+  void Close(Conn& c, const char* why);
+  void Watch(int fd, std::uint32_t& current, std::uint32_t wanted, std::uint64_t tag);
+  void UpdateInterest(Conn& c);
+  bool Flush(int fd, std::string& out, std::size_t& done);
+  bool ReadInto(int fd, std::string& in);
+
+  void OnClient(Conn& c, std::uint32_t events);
+  void OnUpstream(Conn& c, std::uint32_t events);
+  void HandleRequest(Conn& c, std::string frame);
+  void HandleResponse(Conn& c, std::string frame);
+  void Release(Conn& c);
+  void Wake(const std::vector<wire::TopicPartition>& partitions);
+  void Expire(Clock::time_point now);
+  int Timeout(Clock::time_point now) const;
+  std::uint64_t ProducedSum(const std::vector<wire::TopicPartition>& partitions) const;
+};
+
+void LongPollFront::Impl::Open() {
+  std::size_t start = 0;
+  while (start <= upstream_bootstrap.size()) {
+    std::size_t comma = upstream_bootstrap.find(',', start);
+    std::string entry =
+        upstream_bootstrap.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    start = comma == std::string::npos ? upstream_bootstrap.size() + 1 : comma + 1;
+    if (entry.empty()) continue;
+    auto colon = entry.rfind(':');
+    if (colon == std::string::npos) throw std::runtime_error("long-poll front: bad upstream '" + entry + "'");
+    Upstream u;
+    u.host = entry.substr(0, colon);
+    u.port = std::stoi(entry.substr(colon + 1));
+    upstreams.push_back(u);
+  }
+  if (upstreams.empty()) throw std::runtime_error("long-poll front: no upstream brokers");
+  epoll_fd = ::epoll_create1(EPOLL_CLOEXEC);
+  wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (epoll_fd < 0 || wake_fd < 0) throw std::runtime_error("long-poll front: epoll/eventfd failed");
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = Tag(kWake, 0);
+  ::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, wake_fd, &ev);
+  for (std::size_t i = 0; i < upstreams.size(); ++i) {
+    Upstream& u = upstreams[i];
+    u.listen_fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    socklen_t len = sizeof(addr);
+    // NOLINTBEGIN(cppcoreguidelines-pro-type-reinterpret-cast): the sockets API
+    if (u.listen_fd < 0 || ::bind(u.listen_fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        ::listen(u.listen_fd, SOMAXCONN) != 0 ||
+        ::getsockname(u.listen_fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      throw std::runtime_error(std::string("long-poll front: listen: ") + std::strerror(errno));
+    }
+    // NOLINTEND(cppcoreguidelines-pro-type-reinterpret-cast)
+    u.front_port = ntohs(addr.sin_port);
+    port_map[u.port] = u.front_port;
+    ev.events = EPOLLIN;
+    ev.data.u64 = Tag(kListener, i);
+    ::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, u.listen_fd, &ev);
+    if (!bootstrap.empty()) bootstrap += ',';
+    bootstrap += "127.0.0.1:" + std::to_string(u.front_port);
+  }
+}
+
+void LongPollFront::Impl::Watch(int fd, std::uint32_t& current, std::uint32_t wanted, std::uint64_t tag) {
+  if (fd < 0 || current == wanted) return;
+  epoll_event ev{};
+  ev.events = wanted;
+  ev.data.u64 = tag;
+  ::epoll_ctl(epoll_fd, EPOLL_CTL_MOD, fd, &ev);
+  current = wanted;
+}
+
+void LongPollFront::Impl::UpdateInterest(Conn& c) {
+  bool owe_client = c.client_out.size() > c.client_out_done;
+  bool owe_upstream = c.upstream_out.size() > c.upstream_out_done;
+  // Backpressure: a side is read only while the other side is not owed too much.
+  std::uint32_t client = 0;
+  if (c.upstream_out.size() - c.upstream_out_done < kBackpressureBytes) client |= EPOLLIN;
+  if (owe_client) client |= EPOLLOUT;
+  std::uint32_t upstream = 0;
+  if (c.connecting) {
+    upstream = EPOLLOUT;
+  } else {
+    if (c.client_out.size() - c.client_out_done < kBackpressureBytes) upstream |= EPOLLIN;
+    if (owe_upstream) upstream |= EPOLLOUT;
+  }
+  Watch(c.client_fd, c.client_events, client, Tag(kClient, c.id));
+  Watch(c.upstream_fd, c.upstream_events, upstream, Tag(kUpstream, c.id));
+}
+
+void LongPollFront::Impl::Accept(std::size_t index) {
+  const Upstream& u = upstreams[index];
+  while (true) {
+    int fd = ::accept4(u.listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return;  // EAGAIN, or a transient error: the next readiness retries
+    int up = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<std::uint16_t>(u.port));
+    if (up < 0 || ::inet_pton(AF_INET, u.host.c_str(), &addr.sin_addr) != 1 ||
+        // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): the sockets API
+        (::connect(up, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 && errno != EINPROGRESS)) {
+      // The mock refuses (broker down): so does the front.
+      if (up >= 0) ::close(up);
+      ::close(fd);
+      continue;
+    }
+    SetNoDelay(fd);
+    SetNoDelay(up);
+    auto conn = std::make_unique<Conn>();
+    Conn& c = *conn;
+    c.id = next_id++;
+    c.client_fd = fd;
+    c.upstream_fd = up;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = Tag(kClient, c.id);
+    ::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev);
+    c.client_events = EPOLLIN;
+    ev.events = EPOLLOUT;
+    ev.data.u64 = Tag(kUpstream, c.id);
+    ::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, up, &ev);
+    c.upstream_events = EPOLLOUT;
+    conns.emplace(c.id, std::move(conn));
+    std::lock_guard lock(stats_mutex);
+    ++stats.connections;
+  }
+}
+
+void LongPollFront::Impl::Close(Conn& c, const char* why) {
+  log::Debug("long_poll_connection_closed", {{"connection", static_cast<std::int64_t>(c.id)}, {"why", why}});
+  if (c.client_fd >= 0) ::close(c.client_fd);  // close(2) also removes it from the epoll set
+  if (c.upstream_fd >= 0) ::close(c.upstream_fd);
+  conns.erase(c.id);
+}
+
+bool LongPollFront::Impl::Flush(int fd, std::string& out, std::size_t& done) {
+  while (done < out.size()) {
+    ssize_t n = ::send(fd, out.data() + done, out.size() - done, MSG_NOSIGNAL);
+    if (n > 0) {
+      done += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    return false;
+  }
+  if (done == out.size()) {
+    out.clear();
+    done = 0;
+  } else if (done > (1u << 20) && done > out.size() / 2) {
+    out.erase(0, done);
+    done = 0;
+  }
+  return true;
+}
+
+bool LongPollFront::Impl::ReadInto(int fd, std::string& in) {
+  char buf[65536];
+  std::size_t total = 0;
+  while (total < kReadChunk) {
+    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n > 0) {
+      in.append(buf, static_cast<std::size_t>(n));
+      total += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+    return false;  // closed or failed
+  }
+  return true;  // more may be waiting: level-triggered epoll reports it again
+}
+
+// Splits whole frames off `in`; false when a frame size is not Kafka's.
+template <typename Handle>
+bool TakeFrames(std::string& in, Handle&& handle) {
+  std::size_t pos = 0;
+  while (in.size() - pos >= 4) {
+    std::uint32_t size = 0;
+    for (int i = 0; i < 4; ++i)
+      size = (size << 8) | static_cast<unsigned char>(in[pos + static_cast<std::size_t>(i)]);
+    if (size > kMaxFrame || size < 4) return false;
+    if (in.size() - pos - 4 < size) break;
+    handle(in.substr(pos + 4, size));
+    pos += 4 + size;
+  }
+  in.erase(0, pos);
+  return true;
+}
+
+void LongPollFront::Impl::OnClient(Conn& c, std::uint32_t events) {
+  if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0) {
+    bool open = ReadInto(c.client_fd, c.client_in);
+    if (!TakeFrames(c.client_in, [&](std::string frame) { HandleRequest(c, std::move(frame)); })) {
+      Close(c, "bad frame from client");
+      return;
+    }
+    if (!open) {
+      Close(c, "client closed");
+      return;
+    }
+  }
+  if (!c.connecting && !Flush(c.upstream_fd, c.upstream_out, c.upstream_out_done)) {
+    Close(c, "upstream write failed");
+    return;
+  }
+  if ((events & EPOLLOUT) != 0 && !Flush(c.client_fd, c.client_out, c.client_out_done)) {
+    Close(c, "client write failed");
+    return;
+  }
+  UpdateInterest(c);
+}
+
+void LongPollFront::Impl::OnUpstream(Conn& c, std::uint32_t events) {
+  if (c.connecting) {
+    int error = 0;
+    socklen_t len = sizeof(error);
+    ::getsockopt(c.upstream_fd, SOL_SOCKET, SO_ERROR, &error, &len);
+    if (error != 0 || (events & (EPOLLERR | EPOLLHUP)) != 0) {
+      Close(c, "upstream connect failed");
+      return;
+    }
+    c.connecting = false;
+  }
+  if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0) {
+    bool open = ReadInto(c.upstream_fd, c.upstream_in);
+    if (!TakeFrames(c.upstream_in, [&](std::string frame) { HandleResponse(c, std::move(frame)); })) {
+      Close(c, "bad frame from upstream");
+      return;
+    }
+    if (!open) {
+      // The mock closed it (broker set down, or its own error): the client sees the same.
+      Close(c, "upstream closed");
+      return;
+    }
+  }
+  if (!Flush(c.upstream_fd, c.upstream_out, c.upstream_out_done)) {
+    Close(c, "upstream write failed");
+    return;
+  }
+  if (!Flush(c.client_fd, c.client_out, c.client_out_done)) {
+    Close(c, "client write failed");
+    return;
+  }
+  UpdateInterest(c);
+}
+
+std::uint64_t LongPollFront::Impl::ProducedSum(const std::vector<wire::TopicPartition>& partitions) const {
+  std::uint64_t sum = 0;
+  for (const auto& tp : partitions) {
+    auto it = produced.find(tp);
+    if (it != produced.end()) sum += it->second;
+  }
+  return sum;
+}
+
+void LongPollFront::Impl::HandleRequest(Conn& c, std::string frame) {
+  wire::RequestHeader header;
+  if (wire::ParseRequestHeader(frame, header)) {
+    Pending p;
+    p.api_key = header.api_key;
+    p.version = header.api_version;
+    wire::FetchRequest fetch;
+    if (header.api_key == wire::kFetch && wire::ParseFetchRequest(frame, header, fetch)) {
+      // The mock answers at once; the wait happens here, where a produce can end it.
+      p.hold = fetch.max_wait_ms > 0;
+      p.deadline = Clock::now() + std::chrono::milliseconds(fetch.max_wait_ms);
+      p.produced_before = ProducedSum(fetch.partitions);
+      p.partitions = fetch.partitions;
+      for (std::size_t i = 0; i < 4; ++i) frame[fetch.max_wait_offset + i] = 0;
+      std::lock_guard lock(stats_mutex);
+      ++stats.fetches;
+      stats.fetch_wait_by_client[header.client_id] = fetch.max_wait_ms;
+    }
+    c.pending[header.correlation_id] = std::move(p);
+  }
+  c.upstream_out += Frame(frame);
+}
+
+void LongPollFront::Impl::HandleResponse(Conn& c, std::string frame) {
+  Response response;
+  if (frame.size() >= 4) {
+    std::int32_t correlation_id = 0;
+    for (int i = 0; i < 4; ++i)
+      correlation_id =
+          static_cast<std::int32_t>((static_cast<std::uint32_t>(correlation_id) << 8) |
+                                    static_cast<unsigned char>(frame[static_cast<std::size_t>(i)]));
+    auto it = c.pending.find(correlation_id);
+    if (it != c.pending.end()) {
+      Pending p = std::move(it->second);
+      c.pending.erase(it);
+      switch (p.api_key) {
+        case wire::kFetch: {
+          bool idle = false;
+          if (p.hold && wire::FetchResponseIsIdle(frame, p.version, idle) && idle) {
+            std::lock_guard lock(stats_mutex);
+            if (ProducedSum(p.partitions) != p.produced_before) {
+              ++stats.fetches_woken;  // a produce was acknowledged while this one was on its way
+            } else {
+              response.held = true;
+              response.deadline = p.deadline;
+              response.partitions = std::move(p.partitions);
+              ++stats.fetches_held;
+            }
+          }
+          break;
+        }
+        case wire::kProduce: {
+          std::vector<wire::TopicPartition> partitions;
+          if (wire::ProducedPartitions(frame, p.version, partitions)) {
+            for (const auto& tp : partitions) ++produced[tp];
+            {
+              std::lock_guard lock(stats_mutex);
+              ++stats.produces;
+            }
+            if (!partitions.empty()) Wake(partitions);
+          }
+          break;
+        }
+        case wire::kMetadata:
+        case wire::kFindCoordinator: {
+          int rewritten = 0;
+          if (!wire::RewriteBrokerPorts(frame, p.api_key, p.version, port_map, rewritten) &&
+              !warned_unparsed_metadata) {
+            warned_unparsed_metadata = true;
+            log::Warn("long_poll_unparsed_response",
+                      {{"api_key", static_cast<int>(p.api_key)},
+                       {"version", static_cast<int>(p.version)},
+                       {"effect", "clients may connect to the mock directly and wait out its fetch delay"}});
+          }
+          break;
+        }
+        default:
+          break;
+      }
+    }
+  }
+  response.bytes = Frame(frame);
+  if (response.held) ++c.held;
+  c.responses.push_back(std::move(response));
+  Release(c);
+}
+
+void LongPollFront::Impl::Release(Conn& c) {
+  while (!c.responses.empty() && !c.responses.front().held) {
+    c.client_out += c.responses.front().bytes;
+    c.responses.pop_front();
+  }
+}
+
+void LongPollFront::Impl::Wake(const std::vector<wire::TopicPartition>& partitions) {
+  std::set<wire::TopicPartition> produced_now(partitions.begin(), partitions.end());
+  std::vector<Conn*> touched;
+  for (auto& [id, conn] : conns) {
+    Conn& c = *conn;
+    if (c.held == 0) continue;
+    bool any = false;
+    for (Response& r : c.responses) {
+      if (!r.held) continue;
+      bool hit = std::any_of(r.partitions.begin(), r.partitions.end(),
+                             [&](const wire::TopicPartition& tp) { return produced_now.count(tp) > 0; });
+      if (!hit) continue;
+      r.held = false;
+      --c.held;
+      any = true;
+      std::lock_guard lock(stats_mutex);
+      ++stats.fetches_woken;
+    }
+    if (any) touched.push_back(&c);
+  }
+  for (Conn* c : touched) {
+    Release(*c);
+    // A failed write is not handled here (the caller may be serving this connection): the socket's
+    // error comes back as an event and closes it there.
+    Flush(c->client_fd, c->client_out, c->client_out_done);
+    UpdateInterest(*c);
+  }
+}
+
+void LongPollFront::Impl::Expire(Clock::time_point now) {
+  std::vector<Conn*> touched;
+  for (auto& [id, conn] : conns) {
+    Conn& c = *conn;
+    if (c.held == 0) continue;
+    bool any = false;
+    for (Response& r : c.responses) {
+      if (!r.held || r.deadline > now) continue;
+      r.held = false;
+      --c.held;
+      any = true;
+      std::lock_guard lock(stats_mutex);
+      ++stats.fetches_expired;
+    }
+    if (any) touched.push_back(&c);
+  }
+  for (Conn* c : touched) {
+    Release(*c);
+    // A failed write is not handled here (the caller may be serving this connection): the socket's
+    // error comes back as an event and closes it there.
+    Flush(c->client_fd, c->client_out, c->client_out_done);
+    UpdateInterest(*c);
+  }
+}
+
+int LongPollFront::Impl::Timeout(Clock::time_point now) const {
+  std::optional<Clock::time_point> earliest;
+  for (const auto& [id, conn] : conns) {
+    if (conn->held == 0) continue;
+    for (const Response& r : conn->responses) {
+      if (r.held && (!earliest || r.deadline < *earliest)) earliest = r.deadline;
+    }
+  }
+  if (!earliest) return -1;  // nothing held: sleep until a socket or Stop() wakes us
+  auto ms = std::chrono::ceil<std::chrono::milliseconds>(*earliest - now).count();
+  return static_cast<int>(std::clamp<std::int64_t>(ms, 0, 60000));
+}
+
+void LongPollFront::Impl::Loop() {
+  std::vector<epoll_event> events(128);
+  while (!stop.load()) {
+    int n = ::epoll_wait(epoll_fd, events.data(), static_cast<int>(events.size()), Timeout(Clock::now()));
+    if (n < 0 && errno != EINTR) {
+      log::Error("long_poll_epoll_failed", {{"error", std::strerror(errno)}});
+      break;
+    }
+    for (int i = 0; i < n; ++i) {
+      std::uint64_t tag = events[static_cast<std::size_t>(i)].data.u64;
+      std::uint32_t ev = events[static_cast<std::size_t>(i)].events;
+      auto kind = static_cast<Kind>(tag >> 56);
+      std::uint64_t value = tag & ((std::uint64_t{1} << 56) - 1);
+      if (kind == kWake) {
+        std::uint64_t drained = 0;
+        [[maybe_unused]] ssize_t r = ::read(wake_fd, &drained, sizeof(drained));
+        continue;
+      }
+      if (kind == kListener) {
+        Accept(static_cast<std::size_t>(value));
+        continue;
+      }
+      auto it = conns.find(value);
+      if (it == conns.end()) continue;  // closed earlier in this batch
+      if (kind == kClient) {
+        OnClient(*it->second, ev);
+      } else {
+        OnUpstream(*it->second, ev);
+      }
+    }
+    Expire(Clock::now());
+  }
+}
+
+void LongPollFront::Impl::CloseAll() {
+  for (auto& [id, conn] : conns) {
+    if (conn->client_fd >= 0) ::close(conn->client_fd);
+    if (conn->upstream_fd >= 0) ::close(conn->upstream_fd);
+  }
+  conns.clear();
+  for (Upstream& u : upstreams) {
+    if (u.listen_fd >= 0) ::close(u.listen_fd);
+    u.listen_fd = -1;
+  }
+  if (wake_fd >= 0) ::close(wake_fd);
+  if (epoll_fd >= 0) ::close(epoll_fd);
+  wake_fd = epoll_fd = -1;
+}
+
+LongPollFront::LongPollFront(const std::string& upstream_bootstrap)
+    : impl_(std::make_unique<Impl>(upstream_bootstrap)) {}
+
+LongPollFront::~LongPollFront() {
+  Stop();
+}
+
+void LongPollFront::Start() {
+  try {
+    impl_->Open();
+  } catch (...) {
+    impl_->CloseAll();
+    throw;
+  }
+  impl_->started = true;
+  impl_->thread = std::thread([this] { impl_->Loop(); });
+}
+
+void LongPollFront::Stop() {
+  if (!impl_->started) return;
+  impl_->started = false;
+  impl_->stop.store(true);
+  std::uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(impl_->wake_fd, &one, sizeof(one));
+  if (impl_->thread.joinable()) impl_->thread.join();
+  impl_->CloseAll();
+}
+
+const std::string& LongPollFront::bootstrap() const {
+  return impl_->bootstrap;
+}
+
+LongPollStats LongPollFront::Stats() const {
+  std::lock_guard lock(impl_->stats_mutex);
+  return impl_->stats;
+}
+
+}  // namespace pv::dev_broker
