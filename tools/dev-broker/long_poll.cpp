@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -16,6 +17,7 @@
 #include <chrono>
 #include <cstring>
 #include <deque>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -262,6 +264,19 @@ std::uint64_t Tag(Kind kind, std::uint64_t value) {
   return (static_cast<std::uint64_t>(kind) << 56) | value;
 }
 
+std::uint32_t ReadU32(std::string_view bytes, std::size_t offset) {
+  std::uint32_t v = 0;
+  for (std::size_t i = 0; i < 4; ++i) v = (v << 8) | static_cast<unsigned char>(bytes[offset + i]);
+  return v;
+}
+
+void PutU32(std::string& bytes, std::size_t offset, std::uint32_t v) {
+  for (std::size_t i = 4; i-- > 0;) {
+    bytes[offset + i] = static_cast<char>(v & 0xff);
+    v >>= 8;
+  }
+}
+
 void SetNoDelay(int fd) {
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -296,13 +311,21 @@ struct LongPollFront::Impl {
     Clock::time_point deadline{};
     std::vector<wire::TopicPartition> partitions;
     std::uint64_t produced_before = 0;  // sum of the partitions' produce counters when it went upstream
+    std::string request;                // a holdable Fetch as sent upstream (MaxWait 0), to send again
+    std::uint64_t refetch_of = 0;       // a Fetch the front sent again for this held Response (its id)
   };
   // A response from upstream not yet handed to the client (order is kept).
   struct Response {
+    std::uint64_t id = 0;
     std::string bytes;  // with its size prefix
     bool held = false;
+    // For a held (idle) Fetch answer: what to ask the mock again when a record arrives.
     Clock::time_point deadline{};
     std::vector<wire::TopicPartition> partitions;
+    std::string request;
+    std::int16_t version = -1;
+    std::int32_t correlation_id = 0;  // the client's
+    bool refetching = false;          // the request is upstream again; its answer replaces this one
   };
   struct Conn {
     std::uint64_t id = 0;
@@ -316,6 +339,10 @@ struct LongPollFront::Impl {
     std::unordered_map<std::int32_t, Pending> pending;
     std::deque<Response> responses;
     std::size_t held = 0;
+    std::uint64_t next_response_id = 1;
+    // Correlation ids of the front's own requests on this connection: negative, so they never meet
+    // the client's (librdkafka counts up from 1).
+    std::int32_t next_front_correlation = -1;
   };
 
   explicit Impl(std::string upstream) : upstream_bootstrap(std::move(upstream)) {}
@@ -351,9 +378,12 @@ struct LongPollFront::Impl {
 
   void OnClient(Conn& c, std::uint32_t events);
   void OnUpstream(Conn& c, std::uint32_t events);
-  void HandleRequest(Conn& c, std::string frame);
-  void HandleResponse(Conn& c, std::string frame);
+  // `framed`: one frame with its size prefix, still in the connection's read buffer.
+  void HandleRequest(Conn& c, std::string_view framed);
+  void HandleResponse(Conn& c, std::string_view framed);
   void Release(Conn& c);
+  void Refetch(Conn& c, Response& r);
+  void HandleRefetch(Conn& c, Pending& p, std::string_view framed);
   void Wake(const std::vector<wire::TopicPartition>& partitions);
   void Expire(Clock::time_point now);
   int Timeout(Clock::time_point now) const;
@@ -510,6 +540,9 @@ bool LongPollFront::Impl::ReadInto(int fd, std::string& in) {
     if (n > 0) {
       in.append(buf, static_cast<std::size_t>(n));
       total += static_cast<std::size_t>(n);
+      // A short read drained the socket for now; level-triggered epoll reports anything later (an
+      // EOF included), which saves the recv that would only say EAGAIN.
+      if (static_cast<std::size_t>(n) < sizeof(buf)) return true;
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
@@ -519,7 +552,8 @@ bool LongPollFront::Impl::ReadInto(int fd, std::string& in) {
   return true;  // more may be waiting: level-triggered epoll reports it again
 }
 
-// Splits whole frames off `in`; false when a frame size is not Kafka's.
+// Hands each whole frame of `in` (with its size prefix, as a view into `in`) to `handle`, then drops
+// them from `in`; false when a frame size is not Kafka's.
 template <typename Handle>
 bool TakeFrames(std::string& in, Handle&& handle) {
   std::size_t pos = 0;
@@ -529,17 +563,17 @@ bool TakeFrames(std::string& in, Handle&& handle) {
       size = (size << 8) | static_cast<unsigned char>(in[pos + static_cast<std::size_t>(i)]);
     if (size > kMaxFrame || size < 4) return false;
     if (in.size() - pos - 4 < size) break;
-    handle(in.substr(pos + 4, size));
+    handle(std::string_view(in).substr(pos, 4 + size));
     pos += 4 + size;
   }
-  in.erase(0, pos);
+  if (pos > 0) in.erase(0, pos);
   return true;
 }
 
 void LongPollFront::Impl::OnClient(Conn& c, std::uint32_t events) {
   if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0) {
     bool open = ReadInto(c.client_fd, c.client_in);
-    if (!TakeFrames(c.client_in, [&](std::string frame) { HandleRequest(c, std::move(frame)); })) {
+    if (!TakeFrames(c.client_in, [&](std::string_view framed) { HandleRequest(c, framed); })) {
       Close(c, "bad frame from client");
       return;
     }
@@ -572,7 +606,7 @@ void LongPollFront::Impl::OnUpstream(Conn& c, std::uint32_t events) {
   }
   if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0) {
     bool open = ReadInto(c.upstream_fd, c.upstream_in);
-    if (!TakeFrames(c.upstream_in, [&](std::string frame) { HandleResponse(c, std::move(frame)); })) {
+    if (!TakeFrames(c.upstream_in, [&](std::string_view framed) { HandleResponse(c, framed); })) {
       Close(c, "bad frame from upstream");
       return;
     }
@@ -602,7 +636,11 @@ std::uint64_t LongPollFront::Impl::ProducedSum(const std::vector<wire::TopicPart
   return sum;
 }
 
-void LongPollFront::Impl::HandleRequest(Conn& c, std::string frame) {
+void LongPollFront::Impl::HandleRequest(Conn& c, std::string_view framed) {
+  // Forwarded as is (copied once, into the upstream buffer); a Fetch's MaxWait is then zeroed there.
+  const std::size_t at = c.upstream_out.size();
+  c.upstream_out.append(framed);
+  std::string_view frame = framed.substr(4);
   wire::RequestHeader header;
   if (wire::ParseRequestHeader(frame, header)) {
     Pending p;
@@ -615,41 +653,44 @@ void LongPollFront::Impl::HandleRequest(Conn& c, std::string frame) {
       p.deadline = Clock::now() + std::chrono::milliseconds(fetch.max_wait_ms);
       p.produced_before = ProducedSum(fetch.partitions);
       p.partitions = fetch.partitions;
-      for (std::size_t i = 0; i < 4; ++i) frame[fetch.max_wait_offset + i] = 0;
+      for (std::size_t i = 0; i < 4; ++i) c.upstream_out[at + 4 + fetch.max_wait_offset + i] = 0;
+      if (p.hold) p.request = c.upstream_out.substr(at, framed.size());
       std::lock_guard lock(stats_mutex);
       ++stats.fetches;
       stats.fetch_wait_by_client[header.client_id] = fetch.max_wait_ms;
     }
     c.pending[header.correlation_id] = std::move(p);
   }
-  c.upstream_out += Frame(frame);
 }
 
-void LongPollFront::Impl::HandleResponse(Conn& c, std::string frame) {
+void LongPollFront::Impl::HandleResponse(Conn& c, std::string_view framed) {
+  std::string_view frame = framed.substr(4);
   Response response;
+  std::string rewritten;   // a Metadata or FindCoordinator answer with the front's ports
+  bool ask_again = false;  // an idle Fetch answer, but a record arrived while it was on its way
   if (frame.size() >= 4) {
-    std::int32_t correlation_id = 0;
-    for (int i = 0; i < 4; ++i)
-      correlation_id =
-          static_cast<std::int32_t>((static_cast<std::uint32_t>(correlation_id) << 8) |
-                                    static_cast<unsigned char>(frame[static_cast<std::size_t>(i)]));
+    auto correlation_id = static_cast<std::int32_t>(ReadU32(frame, 0));
     auto it = c.pending.find(correlation_id);
     if (it != c.pending.end()) {
       Pending p = std::move(it->second);
       c.pending.erase(it);
       switch (p.api_key) {
         case wire::kFetch: {
+          if (p.refetch_of != 0) {
+            HandleRefetch(c, p, framed);
+            return;
+          }
           bool idle = false;
           if (p.hold && wire::FetchResponseIsIdle(frame, p.version, idle) && idle) {
+            ask_again = ProducedSum(p.partitions) != p.produced_before;
+            response.held = true;
+            response.deadline = p.deadline;
+            response.partitions = std::move(p.partitions);
+            response.request = std::move(p.request);
+            response.version = p.version;
+            response.correlation_id = correlation_id;
             std::lock_guard lock(stats_mutex);
-            if (ProducedSum(p.partitions) != p.produced_before) {
-              ++stats.fetches_woken;  // a produce was acknowledged while this one was on its way
-            } else {
-              response.held = true;
-              response.deadline = p.deadline;
-              response.partitions = std::move(p.partitions);
-              ++stats.fetches_held;
-            }
+            ++stats.fetches_held;
           }
           break;
         }
@@ -667,8 +708,9 @@ void LongPollFront::Impl::HandleResponse(Conn& c, std::string frame) {
         }
         case wire::kMetadata:
         case wire::kFindCoordinator: {
-          int rewritten = 0;
-          if (!wire::RewriteBrokerPorts(frame, p.api_key, p.version, port_map, rewritten) &&
+          int ports = 0;
+          rewritten = std::string(frame);
+          if (!wire::RewriteBrokerPorts(rewritten, p.api_key, p.version, port_map, ports) &&
               !warned_unparsed_metadata) {
             warned_unparsed_metadata = true;
             log::Warn("long_poll_unparsed_response",
@@ -683,9 +725,67 @@ void LongPollFront::Impl::HandleResponse(Conn& c, std::string frame) {
       }
     }
   }
-  response.bytes = Frame(frame);
+  if (!response.held && c.responses.empty()) {  // the common case: straight on to the client
+    if (rewritten.empty()) {
+      c.client_out.append(framed);
+    } else {
+      c.client_out += Frame(rewritten);
+    }
+    return;
+  }
+  response.bytes = rewritten.empty() ? std::string(framed) : Frame(rewritten);
+  response.id = c.next_response_id++;
   if (response.held) ++c.held;
   c.responses.push_back(std::move(response));
+  if (ask_again) Refetch(c, c.responses.back());
+  Release(c);
+}
+
+// Sends a held Fetch's request upstream again (MaxWait 0, the front's own correlation id); its answer,
+// if it has records, becomes the answer to the client's Fetch (HandleRefetch). Kafka answers a
+// waiting Fetch with the records that ended the wait; so does the front, without making the client
+// fetch once more.
+void LongPollFront::Impl::Refetch(Conn& c, Response& r) {
+  std::int32_t correlation_id = c.next_front_correlation;
+  c.next_front_correlation = c.next_front_correlation == std::numeric_limits<std::int32_t>::min()
+                                 ? -1
+                                 : c.next_front_correlation - 1;
+  Pending p;
+  p.api_key = wire::kFetch;
+  p.version = r.version;
+  p.hold = true;
+  p.deadline = r.deadline;
+  p.partitions = r.partitions;
+  p.produced_before = ProducedSum(r.partitions);
+  p.refetch_of = r.id;
+  c.pending[correlation_id] = std::move(p);
+  const std::size_t at = c.upstream_out.size();
+  c.upstream_out += r.request;
+  PutU32(c.upstream_out, at + 8, static_cast<std::uint32_t>(correlation_id));  // after size, key, version
+  r.refetching = true;
+  std::lock_guard lock(stats_mutex);
+  ++stats.fetches_woken;
+}
+
+void LongPollFront::Impl::HandleRefetch(Conn& c, Pending& p, std::string_view framed) {
+  auto it = std::find_if(c.responses.begin(), c.responses.end(),
+                         [&](const Response& r) { return r.id == p.refetch_of; });
+  if (it == c.responses.end()) return;
+  Response& r = *it;
+  r.refetching = false;
+  bool idle = false;
+  bool parsed = wire::FetchResponseIsIdle(framed.substr(4), p.version, idle);
+  if (parsed && idle) {
+    // Still nothing for this consumer (the record went to a partition it does not read now, or was
+    // already fetched): keep waiting, unless yet another record arrived meanwhile.
+    if (ProducedSum(p.partitions) != p.produced_before) Refetch(c, r);
+    return;
+  }
+  // Records (or an error): the answer to the client's Fetch, under the client's correlation id.
+  r.bytes = std::string(framed);
+  PutU32(r.bytes, 4, static_cast<std::uint32_t>(r.correlation_id));
+  r.held = false;
+  --c.held;
   Release(c);
 }
 
@@ -698,30 +798,23 @@ void LongPollFront::Impl::Release(Conn& c) {
 
 void LongPollFront::Impl::Wake(const std::vector<wire::TopicPartition>& partitions) {
   std::set<wire::TopicPartition> produced_now(partitions.begin(), partitions.end());
-  std::vector<Conn*> touched;
   for (auto& [id, conn] : conns) {
     Conn& c = *conn;
     if (c.held == 0) continue;
     bool any = false;
     for (Response& r : c.responses) {
-      if (!r.held) continue;
+      if (!r.held || r.refetching) continue;
       bool hit = std::any_of(r.partitions.begin(), r.partitions.end(),
                              [&](const wire::TopicPartition& tp) { return produced_now.count(tp) > 0; });
       if (!hit) continue;
-      r.held = false;
-      --c.held;
+      Refetch(c, r);
       any = true;
-      std::lock_guard lock(stats_mutex);
-      ++stats.fetches_woken;
     }
-    if (any) touched.push_back(&c);
-  }
-  for (Conn* c : touched) {
-    Release(*c);
+    if (!any || c.connecting) continue;
     // A failed write is not handled here (the caller may be serving this connection): the socket's
     // error comes back as an event and closes it there.
-    Flush(c->client_fd, c->client_out, c->client_out_done);
-    UpdateInterest(*c);
+    Flush(c.upstream_fd, c.upstream_out, c.upstream_out_done);
+    UpdateInterest(c);
   }
 }
 
@@ -732,7 +825,7 @@ void LongPollFront::Impl::Expire(Clock::time_point now) {
     if (c.held == 0) continue;
     bool any = false;
     for (Response& r : c.responses) {
-      if (!r.held || r.deadline > now) continue;
+      if (!r.held || r.refetching || r.deadline > now) continue;  // a refetch answers soon
       r.held = false;
       --c.held;
       any = true;
@@ -755,7 +848,7 @@ int LongPollFront::Impl::Timeout(Clock::time_point now) const {
   for (const auto& [id, conn] : conns) {
     if (conn->held == 0) continue;
     for (const Response& r : conn->responses) {
-      if (r.held && (!earliest || r.deadline < *earliest)) earliest = r.deadline;
+      if (r.held && !r.refetching && (!earliest || r.deadline < *earliest)) earliest = r.deadline;
     }
   }
   if (!earliest) return -1;  // nothing held: sleep until a socket or Stop() wakes us
@@ -827,7 +920,10 @@ void LongPollFront::Start() {
     throw;
   }
   impl_->started = true;
-  impl_->thread = std::thread([this] { impl_->Loop(); });
+  impl_->thread = std::thread([this] {
+    ::pthread_setname_np(::pthread_self(), "pv-long-poll");  // top -H and perf tell it from rdk:mock
+    impl_->Loop();
+  });
 }
 
 void LongPollFront::Stop() {
