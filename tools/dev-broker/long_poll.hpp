@@ -59,6 +59,10 @@ using TopicPartition = std::pair<std::string, std::int32_t>;
 struct FetchRequest {
   std::int32_t max_wait_ms = 0;
   std::size_t max_wait_offset = 0;  // byte offset of MaxWait in the frame (to rewrite it)
+  // No incremental fetch session (KIP-227: v7+ with SessionEpoch other than -1). librdkafka 2.0.2
+  // never opens one; the front holds and repeats only sessionless Fetches (repeating one of a session
+  // would reuse its epoch).
+  bool sessionless = true;
   std::vector<TopicPartition> partitions;
 };
 // Fetch request v0..v11. False for other versions or a malformed frame.
