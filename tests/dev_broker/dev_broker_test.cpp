@@ -529,6 +529,20 @@ TEST(LongPollWire, ReadsAFetchRequestAndWhereItsMaxWaitIs) {
     EXPECT_EQ(ReadI32At(frame, fetch.max_wait_offset), 500);
     std::vector<TopicPartition> expected = {{"pv.triggers", 0}, {"pv.triggers", 3}, {"pv.delay.5s", 1}};
     EXPECT_EQ(fetch.partitions, expected) << "v" << version;
+    EXPECT_TRUE(fetch.sessionless) << "v" << version;
+  }
+  {
+    // An incremental fetch session (SessionEpoch 3): not one the front may hold and repeat.
+    std::string session = FetchRequest(11, 500, {{"t", {0}}});
+    // Header (key, version, correlation id, "client-a"), ReplicaId, MaxWait, MinBytes, MaxBytes,
+    // IsolationLevel, SessionId: SessionEpoch follows.
+    const size_t epoch_at = 2 + 2 + 4 + (2 + 8) + 4 + 4 + 4 + 4 + 1 + 4;
+    for (size_t i = 0; i < 4; ++i) session[epoch_at + i] = static_cast<char>(i == 3 ? 3 : 0);
+    RequestHeader header;
+    ASSERT_TRUE(ParseRequestHeader(session, header));
+    pv::dev_broker::wire::FetchRequest fetch;
+    ASSERT_TRUE(ParseFetchRequest(session, header, fetch));
+    EXPECT_FALSE(fetch.sessionless);
   }
   std::string frame = FetchRequest(11, 500, {{"t", {0}}});
   RequestHeader header;

@@ -125,10 +125,14 @@ bool ParseFetchRequest(std::string_view frame, const RequestHeader& header, Fetc
   r.I32();  // ReplicaId
   out.max_wait_offset = r.pos();
   out.max_wait_ms = r.I32();
-  r.I32();                // MinBytes
-  if (v >= 3) r.I32();    // MaxBytes
-  if (v >= 4) r.I8();     // IsolationLevel
-  if (v >= 7) r.Skip(8);  // SessionId, SessionEpoch
+  r.I32();              // MinBytes
+  if (v >= 3) r.I32();  // MaxBytes
+  if (v >= 4) r.I8();   // IsolationLevel
+  out.sessionless = true;
+  if (v >= 7) {
+    r.I32();                          // SessionId
+    out.sessionless = r.I32() == -1;  // SessionEpoch: -1 = no session
+  }
   out.partitions.clear();
   std::int32_t topics = r.Count(6);
   for (std::int32_t t = 0; t < topics && r.ok(); ++t) {
@@ -647,7 +651,8 @@ void LongPollFront::Impl::HandleRequest(Conn& c, std::string_view framed) {
     p.api_key = header.api_key;
     p.version = header.api_version;
     wire::FetchRequest fetch;
-    if (header.api_key == wire::kFetch && wire::ParseFetchRequest(frame, header, fetch)) {
+    if (header.api_key == wire::kFetch && wire::ParseFetchRequest(frame, header, fetch) &&
+        fetch.sessionless) {
       // The mock answers at once; the wait happens here, where a produce can end it.
       p.hold = fetch.max_wait_ms > 0;
       p.deadline = Clock::now() + std::chrono::milliseconds(fetch.max_wait_ms);

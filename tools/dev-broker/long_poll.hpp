@@ -15,9 +15,10 @@
 //   - a Fetch goes to the mock with MaxWait 0, so the mock answers at once;
 //   - an answer without records (and without errors) is held here until a Produce to one of the
 //     partitions it asked for is acknowledged (seen as a Produce response passing through, from any
-//     client), or until the client's own MaxWait has passed, then handed to the client; the client then
-//     fetches again and gets the record. Responses on a connection keep their order (a held one holds
-//     the ones behind it, as the mock's own delay does);
+//     client): the front then sends the same Fetch to the mock again and answers the client with the
+//     records; or until the client's own MaxWait has passed: then the empty answer goes to the client.
+//     Responses on a connection keep their order (a held one holds the ones behind it, as the mock's
+//     own delay does);
 //   - Metadata and FindCoordinator responses name these listeners instead of the mock's.
 // fetch.min.bytes above 1 is not honoured (any record ends the wait); everything else is the mock's.
 // One thread (epoll); the wire formats handled are the non-flexible versions librdkafka 2.0.2 and its
@@ -58,6 +59,10 @@ using TopicPartition = std::pair<std::string, std::int32_t>;
 struct FetchRequest {
   std::int32_t max_wait_ms = 0;
   std::size_t max_wait_offset = 0;  // byte offset of MaxWait in the frame (to rewrite it)
+  // No incremental fetch session (KIP-227: v7+ with SessionEpoch other than -1). librdkafka 2.0.2
+  // never opens one; the front holds and repeats only sessionless Fetches (repeating one of a session
+  // would reuse its epoch).
+  bool sessionless = true;
   std::vector<TopicPartition> partitions;
 };
 // Fetch request v0..v11. False for other versions or a malformed frame.
