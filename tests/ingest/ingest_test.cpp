@@ -81,6 +81,13 @@ class RunningServer {
       server_->Run();
       finished_.store(true);
     });
+    // Serving from here on: Run() has started the front (readiness says so), so no test races it.
+    pv::testing::WaitFor(
+        [this] {
+          auto r = Admin().Get("/readyz");
+          return r && r->status == 200;
+        },
+        10s);
   }
   bool Finished() const { return finished_.load(); }
   ~RunningServer() {
@@ -428,6 +435,13 @@ TEST_F(IngestTest, HealthReadyAndMetricsAreOnTheAdminPortOnly) {
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200) << res->body;
   Post("/api/client/campaigns/44/trigger", kSeedEmail, fixture_->secret);
+  // The broker probe runs each second from start: wait for its first answer.
+  EXPECT_TRUE(pv::testing::WaitFor(
+      [&] {
+        auto m = admin.Get("/metrics");
+        return m && m->body.find("pv_ingest_kafka_reachable 1") != std::string::npos;
+      },
+      5s));
   res = admin.Get("/metrics");
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200);
