@@ -225,9 +225,11 @@ int Producer::QueueLength() const {
   return rd_kafka_outq_len(rk_);
 }
 
-bool Producer::BrokersReachable(std::chrono::milliseconds timeout) const {
+bool Producer::BrokersReachable(std::chrono::milliseconds timeout, const std::string& topic) const {
   const rd_kafka_metadata_t* md = nullptr;
-  rd_kafka_resp_err_t err = rd_kafka_metadata(rk_, 0, nullptr, &md, static_cast<int>(timeout.count()));
+  rd_kafka_topic_t* rkt = topic.empty() ? nullptr : rd_kafka_topic_new(rk_, topic.c_str(), nullptr);
+  rd_kafka_resp_err_t err = rd_kafka_metadata(rk_, 0, rkt, &md, static_cast<int>(timeout.count()));
+  if (rkt != nullptr) rd_kafka_topic_destroy(rkt);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return false;
   bool ok = md->broker_cnt > 0;
   rd_kafka_metadata_destroy(md);

@@ -121,7 +121,9 @@ class Producer {
   // Records waiting in librdkafka's queue or in flight to a broker.
   int QueueLength() const;
   // Whether a metadata request is answered within `timeout`.
-  bool BrokersReachable(std::chrono::milliseconds timeout) const;
+  // With a topic, the request asks for its partitions' leaders too, which the producer then keeps:
+  // the first record to it does not wait for a metadata round trip.
+  bool BrokersReachable(std::chrono::milliseconds timeout, const std::string& topic = {}) const;
   // librdkafka's fatal error ("NAME: reason"), once one happened: the producer can never produce
   // again (e.g. an idempotence sequence gap) and its owner should exit so it is restarted.
   std::optional<std::string> FatalError() const;
