@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <thread>
 
 #include "process.hpp"
@@ -129,6 +130,25 @@ IngestOptions TestOptions(const Fixture& f) {
   o.ack_timeout = 5000ms;
   return o;
 }
+
+// A broker, catalog, keys and server of a test's own, for tests that set the broker down or break
+// the server: `adjust` changes the test options, `producer_properties` go to the producer.
+struct OwnServer {
+  explicit OwnServer(const std::string& name, const std::function<void(IngestOptions&)>& adjust = {},
+                     std::map<std::string, std::string> producer_properties = {})
+      : dir(name), fixture(dir) {
+    pv::log::SetLevel(pv::log::Level::kError);
+    IngestOptions options = TestOptions(fixture);
+    if (adjust) adjust(options);
+    running = std::make_unique<RunningServer>(options, broker.bootstrap(), std::move(producer_properties));
+  }
+  RunningServer& server() { return *running; }
+
+  DevBroker broker{1};
+  TempDir dir;
+  Fixture fixture;
+  std::unique_ptr<RunningServer> running;
+};
 
 httplib::Headers Auth(const std::string& key) {
   return {{"Authorization", "Bearer " + key}};
@@ -518,12 +538,9 @@ TEST_F(IngestTest, DeepNestingIs400AndTheServerLives) {
 
 // A trigger larger than the broker takes is 413, never a 503 that a client would retry forever.
 TEST(IngestRecordSize, TriggerLargerThanTheBrokerAcceptsIs413) {
-  pv::log::SetLevel(pv::log::Level::kError);
-  DevBroker broker(1);
-  TempDir dir("pv-ingest-size");
-  Fixture fixture(dir);
-  RunningServer server(TestOptions(fixture), broker.bootstrap(),
-                       {{"message.max.bytes", "4000"}, {"batch.size", "4000"}});
+  OwnServer own("pv-ingest-size", {}, {{"message.max.bytes", "4000"}, {"batch.size", "4000"}});
+  Fixture& fixture = own.fixture;
+  RunningServer& server = own.server();
   auto client = server.Client();
   std::string body = R"({"user":{"external_id":"big","email":"a@b.co"},"event":{"pad":")" +
                      std::string(5000, 'p') + R"("}})";
@@ -538,13 +555,9 @@ TEST(IngestRecordSize, TriggerLargerThanTheBrokerAcceptsIs413) {
 
 // A request whose body never comes is answered 408 by the front and is no longer in flight.
 TEST(IngestBodyDeadline, AnAbandonedBodyIs408AndLeavesNothingInFlight) {
-  pv::log::SetLevel(pv::log::Level::kError);
-  DevBroker broker(1);
-  TempDir dir("pv-ingest-body");
-  Fixture fixture(dir);
-  IngestOptions options = TestOptions(fixture);
-  options.front.body_timeout = 500ms;
-  RunningServer server(options, broker.bootstrap());
+  OwnServer own("pv-ingest-body", [](IngestOptions& o) { o.front.body_timeout = 500ms; });
+  Fixture& fixture = own.fixture;
+  RunningServer& server = own.server();
   pv::testing::RawConnection c(server.port());
   ASSERT_TRUE(c.Send("POST /api/client/campaigns/44/trigger HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
                      fixture.secret +
@@ -561,14 +574,12 @@ TEST(IngestBodyDeadline, AnAbandonedBodyIs408AndLeavesNothingInFlight) {
 // A fatal producer error (the producer can never produce again) stops ingest, unready, so its
 // supervisor restarts it: it must not answer 503 for good while /readyz says ready.
 TEST(IngestFatal, AFatalProducerErrorStopsTheServerAndMarksItFailed) {
-  pv::log::SetLevel(pv::log::Level::kError);
-  DevBroker broker(1);
-  TempDir dir("pv-ingest-fatal");
-  Fixture fixture(dir);
-  IngestOptions options = TestOptions(fixture);
-  options.shutdown_delay = 5000ms;  // skipped after a fatal error
-  options.reload_interval = 100ms;
-  auto server = std::make_unique<RunningServer>(options, broker.bootstrap());
+  OwnServer own("pv-ingest-fatal", [](IngestOptions& o) {
+    o.shutdown_delay = 5000ms;  // skipped after a fatal error
+    o.reload_interval = 100ms;
+  });
+  Fixture& fixture = own.fixture;
+  RunningServer* server = &own.server();
   auto res = server->Client().Post("/api/client/campaigns/44/trigger", Auth(fixture.secret), kSeedEmail,
                                    "application/json");
   ASSERT_TRUE(res);
@@ -586,11 +597,9 @@ TEST(IngestFatal, AFatalProducerErrorStopsTheServerAndMarksItFailed) {
 // The catalog directory vanishing (a ConfigMap swap) or turning unreadable is a counted reload
 // failure that keeps the last good catalog; it never ends the process.
 TEST(IngestReload, AVanishingCatalogKeepsTheLastGoodOneAndCountsTheFailure) {
-  pv::log::SetLevel(pv::log::Level::kError);
-  DevBroker broker(1);
-  TempDir dir("pv-ingest-reload");
-  Fixture fixture(dir);
-  RunningServer server(TestOptions(fixture), broker.bootstrap());
+  OwnServer own("pv-ingest-reload");
+  Fixture& fixture = own.fixture;
+  RunningServer& server = own.server();
   auto post = [&] {
     auto r = server.Client().Post("/api/client/campaigns/44/trigger", Auth(fixture.secret), kSeedEmail,
                                   "application/json");
@@ -646,13 +655,9 @@ TEST_F(IngestTest, NewAndRevokedKeysTakeEffectWithoutRestart) {
 
 // Its own broker: setting the brokers down must not disturb the other tests.
 TEST(IngestBrokerDown, RequestsGet503WithRetryAfterAndNever204ThenRecover) {
-  pv::log::SetLevel(pv::log::Level::kError);
-  DevBroker broker(1);
-  TempDir dir("pv-ingest-down");
-  Fixture fixture(dir);
-  IngestOptions options = TestOptions(fixture);
-  options.ack_timeout = 1500ms;
-  RunningServer server(options, broker.bootstrap());
+  OwnServer own("pv-ingest-down", [](IngestOptions& o) { o.ack_timeout = 1500ms; });
+  Fixture& fixture = own.fixture;
+  RunningServer& server = own.server();
   auto client = server.Client();
   auto post = [&] {
     return client.Post("/api/client/campaigns/44/trigger", Auth(fixture.secret), kSeedEmail,
@@ -662,7 +667,7 @@ TEST(IngestBrokerDown, RequestsGet503WithRetryAfterAndNever204ThenRecover) {
   ASSERT_TRUE(res);
   ASSERT_EQ(res->status, 204) << "broker up first";
 
-  ASSERT_EQ(broker.Control("/brokers/all/down"), 200);
+  ASSERT_EQ(own.broker.Control("/brokers/all/down"), 200);
   // Several concurrent requests while down: every one is 503, none 204.
   std::vector<int> statuses(6, 0);
   std::vector<std::string> retry_after(6);
@@ -698,7 +703,7 @@ TEST(IngestBrokerDown, RequestsGet503WithRetryAfterAndNever204ThenRecover) {
       },
       10s));
 
-  ASSERT_EQ(broker.Control("/brokers/all/up"), 200);
+  ASSERT_EQ(own.broker.Control("/brokers/all/up"), 200);
   EXPECT_TRUE(pv::testing::WaitFor(
       [&] {
         auto r = post();
@@ -709,19 +714,15 @@ TEST(IngestBrokerDown, RequestsGet503WithRetryAfterAndNever204ThenRecover) {
 
 // A request error from the broker that outlasts the ack deadline gives 503 too.
 TEST(IngestBrokerDown, ProduceErrorsPastTheDeadlineGive503) {
-  pv::log::SetLevel(pv::log::Level::kError);
-  DevBroker broker(1);
-  TempDir dir("pv-ingest-err");
-  Fixture fixture(dir);
-  IngestOptions options = TestOptions(fixture);
-  options.ack_timeout = 1000ms;
-  RunningServer server(options, broker.bootstrap());
+  OwnServer own("pv-ingest-err", [](IngestOptions& o) { o.ack_timeout = 1000ms; });
+  Fixture& fixture = own.fixture;
+  RunningServer& server = own.server();
   auto client = server.Client();
   auto res =
       client.Post("/api/client/campaigns/44/trigger", Auth(fixture.secret), kSeedEmail, "application/json");
   ASSERT_TRUE(res);
   ASSERT_EQ(res->status, 204);
-  ASSERT_EQ(broker.Control("/errors?api=Produce&error=NOT_ENOUGH_REPLICAS&count=100000"), 200);
+  ASSERT_EQ(own.broker.Control("/errors?api=Produce&error=NOT_ENOUGH_REPLICAS&count=100000"), 200);
   res = client.Post("/api/client/campaigns/44/trigger", Auth(fixture.secret), kSeedEmail, "application/json");
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 503) << res->body;
@@ -729,19 +730,19 @@ TEST(IngestBrokerDown, ProduceErrorsPastTheDeadlineGive503) {
 
 // The producer's local queue full (the broker cannot keep up): 503 at once, not after the deadline.
 TEST(IngestBrokerDown, LocalQueueFullIs503Immediately) {
-  pv::log::SetLevel(pv::log::Level::kError);
-  DevBroker broker(1);
-  TempDir dir("pv-ingest-full");
-  Fixture fixture(dir);
-  IngestOptions options = TestOptions(fixture);
-  options.ack_timeout = 3000ms;
-  // A queue of one record, and no broker to drain it: the first request fills it.
-  RunningServer server(options, broker.bootstrap(), {{"queue.buffering.max.messages", "1"}});
+  OwnServer own("pv-ingest-full",
+                [](IngestOptions& o) {
+                  o.ack_timeout = 3000ms;
+                  // A queue of one record, and no broker to drain it: the first request fills it.
+                },
+                {{"queue.buffering.max.messages", "1"}});
+  Fixture& fixture = own.fixture;
+  RunningServer& server = own.server();
   auto warm = server.Client().Post("/api/client/campaigns/44/trigger", Auth(fixture.secret), kSeedEmail,
                                    "application/json");
   ASSERT_TRUE(warm);
   ASSERT_EQ(warm->status, 204);
-  ASSERT_EQ(broker.Control("/brokers/all/down"), 200);
+  ASSERT_EQ(own.broker.Control("/brokers/all/down"), 200);
   int first_status = 0;
   std::thread first([&] {
     auto r = server.Client().Post("/api/client/campaigns/44/trigger", Auth(fixture.secret), kSeedEmail,
@@ -760,7 +761,7 @@ TEST(IngestBrokerDown, LocalQueueFullIs503Immediately) {
   EXPECT_NE(second->body.find("overloaded"), std::string::npos) << second->body;
   EXPECT_LT(took, 1000ms) << "a full queue is refused at once";
   EXPECT_EQ(first_status, 503) << "the queued record could not reach the broker by the deadline";
-  ASSERT_EQ(broker.Control("/brokers/all/up"), 200);
+  ASSERT_EQ(own.broker.Control("/brokers/all/up"), 200);
 }
 
 }  // namespace
