@@ -566,26 +566,32 @@ TEST_F(DispatcherIT, RebalanceAndSigtermMidStreamLoseNothing) {
   StartBroker();
   WriteConfig("", "  max_in_flight: 200\n");
   auto first = StartDispatcher("dispatcher-a");
-  constexpr int kTotal = 2400;
-  std::vector<std::string> ids(kTotal);
+  // The stream goes on until two batches after the first instance has stopped (at most kMax), so both
+  // changes land mid-stream however long the rebalance takes on a loaded machine.
+  constexpr int kMax = 6000;
+  std::vector<std::string> ids(kMax);
   std::atomic<int> written{0};
+  std::atomic<bool> first_stopped{false};
   std::thread feeder([&] {
     TriggerWriter writer(broker_->bootstrap());
-    for (int i = 0; i < kTotal; ++i) {
-      std::string user = "u-" + std::to_string(i % 89);
-      ids[i] = writer.Write(
-          "s1", user, fmt::format(R"({{"external_id":"{}","phone":"+1555000{}"}})", user, 1000 + i % 89),
-          fmt::format(R"({{"code":"{}"}})", i));
-      if (i % 100 == 99) {
+    int n = 0;
+    int batches_after_stop = 0;
+    while (n < kMax) {
+      std::string user = "u-" + std::to_string(n % 89);
+      ids[n] = writer.Write(
+          "s1", user, fmt::format(R"({{"external_id":"{}","phone":"+1555000{}"}})", user, 1000 + n % 89),
+          fmt::format(R"({{"code":"{}"}})", n));
+      ++n;
+      if (n % 100 == 0) {
         writer.Flush();
-        written.store(i + 1);
-        // ~170 triggers/s for ~14 s: a cooperative rebalance on the dev broker takes two rounds of
-        // about 5 s, and both changes must land mid-stream.
+        written.store(n);
+        if (first_stopped.load() && ++batches_after_stop >= 2) break;
+        // ~170 triggers/s: a cooperative rebalance on the dev broker takes two rounds of about 5 s.
         std::this_thread::sleep_for(600ms);
       }
     }
     writer.Flush();
-    written.store(kTotal);
+    written.store(n);
   });
   TopicReader reader(broker_->bootstrap(), {"pv.send.sms"});
   reader.ReadUntil([](const std::vector<Record>& rs) { return rs.size() >= 100; }, 30s);
@@ -593,15 +599,18 @@ TEST_F(DispatcherIT, RebalanceAndSigtermMidStreamLoseNothing) {
   int at_join = written.load();
   EXPECT_EQ(first->Stop(), 0);
   int at_stop = written.load();
+  first_stopped.store(true);
   feeder.join();
-  EXPECT_LT(at_stop, kTotal) << "the stream ended before the first instance stopped: the test proves less";
+  const int total = written.load();  // every trigger written, each must yield its send
+  ids.resize(static_cast<size_t>(total));
+  EXPECT_LT(at_stop, total) << "the stream ended before the first instance stopped: the test proves less";
   EXPECT_NE(first->Log().find(R"("event":"partitions_revoked","group":"pv-dispatcher",)"), std::string::npos);
 
   std::set<std::string> seen;
   size_t checked = 0;
   auto complete = [&](const std::vector<Record>& rs) {  // incremental: called after every record
     for (; checked < rs.size(); ++checked) seen.insert(Str(Json(rs[checked].value), "trigger_id"));
-    return seen.size() >= static_cast<size_t>(kTotal);
+    return seen.size() >= static_cast<size_t>(total);
   };
   reader.ReadUntil(complete, 60s);
   std::map<std::string, std::set<std::string>> send_ids;
@@ -621,7 +630,7 @@ TEST_F(DispatcherIT, RebalanceAndSigtermMidStreamLoseNothing) {
   EXPECT_EQ(missing, 0U);
   std::fprintf(stderr,
                "second joined at %d, first stopped at %d of %d triggers; %zu sends (%zu duplicates)\n",
-               at_join, at_stop, kTotal, reader.Of("pv.send.sms").size(),
+               at_join, at_stop, total, reader.Of("pv.send.sms").size(),
                reader.Of("pv.send.sms").size() - send_ids.size());
   EXPECT_EQ(second->Stop(), 0);
 }
