@@ -1,12 +1,13 @@
 // What the push providers promise and check without a server: Apple's setting rules at load, the
 // payload of a background push, collapse ids (a repeated push replaces instead of stacking), the
-// class of the answers that blame our settings.
+// class of the answers that blame our settings, and when FCM's OAuth token is dropped.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
 #include "pv/config.hpp"
 #include "pv/workers/providers/apns_provider.hpp"
+#include "pv/workers/providers/fcm_provider.hpp"
 
 namespace pv::workers::providers {
 namespace {
@@ -88,6 +89,26 @@ TEST(ApnsPayloadTest, CollapseIdIsTheSendIdWithinApplesSixtyFourBytes) {
   EXPECT_NE(ApnsCollapseId(longer + "b"), id);
 }
 
+TEST(FcmPayloadTest, RepeatsReplaceOnAndroidAndIos) {
+  auto send = Push();
+  auto body = Json(FcmBody(*send));
+  const auto& msg = body["message"];
+  EXPECT_STREQ(msg["android"]["collapse_key"].GetString(), "0190f1c2-7a3b-8c4d-9e5f-a1b2c3d4e5f6");
+  EXPECT_STREQ(msg["android"]["notification"]["tag"].GetString(), "0190f1c2-7a3b-8c4d-9e5f-a1b2c3d4e5f6");
+  EXPECT_STREQ(msg["android"]["notification"]["sound"].GetString(), "default");
+  EXPECT_STREQ(msg["apns"]["headers"]["apns-collapse-id"].GetString(), "0190f1c2-7a3b-8c4d-9e5f-a1b2c3d4e5f6");
+  EXPECT_EQ(msg["apns"]["payload"]["aps"]["badge"].GetInt(), 2);
+
+  // Without sound or badge: no payload section, the collapse headers all the same.
+  auto plain = Push(
+      R"({"v":1,"send_id":"s-2","trigger_id":"t-1","project":"demo","campaign_id":"46","channel":"push",)"
+      R"("provider":"fcm","attempt":1,"to":{"device_token":"a1","external_id":"u-1"},"content":{"title":"t"}})");
+  auto b2 = Json(FcmBody(*plain));
+  EXPECT_FALSE(b2["message"]["apns"].HasMember("payload"));
+  EXPECT_STREQ(b2["message"]["apns"]["headers"]["apns-collapse-id"].GetString(), "s-2");
+  EXPECT_STREQ(b2["message"]["android"]["collapse_key"].GetString(), "s-2");
+}
+
 TransferResult Http(long status, std::string body) {
   TransferResult r;
   r.status = status;
@@ -104,6 +125,22 @@ TEST(PushAnswersTest, AnswersThatBlameOurSettingsAreConfigurationErrors) {
   }
   EXPECT_EQ(ApnsResult(Http(400, R"({"reason":"BadDeviceToken"})")).kind, ErrorKind::kInvalidRecipient);
   EXPECT_EQ(ApnsResult(Http(413, R"({"reason":"PayloadTooLarge"})")).kind, ErrorKind::kRejectedContent);
+}
+
+TEST(PushAnswersTest, FcmKeepsItsTokenOnThirdPartyAuthErrors) {
+  auto error = [](int status, const char* code, const char* st) {
+    return Http(status, std::string(R"({"error":{"code":)") + std::to_string(status) + R"(,"status":")" + st +
+                            R"(","details":[{"@type":"t","errorCode":")" + code + R"("}]}})");
+  };
+  // The APNs credentials stored in Firebase are wrong: configuration, and our token is fine.
+  TransferResult third_party = error(401, "THIRD_PARTY_AUTH_ERROR", "UNAUTHENTICATED");
+  EXPECT_EQ(FcmErrorCode(third_party), "THIRD_PARTY_AUTH_ERROR");
+  EXPECT_FALSE(FcmTokenRejected(third_party));
+  EXPECT_EQ(FcmResult(third_party).kind, ErrorKind::kBadCredentials);
+  // Our OAuth token is refused: drop it.
+  EXPECT_TRUE(FcmTokenRejected(Http(401, R"({"error":{"code":401,"status":"UNAUTHENTICATED"}})")));
+  EXPECT_TRUE(FcmTokenRejected(Http(401, "not json")));
+  EXPECT_FALSE(FcmTokenRejected(error(404, "UNREGISTERED", "NOT_FOUND")));
 }
 
 }  // namespace
