@@ -79,11 +79,11 @@ std::string FcmBody(const Send& send) {
   auto sound = send.ContentString("sound");
   const auto* badge = send.ContentMember("badge");
   bool has_badge = badge != nullptr && badge->IsInt();
-  // A repeated send replaces rather than stacks: Android keeps one pending message per collapse key
-  // and one shown notification per tag; iOS one notification per apns-collapse-id.
-  out += R"(,"android":{"collapse_key":)";
-  AppendJsonString(out, send.send_id);
-  out += R"(,"notification":{"tag":)";
+  // A repeated send replaces rather than stacks: Android shows one notification per tag, iOS one per
+  // apns-collapse-id. Not android.collapse_key: FCM stores at most four collapse keys per offline
+  // device and keeps any four, so a unique key per send would lose pushes to a phone offline for a
+  // while (non-collapsible messages are kept up to 100), to guard against a rare duplicate.
+  out += R"(,"android":{"notification":{"tag":)";
   AppendJsonString(out, send.send_id);
   if (!sound.empty()) {
     out += R"(,"sound":)";

@@ -32,8 +32,8 @@ FcmSettings LoadFcmSettings(const Config& config, const std::string& name);
 void ApplyServiceAccount(FcmSettings& settings, const std::string& json, const std::string& source);
 
 // The v1 message. FCM documents no idempotency key for messages:send: a repeated request is a second
-// message. android.collapse_key, android.notification.tag and apns-collapse-id (all from the
-// send_id) make a repeat replace the first copy on the device instead of stacking beside it.
+// message. android.notification.tag and apns.headers.apns-collapse-id (both from the send_id) make a
+// repeat replace the first copy on the device instead of stacking beside it.
 std::string FcmBody(const Send& send);
 DeliveryResult FcmResult(const TransferResult& result);
 // The FCM error code of an answer (details[].errorCode, else error.status); empty when none.
