@@ -694,9 +694,9 @@ TEST_F(ApnsTest, ApplesPayloadPriorityAndPushTypeRulesHold) {
   EXPECT_THAT(r.error, HasSubstr("PayloadTooLarge"));
 
   // Settings made by hand, past the checks at load, to see what Apple would answer.
-  for (auto [push_type, priority, reason] : {std::tuple{"alert", 7, "BadPriority"},
-                                             std::tuple{"background", 10, "BadPriority"},
-                                             std::tuple{"announcement", 10, "InvalidPushType"}}) {
+  for (auto [push_type, priority, reason] :
+       {std::tuple{"alert", 7, "BadPriority"}, std::tuple{"background", 10, "BadPriority"},
+        std::tuple{"announcement", 10, "InvalidPushType"}}) {
     ApnsSettings settings = Settings(TestKeys::Get().ec_pem);
     settings.push_type = push_type;
     settings.priority = priority;
@@ -774,8 +774,8 @@ TEST_F(ApnsTest, GoawayMidBatchLosesNothingAndDoublesNothing) {
   fake_->Script(R"({"goaway_after":5,"delay_ms":50})");
   SendSpec spec;
   spec.channel = Channel::kPush;
-  std::vector<std::shared_ptr<const Send>> sends;
-  for (int i = 0; i < 20; ++i) sends.push_back(MakeSend(spec));
+  std::vector<std::shared_ptr<const Send>> sends(20);
+  for (auto& send : sends) send = MakeSend(spec);
   auto results = DeliverAll(provider, sends);
   int retried = 0;
   std::vector<std::shared_ptr<const Send>> again;

@@ -36,8 +36,8 @@ rapidjson::Document Json(const std::string& text) {
 }
 
 std::string LoadError(const std::string& settings) {
-  Config config = Config::FromYaml("providers:\n  apple: {key_pem: k, key_id: K, team_id: T, topic: com.demo, " +
-                                   settings + "}\n");
+  Config config = Config::FromYaml(
+      "providers:\n  apple: {key_pem: k, key_id: K, team_id: T, topic: com.demo, " + settings + "}\n");
   try {
     LoadApnsSettings(config, "apple");
   } catch (const ConfigError& e) {
@@ -60,7 +60,8 @@ TEST(ApnsSettingsTest, ApplesRulesAreCheckedAtLoad) {
   EXPECT_THAT(LoadError("priority: 7"), HasSubstr("providers.apple.priority: 7; Apple accepts 10"));
   EXPECT_THAT(LoadError("push_type: voip"), HasSubstr("providers.apple.push_type: 'voip' is not supported"));
   EXPECT_THAT(LoadError("push_type: Alert"), HasSubstr("push_type"));
-  EXPECT_THAT(LoadError("token_ttl_ms: 600000"), HasSubstr("providers.apple.token_ttl_ms: 600000 ms is outside"));
+  EXPECT_THAT(LoadError("token_ttl_ms: 600000"),
+              HasSubstr("providers.apple.token_ttl_ms: 600000 ms is outside"));
   EXPECT_THAT(LoadError("token_ttl_ms: 3600001"), HasSubstr("outside Apple's 20-60 minutes"));
 }
 
@@ -96,7 +97,8 @@ TEST(FcmPayloadTest, RepeatsReplaceOnAndroidAndIos) {
   EXPECT_FALSE(msg["android"].HasMember("collapse_key"));  // four per offline device at most: see FcmBody
   EXPECT_STREQ(msg["android"]["notification"]["tag"].GetString(), "0190f1c2-7a3b-8c4d-9e5f-a1b2c3d4e5f6");
   EXPECT_STREQ(msg["android"]["notification"]["sound"].GetString(), "default");
-  EXPECT_STREQ(msg["apns"]["headers"]["apns-collapse-id"].GetString(), "0190f1c2-7a3b-8c4d-9e5f-a1b2c3d4e5f6");
+  EXPECT_STREQ(msg["apns"]["headers"]["apns-collapse-id"].GetString(),
+               "0190f1c2-7a3b-8c4d-9e5f-a1b2c3d4e5f6");
   EXPECT_EQ(msg["apns"]["payload"]["aps"]["badge"].GetInt(), 2);
 
   // Without sound or badge: no payload section, the collapse headers all the same.

@@ -44,7 +44,8 @@ ApnsSettings LoadApnsSettings(const Config& config, const std::string& name) {
 void ValidateApnsSettings(const ApnsSettings& s, const std::string& name) {
   std::string p = "providers." + name + ".";
   if (s.push_type != "alert" && s.push_type != "background") {
-    throw ConfigError(fmt::format("{}push_type: '{}' is not supported: use alert or background", p, s.push_type));
+    throw ConfigError(
+        fmt::format("{}push_type: '{}' is not supported: use alert or background", p, s.push_type));
   }
   if (s.push_type == "background" && s.priority != 5) {
     // Apple answers 400 BadPriority to a background push with any other priority.
@@ -53,15 +54,16 @@ void ValidateApnsSettings(const ApnsSettings& s, const std::string& name) {
                     s.priority));
   }
   if (s.priority != 10 && s.priority != 5 && s.priority != 1) {
-    throw ConfigError(fmt::format("{}priority: {}; Apple accepts 10 (now), 5 (power-friendly) or 1 (lowest)", p,
-                                  s.priority));
+    throw ConfigError(fmt::format("{}priority: {}; Apple accepts 10 (now), 5 (power-friendly) or 1 (lowest)",
+                                  p, s.priority));
   }
   if (s.token_ttl < kApnsMinTokenTtl || s.token_ttl > kApnsMaxTokenTtl) {
     throw ConfigError(fmt::format(
         "{}token_ttl_ms: {} ms is outside Apple's {}-{} minutes ({}-{} ms): sooner is refused with "
         "TooManyProviderTokenUpdates, later with ExpiredProviderToken",
         p, s.token_ttl.count(), kApnsMinTokenTtl.count(), kApnsMaxTokenTtl.count(),
-        std::chrono::milliseconds(kApnsMinTokenTtl).count(), std::chrono::milliseconds(kApnsMaxTokenTtl).count()));
+        std::chrono::milliseconds(kApnsMinTokenTtl).count(),
+        std::chrono::milliseconds(kApnsMaxTokenTtl).count()));
   }
 }
 
