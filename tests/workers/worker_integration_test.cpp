@@ -325,11 +325,11 @@ TEST_F(WorkerIntegrationTest, RetriesEndInTheDlqAfterMaxAttemptsAndTheFallbackPr
   EXPECT_EQ(records[0].headers["pv-error-code"], "server_error");
 }
 
-TEST_F(WorkerIntegrationTest, SigkillMidRunThenRestartDeliversEverySendExactlyOnce) {
-  // The fake honours the send_id as an idempotency key, as the design asks of providers that take
-  // one: a send in flight at the kill is requested again after its claim's lease, and the provider
-  // answers with the first result instead of sending twice.
-  ProviderFake fake({"--sendgrid-key", "k", "--idempotent", "--delay-ms", "10", "--no-record"});
+TEST_F(WorkerIntegrationTest, SigkillMidRunThenRestartDeliversEverySendAndRepeatsOnlyWhatWasInFlight) {
+  // SendGrid documents no idempotency key for mail send, and the fake honours none: a send that was
+  // at the provider when the worker was killed is requested again after its claim's lease and may be
+  // accepted twice. What the design bounds is how many: at most max_in_flight per killed worker.
+  ProviderFake fake({"--sendgrid-key", "k", "--delay-ms", "10", "--no-record"});
   StartLadder();
   std::string config = Config("  max_in_flight: 64\n",
                               "  sg: {type: sendgrid, base_url: \"" + fake.url() + "\", api_key: k}\n");
@@ -368,12 +368,11 @@ TEST_F(WorkerIntegrationTest, SigkillMidRunThenRestartDeliversEverySendExactlyOn
   std::this_thread::sleep_for(1s);
   auto stats = fake.Stats();
   EXPECT_EQ(stats["accepted_keys"].GetInt64(), 3000);
-  EXPECT_EQ(stats["duplicate_accepts"].GetInt64(), 0);
   // Requests repeated at all: only sends that were at the provider when the worker died.
-  EXPECT_LE(stats["replays"].GetInt64(), 64);
+  EXPECT_LE(stats["duplicate_accepts"].GetInt64(), 64);
   EXPECT_LE(stats["max_requests_per_key"].GetInt64(), 2);
   std::cerr << "sigkill: accepted at kill " << at_kill << ", requests " << stats["requests"].GetInt64()
-            << ", idempotent replays " << stats["replays"].GetInt64() << "\n";
+            << ", delivered twice " << stats["duplicate_accepts"].GetInt64() << "\n";
 }
 
 TEST_F(WorkerIntegrationTest, RedisStoppedAndRestartedMidRunLosesNothingAndDoublesNothing) {

@@ -20,6 +20,7 @@ ErrorClass ClassOf(ErrorKind kind) {
     case ErrorKind::kBadCredentials:
     case ErrorKind::kForbidden:
     case ErrorKind::kNotConfigured:
+    case ErrorKind::kBadSetting:
       return ErrorClass::kConfiguration;
   }
   return ErrorClass::kTransient;  // unreachable: the switch is exhaustive
@@ -68,6 +69,8 @@ std::string_view ErrorKindName(ErrorKind kind) {
       return "forbidden";
     case ErrorKind::kNotConfigured:
       return "not_configured";
+    case ErrorKind::kBadSetting:
+      return "bad_setting";
   }
   return "unknown";
 }

@@ -30,6 +30,7 @@ enum class ErrorKind {
   kBadCredentials,      // 401, SMTP 535, OAuth invalid_grant
   kForbidden,           // 403: the account may not do this
   kNotConfigured,       // unknown provider, missing setting or key file
+  kBadSetting,          // the provider refused a setting of ours (APNs BadPriority, InvalidPushType)
 };
 
 enum class ErrorClass { kTransient, kPermanent, kConfiguration };
