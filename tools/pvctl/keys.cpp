@@ -11,6 +11,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 #include <ostream>
@@ -118,9 +119,12 @@ std::string NoBrokers(const KeysTopic& t) {
 // high watermarks taken at the start. Throws KafkaError when the topic cannot be read in time.
 std::vector<ApiKey> ReadTopicStates(const Context& ctx, const KeysTopic& t) {
   auto timeout = RequestTimeout(ctx);
-  Client consumer(RD_KAFKA_CONSUMER, *t.settings, "pvctl-keys",
-                  // librdkafka wants a group id even for assigned partitions; nothing is joined or committed.
-                  {{"group.id", "pvctl-keys"}, {"enable.auto.commit", "false"}});
+  Client consumer(
+      RD_KAFKA_CONSUMER, *t.settings, "pvctl-keys",
+      // librdkafka wants a group id even for assigned partitions; nothing is joined or committed.
+      // The end-of-partition event also ends the read where the offsets before the
+      // high watermark have gaps (compaction, transaction markers).
+      {{"group.id", "pvctl-keys"}, {"enable.auto.commit", "false"}, {"enable.partition.eof", "true"}});
   std::vector<std::int32_t> partitions = PartitionsOf(consumer.get(), t.topic, timeout);
   auto marks = QueryWatermarks(consumer.get(), t.topic, partitions, timeout);
   std::map<std::int32_t, std::int64_t> next;  // the offset to read next, per partition still to read
@@ -150,7 +154,10 @@ std::vector<ApiKey> ReadTopicStates(const Context& ctx, const KeysTopic& t) {
     kafka::Message m(rd_kafka_consumer_poll(consumer.get(), 100));
     if (m == nullptr) continue;
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) continue;
+      if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        if (next.count(m->partition) != 0) next[m->partition] = std::max(next[m->partition], m->offset);
+        continue;
+      }
       throw kafka::KafkaError(fmt::format("reading {}: {}", t.topic, rd_kafka_message_errstr(m.get())));
     }
     next[m->partition] = m->offset + 1;
