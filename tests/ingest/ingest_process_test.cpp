@@ -240,6 +240,14 @@ TEST(IngestProcess, AFileRevokeBeatsTheTopicsOlderRecordAndADeleteElsewhereDrops
   ASSERT_TRUE(pv::testing::WaitFor([&] { return post(key_a) == 204 && post(key_b) == 204; }, 10s))
       << pv::testing::ReadFile(dir.File("ingest.log"));
 
+  // The topic's (active) records have reached the ingest: from here on it merges both sources.
+  ASSERT_TRUE(pv::testing::WaitFor(
+      [&] {
+        return pv::testing::ReadFile(dir.File("ingest.log")).find("keys_updated_from_topic") !=
+               std::string::npos;
+      },
+      10s));
+
   // No brokers for pvctl: the revoke cannot reach pv.keys.
   EXPECT_EQ(
       pvctl({"keys", "revoke", id_a, "--keys-file", keys_file}, "revoke.out", {{"PV_KAFKA_BROKERS", ""}}), 1);
