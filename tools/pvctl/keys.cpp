@@ -385,12 +385,15 @@ int Revoke(Context& ctx) {
     state.updated_at_ms = NextKeyVersion(current->updated_at_ms, now);
   }
   // The file first: ingests that read it refuse the key even if the topic cannot be reached.
+  bool in_file =
+      std::any_of(view.file.begin(), view.file.end(), [&](const ApiKey& k) { return k.id == *id; });
   if (UpdateFile(view.file, view, &state)) KeyStore::SaveFile(path, view.file);
   if (!view.topic_error.empty()) {
     *ctx.err << fmt::format(
-        "pvctl keys revoke: {}; NOT revoked on the topic: ingests that do not read {} still accept {}\n"
-        "  (revoked in {} where it had the key); rerun when the brokers are reachable\n",
-        view.topic_error, path, *id, path);
+        "pvctl keys revoke: {}; NOT revoked on the topic: {}; rerun when the brokers are reachable\n",
+        view.topic_error,
+        in_file ? fmt::format("revoked in {} only, so only ingests that read it refuse {}", path, *id)
+                : fmt::format("{} is not in {} either, so nothing changed", *id, path));
     return kExitFailed;
   }
   // Published again when already revoked: a rerun after a failed publish completes it.
