@@ -492,6 +492,21 @@ TEST_F(WorkerIntegrationTest, AProviderThatAnswersAfterTheTimeoutGetsTheRetryNot
   EXPECT_EQ(worker.Stop(SIGTERM, 20s), 0);
 }
 
+TEST_F(WorkerIntegrationTest, AFatalProducerErrorStopsTheWorkerWithExitOne) {
+  // The broker answers the worker's first outcome records with OUT_OF_ORDER_SEQUENCE_NUMBER on the
+  // head-of-line request: librdkafka's idempotent producer can no longer keep its guarantees and
+  // raises a fatal error. The worker must not go on delivering while no outcome can be recorded.
+  SendSpec spec;
+  spec.provider = "log";
+  ProduceSends(20, spec);
+  ASSERT_EQ(broker_->Control("/errors?api=Produce&error=OUT_OF_ORDER_SEQUENCE_NUMBER&count=1"), 200);
+  WorkerProcess& worker = StartWorker(Channel::kEmail, Config(""));
+  ASSERT_TRUE(WaitFor([&] { return !worker.Running(); }, 30s)) << "still running after a fatal error";
+  EXPECT_EQ(worker.Stop(SIGTERM, 5s), 1);
+  EXPECT_THAT(worker.Log(), HasSubstr("kafka_fatal_error"));
+  EXPECT_THAT(worker.Log(), HasSubstr("OUT_OF_ORDER_SEQUENCE_NUMBER"));
+}
+
 TEST_F(WorkerIntegrationTest, SigtermDrainsInFlightSendsRecordsThemAndExitsZero) {
   ProviderFake fake({"--sendgrid-key", "k", "--delay-ms", "300", "--no-record"});
   std::string config = Config("  max_in_flight: 64\n",
