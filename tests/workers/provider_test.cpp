@@ -4,7 +4,15 @@
 // and body, and answer success or the service's errors on demand.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <openssl/pem.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
 
 #include <atomic>
 #include <future>
@@ -355,7 +363,108 @@ TEST_F(ProviderTest, SendGridErrorsAreClassified) {
   settings.common.timeout = 300ms;
   SendGridProvider slow(settings, loop_);
   r = DeliverNow(slow, MakeSend({}));
+  // The fake took the request (and accepted it) before the timeout: the outcome is unknown.
+  EXPECT_EQ(r.kind, ErrorKind::kUnknownOutcome) << r.error;
+  EXPECT_EQ(fake.Stat("accepted"), 1);
+}
+
+// A TCP listener that, per connection, reads one HTTP request whole (head and Content-Length body)
+// and then either closes without a word or, with `accept_connections` false, is never accepted.
+class DroppingServer {
+ public:
+  explicit DroppingServer(bool accept_connections) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || ::listen(fd_, 16) != 0)
+      throw std::runtime_error("DroppingServer: bind/listen failed");
+    socklen_t len = sizeof(addr);
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    if (accept_connections) thread_ = std::thread([this] { Serve(); });
+  }
+  ~DroppingServer() {
+    stop_ = true;
+    ::shutdown(fd_, SHUT_RDWR);
+    if (thread_.joinable()) thread_.join();
+    ::close(fd_);
+  }
+  int port() const { return port_; }
+  int requests() const { return requests_.load(); }
+
+ private:
+  void Serve() {
+    while (!stop_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 100) <= 0) continue;
+      int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) continue;
+      std::string in;
+      char buf[4096];
+      auto deadline = std::chrono::steady_clock::now() + 5s;
+      while (std::chrono::steady_clock::now() < deadline) {
+        pollfd q{c, POLLIN, 0};
+        if (::poll(&q, 1, 100) <= 0) continue;
+        ssize_t n = ::recv(c, buf, sizeof(buf), 0);
+        if (n <= 0) break;
+        in.append(buf, static_cast<size_t>(n));
+        auto head_end = in.find("\r\n\r\n");
+        if (head_end == std::string::npos) continue;
+        std::string lower = in.substr(0, head_end);
+        std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+        size_t length = 0;
+        if (auto cl = lower.find("content-length:"); cl != std::string::npos)
+          length = std::stoul(lower.substr(cl + 15));
+        if (in.size() >= head_end + 4 + length) {
+          ++requests_;
+          break;
+        }
+      }
+      ::close(c);  // no answer: as a provider process dying after it took the request
+    }
+  }
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> requests_{0};
+  std::thread thread_;
+};
+
+TEST_F(ProviderTest, AnOutcomeIsUnknownOnlyOnceTheWholeRequestWasSent) {
+  SendGridSettings settings = SendGrid("http://127.0.0.1:1");
+  settings.common.timeout = 500ms;
+  settings.common.connect_timeout = 500ms;
+
+  // The request was read whole, then the connection closed without an answer.
+  DroppingServer dropping(true);
+  settings.common.base_url = "http://127.0.0.1:" + std::to_string(dropping.port());
+  SendGridProvider dropped(settings, loop_);
+  DeliveryResult r = DeliverNow(dropped, MakeSend({}));
+  EXPECT_EQ(r.kind, ErrorKind::kUnknownOutcome) << r.error;
+  EXPECT_GE(dropping.requests(), 1);
+
+  // Nothing listening: the provider cannot have it.
+  settings.common.base_url = "http://127.0.0.1:" + std::to_string(pv::testing::FreePort());
+  SendGridProvider refused(settings, loop_);
+  r = DeliverNow(refused, MakeSend({}));
+  EXPECT_EQ(r.kind, ErrorKind::kConnection) << r.error;
+
+  // Connected (the kernel's backlog), but the TLS handshake never answered: timed out before any
+  // request byte could be read, so a timeout that proves nothing was accepted.
+  DroppingServer silent(false);
+  settings.common.base_url = "https://127.0.0.1:" + std::to_string(silent.port());
+  SendGridProvider stalled(settings, loop_);
+  r = DeliverNow(stalled, MakeSend({}));
   EXPECT_EQ(r.kind, ErrorKind::kTimeout) << r.error;
+
+  // A gateway timeout: the service behind it may have acted.
+  ProviderFake fake({"--sendgrid-key", "SG.test-key"});
+  fake.Script(R"({"rules":[{"status":504,"times":1}]})");
+  SendGridProvider gateway(SendGrid(fake.url()), loop_);
+  r = DeliverNow(gateway, MakeSend({}));
+  EXPECT_EQ(r.kind, ErrorKind::kUnknownOutcome) << r.error;
+  EXPECT_EQ(ClassOf(r.kind), ErrorClass::kTransient);
 }
 
 // ---- Twilio ----

@@ -6,6 +6,8 @@
 //   pv-target   the topic it goes to when due (e.g. pv.send.email)
 //   pv-attempt  the delivery attempt it will be at its target (workers' retries)
 // and, on DLQ records, pv-error-code, pv-error, pv-failed-at (plus pv-provider).
+// pv-pinned-provider, on a worker's retry, names the provider an earlier attempt may have reached
+// (its outcome unknown): every later attempt of that send goes there, never to a fallback.
 //
 // Each tier holds one delay: a record produced to tier T at time t is released at
 // min(due, t + T). Since every record of a tier waits the same time, its head is always the next to
@@ -30,6 +32,7 @@ inline constexpr const char* kErrorCode = "pv-error-code";
 inline constexpr const char* kError = "pv-error";
 inline constexpr const char* kFailedAt = "pv-failed-at";
 inline constexpr const char* kProvider = "pv-provider";
+inline constexpr const char* kPinnedProvider = "pv-pinned-provider";
 
 struct Tier {
   std::string name;  // "30s"

@@ -6,6 +6,7 @@ ErrorClass ClassOf(ErrorKind kind) {
   switch (kind) {
     case ErrorKind::kTimeout:
     case ErrorKind::kConnection:
+    case ErrorKind::kUnknownOutcome:
     case ErrorKind::kServerError:
     case ErrorKind::kRateLimited:
     case ErrorKind::kTemporaryRejection:
@@ -45,6 +46,8 @@ std::string_view ErrorKindName(ErrorKind kind) {
       return "timeout";
     case ErrorKind::kConnection:
       return "connection";
+    case ErrorKind::kUnknownOutcome:
+      return "unknown_outcome";
     case ErrorKind::kServerError:
       return "server_error";
     case ErrorKind::kRateLimited:
