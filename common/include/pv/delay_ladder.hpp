@@ -5,7 +5,8 @@
 //   pv-due-at   RFC 3339 UTC time at which the record is due at its target
 //   pv-target   the topic it goes to when due (e.g. pv.send.email)
 //   pv-attempt  the delivery attempt it will be at its target (workers' retries)
-// and, on DLQ records, pv-error-code, pv-error, pv-failed-at (plus pv-provider).
+// and, on DLQ records, pv-error-code, pv-error, pv-failed-at (plus pv-provider, and pv-omitted-bytes
+// on a dead letter whose value was left out because the record would have been over the size limit).
 //
 // Each tier holds one delay: a record produced to tier T at time t is released at
 // min(due, t + T). Since every record of a tier waits the same time, its head is always the next to
@@ -30,6 +31,8 @@ inline constexpr const char* kErrorCode = "pv-error-code";
 inline constexpr const char* kError = "pv-error";
 inline constexpr const char* kFailedAt = "pv-failed-at";
 inline constexpr const char* kProvider = "pv-provider";
+// On a dead letter without its value (it would have been over the size limit): the value's size.
+inline constexpr const char* kOmittedBytes = "pv-omitted-bytes";
 
 struct Tier {
   std::string name;  // "30s"
