@@ -245,7 +245,7 @@ bool TriggerPipeline::ProcessBatch() {
     std::string_view key = kafka::Key(batch_[i].message.get());
     const Item& item = batch_[i];
     // A trigger whose output the broker refused for good goes to its dead-letter topic instead.
-    Outcome outcome = item.dead_letter_attempt > 0
+    Outcome outcome = !item.dead_letter_code.empty()
                           ? processor_.Failure(parsed[i], key, item.dead_letter_code, item.dead_letter_error,
                                                now, item.omit_value)
                           : processor_.Decide(parsed[i], key, suppressed[i], now);
@@ -280,7 +280,7 @@ void TriggerPipeline::Produce(Item& item, Outcome& outcome) {
       metrics_.suppressed.With({channel}).Inc();
       break;
     case Action::kFailed:
-      if (item.dead_letter_attempt > 1) break;  // counted and logged at the first attempt
+      if (item.dead_letter_tries > 0) break;  // counted and logged at the first attempt
       metrics_.failed.With({channel, outcome.error_code}).Inc();
       log::Warn("trigger_failed", {{"send_id", outcome.send_id},
                                    {"error_code", outcome.error_code},
@@ -321,12 +321,14 @@ void TriggerPipeline::Produce(Item& item, Outcome& outcome) {
     }
     roles.emplace_back(role, std::move(out_topic));
   }
-  pending->Expect(std::move(roles));
   pending->message = std::move(item.message);
-  pending->dead_letter_attempt = item.dead_letter_attempt;
+  bool has_dead_letter = std::any_of(
+      roles.begin(), roles.end(), [](const auto& r) { return r.first == internal::OutputRole::kDeadLetter; });
+  pending->dead_letter_attempt = has_dead_letter ? item.dead_letter_tries + 1 : 0;
   pending->dead_letter_code = std::move(item.dead_letter_code);
   pending->dead_letter_error = std::move(item.dead_letter_error);
   pending->omit_value = item.omit_value;
+  pending->Expect(std::move(roles));
   book_.AddOutstanding(topic, pending->partition);
   std::vector<kafka::Header> headers;
   for (size_t r = 0; r < outcome.records.size(); ++r) {
@@ -376,13 +378,12 @@ void TriggerPipeline::DrainCompletions() {
     item.not_before = Clock::now() + options_.retry_backoff;
     if (s.action == internal::Settled::kDeadLetter) {
       // Processed again as a failure: the trigger into its DLQ with the reason, and a `failed` event.
-      item.dead_letter_attempt = 1;
       item.dead_letter_code = fmt::format("produce_{}", kafka::ProduceFailureName(s.failure));
       item.dead_letter_error = std::move(s.error);
       item.not_before = Clock::now();  // nothing to wait for: another topic
-    } else if (p->dead_letter_attempt > 0) {
-      // The dead letter again (Settle bounds how often when it can never be written).
-      item.dead_letter_attempt = p->dead_letter_attempt + 1;
+    } else {
+      // Everything again, the dead letter too (Judge bounds how often when it can never be written).
+      item.dead_letter_tries = p->dead_letter_attempt;
       item.dead_letter_code = std::move(p->dead_letter_code);
       item.dead_letter_error = std::move(p->dead_letter_error);
       item.omit_value = p->omit_value || s.failure == kafka::ProduceFailure::kTooLarge;

@@ -42,11 +42,12 @@ class TriggerPipeline {
     kafka::Message message;
     std::uint64_t generation = 0;
     std::chrono::steady_clock::time_point not_before{};
-    // > 0: an output of this trigger can never be written; it goes to its dead-letter topic instead,
-    // for this reason (pv-error-code, pv-error), this attempt (bounded: dispatcher.dead_letter_attempts).
-    int dead_letter_attempt = 0;
+    // Set when an output of this trigger can never be written: it goes to its dead-letter topic
+    // instead, with this reason (pv-error-code, pv-error).
     std::string dead_letter_code;
     std::string dead_letter_error;
+    // Attempts so far at writing this trigger's dead letter (bounded: dispatcher.dead_letter_attempts).
+    int dead_letter_tries = 0;
     bool omit_value = false;  // the broker refused the dead letter for size: without the trigger then
   };
 
