@@ -879,5 +879,71 @@ TEST_F(DispatcherIT, MissingDeadLetterTopicIsSkippedAfterBoundedAttempts) {
   EXPECT_EQ(dispatcher->Stop(), 0);
 }
 
+// The delay scheduler under the same rules: a due record whose target can never take it (pv.send.email
+// missing) goes to that channel's DLQ with every header it had plus the reason; one that would be
+// over the dispatcher's message.max.bytes with its headers goes to its DLQ without its value; both
+// offsets move on. Before, both were re-published forever.
+TEST_F(DispatcherIT, LadderRecordsTheTargetCanNeverTakeAreDeadLettered) {
+  StartBroker();
+  ASSERT_EQ(broker_->Post("/topics/error?name=pv.send.email&error=UNKNOWN_TOPIC_OR_PART"), 200);
+  constexpr size_t kMaxBytes = 20000;
+  WriteConfig("", "",
+              fmt::format("    message.max.bytes: \"{}\"\n    topic.metadata.propagation.max.ms: \"500\"\n"
+                          "    topic.metadata.refresh.interval.ms: \"500\"\n",
+                          kMaxBytes));
+  auto dispatcher = StartDispatcher();
+  kafka::Settings settings;
+  settings.brokers = broker_->bootstrap();
+  kafka::Producer producer(settings, kafka::ProducerOptions{});
+  auto tiers = ladder::ParseTiers({"1s", "2s"});
+  auto group = std::make_shared<kafka::DeliveryGroup>(2);
+  auto now = std::chrono::system_clock::now();
+  kafka::Header extra{"x-trace", "abc"};
+  ASSERT_EQ(ladder::Schedule(producer, tiers, "pv.send.email", "k-missing", R"({"send_id":"s-1"})", now, 2,
+                             std::span<const kafka::Header>(&extra, 1), group, now),
+            RD_KAFKA_RESP_ERR_NO_ERROR);
+  std::string big(kMaxBytes - 150, 'b');  // fits the ladder under the test producer's 1 MB, not 20 KB
+  ASSERT_EQ(ladder::Schedule(producer, tiers, "pv.send.push", "k-big", big, now, 1, {}, group, now),
+            RD_KAFKA_RESP_ERR_NO_ERROR);
+  ASSERT_TRUE(group->Wait(std::chrono::steady_clock::now() + 10s));
+  ASSERT_EQ(group->first_error(), RD_KAFKA_RESP_ERR_NO_ERROR);
+
+  TopicReader reader(broker_->bootstrap(), {"pv.dlq.email", "pv.dlq.push"});
+  reader.ReadUntil([](const std::vector<Record>& rs) { return rs.size() >= 2; }, 20s);
+  auto email = reader.Of("pv.dlq.email");
+  ASSERT_EQ(email.size(), 1U);
+  EXPECT_EQ(email[0].key, "k-missing");
+  EXPECT_EQ(email[0].value, R"({"send_id":"s-1"})");
+  EXPECT_EQ(H(email[0], ladder::kErrorCode), "produce_unknown_topic");
+  EXPECT_NE(H(email[0], ladder::kError).find("pv.send.email"), std::string::npos)
+      << H(email[0], ladder::kError);
+  EXPECT_EQ(H(email[0], ladder::kTarget), "pv.send.email");  // a replay puts it back there
+  EXPECT_EQ(H(email[0], ladder::kAttempt), "2");
+  EXPECT_EQ(H(email[0], "x-trace"), "abc");
+  EXPECT_TRUE(ParseTimestamp(H(email[0], ladder::kFailedAt)).has_value());
+  auto push = reader.Of("pv.dlq.push");
+  ASSERT_EQ(push.size(), 1U);
+  EXPECT_EQ(H(push[0], ladder::kErrorCode), "release_too_large");
+  EXPECT_EQ(push[0].value, "");
+  EXPECT_EQ(H(push[0], ladder::kOmittedBytes), std::to_string(big.size()));
+
+  std::string m = Metrics();
+  EXPECT_EQ(MetricValue(m, R"(pv_dispatcher_delay_dead_lettered_total{error_code="produce_unknown_topic"})"),
+            1);
+  EXPECT_EQ(MetricValue(m, R"(pv_dispatcher_delay_dead_lettered_total{error_code="release_too_large"})"), 1);
+  // Both ladder records are finished: nothing held, nothing in flight, offsets committed past them.
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        std::int64_t total = 0;
+        for (int p = 0; p < 2; ++p) {
+          total += std::max<std::int64_t>(
+              0, CommittedOffset(broker_->bootstrap(), "pv-dispatcher-delay", "pv.delay.1s", p));
+        }
+        return total == 2;
+      },
+      15s));
+  EXPECT_EQ(dispatcher->Stop(), 0);
+}
+
 }  // namespace
 }  // namespace pv::dispatcher_it
