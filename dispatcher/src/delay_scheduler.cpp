@@ -323,6 +323,7 @@ bool DelayScheduler::ReleaseDeadLetter(Held& h, SysClock::time_point now) {
   kept.emplace_back(ladder::kFailedAt, failed_at);
   std::string_view value = kafka::Payload(m);
   std::vector<kafka::Header> headers;
+  headers.reserve(kept.size() + 1);
   for (const auto& [name, v] : kept) headers.push_back({name, v});
   std::string omitted = std::to_string(value.size());
   if (h.omit_value || kafka::RecordBytes(kafka::Key(m), value, headers) > producer_.MaxMessageBytes()) {

@@ -37,9 +37,9 @@ struct Pending final : kafka::DeliveryHandler {
 
   // One output record: its delivery report lands here, so a failure names the record it belongs to.
   struct Output final : kafka::DeliveryHandler {
-    void OnDelivery(rd_kafka_resp_err_t e, std::int32_t partition, std::int64_t offset) override {
+    void OnDelivery(rd_kafka_resp_err_t e, std::int32_t to_partition, std::int64_t at_offset) override {
       err = e;  // written once, read by the consumer thread after the last report (queue's mutex)
-      owner->OnDelivery(e, partition, offset);
+      owner->OnDelivery(e, to_partition, at_offset);
     }
     Pending* owner = nullptr;
     OutputRole role = OutputRole::kMain;
@@ -218,13 +218,13 @@ struct Settlement {
 inline Settlement Judge(const Pending& p, int dead_letter_attempts) {
   Settlement s;
   if (p.first_error.load() == RD_KAFKA_RESP_ERR_NO_ERROR) return s;
-  std::vector<Pending::Output> outputs = p.outputs;
-  if (outputs.empty()) {  // records that reported to the Pending itself: one main output
-    Pending::Output only;
-    only.topic = p.topic;
-    only.err = static_cast<rd_kafka_resp_err_t>(p.first_error.load());
-    outputs.push_back(only);
+  std::vector<Pending::Output> only;
+  if (p.outputs.empty()) {  // records that reported to the Pending itself: one main output
+    only.resize(1);
+    only[0].topic = p.topic;
+    only[0].err = static_cast<rd_kafka_resp_err_t>(p.first_error.load());
   }
+  const std::vector<Pending::Output>& outputs = p.outputs.empty() ? only : p.outputs;
   const Pending::Output* never_main = nullptr;
   const Pending::Output* retriable = nullptr;
   const Pending::Output* never_dead_letter = nullptr;

@@ -78,23 +78,23 @@ template <typename Output>
 void FitOutcomeRecords(std::vector<Output>& outputs, std::string_view key, std::size_t max_record_bytes,
                        const std::string& send_topic, const std::string& dead_letter_topic,
                        std::chrono::system_clock::time_point now) {
-  using namespace outcome_internal;
   if (max_record_bytes == 0) return;
   for (Output& out : outputs) {
     if (out.ladder) {
-      std::size_t size = Size(key, out.value, out.headers) +
+      std::size_t size = outcome_internal::Size(key, out.value, out.headers) +
                          kafka::HeaderBytes(ladder::kDueAt, FormatTimestamp(out.due)) +
                          kafka::HeaderBytes(ladder::kTarget, send_topic) +
                          kafka::HeaderBytes(ladder::kAttempt, std::to_string(out.next_attempt));
       if (size <= max_record_bytes) continue;
-      ToDeadLetter(out, dead_letter_topic, "retry_too_large",
-                   fmt::format("the retry record is {} bytes with its headers, over message.max.bytes ({})",
-                               size, max_record_bytes),
-                   now);
+      outcome_internal::ToDeadLetter(
+          out, dead_letter_topic, "retry_too_large",
+          fmt::format("the retry record is {} bytes with its headers, over message.max.bytes ({})", size,
+                      max_record_bytes),
+          now);
     }
     if (out.topic == dead_letter_topic && !out.value.empty() &&
-        Size(key, out.value, out.headers) > max_record_bytes) {
-      OmitValue(out);
+        outcome_internal::Size(key, out.value, out.headers) > max_record_bytes) {
+      outcome_internal::OmitValue(out);
     }
   }
 }
@@ -109,20 +109,20 @@ template <typename Output>
 RefusedOutcome OnOutcomeRefused(std::vector<Output>& outputs, rd_kafka_resp_err_t err,
                                 const std::string& dead_letter_topic,
                                 std::chrono::system_clock::time_point now) {
-  using namespace outcome_internal;
   kafka::ProduceFailure failure = kafka::ProduceFailureOf(err);
   bool changed = false;
   for (Output& out : outputs) {
     if (!out.ladder) continue;
-    ToDeadLetter(out, dead_letter_topic, fmt::format("produce_{}", kafka::ProduceFailureName(failure)),
-                 kafka::DescribeProduceError("the delay ladder", err), now);
+    outcome_internal::ToDeadLetter(out, dead_letter_topic,
+                                   fmt::format("produce_{}", kafka::ProduceFailureName(failure)),
+                                   kafka::DescribeProduceError("the delay ladder", err), now);
     changed = true;
   }
   if (changed) return RefusedOutcome::kRecordAgain;
   if (failure == kafka::ProduceFailure::kTooLarge) {
     for (Output& out : outputs) {
       if (out.topic != dead_letter_topic || out.value.empty()) continue;
-      OmitValue(out);
+      outcome_internal::OmitValue(out);
       changed = true;
     }
   }
