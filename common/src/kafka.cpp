@@ -292,6 +292,7 @@ Consumer::Consumer(const Settings& settings, const ConsumerOptions& options) {
   rd_kafka_conf_t* conf = BuildConf(settings, settings.consumer_properties, options.client_id, defaults);
   rd_kafka_conf_set_opaque(conf, this);
   rd_kafka_conf_set_rebalance_cb(conf, &Consumer::Rebalance);
+  rd_kafka_conf_set_offset_commit_cb(conf, &Consumer::Committed);
   char err[512];
   rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
   if (rk_ == nullptr) {
@@ -335,6 +336,12 @@ void Consumer::Rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic
   }
 }
 
+void Consumer::Committed(rd_kafka_t* /*rk*/, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* offsets,
+                         void* opaque) {
+  auto* self = static_cast<Consumer*>(opaque);
+  if (self->commit_listener_ && offsets != nullptr) self->commit_listener_(err, offsets);
+}
+
 void Consumer::Subscribe(const std::vector<std::string>& topics) {
   rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(topics.size()));
   for (const auto& t : topics) rd_kafka_topic_partition_list_add(list, t.c_str(), RD_KAFKA_PARTITION_UA);
@@ -365,6 +372,13 @@ void Consumer::StoreOffset(std::string_view topic, std::int32_t partition, std::
 
 void Consumer::CommitSync() {
   rd_kafka_resp_err_t err = rd_kafka_commit(rk_, nullptr, 0);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+    pv::log::Warn("kafka_commit_failed", {{"error", rd_kafka_err2str(err)}});
+  }
+}
+
+void Consumer::CommitAsync() {
+  rd_kafka_resp_err_t err = rd_kafka_commit(rk_, nullptr, 1);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
     pv::log::Warn("kafka_commit_failed", {{"error", rd_kafka_err2str(err)}});
   }

@@ -2,19 +2,21 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <librdkafka/rdkafka.h>
 #include <rapidjson/document.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <map>
 
 #include "pv/ids.hpp"
 #include "pv/json.hpp"
+#include "pv/kafka.hpp"
 #include "pv/validate.hpp"
 
 namespace pv {
@@ -38,6 +40,92 @@ bool LooksLikeKey(std::string_view token) {
     if (!ok) return false;
   }
   return true;
+}
+
+namespace {
+
+// A non-negative integer of milliseconds, all digits (no sign, no spaces).
+bool ParseVersion(std::string_view text, std::int64_t& out) {
+  if (text.empty() || text.size() > 18) return false;
+  std::int64_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    value = value * 10 + (c - '0');
+  }
+  out = value;
+  return true;
+}
+
+// Deleted > revoked > active: what wins a tie of versions.
+int StateRank(const ApiKey& k) {
+  if (k.deleted) return 2;
+  return k.revoked() ? 1 : 0;
+}
+
+}  // namespace
+
+bool KeySupersedes(const ApiKey& candidate, const ApiKey& current) {
+  if (candidate.updated_at_ms != current.updated_at_ms)
+    return candidate.updated_at_ms > current.updated_at_ms;
+  return StateRank(candidate) >= StateRank(current);
+}
+
+std::int64_t NextKeyVersion(std::int64_t previous_ms, std::int64_t now_ms) {
+  return std::max(now_ms, previous_ms + 1);
+}
+
+std::vector<ApiKey> MergeKeyStates(const std::vector<ApiKey>& states) {
+  std::vector<ApiKey> out;
+  std::unordered_map<std::string, size_t> by_id;
+  for (const auto& state : states) {
+    auto [it, inserted] = by_id.emplace(state.id, out.size());
+    if (inserted) {
+      out.push_back(state);
+    } else if (KeySupersedes(state, out[it->second])) {
+      out[it->second] = state;
+    }
+  }
+  return out;
+}
+
+bool ParseKeyState(const KeyRecordView& record, ApiKey& out, std::string& error) {
+  if (record.record_key.empty()) {
+    error = "a record without a key id";
+    return false;
+  }
+  if (!record.value) {
+    out = ApiKey{};
+    out.id = std::string(record.record_key);
+    out.deleted = true;
+    if (record.updated_at_header) {
+      if (!ParseVersion(*record.updated_at_header, out.updated_at_ms)) {
+        error = fmt::format("tombstone header {} must be a number of milliseconds", kKeyUpdatedAtHeader);
+        return false;
+      }
+    } else {
+      out.updated_at_ms = std::max<std::int64_t>(record.timestamp_ms, 0);
+    }
+    return true;
+  }
+  if (!ParseKeyRecord(*record.value, out, error)) return false;
+  if (out.id != record.record_key) {
+    // Compaction keeps the last record per record key: a record filed under another key would
+    // outlive the key's own deletion.
+    error = fmt::format("record key {} does not match the id {} in its value", record.record_key, out.id);
+    return false;
+  }
+  return true;
+}
+
+bool ParseKeyMessage(const rd_kafka_message_s* message, ApiKey& out, std::string& error) {
+  KeyRecordView view;
+  view.record_key = kafka::Key(message);
+  if (message->payload != nullptr) view.value = kafka::Payload(message);
+  std::optional<std::string> header = kafka::HeaderValue(message, kKeyUpdatedAtHeader);
+  if (header) view.updated_at_header = *header;
+  rd_kafka_timestamp_type_t type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
+  view.timestamp_ms = rd_kafka_message_timestamp(message, &type);
+  return ParseKeyState(view, out, error);
 }
 
 std::shared_ptr<const KeyStore> KeyStore::LoadFile(const std::string& path) {
@@ -95,6 +183,11 @@ std::shared_ptr<const KeyStore> KeyStore::LoadFile(const std::string& path) {
     key.last4 = field("last4", false);
     key.created_at = field("created_at", false);
     key.revoked_at = field("revoked_at", false);
+    std::string updated = field("updated_at_ms", false);
+    if (!updated.empty() && !ParseVersion(updated, key.updated_at_ms)) {
+      throw KeyError(
+          fmt::format("keys file {}: keys[{}].updated_at_ms must be a number of milliseconds", path, index));
+    }
     store->by_hash_[key.hash] = store->keys_.size();
     store->keys_.push_back(std::move(key));
     ++index;
@@ -115,6 +208,7 @@ void KeyStore::SaveFile(const std::string& path, const std::vector<ApiKey>& keys
     out << YAML::Key << "last4" << YAML::Value << k.last4;
     out << YAML::Key << "created_at" << YAML::Value << k.created_at;
     if (!k.revoked_at.empty()) out << YAML::Key << "revoked_at" << YAML::Value << k.revoked_at;
+    if (k.updated_at_ms > 0) out << YAML::Key << "updated_at_ms" << YAML::Value << k.updated_at_ms;
     out << YAML::EndMap;
   }
   out << YAML::EndSeq << YAML::EndMap;
@@ -145,6 +239,7 @@ std::string KeyRecord(const ApiKey& k) {
   AppendJsonString(out, k.created_at);
   out += ",\"revoked_at\":";
   AppendJsonString(out, k.revoked_at);
+  out += fmt::format(",\"updated_at_ms\":{}", k.updated_at_ms);
   return out + "}";
 }
 
@@ -164,6 +259,15 @@ bool ParseKeyRecord(std::string_view json, ApiKey& out, std::string& error) {
   out.last4 = field("last4");
   out.created_at = field("created_at");
   out.revoked_at = field("revoked_at");
+  out.updated_at_ms = 0;  // a record from before versions: the oldest state
+  out.deleted = false;
+  if (const rapidjson::Value* v = FindMember(doc, "updated_at_ms"); v != nullptr) {
+    if (!v->IsInt64() || v->GetInt64() < 0) {
+      error = "updated_at_ms must be a number of milliseconds";
+      return false;
+    }
+    out.updated_at_ms = v->GetInt64();
+  }
   if (out.id.empty() || out.project.empty()) {
     error = "id and project are required";
     return false;
@@ -184,17 +288,10 @@ bool ParseKeyRecord(std::string_view json, ApiKey& out, std::string& error) {
   return true;
 }
 
-std::shared_ptr<const KeyStore> KeyStore::FromKeys(const std::vector<ApiKey>& keys) {
+std::shared_ptr<const KeyStore> KeyStore::FromKeys(const std::vector<ApiKey>& states) {
   auto store = std::make_shared<KeyStore>();
-  std::map<std::string, size_t> by_id;
-  for (const auto& key : keys) {
-    auto it = by_id.find(key.id);
-    if (it != by_id.end()) {
-      store->keys_[it->second] = key;
-    } else {
-      by_id[key.id] = store->keys_.size();
-      store->keys_.push_back(key);
-    }
+  for (auto& key : MergeKeyStates(states)) {
+    if (!key.deleted) store->keys_.push_back(std::move(key));
   }
   for (size_t i = 0; i < store->keys_.size(); ++i) store->by_hash_[store->keys_[i].hash] = i;
   return store;

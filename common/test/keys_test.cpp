@@ -244,5 +244,154 @@ TEST_F(KeysBadFileTest, WrongShapes) {
               HasSubstr("keys[1] must be a mapping"));
 }
 
+// ---- the merge rule: the newest state of a key wins, across keys_file and pv.keys ----
+
+ApiKey Versioned(const std::string& plain, std::int64_t updated_at_ms, bool revoked = false) {
+  ApiKey k = MakeKey("key_m", plain, KeyScope::kSecret, revoked ? "2026-12-01T00:00:00.000Z" : "");
+  k.updated_at_ms = updated_at_ms;
+  return k;
+}
+
+ApiKey Tombstone(std::int64_t updated_at_ms) {
+  ApiKey k;
+  k.id = "key_m";
+  k.deleted = true;
+  k.updated_at_ms = updated_at_ms;
+  return k;
+}
+
+// The file is merged first, the topic second (as ingest and pvctl do).
+KeyStore::Result Merged(const std::vector<ApiKey>& file, const std::vector<ApiKey>& topic,
+                        const std::string& plain) {
+  std::vector<ApiKey> all = file;
+  all.insert(all.end(), topic.begin(), topic.end());
+  return KeyStore::FromKeys(all)->Authenticate(plain).result;
+}
+
+TEST(KeyMerge, AFileRevokeNewerThanTheTopicsActiveRecordWins) {
+  std::string plain = GenerateKey(KeyScope::kSecret);
+  // Before: the topic, merged last, always won, so this was kOk.
+  EXPECT_EQ(Merged({Versioned(plain, 2000, true)}, {Versioned(plain, 1000)}, plain),
+            KeyStore::Result::kRevoked);
+}
+
+TEST(KeyMerge, ATopicRevokeNewerThanTheFilesActiveEntryWins) {
+  std::string plain = GenerateKey(KeyScope::kSecret);
+  EXPECT_EQ(Merged({Versioned(plain, 1000)}, {Versioned(plain, 2000, true)}, plain),
+            KeyStore::Result::kRevoked);
+}
+
+TEST(KeyMerge, TheNewerStateWinsWhicheverSourceHasIt) {
+  std::string plain = GenerateKey(KeyScope::kSecret);
+  // No operation re-activates a key today, but the rule is symmetric: a newer active state wins too.
+  EXPECT_EQ(Merged({Versioned(plain, 3000)}, {Versioned(plain, 2000, true)}, plain), KeyStore::Result::kOk);
+  EXPECT_EQ(Merged({Versioned(plain, 2000, true)}, {Versioned(plain, 3000)}, plain), KeyStore::Result::kOk);
+  // And within one source (a topic read in offset order), a stale state republished late loses.
+  EXPECT_EQ(Merged({}, {Versioned(plain, 2000, true), Versioned(plain, 1000)}, plain),
+            KeyStore::Result::kRevoked);
+}
+
+TEST(KeyMerge, OnATieRevokedBeatsActiveInEitherOrder) {
+  std::string plain = GenerateKey(KeyScope::kSecret);
+  EXPECT_EQ(Merged({Versioned(plain, 1000, true)}, {Versioned(plain, 1000)}, plain),
+            KeyStore::Result::kRevoked);
+  EXPECT_EQ(Merged({Versioned(plain, 1000)}, {Versioned(plain, 1000, true)}, plain),
+            KeyStore::Result::kRevoked);
+  EXPECT_TRUE(KeySupersedes(Versioned(plain, 1000, true), Versioned(plain, 1000)));
+  EXPECT_FALSE(KeySupersedes(Versioned(plain, 1000), Versioned(plain, 1000, true)));
+  EXPECT_TRUE(KeySupersedes(Tombstone(1000), Versioned(plain, 1000, true)));
+  EXPECT_FALSE(KeySupersedes(Versioned(plain, 1000, true), Tombstone(1000)));
+}
+
+TEST(KeyMerge, LegacyStatesWithoutAVersionAreTheOldest) {
+  std::string plain = GenerateKey(KeyScope::kSecret);
+  // Written before updated_at_ms existed: 0.
+  EXPECT_EQ(Merged({Versioned(plain, 0)}, {Versioned(plain, 5, true)}, plain), KeyStore::Result::kRevoked);
+  EXPECT_EQ(Merged({Versioned(plain, 5, true)}, {Versioned(plain, 0)}, plain), KeyStore::Result::kRevoked);
+  EXPECT_EQ(Merged({Versioned(plain, 0, true)}, {Versioned(plain, 5)}, plain), KeyStore::Result::kOk);
+  // Two legacy states: a tie, so a revoke in either place wins (the topic no longer overrides it).
+  EXPECT_EQ(Merged({Versioned(plain, 0, true)}, {Versioned(plain, 0)}, plain), KeyStore::Result::kRevoked);
+  // And a legacy record still parses, as the oldest state.
+  ApiKey got;
+  std::string error;
+  std::string legacy = KeyRecord(Versioned(plain, 0));
+  legacy = legacy.substr(0, legacy.find(",\"updated_at_ms\"")) + "}";
+  ASSERT_TRUE(ParseKeyRecord(legacy, got, error)) << error << " " << legacy;
+  EXPECT_EQ(got.updated_at_ms, 0);
+}
+
+TEST(KeyMerge, ATombstoneDropsTheKeyUnlessTheFileHasANewerState) {
+  std::string plain = GenerateKey(KeyScope::kSecret);
+  EXPECT_EQ(Merged({Versioned(plain, 1000)}, {Versioned(plain, 1000), Tombstone(2000)}, plain),
+            KeyStore::Result::kUnknown);
+  EXPECT_EQ(Merged({Versioned(plain, 0)}, {Tombstone(0)}, plain), KeyStore::Result::kUnknown);  // tie
+  EXPECT_EQ(Merged({Versioned(plain, 3000, true)}, {Tombstone(2000)}, plain), KeyStore::Result::kRevoked);
+  // Other keys are untouched, and the store holds no deleted entry.
+  std::string other = GenerateKey(KeyScope::kSecret);
+  ApiKey other_key = MakeKey("key_o", other, KeyScope::kSecret);
+  auto store = KeyStore::FromKeys({Versioned(plain, 1), other_key, Tombstone(2)});
+  EXPECT_EQ(store->Authenticate(other).result, KeyStore::Result::kOk);
+  ASSERT_EQ(store->keys().size(), 1U);
+  EXPECT_EQ(store->keys()[0].id, "key_o");
+  // MergeKeyStates keeps the deletion, for a later merge with another source.
+  auto merged = MergeKeyStates({Versioned(plain, 1), Tombstone(2)});
+  ASSERT_EQ(merged.size(), 1U);
+  EXPECT_TRUE(merged[0].deleted);
+}
+
+TEST(KeyMerge, NextVersionIsAfterThePreviousEvenWithASlowClock) {
+  EXPECT_EQ(NextKeyVersion(0, 5000), 5000);
+  EXPECT_EQ(NextKeyVersion(4999, 5000), 5000);
+  EXPECT_EQ(NextKeyVersion(5000, 5000), 5001);  // the same millisecond
+  EXPECT_EQ(NextKeyVersion(9000, 5000), 9001);  // written by a machine whose clock is ahead
+}
+
+TEST(KeyMerge, VersionsRoundTripThroughTheFileAndTheRecord) {
+  TempDir dir;
+  std::string plain = GenerateKey(KeyScope::kSecret);
+  KeyStore::SaveFile(dir / "keys.yaml",
+                     {Versioned(plain, 1764672000123, true), MakeKey("key_l", plain, KeyScope::kSecret)});
+  auto loaded = KeyStore::LoadFile(dir / "keys.yaml")->keys();
+  ASSERT_EQ(loaded.size(), 2U);
+  EXPECT_EQ(loaded[0].updated_at_ms, 1764672000123);
+  EXPECT_EQ(loaded[1].updated_at_ms, 0);  // a legacy entry stays one
+  EXPECT_THAT(ReadFile(dir / "keys.yaml"), HasSubstr("updated_at_ms: 1764672000123"));
+  ApiKey got;
+  std::string error;
+  ASSERT_TRUE(ParseKeyRecord(KeyRecord(loaded[0]), got, error)) << error;
+  EXPECT_EQ(got.updated_at_ms, 1764672000123);
+  EXPECT_TRUE(got.revoked());
+  std::string record = KeyRecord(loaded[0]);
+  record.replace(record.find("1764672000123"), 13, "\"soon\"");
+  EXPECT_FALSE(ParseKeyRecord(record, got, error));
+  EXPECT_THAT(error, HasSubstr("updated_at_ms must be a number of milliseconds"));
+  WriteFile(dir / "bad.yaml", "keys:\n  - id: k\n    project: demo\n    scope: secret\n    hash: sha256:" +
+                                  std::string(64, 'a') + "\n    updated_at_ms: -5\n");
+  EXPECT_THAT(ErrorMessage<KeyError>([&] { KeyStore::LoadFile(dir / "bad.yaml"); }),
+              HasSubstr("keys[0].updated_at_ms must be a number of milliseconds"));
+}
+
+TEST(KeyMerge, TopicRecordsAndTombstonesAsStates) {
+  std::string plain = GenerateKey(KeyScope::kSecret);
+  std::string value = KeyRecord(Versioned(plain, 1000));
+  ApiKey got;
+  std::string error;
+  ASSERT_TRUE(ParseKeyState({"key_m", value, std::nullopt, 123}, got, error)) << error;
+  EXPECT_FALSE(got.deleted);
+  EXPECT_EQ(got.updated_at_ms, 1000);
+  // A record filed under another key than its id would survive the key's own tombstone.
+  EXPECT_FALSE(ParseKeyState({"key_x", value, std::nullopt, 123}, got, error));
+  EXPECT_THAT(error, HasSubstr("does not match"));
+  // A tombstone: versioned by its header, else by the record's timestamp.
+  ASSERT_TRUE(ParseKeyState({"key_m", std::nullopt, "2000", 123}, got, error)) << error;
+  EXPECT_TRUE(got.deleted);
+  EXPECT_EQ(got.id, "key_m");
+  EXPECT_EQ(got.updated_at_ms, 2000);
+  ASSERT_TRUE(ParseKeyState({"key_m", std::nullopt, std::nullopt, 1500}, got, error)) << error;
+  EXPECT_EQ(got.updated_at_ms, 1500);
+  EXPECT_FALSE(ParseKeyState({"key_m", std::nullopt, "later", 1500}, got, error));
+  EXPECT_FALSE(ParseKeyState({"", std::nullopt, "2000", 1500}, got, error));
+}
+
 }  // namespace
 }  // namespace pv

@@ -67,25 +67,30 @@ void KeyFeed::Run() {
     log::Info("key_feed_started", {{"topic", topic_}, {"partitions", partitions}});
   }
 
-  std::map<std::string, ApiKey> keys;  // by id: the latest record of each key wins (compaction order)
+  // The newest state of each key id on the topic (KeySupersedes), deletions included: a tombstone
+  // must also hide the key's entry in an ingest's keys_file when the file's entry is older.
+  std::map<std::string, ApiKey> keys;
   while (!stop_.load()) {
     bool changed = false;
     // Drain what is ready, then report once.
     for (rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 200); m != nullptr;
          m = rd_kafka_consumer_poll(rk, 0)) {
       if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        std::string id(static_cast<const char*>(m->key), m->key != nullptr ? m->key_len : 0);
-        if (m->payload == nullptr || m->len == 0) {
-          changed = keys.erase(id) > 0 || changed;  // tombstone: the key is gone
-        } else {
-          ApiKey key;
-          std::string error;
-          if (ParseKeyRecord({static_cast<const char*>(m->payload), m->len}, key, error)) {
-            keys[key.id] = key;
+        ApiKey state;
+        std::string error;
+        if (ParseKeyMessage(m, state, error)) {
+          auto it = keys.find(state.id);
+          if (it == keys.end()) {
+            keys.emplace(state.id, std::move(state));
+            changed = true;
+          } else if (KeySupersedes(state, it->second)) {
+            it->second = std::move(state);
             changed = true;
           } else {
-            log::Warn("key_record_ignored", {{"offset", m->offset}, {"error", error}});
+            log::Warn("key_record_older", {{"offset", m->offset}, {"id", state.id}});
           }
+        } else {
+          log::Warn("key_record_ignored", {{"offset", m->offset}, {"error", error}});
         }
       }
       rd_kafka_message_destroy(m);

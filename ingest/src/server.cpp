@@ -486,13 +486,13 @@ IngestServer::IngestServer(IngestOptions options, const kafka::Settings& kafka_s
   max_record_bytes_ = producer_->MaxMessageBytes();
   if (!options_.keys_topic.empty()) {
     key_feed_ = std::make_unique<KeyFeed>(
-        kafka_settings, options_.keys_topic, [this](const std::vector<ApiKey>& keys) {
+        kafka_settings, options_.keys_topic, [this](const std::vector<ApiKey>& states) {
           {
             std::lock_guard lock(key_sources_mutex_);
-            topic_keys_ = keys;
+            topic_keys_ = states;
           }
           PublishKeys();
-          log::Info("keys_updated_from_topic", {{"topic", options_.keys_topic}, {"keys", keys.size()}});
+          log::Info("keys_updated_from_topic", {{"topic", options_.keys_topic}, {"keys", states.size()}});
         });
   }
 

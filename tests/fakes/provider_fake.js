@@ -5,8 +5,14 @@
 // real service would check (method, path, authentication, required body fields, JWT signatures)
 // and answers like the service does, success or error. Node's built-in modules only.
 // (HTTP/2 over TLS for APNs: libcurl 7.88 breaks reused h2c prior-knowledge connections, curl#10634.)
+// It is never more forgiving than the service: none of these services documents a deduplication
+// key for its send call (APNs' apns-id is an id echoed in the answer, SendGrid's mail send and
+// Twilio's Messages take no idempotency key, FCM v1 neither), so a repeated request is accepted
+// again and counted in duplicate_accepts. APNs' rules: payload at most 4096 bytes (5120 for voip),
+// apns-priority 10, 5 or 1 and 5 for background pushes (BadPriority), a known apns-push-type
+// (InvalidPushType), apns-collapse-id at most 64 bytes (BadCollapseId), apns-id a UUID if present.
 //
-// Usage: provider_fake.js --port-file F [--h2 [--tls-cert C --tls-key K]] [--delay-ms N] [--idempotent] [--no-record]
+// Usage: provider_fake.js --port-file F [--h2 [--tls-cert C --tls-key K]] [--delay-ms N] [--no-record]
 //          [--twilio-sid SID --twilio-token TOKEN] [--sendgrid-key KEY]
 //          [--fcm-credentials FILE] [--token-ttl SECONDS]
 //          [--apns-key FILE --apns-key-id ID --apns-team-id ID --apns-topic TOPIC]
@@ -15,16 +21,20 @@
 //   POST /_fake/script  {"rules": [{"match": "text in path or body", "status": 400,
 //                          "body": {...} | "text", "headers": {...}, "times": N (-1: always)}],
 //                        "fail_first": {"count": N, "status": 503, "body": ..., "headers": {...}},
-//                        "delay_ms": N}
-//                       rules apply first; fail_first fails the first N requests of every key
+//                        "delay_ms": N, "goaway_after": N}
+//                       rules apply first; fail_first fails the first N requests of every key;
+//                       goaway_after (HTTP/2): once N requests were answered on a connection, it
+//                       (once per script)
+//                       sends GOAWAY (NO_ERROR, last stream = the last one answered, debug data
+//                       {"reason":"Shutdown"}) and refuses every later stream (RST_STREAM
+//                       REFUSED_STREAM), unanswered and not counted, as a server going away does
 //   POST /_fake/reset   forget requests, counters and script
 //   GET  /_fake/requests  every request: {method, path, headers, body, key, status, problem}
 //   GET  /_fake/stats     {requests, by_status, accepted, accepted_keys, duplicate_accepts,
-//                          replays, tokens_issued, distinct_bearer_tokens, max_requests_per_key,
-//                          connections}
-// The key of a request is its Idempotency-Key header, else apns-id, else SendGrid's
-// custom_args.send_id. With --idempotent, a request whose key was accepted before gets the first
-// answer again and counts as a replay, as services that honour idempotency keys do.
+//                          tokens_issued, distinct_bearer_tokens, max_requests_per_key,
+//                          connections, goaways, refused_streams}
+// The key of a request (for the statistics only) is its Idempotency-Key header, else apns-id, else
+// apns-collapse-id, else SendGrid's custom_args.send_id, else FCM's android.notification.tag.
 'use strict';
 
 const crypto = require('crypto');
@@ -33,11 +43,19 @@ const http = require('http');
 const http2 = require('http2');
 const querystring = require('querystring');
 
+const known = new Set(['port-file', 'h2', 'tls-cert', 'tls-key', 'delay-ms', 'no-record', 'twilio-sid',
+  'twilio-token', 'sendgrid-key', 'fcm-credentials', 'token-ttl', 'apns-key', 'apns-key-id', 'apns-team-id',
+  'apns-topic']);
 const args = {};
 for (let i = 2; i < process.argv.length; i++) {
   const a = process.argv[i];
   if (!a.startsWith('--')) continue;
   const name = a.slice(2);
+  // An option the fake does not know (the --idempotent of old, say) is an error, not a silent no-op.
+  if (!known.has(name)) {
+    console.error(`provider_fake: unknown option --${name}`);
+    process.exit(2);
+  }
   const next = process.argv[i + 1];
   if (next === undefined || next.startsWith('--')) {
     args[name] = true;
@@ -52,7 +70,6 @@ if (!args['port-file']) {
 }
 const defaultDelay = Number(args['delay-ms'] || 0);
 const record = !args['no-record'];
-const idempotent = !!args.idempotent;
 const tokenTtl = Number(args['token-ttl'] || 3600);
 
 let fcm = null;
@@ -79,14 +96,15 @@ function reset() {
     accepted: 0,
     acceptedKeys: new Map(),  // key -> first answer
     duplicateAccepts: 0,
-    replays: 0,
     perKey: new Map(),  // key -> requests seen
     tokens: new Set(),
     tokensIssued: 0,
     bearers: new Set(),
-    script: {rules: [], fail_first: null, delay_ms: null},
+    script: {rules: [], fail_first: null, delay_ms: null, goaway_after: null},
     seq: 0,
     connections: 0,
+    goaways: 0,
+    refusedStreams: 0,
   };
 }
 reset();
@@ -119,10 +137,13 @@ function keyOf(req) {
   const h = req.headers;
   if (h['idempotency-key']) return String(h['idempotency-key']);
   if (h['apns-id']) return String(h['apns-id']);
+  if (h['apns-collapse-id']) return String(h['apns-collapse-id']);
   if (req.json && req.json.personalizations && req.json.personalizations[0] &&
       req.json.personalizations[0].custom_args && req.json.personalizations[0].custom_args.send_id) {
     return String(req.json.personalizations[0].custom_args.send_id);
   }
+  const android = req.json && req.json.message && req.json.message.android;
+  if (android && android.notification && android.notification.tag) return String(android.notification.tag);
   return '';
 }
 
@@ -246,6 +267,10 @@ function fcmSend(req) {
   return json(200, {name: `projects/${m[1]}/messages/${Date.now()}${state.seq++}`});
 }
 
+// apns-push-type values Apple documents.
+const apnsPushTypes = new Set(['alert', 'background', 'location', 'voip', 'complication', 'fileprovider', 'mdm',
+  'liveactivity', 'pushtotalk', 'widgets']);
+
 function apnsSend(req) {
   const m = req.path.match(/^\/3\/device\/([0-9a-fA-F]+)$/);
   if (!m) {
@@ -273,10 +298,32 @@ function apnsSend(req) {
     req.problem = 'topic';
     return json(400, {reason: 'DeviceTokenNotForTopic'});
   }
-  const id = String(req.headers['apns-id'] || '');
-  if (!/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/.test(id)) {
+  // apns-id is optional (Apple makes one up) and only echoed: no deduplication by it.
+  let id = String(req.headers['apns-id'] || '');
+  if (id && !/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/.test(id)) {
     req.problem = 'apns-id';
     return json(400, {reason: 'BadMessageId'});
+  }
+  if (!id) id = crypto.randomUUID().toUpperCase();
+  const pushType = req.headers['apns-push-type'] === undefined ? 'alert' : String(req.headers['apns-push-type']);
+  if (!apnsPushTypes.has(pushType)) {
+    req.problem = 'push-type';
+    return json(400, {reason: 'InvalidPushType'});
+  }
+  const priority = req.headers['apns-priority'] === undefined ? '10' : String(req.headers['apns-priority']);
+  if (!['10', '5', '1'].includes(priority) || (pushType === 'background' && priority !== '5')) {
+    req.problem = 'priority';
+    return json(400, {reason: 'BadPriority'});
+  }
+  const collapse = req.headers['apns-collapse-id'];
+  if (collapse !== undefined && Buffer.byteLength(String(collapse)) > 64) {
+    req.problem = 'collapse-id';
+    return json(400, {reason: 'BadCollapseId'});
+  }
+  const limit = pushType === 'voip' ? 5120 : 4096;
+  if (Buffer.byteLength(req.body) > limit) {
+    req.problem = 'payload-size';
+    return json(413, {reason: 'PayloadTooLarge'});
   }
   if (!req.json || !req.json.aps) {
     req.problem = 'payload';
@@ -317,7 +364,8 @@ function answer(req) {
   if (req.path === '/_fake/script') {
     const s = JSON.parse(req.body || '{}');
     state.script = {rules: s.rules || [], fail_first: s.fail_first || null,
-                    delay_ms: s.delay_ms === undefined ? null : s.delay_ms};
+                    delay_ms: s.delay_ms === undefined ? null : s.delay_ms,
+                    goaway_after: s.goaway_after === undefined ? null : s.goaway_after};
     return json(200, {ok: true});
   }
   if (req.path === '/_fake/requests') return json(200, state.requests);
@@ -330,11 +378,12 @@ function answer(req) {
       accepted: state.accepted,
       accepted_keys: state.acceptedKeys.size,
       duplicate_accepts: state.duplicateAccepts,
-      replays: state.replays,
       tokens_issued: state.tokensIssued,
       distinct_bearer_tokens: state.bearers.size,
       max_requests_per_key: maxPerKey,
       connections: state.connections,
+      goaways: state.goaways,
+      refused_streams: state.refusedStreams,
     });
   }
   try {
@@ -346,10 +395,6 @@ function answer(req) {
   const key = keyOf(req);
   req.key = key;
   if (key) state.perKey.set(key, (state.perKey.get(key) || 0) + 1);
-  if (idempotent && key && state.acceptedKeys.has(key)) {
-    state.replays++;
-    return state.acceptedKeys.get(key);
-  }
   const rule = scripted(req, key);
   if (rule) {
     const body = typeof rule.body === 'string' ? rule.body : JSON.stringify(rule.body || {});
@@ -412,9 +457,17 @@ if (args.h2) {
       http2.createSecureServer({cert: fs.readFileSync(args['tls-cert']), key: fs.readFileSync(args['tls-key'])}) :
       http2.createServer();
   server.on('stream', (stream, headers) => {
+    const session = stream.session;
     const chunks = [];
     stream.on('data', (c) => chunks.push(c));
     stream.on('end', () => {
+      // After our GOAWAY, a stream above its last stream id was never processed: refuse it, so the
+      // client knows it may send it again (on a new connection).
+      if (session.pvGoawayLast !== undefined && stream.id > session.pvGoawayLast) {
+        state.refusedStreams++;
+        stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+        return;
+      }
       const plain = {};
       for (const [k, v] of Object.entries(headers)) if (!k.startsWith(':')) plain[k] = v;
       handle(headers[':method'], headers[':path'], plain, Buffer.concat(chunks).toString('utf8'), (res) => {
@@ -422,6 +475,22 @@ if (args.h2) {
         stream.respond(Object.assign({':status': res.status}, res.headers));
         stream.end(res.body);
       });
+      session.pvHandled = (session.pvHandled || 0) + 1;
+      session.pvMaxStream = Math.max(session.pvMaxStream || 0, stream.id);
+      const after = state.script.goaway_after;
+      if (after !== null && session.pvGoawayLast === undefined && session.pvHandled >= after) {
+        state.script.goaway_after = null;  // one GOAWAY per script: the retries find a calm server
+        session.pvGoawayLast = session.pvMaxStream;
+        state.goaways++;
+        // Sent once the answers above are on their way (after the delayed ones, too).
+        const delay = state.script.delay_ms !== null ? state.script.delay_ms : defaultDelay;
+        setTimeout(() => {
+          if (!session.destroyed) {
+            session.goaway(http2.constants.NGHTTP2_NO_ERROR, session.pvGoawayLast,
+                           Buffer.from(JSON.stringify({reason: 'Shutdown'})));
+          }
+        }, delay);
+      }
     });
     stream.on('error', () => {});
   });

@@ -187,6 +187,86 @@ TEST(IngestProcess, KeysFromAnotherMachineTakeEffectWithin5sThroughTheTopic) {
   EXPECT_EQ(ingest.Stop(SIGTERM, 15s), 0);
 }
 
+// The issue's cases with the binaries: a key created where this ingest's keys file is (so the file
+// and pv.keys both hold it, active). A revoke that cannot reach the topic exits 1, yet the ingest
+// that reads the file refuses the key, its newer state beating the topic's older active record
+// (before: exit 0 and the topic's record kept the key working). A delete from another machine
+// drops a second key here although this ingest's file still lists it.
+TEST(IngestProcess, AFileRevokeBeatsTheTopicsOlderRecordAndADeleteElsewhereDropsTheKey) {
+  pv::testing::DevBroker broker(1);
+  TempDir dir("pv-ingest-keymerge");
+  std::string keys_file = dir.File("keys.yaml");
+  pv::testing::WriteFile(
+      dir.File("config.yaml"),
+      "log: {level: info}\ncatalog_dir: " PV_SOURCE_DIR "/catalog\nkeys_file: " + keys_file +
+          "\ningest: {host: 127.0.0.1, port: 0, admin_port: 0, shutdown_delay_ms: 0, "
+          "reload_interval_ms: 100}\n");
+  std::map<std::string, std::string> env = {{"PV_KAFKA_BROKERS", broker.bootstrap()}};
+  auto pvctl = [&](std::vector<std::string> words, const std::string& name,
+                   const std::map<std::string, std::string>& with_env) {
+    words.insert(words.begin(), PV_PVCTL_BIN);
+    Subprocess p(words, with_env, dir.File(name));
+    return p.Wait(30s);
+  };
+  auto field = [&](const std::string& name, const std::string& out) {
+    auto at = out.find("\"" + name + "\":\"");
+    if (at == std::string::npos) return std::string();
+    at += name.size() + 4;
+    return out.substr(at, out.find('"', at) - at);
+  };
+  ASSERT_EQ(pvctl({"--json", "keys", "create", "--project", "demo", "--name", "a", "--keys-file", keys_file},
+                  "create-a.out", env),
+            0);
+  std::string out_a = pv::testing::ReadFile(dir.File("create-a.out"));
+  ASSERT_EQ(pvctl({"--json", "keys", "create", "--project", "demo", "--name", "b", "--keys-file", keys_file},
+                  "create-b.out", env),
+            0);
+  std::string out_b = pv::testing::ReadFile(dir.File("create-b.out"));
+  std::string key_a = field("key", out_a), id_a = field("id", out_a);
+  std::string key_b = field("key", out_b), id_b = field("id", out_b);
+  ASSERT_FALSE(key_a.empty() || key_b.empty()) << out_a << out_b;
+
+  Subprocess ingest({IngestBin(), "--config", dir.File("config.yaml"), "--port-file", dir.File("port")}, env,
+                    dir.File("ingest.log"));
+  ASSERT_TRUE(pv::testing::WaitFor([&] { return !pv::testing::ReadFile(dir.File("port")).empty(); }, 15s));
+  int port = std::stoi(pv::testing::ReadFile(dir.File("port")));
+  auto post = [&](const std::string& key, std::string* body = nullptr) {
+    httplib::Client c("127.0.0.1", port);
+    auto res = c.Post("/api/client/campaigns/44/trigger", {{"Authorization", "Bearer " + key}},
+                      R"({"user":{"external_id":"merge","email":"a@b.co"}})", "application/json");
+    if (res && body != nullptr) *body = res->body;
+    return res ? res->status : -1;
+  };
+  ASSERT_TRUE(pv::testing::WaitFor([&] { return post(key_a) == 204 && post(key_b) == 204; }, 10s))
+      << pv::testing::ReadFile(dir.File("ingest.log"));
+
+  // The topic's (active) records have reached the ingest: from here on it merges both sources.
+  ASSERT_TRUE(pv::testing::WaitFor(
+      [&] {
+        return pv::testing::ReadFile(dir.File("ingest.log")).find("keys_updated_from_topic") !=
+               std::string::npos;
+      },
+      10s));
+
+  // No brokers for pvctl: the revoke cannot reach pv.keys.
+  EXPECT_EQ(
+      pvctl({"keys", "revoke", id_a, "--keys-file", keys_file}, "revoke.out", {{"PV_KAFKA_BROKERS", ""}}), 1);
+  EXPECT_NE(pv::testing::ReadFile(dir.File("revoke.out")).find("NOT revoked on the topic"),
+            std::string::npos);
+  std::string body;
+  EXPECT_TRUE(pv::testing::WaitFor([&] { return post(key_a, &body) == 401; }, 5s));
+  EXPECT_NE(body.find("revoked"), std::string::npos) << body;
+
+  // Another machine (its own, empty keys file) deletes key b: a tombstone on pv.keys.
+  ASSERT_EQ(pvctl({"keys", "delete", id_b, "--keys-file", dir.File("other-keys.yaml")}, "delete.out", env), 0)
+      << pv::testing::ReadFile(dir.File("delete.out"));
+  EXPECT_NE(pv::testing::ReadFile(keys_file).find(id_b), std::string::npos) << "this file still lists it";
+  EXPECT_TRUE(pv::testing::WaitFor([&] { return post(key_b, &body) == 401; }, 5s));
+  EXPECT_NE(body.find("unknown API key"), std::string::npos) << body;
+  EXPECT_EQ(post(key_a), 401);
+  EXPECT_EQ(ingest.Stop(SIGTERM, 15s), 0);
+}
+
 // An ingest process on free ports with the demo catalog and one secret key.
 struct IngestUnderTest {
   explicit IngestUnderTest(const std::string& name, const std::string& extra_ingest_settings = "")

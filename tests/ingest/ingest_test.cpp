@@ -7,10 +7,12 @@
 #include <atomic>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <thread>
 
 #include "process.hpp"
 #include "pv/ingest/server.hpp"
+#include "pv/kafka.hpp"
 #include "pv/keys.hpp"
 #include "pv/log.hpp"
 #include "raw_http.hpp"
@@ -651,6 +653,72 @@ TEST_F(IngestTest, NewAndRevokedKeysTakeEffectWithoutRestart) {
         return res && res->status == 401;
       },
       5s));
+}
+
+// The running ingest merges its keys_file with pv.keys by the newest state of each key, so a revoke
+// or a deletion wins wherever it was written (before: the topic's record always won, and a tombstone
+// never hid the file's entry).
+TEST_F(IngestTest, TheNewestStateOfAKeyWinsAcrossTheFileAndTheTopic) {
+  struct Case {
+    std::string plain = GenerateKey(KeyScope::kSecret);
+    ApiKey key;
+  };
+  std::map<std::string, Case> cases;
+  for (const char* id : {"key_topic_revokes", "key_file_revokes", "key_topic_deletes",
+                         "key_legacy_file_revokes", "key_sentinel"}) {
+    Case& c = cases[id];
+    c.key = {id, id, "demo", KeyScope::kSecret, HashKey(c.plain), "", "", ""};
+  }
+  auto state = [&](const std::string& id, std::int64_t updated_at_ms, bool revoked) {
+    ApiKey k = cases.at(id).key;
+    k.updated_at_ms = updated_at_ms;
+    if (revoked) k.revoked_at = "2026-12-01T00:00:00.000Z";
+    return k;
+  };
+  auto status = [&](const std::string& id, std::string* body = nullptr) {
+    auto res = Post("/api/client/campaigns/44/trigger", kSeedEmail, cases.at(id).plain);
+    if (res && body != nullptr) *body = res->body;
+    return res ? res->status : -1;
+  };
+
+  auto file = KeyStore::LoadFile(fixture_->keys_file)->keys();
+  file.push_back(state("key_topic_revokes", 1000, false));
+  file.push_back(state("key_file_revokes", 3000, true));
+  file.push_back(state("key_topic_deletes", 1000, false));
+  file.push_back(state("key_legacy_file_revokes", 0, true));
+  KeyStore::SaveFile(fixture_->keys_file, file);
+  ASSERT_TRUE(pv::testing::WaitFor([&] { return status("key_topic_revokes") == 204; }, 5s));
+  ASSERT_EQ(status("key_topic_deletes"), 204);
+  ASSERT_EQ(status("key_file_revokes"), 401);
+
+  kafka::Settings settings;
+  settings.brokers = broker_->bootstrap();
+  settings.properties["log_level"] = "3";
+  kafka::Producer producer(settings, {});
+  auto group = std::make_shared<kafka::DeliveryGroup>(5);
+  auto publish = [&](const ApiKey& k) {
+    ASSERT_EQ(producer.Produce("pv.keys", k.id, KeyRecord(k), {}, group), RD_KAFKA_RESP_ERR_NO_ERROR);
+  };
+  publish(state("key_topic_revokes", 2000, true));
+  publish(state("key_file_revokes", 1000, false));  // older than the file's revoke, though read later
+  std::vector<kafka::Header> tombstone = {{kKeyUpdatedAtHeader, "2000"}};
+  ASSERT_EQ(producer.Produce("pv.keys", "key_topic_deletes", std::string_view{}, tombstone, group),
+            RD_KAFKA_RESP_ERR_NO_ERROR);
+  publish(state("key_legacy_file_revokes", 0, false));  // both without a version: the revoke wins the tie
+  publish(state("key_sentinel", 1, false));  // last on the one partition: when it works, all arrived
+  ASSERT_TRUE(group->Wait(std::chrono::steady_clock::now() + 20s));
+  ASSERT_EQ(group->first_error(), RD_KAFKA_RESP_ERR_NO_ERROR);
+  ASSERT_TRUE(pv::testing::WaitFor([&] { return status("key_sentinel") == 204; }, 10s));
+
+  std::string body;
+  EXPECT_EQ(status("key_topic_revokes", &body), 401);
+  EXPECT_NE(body.find("revoked"), std::string::npos) << body;
+  EXPECT_EQ(status("key_file_revokes", &body), 401);
+  EXPECT_NE(body.find("revoked"), std::string::npos) << body;
+  EXPECT_EQ(status("key_topic_deletes", &body), 401);
+  EXPECT_NE(body.find("unknown API key"), std::string::npos) << body;
+  EXPECT_EQ(status("key_legacy_file_revokes", &body), 401);
+  EXPECT_EQ(status("key_sentinel"), 204);
 }
 
 // Its own broker: setting the brokers down must not disturb the other tests.

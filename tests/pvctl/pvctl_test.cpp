@@ -21,6 +21,7 @@
 #include "pv/dispatcher/suppression.hpp"
 #include "pv/json.hpp"
 #include "pv/kafka.hpp"
+#include "pv/keys.hpp"
 #include "topic_reader.hpp"
 #include "worker_env.hpp"
 
@@ -135,6 +136,129 @@ std::multiset<std::string> SendIds(const std::vector<Record>& records) {
     out.insert(std::string(FindString(d, "send_id").value_or("")));
   }
   return out;
+}
+
+// ---- keys ----
+
+TEST_F(PvctlTest, KeysCreatedOnAnotherMachineAreListedAndRevokedHere) {
+  std::string here = dir_.File("here-keys.yaml");
+  std::string there = dir_.File("there-keys.yaml");
+  Result created =
+      Pvctl({"--json", "keys", "create", "--project", "demo", "--name", "remote", "--keys-file", there});
+  ASSERT_EQ(created.rc, kExitOk) << created.err;
+  std::string id = Json(created.out)["id"].GetString();
+
+  // Here: not in this file, listed from the topic.
+  Result list = Pvctl({"--json", "keys", "list", "--keys-file", here});
+  ASSERT_EQ(list.rc, kExitOk) << list.err;
+  auto keys = Json(list.out);
+  ASSERT_EQ(keys.Size(), 1U) << list.out;
+  EXPECT_EQ(std::string(keys[0]["id"].GetString()), id);
+  EXPECT_TRUE(keys[0]["revoked_at"].IsNull());
+
+  Result revoke = Pvctl({"keys", "revoke", id, "--keys-file", here});
+  ASSERT_EQ(revoke.rc, kExitOk) << revoke.err;
+  EXPECT_NE(revoke.out.find("Revoked key " + id), std::string::npos) << revoke.out;
+
+  // There: its file still says active, the merged view says revoked (the newer state).
+  EXPECT_EQ(pv::testing::ReadFile(there).find("revoked_at"), std::string::npos);
+  Result list_there = Pvctl({"--json", "keys", "list", "--keys-file", there});
+  ASSERT_EQ(list_there.rc, kExitOk) << list_there.err;
+  auto after = Json(list_there.out);
+  ASSERT_EQ(after.Size(), 1U);
+  EXPECT_TRUE(after[0]["revoked_at"].IsString()) << list_there.out;
+  EXPECT_GT(after[0]["updated_at_ms"].GetInt64(), Json(created.out)["updated_at_ms"].GetInt64());
+
+  // On the topic: the create, then the revoke with a later version.
+  TopicReader reader(broker_.bootstrap(), "pv.keys");
+  const auto& records = reader.ReadUntil([](const auto& r) { return r.size() >= 2; }, 15s);
+  ASSERT_EQ(records.size(), 2U);
+  ApiKey first, second;
+  std::string error;
+  ASSERT_TRUE(ParseKeyRecord(records[0].value, first, error)) << error;
+  ASSERT_TRUE(ParseKeyRecord(records[1].value, second, error)) << error;
+  EXPECT_EQ(records[1].key, id);
+  EXPECT_FALSE(first.revoked());
+  EXPECT_TRUE(second.revoked());
+  EXPECT_GT(second.updated_at_ms, first.updated_at_ms);
+
+  // A second revoke republishes the same state and says so.
+  Result again = Pvctl({"keys", "revoke", id, "--keys-file", there});
+  ASSERT_EQ(again.rc, kExitOk) << again.err;
+  EXPECT_NE(again.out.find("already revoked"), std::string::npos) << again.out;
+  EXPECT_NE(pv::testing::ReadFile(there).find("revoked_at"), std::string::npos) << "there's file caught up";
+
+  Result unknown = Pvctl({"keys", "revoke", "key_00000000", "--keys-file", here});
+  EXPECT_EQ(unknown.rc, kExitNotFound) << unknown.err;
+}
+
+TEST_F(PvctlTest, KeysDeleteWritesATombstoneAndTheKeyIsGoneEverywhere) {
+  std::string here = dir_.File("here-keys.yaml");
+  std::string there = dir_.File("there-keys.yaml");
+  Result created =
+      Pvctl({"--json", "keys", "create", "--project", "demo", "--name", "gone", "--keys-file", there});
+  ASSERT_EQ(created.rc, kExitOk) << created.err;
+  std::string id = Json(created.out)["id"].GetString();
+  Result kept =
+      Pvctl({"--json", "keys", "create", "--project", "demo", "--name", "kept", "--keys-file", there});
+  ASSERT_EQ(kept.rc, kExitOk) << kept.err;
+
+  Result del = Pvctl({"keys", "delete", id, "--keys-file", here});
+  ASSERT_EQ(del.rc, kExitOk) << del.err;
+
+  TopicReader reader(broker_.bootstrap(), "pv.keys");
+  const auto& records = reader.ReadUntil([](const auto& r) { return r.size() >= 3; }, 15s);
+  ASSERT_EQ(records.size(), 3U);
+  EXPECT_EQ(records[2].key, id);
+  EXPECT_TRUE(records[2].tombstone) << "a null value, not an empty one";
+  ASSERT_EQ(records[2].headers.count(kKeyUpdatedAtHeader), 1U);
+  EXPECT_GT(std::stoll(records[2].headers.at(kKeyUpdatedAtHeader)),
+            Json(created.out)["updated_at_ms"].GetInt64());
+
+  // There, whose file still lists the key: gone from the merged view, and from the file at its next
+  // rewrite by pvctl.
+  Result list = Pvctl({"--json", "keys", "list", "--keys-file", there});
+  ASSERT_EQ(list.rc, kExitOk) << list.err;
+  auto keys = Json(list.out);
+  ASSERT_EQ(keys.Size(), 1U) << list.out;
+  EXPECT_EQ(std::string(keys[0]["name"].GetString()), "kept");
+  EXPECT_NE(pv::testing::ReadFile(there).find(id), std::string::npos);
+  Result revoke = Pvctl({"keys", "revoke", id, "--keys-file", there});
+  EXPECT_EQ(revoke.rc, kExitOk) << revoke.err;
+  EXPECT_NE(revoke.out.find("was deleted"), std::string::npos) << revoke.out;
+  EXPECT_EQ(pv::testing::ReadFile(there).find(id), std::string::npos);
+
+  Result unknown = Pvctl({"keys", "delete", "key_00000000", "--keys-file", here});
+  EXPECT_EQ(unknown.rc, kExitNotFound) << unknown.err;
+}
+
+// The case: a revoke that cannot reach the topic is not a success, yet closes what it can.
+TEST_F(PvctlTest, KeysRevokeWithTheBrokerDownExitsOneAndRevokesTheLocalFile) {
+  std::string file = dir_.File("keys.yaml");
+  Result created =
+      Pvctl({"--json", "keys", "create", "--project", "demo", "--name", "web", "--keys-file", file});
+  ASSERT_EQ(created.rc, kExitOk) << created.err;
+  std::string id = Json(created.out)["id"].GetString();
+  ASSERT_EQ(broker_.Control("/brokers/all/down"), 200);
+  Result revoke = Pvctl({"keys", "revoke", id, "--keys-file", file, "--timeout", "2"});
+  EXPECT_EQ(revoke.rc, kExitFailed) << revoke.out;
+  EXPECT_NE(revoke.err.find("NOT revoked on the topic"), std::string::npos) << revoke.err;
+  EXPECT_NE(pv::testing::ReadFile(file).find("revoked_at"), std::string::npos);
+  Result del = Pvctl({"keys", "delete", id, "--keys-file", file, "--timeout", "2"});
+  EXPECT_EQ(del.rc, kExitFailed);
+  EXPECT_NE(pv::testing::ReadFile(file).find(id), std::string::npos) << "nothing deleted";
+  ASSERT_EQ(broker_.Control("/brokers/all/up"), 200);
+  // Rerun when the broker is back: the file's revoke is the newest state, and is published.
+  Result rerun = Pvctl({"keys", "revoke", id, "--keys-file", file});
+  ASSERT_EQ(rerun.rc, kExitOk) << rerun.err;
+  EXPECT_NE(rerun.out.find("already revoked"), std::string::npos) << rerun.out;
+  TopicReader reader(broker_.bootstrap(), "pv.keys");
+  const auto& records = reader.ReadUntil([](const auto& r) { return r.size() >= 2; }, 15s);
+  ASSERT_EQ(records.size(), 2U);
+  ApiKey last;
+  std::string error;
+  ASSERT_TRUE(ParseKeyRecord(records[1].value, last, error)) << error;
+  EXPECT_TRUE(last.revoked());
 }
 
 // ---- topics ----

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include "pv/json.hpp"
@@ -171,7 +172,9 @@ TEST(TopicSettings, CreateSetsMinInsyncReplicasUnlessConfigured) {
   EXPECT_EQ(CreateConfigs(email, 3).at("retention.ms"), "86400000");
   auto keys = CreateConfigs(by_name.at("pv.keys"), 3);
   EXPECT_EQ(keys.at("cleanup.policy"), "compact");  // the topic's own configs stay
-  EXPECT_EQ(keys.size(), 2U);
+  // A tombstone (pvctl keys delete) outlives every keys_file that may still list the key.
+  EXPECT_EQ(keys.at("delete.retention.ms"), "3153600000000");
+  EXPECT_EQ(keys.size(), 3U);
 }
 
 TEST(TopicSettings, PipelineGroupsAsTheServicesNameThem) {
@@ -233,10 +236,14 @@ TEST(CommandLine, ProjectNamesFollowTheRule) {
   std::string keys_file =
       (std::filesystem::temp_directory_path() / ("pvctl-unit-keys-" + std::to_string(::getpid()) + ".yaml"))
           .string();
+  // A deployment whose ingests read only keys_file: create needs no broker there.
+  std::string file_only_config = keys_file + ".config.yaml";
+  { std::ofstream(file_only_config) << "ingest:\n  keys_topic: \"\"\n"; }
   std::string out, err;
   auto create = [&](const std::string& project) {
-    return RunPvctl({"keys", "create", "--project", project, "--name", "web", "--keys-file", keys_file}, out,
-                    err);
+    return RunPvctl({"--config", file_only_config, "keys", "create", "--project", project, "--name", "web",
+                     "--keys-file", keys_file},
+                    out, err);
   };
   EXPECT_EQ(create("acme:eu"), kExitUsage);
   EXPECT_NE(err.find("--project 'acme:eu' is not a project name: 1 to 64 of a-z, 0-9, '_' and '-'"),
@@ -247,6 +254,7 @@ TEST(CommandLine, ProjectNamesFollowTheRule) {
   EXPECT_EQ(create("demo_2-eu"), kExitOk) << err;  // the rule's whole alphabet
   std::filesystem::remove(keys_file);
   std::filesystem::remove(keys_file + ".lock");  // pvctl's lock beside the file
+  std::filesystem::remove(file_only_config);
   const std::string no_redis = "redis://127.0.0.1:1";
   EXPECT_EQ(RunPvctl({"suppress", "add", "--channel", "email", "--redis-url", no_redis, "--user", "--project",
                       "a:b", "u-1"},
@@ -257,6 +265,72 @@ TEST(CommandLine, ProjectNamesFollowTheRule) {
       RunPvctl({"suppress", "add", "--channel", "email", "--redis-url", no_redis, "user:A B:u-1"}, out, err),
       kExitUsage);
   EXPECT_NE(err.find("the project is not a project name"), std::string::npos) << err;
+}
+
+// With the keys topic in use (the default), a key change that cannot reach it is not a success: a
+// revoke only in the file left the older active record on pv.keys in force on every other ingest.
+TEST(KeysCommand, WithoutBrokersRevokeCreateDeleteAndListExitOneAndSayWhatToSet) {
+  ::unsetenv("PV_KAFKA_BROKERS");
+  ::unsetenv("PV_CONFIG");
+  std::string base =
+      (std::filesystem::temp_directory_path() / ("pvctl-unit-nobroker-" + std::to_string(::getpid())))
+          .string();
+  std::string keys_file = base + ".yaml";
+  std::string file_only_config = base + ".config.yaml";
+  { std::ofstream(file_only_config) << "ingest:\n  keys_topic: \"\"\n"; }
+  std::string out, err;
+  // A key in the file, created where the file is the whole truth.
+  ASSERT_EQ(RunPvctl({"--config", file_only_config, "--json", "keys", "create", "--project", "demo", "--name",
+                      "w", "--keys-file", keys_file},
+                     out, err),
+            kExitOk)
+      << err;
+  rapidjson::Document created;
+  created.Parse(out.c_str());
+  ASSERT_TRUE(created.IsObject()) << out;
+  std::string id = created["id"].GetString();
+
+  out.clear();
+  EXPECT_EQ(RunPvctl({"keys", "revoke", id, "--keys-file", keys_file}, out, err), kExitFailed);
+  EXPECT_NE(err.find("kafka.brokers is not set"), std::string::npos) << err;
+  EXPECT_NE(err.find("NOT revoked on the topic"), std::string::npos) << err;
+  EXPECT_EQ(out.find("Revoked"), std::string::npos) << out;
+  // The file has the revoke all the same: ingests that read it refuse the key (it is newer than
+  // whatever the topic holds).
+  std::ostringstream stored;
+  stored << std::ifstream(keys_file).rdbuf();
+  EXPECT_NE(stored.str().find("revoked_at"), std::string::npos) << stored.str();
+
+  EXPECT_EQ(RunPvctl({"keys", "revoke", "key_unknown", "--keys-file", keys_file}, out, err), kExitFailed);
+  EXPECT_NE(err.find("kafka.brokers is not set"), std::string::npos) << err;
+  EXPECT_EQ(
+      RunPvctl({"keys", "create", "--project", "demo", "--name", "x", "--keys-file", keys_file}, out, err),
+      kExitFailed);
+  EXPECT_NE(err.find("nothing created"), std::string::npos) << err;
+  EXPECT_EQ(RunPvctl({"keys", "delete", id, "--keys-file", keys_file}, out, err), kExitFailed);
+  EXPECT_NE(err.find("nothing deleted"), std::string::npos) << err;
+  EXPECT_EQ(RunPvctl({"keys", "list", "--keys-file", keys_file}, out, err), kExitFailed);
+  EXPECT_NE(err.find("kafka.brokers is not set"), std::string::npos) << err;
+  // --local-only, which once made a file-only revoke exit 0, is refused.
+  EXPECT_EQ(RunPvctl({"keys", "revoke", id, "--local-only", "--keys-file", keys_file}, out, err), kExitUsage);
+  EXPECT_NE(err.find("keys_topic"), std::string::npos) << err;
+
+  // Where ingests read only the file, the file is the whole truth: revoke and delete succeed.
+  EXPECT_EQ(
+      RunPvctl({"--config", file_only_config, "keys", "revoke", id, "--keys-file", keys_file}, out, err),
+      kExitOk)
+      << err;
+  EXPECT_EQ(
+      RunPvctl({"--config", file_only_config, "keys", "delete", id, "--keys-file", keys_file}, out, err),
+      kExitOk)
+      << err;
+  EXPECT_EQ(
+      RunPvctl({"--config", file_only_config, "--json", "keys", "list", "--keys-file", keys_file}, out, err),
+      kExitOk);
+  EXPECT_EQ(out, "[]\n");
+  std::filesystem::remove(keys_file);
+  std::filesystem::remove(keys_file + ".lock");
+  std::filesystem::remove(file_only_config);
 }
 
 TEST(CommandLine, NoBrokersConfiguredIsAFailureThatSaysWhatToSet) {

@@ -63,6 +63,7 @@ const std::vector<Record>& TopicReader::ReadUntil(const std::function<bool(const
       r.timestamp_ms = rd_kafka_message_timestamp(m, nullptr);
       if (m->key != nullptr) r.key.assign(static_cast<const char*>(m->key), m->key_len);
       if (m->payload != nullptr) r.value.assign(static_cast<const char*>(m->payload), m->len);
+      r.tombstone = m->payload == nullptr;
       rd_kafka_headers_t* hdrs = nullptr;
       if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
         const char* name = nullptr;

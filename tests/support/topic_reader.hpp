@@ -17,6 +17,7 @@ struct Record {
   long long timestamp_ms = -1;
   std::string key;
   std::string value;
+  bool tombstone = false;  // a null value (Kafka's deletion on a compacted topic), not an empty one
   std::map<std::string, std::string> headers;
 };
 

@@ -4,10 +4,20 @@
 // and body, and answer success or the service's errors on demand.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <openssl/pem.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
+
+#include <atomic>
 #include <future>
 #include <thread>
+#include <tuple>
 
 #include "pv/config.hpp"
 #include "pv/json.hpp"
@@ -353,7 +363,108 @@ TEST_F(ProviderTest, SendGridErrorsAreClassified) {
   settings.common.timeout = 300ms;
   SendGridProvider slow(settings, loop_);
   r = DeliverNow(slow, MakeSend({}));
+  // The fake took the request (and accepted it) before the timeout: the outcome is unknown.
+  EXPECT_EQ(r.kind, ErrorKind::kUnknownOutcome) << r.error;
+  EXPECT_EQ(fake.Stat("accepted"), 1);
+}
+
+// A TCP listener that, per connection, reads one HTTP request whole (head and Content-Length body)
+// and then either closes without a word or, with `accept_connections` false, is never accepted.
+class DroppingServer {
+ public:
+  explicit DroppingServer(bool accept_connections) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || ::listen(fd_, 16) != 0)
+      throw std::runtime_error("DroppingServer: bind/listen failed");
+    socklen_t len = sizeof(addr);
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    if (accept_connections) thread_ = std::thread([this] { Serve(); });
+  }
+  ~DroppingServer() {
+    stop_ = true;
+    ::shutdown(fd_, SHUT_RDWR);
+    if (thread_.joinable()) thread_.join();
+    ::close(fd_);
+  }
+  int port() const { return port_; }
+  int requests() const { return requests_.load(); }
+
+ private:
+  void Serve() {
+    while (!stop_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 100) <= 0) continue;
+      int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) continue;
+      std::string in;
+      char buf[4096];
+      auto deadline = std::chrono::steady_clock::now() + 5s;
+      while (std::chrono::steady_clock::now() < deadline) {
+        pollfd q{c, POLLIN, 0};
+        if (::poll(&q, 1, 100) <= 0) continue;
+        ssize_t n = ::recv(c, buf, sizeof(buf), 0);
+        if (n <= 0) break;
+        in.append(buf, static_cast<size_t>(n));
+        auto head_end = in.find("\r\n\r\n");
+        if (head_end == std::string::npos) continue;
+        std::string lower = in.substr(0, head_end);
+        std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+        size_t length = 0;
+        if (auto cl = lower.find("content-length:"); cl != std::string::npos)
+          length = std::stoul(lower.substr(cl + 15));
+        if (in.size() >= head_end + 4 + length) {
+          ++requests_;
+          break;
+        }
+      }
+      ::close(c);  // no answer: as a provider process dying after it took the request
+    }
+  }
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> requests_{0};
+  std::thread thread_;
+};
+
+TEST_F(ProviderTest, AnOutcomeIsUnknownOnlyOnceTheWholeRequestWasSent) {
+  SendGridSettings settings = SendGrid("http://127.0.0.1:1");
+  settings.common.timeout = 500ms;
+  settings.common.connect_timeout = 500ms;
+
+  // The request was read whole, then the connection closed without an answer.
+  DroppingServer dropping(true);
+  settings.common.base_url = "http://127.0.0.1:" + std::to_string(dropping.port());
+  SendGridProvider dropped(settings, loop_);
+  DeliveryResult r = DeliverNow(dropped, MakeSend({}));
+  EXPECT_EQ(r.kind, ErrorKind::kUnknownOutcome) << r.error;
+  EXPECT_GE(dropping.requests(), 1);
+
+  // Nothing listening: the provider cannot have it.
+  settings.common.base_url = "http://127.0.0.1:" + std::to_string(pv::testing::FreePort());
+  SendGridProvider refused(settings, loop_);
+  r = DeliverNow(refused, MakeSend({}));
+  EXPECT_EQ(r.kind, ErrorKind::kConnection) << r.error;
+
+  // Connected (the kernel's backlog), but the TLS handshake never answered: timed out before any
+  // request byte could be read, so a timeout that proves nothing was accepted.
+  DroppingServer silent(false);
+  settings.common.base_url = "https://127.0.0.1:" + std::to_string(silent.port());
+  SendGridProvider stalled(settings, loop_);
+  r = DeliverNow(stalled, MakeSend({}));
   EXPECT_EQ(r.kind, ErrorKind::kTimeout) << r.error;
+
+  // A gateway timeout: the service behind it may have acted.
+  ProviderFake fake({"--sendgrid-key", "SG.test-key"});
+  fake.Script(R"({"rules":[{"status":504,"times":1}]})");
+  SendGridProvider gateway(SendGrid(fake.url()), loop_);
+  r = DeliverNow(gateway, MakeSend({}));
+  EXPECT_EQ(r.kind, ErrorKind::kUnknownOutcome) << r.error;
+  EXPECT_EQ(ClassOf(r.kind), ErrorClass::kTransient);
 }
 
 // ---- Twilio ----
@@ -461,6 +572,9 @@ TEST_F(ProviderTest, FcmGetsOneOAuthTokenSignedRs256AndSendsHttpV1) {
   EXPECT_STREQ(msg["data"]["screen"].GetString(), "cart");
   EXPECT_STREQ(msg["android"]["notification"]["sound"].GetString(), "default");
   EXPECT_EQ(msg["apns"]["payload"]["aps"]["badge"].GetInt(), 2);
+  // FCM has no idempotency key: a repeat is a second message, and these make it replace the first.
+  EXPECT_EQ(Str(msg["android"]["notification"], "tag"), sends[0]->send_id);
+  EXPECT_EQ(Str(msg["apns"]["headers"], "apns-collapse-id"), sends[0]->send_id);
 }
 
 TEST_F(ProviderTest, FcmErrorsAndTokenRenewal) {
@@ -500,6 +614,39 @@ TEST_F(ProviderTest, FcmErrorsAndTokenRenewal) {
   r = DeliverNow(stranger, MakeSend(spec));
   EXPECT_EQ(r.kind, ErrorKind::kBadCredentials) << r.error;
   EXPECT_THAT(r.error, HasSubstr("invalid_grant"));
+}
+
+// THIRD_PARTY_AUTH_ERROR is a 401 about the APNs credentials stored in Firebase: the OAuth token is
+// fine and is kept (a new one would not help). A genuine 401 drops it, and the next send fetches one.
+TEST_F(ProviderTest, FcmKeepsItsTokenOnThirdPartyAuthErrorAndDropsItOnAGenuine401) {
+  const auto& keys = TestKeys::Get();
+  std::string sa_path = dir_.File("sa.json");
+  pv::testing::WriteFile(sa_path, ServiceAccount(keys.rsa_pem, "unused"));
+  ProviderFake fake({"--fcm-credentials", sa_path});
+  FcmProvider provider(Fcm(fake.url(), ServiceAccount(keys.rsa_pem, fake.url() + "/token")), loop_);
+  SendSpec spec;
+  spec.channel = Channel::kPush;
+  ASSERT_TRUE(DeliverNow(provider, MakeSend(spec)).ok);
+  EXPECT_EQ(fake.Stat("tokens_issued"), 1);
+
+  fake.Script(R"({"rules":[{"match":"messages:send","status":401,"body":{"error":{"code":401,)"
+              R"("message":"Auth error from APNS or Web Push Service","status":"UNAUTHENTICATED","details":[)"
+              R"({"@type":"type.googleapis.com/google.firebase.fcm.v1.FcmError",)"
+              R"("errorCode":"THIRD_PARTY_AUTH_ERROR"}]}},"times":1}]})");
+  DeliveryResult r = DeliverNow(provider, MakeSend(spec));
+  ASSERT_FALSE(r.ok);
+  EXPECT_EQ(r.kind, ErrorKind::kBadCredentials) << r.error;
+  EXPECT_EQ(ClassOf(r.kind), ErrorClass::kConfiguration);
+  ASSERT_TRUE(DeliverNow(provider, MakeSend(spec)).ok);
+  EXPECT_EQ(fake.Stat("tokens_issued"), 1);  // kept
+
+  fake.Script(R"({"rules":[{"match":"messages:send","status":401,"body":{"error":{"code":401,)"
+              R"("message":"Request had invalid authentication credentials.","status":"UNAUTHENTICATED"}},)"
+              R"("times":1}]})");
+  r = DeliverNow(provider, MakeSend(spec));
+  EXPECT_EQ(r.kind, ErrorKind::kBadCredentials) << r.error;
+  ASSERT_TRUE(DeliverNow(provider, MakeSend(spec)).ok);
+  EXPECT_EQ(fake.Stat("tokens_issued"), 2);  // dropped and fetched again
 }
 
 // ---- APNs ----
@@ -557,6 +704,9 @@ TEST_F(ApnsTest, SendsOverOneHttp2ConnectionWithAnEs256Token) {
   EXPECT_EQ(HeaderOf(req, "apns-topic"), "com.demo.app");
   EXPECT_EQ(HeaderOf(req, "apns-push-type"), "alert");
   EXPECT_EQ(HeaderOf(req, "apns-priority"), "10");
+  EXPECT_EQ(HeaderOf(req, "apns-id"), sends[0]->send_id);
+  EXPECT_EQ(HeaderOf(req, "apns-collapse-id"), sends[0]->send_id);
+  EXPECT_EQ(Str(req, "problem"), "");
   auto body = pv::testing::ParseJson(Str(req, "body"));
   EXPECT_STREQ(body["aps"]["alert"]["title"].GetString(), "Still thinking?");
   EXPECT_STREQ(body["aps"]["sound"].GetString(), "default");
@@ -594,6 +744,164 @@ TEST_F(ApnsTest, ErrorsAreClassified) {
   ApnsProvider stranger(Settings(other_pem), loop_);
   r = DeliverNow(stranger, MakeSend(spec));
   EXPECT_EQ(r.kind, ErrorKind::kBadCredentials) << r.error;
+}
+
+std::string PushValue(const std::string& send_id, const std::string& title) {
+  std::string out = R"({"v":1,"send_id":)";
+  pv::AppendJsonString(out, send_id);
+  out += R"(,"trigger_id":"t-1","project":"demo","campaign_id":"46","channel":"push","provider":"apns",)"
+         R"("attempt":1,"to":{"device_token":"a1b2c3d4e5f60718293a4b5c6d7e8f90","external_id":"user-1"},)"
+         R"("content":{"title":)";
+  pv::AppendJsonString(out, title);
+  out += R"(,"body":"b","data":{"screen":"cart"}}})";
+  return out;
+}
+
+// APNs does not deduplicate by apns-id (Apple documents it as an id echoed in the answer): the same
+// send requested twice is accepted twice. Both carry the same apns-collapse-id, so the device shows
+// the second in place of the first.
+TEST_F(ApnsTest, ARepeatedPushIsAcceptedAgainAndCollapsesOntoTheFirst) {
+  ApnsProvider provider(Settings(TestKeys::Get().ec_pem), loop_);
+  SendSpec spec;
+  spec.channel = Channel::kPush;
+  auto send = MakeSend(spec);
+  ASSERT_TRUE(DeliverNow(provider, send).ok);
+  ASSERT_TRUE(DeliverNow(provider, send).ok);
+  EXPECT_EQ(fake_->Stat("accepted"), 2);
+  EXPECT_EQ(fake_->Stat("duplicate_accepts"), 1);
+  auto requests = fake_->Requests();
+  ASSERT_EQ(requests.Size(), 2U);
+  for (const auto& req : requests.GetArray()) EXPECT_EQ(HeaderOf(req, "apns-collapse-id"), send->send_id);
+
+  // A send_id beyond Apple's 64 bytes gets a 64-character digest instead (BadCollapseId otherwise),
+  // and no apns-id (not a UUID: BadMessageId otherwise).
+  std::string long_id(80, 'x');
+  DeliveryResult r = DeliverNow(provider, MakeSend(spec, PushValue(long_id, "t")));
+  ASSERT_TRUE(r.ok) << r.error;
+  requests = fake_->Requests();
+  EXPECT_EQ(HeaderOf(requests[2], "apns-collapse-id"), ApnsCollapseId(long_id));
+  EXPECT_EQ(HeaderOf(requests[2], "apns-collapse-id").size(), 64U);
+  EXPECT_EQ(HeaderOf(requests[2], "apns-id"), "");
+}
+
+// The fake holds Apple's rules, so a wrong setting fails here as it would in production, and is
+// classed as configuration (retried while an operator fixes it), not dead-lettered as permanent.
+TEST_F(ApnsTest, ApplesPayloadPriorityAndPushTypeRulesHold) {
+  ApnsProvider provider(Settings(TestKeys::Get().ec_pem), loop_);
+  SendSpec spec;
+  spec.channel = Channel::kPush;
+  std::string id = pv::testing::NewSendId();
+  // A payload of exactly 4096 bytes goes; one byte more is PayloadTooLarge.
+  size_t base = ApnsBody(*MakeSend(spec, PushValue(id, "")), false).size();
+  std::string title(4096 - base, 'a');
+  ASSERT_EQ(ApnsBody(*MakeSend(spec, PushValue(id, title)), false).size(), 4096U);
+  DeliveryResult r = DeliverNow(provider, MakeSend(spec, PushValue(id, title)));
+  EXPECT_TRUE(r.ok) << r.error;
+  r = DeliverNow(provider, MakeSend(spec, PushValue(pv::testing::NewSendId(), title + "a")));
+  ASSERT_FALSE(r.ok);
+  EXPECT_EQ(r.kind, ErrorKind::kRejectedContent) << r.error;
+  EXPECT_THAT(r.error, HasSubstr("PayloadTooLarge"));
+
+  // Settings made by hand, past the checks at load, to see what Apple would answer.
+  for (auto [push_type, priority, reason] :
+       {std::tuple{"alert", 7, "BadPriority"}, std::tuple{"background", 10, "BadPriority"},
+        std::tuple{"announcement", 10, "InvalidPushType"}}) {
+    ApnsSettings settings = Settings(TestKeys::Get().ec_pem);
+    settings.push_type = push_type;
+    settings.priority = priority;
+    EXPECT_THROW(ValidateApnsSettings(settings, "apns"), ConfigError);
+    ApnsProvider wrong(settings, loop_);
+    r = DeliverNow(wrong, MakeSend(spec));
+    ASSERT_FALSE(r.ok) << push_type << " " << priority;
+    EXPECT_THAT(r.error, HasSubstr(reason));
+    EXPECT_EQ(r.kind, ErrorKind::kBadSetting) << r.error;
+    EXPECT_EQ(ClassOf(r.kind), ErrorClass::kConfiguration);
+  }
+
+  // A background push at priority 5: accepted, with content-available and nothing to show.
+  ApnsSettings settings = Settings(TestKeys::Get().ec_pem);
+  settings.push_type = "background";
+  settings.priority = 5;
+  ApnsProvider background(settings, loop_);
+  r = DeliverNow(background, MakeSend(spec));
+  ASSERT_TRUE(r.ok) << r.error;
+  auto requests = fake_->Requests();
+  const auto& last = requests[requests.Size() - 1];
+  EXPECT_EQ(HeaderOf(last, "apns-push-type"), "background");
+  EXPECT_EQ(HeaderOf(last, "apns-priority"), "5");
+  auto body = pv::testing::ParseJson(Str(last, "body"));
+  EXPECT_EQ(body["aps"].MemberCount(), 1U);
+  EXPECT_EQ(body["aps"]["content-available"].GetInt(), 1);
+}
+
+// Apple answers TooManyProviderTokenUpdates to a token re-signed within 20 minutes of the last one:
+// after 403 InvalidProviderToken the provider keeps its token (each send fails as bad_credentials,
+// retried) until 20 minutes after it was signed, then signs one new token.
+TEST_F(ApnsTest, ARejectedTokenIsResignedAtMostOncePerTwentyMinutes) {
+  auto offset = std::make_shared<std::atomic<long long>>(0);  // minutes on the provider's clock
+  auto start = ApnsProvider::Clock::now();
+  ApnsProvider provider(Settings(TestKeys::Get().ec_pem), loop_,
+                        [offset, start] { return start + std::chrono::minutes(offset->load()); });
+  fake_->Script(R"({"rules":[{"match":"/3/device/","status":403,"body":{"reason":"InvalidProviderToken"},)"
+                R"("times":3}]})");
+  SendSpec spec;
+  spec.channel = Channel::kPush;
+  for (long long minute : {0, 1, 19}) {
+    offset->store(minute);
+    DeliveryResult r = DeliverNow(provider, MakeSend(spec));
+    ASSERT_FALSE(r.ok) << minute;
+    EXPECT_EQ(r.kind, ErrorKind::kBadCredentials) << r.error;
+  }
+  offset->store(20);
+  DeliveryResult r = DeliverNow(provider, MakeSend(spec));
+  ASSERT_TRUE(r.ok) << r.error;
+  offset->store(21);
+  ASSERT_TRUE(DeliverNow(provider, MakeSend(spec)).ok);
+  auto requests = fake_->Requests();
+  ASSERT_EQ(requests.Size(), 5U);
+  std::string first = HeaderOf(requests[0], "authorization");
+  EXPECT_EQ(HeaderOf(requests[1], "authorization"), first);
+  EXPECT_EQ(HeaderOf(requests[2], "authorization"), first);
+  EXPECT_NE(HeaderOf(requests[3], "authorization"), first);  // the one new token, at 20 minutes
+  EXPECT_EQ(HeaderOf(requests[4], "authorization"), HeaderOf(requests[3], "authorization"));
+
+  // An accepted token is renewed after token_ttl (50 minutes), counted from its signing.
+  offset->store(20 + 49);
+  ASSERT_TRUE(DeliverNow(provider, MakeSend(spec)).ok);
+  offset->store(20 + 50);
+  ASSERT_TRUE(DeliverNow(provider, MakeSend(spec)).ok);
+  requests = fake_->Requests();
+  EXPECT_EQ(HeaderOf(requests[5], "authorization"), HeaderOf(requests[3], "authorization"));
+  EXPECT_NE(HeaderOf(requests[6], "authorization"), HeaderOf(requests[3], "authorization"));
+}
+
+// APNs closes connections with GOAWAY (NO_ERROR, "Shutdown") while streams are in flight: the
+// streams up to its last stream id were answered, the later ones were never processed (refused).
+// Every send ends accepted once: the refused ones go again on a new connection, none twice.
+TEST_F(ApnsTest, GoawayMidBatchLosesNothingAndDoublesNothing) {
+  ApnsProvider provider(Settings(TestKeys::Get().ec_pem), loop_);
+  fake_->Script(R"({"goaway_after":5,"delay_ms":50})");
+  SendSpec spec;
+  spec.channel = Channel::kPush;
+  std::vector<std::shared_ptr<const Send>> sends(20);
+  for (auto& send : sends) send = MakeSend(spec);
+  auto results = DeliverAll(provider, sends);
+  int retried = 0;
+  std::vector<std::shared_ptr<const Send>> again;
+  for (size_t i = 0; i < results.size(); ++i) {
+    if (results[i].ok) continue;
+    // Should libcurl give a refused stream back instead of retrying it: a transient failure.
+    EXPECT_EQ(ClassOf(results[i].kind), ErrorClass::kTransient) << results[i].error;
+    again.push_back(sends[i]);
+    ++retried;
+  }
+  for (const auto& r : DeliverAll(provider, again)) EXPECT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(fake_->Stat("goaways"), 1);
+  EXPECT_GE(fake_->Stat("connections"), 2);
+  EXPECT_EQ(fake_->Stat("accepted_keys"), 20);
+  EXPECT_EQ(fake_->Stat("duplicate_accepts"), 0);
+  std::cerr << "goaway: refused streams " << fake_->Stat("refused_streams") << ", given back to the caller "
+            << retried << ", connections " << fake_->Stat("connections") << "\n";
 }
 
 TEST(ProviderConfigTest, LoadsEveryTypeFromYaml) {

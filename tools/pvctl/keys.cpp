@@ -1,6 +1,9 @@
-// pvctl keys: create, list, revoke. The keys file is rewritten atomically under an exclusive lock,
-// so concurrent pvctl runs never lose each other's changes; every ingest picks the change up within
-// its reload interval (1 s by default).
+// pvctl keys: create, list, revoke, delete. A key's state lives in two places: keys_file (rewritten
+// atomically under an exclusive lock, so concurrent pvctl runs never lose each other's changes) and
+// the compacted topic pv.keys (ingest.keys_topic), which every ingest follows. Both are merged by one
+// rule (KeySupersedes: the newest state wins), here as in ingest, so list and revoke see keys created
+// on any machine. A change that must reach the topic (every change unless ingest.keys_topic is empty)
+// exits 0 only once the broker acknowledged it.
 #include "pv/keys.hpp"
 
 #include <fcntl.h>
@@ -8,9 +11,12 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <optional>
 #include <ostream>
 
+#include "kafka_client.hpp"
 #include "pv/ids.hpp"
 #include "pv/json.hpp"
 #include "pv/kafka.hpp"
@@ -25,11 +31,17 @@ constexpr const char* kKeysUsage = R"(Usage:
   pvctl keys create --project P --name N [--public] [--json]
   pvctl keys list [--project P] [--json]
   pvctl keys revoke KEY_ID [--json]
+  pvctl keys delete KEY_ID [--json]
 
-Keys are stored only as SHA-256 hashes in keys_file (config; env PV_KEYS_FILE; or --keys-file),
-and each create/revoke is published to the compacted topic pv.keys (ingest.keys_topic) when
-kafka.brokers is set, so every ingest on every machine applies it within about a second.
---local-only skips the topic. A new key is printed once: store it now, it cannot be shown again.
+Keys are stored only as SHA-256 hashes, in keys_file (config; env PV_KEYS_FILE; or --keys-file) and
+on the compacted topic pv.keys (ingest.keys_topic), which every ingest on every machine follows.
+A key's newest state wins, from either place. create, revoke and delete publish to the topic and
+exit 0 only once the broker acknowledged; without kafka.brokers (or --brokers), or when the broker
+cannot be reached, they exit 1 and say what did and did not change. list and revoke read the file
+and the topic, so they see keys created on other machines. delete writes a tombstone: every ingest
+forgets the key (it then answers "unknown API key"); revoke first to keep the reason visible.
+With ingest.keys_topic set to "" (ingests read keys_file only) every command works on the file alone.
+A new key is printed once: store it now, it cannot be shown again.
 )";
 
 // Holds an exclusive lock on "<keys file>.lock" for the scope.
@@ -70,39 +82,181 @@ std::string KeyJson(const ApiKey& k) {
   } else {
     out += "null";
   }
+  out += fmt::format(",\"updated_at_ms\":{}", k.updated_at_ms);
   return out + "}";
 }
 
-// Publishes the key's record to the compacted keys topic, so ingests on every machine pick the
-// change up (docs/operations.md, "Keys"). Returns false, having said why, when it could not.
-bool PublishKey(Context& ctx, const ApiKey& key) {
-  if (ctx.args.Has("--local-only")) return true;
+std::int64_t NowMs() {
+  return ToUnixMillis(std::chrono::system_clock::now());
+}
+
+// Where key changes go besides the file. `topic` empty: the deployment's ingests read keys_file only
+// (ingest.keys_topic: ""), and the file is the whole truth.
+struct KeysTopic {
+  std::string topic;
+  std::optional<kafka::Settings> settings;  // none: kafka.brokers is not set
+};
+
+KeysTopic TopicOf(const Context& ctx) {
+  KeysTopic t;
+  t.topic = ctx.config.GetString("ingest.keys_topic", std::string(topics::kKeys));
+  if (t.topic.empty()) return t;
   kafka::Settings settings = kafka::LoadSettings(ctx.config);
-  if (!ctx.args.Get("--brokers").empty()) settings.brokers = ctx.args.Get("--brokers");
-  if (settings.brokers.empty()) {
-    *ctx.err << "pvctl keys: note: kafka.brokers is not set, so the change is only in " << KeysFile(ctx)
-             << " (ingests that read this file see it; others do not)\n";
-    return true;
+  std::string brokers = ctx.args.Get("--brokers");
+  if (!brokers.empty() && brokers != "true") settings.brokers = brokers;
+  if (!settings.brokers.empty()) t.settings = std::move(settings);
+  return t;
+}
+
+std::string NoBrokers(const KeysTopic& t) {
+  return fmt::format(
+      "kafka.brokers is not set, so {} cannot be read or written (set kafka.brokers or PV_KAFKA_BROKERS, "
+      "or pass --brokers; a deployment whose ingests read only keys_file sets ingest.keys_topic: \"\")",
+      t.topic);
+}
+
+// Every state on the topic (records and tombstones, oldest first), read from the beginning up to the
+// high watermarks taken at the start. Throws KafkaError when the topic cannot be read in time.
+std::vector<ApiKey> ReadTopicStates(const Context& ctx, const KeysTopic& t) {
+  auto timeout = RequestTimeout(ctx);
+  Client consumer(
+      RD_KAFKA_CONSUMER, *t.settings, "pvctl-keys",
+      // librdkafka wants a group id even for assigned partitions; nothing is joined or committed.
+      // The end-of-partition event also ends the read where the offsets before the
+      // high watermark have gaps (compaction, transaction markers).
+      {{"group.id", "pvctl-keys"}, {"enable.auto.commit", "false"}, {"enable.partition.eof", "true"}});
+  std::vector<std::int32_t> partitions = PartitionsOf(consumer.get(), t.topic, timeout);
+  auto marks = QueryWatermarks(consumer.get(), t.topic, partitions, timeout);
+  std::map<std::int32_t, std::int64_t> next;  // the offset to read next, per partition still to read
+  PartitionList assignment(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
+  for (auto p : partitions) {
+    if (marks[p].high <= marks[p].low) continue;
+    next[p] = marks[p].low;
+    rd_kafka_topic_partition_list_add(assignment.get(), t.topic.c_str(), p)->offset = marks[p].low;
   }
-  std::string topic = ctx.config.GetString("ingest.keys_topic", std::string(topics::kKeys));
+  std::vector<ApiKey> states;
+  if (next.empty()) return states;
+  if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer.get(), assignment.get()); err) {
+    throw kafka::KafkaError(fmt::format("assigning {}: {}", t.topic, rd_kafka_err2str(err)));
+  }
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto pending = [&] {
+    for (const auto& [p, offset] : next) {
+      if (offset < marks[p].high) return true;
+    }
+    return false;
+  };
+  while (pending()) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      throw kafka::KafkaError(
+          fmt::format("reading {}: not at its end after {} ms", t.topic, timeout.count()));
+    }
+    kafka::Message m(rd_kafka_consumer_poll(consumer.get(), 100));
+    if (m == nullptr) continue;
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        if (next.count(m->partition) != 0) next[m->partition] = std::max(next[m->partition], m->offset);
+        continue;
+      }
+      throw kafka::KafkaError(fmt::format("reading {}: {}", t.topic, rd_kafka_message_errstr(m.get())));
+    }
+    next[m->partition] = m->offset + 1;
+    ApiKey state;
+    std::string error;
+    if (ParseKeyMessage(m.get(), state, error)) {
+      states.push_back(std::move(state));
+    } else {
+      *ctx.err << fmt::format("pvctl keys: note: {} offset {} ignored: {}\n", t.topic, m->offset, error);
+    }
+  }
+  return states;
+}
+
+// Publishes a state (a record, or a tombstone for a deletion) and waits for the acknowledgement.
+// Returns the error, empty on success.
+std::string Publish(const KeysTopic& t, const ApiKey& state) {
   kafka::ProducerOptions options;
   options.client_id = "pvctl-keys";
   options.defaults = {{"message.timeout.ms", "10000"}};
-  kafka::Producer producer(settings, options);
+  kafka::Producer producer(*t.settings, options);
   auto group = std::make_shared<kafka::DeliveryGroup>(1);
-  rd_kafka_resp_err_t err = producer.Produce(topic, key.id, KeyRecord(key), {}, group);
+  rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+  if (state.deleted) {
+    // A null value (not an empty one: std::string_view{} has no data) is Kafka's tombstone; the
+    // header carries its version, which a null value cannot.
+    std::vector<kafka::Header> headers = {{kKeyUpdatedAtHeader, std::to_string(state.updated_at_ms)}};
+    err = producer.Produce(t.topic, state.id, std::string_view{}, headers, group);
+  } else {
+    err = producer.Produce(t.topic, state.id, KeyRecord(state), {}, group);
+  }
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-    group->Wait(std::chrono::steady_clock::now() + std::chrono::seconds(12));
+    if (!group->Wait(std::chrono::steady_clock::now() + std::chrono::seconds(12))) {
+      return "no acknowledgement from the broker within 12 s";
+    }
     err = group->first_error();
   }
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    *ctx.err << fmt::format(
-        "pvctl keys: saved in {} but NOT published to {}: {}\n"
-        "  ingests on other machines will not see it; rerun when the brokers are reachable\n",
-        KeysFile(ctx), topic, rd_kafka_err2str(err));
-    return false;
+  return err == RD_KAFKA_RESP_ERR_NO_ERROR ? std::string() : rd_kafka_err2str(err);
+}
+
+// The merged view: the newest state of every key across the file and the topic.
+struct View {
+  std::vector<ApiKey> file;    // the file's entries, as stored
+  std::vector<ApiKey> merged;  // newest state per id, deletions included
+  std::string topic_error;     // why the topic could not be read (the view is then the file's alone)
+  const ApiKey* Find(const std::string& id) const {
+    for (const auto& k : merged) {
+      if (k.id == id) return &k;
+    }
+    return nullptr;
   }
-  return true;
+};
+
+View ReadView(const Context& ctx, const KeysTopic& t, const std::string& path) {
+  View v;
+  v.file = KeyStore::LoadFile(path)->keys();
+  std::vector<ApiKey> states = v.file;
+  if (!t.topic.empty()) {
+    if (!t.settings) {
+      v.topic_error = NoBrokers(t);
+    } else {
+      try {
+        auto topic_states = ReadTopicStates(ctx, t);
+        states.insert(states.end(), topic_states.begin(), topic_states.end());
+      } catch (const std::exception& e) {
+        v.topic_error = fmt::format("cannot read {}: {}", t.topic, e.what());
+      }
+    }
+  }
+  v.merged = MergeKeyStates(states);
+  return v;
+}
+
+// The file with `state` in place of the entry of the same id (when the file has one), and without entries
+// whose key the topic deleted (a deletion made on another machine reaches this file the next time pvctl
+// rewrites it). Returns whether anything changed.
+bool UpdateFile(std::vector<ApiKey>& file, const View& view, const ApiKey* state) {
+  bool changed = false;
+  std::vector<ApiKey> out;
+  for (auto& entry : file) {
+    if (state != nullptr && entry.id == state->id) {
+      if (state->deleted) {
+        changed = true;
+        continue;
+      }
+      changed =
+          changed || entry.updated_at_ms != state->updated_at_ms || entry.revoked_at != state->revoked_at;
+      out.push_back(*state);
+      continue;
+    }
+    const ApiKey* merged = view.Find(entry.id);
+    if (merged != nullptr && merged->deleted) {
+      changed = true;
+      continue;
+    }
+    out.push_back(std::move(entry));
+  }
+  file = std::move(out);
+  return changed;
 }
 
 int Create(Context& ctx) {
@@ -118,6 +272,11 @@ int Create(Context& ctx) {
              << kKeysUsage;
     return kExitUsage;
   }
+  KeysTopic topic = TopicOf(ctx);
+  if (!topic.topic.empty() && !topic.settings) {
+    *ctx.err << "pvctl keys create: nothing created: " << NoBrokers(topic) << "\n";
+    return kExitFailed;
+  }
   std::string path = KeysFile(ctx);
   FileLock lock(path);
   auto keys = KeyStore::LoadFile(path)->keys();
@@ -130,10 +289,19 @@ int Create(Context& ctx) {
   key.scope = scope;
   key.hash = HashKey(plain);
   key.last4 = plain.substr(plain.size() - 4);
-  key.created_at = FormatTimestamp(std::chrono::system_clock::now());
+  auto now = std::chrono::system_clock::now();
+  key.created_at = FormatTimestamp(now);
+  key.updated_at_ms = ToUnixMillis(now);
   keys.push_back(key);
   KeyStore::SaveFile(path, keys);
-  bool published = PublishKey(ctx, key);
+  std::string error = topic.topic.empty() ? std::string() : Publish(topic, key);
+  if (!error.empty()) {
+    *ctx.err << fmt::format(
+        "pvctl keys create: saved in {} but NOT published to {}: {}\n"
+        "  ingests that do not read this file will not accept the key; rerun when the brokers are "
+        "reachable\n",
+        path, topic.topic, error);
+  }
   if (ctx.json) {
     std::string json = KeyJson(key);
     json.pop_back();
@@ -146,62 +314,148 @@ int Create(Context& ctx) {
              << "Key (shown once, store it now):\n"
              << plain << "\n";
   }
-  return published ? kExitOk : kExitFailed;
+  return error.empty() ? kExitOk : kExitFailed;
 }
 
 int List(Context& ctx) {
-  auto store = KeyStore::LoadFile(KeysFile(ctx));
+  KeysTopic topic = TopicOf(ctx);
+  View view = ReadView(ctx, topic, KeysFile(ctx));
+  if (!view.topic_error.empty()) {
+    // Listing the file alone would show keys as active that the topic revoked or deleted, and miss
+    // keys created elsewhere.
+    *ctx.err << "pvctl keys list: " << view.topic_error << "\n";
+    return kExitFailed;
+  }
   std::string project = ctx.args.Get("--project");
+  std::vector<const ApiKey*> shown;
+  for (const auto& k : view.merged) {
+    if (!k.deleted && (project.empty() || k.project == project)) shown.push_back(&k);
+  }
   if (ctx.json) {
     std::string out = "[";
-    bool first = true;
-    for (const auto& k : store->keys()) {
-      if (!project.empty() && k.project != project) continue;
-      out += (first ? "" : ",") + KeyJson(k);
-      first = false;
-    }
+    for (size_t i = 0; i < shown.size(); ++i) out += (i == 0 ? "" : ",") + KeyJson(*shown[i]);
     *ctx.out << out << "]\n";
     return kExitOk;
   }
   *ctx.out << fmt::format("{:<22} {:<16} {:<12} {:<7} {:<25} {:<6} {}\n", "ID", "NAME", "PROJECT", "SCOPE",
                           "CREATED", "LAST4", "STATUS");
-  for (const auto& k : store->keys()) {
-    if (!project.empty() && k.project != project) continue;
-    *ctx.out << fmt::format("{:<22} {:<16} {:<12} {:<7} {:<25} {:<6} {}\n", k.id, k.name, k.project,
-                            k.scope == KeyScope::kSecret ? "secret" : "public", k.created_at, k.last4,
-                            k.revoked() ? "revoked " + k.revoked_at : "active");
+  for (const ApiKey* k : shown) {
+    *ctx.out << fmt::format("{:<22} {:<16} {:<12} {:<7} {:<25} {:<6} {}\n", k->id, k->name, k->project,
+                            k->scope == KeyScope::kSecret ? "secret" : "public", k->created_at, k->last4,
+                            k->revoked() ? "revoked " + k->revoked_at : "active");
   }
   return kExitOk;
 }
 
-int Revoke(Context& ctx) {
+// revoke and delete: one KEY_ID.
+std::optional<std::string> OneId(Context& ctx, const char* command) {
   if (ctx.args.positional.size() != 3) {
-    *ctx.err << "pvctl keys revoke: exactly one KEY_ID is required\n\n" << kKeysUsage;
-    return kExitUsage;
+    *ctx.err << fmt::format("pvctl keys {}: exactly one KEY_ID is required\n\n", command) << kKeysUsage;
+    return std::nullopt;
   }
-  const std::string& id = ctx.args.positional[2];
+  return ctx.args.positional[2];
+}
+
+int Revoke(Context& ctx) {
+  auto id = OneId(ctx, "revoke");
+  if (!id) return kExitUsage;
+  KeysTopic topic = TopicOf(ctx);
   std::string path = KeysFile(ctx);
   FileLock lock(path);
-  auto keys = KeyStore::LoadFile(path)->keys();
-  for (auto& k : keys) {
-    if (k.id != id) continue;
-    bool already = k.revoked();
-    if (!already) {
-      k.revoked_at = FormatTimestamp(std::chrono::system_clock::now());
-      KeyStore::SaveFile(path, keys);
+  View view = ReadView(ctx, topic, path);
+  const ApiKey* current = view.Find(*id);
+  if (current == nullptr) {
+    if (!view.topic_error.empty()) {
+      *ctx.err << fmt::format("pvctl keys revoke: {} is not in {}, and {}\n", *id, path, view.topic_error);
+      return kExitFailed;
     }
-    // Published again even when already revoked: a rerun after a failed publish completes it.
-    if (!PublishKey(ctx, k)) return kExitFailed;
-    if (ctx.json) {
-      *ctx.out << KeyJson(k) << "\n";
-    } else {
-      *ctx.out << (already ? fmt::format("Key {} was already revoked at {}.\n", id, k.revoked_at)
-                           : fmt::format("Revoked key {} ({}, project {}).\n", id, k.name, k.project));
-    }
+    *ctx.err << fmt::format("pvctl keys revoke: no key with id {}\n", *id);
+    return kExitNotFound;
+  }
+  if (current->deleted) {
+    if (UpdateFile(view.file, view, nullptr)) KeyStore::SaveFile(path, view.file);
+    *ctx.out << fmt::format("Key {} was deleted; no ingest accepts it.\n", *id);
     return kExitOk;
   }
-  *ctx.err << fmt::format("pvctl keys revoke: no key with id {}\n", id);
-  return kExitNotFound;
+  bool already = current->revoked();
+  ApiKey state = *current;
+  if (!already) {
+    std::int64_t now = NowMs();
+    state.revoked_at = FormatTimestamp(FromUnixMillis(now));
+    state.updated_at_ms = NextKeyVersion(current->updated_at_ms, now);
+  }
+  // The file first: ingests that read it refuse the key even if the topic cannot be reached.
+  bool in_file =
+      std::any_of(view.file.begin(), view.file.end(), [&](const ApiKey& k) { return k.id == *id; });
+  if (UpdateFile(view.file, view, &state)) KeyStore::SaveFile(path, view.file);
+  if (!view.topic_error.empty()) {
+    *ctx.err << fmt::format(
+        "pvctl keys revoke: {}; NOT revoked on the topic: {}; rerun when the brokers are reachable\n",
+        view.topic_error,
+        in_file ? fmt::format("revoked in {} only, so only ingests that read it refuse {}", path, *id)
+                : fmt::format("{} is not in {} either, so nothing changed", *id, path));
+    return kExitFailed;
+  }
+  // Published again when already revoked: a rerun after a failed publish completes it.
+  if (!topic.topic.empty()) {
+    if (std::string error = Publish(topic, state); !error.empty()) {
+      *ctx.err << fmt::format(
+          "pvctl keys revoke: NOT published to {}: {}\n"
+          "  ingests that do not read {} still accept {}; rerun when the brokers are reachable\n",
+          topic.topic, error, path, *id);
+      return kExitFailed;
+    }
+  }
+  if (ctx.json) {
+    *ctx.out << KeyJson(state) << "\n";
+  } else {
+    *ctx.out << (already ? fmt::format("Key {} was already revoked at {}.\n", *id, state.revoked_at)
+                         : fmt::format("Revoked key {} ({}, project {}).\n", *id, state.name, state.project));
+  }
+  return kExitOk;
+}
+
+int Delete(Context& ctx) {
+  auto id = OneId(ctx, "delete");
+  if (!id) return kExitUsage;
+  KeysTopic topic = TopicOf(ctx);
+  std::string path = KeysFile(ctx);
+  FileLock lock(path);
+  View view = ReadView(ctx, topic, path);
+  if (!view.topic_error.empty()) {
+    // Nothing changes: removing the file's entry alone could bring back an older active state from
+    // the topic on the ingests that read this file.
+    *ctx.err << fmt::format("pvctl keys delete: nothing deleted: {}\n", view.topic_error);
+    return kExitFailed;
+  }
+  const ApiKey* current = view.Find(*id);
+  if (current == nullptr) {
+    *ctx.err << fmt::format("pvctl keys delete: no key with id {}\n", *id);
+    return kExitNotFound;
+  }
+  ApiKey state;
+  state.id = *id;
+  state.deleted = true;
+  state.updated_at_ms =
+      current->deleted ? current->updated_at_ms : NextKeyVersion(current->updated_at_ms, NowMs());
+  // The tombstone before the file: until it is on the topic, the file's entry (if any) keeps the key's
+  // newest state where this file is read.
+  if (!topic.topic.empty()) {
+    if (std::string error = Publish(topic, state); !error.empty()) {
+      *ctx.err << fmt::format(
+          "pvctl keys delete: nothing deleted: the tombstone was NOT published to {}: {}\n", topic.topic,
+          error);
+      return kExitFailed;
+    }
+  }
+  if (UpdateFile(view.file, view, &state)) KeyStore::SaveFile(path, view.file);
+  if (ctx.json) {
+    *ctx.out << fmt::format("{{\"id\":\"{}\",\"deleted\":true,\"updated_at_ms\":{}}}\n", *id,
+                            state.updated_at_ms);
+  } else {
+    *ctx.out << fmt::format("Deleted key {}.\n", *id);
+  }
+  return kExitOk;
 }
 
 }  // namespace
@@ -213,9 +467,19 @@ int KeysCommand(Context& ctx) {
     return kExitOk;
   }
   std::string sub = pos.size() > 1 ? pos[1] : "";
+  if (ctx.args.Has("--local-only")) {
+    // It once wrote only the file and exited 0, while the older active record on pv.keys kept the
+    // key working on every other ingest.
+    *ctx.err << "pvctl keys: --local-only is gone: a change exits 0 only once it is on the keys topic. "
+                "A deployment whose ingests read only keys_file sets ingest.keys_topic: \"\" (then every "
+                "keys command works on the file alone).\n\n"
+             << kKeysUsage;
+    return kExitUsage;
+  }
   if (sub == "create") return Create(ctx);
   if (sub == "list") return List(ctx);
   if (sub == "revoke") return Revoke(ctx);
+  if (sub == "delete") return Delete(ctx);
   *ctx.err << (sub.empty() ? "pvctl keys: a subcommand is required\n\n"
                            : fmt::format("pvctl keys: unknown subcommand '{}'\n\n", sub))
            << kKeysUsage;

@@ -18,6 +18,7 @@ Commands:
   keys create --project P --name N [--public]   create an API key; prints it once (only its hash is kept)
   keys list                                       list keys (name, project, scope, created, last four)
   keys revoke KEY_ID                              revoke a key; ingest refuses it within seconds
+  keys delete KEY_ID                              delete a key (a tombstone on pv.keys); ingest forgets it
   topics create [--dry-run]                       create the pipeline's topics (partitions from the config)
   topics list [--all]                             topics, partitions, records, consumer-group lag
   replay --from TOPIC [--to TOPIC] [filters]      re-publish dead letters once the cause is fixed
@@ -29,7 +30,7 @@ Commands:
 Options:
   --config PATH   deployment config (default: $PV_CONFIG); keys_file, kafka.brokers... come from it
   --keys-file F   override keys_file for the keys commands
-  --brokers B     override kafka.brokers for topics, replay and tail
+  --brokers B     override kafka.brokers for keys, topics, replay and tail
   --redis-url U   override redis.url for suppress
   --timeout S     broker round-trip timeout in seconds (default 10)
   --json          machine-readable output

@@ -26,7 +26,8 @@ constexpr const char* kTopicsUsage = R"(Usage:
   pvctl topics list [--all] [--json]          topics, partitions, records, and consumer-group lag
 
 Partition counts: topics.<name>.partitions (default: 6 for pv.triggers, pv.events and pv.send.*,
-3 for pv.dlq.* and pv.delay.*, 1 for the compacted pv.keys); replication: topics.replication_factor
+3 for pv.dlq.* and pv.delay.*, 1 for the compacted pv.keys, whose tombstones are kept 100 years:
+delete.retention.ms); replication: topics.replication_factor
 (default min(3, brokers)); min.insync.replicas: min(2, replication factor), so acks=all means two
 brokers have the record; extra topic configs (which win): topics.<name>.config.<key>. Delay topics
 follow dispatcher.delay_tiers. Existing topics are never changed (create is safe to run again).
@@ -394,7 +395,14 @@ std::vector<DesiredTopic> DesiredTopics(const Config& config) {
     }
     if (def < 1) throw ConfigError(fmt::format("topics.{}.partitions: must be at least 1", t.name));
     t.partitions = static_cast<int>(config.GetInt(TopicSetting(t.name, "partitions"), def, 1, 100000));
-    if (t.compacted) t.configs["cleanup.policy"] = "compact";
+    if (t.compacted) {
+      t.configs["cleanup.policy"] = "compact";
+      // pv.keys: a tombstone (pvctl keys delete) must outlive every keys_file that may still list the
+      // key, or the file's older state would come back once compaction dropped it (Kafka's default
+      // keeps tombstones one day). 100 years: "forever" without overflowing the broker's
+      // now + delete.retention.ms.
+      t.configs["delete.retention.ms"] = "3153600000000";
+    }
     YAML::Node extra = flat ? flat["config"] : YAML::Node(YAML::NodeType::Undefined);
     if (extra && extra.IsMap()) {
       for (const auto& entry : extra) {

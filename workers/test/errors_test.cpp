@@ -13,7 +13,7 @@ constexpr ErrorKind kAll[] = {
     ErrorKind::kRateLimited,      ErrorKind::kTemporaryRejection, ErrorKind::kInFlightElsewhere,
     ErrorKind::kInvalidRecipient, ErrorKind::kUnregistered,       ErrorKind::kRejectedContent,
     ErrorKind::kBadRequest,       ErrorKind::kInvalidRecord,      ErrorKind::kBadCredentials,
-    ErrorKind::kForbidden,        ErrorKind::kNotConfigured};
+    ErrorKind::kForbidden,        ErrorKind::kNotConfigured,      ErrorKind::kBadSetting};
 
 TEST(ErrorsTest, EveryKindHasADistinctName) {
   std::set<std::string> names;
@@ -33,6 +33,8 @@ TEST(ErrorsTest, ClassesAndWhatTheWorkerDoes) {
   EXPECT_EQ(ClassOf(ErrorKind::kInvalidRecord), ErrorClass::kPermanent);
   EXPECT_EQ(ClassOf(ErrorKind::kBadCredentials), ErrorClass::kConfiguration);
   EXPECT_EQ(ClassOf(ErrorKind::kNotConfigured), ErrorClass::kConfiguration);
+  // A setting the provider refuses (APNs BadPriority) is fixed by the operator, not by the send.
+  EXPECT_EQ(ClassOf(ErrorKind::kBadSetting), ErrorClass::kConfiguration);
   EXPECT_EQ(DispositionOf(ErrorClass::kTransient), Disposition::kRetry);
   EXPECT_EQ(DispositionOf(ErrorClass::kConfiguration), Disposition::kRetry);
   EXPECT_EQ(DispositionOf(ErrorClass::kPermanent), Disposition::kDeadLetter);

@@ -128,7 +128,8 @@ TEST(ProviderResultsTest, Apns) {
   EXPECT_EQ(ApnsResult(Http(200, "", {{"apns-id", "ID"}})).provider_message_id, "ID");
   EXPECT_EQ(ApnsResult(Http(400, R"({"reason":"BadDeviceToken"})")).kind, ErrorKind::kInvalidRecipient);
   EXPECT_EQ(ApnsResult(Http(400, R"({"reason":"BadTopic"})")).kind, ErrorKind::kNotConfigured);
-  EXPECT_EQ(ApnsResult(Http(400, R"({"reason":"BadPriority"})")).kind, ErrorKind::kBadRequest);
+  EXPECT_EQ(ApnsResult(Http(400, R"({"reason":"BadPriority"})")).kind, ErrorKind::kBadSetting);
+  EXPECT_EQ(ApnsResult(Http(400, R"({"reason":"BadExpirationDate"})")).kind, ErrorKind::kBadRequest);
   EXPECT_EQ(ApnsResult(Http(403, R"({"reason":"ExpiredProviderToken"})")).kind, ErrorKind::kBadCredentials);
   EXPECT_EQ(ApnsResult(Http(410, R"({"reason":"Unregistered"})")).kind, ErrorKind::kUnregistered);
   EXPECT_EQ(ApnsResult(Http(413, R"({"reason":"PayloadTooLarge"})")).kind, ErrorKind::kRejectedContent);

@@ -7,6 +7,8 @@
 //   pv-attempt  the delivery attempt it will be at its target (workers' retries)
 // and, on DLQ records, pv-error-code, pv-error, pv-failed-at (plus pv-provider, and pv-omitted-bytes
 // on a dead letter whose value was left out because the record would have been over the size limit).
+// pv-pinned-provider, on a worker's retry, names the provider an earlier attempt may have reached
+// (its outcome unknown): every later attempt of that send goes there, never to a fallback.
 //
 // Each tier holds one delay: a record produced to tier T at time t is released at
 // min(due, t + T). Since every record of a tier waits the same time, its head is always the next to
@@ -33,6 +35,7 @@ inline constexpr const char* kFailedAt = "pv-failed-at";
 inline constexpr const char* kProvider = "pv-provider";
 // On a dead letter without its value (it would have been over the size limit): the value's size.
 inline constexpr const char* kOmittedBytes = "pv-omitted-bytes";
+inline constexpr const char* kPinnedProvider = "pv-pinned-provider";
 
 struct Tier {
   std::string name;  // "30s"

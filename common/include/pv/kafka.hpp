@@ -170,6 +170,10 @@ class Consumer {
  public:
   using RebalanceListener =
       std::function<void(rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* partitions)>;
+  // `offsets` are what the group now holds as committed (per element: err, and the next offset to
+  // read), for the automatic commits and CommitAsync.
+  using CommitListener =
+      std::function<void(rd_kafka_resp_err_t err, const rd_kafka_topic_partition_list_t* offsets)>;
 
   Consumer(const Settings& settings, const ConsumerOptions& options);
   ~Consumer();
@@ -180,11 +184,16 @@ class Consumer {
   // Called on the polling thread before partitions are assigned (kind = ASSIGN_PARTITIONS) or
   // revoked (REVOKE_PARTITIONS); on revoke, finish or abandon work of those partitions inside it.
   void SetRebalanceListener(RebalanceListener listener) { listener_ = std::move(listener); }
+  // Called on the polling thread (from Poll) with the result of each commit.
+  void SetCommitListener(CommitListener listener) { commit_listener_ = std::move(listener); }
   // A message, or nullptr on timeout. Messages with err set (e.g. partition EOF) are returned too.
   Message Poll(std::chrono::milliseconds timeout);
   // Stores `next_offset` (the offset of the next record to read) for commit.
   void StoreOffset(std::string_view topic, std::int32_t partition, std::int64_t next_offset);
   void CommitSync();
+  // Commits the stored offsets now rather than at the next auto-commit tick; the result reaches
+  // the commit listener.
+  void CommitAsync();
   void Pause(std::string_view topic, std::int32_t partition);
   void Resume(std::string_view topic, std::int32_t partition);
   // Leaves the group (commits stored offsets). Idempotent.
@@ -194,9 +203,12 @@ class Consumer {
  private:
   static void Rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions,
                         void* opaque);
+  static void Committed(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* offsets,
+                        void* opaque);
   rd_kafka_t* rk_ = nullptr;
   bool closed_ = false;
   RebalanceListener listener_;
+  CommitListener commit_listener_;
 };
 
 // Tracks records in flight per partition and tells how far offsets may be stored: up to the

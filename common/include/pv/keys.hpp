@@ -4,10 +4,13 @@
 // the stored hash is compared in constant time. A key is never logged.
 //
 // Storage: a YAML file (`keys_file`), rewritten atomically by `pvctl keys`, and watched by ingest,
-// which reloads it within a second of a change. See docs/operations.md "Key rotation".
+// which reloads it within a second of a change; and the compacted topic pv.keys, which every ingest
+// follows. The two are merged by one rule (KeySupersedes): the newest state of a key wins, whichever
+// source it came from. See docs/operations.md "Keys".
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -15,6 +18,8 @@
 #include <string_view>
 #include <unordered_map>
 #include <vector>
+
+struct rd_kafka_message_s;  // librdkafka's rd_kafka_message_t, kept out of this header
 
 namespace pv {
 
@@ -29,8 +34,30 @@ struct ApiKey {
   std::string last4;
   std::string created_at;
   std::string revoked_at;  // empty: active
+  // When this state of the key was written, in Unix ms (NextKeyVersion): the version that decides
+  // which of two states of the key wins. 0 in entries and records written before the field existed,
+  // which therefore lose to any state that has one.
+  std::int64_t updated_at_ms = 0;
+  // A deletion (a tombstone on pv.keys): only id and updated_at_ms mean anything; it never
+  // authenticates, and a store drops the key.
+  bool deleted = false;
   bool revoked() const { return !revoked_at.empty(); }
 };
+
+// The merge rule, the same across keys_file and pv.keys and within each: true when `candidate`
+// replaces `current` (the same key id). The later updated_at_ms wins; on a tie a deletion beats a
+// revoke beats an active state, so no tie can bring a key back; on a complete tie the candidate
+// (the later source) wins. Tested in keys_test.cpp (KeyMerge*).
+bool KeySupersedes(const ApiKey& candidate, const ApiKey& current);
+
+// The version for a new state of a key whose newest known state has `previous_ms` (0: none): the
+// wall clock, but never at or before `previous_ms`, so a revoke wins even when this machine's clock is
+// behind the one that wrote the state it replaces.
+std::int64_t NextKeyVersion(std::int64_t previous_ms, std::int64_t now_ms);
+
+// The newest state of each key id among `states` (KeySupersedes), in order of first appearance;
+// deletions are kept, so a caller can merge the result again with another source.
+std::vector<ApiKey> MergeKeyStates(const std::vector<ApiKey>& states);
 
 class KeyError : public std::runtime_error {
  public:
@@ -45,16 +72,35 @@ std::string GenerateKey(KeyScope scope);
 bool LooksLikeKey(std::string_view token);
 
 // The record of a key on the compacted topic pv.keys (key = id): JSON with the hash, never the
-// plain key. pvctl publishes one per create/revoke; every ingest consumes the topic, so a key change
-// reaches ingests on any machine without sharing the keys file.
+// plain key, and updated_at_ms. pvctl publishes one per create/revoke and a tombstone (null value,
+// kKeyUpdatedAtHeader) per delete; every ingest consumes the topic, so a key change reaches ingests
+// on any machine without sharing the keys file.
 std::string KeyRecord(const ApiKey& key);
 // False, with `error` saying why, for a malformed record.
 bool ParseKeyRecord(std::string_view json, ApiKey& out, std::string& error);
 
+// The header that carries a tombstone's updated_at_ms (a tombstone has no value to carry it).
+inline constexpr const char* kKeyUpdatedAtHeader = "pv-updated-at";
+
+// What a consumer read from pv.keys, without librdkafka's types.
+struct KeyRecordView {
+  std::string_view record_key;                        // the key id
+  std::optional<std::string_view> value;              // nullopt: a tombstone
+  std::optional<std::string_view> updated_at_header;  // kKeyUpdatedAtHeader, if present
+  std::int64_t timestamp_ms = -1;                     // the record's timestamp; -1: none
+};
+// The state a pv.keys record stands for: the parsed value (whose id must be the record's key), or
+// for a tombstone a deletion versioned by its header, else by the record's timestamp (a tombstone
+// written by something other than pvctl). False, with `error`, for a record to ignore.
+bool ParseKeyState(const KeyRecordView& record, ApiKey& out, std::string& error);
+// The same for a record as librdkafka returned it (rd_kafka_message_t).
+bool ParseKeyMessage(const rd_kafka_message_s* message, ApiKey& out, std::string& error);
+
 class KeyStore {
  public:
-  // A store of these keys; a later entry with the same id replaces an earlier one.
-  static std::shared_ptr<const KeyStore> FromKeys(const std::vector<ApiKey>& keys);
+  // A store of the newest state of each key among `states` (MergeKeyStates, so the order of the
+  // sources matters only on a complete tie); deleted keys are left out.
+  static std::shared_ptr<const KeyStore> FromKeys(const std::vector<ApiKey>& states);
   enum class Result { kOk, kUnknown, kRevoked };
   struct Match {
     Result result = Result::kUnknown;

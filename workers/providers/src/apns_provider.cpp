@@ -3,10 +3,12 @@
 #include <fmt/format.h>
 #include <rapidjson/document.h>
 
+#include <cctype>
 #include <fstream>
 #include <sstream>
 
 #include "pv/config.hpp"
+#include "pv/ids.hpp"
 #include "pv/json.hpp"
 
 namespace pv::workers::providers {
@@ -19,7 +21,7 @@ ApnsSettings LoadApnsSettings(const Config& config, const std::string& name) {
   s.key_id = config.GetString(p + "key_id", "");
   s.topic = config.GetString(p + "topic", "");
   s.push_type = config.GetString(p + "push_type", s.push_type);
-  s.priority = static_cast<int>(config.GetInt(p + "priority", s.priority, 1, 10));
+  s.priority = static_cast<int>(config.GetInt(p + "priority", s.priority));
   s.token_ttl = config.GetMillis(p + "token_ttl_ms", s.token_ttl);
   s.key_pem = config.GetString(p + "key_pem", "");
   if (s.key_pem.empty()) {
@@ -35,23 +37,55 @@ ApnsSettings LoadApnsSettings(const Config& config, const std::string& name) {
        {std::pair{"team_id", s.team_id}, {"key_id", s.key_id}, {"topic", s.topic}}) {
     if (value.empty()) throw ConfigError(fmt::format("providers.{}.{} is required", name, field));
   }
+  ValidateApnsSettings(s, name);
   return s;
 }
 
-std::string ApnsBody(const Send& send) {
-  std::string out = R"({"aps":{"alert":{"title":)";
-  AppendJsonString(out, send.ContentString("title"));
-  out += R"(,"body":)";
-  AppendJsonString(out, send.ContentString("body"));
-  out += '}';
-  if (auto sound = send.ContentString("sound"); !sound.empty()) {
-    out += R"(,"sound":)";
-    AppendJsonString(out, sound);
+void ValidateApnsSettings(const ApnsSettings& s, const std::string& name) {
+  std::string p = "providers." + name + ".";
+  if (s.push_type != "alert" && s.push_type != "background") {
+    throw ConfigError(
+        fmt::format("{}push_type: '{}' is not supported: use alert or background", p, s.push_type));
   }
-  if (const auto* badge = send.ContentMember("badge"); badge != nullptr && badge->IsInt()) {
-    out += fmt::format(R"(,"badge":{})", badge->GetInt());
+  if (s.push_type == "background" && s.priority != 5) {
+    // Apple answers 400 BadPriority to a background push with any other priority.
+    throw ConfigError(
+        fmt::format("{}priority: {} with push_type background; Apple accepts only 5 for background pushes", p,
+                    s.priority));
   }
-  out += '}';
+  if (s.priority != 10 && s.priority != 5 && s.priority != 1) {
+    throw ConfigError(fmt::format("{}priority: {}; Apple accepts 10 (now), 5 (power-friendly) or 1 (lowest)",
+                                  p, s.priority));
+  }
+  if (s.token_ttl < kApnsMinTokenTtl || s.token_ttl > kApnsMaxTokenTtl) {
+    throw ConfigError(fmt::format(
+        "{}token_ttl_ms: {} ms is outside Apple's {}-{} minutes ({}-{} ms): sooner is refused with "
+        "TooManyProviderTokenUpdates, later with ExpiredProviderToken",
+        p, s.token_ttl.count(), kApnsMinTokenTtl.count(), kApnsMaxTokenTtl.count(),
+        std::chrono::milliseconds(kApnsMinTokenTtl).count(),
+        std::chrono::milliseconds(kApnsMaxTokenTtl).count()));
+  }
+}
+
+std::string ApnsBody(const Send& send, bool background) {
+  std::string out;
+  if (background) {
+    out = R"({"aps":{"content-available":1})";
+  } else {
+    out = R"({"aps":{"alert":{"title":)";
+    AppendJsonString(out, send.ContentString("title"));
+    out += R"(,"body":)";
+    AppendJsonString(out, send.ContentString("body"));
+    out += '}';
+    if (auto sound = send.ContentString("sound"); !sound.empty()) {
+      out += R"(,"sound":)";
+      AppendJsonString(out, sound);
+    }
+    if (const auto* badge = send.ContentMember("badge"); badge != nullptr && badge->IsInt()) {
+      out += fmt::format(R"(,"badge":{})", badge->GetInt());
+    }
+    out += '}';
+  }
   // Custom data goes beside "aps", where the app reads it.
   if (const auto* data = send.ContentMember("data"); data != nullptr && data->IsObject()) {
     for (const auto& m : data->GetObject()) {
@@ -65,6 +99,26 @@ std::string ApnsBody(const Send& send) {
   out += '}';
   return out;
 }
+
+std::string ApnsCollapseId(std::string_view send_id) {
+  if (send_id.size() <= kApnsMaxCollapseIdBytes) return std::string(send_id);
+  return Sha256Hex(send_id);
+}
+
+namespace {
+
+// apns-id must be a canonical UUID (else 400 BadMessageId); send_ids are, but a record from
+// elsewhere may carry another shape, and then Apple picks the id.
+bool IsUuid(std::string_view s) {
+  if (s.size() != 36) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash ? s[i] != '-' : std::isxdigit(static_cast<unsigned char>(s[i])) == 0) return false;
+  }
+  return true;
+}
+
+}  // namespace
 
 DeliveryResult ApnsResult(const TransferResult& r) {
   if (r.status == 0) return TransportFailure(r);
@@ -87,6 +141,9 @@ DeliveryResult ApnsResult(const TransferResult& r) {
              reason == "BadCertificate" || reason == "BadCertificateEnvironment" ||
              reason == "MissingProviderToken") {
     kind = ErrorKind::kNotConfigured;
+  } else if (reason == "BadPriority" || reason == "InvalidPushType" || reason == "BadCollapseId") {
+    // Settings of ours, the same for every send of this provider: an operator fixes them.
+    kind = ErrorKind::kBadSetting;
   } else if (reason == "InvalidProviderToken" || reason == "ExpiredProviderToken") {
     kind = ErrorKind::kBadCredentials;
   } else if (reason == "PayloadTooLarge") {
@@ -97,15 +154,24 @@ DeliveryResult ApnsResult(const TransferResult& r) {
   return HttpFailure(r, kind, reason);
 }
 
-ApnsProvider::ApnsProvider(ApnsSettings settings, CurlLoop& loop)
-    : settings_(std::move(settings)), loop_(loop), key_(LoadPrivateKeyPem(settings_.key_pem)) {
+ApnsProvider::ApnsProvider(ApnsSettings settings, CurlLoop& loop, Now now)
+    : settings_(std::move(settings)),
+      loop_(loop),
+      now_(std::move(now)),
+      key_(LoadPrivateKeyPem(settings_.key_pem)) {
   Token();  // fail at start, not on the first send, when the key is not a P-256 key
 }
 
 std::string ApnsProvider::Token() {
   std::lock_guard lock(mutex_);
-  auto now = Clock::now();
-  if (!token_.empty() && now - token_made_ < settings_.token_ttl) return token_;
+  auto now = now_();
+  if (!token_.empty()) {
+    auto age = now - token_made_;
+    // A rejected token is kept until Apple lets us sign again: re-signing sooner is refused with
+    // TooManyProviderTokenUpdates, and every send meanwhile fails as bad_credentials (retried).
+    bool renew = token_rejected_ ? age >= kApnsMinResignInterval : age >= settings_.token_ttl;
+    if (!renew) return token_;
+  }
   long long iat =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
           .count();
@@ -117,16 +183,18 @@ std::string ApnsProvider::Token() {
   claims += fmt::format(R"(,"iat":{}}})", iat);
   token_ = SignJwt(JwtAlgorithm::kEs256, header, claims, key_.get());
   token_made_ = now;
+  token_rejected_ = false;
   return token_;
 }
 
-void ApnsProvider::Invalidate(const std::string& token) {
+void ApnsProvider::Rejected(const std::string& token) {
   std::lock_guard lock(mutex_);
-  if (token_ == token) token_.clear();
+  if (token_ == token) token_rejected_ = true;
 }
 
 void ApnsProvider::Deliver(const std::shared_ptr<const Send>& send, Done done) {
-  if (send->ContentString("title").empty() && send->ContentString("body").empty()) {
+  bool background = settings_.push_type == "background";
+  if (!background && send->ContentString("title").empty() && send->ContentString("body").empty()) {
     done(DeliveryResult::Failed(ErrorKind::kInvalidRecord, "push content needs a title or a body"));
     return;
   }
@@ -138,16 +206,16 @@ void ApnsProvider::Deliver(const std::shared_ptr<const Send>& send, Done done) {
                  "apns-topic: " + settings_.topic,
                  "apns-push-type: " + settings_.push_type,
                  "apns-priority: " + std::to_string(settings_.priority),
-                 "apns-id: " + send->send_id,
+                 "apns-collapse-id: " + ApnsCollapseId(send->send_id),
                  "content-type: application/json"};
-  req.body = ApnsBody(*send);
+  if (IsUuid(send->send_id)) req.headers.push_back("apns-id: " + send->send_id);
+  req.body = ApnsBody(*send, background);
   req.timeout = settings_.common.timeout;
   req.connect_timeout = settings_.common.connect_timeout;
   req.tls = settings_.common.tls;
   loop_.Submit(std::move(req), [this, token, done = std::move(done)](TransferResult&& r) {
     DeliveryResult result = ApnsResult(r);
-    if (!result.ok && result.kind == ErrorKind::kBadCredentials)
-      Invalidate(token);  // sign a new one next time
+    if (!result.ok && result.kind == ErrorKind::kBadCredentials) Rejected(token);
     done(std::move(result));
   });
 }

@@ -9,6 +9,7 @@
 #include "pv/config.hpp"
 #include "pv/json.hpp"
 #include "pv/log.hpp"
+#include "pv/workers/providers/apns_provider.hpp"
 
 namespace pv::workers::providers {
 
@@ -78,22 +79,54 @@ std::string FcmBody(const Send& send) {
   auto sound = send.ContentString("sound");
   const auto* badge = send.ContentMember("badge");
   bool has_badge = badge != nullptr && badge->IsInt();
+  // A repeated send replaces rather than stacks: Android shows one notification per tag, iOS one per
+  // apns-collapse-id. Not android.collapse_key: FCM stores at most four collapse keys per offline
+  // device and keeps any four, so a unique key per send would lose pushes to a phone offline for a
+  // while (non-collapsible messages are kept up to 100), to guard against a rare duplicate.
+  out += R"(,"android":{"notification":{"tag":)";
+  AppendJsonString(out, send.send_id);
   if (!sound.empty()) {
-    out += R"(,"android":{"notification":{"sound":)";
+    out += R"(,"sound":)";
     AppendJsonString(out, sound);
-    out += "}}";
   }
+  out += R"(}},"apns":{"headers":{"apns-collapse-id":)";
+  AppendJsonString(out, ApnsCollapseId(send.send_id));
+  out += '}';
   if (!sound.empty() || has_badge) {
-    out += R"(,"apns":{"payload":{"aps":{)";
+    out += R"(,"payload":{"aps":{)";
     if (!sound.empty()) {
       out += R"("sound":)";
       AppendJsonString(out, sound);
     }
     if (has_badge) out += fmt::format(R"({}"badge":{})", sound.empty() ? "" : ",", badge->GetInt());
-    out += "}}}";
+    out += "}}";
   }
-  out += "}}";
+  out += "}}}";
   return out;
+}
+
+std::string FcmErrorCode(const TransferResult& r) {
+  rapidjson::Document doc;
+  doc.Parse(r.body.c_str());
+  if (doc.HasParseError() || !doc.IsObject()) return {};
+  std::string code;
+  if (const auto* error = FindMember(doc, "error"); error != nullptr && error->IsObject()) {
+    if (const auto* details = FindMember(*error, "details"); details != nullptr && details->IsArray()) {
+      for (const auto& d : details->GetArray()) {
+        if (auto c = d.IsObject() ? FindString(d, "errorCode") : std::nullopt) code = std::string(*c);
+      }
+    }
+    if (code.empty()) {
+      if (auto st = FindString(*error, "status")) code = std::string(*st);
+    }
+  }
+  return code;
+}
+
+bool FcmTokenRejected(const TransferResult& r) {
+  // THIRD_PARTY_AUTH_ERROR comes with a 401 too, but it is about the APNs certificate or key stored
+  // in Firebase, not our OAuth token: a new token would not help and costs a round trip per send.
+  return r.status == 401 && FcmErrorCode(r) != "THIRD_PARTY_AUTH_ERROR";
 }
 
 DeliveryResult FcmResult(const TransferResult& r) {
@@ -106,19 +139,7 @@ DeliveryResult FcmResult(const TransferResult& r) {
     return DeliveryResult::Sent(name ? std::string(*name) : std::string());
   }
   ErrorKind kind = KindForHttpStatus(r.status);
-  std::string code;
-  if (json) {
-    if (const auto* error = FindMember(doc, "error"); error != nullptr && error->IsObject()) {
-      if (const auto* details = FindMember(*error, "details"); details != nullptr && details->IsArray()) {
-        for (const auto& d : details->GetArray()) {
-          if (auto c = d.IsObject() ? FindString(d, "errorCode") : std::nullopt) code = std::string(*c);
-        }
-      }
-      if (code.empty()) {
-        if (auto st = FindString(*error, "status")) code = std::string(*st);
-      }
-    }
-  }
+  std::string code = json ? FcmErrorCode(r) : std::string();
   if (code == "UNREGISTERED") {
     kind = ErrorKind::kUnregistered;
   } else if (code == "SENDER_ID_MISMATCH") {
@@ -245,7 +266,7 @@ void FcmProvider::SendWith(const std::shared_ptr<const Send>& send, const std::s
   req.connect_timeout = settings_.common.connect_timeout;
   req.tls = settings_.common.tls;
   loop_.Submit(std::move(req), [this, token, done = std::move(done)](TransferResult&& r) {
-    if (r.status == 401) {
+    if (FcmTokenRejected(r)) {
       // The token was revoked or expired early: drop it, so the retry fetches a new one.
       std::lock_guard lock(mutex_);
       if (token_ == token) token_.clear();

@@ -43,6 +43,10 @@ std::optional<std::chrono::milliseconds> ParseRetryAfter(std::string_view value,
 }
 
 DeliveryResult TransportFailure(const TransferResult& r) {
+  if (r.request_sent) {
+    // Sent whole, then silence or a broken connection: the provider may have accepted it.
+    return DeliveryResult::Failed(ErrorKind::kUnknownOutcome, "request sent, no answer: " + r.error);
+  }
   if (r.TimedOut()) return DeliveryResult::Failed(ErrorKind::kTimeout, r.error);
   if (r.curl_code == 60 /* CURLE_PEER_FAILED_VERIFICATION */ ||
       r.curl_code == 77 /* CURLE_SSL_CACERT_BADFILE */) {
@@ -61,6 +65,8 @@ ErrorKind KindForHttpStatus(long status) {
   if (status == 408) return ErrorKind::kTimeout;
   if (status == 413) return ErrorKind::kRejectedContent;
   if (status == 429) return ErrorKind::kRateLimited;
+  // A gateway gave up waiting for the service behind it, which may still have acted on the request.
+  if (status == 504) return ErrorKind::kUnknownOutcome;
   if (status >= 500) return ErrorKind::kServerError;
   if (status >= 400) return ErrorKind::kBadRequest;
   return ErrorKind::kServerError;  // 1xx/3xx where a 2xx was expected

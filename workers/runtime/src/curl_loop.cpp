@@ -85,6 +85,7 @@ struct CurlLoop::Transfer {
   curl_slist* rcpt_list = nullptr;
   std::string upload;  // request body or SMTP message
   std::size_t upload_offset = 0;
+  bool smtp = false;
   TransferResult result;
   Done done;
   char errbuf[CURL_ERROR_SIZE] = {};
@@ -126,6 +127,19 @@ struct CurlLoop::Transfer {
     std::memcpy(buffer, t->upload.data() + t->upload_offset, n);
     t->upload_offset += n;
     return n;
+  }
+
+  // libcurl sets the pretransfer time when it starts sending the request (after connect and TLS);
+  // the upload counter says how much of the body went. SMTP reads the message through OnRead, which
+  // hands the last bytes to libcurl just before it sends the closing "." line.
+  bool RequestSent() const {
+    curl_off_t pretransfer = 0;
+    curl_easy_getinfo(easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
+    if (pretransfer <= 0) return false;
+    if (smtp) return upload_offset == upload.size();
+    curl_off_t uploaded = 0;
+    curl_easy_getinfo(easy, CURLINFO_SIZE_UPLOAD_T, &uploaded);
+    return uploaded >= static_cast<curl_off_t>(upload.size());
   }
 
   void Common(std::chrono::milliseconds timeout, std::chrono::milliseconds connect_timeout,
@@ -226,6 +240,7 @@ void CurlLoop::Submit(SmtpRequest request, Done done) {
   t->easy = curl_easy_init();
   t->done = std::move(done);
   t->upload = std::move(request.message);
+  t->smtp = true;
   CURL* e = t->easy;
   t->Common(request.timeout, request.connect_timeout, request.tls);
   curl_easy_setopt(e, CURLOPT_URL, request.url.c_str());
@@ -278,6 +293,7 @@ void CurlLoop::Run() {
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
     t->result.status = status;
     curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME, &t->result.seconds);
+    t->result.request_sent = t->RequestSent();
     active_.fetch_sub(1, std::memory_order_relaxed);
     t->done(std::move(t->result));
   };

@@ -6,6 +6,7 @@ ErrorClass ClassOf(ErrorKind kind) {
   switch (kind) {
     case ErrorKind::kTimeout:
     case ErrorKind::kConnection:
+    case ErrorKind::kUnknownOutcome:
     case ErrorKind::kServerError:
     case ErrorKind::kRateLimited:
     case ErrorKind::kTemporaryRejection:
@@ -20,6 +21,7 @@ ErrorClass ClassOf(ErrorKind kind) {
     case ErrorKind::kBadCredentials:
     case ErrorKind::kForbidden:
     case ErrorKind::kNotConfigured:
+    case ErrorKind::kBadSetting:
       return ErrorClass::kConfiguration;
   }
   return ErrorClass::kTransient;  // unreachable: the switch is exhaustive
@@ -44,6 +46,8 @@ std::string_view ErrorKindName(ErrorKind kind) {
       return "timeout";
     case ErrorKind::kConnection:
       return "connection";
+    case ErrorKind::kUnknownOutcome:
+      return "unknown_outcome";
     case ErrorKind::kServerError:
       return "server_error";
     case ErrorKind::kRateLimited:
@@ -68,6 +72,8 @@ std::string_view ErrorKindName(ErrorKind kind) {
       return "forbidden";
     case ErrorKind::kNotConfigured:
       return "not_configured";
+    case ErrorKind::kBadSetting:
+      return "bad_setting";
   }
   return "unknown";
 }

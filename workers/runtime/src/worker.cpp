@@ -111,6 +111,9 @@ struct Worker::Job {
   Clock::time_point started{};
   bool settle_sent = false;
   std::string message_id;
+  // The provider that may already have this send: an earlier attempt's outcome was unknown (see
+  // ErrorKind::kUnknownOutcome). Every later attempt goes there, never to the fallback.
+  std::string pinned_provider;
 
   struct Output {
     bool ladder = false;  // to the delay ladder (then `due`, `next_attempt`) or straight to `topic`
@@ -137,6 +140,10 @@ Worker::Worker(WorkerOptions options, std::unique_ptr<DedupeStore> store,
       buffered_gauge_(metrics_.buffered.With({channel_name_})),
       paused_gauge_(metrics_.paused.With({channel_name_})),
       inbox_(std::make_shared<Inbox>()),
+      delivered_(static_cast<std::size_t>(
+          options_.delivered_memory > 0
+              ? options_.delivered_memory
+              : std::max(65536, 8 * std::max(options_.max_buffered, options_.max_in_flight)))),
       rng_(std::random_device{}()) {
   if (options_.tiers.empty()) options_.tiers = ladder::ParseTiers(topics::DefaultDelayTiers());
   options_.max_in_flight = std::max(1, options_.max_in_flight);
@@ -153,6 +160,10 @@ Worker::Worker(WorkerOptions options, std::unique_ptr<DedupeStore> store,
   consumer_->SetRebalanceListener(
       [this](rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* parts) {
         OnRebalance(kind, parts);
+      });
+  consumer_->SetCommitListener(
+      [this](rd_kafka_resp_err_t err, const rd_kafka_topic_partition_list_t* offsets) {
+        OnCommitted(err, offsets);
       });
   consumer_queue_ = rd_kafka_queue_get_consumer(consumer_->handle());
   static const std::uint64_t kOne = 1;
@@ -174,10 +185,15 @@ void Worker::Stop() {
 }
 
 std::string Worker::NotReadyReason() const {
+  if (fatal_.load()) return "kafka producer fatal error";
   if (!running_.load()) return "starting";
   if (draining_.load()) return "draining";
   if (!store_->Reachable()) return "redis unreachable";
   return "";
+}
+
+std::string Worker::FatalError() const {
+  return fatal_.load() ? fatal_error_ : std::string();
 }
 
 double Worker::ConsumerLag() const {
@@ -217,6 +233,7 @@ int Worker::Run() {
   bool clean = false;
   while (true) {
     Clock::time_point now = Clock::now();
+    if (CheckFatal()) break;
     if (stop_requested_.load() && !draining_.load()) {
       BeginDrain();
       deadline = now + options_.drain_timeout;
@@ -278,14 +295,36 @@ int Worker::Run() {
     WaitForWork(timeout);
   }
   // Outcome records still in librdkafka's queue: give them a moment, then store what was acknowledged.
-  producer_->Flush(std::chrono::milliseconds(5000));
+  // After a fatal error nothing more will be acknowledged: only what already was is committed.
+  if (!fatal_.load()) producer_->Flush(std::chrono::milliseconds(5000));
   CollectInbox();
   consumer_->CommitSync();
   consumer_->Close();
-  pv::log::Info(
-      "worker_stopped",
-      {{"channel", channel_name_}, {"clean", clean}, {"unfinished", static_cast<std::int64_t>(Busy())}});
-  return clean ? 0 : 1;
+  pv::log::Info("worker_stopped", {{"channel", channel_name_},
+                                   {"clean", clean},
+                                   {"fatal", fatal_.load()},
+                                   {"unfinished", static_cast<std::int64_t>(Busy())}});
+  return clean && !fatal_.load() ? 0 : 1;
+}
+
+// A fatal producer error (librdkafka's idempotence guarantees broken) means no outcome record will
+// ever be acknowledged again: stop, unready, exit non-zero so the supervisor starts a fresh producer.
+// Unfinished sends keep their offsets unstored and are read again by the next owner; Redis claims
+// and `sent:` marks turn what this worker already delivered into `deduped`.
+bool Worker::CheckFatal() {
+  if (fatal_.load()) return true;
+  Clock::time_point now = Clock::now();
+  if (now < fatal_check_at_) return false;
+  fatal_check_at_ = now + 1s;
+  auto error = producer_->FatalError();
+  if (!error) return false;
+  fatal_error_ = *error;
+  fatal_.store(true);
+  pv::log::Error("kafka_fatal_error", {{"error", *error},
+                                       {"channel", channel_name_},
+                                       {"unfinished", static_cast<std::int64_t>(Busy())},
+                                       {"action", "stopping; exit status 1 so the supervisor restarts the worker"}});
+  return true;
 }
 
 void Worker::WaitForWork(std::chrono::milliseconds timeout) {
@@ -347,6 +386,16 @@ void Worker::NewJob(kafka::Message m) {
     }
   }
   j.send->attempt = j.attempt;
+  if (auto header = kafka::HeaderValue(m.get(), ladder::kPinnedProvider)) j.pinned_provider = *header;
+  if (const DeliveredMemory::Delivery* done = delivered_.Find(j.send->send_id)) {
+    // Delivered by this worker already, its record read again before the offset was committed:
+    // whatever Redis says now (it may have lost the mark), it is not sent again.
+    j.provider_name = done->provider;
+    pv::log::Debug("send_redelivered",
+                   {{"send_id", j.send->send_id}, {"partition", j.partition}, {"offset", j.offset}});
+    Deduped(j, done->provider_message_id);
+    return;
+  }
   j.stage = Stage::kClaim;
   claim_queue_.push_back(j.id);
 }
@@ -373,6 +422,13 @@ Provider* Worker::ChooseProvider(Job& job) {
     auto it = providers_.find(name);
     return it == providers_.end() ? nullptr : it->second.get();
   };
+  if (!job.pinned_provider.empty()) {
+    // An earlier attempt may have been accepted there: only that provider can recognise the
+    // repeat (same send_id, same idempotency key); any other would deliver a second copy.
+    job.provider = find(job.pinned_provider);
+    job.provider_name = job.pinned_provider;
+    return job.provider;
+  }
   Provider* primary = find(s.provider);
   Provider* fallback = s.fallback_provider.empty() ? nullptr : find(s.fallback_provider);
   bool circuit_open = false;
@@ -491,6 +547,7 @@ void Worker::CollectInbox() {
     if (it == jobs_.end()) continue;
     Job& job = *it->second;
     --acking_;
+    if (a.err == RD_KAFKA_RESP_ERR__FATAL) fatal_check_at_ = {};  // look at once, not in a second
     if (a.err == RD_KAFKA_RESP_ERR_NO_ERROR) {
       Finish(job);
       continue;
@@ -524,6 +581,7 @@ void Worker::Succeed(Job& job) {
   circuits_[job.provider_name].consecutive_failures = 0;
   job.settle_sent = true;
   job.status = "sent";
+  delivered_.Add(job.partition, job.offset, job.send->send_id, {job.provider_name, job.message_id});
   job.outputs.clear();
   Job::Output event;
   event.topic = std::string(topics::kEvents);
@@ -563,6 +621,7 @@ void Worker::Defer(Job& job, std::chrono::milliseconds wait) {
   again.due = now + wait;
   again.next_attempt = job.attempt;  // waiting for a rate limit is not a failed attempt
   again.headers = {{ladder::kProvider, job.provider_name}, {ladder::kErrorCode, "rate_limited"}};
+  if (!job.pinned_provider.empty()) again.headers.emplace_back(ladder::kPinnedProvider, job.pinned_provider);
   job.outputs.push_back(std::move(again));
   Job::Output event;
   event.topic = std::string(topics::kEvents);
@@ -603,6 +662,7 @@ void Worker::Fail(Job& job, ErrorKind kind, const std::string& error,
     }
   }
   std::string send_id = job.send ? job.send->send_id : "";
+  if (kind == ErrorKind::kUnknownOutcome && job.pinned_provider.empty()) job.pinned_provider = job.provider_name;
   if (error_class == ErrorClass::kConfiguration) {
     pv::log::Error("provider_configuration_error",
                    {{"provider", job.provider_name}, {"send_id", send_id}, {"code", code}, {"error", error}});
@@ -626,6 +686,7 @@ void Worker::Fail(Job& job, ErrorKind kind, const std::string& error,
                    {ladder::kAttempt, attempt_text},
                    {ladder::kProvider, job.provider_name},
                    {ladder::kFailedAt, FormatTimestamp(now)}};
+    if (!job.pinned_provider.empty()) dlq.headers.emplace_back(ladder::kPinnedProvider, job.pinned_provider);
     job.outputs.push_back(std::move(dlq));
     if (dead && DispositionOf(error_class) == Disposition::kRetry) {
       pv::log::Warn(
@@ -643,6 +704,7 @@ void Worker::Fail(Job& job, ErrorKind kind, const std::string& error,
     again.headers = {{ladder::kProvider, job.provider_name},
                      {ladder::kErrorCode, std::string(code)},
                      {ladder::kError, error}};
+    if (!job.pinned_provider.empty()) again.headers.emplace_back(ladder::kPinnedProvider, job.pinned_provider);
     job.outputs.push_back(std::move(again));
   }
   if (job.send) {
@@ -781,8 +843,37 @@ std::size_t Worker::Busy() const {
   return n;
 }
 
+void Worker::UpdateMemoryFull() {
+  if (delivered_.Full() && !memory_full_) {
+    // Forget first what only a partition we no longer own would need; then make the next commit
+    // come now rather than at the auto-commit tick, and take no records until it freed room.
+    for (std::int32_t p : delivered_.Partitions()) {
+      if (assigned_.count(p) == 0) delivered_.Forget(p);
+    }
+    if (!delivered_.Full()) return;
+    memory_full_ = true;
+    pv::log::Warn("worker_paused", {{"reason", "delivered-send memory full, waiting for a commit"},
+                                    {"remembered", static_cast<std::int64_t>(delivered_.size())}});
+    consumer_->CommitAsync();
+  } else if (memory_full_ && delivered_.size() < delivered_.capacity() / 2) {
+    memory_full_ = false;
+    pv::log::Info("worker_resumed", {{"reason", "delivered-send memory has room"}});
+  }
+}
+
+void Worker::OnCommitted(rd_kafka_resp_err_t err, const rd_kafka_topic_partition_list_t* offsets) {
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return;
+  for (int i = 0; i < offsets->cnt; ++i) {
+    const auto& tp = offsets->elems[i];
+    if (tp.err == RD_KAFKA_RESP_ERR_NO_ERROR && tp.offset >= 0 && send_topic_ == tp.topic) {
+      delivered_.Committed(tp.partition, tp.offset);
+    }
+  }
+}
+
 void Worker::UpdatePause() {
-  bool want = draining_.load() || store_down_;
+  UpdateMemoryFull();
+  bool want = draining_.load() || store_down_ || memory_full_;
   if (want == paused_ && !(want && reapply_pause_)) return;
   rd_kafka_topic_partition_list_t* list = nullptr;
   if (rd_kafka_assignment(consumer_->handle(), &list) == RD_KAFKA_RESP_ERR_NO_ERROR && list != nullptr) {
@@ -795,7 +886,9 @@ void Worker::UpdatePause() {
   }
   if (want != paused_) {
     pv::log::Debug(want ? "consumer_paused" : "consumer_resumed",
-                   {{"buffered", static_cast<std::int64_t>(jobs_.size())}, {"redis_down", store_down_}});
+                   {{"buffered", static_cast<std::int64_t>(jobs_.size())},
+                    {"redis_down", store_down_},
+                    {"memory_full", memory_full_}});
   }
   paused_ = want;
   reapply_pause_ = false;
@@ -834,6 +927,7 @@ void Worker::BeginDrain() {
 void Worker::OnRebalance(rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* partitions) {
   if (kind == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     for (int i = 0; i < partitions->cnt; ++i) {
+      if (send_topic_ == partitions->elems[i].topic) assigned_.insert(partitions->elems[i].partition);
       pv::log::Info("partition_assigned",
                     {{"topic", partitions->elems[i].topic}, {"partition", partitions->elems[i].partition}});
     }
@@ -901,6 +995,7 @@ void Worker::OnRebalance(rd_kafka_resp_err_t kind, const rd_kafka_topic_partitio
   }
   std::size_t left = remaining();
   for (std::int32_t p : revoked) {
+    assigned_.erase(p);
     tracker_.Forget(p);
     ++partition_generation_[p];
     pv::log::Info("partition_revoked", {{"topic", send_topic_}, {"partition", p}});

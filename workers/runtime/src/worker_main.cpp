@@ -72,6 +72,8 @@ WorkerOptions LoadWorkerOptions(const Config& config, Channel channel) {
   // Records wait for their outcome's acknowledgement after delivery too: room for several rounds.
   o.max_buffered = static_cast<int>(s.Int("max_buffered", 8 * o.max_in_flight, 1, 10000000));
   o.claim_batch = static_cast<int>(s.Int("claim_batch", 128, 1, 10000));
+  o.delivered_memory = static_cast<int>(
+      s.Int("delivered_memory", std::max<std::int64_t>(65536, 8 * std::int64_t{o.max_buffered}), 1, 100000000));
   o.max_attempts = static_cast<int>(s.Int("max_attempts", 8, 1, 1000));
   o.backoff.base = s.Millis("backoff_base_ms", o.backoff.base);
   o.backoff.max = s.Millis("backoff_max_ms", o.backoff.max);

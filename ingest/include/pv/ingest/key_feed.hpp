@@ -1,6 +1,8 @@
 // Follows the compacted topic pv.keys from its beginning, without joining a consumer group (every
-// ingest needs every key), and reports the full set of keys it holds whenever it changes. This is
-// how a key created or revoked with pvctl on one machine reaches every ingest within about a second.
+// ingest needs every key), and reports the newest state of every key id it has seen whenever one
+// changes, deletions (tombstones) included, for the owner to merge with its keys_file
+// (KeyStore::FromKeys). This is how a key created, revoked or deleted with pvctl on one machine
+// reaches every ingest within about a second.
 #pragma once
 
 #include <atomic>
@@ -16,7 +18,7 @@ namespace pv::ingest {
 
 class KeyFeed {
  public:
-  using OnChange = std::function<void(const std::vector<ApiKey>& keys)>;
+  using OnChange = std::function<void(const std::vector<ApiKey>& states)>;
   KeyFeed(const kafka::Settings& settings, std::string topic, OnChange on_change);
   ~KeyFeed();
   KeyFeed(const KeyFeed&) = delete;

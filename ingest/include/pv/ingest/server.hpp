@@ -103,7 +103,8 @@ class IngestServer final : public http::Handler {
 
   void WatchFiles();
   bool ReloadKeys();
-  // Publishes keys_file's keys merged with the topic's (a topic record wins for the same id).
+  // Publishes keys_file's keys merged with the topic's: the newest state of each key wins, from
+  // either source (KeySupersedes); a deletion on the topic drops the key.
   void PublishKeys();
   bool ReloadCatalog();
   void ProbeKafka();
@@ -125,7 +126,7 @@ class IngestServer final : public http::Handler {
   std::atomic<std::shared_ptr<const KeyStore>> keys_;
   std::mutex key_sources_mutex_;
   std::vector<ApiKey> file_keys_;
-  std::vector<ApiKey> topic_keys_;
+  std::vector<ApiKey> topic_keys_;  // the newest state of each key on keys_topic, deletions included
   std::unique_ptr<KeyFeed> key_feed_;
   std::mutex reload_mutex_;
   std::string keys_signature_;

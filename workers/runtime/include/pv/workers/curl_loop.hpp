@@ -56,6 +56,9 @@ struct TransferResult {
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
   std::string error;                                         // libcurl's message when curl_code != 0
   double seconds = 0;                                        // total transfer time
+  // The whole request left us (HTTP: past connect and TLS, every body byte sent; SMTP: the whole
+  // message). A failure after that may come after the peer acted on it: its outcome is unknown.
+  bool request_sent = false;
 
   std::optional<std::string_view> Header(std::string_view lower_name) const;
   bool TimedOut() const;

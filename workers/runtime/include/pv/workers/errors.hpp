@@ -5,7 +5,8 @@
 // `default:`: a new kind is a compile error (-Wswitch -Werror) until someone decides its class.
 //
 //   transient      try again later (delay ladder, backoff, Retry-After honoured), fallback provider
-//                  after repeated failures; dead after max_attempts
+//                  after repeated failures; dead after max_attempts. After an unknown outcome the
+//                  send is pinned to that provider: a fallback could not recognise it as a repeat
 //   configuration  our side is wrong (credentials, missing setting): same as transient, because the
 //                  operator's fix makes the next attempt succeed, but logged as an error
 //   permanent      this send can never succeed (bad recipient, rejected content): dead letter at once
@@ -16,8 +17,10 @@
 namespace pv::workers {
 
 enum class ErrorKind {
-  kTimeout,             // no answer in time
-  kConnection,          // could not connect, connection reset, TLS handshake failed
+  kTimeout,             // no answer in time, and the request had not been sent whole
+  kConnection,          // could not connect, connection reset, TLS handshake failed (request not sent whole)
+  kUnknownOutcome,      // the whole request was sent, then no answer (timeout, connection lost, 504):
+                        // the provider may have accepted it. Retried on the same provider only.
   kServerError,         // 5xx, SMTP 421
   kRateLimited,         // 429, provider quota
   kTemporaryRejection,  // SMTP 4xx (mailbox busy, greylisting)
@@ -30,6 +33,7 @@ enum class ErrorKind {
   kBadCredentials,      // 401, SMTP 535, OAuth invalid_grant
   kForbidden,           // 403: the account may not do this
   kNotConfigured,       // unknown provider, missing setting or key file
+  kBadSetting,          // the provider refused a setting of ours (APNs BadPriority, InvalidPushType)
 };
 
 enum class ErrorClass { kTransient, kPermanent, kConfiguration };

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -26,6 +27,7 @@
 #include "pv/topics.hpp"
 #include "pv/workers/backoff.hpp"
 #include "pv/workers/dedupe_store.hpp"
+#include "pv/workers/delivered_memory.hpp"
 #include "pv/workers/provider.hpp"
 #include "pv/workers/worker_metrics.hpp"
 
@@ -39,6 +41,10 @@ struct WorkerOptions {
   int max_in_flight = 256;  // sends at providers at once
   int max_buffered = 2048;  // records taken from Kafka and not finished; no more are taken above
   int claim_batch = 128;    // claims per Redis round trip
+  // Sends delivered whose records' offsets are not yet committed, remembered so that a record read
+  // again after Redis lost its `sent:` mark is not delivered twice (DeliveredMemory). 0: the larger
+  // of 65,536 and 8 × max_buffered. At this many, consumption pauses until a commit frees room.
+  int delivered_memory = 0;
   int max_attempts = 8;     // the attempt that fails transiently at this number goes dead
   BackoffPolicy backoff;
   int fallback_after_attempts = 2;  // attempts > this use the campaign's fallback provider
@@ -65,6 +71,8 @@ class Worker {
   void Stop();
   // "" when ready; else why not (for /readyz). From any thread.
   std::string NotReadyReason() const;
+  // The producer's fatal error once Run() stopped for it ("" before): Run() then returned 1.
+  std::string FatalError() const;
   // Sum over assigned partitions of (high watermark - position). From any thread.
   double ConsumerLag() const;
 
@@ -87,6 +95,9 @@ class Worker {
   void WaitForWork(std::chrono::milliseconds timeout);
   void BeginDrain();
   void OnRebalance(rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* partitions);
+  void OnCommitted(rd_kafka_resp_err_t err, const rd_kafka_topic_partition_list_t* offsets);
+  void UpdateMemoryFull();
+  bool CheckFatal();
 
   // Outcome decisions.
   Provider* ChooseProvider(Job& job);
@@ -119,6 +130,9 @@ class Worker {
   // Bumped when a partition is revoked: a job begun under an older generation must not finish an
   // offset of the partition's next assignment (the same offset may be redelivered to us).
   std::map<std::int32_t, std::uint64_t> partition_generation_;
+  std::set<std::int32_t> assigned_;  // partitions of send_topic_ assigned to us now
+  DeliveredMemory delivered_;
+  bool memory_full_ = false;
 
   std::unordered_map<std::uint64_t, std::unique_ptr<Job>> jobs_;
   std::uint64_t next_job_id_ = 1;
@@ -144,6 +158,9 @@ class Worker {
   std::atomic<bool> stop_requested_{false};
   std::atomic<bool> running_{false};
   std::atomic<bool> draining_{false};
+  std::atomic<bool> fatal_{false};
+  std::string fatal_error_;  // written once by the loop before fatal_ is set
+  std::chrono::steady_clock::time_point fatal_check_at_{};
   std::mt19937_64 rng_;
 };
 

@@ -31,8 +31,16 @@ FcmSettings LoadFcmSettings(const Config& config, const std::string& name);
 // Fills the key fields from a service-account JSON document. Throws ConfigError.
 void ApplyServiceAccount(FcmSettings& settings, const std::string& json, const std::string& source);
 
+// The v1 message. FCM documents no idempotency key for messages:send: a repeated request is a second
+// message. android.notification.tag and apns.headers.apns-collapse-id (both from the send_id) make a
+// repeat replace the first copy on the device instead of stacking beside it.
 std::string FcmBody(const Send& send);
 DeliveryResult FcmResult(const TransferResult& result);
+// The FCM error code of an answer (details[].errorCode, else error.status); empty when none.
+std::string FcmErrorCode(const TransferResult& result);
+// Whether an answer says our OAuth2 token is no good (so it is dropped and fetched again): a 401,
+// except THIRD_PARTY_AUTH_ERROR, which is about the APNs credentials stored in Firebase.
+bool FcmTokenRejected(const TransferResult& result);
 
 class FcmProvider final : public Provider {
  public:

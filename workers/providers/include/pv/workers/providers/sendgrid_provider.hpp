@@ -1,6 +1,8 @@
 // The `sendgrid` provider: SendGrid's v3 Mail Send API (POST /v3/mail/send, bearer API key, JSON),
 // answered 202 with the message id in X-Message-Id. The send_id travels as a custom argument (it
 // comes back in SendGrid's event webhooks) and, when `idempotency_header` is set, as that header.
+// SendGrid documents no idempotency key for mail send: nothing here relies on the header (a relay in
+// front may honour it), and a request sent twice is a mail sent twice.
 #pragma once
 
 #include "pv/workers/curl_loop.hpp"
@@ -12,7 +14,7 @@ namespace pv::workers::providers {
 struct SendGridSettings {
   CommonSettings common;  // base_url default https://api.sendgrid.com
   std::string api_key;
-  std::string idempotency_header = "Idempotency-Key";  // empty: not sent
+  std::string idempotency_header = "Idempotency-Key";  // empty: not sent; undocumented by SendGrid
   std::string list_unsubscribe;                        // like the smtp provider's
 };
 

@@ -1,6 +1,8 @@
 // The `twilio` provider: Twilio's Messages API (POST /2010-04-01/Accounts/{sid}/Messages.json,
 // form-encoded To/From|MessagingServiceSid/Body, HTTP basic auth), answered 201 with the message
 // sid. Twilio's error codes refine the status: 21211/21614/21610 are bad or opted-out recipients.
+// The Messages API documents no idempotency key: `idempotency_header` (default Idempotency-Key: the
+// send_id) is not relied on, and a request sent twice is an SMS sent (and billed) twice.
 #pragma once
 
 #include "pv/workers/curl_loop.hpp"

@@ -1,0 +1,68 @@
+#include "pv/workers/delivered_memory.hpp"
+
+#include <gtest/gtest.h>
+
+namespace pv::workers {
+namespace {
+
+TEST(DeliveredMemoryTest, RemembersADeliveryUntilACommitPassesItsOffset) {
+  DeliveredMemory memory(10);
+  memory.Add(0, 5, "s1", {"sg", "m1"});
+  ASSERT_NE(memory.Find("s1"), nullptr);
+  EXPECT_EQ(memory.Find("s1")->provider, "sg");
+  EXPECT_EQ(memory.Find("s1")->provider_message_id, "m1");
+  memory.Committed(0, 5);  // offset 5 is the next to read: record 5 may still come again
+  EXPECT_NE(memory.Find("s1"), nullptr);
+  memory.Committed(0, 6);
+  EXPECT_EQ(memory.Find("s1"), nullptr);
+  EXPECT_EQ(memory.size(), 0u);
+}
+
+TEST(DeliveredMemoryTest, ACommitReleasesOnlyItsOwnPartition) {
+  DeliveredMemory memory(10);
+  memory.Add(0, 1, "a", {"p", ""});
+  memory.Add(1, 1, "b", {"p", ""});
+  memory.Committed(1, 100);
+  EXPECT_NE(memory.Find("a"), nullptr);
+  EXPECT_EQ(memory.Find("b"), nullptr);
+  memory.Committed(7, 100);  // a partition never seen
+  EXPECT_EQ(memory.size(), 1u);
+}
+
+TEST(DeliveredMemoryTest, ASendSeenTwiceKeepsItsEarliestRecord) {
+  // The same send at two offsets (read again after a lost assignment): the entry stays until the
+  // commit passes the first one, which is where a re-read would start.
+  DeliveredMemory memory(10);
+  memory.Add(0, 3, "s", {"first", "m1"});
+  memory.Add(0, 9, "s", {"second", "m2"});
+  EXPECT_EQ(memory.Find("s")->provider, "first");
+  EXPECT_EQ(memory.size(), 1u);
+  memory.Committed(0, 4);
+  EXPECT_EQ(memory.Find("s"), nullptr);
+  memory.Committed(0, 10);  // the stale index entry at 9 goes without touching anything else
+  EXPECT_EQ(memory.size(), 0u);
+}
+
+TEST(DeliveredMemoryTest, FullAtCapacityAndRoomAgainAfterACommit) {
+  DeliveredMemory memory(3);
+  for (int i = 0; i < 3; ++i) memory.Add(0, i, "s" + std::to_string(i), {"p", ""});
+  EXPECT_TRUE(memory.Full());
+  memory.Committed(0, 1);
+  EXPECT_FALSE(memory.Full());
+  EXPECT_EQ(memory.size(), 2u);
+  EXPECT_EQ(DeliveredMemory(0).capacity(), 1u);
+}
+
+TEST(DeliveredMemoryTest, ForgettingAPartitionDropsOnlyItsSends) {
+  DeliveredMemory memory(10);
+  memory.Add(0, 1, "a", {"p", ""});
+  memory.Add(2, 1, "b", {"p", ""});
+  EXPECT_EQ(memory.Partitions(), (std::vector<std::int32_t>{0, 2}));
+  memory.Forget(2);
+  EXPECT_EQ(memory.Find("b"), nullptr);
+  EXPECT_NE(memory.Find("a"), nullptr);
+  EXPECT_EQ(memory.Partitions(), (std::vector<std::int32_t>{0}));
+}
+
+}  // namespace
+}  // namespace pv::workers
