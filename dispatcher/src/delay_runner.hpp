@@ -39,6 +39,12 @@ class DelayScheduler {
     std::string target;
     std::chrono::system_clock::time_point release_at{};
     std::chrono::steady_clock::time_point not_before{};  // retry after a failed re-publication
+    // > 0: the target can never take this record; it goes to its dead-letter topic instead, for this
+    // reason, this attempt (bounded: dispatcher.dead_letter_attempts).
+    int dead_letter_attempt = 0;
+    std::string dead_letter_code;
+    std::string dead_letter_error;
+    bool omit_value = false;  // the dead letter goes without the value (it would be over the size limit)
   };
 
   void OnRebalance(rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* partitions);
@@ -47,6 +53,10 @@ class DelayScheduler {
   std::chrono::system_clock::time_point ReleaseDue();
   // false: the producer's queue is full, try again shortly.
   bool Release(Held& held, std::chrono::system_clock::time_point now);
+  // Release's path for a record whose target can never take it.
+  bool ReleaseDeadLetter(Held& held, std::chrono::system_clock::time_point now);
+  // Held state for a record read again (`message`) after a failed re-publication.
+  Held Restore(kafka::Message message, std::uint64_t generation, const std::string& topic) const;
   void DrainCompletions();
 
   const DispatcherOptions& options_;

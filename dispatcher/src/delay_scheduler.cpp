@@ -6,12 +6,35 @@
 #include "delay_runner.hpp"
 #include "pv/json.hpp"
 #include "pv/log.hpp"
+#include "pv/produce_errors.hpp"
+#include "pv/topics.hpp"
 
 namespace pv::dispatcher {
 namespace {
 
 using SysClock = std::chrono::system_clock;
 using std::chrono::milliseconds;
+
+// Where a ladder record goes when its target can never take it: a send's channel DLQ for a send topic
+// (pv.send.<x> -> pv.dlq.<x>); for a deferred trigger (target pv.triggers), the DLQ of the channel whose
+// address its user carries, the rule the processor follows for a trigger of an unknown campaign.
+// Empty when neither tells.
+std::string DeadLetterTopicOf(std::string_view target, std::string_view value) {
+  constexpr std::string_view kSendPrefix = "pv.send.";
+  if (target.substr(0, kSendPrefix.size()) == kSendPrefix) {
+    return "pv.dlq." + std::string(target.substr(kSendPrefix.size()));
+  }
+  rapidjson::Document doc;
+  doc.Parse(value.data(), value.size());
+  if (doc.HasParseError() || !doc.IsObject()) return {};
+  const rapidjson::Value* user = FindMember(doc, "user");
+  if (user == nullptr || !user->IsObject()) return {};
+  for (Channel c : {Channel::kEmail, Channel::kSms, Channel::kPush}) {
+    if (!FindString(*user, ContactField(c)).value_or(std::string_view()).empty())
+      return topics::DeadLetter(c);
+  }
+  return {};
+}
 
 }  // namespace
 
@@ -202,6 +225,7 @@ bool DelayScheduler::Release(Held& h, SysClock::time_point now) {
     if (next >= 0) consumer_->StoreOffset(topic, m->partition, next);
     return true;
   }
+  if (h.dead_letter_attempt > 0) return ReleaseDeadLetter(h, now);
   auto headers_map = kafka::Headers(m);
   std::vector<kafka::Header> headers;
   // On release to the target every header travels with the record (pv-attempt tells a worker which
@@ -209,11 +233,27 @@ bool DelayScheduler::Release(Held& h, SysClock::time_point now) {
   headers.reserve(headers_map.size());
   for (const auto& [name, value] : headers_map) headers.push_back({name, value});
   bool to_target = now >= h.due;
+  // Checked before producing, with every header (a hop's ladder headers have the same lengths): a
+  // record over the limit would be refused on every attempt.
+  std::size_t size = kafka::RecordBytes(kafka::Key(m), kafka::Payload(m), headers);
+  if (!to_target) size += kafka::HeaderBytes(ladder::kAttempt, "99");  // in case the record had none
+  if (size > producer_.MaxMessageBytes()) {
+    h.dead_letter_attempt = 1;
+    h.dead_letter_code = "release_too_large";
+    h.dead_letter_error =
+        fmt::format("the record for {} is {} bytes with its headers, over message.max.bytes ({})", h.target,
+                    size, producer_.MaxMessageBytes());
+    return ReleaseDeadLetter(h, now);
+  }
+  std::string out_topic =
+      to_target ? h.target
+                : ladder::ChooseTier(tiers_, std::chrono::duration_cast<milliseconds>(h.due - now)).topic;
   auto* pending = new internal::Pending(&completions_, topic, m->partition, m->offset, h.generation);
-  pending->remaining.store(1);
+  pending->Expect({{internal::OutputRole::kMain, out_topic}});
+  internal::Pending::Output* report = &pending->outputs.front();
   rd_kafka_resp_err_t err;
   if (to_target) {
-    err = producer_.Produce(h.target, kafka::Key(m), kafka::Payload(m), headers, pending);
+    err = producer_.Produce(h.target, kafka::Key(m), kafka::Payload(m), headers, report);
   } else {
     int attempt = 1;
     if (auto a = headers_map.find(ladder::kAttempt); a != headers_map.end()) {
@@ -224,7 +264,7 @@ bool DelayScheduler::Release(Held& h, SysClock::time_point now) {
       }
     }
     err = ladder::Schedule(producer_, tiers_, h.target, kafka::Key(m), kafka::Payload(m), h.due, attempt,
-                           headers, std::make_shared<internal::ForwardGroup>(pending), now);
+                           headers, std::make_shared<internal::ForwardGroup>(report), now);
   }
   if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
     delete pending;  // NOLINT(cppcoreguidelines-owning-memory): never handed to the producer
@@ -234,7 +274,7 @@ bool DelayScheduler::Release(Held& h, SysClock::time_point now) {
   book_.AddOutstanding(topic, pending->partition);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     log::Warn("delay_produce_enqueue_failed", {{"target", h.target}, {"error", rd_kafka_err2str(err)}});
-    pending->Abandon(err);
+    report->OnDelivery(err, -1, -1);
     return true;
   }
   if (to_target) {
@@ -248,30 +288,131 @@ bool DelayScheduler::Release(Held& h, SysClock::time_point now) {
   return true;
 }
 
+bool DelayScheduler::ReleaseDeadLetter(Held& h, SysClock::time_point now) {
+  const rd_kafka_message_t* m = h.message.get();
+  std::string topic = rd_kafka_topic_name(m->rkt);
+  std::string dlq = DeadLetterTopicOf(h.target, kafka::Payload(m));
+  auto finish = [&] {
+    std::int64_t next = book_.Finish(topic, m->partition, m->offset, h.generation);
+    if (next >= 0) consumer_->StoreOffset(topic, m->partition, next);
+  };
+  if (dlq.empty()) {
+    metrics_.skipped.With({"delay", "no_dead_letter_topic"}).Inc();
+    log::Error("record_skipped", {{"record", "delay"},
+                                  {"error", h.dead_letter_error},
+                                  {"reason", "no_dead_letter_topic"},
+                                  {"target", h.target},
+                                  {"input_topic", topic},
+                                  {"partition", m->partition},
+                                  {"offset", m->offset}});
+    finish();
+    return true;
+  }
+  // The record as it was, with the reason in the dead-letter headers; pv-target stays, so that a replay
+  // puts it back where it was going.
+  std::string failed_at = FormatTimestamp(now);
+  std::vector<std::pair<std::string, std::string>> kept;
+  for (auto& [name, value] : kafka::Headers(m)) {
+    if (name != ladder::kErrorCode && name != ladder::kError && name != ladder::kFailedAt &&
+        name != ladder::kOmittedBytes) {
+      kept.emplace_back(name, value);
+    }
+  }
+  kept.emplace_back(ladder::kErrorCode, h.dead_letter_code);
+  kept.emplace_back(ladder::kError, h.dead_letter_error);
+  kept.emplace_back(ladder::kFailedAt, failed_at);
+  std::string_view value = kafka::Payload(m);
+  std::vector<kafka::Header> headers;
+  headers.reserve(kept.size() + 1);
+  for (const auto& [name, v] : kept) headers.push_back({name, v});
+  std::string omitted = std::to_string(value.size());
+  if (h.omit_value || kafka::RecordBytes(kafka::Key(m), value, headers) > producer_.MaxMessageBytes()) {
+    value = {};
+    headers.push_back({ladder::kOmittedBytes, omitted});
+  }
+  auto* pending = new internal::Pending(&completions_, topic, m->partition, m->offset, h.generation);
+  pending->Expect({{internal::OutputRole::kDeadLetter, dlq}});
+  internal::Pending::Output* report = &pending->outputs.front();
+  rd_kafka_resp_err_t err = producer_.Produce(dlq, kafka::Key(m), value, headers, report);
+  if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+    delete pending;  // NOLINT(cppcoreguidelines-owning-memory): never handed to the producer
+    return false;
+  }
+  pending->dead_letter_attempt = h.dead_letter_attempt;
+  pending->dead_letter_code = h.dead_letter_code;
+  pending->dead_letter_error = h.dead_letter_error;
+  pending->omit_value = h.omit_value;
+  pending->message = std::move(h.message);
+  book_.AddOutstanding(topic, pending->partition);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    log::Warn("delay_produce_enqueue_failed", {{"target", dlq}, {"error", rd_kafka_err2str(err)}});
+    report->OnDelivery(err, -1, -1);
+    return true;
+  }
+  if (pending->dead_letter_attempt == 1) {
+    metrics_.delay_dead_lettered.With({pending->dead_letter_code}).Inc();
+    log::Warn("delay_record_dead_lettered", {{"target", h.target},
+                                             {"dead_letter_topic", dlq},
+                                             {"error_code", pending->dead_letter_code},
+                                             {"error", pending->dead_letter_error},
+                                             {"partition", pending->partition},
+                                             {"offset", pending->offset}});
+  }
+  metrics_.produced.With({"dlq"}).Inc();
+  return true;
+}
+
+DelayScheduler::Held DelayScheduler::Restore(kafka::Message message, std::uint64_t generation,
+                                             const std::string& topic) const {
+  Held h;
+  const rd_kafka_message_t* m = message.get();
+  h.generation = generation;
+  h.tier = tier_by_topic_.at(topic);
+  rd_kafka_timestamp_type_t type;
+  std::int64_t ts = rd_kafka_message_timestamp(m, &type);
+  h.produced_at = ts >= 0 ? FromUnixMillis(ts) : SysClock::now();
+  auto due_text = kafka::HeaderValue(m, ladder::kDueAt);
+  auto due = due_text ? ParseTimestamp(*due_text) : std::nullopt;
+  h.due = due.value_or(SysClock::now());
+  h.target = kafka::HeaderValue(m, ladder::kTarget).value_or("");
+  h.release_at = ladder::ReleaseTime(*h.tier, h.produced_at, h.due);
+  h.not_before = std::chrono::steady_clock::now() + options_.retry_backoff;
+  h.message = std::move(message);
+  return h;
+}
+
 void DelayScheduler::DrainCompletions() {
+  internal::SettleContext context{book_,
+                                  *consumer_,
+                                  producer_.handle(),
+                                  fatal_,
+                                  metrics_.delivery_failures.With({"delay"}),
+                                  metrics_.skipped,
+                                  "delay",
+                                  "delay_produce_failed",
+                                  options_.dead_letter_attempts};
   for (internal::Pending* raw : completions_.Take()) {
     std::unique_ptr<internal::Pending> p(raw);
-    if (internal::Settle(*p, book_, *consumer_, producer_.handle(), fatal_,
-                         metrics_.delivery_failures.With({"delay"}),
-                         "delay_produce_failed") != internal::Settled::kRetry) {
-      continue;
-    }
+    internal::Settlement s = internal::Settle(*p, context);
+    if (s.action == internal::Settled::kDone) continue;
     // Back to the front of its partition's queue (it is the lowest unfinished offset there or close to
     // it; order within a partition only matters for the offsets, which the tracker handles).
-    Held h;
-    const rd_kafka_message_t* m = p->message.get();
-    h.generation = p->generation;
-    h.tier = tier_by_topic_.at(p->topic);
-    rd_kafka_timestamp_type_t type;
-    std::int64_t ts = rd_kafka_message_timestamp(m, &type);
-    h.produced_at = ts >= 0 ? FromUnixMillis(ts) : SysClock::now();
-    auto due_text = kafka::HeaderValue(m, ladder::kDueAt);
-    auto due = due_text ? ParseTimestamp(*due_text) : std::nullopt;
-    h.due = due.value_or(SysClock::now());
-    h.target = kafka::HeaderValue(m, ladder::kTarget).value_or("");
-    h.release_at = ladder::ReleaseTime(*h.tier, h.produced_at, h.due);
-    h.not_before = std::chrono::steady_clock::now() + options_.retry_backoff;
-    h.message = std::move(p->message);
+    Held h = Restore(std::move(p->message), p->generation, p->topic);
+    if (s.action == internal::Settled::kDeadLetter) {
+      h.dead_letter_attempt = 1;
+      h.dead_letter_code = fmt::format("produce_{}", kafka::ProduceFailureName(s.failure));
+      h.dead_letter_error = std::move(s.error);
+      h.due = SysClock::now() - std::chrono::hours(1);  // released at once, to its dead-letter topic
+      h.release_at = h.due;
+      h.not_before = {};
+    } else if (p->dead_letter_attempt > 0) {
+      h.dead_letter_attempt = p->dead_letter_attempt + 1;
+      h.dead_letter_code = std::move(p->dead_letter_code);
+      h.dead_letter_error = std::move(p->dead_letter_error);
+      h.omit_value = p->omit_value || s.failure == kafka::ProduceFailure::kTooLarge;
+      h.due = SysClock::now() - std::chrono::hours(1);
+      h.release_at = h.due;
+    }
     held_[{p->topic, p->partition}].push_front(std::move(h));
   }
 }

@@ -32,6 +32,8 @@ DispatcherOptions DispatcherOptions::FromConfig(const Config& config) {
   o.revoke_timeout = config.GetMillis("dispatcher.revoke_timeout", o.revoke_timeout);
   o.shutdown_timeout = config.GetMillis("dispatcher.shutdown_timeout", o.shutdown_timeout);
   o.retry_backoff = config.GetMillis("dispatcher.retry_backoff", o.retry_backoff);
+  o.dead_letter_attempts =
+      static_cast<int>(config.GetInt("dispatcher.dead_letter_attempts", o.dead_letter_attempts, 1, 1000));
   o.lag_interval = config.GetMillis("dispatcher.lag_interval", o.lag_interval);
   o.catalog_retry_interval = config.GetMillis("dispatcher.catalog_retry_interval", o.catalog_retry_interval);
   std::string missing = config.GetString("dispatcher.render.missing_variables", "empty");

@@ -38,8 +38,19 @@ struct DispatcherMetrics {
                           {"reason"})),
         redis_up(r.AddGauge("pv_dispatcher_redis_up", "1 when the suppression store answers", {})),
         delivery_failures(r.AddCounter("pv_dispatcher_delivery_failures_total",
-                                       "Outputs the broker did not acknowledge (their input is retried)",
+                                       "Inputs with an output the broker did not acknowledge (retried, "
+                                       "dead-lettered or skipped)",
                                        {"pipeline"})),
+        skipped(
+            r.AddCounter("pv_dispatcher_skipped_total",
+                         "Records given up for good: a dead letter that could not be written after "
+                         "dispatcher.dead_letter_attempts, or an event the broker refuses; by the "
+                         "produce error's reason (too_large, unauthorized, unknown_topic, invalid_record)",
+                         {"pipeline", "reason"})),
+        delay_dead_lettered(r.AddCounter("pv_dispatcher_delay_dead_lettered_total",
+                                         "Delay-ladder records sent to a dead-letter topic because their "
+                                         "target can never take them, by error code",
+                                         {"error_code"})),
         catalog_reloads(
             r.AddCounter("pv_dispatcher_catalog_reloads_total", "Catalog reloads by result", {"result"})),
         catalog_campaigns(
@@ -70,6 +81,8 @@ struct DispatcherMetrics {
   metrics::Family<metrics::Gauge>& paused;
   metrics::Family<metrics::Gauge>& redis_up;
   metrics::Family<metrics::Counter>& delivery_failures;
+  metrics::Family<metrics::Counter>& skipped;
+  metrics::Family<metrics::Counter>& delay_dead_lettered;
   metrics::Family<metrics::Counter>& catalog_reloads;
   metrics::Family<metrics::Gauge>& catalog_campaigns;
   metrics::Family<metrics::Counter>& delay_released;

@@ -7,6 +7,7 @@
 #include "pv/delay_ladder.hpp"
 #include "pv/ids.hpp"
 #include "pv/json.hpp"
+#include "pv/produce_errors.hpp"
 #include "pv/topics.hpp"
 
 namespace pv::dispatcher {
@@ -139,8 +140,21 @@ std::string TriggerProcessor::Event(const ParsedTrigger& t, std::string_view sta
   return {buffer.GetString(), buffer.GetSize()};
 }
 
+size_t TriggerProcessor::RecordSize(const OutputRecord& record) {
+  std::vector<kafka::Header> headers;
+  headers.reserve(record.headers.size());
+  for (const auto& h : record.headers) headers.push_back({h.name, h.value});
+  size_t size = kafka::RecordBytes(record.key, record.value, headers);
+  if (record.via_ladder) {
+    // What ladder::Schedule adds, at the longest: a hop or a retry keeps the same lengths.
+    size += kafka::HeaderBytes(ladder::kDueAt, FormatTimestamp(record.due)) +
+            kafka::HeaderBytes(ladder::kTarget, record.topic) + kafka::HeaderBytes(ladder::kAttempt, "99");
+  }
+  return size;
+}
+
 Outcome TriggerProcessor::Fail(const ParsedTrigger& t, std::string_view key, std::string code,
-                               std::string error, TimePoint now) {
+                               std::string error, TimePoint now, bool omit_value) {
   Outcome out;
   out.channel = t.channel;
   out.send_id = t.send_id;
@@ -163,12 +177,30 @@ Outcome TriggerProcessor::Fail(const ParsedTrigger& t, std::string_view key, std
                  {ladder::kTarget, options_.triggers_topic},
                  {"pv-trigger-id", std::string(t.trigger_id)}};
   if (t.campaign != nullptr) dlq.headers.push_back({ladder::kProvider, t.campaign->campaign->provider});
+  if (omit_value || TooLarge(dlq)) {
+    // The reason and the trigger id, without a value that cannot be written (see the header).
+    dlq.headers.push_back({ladder::kOmittedBytes, std::to_string(dlq.value.size())});
+    dlq.value.clear();
+  }
   out.records.push_back(std::move(dlq));
   OutputRecord event;
   event.topic = options_.events_topic;
   event.key = t.send_id;
   event.value = Event(t, "failed", now, {{"error_code", out.error_code}, {"error", out.error}});
   out.records.push_back(std::move(event));
+  return out;
+}
+
+Outcome TriggerProcessor::TooLargeFailure(const ParsedTrigger& t, std::string_view key, std::string code,
+                                          std::string_view what, const OutputRecord& record,
+                                          const Outcome& decided, TimePoint now) {
+  // librdkafka would refuse it on every attempt: a permanent failure of this trigger, not a stall.
+  Outcome out = Fail(t, key, std::move(code),
+                     fmt::format("the {} is {} bytes with its headers, over message.max.bytes ({})", what,
+                                 RecordSize(record), options_.max_record_bytes),
+                     now);
+  out.render_time = decided.render_time;
+  out.missing_variables = decided.missing_variables;
   return out;
 }
 
@@ -227,6 +259,8 @@ Outcome TriggerProcessor::Decide(const ParsedTrigger& t, std::string_view key, S
       delayed.headers = {{"pv-trigger-id", std::string(t.trigger_id)}};
       delayed.via_ladder = true;
       delayed.due = *opening;
+      if (TooLarge(delayed))
+        return TooLargeFailure(t, key, "deferred_too_large", "deferred trigger", delayed, out, now);
       out.records.push_back(std::move(delayed));
       OutputRecord event;
       event.topic = options_.events_topic;
@@ -285,6 +319,7 @@ Outcome TriggerProcessor::Decide(const ParsedTrigger& t, std::string_view key, S
   send.key = std::string(t.external_id);
   send.value.assign(buffer.GetString(), buffer.GetSize());
   send.headers = {{"pv-send-id", t.send_id}, {"pv-trigger-id", std::string(t.trigger_id)}};
+  if (TooLarge(send)) return TooLargeFailure(t, key, "send_too_large", "rendered send", send, out, now);
   out.records.push_back(std::move(send));
   OutputRecord event;
   event.topic = options_.events_topic;

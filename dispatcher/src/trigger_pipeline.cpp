@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "pv/log.hpp"
+#include "pv/produce_errors.hpp"
 #include "pv/topics.hpp"
 
 namespace pv::dispatcher {
@@ -30,7 +31,7 @@ TriggerPipeline::TriggerPipeline(const DispatcherOptions& options, const kafka::
       stop_(stop),
       tiers_(ladder::ParseTiers(options.delay_tiers)),
       processor_(ProcessorOptions{options.missing_variables, std::string(topics::kTriggers),
-                                  std::string(topics::kEvents)}),
+                                  std::string(topics::kEvents), producer.MaxMessageBytes()}),
       catalog_(std::move(catalog)),
       consumed_(&metrics.consumed.With({std::string(topics::kTriggers)})),
       in_flight_gauge_(&metrics.in_flight.With({"triggers"})),
@@ -45,13 +46,6 @@ TriggerPipeline::TriggerPipeline(const DispatcherOptions& options, const kafka::
     suppression_ = std::make_unique<SuppressionStore>(address, options.redis_timeout);
     log::Info("suppression_enabled", {{"redis", fmt::format("{}:{}", address.host, address.port)}});
     ProbeRedis();
-  }
-  char value[64];
-  size_t size = sizeof(value);
-  if (rd_kafka_conf_get(rd_kafka_conf(producer.handle()), "message.max.bytes", value, &size) ==
-      RD_KAFKA_CONF_OK) {
-    // Room for the key, headers and record overhead.
-    max_message_bytes_ = static_cast<size_t>(std::max(0LL, std::atoll(value) - 4096));
   }
   kafka::ConsumerOptions consumer_options;
   consumer_options.group_id = options.group_id;
@@ -249,17 +243,12 @@ bool TriggerPipeline::ProcessBatch() {
   auto now = std::chrono::system_clock::now();
   for (size_t i = 0; i < batch_.size(); ++i) {
     std::string_view key = kafka::Key(batch_[i].message.get());
-    Outcome outcome = processor_.Decide(parsed[i], key, suppressed[i], now);
-    if (outcome.action == Action::kSend && outcome.records.front().value.size() > max_message_bytes_) {
-      // librdkafka would refuse it on every retry: a permanent failure of this trigger, not a stall.
-      size_t size = outcome.records.front().value.size();
-      auto render_time = outcome.render_time;
-      outcome = processor_.Failure(
-          parsed[i], key, "send_too_large",
-          fmt::format("the rendered send is {} bytes, over message.max.bytes ({})", size, max_message_bytes_),
-          now);
-      outcome.render_time = render_time;
-    }
+    const Item& item = batch_[i];
+    // A trigger whose output the broker refused for good goes to its dead-letter topic instead.
+    Outcome outcome = !item.dead_letter_code.empty()
+                          ? processor_.Failure(parsed[i], key, item.dead_letter_code, item.dead_letter_error,
+                                               now, item.omit_value)
+                          : processor_.Decide(parsed[i], key, suppressed[i], now);
     if (outcome.render_time.count() > 0) {
       render_seconds_->Observe(std::chrono::duration<double>(outcome.render_time).count());
     }
@@ -291,6 +280,7 @@ void TriggerPipeline::Produce(Item& item, Outcome& outcome) {
       metrics_.suppressed.With({channel}).Inc();
       break;
     case Action::kFailed:
+      if (item.dead_letter_tries > 0) break;  // counted and logged at the first attempt
       metrics_.failed.With({channel, outcome.error_code}).Inc();
       log::Warn("trigger_failed", {{"send_id", outcome.send_id},
                                    {"error_code", outcome.error_code},
@@ -313,24 +303,47 @@ void TriggerPipeline::Produce(Item& item, Outcome& outcome) {
     return;
   }
   auto* pending = new internal::Pending(&completions_, topic, m->partition, m->offset, item.generation);
-  pending->remaining.store(static_cast<int>(outcome.records.size()));
-  pending->message = std::move(item.message);
-  book_.AddOutstanding(topic, pending->partition);
-  std::vector<kafka::Header> headers;
+  std::vector<std::pair<internal::OutputRole, std::string>> roles;
+  std::vector<const char*> kinds;
   for (const auto& record : outcome.records) {
-    headers.clear();
-    for (const auto& h : record.headers) headers.push_back({h.name, h.value});
     const char* kind = record.via_ladder                       ? "delay"
                        : record.topic.rfind("pv.dlq.", 0) == 0 ? "dlq"
                        : record.topic == topics::kEvents       ? "event"
                                                                : "send";
+    kinds.push_back(kind);
+    internal::OutputRole role = kind == std::string_view("dlq")     ? internal::OutputRole::kDeadLetter
+                                : kind == std::string_view("event") ? internal::OutputRole::kEvent
+                                                                    : internal::OutputRole::kMain;
+    std::string out_topic = record.topic;
+    if (record.via_ladder) {  // the tier ladder::Schedule will choose (for the error text only)
+      auto left = std::chrono::duration_cast<milliseconds>(record.due - std::chrono::system_clock::now());
+      out_topic = ladder::ChooseTier(tiers_, left).topic;
+    }
+    roles.emplace_back(role, std::move(out_topic));
+  }
+  pending->message = std::move(item.message);
+  bool has_dead_letter = std::any_of(
+      roles.begin(), roles.end(), [](const auto& r) { return r.first == internal::OutputRole::kDeadLetter; });
+  pending->dead_letter_attempt = has_dead_letter ? item.dead_letter_tries + 1 : 0;
+  pending->dead_letter_code = std::move(item.dead_letter_code);
+  pending->dead_letter_error = std::move(item.dead_letter_error);
+  pending->omit_value = item.omit_value;
+  pending->Expect(std::move(roles));
+  book_.AddOutstanding(topic, pending->partition);
+  std::vector<kafka::Header> headers;
+  for (size_t r = 0; r < outcome.records.size(); ++r) {
+    const OutputRecord& record = outcome.records[r];
+    internal::Pending::Output* report = &pending->outputs[r];
+    const char* kind = kinds[r];
+    headers.clear();
+    for (const auto& h : record.headers) headers.push_back({h.name, h.value});
     rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
     for (int attempt = 0;; ++attempt) {
       if (record.via_ladder) {
         err = ladder::Schedule(producer_, tiers_, record.topic, record.key, record.value, record.due, 1,
-                               headers, std::make_shared<internal::ForwardGroup>(pending));
+                               headers, std::make_shared<internal::ForwardGroup>(report));
       } else {
-        err = producer_.Produce(record.topic, record.key, record.value, headers, pending);
+        err = producer_.Produce(record.topic, record.key, record.value, headers, report);
       }
       // A full local queue drains as the broker acknowledges; wait a little (not forever when stopping).
       if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || (stop_.load() && attempt > 500)) break;
@@ -338,7 +351,7 @@ void TriggerPipeline::Produce(Item& item, Outcome& outcome) {
     }
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
       log::Warn("produce_enqueue_failed", {{"topic", record.topic}, {"error", rd_kafka_err2str(err)}});
-      pending->Abandon(err);
+      report->OnDelivery(err, -1, -1);
     } else {
       metrics_.produced.With({kind}).Inc();
     }
@@ -346,17 +359,35 @@ void TriggerPipeline::Produce(Item& item, Outcome& outcome) {
 }
 
 void TriggerPipeline::DrainCompletions() {
+  internal::SettleContext context{book_,
+                                  *consumer_,
+                                  producer_.handle(),
+                                  fatal_,
+                                  metrics_.delivery_failures.With({"triggers"}),
+                                  metrics_.skipped,
+                                  "triggers",
+                                  "produce_failed",
+                                  options_.dead_letter_attempts};
   for (internal::Pending* raw : completions_.Take()) {
     std::unique_ptr<internal::Pending> p(raw);
-    if (internal::Settle(*p, book_, *consumer_, producer_.handle(), fatal_,
-                         metrics_.delivery_failures.With({"triggers"}),
-                         "produce_failed") != internal::Settled::kRetry) {
-      continue;
-    }
+    internal::Settlement s = internal::Settle(*p, context);
+    if (s.action == internal::Settled::kDone) continue;
     Item item;
     item.message = std::move(p->message);
     item.generation = p->generation;
     item.not_before = Clock::now() + options_.retry_backoff;
+    if (s.action == internal::Settled::kDeadLetter) {
+      // Processed again as a failure: the trigger into its DLQ with the reason, and a `failed` event.
+      item.dead_letter_code = fmt::format("produce_{}", kafka::ProduceFailureName(s.failure));
+      item.dead_letter_error = std::move(s.error);
+      item.not_before = Clock::now();  // nothing to wait for: another topic
+    } else {
+      // Everything again, the dead letter too (Judge bounds how often when it can never be written).
+      item.dead_letter_tries = p->dead_letter_attempt;
+      item.dead_letter_code = std::move(p->dead_letter_code);
+      item.dead_letter_error = std::move(p->dead_letter_error);
+      item.omit_value = p->omit_value || s.failure == kafka::ProduceFailure::kTooLarge;
+    }
     retries_.push_back(std::move(item));
   }
 }

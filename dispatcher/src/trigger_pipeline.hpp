@@ -42,6 +42,13 @@ class TriggerPipeline {
     kafka::Message message;
     std::uint64_t generation = 0;
     std::chrono::steady_clock::time_point not_before{};
+    // Set when an output of this trigger can never be written: it goes to its dead-letter topic
+    // instead, with this reason (pv-error-code, pv-error).
+    std::string dead_letter_code;
+    std::string dead_letter_error;
+    // Attempts so far at writing this trigger's dead letter (bounded: dispatcher.dead_letter_attempts).
+    int dead_letter_tries = 0;
+    bool omit_value = false;  // the broker refused the dead letter for size: without the trigger then
   };
 
   void OnRebalance(rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* partitions);
@@ -81,7 +88,6 @@ class TriggerPipeline {
   bool repause_ = false;
   std::optional<std::chrono::steady_clock::time_point> full_since_;
   bool fatal_ = false;
-  size_t max_message_bytes_ = 1000000 - 4096;
   std::atomic<bool> redis_ok_{true};
   std::atomic<bool> assigned_once_{false};
 

@@ -5,6 +5,7 @@
 #include "pv/delay_ladder.hpp"
 #include "pv/ids.hpp"
 #include "pv/json.hpp"
+#include "pv/produce_errors.hpp"
 #include "test_catalog.hpp"
 
 namespace pv::dispatcher {
@@ -62,9 +63,10 @@ class ProcessorTest : public ::testing::Test {
   }
 
   Outcome Run(const std::string& value, Suppressed suppressed = Suppressed::kNo,
-              MissingVariables mode = MissingVariables::kEmpty, TimePoint now = kNow) {
+              MissingVariables mode = MissingVariables::kEmpty, TimePoint now = kNow,
+              size_t max_record_bytes = 0) {
     value_ = value;
-    TriggerProcessor processor(ProcessorOptions{mode, "pv.triggers", "pv.events"});
+    TriggerProcessor processor(ProcessorOptions{mode, "pv.triggers", "pv.events", max_record_bytes});
     parsed_ = ParsedTrigger();
     processor.Parse(value_, *catalog_, parsed_);
     return processor.Decide(parsed_, "u-1", suppressed, now);
@@ -189,6 +191,74 @@ TEST_F(ProcessorTest, OutsideTheWindowTheTriggerIsDeferredToTheOpening) {
   EXPECT_EQ(d["content"]["badge"].GetInt(), 2);
   EXPECT_STREQ(d["content"]["body"].GetString(), "2 items");
   EXPECT_STREQ(d["content"]["data"]["cart"].GetString(), "c9");
+}
+
+// A trigger just under the limit on pv.triggers (one header) deferred to a closed window: the deferred
+// record adds the ladder's headers and would be over message.max.bytes, refused on every attempt. It
+// is failed instead (deferred_too_large); its dead letter, larger still, goes without the value.
+TEST_F(ProcessorTest, DeferredRecordOverTheLimitIsDeadLetteredWithoutItsValue) {
+  std::string head = R"({"trigger_id":"t-big","project":"demo","campaign_id":"46",)"
+                     R"("user":{"external_id":"u-1","device_token":"tok"},"event":{"n":2,"pad":")";
+  std::string trigger = head + std::string(5000, 'x') + "\"}}";
+  kafka::Header id{"pv-trigger-id", "t-big"};
+  size_t as_consumed = kafka::RecordBytes("u-1", trigger, std::span<const kafka::Header>(&id, 1));
+  size_t limit = as_consumed + 20;  // it fit on pv.triggers, with 20 bytes to spare
+
+  Outcome fits = Run(trigger, Suppressed::kNo, MissingVariables::kEmpty, kNow, limit + 200);
+  ASSERT_EQ(fits.action, Action::kDefer) << fits.error;
+  EXPECT_LE(TriggerProcessor::RecordSize(fits.records[0]), limit + 200);
+  EXPECT_GT(TriggerProcessor::RecordSize(fits.records[0]), limit);  // the ladder headers: > 20 bytes
+
+  Outcome out = Run(trigger, Suppressed::kNo, MissingVariables::kEmpty, kNow, limit);
+  ASSERT_EQ(out.action, Action::kFailed);
+  EXPECT_EQ(out.error_code, "deferred_too_large");
+  EXPECT_NE(out.error.find("over message.max.bytes (" + std::to_string(limit) + ")"), std::string::npos)
+      << out.error;
+  ASSERT_EQ(out.records.size(), 2U);
+  const OutputRecord& dlq = out.records[0];
+  EXPECT_EQ(dlq.topic, "pv.dlq.push");
+  EXPECT_EQ(dlq.value, "");
+  auto h = Headers(dlq);
+  EXPECT_EQ(h[ladder::kOmittedBytes], std::to_string(trigger.size()));
+  EXPECT_EQ(h[ladder::kErrorCode], "deferred_too_large");
+  EXPECT_EQ(h["pv-trigger-id"], "t-big");
+  EXPECT_EQ(h[ladder::kTarget], "pv.triggers");
+  for (const auto& r : out.records) EXPECT_LE(TriggerProcessor::RecordSize(r), limit);
+  EXPECT_STREQ(Json(out.records[1].value)["status"].GetString(), "failed");
+}
+
+// A send over the limit fails (send_too_large); its dead letter, the trigger, still fits and keeps it.
+TEST_F(ProcessorTest, SendOverTheLimitIsDeadLetteredWithTheTrigger) {
+  std::string trigger = R"({"trigger_id":"t-4","project":"demo","campaign_id":"44",)"
+                        R"("user":{"external_id":"u-1","email":"a@example.com","first_name":"A"},)"
+                        R"("event":{"order_id":")" +
+                        std::string(3000, 'o') + "\"}}";
+  Outcome sent = Run(trigger);
+  ASSERT_EQ(sent.action, Action::kSend);
+  size_t send_size = TriggerProcessor::RecordSize(sent.records[0]);
+  Outcome out = Run(trigger, Suppressed::kNo, MissingVariables::kEmpty, kNow, send_size - 1);
+  ASSERT_EQ(out.action, Action::kFailed);
+  EXPECT_EQ(out.error_code, "send_too_large");
+  EXPECT_EQ(out.records[0].value, trigger);
+  EXPECT_EQ(Headers(out.records[0]).count(ladder::kOmittedBytes), 0U);
+}
+
+// An output refused by the broker for good: the trigger's dead letter names the produce error; with
+// omit_value (the broker refused the dead letter itself for size) it goes without the trigger.
+TEST_F(ProcessorTest, FailureForAProduceErrorCarriesTheReason) {
+  TriggerProcessor processor(ProcessorOptions{MissingVariables::kEmpty, "pv.triggers", "pv.events", 0});
+  ParsedTrigger parsed;
+  std::string value = kEmailTrigger;
+  processor.Parse(value, *catalog_, parsed);
+  Outcome out = processor.Failure(parsed, "u-1", "produce_unauthorized", "pv.send.email: denied", kNow);
+  ASSERT_EQ(out.action, Action::kFailed);
+  auto h = Headers(out.records[0]);
+  EXPECT_EQ(h[ladder::kErrorCode], "produce_unauthorized");
+  EXPECT_EQ(h[ladder::kError], "pv.send.email: denied");
+  EXPECT_EQ(out.records[0].value, value);
+  Outcome bare = processor.Failure(parsed, "u-1", "produce_too_large", "pv.dlq.email: too large", kNow, true);
+  EXPECT_EQ(bare.records[0].value, "");
+  EXPECT_EQ(Headers(bare.records[0])[ladder::kOmittedBytes], std::to_string(value.size()));
 }
 
 TEST_F(ProcessorTest, RenderErrorGoesToTheDeadLetterTopicWithTheReason) {

@@ -10,6 +10,7 @@
 #include "pv/ingest/trigger.hpp"
 #include "pv/json.hpp"
 #include "pv/log.hpp"
+#include "pv/produce_errors.hpp"
 #include "pv/strings.hpp"
 #include "pv/validate.hpp"
 
@@ -80,10 +81,6 @@ bool MatchRoute(std::string_view target, IngestServer::Route& route, std::string
 http::Response Error(int status, std::string_view message, const std::vector<FieldError>& errors = {}) {
   return http::Response::Json(status, ErrorBody(message, errors));
 }
-
-// Framing librdkafka adds to a record on the wire beyond key, value and headers (a v2 record's
-// varints and attributes), rounded up, so the size check is never more lenient than librdkafka's.
-constexpr size_t kRecordOverheadBytes = 64;
 
 }  // namespace
 
@@ -284,8 +281,11 @@ class IngestServer::TriggerExchange final : public http::Exchange {
                                                         batch ? static_cast<int>(i) : -1)
                                      : NewTriggerId());
       records.push_back(BuildTriggerRecord(*items[i], ids.back(), project_, campaign_id_, received_at));
-      size_t size = records.back().size() + AsStringView((*items[i])["user"]["external_id"]).size() +
-                    std::string_view("pv-trigger-id").size() + ids.back().size() + kRecordOverheadBytes;
+      // Measured as the dispatcher measures its outputs, so a trigger accepted here fits pv.triggers
+      // by the same rule (a deferred or dead-lettered copy adds headers: docs/dispatcher.md).
+      kafka::Header id_header{"pv-trigger-id", ids.back()};
+      size_t size = kafka::RecordBytes(AsStringView((*items[i])["user"]["external_id"]), records.back(),
+                                       std::span<const kafka::Header>(&id_header, 1));
       if (size > server_.max_record_bytes_) {
         return Error(
             413, fmt::format("{} is {} bytes once encoded; the broker accepts records of at most {} bytes",

@@ -16,6 +16,8 @@
 #include "pv/delay_ladder.hpp"
 #include "pv/ids.hpp"
 #include "pv/json.hpp"
+#include "pv/produce_errors.hpp"
+#include "pv/topics.hpp"
 
 namespace pv::dispatcher_it {
 namespace {
@@ -714,6 +716,232 @@ TEST_F(DispatcherIT, CatalogReloadOnSighup) {
   auto sends = reader.Of("pv.send.sms");
   ASSERT_EQ(sends.size(), 1U);
   EXPECT_EQ(Str(Json(sends[0].value)["content"], "body"), "new one");
+  EXPECT_EQ(dispatcher->Stop(), 0);
+}
+
+// The partition of pv.triggers a trigger went to, and its offset (from the topic itself).
+std::pair<std::int32_t, std::int64_t> PlaceOf(const std::string& bootstrap, const std::string& trigger_id) {
+  TopicReader reader(bootstrap, {"pv.triggers"});
+  const auto& rs = reader.ReadUntil(
+      [&](const std::vector<Record>& all) {
+        return std::any_of(all.begin(), all.end(),
+                           [&](const Record& r) { return H(r, "pv-trigger-id") == trigger_id; });
+      },
+      10s);
+  for (const auto& r : rs) {
+    if (H(r, "pv-trigger-id") == trigger_id) return {r.partition, r.offset};
+  }
+  return {-1, -1};
+}
+
+// A send window that is closed now (it opens two hours from now, for an hour), in UTC.
+std::string ClosedWindow() {
+  auto now = std::chrono::system_clock::now();
+  long hour = std::chrono::duration_cast<std::chrono::hours>(now - std::chrono::floor<std::chrono::days>(now))
+                  .count();
+  std::string end = fmt::format("{:02}:00", (hour + 3) % 24);
+  return fmt::format(R"({{start: "{:02}:00", end: "{}"}})", (hour + 2) % 24, end == "00:00" ? "24:00" : end);
+}
+
+// A trigger that fits pv.triggers with a few bytes to spare, for a campaign whose send window is
+// closed: the deferred record (the trigger plus the ladder's three headers) would be over the
+// dispatcher producer's message.max.bytes, which librdkafka refuses on every attempt. Before, that
+// retried forever and the partition's offset never moved again. Now the trigger is dead-lettered
+// (deferred_too_large, without its value: the dead letter is larger still) and later triggers of
+// the same partition are processed and their offsets committed.
+TEST_F(DispatcherIT, NearLimitTriggerToAClosedWindowIsDeadLetteredAndThePartitionMovesOn) {
+  StartBroker();
+  constexpr size_t kMaxBytes = 20000;
+  dir_.Write("catalog/w2.yaml",
+             "id: \"w2\"\nproject: demo\nchannel: push\nprovider: log\ntimezone: UTC\n"
+             "send_window: " +
+                 ClosedWindow() + "\ntemplates:\n  en: {body: \"hi\"}\n");
+  WriteConfig("", "", fmt::format("    message.max.bytes: \"{}\"\n", kMaxBytes));
+  auto dispatcher = StartDispatcher();
+  TriggerWriter writer(broker_->bootstrap());
+
+  // Padding chosen so the trigger record, with its pv-trigger-id header, is 30 bytes under the limit.
+  std::string big_id = NewTriggerId();
+  std::string user = R"({"external_id":"u-big","device_token":"tok-big","timezone":"UTC"})";
+  auto event = [](size_t pad) { return R"({"pad":")" + std::string(pad, 'x') + "\"}"; };
+  kafka::Header id_header{"pv-trigger-id", big_id};
+  size_t base = kafka::RecordBytes("u-big", TriggerValue(big_id, "w2", user, event(0)),
+                                   std::span<const kafka::Header>(&id_header, 1));
+  ASSERT_LT(base, kMaxBytes - 200);
+  writer.Write("w2", "u-big", user, event(kMaxBytes - 30 - base), big_id);
+  // Later triggers on the same partition (same key).
+  std::string t2 = writer.Write("p1", "u-big", R"({"external_id":"u-big","device_token":"tok-2"})",
+                                R"({"n":1,"cart":"c"})");
+  std::string t3 = writer.Write("p1", "u-big", R"({"external_id":"u-big","device_token":"tok-3"})",
+                                R"({"n":2,"cart":"c"})");
+  ASSERT_TRUE(writer.Flush());
+  auto [partition, big_offset] = PlaceOf(broker_->bootstrap(), big_id);
+  auto [p3, t3_offset] = PlaceOf(broker_->bootstrap(), t3);
+  ASSERT_EQ(partition, p3);
+  ASSERT_EQ(t3_offset, big_offset + 2);
+
+  TopicReader reader(broker_->bootstrap(), {"pv.dlq.push", "pv.send.push", "pv.events"});
+  reader.ReadUntil(
+      [](const std::vector<Record>& rs) {
+        std::map<std::string, int> n;
+        for (const auto& r : rs) ++n[r.topic];
+        return n["pv.dlq.push"] >= 1 && n["pv.send.push"] >= 2 && n["pv.events"] >= 3;
+      },
+      20s);
+  auto dlq = reader.Of("pv.dlq.push");
+  ASSERT_EQ(dlq.size(), 1U);
+  EXPECT_EQ(H(dlq[0], ladder::kErrorCode), "deferred_too_large");
+  EXPECT_NE(H(dlq[0], ladder::kError).find(fmt::format("over message.max.bytes ({})", kMaxBytes)),
+            std::string::npos)
+      << H(dlq[0], ladder::kError);
+  EXPECT_EQ(H(dlq[0], "pv-trigger-id"), big_id);
+  EXPECT_EQ(H(dlq[0], ladder::kTarget), "pv.triggers");
+  EXPECT_EQ(dlq[0].value, "");  // the trigger itself would be over the limit with these headers
+  EXPECT_GT(std::stoul(H(dlq[0], ladder::kOmittedBytes)), kMaxBytes - 200);
+  EXPECT_EQ(reader.Of("pv.send.push").size(), 2U);
+  std::map<std::string, std::string> status;
+  for (const auto& r : reader.Of("pv.events")) {
+    auto d = Json(r.value);
+    status[Str(d, "trigger_id")] = Str(d, "status");
+  }
+  EXPECT_EQ(status[big_id], "failed");
+  EXPECT_EQ(status[t2], "queued");
+  EXPECT_EQ(status[t3], "queued");
+
+  // Everything up to and past the large trigger is committed.
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return CommittedOffset(broker_->bootstrap(), "pv-dispatcher", "pv.triggers", partition) ==
+               t3_offset + 1;
+      },
+      15s))
+      << CommittedOffset(broker_->bootstrap(), "pv-dispatcher", "pv.triggers", partition);
+  std::string m = Metrics();
+  EXPECT_EQ(MetricValue(m, R"(pv_dispatcher_failed_total{channel="push",error_code="deferred_too_large"})"),
+            1);
+  EXPECT_LE(MetricValue(m, R"(pv_dispatcher_delivery_failures_total{pipeline="triggers"})"), 0);  // none
+  EXPECT_EQ(dispatcher->Stop(), 0);
+}
+
+// pv.dlq.email is missing: the broker's metadata says UNKNOWN_TOPIC_OR_PART for it, as a production
+// Kafka without the topic and with auto.create.topics.enable=false does (the mock would otherwise
+// create any topic a client asks for). A trigger of an unknown campaign cannot reach its dead letter:
+// it is tried dispatcher.dead_letter_attempts times, then skipped, logged and counted, and the
+// partition moves on: a later trigger is sent and the offset past both is committed. Before, the
+// dead letter was retried forever and the partition's offset never moved again.
+TEST_F(DispatcherIT, MissingDeadLetterTopicIsSkippedAfterBoundedAttempts) {
+  StartBroker();
+  ASSERT_EQ(broker_->Post("/topics/error?name=pv.dlq.email&error=UNKNOWN_TOPIC_OR_PART"), 200);
+  // The producer takes a topic missing from metadata for missing after propagation.max.ms.
+  WriteConfig(
+      "", "  dead_letter_attempts: 2\n",
+      "    topic.metadata.propagation.max.ms: \"500\"\n    topic.metadata.refresh.interval.ms: \"500\"\n");
+  auto dispatcher = StartDispatcher();
+  TriggerWriter writer(broker_->bootstrap());
+  std::string lost = writer.Write("zz", "u-k", R"({"external_id":"u-k","email":"k@example.com"})", "{}");
+  std::string t2 =
+      writer.Write("e1", "u-k", R"({"external_id":"u-k","email":"k@example.com","first_name":"K"})", "{}");
+  ASSERT_TRUE(writer.Flush());
+  auto [partition, lost_offset] = PlaceOf(broker_->bootstrap(), lost);
+  auto [p2, t2_offset] = PlaceOf(broker_->bootstrap(), t2);
+  ASSERT_EQ(partition, p2);
+
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return MetricValue(Metrics(),
+                           R"(pv_dispatcher_skipped_total{pipeline="triggers",reason="unknown_topic"})") == 1;
+      },
+      30s))
+      << Metrics();
+  TopicReader reader(broker_->bootstrap(), {"pv.send.email", "pv.events"});
+  reader.ReadUntil(
+      [](const std::vector<Record>& rs) {
+        return std::any_of(rs.begin(), rs.end(), [](const Record& r) { return r.topic == "pv.send.email"; });
+      },
+      20s);
+  ASSERT_EQ(reader.Of("pv.send.email").size(), 1U);
+  EXPECT_EQ(Str(Json(reader.Of("pv.send.email")[0].value), "trigger_id"), t2);
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return CommittedOffset(broker_->bootstrap(), "pv-dispatcher", "pv.triggers", partition) ==
+               std::max(lost_offset, t2_offset) + 1;
+      },
+      15s));
+  std::string log = dispatcher->Log();
+  EXPECT_NE(log.find(R"("event":"record_skipped","record":"dead_letter")"), std::string::npos) << log;
+  EXPECT_NE(log.find("pv.dlq.email"), std::string::npos);
+  // Attempt 1 and 2, no third.
+  EXPECT_NE(log.find(R"("dead_letter_attempt":1)"), std::string::npos);
+  EXPECT_EQ(log.find(R"("dead_letter_attempt":3)"), std::string::npos);
+  EXPECT_EQ(
+      MetricValue(Metrics(), R"(pv_dispatcher_failed_total{channel="email",error_code="unknown_campaign"})"),
+      1);
+  EXPECT_EQ(dispatcher->Stop(), 0);
+}
+
+// The delay scheduler under the same rules: a due record whose target can never take it (pv.send.email
+// missing) goes to that channel's DLQ with every header it had plus the reason; one that would be
+// over the dispatcher's message.max.bytes with its headers goes to its DLQ without its value; both
+// offsets move on. Before, both were re-published forever.
+TEST_F(DispatcherIT, LadderRecordsTheTargetCanNeverTakeAreDeadLettered) {
+  StartBroker();
+  ASSERT_EQ(broker_->Post("/topics/error?name=pv.send.email&error=UNKNOWN_TOPIC_OR_PART"), 200);
+  constexpr size_t kMaxBytes = 20000;
+  WriteConfig("", "",
+              fmt::format("    message.max.bytes: \"{}\"\n    topic.metadata.propagation.max.ms: \"500\"\n"
+                          "    topic.metadata.refresh.interval.ms: \"500\"\n",
+                          kMaxBytes));
+  auto dispatcher = StartDispatcher();
+  kafka::Settings settings;
+  settings.brokers = broker_->bootstrap();
+  kafka::Producer producer(settings, kafka::ProducerOptions{});
+  auto tiers = ladder::ParseTiers({"1s", "2s"});
+  auto group = std::make_shared<kafka::DeliveryGroup>(2);
+  auto now = std::chrono::system_clock::now();
+  kafka::Header extra{"x-trace", "abc"};
+  ASSERT_EQ(ladder::Schedule(producer, tiers, "pv.send.email", "k-missing", R"({"send_id":"s-1"})", now, 2,
+                             std::span<const kafka::Header>(&extra, 1), group, now),
+            RD_KAFKA_RESP_ERR_NO_ERROR);
+  std::string big(kMaxBytes - 150, 'b');  // fits the ladder under the test producer's 1 MB, not 20 KB
+  ASSERT_EQ(ladder::Schedule(producer, tiers, "pv.send.push", "k-big", big, now, 1, {}, group, now),
+            RD_KAFKA_RESP_ERR_NO_ERROR);
+  ASSERT_TRUE(group->Wait(std::chrono::steady_clock::now() + 10s));
+  ASSERT_EQ(group->first_error(), RD_KAFKA_RESP_ERR_NO_ERROR);
+
+  TopicReader reader(broker_->bootstrap(), {"pv.dlq.email", "pv.dlq.push"});
+  reader.ReadUntil([](const std::vector<Record>& rs) { return rs.size() >= 2; }, 20s);
+  auto email = reader.Of("pv.dlq.email");
+  ASSERT_EQ(email.size(), 1U);
+  EXPECT_EQ(email[0].key, "k-missing");
+  EXPECT_EQ(email[0].value, R"({"send_id":"s-1"})");
+  EXPECT_EQ(H(email[0], ladder::kErrorCode), "produce_unknown_topic");
+  EXPECT_NE(H(email[0], ladder::kError).find("pv.send.email"), std::string::npos)
+      << H(email[0], ladder::kError);
+  EXPECT_EQ(H(email[0], ladder::kTarget), "pv.send.email");  // a replay puts it back there
+  EXPECT_EQ(H(email[0], ladder::kAttempt), "2");
+  EXPECT_EQ(H(email[0], "x-trace"), "abc");
+  EXPECT_TRUE(ParseTimestamp(H(email[0], ladder::kFailedAt)).has_value());
+  auto push = reader.Of("pv.dlq.push");
+  ASSERT_EQ(push.size(), 1U);
+  EXPECT_EQ(H(push[0], ladder::kErrorCode), "release_too_large");
+  EXPECT_EQ(push[0].value, "");
+  EXPECT_EQ(H(push[0], ladder::kOmittedBytes), std::to_string(big.size()));
+
+  std::string m = Metrics();
+  EXPECT_EQ(MetricValue(m, R"(pv_dispatcher_delay_dead_lettered_total{error_code="produce_unknown_topic"})"),
+            1);
+  EXPECT_EQ(MetricValue(m, R"(pv_dispatcher_delay_dead_lettered_total{error_code="release_too_large"})"), 1);
+  // Both ladder records are finished: nothing held, nothing in flight, offsets committed past them.
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        std::int64_t total = 0;
+        for (int p = 0; p < 2; ++p) {
+          total += std::max<std::int64_t>(
+              0, CommittedOffset(broker_->bootstrap(), "pv-dispatcher-delay", "pv.delay.1s", p));
+        }
+        return total == 2;
+      },
+      15s));
   EXPECT_EQ(dispatcher->Stop(), 0);
 }
 

@@ -137,10 +137,12 @@ std::string Process::Log() const {
 
 // ---- DevBroker ----
 
-DevBroker::DevBroker(const TempDir& dir, const std::vector<std::string>& extra_topics, int brokers) {
+DevBroker::DevBroker(const TempDir& dir, const std::vector<std::string>& extra_topics, int brokers,
+                     bool default_topics) {
   std::vector<std::string> argv = {PV_DEV_BROKER_BIN,   "--brokers",           std::to_string(brokers),
                                    "--bootstrap-file",  dir.File("bootstrap"), "--control-file",
                                    dir.File("control"), "--log-level",         "warn"};
+  if (!default_topics) argv.emplace_back("--no-default-topics");
   for (const auto& t : extra_topics) {
     argv.push_back("--topic");
     argv.push_back(t);
@@ -148,6 +150,17 @@ DevBroker::DevBroker(const TempDir& dir, const std::vector<std::string>& extra_t
   process_ = std::make_unique<Process>(argv, dir.File("broker.log"));
   bootstrap_ = WaitForFile(dir.File("bootstrap"), 20s);
   if (bootstrap_.empty()) throw std::runtime_error("dev broker did not start: " + process_->Log());
+  control_ = WaitForFile(dir.File("control"), 5s);
+}
+
+int DevBroker::Post(const std::string& path_and_query) const {
+  auto colon = control_.rfind(':');
+  if (colon == std::string::npos) return 0;
+  httplib::Client client(control_.substr(0, colon), std::stoi(control_.substr(colon + 1)));
+  client.set_connection_timeout(2, 0);
+  client.set_read_timeout(10, 0);
+  auto res = client.Post(path_and_query.c_str());
+  return res ? res->status : 0;
 }
 
 // ---- RedisServer ----
@@ -259,14 +272,43 @@ TriggerWriter::TriggerWriter(const std::string& bootstrap) {
   producer_ = std::make_unique<kafka::Producer>(settings, options);
 }
 
+std::string TriggerValue(const std::string& trigger_id, const std::string& campaign_id,
+                         const std::string& user_json, const std::string& event_json) {
+  return R"({"v":1,"trigger_id":")" + trigger_id + R"(","project":"demo","campaign_id":")" + campaign_id +
+         R"(","received_at":")" + FormatTimestamp(std::chrono::system_clock::now()) + R"(","user":)" +
+         user_json + R"(,"event":)" + event_json + "}";
+}
+
+std::int64_t CommittedOffset(const std::string& bootstrap, const std::string& group, const std::string& topic,
+                             std::int32_t partition) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char err[512];
+  for (const auto& [k, v] : std::map<std::string, std::string>{
+           {"bootstrap.servers", bootstrap}, {"group.id", group}, {"log_level", "3"}}) {
+    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(conf);
+      throw std::runtime_error(err);
+    }
+  }
+  // A consumer that never subscribes: it only asks the coordinator (OffsetFetch), it joins nothing.
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+  if (rk == nullptr) throw std::runtime_error(err);
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(list, topic.c_str(), partition);
+  std::int64_t offset = -1;
+  if (rd_kafka_committed(rk, list, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR && list->elems[0].err == 0) {
+    offset = list->elems[0].offset;
+  }
+  rd_kafka_topic_partition_list_destroy(list);
+  rd_kafka_destroy(rk);
+  return offset;
+}
+
 std::string TriggerWriter::Write(const std::string& campaign_id, const std::string& external_id,
                                  const std::string& user_json, const std::string& event_json,
                                  const std::string& trigger_id) {
   std::string id = trigger_id.empty() ? NewTriggerId() : trigger_id;
-  std::string value = R"({"v":1,"trigger_id":")" + id + R"(","project":"demo","campaign_id":")" +
-                      campaign_id + R"(","received_at":")" +
-                      FormatTimestamp(std::chrono::system_clock::now()) + R"(","user":)" + user_json +
-                      R"(,"event":)" + event_json + "}";
+  std::string value = TriggerValue(id, campaign_id, user_json, event_json);
   auto group = std::make_shared<kafka::DeliveryGroup>(1);
   kafka::Header header{"pv-trigger-id", id};
   if (producer_->Produce("pv.triggers", external_id, value, std::span<const kafka::Header>(&header, 1),

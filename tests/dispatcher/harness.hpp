@@ -68,13 +68,18 @@ class Process {
 
 class DevBroker {
  public:
-  DevBroker(const TempDir& dir, const std::vector<std::string>& extra_topics = {}, int brokers = 1);
+  // `default_topics` false: only `extra_topics` exist (NAME:PARTITIONS each).
+  DevBroker(const TempDir& dir, const std::vector<std::string>& extra_topics = {}, int brokers = 1,
+            bool default_topics = true);
   const std::string& bootstrap() const { return bootstrap_; }
   Process& process() { return *process_; }
+  // POSTs to the control API (e.g. "/topics/error?name=X&error=E"); returns the HTTP status.
+  int Post(const std::string& path_and_query) const;
 
  private:
   std::unique_ptr<Process> process_;
   std::string bootstrap_;
+  std::string control_;  // host:port
 };
 
 class RedisServer {
@@ -119,6 +124,14 @@ class TopicReader {
   rd_kafka_t* rk_ = nullptr;
   std::vector<Record> records_;
 };
+
+// The value of a trigger record as TriggerWriter writes it (ingest's shape), received now.
+std::string TriggerValue(const std::string& trigger_id, const std::string& campaign_id,
+                         const std::string& user_json, const std::string& event_json);
+
+// The offset `group` committed for topic/partition (-1 when none), asked of the group coordinator.
+std::int64_t CommittedOffset(const std::string& bootstrap, const std::string& group, const std::string& topic,
+                             std::int32_t partition);
 
 // Produces triggers (ingest's record shape) and waits for the broker's acknowledgements.
 class TriggerWriter {

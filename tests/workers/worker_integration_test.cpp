@@ -597,5 +597,44 @@ TEST_F(WorkerIntegrationTest, SmsAndPushWorkersDeliverThroughTheirProviders) {
   EXPECT_EQ(apns.Stat("connections"), 1);
 }
 
+// A send just under the worker producer's message.max.bytes fails transiently: its retry record (the
+// send plus the retry and ladder headers) would be over the limit, refused by librdkafka at every
+// attempt. Before, the worker re-produced it every second for ever and the send's offset never moved.
+// Now it is dead-lettered (retry_too_large; too large even as a dead letter, so without its value) and
+// the job finishes.
+TEST_F(WorkerIntegrationTest, ARetryRecordOverTheSizeLimitIsDeadLetteredAndTheJobFinishes) {
+  ProviderFake fake({"--sendgrid-key", "k"});
+  fake.Script(R"({"fail_first":{"count":100,"status":503,"body":{"errors":[{"message":"busy"}]}}})");
+  StartLadder();
+  std::string config = Config("", "  sg: {type: sendgrid, base_url: \"" + fake.url() + "\", api_key: k}\n");
+  const size_t kMaxBytes = 20000;
+  config.replace(config.find("redis:\n"), 0,
+                 fmt::format("  producer_properties:\n    message.max.bytes: \"{}\"\n", kMaxBytes));
+  auto& worker = StartWorker(Channel::kEmail, config);
+  SendSpec spec;
+  spec.provider = "sg";
+  std::string id;
+  std::string value = SendValue(spec, &id);
+  std::string pad = R"("pad":"",)";
+  value.insert(1, R"("pad":")" + std::string(kMaxBytes - 200 - value.size() - pad.size(), 'p') + "\",");
+  ProduceAll(broker_->bootstrap(), topics::Send(spec.channel), {{spec.external_id, value}});
+
+  TopicReader dlq(broker_->bootstrap(), "pv.dlq.email");
+  auto records = dlq.ReadUntil([](const auto& all) { return !all.empty(); }, 30s);
+  ASSERT_EQ(records.size(), 1U);
+  EXPECT_EQ(records[0].headers["pv-error-code"], "retry_too_large");
+  EXPECT_THAT(records[0].headers["pv-error"],
+              HasSubstr(fmt::format("over message.max.bytes ({})", kMaxBytes)));
+  EXPECT_EQ(records[0].headers["pv-omitted-bytes"], std::to_string(value.size()));
+  EXPECT_EQ(records[0].value, "");
+  EXPECT_EQ(records[0].headers["pv-provider"], "sg");
+  // The job finished (counted once its outcome was acknowledged): its offset is stored.
+  EXPECT_EQ(
+      MetricOnceEqual(worker.admin_port(),
+                      R"(pv_worker_sends_total{channel="email",provider="sg",status="retrying"})", "1", 10s),
+      "1");
+  EXPECT_EQ(fake.Stat("requests"), 1);
+}
+
 }  // namespace
 }  // namespace pv::testing

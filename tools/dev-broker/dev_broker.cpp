@@ -188,6 +188,7 @@ Control API (HTTP on 127.0.0.1, random port):
   POST /errors/clear[?api=A]              drop pending cluster-wide injected errors (of A, or of all)
   GET  /topics                            topics created by this broker (startup and control API)
   POST /topics?name=X&partitions=N        create a topic
+  POST /topics/error?name=X&error=E       metadata answers give topic X error E (0: none again)
   GET  /long-poll                         the front's counters (fetches held, woken, expired) and
                                           each client.id's fetch.wait.max.ms as last seen
 
@@ -475,6 +476,7 @@ struct DevBroker::Impl {
   void HandlePushErrors(const httplib::Request& req, httplib::Response& res);
   void HandleClearErrors(const httplib::Request& req, httplib::Response& res);
   void HandleCreateTopic(const httplib::Request& req, httplib::Response& res);
+  void HandleTopicError(const httplib::Request& req, httplib::Response& res);
   std::string TopicsJson();
   std::string BrokersJson();
   std::string LongPollJson();
@@ -716,6 +718,34 @@ void DevBroker::Impl::HandleCreateTopic(const httplib::Request& req, httplib::Re
   ReplyJson(res, 201, body);
 }
 
+void DevBroker::Impl::HandleTopicError(const httplib::Request& req, httplib::Response& res) {
+  std::string name = req.get_param_value("name");
+  if (!ValidTopicName(name)) {
+    ReplyError(res, 400,
+               "name must be 1..249 characters of [a-zA-Z0-9._-] (not '.' or '..'), got '" + name + "'");
+    return;
+  }
+  int code = 0;
+  std::string error_text = req.get_param_value("error");
+  if (!ParseErrorCode(error_text, code)) {
+    ReplyError(res, 400,
+               "unknown broker error '" + error_text + "' (e.g. UNKNOWN_TOPIC_OR_PART, or 0 to clear)");
+    return;
+  }
+  const auto err = static_cast<rd_kafka_resp_err_t>(code);
+  MockOp([&] {
+    rd_kafka_mock_topic_set_error(cluster_, name.c_str(), err);
+    return 0;
+  });
+  log::Info("topic_error_set", {{"topic", name}, {"error", rd_kafka_err2name(err)}});
+  std::string body = "{\"name\":";
+  AppendJsonString(body, name);
+  body += ",\"error\":" + std::to_string(code) + ",\"error_name\":";
+  AppendJsonString(body, rd_kafka_err2name(err));
+  body += "}\n";
+  ReplyJson(res, 200, body);
+}
+
 std::string DevBroker::Impl::TopicsJson() {
   std::lock_guard lock(mutex_);
   std::string out = "{\"topics\":[";
@@ -806,6 +836,8 @@ void DevBroker::Impl::InstallRoutes() {
            [this](const Req& req, const Groups&, Res& res) { HandlePushErrors(req, res); });
   AddRoute("GET", "/topics",
            [this](const Req&, const Groups&, Res& res) { ReplyJson(res, 200, TopicsJson()); });
+  AddRoute("POST", "/topics/error",
+           [this](const Req& req, const Groups&, Res& res) { HandleTopicError(req, res); });
   AddRoute("POST", "/topics",
            [this](const Req& req, const Groups&, Res& res) { HandleCreateTopic(req, res); });
   AddRoute("GET", "/long-poll",

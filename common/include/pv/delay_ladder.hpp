@@ -5,7 +5,8 @@
 //   pv-due-at   RFC 3339 UTC time at which the record is due at its target
 //   pv-target   the topic it goes to when due (e.g. pv.send.email)
 //   pv-attempt  the delivery attempt it will be at its target (workers' retries)
-// and, on DLQ records, pv-error-code, pv-error, pv-failed-at (plus pv-provider).
+// and, on DLQ records, pv-error-code, pv-error, pv-failed-at (plus pv-provider, and pv-omitted-bytes
+// on a dead letter whose value was left out because the record would have been over the size limit).
 // pv-pinned-provider, on a worker's retry, names the provider an earlier attempt may have reached
 // (its outcome unknown): every later attempt of that send goes there, never to a fallback.
 //
@@ -32,6 +33,8 @@ inline constexpr const char* kErrorCode = "pv-error-code";
 inline constexpr const char* kError = "pv-error";
 inline constexpr const char* kFailedAt = "pv-failed-at";
 inline constexpr const char* kProvider = "pv-provider";
+// On a dead letter without its value (it would have been over the size limit): the value's size.
+inline constexpr const char* kOmittedBytes = "pv-omitted-bytes";
 inline constexpr const char* kPinnedProvider = "pv-pinned-provider";
 
 struct Tier {

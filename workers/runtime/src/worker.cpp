@@ -11,6 +11,8 @@
 
 #include "pv/json.hpp"
 #include "pv/log.hpp"
+#include "pv/produce_errors.hpp"
+#include "pv/workers/outcome_records.hpp"
 
 namespace pv::workers {
 
@@ -550,6 +552,20 @@ void Worker::CollectInbox() {
       Finish(job);
       continue;
     }
+    if (kafka::ProduceErrorClassOf(a.err) == kafka::ProduceErrorClass::kNeverSucceeds &&
+        OnOutcomeRefused(job.outputs, a.err, dlq_topic_, std::chrono::system_clock::now()) ==
+            RefusedOutcome::kGiveUp) {
+      // Refused for good even as a dead letter (outcome_records.hpp): the offset moves on without it.
+      std::string reason(kafka::ProduceFailureName(kafka::ProduceFailureOf(a.err)));
+      metrics_.outcome_skipped.With({channel_name_, reason}).Inc();
+      pv::log::Error("outcome_skipped", {{"send_id", job.send ? job.send->send_id : ""},
+                                         {"reason", reason},
+                                         {"error", rd_kafka_err2str(a.err)},
+                                         {"partition", job.partition},
+                                         {"offset", job.offset}});
+      Finish(job);
+      continue;
+    }
     // Not acknowledged: produce the outcome again (the offset waits for it). A full local queue
     // clears fast; a broker problem takes longer.
     bool full = a.err == RD_KAFKA_RESP_ERR__QUEUE_FULL;
@@ -769,9 +785,11 @@ void Worker::RecordOutcomes() {
     Job& job = *it->second;
     job.stage = Stage::kAcking;
     ++acking_;
+    const std::string& key = job.send ? job.send->key : job.key;
+    FitOutcomeRecords(job.outputs, key, producer_->MaxMessageBytes(), send_topic_, dlq_topic_,
+                      std::chrono::system_clock::now());
     int count = static_cast<int>(job.outputs.size());
     auto group = std::make_shared<AckGroup>(inbox_, id, count);
-    const std::string& key = job.send ? job.send->key : job.key;
     for (int i = 0; i < count; ++i) {
       const Job::Output& out = job.outputs[static_cast<std::size_t>(i)];
       std::vector<kafka::Header> headers;

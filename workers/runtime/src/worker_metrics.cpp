@@ -20,6 +20,10 @@ WorkerMetrics::WorkerMetrics(metrics::Registry& r)
       paused(r.AddGauge("pv_worker_paused", "1 while consumption is paused (Redis unreachable, draining)",
                         {"channel"})),
       redis_errors(r.AddCounter("pv_worker_redis_unreachable_total",
-                                "Redis calls that could not reach the server", {"channel"})) {}
+                                "Redis calls that could not reach the server", {"channel"})),
+      outcome_skipped(r.AddCounter("pv_worker_outcome_skipped_total",
+                                   "Outcome records the broker refused for good, even as a dead letter (the "
+                                   "send's offset moved on without them), by reason",
+                                   {"channel", "reason"})) {}
 
 }  // namespace pv::workers

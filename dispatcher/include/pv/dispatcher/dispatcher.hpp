@@ -39,6 +39,7 @@ struct DispatcherOptions {
   std::chrono::milliseconds revoke_timeout{5000};      // dispatcher.revoke_timeout
   std::chrono::milliseconds shutdown_timeout{10000};   // dispatcher.shutdown_timeout
   std::chrono::milliseconds retry_backoff{1000};       // dispatcher.retry_backoff
+  int dead_letter_attempts = 3;                        // dispatcher.dead_letter_attempts
   std::chrono::milliseconds lag_interval{5000};        // dispatcher.lag_interval
   std::chrono::milliseconds catalog_retry_interval{5000};         // dispatcher.catalog_retry_interval
   MissingVariables missing_variables = MissingVariables::kEmpty;  // dispatcher.render.missing_variables

@@ -10,7 +10,15 @@
 //   suppressed  `suppressed` event only
 //   failed      the trigger, unchanged, into pv.dlq.<channel> with pv-error-code/pv-error headers
 //               + `failed` event. Permanent: a render error, an unknown/deleted/disabled campaign, a
-//               user without the channel's address.
+//               user without the channel's address, a send or deferred trigger that would be over the
+//               size limit (send_too_large, deferred_too_large), or an output the broker refused for
+//               good (produce_<reason>, via Failure).
+//
+// Sizes (ProcessorOptions::max_record_bytes, the producer's message.max.bytes) are checked with every
+// header, the ladder's included (kafka::RecordBytes), before anything is produced: a send or deferred
+// trigger over the limit becomes `failed`; a dead letter over the limit goes without its value (empty,
+// with pv-omitted-bytes: the value's size), since an operator needs the reason and the trigger id more
+// than a record that cannot exist. pvctl replay counts such a record as unreadable.
 //   drop        nothing (a record that is not a trigger at all: no id, no way to tell the channel);
 //               logged with its offset.
 #pragma once
@@ -35,6 +43,7 @@ struct ProcessorOptions {
   MissingVariables missing_variables = MissingVariables::kEmpty;
   std::string triggers_topic = "pv.triggers";  // where a deferred trigger returns when due
   std::string events_topic = "pv.events";
+  size_t max_record_bytes = 0;  // the producer's message.max.bytes; 0: not checked
 };
 
 // A consumed trigger, parsed. The string views point into `doc` (or the record's value).
@@ -99,18 +108,27 @@ class TriggerProcessor {
   // Decides and builds the records. `key` is the consumed record's key (external_id).
   Outcome Decide(const ParsedTrigger& trigger, std::string_view key, Suppressed suppressed, TimePoint now);
 
-  // The permanent-failure outcome (DLQ + `failed` event) for a reason found outside Decide, such as a
-  // rendered send larger than the broker accepts.
+  // The permanent-failure outcome (DLQ + `failed` event) for a reason found outside Decide, such as an
+  // output the broker refused for good. `omit_value`: the dead letter goes without the trigger (the
+  // broker refused it for size although it was under max_record_bytes: a topic's smaller limit).
   Outcome Failure(const ParsedTrigger& trigger, std::string_view key, std::string code, std::string error,
-                  TimePoint now) {
-    return Fail(trigger, key, std::move(code), std::move(error), now);
+                  TimePoint now, bool omit_value = false) {
+    return Fail(trigger, key, std::move(code), std::move(error), now, omit_value);
   }
+  // The size of `record` on the wire, with the headers the delay ladder adds to it (kafka::RecordBytes).
+  static size_t RecordSize(const OutputRecord& record);
 
   const ProcessorOptions& options() const { return options_; }
 
  private:
   Outcome Fail(const ParsedTrigger& trigger, std::string_view key, std::string code, std::string error,
-               TimePoint now);
+               TimePoint now, bool omit_value = false);
+  Outcome TooLargeFailure(const ParsedTrigger& trigger, std::string_view key, std::string code,
+                          std::string_view what, const OutputRecord& record, const Outcome& decided,
+                          TimePoint now);
+  bool TooLarge(const OutputRecord& record) const {
+    return options_.max_record_bytes > 0 && RecordSize(record) > options_.max_record_bytes;
+  }
   std::string Event(const ParsedTrigger& trigger, std::string_view status, TimePoint now,
                     const std::vector<std::pair<std::string_view, std::string>>& extra);
   const std::string& NowText(TimePoint now);

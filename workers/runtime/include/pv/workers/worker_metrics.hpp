@@ -18,6 +18,7 @@ struct WorkerMetrics {
   metrics::Family<metrics::Gauge>& buffered;              // {channel}: records taken, not finished
   metrics::Family<metrics::Gauge>& paused;                // {channel}: 1 while consumption is paused
   metrics::Family<metrics::Counter>& redis_errors;        // {channel}: calls that could not reach Redis
+  metrics::Family<metrics::Counter>& outcome_skipped;     // {channel, reason}: outcomes given up for good
 };
 
 }  // namespace pv::workers
