@@ -41,6 +41,34 @@ check() {
   [ ${#tests[@]} -ge 2 ] || fail "no rule unit tests in deploy/prometheus/tests"
   promtool test rules "${tests[@]}"
   amtool check-config "$root/deploy/alertmanager/alertmanager.yml"
+
+  # Every query of the Grafana dashboard parses as PromQL: each becomes a recording rule of a
+  # throwaway file that promtool checks. Recording rules the dashboard uses (pv:...) must exist.
+  local tmp
+  tmp=$(mktemp -d "${TMPDIR:-/tmp}/pv-dashboard.XXXXXX")
+  python3 - "$root/deploy/grafana/dashboards/pv.json" "$tmp/dashboard.yml" "${rules[@]}" <<'PY'
+import json, re, sys
+dashboard, out, rule_files = sys.argv[1], sys.argv[2], sys.argv[3:]
+exprs = []
+def walk(panels):
+    for p in panels:
+        walk(p.get("panels", []))
+        exprs.extend((p.get("title", ""), t["expr"]) for t in p.get("targets", []) if "expr" in t)
+walk(json.load(open(dashboard))["panels"])
+recorded = set()
+for f in rule_files:
+    recorded.update(re.findall(r"^\s*- record:\s*(\S+)", open(f).read(), re.M))
+missing = sorted({n for _, e in exprs for n in re.findall(r"\bpv:[a-z0-9_:]+", e)} - recorded)
+if missing:
+    sys.exit("dashboard uses recording rules no rule file defines: %s" % ", ".join(missing))
+with open(out, "w") as f:
+    f.write("groups:\n  - name: dashboard\n    rules:\n")
+    for i, (title, e) in enumerate(exprs):
+        f.write("      - record: dashboard_query_%d  # %s\n        expr: %s\n" % (i, title.replace("#", ""), json.dumps(e)))
+print("dashboard: %d queries" % len(exprs))
+PY
+  promtool check rules "$tmp/dashboard.yml" || { rm -rf "$tmp"; fail "a dashboard query does not parse"; }
+  rm -rf "$tmp"
   echo "monitoring check: ok"
 }
 
