@@ -9,8 +9,11 @@
 #   monitoring_test.sh route   Debian's Alertmanager with deploy/alertmanager/alertmanager.yml (only the
 #                              webhook's host changed to loopback) and the example receiver
 #                              (alert_log.py): an alert posted to Alertmanager comes out as a log line.
+#   monitoring_test.sh redis   Debian's redis_exporter against a redis-server configured like compose's
+#                              instances: every redis_* metric the rules and the dashboard query is one
+#                              it exports (Debian ships 1.45; compose runs a newer image).
 #
-# Run by ctest (deploy.monitoring_check, deploy.alert_routing). Binds loopback ports picked free;
+# Run by ctest (deploy.monitoring_check, deploy.alert_routing, deploy.redis_metrics). Binds loopback ports picked free;
 # stops what it started, by pid.
 set -euo pipefail
 
@@ -82,12 +85,6 @@ route() {
   # Global, not local: the EXIT trap runs after this function returned.
   pids=()
   dir=$(mktemp -d "${TMPDIR:-/tmp}/pv-alert-route.XXXXXX")
-  # shellcheck disable=SC2317  # called by the trap
-  cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$dir"
-  }
   trap cleanup EXIT
 
   python3 "$root/deploy/alertmanager/alert_log.py" --port 0 --port-file "$dir/log.port" \
@@ -124,8 +121,47 @@ route() {
   echo "alert routing: ok"
 }
 
+redis_metrics() {
+  need prometheus-redis-exporter prometheus-redis-exporter
+  need redis-server redis-server
+  pids=()
+  dir=$(mktemp -d "${TMPDIR:-/tmp}/pv-redis-metrics.XXXXXX")
+  trap cleanup EXIT
+  local redis_port exporter_port
+  redis_port=$(free_port)
+  exporter_port=$(free_port)
+  # As compose's suppression instance: append-only file, noeviction, a cap.
+  redis-server --bind 127.0.0.1 --port "$redis_port" --dir "$dir" --appendonly yes \
+    --maxmemory 64mb --maxmemory-policy noeviction >"$dir/redis.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  prometheus-redis-exporter --redis.addr="redis://127.0.0.1:${redis_port}" \
+    --web.listen-address="127.0.0.1:${exporter_port}" >"$dir/exporter.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 50); do curl -fsS -o "$dir/metrics" "http://127.0.0.1:${exporter_port}/metrics" 2>/dev/null && break; sleep 0.2; done
+  grep -q '^redis_up 1' "$dir/metrics" || fail "redis_exporter does not see Redis: $(tail -3 "$dir/exporter.log")"
+  grep -q 'maxmemory_policy="noeviction"' "$dir/metrics" || fail "redis_instance_info has no maxmemory_policy label"
+  local used
+  used=$(cat "$root"/deploy/prometheus/alerts*.yml "$root/deploy/grafana/dashboards/pv.json" | grep -v "^ *#" |
+    grep -o '\bredis_[a-z0-9_]*' | sort -u)
+  [ -n "$used" ] || fail "no redis_* metric queried: expected the Redis alerts"
+  for m in $used; do
+    grep -q "^${m}[{ ]" "$dir/metrics" || fail "$m is queried but redis_exporter does not export it"
+    echo "exported: $m"
+  done
+  echo "redis metrics: ok"
+}
+
+# Stops what route or redis_metrics started (EXIT trap).
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$dir"
+}
+
 case "$mode" in
   check) check ;;
   route) route ;;
-  *) fail "usage: $0 check|route" ;;
+  redis) redis_metrics ;;
+  *) fail "usage: $0 check|route|redis" ;;
 esac
