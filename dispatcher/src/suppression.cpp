@@ -31,6 +31,13 @@ bool ParseInt(std::string_view s, int& out) {
 
 }  // namespace
 
+std::string SuppressionRedisUrl(const Config& config, std::string_view default_url) {
+  // An empty suppression.redis_url means "not set": an empty override must not turn suppression off
+  // while redis.url names a store.
+  std::string url = config.GetString("suppression.redis_url", "");
+  return url.empty() ? config.GetString("redis.url", default_url) : url;
+}
+
 bool ParseRedisUrl(std::string_view url, RedisAddress& out, std::string& error) {
   constexpr std::string_view kScheme = "redis://";
   if (url.substr(0, kScheme.size()) != kScheme) {
