@@ -47,16 +47,12 @@ constexpr const char* kGrafanaPassword = "compose-test-password";
 std::pair<int, std::string> Compose(const std::vector<std::string>& args, bool grafana_password = true) {
   pv::testing::TempDir dir("pv-compose");
   std::ofstream(dir.File("empty.env")).close();
-  std::vector<std::string> argv = {
-      "/bin/sh",
-      "-c",
+  const std::string script =
       "unset GRAFANA_ADMIN_PASSWORD MONITORING_BIND_ADDRESS REDIS_MAXMEMORY SUPPRESSION_REDIS_MAXMEMORY; "
       "[ -n \"$TEST_GRAFANA_PASSWORD\" ] && export GRAFANA_ADMIN_PASSWORD=\"$TEST_GRAFANA_PASSWORD\"; "
-      "cd \"$0\" && exec \"$@\"",
-      kRoot,
-      DockerCompose(),
-      "--env-file",
-      dir.File("empty.env")};
+      "cd \"$0\" && exec \"$@\"";
+  std::vector<std::string> argv = {
+      "/bin/sh", "-c", script, kRoot, DockerCompose(), "--env-file", dir.File("empty.env")};
   argv.insert(argv.end(), args.begin(), args.end());
   pv::testing::Subprocess p(
       argv,
@@ -189,7 +185,7 @@ TEST(Compose, DashboardAndPrometheusQueryOnlyMetricsTheCodeExposes) {
   }
   std::string rules;
   for (const auto& file : RuleFiles()) {
-    std::string text = ReadFile(kRoot + "/deploy/prometheus/" + file);
+    std::string text = ReadFile(fs::path(kRoot) / "deploy/prometheus" / file);
     EXPECT_TRUE(YAML::Load(text)["groups"]) << file;
     rules += text;
   }
