@@ -8,6 +8,7 @@
 #include <charconv>
 
 #include "pv/config.hpp"
+#include "pv/redis_url.hpp"
 
 namespace pv::dispatcher {
 namespace {
@@ -40,10 +41,7 @@ std::string SuppressionRedisUrl(const Config& config, std::string_view default_u
 
 bool ParseRedisUrl(std::string_view url, RedisAddress& out, std::string& error) {
   constexpr std::string_view kScheme = "redis://";
-  if (url.substr(0, kScheme.size()) != kScheme) {
-    error = fmt::format("'{}' is not a redis:// URL", MaskUrlPassword(url));  // errors are logged
-    return false;
-  }
+  if (error = RedisUrlSchemeError(url); !error.empty()) return false;  // masked: errors are logged
   std::string_view rest = url.substr(kScheme.size());
   RedisAddress address;
   if (size_t at = rest.rfind('@'); at != std::string_view::npos) {

@@ -30,8 +30,21 @@ TEST(RedisUrl, Parses) {
 TEST(RedisUrl, ErrorMasksThePassword) {
   RedisAddress a;
   std::string error;
+  EXPECT_FALSE(ParseRedisUrl("http://:s3cret@cache.internal:6380", a, error));
+  EXPECT_EQ(error, "'http://:****@cache.internal:6380' is not a redis:// URL");
+}
+
+// TLS is refused with the way out, never by connecting in clear text (docs/operations.md "Redis over TLS").
+TEST(RedisUrl, RedissIsRefusedWithTheTunnelRecipe) {
+  RedisAddress a;
+  std::string error;
   EXPECT_FALSE(ParseRedisUrl("rediss://:s3cret@cache.internal:6380", a, error));
-  EXPECT_EQ(error, "'rediss://:****@cache.internal:6380' is not a redis:// URL");
+  EXPECT_EQ(error.find("s3cret"), std::string::npos) << error;
+  EXPECT_NE(error.find("'rediss://:****@cache.internal:6380': TLS to Redis (rediss://) is not supported"),
+            std::string::npos)
+      << error;
+  EXPECT_NE(error.find("stunnel"), std::string::npos) << error;
+  EXPECT_NE(error.find("Redis over TLS"), std::string::npos) << error;
 }
 
 // Compose keeps suppressions in a Redis of their own; a deployment with one Redis sets only redis.url.

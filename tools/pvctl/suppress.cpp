@@ -48,7 +48,8 @@ class Redis {
  public:
   explicit Redis(const std::string& url) {
     std::string error;
-    if (!dispatcher::ParseRedisUrl(url, address_, error)) throw std::runtime_error("redis.url: " + error);
+    if (!dispatcher::ParseRedisUrl(url, address_, error))
+      throw std::runtime_error("suppression store URL: " + error);
     timeval tv{5, 0};
     ctx_.reset(redisConnectWithTimeout(address_.host.c_str(), address_.port, tv));
     if (!ctx_ || ctx_->err != 0) {
