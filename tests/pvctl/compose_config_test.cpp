@@ -248,11 +248,10 @@ TEST(Compose, SuppressionsLiveInARedisThatNeverEvicts) {
   EXPECT_NE(suppression.find("--maxmemory-policy noeviction"), std::string::npos) << suppression;
   EXPECT_NE(suppression.find("--appendonly yes"), std::string::npos) << suppression;
   EXPECT_NE(Joined(services["suppression-redis"]["volumes"]).find(":/data"), std::string::npos);
-  for (const char* name : {"dispatcher", "email-worker"}) {
-    EXPECT_EQ(services[name]["depends_on"]["suppression-redis"]["condition"].as<std::string>(""),
-              "service_healthy")
-        << name;
-  }
+  EXPECT_EQ(services["dispatcher"]["depends_on"]["suppression-redis"]["condition"].as<std::string>(""),
+            "service_healthy");
+  EXPECT_EQ(services["email-worker"]["depends_on"]["redis"]["condition"].as<std::string>(""),
+            "service_healthy");
 
   // The config the containers get, read as the dispatcher and pvctl read it.
   Config config = Config::Load(kRoot + "/deploy/config/pv.yaml");
