@@ -9,6 +9,7 @@
 #include "dispatcher_metrics.hpp"
 #include "pv/admin_server.hpp"
 #include "pv/delay_ladder.hpp"
+#include "pv/dispatcher/suppression.hpp"
 #include "pv/log.hpp"
 #include "pv/topics.hpp"
 #include "trigger_pipeline.hpp"
@@ -45,7 +46,7 @@ DispatcherOptions DispatcherOptions::FromConfig(const Config& config) {
     throw ConfigError(
         fmt::format("setting dispatcher.render.missing_variables: '{}' is not one of empty, fail", missing));
   }
-  o.redis_url = config.GetString("redis.url", o.redis_url);
+  o.redis_url = SuppressionRedisUrl(config, o.redis_url);
   o.redis_timeout = config.GetMillis("dispatcher.redis_timeout", o.redis_timeout);
   o.admin_host = config.GetString("dispatcher.admin_host", o.admin_host);
   o.admin_port = static_cast<int>(config.GetInt("dispatcher.admin_port", o.admin_port, 0, 65535));

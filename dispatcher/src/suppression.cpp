@@ -8,6 +8,7 @@
 #include <charconv>
 
 #include "pv/config.hpp"
+#include "pv/redis_url.hpp"
 
 namespace pv::dispatcher {
 namespace {
@@ -31,12 +32,16 @@ bool ParseInt(std::string_view s, int& out) {
 
 }  // namespace
 
+std::string SuppressionRedisUrl(const Config& config, std::string_view default_url) {
+  // An empty suppression.redis_url means "not set": an empty override must not turn suppression off
+  // while redis.url names a store.
+  std::string url = config.GetString("suppression.redis_url", "");
+  return url.empty() ? config.GetString("redis.url", default_url) : url;
+}
+
 bool ParseRedisUrl(std::string_view url, RedisAddress& out, std::string& error) {
   constexpr std::string_view kScheme = "redis://";
-  if (url.substr(0, kScheme.size()) != kScheme) {
-    error = fmt::format("'{}' is not a redis:// URL", MaskUrlPassword(url));  // errors are logged
-    return false;
-  }
+  if (error = RedisUrlSchemeError(url); !error.empty()) return false;  // masked: errors are logged
   std::string_view rest = url.substr(kScheme.size());
   RedisAddress address;
   if (size_t at = rest.rfind('@'); at != std::string_view::npos) {

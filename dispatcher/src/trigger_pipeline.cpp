@@ -37,12 +37,13 @@ TriggerPipeline::TriggerPipeline(const DispatcherOptions& options, const kafka::
       in_flight_gauge_(&metrics.in_flight.With({"triggers"})),
       render_seconds_(&metrics.render_seconds.Get()) {
   if (options.redis_url.empty()) {
-    log::Warn("suppression_disabled", {{"reason", "redis.url is empty"}});
+    log::Warn("suppression_disabled", {{"reason", "suppression.redis_url and redis.url are empty"}});
     metrics_.redis_up.Get().Set(1);
   } else {
     RedisAddress address;
     std::string error;
-    if (!ParseRedisUrl(options.redis_url, address, error)) throw ConfigError("setting redis.url: " + error);
+    if (!ParseRedisUrl(options.redis_url, address, error))
+      throw ConfigError("setting suppression.redis_url (or redis.url): " + error);
     suppression_ = std::make_unique<SuppressionStore>(address, options.redis_timeout);
     log::Info("suppression_enabled", {{"redis", fmt::format("{}:{}", address.host, address.port)}});
     ProbeRedis();

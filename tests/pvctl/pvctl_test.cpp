@@ -438,6 +438,37 @@ TEST_F(PvctlTest, SuppressAddListRemoveInTheKeysTheDispatcherReads) {
   EXPECT_NE(down.err.find("redis"), std::string::npos) << down.err;
 }
 
+// Compose keeps suppressions in their own Redis (noeviction): pvctl writes there, not to redis.url.
+TEST_F(PvctlTest, SuppressWritesToSuppressionRedisUrlWhenSet) {
+  RedisServer marks;
+  RedisServer suppression;
+  WriteConfig(fmt::format("redis:\n  url: \"{}\"\nsuppression:\n  redis_url: \"{}\"\n", marks.url(),
+                          suppression.url()));
+  Result add = Pvctl({"suppress", "add", "--channel", "email", "bob@example.com"});
+  ASSERT_EQ(add.rc, kExitOk) << add.err;
+  EXPECT_EQ(suppression.Command({"SISMEMBER", "pv:suppress:email", "address:bob@example.com"}), "1");
+  EXPECT_EQ(marks.Command({"EXISTS", "pv:suppress:email"}), "0");
+  Result list = Pvctl({"suppress", "list", "--channel", "email"});
+  EXPECT_NE(list.out.find("bob@example.com"), std::string::npos) << list.out;
+}
+
+// The suppression instance of compose at its cap: noeviction refuses the new member (exit 1, Redis's
+// own message) and keeps every old one; reads go on.
+TEST_F(PvctlTest, SuppressAtMaxmemoryWithNoevictionRefusesTheWriteAndKeepsTheList) {
+  RedisServer redis;
+  WriteConfig(fmt::format("suppression:\n  redis_url: \"{}\"\n", redis.url()));
+  ASSERT_EQ(Pvctl({"suppress", "add", "--channel", "email", "bob@example.com"}).rc, kExitOk);
+  redis.Command({"CONFIG", "SET", "maxmemory-policy", "noeviction"});
+  redis.Command({"CONFIG", "SET", "maxmemory", "1"});  // one byte: below any used memory
+  Result full = Pvctl({"suppress", "add", "--channel", "email", "ana@example.com"});
+  EXPECT_EQ(full.rc, kExitFailed);
+  EXPECT_NE(full.err.find("OOM"), std::string::npos) << full.err;
+  Result list = Pvctl({"suppress", "list", "--channel", "email"});
+  ASSERT_EQ(list.rc, kExitOk) << list.err;
+  EXPECT_NE(list.out.find("bob@example.com"), std::string::npos) << list.out;
+  redis.Command({"CONFIG", "SET", "maxmemory", "0"});
+}
+
 // ---- replay ----
 
 TEST_F(PvctlTest, ReplayDryRunCountsWithoutPublishingOrSaving) {

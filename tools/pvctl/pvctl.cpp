@@ -31,7 +31,7 @@ Options:
   --config PATH   deployment config (default: $PV_CONFIG); keys_file, kafka.brokers... come from it
   --keys-file F   override keys_file for the keys commands
   --brokers B     override kafka.brokers for keys, topics, replay and tail
-  --redis-url U   override redis.url for suppress
+  --redis-url U   override suppression.redis_url (else redis.url) for suppress
   --timeout S     broker round-trip timeout in seconds (default 10)
   --json          machine-readable output
   -h, --help      this help (also after any command: pvctl keys --help)

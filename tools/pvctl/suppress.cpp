@@ -30,7 +30,8 @@ that channel from P. The dispatcher checks both before producing each send, and 
 `suppressed` in pv.events instead. Members may also be given raw: address:bob@example.com,
 user:demo:u-123. Email addresses are stored in lower case.
 
-Redis: redis.url from the config (or --redis-url redis://[:password@]host[:port][/db]).
+Redis: suppression.redis_url from the config, else redis.url (or --redis-url
+redis://[:password@]host[:port][/db]): the dispatcher's suppression store.
 Storage: SET pv:suppress:<channel>, members address:<address> and user:<project>:<external_id>.
 Exit codes: 0 ok, 1 Redis failed, 2 usage.
 )";
@@ -47,7 +48,8 @@ class Redis {
  public:
   explicit Redis(const std::string& url) {
     std::string error;
-    if (!dispatcher::ParseRedisUrl(url, address_, error)) throw std::runtime_error("redis.url: " + error);
+    if (!dispatcher::ParseRedisUrl(url, address_, error))
+      throw std::runtime_error("suppression store URL: " + error);
     timeval tv{5, 0};
     ctx_.reset(redisConnectWithTimeout(address_.host.c_str(), address_.port, tv));
     if (!ctx_ || ctx_->err != 0) {
@@ -105,7 +107,8 @@ class Redis {
 
 std::string RedisUrl(const Context& ctx) {
   std::string url = ctx.args.Get("--redis-url");
-  return url.empty() || url == "true" ? ctx.config.GetString("redis.url", "redis://127.0.0.1:6379") : url;
+  return url.empty() || url == "true" ? dispatcher::SuppressionRedisUrl(ctx.config, "redis://127.0.0.1:6379")
+                                      : url;
 }
 
 // The set member for one command-line value; "" and `error` set when it is not valid for the channel.

@@ -70,6 +70,18 @@ TEST(WorkerConfigTest, RedisUrlErrorsMaskThePassword) {
   }
 }
 
+// The workers refuse rediss:// as the dispatcher and pvctl do: same message, same recipe.
+TEST(WorkerConfigTest, RedissIsRefusedWithTheTunnelRecipe) {
+  try {
+    ParseRedisUrl("rediss://:s3cret@h:6380");
+    ADD_FAILURE() << "accepted rediss://";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("TLS to Redis (rediss://) is not supported"), std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("stunnel"), std::string::npos) << e.what();
+  }
+}
+
 TEST(WorkerConfigTest, ProvidersServeTheirChannelsOnly) {
   auto dir = std::filesystem::temp_directory_path() / ("pv-providers-" + std::to_string(::getpid()));
   Config config = Config::FromYaml(

@@ -7,15 +7,15 @@
 
 #include "pv/config.hpp"
 #include "pv/log.hpp"
+#include "pv/redis_url.hpp"
 
 namespace pv::workers {
 
 // Errors show the URL with its password masked: they end up in logs and on the terminal.
 RedisEndpoint ParseRedisUrl(const std::string& url) {
   const std::string scheme = "redis://";
-  if (url.rfind(scheme, 0) != 0)
-    throw std::invalid_argument(
-        fmt::format("redis url '{}': must start with redis://", MaskUrlPassword(url)));
+  if (std::string error = RedisUrlSchemeError(url); !error.empty())
+    throw std::invalid_argument("redis url " + error);
   std::string rest = url.substr(scheme.size());
   RedisEndpoint ep;
   if (auto at = rest.rfind('@'); at != std::string::npos) {

@@ -43,7 +43,7 @@ struct DispatcherOptions {
   std::chrono::milliseconds lag_interval{5000};        // dispatcher.lag_interval
   std::chrono::milliseconds catalog_retry_interval{5000};         // dispatcher.catalog_retry_interval
   MissingVariables missing_variables = MissingVariables::kEmpty;  // dispatcher.render.missing_variables
-  std::string redis_url;                                          // redis.url (empty: no suppression)
+  std::string redis_url;                                          // SuppressionRedisUrl (empty: off)
   std::chrono::milliseconds redis_timeout{1000};                  // dispatcher.redis_timeout
   std::string admin_host = "0.0.0.0";                             // dispatcher.admin_host
   int admin_port = 9091;                                          // dispatcher.admin_port (0: any free port)

@@ -1,6 +1,5 @@
 // Suppression: users and addresses that must not receive a channel's messages (unsubscribed, hard
-// bounced, complained, STOP-ed). Kept in Redis so that every dispatcher, pvctl and the workers' bounce
-// handling share one list:
+// bounced, complained, STOP-ed). Kept in Redis so that every dispatcher and pvctl share one list:
 //
 //   key    pv:suppress:<channel>          a SET per channel; channel is email, text or push
 //   member user:<project>:<external_id>   one user of one project (external ids are per project)
@@ -13,6 +12,11 @@
 // A batch of sends is checked with one pipelined round trip (two SISMEMBER per send). The dispatcher
 // treats Redis being unreachable as "cannot decide": it holds the batch and pauses consuming until Redis
 // answers again, so no send goes out unchecked. See docs/configuration-dispatcher.md.
+//
+// The sets have no TTL and are the only record of an unsubscribe, so they must live where no eviction
+// policy reaches them: `suppression.redis_url` may name a Redis of their own (compose runs one with
+// `noeviction` and an append-only file) while the workers' marks and claims, which all expire, live in
+// `redis.url` under `maxmemory` + `volatile-ttl` (docs/operations.md "Redis").
 #pragma once
 
 #include <chrono>
@@ -26,7 +30,16 @@
 
 struct redisContext;
 
+namespace pv {
+class Config;
+}
+
 namespace pv::dispatcher {
+
+// The suppression store's URL, read the same way by the dispatcher and `pvctl suppress`:
+// `suppression.redis_url` when it is set and not empty, else `redis.url`, else `default_url`.
+// (Tests: SuppressionRedisUrl.* in dispatcher/test/suppression_test.cpp.)
+std::string SuppressionRedisUrl(const Config& config, std::string_view default_url);
 
 struct RedisAddress {
   std::string host = "127.0.0.1";
