@@ -15,13 +15,15 @@
 //   l <due at>|<attempt>|<timestamp ms>|<now offset s>|<tier>
 //                                              pv.delay.<tier> headers as the delay scheduler reads
 //                                              them (ParseTimestamp, ParseAttempt, DecideLadderStep)
+//   k <value>                                  pv.keys as ingest reads it (ParseKeyRecord)
 //
 // Invariants: a trigger the dispatcher sends becomes a send record the worker decodes with the same
 // ids, address and attempt 1; every event is a JSON object that carries the send_id it is keyed by;
 // dead-letter and deferred records carry the trigger unchanged; a decoded send re-encoded with
 // attempt reset decodes to the same send; an event decodes to exactly the fields written; a delay
 // header decodes to what Schedule writes (FormatTimestamp, decimal attempt) and back, and a record
-// is never released before it is due.
+// is never released before it is due; a key record that decodes re-encodes (KeyRecord) to one that
+// decodes to the same key.
 #include <rapidjson/document.h>
 
 #include <chrono>
@@ -35,6 +37,7 @@
 #include "pv/dispatcher/delay_scheduler.hpp"
 #include "pv/dispatcher/processor.hpp"
 #include "pv/json.hpp"
+#include "pv/keys.hpp"
 #include "pv/log.hpp"
 #include "pv/workers/send.hpp"
 #include "replay.hpp"
@@ -197,6 +200,23 @@ void Delay(pv::fuzz::Fields& in) {
   }
 }
 
+void KeyRecord(pv::fuzz::Fields& in) {
+  std::string_view value = in.Rest();
+  pv::ApiKey key;
+  std::string error;
+  if (!pv::ParseKeyRecord(value, key, error)) {
+    Check(!error.empty(), "a key record refused without a reason", value);
+    return;
+  }
+  std::string again = pv::KeyRecord(key);
+  pv::ApiKey back;
+  Check(pv::ParseKeyRecord(again, back, error), "a re-encoded key record does not decode", again);
+  Check(back.id == key.id && back.name == key.name && back.project == key.project && back.scope == key.scope &&
+            back.hash == key.hash && back.last4 == key.last4 && back.created_at == key.created_at &&
+            back.revoked_at == key.revoked_at,
+        "a key record decodes differently once re-encoded", again);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -222,6 +242,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       break;
     case 'l':
       Delay(in);
+      break;
+    case 'k':
+      KeyRecord(in);
       break;
     default:
       break;
