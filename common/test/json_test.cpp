@@ -159,5 +159,18 @@ TEST(JsonTest, ToJsonIsCompact) {
   EXPECT_EQ(ToJson(doc), R"({"a":[1,2,{"b":"c\"d"}],"e":null})");
 }
 
+TEST(JsonTest, ParseRecordRefusesWhatNestsDeeperThanAnyRecord) {
+  rapidjson::Document doc;
+  std::string ok = std::string(kMaxRecordDepth, '[') + std::string(kMaxRecordDepth, ']');
+  ParseRecord(doc, ok);
+  EXPECT_FALSE(doc.HasParseError());
+  ParseRecord(doc, "[" + ok + "]");
+  EXPECT_TRUE(doc.HasParseError());
+  ParseRecord(doc, std::string(1 << 20, '['));  // overflowed the stack before
+  EXPECT_TRUE(doc.HasParseError());
+  ParseRecord<rapidjson::kParseFullPrecisionFlag>(doc, R"({"a":[1.5]})");
+  EXPECT_FALSE(doc.HasParseError());
+}
+
 }  // namespace
 }  // namespace pv

@@ -244,5 +244,12 @@ TEST_F(KeysBadFileTest, WrongShapes) {
               HasSubstr("keys[1] must be a mapping"));
 }
 
+// Ingest consumes pv.keys from any producer: 1 MB of '[' overflowed its stack.
+TEST(KeysTest, DeeplyNestedKeyRecordIsRefusedNotParsed) {
+  ApiKey got;
+  std::string error;
+  EXPECT_FALSE(ParseKeyRecord(std::string(1 << 20, '['), got, error));
+}
+
 }  // namespace
 }  // namespace pv

@@ -56,6 +56,25 @@ std::string ParseLimited(rapidjson::Document& doc, std::string_view text, int ma
 // passes `stop_above`; `offset` gets where it first did.
 int JsonDepth(std::string_view text, int stop_above, size_t* offset = nullptr);
 
+// Records read from topics and answers read from providers are parsed by RapidJSON's recursive parser
+// and then walked recursively (rendered, re-serialised), so their nesting is bounded first: a 1 MB
+// record of '[' overflowed the stack of the dispatcher (and of every consumer of a topic), which then
+// crashed again on the same record after each restart. Ingest accepts at most 1000 levels
+// (ingest.max_json_depth) and a record adds none to its body's.
+inline constexpr int kMaxRecordDepth = 1024;
+
+// doc.Parse<kFlags>(text), except that text nested deeper than kMaxRecordDepth leaves `doc` with a
+// parse error (that of an empty document) without being parsed.
+template <unsigned kFlags = rapidjson::kParseDefaultFlags>
+void ParseRecord(rapidjson::Document& doc, std::string_view text) {
+  if (JsonDepth(text, kMaxRecordDepth) > kMaxRecordDepth) {
+    doc.SetNull();
+    doc.Parse<kFlags>("", 0);
+    return;
+  }
+  doc.Parse<kFlags>(text.data(), text.size());
+}
+
 // Member lookups that tolerate absence and wrong types.
 const rapidjson::Value* FindMember(const rapidjson::Value& object, std::string_view name);
 std::optional<std::string_view> FindString(const rapidjson::Value& object, std::string_view name);
