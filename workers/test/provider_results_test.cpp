@@ -53,6 +53,15 @@ TEST(HttpTest, RetryAfterIsADayAtMost) {
   EXPECT_EQ(*ParseRetryAfter("Thu, 22 Oct 2015 07:27:59 GMT", now), std::chrono::seconds(86399));
 }
 
+// provider_answer_fuzz: the provider's reason went whole into the error (events, DLQ header).
+TEST(HttpTest, FailureMessageIsBoundedWhateverTheProviderSays) {
+  TransferResult r;
+  r.status = 403;
+  r.body = R"({"reason":")" + std::string(60000, 'x') + R"("})";
+  EXPECT_LT(ApnsResult(r).error.size(), 512U);
+  EXPECT_LT(HttpFailure(r, ErrorKind::kForbidden, std::string(60000, 'y')).error.size(), 512U);
+}
+
 TEST(HttpTest, Encodings) {
   EXPECT_EQ(FormEncode("+34 600/ü&="), "%2B34+600%2F%C3%BC%26%3D");
   EXPECT_EQ(Base64("hello"), "aGVsbG8=");

@@ -78,6 +78,10 @@ ErrorKind KindForHttpStatus(long status) {
 }
 
 DeliveryResult HttpFailure(const TransferResult& r, ErrorKind kind, std::string_view detail) {
+  // The detail is the provider's own code or reason (APNs "reason", FCM "errorCode"): answer data, so
+  // bounded like the body (provider_answer_fuzz: a 60 KB reason went whole into the event and the
+  // DLQ record's pv-error header).
+  detail = detail.substr(0, 100);
   std::string body = r.body.substr(0, 300);
   for (char& c : body) {
     if (c == '\n' || c == '\r') c = ' ';
