@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
 #include <stdexcept>
 
 #include "pv/json.hpp"
@@ -44,6 +45,13 @@ std::vector<Tier> ParseTiers(const std::vector<std::string>& names) {
     }
   }
   return tiers;
+}
+
+std::optional<int> ParseAttempt(std::string_view text) {
+  int value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < 1) return std::nullopt;
+  return value;
 }
 
 const Tier& ChooseTier(std::span<const Tier> tiers, std::chrono::milliseconds remaining) {

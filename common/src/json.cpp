@@ -112,6 +112,9 @@ std::optional<std::chrono::system_clock::time_point> ParseTimestamp(std::string_
   auto tp = date::sys_days(ymd) + std::chrono::hours(h) + std::chrono::minutes(mi) +
             std::chrono::seconds(sec) + std::chrono::milliseconds(millis) -
             std::chrono::minutes(offset_minutes);
+  // In milliseconds (no overflow for any 4-digit year) until it is known to fit in system_clock.
+  std::int64_t since_epoch = tp.time_since_epoch().count();
+  if (since_epoch > kMaxUnixMillis || since_epoch < -kMaxUnixMillis) return std::nullopt;
   return std::chrono::time_point_cast<std::chrono::system_clock::duration>(tp);
 }
 

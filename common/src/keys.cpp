@@ -245,7 +245,7 @@ std::string KeyRecord(const ApiKey& k) {
 
 bool ParseKeyRecord(std::string_view json, ApiKey& out, std::string& error) {
   rapidjson::Document doc;
-  doc.Parse(json.data(), json.size());
+  ParseRecord(doc, json);
   if (doc.HasParseError() || !doc.IsObject()) {
     error = "not a JSON object";
     return false;

@@ -121,5 +121,16 @@ TEST(DelayLadderTest, ALongWaitHopsDownTheLadderAndArrivesOnTime) {
   EXPECT_EQ(path, (std::vector<std::string>{"1h", "1h", "10m", "2m", "30s", "30s", "5s", "5s"}));
 }
 
+// pv-attempt is read the same way by the delay scheduler and the workers: what Schedule writes, and
+// nothing else (std::stoi took "2x" as 2 and "-3" as -3).
+TEST(DelayLadderTest, ParseAttemptReadsOnlyWhatScheduleWrites) {
+  EXPECT_EQ(ParseAttempt("1"), 1);
+  EXPECT_EQ(ParseAttempt("17"), 17);
+  EXPECT_EQ(ParseAttempt("2147483647"), 2147483647);
+  for (const char* bad : {"", "0", "-3", "2x", " 2", "+2", "2147483648", "99999999999999999999"}) {
+    EXPECT_EQ(ParseAttempt(bad), std::nullopt) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace pv::ladder

@@ -70,6 +70,19 @@ TEST(JsonTest, ParseTimestampRoundTrips) {
   EXPECT_EQ(ParseTimestamp(FormatTimestamp(now)), std::chrono::floor<milliseconds>(now));
 }
 
+// record_decoders_fuzz: a pv-due-at in year 4052 overflowed system_clock's nanoseconds (undefined
+// behaviour) in ParseTimestamp, and so did a record timestamp of 10^16 ms in FromUnixMillis.
+TEST(JsonTest, TimesBeyondWhatTheClockHoldsAreRefusedOrClamped) {
+  EXPECT_EQ(ParseTimestamp("4052-12-02T10:00:30.250Z"), std::nullopt);
+  EXPECT_EQ(ParseTimestamp("9999-12-31T23:59:59.999Z"), std::nullopt);
+  EXPECT_EQ(ParseTimestamp("0001-01-01T00:00:00Z"), std::nullopt);
+  EXPECT_TRUE(ParseTimestamp("2100-01-01T00:00:00Z").has_value());
+  EXPECT_EQ(FromUnixMillis(10'000'000'000'000'000), FromUnixMillis(kMaxUnixMillis));
+  EXPECT_EQ(FromUnixMillis(INT64_MIN), FromUnixMillis(-kMaxUnixMillis));
+  EXPECT_EQ(ToUnixMillis(FromUnixMillis(kMaxUnixMillis) + std::chrono::hours(24 * 365)),
+            kMaxUnixMillis + 24LL * 365 * 3600 * 1000);
+}
+
 TEST(JsonTest, ParseTimestampAcceptsSecondsFractionsAndOffsets) {
   const auto base = FromUnixMillis(1795679678000);  // 2026-11-26T07:54:38Z
   EXPECT_EQ(ParseTimestamp("2026-11-26T07:54:38Z"), base);
@@ -144,6 +157,19 @@ TEST(JsonTest, ToJsonIsCompact) {
   doc.Parse(R"({ "a" : [1, 2, {"b": "c\"d"}], "e": null })");
   ASSERT_FALSE(doc.HasParseError());
   EXPECT_EQ(ToJson(doc), R"({"a":[1,2,{"b":"c\"d"}],"e":null})");
+}
+
+TEST(JsonTest, ParseRecordRefusesWhatNestsDeeperThanAnyRecord) {
+  rapidjson::Document doc;
+  std::string ok = std::string(kMaxRecordDepth, '[') + std::string(kMaxRecordDepth, ']');
+  ParseRecord(doc, ok);
+  EXPECT_FALSE(doc.HasParseError());
+  ParseRecord(doc, "[" + ok + "]");
+  EXPECT_TRUE(doc.HasParseError());
+  ParseRecord(doc, std::string(1 << 20, '['));  // overflowed the stack before
+  EXPECT_TRUE(doc.HasParseError());
+  ParseRecord<rapidjson::kParseFullPrecisionFlag>(doc, R"({"a":[1.5]})");
+  EXPECT_FALSE(doc.HasParseError());
 }
 
 }  // namespace

@@ -393,5 +393,12 @@ TEST(KeyMerge, TopicRecordsAndTombstonesAsStates) {
   EXPECT_FALSE(ParseKeyState({"", std::nullopt, "2000", 1500}, got, error));
 }
 
+// Ingest consumes pv.keys from any producer: 1 MB of '[' overflowed its stack.
+TEST(KeysTest, DeeplyNestedKeyRecordIsRefusedNotParsed) {
+  ApiKey got;
+  std::string error;
+  EXPECT_FALSE(ParseKeyRecord(std::string(1 << 20, '['), got, error));
+}
+
 }  // namespace
 }  // namespace pv

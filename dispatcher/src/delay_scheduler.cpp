@@ -257,11 +257,7 @@ bool DelayScheduler::Release(Held& h, SysClock::time_point now) {
   } else {
     int attempt = 1;
     if (auto a = headers_map.find(ladder::kAttempt); a != headers_map.end()) {
-      try {
-        attempt = std::stoi(a->second);
-      } catch (const std::exception&) {
-        attempt = 1;
-      }
+      attempt = ladder::ParseAttempt(a->second).value_or(1);
     }
     err = ladder::Schedule(producer_, tiers_, h.target, kafka::Key(m), kafka::Payload(m), h.due, attempt,
                            headers, std::make_shared<internal::ForwardGroup>(report), now);

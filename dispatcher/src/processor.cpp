@@ -62,7 +62,7 @@ std::string_view ActionName(Action action) {
 void TriggerProcessor::Parse(std::string_view value, const CompiledCatalog& catalog,
                              ParsedTrigger& out) const {
   out.value = value;
-  out.doc.Parse(value.data(), value.size());
+  ParseRecord(out.doc, value);
   if (out.doc.HasParseError() || !out.doc.IsObject()) {
     out.error_code = "invalid_trigger";
     out.error = "the record is not a JSON object";

@@ -45,7 +45,10 @@ std::optional<TimePoint> NextWindowOpening(const SendWindow& window, const date:
     consider(zone.to_sys(opening_local, date::choose::latest));
   }
   // The clocks going back can also put the local time inside the window without passing its start.
-  auto horizon = now + date::days(9);
+  // Compared in seconds: a zone without further transitions (UTC, Asia/Tokyo) ends its last period at
+  // date's "forever" (year 32767), which overflows TimePoint's nanoseconds when converted to it (undefined
+  // behaviour on every deferral in such a zone; record_decoders_fuzz found it under UBSan).
+  auto horizon = date::floor<std::chrono::seconds>(now + date::days(9));
   TimePoint t = now;
   for (int i = 0; i < 8; ++i) {
     date::sys_info info = zone.get_info(date::floor<std::chrono::seconds>(t));

@@ -25,11 +25,6 @@ timeval ToTimeval(std::chrono::milliseconds ms) {
   return tv;
 }
 
-bool ParseInt(std::string_view s, int& out) {
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return !s.empty() && ec == std::errc() && end == s.data() + s.size();
-}
-
 }  // namespace
 
 std::string SuppressionRedisUrl(const Config& config, std::string_view default_url) {
@@ -37,42 +32,6 @@ std::string SuppressionRedisUrl(const Config& config, std::string_view default_u
   // while redis.url names a store.
   std::string url = config.GetString("suppression.redis_url", "");
   return url.empty() ? config.GetString("redis.url", default_url) : url;
-}
-
-bool ParseRedisUrl(std::string_view url, RedisAddress& out, std::string& error) {
-  constexpr std::string_view kScheme = "redis://";
-  if (error = RedisUrlSchemeError(url); !error.empty()) return false;  // masked: errors are logged
-  std::string_view rest = url.substr(kScheme.size());
-  RedisAddress address;
-  if (size_t at = rest.rfind('@'); at != std::string_view::npos) {
-    std::string_view userinfo = rest.substr(0, at);
-    size_t colon = userinfo.find(':');
-    address.password = std::string(colon == std::string_view::npos ? userinfo : userinfo.substr(colon + 1));
-    rest = rest.substr(at + 1);
-  }
-  if (size_t slash = rest.find('/'); slash != std::string_view::npos) {
-    std::string_view db = rest.substr(slash + 1);
-    if (!db.empty() && (!ParseInt(db, address.db) || address.db < 0)) {
-      error = fmt::format("redis URL: database '{}' is not a number", db);
-      return false;
-    }
-    rest = rest.substr(0, slash);
-  }
-  if (size_t colon = rest.rfind(':');
-      colon != std::string_view::npos && rest.find(']') == std::string_view::npos) {
-    if (!ParseInt(rest.substr(colon + 1), address.port) || address.port <= 0 || address.port > 65535) {
-      error = fmt::format("redis URL: port '{}' is not a port number", rest.substr(colon + 1));
-      return false;
-    }
-    rest = rest.substr(0, colon);
-  }
-  if (rest.empty()) {
-    error = "redis URL: no host";
-    return false;
-  }
-  address.host = std::string(rest);
-  out = std::move(address);
-  return true;
 }
 
 std::string SuppressionKey(Channel channel) {

@@ -311,5 +311,16 @@ TEST_F(ProcessorTest, CampaignProblemsFailOnTheRightChannel) {
   EXPECT_EQ(out.action, Action::kDrop);
 }
 
+// A record nested deeper than any trigger ingest accepts is dropped, not parsed: 1 MB of '[' (a record
+// the broker takes) overflowed the stack, and the dispatcher crashed on it again after every restart.
+TEST_F(ProcessorTest, DeeplyNestedRecordIsDroppedNotParsed) {
+  Outcome out = Run(std::string(1 << 20, '['));
+  EXPECT_EQ(out.action, Action::kDrop);
+  std::string deep = R"({"trigger_id":"t-7","project":"demo","campaign_id":"44","user":{"external_id":"u","email":"a@example.com"},"event":)";
+  deep += std::string(1100, '[') + std::string(1100, ']') + "}";
+  out = Run(deep);
+  EXPECT_EQ(out.action, Action::kDrop);
+}
+
 }  // namespace
 }  // namespace pv::dispatcher

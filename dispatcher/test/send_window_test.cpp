@@ -36,6 +36,14 @@ TEST(SendWindow, InsideAndOutsideInLocalTime) {
             "2026-06-10T03:30:00.000Z");  // 08:30 IST (+05:30)
 }
 
+// A zone whose last period never ends (UTC, Asia/Tokyo): its end was converted to nanoseconds and
+// overflowed (undefined behaviour, seen under UBSan by record_decoders_fuzz; scripts/fuzz builds with it).
+TEST(SendWindow, NextOpeningInAZoneWithoutTransitions) {
+  SendWindow w = Window(9, 0, 21, 0);
+  EXPECT_EQ(Next(w, "UTC", "2026-12-02T22:00:00Z"), "2026-12-03T09:00:00.000Z");
+  EXPECT_EQ(Next(w, "Asia/Tokyo", "2026-12-02T13:00:00Z"), "2026-12-03T00:00:00.000Z");  // 22:00 JST
+}
+
 TEST(SendWindow, NextOpeningAcrossSpringForward) {
   SendWindow w = Window(9, 0, 21, 0);
   // Saturday 22:00 EST; Sunday 09:00 is EDT (13:00Z), not 14:00Z as a fixed offset would say.

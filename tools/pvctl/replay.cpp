@@ -50,7 +50,7 @@ std::string ReplayFilter::Canonical() const {
 
 ReplayVerdict Evaluate(const ReplayFilter& filter, const ReplayRecord& record) {
   rapidjson::Document doc;
-  doc.Parse(record.value.data(), record.value.size());
+  ParseRecord(doc, record.value);
   if (doc.HasParseError() || !doc.IsObject()) return ReplayVerdict::kUnreadable;
   if (!filter.campaigns.empty()) {
     const rapidjson::Value* c = FindMember(doc, "campaign_id");
@@ -79,7 +79,10 @@ ReplayVerdict Evaluate(const ReplayFilter& filter, const ReplayRecord& record) {
 
 std::optional<std::string> ResetAttempt(std::string_view value) {
   rapidjson::Document doc;
-  doc.Parse<rapidjson::kParseFullPrecisionFlag>(value.data(), value.size());
+  // Default precision: kParseFullPrecisionFlag runs RapidJSON 1.1's DiyFp path, which calls clz(0)
+  // (undefined) on a number such as 0e-60 (record_decoders_fuzz). A send record's numbers are
+  // integers (v, attempt, badge), read exactly either way.
+  ParseRecord(doc, value);
   if (doc.HasParseError() || !doc.IsObject()) return std::nullopt;
   auto it = doc.FindMember("attempt");
   if (it == doc.MemberEnd()) return std::string(value);  // not a send (a dead-lettered trigger)
@@ -388,7 +391,7 @@ void Replay::Handle(const rd_kafka_message_t* m) {
   if (s_.dry_run) return;
 
   rapidjson::Document doc;
-  doc.Parse(value->data(), value->size());
+  ParseRecord(doc, *value);
   std::string send_id(FindString(doc, "send_id").value_or(""));
   std::string trigger_id(FindString(doc, "trigger_id").value_or(""));
   std::string replayed_at = FormatTimestamp(std::chrono::system_clock::now());

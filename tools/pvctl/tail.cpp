@@ -89,7 +89,7 @@ void PrintText(std::ostream& out, const std::string& topic, const Shown& s) {
     return;
   }
   rapidjson::Document doc;
-  doc.Parse(s.value->data(), s.value->size());
+  ParseRecord(doc, *s.value);
   std::string body;
   if (!doc.HasParseError()) {
     rapidjson::StringBuffer buffer;
@@ -136,7 +136,7 @@ void PrintJson(std::ostream& out, const std::string& topic, const Shown& s) {
     line += "null";
   } else {
     rapidjson::Document doc;
-    doc.Parse(s.value->data(), s.value->size());
+    ParseRecord(doc, *s.value);
     if (!doc.HasParseError()) {
       line += ToJson(doc);
     } else {

@@ -41,6 +41,25 @@ TEST(MimeTest, HeaderEncoding) {
   EXPECT_EQ(DomainOf("a@b.co"), "b.co");
 }
 
+// mime_address_fuzz: a subject with 36 or more UTF-8 continuation bytes in a row (invalid UTF-8, which
+// event data may carry into a rendered subject) made EncodeHeaderText loop forever, growing its output.
+TEST(MimeTest, HeaderEncodingOfInvalidUtf8Ends) {
+  std::string subject = "Hi Ana, your order " + std::string(100, '\xb9');
+  std::string enc = EncodeHeaderText(subject);
+  EXPECT_EQ(enc.rfind("=?UTF-8?B?", 0), 0U);
+  EXPECT_LT(enc.size(), 4 * subject.size());
+  EXPECT_EQ(enc.find(std::string("=?UTF-8?B?") + "?="), std::string::npos);  // no empty word
+}
+
+// mime_address_fuzz: a '.' right after a soft line break opened a line unencoded (a lone "." line ends
+// SMTP DATA unless the client dot-stuffs).
+TEST(MimeTest, QuotedPrintableNeverOpensALineWithADot) {
+  for (size_t n = 70; n < 80; ++n) {
+    std::string qp = QuotedPrintable(std::string(n, 'a') + ".");
+    EXPECT_EQ(qp.find("\r\n."), std::string::npos) << qp;
+  }
+}
+
 TEST(MimeTest, SinglePartWhenOnlyTextOrHtml) {
   EmailMessage m;
   m.from = "a@b.co";

@@ -42,6 +42,26 @@ TEST(HttpTest, RetryAfter) {
   EXPECT_FALSE(ParseRetryAfter("").has_value());
 }
 
+// provider_answer_fuzz: a Retry-After of 9 digits (up to 31 years) or any far date parked the send
+// for that long, and a date past 2262 overflowed system_clock. A day at most, as for 10+ digits.
+TEST(HttpTest, RetryAfterIsADayAtMost) {
+  auto now = std::chrono::system_clock::from_time_t(1445412480);  // Wed, 21 Oct 2015 07:28:00 GMT
+  EXPECT_EQ(*ParseRetryAfter("999999999", now), std::chrono::hours(24));
+  EXPECT_EQ(*ParseRetryAfter("86399", now), std::chrono::seconds(86399));
+  EXPECT_EQ(*ParseRetryAfter("Wed, 28 Oct 2015 07:28:00 GMT", now), std::chrono::hours(24));
+  EXPECT_EQ(*ParseRetryAfter("Wed, 21 Oct 99999 07:28:00 GMT", now), std::chrono::hours(24));
+  EXPECT_EQ(*ParseRetryAfter("Thu, 22 Oct 2015 07:27:59 GMT", now), std::chrono::seconds(86399));
+}
+
+// provider_answer_fuzz: the provider's reason went whole into the error (events, DLQ header).
+TEST(HttpTest, FailureMessageIsBoundedWhateverTheProviderSays) {
+  TransferResult r;
+  r.status = 403;
+  r.body = R"({"reason":")" + std::string(60000, 'x') + R"("})";
+  EXPECT_LT(ApnsResult(r).error.size(), 512U);
+  EXPECT_LT(HttpFailure(r, ErrorKind::kForbidden, std::string(60000, 'y')).error.size(), 512U);
+}
+
 TEST(HttpTest, Encodings) {
   EXPECT_EQ(FormEncode("+34 600/ü&="), "%2B34+600%2F%C3%BC%26%3D");
   EXPECT_EQ(Base64("hello"), "aGVsbG8=");

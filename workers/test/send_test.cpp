@@ -76,5 +76,12 @@ TEST(SendTest, EventRecordHasTheDocumentedShape) {
   EXPECT_FALSE(d.HasMember("provider_message_id"));
 }
 
+// 1 MB of '[' on a send topic overflowed the worker's stack (and again after each restart).
+TEST(SendTest, DeeplyNestedRecordIsRefusedNotParsed) {
+  std::string error;
+  EXPECT_FALSE(ParseSend(std::string(1 << 20, '['), "", Channel::kEmail, error));
+  EXPECT_EQ(error, "value is not a JSON object");
+}
+
 }  // namespace
 }  // namespace pv::workers

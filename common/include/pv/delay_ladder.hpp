@@ -17,6 +17,7 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -46,6 +47,10 @@ struct Tier {
 // Parses names such as "5s", "30s", "2m", "10m", "1h" (ms, s, m, h units); sorted shortest first.
 // Throws std::invalid_argument naming a bad entry.
 std::vector<Tier> ParseTiers(const std::vector<std::string>& names);
+
+// pv-attempt as Schedule writes it: decimal digits for 1 to INT_MAX. nullopt for anything else ("",
+// "0", "-1", "2x", " 2", out of range), so every reader treats a bad header the same way.
+std::optional<int> ParseAttempt(std::string_view text);
 
 // The tier to hold a record due `remaining` from now: the largest tier whose delay does not pass
 // the due time; the shortest tier when even that is longer (release is then at the due time).

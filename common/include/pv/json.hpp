@@ -5,6 +5,7 @@
 #include <rapidjson/document.h>
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -20,14 +21,24 @@ std::string ToJson(const rapidjson::Value& value);
 // "2026-11-26T07:54:38.123Z" (UTC, milliseconds).
 std::string FormatTimestamp(std::chrono::system_clock::time_point tp);
 
+// The times pv reads from outside (record headers and timestamps, which any producer sets) are kept
+// within +-kMaxUnixMillis of the epoch (1827 to 2112): system_clock counts nanoseconds in 64
+// bits (years 1678 to 2261), and a time near that edge overflows, which is undefined behaviour, as soon
+// as a delay is added to it. record_decoders_fuzz found both "4052-12-02T10:00:30Z" in pv-due-at and a
+// record timestamp of 10^16 ms doing so.
+inline constexpr std::int64_t kMaxUnixMillis = 4'500'000'000'000;
+
 // Parses the form FormatTimestamp writes (and whole seconds, and a numeric offset such as +02:00).
+// nullopt also for a time beyond kMaxUnixMillis.
 std::optional<std::chrono::system_clock::time_point> ParseTimestamp(std::string_view s);
 
 // Milliseconds since the Unix epoch.
 inline std::int64_t ToUnixMillis(std::chrono::system_clock::time_point tp) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(tp.time_since_epoch()).count();
 }
+// Clamped to +-kMaxUnixMillis.
 inline std::chrono::system_clock::time_point FromUnixMillis(std::int64_t ms) {
+  ms = ms > kMaxUnixMillis ? kMaxUnixMillis : (ms < -kMaxUnixMillis ? -kMaxUnixMillis : ms);
   return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
 }
 
@@ -44,6 +55,25 @@ std::string ParseLimited(rapidjson::Document& doc, std::string_view text, int ma
 // The deepest nesting of arrays and objects in `text` (strings skipped), stopping early once it
 // passes `stop_above`; `offset` gets where it first did.
 int JsonDepth(std::string_view text, int stop_above, size_t* offset = nullptr);
+
+// Records read from topics and answers read from providers are parsed by RapidJSON's recursive parser
+// and then walked recursively (rendered, re-serialised), so their nesting is bounded first: a 1 MB
+// record of '[' overflowed the stack of the dispatcher (and of every consumer of a topic), which then
+// crashed again on the same record after each restart. Ingest accepts at most 1000 levels
+// (ingest.max_json_depth) and a record adds none to its body's.
+inline constexpr int kMaxRecordDepth = 1024;
+
+// doc.Parse<kFlags>(text), except that text nested deeper than kMaxRecordDepth leaves `doc` with a
+// parse error (that of an empty document) without being parsed.
+template <unsigned kFlags = rapidjson::kParseDefaultFlags>
+void ParseRecord(rapidjson::Document& doc, std::string_view text) {
+  if (JsonDepth(text, kMaxRecordDepth) > kMaxRecordDepth) {
+    doc.SetNull();
+    doc.Parse<kFlags>("", 0);
+    return;
+  }
+  doc.Parse<kFlags>(text.data(), text.size());
+}
 
 // Member lookups that tolerate absence and wrong types.
 const rapidjson::Value* FindMember(const rapidjson::Value& object, std::string_view name);

@@ -1,11 +1,24 @@
-// Redis URLs (redis.url, suppression.redis_url): what pv accepts, shared by the dispatcher's and the
-// workers' parsers so both refuse the same URLs with the same words.
+// redis.url as every component reads it (the dispatcher's suppression store, the workers' dedupe
+// store, pvctl suppress): one parser, so a URL that works for one works for all. There were two, and
+// they had drifted: the workers' took "redis://h:6379abc/-1" as port 6379, database -1, and read
+// "redis://[::1]:6380" as host "[::1]" port 6380 only by luck of rfind (found by config_fuzz).
 #pragma once
 
 #include <string>
 #include <string_view>
 
 namespace pv {
+
+struct RedisUrl {
+  std::string host = "127.0.0.1";
+  int port = 6379;
+  std::string password;  // from redis://[user]:password@host
+  int db = 0;            // from redis://host:port/db
+};
+
+// Parses redis://[[user]:password@]host[:port][/db] (an IPv6 host in brackets). Returns false and
+// sets `error` otherwise; the error never shows the password (it is logged and printed).
+bool ParseRedisUrl(std::string_view url, RedisUrl& out, std::string& error);
 
 // Why a Redis URL is refused for its scheme, or "" when it starts with redis://, the only scheme pv
 // speaks. rediss:// (TLS) gets its own answer: pv's hiredis client has no TLS, so it refuses rather

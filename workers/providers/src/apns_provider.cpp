@@ -128,7 +128,7 @@ DeliveryResult ApnsResult(const TransferResult& r) {
   }
   std::string reason;
   rapidjson::Document doc;
-  doc.Parse(r.body.c_str());
+  ParseRecord(doc, r.body);
   if (!doc.HasParseError() && doc.IsObject()) {
     if (auto v = FindString(doc, "reason")) reason = std::string(*v);
   }

@@ -15,7 +15,7 @@ namespace pv::workers::providers {
 
 void ApplyServiceAccount(FcmSettings& s, const std::string& json, const std::string& source) {
   rapidjson::Document doc;
-  doc.Parse(json.c_str());
+  ParseRecord(doc, json);
   if (doc.HasParseError() || !doc.IsObject()) throw ConfigError(fmt::format("{}: not a JSON object", source));
   auto field = [&](const char* name, bool required) {
     auto v = FindString(doc, name);
@@ -132,7 +132,7 @@ bool FcmTokenRejected(const TransferResult& r) {
 DeliveryResult FcmResult(const TransferResult& r) {
   if (r.status == 0) return TransportFailure(r);
   rapidjson::Document doc;
-  doc.Parse(r.body.c_str());
+  ParseRecord(doc, r.body);
   bool json = !doc.HasParseError() && doc.IsObject();
   if (r.status >= 200 && r.status < 300) {
     auto name = json ? FindString(doc, "name") : std::nullopt;
@@ -222,7 +222,7 @@ void FcmProvider::OnToken(TransferResult&& r) {
     failure = TransportFailure(r);
   } else if (r.status >= 200 && r.status < 300) {
     rapidjson::Document doc;
-    doc.Parse(r.body.c_str());
+    ParseRecord(doc, r.body);
     if (!doc.HasParseError() && doc.IsObject()) {
       if (auto t = FindString(doc, "access_token")) token = std::string(*t);
       if (const auto* e = FindMember(doc, "expires_in"); e != nullptr && e->IsInt64())

@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 #include <openssl/evp.h>
 
+#include <algorithm>
+#include <ctime>
+
 #include "pv/config.hpp"
 #include "pv/json.hpp"
 
@@ -24,22 +27,30 @@ CommonSettings LoadCommonSettings(const Config& config, const std::string& name,
 
 std::optional<std::chrono::milliseconds> ParseRetryAfter(std::string_view value,
                                                          std::chrono::system_clock::time_point now) {
+  // A day at most, whichever form: a provider's (or a proxy's) Retry-After of years must not park a
+  // send in the delay ladder for years. provider_answer_fuzz found "999999999" (31 years) and any far
+  // date passing uncapped, and a date past 2262 overflowing system_clock.
+  constexpr std::chrono::milliseconds kMax = std::chrono::hours(24);
   while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
   while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
   if (value.empty()) return std::nullopt;
   bool digits = true;
   for (char c : value) digits = digits && c >= '0' && c <= '9';
   if (digits) {
-    if (value.size() > 9) return std::chrono::milliseconds(std::chrono::hours(24));
-    return std::chrono::milliseconds(std::stoll(std::string(value)) * 1000);
+    if (value.size() > 9) return kMax;
+    return std::min(kMax, std::chrono::milliseconds(std::stoll(std::string(value)) * 1000));
   }
   // IMF-fixdate: "Wed, 21 Oct 2015 07:28:00 GMT".
   std::tm tm{};
   std::string text(value);
   if (strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm) == nullptr) return std::nullopt;
-  auto at = std::chrono::system_clock::from_time_t(timegm(&tm));
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(at - now);
-  return ms.count() > 0 ? ms : std::chrono::milliseconds(0);
+  // Compared in seconds first: only a time within a day of now is converted to system_clock.
+  std::time_t at = timegm(&tm);
+  std::time_t now_s = std::chrono::system_clock::to_time_t(now);
+  if (at <= now_s) return std::chrono::milliseconds(0);
+  if (at - now_s >= 24 * 3600) return kMax;
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::from_time_t(at) - now);
+  return std::clamp(ms, std::chrono::milliseconds(0), kMax);
 }
 
 DeliveryResult TransportFailure(const TransferResult& r) {
@@ -73,6 +84,10 @@ ErrorKind KindForHttpStatus(long status) {
 }
 
 DeliveryResult HttpFailure(const TransferResult& r, ErrorKind kind, std::string_view detail) {
+  // The detail is the provider's own code or reason (APNs "reason", FCM "errorCode"): answer data, so
+  // bounded like the body (provider_answer_fuzz: a 60 KB reason went whole into the event and the
+  // DLQ record's pv-error header).
+  detail = detail.substr(0, 100);
   std::string body = r.body.substr(0, 300);
   for (char& c : body) {
     if (c == '\n' || c == '\r') c = ' ';

@@ -97,6 +97,9 @@ std::string EncodeHeaderText(std::string_view text) {
   while (i < clean.size()) {
     size_t end = std::min(clean.size(), i + 36);
     while (end < clean.size() && end > i && (static_cast<unsigned char>(clean[end]) & 0xc0) == 0x80) --end;
+    // Not UTF-8 (36 continuation bytes in a row, from event data): split anyway. Without this the loop
+    // never moved on and grew `out` until memory ran out (mime_address_fuzz).
+    if (end == i) end = std::min(clean.size(), i + 36);
     if (!out.empty()) out += "\r\n ";
     out += "=?UTF-8?B?" + Base64(std::string_view(clean).substr(i, end - i)) + "?=";
     i = end;
@@ -152,8 +155,10 @@ std::string QuotedPrintable(std::string_view text) {
     if ((c == ' ' || c == '\t') && !line_end) {
       buf[0] = static_cast<char>(c);
       emit(std::string_view(buf, 1));
-    } else if (c >= 33 && c <= 126 && c != '=' && !(c == '.' && line == 0)) {
-      // A '.' opening a line is encoded too, so the message never depends on SMTP dot-stuffing.
+    } else if (c >= 33 && c <= 126 && c != '=' && !(c == '.' && (line == 0 || line >= 75))) {
+      // A '.' opening a line is encoded too, so the message never depends on SMTP dot-stuffing; that
+      // includes the line a soft break opens (line >= 75: emit breaks first), which mime_address_fuzz
+      // found written as a bare '.'.
       buf[0] = static_cast<char>(c);
       emit(std::string_view(buf, 1));
     } else {

@@ -42,7 +42,7 @@ std::string TwilioForm(const Send& send, const TwilioSettings& s) {
 DeliveryResult TwilioResult(const TransferResult& r) {
   if (r.status == 0) return TransportFailure(r);
   rapidjson::Document doc;
-  doc.Parse(r.body.c_str());
+  ParseRecord(doc, r.body);
   bool json = !doc.HasParseError() && doc.IsObject();
   if (r.status >= 200 && r.status < 300) {
     auto sid = json ? FindString(doc, "sid") : std::nullopt;

@@ -13,40 +13,10 @@ namespace pv::workers {
 
 // Errors show the URL with its password masked: they end up in logs and on the terminal.
 RedisEndpoint ParseRedisUrl(const std::string& url) {
-  const std::string scheme = "redis://";
-  if (std::string error = RedisUrlSchemeError(url); !error.empty())
-    throw std::invalid_argument("redis url " + error);
-  std::string rest = url.substr(scheme.size());
-  RedisEndpoint ep;
-  if (auto at = rest.rfind('@'); at != std::string::npos) {
-    std::string auth = rest.substr(0, at);
-    rest = rest.substr(at + 1);
-    auto colon = auth.find(':');
-    ep.password = colon == std::string::npos ? auth : auth.substr(colon + 1);
-  }
-  if (auto slash = rest.find('/'); slash != std::string::npos) {
-    std::string db = rest.substr(slash + 1);
-    rest = rest.substr(0, slash);
-    if (!db.empty()) {
-      try {
-        ep.db = std::stoi(db);
-      } catch (const std::exception&) {
-        throw std::invalid_argument(fmt::format("redis url '{}': bad database number", MaskUrlPassword(url)));
-      }
-    }
-  }
-  if (auto colon = rest.rfind(':'); colon != std::string::npos) {
-    try {
-      ep.port = std::stoi(rest.substr(colon + 1));
-    } catch (const std::exception&) {
-      throw std::invalid_argument(fmt::format("redis url '{}': bad port", MaskUrlPassword(url)));
-    }
-    rest = rest.substr(0, colon);
-  }
-  if (!rest.empty()) ep.host = rest;
-  if (ep.port <= 0 || ep.port > 65535)
-    throw std::invalid_argument(fmt::format("redis url '{}': bad port", MaskUrlPassword(url)));
-  return ep;
+  RedisEndpoint endpoint;
+  std::string error;
+  if (!pv::ParseRedisUrl(url, endpoint, error)) throw std::invalid_argument(error);
+  return endpoint;
 }
 
 namespace {

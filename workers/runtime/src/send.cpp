@@ -29,7 +29,7 @@ std::shared_ptr<Send> ParseSend(std::string_view value, std::string_view key, Ch
   auto send = std::make_shared<Send>();
   send->value.assign(value);
   send->key.assign(key);
-  send->doc.Parse(send->value.data(), send->value.size());
+  ParseRecord(send->doc, send->value);
   if (send->doc.HasParseError() || !send->doc.IsObject()) {
     error = "value is not a JSON object";
     return nullptr;

@@ -379,11 +379,8 @@ void Worker::NewJob(kafka::Message m) {
   }
   j.attempt = j.send->attempt;
   if (auto header = kafka::HeaderValue(m.get(), ladder::kAttempt)) {
-    try {
-      j.attempt = std::max(1, std::stoi(*header));
-    } catch (const std::exception&) {
-      // A bad header is not worth losing the send over: keep the value's attempt.
-    }
+    // A bad header is not worth losing the send over: keep the value's attempt.
+    j.attempt = ladder::ParseAttempt(*header).value_or(j.attempt);
   }
   j.send->attempt = j.attempt;
   if (auto header = kafka::HeaderValue(m.get(), ladder::kPinnedProvider)) j.pinned_provider = *header;

@@ -26,6 +26,7 @@
 #include <string_view>
 #include <vector>
 
+#include "pv/redis_url.hpp"
 #include "pv/topics.hpp"
 
 struct redisContext;
@@ -41,15 +42,9 @@ namespace pv::dispatcher {
 // (Tests: SuppressionRedisUrl.* in dispatcher/test/suppression_test.cpp.)
 std::string SuppressionRedisUrl(const Config& config, std::string_view default_url);
 
-struct RedisAddress {
-  std::string host = "127.0.0.1";
-  int port = 6379;
-  std::string password;  // from redis://:password@host:port
-  int db = 0;            // from redis://host:port/db
-};
-
-// Parses redis://[[user]:password@]host[:port][/db]. Returns false and sets `error` otherwise.
-bool ParseRedisUrl(std::string_view url, RedisAddress& out, std::string& error);
+// redis.url, read by the one parser every component uses (pv/redis_url.hpp).
+using RedisAddress = pv::RedisUrl;
+using pv::ParseRedisUrl;
 
 // The Redis key and members of a check, shared with `pvctl suppress`.
 std::string SuppressionKey(Channel channel);

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "pv/redis_url.hpp"
+
 struct redisContext;
 
 namespace pv::workers {
@@ -24,14 +26,10 @@ struct RedisReply {
   bool IsNil() const { return type == Type::kNil; }
 };
 
-struct RedisEndpoint {
-  std::string host = "127.0.0.1";
-  int port = 6379;
-  std::string password;
-  int db = 0;
-};
+using RedisEndpoint = pv::RedisUrl;
 
-// Parses redis://[:password@]host[:port][/db]. Throws std::invalid_argument.
+// redis.url by the parser every component uses (pv/redis_url.hpp). Throws std::invalid_argument
+// (without the password).
 RedisEndpoint ParseRedisUrl(const std::string& url);
 
 class RedisClient {

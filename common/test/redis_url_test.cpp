@@ -1,0 +1,55 @@
+#include "pv/redis_url.hpp"
+
+#include <gtest/gtest.h>
+
+namespace pv {
+namespace {
+
+TEST(RedisUrlTest, ReadsEveryPart) {
+  RedisUrl u;
+  std::string error;
+  ASSERT_TRUE(ParseRedisUrl("redis://default:p@ss/w@cache.internal:6390/15", u, error)) << error;
+  EXPECT_EQ(u.host, "cache.internal");
+  EXPECT_EQ(u.port, 6390);
+  EXPECT_EQ(u.password, "p@ss/w");
+  EXPECT_EQ(u.db, 15);
+  ASSERT_TRUE(ParseRedisUrl("redis://127.0.0.1", u, error)) << error;
+  EXPECT_EQ(u.port, 6379);
+  EXPECT_EQ(u.db, 0);
+}
+
+// An IPv6 host: the port is after the bracket, and hiredis gets the address without brackets.
+TEST(RedisUrlTest, Ipv6Host) {
+  RedisUrl u;
+  std::string error;
+  ASSERT_TRUE(ParseRedisUrl("redis://[::1]:6380/2", u, error)) << error;
+  EXPECT_EQ(u.host, "::1");
+  EXPECT_EQ(u.port, 6380);
+  EXPECT_EQ(u.db, 2);
+  ASSERT_TRUE(ParseRedisUrl("redis://[::1]", u, error)) << error;
+  EXPECT_EQ(u.host, "::1");
+  EXPECT_EQ(u.port, 6379);
+}
+
+// config_fuzz found the workers' copy of this parser taking "6379abc" as 6379 and "-1" as a database,
+// where the dispatcher refused the same redis.url.
+TEST(RedisUrlTest, RefusesWhatIsNotANumberOrAHost) {
+  RedisUrl u;
+  std::string error;
+  for (const char* url : {"redis://h:6379abc", "redis://h/-1", "redis://h/1x", "redis://h:0", "redis://h:65536",
+                          "redis://", "redis://:pw@:6379", "redis://h:", "http://h"}) {
+    EXPECT_FALSE(ParseRedisUrl(url, u, error)) << url;
+  }
+}
+
+TEST(RedisUrlTest, ErrorsNeverShowThePassword) {
+  RedisUrl u;
+  std::string error;
+  for (const char* url : {"redis://:s3cret@h:99999", "redis://u:s3cret@h/x", "rediss://:s3cret@h:1", "redis://:s3cret@"}) {
+    ASSERT_FALSE(ParseRedisUrl(url, u, error)) << url;
+    EXPECT_EQ(error.find("s3cret"), std::string::npos) << error;
+  }
+}
+
+}  // namespace
+}  // namespace pv
