@@ -45,7 +45,9 @@ std::optional<TimePoint> NextWindowOpening(const SendWindow& window, const date:
     consider(zone.to_sys(opening_local, date::choose::latest));
   }
   // The clocks going back can also put the local time inside the window without passing its start.
-  auto horizon = now + date::days(9);
+  // In seconds, as sys_info is: a zone with no transition ahead ends in year 32767, which does not
+  // fit in nanoseconds (comparing it with a nanosecond time point overflowed: UBSan).
+  auto horizon = date::floor<std::chrono::seconds>(now + date::days(9));
   TimePoint t = now;
   for (int i = 0; i < 8; ++i) {
     date::sys_info info = zone.get_info(date::floor<std::chrono::seconds>(t));
