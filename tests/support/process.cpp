@@ -24,14 +24,26 @@ Subprocess::Subprocess(const std::vector<std::string>& argv, const std::map<std:
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  // The child's environment is built here, before fork: between fork and exec the child of a
+  // threaded test may only make async-signal-safe calls. setenv allocates, and an allocator lock
+  // that another thread held at the fork stays locked in the child forever: glibc's malloc resets
+  // its locks in the child, clang-14's AddressSanitizer allocator does not (it has no fork hook).
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string entry(*e);
+    if (!env.contains(entry.substr(0, entry.find('=')))) env_strings.push_back(std::move(entry));
+  }
+  for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (auto& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
   pid_ = ::fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
-    // Child: unblock signals a test may have blocked, set env, redirect output, exec.
+    // Child: unblock signals a test may have blocked, redirect output, exec.
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_UNBLOCK, &all, nullptr);
-    for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
     if (!log_path.empty()) {
       int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       if (fd >= 0) {
@@ -40,7 +52,7 @@ Subprocess::Subprocess(const std::vector<std::string>& argv, const std::map<std:
         ::close(fd);
       }
     }
-    ::execv(args[0], args.data());
+    ::execve(args[0], args.data(), envp.data());
     std::_Exit(127);
   }
 }
