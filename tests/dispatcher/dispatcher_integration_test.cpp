@@ -775,8 +775,14 @@ TEST_F(DispatcherIT, NearLimitTriggerToAClosedWindowIsDeadLetteredAndThePartitio
   std::string t3 = writer.Write("p1", "u-big", R"({"external_id":"u-big","device_token":"tok-3"})",
                                 R"({"n":2,"cart":"c"})");
   ASSERT_TRUE(writer.Flush());
-  auto [partition, big_offset] = PlaceOf(broker_->bootstrap(), big_id);
-  auto [p3, t3_offset] = PlaceOf(broker_->bootstrap(), t3);
+  // Not structured bindings: clang 14 cannot capture those in a lambda.
+  const auto partition_big_offset_placed = PlaceOf(broker_->bootstrap(), big_id);
+  const auto partition = partition_big_offset_placed.first;
+  const auto big_offset = partition_big_offset_placed.second;
+  // Not structured bindings: clang 14 cannot capture those in a lambda.
+  const auto p3_t3_offset_placed = PlaceOf(broker_->bootstrap(), t3);
+  const auto p3 = p3_t3_offset_placed.first;
+  const auto t3_offset = p3_t3_offset_placed.second;
   ASSERT_EQ(partition, p3);
   ASSERT_EQ(t3_offset, big_offset + 2);
 
@@ -842,8 +848,14 @@ TEST_F(DispatcherIT, MissingDeadLetterTopicIsSkippedAfterBoundedAttempts) {
   std::string t2 =
       writer.Write("e1", "u-k", R"({"external_id":"u-k","email":"k@example.com","first_name":"K"})", "{}");
   ASSERT_TRUE(writer.Flush());
-  auto [partition, lost_offset] = PlaceOf(broker_->bootstrap(), lost);
-  auto [p2, t2_offset] = PlaceOf(broker_->bootstrap(), t2);
+  // Not structured bindings: clang 14 cannot capture those in a lambda.
+  const auto partition_lost_offset_placed = PlaceOf(broker_->bootstrap(), lost);
+  const auto partition = partition_lost_offset_placed.first;
+  const auto lost_offset = partition_lost_offset_placed.second;
+  // Not structured bindings: clang 14 cannot capture those in a lambda.
+  const auto p2_t2_offset_placed = PlaceOf(broker_->bootstrap(), t2);
+  const auto p2 = p2_t2_offset_placed.first;
+  const auto t2_offset = p2_t2_offset_placed.second;
   ASSERT_EQ(partition, p2);
 
   EXPECT_TRUE(WaitUntil(
