@@ -184,7 +184,10 @@ std::string Publish(const KeysTopic& t, const ApiKey& state) {
   if (state.deleted) {
     // A null value (not an empty one: std::string_view{} has no data) is Kafka's tombstone; the
     // header carries its version, which a null value cannot.
-    std::vector<kafka::Header> headers = {{kKeyUpdatedAtHeader, std::to_string(state.updated_at_ms)}};
+    // kafka::Header holds views: the version text must outlive the Produce call (ASan caught a
+    // temporary here).
+    const std::string version = std::to_string(state.updated_at_ms);
+    std::vector<kafka::Header> headers = {{kKeyUpdatedAtHeader, version}};
     err = producer.Produce(t.topic, state.id, std::string_view{}, headers, group);
   } else {
     err = producer.Produce(t.topic, state.id, KeyRecord(state), {}, group);
