@@ -37,7 +37,7 @@ TEST(RedisUrlTest, RefusesWhatIsNotANumberOrAHost) {
   RedisUrl u;
   std::string error;
   for (const char* url : {"redis://h:6379abc", "redis://h/-1", "redis://h/1x", "redis://h:0", "redis://h:65536",
-                          "redis://", "redis://:pw@:6379", "redis://h:", "http://h"}) {
+                          "redis://", "redis://:pw@:6379", "redis://h:", "redis://host:port", "http://h"}) {
     EXPECT_FALSE(ParseRedisUrl(url, u, error)) << url;
   }
 }
@@ -49,6 +49,27 @@ TEST(RedisUrlTest, ErrorsNeverShowThePassword) {
     ASSERT_FALSE(ParseRedisUrl(url, u, error)) << url;
     EXPECT_EQ(error.find("s3cret"), std::string::npos) << error;
   }
+}
+
+// The error is logged and printed by pvctl: a mistyped scheme must not show the password.
+TEST(RedisUrlTest, ErrorMasksThePassword) {
+  RedisUrl u;
+  std::string error;
+  EXPECT_FALSE(ParseRedisUrl("http://:s3cret@cache.internal:6380", u, error));
+  EXPECT_EQ(error, "'http://:****@cache.internal:6380' is not a redis:// URL");
+}
+
+// TLS is refused with the way out, never by connecting in clear text (docs/operations.md "Redis over TLS").
+TEST(RedisUrlTest, RedissIsRefusedWithTheTunnelRecipe) {
+  RedisUrl u;
+  std::string error;
+  EXPECT_FALSE(ParseRedisUrl("rediss://:s3cret@cache.internal:6380", u, error));
+  EXPECT_EQ(error.find("s3cret"), std::string::npos) << error;
+  EXPECT_NE(error.find("'rediss://:****@cache.internal:6380': TLS to Redis (rediss://) is not supported"),
+            std::string::npos)
+      << error;
+  EXPECT_NE(error.find("stunnel"), std::string::npos) << error;
+  EXPECT_NE(error.find("Redis over TLS"), std::string::npos) << error;
 }
 
 }  // namespace

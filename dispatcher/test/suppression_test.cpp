@@ -9,44 +9,6 @@
 namespace pv::dispatcher {
 namespace {
 
-TEST(RedisUrl, Parses) {
-  RedisAddress a;
-  std::string error;
-  ASSERT_TRUE(ParseRedisUrl("redis://127.0.0.1:6390", a, error)) << error;
-  EXPECT_EQ(a.host, "127.0.0.1");
-  EXPECT_EQ(a.port, 6390);
-  EXPECT_EQ(a.db, 0);
-  ASSERT_TRUE(ParseRedisUrl("redis://:s3cret@cache.internal/2", a, error)) << error;
-  EXPECT_EQ(a.host, "cache.internal");
-  EXPECT_EQ(a.port, 6379);
-  EXPECT_EQ(a.password, "s3cret");
-  EXPECT_EQ(a.db, 2);
-  EXPECT_FALSE(ParseRedisUrl("http://x", a, error));
-  EXPECT_FALSE(ParseRedisUrl("redis://host:port", a, error));
-  EXPECT_FALSE(ParseRedisUrl("redis://", a, error));
-}
-
-// The error is logged and printed by pvctl: a mistyped scheme must not show the password.
-TEST(RedisUrl, ErrorMasksThePassword) {
-  RedisAddress a;
-  std::string error;
-  EXPECT_FALSE(ParseRedisUrl("http://:s3cret@cache.internal:6380", a, error));
-  EXPECT_EQ(error, "'http://:****@cache.internal:6380' is not a redis:// URL");
-}
-
-// TLS is refused with the way out, never by connecting in clear text (docs/operations.md "Redis over TLS").
-TEST(RedisUrl, RedissIsRefusedWithTheTunnelRecipe) {
-  RedisAddress a;
-  std::string error;
-  EXPECT_FALSE(ParseRedisUrl("rediss://:s3cret@cache.internal:6380", a, error));
-  EXPECT_EQ(error.find("s3cret"), std::string::npos) << error;
-  EXPECT_NE(error.find("'rediss://:****@cache.internal:6380': TLS to Redis (rediss://) is not supported"),
-            std::string::npos)
-      << error;
-  EXPECT_NE(error.find("stunnel"), std::string::npos) << error;
-  EXPECT_NE(error.find("Redis over TLS"), std::string::npos) << error;
-}
-
 // Compose keeps suppressions in a Redis of their own; a deployment with one Redis sets only redis.url.
 TEST(SuppressionRedisUrl, OwnSettingElseRedisUrlElseDefault) {
   auto config = Config::FromYaml(

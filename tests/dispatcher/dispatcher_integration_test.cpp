@@ -720,7 +720,14 @@ TEST_F(DispatcherIT, CatalogReloadOnSighup) {
 }
 
 // The partition of pv.triggers a trigger went to, and its offset (from the topic itself).
-std::pair<std::int32_t, std::int64_t> PlaceOf(const std::string& bootstrap, const std::string& trigger_id) {
+// Where a trigger landed on pv.triggers. A struct, not a pair taken apart with a structured binding:
+// clang 14 cannot capture those in a lambda.
+struct Place {
+  std::int32_t partition = -1;
+  std::int64_t offset = -1;
+};
+
+Place PlaceOf(const std::string& bootstrap, const std::string& trigger_id) {
   TopicReader reader(bootstrap, {"pv.triggers"});
   const auto& rs = reader.ReadUntil(
       [&](const std::vector<Record>& all) {
@@ -731,7 +738,7 @@ std::pair<std::int32_t, std::int64_t> PlaceOf(const std::string& bootstrap, cons
   for (const auto& r : rs) {
     if (H(r, "pv-trigger-id") == trigger_id) return {r.partition, r.offset};
   }
-  return {-1, -1};
+  return {};
 }
 
 // A send window that is closed now (it opens two hours from now, for an hour), in UTC.
@@ -775,16 +782,10 @@ TEST_F(DispatcherIT, NearLimitTriggerToAClosedWindowIsDeadLetteredAndThePartitio
   std::string t3 = writer.Write("p1", "u-big", R"({"external_id":"u-big","device_token":"tok-3"})",
                                 R"({"n":2,"cart":"c"})");
   ASSERT_TRUE(writer.Flush());
-  // Not structured bindings: clang 14 cannot capture those in a lambda.
-  const auto partition_big_offset_placed = PlaceOf(broker_->bootstrap(), big_id);
-  const auto partition = partition_big_offset_placed.first;
-  const auto big_offset = partition_big_offset_placed.second;
-  // Not structured bindings: clang 14 cannot capture those in a lambda.
-  const auto p3_t3_offset_placed = PlaceOf(broker_->bootstrap(), t3);
-  const auto p3 = p3_t3_offset_placed.first;
-  const auto t3_offset = p3_t3_offset_placed.second;
-  ASSERT_EQ(partition, p3);
-  ASSERT_EQ(t3_offset, big_offset + 2);
+  const Place big = PlaceOf(broker_->bootstrap(), big_id);
+  const Place third = PlaceOf(broker_->bootstrap(), t3);
+  ASSERT_EQ(big.partition, third.partition);
+  ASSERT_EQ(third.offset, big.offset + 2);
 
   TopicReader reader(broker_->bootstrap(), {"pv.dlq.push", "pv.send.push", "pv.events"});
   reader.ReadUntil(
@@ -817,11 +818,11 @@ TEST_F(DispatcherIT, NearLimitTriggerToAClosedWindowIsDeadLetteredAndThePartitio
   // Everything up to and past the large trigger is committed.
   EXPECT_TRUE(WaitUntil(
       [&] {
-        return CommittedOffset(broker_->bootstrap(), "pv-dispatcher", "pv.triggers", partition) ==
-               t3_offset + 1;
+        return CommittedOffset(broker_->bootstrap(), "pv-dispatcher", "pv.triggers", big.partition) ==
+               third.offset + 1;
       },
       15s))
-      << CommittedOffset(broker_->bootstrap(), "pv-dispatcher", "pv.triggers", partition);
+      << CommittedOffset(broker_->bootstrap(), "pv-dispatcher", "pv.triggers", big.partition);
   std::string m = Metrics();
   EXPECT_EQ(MetricValue(m, R"(pv_dispatcher_failed_total{channel="push",error_code="deferred_too_large"})"),
             1);
@@ -848,15 +849,9 @@ TEST_F(DispatcherIT, MissingDeadLetterTopicIsSkippedAfterBoundedAttempts) {
   std::string t2 =
       writer.Write("e1", "u-k", R"({"external_id":"u-k","email":"k@example.com","first_name":"K"})", "{}");
   ASSERT_TRUE(writer.Flush());
-  // Not structured bindings: clang 14 cannot capture those in a lambda.
-  const auto partition_lost_offset_placed = PlaceOf(broker_->bootstrap(), lost);
-  const auto partition = partition_lost_offset_placed.first;
-  const auto lost_offset = partition_lost_offset_placed.second;
-  // Not structured bindings: clang 14 cannot capture those in a lambda.
-  const auto p2_t2_offset_placed = PlaceOf(broker_->bootstrap(), t2);
-  const auto p2 = p2_t2_offset_placed.first;
-  const auto t2_offset = p2_t2_offset_placed.second;
-  ASSERT_EQ(partition, p2);
+  const Place lost_place = PlaceOf(broker_->bootstrap(), lost);
+  const Place second = PlaceOf(broker_->bootstrap(), t2);
+  ASSERT_EQ(lost_place.partition, second.partition);
 
   EXPECT_TRUE(WaitUntil(
       [&] {
@@ -875,8 +870,8 @@ TEST_F(DispatcherIT, MissingDeadLetterTopicIsSkippedAfterBoundedAttempts) {
   EXPECT_EQ(Str(Json(reader.Of("pv.send.email")[0].value), "trigger_id"), t2);
   EXPECT_TRUE(WaitUntil(
       [&] {
-        return CommittedOffset(broker_->bootstrap(), "pv-dispatcher", "pv.triggers", partition) ==
-               std::max(lost_offset, t2_offset) + 1;
+        return CommittedOffset(broker_->bootstrap(), "pv-dispatcher", "pv.triggers", lost_place.partition) ==
+               std::max(lost_place.offset, second.offset) + 1;
       },
       15s));
   std::string log = dispatcher->Log();

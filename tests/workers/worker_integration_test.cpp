@@ -65,6 +65,11 @@ size_t CountWith(const std::map<std::string, std::vector<std::string>>& by_send,
   return n;
 }
 
+// A `providers:` entry of type sendgrid pointing at a fake (`extra`: more settings, ", timeout_ms: 300").
+std::string SendGridYaml(const std::string& name, const std::string& url, const std::string& extra = "") {
+  return "  " + name + ": {type: sendgrid, base_url: \"" + url + "\", api_key: k" + extra + "}\n";
+}
+
 class WorkerIntegrationTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { pv::log::SetLevel(pv::log::Level::kWarn); }
@@ -221,7 +226,7 @@ TEST_F(WorkerIntegrationTest, FailTwiceThenSucceedIsDeliveredOnceWithTwoRetrying
   fake.Script(R"({"fail_first":{"count":2,"status":503,"body":{"errors":[{"message":"busy"}]}}})");
   StartLadder();
   StartWorker(Channel::kEmail,
-              Config("", "  sg: {type: sendgrid, base_url: \"" + fake.url() + "\", api_key: k}\n"));
+              Config("", SendGridYaml("sg", fake.url())));
   SendSpec spec;
   spec.provider = "sg";
   auto ids = ProduceSends(1, spec);
@@ -260,7 +265,7 @@ TEST_F(WorkerIntegrationTest, PermanentFailureIsOneDeadLetterWithItsHeaders) {
   ProviderFake fake({"--sendgrid-key", "k"});
   StartLadder();
   StartWorker(Channel::kEmail,
-              Config("", "  sg: {type: sendgrid, base_url: \"" + fake.url() + "\", api_key: k}\n"));
+              Config("", SendGridYaml("sg", fake.url())));
   SendSpec spec;
   spec.provider = "sg";
   spec.address = "not-an-address";
@@ -294,7 +299,7 @@ TEST_F(WorkerIntegrationTest, RetriesEndInTheDlqAfterMaxAttemptsAndTheFallbackPr
   StartLadder();
   StartWorker(Channel::kEmail,
               Config("  max_attempts: 3\n  fallback_after_attempts: 1\n",
-                     "  sg: {type: sendgrid, base_url: \"" + fake.url() + "\", api_key: k}\n"));
+                     SendGridYaml("sg", fake.url())));
   SendSpec no_fallback;
   no_fallback.provider = "sg";
   auto dead_ids = ProduceSends(1, no_fallback);
@@ -332,7 +337,7 @@ TEST_F(WorkerIntegrationTest, SigkillMidRunThenRestartDeliversEverySendAndRepeat
   ProviderFake fake({"--sendgrid-key", "k", "--delay-ms", "10", "--no-record"});
   StartLadder();
   std::string config = Config("  max_in_flight: 64\n",
-                              "  sg: {type: sendgrid, base_url: \"" + fake.url() + "\", api_key: k}\n");
+                              SendGridYaml("sg", fake.url()));
   WorkerProcess& first = StartWorker(Channel::kEmail, config);
   SendSpec spec;
   spec.provider = "sg";
@@ -380,8 +385,7 @@ TEST_F(WorkerIntegrationTest, RedisStoppedAndRestartedMidRunLosesNothingAndDoubl
   ProviderFake fake({"--sendgrid-key", "k", "--delay-ms", "10", "--no-record"});
   StartLadder();
   WorkerProcess& worker =
-      StartWorker(Channel::kEmail, Config("  max_in_flight: 64\n", "  sg: {type: sendgrid, base_url: \"" +
-                                                                       fake.url() + "\", api_key: k}\n"));
+      StartWorker(Channel::kEmail, Config("  max_in_flight: 64\n", SendGridYaml("sg", fake.url())));
   SendSpec spec;
   spec.provider = "sg";
   auto ids = ProduceSends(2000, spec);
@@ -419,8 +423,7 @@ TEST_F(WorkerIntegrationTest, RedisRestartedEmptyWhileRecordsAreReadAgainDeliver
   ProviderFake fake({"--sendgrid-key", "k", "--delay-ms", "20", "--no-record"});
   StartLadder();
   WorkerProcess& worker =
-      StartWorker(Channel::kEmail, Config("  max_in_flight: 16\n", "  sg: {type: sendgrid, base_url: \"" +
-                                                                       fake.url() + "\", api_key: k}\n"));
+      StartWorker(Channel::kEmail, Config("  max_in_flight: 16\n", SendGridYaml("sg", fake.url())));
   SendSpec spec;
   spec.provider = "sg";
   auto ids = ProduceSends(3000, spec);
@@ -465,8 +468,8 @@ TEST_F(WorkerIntegrationTest, AProviderThatAnswersAfterTheTimeoutGetsTheRetryNot
   WorkerProcess& worker = StartWorker(
       Channel::kEmail,
       Config("  max_in_flight: 16\n  fallback_after_attempts: 1\n",
-             "  sg: {type: sendgrid, base_url: \"" + primary.url() + "\", api_key: k, timeout_ms: 300}\n"
-             "  backup: {type: sendgrid, base_url: \"" + fallback.url() + "\", api_key: k}\n"));
+             SendGridYaml("sg", primary.url(), ", timeout_ms: 300") +
+             SendGridYaml("backup", fallback.url())));
   SendSpec spec;
   spec.provider = "sg";
   spec.fallback_provider = "backup";
@@ -512,7 +515,7 @@ TEST_F(WorkerIntegrationTest, AFatalProducerErrorStopsTheWorkerWithExitOne) {
 TEST_F(WorkerIntegrationTest, SigtermDrainsInFlightSendsRecordsThemAndExitsZero) {
   ProviderFake fake({"--sendgrid-key", "k", "--delay-ms", "300", "--no-record"});
   std::string config = Config("  max_in_flight: 64\n",
-                              "  sg: {type: sendgrid, base_url: \"" + fake.url() + "\", api_key: k}\n");
+                              SendGridYaml("sg", fake.url()));
   WorkerProcess& first = StartWorker(Channel::kEmail, config);
   SendSpec spec;
   spec.provider = "sg";
@@ -606,7 +609,7 @@ TEST_F(WorkerIntegrationTest, ARetryRecordOverTheSizeLimitIsDeadLetteredAndTheJo
   ProviderFake fake({"--sendgrid-key", "k"});
   fake.Script(R"({"fail_first":{"count":100,"status":503,"body":{"errors":[{"message":"busy"}]}}})");
   StartLadder();
-  std::string config = Config("", "  sg: {type: sendgrid, base_url: \"" + fake.url() + "\", api_key: k}\n");
+  std::string config = Config("", SendGridYaml("sg", fake.url()));
   const size_t kMaxBytes = 20000;
   config.replace(config.find("redis:\n"), 0,
                  fmt::format("  producer_properties:\n    message.max.bytes: \"{}\"\n", kMaxBytes));

@@ -24,7 +24,7 @@ bool ParseRedisUrl(std::string_view url, RedisUrl& out, std::string& error);
 // speaks. rediss:// (TLS) gets its own answer: pv's hiredis client has no TLS, so it refuses rather
 // than connect in clear text, and the message points at the tunnel recipe (docs/operations.md "Redis
 // over TLS"). The URL in the message has its password masked (MaskUrlPassword). Tests:
-// RedisUrl.RedissIsRefusedWithTheTunnelRecipe (dispatcher),
+// RedisUrlTest.RedissIsRefusedWithTheTunnelRecipe (common/test/redis_url_test.cpp),
 // WorkerConfigTest.RedissIsRefusedWithTheTunnelRecipe.
 std::string RedisUrlSchemeError(std::string_view url);
 

@@ -11,8 +11,8 @@ void DeliveredMemory::Add(std::int32_t partition, std::int64_t offset, const std
   by_offset_[partition].emplace(offset, send_id);
 }
 
-const DeliveredMemory::Delivery* DeliveredMemory::Find(std::string_view send_id) const {
-  auto it = by_send_.find(std::string(send_id));
+const DeliveredMemory::Delivery* DeliveredMemory::Find(const std::string& send_id) const {
+  auto it = by_send_.find(send_id);
   return it == by_send_.end() ? nullptr : &it->second.delivery;
 }
 

@@ -233,7 +233,7 @@ int Worker::Run() {
   bool clean = false;
   while (true) {
     Clock::time_point now = Clock::now();
-    if (CheckFatal()) break;
+    if (CheckFatal(now)) break;
     if (stop_requested_.load() && !draining_.load()) {
       BeginDrain();
       deadline = now + options_.drain_timeout;
@@ -311,9 +311,8 @@ int Worker::Run() {
 // ever be acknowledged again: stop, unready, exit non-zero so the supervisor starts a fresh producer.
 // Unfinished sends keep their offsets unstored and are read again by the next owner; Redis claims
 // and `sent:` marks turn what this worker already delivered into `deduped`.
-bool Worker::CheckFatal() {
+bool Worker::CheckFatal(Clock::time_point now) {
   if (fatal_.load()) return true;
-  Clock::time_point now = Clock::now();
   if (now < fatal_check_at_) return false;
   fatal_check_at_ = now + 1s;
   auto error = producer_->FatalError();

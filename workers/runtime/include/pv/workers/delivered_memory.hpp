@@ -16,7 +16,6 @@
 #include <cstdint>
 #include <map>
 #include <string>
-#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -35,7 +34,7 @@ class DeliveredMemory {
   // its first entry (its earliest offset is the one a commit must pass).
   void Add(std::int32_t partition, std::int64_t offset, const std::string& send_id, Delivery delivery);
   // The delivery of `send_id`, if this worker made it and its record may still be read again.
-  const Delivery* Find(std::string_view send_id) const;
+  const Delivery* Find(const std::string& send_id) const;
   // The group committed `next_offset` for `partition`: records below it are never read again.
   void Committed(std::int32_t partition, std::int64_t next_offset);
 

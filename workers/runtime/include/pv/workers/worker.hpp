@@ -97,7 +97,7 @@ class Worker {
   void OnRebalance(rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* partitions);
   void OnCommitted(rd_kafka_resp_err_t err, const rd_kafka_topic_partition_list_t* offsets);
   void UpdateMemoryFull();
-  bool CheckFatal();
+  bool CheckFatal(std::chrono::steady_clock::time_point now);
 
   // Outcome decisions.
   Provider* ChooseProvider(Job& job);
