@@ -2,14 +2,20 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <chrono>
 #include <map>
+#include <set>
 
 #include "pv/log.hpp"
 
 namespace pv::ingest {
 
-KeyFeed::KeyFeed(const kafka::Settings& settings, std::string topic, OnChange on_change)
-    : settings_(settings), topic_(std::move(topic)), on_change_(std::move(on_change)) {
+KeyFeed::KeyFeed(const kafka::Settings& settings, std::string topic, OnChange on_change,
+                 OnCaughtUp on_caught_up)
+    : settings_(settings),
+      topic_(std::move(topic)),
+      on_change_(std::move(on_change)),
+      on_caught_up_(std::move(on_caught_up)) {
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -34,6 +40,8 @@ void KeyFeed::Run() {
   set("group.id", "pv-ingest-keys");
   set("enable.auto.commit", "false");
   set("client.id", "pv-ingest-keys");
+  // The end of each partition is reported, so the owner knows when every key on the topic is known.
+  set("enable.partition.eof", "true");
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
   if (rk == nullptr) {
     log::Error("key_feed_failed", {{"error", err}});
@@ -41,8 +49,10 @@ void KeyFeed::Run() {
   }
   rd_kafka_poll_set_consumer(rk);
 
-  // Wait for the topic (a deployment creates it with `pvctl topics create`).
+  // Wait for the topic (a deployment creates it with `pvctl topics create`). Until it exists the
+  // feed is not caught up, so the owner serves no API request: say why every 30 s.
   int partitions = 0;
+  auto next_warning = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (!stop_.load() && partitions == 0) {
     rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic_.c_str(), nullptr);
     const rd_kafka_metadata_t* md = nullptr;
@@ -53,6 +63,12 @@ void KeyFeed::Run() {
     }
     rd_kafka_topic_destroy(rkt);
     if (partitions == 0) {
+      if (std::chrono::steady_clock::now() >= next_warning) {
+        log::Warn("key_feed_waiting", {{"topic", topic_},
+                                       {"note", "API requests get 503 until the topic is read; create it with "
+                                                "'pvctl topics create' or set ingest.keys_topic: \"\""}});
+        next_warning = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+      }
       for (int i = 0; i < 10 && !stop_.load(); ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
@@ -70,6 +86,8 @@ void KeyFeed::Run() {
   // The newest state of each key id on the topic (KeySupersedes), deletions included: a tombstone
   // must also hide the key's entry in an ingest's keys_file when the file's entry is older.
   std::map<std::string, ApiKey> keys;
+  std::set<int32_t> at_end;  // partitions read to their end at least once
+  bool caught_up = false;
   while (!stop_.load()) {
     bool changed = false;
     // Drain what is ready, then report once.
@@ -92,6 +110,8 @@ void KeyFeed::Run() {
         } else {
           log::Warn("key_record_ignored", {{"offset", m->offset}, {"error", error}});
         }
+      } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        at_end.insert(m->partition);
       }
       rd_kafka_message_destroy(m);
       if (stop_.load()) break;
@@ -101,6 +121,11 @@ void KeyFeed::Run() {
       all.reserve(keys.size());
       for (const auto& [id, key] : keys) all.push_back(key);
       on_change_(all);
+    }
+    if (!caught_up && partitions > 0 && static_cast<int>(at_end.size()) >= partitions) {
+      caught_up = true;
+      log::Info("key_feed_caught_up", {{"topic", topic_}, {"keys", keys.size()}});
+      if (on_caught_up_) on_caught_up_();
     }
   }
   rd_kafka_consumer_close(rk);

@@ -131,6 +131,7 @@ IngestOptions IngestOptions::FromConfig(const Config& config) {
   o.keys_file = config.GetString("keys_file", o.keys_file);
   o.topic = config.GetString("ingest.topic", o.topic);
   o.keys_topic = config.GetString("ingest.keys_topic", o.keys_topic);
+  o.keys_wait = config.GetMillis("ingest.keys_wait_ms", o.keys_wait);
   o.linger_ms = config.GetDouble("ingest.linger_ms", o.linger_ms);
   if (o.linger_ms < 0 || o.linger_ms > 1000)
     throw ConfigError("setting ingest.linger_ms must be within [0, 1000]");
@@ -430,6 +431,13 @@ std::variant<http::Response, std::unique_ptr<http::Exchange>> IngestServer::OnHe
     r.headers.emplace_back("Allow", "POST");
     return refuse(std::move(r));
   }
+  if (!keys_current_.load(std::memory_order_acquire)) {
+    // keys_file alone could let a key revoked on the topic through: refuse until the topic is read.
+    http::Response r = Error(503, fmt::format("starting: API keys are still being read from {}; retry shortly",
+                                              options_.keys_topic));
+    r.headers.emplace_back("Retry-After", std::to_string(options_.front.retry_after_seconds));
+    return refuse(std::move(r));
+  }
   std::shared_ptr<const KeyStore> keys;
   const ApiKey* key = nullptr;
   if (auto rejection = Authenticate(head, keys, key)) return refuse(std::move(*rejection));
@@ -493,7 +501,14 @@ IngestServer::IngestServer(IngestOptions options, const kafka::Settings& kafka_s
           }
           PublishKeys();
           log::Info("keys_updated_from_topic", {{"topic", options_.keys_topic}, {"keys", states.size()}});
+        },
+        [this] {
+          std::lock_guard lock(run_mutex_);
+          keys_current_.store(true);
+          run_cv_.notify_all();
         });
+  } else {
+    keys_current_.store(true);
   }
 
   requests_ = &registry_.AddCounter("pv_ingest_requests_total", "API requests by route and status",
@@ -549,6 +564,18 @@ int IngestServer::Bind() {
 
 void IngestServer::Run() {
   {
+    // The front starts once every key on keys_topic is known (a revocation there must win over the
+    // file), or after keys_wait: requests that came meanwhile wait in the listen backlog, and past
+    // keys_wait the API answers 503 until the topic is read (OnHead).
+    std::unique_lock lock(run_mutex_);
+    if (!run_cv_.wait_for(lock, options_.keys_wait,
+                          [this] { return keys_current_.load() || stopping_.load(); })) {
+      log::Warn("keys_not_current", {{"topic", options_.keys_topic},
+                                     {"waited_ms", options_.keys_wait.count()},
+                                     {"note", "serving; API requests get 503 until the topic is read"}});
+    }
+  }
+  {
     std::lock_guard lock(run_mutex_);
     if (!stopping_.load()) {
       front_->Start();
@@ -580,6 +607,7 @@ void IngestServer::StopOnce() {
   {
     std::lock_guard lock(run_mutex_);
     stopping_.store(true);
+    run_cv_.notify_all();
   }
   {
     std::lock_guard lock(watcher_mutex_);
@@ -602,6 +630,7 @@ void IngestServer::StopOnce() {
 std::string IngestServer::NotReadyReason() const {
   if (failed_.load()) return "kafka producer failed; exiting";
   if (draining_.load()) return "stopping";
+  if (!keys_current_.load()) return fmt::format("reading API keys from {}", options_.keys_topic);
   if (!serving_.load()) return "starting";
   // A Kafka outage is not unreadiness: every replica would drop out of the load balancer at once,
   // while each can still answer 503 with Retry-After. It shows in /healthz and metrics instead.

@@ -73,7 +73,7 @@ struct Fixture {
 class RunningServer {
  public:
   RunningServer(IngestOptions options, const std::string& bootstrap,
-                std::map<std::string, std::string> producer_properties = {}) {
+                std::map<std::string, std::string> producer_properties = {}, bool wait_ready = true) {
     kafka::Settings settings;
     settings.brokers = bootstrap;
     settings.producer_properties = std::move(producer_properties);
@@ -85,7 +85,8 @@ class RunningServer {
       finished_.store(true);
     });
     // Serving from here on: Run() has started the front (readiness says so), so no test races it.
-    pv::testing::WaitFor(
+    if (wait_ready)
+      pv::testing::WaitFor(
         [this] {
           auto r = Admin().Get("/readyz");
           return r && r->status == 200;
@@ -719,6 +720,81 @@ TEST_F(IngestTest, TheNewestStateOfAKeyWinsAcrossTheFileAndTheTopic) {
   EXPECT_NE(body.find("unknown API key"), std::string::npos) << body;
   EXPECT_EQ(status("key_legacy_file_revokes", &body), 401);
   EXPECT_EQ(status("key_sentinel"), 204);
+}
+
+// A key revoked on pv.keys while no ingest ran, still active in this ingest's keys_file: the very
+// first request after start is refused. Before, the front served from the file alone until the
+// key feed had read the topic (a few hundred ms): the revoked key got 204s.
+TEST(IngestKeysAtStart, ARevokeOnTheTopicHoldsFromTheFirstRequest) {
+  pv::log::SetLevel(pv::log::Level::kError);
+  DevBroker broker{1};
+  TempDir dir("pv-ingest-keys-start");
+  Fixture fixture(dir);
+  ApiKey key = KeyStore::LoadFile(fixture.keys_file)->keys().front();
+  ASSERT_EQ(key.hash, HashKey(fixture.secret));
+  ASSERT_TRUE(key.revoked_at.empty());
+  key.updated_at_ms = 5000;  // newer than the file's entry (no version)
+  key.revoked_at = "2026-12-01T00:00:00.000Z";
+  kafka::Settings settings;
+  settings.brokers = broker.bootstrap();
+  settings.properties["log_level"] = "3";
+  kafka::Producer producer(settings, {});
+  auto group = std::make_shared<kafka::DeliveryGroup>(1);
+  ASSERT_EQ(producer.Produce("pv.keys", key.id, KeyRecord(key), {}, group), RD_KAFKA_RESP_ERR_NO_ERROR);
+  ASSERT_TRUE(group->Wait(std::chrono::steady_clock::now() + 20s));
+  ASSERT_EQ(group->first_error(), RD_KAFKA_RESP_ERR_NO_ERROR);
+
+  // Not waiting for readiness: the first request races the key feed, as a client's would.
+  RunningServer server(TestOptions(fixture), broker.bootstrap(), {}, /*wait_ready=*/false);
+  auto res = server.Client().Post("/api/client/campaigns/44/trigger", Auth(fixture.secret), kSeedEmail,
+                                  "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 401) << res->body;
+  EXPECT_NE(res->body.find("revoked"), std::string::npos) << res->body;
+}
+
+// keys_topic cannot be read (the broker's metadata says it does not exist): past keys_wait the front serves, and the API answers 503 with
+// Retry-After (never a 204 on the file's word alone) while /readyz says why; once the topic exists
+// and is read, triggers are accepted.
+TEST(IngestKeysAtStart, WithoutTheKeysTopicTheApiAnswers503UntilItIsRead) {
+  pv::log::SetLevel(pv::log::Level::kError);
+  DevBroker broker{1};
+  TempDir dir("pv-ingest-keys-missing");
+  Fixture fixture(dir);
+  // UNKNOWN_TOPIC_OR_PART (3) for pv.keys in every metadata answer until cleared.
+  ASSERT_EQ(broker.Control("/topics/error?name=pv.keys&error=3"), 200);
+  IngestOptions options = TestOptions(fixture);
+  options.keys_wait = 200ms;
+  RunningServer server(options, broker.bootstrap(), {}, /*wait_ready=*/false);
+  auto post = [&] {
+    return server.Client().Post("/api/client/campaigns/44/trigger", Auth(fixture.secret), kSeedEmail,
+                                "application/json");
+  };
+  auto res = post();
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 503) << res->body;
+  EXPECT_NE(res->body.find("pv.keys"), std::string::npos) << res->body;
+  EXPECT_FALSE(res->get_header_value("Retry-After").empty());
+  auto ready = server.Admin().Get("/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 503);
+  EXPECT_NE(ready->body.find("reading API keys from pv.keys"), std::string::npos) << ready->body;
+  // Still 503 a while later: the feed waits for the topic, the front does not fall back to the file.
+  std::this_thread::sleep_for(1500ms);
+  res = post();
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 503) << res->body;
+
+  ASSERT_EQ(broker.Control("/topics/error?name=pv.keys&error=0"), 200);
+  EXPECT_TRUE(pv::testing::WaitFor(
+      [&] {
+        auto r = post();
+        return r && r->status == 204;
+      },
+      15s));
+  ready = server.Admin().Get("/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 200) << ready->body;
 }
 
 // Its own broker: setting the brokers down must not disturb the other tests.

@@ -3,6 +3,10 @@
 // changes, deletions (tombstones) included, for the owner to merge with its keys_file
 // (KeyStore::FromKeys). This is how a key created, revoked or deleted with pvctl on one machine
 // reaches every ingest within about a second.
+//
+// Caught up: once every partition has been read to the end it had when the feed started (librdkafka's
+// partition EOF), the feed calls on_caught_up once. Until then the owner must not authenticate with
+// keys_file alone: a key revoked or deleted on the topic would still pass (revocation fails closed).
 #pragma once
 
 #include <atomic>
@@ -19,7 +23,8 @@ namespace pv::ingest {
 class KeyFeed {
  public:
   using OnChange = std::function<void(const std::vector<ApiKey>& states)>;
-  KeyFeed(const kafka::Settings& settings, std::string topic, OnChange on_change);
+  using OnCaughtUp = std::function<void()>;
+  KeyFeed(const kafka::Settings& settings, std::string topic, OnChange on_change, OnCaughtUp on_caught_up);
   ~KeyFeed();
   KeyFeed(const KeyFeed&) = delete;
   KeyFeed& operator=(const KeyFeed&) = delete;
@@ -30,6 +35,7 @@ class KeyFeed {
   kafka::Settings settings_;
   std::string topic_;
   OnChange on_change_;
+  OnCaughtUp on_caught_up_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

@@ -41,6 +41,9 @@ struct IngestOptions {
   std::string topic = "pv.triggers";
   // Compacted topic of key records published by pvctl; empty: keys come from keys_file only.
   std::string keys_topic = "pv.keys";
+  // How long Run() holds the front back for keys_topic to be read to its end at start-up; after it,
+  // the front serves and the API answers 503 until the topic is read.
+  std::chrono::milliseconds keys_wait{10000};
   // librdkafka producer defaults for ingest (kafka.properties overrides each).
   // 0: a record goes out as soon as the broker connection is free; batches still form under load
   // while earlier requests are in flight. A 204 waits for the broker, so lingering is pure latency
@@ -137,6 +140,7 @@ class IngestServer final : public http::Handler {
   std::atomic<bool> kafka_reachable_{false};
   std::atomic<bool> failed_{false};
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> keys_current_{false};  // keys_topic read to its end once (or no keys_topic)
   std::once_flag stop_once_;
   std::thread watcher_;
   std::mutex watcher_mutex_;
