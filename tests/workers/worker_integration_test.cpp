@@ -604,7 +604,7 @@ TEST_F(WorkerIntegrationTest, SmsAndPushWorkersDeliverThroughTheirProviders) {
 // send plus the retry and ladder headers) would be over the limit, refused by librdkafka at every
 // attempt. Before, the worker re-produced it every second for ever and the send's offset never moved.
 // Now it is dead-lettered (retry_too_large; too large even as a dead letter, so without its value) and
-// the job finishes.
+// the job finishes, counted and announced as dead (it was "retrying", for a retry that never came).
 TEST_F(WorkerIntegrationTest, ARetryRecordOverTheSizeLimitIsDeadLetteredAndTheJobFinishes) {
   ProviderFake fake({"--sendgrid-key", "k"});
   fake.Script(R"({"fail_first":{"count":100,"status":503,"body":{"errors":[{"message":"busy"}]}}})");
@@ -632,10 +632,17 @@ TEST_F(WorkerIntegrationTest, ARetryRecordOverTheSizeLimitIsDeadLetteredAndTheJo
   EXPECT_EQ(records[0].value, "");
   EXPECT_EQ(records[0].headers["pv-provider"], "sg");
   // The job finished (counted once its outcome was acknowledged): its offset is stored.
-  EXPECT_EQ(
-      MetricOnceEqual(worker.admin_port(),
-                      R"(pv_worker_sends_total{channel="email",provider="sg",status="retrying"})", "1", 10s),
-      "1");
+  EXPECT_EQ(MetricOnceEqual(worker.admin_port(),
+                            R"(pv_worker_sends_total{channel="email",provider="sg",status="dead"})", "1", 10s),
+            "1");
+  TopicReader events(broker_->bootstrap(), std::string(topics::kEvents));
+  auto ours = [&](const Record& r) { return r.key == id; };
+  auto all = events.ReadUntil([&](const auto& got) { return std::any_of(got.begin(), got.end(), ours); }, 10s);
+  auto event = std::find_if(all.begin(), all.end(), ours);
+  ASSERT_NE(event, all.end());
+  EXPECT_THAT(event->value, HasSubstr(R"("status":"dead")"));
+  EXPECT_THAT(event->value, HasSubstr(R"("error_code":"retry_too_large")"));
+  EXPECT_EQ(std::count_if(all.begin(), all.end(), ours), 1);
   EXPECT_EQ(fake.Stat("requests"), 1);
 }
 

@@ -548,9 +548,9 @@ void Worker::CollectInbox() {
       Finish(job);
       continue;
     }
-    if (kafka::ProduceErrorClassOf(a.err) == kafka::ProduceErrorClass::kNeverSucceeds &&
-        OnOutcomeRefused(job.outputs, a.err, dlq_topic_, std::chrono::system_clock::now()) ==
-            RefusedOutcome::kGiveUp) {
+    bool never = kafka::ProduceErrorClassOf(a.err) == kafka::ProduceErrorClass::kNeverSucceeds;
+    if (never && OnOutcomeRefused(job.outputs, a.err, dlq_topic_, std::chrono::system_clock::now()) ==
+                     RefusedOutcome::kGiveUp) {
       // Refused for good even as a dead letter (outcome_records.hpp): the offset moves on without it.
       std::string reason(kafka::ProduceFailureName(kafka::ProduceFailureOf(a.err)));
       metrics_.outcome_skipped.With({channel_name_, reason}).Inc();
@@ -562,6 +562,7 @@ void Worker::CollectInbox() {
       Finish(job);
       continue;
     }
+    if (never) EventFollowsOutputs(job);
     // Not acknowledged: produce the outcome again (the offset waits for it). A full local queue
     // clears fast; a broker problem takes longer.
     bool full = a.err == RD_KAFKA_RESP_ERR__QUEUE_FULL;
@@ -724,6 +725,35 @@ void Worker::Fail(Job& job, ErrorKind kind, const std::string& error,
   }
 }
 
+// A retry record that became the send's dead letter (outcome_records.hpp: too large for the ladder,
+// or refused by it for good) ends the send: its event and its count say "dead" with the dead
+// letter's reason, not "retrying" for a retry that will never come.
+void Worker::EventFollowsOutputs(Job& job) {
+  if (job.status != "retrying" || !job.send) return;
+  const Job::Output* dead_letter = nullptr;
+  for (const Job::Output& out : job.outputs) {
+    if (out.ladder) return;
+    if (out.topic == dlq_topic_) dead_letter = &out;
+  }
+  if (dead_letter == nullptr) return;
+  auto header = [&](std::string_view name) -> std::string_view {
+    for (const auto& [n, v] : dead_letter->headers)
+      if (n == name) return v;
+    return {};
+  };
+  job.status = "dead";
+  EventFields f;
+  f.status = job.status;
+  f.provider = job.provider_name;
+  f.error_code = header(ladder::kErrorCode);
+  f.error = header(ladder::kError);
+  f.attempt = job.attempt;
+  for (Job::Output& out : job.outputs) {
+    if (out.topic == topics::kEvents) out.value = BuildEvent(*job.send, f, std::chrono::system_clock::now());
+  }
+  pv::log::Warn("send_dead", {{"send_id", job.send->send_id}, {"reason", f.error_code}, {"attempt", job.attempt}});
+}
+
 void Worker::ToRecord(Job& job) {
   job.stage = Stage::kRecord;
   record_queue_.push_back(job.id);
@@ -784,6 +814,7 @@ void Worker::RecordOutcomes() {
     const std::string& key = job.send ? job.send->key : job.key;
     FitOutcomeRecords(job.outputs, key, producer_->MaxMessageBytes(), send_topic_, dlq_topic_,
                       std::chrono::system_clock::now());
+    EventFollowsOutputs(job);
     int count = static_cast<int>(job.outputs.size());
     auto group = std::make_shared<AckGroup>(inbox_, id, count);
     for (int i = 0; i < count; ++i) {

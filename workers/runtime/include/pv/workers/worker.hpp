@@ -106,6 +106,7 @@ class Worker {
   void Succeed(Job& job);
   void Deduped(Job& job, const std::string& provider_message_id);
   void Defer(Job& job, std::chrono::milliseconds wait);
+  void EventFollowsOutputs(Job& job);
   void ToRecord(Job& job);
   void Finish(Job& job);
   void Erase(std::uint64_t id);
