@@ -76,6 +76,15 @@ Config LoadConfig(const Args& args, std::string_view service) {
   return config;
 }
 
+void BlockStopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
 Signals::Signals(std::function<void()> on_stop, std::function<void()> on_reload) {
   sigset_t set;
   sigemptyset(&set);

@@ -10,6 +10,7 @@
 #include "pv/service.hpp"
 
 int main(int argc, char** argv) {
+  pv::service::BlockStopSignals();
   pv::service::Args args;
   if (auto code = pv::service::ParseArgs(
           argc, argv, "pv-ingest",

@@ -26,6 +26,12 @@ std::optional<int> ParseArgs(int argc, char** argv, std::string_view name, std::
 // Loads the config, sets log level (log.level) and the service name. Throws ConfigError.
 Config LoadConfig(const Args& args, std::string_view service);
 
+// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread: the first statement of every main, so a
+// signal that arrives while the config loads stays pending until Signals (below) handles it, instead
+// of killing the process half-started. Only a signal before main (while the dynamic loader maps the
+// libraries, a few ms) still ends the process by its default action: nothing is open by then.
+void BlockStopSignals();
+
 // Blocks SIGTERM, SIGINT, SIGHUP in the calling thread (so in every thread it starts afterwards:
 // call it first in main) and handles them on its own thread: `on_stop` once for SIGTERM/SIGINT,
 // `on_reload` for each SIGHUP. A second SIGTERM/SIGINT while stopping exits at once (status 1).

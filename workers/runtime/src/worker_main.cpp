@@ -112,6 +112,7 @@ RedisDedupeOptions LoadDedupeOptions(const Config& config, Channel channel, cons
 }
 
 int RunWorkerMain(Channel channel, int argc, char** argv) {
+  service::BlockStopSignals();
   std::string suffix(ChannelTopicSuffix(channel));
   std::string name = suffix + "-worker";
   service::Args args;
