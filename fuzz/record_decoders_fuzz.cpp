@@ -104,8 +104,16 @@ void SendRecord(pv::fuzz::Fields& in) {
               again->provider == send->provider && again->external_id == send->external_id &&
               again->attempt == 1,
           "a replayed send decodes differently", *reset);
-    // Not byte-stable: at default precision (see ResetAttempt) a non-integer number may move by one ULP
-    // on each rewrite (docs/fuzzing.md, open items); the decoded send above is what must not change.
+    // Byte-stable: only the attempt's value changed, to 1 (the rest is the record as it was).
+    std::string_view out = *reset;
+    std::size_t prefix = 0;
+    while (prefix < value.size() && prefix < out.size() && value[prefix] == out[prefix]) ++prefix;
+    std::size_t suffix = 0;
+    while (suffix < value.size() - prefix && suffix < out.size() - prefix &&
+           value[value.size() - 1 - suffix] == out[out.size() - 1 - suffix]) {
+      ++suffix;
+    }
+    Check(out.size() - prefix - suffix <= 1, "replay changed more than the attempt's value", *reset);
   }
 }
 

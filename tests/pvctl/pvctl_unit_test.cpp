@@ -93,6 +93,19 @@ TEST(ReplayValue, AttemptResetToOneAndNothingElseChanges) {
   ASSERT_TRUE(same.has_value());
   EXPECT_EQ(*same, kTrigger);
   EXPECT_FALSE(ResetAttempt("nope").has_value());
+
+  // Byte for byte but the attempt: spacing, escapes and numbers RapidJSON would print differently
+  // (a re-serialised value moved 2.2250738585072011e-308 by an ULP, and wrote 1e3 as 1000.0).
+  constexpr std::string_view kOdd =
+      R"({ "v" : 1, "x":2.2250738585072011e-308, "y":1e3, "s":"\u00e9\/", "attempt" :  17 , "z":[{"attempt":5}]})";
+  auto odd = ResetAttempt(kOdd);
+  ASSERT_TRUE(odd.has_value());
+  EXPECT_EQ(*odd,
+            R"({ "v" : 1, "x":2.2250738585072011e-308, "y":1e3, "s":"\u00e9\/", "attempt" :  1 , "z":[{"attempt":5}]})");
+  // The first top-level attempt is the one consumers read (FindMember), and the one rewritten.
+  EXPECT_EQ(*ResetAttempt(R"({"z":{"attempt":9},"attempt":3,"attempt":4})"),
+            R"({"z":{"attempt":9},"attempt":1,"attempt":4})");
+  EXPECT_EQ(*ResetAttempt(R"({"att\u0065mpt":[1,{"a":2}]})"), R"({"att\u0065mpt":1})");
   EXPECT_FALSE(ResetAttempt("\"a string\"").has_value());
 }
 

@@ -77,20 +77,83 @@ ReplayVerdict Evaluate(const ReplayFilter& filter, const ReplayRecord& record) {
   return ReplayVerdict::kMatch;
 }
 
+namespace {
+
+// Scanners over text RapidJSON has already accepted as JSON: each returns the index just past what
+// it skipped (so they need no error paths of their own).
+std::size_t SkipSpace(std::string_view t, std::size_t i) {
+  while (i < t.size() && (t[i] == ' ' || t[i] == '\t' || t[i] == '\n' || t[i] == '\r')) ++i;
+  return i;
+}
+
+std::size_t SkipString(std::string_view t, std::size_t i) {  // t[i] == '"'
+  for (++i; i < t.size() && t[i] != '"'; ++i) {
+    if (t[i] == '\\') ++i;
+  }
+  return i + 1;
+}
+
+std::size_t SkipValue(std::string_view t, std::size_t i) {
+  if (t[i] == '"') return SkipString(t, i);
+  if (t[i] == '{' || t[i] == '[') {
+    int depth = 0;
+    while (i < t.size()) {
+      char c = t[i];
+      if (c == '"') {
+        i = SkipString(t, i);
+        continue;
+      }
+      if (c == '{' || c == '[') ++depth;
+      if ((c == '}' || c == ']') && --depth == 0) return i + 1;
+      ++i;
+    }
+    return i;
+  }
+  while (i < t.size() && t[i] != ',' && t[i] != '}' && t[i] != ']' && t[i] != ' ' && t[i] != '\t' &&
+         t[i] != '\n' && t[i] != '\r') {
+    ++i;
+  }
+  return i;
+}
+
+// The decoded text of a JSON string token (escapes such as \u0065 resolved), as consumers see keys.
+std::string DecodeKey(std::string_view token) {
+  rapidjson::Document d;
+  d.Parse(token.data(), token.size());
+  return d.IsString() ? std::string(d.GetString(), d.GetStringLength()) : std::string();
+}
+
+}  // namespace
+
 std::optional<std::string> ResetAttempt(std::string_view value) {
+  // Validity and nesting first (ParseRecord refuses what the consumers refuse). Default precision:
+  // kParseFullPrecisionFlag runs RapidJSON 1.1's DiyFp path, which calls clz(0) (undefined) on a
+  // number such as 0e-60 (record_decoders_fuzz).
   rapidjson::Document doc;
-  // Default precision: kParseFullPrecisionFlag runs RapidJSON 1.1's DiyFp path, which calls clz(0)
-  // (undefined) on a number such as 0e-60 (record_decoders_fuzz). A send record's numbers are
-  // integers (v, attempt, badge), read exactly either way.
   ParseRecord(doc, value);
   if (doc.HasParseError() || !doc.IsObject()) return std::nullopt;
-  auto it = doc.FindMember("attempt");
-  if (it == doc.MemberEnd()) return std::string(value);  // not a send (a dead-lettered trigger)
-  it->value.SetInt(1);
-  rapidjson::StringBuffer buffer;
-  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
-  doc.Accept(writer);
-  return std::string(buffer.GetString(), buffer.GetSize());
+  if (!doc.HasMember("attempt")) return std::string(value);  // not a send (a dead-lettered trigger)
+  // Then only the text of the first top-level "attempt" (the member FindMember, and so the worker,
+  // reads) is replaced: every other byte stays as it was dead-lettered. Re-serialising instead moved
+  // non-integer numbers by an ULP and rewrote spacing and escapes.
+  std::size_t i = SkipSpace(value, 0) + 1;  // past '{'
+  while (true) {
+    i = SkipSpace(value, i);
+    if (i >= value.size() || value[i] != '"') return std::nullopt;
+    std::size_t key_end = SkipString(value, i);
+    bool attempt = DecodeKey(value.substr(i, key_end - i)) == "attempt";
+    i = SkipSpace(value, key_end) + 1;  // past ':'
+    i = SkipSpace(value, i);
+    std::size_t end = SkipValue(value, i);
+    if (attempt) {
+      std::string out(value);
+      out.replace(i, end - i, "1");
+      return out;
+    }
+    i = SkipSpace(value, end);
+    if (i >= value.size() || value[i] != ',') return std::nullopt;
+    ++i;
+  }
 }
 
 std::string DefaultReplayTarget(std::string_view from) {
