@@ -1,9 +1,14 @@
 #include "pv/workers/curl_loop.hpp"
 
 #include <curl/curl.h>
+#include <fmt/format.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -80,6 +85,7 @@ bool TransferResult::LoginDenied() const {
 
 // One transfer: the easy handle and everything it points into, alive until completion.
 struct CurlLoop::Transfer {
+  CurlLoop* loop = nullptr;
   CURL* easy = nullptr;
   curl_slist* header_list = nullptr;
   curl_slist* rcpt_list = nullptr;
@@ -93,7 +99,6 @@ struct CurlLoop::Transfer {
   ~Transfer() {
     if (header_list != nullptr) curl_slist_free_all(header_list);
     if (rcpt_list != nullptr) curl_slist_free_all(rcpt_list);
-    if (easy != nullptr) curl_easy_cleanup(easy);
   }
 
   static size_t OnBody(char* data, size_t size, size_t count, void* user) {
@@ -164,10 +169,87 @@ struct CurlLoop::Transfer {
   }
 };
 
+// The easy handle goes back to the pool (reset: no option, callback or pointer of this transfer
+// survives), or is cleaned up when the pool is full.
+void CurlLoop::TransferDeleter::operator()(Transfer* t) const {
+  if (t == nullptr) return;
+  CURL* easy = t->easy;
+  CurlLoop* loop = t->loop;
+  delete t;
+  if (easy == nullptr) return;
+  curl_easy_reset(easy);
+  {
+    std::lock_guard lock(loop->mutex_);
+    if (loop->free_easies_.size() < static_cast<std::size_t>(loop->options_.max_connections)) {
+      loop->free_easies_.push_back(easy);
+      return;
+    }
+  }
+  curl_easy_cleanup(easy);
+}
+
+CurlLoop::TransferPtr CurlLoop::NewTransfer(Done done) {
+  TransferPtr t(new Transfer);
+  t->loop = this;
+  t->done = std::move(done);
+  {
+    std::lock_guard lock(mutex_);
+    if (!free_easies_.empty()) {
+      t->easy = static_cast<CURL*>(free_easies_.back());
+      free_easies_.pop_back();
+    }
+  }
+  if (t->easy == nullptr) t->easy = curl_easy_init();
+  if (t->easy == nullptr) throw std::runtime_error("curl_easy_init failed");
+  return t;
+}
+
+int CurlLoop::OnSocket(void* /*easy*/, int socket, int what, void* self, void* /*socket_data*/) {
+  auto* loop = static_cast<CurlLoop*>(self);
+  if (what == CURL_POLL_REMOVE) {
+    ::epoll_ctl(loop->epoll_fd_, EPOLL_CTL_DEL, socket, nullptr);  // may be closed already: fine
+    return 0;
+  }
+  epoll_event ev{};
+  ev.data.fd = socket;
+  ev.events = ((what & CURL_POLL_IN) != 0 ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) != 0 ? EPOLLOUT : 0u);
+  if (::epoll_ctl(loop->epoll_fd_, EPOLL_CTL_MOD, socket, &ev) != 0 && errno == ENOENT) {
+    ::epoll_ctl(loop->epoll_fd_, EPOLL_CTL_ADD, socket, &ev);
+  }
+  return 0;
+}
+
+int CurlLoop::OnTimer(void* /*multi*/, long timeout_ms, void* self) {
+  auto* loop = static_cast<CurlLoop*>(self);
+  if (timeout_ms < 0) {
+    loop->timer_due_.reset();
+  } else {
+    loop->timer_due_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  }
+  return 0;
+}
+
 CurlLoop::CurlLoop(CurlLoopOptions options) : options_(options) {
   GlobalInit();
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (epoll_fd_ < 0 || wake_fd_ < 0) {
+    if (epoll_fd_ >= 0) ::close(epoll_fd_);
+    if (wake_fd_ >= 0) ::close(wake_fd_);
+    throw std::runtime_error(fmt::format("curl loop: epoll/eventfd: {}", std::strerror(errno)));
+  }
+  epoll_event wake{};
+  wake.events = EPOLLIN;
+  wake.data.fd = wake_fd_;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &wake);
   CURLM* multi = curl_multi_init();
   if (multi == nullptr) throw std::runtime_error("curl_multi_init failed");
+  using SocketFn = int (*)(CURL*, curl_socket_t, int, void*, void*);
+  using TimerFn = int (*)(CURLM*, long, void*);
+  curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, reinterpret_cast<SocketFn>(&CurlLoop::OnSocket));
+  curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, this);
+  curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, reinterpret_cast<TimerFn>(&CurlLoop::OnTimer));
+  curl_multi_setopt(multi, CURLMOPT_TIMERDATA, this);
   curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, static_cast<long>(options_.max_connections));
   if (options_.max_host_connections > 0) {
     curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, static_cast<long>(options_.max_host_connections));
@@ -180,6 +262,14 @@ CurlLoop::CurlLoop(CurlLoopOptions options) : options_(options) {
 CurlLoop::~CurlLoop() {
   Stop();
   curl_multi_cleanup(static_cast<CURLM*>(multi_));
+  for (void* easy : free_easies_) curl_easy_cleanup(static_cast<CURL*>(easy));
+  ::close(wake_fd_);
+  ::close(epoll_fd_);
+}
+
+void CurlLoop::Wake() {
+  std::uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof(one));  // EAGAIN: already pending
 }
 
 void CurlLoop::Stop() {
@@ -187,14 +277,12 @@ void CurlLoop::Stop() {
     std::lock_guard lock(mutex_);
     stop_ = true;
   }
-  curl_multi_wakeup(static_cast<CURLM*>(multi_));
+  Wake();
   if (thread_.joinable()) thread_.join();
 }
 
 void CurlLoop::Submit(HttpRequest request, Done done) {
-  auto t = std::make_unique<Transfer>();
-  t->easy = curl_easy_init();
-  t->done = std::move(done);
+  TransferPtr t = NewTransfer(std::move(done));
   t->upload = std::move(request.body);
   CURL* e = t->easy;
   t->Common(request.timeout, request.connect_timeout, request.tls);
@@ -236,9 +324,7 @@ void CurlLoop::Submit(HttpRequest request, Done done) {
 }
 
 void CurlLoop::Submit(SmtpRequest request, Done done) {
-  auto t = std::make_unique<Transfer>();
-  t->easy = curl_easy_init();
-  t->done = std::move(done);
+  TransferPtr t = NewTransfer(std::move(done));
   t->upload = std::move(request.message);
   t->smtp = true;
   CURL* e = t->easy;
@@ -260,7 +346,7 @@ void CurlLoop::Submit(SmtpRequest request, Done done) {
   Enqueue(std::move(t));
 }
 
-void CurlLoop::Enqueue(std::unique_ptr<Transfer> transfer) {
+void CurlLoop::Enqueue(TransferPtr transfer) {
   active_.fetch_add(1, std::memory_order_relaxed);
   {
     std::lock_guard lock(mutex_);
@@ -276,7 +362,7 @@ void CurlLoop::Enqueue(std::unique_ptr<Transfer> transfer) {
     transfer->done(std::move(transfer->result));
     return;
   }
-  curl_multi_wakeup(static_cast<CURLM*>(multi_));
+  Wake();
 }
 
 void CurlLoop::Run() {
@@ -285,7 +371,7 @@ void CurlLoop::Run() {
   auto complete = [&](Transfer* t, int code) {
     curl_multi_remove_handle(multi, t->easy);
     running.erase(t);
-    std::unique_ptr<Transfer> owned(t);
+    TransferPtr owned(t);
     t->result.curl_code = code;
     if (code != CURLE_OK)
       t->result.error = t->errbuf[0] != '\0' ? t->errbuf : curl_easy_strerror(static_cast<CURLcode>(code));
@@ -297,8 +383,20 @@ void CurlLoop::Run() {
     active_.fetch_sub(1, std::memory_order_relaxed);
     t->done(std::move(t->result));
   };
+  auto finished = [&] {
+    int queued = 0;
+    while (CURLMsg* msg = curl_multi_info_read(multi, &queued)) {
+      if (msg->msg != CURLMSG_DONE) continue;
+      Transfer* t = nullptr;
+      curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &t);
+      complete(t, msg->data.result);
+    }
+  };
 
-  std::vector<std::unique_ptr<Transfer>> batch;
+  constexpr int kMaxEvents = 128;
+  epoll_event events[kMaxEvents];
+  std::vector<TransferPtr> batch;
+  int still_running = 0;
   while (true) {
     {
       std::lock_guard lock(mutex_);
@@ -307,9 +405,9 @@ void CurlLoop::Run() {
     }
     for (auto& t : batch) {
       Transfer* raw = t.release();
-      CURLMcode mc = curl_multi_add_handle(multi, raw->easy);
+      CURLMcode mc = curl_multi_add_handle(multi, raw->easy);  // sets the timer to "now"
       if (mc != CURLM_OK) {
-        std::unique_ptr<Transfer> owned(raw);
+        TransferPtr owned(raw);
         raw->result.curl_code = CURLE_FAILED_INIT;
         raw->result.error = curl_multi_strerror(mc);
         active_.fetch_sub(1, std::memory_order_relaxed);
@@ -319,16 +417,32 @@ void CurlLoop::Run() {
       running.insert(raw);
     }
     batch.clear();
-    int still_running = 0;
-    curl_multi_perform(multi, &still_running);
-    int queued = 0;
-    while (CURLMsg* msg = curl_multi_info_read(multi, &queued)) {
-      if (msg->msg != CURLMSG_DONE) continue;
-      Transfer* t = nullptr;
-      curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &t);
-      complete(t, msg->data.result);
+    // Sleep until a socket is ready, libcurl's timer is due, or a submission wakes us; at most 1 s
+    // (libcurl keeps a timer whenever a transfer runs, so this is only a safety net).
+    int wait_ms = 1000;
+    if (timer_due_) {
+      auto left = std::chrono::ceil<std::chrono::milliseconds>(*timer_due_ - std::chrono::steady_clock::now());
+      wait_ms = static_cast<int>(std::clamp<std::int64_t>(left.count(), 0, 1000));
     }
-    curl_multi_poll(multi, nullptr, 0, 1000, nullptr);
+    int n = ::epoll_wait(epoll_fd_, events, kMaxEvents, wait_ms);
+    for (int i = 0; i < n; ++i) {
+      int fd = events[i].data.fd;
+      if (fd == wake_fd_) {
+        std::uint64_t count = 0;
+        [[maybe_unused]] ssize_t r = ::read(wake_fd_, &count, sizeof(count));
+        continue;
+      }
+      int flags = 0;
+      if ((events[i].events & EPOLLIN) != 0) flags |= CURL_CSELECT_IN;
+      if ((events[i].events & EPOLLOUT) != 0) flags |= CURL_CSELECT_OUT;
+      if ((events[i].events & (EPOLLERR | EPOLLHUP)) != 0) flags |= CURL_CSELECT_ERR;
+      curl_multi_socket_action(multi, fd, flags, &still_running);
+    }
+    if (timer_due_ && *timer_due_ <= std::chrono::steady_clock::now()) {
+      timer_due_.reset();  // libcurl sets it again through OnTimer when it needs one
+      curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &still_running);
+    }
+    finished();
   }
   // Stopping: whatever still runs ends with an error, and pending transfers never start.
   std::vector<Transfer*> left(running.begin(), running.end());
@@ -336,7 +450,7 @@ void CurlLoop::Run() {
     std::snprintf(t->errbuf, sizeof(t->errbuf), "transfer loop stopped");
     complete(t, CURLE_ABORTED_BY_CALLBACK);
   }
-  std::vector<std::unique_ptr<Transfer>> never;
+  std::vector<TransferPtr> never;
   {
     std::lock_guard lock(mutex_);
     never.swap(pending_);

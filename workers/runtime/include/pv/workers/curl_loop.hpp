@@ -1,6 +1,12 @@
 // Many HTTP and SMTP transfers in flight on one thread: libcurl's multi interface behind a
 // submit-and-callback API. Connections are kept alive and reused (HTTP/2 streams are multiplexed on
 // one connection), so a worker with hundreds of sends in flight does not pay a handshake per send.
+//
+// Event-driven (curl_multi_socket_action on an epoll set): a wake-up costs in proportion to the
+// sockets that are ready, not to the transfers in flight. curl_multi_perform + curl_multi_poll
+// before it visited every transfer and polled every socket at each wake-up: with 256 in flight
+// that was most of a worker's CPU per send (docs/performance.md, "Workers"). Easy handles are
+// reset and reused rather than created per transfer.
 #pragma once
 
 #include <atomic>
@@ -92,13 +98,27 @@ class CurlLoop {
 
  private:
   struct Transfer;
-  void Enqueue(std::unique_ptr<Transfer> transfer);
+  struct TransferDeleter {
+    void operator()(Transfer* t) const;
+  };
+  using TransferPtr = std::unique_ptr<Transfer, TransferDeleter>;
+  TransferPtr NewTransfer(Done done);
+  void Enqueue(TransferPtr transfer);
   void Run();
+  void Wake();
+  static int OnSocket(void* easy, int socket, int what, void* self, void* socket_data);
+  static int OnTimer(void* multi, long timeout_ms, void* self);
 
   CurlLoopOptions options_;
   void* multi_ = nullptr;  // CURLM*
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;  // eventfd: Submit and Stop wake the loop
+  // When libcurl wants curl_multi_socket_action(CURL_SOCKET_TIMEOUT) (its timer callback); loop
+  // thread only. nullopt: no timeout pending.
+  std::optional<std::chrono::steady_clock::time_point> timer_due_;
   std::mutex mutex_;
-  std::vector<std::unique_ptr<Transfer>> pending_;
+  std::vector<TransferPtr> pending_;
+  std::vector<void*> free_easies_;  // CURL* handles reset for reuse (bounded by max_connections)
   bool stop_ = false;
   std::atomic<std::size_t> active_{0};
   std::thread thread_;
