@@ -76,22 +76,27 @@ Config LoadConfig(const Args& args, std::string_view service) {
   return config;
 }
 
-void BlockStopSignals() {
+namespace {
+
+sigset_t StopSignals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGHUP);
+  return set;
+}
+
+}  // namespace
+
+void BlockStopSignals() {
+  sigset_t set = StopSignals();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
 Signals::Signals(std::function<void()> on_stop, std::function<void()> on_reload) {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  BlockStopSignals();
+  sigset_t set = StopSignals();
   thread_ = std::thread([set, stop = std::move(on_stop), reload = std::move(on_reload)] {
     bool stopping = false;
     while (true) {
