@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -73,9 +74,27 @@ int Connect(int port) {
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    std::perror("connect");
+  if (fd < 0) {
+    std::perror("socket");
     std::abort();
+  }
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    // libFuzzer's -timeout timer (SIGALRM each second) can interrupt connect(); the connection then
+    // completes in the background: wait for it and read its result instead of aborting (a finding of
+    // the harness, not of the front: campaign of 2026-12-02).
+    int error = errno;
+    if (error == EINTR) {
+      pollfd p{fd, POLLOUT, 0};
+      while (::poll(&p, 1, 2000) < 0 && errno == EINTR) {
+      }
+      socklen_t len = sizeof(error);
+      if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) != 0) error = errno;
+    }
+    if (error != 0) {
+      errno = error;
+      std::perror("connect");
+      std::abort();
+    }
   }
   return fd;
 }
