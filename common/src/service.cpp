@@ -8,59 +8,37 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <iostream>
 
+#include "pv/command_line.hpp"
 #include "pv/log.hpp"
 
 namespace pv::service {
 
 std::optional<int> ParseArgs(int argc, char** argv, std::string_view name, std::string_view summary,
                              Args& args) {
-  auto usage = [&](FILE* out) {
-    fmt::print(
-        out,
-        "Usage: {} [--config PATH] [--port-file PATH] [--print-config]\n\n{}\n\n"
-        "Options:\n"
-        "  --config PATH      deployment config (YAML); default: $PV_CONFIG, else defaults + environment\n"
-        "  --port-file PATH   write the port actually bound there (useful with port 0)\n"
-        "  --print-config     print the effective settings and where each came from, then exit\n"
-        "  --version          print the version and exit\n"
-        "  -h, --help         this help\n\n"
-        "Every setting can be overridden by an environment variable: PV_ + its path in upper case\n"
-        "with dots as underscores (kafka.brokers -> PV_KAFKA_BROKERS). See docs/configuration.md.\n",
-        name, summary);
-  };
-  if (const char* env = std::getenv("PV_CONFIG"); env != nullptr) args.config_path = env;
-  for (int i = 1; i < argc; ++i) {
-    std::string_view a = argv[i];
-    auto value = [&](std::string& out) {
-      if (i + 1 >= argc) {
-        fmt::print(stderr, "{}: {} needs a value\n", name, a);
-        return false;
-      }
-      out = argv[++i];
-      return true;
-    };
-    if (a == "-h" || a == "--help") {
-      usage(stdout);
-      return 0;
-    }
-    if (a == "--version") {
-      fmt::print("{} 0.1.0\n", name);
-      return 0;
-    }
-    if (a == "--config") {
-      if (!value(args.config_path)) return 2;
-    } else if (a.rfind("--config=", 0) == 0) {
-      args.config_path = std::string(a.substr(9));
-    } else if (a == "--port-file") {
-      if (!value(args.port_file)) return 2;
-    } else if (a == "--print-config") {
-      args.print_config = true;
-    } else {
-      fmt::print(stderr, "{}: unknown option '{}'\n\n", name, a);
-      usage(stderr);
-      return 2;
-    }
+  CLI::App app{std::string(summary), std::string(name)};
+  app.footer(
+      "Every setting can be overridden by an environment variable: PV_ + its path in upper case\n"
+      "with dots as underscores (kafka.brokers -> PV_KAFKA_BROKERS). See docs/configuration.md.");
+  app.add_option("--config", args.config_path,
+                 "deployment config (YAML); default: $PV_CONFIG, else defaults + environment")
+      ->type_name("PATH")
+      ->envname("PV_CONFIG");
+  app.add_option("--port-file", args.port_file, "write the port actually bound there (useful with port 0)")
+      ->type_name("PATH");
+  app.add_flag("--print-config", args.print_config,
+               "print the effective settings and where each came from, then exit");
+  bool version = false;
+  app.add_flag("--version", version, "print the version and exit");
+  std::vector<std::string> words(argv + (argc > 0 ? 1 : 0), argv + argc);
+  if (auto code = cli::Parse(app, words, std::cout, std::cerr)) {
+    std::cout.flush();
+    return code;
+  }
+  if (version) {
+    fmt::print("{} 0.1.0\n", name);
+    return 0;
   }
   return std::nullopt;
 }

@@ -32,8 +32,23 @@ TEST(IngestProcess, HelpAndPrintConfig) {
   EXPECT_EQ(help.Wait(10s), 0);
   EXPECT_NE(pv::testing::ReadFile(dir.File("help.log")).find("Usage: pv-ingest"), std::string::npos);
 
-  Subprocess bad({IngestBin(), "--frobnicate"}, {}, dir.File("bad.log"));
+  // Unknown options, missing values and stray arguments: exit 2 with one line naming the problem
+  // (the same CLI11 parser as the dispatcher's and the workers', pv::service::ParseArgs).
+  Subprocess bad({IngestBin(), "--bogus"}, {}, dir.File("bad.log"));
   EXPECT_EQ(bad.Wait(10s), 2);
+  EXPECT_EQ(pv::testing::ReadFile(dir.File("bad.log")),
+            "pv-ingest: unknown option '--bogus'; run 'pv-ingest --help'\n");
+  Subprocess typo({IngestBin(), "--port-fil", "p"}, {}, dir.File("typo.log"));
+  EXPECT_EQ(typo.Wait(10s), 2);
+  EXPECT_NE(pv::testing::ReadFile(dir.File("typo.log")).find("did you mean '--port-file'?"),
+            std::string::npos)
+      << pv::testing::ReadFile(dir.File("typo.log"));
+  Subprocess missing({IngestBin(), "--config"}, {}, dir.File("missing.log"));
+  EXPECT_EQ(missing.Wait(10s), 2);
+  EXPECT_NE(pv::testing::ReadFile(dir.File("missing.log")).find("--config needs a value"), std::string::npos);
+  Subprocess version({IngestBin(), "--version"}, {}, dir.File("version.log"));
+  EXPECT_EQ(version.Wait(10s), 0);
+  EXPECT_EQ(pv::testing::ReadFile(dir.File("version.log")).rfind("pv-ingest ", 0), 0U);
 
   Subprocess print({IngestBin(), "--print-config"},
                    {{"PV_KAFKA_BROKERS", "127.0.0.1:1"}, {"PV_INGEST_PORT", "1234"}}, dir.File("print.log"));
@@ -78,6 +93,7 @@ TEST(IngestProcess, SigtermUnderLoadExitsZeroAndEvery204IsInTheTopic) {
   std::map<int, int> other_statuses;
   std::atomic<bool> stop{false};
   std::vector<std::thread> clients;
+  clients.reserve(8);
   for (int t = 0; t < 8; ++t) {
     clients.emplace_back([&, t] {
       auto deadline = std::chrono::steady_clock::now() + 20s;

@@ -18,8 +18,10 @@ struct Args {
   bool print_config = false;
 };
 
-// Parses the common options. Prints usage (with `usage_extra`, the binary's own description) and
-// returns an exit code for --help / --version / a bad option; nullopt to go on.
+// Parses the common options (--config, --port-file, --print-config, --version, -h/--help) with CLI11
+// (pv/command_line.hpp). Returns nullopt to go on, or the exit code once it printed: 0 for --help
+// (with `summary`, the binary's own description) and --version ("<name> <version>"), 2 for a usage
+// error such as an unknown option or a missing value (one line on stderr).
 std::optional<int> ParseArgs(int argc, char** argv, std::string_view name, std::string_view summary,
                              Args& args);
 
