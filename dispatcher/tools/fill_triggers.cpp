@@ -6,23 +6,15 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <iostream>
 #include <string>
+#include <vector>
 
+#include "pv/command_line.hpp"
 #include "pv/ids.hpp"
 #include "pv/json.hpp"
 #include "pv/kafka.hpp"
 #include "pv/topics.hpp"
-
-namespace {
-
-int Usage() {
-  fmt::print(stderr,
-             "usage: pv-dispatcher-fill --brokers LIST --count N [--campaign ID] [--project P]\n"
-             "                          [--channel email|text|push] [--users N] [--topic T]\n");
-  return 2;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   std::string brokers;
@@ -32,29 +24,31 @@ int main(int argc, char** argv) {
   std::string topic(pv::topics::kTriggers);
   long count = 0;
   long users = 1000;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (i + 1 >= argc) return Usage();
-    std::string v = argv[++i];
-    if (a == "--brokers") {
-      brokers = v;
-    } else if (a == "--count") {
-      count = std::stol(v);
-    } else if (a == "--campaign") {
-      campaign = v;
-    } else if (a == "--project") {
-      project = v;
-    } else if (a == "--channel") {
-      channel = v;
-    } else if (a == "--users") {
-      users = std::stol(v);
-    } else if (a == "--topic") {
-      topic = v;
-    } else {
-      return Usage();
-    }
+  CLI::App app(
+      "Writes N synthetic triggers to pv.triggers, shaped as ingest writes them, and waits until the\n"
+      "broker acknowledged every one. For bench/dispatcher and manual runs on the dev stack.",
+      "pv-dispatcher-fill");
+  app.add_option("--brokers", brokers, "bootstrap list")
+      ->type_name("LIST")
+      ->required()
+      ->check(pv::cli::NotEmpty());
+  app.add_option("--count", count, "triggers to write")
+      ->type_name("N")
+      ->required()
+      ->check(pv::cli::IntegerIn(1, 100000000));
+  app.add_option("--campaign", campaign, "campaign id (default 44)")->type_name("ID");
+  app.add_option("--project", project, "project (default demo)")->type_name("P");
+  app.add_option("--channel", channel, "the contact each user gets (default email)")
+      ->type_name("email|text|push")
+      ->check(CLI::IsMember({"email", "text", "sms", "push"}));
+  app.add_option("--users", users, "distinct users, round robin (default 1000)")
+      ->type_name("N")
+      ->check(pv::cli::IntegerIn(1, 100000000));
+  app.add_option("--topic", topic, "the topic (default pv.triggers)")->type_name("T");
+  if (auto code =
+          pv::cli::Parse(app, std::vector<std::string>(argv + 1, argv + argc), std::cout, std::cerr)) {
+    return *code;
   }
-  if (brokers.empty() || count <= 0 || users <= 0) return Usage();
   const char* address = channel == "email" ? "email" : channel == "push" ? "device_token" : "phone";
 
   pv::kafka::Settings settings;

@@ -393,9 +393,32 @@ TEST(DevBrokerParse, CommandLine) {
                                                                             {"--log-level", "loud"},
                                                                             {"--what"}}) {
     EXPECT_EQ(ParseArgs(bad, options, error), ParseStatus::kError) << bad[0];
-    EXPECT_FALSE(error.empty());
+    EXPECT_NE(error.find("run 'pv-dev-broker --help'"), std::string::npos) << error;
   }
-  EXPECT_NE(Usage("pv-dev-broker").find("memory only"), std::string::npos);
+  // One line that names the problem (CLI11, pv/command_line.hpp).
+  ParseArgs({"--brokers", "0"}, options, error);
+  EXPECT_EQ(error, "pv-dev-broker: --brokers: '0' is not an integer in 1..32; run 'pv-dev-broker --help'");
+  ParseArgs({"--topic", "x:0"}, options, error);
+  EXPECT_EQ(error,
+            "pv-dev-broker: --topic: partitions must be an integer in 1..1000, got '0'; run 'pv-dev-broker "
+            "--help'");
+  ParseArgs({"--no-long-pol"}, options, error);
+  EXPECT_EQ(
+      error,
+      "pv-dev-broker: unknown option '--no-long-pol' (did you mean '--no-long-poll'?); run 'pv-dev-broker "
+      "--help'");
+  ParseArgs({"--brokers"}, options, error);
+  EXPECT_EQ(error, "pv-dev-broker: --brokers needs a value; run 'pv-dev-broker --help'");
+  ASSERT_EQ(ParseArgs({"--no-long-poll", "--control-file=/tmp/c"}, options, error), ParseStatus::kOk)
+      << error;
+  EXPECT_FALSE(options.long_poll);
+  EXPECT_TRUE(options.default_topics);
+  EXPECT_EQ(options.control_file, "/tmp/c");
+  std::string usage = Usage("pv-dev-broker");
+  for (const char* text :
+       {"memory only", "--topic NAME:PARTITIONS", "--no-long-poll", "POST /errors?api=A"}) {
+    EXPECT_NE(usage.find(text), std::string::npos) << text;
+  }
 }
 
 TEST(DevBrokerParse, TopicNamesAndAtomicWrite) {

@@ -28,6 +28,7 @@
 #include <utility>
 
 #include "long_poll.hpp"
+#include "pv/command_line.hpp"
 #include "pv/json.hpp"
 #include "pv/log.hpp"
 #include "pv/strings.hpp"
@@ -144,33 +145,15 @@ void LogFromRdkafka(const rd_kafka_t* /*rk*/, int level, const char* facility, c
 
 }  // namespace
 
-std::string Usage(std::string_view program) {
-  std::string out;
-  out += "Usage: ";
-  out += program;
-  out += R"( [options]
+namespace {
 
-A Kafka-protocol broker for development and tests, built on librdkafka's mock cluster.
+constexpr const char* kDescription =
+    R"(A Kafka-protocol broker for development and tests, built on librdkafka's mock cluster.
 NOT Kafka and NOT for production: all data lives in this process's memory only (a few MiB per
 partition at most) and is lost when it exits. There is no CreateTopics/Admin API; create topics
-with --topic or the control API. Production runs Apache Kafka.
+with --topic or the control API. Production runs Apache Kafka.)";
 
-Options:
-  --brokers N              number of brokers, 1..32 (default 3); replication factor min(N, 3)
-  --bootstrap-file PATH    write the bootstrap list "127.0.0.1:port,..." here (atomically: temporary
-                           file then rename) once the topics exist; removed on clean shutdown
-  --control-file PATH      write "127.0.0.1:port" of the control HTTP server here (atomically)
-  --topic NAME:PARTITIONS  create this topic (repeatable; overrides a default topic's partitions)
-  --no-default-topics      do not create the pipeline's default topics (pv::topics::DefaultTopics)
-  --log-level LEVEL        debug, info, warn, error (default info); debug adds librdkafka's mock logs
-  --no-long-poll           let clients talk to the mock cluster directly; it then answers a Fetch that
-                           finds no data only after the client's full fetch.wait.max.ms (500 ms by
-                           default), even when a record arrives meanwhile. By default a loopback front
-                           holds that answer instead and releases it as soon as a record is produced
-                           to a partition it asked for, as Apache Kafka does
-  -h, --help               show this help
-
-Control API (HTTP on 127.0.0.1, random port):
+constexpr const char* kFooter = R"(Control API (HTTP on 127.0.0.1, random port):
   GET  /healthz                           200 "ok"
   GET  /bootstrap                         the bootstrap list
   GET  /brokers                           broker ids and up/down state
@@ -193,107 +176,109 @@ Control API (HTTP on 127.0.0.1, random port):
                                           each client.id's fetch.wait.max.ms as last seen
 
 Runs until SIGTERM or SIGINT, then shuts down and exits 0. Logs are JSON lines on stderr.
-)";
-  return out;
+Exit codes: 0 clean shutdown or --help, 1 runtime failure, 2 bad command line.)";
+
+// "NAME:PARTITIONS" of --topic; "" and `error` set when it is not one.
+bool ParseTopic(const std::string& text, TopicRequest& topic, std::string& error) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos) {
+    error = "expects NAME:PARTITIONS, got '" + text + "'";
+    return false;
+  }
+  topic.name = text.substr(0, colon);
+  if (!ValidTopicName(topic.name)) {
+    error = "invalid topic name '" + topic.name + "' (1..249 characters of [a-zA-Z0-9._-])";
+    return false;
+  }
+  std::string partitions = text.substr(colon + 1);
+  if (!ParseInt(partitions, topic.partitions) || topic.partitions < 1 || topic.partitions > kMaxPartitions) {
+    error = "partitions must be an integer in 1.." + std::to_string(kMaxPartitions) + ", got '" + partitions +
+            "'";
+    return false;
+  }
+  return true;
+}
+
+// The command line, declared once for ParseArgs and Usage. --topic values land in `topics` (checked).
+void Declare(CLI::App& app, Options& options, std::vector<std::string>& topics, bool& no_default_topics,
+             bool& no_long_poll) {
+  app.description(kDescription);
+  app.footer(kFooter);
+  app.add_option("--brokers", options.brokers,
+                 "number of brokers, 1..32 (default 3); replication factor min(N, 3)")
+      ->type_name("N")
+      ->check(cli::IntegerIn(1, kMaxBrokers));
+  app.add_option("--bootstrap-file", options.bootstrap_file,
+                 "write the bootstrap list \"127.0.0.1:port,...\" here (atomically: temporary file then "
+                 "rename) once the topics exist; removed on clean shutdown")
+      ->type_name("PATH")
+      ->check(cli::NotEmpty());
+  app.add_option("--control-file", options.control_file,
+                 "write \"127.0.0.1:port\" of the control HTTP server here (atomically)")
+      ->type_name("PATH")
+      ->check(cli::NotEmpty());
+  app.add_option("--topic", topics, "create this topic (repeatable; overrides a default topic's partitions)")
+      ->type_name("NAME:PARTITIONS")
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            TopicRequest topic;
+            std::string error;
+            return ParseTopic(text, topic, error) ? "" : error;
+          },
+          ""));
+  app.add_flag("--no-default-topics", no_default_topics,
+               "do not create the pipeline's default topics (pv::topics::DefaultTopics)");
+  app.add_option("--log-level", options.log_level,
+                 "debug, info, warn, error (default info); debug adds librdkafka's mock logs")
+      ->type_name("LEVEL")
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            try {
+              log::ParseLevel(text);
+              return "";
+            } catch (const std::invalid_argument& e) {
+              return e.what();
+            }
+          },
+          ""));
+  app.add_flag("--no-long-poll", no_long_poll,
+               "let clients talk to the mock cluster directly; it then answers a Fetch that finds no data "
+               "only after the client's full fetch.wait.max.ms (500 ms by default), even when a record "
+               "arrives meanwhile. By default a loopback front holds that answer instead and releases it as "
+               "soon as a record is produced to a partition it asked for, as Apache Kafka does");
+}
+
+}  // namespace
+
+std::string Usage(std::string_view program) {
+  Options options;
+  std::vector<std::string> topics;
+  bool no_default_topics = false, no_long_poll = false;
+  CLI::App app("", std::string(program));
+  Declare(app, options, topics, no_default_topics, no_long_poll);
+  return app.help();
 }
 
 ParseStatus ParseArgs(const std::vector<std::string>& args, Options& out, std::string& error) {
   Options options;
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string arg = args[i];
-    std::string value;
-    bool has_inline_value = false;
-    if (arg.rfind("--", 0) == 0) {
-      auto eq = arg.find('=');
-      if (eq != std::string::npos) {
-        value = arg.substr(eq + 1);
-        arg = arg.substr(0, eq);
-        has_inline_value = true;
-      }
-    }
-    auto take_value = [&](std::string& dest) {
-      if (has_inline_value) {
-        dest = value;
-        return true;
-      }
-      if (i + 1 >= args.size()) {
-        error = arg + " needs a value";
-        return false;
-      }
-      dest = args[++i];
-      return true;
-    };
-    auto no_value = [&]() {
-      if (has_inline_value) {
-        error = arg + " takes no value";
-        return false;
-      }
-      return true;
-    };
-
-    if (arg == "-h" || arg == "--help") {
-      if (!no_value()) return ParseStatus::kError;
-      return ParseStatus::kHelp;
-    } else if (arg == "--brokers") {
-      std::string text;
-      if (!take_value(text)) return ParseStatus::kError;
-      if (!ParseInt(text, options.brokers) || options.brokers < 1 || options.brokers > kMaxBrokers) {
-        error = "--brokers must be an integer in 1.." + std::to_string(kMaxBrokers) + ", got '" + text + "'";
-        return ParseStatus::kError;
-      }
-    } else if (arg == "--bootstrap-file") {
-      if (!take_value(options.bootstrap_file)) return ParseStatus::kError;
-      if (options.bootstrap_file.empty()) {
-        error = "--bootstrap-file must not be empty";
-        return ParseStatus::kError;
-      }
-    } else if (arg == "--control-file") {
-      if (!take_value(options.control_file)) return ParseStatus::kError;
-      if (options.control_file.empty()) {
-        error = "--control-file must not be empty";
-        return ParseStatus::kError;
-      }
-    } else if (arg == "--topic") {
-      std::string text;
-      if (!take_value(text)) return ParseStatus::kError;
-      auto colon = text.rfind(':');
-      TopicRequest topic;
-      if (colon == std::string::npos) {
-        error = "--topic expects NAME:PARTITIONS, got '" + text + "'";
-        return ParseStatus::kError;
-      }
-      topic.name = text.substr(0, colon);
-      if (!ValidTopicName(topic.name)) {
-        error = "--topic: invalid topic name '" + topic.name + "' (1..249 characters of [a-zA-Z0-9._-])";
-        return ParseStatus::kError;
-      }
-      std::string partitions = text.substr(colon + 1);
-      if (!ParseInt(partitions, topic.partitions) || topic.partitions < 1 ||
-          topic.partitions > kMaxPartitions) {
-        error = "--topic: partitions must be an integer in 1.." + std::to_string(kMaxPartitions) + ", got '" +
-                partitions + "'";
-        return ParseStatus::kError;
-      }
-      options.topics.push_back(std::move(topic));
-    } else if (arg == "--no-default-topics") {
-      if (!no_value()) return ParseStatus::kError;
-      options.default_topics = false;
-    } else if (arg == "--no-long-poll") {
-      if (!no_value()) return ParseStatus::kError;
-      options.long_poll = false;
-    } else if (arg == "--log-level") {
-      if (!take_value(options.log_level)) return ParseStatus::kError;
-      try {
-        log::ParseLevel(options.log_level);
-      } catch (const std::invalid_argument& e) {
-        error = std::string("--log-level: ") + e.what();
-        return ParseStatus::kError;
-      }
-    } else {
-      error = "unknown argument '" + args[i] + "'";
-      return ParseStatus::kError;
-    }
+  std::vector<std::string> topics;
+  bool no_default_topics = false, no_long_poll = false;
+  CLI::App app("", "pv-dev-broker");
+  Declare(app, options, topics, no_default_topics, no_long_poll);
+  std::ostringstream help, message;
+  if (auto code = cli::Parse(app, args, help, message)) {
+    if (*code == cli::kExitHelp) return ParseStatus::kHelp;
+    error = message.str();
+    if (!error.empty() && error.back() == '\n') error.pop_back();
+    return ParseStatus::kError;
   }
+  for (const auto& text : topics) {
+    TopicRequest topic;
+    ParseTopic(text, topic, error);  // checked by the command line
+    options.topics.push_back(std::move(topic));
+  }
+  options.default_topics = !no_default_topics;
+  options.long_poll = !no_long_poll;
   out = std::move(options);
   return ParseStatus::kOk;
 }
@@ -996,8 +981,7 @@ int Main(int argc, char** argv) {
       std::cout << Usage(program);
       return 0;
     case ParseStatus::kError:
-      std::cerr << program << ": " << error << "\n"
-                << "Try '" << program << " --help'.\n";
+      std::cerr << error << "\n";  // names the problem and the --help to run
       return kExitUsage;
     case ParseStatus::kOk:
       break;

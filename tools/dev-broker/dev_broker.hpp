@@ -39,7 +39,8 @@ inline constexpr int kMaxRttMs = 600000;
 
 enum class ParseStatus { kOk, kHelp, kError };
 
-// Parses the command line (without the program name). On kError, `error` says why.
+// Parses the command line (without the program name), with CLI11. On kError, `error` is one line
+// naming the problem and the --help to run; on kHelp, Usage has the text.
 ParseStatus ParseArgs(const std::vector<std::string>& args, Options& out, std::string& error);
 std::string Usage(std::string_view program);
 

@@ -7,10 +7,13 @@
 
 #include <chrono>
 #include <cstring>
+#include <iostream>
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "pv/command_line.hpp"
 #include "pv/ids.hpp"
 #include "pv/json.hpp"
 #include "pv/kafka.hpp"
@@ -61,32 +64,28 @@ int main(int argc, char** argv) {
   std::string provider = "log";
   std::string campaign = "44";
   long count = 10000;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
-    if (a == "--brokers") {
-      brokers = next();
-    } else if (a == "--channel") {
-      channel_name = next();
-    } else if (a == "--provider") {
-      provider = next();
-    } else if (a == "--campaign") {
-      campaign = next();
-    } else if (a == "--count") {
-      count = std::stol(next());
-    } else {
-      fmt::print(
-          stderr,
-          "usage: pv-worker-fill --brokers LIST [--channel email|text|push] [--provider NAME] [--count N] "
-          "[--campaign ID]\n");
-      return a == "-h" || a == "--help" ? 0 : 2;
-    }
+  CLI::App app(
+      "Produces synthetic sends to pv.send.<channel>, as the dispatcher would, for bench/workers and\n"
+      "manual runs on the dev stack. Waits until the brokers acknowledged every record.",
+      "pv-worker-fill");
+  app.add_option("--brokers", brokers, "bootstrap list")
+      ->type_name("LIST")
+      ->required()
+      ->check(pv::cli::NotEmpty());
+  app.add_option("--channel", channel_name, "the channel (default email)")
+      ->type_name("email|text|push")
+      ->check(CLI::IsMember({"email", "text", "sms", "push"}));
+  app.add_option("--provider", provider, "the provider each send names (default log)")->type_name("NAME");
+  app.add_option("--count", count, "sends to produce (default 10000)")
+      ->type_name("N")
+      ->check(pv::cli::IntegerIn(1, 100000000));
+  app.add_option("--campaign", campaign, "campaign id (default 44)")->type_name("ID");
+  if (auto code =
+          pv::cli::Parse(app, std::vector<std::string>(argv + 1, argv + argc), std::cout, std::cerr)) {
+    return *code;
   }
   pv::Channel channel{};
-  if (brokers.empty() || !pv::ParseChannel(channel_name, channel)) {
-    fmt::print(stderr, "pv-worker-fill: --brokers and a valid --channel are required\n");
-    return 2;
-  }
+  pv::ParseChannel(channel_name, channel);  // checked by the command line
   pv::kafka::Settings settings;
   settings.brokers = brokers;
   settings.properties["log_level"] = "3";
