@@ -15,6 +15,7 @@
 #include <set>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 #include "process.hpp"
 #include "pv/delay_ladder.hpp"
@@ -73,6 +74,33 @@ class PvctlTest : public ::testing::Test {
     r.rc = pv::pvctl::Run(words, out, err);
     r.out = out.str();
     r.err = err.str();
+    return r;
+  }
+
+  // The same with `input` as standard input (suppress add|remove -).
+  Result PvctlWithInput(std::vector<std::string> words, const std::string& input) {
+    words.insert(words.begin(), {"--config", config_path_});
+    std::istringstream in(input);
+    std::ostringstream out, err;
+    Result r;
+    r.rc = pv::pvctl::Run(words, in, out, err);
+    r.out = out.str();
+    r.err = err.str();
+    return r;
+  }
+
+  // The pvctl binary as an operator runs it; stdout and stderr apart.
+  Result PvctlBinary(const std::vector<std::string>& words, const std::string& input_file = "/dev/null") {
+    std::string out = dir_.File("pvctl.out"), err = dir_.File("pvctl.err");
+    std::vector<std::string> argv = {
+        "/bin/sh",    "-c",       "exec \"$0\" \"$@\" <" + input_file + " >" + out + " 2>" + err,
+        PV_PVCTL_BIN, "--config", config_path_};
+    argv.insert(argv.end(), words.begin(), words.end());
+    pv::testing::Subprocess p(argv);
+    Result r;
+    r.rc = p.Wait(30s);
+    r.out = pv::testing::ReadFile(out);
+    r.err = pv::testing::ReadFile(err);
     return r;
   }
 
@@ -377,6 +405,91 @@ TEST_F(PvctlTest, TailFollowPrintsNewRecordsUntilInterrupted) {
   EXPECT_EQ(tail.Stop(SIGINT, 10s), 0) << pv::testing::ReadFile(err);
 }
 
+// Records as the pipeline writes them: sends carry their ids in headers and value, events in the
+// value only (keyed by send_id), triggers in a header and the value.
+TEST_F(PvctlTest, TailFiltersByKeySendIdAndTriggerIdAndLimitCountsMatches) {
+  auto event = [](const std::string& send_id, const std::string& trigger_id, const std::string& status) {
+    return fmt::format(R"({{"v":1,"send_id":"{}","trigger_id":"{}","status":"{}"}})", send_id, trigger_id,
+                       status);
+  };
+  for (const auto& [send_id, trigger_id, status] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{{"s-1", "t-1", "queued"},
+                                                                      {"s-2", "t-2", "queued"},
+                                                                      {"s-1", "t-1", "sent"},
+                                                                      {"s-3", "t-1", "queued"},
+                                                                      {"s-2", "t-2", "failed"},
+                                                                      {"s-1", "t-1", "opened"}}) {
+    Produce("pv.events", send_id, event(send_id, trigger_id, status), {});
+  }
+  Produce("pv.send.email", "user-7", R"({"v":1,"attempt":1})",
+          {{"pv-send-id", "s-7"}, {"pv-trigger-id", "t-7"}});
+  Produce("pv.send.email", "user-8", R"({"v":1,"send_id":"s-8","trigger_id":"t-8","attempt":1})",
+          {{"pv-send-id", "s-8"}, {"pv-trigger-id", "t-8"}});
+
+  auto statuses = [](const Result& r) {
+    std::vector<std::string> out;
+    std::istringstream lines(r.out);
+    std::string line;
+    while (std::getline(lines, line)) {
+      auto d = ParseJson(line);
+      out.push_back(d["value"].HasMember("status") ? d["value"]["status"].GetString() : d["key"].GetString());
+    }
+    return out;
+  };
+  using V = std::vector<std::string>;
+  // By send_id in the value: every record of s-1, in order.
+  Result s1 = Pvctl({"tail", "pv.events", "--send-id", "s-1", "--json"});
+  ASSERT_EQ(s1.rc, kExitOk) << s1.err;
+  EXPECT_EQ(statuses(s1), (V{"queued", "sent", "opened"})) << s1.out;
+  // --limit counts matching records: the last two of s-1, not the last two records.
+  EXPECT_EQ(statuses(Pvctl({"tail", "pv.events", "--send-id", "s-1", "--limit", "2", "--json"})),
+            (V{"sent", "opened"}));
+  // ...and from the beginning, the first two matches.
+  EXPECT_EQ(statuses(Pvctl(
+                {"tail", "pv.events", "--trigger-id", "t-1", "--from-beginning", "--limit", "2", "--json"})),
+            (V{"queued", "sent"}));
+  EXPECT_EQ(statuses(Pvctl({"tail", "pv.events", "--trigger-id", "t-1", "--json", "--limit", "100"})),
+            (V{"queued", "sent", "queued", "opened"}));
+  // By key, and filters combined.
+  EXPECT_EQ(statuses(Pvctl({"tail", "pv.events", "--key", "s-2", "--json"})), (V{"queued", "failed"}));
+  EXPECT_EQ(statuses(Pvctl({"tail", "pv.events", "--key", "s-2", "--trigger-id", "t-1", "--json"})), V{});
+  // A send's ids in its headers only, or in both.
+  EXPECT_EQ(statuses(Pvctl({"tail", "pv.send.email", "--send-id", "s-7", "--json"})), V{"user-7"});
+  EXPECT_EQ(statuses(Pvctl({"tail", "pv.send.email", "--trigger-id", "t-8", "--json"})), V{"user-8"});
+  Result none = Pvctl({"tail", "pv.send.email", "--send-id", "s-9"});
+  EXPECT_EQ(none.rc, kExitOk) << none.err;
+  EXPECT_TRUE(none.out.empty()) << none.out;
+  // Text output shows the matching record.
+  Result text = Pvctl({"tail", "pv.events", "--send-id", "s-3"});
+  EXPECT_NE(text.out.find("key=s-3"), std::string::npos) << text.out;
+  EXPECT_EQ(text.out.find("key=s-1"), std::string::npos) << text.out;
+}
+
+TEST_F(PvctlTest, TailFollowWithAFilterPrintsOnlyMatchingNewRecords) {
+  Produce("pv.events", "s-1", R"({"send_id":"s-1","status":"queued"})", {});
+  Produce("pv.events", "s-2", R"({"send_id":"s-2","status":"queued"})", {});
+  std::string out = dir_.File("tail.out"), err = dir_.File("tail.err");
+  pv::testing::Subprocess tail({"/bin/sh", "-c", "exec \"$0\" \"$@\" >" + out + " 2>" + err, PV_PVCTL_BIN,
+                                "--config", config_path_, "tail", "pv.events", "--follow", "--json",
+                                "--send-id", "s-2"});
+  auto lines = [&] {
+    std::string text = pv::testing::ReadFile(out);
+    return std::count(text.begin(), text.end(), '\n');
+  };
+  ASSERT_TRUE(pv::testing::WaitFor([&] { return lines() == 1; }, 15s)) << pv::testing::ReadFile(err);
+  Produce("pv.events", "s-1", R"({"send_id":"s-1","status":"sent"})", {});
+  Produce("pv.events", "s-2", R"({"send_id":"s-2","status":"sent"})", {});
+  Produce("pv.events", "s-1", R"({"send_id":"s-1","status":"opened"})", {});
+  ASSERT_TRUE(pv::testing::WaitFor([&] { return lines() == 2; }, 15s)) << pv::testing::ReadFile(err);
+  // The record after the last match has arrived too (one partition, in order) and was not printed.
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(tail.Stop(SIGINT, 10s), 0) << pv::testing::ReadFile(err);
+  std::string text = pv::testing::ReadFile(out);
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 2) << text;
+  EXPECT_EQ(text.find("\"s-1\""), std::string::npos) << text;
+  EXPECT_NE(text.find("\"status\":\"sent\""), std::string::npos) << text;
+}
+
 // ---- suppress ----
 
 TEST_F(PvctlTest, SuppressAddListRemoveInTheKeysTheDispatcherReads) {
@@ -438,6 +551,48 @@ TEST_F(PvctlTest, SuppressAddListRemoveInTheKeysTheDispatcherReads) {
   EXPECT_NE(down.err.find("redis"), std::string::npos) << down.err;
 }
 
+// `suppress add --channel email -`: values from standard input, one per line, blank lines skipped;
+// one bad value and nothing is written.
+TEST_F(PvctlTest, SuppressAddAndRemoveReadValuesFromStandardInput) {
+  RedisServer redis;
+  WriteConfig(fmt::format("redis:\n  url: \"{}\"\n", redis.url()));
+  Result add = PvctlWithInput({"suppress", "add", "--channel", "email", "-", "--json"},
+                              "Bob@Example.com\n\n  ana@example.com \r\n\t\ncarl@example.com");
+  ASSERT_EQ(add.rc, kExitOk) << add.err;
+  EXPECT_EQ(Json(add.out)["added"].GetInt(), 3) << add.out;
+  EXPECT_EQ(redis.Command({"SCARD", "pv:suppress:email"}), "3");
+  for (const char* member :
+       {"address:bob@example.com", "address:ana@example.com", "address:carl@example.com"}) {
+    EXPECT_EQ(redis.Command({"SISMEMBER", "pv:suppress:email", member}), "1") << member;
+  }
+
+  // A bad line: usage error naming it, and nothing written (dan is not added).
+  Result bad = PvctlWithInput({"suppress", "add", "--channel", "email", "-"}, "dan@example.com\nnope\n");
+  EXPECT_EQ(bad.rc, kExitUsage);
+  EXPECT_NE(bad.err.find("'nope' is not an email address"), std::string::npos) << bad.err;
+  EXPECT_EQ(redis.Command({"SCARD", "pv:suppress:email"}), "3");
+
+  // Users of a project, with values on the command line and from standard input; then removed.
+  Result users = PvctlWithInput(
+      {"suppress", "add", "--channel", "push", "--user", "--project", "demo", "u-1", "-"}, "u-2\nu-3\n");
+  ASSERT_EQ(users.rc, kExitOk) << users.err;
+  EXPECT_EQ(redis.Command({"SCARD", "pv:suppress:push"}), "3");
+  EXPECT_EQ(redis.Command({"SISMEMBER", "pv:suppress:push", "user:demo:u-3"}), "1");
+
+  // Through the binary, standard input from a file of 3000 lines (more than one SADD's worth).
+  std::string list;
+  for (int i = 0; i < 3000; ++i) list += fmt::format("user{}@example.com\n", i);
+  pv::testing::WriteFile(dir_.File("list.txt"), list);
+  Result many = PvctlBinary({"suppress", "add", "--channel", "email", "-"}, dir_.File("list.txt"));
+  ASSERT_EQ(many.rc, kExitOk) << many.err;
+  EXPECT_NE(many.out.find("suppressed 3000 new, 0 already suppressed"), std::string::npos) << many.out;
+  EXPECT_EQ(redis.Command({"SCARD", "pv:suppress:email"}), "3003");
+  Result removed = PvctlBinary({"suppress", "remove", "--channel", "email", "-"}, dir_.File("list.txt"));
+  ASSERT_EQ(removed.rc, kExitOk) << removed.err;
+  EXPECT_NE(removed.out.find("removed 3000, 0 were not suppressed"), std::string::npos) << removed.out;
+  EXPECT_EQ(redis.Command({"SCARD", "pv:suppress:email"}), "3");
+}
+
 // Compose keeps suppressions in their own Redis (noeviction): pvctl writes there, not to redis.url.
 TEST_F(PvctlTest, SuppressWritesToSuppressionRedisUrlWhenSet) {
   RedisServer marks;
@@ -470,6 +625,31 @@ TEST_F(PvctlTest, SuppressAtMaxmemoryWithNoevictionRefusesTheWriteAndKeepsTheLis
 }
 
 // ---- replay ----
+
+// The issue's case, as an operator typed it: `--error_code` and `--dryrun` (two typos) once started a
+// real, unfiltered replay. Now: exit 2, both named, and nothing published or saved.
+TEST_F(PvctlTest, ReplayWithMistypedOptionsExitsTwoAndPublishesNothing) {
+  FillDlq({Dlq("44", "bad_credentials"), Dlq("44", "timeout"), Dlq()});
+  TopicReader sends(broker_.bootstrap(), "pv.send.email");
+  Result r = PvctlBinary({"replay", "--from", "pv.dlq.email", "--error_code", "bad_credentials", "--dryrun"});
+  EXPECT_EQ(r.rc, kExitUsage);
+  EXPECT_EQ(r.err,
+            "pvctl replay: unknown option '--error_code' (did you mean '--error-code'?), unknown option "
+            "'--dryrun' (did you mean '--dry-run'?); run 'pvctl replay --help'\n");
+  EXPECT_TRUE(r.out.empty()) << r.out;
+  EXPECT_TRUE(sends.ReadFor(2s).empty()) << "a replay published";
+  // Nothing saved either: the corrected command, a real one, starts from the beginning and finds
+  // exactly the one bad_credentials record.
+  Result fixed = Pvctl({"replay", "--from", "pv.dlq.email", "--error-code", "bad_credentials", "--json"});
+  ASSERT_EQ(fixed.rc, kExitOk) << fixed.err;
+  auto d = Json(fixed.out);
+  EXPECT_FALSE(d["resumed"].GetBool());
+  EXPECT_EQ(d["replayed"].GetInt(), 1);
+  EXPECT_EQ(sends.ReadUntil([](const auto& v) { return !v.empty(); }, 10s).size(), 1U);
+  // The unfiltered replay the typos would have run was not run either: the other two are still due.
+  Result rest = Pvctl({"replay", "--from", "pv.dlq.email", "--dry-run", "--json"});
+  EXPECT_FALSE(Json(rest.out)["resumed"].GetBool()) << rest.out;
+}
 
 TEST_F(PvctlTest, ReplayDryRunCountsWithoutPublishingOrSaving) {
   FillDlq({Dlq("44"), Dlq("44", "timeout"), Dlq("45"), Dlq()});

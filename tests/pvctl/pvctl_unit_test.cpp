@@ -11,6 +11,7 @@
 #include "pv/json.hpp"
 #include "pvctl.hpp"
 #include "replay.hpp"
+#include "tail.hpp"
 #include "topics.hpp"
 
 namespace pv::pvctl {
@@ -245,6 +246,200 @@ TEST(CommandLine, EveryCommandHasHelpAndUsageErrorsExitTwo) {
   EXPECT_EQ(RunPvctl({"suppress", "add", "--channel", "text", "555-1234"}, out, err), kExitUsage);
   EXPECT_EQ(RunPvctl({"suppress", "add", "--channel", "text", "--user", "u-1"}, out, err), kExitUsage);
   EXPECT_NE(err.find("--project"), std::string::npos);
+}
+
+// The issue's case: two typos once started a real, unfiltered replay. Unknown options are usage errors
+// that name each one with the nearest known option, before anything connects anywhere
+// (pvctl_test.cpp checks that nothing reaches the broker).
+TEST(CommandLine, UnknownOptionsAreUsageErrorsThatNameTheNearestOption) {
+  std::string out, err;
+  EXPECT_EQ(
+      RunPvctl({"replay", "--from", "pv.dlq.email", "--error_code", "bad_credentials", "--dryrun"}, out, err),
+      kExitUsage);
+  EXPECT_EQ(err,
+            "pvctl replay: unknown option '--error_code' (did you mean '--error-code'?), unknown option "
+            "'--dryrun' (did you mean '--dry-run'?); run 'pvctl replay --help'\n");
+  EXPECT_TRUE(out.empty()) << out;
+  EXPECT_EQ(RunPvctl({"keys", "create", "--project", "demo", "--name", "w", "--pubic"}, out, err),
+            kExitUsage);
+  EXPECT_NE(err.find("did you mean '--public'?"), std::string::npos) << err;
+  // Global options are known after the command too; a typo of one is suggested.
+  EXPECT_EQ(RunPvctl({"topics", "list", "--brokres", "x:1"}, out, err), kExitUsage);
+  EXPECT_NE(err.find("unknown option '--brokres' (did you mean '--brokers'?)"), std::string::npos) << err;
+  // An option of another command is unknown here.
+  EXPECT_EQ(RunPvctl({"tail", "pv.events", "--dry-run"}, out, err), kExitUsage);
+  EXPECT_NE(err.find("unknown option '--dry-run'"), std::string::npos) << err;
+  EXPECT_NE(err.find("run 'pvctl tail --help'"), std::string::npos) << err;
+}
+
+TEST(CommandLine, UnknownCommandsMissingValuesAndBadValuesExitTwo) {
+  ::unsetenv("PV_CONFIG");
+  std::string out, err;
+  EXPECT_EQ(RunPvctl({"replya", "--from", "pv.dlq.email"}, out, err), kExitUsage);
+  EXPECT_EQ(err.rfind("pvctl: unknown command 'replya' (did you mean 'replay'?)", 0), 0U) << err;
+  EXPECT_EQ(RunPvctl({"keys", "revokе"}, out, err), kExitUsage);  // a Cyrillic 'е'
+  EXPECT_EQ(err.rfind("pvctl keys: unknown command", 0), 0U) << err;
+  EXPECT_EQ(RunPvctl({"suppress"}, out, err), kExitUsage);
+  EXPECT_EQ(err, "pvctl suppress: a command is required: add, remove or list; run 'pvctl suppress --help'\n");
+  EXPECT_EQ(RunPvctl({"--json"}, out, err), kExitUsage);
+  EXPECT_NE(err.find("a command is required: keys, topics, replay, tail or suppress"), std::string::npos)
+      << err;
+
+  EXPECT_EQ(RunPvctl({"replay", "--from"}, out, err), kExitUsage);
+  EXPECT_EQ(err, "pvctl replay: --from needs a value; run 'pvctl replay --help'\n");
+  EXPECT_EQ(RunPvctl({"replay", "--from", "pv.dlq.email", "--limit"}, out, err), kExitUsage);
+  EXPECT_EQ(err, "pvctl replay: --limit needs a value; run 'pvctl replay --help'\n");
+  EXPECT_EQ(RunPvctl({"keys", "revoke"}, out, err), kExitUsage);
+  EXPECT_EQ(err, "pvctl keys revoke: KEY_ID is required; run 'pvctl keys revoke --help'\n");
+  EXPECT_EQ(RunPvctl({"keys", "revoke", "key_1", "key_2"}, out, err), kExitUsage);
+  EXPECT_EQ(err, "pvctl keys revoke: unexpected argument 'key_2'; run 'pvctl keys revoke --help'\n");
+  EXPECT_EQ(RunPvctl({"tail", "pv.events", "--limit", "-1"}, out, err), kExitUsage);
+  EXPECT_NE(err.find("--limit: '-1' is not an integer >= 0"), std::string::npos) << err;
+  EXPECT_EQ(RunPvctl({"replay", "--from", "pv.dlq.email", "--limit", "ten"}, out, err), kExitUsage);
+  EXPECT_NE(err.find("--limit: 'ten' is not an integer >= 1"), std::string::npos) << err;
+  // A bad --timeout was a failure (exit 1) once the command ran; now it is refused first.
+  EXPECT_EQ(RunPvctl({"topics", "list", "--timeout", "0"}, out, err), kExitUsage);
+  EXPECT_NE(err.find("--timeout: '0' is not a number of seconds in (0, 3600]"), std::string::npos) << err;
+  EXPECT_EQ(RunPvctl({"--timeout", "soon", "topics", "list"}, out, err), kExitUsage);
+  EXPECT_EQ(RunPvctl({"suppress", "list", "--channel", "fax"}, out, err), kExitUsage);
+  EXPECT_NE(err.find("'fax': expected email, text or push"), std::string::npos) << err;
+  EXPECT_EQ(RunPvctl({"suppress", "add", "--channel", "email", "--project", "demo", "a@b.co"}, out, err),
+            kExitUsage);  // --project only means something with --user
+  EXPECT_NE(err.find("--project requires --user"), std::string::npos) << err;
+  EXPECT_EQ(RunPvctl({"replay", "--from", "pv.dlq.email", "--campaign", ","}, out, err), kExitUsage);
+  EXPECT_NE(err.find("--campaign: no campaign id in ','"), std::string::npos) << err;
+  EXPECT_EQ(RunPvctl({"keys", "create", "--project", "demo", "--name", ""}, out, err), kExitUsage);
+  EXPECT_NE(err.find("--name: must not be empty"), std::string::npos) << err;
+  EXPECT_EQ(RunPvctl({"keys", "create", "--project", "demo", "--name="}, out, err), kExitUsage);
+  EXPECT_NE(err.find("--name needs a value"), std::string::npos) << err;
+}
+
+// Each command's --help exits 0 and lists that command's options, each with its description.
+TEST(CommandLine, EachCommandsHelpListsItsOptions) {
+  struct Case {
+    std::vector<std::string> words;
+    std::vector<std::string> shown;
+  };
+  const std::vector<Case> cases = {
+      {{"replay", "--help"},
+       {"Usage: pvctl replay", "--from TOPIC", "the topic to replay", "--to TOPIC", "--campaign",
+        "--error-code", "pv-error-code headers", "--since", "--until", "--limit N", "--dry-run",
+        "publish and save nothing", "--restart", "--no-progress", "consumer\ngroup pvctl-replay"}},
+      {{"keys", "create", "--help"},
+       {"Usage: pvctl keys create", "--project P", "the project the key sends for", "--name N", "--public",
+        "instead of a secret one"}},
+      {{"keys", "list", "-h"}, {"Usage: pvctl keys list", "--project P", "only the keys of this project"}},
+      {{"keys", "revoke", "--help"}, {"Usage: pvctl keys revoke", "KEY_ID", "the key's id"}},
+      {{"keys", "delete", "--help"}, {"Usage: pvctl keys delete", "KEY_ID"}},
+      {{"keys", "--help"}, {"Usage: pvctl keys", "create", "list", "revoke", "delete"}},
+      {{"topics", "create", "--help"}, {"Usage: pvctl topics create", "--dry-run", "only say what would be"}},
+      {{"topics", "list", "--help"}, {"Usage: pvctl topics list", "--all", "every topic of the cluster"}},
+      {{"tail", "--help"},
+       {"Usage: pvctl tail", "TOPIC", "--limit N", "--from-beginning", "--follow", "--key K",
+        "only records with this key", "--send-id ID", "--trigger-id ID", "limit then counts matching"}},
+      {{"suppress", "add", "--help"},
+       {"Usage: pvctl suppress add", "--channel C", "--user", "--project P", "VALUE", "standard input"}},
+      {{"suppress", "remove", "--help"}, {"Usage: pvctl suppress remove", "--channel C", "VALUE"}},
+      {{"suppress", "list", "--help"}, {"Usage: pvctl suppress list", "--channel C", "only this channel"}},
+      // --help after other options, and the global options before the command.
+      {{"--json", "replay", "--from", "x", "--help"}, {"Usage: pvctl replay"}},
+      {{"--help"},
+       {"Usage: pvctl", "--config PATH", "--json", "--brokers", "--redis-url", "--keys-file",
+        "--timeout SECONDS", "topics create", "replay --from", "tail TOPIC", "suppress add", "Exit codes"}},
+  };
+  for (const auto& c : cases) {
+    std::string out, err;
+    EXPECT_EQ(RunPvctl(c.words, out, err), kExitOk) << c.words[0] << " " << err;
+    EXPECT_TRUE(err.empty()) << err;
+    for (const auto& text : c.shown) EXPECT_NE(out.find(text), std::string::npos) << text << " in\n" << out;
+  }
+  // The help of one command does not list another's options.
+  std::string out, err;
+  RunPvctl({"tail", "--help"}, out, err);
+  EXPECT_EQ(out.find("--dry-run"), std::string::npos);
+  // No command at all: the whole help, as a usage error.
+  EXPECT_EQ(RunPvctl({}, out, err), kExitUsage);
+  EXPECT_NE(err.find("Usage: pvctl"), std::string::npos);
+}
+
+// `suppress add|remove -` reads values from standard input; beyond its limits nothing is written (the
+// Redis URL here has no server: a write would fail with exit 1, not 2). Values do reach Redis:
+// pvctl_test.cpp.
+TEST(CommandLine, SuppressStdinLimitsAreUsageErrors) {
+  ::unsetenv("PV_CONFIG");
+  const std::string no_redis = "redis://127.0.0.1:1";
+  auto add = [&](const std::string& input, std::string& err, const std::string& channel = "email") {
+    std::istringstream in(input);
+    std::ostringstream o, e;
+    int rc =
+        pv::pvctl::Run({"--redis-url", no_redis, "suppress", "add", "--channel", channel, "-"}, in, o, e);
+    err = e.str();
+    return rc;
+  };
+  std::string err;
+  std::string many;
+  for (int i = 0; i <= 100000; ++i) many += "a" + std::to_string(i) + "@example.com\n";
+  EXPECT_EQ(add(many, err), kExitUsage);
+  EXPECT_NE(err.find("standard input: more than 100000 lines; nothing changed"), std::string::npos) << err;
+  EXPECT_EQ(add(std::string(1025, 'a') + "\n", err), kExitUsage);
+  EXPECT_NE(err.find("standard input: line 1 is longer than 1024 bytes"), std::string::npos) << err;
+  EXPECT_EQ(add(std::string(5000000, 'a'), err), kExitUsage);  // no newline at all
+  EXPECT_NE(err.find("longer than 1024 bytes"), std::string::npos) << err;
+  EXPECT_EQ(add("ok@example.com\n\nnot-an-address\n", err), kExitUsage);
+  EXPECT_NE(err.find("'not-an-address' is not an email address"), std::string::npos) << err;
+  EXPECT_EQ(add("\n  \n\t\n", err), kExitUsage);
+  EXPECT_NE(err.find("no values"), std::string::npos) << err;
+  // Within the limits the values are read (blank lines skipped, blanks and CR trimmed): the write is
+  // what fails here.
+  EXPECT_EQ(add("  token-1\r\n\n" + std::string(1024, 'b'), err, "push"), kExitFailed);
+  EXPECT_NE(err.find("redis"), std::string::npos) << err;
+  std::istringstream in("a@example.com\n");
+  std::ostringstream o, e;
+  EXPECT_EQ(pv::pvctl::Run({"--redis-url", no_redis, "suppress", "remove", "--channel", "email", "-", "-"},
+                           in, o, e),
+            kExitUsage);
+  EXPECT_NE(e.str().find("'-' (standard input) can be given once"), std::string::npos) << e.str();
+}
+
+TEST(TailFilter, KeySendIdAndTriggerIdFromHeadersOrTheValue) {
+  TailRecord send;
+  send.key = "user-1";
+  send.headers = {{"pv-send-id", "s-1"}, {"pv-trigger-id", "t-1"}};
+  send.value = R"({"send_id":"s-1","trigger_id":"t-1"})";
+  TailRecord event;  // pv.events: ids in the value only
+  event.key = "s-2";
+  event.value = R"({"v":1,"send_id":"s-2","trigger_id":"t-1","status":"sent"})";
+  TailRecord trigger;  // pv.triggers: the header, and the value
+  trigger.key = "user-3";
+  trigger.headers = {{"pv-trigger-id", "t-3"}};
+  trigger.value = R"({"trigger_id":"t-3"})";
+  TailRecord tombstone;  // null value, no headers
+  tombstone.key = "key_1";
+  TailRecord replayed;  // header only, a value that is not JSON
+  replayed.headers = {{"pv-send-id", "s-4"}};
+  replayed.value = "not json";
+
+  EXPECT_TRUE(Matches({}, tombstone));
+  EXPECT_TRUE(Matches({"user-1", "", ""}, send));
+  EXPECT_FALSE(Matches({"user-1", "", ""}, event));
+  EXPECT_FALSE(Matches({"user", "", ""}, send));  // the whole key
+  EXPECT_TRUE(Matches({"", "s-2", ""}, event));
+  EXPECT_TRUE(Matches({"", "s-1", ""}, send));
+  EXPECT_FALSE(Matches({"", "s-1", ""}, event));
+  EXPECT_TRUE(Matches({"", "s-4", ""}, replayed));
+  EXPECT_FALSE(Matches({"", "s-4", ""}, tombstone));
+  EXPECT_TRUE(Matches({"", "", "t-1"}, event));
+  EXPECT_TRUE(Matches({"", "", "t-1"}, send));
+  EXPECT_TRUE(Matches({"", "", "t-3"}, trigger));
+  EXPECT_FALSE(Matches({"", "", "t-3"}, send));
+  // Every filter given must match.
+  EXPECT_TRUE(Matches({"user-1", "s-1", "t-1"}, send));
+  EXPECT_FALSE(Matches({"user-1", "s-1", "t-3"}, send));
+  EXPECT_FALSE(Matches({"s-2", "s-2", "t-9"}, event));
+  // A value nested too deep or not an object matches no id.
+  TailRecord deep;
+  deep.value = std::string(5000, '[');
+  EXPECT_FALSE(Matches({"", "s-1", ""}, deep));
 }
 
 // Projects are joined by ':' in suppression members ("user:<project>:<external_id>") and appear in keys

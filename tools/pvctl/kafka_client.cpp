@@ -10,8 +10,7 @@ namespace pv::pvctl {
 
 kafka::Settings KafkaSettings(const Context& ctx) {
   kafka::Settings settings = kafka::LoadSettings(ctx.config);
-  std::string brokers = ctx.args.Get("--brokers");
-  if (!brokers.empty() && brokers != "true") settings.brokers = brokers;
+  if (!ctx.brokers.empty()) settings.brokers = ctx.brokers;
   if (settings.brokers.empty()) {
     throw kafka::KafkaError(
         "no Kafka brokers: set kafka.brokers in the config (--config or PV_CONFIG), "
@@ -21,16 +20,9 @@ kafka::Settings KafkaSettings(const Context& ctx) {
 }
 
 std::chrono::milliseconds RequestTimeout(const Context& ctx) {
-  std::string text = ctx.args.Get("--timeout", "10");
-  try {
-    size_t used = 0;
-    double seconds = std::stod(text, &used);
-    if (used == text.size() && seconds > 0 && seconds <= 3600) {
-      return std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
-    }
-  } catch (const std::exception&) {
-  }
-  throw std::invalid_argument(fmt::format("--timeout: '{}' is not a number of seconds in (0, 3600]", text));
+  // The command line checked the range, (0, 3600] seconds; a fraction of a millisecond is one.
+  return std::chrono::milliseconds(
+      std::max<std::int64_t>(1, static_cast<std::int64_t>(ctx.timeout_seconds * 1000)));
 }
 
 Client::Client(rd_kafka_type_t type, const kafka::Settings& settings, const std::string& client_id,

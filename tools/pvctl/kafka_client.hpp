@@ -24,7 +24,7 @@ namespace pv::pvctl {
 // kafka.* from the config; --brokers overrides kafka.brokers. Throws KafkaError when none is set.
 kafka::Settings KafkaSettings(const Context& ctx);
 
-// The timeout of one broker round trip (--timeout SECONDS, default 10 s).
+// The timeout of one broker round trip (--timeout SECONDS, default 10 s, at most 3600 s).
 std::chrono::milliseconds RequestTimeout(const Context& ctx);
 
 // Owns an rd_kafka_t (destroyed, after consumer close for consumers, in the destructor).

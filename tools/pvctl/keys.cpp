@@ -17,6 +17,7 @@
 #include <ostream>
 
 #include "kafka_client.hpp"
+#include "pv/command_line.hpp"
 #include "pv/ids.hpp"
 #include "pv/json.hpp"
 #include "pv/kafka.hpp"
@@ -27,13 +28,8 @@
 namespace pv::pvctl {
 namespace {
 
-constexpr const char* kKeysUsage = R"(Usage:
-  pvctl keys create --project P --name N [--public] [--json]
-  pvctl keys list [--project P] [--json]
-  pvctl keys revoke KEY_ID [--json]
-  pvctl keys delete KEY_ID [--json]
-
-Keys are stored only as SHA-256 hashes, in keys_file (config; env PV_KEYS_FILE; or --keys-file) and
+constexpr const char* kKeysFooter =
+    R"(Keys are stored only as SHA-256 hashes, in keys_file (config; env PV_KEYS_FILE; or --keys-file) and
 on the compacted topic pv.keys (ingest.keys_topic), which every ingest on every machine follows.
 A key's newest state wins, from either place. create, revoke and delete publish to the topic and
 exit 0 only once the broker acknowledged; without kafka.brokers (or --brokers), or when the broker
@@ -42,7 +38,8 @@ and the topic, so they see keys created on other machines. delete writes a tombs
 forgets the key (it then answers "unknown API key"); revoke first to keep the reason visible.
 With ingest.keys_topic set to "" (ingests read keys_file only) every command works on the file alone.
 A new key is printed once: store it now, it cannot be shown again.
-)";
+Global options (before or after the command): --config, --json, --keys-file, --brokers, --timeout.
+Exit codes: 0 ok, 1 failed (the topic could not be read or written), 2 usage, 3 no such key.)";
 
 // Holds an exclusive lock on "<keys file>.lock" for the scope.
 class FileLock {
@@ -61,8 +58,7 @@ class FileLock {
 };
 
 std::string KeysFile(const Context& ctx) {
-  std::string path = ctx.args.Get("--keys-file");
-  return path.empty() ? ctx.config.GetString("keys_file", "keys.yaml") : path;
+  return ctx.keys_file.empty() ? ctx.config.GetString("keys_file", "keys.yaml") : ctx.keys_file;
 }
 
 std::string KeyJson(const ApiKey& k) {
@@ -102,8 +98,7 @@ KeysTopic TopicOf(const Context& ctx) {
   t.topic = ctx.config.GetString("ingest.keys_topic", std::string(topics::kKeys));
   if (t.topic.empty()) return t;
   kafka::Settings settings = kafka::LoadSettings(ctx.config);
-  std::string brokers = ctx.args.Get("--brokers");
-  if (!brokers.empty() && brokers != "true") settings.brokers = brokers;
+  if (!ctx.brokers.empty()) settings.brokers = ctx.brokers;
   if (!settings.brokers.empty()) t.settings = std::move(settings);
   return t;
 }
@@ -262,18 +257,18 @@ bool UpdateFile(std::vector<ApiKey>& file, const View& view, const ApiKey* state
   return changed;
 }
 
-int Create(Context& ctx) {
-  std::string project = ctx.args.Get("--project");
-  std::string name = ctx.args.Get("--name");
-  if (project.empty() || name.empty() || project == "true" || name == "true") {
-    *ctx.err << "pvctl keys create: --project and --name are required\n\n" << kKeysUsage;
-    return kExitUsage;
-  }
+struct CreateOptions {
+  std::string project;
+  std::string name;
+  bool is_public = false;
+};
+
+int Create(Context& ctx, const CreateOptions& options) {
+  const std::string& project = options.project;
+  const std::string& name = options.name;
   if (!validate::IsProjectName(project)) {
-    *ctx.err << fmt::format("pvctl keys create: --project '{}' is not a project name: {}\n\n", project,
-                            validate::kProjectNameRule)
-             << kKeysUsage;
-    return kExitUsage;
+    return UsageError(
+        ctx, fmt::format("--project '{}' is not a project name: {}", project, validate::kProjectNameRule));
   }
   KeysTopic topic = TopicOf(ctx);
   if (!topic.topic.empty() && !topic.settings) {
@@ -283,7 +278,7 @@ int Create(Context& ctx) {
   std::string path = KeysFile(ctx);
   FileLock lock(path);
   auto keys = KeyStore::LoadFile(path)->keys();
-  KeyScope scope = ctx.args.Has("--public") ? KeyScope::kPublic : KeyScope::kSecret;
+  KeyScope scope = options.is_public ? KeyScope::kPublic : KeyScope::kSecret;
   std::string plain = GenerateKey(scope);
   ApiKey key;
   key.id = "key_" + RandomHex(8);
@@ -320,7 +315,7 @@ int Create(Context& ctx) {
   return error.empty() ? kExitOk : kExitFailed;
 }
 
-int List(Context& ctx) {
+int List(Context& ctx, const std::string& project) {
   KeysTopic topic = TopicOf(ctx);
   View view = ReadView(ctx, topic, KeysFile(ctx));
   if (!view.topic_error.empty()) {
@@ -329,7 +324,6 @@ int List(Context& ctx) {
     *ctx.err << "pvctl keys list: " << view.topic_error << "\n";
     return kExitFailed;
   }
-  std::string project = ctx.args.Get("--project");
   std::vector<const ApiKey*> shown;
   for (const auto& k : view.merged) {
     if (!k.deleted && (project.empty() || k.project == project)) shown.push_back(&k);
@@ -350,34 +344,23 @@ int List(Context& ctx) {
   return kExitOk;
 }
 
-// revoke and delete: one KEY_ID.
-std::optional<std::string> OneId(Context& ctx, const char* command) {
-  if (ctx.args.positional.size() != 3) {
-    *ctx.err << fmt::format("pvctl keys {}: exactly one KEY_ID is required\n\n", command) << kKeysUsage;
-    return std::nullopt;
-  }
-  return ctx.args.positional[2];
-}
-
-int Revoke(Context& ctx) {
-  auto id = OneId(ctx, "revoke");
-  if (!id) return kExitUsage;
+int Revoke(Context& ctx, const std::string& id) {
   KeysTopic topic = TopicOf(ctx);
   std::string path = KeysFile(ctx);
   FileLock lock(path);
   View view = ReadView(ctx, topic, path);
-  const ApiKey* current = view.Find(*id);
+  const ApiKey* current = view.Find(id);
   if (current == nullptr) {
     if (!view.topic_error.empty()) {
-      *ctx.err << fmt::format("pvctl keys revoke: {} is not in {}, and {}\n", *id, path, view.topic_error);
+      *ctx.err << fmt::format("pvctl keys revoke: {} is not in {}, and {}\n", id, path, view.topic_error);
       return kExitFailed;
     }
-    *ctx.err << fmt::format("pvctl keys revoke: no key with id {}\n", *id);
+    *ctx.err << fmt::format("pvctl keys revoke: no key with id {}\n", id);
     return kExitNotFound;
   }
   if (current->deleted) {
     if (UpdateFile(view.file, view, nullptr)) KeyStore::SaveFile(path, view.file);
-    *ctx.out << fmt::format("Key {} was deleted; no ingest accepts it.\n", *id);
+    *ctx.out << fmt::format("Key {} was deleted; no ingest accepts it.\n", id);
     return kExitOk;
   }
   bool already = current->revoked();
@@ -388,15 +371,14 @@ int Revoke(Context& ctx) {
     state.updated_at_ms = NextKeyVersion(current->updated_at_ms, now);
   }
   // The file first: ingests that read it refuse the key even if the topic cannot be reached.
-  bool in_file =
-      std::any_of(view.file.begin(), view.file.end(), [&](const ApiKey& k) { return k.id == *id; });
+  bool in_file = std::any_of(view.file.begin(), view.file.end(), [&](const ApiKey& k) { return k.id == id; });
   if (UpdateFile(view.file, view, &state)) KeyStore::SaveFile(path, view.file);
   if (!view.topic_error.empty()) {
     *ctx.err << fmt::format(
         "pvctl keys revoke: {}; NOT revoked on the topic: {}; rerun when the brokers are reachable\n",
         view.topic_error,
-        in_file ? fmt::format("revoked in {} only, so only ingests that read it refuse {}", path, *id)
-                : fmt::format("{} is not in {} either, so nothing changed", *id, path));
+        in_file ? fmt::format("revoked in {} only, so only ingests that read it refuse {}", path, id)
+                : fmt::format("{} is not in {} either, so nothing changed", id, path));
     return kExitFailed;
   }
   // Published again when already revoked: a rerun after a failed publish completes it.
@@ -405,22 +387,20 @@ int Revoke(Context& ctx) {
       *ctx.err << fmt::format(
           "pvctl keys revoke: NOT published to {}: {}\n"
           "  ingests that do not read {} still accept {}; rerun when the brokers are reachable\n",
-          topic.topic, error, path, *id);
+          topic.topic, error, path, id);
       return kExitFailed;
     }
   }
   if (ctx.json) {
     *ctx.out << KeyJson(state) << "\n";
   } else {
-    *ctx.out << (already ? fmt::format("Key {} was already revoked at {}.\n", *id, state.revoked_at)
-                         : fmt::format("Revoked key {} ({}, project {}).\n", *id, state.name, state.project));
+    *ctx.out << (already ? fmt::format("Key {} was already revoked at {}.\n", id, state.revoked_at)
+                         : fmt::format("Revoked key {} ({}, project {}).\n", id, state.name, state.project));
   }
   return kExitOk;
 }
 
-int Delete(Context& ctx) {
-  auto id = OneId(ctx, "delete");
-  if (!id) return kExitUsage;
+int Delete(Context& ctx, const std::string& id) {
   KeysTopic topic = TopicOf(ctx);
   std::string path = KeysFile(ctx);
   FileLock lock(path);
@@ -431,13 +411,13 @@ int Delete(Context& ctx) {
     *ctx.err << fmt::format("pvctl keys delete: nothing deleted: {}\n", view.topic_error);
     return kExitFailed;
   }
-  const ApiKey* current = view.Find(*id);
+  const ApiKey* current = view.Find(id);
   if (current == nullptr) {
-    *ctx.err << fmt::format("pvctl keys delete: no key with id {}\n", *id);
+    *ctx.err << fmt::format("pvctl keys delete: no key with id {}\n", id);
     return kExitNotFound;
   }
   ApiKey state;
-  state.id = *id;
+  state.id = id;
   state.deleted = true;
   state.updated_at_ms =
       current->deleted ? current->updated_at_ms : NextKeyVersion(current->updated_at_ms, NowMs());
@@ -453,40 +433,67 @@ int Delete(Context& ctx) {
   }
   if (UpdateFile(view.file, view, &state)) KeyStore::SaveFile(path, view.file);
   if (ctx.json) {
-    *ctx.out << fmt::format("{{\"id\":\"{}\",\"deleted\":true,\"updated_at_ms\":{}}}\n", *id,
+    *ctx.out << fmt::format("{{\"id\":\"{}\",\"deleted\":true,\"updated_at_ms\":{}}}\n", id,
                             state.updated_at_ms);
   } else {
-    *ctx.out << fmt::format("Deleted key {}.\n", *id);
+    *ctx.out << fmt::format("Deleted key {}.\n", id);
   }
   return kExitOk;
 }
 
 }  // namespace
 
-int KeysCommand(Context& ctx) {
-  const auto& pos = ctx.args.positional;
-  if (ctx.args.Has("--help") || ctx.args.Has("-h")) {
-    *ctx.out << kKeysUsage;
-    return kExitOk;
-  }
-  std::string sub = pos.size() > 1 ? pos[1] : "";
-  if (ctx.args.Has("--local-only")) {
-    // It once wrote only the file and exited 0, while the older active record on pv.keys kept the
-    // key working on every other ingest.
-    *ctx.err << "pvctl keys: --local-only is gone: a change exits 0 only once it is on the keys topic. "
-                "A deployment whose ingests read only keys_file sets ingest.keys_topic: \"\" (then every "
-                "keys command works on the file alone).\n\n"
-             << kKeysUsage;
-    return kExitUsage;
-  }
-  if (sub == "create") return Create(ctx);
-  if (sub == "list") return List(ctx);
-  if (sub == "revoke") return Revoke(ctx);
-  if (sub == "delete") return Delete(ctx);
-  *ctx.err << (sub.empty() ? "pvctl keys: a subcommand is required\n\n"
-                           : fmt::format("pvctl keys: unknown subcommand '{}'\n\n", sub))
-           << kKeysUsage;
-  return kExitUsage;
+void AddKeysCommands(CLI::App& app, Context& ctx) {
+  CLI::App* keys = app.add_subcommand("keys", "API keys: create, list, revoke, delete");
+  keys->footer(kKeysFooter);
+  keys->require_subcommand(1);
+  // It once wrote only the file and exited 0, while the older active record on pv.keys kept the key
+  // working on every other ingest. Hidden (no group), refused with the reason.
+  keys->add_flag_callback("--local-only",
+                          [] {
+                            throw CLI::ValidationError(
+                                "--local-only is gone: a change exits 0 only once it is on the keys topic. A "
+                                "deployment whose "
+                                "ingests read only keys_file sets ingest.keys_topic: \"\" (then every keys "
+                                "command works on the "
+                                "file alone)");
+                          })
+      ->group("");
+
+  auto create_options = std::make_shared<CreateOptions>();
+  CLI::App* create =
+      keys->add_subcommand("create", "create an API key; prints it once (only its hash is kept)");
+  create->add_option("--project", create_options->project, "the project the key sends for")
+      ->type_name("P")
+      ->required();
+  create->add_option("--name", create_options->name, "a name to recognise the key by")
+      ->type_name("N")
+      ->required()
+      ->check(cli::NotEmpty());
+  create->add_flag("--public", create_options->is_public,
+                   "a public key (pk_...) instead of a secret one (sk_...)");
+  create->footer(kKeysFooter);
+  OnRun(create, ctx, [&ctx, create_options] { return Create(ctx, *create_options); });
+
+  auto project = std::make_shared<std::string>();
+  CLI::App* list =
+      keys->add_subcommand("list", "list keys: id, name, project, scope, created, last four, status");
+  list->add_option("--project", *project, "only the keys of this project")->type_name("P");
+  list->footer(kKeysFooter);
+  OnRun(list, ctx, [&ctx, project] { return List(ctx, *project); });
+
+  auto revoke_id = std::make_shared<std::string>();
+  CLI::App* revoke = keys->add_subcommand("revoke", "revoke a key: every ingest refuses it within seconds");
+  revoke->add_option("KEY_ID", *revoke_id, "the key's id (key_...)")->required();
+  revoke->footer(kKeysFooter);
+  OnRun(revoke, ctx, [&ctx, revoke_id] { return Revoke(ctx, *revoke_id); });
+
+  auto delete_id = std::make_shared<std::string>();
+  CLI::App* del =
+      keys->add_subcommand("delete", "delete a key: a tombstone on pv.keys, every ingest forgets it");
+  del->add_option("KEY_ID", *delete_id, "the key's id (key_...)")->required();
+  del->footer(kKeysFooter);
+  OnRun(del, ctx, [&ctx, delete_id] { return Delete(ctx, *delete_id); });
 }
 
 }  // namespace pv::pvctl

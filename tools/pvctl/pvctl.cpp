@@ -1,96 +1,119 @@
+// pvctl's command line: one CLI11 App with the global options, and a subcommand per command.
+//
+// Adding a command (or a group of them, as `keys create|list|...`):
+//  1. In its own file, say campaigns.cpp, write `void AddCampaignsCommands(CLI::App& app, Context& ctx)`
+//     that adds the subcommand(s) with `app.add_subcommand(name, one-line description)`, a footer with
+//     the longer explanation, and every option with a description (`add_option`, `add_flag`; checks
+//     such as pv::cli::IntegerIn make a bad value a usage error before anything runs). A group calls
+//     `require_subcommand(1)` on itself.
+//  2. Keep the command's options in a struct created there (std::make_shared) and captured by its runner,
+//     and register the runner with `OnRun(subcommand, ctx, [&ctx, options] { return Do(ctx, *options); })`.
+//     The runner runs after the whole line parsed and ctx.config loaded; it returns the exit code
+//     (kExitOk, kExitFailed, kExitNotFound, or UsageError(ctx, why) for a rule CLI11 cannot check).
+//  3. Declare the function in pvctl.hpp and call it in BuildApp below.
+// Unknown options and commands, missing values and failed checks are then usage errors (exit 2, one
+// line naming the problem and the command's --help), `pvctl <command> --help` lists the options, and
+// the global options work before or after the command's name (fallthrough, inherited by every
+// subcommand).
 #include "pvctl.hpp"
 
 #include <fmt/format.h>
 
+#include <iostream>
 #include <ostream>
-#include <set>
 
+#include "pv/command_line.hpp"
 #include "pv/log.hpp"
 
 namespace pv::pvctl {
 namespace {
 
-constexpr const char* kUsage = R"(Usage: pvctl [--config PATH] [--json] COMMAND ...
+constexpr const char* kDescription = "pvctl: the operator's tool for the pv pipeline.";
 
-The operator's tool for the pv pipeline.
-
-Commands:
+constexpr const char* kFooter = R"(At a glance:
   keys create --project P --name N [--public]   create an API key; prints it once (only its hash is kept)
-  keys list                                       list keys (name, project, scope, created, last four)
+  keys list [--project P]                         list keys (name, project, scope, created, last four)
   keys revoke KEY_ID                              revoke a key; ingest refuses it within seconds
   keys delete KEY_ID                              delete a key (a tombstone on pv.keys); ingest forgets it
   topics create [--dry-run]                       create the pipeline's topics (partitions from the config)
   topics list [--all]                             topics, partitions, records, consumer-group lag
   replay --from TOPIC [--to TOPIC] [filters]      re-publish dead letters once the cause is fixed
-         [--campaign ID] [--error-code C] [--since T] [--until T] [--limit N] [--dry-run] [--restart]
-  tail TOPIC [--follow] [--from-beginning]        print records with partition, offset, key, headers
-       [--limit N]
-  suppress add|remove|list --channel C VALUE...   suppressed addresses and users (Redis)
+  tail TOPIC [--follow] [--key K] [--send-id ID]  print records with partition, offset, key, headers
+  suppress add|remove|list --channel C VALUE...   suppressed addresses and users (Redis; '-': stdin)
 
-Options:
-  --config PATH   deployment config (default: $PV_CONFIG); keys_file, kafka.brokers... come from it
-  --keys-file F   override keys_file for the keys commands
-  --brokers B     override kafka.brokers for keys, topics, replay and tail
-  --redis-url U   override suppression.redis_url (else redis.url) for suppress
-  --timeout S     broker round-trip timeout in seconds (default 10)
-  --json          machine-readable output
-  -h, --help      this help (also after any command: pvctl keys --help)
+`pvctl COMMAND --help` lists a command's options. The options above work before or after the command.
+Exit codes: 0 ok, 1 failed, 2 usage error, 3 not found.)";
 
-Exit codes: 0 ok, 1 failed, 2 usage error, 3 not found.
-)";
+void BuildApp(CLI::App& app, Context& ctx) {
+  app.description(kDescription);
+  app.footer(kFooter);
+  app.fallthrough();  // before the subcommands: they inherit it, so global options work after them
+  app.require_subcommand(1);
+  app.add_option("--config", ctx.config_path,
+                 "deployment config; keys_file, kafka.brokers... come from it (default: $PV_CONFIG)")
+      ->type_name("PATH")
+      ->envname("PV_CONFIG");
+  app.add_flag("--json", ctx.json, "machine-readable output");
+  app.add_option("--brokers", ctx.brokers, "override kafka.brokers (keys, topics, replay, tail)")
+      ->type_name("HOST:PORT[,...]")
+      ->check(cli::NotEmpty());
+  app.add_option("--redis-url", ctx.redis_url, "override suppression.redis_url (else redis.url) for suppress")
+      ->type_name("URL")
+      ->check(cli::NotEmpty());
+  app.add_option("--keys-file", ctx.keys_file, "override keys_file for the keys commands")
+      ->type_name("PATH")
+      ->check(cli::NotEmpty());
+  app.add_option("--timeout", ctx.timeout_seconds, "one broker round trip, at most 3600 (default 10)")
+      ->type_name("SECONDS")
+      ->check(cli::SecondsUpTo(3600));
+  AddKeysCommands(app, ctx);
+  AddTopicsCommands(app, ctx);
+  AddReplayCommand(app, ctx);
+  AddTailCommand(app, ctx);
+  AddSuppressCommands(app, ctx);
+}
 
 }  // namespace
 
-bool IsFlag(const std::string& name) {
-  static const std::set<std::string> kFlags = {"--json",           "--public",  "--help", "-h",
-                                               "--dry-run", "--local-only",        "--follow",  "--yes",  "--no-progress",
-                                               "--from-beginning", "--restart", "--all",  "--user"};
-  return kFlags.count(name) != 0;
+void OnRun(CLI::App* command, Context& ctx, std::function<int()> run) {
+  std::string path = cli::CommandPath(*command);
+  path = path.substr(path.find(' ') + 1);  // without "pvctl "
+  command->callback([&ctx, run = std::move(run), path = std::move(path)] {
+    ctx.command = path;
+    ctx.run = run;
+  });
 }
 
-Args ParseArgs(const std::vector<std::string>& words) {
-  Args args;
-  for (size_t i = 0; i < words.size(); ++i) {
-    const std::string& w = words[i];
-    if (w.size() > 1 && w[0] == '-') {
-      auto eq = w.find('=');
-      if (eq != std::string::npos) {
-        args.options[w.substr(0, eq)] = w.substr(eq + 1);
-      } else if (IsFlag(w) || i + 1 >= words.size()) {
-        args.options[w] = "true";
-      } else {
-        args.options[w] = words[++i];
-      }
-    } else {
-      args.positional.push_back(w);
-    }
-  }
-  return args;
+int UsageError(Context& ctx, std::string_view why) {
+  *ctx.err << fmt::format("pvctl {}: {}; run 'pvctl {} --help'\n", ctx.command, why, ctx.command);
+  return kExitUsage;
 }
 
 int Run(const std::vector<std::string>& words, std::ostream& out, std::ostream& err) {
-  Context ctx{ParseArgs(words), Config(), false, &out, &err};
-  ctx.json = ctx.args.Has("--json");
+  return Run(words, std::cin, out, err);
+}
+
+int Run(const std::vector<std::string>& words, std::istream& in, std::ostream& out, std::ostream& err) {
   log::SetService("pvctl");
   log::SetLevel(log::Level::kWarn);
-  if (ctx.args.positional.empty()) {
-    (ctx.args.Has("--help") || ctx.args.Has("-h") ? out : err) << kUsage;
-    return ctx.args.Has("--help") || ctx.args.Has("-h") ? kExitOk : kExitUsage;
+  Context ctx;
+  ctx.in = &in;
+  ctx.out = &out;
+  ctx.err = &err;
+  CLI::App app(kDescription, "pvctl");
+  BuildApp(app, ctx);
+  if (words.empty()) {
+    err << app.help();
+    return kExitUsage;
+  }
+  if (auto code = cli::Parse(app, words, out, err)) return *code;
+  if (!ctx.run) {  // require_subcommand(1) at every level makes this unreachable
+    err << "pvctl: no command; run 'pvctl --help'\n";
+    return kExitUsage;
   }
   try {
-    std::string path = ctx.args.Get("--config");
-    if (path.empty()) {
-      if (const char* env = std::getenv("PV_CONFIG"); env != nullptr) path = env;
-    }
-    ctx.config = Config::Load(path);
-    const std::string& group = ctx.args.positional[0];
-    if (group == "keys") return KeysCommand(ctx);
-    if (group == "topics") return TopicsCommand(ctx);
-    if (group == "replay") return ReplayCommand(ctx);
-    if (group == "tail") return TailCommand(ctx);
-    if (group == "suppress") return SuppressCommand(ctx);
-    err << fmt::format("pvctl: unknown command '{}'\n\n{}", group, kUsage);
-    return kExitUsage;
+    ctx.config = Config::Load(ctx.config_path);
+    return ctx.run();
   } catch (const std::exception& e) {
     err << "pvctl: " << e.what() << "\n";
     return kExitFailed;

@@ -1,15 +1,20 @@
-// pvctl: the operator's tool. Each command group lives in its own file (keys.cpp, ...) and
-// registers here; main.cpp only calls Run. Exit codes scripts can rely on:
+// pvctl: the operator's tool. One CLI11 App (pvctl.cpp) with the global options; each command group
+// lives in its own file (keys.cpp, ...) and adds its subcommands to the App (Add*Commands below);
+// main.cpp only calls Run. Exit codes scripts can rely on:
 //   0 success, 1 operation failed (e.g. broker unreachable), 2 usage error, 3 not found.
 #pragma once
 
 #include <functional>
 #include <iosfwd>
-#include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "pv/config.hpp"
+
+namespace CLI {
+class App;
+}
 
 namespace pv::pvctl {
 
@@ -18,38 +23,42 @@ inline constexpr int kExitFailed = 1;
 inline constexpr int kExitUsage = 2;
 inline constexpr int kExitNotFound = 3;
 
-// Parsed command line: positional words and --name value / --flag options.
-struct Args {
-  std::vector<std::string> positional;
-  std::map<std::string, std::string> options;  // "--project" -> "demo"; flags map to "true"
-
-  bool Has(const std::string& name) const { return options.count(name) != 0; }
-  std::string Get(const std::string& name, const std::string& def = "") const {
-    auto it = options.find(name);
-    return it == options.end() ? def : it->second;
-  }
-};
-
+// What every command gets: the global options (given before or after the command's name), the
+// deployment config (loaded once the whole line parsed, before the command runs) and the streams.
+// A command's own options live in a struct its Add*Commands function creates and its runner captures.
 struct Context {
-  Args args;
+  std::string config_path;      // --config PATH, else $PV_CONFIG
+  std::string brokers;          // --brokers: overrides kafka.brokers
+  std::string redis_url;        // --redis-url: overrides the suppression store's URL
+  std::string keys_file;        // --keys-file: overrides keys_file
+  double timeout_seconds = 10;  // --timeout: one broker round trip (kafka_client.hpp RequestTimeout)
+  bool json = false;            // --json
   Config config;
-  bool json = false;
-  std::ostream* out;
-  std::ostream* err;
+  std::istream* in = nullptr;  // `suppress add -` reads values here
+  std::ostream* out = nullptr;
+  std::ostream* err = nullptr;
+  std::string command;       // the command being run, for messages: "keys create"
+  std::function<int()> run;  // set by OnRun for the command the line names
 };
 
-// Flags that take no value (everything else after "--x" takes the next word).
-bool IsFlag(const std::string& name);
-Args ParseArgs(const std::vector<std::string>& words);
+// Makes `run` what the subcommand `command` does: Run calls it once the whole command line parsed
+// and the config loaded; its return value is pvctl's exit code (an exception: message, exit 1).
+void OnRun(CLI::App* command, Context& ctx, std::function<int()> run);
 
-// Runs a whole command line (without the program name). Returns the exit code.
+// A usage error a command finds itself (a rule across options, say): prints
+// "pvctl <command>: <why>; run 'pvctl <command> --help'" on ctx.err and returns kExitUsage.
+int UsageError(Context& ctx, std::string_view why);
+
+// Runs a whole command line (without the program name). Returns the exit code. The first form reads
+// standard input (std::cin) where a command reads it.
 int Run(const std::vector<std::string>& words, std::ostream& out, std::ostream& err);
+int Run(const std::vector<std::string>& words, std::istream& in, std::ostream& out, std::ostream& err);
 
-// Command groups.
-int KeysCommand(Context& ctx);      // keys.cpp
-int TopicsCommand(Context& ctx);    // topics.cpp
-int ReplayCommand(Context& ctx);    // replay.cpp
-int TailCommand(Context& ctx);      // tail.cpp
-int SuppressCommand(Context& ctx);  // suppress.cpp
+// Command groups: each adds its subcommands, their options and help to pvctl's App.
+void AddKeysCommands(CLI::App& app, Context& ctx);      // keys.cpp
+void AddTopicsCommands(CLI::App& app, Context& ctx);    // topics.cpp
+void AddReplayCommand(CLI::App& app, Context& ctx);     // replay.cpp
+void AddTailCommand(CLI::App& app, Context& ctx);       // tail.cpp
+void AddSuppressCommands(CLI::App& app, Context& ctx);  // suppress.cpp
 
 }  // namespace pv::pvctl

@@ -25,9 +25,11 @@
 #include <ostream>
 #include <set>
 #include <sstream>
+#include <tuple>
 #include <vector>
 
 #include "kafka_client.hpp"
+#include "pv/command_line.hpp"
 #include "pv/delay_ladder.hpp"
 #include "pv/ids.hpp"
 #include "pv/json.hpp"
@@ -172,12 +174,8 @@ std::string ReplayGroup(std::string_view from, std::string_view to, const Replay
 
 namespace {
 
-constexpr const char* kReplayUsage = R"(Usage:
-  pvctl replay --from TOPIC [--to TOPIC] [--campaign ID[,ID]] [--error-code CODE[,CODE]]
-               [--since RFC3339] [--until RFC3339] [--limit N] [--dry-run] [--restart]
-               [--json] [--no-progress] [--timeout SECONDS]
-
-Re-publishes the matching records of TOPIC (a dead-letter topic such as pv.dlq.email, or a send
+constexpr const char* kReplayFooter =
+    R"(Re-publishes the matching records of TOPIC (a dead-letter topic such as pv.dlq.email, or a send
 topic) to --to (default: pv.send.<channel> of the source), with "attempt" reset to 1 in the value and
 headers pv-replayed-at, pv-replayed-from, pv-send-id and pv-trigger-id. Nothing else changes. A
 record with a pv-target header goes there instead: triggers the dispatcher could not process (e.g. an
@@ -194,8 +192,22 @@ without publishing or saving. A send already delivered is not delivered again: w
 send_id.
 
 Output: progress on a terminal (stderr), then matched, replayed and skipped counts (--json: one
-object). Exit codes: 0 done (or --limit reached), 1 failed or interrupted (rerun to resume), 2 usage.
-)";
+object). Global options (before or after the command): --config, --json, --brokers, --timeout.
+Exit codes: 0 done (or --limit reached), 1 failed or interrupted (rerun to resume), 2 usage.)";
+
+// The command line of a replay (AddReplayCommand).
+struct ReplayOptions {
+  std::string from;
+  std::string to;          // "": DefaultReplayTarget(from)
+  std::string campaign;    // "": any
+  std::string error_code;  // "": any
+  std::string since;       // "": no lower bound
+  std::string until;       // "": no upper bound
+  std::int64_t limit = -1;
+  bool dry_run = false;
+  bool restart = false;
+  bool no_progress = false;
+};
 
 std::set<std::string> SplitList(const std::string& text) {
   std::set<std::string> out;
@@ -355,8 +367,8 @@ void PrintSummary(Context& ctx, const Summary& s) {
 
 class Replay {
  public:
-  Replay(Context& ctx, Summary& summary, ReplayFilter filter, std::int64_t limit)
-      : ctx_(ctx), s_(summary), filter_(std::move(filter)), limit_(limit) {}
+  Replay(Context& ctx, const ReplayOptions& options, Summary& summary, ReplayFilter filter)
+      : ctx_(ctx), options_(options), s_(summary), filter_(std::move(filter)), limit_(options.limit) {}
 
   int Run();
 
@@ -365,6 +377,7 @@ class Replay {
   void Handle(const rd_kafka_message_t* m);
 
   Context& ctx_;
+  const ReplayOptions& options_;
   Summary& s_;
   ReplayFilter filter_;
   std::int64_t limit_;
@@ -511,7 +524,7 @@ int Replay::Run() {
   tps.reserve(partitions.size());
   for (auto p : partitions) tps.push_back({s_.from, p});
   std::map<TopicPartition, std::int64_t> committed = CommittedOffsets(consumer_->get(), tps, timeout_);
-  if (ctx_.args.Has("--restart")) committed.clear();
+  if (options_.restart) committed.clear();
   for (auto p : partitions) {
     std::int64_t c = committed.count({s_.from, p}) ? committed[{s_.from, p}] : RD_KAFKA_OFFSET_INVALID;
     if (c >= 0) s_.resumed = true;
@@ -541,7 +554,7 @@ int Replay::Run() {
   }
 
   InterruptScope interrupt;
-  Progress progress(*ctx_.err, !ctx_.json && !ctx_.args.Has("--no-progress") && ::isatty(STDERR_FILENO) == 1);
+  Progress progress(*ctx_.err, !ctx_.json && !options_.no_progress && ::isatty(STDERR_FILENO) == 1);
   auto all_done = [&] {
     return std::all_of(done_.begin(), done_.end(), [](const auto& d) { return d.second; });
   };
@@ -600,60 +613,36 @@ int Replay::Run() {
   return ok && s_.stopped != "interrupted" ? kExitOk : kExitFailed;
 }
 
-}  // namespace
-
-int ReplayCommand(Context& ctx) {
-  if (ctx.args.Has("--help") || ctx.args.Has("-h")) {
-    *ctx.out << kReplayUsage;
-    return kExitOk;
-  }
-  auto usage = [&](const std::string& why) {
-    *ctx.err << "pvctl replay: " << why << "\n\n" << kReplayUsage;
-    return kExitUsage;
-  };
-  if (ctx.args.positional.size() > 1)
-    return usage(fmt::format("unexpected argument '{}'", ctx.args.positional[1]));
+int RunReplay(Context& ctx, const ReplayOptions& options) {
   Summary s;
-  s.from = ctx.args.Get("--from");
-  if (s.from.empty() || s.from == "true") return usage("--from TOPIC is required");
-  s.to = ctx.args.Get("--to", DefaultReplayTarget(s.from));
-  if (s.to.empty() || s.to == "true")
-    return usage(fmt::format("--to is required: no default target for {}", s.from));
-  if (s.to == s.from) return usage("--to must differ from --from");
-  s.dry_run = ctx.args.Has("--dry-run");
+  s.from = options.from;
+  s.to = options.to.empty() ? DefaultReplayTarget(s.from) : options.to;
+  if (s.to.empty()) return UsageError(ctx, fmt::format("--to is required: no default target for {}", s.from));
+  if (s.to == s.from) return UsageError(ctx, "--to must differ from --from");
+  s.dry_run = options.dry_run;
 
   ReplayFilter filter;
-  if (ctx.args.Has("--campaign")) filter.campaigns = SplitList(ctx.args.Get("--campaign"));
-  if (ctx.args.Has("--error-code")) filter.error_codes = SplitList(ctx.args.Get("--error-code"));
-  for (const char* name : {"--campaign", "--error-code"}) {
-    if (ctx.args.Has(name) && (ctx.args.Get(name) == "true" || ctx.args.Get(name).empty())) {
-      return usage(fmt::format("{} needs a value", name));
+  filter.campaigns = SplitList(options.campaign);
+  filter.error_codes = SplitList(options.error_code);
+  // "--campaign ," would otherwise be no filter at all, and replay everything.
+  if (!options.campaign.empty() && filter.campaigns.empty())
+    return UsageError(ctx, fmt::format("--campaign: no campaign id in '{}'", options.campaign));
+  if (!options.error_code.empty() && filter.error_codes.empty())
+    return UsageError(ctx, fmt::format("--error-code: no error code in '{}'", options.error_code));
+  for (auto [name, text, slot] : {std::tuple{"--since", &options.since, &filter.since},
+                                  std::tuple{"--until", &options.until, &filter.until}}) {
+    if (text->empty()) continue;
+    auto t = ParseTimestamp(*text);
+    if (!t) {
+      return UsageError(ctx,
+                        fmt::format("{}: '{}' is not an RFC 3339 time (2026-01-31T09:00:00Z)", name, *text));
     }
-  }
-  for (auto [name, slot] : {std::pair{"--since", &filter.since}, std::pair{"--until", &filter.until}}) {
-    if (!ctx.args.Has(name)) continue;
-    auto t = ParseTimestamp(ctx.args.Get(name));
-    if (!t)
-      return usage(
-          fmt::format("{}: '{}' is not an RFC 3339 time (2026-01-31T09:00:00Z)", name, ctx.args.Get(name)));
     *slot = t;
   }
   if (filter.since && filter.until && *filter.until <= *filter.since)
-    return usage("--until must be after --since");
-  std::int64_t limit = -1;
-  if (ctx.args.Has("--limit")) {
-    const std::string text = ctx.args.Get("--limit");
-    size_t used = 0;
-    try {
-      limit = std::stoll(text, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != text.size() || limit < 1)
-      return usage(fmt::format("--limit: '{}' is not a positive number", text));
-  }
+    return UsageError(ctx, "--until must be after --since");
 
-  Replay replay(ctx, s, std::move(filter), limit);
+  Replay replay(ctx, options, s, std::move(filter));
   int rc = kExitFailed;
   try {
     rc = replay.Run();
@@ -668,6 +657,45 @@ int ReplayCommand(Context& ctx) {
   PrintSummary(ctx, s);
   if (!s.error.empty()) *ctx.err << "pvctl replay: " << s.error << "\n";
   return rc;
+}
+
+}  // namespace
+
+void AddReplayCommand(CLI::App& app, Context& ctx) {
+  auto options = std::make_shared<ReplayOptions>();
+  CLI::App* replay =
+      app.add_subcommand("replay", "re-publish dead letters once the cause of their failure is fixed");
+  replay->footer(kReplayFooter);
+  replay
+      ->add_option("--from", options->from,
+                   "the topic to replay: a dead-letter topic (pv.dlq.email) or a send topic")
+      ->type_name("TOPIC")
+      ->required()
+      ->check(cli::NotEmpty());
+  replay->add_option("--to", options->to, "where matches go (default: pv.send.<channel> of --from)")
+      ->type_name("TOPIC")
+      ->check(cli::NotEmpty());
+  replay
+      ->add_option("--campaign", options->campaign,
+                   "only records of these campaigns (the value's campaign_id)")
+      ->type_name("ID[,ID...]")
+      ->check(cli::NotEmpty());
+  replay->add_option("--error-code", options->error_code, "only records with these pv-error-code headers")
+      ->type_name("CODE[,CODE...]")
+      ->check(cli::NotEmpty());
+  replay->add_option("--since", options->since, "only records that failed at or after this time")
+      ->type_name("RFC3339")
+      ->check(cli::NotEmpty());
+  replay->add_option("--until", options->until, "only records that failed before this time")
+      ->type_name("RFC3339")
+      ->check(cli::NotEmpty());
+  replay->add_option("--limit", options->limit, "stop after N >= 1 matches (rerun the command to continue)")
+      ->type_name("N")
+      ->check(cli::IntegerIn(1, INT64_MAX));
+  replay->add_flag("--dry-run", options->dry_run, "count what would be replayed; publish and save nothing");
+  replay->add_flag("--restart", options->restart, "read from the start of --from, not the saved position");
+  replay->add_flag("--no-progress", options->no_progress, "no progress bar on a terminal");
+  OnRun(replay, ctx, [&ctx, options] { return RunReplay(ctx, *options); });
 }
 
 }  // namespace pv::pvctl

@@ -6,10 +6,12 @@
 #include <hiredis/hiredis.h>
 
 #include <algorithm>
+#include <istream>
 #include <memory>
 #include <ostream>
 #include <vector>
 
+#include "pv/command_line.hpp"
 #include "pv/dispatcher/suppression.hpp"
 #include "pv/json.hpp"
 #include "pv/validate.hpp"
@@ -18,23 +20,36 @@
 namespace pv::pvctl {
 namespace {
 
-constexpr const char* kSuppressUsage = R"(Usage:
-  pvctl suppress add    --channel email|text|push ADDRESS...
-  pvctl suppress add    --channel email|text|push --user --project P EXTERNAL_ID...
-  pvctl suppress remove --channel email|text|push ADDRESS... | --user --project P EXTERNAL_ID...
-  pvctl suppress list   [--channel email|text|push] [--json]
-
-A suppressed address (an email address, an E.164 phone number, a device token) gets no message of
+constexpr const char* kSuppressFooter =
+    R"(A suppressed address (an email address, an E.164 phone number, a device token) gets no message of
 that channel from any project; a suppressed user (--user: an external id of project P) gets none of
 that channel from P. The dispatcher checks both before producing each send, and marks the send
 `suppressed` in pv.events instead. Members may also be given raw: address:bob@example.com,
 user:demo:u-123. Email addresses are stored in lower case.
 
+VALUE '-' reads values from standard input, one per line (surrounding blanks trimmed, blank lines
+ignored), at most 100000 lines of at most 1024 bytes each; every value is checked before anything
+is written, so a bad one changes nothing. A value starting with '-' goes after '--'.
+
 Redis: suppression.redis_url from the config, else redis.url (or --redis-url
 redis://[:password@]host[:port][/db]): the dispatcher's suppression store.
 Storage: SET pv:suppress:<channel>, members address:<address> and user:<project>:<external_id>.
-Exit codes: 0 ok, 1 Redis failed, 2 usage.
-)";
+Global options (before or after the command): --config, --json, --redis-url.
+Exit codes: 0 ok, 1 Redis failed, 2 usage (a bad value included).)";
+
+// The most lines `-` reads from standard input, and the longest line.
+constexpr size_t kMaxStdinLines = 100000;
+constexpr size_t kMaxStdinLineBytes = 1024;
+// Members per SADD/SREM: a long list is sent in parts, so no single command blocks Redis for long.
+constexpr size_t kMembersPerCommand = 1000;
+
+// The command line of suppress add|remove|list (AddSuppressCommands).
+struct SuppressOptions {
+  std::string channel;  // "": list every channel
+  bool user = false;    // --user: values are external ids of --project
+  std::string project;
+  std::vector<std::string> values;
+};
 
 struct ReplyDeleter {
   void operator()(redisReply* r) const { freeReplyObject(r); }
@@ -106,16 +121,16 @@ class Redis {
 };
 
 std::string RedisUrl(const Context& ctx) {
-  std::string url = ctx.args.Get("--redis-url");
-  return url.empty() || url == "true" ? dispatcher::SuppressionRedisUrl(ctx.config, "redis://127.0.0.1:6379")
-                                      : url;
+  return ctx.redis_url.empty() ? dispatcher::SuppressionRedisUrl(ctx.config, "redis://127.0.0.1:6379")
+                               : ctx.redis_url;
 }
 
 // The set member for one command-line value; "" and `error` set when it is not valid for the channel.
-std::string MemberFor(const Context& ctx, Channel channel, const std::string& value, std::string& error) {
-  if (ctx.args.Has("--user")) {
-    std::string project = ctx.args.Get("--project");
-    if (project.empty() || project == "true") {
+std::string MemberFor(const SuppressOptions& options, Channel channel, const std::string& value,
+                      std::string& error) {
+  if (options.user) {
+    const std::string& project = options.project;
+    if (project.empty()) {
       error = "--user needs --project P (external ids are per project)";
       return "";
     }
@@ -175,28 +190,72 @@ std::string MemberJson(const std::string& member) {
   return out + "}";
 }
 
-int Change(Context& ctx, Channel channel, bool add) {
-  const auto& pos = ctx.args.positional;
-  const char* verb = add ? "add" : "remove";
-  if (pos.size() < 3) {
-    *ctx.err << fmt::format("pvctl suppress {}: at least one value is required\n\n", verb) << kSuppressUsage;
-    return kExitUsage;
-  }
-  std::vector<std::string> members;
-  for (size_t i = 2; i < pos.size(); ++i) {
-    std::string error;
-    std::string member = MemberFor(ctx, channel, pos[i], error);
-    if (member.empty()) {
-      *ctx.err << fmt::format("pvctl suppress {}: {}\n", verb, error);
-      return kExitUsage;
+// The values of `-` (standard input): one per line, trimmed, blank lines skipped. "" and `error` set
+// beyond the limits.
+std::vector<std::string> ReadValues(std::istream& in, std::string& error) {
+  std::vector<std::string> values;
+  std::streambuf* buffer = in.rdbuf();
+  std::string line;
+  size_t lines = 0;
+  bool more = buffer != nullptr;
+  while (more) {
+    line.clear();
+    int c = 0;
+    // One line, read a byte at a time so that an endless line stops at the limit.
+    while ((c = buffer->sbumpc()) != std::char_traits<char>::eof() && c != '\n') {
+      if (line.size() == kMaxStdinLineBytes) {
+        error = fmt::format("standard input: line {} is longer than {} bytes", lines + 1, kMaxStdinLineBytes);
+        return {};
+      }
+      line += static_cast<char>(c);
     }
+    more = c != std::char_traits<char>::eof();
+    if (!more && line.empty()) break;  // the end, after a final newline or of an empty input
+    if (++lines > kMaxStdinLines) {
+      error = fmt::format("standard input: more than {} lines", kMaxStdinLines);
+      return {};
+    }
+    size_t first = line.find_first_not_of(" \t\r");
+    if (first == std::string::npos) continue;
+    size_t last = line.find_last_not_of(" \t\r");
+    values.push_back(line.substr(first, last - first + 1));
+  }
+  return values;
+}
+
+int Change(Context& ctx, const SuppressOptions& options, Channel channel, bool add) {
+  std::vector<std::string> values;
+  bool read_stdin = false;
+  for (const auto& value : options.values) {
+    if (value != "-") {
+      values.push_back(value);
+      continue;
+    }
+    if (read_stdin) return UsageError(ctx, "'-' (standard input) can be given once");
+    read_stdin = true;
+    std::string error;
+    std::vector<std::string> more = ReadValues(*ctx.in, error);
+    if (!error.empty()) return UsageError(ctx, error + "; nothing changed");
+    values.insert(values.end(), more.begin(), more.end());
+  }
+  if (values.empty()) return UsageError(ctx, "no values (standard input had none)");
+  std::vector<std::string> members;
+  for (const auto& value : values) {
+    std::string error;
+    std::string member = MemberFor(options, channel, value, error);
+    if (member.empty()) return UsageError(ctx, error + "; nothing changed");
     members.push_back(member);
   }
   Redis redis(RedisUrl(ctx));
-  std::vector<std::string> args = {add ? "SADD" : "SREM", dispatcher::SuppressionKey(channel)};
-  args.insert(args.end(), members.begin(), members.end());
-  Reply r = redis.Command(args);
-  long long changed = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+  long long changed = 0;
+  for (size_t from = 0; from < members.size(); from += kMembersPerCommand) {
+    std::vector<std::string> args = {add ? "SADD" : "SREM", dispatcher::SuppressionKey(channel)};
+    size_t to = std::min(members.size(), from + kMembersPerCommand);
+    args.insert(args.end(), members.begin() + static_cast<std::ptrdiff_t>(from),
+                members.begin() + static_cast<std::ptrdiff_t>(to));
+    Reply r = redis.Command(args);
+    changed += r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+  }
   long long unchanged = static_cast<long long>(members.size()) - changed;
   if (ctx.json) {
     std::string out =
@@ -241,44 +300,62 @@ int List(Context& ctx, const std::vector<Channel>& channels) {
 
 }  // namespace
 
-int SuppressCommand(Context& ctx) {
-  if (ctx.args.Has("--help") || ctx.args.Has("-h")) {
-    *ctx.out << kSuppressUsage;
-    return kExitOk;
+void AddSuppressCommands(CLI::App& app, Context& ctx) {
+  CLI::App* suppress = app.add_subcommand(
+      "suppress", "addresses and users a channel must not reach (Redis): add, remove, list");
+  suppress->footer(kSuppressFooter);
+  suppress->require_subcommand(1);
+  // --channel: the names ParseChannel takes.
+  CLI::Validator channel_name(
+      [](std::string& text) -> std::string {
+        Channel c{};
+        return ParseChannel(text, c) ? "" : fmt::format("'{}': expected email, text or push", text);
+      },
+      "email|text|push");
+
+  for (bool add : {true, false}) {
+    auto options = std::make_shared<SuppressOptions>();
+    CLI::App* change = suppress->add_subcommand(
+        add ? "add" : "remove", add ? "suppress addresses or users" : "stop suppressing addresses or users");
+    change
+        ->add_option(
+            "--channel", options->channel,
+            add ? "the channel they must not be reached on" : "the channel they may be reached on again")
+        ->type_name("C")
+        ->required()
+        ->check(channel_name);
+    CLI::Option* user =
+        change->add_flag("--user", options->user, "the values are external ids of --project's users");
+    change->add_option("--project", options->project, "the project of --user's external ids")
+        ->type_name("P")
+        ->needs(user);
+    change
+        ->add_option("VALUE", options->values,
+                     "addresses (or external ids with --user, or raw members); '-': read them from "
+                     "standard input, one per line")
+        ->required();
+    change->footer(kSuppressFooter);
+    OnRun(change, ctx, [&ctx, options, add] {
+      Channel channel{};
+      ParseChannel(options->channel, channel);  // checked by the command line
+      return Change(ctx, *options, channel, add);
+    });
   }
-  const auto& pos = ctx.args.positional;
-  std::string sub = pos.size() > 1 ? pos[1] : "";
-  if (sub != "add" && sub != "remove" && sub != "list") {
-    *ctx.err << (sub.empty() ? "pvctl suppress: a subcommand is required\n\n"
-                             : fmt::format("pvctl suppress: unknown subcommand '{}'\n\n", sub))
-             << kSuppressUsage;
-    return kExitUsage;
-  }
-  std::vector<Channel> channels;
-  if (ctx.args.Has("--channel")) {
-    Channel c{};
-    if (!ParseChannel(ctx.args.Get("--channel"), c)) {
-      *ctx.err << fmt::format("pvctl suppress: --channel '{}': expected email, text or push\n\n",
-                              ctx.args.Get("--channel"))
-               << kSuppressUsage;
-      return kExitUsage;
-    }
-    channels.push_back(c);
-  } else if (sub == "list") {
-    channels = {Channel::kEmail, Channel::kSms, Channel::kPush};
-  } else {
-    *ctx.err << fmt::format("pvctl suppress {}: --channel email|text|push is required\n\n", sub)
-             << kSuppressUsage;
-    return kExitUsage;
-  }
-  if (sub == "list") {
-    if (pos.size() > 2) {
-      *ctx.err << fmt::format("pvctl suppress list: unexpected argument '{}'\n\n", pos[2]) << kSuppressUsage;
-      return kExitUsage;
+
+  auto list_options = std::make_shared<SuppressOptions>();
+  CLI::App* list = suppress->add_subcommand("list", "the suppressed addresses and users, per channel");
+  list->add_option("--channel", list_options->channel, "only this channel (default: all)")
+      ->type_name("C")
+      ->check(channel_name);
+  list->footer(kSuppressFooter);
+  OnRun(list, ctx, [&ctx, list_options] {
+    std::vector<Channel> channels = {Channel::kEmail, Channel::kSms, Channel::kPush};
+    if (!list_options->channel.empty()) {
+      channels.resize(1);
+      ParseChannel(list_options->channel, channels[0]);  // checked by the command line
     }
     return List(ctx, channels);
-  }
-  return Change(ctx, channels[0], sub == "add");
+  });
 }
 
 }  // namespace pv::pvctl

@@ -1,6 +1,8 @@
 // pvctl tail: shows a topic's records, humanly (partition, offset, time, key, headers, indented JSON
 // value) or as one JSON object per line (--json), without joining a consumer group, so tailing never
 // disturbs the pipeline's consumers.
+#include "tail.hpp"
+
 #include <fmt/format.h>
 #include <rapidjson/document.h>
 #include <rapidjson/prettywriter.h>
@@ -8,10 +10,13 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <deque>
+#include <map>
 #include <ostream>
 #include <vector>
 
 #include "kafka_client.hpp"
+#include "pv/command_line.hpp"
 #include "pv/json.hpp"
 #include "pv/kafka.hpp"
 #include "pvctl.hpp"
@@ -19,30 +24,34 @@
 namespace pv::pvctl {
 namespace {
 
-constexpr const char* kTailUsage = R"(Usage:
-  pvctl tail TOPIC [--limit N] [--from-beginning] [--follow] [--json] [--timeout SECONDS]
-
-Prints records of TOPIC with partition, offset, timestamp, key, headers and the value (JSON values
+constexpr const char* kTailFooter =
+    R"(Prints records of TOPIC with partition, offset, timestamp, key, headers and the value (JSON values
 indented). Without --from-beginning: the last N records (--limit, default 10) across partitions, by
 timestamp. With --from-beginning: records from the start, at most N when --limit is given. --follow
 then prints new records as they arrive, until Ctrl-C. --json prints one object per record:
 {"topic","partition","offset","timestamp","key","headers":{...},"value"} (value as JSON when it is).
 Joins no consumer group and commits nothing.
 
-Exit codes: 0 ok, 1 failed (broker unreachable, no such topic), 2 usage.
-)";
+Filters (all given must match; --limit then counts matching records, and --follow prints only
+matching ones): --key on the record's key; --send-id and --trigger-id on the header pv-send-id /
+pv-trigger-id or the JSON value's send_id / trigger_id, whichever the topic's records carry
+(pv.send.*, pv.events, pv.dlq.*, pv.delay.*, pv.triggers). With a filter and without
+--from-beginning, each partition is read from its start to find the last N matches.
 
-struct Shown {
-  std::int32_t partition = 0;
-  std::int64_t offset = 0;
-  std::int64_t timestamp_ms = -1;
-  std::optional<std::string> key;
-  std::vector<std::pair<std::string, std::string>> headers;
-  std::optional<std::string> value;
+Global options (before or after the command): --config, --json, --brokers, --timeout.
+Exit codes: 0 ok, 1 failed (broker unreachable, no such topic), 2 usage.)";
+
+// The command line of a tail (AddTailCommand).
+struct TailOptions {
+  std::string topic;
+  std::int64_t limit = -1;  // -1: not given (10 for the last records, no limit from the beginning)
+  bool from_beginning = false;
+  bool follow = false;
+  TailFilter filter;
 };
 
-Shown Capture(const rd_kafka_message_t* m) {
-  Shown s;
+TailRecord Capture(const rd_kafka_message_t* m) {
+  TailRecord s;
   s.partition = m->partition;
   s.offset = m->offset;
   rd_kafka_timestamp_type_t type;
@@ -80,7 +89,7 @@ std::string Timestamp(std::int64_t ms) {
   return ms >= 0 ? FormatTimestamp(FromUnixMillis(ms)) : "-";
 }
 
-void PrintText(std::ostream& out, const std::string& topic, const Shown& s) {
+void PrintText(std::ostream& out, const std::string& topic, const TailRecord& s) {
   out << fmt::format("{} [{}] @{}  {}  key={}\n", topic, s.partition, s.offset, Timestamp(s.timestamp_ms),
                      s.key ? Printable(*s.key) : "(none)");
   for (const auto& [name, value] : s.headers) out << fmt::format("  {}: {}\n", name, Printable(value));
@@ -109,7 +118,7 @@ void PrintText(std::ostream& out, const std::string& topic, const Shown& s) {
   out << "\n\n";
 }
 
-void PrintJson(std::ostream& out, const std::string& topic, const Shown& s) {
+void PrintJson(std::ostream& out, const std::string& topic, const TailRecord& s) {
   std::string line = "{\"topic\":";
   AppendJsonString(line, topic);
   line += fmt::format(",\"partition\":{},\"offset\":{},\"timestamp\":", s.partition, s.offset);
@@ -146,35 +155,12 @@ void PrintJson(std::ostream& out, const std::string& topic, const Shown& s) {
   out << line << "}\n";
 }
 
-}  // namespace
-
-int TailCommand(Context& ctx) {
-  if (ctx.args.Has("--help") || ctx.args.Has("-h")) {
-    *ctx.out << kTailUsage;
-    return kExitOk;
-  }
-  const auto& pos = ctx.args.positional;
-  if (pos.size() != 2) {
-    *ctx.err << "pvctl tail: exactly one TOPIC is required\n\n" << kTailUsage;
-    return kExitUsage;
-  }
-  const std::string topic = pos[1];
-  bool from_beginning = ctx.args.Has("--from-beginning");
-  bool follow = ctx.args.Has("--follow");
-  std::int64_t limit = from_beginning ? -1 : 10;
-  if (ctx.args.Has("--limit")) {
-    const std::string text = ctx.args.Get("--limit");
-    size_t used = 0;
-    try {
-      limit = std::stoll(text, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != text.size() || limit < 0) {
-      *ctx.err << fmt::format("pvctl tail: --limit: '{}' is not a number >= 0\n\n", text) << kTailUsage;
-      return kExitUsage;
-    }
-  }
+int RunTail(Context& ctx, const TailOptions& options) {
+  const std::string& topic = options.topic;
+  const TailFilter& filter = options.filter;
+  bool from_beginning = options.from_beginning;
+  bool follow = options.follow;
+  std::int64_t limit = options.limit >= 0 ? options.limit : from_beginning ? -1 : 10;
 
   auto settings = KafkaSettings(ctx);
   auto timeout = RequestTimeout(ctx);
@@ -193,7 +179,10 @@ int TailCommand(Context& ctx) {
   PartitionList assignment(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
   for (auto p : partitions) {
     std::int64_t start = marks[p].low;
-    if (!from_beginning) start = std::max(marks[p].low, marks[p].high - std::max<std::int64_t>(limit, 0));
+    // The last N records are the last N offsets; the last N matches can be anywhere.
+    if (!from_beginning && (filter.Empty() || limit == 0)) {
+      start = std::max(marks[p].low, marks[p].high - std::max<std::int64_t>(limit, 0));
+    }
     end[p] = marks[p].high;
     done[p] = start >= end[p];
     // Follow reads every partition; otherwise only those with something to show.
@@ -206,7 +195,7 @@ int TailCommand(Context& ctx) {
     }
   }
 
-  auto print = [&](const Shown& s) {
+  auto print = [&](const TailRecord& s) {
     if (ctx.json) {
       PrintJson(*ctx.out, topic, s);
     } else {
@@ -216,8 +205,9 @@ int TailCommand(Context& ctx) {
   };
 
   InterruptScope interrupt;
-  std::vector<Shown> buffered;  // the last-N mode sorts before printing
-  std::vector<Shown> pending;   // --follow: new records that arrived while the past was read
+  // The last-N mode: each partition's last N (matching) records, sorted by time before printing.
+  std::map<std::int32_t, std::deque<TailRecord>> buffered;
+  std::vector<TailRecord> pending;  // --follow: new records that arrived while the past was read
   std::int64_t printed = 0;
   auto past_done = [&] {
     return std::all_of(done.begin(), done.end(), [](const auto& d) { return d.second; });
@@ -227,14 +217,15 @@ int TailCommand(Context& ctx) {
   while (!InterruptScope::Interrupted()) {
     if (!past_printed && (past_done() || (from_beginning && limit >= 0 && printed >= limit))) {
       if (!from_beginning) {
-        std::sort(buffered.begin(), buffered.end(), [](const Shown& a, const Shown& b) {
+        std::vector<TailRecord> last;
+        for (auto& [p, records] : buffered) last.insert(last.end(), records.begin(), records.end());
+        buffered.clear();
+        std::sort(last.begin(), last.end(), [](const TailRecord& a, const TailRecord& b) {
           return std::tie(a.timestamp_ms, a.partition, a.offset) <
                  std::tie(b.timestamp_ms, b.partition, b.offset);
         });
-        size_t skip =
-            buffered.size() > static_cast<size_t>(limit) ? buffered.size() - static_cast<size_t>(limit) : 0;
-        for (size_t i = skip; i < buffered.size(); ++i) print(buffered[i]);
-        buffered.clear();
+        size_t skip = last.size() > static_cast<size_t>(limit) ? last.size() - static_cast<size_t>(limit) : 0;
+        for (size_t i = skip; i < last.size(); ++i) print(last[i]);
       }
       past_printed = true;
       if (!follow) break;
@@ -263,23 +254,78 @@ int TailCommand(Context& ctx) {
     if (m->offset < end[p]) {      // the past
       if (past_printed) continue;  // beyond --limit
       if (m->offset + 1 >= end[p]) done[p] = true;
+      TailRecord record = Capture(m.get());
+      if (!Matches(filter, record)) continue;
       if (from_beginning) {
-        print(Capture(m.get()));
+        print(record);
         ++printed;
       } else {
-        buffered.push_back(Capture(m.get()));
+        std::deque<TailRecord>& last = buffered[p];
+        last.push_back(std::move(record));
+        if (last.size() > static_cast<size_t>(limit)) last.pop_front();
       }
     } else {  // new since the start: --follow's
       done[p] = true;
       if (!follow) continue;
+      TailRecord record = Capture(m.get());
+      if (!Matches(filter, record)) continue;
       if (past_printed) {
-        print(Capture(m.get()));
+        print(record);
       } else {
-        pending.push_back(Capture(m.get()));  // after the past, in order
+        pending.push_back(std::move(record));  // after the past, in order
       }
     }
   }
   return kExitOk;
+}
+
+}  // namespace
+
+bool Matches(const TailFilter& filter, const TailRecord& record) {
+  if (!filter.key.empty() && record.key != filter.key) return false;
+  if (filter.send_id.empty() && filter.trigger_id.empty()) return true;
+  std::optional<rapidjson::Document> doc;  // parsed once, when a header does not decide
+  auto id_matches = [&](const std::string& id, std::string_view header, std::string_view field) {
+    if (id.empty()) return true;
+    for (const auto& [name, value] : record.headers) {
+      if (name == header && value == id) return true;
+    }
+    if (!record.value) return false;
+    if (!doc) {
+      doc.emplace();
+      ParseRecord(*doc, *record.value);
+    }
+    if (doc->HasParseError() || !doc->IsObject()) return false;
+    return FindString(*doc, field) == std::optional<std::string_view>(id);
+  };
+  return id_matches(filter.send_id, "pv-send-id", "send_id") &&
+         id_matches(filter.trigger_id, "pv-trigger-id", "trigger_id");
+}
+
+void AddTailCommand(CLI::App& app, Context& ctx) {
+  auto options = std::make_shared<TailOptions>();
+  CLI::App* tail =
+      app.add_subcommand("tail", "print a topic's records: partition, offset, key, headers, value");
+  tail->footer(kTailFooter);
+  tail->add_option("TOPIC", options->topic, "the topic to read")->required()->check(cli::NotEmpty());
+  tail->add_option(
+          "--limit", options->limit,
+          "at most N (matching) records: the last N (default 10), or the first N with --from-beginning")
+      ->type_name("N")
+      ->check(cli::IntegerIn(0, INT64_MAX));
+  tail->add_flag("--from-beginning", options->from_beginning, "from the start of each partition");
+  tail->add_flag("--follow", options->follow, "then print new records as they arrive, until Ctrl-C");
+  tail->add_option("--key", options->filter.key, "only records with this key")
+      ->type_name("K")
+      ->check(cli::NotEmpty());
+  tail->add_option("--send-id", options->filter.send_id, "only records of this send (header or value)")
+      ->type_name("ID")
+      ->check(cli::NotEmpty());
+  tail->add_option("--trigger-id", options->filter.trigger_id,
+                   "only records of this trigger (header or value)")
+      ->type_name("ID")
+      ->check(cli::NotEmpty());
+  OnRun(tail, ctx, [&ctx, options] { return RunTail(ctx, *options); });
 }
 
 }  // namespace pv::pvctl

@@ -13,6 +13,7 @@
 #include <set>
 
 #include "kafka_client.hpp"
+#include "pv/command_line.hpp"
 #include "pv/delay_ladder.hpp"
 #include "pv/json.hpp"
 #include "pv/topics.hpp"
@@ -21,11 +22,8 @@
 namespace pv::pvctl {
 namespace {
 
-constexpr const char* kTopicsUsage = R"(Usage:
-  pvctl topics create [--dry-run] [--json]   create every pipeline topic that does not exist yet
-  pvctl topics list [--all] [--json]          topics, partitions, records, and consumer-group lag
-
-Partition counts: topics.<name>.partitions (default: 6 for pv.triggers, pv.events and pv.send.*,
+constexpr const char* kTopicsFooter =
+    R"(Partition counts: topics.<name>.partitions (default: 6 for pv.triggers, pv.events and pv.send.*,
 3 for pv.dlq.* and pv.delay.*, 1 for the compacted pv.keys, whose tombstones are kept 100 years:
 delete.retention.ms); replication: topics.replication_factor
 (default min(3, brokers)); min.insync.replicas: min(2, replication factor), so acks=all means two
@@ -36,9 +34,8 @@ follow dispatcher.delay_tiers. Existing topics are never changed (create is safe
 pv-dispatcher-delay and pv-<email|sms|push>-worker (names from the config): the records between each
 partition's committed offset and its end.
 
-Options: --brokers HOST:PORT (overrides kafka.brokers), --timeout SECONDS (default 10).
-Exit codes: 0 ok, 1 failed (broker unreachable, a topic not created), 2 usage.
-)";
+Global options (before or after the command): --config, --json, --brokers, --timeout.
+Exit codes: 0 ok, 1 failed (broker unreachable, a topic not created), 2 usage.)";
 
 constexpr const char* kDevBrokerHint =
     "the dev broker (pv-dev-broker, librdkafka's mock cluster) cannot create topics through Kafka: create "
@@ -143,7 +140,7 @@ bool IsDevBroker(rd_kafka_t* rk, std::chrono::milliseconds timeout) {
   return mock;
 }
 
-int Create(Context& ctx) {
+int Create(Context& ctx, bool dry_run) {
   auto settings = KafkaSettings(ctx);
   auto timeout = RequestTimeout(ctx);
   std::vector<DesiredTopic> desired = DesiredTopics(ctx.config);
@@ -163,7 +160,7 @@ int Create(Context& ctx) {
       o.partitions = static_cast<int>(it->second.partitions.size());
       o.replication_factor = it->second.partitions.empty() ? 0 : it->second.partitions[0].replicas;
     } else {
-      o.status = ctx.args.Has("--dry-run") ? "would-create" : "failed";
+      o.status = dry_run ? "would-create" : "failed";
       o.partitions = t.partitions;
       o.replication_factor = rf;
       missing.push_back(t);
@@ -172,7 +169,7 @@ int Create(Context& ctx) {
 
   std::string failure;
   bool dev_broker = IsDevBroker(admin.get(), timeout);
-  if (!missing.empty() && !ctx.args.Has("--dry-run")) {
+  if (!missing.empty() && !dry_run) {
     // The mock cluster reports a controller that does not exist: CreateTopics would only wait for it
     // until the timeout. Say what to do instead, at once.
     failure = dev_broker ? "this is the dev broker, which has no CreateTopics/Admin API"
@@ -260,12 +257,11 @@ bool IsPipelineTopic(const std::string& name) {
   return name.rfind("pv.", 0) == 0;
 }
 
-int List(Context& ctx) {
+int List(Context& ctx, bool all) {
   auto settings = KafkaSettings(ctx);
   auto timeout = RequestTimeout(ctx);
   Client client(RD_KAFKA_CONSUMER, settings, "pvctl-topics");
   ClusterInfo cluster = Describe(client.get(), timeout);
-  bool all = ctx.args.Has("--all");
 
   std::map<std::string, std::map<std::int32_t, Watermarks>> marks;
   std::vector<const TopicInfo*> shown;
@@ -449,23 +445,24 @@ std::vector<ConsumerGroup> PipelineGroups(const Config& config) {
   return out;
 }
 
-int TopicsCommand(Context& ctx) {
-  const auto& pos = ctx.args.positional;
-  if (ctx.args.Has("--help") || ctx.args.Has("-h")) {
-    *ctx.out << kTopicsUsage;
-    return kExitOk;
-  }
-  std::string sub = pos.size() > 1 ? pos[1] : "";
-  if (pos.size() > 2) {
-    *ctx.err << fmt::format("pvctl topics {}: unexpected argument '{}'\n\n", sub, pos[2]) << kTopicsUsage;
-    return kExitUsage;
-  }
-  if (sub == "create") return Create(ctx);
-  if (sub == "list") return List(ctx);
-  *ctx.err << (sub.empty() ? "pvctl topics: a subcommand is required\n\n"
-                           : fmt::format("pvctl topics: unknown subcommand '{}'\n\n", sub))
-           << kTopicsUsage;
-  return kExitUsage;
+void AddTopicsCommands(CLI::App& app, Context& ctx) {
+  CLI::App* topics = app.add_subcommand("topics", "the pipeline's topics: create, list");
+  topics->footer(kTopicsFooter);
+  topics->require_subcommand(1);
+
+  auto dry_run = std::make_shared<bool>(false);
+  CLI::App* create = topics->add_subcommand(
+      "create", "create every pipeline topic that does not exist yet (partitions from the config)");
+  create->add_flag("--dry-run", *dry_run, "only say what would be created");
+  create->footer(kTopicsFooter);
+  OnRun(create, ctx, [&ctx, dry_run] { return Create(ctx, *dry_run); });
+
+  auto all = std::make_shared<bool>(false);
+  CLI::App* list =
+      topics->add_subcommand("list", "topics, partitions, records, and the pipeline's consumer-group lag");
+  list->add_flag("--all", *all, "every topic of the cluster, not only the pipeline's (pv.*)");
+  list->footer(kTopicsFooter);
+  OnRun(list, ctx, [&ctx, all] { return List(ctx, *all); });
 }
 
 }  // namespace pv::pvctl
