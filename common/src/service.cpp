@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "pv/build_info.hpp"
 #include "pv/log.hpp"
 
 namespace pv::service {
@@ -45,7 +46,7 @@ std::optional<int> ParseArgs(int argc, char** argv, std::string_view name, std::
       return 0;
     }
     if (a == "--version") {
-      fmt::print("{} 0.1.0\n", name);
+      fmt::print("{} {} (commit {})\n", name, build::Version(), build::Commit());
       return 0;
     }
     if (a == "--config") {
