@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "process.hpp"
+#include "process_metrics.hpp"
 #include "pv/json.hpp"
 #include "pv/log.hpp"
 #include "topic_reader.hpp"
@@ -170,6 +171,8 @@ class WorkerIntegrationTest : public ::testing::Test {
 
 TEST_F(WorkerIntegrationTest, LogProviderDeliversOnceAndAReplayIsDeduped) {
   WorkerProcess& worker = StartWorker(Channel::kEmail, Config(""));
+  // Besides its own families, the build and the process_* metrics (every binary's AdminServer).
+  EXPECT_EQ(CheckProcessMetrics(HttpGet(worker.admin_port(), "/metrics").second, worker.pid()), "");
   std::vector<std::string> values;
   auto ids = ProduceSends(50, {}, &values);
   TopicReader events(broker_->bootstrap(), "pv.events");
