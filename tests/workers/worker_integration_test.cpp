@@ -649,5 +649,29 @@ TEST_F(WorkerIntegrationTest, ARetryRecordOverTheSizeLimitIsDeadLetteredAndTheJo
   EXPECT_EQ(fake.Stat("requests"), 1);
 }
 
+// A provider's secret from a file (PV_<SETTING>_FILE), as an operator runs the binary: used, and shown
+// by --print-config masked with the file as its source; the variable and its file both set: exit 2,
+// naming both.
+TEST(WorkerCommandLine, AProviderSecretFromAFileIsMaskedAndDoubleSourcesAreRefused) {
+  TempDir dir("pv-worker-secret-file");
+  WriteFile(dir.File("config.yaml"), "providers:\n  sg: {type: sendgrid, base_url: \"http://127.0.0.1:1\"}\n");
+  WriteFile(dir.File("sg_key"), "SG.from-the-file\n");
+  std::vector<std::string> argv = {WorkerBinary(Channel::kEmail), "--config", dir.File("config.yaml"),
+                                   "--print-config"};
+  Subprocess print(argv, {{"PV_PROVIDERS_SG_API_KEY_FILE", dir.File("sg_key")}}, dir.File("print.log"));
+  EXPECT_EQ(print.Wait(10s), 0) << ReadFile(dir.File("print.log"));
+  std::string out = ReadFile(dir.File("print.log"));
+  EXPECT_THAT(out, HasSubstr("providers.sg.api_key = ******** (env PV_PROVIDERS_SG_API_KEY_FILE=" +
+                             dir.File("sg_key") + ")\n"));
+  EXPECT_THAT(out, ::testing::Not(HasSubstr("from-the-file")));
+
+  Subprocess both(
+      argv, {{"PV_PROVIDERS_SG_API_KEY_FILE", dir.File("sg_key")}, {"PV_PROVIDERS_SG_API_KEY", "SG.env"}},
+      dir.File("both.log"));
+  EXPECT_EQ(both.Wait(10s), 2);
+  EXPECT_THAT(ReadFile(dir.File("both.log")),
+              HasSubstr("both PV_PROVIDERS_SG_API_KEY and PV_PROVIDERS_SG_API_KEY_FILE are set"));
+}
+
 }  // namespace
 }  // namespace pv::testing
