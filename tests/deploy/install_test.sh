@@ -189,6 +189,9 @@ no_tests_mode() {
   done
   if grep -E '^[^ ]*(_test|pv-bench-[^ ]*|_fuzz):' <<<"$targets"; then fail "test, bench or fuzz targets with PV_BUILD_TESTS=OFF"; fi
   grep -qi 'gtest\|gmock' "$tmp/off/build.ninja" && fail "build.ninja names GTest or GMock"
+  # A target_link_libraries name that is not a target (one defined only with tests) becomes -l<name>:
+  # configure passes, the link would fail.
+  grep -q -- '-lpv_' "$tmp/off/build.ninja" && fail "a link line names a pv_ library that is not built: $(grep -o -- '-lpv_[a-z_]*' "$tmp/off/build.ninja" | sort -u)"
   [ -f "$tmp/off/CTestTestfile.cmake" ] && grep -q add_test "$tmp/off/CTestTestfile.cmake" && fail "tests registered"
   # The check has teeth: with tests ON the same configure must fail for want of GTest.
   if cmake -S "$root" -B "$tmp/on" "${flags[@]}" -DPV_BUILD_TESTS=ON >"$tmp/on.log" 2>&1; then
