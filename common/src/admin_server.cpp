@@ -31,7 +31,8 @@ AdminServer::AdminServer(metrics::Registry& registry, std::function<std::string(
     }
   });
   http_->Get("/metrics", [&registry](const httplib::Request&, httplib::Response& res) {
-    res.set_content(registry.Render(), "text/plain; version=0.0.4");
+    // The service's own families, then pv_build_info and process_* (the same in every binary).
+    res.set_content(registry.Render() + metrics::RenderProcessMetrics(), "text/plain; version=0.0.4");
   });
 }
 

@@ -6,6 +6,8 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -57,6 +59,39 @@ bool IsUrlKey(std::string_view key) {
   std::string lower(key.substr(key.rfind('.') == std::string_view::npos ? 0 : key.rfind('.') + 1));
   std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
   return lower.size() >= 3 && lower.compare(lower.size() - 3, 3, "url") == 0;
+}
+
+// The settings PV_<NAME>_FILE may give: those --print-config masks (secrets, and URLs, which carry
+// Redis's password). Only these, so that PV_<NAME>_FILE can never be mistaken for the variable of a
+// real setting named <name>_file (keys_file, key_file, ca_file, credentials_file are not secrets:
+// IsSecretKey leaves out every name containing "file").
+bool ReadsFromFile(std::string_view key) {
+  return IsSecretKey(key) || IsUrlKey(key);
+}
+
+// The value of a secret from the file `path` named by the environment variable `variable`: the whole
+// file but its trailing line breaks. Refused: unreadable, not a regular file, over kMaxSecretFileBytes,
+// or holding a NUL byte (no setting can hold one).
+std::string ReadSecretFile(std::string_view key, const std::string& variable, const std::string& path) {
+  constexpr std::size_t kMaxSecretFileBytes = 64 * 1024;  // an FCM service-account JSON is ~2.5 KiB
+  auto fail = [&](std::string_view why) {
+    return ConfigError(fmt::format("setting {} ({}={}): {}", key, variable, path, why));
+  };
+  std::error_code ec;
+  auto status = std::filesystem::status(path, ec);
+  if (ec) throw fail(fmt::format("cannot read: {}", ec.message()));
+  if (!std::filesystem::is_regular_file(status)) throw fail("not a regular file");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw fail(fmt::format("cannot read: {}", std::strerror(errno)));
+  std::string value(kMaxSecretFileBytes + 1, '\0');
+  in.read(value.data(), static_cast<std::streamsize>(value.size()));
+  if (in.bad()) throw fail(fmt::format("cannot read: {}", std::strerror(errno)));
+  value.resize(static_cast<std::size_t>(in.gcount()));
+  if (value.size() > kMaxSecretFileBytes)
+    throw fail(fmt::format("larger than {} bytes", kMaxSecretFileBytes));
+  if (value.find('\0') != std::string::npos) throw fail("holds a NUL byte");
+  while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) value.pop_back();
+  return value;
 }
 
 }  // namespace
@@ -115,6 +150,22 @@ std::string Config::EnvName(std::string_view key) {
 
 bool Config::Lookup(std::string_view key, std::string& value, std::string& source) const {
   std::string env = EnvName(key);
+  std::string file_env = env + "_FILE";
+  if (const char* path = std::getenv(file_env.c_str()); path != nullptr) {
+    if (!ReadsFromFile(key)) {
+      throw ConfigError(
+          fmt::format("{}: setting {} is not a secret: only the settings --print-config masks (secrets, "
+                      "URLs) can be read "
+                      "from a file; set {} instead",
+                      file_env, key, env));
+    }
+    if (std::getenv(env.c_str()) != nullptr) {
+      throw ConfigError(fmt::format("setting {}: both {} and {} are set; set one", key, env, file_env));
+    }
+    value = ReadSecretFile(key, file_env, path);
+    source = fmt::format("env {}={}", file_env, path);
+    return true;
+  }
   if (const char* v = std::getenv(env.c_str()); v != nullptr) {
     value = v;
     source = "env " + env;
@@ -265,17 +316,45 @@ std::map<std::string, std::string> Config::GetStringMap(std::string_view key) co
     }
   }
   std::string prefix = EnvName(key) + "__";
+  auto entry_name = [](std::string_view env_name) {
+    std::string name(env_name);
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return c == '_' ? '.' : static_cast<char>(std::tolower(c)); });
+    return name;
+  };
+  std::map<std::string, std::string> sources;
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
     std::string_view entry(*e);
     if (entry.substr(0, prefix.size()) != prefix) continue;
     size_t eq = entry.find('=');
     if (eq == std::string_view::npos) continue;
-    std::string name(entry.substr(prefix.size(), eq - prefix.size()));
-    std::transform(name.begin(), name.end(), name.begin(),
-                   [](unsigned char c) { return c == '_' ? '.' : static_cast<char>(std::tolower(c)); });
+    std::string_view env_name = entry.substr(prefix.size(), eq - prefix.size());
+    std::string name = entry_name(env_name);
+    // PV_KAFKA_PROPERTIES__SASL_PASSWORD_FILE: a secret entry (sasl.password) read from a file.
+    constexpr std::string_view kFile = "_FILE";
+    if (env_name.size() > kFile.size() && env_name.substr(env_name.size() - kFile.size()) == kFile) {
+      std::string base = entry_name(env_name.substr(0, env_name.size() - kFile.size()));
+      std::string base_full = std::string(key) + "." + base;
+      if (IsSecretKey(base_full)) {
+        std::string variable(entry.substr(0, eq));
+        std::string plain = variable.substr(0, variable.size() - kFile.size());
+        if (std::getenv(plain.c_str()) != nullptr) {
+          throw ConfigError(
+              fmt::format("setting {}: both {} and {} are set; set one", base_full, plain, variable));
+        }
+        std::string path(entry.substr(eq + 1));
+        out[base] = ReadSecretFile(base_full, variable, path);
+        sources[base] = fmt::format("env {}={}", variable, path);
+        continue;
+      }
+    }
     out[name] = std::string(entry.substr(eq + 1));
+    sources[name] = "map";
   }
-  for (const auto& [name, value] : out) Record(std::string(key) + "." + name, value, "map");
+  for (const auto& [name, value] : out) {
+    auto source = sources.find(name);
+    Record(std::string(key) + "." + name, value, source == sources.end() ? "map" : source->second);
+  }
   return out;
 }
 

@@ -1,9 +1,17 @@
 #include "pv/metrics.hpp"
 
+#include <dirent.h>
 #include <fmt/format.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <optional>
+#include <sstream>
+
+#include "pv/build_info.hpp"
 
 namespace pv::metrics {
 namespace {
@@ -81,7 +89,7 @@ std::vector<std::uint64_t> Histogram::CumulativeCounts() const {
 }
 
 std::vector<double> LatencyBuckets() {
-  return {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+  return {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60};
 }
 
 Family<Counter>& Registry::AddCounter(const std::string& name, const std::string& help,
@@ -153,6 +161,118 @@ std::string Registry::Render() const {
       out += fmt::format("{}_sum{} {}\n", family->name(), Labels(family->label_names(), labels), h.Sum());
       out += fmt::format("{}_count{} {}\n", family->name(), Labels(family->label_names(), labels), h.Count());
     });
+  }
+  return out;
+}
+
+namespace {
+
+// A small /proc file, read whole (their size in stat(2) is 0, so they are read until the end).
+std::optional<std::string> ReadProcFile(const char* path) {
+  std::FILE* f = std::fopen(path, "re");
+  if (f == nullptr) return std::nullopt;
+  std::string text;
+  char buffer[4096];
+  size_t n = 0;
+  // /proc/self/stat is one line of a few hundred bytes, /proc/stat a few KiB per hundred CPUs.
+  while ((n = std::fread(buffer, 1, sizeof buffer, f)) > 0 && text.size() < 1024 * 1024)
+    text.append(buffer, n);
+  std::fclose(f);
+  return text;
+}
+
+struct SelfStat {
+  double start_ticks = 0;     // field 22, starttime: clock ticks after boot
+  double virtual_bytes = 0;   // field 23, vsize
+  double resident_pages = 0;  // field 24, rss
+};
+
+// /proc/self/stat (proc(5)): "pid (comm) state ppid ...". comm may hold blanks and ')', so the fields
+// are counted from the last ')'.
+std::optional<SelfStat> ReadSelfStat() {
+  auto text = ReadProcFile("/proc/self/stat");
+  if (!text) return std::nullopt;
+  size_t paren = text->rfind(')');
+  if (paren == std::string::npos) return std::nullopt;
+  std::istringstream in(text->substr(paren + 1));
+  std::vector<std::string> fields;  // fields[0] is field 3 (state)
+  std::string field;
+  while (fields.size() < 22 && in >> field) fields.push_back(field);
+  if (fields.size() < 22) return std::nullopt;
+  auto number = [&](int n) { return std::strtod(fields[static_cast<size_t>(n - 3)].c_str(), nullptr); };
+  return SelfStat{number(22), number(23), number(24)};
+}
+
+// When the process started, in Unix seconds: boot time (btime in /proc/stat) + starttime. It never
+// changes, so it is read once.
+std::optional<double> StartTimeSeconds() {
+  static const std::optional<double> start = []() -> std::optional<double> {
+    auto stat = ReadSelfStat();
+    auto text = ReadProcFile("/proc/stat");
+    long ticks = ::sysconf(_SC_CLK_TCK);
+    if (!stat || !text || ticks <= 0) return std::nullopt;
+    size_t at = text->find("\nbtime ");
+    if (at == std::string::npos) return std::nullopt;
+    double boot = std::strtod(text->c_str() + at + 7, nullptr);
+    if (boot <= 0) return std::nullopt;
+    return boot + stat->start_ticks / static_cast<double>(ticks);
+  }();
+  return start;
+}
+
+std::optional<double> OpenFds() {
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) return std::nullopt;
+  int own = ::dirfd(dir);
+  double count = 0;
+  while (const dirent* entry = ::readdir(dir)) {
+    if (entry->d_name[0] == '.') continue;          // "." and ".."
+    if (std::atoi(entry->d_name) == own) continue;  // the listing's own descriptor
+    ++count;
+  }
+  ::closedir(dir);
+  return count;
+}
+
+void AppendSample(std::string& out, std::string_view name, std::string_view type, std::string_view help,
+                  double value) {
+  out += fmt::format("# HELP {} {}\n# TYPE {} {}\n{} {}\n", name, help, name, type, name, Number(value));
+}
+
+}  // namespace
+
+std::string RenderProcessMetrics() {
+  std::string out = fmt::format(
+      "# HELP pv_build_info The version and commit of this binary; always 1.\n# TYPE pv_build_info gauge\n"
+      "pv_build_info{{version=\"{}\",commit=\"{}\"}} 1\n",
+      EscapeLabel(std::string(build::Version())), EscapeLabel(std::string(build::Commit())));
+  // getrusage rather than stat's utime and stime: microseconds instead of clock ticks (10 ms).
+  rusage usage{};
+  if (::getrusage(RUSAGE_SELF, &usage) == 0) {
+    auto seconds = [](const timeval& tv) {
+      return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
+    };
+    AppendSample(out, "process_cpu_seconds_total", "counter",
+                 "Total user and system CPU time spent in seconds.",
+                 seconds(usage.ru_utime) + seconds(usage.ru_stime));
+  }
+  if (auto stat = ReadSelfStat()) {
+    AppendSample(out, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.",
+                 stat->virtual_bytes);
+    AppendSample(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+                 stat->resident_pages * static_cast<double>(::sysconf(_SC_PAGESIZE)));
+  }
+  if (auto fds = OpenFds()) {
+    AppendSample(out, "process_open_fds", "gauge", "Number of open file descriptors.", *fds);
+  }
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0) {
+    AppendSample(out, "process_max_fds", "gauge", "Maximum number of open file descriptors.",
+                 static_cast<double>(limit.rlim_cur));
+  }
+  if (auto start = StartTimeSeconds()) {
+    AppendSample(out, "process_start_time_seconds", "gauge",
+                 "Start time of the process since unix epoch in seconds.", *start);
   }
   return out;
 }

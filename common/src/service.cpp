@@ -10,6 +10,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "pv/build_info.hpp"
 #include "pv/command_line.hpp"
 #include "pv/log.hpp"
 
@@ -37,7 +38,7 @@ std::optional<int> ParseArgs(int argc, char** argv, std::string_view name, std::
     return code;
   }
   if (version) {
-    fmt::print("{} 0.1.0\n", name);
+    fmt::print("{} {} (commit {})\n", name, build::Version(), build::Commit());
     return 0;
   }
   return std::nullopt;

@@ -2,6 +2,9 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
 
 #include "test_util.hpp"
 
@@ -344,6 +347,144 @@ TEST(ConfigTest, MovedConfigKeepsTreeAndRecords) {
   Config b = std::move(a);
   EXPECT_EQ(b.GetInt("x", 0), 1);
   EXPECT_THAT(b.Describe(), HasSubstr("x = 1 (file <inline>)"));
+}
+
+// PV_<NAME>_FILE: a secret from a mounted file (/run/secrets/..., systemd's LoadCredential, a
+// Kubernetes secret volume) instead of the environment, where every child process and /proc/<pid>/environ
+// would see it.
+TEST(ConfigFileSecretTest, ASecretComesFromItsFileWithoutTheTrailingNewlineAndIsMaskedWithItsSource) {
+  TempDir dir;
+  std::string path = dir / "smtp_password";
+  ::pv::testing::WriteFile(path, "s3cret pass \n");
+  ScopedEnv plain("PV_PROVIDERS_SMTP_PASSWORD", std::nullopt);
+  ScopedEnv file("PV_PROVIDERS_SMTP_PASSWORD_FILE", path);
+  Config config = Config::FromYaml("providers:\n  smtp:\n    password: from-yaml\n");
+  EXPECT_EQ(config.GetString("providers.smtp.password", ""), "s3cret pass ");  // the file wins, blanks kept
+  std::string d = config.Describe();
+  EXPECT_THAT(d, HasSubstr("providers.smtp.password = ******** (env PV_PROVIDERS_SMTP_PASSWORD_FILE=" + path +
+                           ")\n"));
+  EXPECT_THAT(d, Not(HasSubstr("s3cret")));
+}
+
+TEST(ConfigFileSecretTest, AUrlWithItsPasswordComesFromAFileAndIsMasked) {
+  TempDir dir;
+  std::string path = dir / "redis_url";
+  ::pv::testing::WriteFile(path, "redis://:redis-pw@cache:6379/1\r\n");
+  ScopedEnv plain("PV_REDIS_URL", std::nullopt);
+  ScopedEnv file("PV_REDIS_URL_FILE", path);
+  Config config = Config::FromYaml("");
+  EXPECT_EQ(config.GetString("redis.url", "redis://127.0.0.1:6379"), "redis://:redis-pw@cache:6379/1");
+  EXPECT_THAT(config.Describe(),
+              HasSubstr("redis.url = redis://:****@cache:6379/1 (env PV_REDIS_URL_FILE=" + path + ")\n"));
+}
+
+TEST(ConfigFileSecretTest, AMultiLineKeyKeepsItsInnerLineBreaks) {
+  TempDir dir;
+  std::string path = dir / "apns.p8";
+  const std::string pem = "-----BEGIN PRIVATE KEY-----\nMIGTAgEAMBMGByqGSM49\n-----END PRIVATE KEY-----";
+  ::pv::testing::WriteFile(path, pem + "\n\n");
+  ScopedEnv plain("PV_PROVIDERS_APNS_KEY_PEM", std::nullopt);
+  ScopedEnv file("PV_PROVIDERS_APNS_KEY_PEM_FILE", path);
+  EXPECT_EQ(Config::FromYaml("").GetString("providers.apns.key_pem", ""), pem);
+}
+
+TEST(ConfigFileSecretTest, BothTheVariableAndItsFileAreRefused) {
+  TempDir dir;
+  std::string path = dir / "token";
+  ::pv::testing::WriteFile(path, "tok\n");
+  ScopedEnv plain("PV_PROVIDERS_TWILIO_AUTH_TOKEN", "tok-env");
+  ScopedEnv file("PV_PROVIDERS_TWILIO_AUTH_TOKEN_FILE", path);
+  Config config = Config::FromYaml("");
+  std::string message =
+      ErrorMessage<ConfigError>([&] { config.GetString("providers.twilio.auth_token", ""); });
+  EXPECT_THAT(message,
+              HasSubstr("both PV_PROVIDERS_TWILIO_AUTH_TOKEN and PV_PROVIDERS_TWILIO_AUTH_TOKEN_FILE"));
+  EXPECT_THAT(message, Not(HasSubstr("tok-env")));
+}
+
+TEST(ConfigFileSecretTest, AFileThatCannotBeReadIsAClearError) {
+  TempDir dir;
+  ScopedEnv plain("PV_PROVIDERS_SENDGRID_API_KEY", std::nullopt);
+  {
+    ScopedEnv file("PV_PROVIDERS_SENDGRID_API_KEY_FILE", dir / "missing");
+    std::string message =
+        ErrorMessage<ConfigError>([&] { Config::FromYaml("").GetString("providers.sendgrid.api_key", ""); });
+    EXPECT_THAT(message, HasSubstr("providers.sendgrid.api_key"));
+    EXPECT_THAT(message, HasSubstr("PV_PROVIDERS_SENDGRID_API_KEY_FILE=" + (dir / "missing")));
+    EXPECT_THAT(message, HasSubstr("cannot read"));
+  }
+  {
+    ScopedEnv file("PV_PROVIDERS_SENDGRID_API_KEY_FILE", dir.path().string());
+    std::string message =
+        ErrorMessage<ConfigError>([&] { Config::FromYaml("").GetString("providers.sendgrid.api_key", ""); });
+    EXPECT_THAT(message, HasSubstr("not a regular file"));
+  }
+  if (::geteuid() != 0) {  // root reads any file
+    std::string locked = dir / "locked";
+    ::pv::testing::WriteFile(locked, "SG.x");
+    std::filesystem::permissions(locked, std::filesystem::perms::none);
+    ScopedEnv file("PV_PROVIDERS_SENDGRID_API_KEY_FILE", locked);
+    std::string message =
+        ErrorMessage<ConfigError>([&] { Config::FromYaml("").GetString("providers.sendgrid.api_key", ""); });
+    EXPECT_THAT(message, HasSubstr("cannot read"));
+  }
+}
+
+TEST(ConfigFileSecretTest, AFileOver64KiBOrWithANulByteIsRefused) {
+  TempDir dir;
+  ScopedEnv plain("PV_PROVIDERS_FCM_CREDENTIALS_JSON", std::nullopt);
+  std::string path = dir / "credentials.json";
+  ScopedEnv file("PV_PROVIDERS_FCM_CREDENTIALS_JSON_FILE", path);
+  ::pv::testing::WriteFile(path, std::string(64 * 1024, 'x'));
+  EXPECT_EQ(Config::FromYaml("").GetString("providers.fcm.credentials_json", "").size(), 64U * 1024U);
+  ::pv::testing::WriteFile(path, std::string(64 * 1024 + 1, 'x'));
+  EXPECT_THAT(ErrorMessage<ConfigError>(
+                  [&] { Config::FromYaml("").GetString("providers.fcm.credentials_json", ""); }),
+              HasSubstr("larger than 65536 bytes"));
+  ::pv::testing::WriteFile(path, std::string("{\"a\":1}\0x", 9));
+  EXPECT_THAT(ErrorMessage<ConfigError>(
+                  [&] { Config::FromYaml("").GetString("providers.fcm.credentials_json", ""); }),
+              HasSubstr("NUL byte"));
+}
+
+// Only secrets: PV_KAFKA_BROKERS_FILE would otherwise be ignored without a word, and the brokers left
+// at their default.
+TEST(ConfigFileSecretTest, TheFileVariableOfASettingThatIsNotASecretIsRefused) {
+  TempDir dir;
+  std::string path = dir / "brokers";
+  ::pv::testing::WriteFile(path, "k:9092\n");
+  ScopedEnv plain("PV_KAFKA_BROKERS", std::nullopt);
+  ScopedEnv file("PV_KAFKA_BROKERS_FILE", path);
+  std::string message =
+      ErrorMessage<ConfigError>([&] { Config::FromYaml("").GetString("kafka.brokers", ""); });
+  EXPECT_THAT(message, HasSubstr("PV_KAFKA_BROKERS_FILE"));
+  EXPECT_THAT(message, HasSubstr("not a secret"));
+  // A setting whose own name ends in _file is not affected: PV_KEYS_FILE is keys_file.
+  ScopedEnv keys("PV_KEYS_FILE", "/var/lib/pv/keys/keys.yaml");
+  EXPECT_EQ(Config::FromYaml("").GetString("keys_file", "keys.yaml"), "/var/lib/pv/keys/keys.yaml");
+}
+
+TEST(ConfigFileSecretTest, ASecretEntryOfAMapComesFromItsFile) {
+  TempDir dir;
+  std::string path = dir / "sasl";
+  ::pv::testing::WriteFile(path, "sasl-pw\n");
+  ScopedEnv plain("PV_KAFKA_PROPERTIES__SASL_PASSWORD", std::nullopt);
+  ScopedEnv file("PV_KAFKA_PROPERTIES__SASL_PASSWORD_FILE", path);
+  ScopedEnv user("PV_KAFKA_PROPERTIES__SASL_USERNAME", "pv");
+  Config config = Config::FromYaml("");
+  auto properties = config.GetStringMap("kafka.properties");
+  EXPECT_THAT(properties,
+              UnorderedElementsAre(Pair("sasl.password", "sasl-pw"), Pair("sasl.username", "pv")));
+  std::string d = config.Describe();
+  EXPECT_THAT(
+      d, HasSubstr("kafka.properties.sasl.password = ******** (env PV_KAFKA_PROPERTIES__SASL_PASSWORD_FILE=" +
+                   path + ")\n"));
+  EXPECT_THAT(d, Not(HasSubstr("sasl-pw")));
+
+  ScopedEnv both("PV_KAFKA_PROPERTIES__SASL_PASSWORD", "other");
+  EXPECT_THAT(
+      ErrorMessage<ConfigError>([&] { Config::FromYaml("").GetStringMap("kafka.properties"); }),
+      HasSubstr("both PV_KAFKA_PROPERTIES__SASL_PASSWORD and PV_KAFKA_PROPERTIES__SASL_PASSWORD_FILE"));
 }
 
 }  // namespace

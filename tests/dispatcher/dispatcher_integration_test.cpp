@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "harness.hpp"
+#include "process_metrics.hpp"
 #include "pv/delay_ladder.hpp"
 #include "pv/ids.hpp"
 #include "pv/json.hpp"
@@ -176,6 +177,8 @@ TEST_F(DispatcherIT, TriggersBecomeRenderedSendsFieldByField) {
                  std::string(200, 'x') + " {{name}}</p>{{/event.items}}\"}\n");
   WriteConfig(redis.url(), "", "    message.max.bytes: \"20000\"\n");  // a producer property
   auto dispatcher = StartDispatcher();
+  // Besides its own families, the build and the process_* metrics (every binary's AdminServer).
+  EXPECT_EQ(pv::testing::CheckProcessMetrics(Metrics(), dispatcher->pid()), "");
 
   TriggerWriter writer(broker_->bootstrap());
   std::string t1 = writer.Write(

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "process.hpp"
+#include "process_metrics.hpp"
 #include "pv/keys.hpp"
 #include "raw_http.hpp"
 #include "topic_reader.hpp"
@@ -429,6 +430,33 @@ TEST(IngestProcess, TenThousandIdleConnectionsStayUnder128MiBAndTheNextIs503) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
   idle.clear();
   EXPECT_EQ(ingest.process->Stop(SIGTERM, 15s), 0) << ingest.Log();
+}
+
+// What every binary serves besides its own families (AdminServer): the build, and Prometheus' process_*
+// metrics, read from /proc at each scrape; and --version names the same version.
+TEST(IngestProcess, MetricsCarryTheBuildAndTheProcessFamilies) {
+  IngestUnderTest ingest("pv-ingest-process-metrics", "  shutdown_delay_ms: 0\n");
+  ASSERT_GT(ingest.port, 0) << ingest.Log();
+  std::string metrics;
+  ASSERT_EQ(ingest.AdminGet("/metrics", &metrics), 200);
+  EXPECT_EQ(pv::testing::CheckProcessMetrics(metrics, ingest.process->pid()), "") << metrics;
+  EXPECT_EQ(pv::testing::CheckCpuSecondsGrow([&] {
+              std::string body;
+              ingest.AdminGet("/metrics", &body);
+              return body;
+            }),
+            "");
+  // The service's own families are still there, before the common ones.
+  EXPECT_LT(metrics.find("pv_ingest_requests_total"), metrics.find("pv_build_info"));
+  EXPECT_EQ(ingest.process->Stop(SIGTERM, 15s), 0) << ingest.Log();
+
+  pv::testing::TempDir dir("pv-ingest-version");
+  Subprocess version({IngestBin(), "--version"}, {}, dir.File("version.log"));
+  EXPECT_EQ(version.Wait(10s), 0);
+  EXPECT_EQ(pv::testing::ReadFile(dir.File("version.log"))
+                .rfind(std::string("pv-ingest ") + PV_EXPECTED_VERSION + " (commit ", 0),
+            0U)
+      << pv::testing::ReadFile(dir.File("version.log"));
 }
 
 TEST(IngestProcess, AMillionOpenBracketsIs400AndTheProcessLives) {

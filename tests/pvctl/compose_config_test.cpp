@@ -203,6 +203,32 @@ TEST(Compose, DashboardAndPrometheusQueryOnlyMetricsTheCodeExposes) {
   }
 }
 
+// A rate is not a health signal: the throughput stats ("... / s") once turned red at 1/s, i.e. red on
+// every quiet night. They keep one base colour; the error stats keep their thresholds
+// (docs/operations.md "Metrics and alerts").
+TEST(Compose, ThroughputStatPanelsHaveNoThresholdColour) {
+  rapidjson::Document d;
+  d.Parse(ReadFile(kRoot + "/deploy/grafana/dashboards/pv.json").c_str());
+  ASSERT_FALSE(d.HasParseError());
+  int throughput = 0;
+  int alarming = 0;
+  for (const auto& p : d["panels"].GetArray()) {
+    if (!p.HasMember("type") || std::string(p["type"].GetString()) != "stat") continue;
+    std::string title = p["title"].GetString();
+    const auto& steps = p["fieldConfig"]["defaults"]["thresholds"]["steps"];
+    ASSERT_TRUE(steps.IsArray()) << title;
+    if (title.size() >= 3 && title.compare(title.size() - 3, 3, "/ s") == 0) {
+      ++throughput;
+      EXPECT_EQ(steps.Size(), 1U) << title << ": a throughput stat with a threshold colour";
+    } else {
+      ++alarming;
+      EXPECT_GE(steps.Size(), 2U) << title << ": an error stat without a threshold";
+    }
+  }
+  EXPECT_EQ(throughput, 2) << "Triggers accepted / s, Sends delivered / s";
+  EXPECT_GE(alarming, 2);
+}
+
 // Prometheus, Grafana and Alertmanager answer on the host's loopback only; Grafana has no default
 // password; host-port variables are not PV_* settings.
 TEST(Compose, MonitoringOnLoopbackAndGrafanaWithoutDefaultPassword) {

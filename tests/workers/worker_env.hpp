@@ -114,6 +114,7 @@ class WorkerProcess {
   int Stop(int signal, std::chrono::milliseconds timeout);
   bool Running() { return process_ && process_->Running(); }
   int admin_port() const { return admin_port_; }
+  pid_t pid() const { return process_ ? process_->pid() : -1; }
   std::string Log() const;
 
  private:

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "process.hpp"
+#include "process_metrics.hpp"
 #include "pv/json.hpp"
 #include "pv/log.hpp"
 #include "topic_reader.hpp"
@@ -170,6 +171,8 @@ class WorkerIntegrationTest : public ::testing::Test {
 
 TEST_F(WorkerIntegrationTest, LogProviderDeliversOnceAndAReplayIsDeduped) {
   WorkerProcess& worker = StartWorker(Channel::kEmail, Config(""));
+  // Besides its own families, the build and the process_* metrics (every binary's AdminServer).
+  EXPECT_EQ(CheckProcessMetrics(HttpGet(worker.admin_port(), "/metrics").second, worker.pid()), "");
   std::vector<std::string> values;
   auto ids = ProduceSends(50, {}, &values);
   TopicReader events(broker_->bootstrap(), "pv.events");
@@ -644,6 +647,30 @@ TEST_F(WorkerIntegrationTest, ARetryRecordOverTheSizeLimitIsDeadLetteredAndTheJo
   EXPECT_THAT(event->value, HasSubstr(R"("error_code":"retry_too_large")"));
   EXPECT_EQ(std::count_if(all.begin(), all.end(), ours), 1);
   EXPECT_EQ(fake.Stat("requests"), 1);
+}
+
+// A provider's secret from a file (PV_<SETTING>_FILE), as an operator runs the binary: used, and shown
+// by --print-config masked with the file as its source; the variable and its file both set: exit 2,
+// naming both.
+TEST(WorkerCommandLine, AProviderSecretFromAFileIsMaskedAndDoubleSourcesAreRefused) {
+  TempDir dir("pv-worker-secret-file");
+  WriteFile(dir.File("config.yaml"), "providers:\n  sg: {type: sendgrid, base_url: \"http://127.0.0.1:1\"}\n");
+  WriteFile(dir.File("sg_key"), "SG.from-the-file\n");
+  std::vector<std::string> argv = {WorkerBinary(Channel::kEmail), "--config", dir.File("config.yaml"),
+                                   "--print-config"};
+  Subprocess print(argv, {{"PV_PROVIDERS_SG_API_KEY_FILE", dir.File("sg_key")}}, dir.File("print.log"));
+  EXPECT_EQ(print.Wait(10s), 0) << ReadFile(dir.File("print.log"));
+  std::string out = ReadFile(dir.File("print.log"));
+  EXPECT_THAT(out, HasSubstr("providers.sg.api_key = ******** (env PV_PROVIDERS_SG_API_KEY_FILE=" +
+                             dir.File("sg_key") + ")\n"));
+  EXPECT_THAT(out, ::testing::Not(HasSubstr("from-the-file")));
+
+  Subprocess both(
+      argv, {{"PV_PROVIDERS_SG_API_KEY_FILE", dir.File("sg_key")}, {"PV_PROVIDERS_SG_API_KEY", "SG.env"}},
+      dir.File("both.log"));
+  EXPECT_EQ(both.Wait(10s), 2);
+  EXPECT_THAT(ReadFile(dir.File("both.log")),
+              HasSubstr("both PV_PROVIDERS_SG_API_KEY and PV_PROVIDERS_SG_API_KEY_FILE are set"));
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // The admin HTTP endpoints every background service (dispatcher, workers) serves on its own port:
 // GET /healthz (the process is alive), GET /readyz (its dependencies answer: the `ready` callback),
-// GET /metrics (Prometheus text). Ingest serves the same three here too, off its public API port.
+// GET /metrics (Prometheus text: the registry's families, then pv_build_info and the process_* families
+// of metrics::RenderProcessMetrics). Ingest serves the same three here too, off its public API port.
 #pragma once
 
 #include <functional>

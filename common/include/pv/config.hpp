@@ -2,6 +2,11 @@
 //
 // A setting is named by its path in the file ("kafka.brokers"); its environment variable is
 // PV_ + the path in upper case with dots as underscores ("PV_KAFKA_BROKERS"). The environment wins.
+// A secret (a setting --print-config masks: names with password, token, secret, key, credentials, and
+// URLs) may instead come from a file: PV_<NAME>_FILE=/run/secrets/x reads the file, trailing line
+// breaks removed, at most 64 KiB; setting both PV_<NAME> and PV_<NAME>_FILE, or _FILE for a setting
+// that is not a secret, is a ConfigError. Likewise PV_KAFKA_PROPERTIES__SASL_PASSWORD_FILE for a
+// secret entry of a map (GetStringMap).
 // Every lookup is recorded with its default, so `--print-config` shows the effective settings and
 // where each came from. Errors name the setting and its source. See docs/configuration.md.
 #pragma once

@@ -53,8 +53,19 @@ class Histogram {
   std::atomic<std::uint64_t> count_{0};
 };
 
-// Seconds-scale default buckets from 0.5 ms to 10 s.
+// Seconds-scale default buckets from 0.5 ms to 60 s: fine below a second (ingest's acknowledgements,
+// an HTTP provider's answer), then up to past the slowest provider timeout (SMTP's 30 s default), so a
+// send that waited for its timeout lands in a bucket of its own rather than in +Inf.
 std::vector<double> LatencyBuckets();
+
+// The families every pv binary serves besides its own (AdminServer appends them to each /metrics):
+//   pv_build_info{version,commit} 1   pv::build::Version() and Commit() (cmake/PvVersion.cmake)
+//   process_cpu_seconds_total, process_resident_memory_bytes, process_virtual_memory_bytes,
+//   process_open_fds, process_max_fds, process_start_time_seconds
+// The process_* families have the names and meanings of Prometheus' client libraries, read at each
+// call from /proc/self (stat, fd), getrusage and getrlimit: a few system calls and a directory listing
+// of the open descriptors. A family whose source cannot be read is left out rather than shown as 0.
+std::string RenderProcessMetrics();
 
 template <typename Metric>
 class Family {

@@ -1,5 +1,7 @@
-// Suppression: users and addresses that must not receive a channel's messages (unsubscribed, hard
-// bounced, complained, STOP-ed). Kept in Redis so that every dispatcher and pvctl share one list:
+// Suppression: users and addresses that must not receive a channel's messages. pv reads no bounce,
+// complaint, unsubscribe or STOP report itself: an operator (or a system of yours that receives the
+// providers' webhooks) adds entries with `pvctl suppress add` or SADD. Kept in Redis so that every
+// dispatcher and pvctl share one list:
 //
 //   key    pv:suppress:<channel>          a SET per channel; channel is email, text or push
 //   member user:<project>:<external_id>   one user of one project (external ids are per project)
