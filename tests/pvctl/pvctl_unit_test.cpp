@@ -197,6 +197,9 @@ TEST(TopicSettings, CreateSetsMinInsyncReplicasUnlessConfigured) {
   // A tombstone (pvctl keys delete) outlives every keys_file that may still list the key.
   EXPECT_EQ(keys.at("delete.retention.ms"), "3153600000000");
   EXPECT_EQ(keys.size(), 3U);
+  // The same for pv.campaigns: a removal outlives every catalog_dir that may still hold the campaign.
+  EXPECT_EQ(CreateConfigs(by_name.at("pv.campaigns"), 3), keys);
+  EXPECT_EQ(by_name.at("pv.campaigns").partitions, 1);
 }
 
 TEST(TopicSettings, PipelineGroupsAsTheServicesNameThem) {
