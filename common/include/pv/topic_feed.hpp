@@ -44,7 +44,8 @@ class TopicFeed {
   // Starts the thread. `client_id` also serves as the group id librdkafka requires (never joined).
   // Throws KafkaError on a bad property.
   TopicFeed(const Settings& settings, std::string topic, const std::string& client_id, Callbacks callbacks);
-  // Stops the thread (within about 200 ms) and closes the client.
+  // Stops the thread (within about a second: a metadata or watermark request under way is not cut
+  // short) and closes the client.
   ~TopicFeed();
   TopicFeed(const TopicFeed&) = delete;
   TopicFeed& operator=(const TopicFeed&) = delete;
