@@ -115,8 +115,8 @@ std::string CampaignRecord(const Campaign& c, std::int64_t updated_at_ms, std::s
   out += ",\"timezone\":";
   AppendJsonString(out, c.timezone);
   if (c.send_window) {
-    out += fmt::format(R"(,"send_window":{{"start":"{}","end":"{}","days":[)", Clock(c.send_window->start_minute),
-                       Clock(c.send_window->end_minute));
+    out += fmt::format(R"(,"send_window":{{"start":"{}","end":"{}","days":[)",
+                       Clock(c.send_window->start_minute), Clock(c.send_window->end_minute));
     bool first = true;
     for (int day = 0; day < 7; ++day) {
       if ((c.send_window->days & (1U << day)) == 0) continue;
@@ -234,7 +234,8 @@ bool ParseCampaignState(const CampaignRecordView& record, std::string_view topic
   if (campaign->id != record.record_key) {
     // Compaction keeps the last record per record key: a record filed under another key would
     // outlive the campaign's own removal.
-    error = fmt::format("record key {} does not match the id {} in its value", record.record_key, campaign->id);
+    error =
+        fmt::format("record key {} does not match the id {} in its value", record.record_key, campaign->id);
     return false;
   }
   out.updated_at_ms = campaign->updated_at_ms;
@@ -280,8 +281,8 @@ std::vector<std::string> CampaignDifferences(const Campaign& a, const Campaign& 
     }
     return nullptr;
   };
-  auto compare_maps = [&](const std::map<std::string, std::string>& x, const std::map<std::string, std::string>& y,
-                          const std::string& prefix) {
+  auto compare_maps = [&](const std::map<std::string, std::string>& x,
+                          const std::map<std::string, std::string>& y, const std::string& prefix) {
     std::set<std::string> names;
     for (const auto& [n, v] : x) names.insert(n);
     for (const auto& [n, v] : y) names.insert(n);

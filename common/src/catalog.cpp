@@ -117,8 +117,7 @@ void ParseTemplate(const std::string& file, const fs::path* files_dir, const std
       }
       for (const auto& d : item.second) {
         if (!d.second.IsScalar()) {
-          problems.Add(file, fmt::format("{}.data.{}", where, d.first.as<std::string>()),
-                       "must be a string");
+          problems.Add(file, fmt::format("{}.data.{}", where, d.first.as<std::string>()), "must be a string");
           continue;
         }
         out.data[d.first.as<std::string>()] = d.second.as<std::string>();
@@ -130,13 +129,15 @@ void ParseTemplate(const std::string& file, const fs::path* files_dir, const std
       continue;
     }
     if (from_file && files_dir == nullptr) {
-      problems.Add(file, fmt::format("{}.{}", where, key),
-                   fmt::format("a campaign record carries its templates inline ({}), never a file name", field));
+      problems.Add(
+          file, fmt::format("{}.{}", where, key),
+          fmt::format("a campaign record carries its templates inline ({}), never a file name", field));
     } else if (from_file) {
       fs::path path = *files_dir / item.second.as<std::string>();
       try {
         out.fields[field] = ReadFile(path);
-        if (newest_file_ms != nullptr) *newest_file_ms = std::max(*newest_file_ms, catalog_internal::ModifiedMs(path));
+        if (newest_file_ms != nullptr)
+          *newest_file_ms = std::max(*newest_file_ms, catalog_internal::ModifiedMs(path));
       } catch (const std::exception&) {
         problems.Add(file, fmt::format("{}.{}", where, key),
                      fmt::format("cannot read template file {}", path.string()));
@@ -167,8 +168,9 @@ void ParseTemplate(const std::string& file, const fs::path* files_dir, const std
 
 }  // namespace
 
-void catalog_internal::ParseCampaign(const YAML::Node& root, const std::string& file, const fs::path* files_dir,
-                                     Campaign& c, Problems& problems, std::int64_t* newest_file_ms) {
+void catalog_internal::ParseCampaign(const YAML::Node& root, const std::string& file,
+                                     const fs::path* files_dir, Campaign& c, Problems& problems,
+                                     std::int64_t* newest_file_ms) {
   if (!root.IsMap()) {
     problems.Add(file, "(file)", "must be a mapping");
     return;
@@ -224,8 +226,7 @@ void catalog_internal::ParseCampaign(const YAML::Node& root, const std::string& 
   c.deleted = boolean("deleted", false);
   c.default_locale = str("default_locale", false);
   if (!c.default_locale.empty() && !validate::IsLanguageTag(c.default_locale)) {
-    problems.Add(file, "default_locale",
-                 fmt::format("'{}' is not a language tag", c.default_locale));
+    problems.Add(file, "default_locale", fmt::format("'{}' is not a language tag", c.default_locale));
   }
   std::string tz = str("timezone", false);
   if (!tz.empty()) {
@@ -262,8 +263,7 @@ void catalog_internal::ParseCampaign(const YAML::Node& root, const std::string& 
           }
           auto day = ParseDay(d.as<std::string>());
           if (!day) {
-            problems.Add(file, "send_window.days",
-                         fmt::format("'{}' is not a day", d.as<std::string>()));
+            problems.Add(file, "send_window.days", fmt::format("'{}' is not a day", d.as<std::string>()));
           } else {
             window.days = static_cast<std::uint8_t>(window.days | (1U << *day));
           }
@@ -284,7 +284,8 @@ void catalog_internal::ParseCampaign(const YAML::Node& root, const std::string& 
       continue;
     }
     Template t;
-    if (channel_known) ParseTemplate(file, files_dir, locale, item.second, c.channel, t, problems, newest_file_ms);
+    if (channel_known)
+      ParseTemplate(file, files_dir, locale, item.second, c.channel, t, problems, newest_file_ms);
     c.templates.emplace_back(locale, std::move(t));
   }
   if (!c.default_locale.empty()) {
@@ -331,7 +332,8 @@ void LoadFiles(const std::string& label, const std::vector<fs::path>& files,
 }  // namespace
 
 bool TopicCampaignSupersedes(const TopicCampaign& candidate, const TopicCampaign& current) {
-  if (candidate.updated_at_ms != current.updated_at_ms) return candidate.updated_at_ms > current.updated_at_ms;
+  if (candidate.updated_at_ms != current.updated_at_ms)
+    return candidate.updated_at_ms > current.updated_at_ms;
   return candidate.campaign == nullptr || current.campaign != nullptr;
 }
 

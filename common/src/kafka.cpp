@@ -336,8 +336,8 @@ void Consumer::Rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic
   }
 }
 
-void Consumer::Committed(rd_kafka_t* /*rk*/, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* offsets,
-                         void* opaque) {
+void Consumer::Committed(rd_kafka_t* /*rk*/, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t* offsets, void* opaque) {
   auto* self = static_cast<Consumer*>(opaque);
   if (self->commit_listener_ && offsets != nullptr) self->commit_listener_(err, offsets);
 }

@@ -130,12 +130,15 @@ TEST(CampaignRecord, RefusesEveryBadRecordWithAReason) {
   EXPECT_THAT(refused("[1,2]"), HasSubstr("not a JSON object"));
   EXPECT_THAT(refused(replace("\"v\":1,", "")), HasSubstr("schema version"));
   EXPECT_THAT(refused(replace("\"v\":1,", "\"v\":2,")), HasSubstr("schema version 2"));
-  EXPECT_THAT(refused(replace("\"id\":\"p-1\",\"updated", "\"id\":\"a b\",\"updated")), HasSubstr("id must be"));
+  EXPECT_THAT(refused(replace("\"id\":\"p-1\",\"updated", "\"id\":\"a b\",\"updated")),
+              HasSubstr("id must be"));
   EXPECT_THAT(refused(replace("\"updated_at_ms\":1000", "\"updated_at_ms\":-1")), HasSubstr("updated_at_ms"));
-  EXPECT_THAT(refused(R"({"v":1,"id":"x","updated_at_ms":1,"campaign":[]})"), HasSubstr("campaign must be an object"));
+  EXPECT_THAT(refused(R"({"v":1,"id":"x","updated_at_ms":1,"campaign":[]})"),
+              HasSubstr("campaign must be an object"));
   // The campaign itself obeys the catalog's rules.
   EXPECT_THAT(refused(replace("\"channel\":\"push\"", "\"channel\":\"fax\"")), HasSubstr("channel"));
-  EXPECT_THAT(refused(replace("\"body\":\"B\",", "")), HasSubstr("pv.campaigns:p-1: templates.en.body: is required"));
+  EXPECT_THAT(refused(replace("\"body\":\"B\",", "")),
+              HasSubstr("pv.campaigns:p-1: templates.en.body: is required"));
   EXPECT_THAT(refused(replace("\"provider\":\"fcm\"", "\"provider\":\"fcm\",\"colour\":\"red\"")),
               HasSubstr("colour: unknown field"));
   EXPECT_THAT(refused(replace("\"campaign\":{\"id\":\"p-1\"", "\"campaign\":{\"id\":\"p-2\"")),
@@ -146,10 +149,12 @@ TEST(CampaignRecord, RefusesEveryBadRecordWithAReason) {
   // Limits: size, members (locales, data entries), nesting.
   EXPECT_THAT(refused(std::string(kMaxCampaignRecordBytes + 1, ' ')), HasSubstr("bytes"));
   std::string many = "{";
-  for (size_t i = 0; i <= kMaxCampaignRecordMembers; ++i) many += fmt::format("{}\"k{}\":\"v\"", i ? "," : "", i);
+  for (size_t i = 0; i <= kMaxCampaignRecordMembers; ++i)
+    many += fmt::format("{}\"k{}\":\"v\"", i ? "," : "", i);
   EXPECT_THAT(refused(replace("\"data\":{", "\"data\":" + many + ",")), HasSubstr("members"));
-  EXPECT_THAT(refused(replace("\"sound\":\"default\"", "\"sound\":" + std::string(20, '[') + std::string(20, ']'))),
-              HasSubstr("nested deeper"));
+  EXPECT_THAT(
+      refused(replace("\"sound\":\"default\"", "\"sound\":" + std::string(20, '[') + std::string(20, ']'))),
+      HasSubstr("nested deeper"));
   EXPECT_THAT(refused(std::string(1 << 20, '[')), HasSubstr("nested deeper"));
 }
 

@@ -44,7 +44,8 @@ inline constexpr std::size_t kMaxTopicCampaigns = 100000;
 inline constexpr const char* kCampaignUpdatedAtHeader = "pv-updated-at";
 
 // The record value of `campaign` at version `updated_at_ms`.
-std::string CampaignRecord(const Campaign& campaign, std::int64_t updated_at_ms, std::string_view applied_from);
+std::string CampaignRecord(const Campaign& campaign, std::int64_t updated_at_ms,
+                           std::string_view applied_from);
 
 // Decodes a record value (not a tombstone). `topic` names the record in problems and in the
 // campaign's source_file ("<topic>:<id>"). False, with `error` listing every problem, for a record to

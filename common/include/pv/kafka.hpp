@@ -48,7 +48,8 @@ Settings LoadSettings(const Config& config);
 // consumer's) do not name the same property, then those properties; librdkafka's log lines become
 // ours. The caller owns the result (rd_kafka_new takes it). Throws KafkaError on a bad property or
 // an empty broker list.
-rd_kafka_conf_t* BuildConf(const Settings& settings, const std::map<std::string, std::string>& role_properties,
+rd_kafka_conf_t* BuildConf(const Settings& settings,
+                           const std::map<std::string, std::string>& role_properties,
                            const std::string& client_id, const std::map<std::string, std::string>& defaults);
 
 // Receives the outcome of one produced record, on the producer's poll thread. Must not block.
