@@ -30,6 +30,16 @@ CampaignFeed::CampaignFeed(const kafka::Settings& settings, std::string topic, c
     for (const auto& [id, state] : states_) all.push_back(state);
     on_change_(all);
   };
+  // Not an error: a deployment that has not created the topic works from its files (WaitCaughtUp
+  // counts a missing topic as read). Said once; the feed reads the topic once it exists.
+  callbacks.on_waiting = [this, said = false](bool missing) mutable {
+    if (!missing || said) return;
+    said = true;
+    log::Warn("campaigns_topic_missing", {{"topic", topic_},
+                                          {"action",
+                                           "serving catalog_dir; following the topic once it exists "
+                                           "(create it with pvctl topics create)"}});
+  };
   feed_ = std::make_unique<kafka::TopicFeed>(settings, topic_, client_id, std::move(callbacks));
 }
 

@@ -297,7 +297,7 @@ TEST(CampaignsWithoutTheTopic, IngestStartsFromItsFilesAndFollowsTheTopicOnceItE
   ASSERT_TRUE(WaitFor([&] { return post("44") == 204; }, 10s)) << ReadFile(dir.File("ingest.log"));
   EXPECT_LT(Clock::now() - started, 5s) << "no waiting for a topic that does not exist";
   EXPECT_NE(
-      ReadFile(dir.File("ingest.log")).find(R"("event":"topic_feed_missing_topic","topic":"pv.campaigns")"),
+      ReadFile(dir.File("ingest.log")).find(R"("event":"campaigns_topic_missing","topic":"pv.campaigns")"),
       std::string::npos);
 
   ASSERT_EQ(broker.Control("/topics/error?name=pv.campaigns&error=0"), 200);  // now it exists
