@@ -16,6 +16,10 @@
 //                                              pv.delay.<tier> headers as the delay scheduler reads
 //                                              them (ParseTimestamp, ParseAttempt, DecideLadderStep)
 //   k <value>                                  pv.keys as ingest reads it (ParseKeyRecord)
+//   c <record key>|<pv-updated-at>|<timestamp ms>|<value>
+//                                              pv.campaigns as ingest and the dispatcher read it
+//                                              (ParseCampaignState, then the dispatcher's compile check);
+//                                              a value "-" stands for a tombstone
 //
 // Invariants: a trigger the dispatcher sends becomes a send record the worker decodes with the same
 // ids, address and attempt 1; every event is a JSON object that carries the send_id it is keyed by;
@@ -23,7 +27,8 @@
 // attempt reset decodes to the same send; an event decodes to exactly the fields written; a delay
 // header decodes to what Schedule writes (FormatTimestamp, decimal attempt) and back, and a record
 // is never released before it is due; a key record that decodes re-encodes (KeyRecord) to one that
-// decodes to the same key.
+// decodes to the same key; a campaign record that decodes re-encodes (CampaignRecord) to one that
+// decodes to the same campaign and version, and a tombstone is never a campaign.
 #include <rapidjson/document.h>
 
 #include <chrono>
@@ -33,6 +38,7 @@
 #include <string>
 
 #include "fuzz_support.hpp"
+#include "pv/campaign_records.hpp"
 #include "pv/delay_ladder.hpp"
 #include "pv/dispatcher/delay_scheduler.hpp"
 #include "pv/dispatcher/processor.hpp"
@@ -77,7 +83,8 @@ void Trigger(pv::fuzz::Fields& in) {
     } else if (record.topic.rfind("pv.send.", 0) == 0) {
       std::string error;
       auto send = pv::workers::ParseSend(record.value, record.key, outcome.channel, error);
-      Check(send != nullptr, "the worker cannot decode the dispatcher's send record", error + "\n" + record.value);
+      Check(send != nullptr, "the worker cannot decode the dispatcher's send record",
+            error + "\n" + record.value);
       Check(send->send_id == outcome.send_id && send->trigger_id == trigger.trigger_id &&
                 send->address == trigger.address && send->external_id == trigger.external_id &&
                 send->attempt == 1,
@@ -139,7 +146,8 @@ void EventRecord(pv::fuzz::Fields& in) {
             JsonString(doc, "provider") == f.provider &&
             JsonString(doc, "provider_message_id") == f.provider_message_id &&
             JsonString(doc, "error_code") == f.error_code && JsonString(doc, "error") == f.error &&
-            JsonString(doc, "campaign_id") == send->campaign_id && JsonString(doc, "channel") == send->channel,
+            JsonString(doc, "campaign_id") == send->campaign_id &&
+            JsonString(doc, "channel") == send->channel,
         "an event decodes to other fields than were written", event);
 }
 
@@ -220,10 +228,45 @@ void KeyRecord(pv::fuzz::Fields& in) {
   std::string again = pv::KeyRecord(key);
   pv::ApiKey back;
   Check(pv::ParseKeyRecord(again, back, error), "a re-encoded key record does not decode", again);
-  Check(back.id == key.id && back.name == key.name && back.project == key.project && back.scope == key.scope &&
-            back.hash == key.hash && back.last4 == key.last4 && back.created_at == key.created_at &&
-            back.revoked_at == key.revoked_at,
+  Check(back.id == key.id && back.name == key.name && back.project == key.project &&
+            back.scope == key.scope && back.hash == key.hash && back.last4 == key.last4 &&
+            back.created_at == key.created_at && back.revoked_at == key.revoked_at,
         "a key record decodes differently once re-encoded", again);
+}
+
+void CampaignRecordInput(pv::fuzz::Fields& in) {
+  pv::CampaignRecordView view;
+  view.record_key = in.Next();
+  std::string_view header = in.Next();
+  if (!header.empty()) view.updated_at_header = header;
+  view.timestamp_ms = in.Int();
+  std::string_view value = in.Rest();
+  if (value != "-") view.value = value;
+  pv::TopicCampaign state;
+  std::string error;
+  if (!pv::ParseCampaignState(view, "pv.campaigns", state, error)) {
+    Check(!error.empty(), "a campaign record refused without a reason", value);
+    return;
+  }
+  Check(state.id == view.record_key, "a campaign state under another id than its record key", value);
+  if (!view.value) {
+    Check(state.campaign == nullptr, "a tombstone decoded to a campaign", view.record_key);
+    return;
+  }
+  Check(state.campaign != nullptr, "a record value decoded to a removal", value);
+  const pv::Campaign& c = *state.campaign;
+  std::string again = pv::CampaignRecord(c, state.updated_at_ms, c.applied_from);
+  pv::Campaign back;
+  Check(pv::ParseCampaignRecord(again, "pv.campaigns", back, error),
+        "a re-encoded campaign record does not decode", error + "\n" + again);
+  Check(pv::CampaignDifferences(c, back).empty() && back.updated_at_ms == c.updated_at_ms &&
+            back.applied_from == c.applied_from,
+        "a campaign record decodes differently once re-encoded", again);
+  // The dispatcher's check of a record before it replaces anything (catalog_source.cpp).
+  try {
+    pv::dispatcher::CompiledCatalog::Compile(pv::Catalog::Of(c.source_file, {c}));
+  } catch (const pv::CatalogError&) {
+  }
 }
 
 }  // namespace
@@ -254,6 +297,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       break;
     case 'k':
       KeyRecord(in);
+      break;
+    case 'c':
+      CampaignRecordInput(in);
       break;
     default:
       break;

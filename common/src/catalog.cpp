@@ -1,6 +1,7 @@
 #include "pv/catalog.hpp"
 
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -9,19 +10,35 @@
 #include <set>
 #include <sstream>
 
+#include "catalog_parse.hpp"
 #include "pv/validate.hpp"
 
 namespace pv {
 namespace fs = std::filesystem;
+
+namespace catalog_internal {
+
+void Problems::Add(const std::string& where, const std::string& field, const std::string& message) {
+  list.push_back(fmt::format("{}: {}: {}", where, field, message));
+}
+
+std::int64_t ModifiedMs(const fs::path& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return -1;
+  return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1000000;
+}
+
+}  // namespace catalog_internal
+
+bool IsCampaignId(std::string_view id) {
+  return !id.empty() && id.size() <= 64 && std::all_of(id.begin(), id.end(), [](char ch) {
+    return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_';
+  });
+}
+
 namespace {
 
-// Collects problems instead of stopping at the first, so an operator fixes a catalog in one pass.
-struct Problems {
-  std::vector<std::string> list;
-  void Add(const std::string& file, const std::string& field, const std::string& message) {
-    list.push_back(fmt::format("{}: {}: {}", file, field, message));
-  }
-};
+using catalog_internal::Problems;
 
 std::optional<int> ParseClock(const std::string& s) {
   // "HH:MM", 00:00 to 24:00
@@ -69,12 +86,13 @@ const std::set<std::string>& AllowedFields(Channel channel) {
   return kEmail;
 }
 
-void ParseTemplate(const fs::path& file, const std::string& locale, const YAML::Node& node, Channel channel,
-                   Template& out, Problems& problems) {
+void ParseTemplate(const std::string& file, const fs::path* files_dir, const std::string& locale,
+                   const YAML::Node& node, Channel channel, Template& out, Problems& problems,
+                   std::int64_t* newest_file_ms) {
   std::string where = fmt::format("templates.{}", locale);
   const auto& allowed = AllowedFields(channel);
   if (!node.IsMap()) {
-    problems.Add(file.string(), where, "must be a mapping of template fields");
+    problems.Add(file, where, "must be a mapping of template fields");
     return;
   }
   for (const auto& item : node) {
@@ -88,19 +106,18 @@ void ParseTemplate(const fs::path& file, const std::string& locale, const YAML::
     if (allowed.count(field) == 0) {
       std::string names;
       for (const auto& a : allowed) names += (names.empty() ? "" : ", ") + a;
-      problems.Add(file.string(), fmt::format("{}.{}", where, key),
+      problems.Add(file, fmt::format("{}.{}", where, key),
                    fmt::format("unknown field for a {} campaign (expected {})", ChannelName(channel), names));
       continue;
     }
     if (field == "data") {
       if (from_file || !item.second.IsMap()) {
-        problems.Add(file.string(), fmt::format("{}.data", where), "must be a mapping of string values");
+        problems.Add(file, fmt::format("{}.data", where), "must be a mapping of string values");
         continue;
       }
       for (const auto& d : item.second) {
         if (!d.second.IsScalar()) {
-          problems.Add(file.string(), fmt::format("{}.data.{}", where, d.first.as<std::string>()),
-                       "must be a string");
+          problems.Add(file, fmt::format("{}.data.{}", where, d.first.as<std::string>()), "must be a string");
           continue;
         }
         out.data[d.first.as<std::string>()] = d.second.as<std::string>();
@@ -108,15 +125,21 @@ void ParseTemplate(const fs::path& file, const std::string& locale, const YAML::
       continue;
     }
     if (!item.second.IsScalar()) {
-      problems.Add(file.string(), fmt::format("{}.{}", where, key), "must be a string");
+      problems.Add(file, fmt::format("{}.{}", where, key), "must be a string");
       continue;
     }
-    if (from_file) {
-      fs::path path = file.parent_path() / item.second.as<std::string>();
+    if (from_file && files_dir == nullptr) {
+      problems.Add(
+          file, fmt::format("{}.{}", where, key),
+          fmt::format("a campaign record carries its templates inline ({}), never a file name", field));
+    } else if (from_file) {
+      fs::path path = *files_dir / item.second.as<std::string>();
       try {
         out.fields[field] = ReadFile(path);
+        if (newest_file_ms != nullptr)
+          *newest_file_ms = std::max(*newest_file_ms, catalog_internal::ModifiedMs(path));
       } catch (const std::exception&) {
-        problems.Add(file.string(), fmt::format("{}.{}", where, key),
+        problems.Add(file, fmt::format("{}.{}", where, key),
                      fmt::format("cannot read template file {}", path.string()));
       }
     } else {
@@ -125,7 +148,7 @@ void ParseTemplate(const fs::path& file, const std::string& locale, const YAML::
   }
   auto require = [&](const char* field) {
     if (out.fields.count(field) == 0 || out.fields[field].empty()) {
-      problems.Add(file.string(), fmt::format("{}.{}", where, field), "is required");
+      problems.Add(file, fmt::format("{}.{}", where, field), "is required");
     }
   };
   switch (channel) {
@@ -133,7 +156,7 @@ void ParseTemplate(const fs::path& file, const std::string& locale, const YAML::
       require("from");
       require("subject");
       if (out.fields.count("html") == 0 && out.fields.count("text") == 0) {
-        problems.Add(file.string(), where, "needs html or text (or both)");
+        problems.Add(file, where, "needs html or text (or both)");
       }
       break;
     case Channel::kSms:
@@ -143,34 +166,30 @@ void ParseTemplate(const fs::path& file, const std::string& locale, const YAML::
   }
 }
 
-void ParseCampaign(const fs::path& file, Campaign& c, Problems& problems) {
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(file.string());
-  } catch (const YAML::Exception& e) {
-    problems.Add(file.string(), "(file)", e.what());
-    return;
-  }
+}  // namespace
+
+void catalog_internal::ParseCampaign(const YAML::Node& root, const std::string& file,
+                                     const fs::path* files_dir, Campaign& c, Problems& problems,
+                                     std::int64_t* newest_file_ms) {
   if (!root.IsMap()) {
-    problems.Add(file.string(), "(file)", "must be a mapping");
+    problems.Add(file, "(file)", "must be a mapping");
     return;
   }
-  c.source_file = file.string();
   static const std::set<std::string> kKnown = {
       "id",      "project", "name",           "channel",  "provider",    "fallback_provider",
       "enabled", "deleted", "default_locale", "timezone", "send_window", "templates"};
   for (const auto& item : root) {
     auto key = item.first.as<std::string>();
-    if (kKnown.count(key) == 0) problems.Add(file.string(), key, "unknown field");
+    if (kKnown.count(key) == 0) problems.Add(file, key, "unknown field");
   }
   auto str = [&](const char* key, bool required) -> std::string {
     YAML::Node n = root[key];
     if (!n || n.IsNull()) {
-      if (required) problems.Add(file.string(), key, "is required");
+      if (required) problems.Add(file, key, "is required");
       return {};
     }
     if (!n.IsScalar()) {
-      problems.Add(file.string(), key, "must be a string");
+      problems.Add(file, key, "must be a string");
       return {};
     }
     return n.as<std::string>();
@@ -181,20 +200,17 @@ void ParseCampaign(const fs::path& file, Campaign& c, Problems& problems) {
     try {
       return n.as<bool>();
     } catch (const YAML::Exception&) {
-      problems.Add(file.string(), key, "must be true or false");
+      problems.Add(file, key, "must be true or false");
       return def;
     }
   };
   c.id = str("id", true);
-  if (!c.id.empty()) {
-    bool ok = c.id.size() <= 64 && std::all_of(c.id.begin(), c.id.end(), [](char ch) {
-                return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_';
-              });
-    if (!ok) problems.Add(file.string(), "id", "must be 1-64 letters, digits, '-' or '_'");
+  if (!c.id.empty() && !IsCampaignId(c.id)) {
+    problems.Add(file, "id", "must be 1-64 letters, digits, '-' or '_'");
   }
   c.project = str("project", true);
   if (!c.project.empty() && !validate::IsProjectName(c.project)) {
-    problems.Add(file.string(), "project",
+    problems.Add(file, "project",
                  fmt::format("'{}' is not a project name: {}", c.project, validate::kProjectNameRule));
   }
   c.name = str("name", false);
@@ -202,7 +218,7 @@ void ParseCampaign(const fs::path& file, Campaign& c, Problems& problems) {
   // Without a known channel the templates' fields cannot be checked (they depend on it).
   bool channel_known = !channel.empty() && ParseChannel(channel, c.channel);
   if (!channel.empty() && !channel_known) {
-    problems.Add(file.string(), "channel", fmt::format("'{}' is not one of email, text, push", channel));
+    problems.Add(file, "channel", fmt::format("'{}' is not one of email, text, push", channel));
   }
   c.provider = str("provider", true);
   c.fallback_provider = str("fallback_provider", false);
@@ -210,46 +226,44 @@ void ParseCampaign(const fs::path& file, Campaign& c, Problems& problems) {
   c.deleted = boolean("deleted", false);
   c.default_locale = str("default_locale", false);
   if (!c.default_locale.empty() && !validate::IsLanguageTag(c.default_locale)) {
-    problems.Add(file.string(), "default_locale",
-                 fmt::format("'{}' is not a language tag", c.default_locale));
+    problems.Add(file, "default_locale", fmt::format("'{}' is not a language tag", c.default_locale));
   }
   std::string tz = str("timezone", false);
   if (!tz.empty()) {
     if (!validate::IsTimeZone(tz)) {
-      problems.Add(file.string(), "timezone", fmt::format("'{}' is not a known IANA time zone", tz));
+      problems.Add(file, "timezone", fmt::format("'{}' is not a known IANA time zone", tz));
     }
     c.timezone = tz;
   }
   YAML::Node w = root["send_window"];
   if (w && !w.IsNull() && !w.IsMap()) {
-    problems.Add(file.string(), "send_window",
+    problems.Add(file, "send_window",
                  "must be a mapping such as {start: \"08:00\", end: \"21:00\", days: [mon, tue]}");
   } else if (w && !w.IsNull()) {
     SendWindow window;
     int start =
         w["start"] && w["start"].IsScalar() ? ParseClock(w["start"].as<std::string>()).value_or(-1) : -1;
     int end = w["end"] && w["end"].IsScalar() ? ParseClock(w["end"].as<std::string>()).value_or(-1) : -1;
-    if (start < 0) problems.Add(file.string(), "send_window.start", "must be a local time HH:MM");
-    if (end < 0) problems.Add(file.string(), "send_window.end", "must be a local time HH:MM");
+    if (start < 0) problems.Add(file, "send_window.start", "must be a local time HH:MM");
+    if (end < 0) problems.Add(file, "send_window.end", "must be a local time HH:MM");
     if (start >= 0 && end >= 0) {
       window.start_minute = start;
       window.end_minute = end;
-      if (start == end) problems.Add(file.string(), "send_window", "start and end must differ");
+      if (start == end) problems.Add(file, "send_window", "start and end must differ");
     }
     if (YAML::Node days = w["days"]; days && !days.IsNull()) {
       window.days = 0;
       if (!days.IsSequence()) {
-        problems.Add(file.string(), "send_window.days", "must be a list such as [mon, tue]");
+        problems.Add(file, "send_window.days", "must be a list such as [mon, tue]");
       } else {
         for (const auto& d : days) {
           if (!d.IsScalar()) {
-            problems.Add(file.string(), "send_window.days", "must be a list of day names such as [mon, tue]");
+            problems.Add(file, "send_window.days", "must be a list of day names such as [mon, tue]");
             continue;
           }
           auto day = ParseDay(d.as<std::string>());
           if (!day) {
-            problems.Add(file.string(), "send_window.days",
-                         fmt::format("'{}' is not a day", d.as<std::string>()));
+            problems.Add(file, "send_window.days", fmt::format("'{}' is not a day", d.as<std::string>()));
           } else {
             window.days = static_cast<std::uint8_t>(window.days | (1U << *day));
           }
@@ -260,32 +274,72 @@ void ParseCampaign(const fs::path& file, Campaign& c, Problems& problems) {
   }
   YAML::Node templates = root["templates"];
   if (!templates || !templates.IsMap() || templates.size() == 0) {
-    problems.Add(file.string(), "templates", "at least one locale's template is required");
+    problems.Add(file, "templates", "at least one locale's template is required");
     return;
   }
   for (const auto& item : templates) {
     std::string locale = item.first.as<std::string>();
     if (!validate::IsLanguageTag(locale)) {
-      problems.Add(file.string(), "templates." + locale, "is not a language tag");
+      problems.Add(file, "templates." + locale, "is not a language tag");
       continue;
     }
     Template t;
-    if (channel_known) ParseTemplate(file, locale, item.second, c.channel, t, problems);
+    if (channel_known)
+      ParseTemplate(file, files_dir, locale, item.second, c.channel, t, problems, newest_file_ms);
     c.templates.emplace_back(locale, std::move(t));
   }
   if (!c.default_locale.empty()) {
     bool found = std::any_of(c.templates.begin(), c.templates.end(),
                              [&](const auto& t) { return t.first == c.default_locale; });
-    if (!found) problems.Add(file.string(), "default_locale", "has no template");
+    if (!found) problems.Add(file, "default_locale", "has no template");
+  }
+}
+
+namespace {
+
+// Loads the given files into `catalog`; throws CatalogError (headed by `label`) listing every problem.
+void LoadFiles(const std::string& label, const std::vector<fs::path>& files,
+               std::unordered_map<std::string, Campaign>& campaigns) {
+  Problems problems;
+  for (const auto& file : files) {
+    Campaign c;
+    size_t before = problems.list.size();
+    std::int64_t version = catalog_internal::ModifiedMs(file);
+    try {
+      YAML::Node root = YAML::LoadFile(file.string());
+      fs::path dir = file.parent_path();
+      catalog_internal::ParseCampaign(root, file.string(), &dir, c, problems, &version);
+    } catch (const YAML::Exception& e) {
+      // A file that does not parse, or a value of an unexpected shape the checks do not name.
+      problems.Add(file.string(), "(file)", e.what());
+    }
+    if (problems.list.size() != before || c.id.empty()) continue;
+    c.source_file = file.string();
+    c.updated_at_ms = std::max<std::int64_t>(version, 0);
+    auto [it, inserted] = campaigns.emplace(c.id, c);
+    if (!inserted) {
+      problems.Add(file.string(), "id",
+                   fmt::format("'{}' is also defined in {}", c.id, it->second.source_file));
+    }
+  }
+  if (!problems.list.empty()) {
+    std::string message = fmt::format("catalog {}: {} problem(s):", label, problems.list.size());
+    for (const auto& p : problems.list) message += "\n  " + p;
+    throw CatalogError(message);
   }
 }
 
 }  // namespace
 
+bool TopicCampaignSupersedes(const TopicCampaign& candidate, const TopicCampaign& current) {
+  if (candidate.updated_at_ms != current.updated_at_ms)
+    return candidate.updated_at_ms > current.updated_at_ms;
+  return candidate.campaign == nullptr || current.campaign != nullptr;
+}
+
 std::shared_ptr<const Catalog> Catalog::LoadDirectory(const std::string& dir) {
   auto catalog = std::make_shared<Catalog>();
   catalog->directory_ = dir;
-  Problems problems;
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) throw CatalogError(fmt::format("catalog {}: not a directory", dir));
   std::vector<fs::path> files;
@@ -296,26 +350,45 @@ std::shared_ptr<const Catalog> Catalog::LoadDirectory(const std::string& dir) {
   }
   if (ec) throw CatalogError(fmt::format("catalog {}: {}", dir, ec.message()));
   std::sort(files.begin(), files.end());
-  for (const auto& file : files) {
-    Campaign c;
-    size_t before = problems.list.size();
-    try {
-      ParseCampaign(file, c, problems);
-    } catch (const YAML::Exception& e) {
-      // A value of an unexpected shape the checks above do not name: still this file's problem.
-      problems.Add(file.string(), "(file)", e.what());
-    }
-    if (problems.list.size() != before || c.id.empty()) continue;
-    auto [it, inserted] = catalog->campaigns_.emplace(c.id, c);
-    if (!inserted) {
-      problems.Add(file.string(), "id",
-                   fmt::format("'{}' is also defined in {}", c.id, it->second.source_file));
-    }
+  LoadFiles(dir, files, catalog->campaigns_);
+  return catalog;
+}
+
+std::shared_ptr<const Catalog> Catalog::LoadPath(const std::string& path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) return LoadDirectory(path);
+  if (!fs::is_regular_file(path, ec)) {
+    throw CatalogError(fmt::format("catalog {}: neither a campaign file nor a directory", path));
   }
-  if (!problems.list.empty()) {
-    std::string message = fmt::format("catalog {}: {} problem(s):", dir, problems.list.size());
-    for (const auto& p : problems.list) message += "\n  " + p;
-    throw CatalogError(message);
+  auto catalog = std::make_shared<Catalog>();
+  catalog->directory_ = fs::path(path).parent_path().string();
+  LoadFiles(path, {fs::path(path)}, catalog->campaigns_);
+  return catalog;
+}
+
+std::shared_ptr<const Catalog> Catalog::Of(std::string directory, std::vector<Campaign> campaigns) {
+  auto catalog = std::make_shared<Catalog>();
+  catalog->directory_ = std::move(directory);
+  for (auto& c : campaigns) {
+    std::string id = c.id;
+    catalog->campaigns_.insert_or_assign(std::move(id), std::move(c));
+  }
+  return catalog;
+}
+
+std::shared_ptr<const Catalog> Catalog::Merge(const Catalog& files, const std::vector<TopicCampaign>& topic) {
+  auto catalog = std::make_shared<Catalog>();
+  catalog->directory_ = files.directory_;
+  catalog->campaigns_ = files.campaigns_;
+  for (const auto& state : topic) {
+    auto it = catalog->campaigns_.find(state.id);
+    // A tie goes to the topic: the record was written deliberately, for every replica.
+    if (it != catalog->campaigns_.end() && it->second.updated_at_ms > state.updated_at_ms) continue;
+    if (state.campaign == nullptr) {
+      if (it != catalog->campaigns_.end()) catalog->campaigns_.erase(it);
+    } else {
+      catalog->campaigns_.insert_or_assign(state.id, *state.campaign);
+    }
   }
   return catalog;
 }

@@ -25,6 +25,8 @@ void LogCallback(const rd_kafka_t* rk, int level, const char* facility, const ch
                  {{"client", rd_kafka_name(rk)}, {"facility", facility}, {"message", message}});
 }
 
+}  // namespace
+
 rd_kafka_conf_t* BuildConf(const Settings& settings,
                            const std::map<std::string, std::string>& role_properties,
                            const std::string& client_id, const std::map<std::string, std::string>& defaults) {
@@ -50,8 +52,6 @@ rd_kafka_conf_t* BuildConf(const Settings& settings,
   rd_kafka_conf_set_log_cb(conf, LogCallback);
   return conf;
 }
-
-}  // namespace
 
 Settings LoadSettings(const Config& config) {
   Settings settings;
@@ -336,8 +336,8 @@ void Consumer::Rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic
   }
 }
 
-void Consumer::Committed(rd_kafka_t* /*rk*/, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* offsets,
-                         void* opaque) {
+void Consumer::Committed(rd_kafka_t* /*rk*/, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t* offsets, void* opaque) {
   auto* self = static_cast<Consumer*>(opaque);
   if (self->commit_listener_ && offsets != nullptr) self->commit_listener_(err, offsets);
 }

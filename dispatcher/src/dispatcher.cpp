@@ -5,6 +5,7 @@
 #include <set>
 #include <thread>
 
+#include "catalog_source.hpp"
 #include "delay_runner.hpp"
 #include "dispatcher_metrics.hpp"
 #include "pv/admin_server.hpp"
@@ -19,6 +20,8 @@ namespace pv::dispatcher {
 DispatcherOptions DispatcherOptions::FromConfig(const Config& config) {
   DispatcherOptions o;
   o.catalog_dir = config.GetString("catalog_dir", o.catalog_dir);
+  o.campaigns_topic = config.GetString("campaigns_topic", o.campaigns_topic);
+  o.campaigns_start_timeout = config.GetMillis("campaigns_start_timeout_ms", o.campaigns_start_timeout);
   o.group_id = config.GetString("dispatcher.group_id", o.group_id);
   o.delay_group_id = config.GetString("dispatcher.delay.group_id", o.delay_group_id);
   o.delay_enabled = config.GetBool("dispatcher.delay.enabled", o.delay_enabled);
@@ -85,16 +88,15 @@ Dispatcher::Dispatcher(DispatcherOptions options, kafka::Settings kafka_settings
     : options_(std::move(options)),
       kafka_settings_(std::move(kafka_settings)),
       metrics_(std::make_unique<DispatcherMetrics>(registry_)) {
-  auto catalog = CompiledCatalog::Load(options_.catalog_dir);
-  metrics_->catalog_campaigns.Get().Set(static_cast<double>(catalog->size()));
-  log::Info("catalog_loaded", {{"dir", options_.catalog_dir}, {"campaigns", catalog->size()}});
+  catalogs_ = std::make_unique<CatalogSource>(options_.catalog_dir, kafka_settings_, options_.campaigns_topic,
+                                              *metrics_);
   kafka::ProducerOptions producer_options;
   producer_options.client_id = "pv-dispatcher";
   producer_options.defaults = {{"linger.ms", std::to_string(options_.linger_ms)}};
   producer_ = std::make_unique<kafka::Producer>(kafka_settings_, producer_options);
   WarmUpProducer();
   pipeline_ =
-      std::make_unique<TriggerPipeline>(options_, kafka_settings_, *producer_, *metrics_, catalog, stop_);
+      std::make_unique<TriggerPipeline>(options_, kafka_settings_, *producer_, *metrics_, *catalogs_, stop_);
   if (options_.delay_enabled) {
     scheduler_ = std::make_unique<DelayScheduler>(options_, kafka_settings_, *producer_, *metrics_, stop_);
   }
@@ -110,6 +112,7 @@ Dispatcher::~Dispatcher() {
   producer_.reset();
   scheduler_.reset();
   pipeline_.reset();
+  catalogs_.reset();
 }
 
 void Dispatcher::WarmUpProducer() {
@@ -144,6 +147,7 @@ int Dispatcher::StartAdmin() {
 
 std::string Dispatcher::Readiness() {
   if (stop_.load()) return "stopping";
+  if (!campaigns_read_.load()) return "reading the campaigns topic (" + options_.campaigns_topic + ")";
   if (!producer_->BrokersReachable(std::chrono::milliseconds(500))) return "kafka brokers unreachable";
   return pipeline_->Readiness();
 }
@@ -165,6 +169,8 @@ int Dispatcher::Run() {
   }
   int status = 1;
   try {
+    catalogs_->WaitForTopic(options_.campaigns_start_timeout, stop_);
+    campaigns_read_.store(true);
     status = pipeline_->Run();
   } catch (const std::exception& e) {
     log::Error("trigger_pipeline_failed", {{"error", e.what()}});
@@ -181,19 +187,7 @@ void Dispatcher::Stop() {
 }
 
 bool Dispatcher::Reload() {
-  try {
-    auto catalog = CompiledCatalog::Load(options_.catalog_dir);
-    size_t n = catalog->size();
-    pipeline_->OfferCatalog(std::move(catalog));
-    metrics_->catalog_reloads.With({"ok"}).Inc();
-    metrics_->catalog_campaigns.Get().Set(static_cast<double>(n));
-    log::Info("catalog_reloaded", {{"reason", "SIGHUP"}, {"campaigns", n}});
-    return true;
-  } catch (const std::exception& e) {
-    metrics_->catalog_reloads.With({"error"}).Inc();
-    log::Error("catalog_reload_failed", {{"error", e.what()}, {"action", "keeping the previous catalog"}});
-    return false;
-  }
+  return catalogs_->ReloadFiles("SIGHUP");
 }
 
 }  // namespace pv::dispatcher

@@ -53,8 +53,13 @@ struct DispatcherMetrics {
                                          {"error_code"})),
         catalog_reloads(
             r.AddCounter("pv_dispatcher_catalog_reloads_total", "Catalog reloads by result", {"result"})),
-        catalog_campaigns(
-            r.AddGauge("pv_dispatcher_catalog_campaigns", "Campaigns in the loaded catalog", {})),
+        catalog_campaigns(r.AddGauge("pv_dispatcher_catalog_campaigns",
+                                     "Campaigns in the catalog: catalog_dir merged with the campaigns topic",
+                                     {})),
+        campaign_records(r.AddCounter(
+            "pv_dispatcher_campaign_records_total",
+            "Records read from the campaigns topic, by result (applied, older, invalid, over_limit)",
+            {"result"})),
         delay_released(r.AddCounter("pv_dispatcher_delay_released_total",
                                     "Delay-ladder records re-published to their target, by tier", {"tier"})),
         delay_hops(r.AddCounter("pv_dispatcher_delay_hops_total",
@@ -85,6 +90,7 @@ struct DispatcherMetrics {
   metrics::Family<metrics::Counter>& delay_dead_lettered;
   metrics::Family<metrics::Counter>& catalog_reloads;
   metrics::Family<metrics::Gauge>& catalog_campaigns;
+  metrics::Family<metrics::Counter>& campaign_records;
   metrics::Family<metrics::Counter>& delay_released;
   metrics::Family<metrics::Counter>& delay_hops;
   metrics::Family<metrics::Counter>& delay_invalid;

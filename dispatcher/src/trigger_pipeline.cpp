@@ -24,7 +24,7 @@ std::string TopicOf(const rd_kafka_message_t* m) {
 
 TriggerPipeline::TriggerPipeline(const DispatcherOptions& options, const kafka::Settings& settings,
                                  kafka::Producer& producer, DispatcherMetrics& metrics,
-                                 std::shared_ptr<CompiledCatalog> catalog, std::atomic<bool>& stop)
+                                 CatalogSource& catalogs, std::atomic<bool>& stop)
     : options_(options),
       producer_(producer),
       metrics_(metrics),
@@ -32,7 +32,8 @@ TriggerPipeline::TriggerPipeline(const DispatcherOptions& options, const kafka::
       tiers_(ladder::ParseTiers(options.delay_tiers)),
       processor_(ProcessorOptions{options.missing_variables, std::string(topics::kTriggers),
                                   std::string(topics::kEvents), producer.MaxMessageBytes()}),
-      catalog_(std::move(catalog)),
+      catalogs_(catalogs),
+      catalog_(catalogs.Current()),
       consumed_(&metrics.consumed.With({std::string(topics::kTriggers)})),
       in_flight_gauge_(&metrics.in_flight.With({"triggers"})),
       render_seconds_(&metrics.render_seconds.Get()) {
@@ -63,14 +64,8 @@ TriggerPipeline::TriggerPipeline(const DispatcherOptions& options, const kafka::
 
 TriggerPipeline::~TriggerPipeline() = default;
 
-void TriggerPipeline::OfferCatalog(std::shared_ptr<CompiledCatalog> catalog) {
-  std::lock_guard lock(offered_mutex_);
-  offered_ = std::move(catalog);
-}
-
 void TriggerPipeline::SwapCatalog() {
-  std::lock_guard lock(offered_mutex_);
-  if (offered_) catalog_ = std::move(offered_);
+  catalog_ = catalogs_.Current();
 }
 
 std::string TriggerPipeline::Readiness() const {
@@ -185,21 +180,14 @@ void TriggerPipeline::Take(kafka::Message m) {
 }
 
 bool TriggerPipeline::ReloadForUnknownCampaign() {
-  // A campaign added since the last load: ingest (which watches the files) may know it already.
+  // A campaign added since the last look: applied to the campaigns topic a moment ago (the feed may
+  // not have read it yet), or added to catalog_dir (which ingest watches, but the dispatcher reads
+  // only on SIGHUP and here).
   auto now = Clock::now();
   if (now - last_catalog_retry_ < options_.catalog_retry_interval) return false;
   last_catalog_retry_ = now;
-  try {
-    catalog_ = CompiledCatalog::Load(options_.catalog_dir);
-    metrics_.catalog_reloads.With({"ok"}).Inc();
-    metrics_.catalog_campaigns.Get().Set(static_cast<double>(catalog_->size()));
-    log::Info("catalog_reloaded", {{"reason", "unknown campaign"}, {"campaigns", catalog_->size()}});
-    return true;
-  } catch (const std::exception& e) {
-    metrics_.catalog_reloads.With({"error"}).Inc();
-    log::Error("catalog_reload_failed", {{"reason", "unknown campaign"}, {"error", e.what()}});
-    return false;
-  }
+  catalog_ = catalogs_.Refresh(std::chrono::milliseconds(2000));
+  return true;
 }
 
 bool TriggerPipeline::ProcessBatch() {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "catalog_source.hpp"
 #include "dispatcher_metrics.hpp"
 #include "in_flight.hpp"
 #include "pv/delay_ladder.hpp"
@@ -23,16 +24,14 @@ namespace pv::dispatcher {
 class TriggerPipeline {
  public:
   TriggerPipeline(const DispatcherOptions& options, const kafka::Settings& settings,
-                  kafka::Producer& producer, DispatcherMetrics& metrics,
-                  std::shared_ptr<CompiledCatalog> catalog, std::atomic<bool>& stop);
+                  kafka::Producer& producer, DispatcherMetrics& metrics, CatalogSource& catalogs,
+                  std::atomic<bool>& stop);
   ~TriggerPipeline();
 
   // Consumes until `stop`; then finishes in-flight work and leaves the group. Returns 0, or 1 after a
   // fatal error (the idempotent producer cannot go on).
   int Run();
 
-  // From any thread: offers a newly loaded catalog; the consumer thread takes it between batches.
-  void OfferCatalog(std::shared_ptr<CompiledCatalog> catalog);
   // Empty when ready, else why not (for /readyz).
   std::string Readiness() const;
 
@@ -72,9 +71,8 @@ class TriggerPipeline {
   std::unique_ptr<kafka::Consumer> consumer_;
   std::unique_ptr<SuppressionStore> suppression_;
   TriggerProcessor processor_;
-  std::shared_ptr<CompiledCatalog> catalog_;
-  mutable std::mutex offered_mutex_;
-  std::shared_ptr<CompiledCatalog> offered_;
+  CatalogSource& catalogs_;
+  std::shared_ptr<CompiledCatalog> catalog_;  // catalogs_'s current one, taken between batches
   std::chrono::steady_clock::time_point last_catalog_retry_{};
 
   internal::CompletionQueue completions_;

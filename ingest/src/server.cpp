@@ -132,6 +132,8 @@ IngestOptions IngestOptions::FromConfig(const Config& config) {
   o.topic = config.GetString("ingest.topic", o.topic);
   o.keys_topic = config.GetString("ingest.keys_topic", o.keys_topic);
   o.keys_wait = config.GetMillis("ingest.keys_wait_ms", o.keys_wait);
+  o.campaigns_topic = config.GetString("campaigns_topic", o.campaigns_topic);
+  o.campaigns_start_timeout = config.GetMillis("campaigns_start_timeout_ms", o.campaigns_start_timeout);
   o.linger_ms = config.GetDouble("ingest.linger_ms", o.linger_ms);
   if (o.linger_ms < 0 || o.linger_ms > 1000)
     throw ConfigError("setting ingest.linger_ms must be within [0, 1000]");
@@ -433,8 +435,9 @@ std::variant<http::Response, std::unique_ptr<http::Exchange>> IngestServer::OnHe
   }
   if (!keys_current_.load(std::memory_order_acquire)) {
     // keys_file alone could let a key revoked on the topic through: refuse until the topic is read.
-    http::Response r = Error(503, fmt::format("starting: API keys are still being read from {}; retry shortly",
-                                              options_.keys_topic));
+    http::Response r = Error(
+        503,
+        fmt::format("starting: API keys are still being read from {}; retry shortly", options_.keys_topic));
     r.headers.emplace_back("Retry-After", std::to_string(options_.front.retry_after_seconds));
     return refuse(std::move(r));
   }
@@ -473,7 +476,8 @@ void IngestServer::Count(Route route, int status, Clock::time_point start) {
 IngestServer::IngestServer(IngestOptions options, const kafka::Settings& kafka_settings)
     : options_(std::move(options)) {
   validate::WarmUpTimeZones();
-  catalog_.store(Catalog::LoadDirectory(options_.catalog_dir));
+  file_catalog_ = Catalog::LoadDirectory(options_.catalog_dir);
+  catalog_.store(file_catalog_);
   file_keys_ = KeyStore::LoadFile(options_.keys_file)->keys();
   keys_.store(KeyStore::FromKeys(file_keys_));
   catalog_signature_ = Signature(options_.catalog_dir);
@@ -494,7 +498,8 @@ IngestServer::IngestServer(IngestOptions options, const kafka::Settings& kafka_s
   max_record_bytes_ = producer_->MaxMessageBytes();
   if (!options_.keys_topic.empty()) {
     key_feed_ = std::make_unique<KeyFeed>(
-        kafka_settings, options_.keys_topic, [this](const std::vector<ApiKey>& states) {
+        kafka_settings, options_.keys_topic,
+        [this](const std::vector<ApiKey>& states) {
           {
             std::lock_guard lock(key_sources_mutex_);
             topic_keys_ = states;
@@ -509,6 +514,25 @@ IngestServer::IngestServer(IngestOptions options, const kafka::Settings& kafka_s
         });
   } else {
     keys_current_.store(true);
+  }
+  if (!options_.campaigns_topic.empty()) {
+    auto& records = registry_.AddCounter(
+        "pv_ingest_campaign_records_total",
+        "Records read from the campaigns topic, by result (applied, older, invalid, over_limit)", {"result"});
+    // Ingest renders nothing, so it does not compile templates: the record's own rules are its check
+    // (pvctl compiled them before publishing; the dispatcher compiles them again).
+    campaign_feed_ = std::make_unique<CampaignFeed>(
+        kafka_settings, options_.campaigns_topic, "pv-ingest-campaigns", records, CampaignFeed::Check(),
+        [this](const std::vector<TopicCampaign>& states) {
+          {
+            std::lock_guard lock(catalog_sources_mutex_);
+            topic_campaigns_ = states;
+          }
+          PublishCatalog();
+          log::Info("catalog_updated_from_topic", {{"topic", options_.campaigns_topic},
+                                                   {"topic_campaigns", states.size()},
+                                                   {"campaigns", catalog_.load()->size()}});
+        });
   }
 
   requests_ = &registry_.AddCounter("pv_ingest_requests_total", "API requests by route and status",
@@ -540,6 +564,9 @@ IngestServer::IngestServer(IngestOptions options, const kafka::Settings& kafka_s
   registry_.AddCallbackGauge("pv_ingest_kafka_reachable",
                              "1 when the brokers answered the last metadata probe (each second)",
                              [this] { return kafka_reachable_.load() ? 1.0 : 0.0; });
+  registry_.AddCallbackGauge("pv_ingest_catalog_campaigns",
+                             "Campaigns served: catalog_dir merged with the campaigns topic",
+                             [this] { return static_cast<double>(catalog_.load()->size()); });
   registry_.AddCallbackGauge("pv_ingest_ready", "1 while /readyz answers 200",
                              [this] { return NotReadyReason().empty() ? 1.0 : 0.0; });
   for (int r = 0; r < static_cast<int>(Route::kCount); ++r)
@@ -562,7 +589,27 @@ int IngestServer::Bind() {
   return port_;
 }
 
+void IngestServer::WaitForCampaigns(Clock::time_point start) {
+  if (!campaign_feed_) return;
+  while (!draining_.load() && Clock::now() - start < options_.campaigns_start_timeout) {
+    if (campaign_feed_->WaitCaughtUp(std::chrono::milliseconds(100))) {
+      log::Info("campaigns_topic_read",
+                {{"topic", options_.campaigns_topic},
+                 {"waited_ms",
+                  std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count()}});
+      return;
+    }
+  }
+  if (!draining_.load()) {
+    log::Warn("campaigns_topic_not_read",
+              {{"topic", options_.campaigns_topic},
+               {"waited_ms", options_.campaigns_start_timeout.count()},
+               {"action", "serving catalog_dir and what was read; the rest applies as it arrives"}});
+  }
+}
+
 void IngestServer::Run() {
+  auto start = Clock::now();
   {
     // The front starts once every key on keys_topic is known (a revocation there must win over the
     // file), or after keys_wait: requests that came meanwhile wait in the listen backlog, and past
@@ -575,6 +622,8 @@ void IngestServer::Run() {
                                      {"note", "serving; API requests get 503 until the topic is read"}});
     }
   }
+  // Both feeds read from the start on, so this wait is mostly over by now.
+  WaitForCampaigns(start);
   {
     std::lock_guard lock(run_mutex_);
     if (!stopping_.load()) {
@@ -619,6 +668,7 @@ void IngestServer::StopOnce() {
       front_->Shutdown(options_.front.body_timeout + options_.ack_timeout + std::chrono::seconds(1));
   serving_.store(false);
   key_feed_.reset();
+  campaign_feed_.reset();
   int unflushed = producer_->Flush(options_.ack_timeout + std::chrono::seconds(1));
   admin_->Stop();
   log::Info("stopped", {{"connections_cut", left}, {"unflushed_records", unflushed}});
@@ -690,10 +740,17 @@ bool IngestServer::ReloadCatalog() {
   if (signature == catalog_signature_) return true;
   try {
     auto catalog = Catalog::LoadDirectory(options_.catalog_dir);
-    catalog_.store(catalog);
+    {
+      std::lock_guard lock(catalog_sources_mutex_);
+      file_catalog_ = catalog;
+    }
+    // Merged again with the topic's campaigns: a reload from files never drops them.
+    PublishCatalog();
     catalog_signature_ = signature;
     reloads_ok_->Inc();
-    log::Info("catalog_reloaded", {{"dir", options_.catalog_dir}, {"campaigns", catalog->size()}});
+    log::Info(
+        "catalog_reloaded",
+        {{"dir", options_.catalog_dir}, {"files", catalog->size()}, {"campaigns", catalog_.load()->size()}});
     return true;
   } catch (const std::exception& e) {
     catalog_signature_ = signature;
@@ -701,6 +758,11 @@ bool IngestServer::ReloadCatalog() {
     log::Error("catalog_reload_failed", {{"dir", options_.catalog_dir}, {"error", e.what()}});
     return false;
   }
+}
+
+void IngestServer::PublishCatalog() {
+  std::lock_guard lock(catalog_sources_mutex_);
+  catalog_.store(topic_campaigns_.empty() ? file_catalog_ : Catalog::Merge(*file_catalog_, topic_campaigns_));
 }
 
 bool IngestServer::Reload() {

@@ -101,8 +101,9 @@ TEST(ReplayValue, AttemptResetToOneAndNothingElseChanges) {
       R"({ "v" : 1, "x":2.2250738585072011e-308, "y":1e3, "s":"\u00e9\/", "attempt" :  17 , "z":[{"attempt":5}]})";
   auto odd = ResetAttempt(kOdd);
   ASSERT_TRUE(odd.has_value());
-  EXPECT_EQ(*odd,
-            R"({ "v" : 1, "x":2.2250738585072011e-308, "y":1e3, "s":"\u00e9\/", "attempt" :  1 , "z":[{"attempt":5}]})");
+  EXPECT_EQ(
+      *odd,
+      R"({ "v" : 1, "x":2.2250738585072011e-308, "y":1e3, "s":"\u00e9\/", "attempt" :  1 , "z":[{"attempt":5}]})");
   // The first top-level attempt is the one consumers read (FindMember), and the one rewritten.
   EXPECT_EQ(*ResetAttempt(R"({"z":{"attempt":9},"attempt":3,"attempt":4})"),
             R"({"z":{"attempt":9},"attempt":1,"attempt":4})");
@@ -197,6 +198,9 @@ TEST(TopicSettings, CreateSetsMinInsyncReplicasUnlessConfigured) {
   // A tombstone (pvctl keys delete) outlives every keys_file that may still list the key.
   EXPECT_EQ(keys.at("delete.retention.ms"), "3153600000000");
   EXPECT_EQ(keys.size(), 3U);
+  // The same for pv.campaigns: a removal outlives every catalog_dir that may still hold the campaign.
+  EXPECT_EQ(CreateConfigs(by_name.at("pv.campaigns"), 3), keys);
+  EXPECT_EQ(by_name.at("pv.campaigns").partitions, 1);
 }
 
 TEST(TopicSettings, PipelineGroupsAsTheServicesNameThem) {
@@ -220,12 +224,13 @@ int RunPvctl(const std::vector<std::string>& words, std::string& out, std::strin
 
 TEST(CommandLine, EveryCommandHasHelpAndUsageErrorsExitTwo) {
   std::string out, err;
-  for (const char* group : {"topics", "replay", "tail", "suppress"}) {
+  for (const char* group : {"topics", "replay", "tail", "suppress", "campaigns"}) {
     EXPECT_EQ(RunPvctl({group, "--help"}, out, err), kExitOk) << group;
     EXPECT_NE(out.find("Usage"), std::string::npos) << group;
   }
   EXPECT_EQ(RunPvctl({"--help"}, out, err), kExitOk);
-  for (const char* word : {"topics create", "replay --from", "tail TOPIC", "suppress add"}) {
+  for (const char* word :
+       {"topics create", "replay --from", "tail TOPIC", "suppress add", "campaigns apply"}) {
     EXPECT_NE(out.find(word), std::string::npos) << word;
   }
   EXPECT_EQ(RunPvctl({"topics", "frobnicate"}, out, err), kExitUsage);
@@ -282,7 +287,8 @@ TEST(CommandLine, UnknownCommandsMissingValuesAndBadValuesExitTwo) {
   EXPECT_EQ(RunPvctl({"suppress"}, out, err), kExitUsage);
   EXPECT_EQ(err, "pvctl suppress: a command is required: add, remove or list; run 'pvctl suppress --help'\n");
   EXPECT_EQ(RunPvctl({"--json"}, out, err), kExitUsage);
-  EXPECT_NE(err.find("a command is required: keys, topics, replay, tail or suppress"), std::string::npos)
+  EXPECT_NE(err.find("a command is required: keys, campaigns, topics, replay, tail or suppress"),
+            std::string::npos)
       << err;
 
   EXPECT_EQ(RunPvctl({"replay", "--from"}, out, err), kExitUsage);
@@ -332,6 +338,12 @@ TEST(CommandLine, EachCommandsHelpListsItsOptions) {
       {{"keys", "revoke", "--help"}, {"Usage: pvctl keys revoke", "KEY_ID", "the key's id"}},
       {{"keys", "delete", "--help"}, {"Usage: pvctl keys delete", "KEY_ID"}},
       {{"keys", "--help"}, {"Usage: pvctl keys", "create", "list", "revoke", "delete"}},
+      {{"campaigns", "--help"}, {"Usage: pvctl campaigns", "apply", "list", "show", "diff", "delete"}},
+      {{"campaigns", "apply", "--help"},
+       {"Usage: pvctl campaigns apply", "PATH", "campaign files or directories", "--dry-run",
+        "publish nothing"}},
+      {{"campaigns", "diff", "--help"}, {"Usage: pvctl campaigns diff", "PATH", "--project P", "2 trouble"}},
+      {{"campaigns", "delete", "--help"}, {"Usage: pvctl campaigns delete", "ID", "the campaign's id"}},
       {{"topics", "create", "--help"}, {"Usage: pvctl topics create", "--dry-run", "only say what would be"}},
       {{"topics", "list", "--help"}, {"Usage: pvctl topics list", "--all", "every topic of the cluster"}},
       {{"tail", "--help"},

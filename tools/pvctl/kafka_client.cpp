@@ -148,6 +148,53 @@ std::map<TopicPartition, std::int64_t> CommittedOffsets(rd_kafka_t* consumer,
   return out;
 }
 
+void ReadToEnd(const kafka::Settings& settings, const std::string& topic, const std::string& client_id,
+               std::chrono::milliseconds timeout,
+               const std::function<void(const rd_kafka_message_t*)>& on_record) {
+  Client consumer(
+      RD_KAFKA_CONSUMER, settings, client_id,
+      // librdkafka wants a group id even for assigned partitions; nothing is joined or committed.
+      // The end-of-partition event also ends the read where the offsets before the
+      // high watermark have gaps (compaction, transaction markers).
+      {{"group.id", client_id}, {"enable.auto.commit", "false"}, {"enable.partition.eof", "true"}});
+  std::vector<std::int32_t> partitions = PartitionsOf(consumer.get(), topic, timeout);
+  auto marks = QueryWatermarks(consumer.get(), topic, partitions, timeout);
+  std::map<std::int32_t, std::int64_t> next;  // the offset to read next, per partition still to read
+  PartitionList assignment(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
+  for (auto p : partitions) {
+    if (marks[p].high <= marks[p].low) continue;
+    next[p] = marks[p].low;
+    rd_kafka_topic_partition_list_add(assignment.get(), topic.c_str(), p)->offset = marks[p].low;
+  }
+  if (next.empty()) return;
+  if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer.get(), assignment.get()); err) {
+    throw kafka::KafkaError(fmt::format("assigning {}: {}", topic, rd_kafka_err2str(err)));
+  }
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto pending = [&] {
+    for (const auto& [p, offset] : next) {
+      if (offset < marks[p].high) return true;
+    }
+    return false;
+  };
+  while (pending()) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      throw kafka::KafkaError(fmt::format("reading {}: not at its end after {} ms", topic, timeout.count()));
+    }
+    kafka::Message m(rd_kafka_consumer_poll(consumer.get(), 100));
+    if (m == nullptr) continue;
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        if (next.count(m->partition) != 0) next[m->partition] = std::max(next[m->partition], m->offset);
+        continue;
+      }
+      throw kafka::KafkaError(fmt::format("reading {}: {}", topic, rd_kafka_message_errstr(m.get())));
+    }
+    next[m->partition] = m->offset + 1;
+    on_record(m.get());
+  }
+}
+
 namespace {
 std::atomic<bool> g_interrupted{false};
 struct sigaction g_old_int {};

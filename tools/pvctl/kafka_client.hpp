@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -99,6 +100,14 @@ std::map<TopicPartition, std::int64_t> CommittedOffsets(const kafka::Settings& s
 std::map<TopicPartition, std::int64_t> CommittedOffsets(rd_kafka_t* consumer,
                                                         const std::vector<TopicPartition>& partitions,
                                                         std::chrono::milliseconds timeout);
+
+// Reads `topic` from the beginning of every partition up to the high watermarks taken at the start,
+// calling `on_record` for each record (not for error events), oldest first per partition. For the
+// compacted topics that hold a whole state (pv.keys, pv.campaigns). Throws KafkaError when the topic
+// does not exist or cannot be read to its end within `timeout`.
+void ReadToEnd(const kafka::Settings& settings, const std::string& topic, const std::string& client_id,
+               std::chrono::milliseconds timeout,
+               const std::function<void(const rd_kafka_message_t*)>& on_record);
 
 // Deleter for a partition list, and a convenient owner.
 struct PartitionListDeleter {

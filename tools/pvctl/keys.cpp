@@ -113,57 +113,16 @@ std::string NoBrokers(const KeysTopic& t) {
 // Every state on the topic (records and tombstones, oldest first), read from the beginning up to the
 // high watermarks taken at the start. Throws KafkaError when the topic cannot be read in time.
 std::vector<ApiKey> ReadTopicStates(const Context& ctx, const KeysTopic& t) {
-  auto timeout = RequestTimeout(ctx);
-  Client consumer(
-      RD_KAFKA_CONSUMER, *t.settings, "pvctl-keys",
-      // librdkafka wants a group id even for assigned partitions; nothing is joined or committed.
-      // The end-of-partition event also ends the read where the offsets before the
-      // high watermark have gaps (compaction, transaction markers).
-      {{"group.id", "pvctl-keys"}, {"enable.auto.commit", "false"}, {"enable.partition.eof", "true"}});
-  std::vector<std::int32_t> partitions = PartitionsOf(consumer.get(), t.topic, timeout);
-  auto marks = QueryWatermarks(consumer.get(), t.topic, partitions, timeout);
-  std::map<std::int32_t, std::int64_t> next;  // the offset to read next, per partition still to read
-  PartitionList assignment(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
-  for (auto p : partitions) {
-    if (marks[p].high <= marks[p].low) continue;
-    next[p] = marks[p].low;
-    rd_kafka_topic_partition_list_add(assignment.get(), t.topic.c_str(), p)->offset = marks[p].low;
-  }
   std::vector<ApiKey> states;
-  if (next.empty()) return states;
-  if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer.get(), assignment.get()); err) {
-    throw kafka::KafkaError(fmt::format("assigning {}: {}", t.topic, rd_kafka_err2str(err)));
-  }
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  auto pending = [&] {
-    for (const auto& [p, offset] : next) {
-      if (offset < marks[p].high) return true;
-    }
-    return false;
-  };
-  while (pending()) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      throw kafka::KafkaError(
-          fmt::format("reading {}: not at its end after {} ms", t.topic, timeout.count()));
-    }
-    kafka::Message m(rd_kafka_consumer_poll(consumer.get(), 100));
-    if (m == nullptr) continue;
-    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-        if (next.count(m->partition) != 0) next[m->partition] = std::max(next[m->partition], m->offset);
-        continue;
-      }
-      throw kafka::KafkaError(fmt::format("reading {}: {}", t.topic, rd_kafka_message_errstr(m.get())));
-    }
-    next[m->partition] = m->offset + 1;
+  ReadToEnd(*t.settings, t.topic, "pvctl-keys", RequestTimeout(ctx), [&](const rd_kafka_message_t* m) {
     ApiKey state;
     std::string error;
-    if (ParseKeyMessage(m.get(), state, error)) {
+    if (ParseKeyMessage(m, state, error)) {
       states.push_back(std::move(state));
     } else {
       *ctx.err << fmt::format("pvctl keys: note: {} offset {} ignored: {}\n", t.topic, m->offset, error);
     }
-  }
+  });
   return states;
 }
 

@@ -35,6 +35,8 @@ constexpr const char* kFooter = R"(At a glance:
   keys list [--project P]                         list keys (name, project, scope, created, last four)
   keys revoke KEY_ID                              revoke a key; ingest refuses it within seconds
   keys delete KEY_ID                              delete a key (a tombstone on pv.keys); ingest forgets it
+  campaigns apply PATH... [--dry-run]             validate campaign files and publish them to pv.campaigns
+  campaigns list|show ID|diff PATH|delete ID      what replicas serve; a record; differences; remove one
   topics create [--dry-run]                       create the pipeline's topics (partitions from the config)
   topics list [--all]                             topics, partitions, records, consumer-group lag
   replay --from TOPIC [--to TOPIC] [filters]      re-publish dead letters once the cause is fixed
@@ -54,7 +56,7 @@ void BuildApp(CLI::App& app, Context& ctx) {
       ->type_name("PATH")
       ->envname("PV_CONFIG");
   app.add_flag("--json", ctx.json, "machine-readable output");
-  app.add_option("--brokers", ctx.brokers, "override kafka.brokers (keys, topics, replay, tail)")
+  app.add_option("--brokers", ctx.brokers, "override kafka.brokers (keys, campaigns, topics, replay, tail)")
       ->type_name("HOST:PORT[,...]")
       ->check(cli::NotEmpty());
   app.add_option("--redis-url", ctx.redis_url, "override suppression.redis_url (else redis.url) for suppress")
@@ -67,6 +69,7 @@ void BuildApp(CLI::App& app, Context& ctx) {
       ->type_name("SECONDS")
       ->check(cli::SecondsUpTo(3600));
   AddKeysCommands(app, ctx);
+  AddCampaignsCommands(app, ctx);
   AddTopicsCommands(app, ctx);
   AddReplayCommand(app, ctx);
   AddTailCommand(app, ctx);

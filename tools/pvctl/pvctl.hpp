@@ -55,10 +55,11 @@ int Run(const std::vector<std::string>& words, std::ostream& out, std::ostream& 
 int Run(const std::vector<std::string>& words, std::istream& in, std::ostream& out, std::ostream& err);
 
 // Command groups: each adds its subcommands, their options and help to pvctl's App.
-void AddKeysCommands(CLI::App& app, Context& ctx);      // keys.cpp
-void AddTopicsCommands(CLI::App& app, Context& ctx);    // topics.cpp
-void AddReplayCommand(CLI::App& app, Context& ctx);     // replay.cpp
-void AddTailCommand(CLI::App& app, Context& ctx);       // tail.cpp
-void AddSuppressCommands(CLI::App& app, Context& ctx);  // suppress.cpp
+void AddKeysCommands(CLI::App& app, Context& ctx);       // keys.cpp
+void AddCampaignsCommands(CLI::App& app, Context& ctx);  // campaigns.cpp
+void AddTopicsCommands(CLI::App& app, Context& ctx);     // topics.cpp
+void AddReplayCommand(CLI::App& app, Context& ctx);      // replay.cpp
+void AddTailCommand(CLI::App& app, Context& ctx);        // tail.cpp
+void AddSuppressCommands(CLI::App& app, Context& ctx);   // suppress.cpp
 
 }  // namespace pv::pvctl

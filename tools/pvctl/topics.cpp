@@ -24,8 +24,8 @@ namespace {
 
 constexpr const char* kTopicsFooter =
     R"(Partition counts: topics.<name>.partitions (default: 6 for pv.triggers, pv.events and pv.send.*,
-3 for pv.dlq.* and pv.delay.*, 1 for the compacted pv.keys, whose tombstones are kept 100 years:
-delete.retention.ms); replication: topics.replication_factor
+3 for pv.dlq.* and pv.delay.*, 1 for the compacted pv.keys and pv.campaigns, whose tombstones are
+kept 100 years: delete.retention.ms); replication: topics.replication_factor
 (default min(3, brokers)); min.insync.replicas: min(2, replication factor), so acks=all means two
 brokers have the record; extra topic configs (which win): topics.<name>.config.<key>. Delay topics
 follow dispatcher.delay_tiers. Existing topics are never changed (create is safe to run again).
@@ -396,7 +396,8 @@ std::vector<DesiredTopic> DesiredTopics(const Config& config) {
       // pv.keys: a tombstone (pvctl keys delete) must outlive every keys_file that may still list the
       // key, or the file's older state would come back once compaction dropped it (Kafka's default
       // keeps tombstones one day). 100 years: "forever" without overflowing the broker's
-      // now + delete.retention.ms.
+      // now + delete.retention.ms. pv.campaigns likewise: a removal (pvctl campaigns delete) must
+      // outlive every catalog_dir with an older file of the campaign.
       t.configs["delete.retention.ms"] = "3153600000000";
     }
     YAML::Node extra = flat ? flat["config"] : YAML::Node(YAML::NodeType::Undefined);

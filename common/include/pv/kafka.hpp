@@ -43,6 +43,15 @@ struct Settings {
 // Reads kafka.brokers (required unless `allow_empty`) and kafka.properties.
 Settings LoadSettings(const Config& config);
 
+// A librdkafka configuration from the settings: bootstrap.servers and client.id, then `defaults`
+// where the operator's properties (kafka.properties, and `role_properties`: the producer's or the
+// consumer's) do not name the same property, then those properties; librdkafka's log lines become
+// ours. The caller owns the result (rd_kafka_new takes it). Throws KafkaError on a bad property or
+// an empty broker list.
+rd_kafka_conf_t* BuildConf(const Settings& settings,
+                           const std::map<std::string, std::string>& role_properties,
+                           const std::string& client_id, const std::map<std::string, std::string>& defaults);
+
 // Receives the outcome of one produced record, on the producer's poll thread. Must not block.
 class DeliveryHandler {
  public:

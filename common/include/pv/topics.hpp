@@ -26,6 +26,7 @@ namespace topics {
 inline constexpr std::string_view kTriggers = "pv.triggers";
 inline constexpr std::string_view kEvents = "pv.events";
 inline constexpr std::string_view kKeys = "pv.keys";
+inline constexpr std::string_view kCampaigns = "pv.campaigns";
 
 std::string Send(Channel channel);         // pv.send.email | pv.send.sms | pv.send.push
 std::string DeadLetter(Channel channel);   // pv.dlq.email | pv.dlq.sms | pv.dlq.push

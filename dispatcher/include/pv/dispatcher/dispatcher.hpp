@@ -42,6 +42,8 @@ struct DispatcherOptions {
   int dead_letter_attempts = 3;                        // dispatcher.dead_letter_attempts
   std::chrono::milliseconds lag_interval{5000};        // dispatcher.lag_interval
   std::chrono::milliseconds catalog_retry_interval{5000};         // dispatcher.catalog_retry_interval
+  std::string campaigns_topic = "pv.campaigns";                   // campaigns_topic ("": catalog_dir only)
+  std::chrono::milliseconds campaigns_start_timeout{10000};       // campaigns_start_timeout_ms
   MissingVariables missing_variables = MissingVariables::kEmpty;  // dispatcher.render.missing_variables
   std::string redis_url;                                          // SuppressionRedisUrl (empty: off)
   std::chrono::milliseconds redis_timeout{1000};                  // dispatcher.redis_timeout
@@ -55,11 +57,13 @@ struct DispatcherOptions {
 
 class TriggerPipeline;
 class DelayScheduler;
+class CatalogSource;
 struct DispatcherMetrics;
 
 class Dispatcher {
  public:
-  // Loads and compiles the catalog (throws CatalogError), creates the Kafka clients (KafkaError).
+  // Loads and compiles the catalog (throws CatalogError), creates the Kafka clients (KafkaError) and
+  // starts following the campaigns topic.
   Dispatcher(DispatcherOptions options, kafka::Settings kafka_settings);
   ~Dispatcher();
   Dispatcher(const Dispatcher&) = delete;
@@ -67,13 +71,15 @@ class Dispatcher {
 
   // Starts the admin endpoints; returns the bound port.
   int StartAdmin();
-  // Consumes until Stop(); then finishes what is in flight (up to shutdown_timeout), stores the
-  // offsets of what finished, leaves the groups. Returns 0, or 1 after a fatal Kafka error.
+  // Waits (up to campaigns_start_timeout, or Stop) until the campaigns topic was read, so that no
+  // trigger of a campaign that lives only there is dead-lettered as unknown at start. Then consumes
+  // until Stop(); then finishes what is in flight (up to shutdown_timeout), stores the offsets of
+  // what finished, leaves the groups. Returns 0, or 1 after a fatal Kafka error.
   int Run();
   // Thread-safe (signal thread).
   void Stop();
-  // Reloads the catalog from disk (SIGHUP); a bad catalog is refused and the old one kept.
-  // Thread-safe; the consumer thread switches to the new catalog between batches.
+  // Reloads catalog_dir (SIGHUP) and merges it with the campaigns topic again; a bad catalog_dir is
+  // refused and the old one kept. Thread-safe; the consumer thread switches between batches.
   bool Reload();
 
   metrics::Registry& metrics() { return registry_; }
@@ -86,12 +92,14 @@ class Dispatcher {
   kafka::Settings kafka_settings_;
   metrics::Registry registry_;
   std::unique_ptr<DispatcherMetrics> metrics_;
+  std::unique_ptr<CatalogSource> catalogs_;
   std::unique_ptr<kafka::Producer> producer_;
   std::unique_ptr<TriggerPipeline> pipeline_;
   std::unique_ptr<DelayScheduler> scheduler_;
   std::unique_ptr<AdminServer> admin_;
   std::vector<rd_kafka_topic_t*> topic_handles_;  // output topics, known to the producer from the start
   std::atomic<bool> stop_{false};
+  std::atomic<bool> campaigns_read_{false};  // Run waited for the campaigns topic (readiness)
 };
 
 }  // namespace pv::dispatcher

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "pv/admin_server.hpp"
+#include "pv/campaign_feed.hpp"
 #include "pv/catalog.hpp"
 #include "pv/config.hpp"
 #include "pv/ingest/http_front.hpp"
@@ -44,6 +45,13 @@ struct IngestOptions {
   // How long Run() holds the front back for keys_topic to be read to its end at start-up; after it,
   // the front serves and the API answers 503 until the topic is read.
   std::chrono::milliseconds keys_wait{10000};
+  // Compacted topic of campaign records published by `pvctl campaigns apply` (campaigns_topic),
+  // merged with catalog_dir: the newer version of a campaign wins. Empty: catalog_dir only.
+  std::string campaigns_topic = "pv.campaigns";
+  // How long a starting ingest waits to have read campaigns_topic before it serves
+  // (campaigns_start_timeout_ms): a campaign that lives only on the topic would otherwise get 404
+  // from a new replica for its first moments. Past it (broker down), it serves what it has.
+  std::chrono::milliseconds campaigns_start_timeout{10000};
   // librdkafka producer defaults for ingest (kafka.properties overrides each).
   // 0: a record goes out as soon as the broker connection is free; batches still form under load
   // while earlier requests are in flight. A 204 waits for the broker, so lingering is pure latency
@@ -110,6 +118,11 @@ class IngestServer final : public http::Handler {
   // either source (KeySupersedes); a deletion on the topic drops the key.
   void PublishKeys();
   bool ReloadCatalog();
+  // Publishes catalog_dir's campaigns merged with the campaigns topic's (Catalog::Merge).
+  void PublishCatalog();
+  // Before serving: waits (until `start` + campaigns_start_timeout, or a stop) until the campaign
+  // feed read the topic.
+  void WaitForCampaigns(std::chrono::steady_clock::time_point start);
   void ProbeKafka();
   std::string NotReadyReason() const;
   std::string Health() const;
@@ -131,6 +144,10 @@ class IngestServer final : public http::Handler {
   std::vector<ApiKey> file_keys_;
   std::vector<ApiKey> topic_keys_;  // the newest state of each key on keys_topic, deletions included
   std::unique_ptr<KeyFeed> key_feed_;
+  std::mutex catalog_sources_mutex_;
+  std::shared_ptr<const Catalog> file_catalog_;  // the last good load of catalog_dir
+  std::vector<TopicCampaign> topic_campaigns_;   // the newest state of each id on campaigns_topic
+  std::unique_ptr<CampaignFeed> campaign_feed_;  // after what it updates: destroyed (stopped) first
   std::mutex reload_mutex_;
   std::string keys_signature_;
   std::string catalog_signature_;
