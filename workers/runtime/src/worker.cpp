@@ -12,6 +12,7 @@
 #include "pv/json.hpp"
 #include "pv/log.hpp"
 #include "pv/produce_errors.hpp"
+#include "pv/sent_message.hpp"
 #include "pv/workers/outcome_records.hpp"
 
 namespace pv::workers {
@@ -770,7 +771,14 @@ void Worker::SettleBatch(bool force) {
       if (it == jobs_.end()) continue;
       Job& job = *it->second;
       ids.push_back(id);
-      requests.push_back({job.send->send_id, job.settle_sent, job.message_id});
+      requests.push_back({job.send->send_id, job.settle_sent, job.message_id, {}, {}});
+      if (job.settle_sent && !job.message_id.empty() && job.provider != nullptr &&
+          job.provider->RecordsMessageIds()) {
+        SentMessage m{job.send->send_id, job.send->trigger_id, job.send->campaign_id, job.provider_name,
+                      job.send->address};
+        requests.back().message_key = SentMessageKey(job.provider->type(), job.message_id);
+        requests.back().message_value = SentMessageJson(m);
+      }
     }
     if (requests.empty()) return;
     bool settled = store_->Settle(requests);
