@@ -291,6 +291,8 @@ Outcome TriggerProcessor::Decide(const ParsedTrigger& t, std::string_view key, S
   Key(w, "attempt");
   w.Int(1);
   Field(w, "created_at", NowText(now));
+  // Carried to the worker, which measures pv_send_latency_seconds from it.
+  if (auto received = FindString(t.doc, "received_at")) Field(w, "received_at", *received);
   Field(w, "locale", content.locale);
   Key(w, "to");
   w.StartObject();
