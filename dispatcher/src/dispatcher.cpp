@@ -55,9 +55,11 @@ DispatcherOptions DispatcherOptions::FromConfig(const Config& config) {
   o.feedback_enabled = config.GetBool("feedback.enabled", o.feedback_enabled);
   o.feedback_group_id = config.GetString("feedback.group_id", o.feedback_group_id);
   o.feedback_redis_url = config.GetString("redis.url", "");
-  o.feedback_batch_size = static_cast<int>(config.GetInt("feedback.batch_size", o.feedback_batch_size, 1, 100000));
+  o.feedback_batch_size =
+      static_cast<int>(config.GetInt("feedback.batch_size", o.feedback_batch_size, 1, 100000));
   o.receipt_ttl = config.GetMillis("feedback.receipt_ttl_ms", o.receipt_ttl);
-  if (o.receipt_ttl.count() < 1000) throw ConfigError("setting feedback.receipt_ttl_ms must be at least 1000");
+  if (o.receipt_ttl.count() < 1000)
+    throw ConfigError("setting feedback.receipt_ttl_ms must be at least 1000");
   o.suppress.bounce = config.GetBool("feedback.suppress.bounce", o.suppress.bounce);
   o.suppress.complaint = config.GetBool("feedback.suppress.complaint", o.suppress.complaint);
   o.suppress.unsubscribe = config.GetBool("feedback.suppress.unsubscribe", o.suppress.unsubscribe);

@@ -160,8 +160,8 @@ FeedbackAction DecideReceipt(const ReceiptRecord& r, const std::optional<SentMes
   return a;
 }
 
-FeedbackAction DecideDeadPush(std::string_view error_code, std::string_view value, const SuppressionReasons& reasons,
-                              std::chrono::system_clock::time_point now) {
+FeedbackAction DecideDeadPush(std::string_view error_code, std::string_view value,
+                              const SuppressionReasons& reasons, std::chrono::system_clock::time_point now) {
   FeedbackAction a;
   a.channel = Channel::kPush;
   if (error_code != "unregistered" || !reasons.unregistered) return a;

@@ -22,21 +22,26 @@ std::string ReceiptMarkKey(std::string_view receipt_id) {
 }  // namespace
 
 FeedbackPipeline::FeedbackPipeline(const DispatcherOptions& options, const kafka::Settings& settings,
-                                   kafka::Producer& producer, metrics::Registry& registry, std::atomic<bool>& stop)
+                                   kafka::Producer& producer, metrics::Registry& registry,
+                                   std::atomic<bool>& stop)
     : options_(options),
       producer_(producer),
       stop_(stop),
-      receipts_(registry.AddCounter("pv_feedback_receipts_total",
-                                    "Receipts and dead pushes read by the feedback pipeline, by result (applied, "
-                                    "duplicate, unknown_send, invalid)",
-                                    {"source", "result"})),
-      events_(registry.AddCounter("pv_feedback_events_total",
-                                  "Delivery events from provider receipts (delivered, bounced, complained, ...)",
-                                  {"channel", "provider", "status"})),
+      receipts_(
+          registry.AddCounter("pv_feedback_receipts_total",
+                              "Receipts and dead pushes read by the feedback pipeline, by result (applied, "
+                              "duplicate, unknown_send, invalid)",
+                              {"source", "result"})),
+      events_(
+          registry.AddCounter("pv_feedback_events_total",
+                              "Delivery events from provider receipts (delivered, bounced, complained, ...)",
+                              {"channel", "provider", "status"})),
       suppressions_(registry.AddCounter("pv_feedback_suppressions_total",
-                                        "Addresses newly suppressed from feedback, by reason", {"channel", "reason"})),
+                                        "Addresses newly suppressed from feedback, by reason",
+                                        {"channel", "reason"})),
       lifts_(registry.AddCounter("pv_feedback_stops_lifted_total", "SMS stops lifted by START", {"channel"})),
-      stalled_(registry.AddGauge("pv_feedback_stalled", "1 while a batch waits for Redis or the broker", {}).Get()) {
+      stalled_(registry.AddGauge("pv_feedback_stalled", "1 while a batch waits for Redis or the broker", {})
+                   .Get()) {
   RedisClient::Options suppression;
   suppression.url = options.redis_url;
   suppression.timeout = options.redis_timeout;
@@ -50,12 +55,15 @@ FeedbackPipeline::FeedbackPipeline(const DispatcherOptions& options, const kafka
   consumer_options.defaults = {{"auto.commit.interval.ms", "1000"}};
   consumer_ = std::make_unique<kafka::Consumer>(settings, consumer_options);
   consumer_->SetRebalanceListener(
-      [this](rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* parts) { OnRebalance(kind, parts); });
+      [this](rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* parts) {
+        OnRebalance(kind, parts);
+      });
 }
 
 FeedbackPipeline::~FeedbackPipeline() = default;
 
-void FeedbackPipeline::OnRebalance(rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* partitions) {
+void FeedbackPipeline::OnRebalance(rd_kafka_resp_err_t kind,
+                                   const rd_kafka_topic_partition_list_t* partitions) {
   if (kind == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     log::Info("partitions_assigned", {{"group", options_.feedback_group_id}, {"count", partitions->cnt}});
     return;
@@ -91,8 +99,8 @@ void FeedbackPipeline::SetPaused(bool on) {
 int FeedbackPipeline::Run() {
   std::string dlq = topics::DeadLetter(Channel::kPush);
   consumer_->Subscribe({std::string(topics::kReceipts), dlq});
-  log::Info("consuming", {{"topic", fmt::format("{},{}", topics::kReceipts, dlq)},
-                          {"group", options_.feedback_group_id}});
+  log::Info("consuming",
+            {{"topic", fmt::format("{},{}", topics::kReceipts, dlq)}, {"group", options_.feedback_group_id}});
   auto take = [this](kafka::Message m) {
     if (!m) return false;
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -120,7 +128,8 @@ int FeedbackPipeline::Run() {
     }
     if (paused_) SetPaused(true);  // partitions assigned meanwhile start unpaused
     take(consumer_->Poll(milliseconds(100)));
-    while (batch_.size() < static_cast<size_t>(options_.feedback_batch_size) && take(consumer_->Poll(milliseconds(0)))) {
+    while (batch_.size() < static_cast<size_t>(options_.feedback_batch_size) &&
+           take(consumer_->Poll(milliseconds(0)))) {
     }
   }
   log::Info("feedback_pipeline_stopping", {{"unfinished", batch_.size()}});
@@ -205,7 +214,8 @@ bool FeedbackPipeline::ProcessBatch() {
       item.action = DecideReceipt(item.record, SendOfReceipt(item.record, recorded), options_.suppress, now);
     }
     if (!item.action.suppress_member.empty()) {
-      changes.push_back(SuppressCommand(item.action.channel, item.action.suppress_member, item.action.suppress_why));
+      changes.push_back(
+          SuppressCommand(item.action.channel, item.action.suppress_member, item.action.suppress_why));
       change_of.push_back(i);
     }
     if (!item.action.lift_member.empty()) {
@@ -269,8 +279,9 @@ bool FeedbackPipeline::ProcessBatch() {
     n = std::max(n, m->offset + 1);
     const Item& item = items[i];
     if (!item.receipt && item.action.result != FeedbackResult::kApplied) continue;  // other dead letters
-    std::string_view result = item.duplicate ? "duplicate" : item.valid ? FeedbackResultName(item.action.result)
-                                                                        : FeedbackResultName(FeedbackResult::kInvalid);
+    std::string_view result = item.duplicate ? "duplicate"
+                              : item.valid   ? FeedbackResultName(item.action.result)
+                                             : FeedbackResultName(FeedbackResult::kInvalid);
     receipts_.With({item.source, std::string(result)}).Inc();
     if (item.duplicate || !item.valid) continue;
     if (item.action.result == FeedbackResult::kUnknownSend) {
@@ -279,7 +290,8 @@ bool FeedbackPipeline::ProcessBatch() {
                                          {"type", item.record.type}});
     }
     if (!item.action.status.empty()) {
-      events_.With({std::string(ChannelName(item.action.channel)), item.action.provider, item.action.status}).Inc();
+      events_.With({std::string(ChannelName(item.action.channel)), item.action.provider, item.action.status})
+          .Inc();
     }
   }
   for (size_t k = 0; k < change_of.size(); ++k) {
@@ -290,7 +302,8 @@ bool FeedbackPipeline::ProcessBatch() {
       log::Info("suppression_lifted", {{"channel", ChannelName(a.channel)}, {"reason", "start"}});
     } else {
       suppressions_.With({std::string(ChannelName(a.channel)), a.suppress_reason}).Inc();
-      log::Info("suppressed", {{"channel", ChannelName(a.channel)}, {"reason", a.suppress_reason}, {"send_id", a.send_id}});
+      log::Info("suppressed",
+                {{"channel", ChannelName(a.channel)}, {"reason", a.suppress_reason}, {"send_id", a.send_id}});
     }
   }
   for (const auto& [tp, offset] : next) consumer_->StoreOffset(tp.first, tp.second, offset);

@@ -28,8 +28,8 @@ namespace pv::dispatcher {
 
 class FeedbackPipeline {
  public:
-  FeedbackPipeline(const DispatcherOptions& options, const kafka::Settings& settings, kafka::Producer& producer,
-                   metrics::Registry& registry, std::atomic<bool>& stop);
+  FeedbackPipeline(const DispatcherOptions& options, const kafka::Settings& settings,
+                   kafka::Producer& producer, metrics::Registry& registry, std::atomic<bool>& stop);
   ~FeedbackPipeline();
 
   // Consumes until `stop`; returns 0 (a stuck batch is retried until then, never dropped).

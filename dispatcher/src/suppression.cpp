@@ -83,12 +83,18 @@ SuppressionWhy ParseSuppressionWhy(std::string_view json) {
   return why;
 }
 
-std::vector<std::string> SuppressCommand(Channel channel, std::string_view member, std::string_view why_json) {
+std::vector<std::string> SuppressCommand(Channel channel, std::string_view member,
+                                         std::string_view why_json) {
   static const std::string kScript =
       "local added = redis.call('SADD', KEYS[1], ARGV[1]) "
       "redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) "
       "return added";
-  return {"EVAL", kScript, "2", SuppressionKey(channel), SuppressionWhyKey(channel), std::string(member),
+  return {"EVAL",
+          kScript,
+          "2",
+          SuppressionKey(channel),
+          SuppressionWhyKey(channel),
+          std::string(member),
           std::string(why_json)};
 }
 
@@ -228,9 +234,8 @@ bool SuppressionStore::Check(std::span<const SuppressionQuery> queries, std::vec
         return false;
       }
       Reply reply(static_cast<redisReply*>(raw));
-      (*why)[hits[k]] = ParseSuppressionWhy(reply->type == REDIS_REPLY_STRING
-                                                ? std::string_view(reply->str, reply->len)
-                                                : std::string_view());
+      (*why)[hits[k]] = ParseSuppressionWhy(
+          reply->type == REDIS_REPLY_STRING ? std::string_view(reply->str, reply->len) : std::string_view());
     }
   }
   out = std::move(result);

@@ -186,13 +186,15 @@ ReceiptOptions ReceiptOptions::FromConfig(const Config& config) {
   }
   for (const auto& name : SectionNames(config, "receipts.twilio")) {
     std::string p = "receipts.twilio." + name + ".";
-    TwilioAccount account{name, config.GetString(p + "auth_token", ""), config.GetString(p + "public_url", "")};
+    TwilioAccount account{name, config.GetString(p + "auth_token", ""),
+                          config.GetString(p + "public_url", "")};
     if (account.auth_token.empty()) throw ConfigError(fmt::format("{}auth_token is required", p));
     while (!account.public_url.empty() && account.public_url.back() == '/') account.public_url.pop_back();
     if (account.public_url.rfind("http://", 0) != 0 && account.public_url.rfind("https://", 0) != 0) {
-      throw ConfigError(fmt::format(
-          "{}public_url is required: the scheme and host Twilio calls (https://pv.example.com), which it signs",
-          p));
+      throw ConfigError(
+          fmt::format("{}public_url is required: the scheme and host Twilio calls (https://pv.example.com), "
+                      "which it signs",
+                      p));
     }
     o.twilio.push_back(std::move(account));
   }
@@ -420,7 +422,8 @@ Parsed ParseTwilioInbound(const FormParams& params) {
 
 // ---- signatures ----
 
-bool VerifySendGrid(EVP_PKEY* key, std::string_view timestamp, std::string_view body, std::string_view signature) {
+bool VerifySendGrid(EVP_PKEY* key, std::string_view timestamp, std::string_view body,
+                    std::string_view signature) {
   auto der = Base64Decode(signature);
   if (!der || der->empty()) return false;
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
@@ -437,7 +440,8 @@ std::string TwilioSignature(std::string_view auth_token, std::string_view url, c
   std::vector<const std::pair<std::string, std::string>*> sorted;
   sorted.reserve(params.size());
   for (const auto& p : params) sorted.push_back(&p);
-  std::stable_sort(sorted.begin(), sorted.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
+  std::stable_sort(sorted.begin(), sorted.end(),
+                   [](const auto* a, const auto* b) { return a->first < b->first; });
   std::string data(url);
   for (const auto* p : sorted) {
     data += p->first;
@@ -458,7 +462,8 @@ std::string TwilioSignature(std::string_view auth_token, std::string_view url, c
 // API's Publication does: 2xx only when every record was acknowledged).
 class ReceiptEndpoints::Publication final : public kafka::DeliveryHandler {
  public:
-  Publication(ReceiptEndpoints& owner, Route route, int records, http::Response success, http::Responder responder)
+  Publication(ReceiptEndpoints& owner, Route route, int records, http::Response success,
+              http::Responder responder)
       : owner_(owner),
         route_(route),
         records_(records),
@@ -485,9 +490,8 @@ class ReceiptEndpoints::Publication final : public kafka::DeliveryHandler {
       responder_.Send(std::move(success_));
     } else {
       owner_.CountRequest(route_, "broker_failed");
-      log::Warn("receipts_publish_failed", {{"route", RouteName(route_)},
-                                            {"records", records_},
-                                            {"error", rd_kafka_err2name(first)}});
+      log::Warn("receipts_publish_failed",
+                {{"route", RouteName(route_)}, {"records", records_}, {"error", rd_kafka_err2name(first)}});
       // The provider retries a failed webhook (SendGrid for 72 h, Twilio per its callback settings).
       http::Response r = Error(503, "the message broker did not acknowledge in time; retry");
       r.headers.emplace_back("Retry-After", std::to_string(owner_.retry_after_seconds_));
@@ -544,8 +548,8 @@ class ReceiptEndpoints::BodyExchange final : public http::Exchange {
       parsed = route_ == Route::kTwilioStatus ? ParseTwilioStatus(params) : ParseTwilioInbound(params);
     }
     if (!parsed.error.empty()) {
-      return Refuse(parsed.too_many ? 413 : 400, parsed.too_many ? "too_many_events" : "invalid", parsed.error,
-                    responder);
+      return Refuse(parsed.too_many ? 413 : 400, parsed.too_many ? "too_many_events" : "invalid",
+                    parsed.error, responder);
     }
     if (parsed.ignored > 0) owner_.CountReceipts(route_, "ignored", parsed.ignored);
     http::Response success;
@@ -593,8 +597,8 @@ class ReceiptEndpoints::BodyExchange final : public http::Exchange {
   std::string target_;
 };
 
-ReceiptEndpoints::ReceiptEndpoints(ReceiptOptions options, kafka::Producer& producer, metrics::Registry& registry,
-                                   int retry_after_seconds)
+ReceiptEndpoints::ReceiptEndpoints(ReceiptOptions options, kafka::Producer& producer,
+                                   metrics::Registry& registry, int retry_after_seconds)
     : options_(std::move(options)), producer_(producer), retry_after_seconds_(retry_after_seconds) {
   requests_ = &registry.AddCounter("pv_ingest_receipt_requests_total",
                                    "Provider receipt requests by route and result (published, unverified, "
@@ -672,8 +676,9 @@ std::variant<http::Response, std::unique_ptr<http::Exchange>> ReceiptEndpoints::
     std::int64_t now = ToUnixMillis(std::chrono::system_clock::now()) / 1000;
     std::int64_t age = now - seconds;
     if (age > options_.max_age.count() || -age > options_.max_age.count()) {
-      return refuse(401, "stale", fmt::format("{} is {} s from now; at most {} s is accepted", kTimestampHeader,
-                                              age, options_.max_age.count()));
+      return refuse(401, "stale",
+                    fmt::format("{} is {} s from now; at most {} s is accepted", kTimestampHeader, age,
+                                options_.max_age.count()));
     }
     signature.assign(*sig);
     timestamp.assign(*ts);

@@ -496,7 +496,7 @@ IngestServer::IngestServer(IngestOptions options, const kafka::Settings& kafka_s
   producer_ = std::make_unique<kafka::Producer>(kafka_settings, producer_options);
   max_record_bytes_ = producer_->MaxMessageBytes();
   receipts_ = std::make_unique<receipts::ReceiptEndpoints>(options_.receipts, *producer_, registry_,
-                                                          options_.front.retry_after_seconds);
+                                                           options_.front.retry_after_seconds);
   if (!options_.keys_topic.empty()) {
     key_feed_ = std::make_unique<KeyFeed>(
         kafka_settings, options_.keys_topic, [this](const std::vector<ApiKey>& states) {

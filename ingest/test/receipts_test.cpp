@@ -21,7 +21,8 @@ struct EcKey {
     key.reset(raw, PkeyDeleter());
     unsigned char* der = nullptr;
     int n = i2d_PUBKEY(raw, &der);
-    public_base64 = Base64Encode(std::string_view(reinterpret_cast<const char*>(der), static_cast<size_t>(n)));
+    public_base64 =
+        Base64Encode(std::string_view(reinterpret_cast<const char*>(der), static_cast<size_t>(n)));
     OPENSSL_free(der);
   }
 
@@ -60,14 +61,16 @@ TEST(ReceiptSignatures, ASendGridKeyMustBeAP256PublicKey) {
   EXPECT_FALSE(LoadSendGridKey("not base64 at all!", error));
   EXPECT_FALSE(LoadSendGridKey(Base64Encode("garbage"), error));
   EXPECT_EQ(error, "not a DER SubjectPublicKeyInfo");
-  EXPECT_THROW(ReceiptOptions::FromConfig(Config::FromYaml("receipts:\n  sendgrid:\n    sg: {public_key: abc}\n")),
-               ConfigError);
-  EXPECT_THROW(ReceiptOptions::FromConfig(Config::FromYaml("receipts:\n  twilio:\n    tw: {auth_token: t}\n")),
-               ConfigError);  // public_url is required: the signature covers it
+  EXPECT_THROW(
+      ReceiptOptions::FromConfig(Config::FromYaml("receipts:\n  sendgrid:\n    sg: {public_key: abc}\n")),
+      ConfigError);
+  EXPECT_THROW(
+      ReceiptOptions::FromConfig(Config::FromYaml("receipts:\n  twilio:\n    tw: {auth_token: t}\n")),
+      ConfigError);  // public_url is required: the signature covers it
   EcKey signer;
-  auto o = ReceiptOptions::FromConfig(Config::FromYaml(
-      "receipts:\n  sendgrid:\n    sg: {public_key: \"" + signer.public_base64 +
-      "\"}\n  twilio:\n    tw: {auth_token: t, public_url: \"https://pv.example.com/\"}\n"));
+  auto o = ReceiptOptions::FromConfig(
+      Config::FromYaml("receipts:\n  sendgrid:\n    sg: {public_key: \"" + signer.public_base64 +
+                       "\"}\n  twilio:\n    tw: {auth_token: t, public_url: \"https://pv.example.com/\"}\n"));
   ASSERT_EQ(o.sendgrid.size(), 1U);
   EXPECT_EQ(o.sendgrid[0].name, "sg");
   ASSERT_EQ(o.twilio.size(), 1U);
@@ -151,7 +154,8 @@ TEST(ReceiptParsing, MalformedOrOversizedSendGridBodiesAreRefusedWhole) {
   o.max_events = 2;
   EXPECT_FALSE(ParseSendGridEvents("{}", o).error.empty());
   EXPECT_FALSE(ParseSendGridEvents("[1]", o).error.empty());
-  EXPECT_FALSE(ParseSendGridEvents("[{\"event\":\"delivered\"}]", o).error.empty());  // neither email nor send_id
+  EXPECT_FALSE(
+      ParseSendGridEvents("[{\"event\":\"delivered\"}]", o).error.empty());  // neither email nor send_id
   EXPECT_FALSE(ParseSendGridEvents("[", o).error.empty());
   EXPECT_FALSE(ParseSendGridEvents(std::string(100, '[') + std::string(100, ']'), o).error.empty());
   Parsed many = ParseSendGridEvents(R"([{"event":"open"},{"event":"open"},{"event":"open"}])", o);
@@ -163,7 +167,8 @@ TEST(ReceiptParsing, MalformedOrOversizedSendGridBodiesAreRefusedWhole) {
 }
 
 TEST(ReceiptParsing, TwilioStatusesAndInboundKeywords) {
-  Parsed ok = ParseTwilioStatus({{"MessageSid", "SM1"}, {"MessageStatus", "delivered"}, {"To", "+15551234567"}});
+  Parsed ok =
+      ParseTwilioStatus({{"MessageSid", "SM1"}, {"MessageStatus", "delivered"}, {"To", "+15551234567"}});
   ASSERT_EQ(ok.receipts.size(), 1U);
   EXPECT_EQ(ok.receipts[0].type, "delivered");
   EXPECT_EQ(ok.receipts[0].receipt_id, "twilio:SM1:delivered");
@@ -172,10 +177,11 @@ TEST(ReceiptParsing, TwilioStatusesAndInboundKeywords) {
                 .receipts[0]
                 .type,
             "bounced");
-  EXPECT_EQ(ParseTwilioStatus({{"MessageSid", "SM1"}, {"MessageStatus", "undelivered"}, {"ErrorCode", "30003"}})
-                .receipts[0]
-                .type,
-            "undelivered");
+  EXPECT_EQ(
+      ParseTwilioStatus({{"MessageSid", "SM1"}, {"MessageStatus", "undelivered"}, {"ErrorCode", "30003"}})
+          .receipts[0]
+          .type,
+      "undelivered");
   EXPECT_EQ(ParseTwilioStatus({{"MessageSid", "SM1"}, {"MessageStatus", "sent"}}).ignored, 1U);
   EXPECT_FALSE(ParseTwilioStatus({{"MessageStatus", "sent"}}).error.empty());
 
@@ -185,14 +191,17 @@ TEST(ReceiptParsing, TwilioStatusesAndInboundKeywords) {
     EXPECT_EQ(p.receipts[0].type, "stop");
     EXPECT_EQ(p.receipts[0].address, "+15551234567");
   }
-  EXPECT_EQ(ParseTwilioInbound({{"MessageSid", "SM9"}, {"From", "+1555"}, {"Body", "Start"}}).receipts[0].type,
-            "start");
-  EXPECT_EQ(ParseTwilioInbound({{"MessageSid", "SM9"}, {"From", "+1555"}, {"Body", "please stop"}}).ignored, 1U);
+  EXPECT_EQ(
+      ParseTwilioInbound({{"MessageSid", "SM9"}, {"From", "+1555"}, {"Body", "Start"}}).receipts[0].type,
+      "start");
+  EXPECT_EQ(ParseTwilioInbound({{"MessageSid", "SM9"}, {"From", "+1555"}, {"Body", "please stop"}}).ignored,
+            1U);
   EXPECT_FALSE(ParseTwilioInbound({{"From", "+1555"}, {"Body", "STOP"}}).error.empty());
 }
 
 TEST(ReceiptParsing, Base64RoundTripsAndRefusesOtherCharacters) {
-  for (const std::string& s : std::vector<std::string>{"", "a", "ab", "abc", "abcd", std::string("\0\xff\x10", 3)}) {
+  for (const std::string& s :
+       std::vector<std::string>{"", "a", "ab", "abc", "abcd", std::string("\0\xff\x10", 3)}) {
     EXPECT_EQ(Base64Decode(Base64Encode(s)), s);
   }
   EXPECT_FALSE(Base64Decode("ab$d"));

@@ -290,8 +290,8 @@ int Change(Context& ctx, const SuppressOptions& options, Channel channel, bool a
   if (add) {
     // Each with its reason and time (pv:suppress:<channel>:why, atomically with the set); an
     // existing reason stays.
-    std::string why = dispatcher::SuppressionWhyJson(
-        "manual", FormatTimestamp(std::chrono::system_clock::now()), "pvctl");
+    std::string why =
+        dispatcher::SuppressionWhyJson("manual", FormatTimestamp(std::chrono::system_clock::now()), "pvctl");
     for (const auto& member : members) {
       Reply r = redis.Command(dispatcher::SuppressCommand(channel, member, why));
       changed += r->type == REDIS_REPLY_INTEGER ? r->integer : 0;

@@ -50,12 +50,12 @@ struct DispatcherOptions {
   int admin_port = 9091;                                          // dispatcher.admin_port (0: any free port)
   int linger_ms = 5;                                              // producer linger.ms default
   // Delivery feedback (feedback.hpp): pv.receipts and dead pushes → events and suppressions.
-  bool feedback_enabled = true;                         // feedback.enabled (also needs redis_url)
-  std::string feedback_group_id = "pv-feedback";        // feedback.group_id
-  std::string feedback_redis_url;                       // redis.url: message ids, receipt marks (empty: redis_url)
-  int feedback_batch_size = 500;                        // feedback.batch_size
+  bool feedback_enabled = true;                   // feedback.enabled (also needs redis_url)
+  std::string feedback_group_id = "pv-feedback";  // feedback.group_id
+  std::string feedback_redis_url;                 // redis.url: message ids, receipt marks (empty: redis_url)
+  int feedback_batch_size = 500;                  // feedback.batch_size
   std::chrono::milliseconds receipt_ttl{7LL * 24 * 3600 * 1000};  // feedback.receipt_ttl_ms (dedupe window)
-  SuppressionReasons suppress;                          // feedback.suppress.<reason> (each default true)
+  SuppressionReasons suppress;  // feedback.suppress.<reason> (each default true)
 
   // Reads the settings above; throws ConfigError naming a bad one.
   static DispatcherOptions FromConfig(const Config& config);

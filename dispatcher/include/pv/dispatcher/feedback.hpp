@@ -57,7 +57,8 @@ struct ReceiptRecord {
 bool ParseReceiptRecord(std::string_view value, ReceiptRecord& out, std::string& error);
 
 // The send of a receipt: from the receipt itself (SendGrid), else from the recorded message (Twilio).
-std::optional<SentMessage> SendOfReceipt(const ReceiptRecord& receipt, const std::optional<SentMessage>& recorded);
+std::optional<SentMessage> SendOfReceipt(const ReceiptRecord& receipt,
+                                         const std::optional<SentMessage>& recorded);
 
 enum class FeedbackResult { kApplied, kUnknownSend, kInvalid };
 std::string_view FeedbackResultName(FeedbackResult result);
@@ -65,10 +66,10 @@ std::string_view FeedbackResultName(FeedbackResult result);
 struct FeedbackAction {
   FeedbackResult result = FeedbackResult::kInvalid;
   Channel channel = Channel::kEmail;
-  std::string status;    // the event's status; empty: no event
-  std::string send_id;   // the event's key
-  std::string provider;  // for metrics
-  std::string event;     // the pv.events value
+  std::string status;           // the event's status; empty: no event
+  std::string send_id;          // the event's key
+  std::string provider;         // for metrics
+  std::string event;            // the pv.events value
   std::string suppress_member;  // empty: none
   std::string suppress_reason;
   std::string suppress_why;  // SuppressionWhyJson
@@ -82,7 +83,7 @@ FeedbackAction DecideReceipt(const ReceiptRecord& receipt, const std::optional<S
 // A dead-letter record of pv.dlq.push (its value is the send record): the device token is suppressed
 // when its error code is `unregistered` (FCM UNREGISTERED, APNs 410 / BadDeviceToken). Anything else:
 // kInvalid with nothing to do (the pipeline skips it).
-FeedbackAction DecideDeadPush(std::string_view error_code, std::string_view value, const SuppressionReasons& reasons,
-                              std::chrono::system_clock::time_point now);
+FeedbackAction DecideDeadPush(std::string_view error_code, std::string_view value,
+                              const SuppressionReasons& reasons, std::chrono::system_clock::time_point now);
 
 }  // namespace pv::dispatcher

@@ -75,7 +75,7 @@ std::shared_ptr<EVP_PKEY> LoadSendGridKey(std::string_view base64_der, std::stri
 
 // One receipt as pv.receipts carries it (docs/architecture.md "Receipt").
 struct Receipt {
-  std::string receipt_id;     // "sendgrid:<sg_event_id>", "twilio:<MessageSid>:<status>", "twilio:<MessageSid>"
+  std::string receipt_id;  // "sendgrid:<sg_event_id>", "twilio:<MessageSid>:<status>", "twilio:<MessageSid>"
   std::string provider_type;  // sendgrid | twilio
   std::string provider;       // the account name in receipts.* that verified it
   // delivered | bounced | undelivered | provider_deferred | complained | unsubscribed | stop | start
@@ -83,10 +83,10 @@ struct Receipt {
   std::string send_id;  // SendGrid: custom_args.send_id (the worker sets it); empty otherwise
   std::string trigger_id;
   std::string campaign_id;
-  std::string message_id;  // SendGrid's sg_message_id, Twilio's MessageSid
-  std::string address;     // the email address or phone number the receipt is about
-  std::string reason;      // the provider's words (bounce reason, dropped reason, keyword)
-  std::string error_code;  // Twilio's ErrorCode, SendGrid's bounce status
+  std::string message_id;   // SendGrid's sg_message_id, Twilio's MessageSid
+  std::string address;      // the email address or phone number the receipt is about
+  std::string reason;       // the provider's words (bounce reason, dropped reason, keyword)
+  std::string error_code;   // Twilio's ErrorCode, SendGrid's bounce status
   std::string occurred_at;  // RFC 3339, from the provider's timestamp when it gives one
 };
 
@@ -95,8 +95,8 @@ std::string BuildReceiptRecord(const Receipt& receipt, std::string_view received
 
 struct Parsed {
   std::vector<Receipt> receipts;
-  size_t ignored = 0;  // events understood and not acted on (opens, clicks, "sending", ...)
-  std::string error;   // non-empty: the request is malformed (400), nothing is published
+  size_t ignored = 0;     // events understood and not acted on (opens, clicks, "sending", ...)
+  std::string error;      // non-empty: the request is malformed (400), nothing is published
   bool too_many = false;  // with error: over max_events (413)
 };
 
@@ -113,7 +113,8 @@ Parsed ParseTwilioStatus(const FormParams& params);
 Parsed ParseTwilioInbound(const FormParams& params);
 
 // ECDSA over `timestamp` + `body` with the account's key; `signature` is base64 DER.
-bool VerifySendGrid(EVP_PKEY* key, std::string_view timestamp, std::string_view body, std::string_view signature);
+bool VerifySendGrid(EVP_PKEY* key, std::string_view timestamp, std::string_view body,
+                    std::string_view signature);
 // base64(HMAC-SHA1(auth_token, url + every name and value, sorted by name)).
 std::string TwilioSignature(std::string_view auth_token, std::string_view url, const FormParams& params);
 
