@@ -1,7 +1,7 @@
-// Suppression: users and addresses that must not receive a channel's messages. pv reads no bounce,
-// complaint, unsubscribe or STOP report itself: an operator (or a system of yours that receives the
-// providers' webhooks) adds entries with `pvctl suppress add` or SADD. Kept in Redis so that every
-// dispatcher and pvctl share one list:
+// Suppression: users and addresses that must not receive a channel's messages. The dispatcher's
+// delivery feedback (feedback.hpp) adds hard bounces, complaints, unsubscribes, SMS STOPs and dead push
+// tokens from the providers' receipts; an operator adds entries with `pvctl suppress add` or SADD. Kept
+// in Redis so that every dispatcher and pvctl share one list:
 //
 //   key    pv:suppress:<channel>          a SET per channel; channel is email, text or push
 //   member user:<project>:<external_id>   one user of one project (external ids are per project)
