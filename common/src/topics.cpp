@@ -74,6 +74,7 @@ std::vector<TopicSpec> DefaultTopics() {
       {std::string(kEvents), 6, false},
       {std::string(kKeys), 1, true},
       {std::string(kCampaigns), 1, true},
+      {std::string(kReceipts), 3, false},
   };
   for (Channel c : {Channel::kEmail, Channel::kSms, Channel::kPush}) {
     out.push_back({Send(c), 6, false});

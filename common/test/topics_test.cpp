@@ -45,10 +45,11 @@ TEST(TopicsTest, DefaultTopicsCoverThePipeline) {
   auto all = topics::DefaultTopics();
   for (const char* name : {"pv.triggers", "pv.events", "pv.keys", "pv.campaigns", "pv.send.email",
                            "pv.send.sms", "pv.send.push", "pv.dlq.email", "pv.dlq.sms", "pv.dlq.push",
-                           "pv.delay.5s", "pv.delay.30s", "pv.delay.2m", "pv.delay.10m", "pv.delay.1h"}) {
+                           "pv.delay.5s", "pv.delay.30s", "pv.delay.2m", "pv.delay.10m", "pv.delay.1h",
+                           "pv.receipts"}) {
     EXPECT_THAT(all, Contains(Field(&topics::TopicSpec::name, name))) << name;
   }
-  EXPECT_EQ(all.size(), 15U);
+  EXPECT_EQ(all.size(), 16U);
   for (const auto& t : all) {
     EXPECT_GT(t.partitions, 0) << t.name;
     EXPECT_EQ(t.compacted, t.name == "pv.keys" || t.name == "pv.campaigns") << t.name;

@@ -8,6 +8,7 @@
 #include "catalog_source.hpp"
 #include "delay_runner.hpp"
 #include "dispatcher_metrics.hpp"
+#include "feedback_pipeline.hpp"
 #include "pv/admin_server.hpp"
 #include "pv/delay_ladder.hpp"
 #include "pv/dispatcher/suppression.hpp"
@@ -54,6 +55,19 @@ DispatcherOptions DispatcherOptions::FromConfig(const Config& config) {
   o.admin_host = config.GetString("dispatcher.admin_host", o.admin_host);
   o.admin_port = static_cast<int>(config.GetInt("dispatcher.admin_port", o.admin_port, 0, 65535));
   o.linger_ms = static_cast<int>(config.GetInt("dispatcher.linger_ms", o.linger_ms, 0, 60000));
+  o.feedback_enabled = config.GetBool("feedback.enabled", o.feedback_enabled);
+  o.feedback_group_id = config.GetString("feedback.group_id", o.feedback_group_id);
+  o.feedback_redis_url = config.GetString("redis.url", "");
+  o.feedback_batch_size =
+      static_cast<int>(config.GetInt("feedback.batch_size", o.feedback_batch_size, 1, 100000));
+  o.receipt_ttl = config.GetMillis("feedback.receipt_ttl_ms", o.receipt_ttl);
+  if (o.receipt_ttl.count() < 1000)
+    throw ConfigError("setting feedback.receipt_ttl_ms must be at least 1000");
+  o.suppress.bounce = config.GetBool("feedback.suppress.bounce", o.suppress.bounce);
+  o.suppress.complaint = config.GetBool("feedback.suppress.complaint", o.suppress.complaint);
+  o.suppress.unsubscribe = config.GetBool("feedback.suppress.unsubscribe", o.suppress.unsubscribe);
+  o.suppress.stop = config.GetBool("feedback.suppress.stop", o.suppress.stop);
+  o.suppress.unregistered = config.GetBool("feedback.suppress.unregistered", o.suppress.unregistered);
   return o;
 }
 
@@ -100,6 +114,11 @@ Dispatcher::Dispatcher(DispatcherOptions options, kafka::Settings kafka_settings
   if (options_.delay_enabled) {
     scheduler_ = std::make_unique<DelayScheduler>(options_, kafka_settings_, *producer_, *metrics_, stop_);
   }
+  if (options_.feedback_enabled && !options_.redis_url.empty()) {
+    feedback_ = std::make_unique<FeedbackPipeline>(options_, kafka_settings_, *producer_, registry_, stop_);
+  } else if (options_.feedback_enabled) {
+    log::Warn("feedback_disabled", {{"reason", "no suppression store (suppression.redis_url, redis.url)"}});
+  }
   registry_.AddCallbackGauge("pv_dispatcher_producer_queue", "Records in the producer's queue or in flight",
                              [p = producer_.get()] { return static_cast<double>(p->QueueLength()); });
 }
@@ -110,6 +129,7 @@ Dispatcher::~Dispatcher() {
   // still exist. The consumers were closed when Run returned.
   for (rd_kafka_topic_t* rkt : topic_handles_) rd_kafka_topic_destroy(rkt);
   producer_.reset();
+  feedback_.reset();
   scheduler_.reset();
   pipeline_.reset();
   catalogs_.reset();
@@ -167,6 +187,17 @@ int Dispatcher::Run() {
       if (scheduler_status != 0) Stop();
     });
   }
+  std::thread feedback_thread;
+  if (feedback_) {
+    feedback_thread = std::thread([&] {
+      try {
+        feedback_->Run();
+      } catch (const std::exception& e) {
+        log::Error("feedback_pipeline_failed", {{"error", e.what()}});
+        Stop();
+      }
+    });
+  }
   int status = 1;
   try {
     catalogs_->WaitForTopic(options_.campaigns_start_timeout, stop_);
@@ -177,6 +208,7 @@ int Dispatcher::Run() {
   }
   if (status != 0) Stop();
   if (delay_thread.joinable()) delay_thread.join();
+  if (feedback_thread.joinable()) feedback_thread.join();
   int left = producer_->Flush(options_.shutdown_timeout);
   log::Info("dispatcher_stopped", {{"unflushed", left}});
   return status != 0 ? status : scheduler_status;

@@ -205,7 +205,7 @@ Outcome TriggerProcessor::TooLargeFailure(const ParsedTrigger& t, std::string_vi
 }
 
 Outcome TriggerProcessor::Decide(const ParsedTrigger& t, std::string_view key, Suppressed suppressed,
-                                 TimePoint now) {
+                                 TimePoint now, const SuppressionWhy* why) {
   if (!t.ok()) return Fail(t, key, t.error_code, t.error, now);
   const Campaign& campaign = *t.campaign->campaign;
   if (suppressed != Suppressed::kNo) {
@@ -216,8 +216,11 @@ Outcome TriggerProcessor::Decide(const ParsedTrigger& t, std::string_view key, S
     OutputRecord event;
     event.topic = options_.events_topic;
     event.key = t.send_id;
-    event.value =
-        Event(t, "suppressed", now, {{"reason", suppressed == Suppressed::kUser ? "user" : "address"}});
+    std::vector<std::pair<std::string_view, std::string>> fields = {
+        {"reason", suppressed == Suppressed::kUser ? "user" : "address"},
+        {"suppression_reason", why != nullptr ? why->reason : std::string("unknown")}};
+    if (why != nullptr && !why->at.empty()) fields.emplace_back("suppressed_at", why->at);
+    event.value = Event(t, "suppressed", now, fields);
     out.records.push_back(std::move(event));
     return out;
   }
@@ -288,6 +291,8 @@ Outcome TriggerProcessor::Decide(const ParsedTrigger& t, std::string_view key, S
   Key(w, "attempt");
   w.Int(1);
   Field(w, "created_at", NowText(now));
+  // Carried to the worker, which measures pv_send_latency_seconds from it.
+  if (auto received = FindString(t.doc, "received_at")) Field(w, "received_at", *received);
   Field(w, "locale", content.locale);
   Key(w, "to");
   w.StartObject();

@@ -8,6 +8,7 @@
 #include <charconv>
 
 #include "pv/config.hpp"
+#include "pv/json.hpp"
 #include "pv/redis_url.hpp"
 
 namespace pv::dispatcher {
@@ -50,6 +51,64 @@ std::string SuppressedAddressMember(Channel channel, std::string_view address) {
                    [](unsigned char c) { return std::tolower(c); });
   }
   return member;
+}
+
+std::string SuppressionWhyKey(Channel channel) {
+  return SuppressionKey(channel) + ":why";
+}
+
+std::string SuppressionWhyJson(std::string_view reason, std::string_view at, std::string_view source) {
+  std::string out = "{\"reason\":";
+  AppendJsonString(out, reason);
+  out += ",\"at\":";
+  AppendJsonString(out, at);
+  if (!source.empty()) {
+    out += ",\"source\":";
+    AppendJsonString(out, source);
+  }
+  out += '}';
+  return out;
+}
+
+SuppressionWhy ParseSuppressionWhy(std::string_view json) {
+  SuppressionWhy why;
+  rapidjson::Document doc;
+  ParseRecord(doc, json);
+  if (!doc.HasParseError() && doc.IsObject()) {
+    why.reason = std::string(FindString(doc, "reason").value_or(""));
+    why.at = std::string(FindString(doc, "at").value_or(""));
+    why.source = std::string(FindString(doc, "source").value_or(""));
+  }
+  if (why.reason.empty()) why.reason = "unknown";
+  return why;
+}
+
+std::vector<std::string> SuppressCommand(Channel channel, std::string_view member,
+                                         std::string_view why_json) {
+  static const std::string kScript =
+      "local added = redis.call('SADD', KEYS[1], ARGV[1]) "
+      "redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) "
+      "return added";
+  return {"EVAL",
+          kScript,
+          "2",
+          SuppressionKey(channel),
+          SuppressionWhyKey(channel),
+          std::string(member),
+          std::string(why_json)};
+}
+
+std::vector<std::string> LiftStopCommand(Channel channel, std::string_view member) {
+  // cjson is in every Redis since 2.6: the reason is read, not pattern-matched.
+  static const std::string kScript =
+      "local why = redis.call('HGET', KEYS[2], ARGV[1]) "
+      "if not why then return 0 end "
+      "local ok, value = pcall(cjson.decode, why) "
+      "if not ok or type(value) ~= 'table' or value['reason'] ~= 'stop' then return 0 end "
+      "redis.call('SREM', KEYS[1], ARGV[1]) "
+      "redis.call('HDEL', KEYS[2], ARGV[1]) "
+      "return 1";
+  return {"EVAL", kScript, "2", SuppressionKey(channel), SuppressionWhyKey(channel), std::string(member)};
 }
 
 SuppressionStore::SuppressionStore(RedisAddress address, std::chrono::milliseconds timeout)
@@ -115,7 +174,7 @@ bool SuppressionStore::Ping(std::string& error) {
 }
 
 bool SuppressionStore::Check(std::span<const SuppressionQuery> queries, std::vector<Suppressed>& out,
-                             std::string& error) {
+                             std::string& error, std::vector<SuppressionWhy>* why) {
   if (!Connect(error)) return false;
   // Appends every command, then reads every reply: one round trip for the batch. hiredis copies each
   // command into its output buffer when appended.
@@ -152,6 +211,31 @@ bool SuppressionStore::Check(std::span<const SuppressionQuery> queries, std::vec
     }
     if (reply->integer == 1 && result[i / 2] == Suppressed::kNo) {
       result[i / 2] = i % 2 == 0 ? Suppressed::kUser : Suppressed::kAddress;
+    }
+  }
+  if (why != nullptr) {
+    // The reasons of the (few) suppressed ones: a second round trip, only when there are any.
+    why->assign(queries.size(), SuppressionWhy());
+    std::vector<size_t> hits;
+    for (size_t i = 0; i < queries.size(); ++i) {
+      if (result[i] == Suppressed::kNo) continue;
+      const auto& q = queries[i];
+      std::string key = SuppressionWhyKey(q.channel);
+      std::string member = result[i] == Suppressed::kUser ? SuppressedUserMember(q.project, q.external_id)
+                                                          : SuppressedAddressMember(q.channel, q.address);
+      redisAppendCommand(ctx_, "HGET %b %b", key.data(), key.size(), member.data(), member.size());
+      hits.push_back(i);
+    }
+    for (size_t k = 0; k < hits.size(); ++k) {
+      void* raw = nullptr;
+      if (redisGetReply(ctx_, &raw) != REDIS_OK) {
+        error = fmt::format("redis {}:{}: {}", address_.host, address_.port, ctx_->errstr);
+        Disconnect();
+        return false;
+      }
+      Reply reply(static_cast<redisReply*>(raw));
+      (*why)[hits[k]] = ParseSuppressionWhy(
+          reply->type == REDIS_REPLY_STRING ? std::string_view(reply->str, reply->len) : std::string_view());
     }
   }
   out = std::move(result);

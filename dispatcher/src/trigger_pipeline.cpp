@@ -205,6 +205,7 @@ bool TriggerPipeline::ProcessBatch() {
   }
 
   std::vector<Suppressed> suppressed(batch_.size(), Suppressed::kNo);
+  std::vector<SuppressionWhy> why(batch_.size());
   if (suppression_) {
     std::vector<SuppressionQuery> queries;
     std::vector<size_t> index;
@@ -215,15 +216,19 @@ bool TriggerPipeline::ProcessBatch() {
     }
     if (!queries.empty()) {
       std::vector<Suppressed> answers;
+      std::vector<SuppressionWhy> reasons;
       std::string error;
-      if (!suppression_->Check(queries, answers, error)) {
+      if (!suppression_->Check(queries, answers, error, &reasons)) {
         if (redis_ok_.exchange(false)) {
           log::Error("suppression_store_unreachable", {{"error", error}, {"action", "pausing consumption"}});
         }
         metrics_.redis_up.Get().Set(0);
         return false;
       }
-      for (size_t k = 0; k < index.size(); ++k) suppressed[index[k]] = answers[k];
+      for (size_t k = 0; k < index.size(); ++k) {
+        suppressed[index[k]] = answers[k];
+        why[index[k]] = std::move(reasons[k]);
+      }
     }
     if (!redis_ok_.exchange(true)) log::Info("suppression_store_reachable", {{"action", "resuming"}});
     metrics_.redis_up.Get().Set(1);
@@ -237,7 +242,7 @@ bool TriggerPipeline::ProcessBatch() {
     Outcome outcome = !item.dead_letter_code.empty()
                           ? processor_.Failure(parsed[i], key, item.dead_letter_code, item.dead_letter_error,
                                                now, item.omit_value)
-                          : processor_.Decide(parsed[i], key, suppressed[i], now);
+                          : processor_.Decide(parsed[i], key, suppressed[i], now, &why[i]);
     if (outcome.render_time.count() > 0) {
       render_seconds_->Observe(std::chrono::duration<double>(outcome.render_time).count());
     }

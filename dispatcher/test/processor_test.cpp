@@ -158,6 +158,20 @@ TEST_F(ProcessorTest, SuppressedGivesOnlyAnEvent) {
   EXPECT_EQ(out.records[0].topic, "pv.events");
   EXPECT_STREQ(e["status"].GetString(), "suppressed");
   EXPECT_STREQ(e["reason"].GetString(), "address");
+  EXPECT_STREQ(e["suppression_reason"].GetString(), "unknown");  // no reason recorded
+  EXPECT_FALSE(e.HasMember("suppressed_at"));
+}
+
+TEST_F(ProcessorTest, TheSuppressedEventNamesTheRecordedReasonAndTime) {
+  TriggerProcessor processor(ProcessorOptions{MissingVariables::kEmpty, "pv.triggers", "pv.events", 0});
+  ParsedTrigger parsed;
+  processor.Parse(kEmailTrigger, *catalog_, parsed);
+  SuppressionWhy why{"bounce", "2026-06-01T00:00:00.000Z", "sg"};
+  Outcome out = processor.Decide(parsed, "u-1", Suppressed::kAddress, kNow, &why);
+  ASSERT_EQ(out.records.size(), 1U);
+  auto e = Json(out.records[0].value);
+  EXPECT_STREQ(e["suppression_reason"].GetString(), "bounce");
+  EXPECT_STREQ(e["suppressed_at"].GetString(), "2026-06-01T00:00:00.000Z");
 }
 
 TEST_F(ProcessorTest, OutsideTheWindowTheTriggerIsDeferredToTheOpening) {

@@ -137,6 +137,7 @@ IngestOptions IngestOptions::FromConfig(const Config& config) {
   o.linger_ms = config.GetDouble("ingest.linger_ms", o.linger_ms);
   if (o.linger_ms < 0 || o.linger_ms > 1000)
     throw ConfigError("setting ingest.linger_ms must be within [0, 1000]");
+  o.receipts = receipts::ReceiptOptions::FromConfig(config);
   return o;
 }
 
@@ -424,6 +425,8 @@ std::variant<http::Response, std::unique_ptr<http::Exchange>> IngestServer::OnHe
     Count(route, response.status, start);
     return response;
   };
+  // Provider receipts carry their own proof (a signature), not an API key: receipts.cpp.
+  if (receipts::ReceiptEndpoints::Matches(head.target())) return receipts_->OnHead(head);
   if (!MatchRoute(head.target(), route, campaign_id)) {
     route = Route::kOther;
     return refuse(Error(404, "no such endpoint"));
@@ -496,6 +499,8 @@ IngestServer::IngestServer(IngestOptions options, const kafka::Settings& kafka_s
   };
   producer_ = std::make_unique<kafka::Producer>(kafka_settings, producer_options);
   max_record_bytes_ = producer_->MaxMessageBytes();
+  receipts_ = std::make_unique<receipts::ReceiptEndpoints>(options_.receipts, *producer_, registry_,
+                                                           options_.front.retry_after_seconds);
   if (!options_.keys_topic.empty()) {
     key_feed_ = std::make_unique<KeyFeed>(
         kafka_settings, options_.keys_topic,

@@ -28,6 +28,16 @@
 //                       sends GOAWAY (NO_ERROR, last stream = the last one answered, debug data
 //                       {"reason":"Shutdown"}) and refuses every later stream (RST_STREAM
 //                       REFUSED_STREAM), unanswered and not counted, as a server going away does
+//   POST /_fake/webhook  sends a signed webhook as the provider would, answers {status, body} of it:
+//                        {"provider": "sendgrid", "url": U, "events": [...], "timestamp": S?, "tamper": B?}
+//                          SendGrid's signed Event Webhook: ECDSA P-256/SHA-256 over timestamp + body
+//                          with the fake's own key (GET /_fake/sendgrid-key), base64 DER signature in
+//                          X-Twilio-Email-Event-Webhook-Signature, the timestamp (default now) in
+//                          X-Twilio-Email-Event-Webhook-Timestamp; tamper: the body changes after signing
+//                        {"provider": "twilio", "url": U, "public_url": P, "params": {...}, "tamper": B?}
+//                          X-Twilio-Signature: base64 HMAC-SHA1 with --twilio-token over P (the URL
+//                          Twilio was given) + every param name and value sorted by name; form body
+//   GET  /_fake/sendgrid-key  {"public_key": base64 DER SubjectPublicKeyInfo}: what SendGrid shows
 //   POST /_fake/reset   forget requests, counters and script
 //   GET  /_fake/requests  every request: {method, path, headers, body, key, status, problem}
 //   GET  /_fake/stats     {requests, by_status, accepted, accepted_keys, duplicate_accepts,
@@ -369,6 +379,9 @@ function answer(req) {
     return json(200, {ok: true});
   }
   if (req.path === '/_fake/requests') return json(200, state.requests);
+  if (req.path === '/_fake/sendgrid-key') {
+    return json(200, {public_key: webhookKeys.publicKey.export({type: 'spki', format: 'der'}).toString('base64')});
+  }
   if (req.path === '/_fake/stats') {
     let maxPerKey = 0;
     for (const n of state.perKey.values()) maxPerKey = Math.max(maxPerKey, n);
@@ -416,7 +429,55 @@ function answer(req) {
   return res;
 }
 
+// ---- webhooks the fake sends, signed as the real service signs them ----
+
+const webhookKeys = crypto.generateKeyPairSync('ec', {namedCurve: 'prime256v1'});
+
+function sendWebhook(spec, respond) {
+  let body;
+  const headers = {};
+  if (spec.provider === 'sendgrid') {
+    body = JSON.stringify(spec.events || []);
+    const timestamp = String(spec.timestamp !== undefined ? spec.timestamp : Math.floor(Date.now() / 1000));
+    const signer = crypto.createSign('sha256');
+    signer.update(timestamp + body);
+    headers['content-type'] = 'application/json';
+    headers['x-twilio-email-event-webhook-signature'] = signer.sign(webhookKeys.privateKey).toString('base64');
+    headers['x-twilio-email-event-webhook-timestamp'] = timestamp;
+  } else if (spec.provider === 'twilio') {
+    const params = spec.params || {};
+    const names = Object.keys(params).sort();
+    let data = spec.public_url;
+    for (const n of names) data += n + params[n];
+    headers['content-type'] = 'application/x-www-form-urlencoded';
+    headers['x-twilio-signature'] = crypto.createHmac('sha1', String(args['twilio-token'] || ''))
+        .update(Buffer.from(data, 'utf8')).digest('base64');
+    body = querystring.stringify(params);
+  } else {
+    respond(json(400, {error: 'provider must be sendgrid or twilio'}));
+    return;
+  }
+  if (spec.tamper) body = body.replace(/delivered/, 'bounce').replace(/START/, 'STOP') + (spec.provider === 'twilio' ? '&x=1' : ' ');
+  const url = new URL(spec.url);
+  const out = http.request({host: url.hostname, port: url.port, path: url.pathname + url.search, method: 'POST',
+                            headers: Object.assign({'content-length': Buffer.byteLength(body)}, headers)}, (res) => {
+    const chunks = [];
+    res.on('data', (c) => chunks.push(c));
+    res.on('end', () => respond(json(200, {status: res.statusCode, body: Buffer.concat(chunks).toString('utf8')})));
+  });
+  out.on('error', (e) => respond(json(502, {error: e.message})));
+  out.end(body);
+}
+
 function handle(method, path, headers, body, respond) {
+  if (path === '/_fake/webhook') {
+    try {
+      sendWebhook(JSON.parse(body || '{}'), respond);
+    } catch (e) {
+      respond(json(400, {error: e.message}));
+    }
+    return;
+  }
   const req = {method, path: path.split('?')[0], headers, body};
   const res = answer(req);
   const control = req.path.startsWith('/_fake/');
@@ -426,7 +487,7 @@ function handle(method, path, headers, body, respond) {
     if (res.status >= 200 && res.status < 300 && req.path !== '/token') state.accepted++;
     if (record) {
       state.requests.push({method, path: req.path, headers, body, key: req.key || '', status: res.status,
-                           problem: req.problem || ''});
+                           problem: req.problem || '', response: res.body || ''});
     }
   }
   const delay = control ? 0 : (state.script.delay_ms !== null ? state.script.delay_ms : defaultDelay);

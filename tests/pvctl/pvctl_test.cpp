@@ -593,6 +593,34 @@ TEST_F(PvctlTest, SuppressAddAndRemoveReadValuesFromStandardInput) {
   EXPECT_EQ(redis.Command({"SCARD", "pv:suppress:email"}), "3");
 }
 
+// Each suppression's reason and time: `add` records manual, feedback's reasons show as written, and a
+// member from before reasons were kept (a bare SADD) reads as unknown; remove forgets the reason too.
+TEST_F(PvctlTest, SuppressListShowsEachReasonAndTime) {
+  RedisServer redis;
+  WriteConfig(fmt::format("redis:\n  url: \"{}\"\n", redis.url()));
+  ASSERT_EQ(Pvctl({"suppress", "add", "--channel", "email", "bob@example.com"}).rc, kExitOk);
+  redis.Command({"SADD", "pv:suppress:email", "address:old@example.com"});
+  redis.Command(dispatcher::SuppressCommand(
+      Channel::kEmail, "address:ana@example.com",
+      dispatcher::SuppressionWhyJson("bounce", "2026-12-05T10:00:01.513Z", "sg")));
+  Result list = Pvctl({"suppress", "list", "--channel", "email", "--json"});
+  ASSERT_EQ(list.rc, kExitOk) << list.err;
+  auto d = Json(list.out);
+  const auto& members = d[0]["members"];
+  ASSERT_EQ(members.Size(), 3U);  // sorted: ana, bob, old
+  EXPECT_STREQ(members[0]["reason"].GetString(), "bounce");
+  EXPECT_STREQ(members[0]["at"].GetString(), "2026-12-05T10:00:01.513Z");
+  EXPECT_STREQ(members[0]["source"].GetString(), "sg");
+  EXPECT_STREQ(members[1]["reason"].GetString(), "manual");
+  EXPECT_TRUE(ParseTimestamp(members[1]["at"].GetString()).has_value());
+  EXPECT_STREQ(members[2]["reason"].GetString(), "unknown");
+  EXPECT_FALSE(members[2].HasMember("at"));
+  Result text = Pvctl({"suppress", "list", "--channel", "email"});
+  EXPECT_NE(text.out.find("bounce       2026-12-05T10:00:01.513Z"), std::string::npos) << text.out;
+  ASSERT_EQ(Pvctl({"suppress", "remove", "--channel", "email", "ana@example.com"}).rc, kExitOk);
+  EXPECT_EQ(redis.Command({"HEXISTS", "pv:suppress:email:why", "address:ana@example.com"}), "0");
+}
+
 // Compose keeps suppressions in their own Redis (noeviction): pvctl writes there, not to redis.url.
 TEST_F(PvctlTest, SuppressWritesToSuppressionRedisUrlWhenSet) {
   RedisServer marks;

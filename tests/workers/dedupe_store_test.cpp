@@ -52,7 +52,7 @@ TEST_F(DedupeStoreTest, ClaimSentReleaseAndAnotherWorkersClaim) {
   EXPECT_EQ((*r)[0].detail, "a");
 
   // a: s1 sent, s2 failed (released). b must not release a's claim on s3.
-  std::vector<SettleRequest> settle = {{"s1", true, "msg-1"}, {"s2", false, ""}};
+  std::vector<SettleRequest> settle = {{"s1", true, "msg-1", {}, {}}, {"s2", false, "", {}, {}}};
   ASSERT_TRUE(a.Settle(settle));
   std::vector<SettleRequest> foreign = {{"s3", false, ""}};
   ASSERT_TRUE(b.Settle(foreign));
@@ -140,7 +140,7 @@ TEST_F(DedupeStoreTest, UnreachableThenBackAfterARestart) {
   std::vector<ClaimRequest> two = {{"r2", "p", 1}};
   EXPECT_FALSE(store.Claim(two).has_value());
   EXPECT_FALSE(store.Reachable());
-  std::vector<SettleRequest> s = {{"r1", true, "m"}};
+  std::vector<SettleRequest> s = {{"r1", true, "m", {}, {}}};
   EXPECT_FALSE(store.Settle(s));
   EXPECT_FALSE(store.Probe());
   redis_.Start();

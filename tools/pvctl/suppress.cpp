@@ -6,6 +6,7 @@
 #include <hiredis/hiredis.h>
 
 #include <algorithm>
+#include <chrono>
 #include <istream>
 #include <memory>
 #include <ostream>
@@ -31,9 +32,13 @@ VALUE '-' reads values from standard input, one per line (surrounding blanks tri
 ignored), at most 100000 lines of at most 1024 bytes each; every value is checked before anything
 is written, so a bad one changes nothing. A value starting with '-' goes after '--'.
 
+`list` shows each one's reason (manual, bounce, complaint, unsubscribe, stop, unregistered; unknown
+for one added before reasons were kept) and since when; `add` records reason manual.
+
 Redis: suppression.redis_url from the config, else redis.url (or --redis-url
 redis://[:password@]host[:port][/db]): the dispatcher's suppression store.
-Storage: SET pv:suppress:<channel>, members address:<address> and user:<project>:<external_id>.
+Storage: SET pv:suppress:<channel>, members address:<address> and user:<project>:<external_id>;
+HASH pv:suppress:<channel>:why, member -> {"reason","at","source"}.
 Global options (before or after the command): --config, --json, --redis-url.
 Exit codes: 0 ok, 1 Redis failed, 2 usage (a bad value included).)";
 
@@ -115,6 +120,28 @@ class Redis {
     return out;
   }
 
+  // The recorded reason of each member (HMGET in slices of 1000), "unknown" where none is.
+  std::vector<dispatcher::SuppressionWhy> Reasons(const std::string& key,
+                                                  const std::vector<std::string>& members) {
+    std::vector<dispatcher::SuppressionWhy> out;
+    out.reserve(members.size());
+    for (size_t start = 0; start < members.size(); start += 1000) {
+      std::vector<std::string> args = {"HMGET", key};
+      size_t end = std::min(members.size(), start + 1000);
+      args.insert(args.end(), members.begin() + static_cast<std::ptrdiff_t>(start),
+                  members.begin() + static_cast<std::ptrdiff_t>(end));
+      Reply r = Command(args);
+      if (r->type != REDIS_REPLY_ARRAY || r->elements != end - start)
+        throw std::runtime_error("redis: unexpected HMGET reply");
+      for (size_t i = 0; i < r->elements; ++i) {
+        const redisReply* e = r->element[i];
+        out.push_back(dispatcher::ParseSuppressionWhy(
+            e->type == REDIS_REPLY_STRING ? std::string_view(e->str, e->len) : std::string_view()));
+      }
+    }
+    return out;
+  }
+
  private:
   dispatcher::RedisAddress address_;
   std::unique_ptr<redisContext, ContextDeleter> ctx_;
@@ -172,7 +199,7 @@ std::string MemberFor(const SuppressOptions& options, Channel channel, const std
   return dispatcher::SuppressedAddressMember(channel, address);
 }
 
-std::string MemberJson(const std::string& member) {
+std::string MemberJson(const std::string& member, const dispatcher::SuppressionWhy* why = nullptr) {
   std::string out;
   if (member.rfind("user:", 0) == 0) {
     std::string rest = member.substr(5);
@@ -187,6 +214,18 @@ std::string MemberJson(const std::string& member) {
   }
   out += ",\"member\":";
   AppendJsonString(out, member);
+  if (why != nullptr) {
+    out += ",\"reason\":";
+    AppendJsonString(out, why->reason);
+    if (!why->at.empty()) {
+      out += ",\"at\":";
+      AppendJsonString(out, why->at);
+    }
+    if (!why->source.empty()) {
+      out += ",\"source\":";
+      AppendJsonString(out, why->source);
+    }
+  }
   return out + "}";
 }
 
@@ -248,13 +287,27 @@ int Change(Context& ctx, const SuppressOptions& options, Channel channel, bool a
   }
   Redis redis(RedisUrl(ctx));
   long long changed = 0;
-  for (size_t from = 0; from < members.size(); from += kMembersPerCommand) {
-    std::vector<std::string> args = {add ? "SADD" : "SREM", dispatcher::SuppressionKey(channel)};
+  if (add) {
+    // Each with its reason and time (pv:suppress:<channel>:why, atomically with the set); an
+    // existing reason stays.
+    std::string why =
+        dispatcher::SuppressionWhyJson("manual", FormatTimestamp(std::chrono::system_clock::now()), "pvctl");
+    for (const auto& member : members) {
+      Reply r = redis.Command(dispatcher::SuppressCommand(channel, member, why));
+      changed += r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+    }
+  }
+  for (size_t from = 0; !add && from < members.size(); from += kMembersPerCommand) {
     size_t to = std::min(members.size(), from + kMembersPerCommand);
+    std::vector<std::string> args = {"SREM", dispatcher::SuppressionKey(channel)};
     args.insert(args.end(), members.begin() + static_cast<std::ptrdiff_t>(from),
                 members.begin() + static_cast<std::ptrdiff_t>(to));
     Reply r = redis.Command(args);
     changed += r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+    std::vector<std::string> forget = {"HDEL", dispatcher::SuppressionWhyKey(channel)};
+    forget.insert(forget.end(), members.begin() + static_cast<std::ptrdiff_t>(from),
+                  members.begin() + static_cast<std::ptrdiff_t>(to));
+    redis.Command(forget);
   }
   long long unchanged = static_cast<long long>(members.size()) - changed;
   if (ctx.json) {
@@ -278,19 +331,24 @@ int List(Context& ctx, const std::vector<Channel>& channels) {
   std::string json = "[";
   for (size_t c = 0; c < channels.size(); ++c) {
     auto members = redis.Members(dispatcher::SuppressionKey(channels[c]));
+    std::vector<dispatcher::SuppressionWhy> why =
+        redis.Reasons(dispatcher::SuppressionWhyKey(channels[c]), members);
     if (ctx.json) {
       json += fmt::format("{}{{\"channel\":\"{}\",\"key\":\"{}\",\"members\":[", c ? "," : "",
                           ChannelName(channels[c]), dispatcher::SuppressionKey(channels[c]));
-      for (size_t i = 0; i < members.size(); ++i) json += (i ? "," : "") + MemberJson(members[i]);
+      for (size_t i = 0; i < members.size(); ++i) json += (i ? "," : "") + MemberJson(members[i], &why[i]);
       json += "]}";
       continue;
     }
-    for (const auto& m : members) {
+    for (size_t i = 0; i < members.size(); ++i) {
+      const std::string& m = members[i];
+      std::string when = why[i].at.empty() ? "-" : why[i].at;
       if (m.rfind("user:", 0) == 0) {
-        *ctx.out << fmt::format("{:<6} user     {}\n", ChannelName(channels[c]), m.substr(5));
+        *ctx.out << fmt::format("{:<6} user     {:<40} {:<12} {}\n", ChannelName(channels[c]), m.substr(5),
+                                why[i].reason, when);
       } else {
-        *ctx.out << fmt::format("{:<6} address  {}\n", ChannelName(channels[c]),
-                                m.rfind("address:", 0) == 0 ? m.substr(8) : m);
+        *ctx.out << fmt::format("{:<6} address  {:<40} {:<12} {}\n", ChannelName(channels[c]),
+                                m.rfind("address:", 0) == 0 ? m.substr(8) : m, why[i].reason, when);
       }
     }
   }

@@ -151,7 +151,7 @@ TEST(ProviderResultsTest, Fcm) {
 
 TEST(ProviderResultsTest, Apns) {
   EXPECT_EQ(ApnsResult(Http(200, "", {{"apns-id", "ID"}})).provider_message_id, "ID");
-  EXPECT_EQ(ApnsResult(Http(400, R"({"reason":"BadDeviceToken"})")).kind, ErrorKind::kInvalidRecipient);
+  EXPECT_EQ(ApnsResult(Http(400, R"({"reason":"BadDeviceToken"})")).kind, ErrorKind::kUnregistered);
   EXPECT_EQ(ApnsResult(Http(400, R"({"reason":"BadTopic"})")).kind, ErrorKind::kNotConfigured);
   EXPECT_EQ(ApnsResult(Http(400, R"({"reason":"BadPriority"})")).kind, ErrorKind::kBadSetting);
   EXPECT_EQ(ApnsResult(Http(400, R"({"reason":"BadExpirationDate"})")).kind, ErrorKind::kBadRequest);

@@ -125,7 +125,7 @@ TEST(PushAnswersTest, AnswersThatBlameOurSettingsAreConfigurationErrors) {
     EXPECT_EQ(ClassOf(r.kind), ErrorClass::kConfiguration) << reason;
     EXPECT_EQ(DispositionOf(ClassOf(r.kind)), Disposition::kRetry) << reason;  // not dead-lettered
   }
-  EXPECT_EQ(ApnsResult(Http(400, R"({"reason":"BadDeviceToken"})")).kind, ErrorKind::kInvalidRecipient);
+  EXPECT_EQ(ApnsResult(Http(400, R"({"reason":"BadDeviceToken"})")).kind, ErrorKind::kUnregistered);
   EXPECT_EQ(ApnsResult(Http(413, R"({"reason":"PayloadTooLarge"})")).kind, ErrorKind::kRejectedContent);
 }
 

@@ -27,6 +27,8 @@ inline constexpr std::string_view kTriggers = "pv.triggers";
 inline constexpr std::string_view kEvents = "pv.events";
 inline constexpr std::string_view kKeys = "pv.keys";
 inline constexpr std::string_view kCampaigns = "pv.campaigns";
+// Provider receipts (delivered, bounced, STOP, ...) as ingest verified and normalised them.
+inline constexpr std::string_view kReceipts = "pv.receipts";
 
 std::string Send(Channel channel);         // pv.send.email | pv.send.sms | pv.send.push
 std::string DeadLetter(Channel channel);   // pv.dlq.email | pv.dlq.sms | pv.dlq.push

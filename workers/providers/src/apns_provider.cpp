@@ -133,9 +133,11 @@ DeliveryResult ApnsResult(const TransferResult& r) {
     if (auto v = FindString(doc, "reason")) reason = std::string(*v);
   }
   ErrorKind kind = KindForHttpStatus(r.status);
-  if (reason == "BadDeviceToken" || reason == "DeviceTokenNotForTopic") {
-    kind = ErrorKind::kInvalidRecipient;
-  } else if (reason == "Unregistered" || r.status == 410) {
+  if (reason == "DeviceTokenNotForTopic") {
+    kind = ErrorKind::kInvalidRecipient;  // a token of another app: ours may still be good elsewhere
+  } else if (reason == "Unregistered" || reason == "BadDeviceToken" || r.status == 410) {
+    // BadDeviceToken: the token is not (or no longer) valid for the environment; like Unregistered,
+    // sending to it again can never succeed, so the dispatcher's feedback suppresses it.
     kind = ErrorKind::kUnregistered;
   } else if (reason == "BadTopic" || reason == "MissingTopic" || reason == "TopicDisallowed" ||
              reason == "BadCertificate" || reason == "BadCertificateEnvironment" ||

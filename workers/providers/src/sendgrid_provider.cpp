@@ -40,8 +40,14 @@ SendGridSettings LoadSendGridSettings(const Config& config, const std::string& n
 std::string SendGridBody(const Send& send, const std::string& list_unsubscribe) {
   std::string out = R"({"personalizations":[{"to":[{"email":)";
   AppendJsonString(out, send.address);
+  // Back in every Event Webhook event beside SendGrid's own fields: the feedback pipeline maps the
+  // event to its send and trigger with them (ingest/src/receipts.cpp).
   out += R"(}],"custom_args":{"send_id":)";
   AppendJsonString(out, send.send_id);
+  if (!send.trigger_id.empty()) {
+    out += R"(,"trigger_id":)";
+    AppendJsonString(out, send.trigger_id);
+  }
   out += R"(,"campaign_id":)";
   AppendJsonString(out, send.campaign_id);
   out += R"(}}],"from":)";

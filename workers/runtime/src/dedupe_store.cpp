@@ -159,6 +159,7 @@ bool RedisDedupeStore::Settle(std::span<const SettleRequest> requests) {
       // Unconditional: the delivery happened, whoever holds the claim now. (Releases are rare and
       // use EVAL: the server caches the script by its hash anyway.)
       commands.push_back({"SET", SendKey(r.send_id), "sent:" + r.provider_message_id, "PX", ttl});
+      if (!r.message_key.empty()) commands.push_back({"SET", r.message_key, r.message_value, "PX", ttl});
     } else {
       commands.push_back({"EVAL", kReleaseScript, "1", SendKey(r.send_id), claim_value});
     }

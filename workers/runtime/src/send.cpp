@@ -42,6 +42,7 @@ std::shared_ptr<Send> ParseSend(std::string_view value, std::string_view key, Ch
   send->channel = StringOr(d, "channel");
   send->provider = StringOr(d, "provider");
   send->fallback_provider = StringOr(d, "fallback_provider");
+  if (auto received = FindString(d, "received_at")) send->received_at = ParseTimestamp(*received);
   if (const auto* a = FindMember(d, "attempt"); a != nullptr && a->IsInt() && a->GetInt() > 0) {
     send->attempt = a->GetInt();
   }

@@ -12,6 +12,7 @@
 #include "pv/json.hpp"
 #include "pv/log.hpp"
 #include "pv/produce_errors.hpp"
+#include "pv/sent_message.hpp"
 #include "pv/workers/outcome_records.hpp"
 
 namespace pv::workers {
@@ -139,6 +140,7 @@ Worker::Worker(WorkerOptions options, std::unique_ptr<DedupeStore> store,
       in_flight_gauge_(metrics_.in_flight.With({channel_name_})),
       buffered_gauge_(metrics_.buffered.With({channel_name_})),
       paused_gauge_(metrics_.paused.With({channel_name_})),
+      send_latency_(metrics_.send_latency.With({channel_name_})),
       inbox_(std::make_shared<Inbox>()),
       delivered_(static_cast<std::size_t>(
           options_.delivered_memory > 0
@@ -532,6 +534,10 @@ void Worker::CollectInbox() {
     --delivering_;
     metrics_.provider_latency.With({channel_name_, job.provider_name}).Observe(c.seconds);
     if (c.result.ok) {
+      if (job.send->received_at) {
+        auto since = std::chrono::system_clock::now() - *job.send->received_at;
+        send_latency_.Observe(std::max(0.0, std::chrono::duration<double>(since).count()));
+      }
       job.message_id = std::move(c.result.provider_message_id);
       Succeed(job);
     } else {
@@ -770,7 +776,14 @@ void Worker::SettleBatch(bool force) {
       if (it == jobs_.end()) continue;
       Job& job = *it->second;
       ids.push_back(id);
-      requests.push_back({job.send->send_id, job.settle_sent, job.message_id});
+      requests.push_back({job.send->send_id, job.settle_sent, job.message_id, {}, {}});
+      if (job.settle_sent && !job.message_id.empty() && job.provider != nullptr &&
+          job.provider->RecordsMessageIds()) {
+        SentMessage m{job.send->send_id, job.send->trigger_id, job.send->campaign_id, job.provider_name,
+                      job.send->address};
+        requests.back().message_key = SentMessageKey(job.provider->type(), job.message_id);
+        requests.back().message_value = SentMessageJson(m);
+      }
     }
     if (requests.empty()) return;
     bool settled = store_->Settle(requests);

@@ -24,6 +24,14 @@ WorkerMetrics::WorkerMetrics(metrics::Registry& r)
       outcome_skipped(r.AddCounter("pv_worker_outcome_skipped_total",
                                    "Outcome records the broker refused for good, even as a dead letter (the "
                                    "send's offset moved on without them), by reason",
-                                   {"channel", "reason"})) {}
+                                   {"channel", "reason"})),
+      send_latency(
+          r.AddHistogram("pv_send_latency_seconds",
+                         "Time from a trigger's receipt at ingest to the provider's acceptance of its send",
+                         {"channel"}, SendLatencyBuckets())) {}
+
+std::vector<double> SendLatencyBuckets() {
+  return {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600};
+}
 
 }  // namespace pv::workers

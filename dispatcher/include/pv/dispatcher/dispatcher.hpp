@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "pv/config.hpp"
+#include "pv/dispatcher/feedback.hpp"
 #include "pv/dispatcher/renderer.hpp"
 #include "pv/kafka.hpp"
 #include "pv/metrics.hpp"
@@ -50,6 +51,13 @@ struct DispatcherOptions {
   std::string admin_host = "0.0.0.0";                             // dispatcher.admin_host
   int admin_port = 9091;                                          // dispatcher.admin_port (0: any free port)
   int linger_ms = 5;                                              // producer linger.ms default
+  // Delivery feedback (feedback.hpp): pv.receipts and dead pushes → events and suppressions.
+  bool feedback_enabled = true;                   // feedback.enabled (also needs redis_url)
+  std::string feedback_group_id = "pv-feedback";  // feedback.group_id
+  std::string feedback_redis_url;                 // redis.url: message ids, receipt marks (empty: redis_url)
+  int feedback_batch_size = 500;                  // feedback.batch_size
+  std::chrono::milliseconds receipt_ttl{7LL * 24 * 3600 * 1000};  // feedback.receipt_ttl_ms (dedupe window)
+  SuppressionReasons suppress;  // feedback.suppress.<reason> (each default true)
 
   // Reads the settings above; throws ConfigError naming a bad one.
   static DispatcherOptions FromConfig(const Config& config);
@@ -58,6 +66,7 @@ struct DispatcherOptions {
 class TriggerPipeline;
 class DelayScheduler;
 class CatalogSource;
+class FeedbackPipeline;
 struct DispatcherMetrics;
 
 class Dispatcher {
@@ -96,6 +105,7 @@ class Dispatcher {
   std::unique_ptr<kafka::Producer> producer_;
   std::unique_ptr<TriggerPipeline> pipeline_;
   std::unique_ptr<DelayScheduler> scheduler_;
+  std::unique_ptr<FeedbackPipeline> feedback_;
   std::unique_ptr<AdminServer> admin_;
   std::vector<rd_kafka_topic_t*> topic_handles_;  // output topics, known to the producer from the start
   std::atomic<bool> stop_{false};

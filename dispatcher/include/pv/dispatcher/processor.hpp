@@ -7,7 +7,9 @@
 //   send        pv.send.<channel> (key external_id) + `queued` event
 //   defer       the trigger, unchanged, into the delay ladder with target pv.triggers, due at the
 //               window's next opening (it is processed again then) + `deferred` event with due_at
-//   suppressed  `suppressed` event only
+//   suppressed  `suppressed` event only: reason user|address (which member matched),
+//               suppression_reason (bounce, complaint, unsubscribe, stop, unregistered, manual,
+//               unknown) and suppressed_at when recorded
 //   failed      the trigger, unchanged, into pv.dlq.<channel> with pv-error-code/pv-error headers
 //               + `failed` event. Permanent: a render error, an unknown/deleted/disabled campaign, a
 //               user without the channel's address, a send or deferred trigger that would be over the
@@ -106,7 +108,9 @@ class TriggerProcessor {
   void Parse(std::string_view value, const CompiledCatalog& catalog, ParsedTrigger& out) const;
 
   // Decides and builds the records. `key` is the consumed record's key (external_id).
-  Outcome Decide(const ParsedTrigger& trigger, std::string_view key, Suppressed suppressed, TimePoint now);
+  // `why`: the recorded reason of a suppression (the `suppressed` event names it; "unknown" without).
+  Outcome Decide(const ParsedTrigger& trigger, std::string_view key, Suppressed suppressed, TimePoint now,
+                 const SuppressionWhy* why = nullptr);
 
   // The permanent-failure outcome (DLQ + `failed` event) for a reason found outside Decide, such as an
   // output the broker refused for good. `omit_value`: the dead letter goes without the trigger (the

@@ -1,7 +1,7 @@
-// Suppression: users and addresses that must not receive a channel's messages. pv reads no bounce,
-// complaint, unsubscribe or STOP report itself: an operator (or a system of yours that receives the
-// providers' webhooks) adds entries with `pvctl suppress add` or SADD. Kept in Redis so that every
-// dispatcher and pvctl share one list:
+// Suppression: users and addresses that must not receive a channel's messages. The dispatcher's
+// delivery feedback (feedback.hpp) adds hard bounces, complaints, unsubscribes, SMS STOPs and dead push
+// tokens from the providers' receipts; an operator adds entries with `pvctl suppress add` or SADD. Kept
+// in Redis so that every dispatcher and pvctl share one list:
 //
 //   key    pv:suppress:<channel>          a SET per channel; channel is email, text or push
 //   member user:<project>:<external_id>   one user of one project (external ids are per project)
@@ -11,7 +11,18 @@
 //   redis-cli SADD pv:suppress:email address:bob@example.com
 //   redis-cli SADD pv:suppress:text 'user:demo:u-123'
 //
-// A batch of sends is checked with one pipelined round trip (two SISMEMBER per send). The dispatcher
+// Why and since when (a second key, so the sets and every check of them stay as they were):
+//
+//   key    pv:suppress:<channel>:why       a HASH per channel; field = the member above, value =
+//          {"reason":"bounce","at":"2026-12-05T10:00:00.000Z","source":"sendgrid-main"}
+//
+// reason is one of manual (pvctl suppress add), bounce, complaint, unsubscribe, stop (SMS STOP),
+// unregistered (a dead push token). A member with no entry there (added before reasons were kept, or
+// by hand with SADD) reads as reason "unknown": no migration is needed. The first reason stays (HSETNX);
+// `pvctl suppress remove` and an SMS START (only when the reason is stop) delete both.
+//
+// A batch of sends is checked with one pipelined round trip (two SISMEMBER per send), and a second one
+// (HGET) only for the sends found suppressed, to name the reason in their event. The dispatcher
 // treats Redis being unreachable as "cannot decide": it holds the batch and pauses consuming until Redis
 // answers again, so no send goes out unchecked. See docs/configuration-dispatcher.md.
 //
@@ -55,6 +66,24 @@ std::string SuppressedUserMember(std::string_view project, std::string_view exte
 // so too in practice); others are used as given.
 std::string SuppressedAddressMember(Channel channel, std::string_view address);
 
+std::string SuppressionWhyKey(Channel channel);
+
+// The recorded reason of one member: reason "unknown" and empty at/source when `json` is empty or not
+// one of ours.
+struct SuppressionWhy {
+  std::string reason;
+  std::string at;      // RFC 3339
+  std::string source;  // the provider account, worker or "pvctl"
+};
+std::string SuppressionWhyJson(std::string_view reason, std::string_view at, std::string_view source);
+SuppressionWhy ParseSuppressionWhy(std::string_view json);
+
+// Redis commands (argv) that change suppressions atomically, shared by the feedback pipeline and pvctl:
+// SuppressCommand adds `member` with its reason (the first reason stays), returns 1 when it was new;
+// LiftStopCommand removes `member` only when its reason is stop (SMS START), returns 1 when it did.
+std::vector<std::string> SuppressCommand(Channel channel, std::string_view member, std::string_view why_json);
+std::vector<std::string> LiftStopCommand(Channel channel, std::string_view member);
+
 enum class Suppressed { kNo, kUser, kAddress };
 
 struct SuppressionQuery {
@@ -74,7 +103,10 @@ class SuppressionStore {
 
   // Answers every query with one pipelined round trip, (re)connecting first when needed. Returns false
   // when Redis could not answer (unreachable, timeout, error reply): `error` says why, `out` is unset.
-  bool Check(std::span<const SuppressionQuery> queries, std::vector<Suppressed>& out, std::string& error);
+  // `why` (when given) gets, for each query, the recorded reason of the member that matched (unset for
+  // the queries not suppressed).
+  bool Check(std::span<const SuppressionQuery> queries, std::vector<Suppressed>& out, std::string& error,
+             std::vector<SuppressionWhy>* why = nullptr);
   // PING, (re)connecting first. For readiness and to probe before resuming.
   bool Ping(std::string& error);
 

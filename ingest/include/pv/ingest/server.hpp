@@ -20,6 +20,7 @@
 #include "pv/config.hpp"
 #include "pv/ingest/http_front.hpp"
 #include "pv/ingest/key_feed.hpp"
+#include "pv/ingest/receipts.hpp"
 #include "pv/kafka.hpp"
 #include "pv/keys.hpp"
 #include "pv/metrics.hpp"
@@ -57,6 +58,8 @@ struct IngestOptions {
   // while earlier requests are in flight. A 204 waits for the broker, so lingering is pure latency
   // (docs/performance.md: 1 ms capped 64 connections at ~32k requests/s on the dev broker).
   double linger_ms = 0.0;
+  // Provider receipts (receipts.hpp): their routes exist only for the providers configured here.
+  receipts::ReceiptOptions receipts;
 
   static IngestOptions FromConfig(const Config& config);
 };
@@ -133,6 +136,7 @@ class IngestServer final : public http::Handler {
   // Declared before the producer: destroyed after it, so no delivery report can reach a gone front.
   std::unique_ptr<http::HttpFront> front_;
   std::unique_ptr<AdminServer> admin_;
+  std::unique_ptr<receipts::ReceiptEndpoints> receipts_;  // before the producer, for the same reason
   std::unique_ptr<kafka::Producer> producer_;
   size_t max_record_bytes_ = 0;
   int port_ = -1;

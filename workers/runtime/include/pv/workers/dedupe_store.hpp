@@ -50,6 +50,10 @@ struct SettleRequest {
   std::string send_id;
   bool sent = false;                // true: mark sent; false: release the claim (if still ours)
   std::string provider_message_id;  // when sent
+  // When sent and not empty: SET message_key message_value with the sent marks' TTL (the message id →
+  // send record of pv/sent_message.hpp).
+  std::string message_key;
+  std::string message_value;
 };
 
 // The seam the runtime uses; tests replace it with an in-memory fake.

@@ -51,6 +51,11 @@ class Provider {
   // possibly on another thread (the HTTP event loop); it must not block. The send outlives the call.
   virtual void Deliver(const std::shared_ptr<const Send>& send, Done done) = 0;
 
+  // True when the provider's receipts name its own message id, not our send_id (Twilio's status
+  // callbacks: MessageSid): the worker then records message id → send when it is accepted
+  // (pv/sent_message.hpp), for the dispatcher's feedback pipeline.
+  virtual bool RecordsMessageIds() const { return false; }
+
   // Units this send takes from the provider's rate limits: 1, or the segments of an SMS.
   virtual int Cost(const Send& /*send*/) const { return 1; }
 };

@@ -1,72 +1,17 @@
-// A small synchronous Redis client over hiredis for the worker's own thread: pipelines (every
-// command of a batch in one write, every reply in one read), reconnection with backoff, and a
-// connection generation so that callers know when server-side state (loaded scripts) is gone.
+// The workers' Redis client is the one every component uses (pv/redis_client.hpp).
 #pragma once
 
-#include <atomic>
-#include <chrono>
-#include <optional>
-#include <string>
-#include <vector>
-
-#include "pv/redis_url.hpp"
-
-struct redisContext;
+#include "pv/redis_client.hpp"
 
 namespace pv::workers {
 
-struct RedisReply {
-  enum class Type { kNil, kString, kInteger, kArray, kStatus, kError };
-  Type type = Type::kNil;
-  std::string str;  // string, status or error text
-  long long integer = 0;
-  std::vector<RedisReply> elements;
+using pv::RedisClient;
+using pv::RedisEndpoint;
+using pv::RedisReply;
 
-  bool IsError() const { return type == Type::kError; }
-  bool IsNil() const { return type == Type::kNil; }
-};
-
-using RedisEndpoint = pv::RedisUrl;
-
-// redis.url by the parser every component uses (pv/redis_url.hpp). Throws std::invalid_argument
-// (without the password).
-RedisEndpoint ParseRedisUrl(const std::string& url);
-
-class RedisClient {
- public:
-  struct Options {
-    std::string url = "redis://127.0.0.1:6379";
-    std::chrono::milliseconds timeout{2000};           // connect and each read/write
-    std::chrono::milliseconds reconnect_backoff{500};  // no reconnect attempt more often than this
-  };
-
-  explicit RedisClient(Options options);
-  ~RedisClient();
-  RedisClient(const RedisClient&) = delete;
-  RedisClient& operator=(const RedisClient&) = delete;
-
-  // Runs `commands` in one round trip. nullopt when the server could not be reached or the
-  // connection broke (it is dropped, and a later call reconnects). Error replies are replies.
-  std::optional<std::vector<RedisReply>> Pipeline(const std::vector<std::vector<std::string>>& commands);
-
-  // Connects now if not connected (respecting the backoff). Returns whether connected.
-  bool EnsureConnected();
-  // Readable from any thread.
-  bool connected() const { return connected_.load(std::memory_order_relaxed); }
-  // Increments on every successful (re)connect.
-  std::uint64_t generation() const { return generation_; }
-  const std::string& last_error() const { return last_error_; }
-
- private:
-  void Drop(const std::string& why);
-
-  Options options_;
-  RedisEndpoint endpoint_;
-  redisContext* ctx_ = nullptr;
-  std::atomic<bool> connected_{false};
-  std::uint64_t generation_ = 0;
-  std::chrono::steady_clock::time_point next_attempt_{};
-  std::string last_error_;
-};
+// redis.url by the parser every component uses. Throws std::invalid_argument (without the password).
+inline RedisEndpoint ParseRedisUrl(const std::string& url) {
+  return pv::ParseRedisEndpoint(url);
+}
 
 }  // namespace pv::workers

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -24,6 +25,9 @@ struct Send {
   std::string channel;  // "email" | "text" | "push"
   std::string provider;
   std::string fallback_provider;  // empty: none
+  // When ingest received the trigger (the record's received_at; absent in records from before it was
+  // carried): the start of pv_send_latency_seconds.
+  std::optional<std::chrono::system_clock::time_point> received_at;
   int attempt = 1;          // from the pv-attempt header when present (ladder), else the value's "attempt"
   std::string address;      // to.email, to.phone or to.device_token, by channel
   std::string external_id;  // to.external_id

@@ -122,6 +122,7 @@ class Worker {
   metrics::Gauge& in_flight_gauge_;
   metrics::Gauge& buffered_gauge_;
   metrics::Gauge& paused_gauge_;
+  metrics::Histogram& send_latency_;
 
   std::shared_ptr<Inbox> inbox_;
   std::unique_ptr<kafka::Producer> producer_;

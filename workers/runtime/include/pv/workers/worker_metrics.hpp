@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "pv/metrics.hpp"
 
@@ -19,6 +20,12 @@ struct WorkerMetrics {
   metrics::Family<metrics::Gauge>& paused;                // {channel}: 1 while consumption is paused
   metrics::Family<metrics::Counter>& redis_errors;        // {channel}: calls that could not reach Redis
   metrics::Family<metrics::Counter>& outcome_skipped;     // {channel, reason}: outcomes given up for good
+  // {channel}: from the trigger's receipt at ingest (the send's received_at) to the provider's acceptance.
+  metrics::Family<metrics::Histogram>& send_latency;
 };
+
+// pv_send_latency_seconds's buckets: 5 ms to 1 h, since a send deferred to a window or retried on the
+// delay ladder is counted too.
+std::vector<double> SendLatencyBuckets();
 
 }  // namespace pv::workers

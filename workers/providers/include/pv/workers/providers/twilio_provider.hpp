@@ -33,6 +33,7 @@ class TwilioProvider final : public Provider {
   std::string_view type() const override { return "twilio"; }
   void Deliver(const std::shared_ptr<const Send>& send, Done done) override;
   int Cost(const Send& send) const override;  // SMS segments
+  bool RecordsMessageIds() const override { return true; }  // status callbacks name the MessageSid
 
  private:
   TwilioSettings settings_;

@@ -1,4 +1,4 @@
-#include "pv/workers/redis.hpp"
+#include "pv/redis_client.hpp"
 
 #include <fmt/format.h>
 #include <hiredis/hiredis.h>
@@ -9,10 +9,10 @@
 #include "pv/log.hpp"
 #include "pv/redis_url.hpp"
 
-namespace pv::workers {
+namespace pv {
 
 // Errors show the URL with its password masked: they end up in logs and on the terminal.
-RedisEndpoint ParseRedisUrl(const std::string& url) {
+RedisEndpoint ParseRedisEndpoint(const std::string& url) {
   RedisEndpoint endpoint;
   std::string error;
   if (!pv::ParseRedisUrl(url, endpoint, error)) throw std::invalid_argument(error);
@@ -61,7 +61,7 @@ RedisReply Convert(const redisReply* r) {
 }  // namespace
 
 RedisClient::RedisClient(Options options)
-    : options_(std::move(options)), endpoint_(ParseRedisUrl(options_.url)) {}
+    : options_(std::move(options)), endpoint_(ParseRedisEndpoint(options_.url)) {}
 
 RedisClient::~RedisClient() {
   if (ctx_ != nullptr) redisFree(ctx_);
@@ -142,4 +142,4 @@ std::optional<std::vector<RedisReply>> RedisClient::Pipeline(
   return replies;
 }
 
-}  // namespace pv::workers
+}  // namespace pv

@@ -1,0 +1,183 @@
+#include "pv/dispatcher/feedback.hpp"
+
+#include <rapidjson/document.h>
+
+#include "pv/json.hpp"
+
+namespace pv::dispatcher {
+namespace {
+
+std::string StringOf(const rapidjson::Value& object, std::string_view name) {
+  return std::string(FindString(object, name).value_or(std::string_view()));
+}
+
+void Field(std::string& out, std::string_view name, std::string_view value) {
+  if (value.empty()) return;
+  out += ",\"";
+  out += name;
+  out += "\":";
+  AppendJsonString(out, value);
+}
+
+// The reason a receipt type suppresses its address for, and whether that reason is on.
+std::string_view SuppressionReasonOf(std::string_view type, const SuppressionReasons& on) {
+  if (type == "bounced") return on.bounce ? "bounce" : "";
+  if (type == "complained") return on.complaint ? "complaint" : "";
+  if (type == "unsubscribed") return on.unsubscribe ? "unsubscribe" : "";
+  if (type == "stop") return on.stop ? "stop" : "";
+  return "";
+}
+
+bool KnownType(std::string_view type) {
+  for (std::string_view t : {"delivered", "bounced", "undelivered", "provider_deferred", "complained",
+                             "unsubscribed", "stop", "start"}) {
+    if (t == type) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+bool ParseReceiptRecord(std::string_view value, ReceiptRecord& out, std::string& error) {
+  rapidjson::Document doc;
+  ParseRecord(doc, value);
+  if (doc.HasParseError() || !doc.IsObject()) {
+    error = "not a JSON object";
+    return false;
+  }
+  out.receipt_id = StringOf(doc, "receipt_id");
+  out.provider_type = StringOf(doc, "provider_type");
+  out.provider = StringOf(doc, "provider");
+  out.type = StringOf(doc, "type");
+  out.send_id = StringOf(doc, "send_id");
+  out.trigger_id = StringOf(doc, "trigger_id");
+  out.campaign_id = StringOf(doc, "campaign_id");
+  out.message_id = StringOf(doc, "message_id");
+  out.address = StringOf(doc, "address");
+  out.reason = StringOf(doc, "reason");
+  out.error_code = StringOf(doc, "error_code");
+  out.occurred_at = StringOf(doc, "occurred_at");
+  if (out.receipt_id.empty() || out.provider_type.empty() || out.type.empty()) {
+    error = "receipt_id, provider_type and type are required";
+    return false;
+  }
+  if (out.provider_type != "sendgrid" && out.provider_type != "twilio") {
+    error = "provider_type '" + out.provider_type + "' is not sendgrid or twilio";
+    return false;
+  }
+  if (!KnownType(out.type)) {
+    error = "type '" + out.type + "' is not a receipt type";
+    return false;
+  }
+  return true;
+}
+
+std::optional<SentMessage> SendOfReceipt(const ReceiptRecord& r, const std::optional<SentMessage>& recorded) {
+  if (!r.send_id.empty()) {
+    SentMessage m;
+    m.send_id = r.send_id;
+    m.trigger_id = r.trigger_id;
+    m.campaign_id = r.campaign_id;
+    m.provider = r.provider;
+    m.address = r.address;
+    return m;
+  }
+  if (recorded) {
+    SentMessage m = *recorded;
+    if (m.address.empty()) m.address = r.address;
+    return m;
+  }
+  return std::nullopt;
+}
+
+std::string_view FeedbackResultName(FeedbackResult result) {
+  switch (result) {
+    case FeedbackResult::kApplied:
+      return "applied";
+    case FeedbackResult::kUnknownSend:
+      return "unknown_send";
+    case FeedbackResult::kInvalid:
+      return "invalid";
+  }
+  return "invalid";
+}
+
+FeedbackAction DecideReceipt(const ReceiptRecord& r, const std::optional<SentMessage>& send,
+                             const SuppressionReasons& reasons, std::chrono::system_clock::time_point now) {
+  FeedbackAction a;
+  a.channel = r.provider_type == "twilio" ? Channel::kSms : Channel::kEmail;
+  a.provider = send && !send->provider.empty() ? send->provider : r.provider;
+  std::string at = FormatTimestamp(now);
+  if (r.type == "stop" || r.type == "start") {
+    // About a phone number, whatever was sent to it: no send, no event.
+    if (r.address.empty()) return a;  // kInvalid
+    a.result = FeedbackResult::kApplied;
+    std::string member = SuppressedAddressMember(a.channel, r.address);
+    if (r.type == "start") {
+      if (reasons.stop) a.lift_member = member;
+    } else if (reasons.stop) {
+      a.suppress_member = member;
+      a.suppress_reason = "stop";
+      a.suppress_why = SuppressionWhyJson("stop", at, r.provider);
+    }
+    return a;
+  }
+  if (!send) {
+    a.result = FeedbackResult::kUnknownSend;
+    return a;
+  }
+  a.result = FeedbackResult::kApplied;
+  a.status = r.type;
+  a.send_id = send->send_id;
+  std::string& e = a.event;
+  e = R"({"v":1,"send_id":)";
+  AppendJsonString(e, send->send_id);
+  e += R"(,"trigger_id":)";
+  AppendJsonString(e, send->trigger_id);
+  e += R"(,"campaign_id":)";
+  AppendJsonString(e, send->campaign_id);
+  e += R"(,"channel":)";
+  AppendJsonString(e, ChannelName(a.channel));
+  e += R"(,"status":)";
+  AppendJsonString(e, r.type);
+  e += R"(,"provider":)";
+  AppendJsonString(e, a.provider);
+  Field(e, "provider_message_id", r.message_id);
+  Field(e, "error_code", r.error_code);
+  Field(e, "error", r.reason);
+  Field(e, "receipt_id", r.receipt_id);
+  Field(e, "occurred_at", r.occurred_at);
+  e += R"(,"at":)";
+  AppendJsonString(e, at);
+  e += '}';
+  std::string_view reason = SuppressionReasonOf(r.type, reasons);
+  std::string address = send->address.empty() ? r.address : send->address;
+  if (!reason.empty() && !address.empty()) {
+    a.suppress_member = SuppressedAddressMember(a.channel, address);
+    a.suppress_reason = std::string(reason);
+    a.suppress_why = SuppressionWhyJson(reason, at, r.provider);
+  }
+  return a;
+}
+
+FeedbackAction DecideDeadPush(std::string_view error_code, std::string_view value,
+                              const SuppressionReasons& reasons, std::chrono::system_clock::time_point now) {
+  FeedbackAction a;
+  a.channel = Channel::kPush;
+  if (error_code != "unregistered" || !reasons.unregistered) return a;
+  rapidjson::Document doc;
+  ParseRecord(doc, value);
+  if (doc.HasParseError() || !doc.IsObject()) return a;
+  const rapidjson::Value* to = FindMember(doc, "to");
+  std::string token = to != nullptr && to->IsObject() ? StringOf(*to, "device_token") : std::string();
+  if (token.empty()) return a;
+  a.result = FeedbackResult::kApplied;
+  a.send_id = StringOf(doc, "send_id");
+  a.provider = StringOf(doc, "provider");
+  a.suppress_member = SuppressedAddressMember(Channel::kPush, token);
+  a.suppress_reason = "unregistered";
+  a.suppress_why = SuppressionWhyJson("unregistered", FormatTimestamp(now), a.provider);
+  return a;
+}
+
+}  // namespace pv::dispatcher
