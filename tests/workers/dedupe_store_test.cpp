@@ -54,7 +54,7 @@ TEST_F(DedupeStoreTest, ClaimSentReleaseAndAnotherWorkersClaim) {
   // a: s1 sent, s2 failed (released). b must not release a's claim on s3.
   std::vector<SettleRequest> settle = {{"s1", true, "msg-1", {}, {}}, {"s2", false, "", {}, {}}};
   ASSERT_TRUE(a.Settle(settle));
-  std::vector<SettleRequest> foreign = {{"s3", false, ""}};
+  std::vector<SettleRequest> foreign = {{"s3", false, "", {}, {}}};
   ASSERT_TRUE(b.Settle(foreign));
   EXPECT_EQ(redis_.Command({"GET", "pv:send:s1"}), "sent:msg-1");
   EXPECT_GT(std::stoll(redis_.Command({"PTTL", "pv:send:s1"})), 50000);
