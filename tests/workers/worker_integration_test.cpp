@@ -418,6 +418,21 @@ TEST_F(WorkerIntegrationTest, RedisStoppedAndRestartedMidRunLosesNothingAndDoubl
   EXPECT_EQ(worker.Stop(SIGTERM, 20s), 0);
 }
 
+TEST_F(WorkerIntegrationTest, AnIdleWorkerReportsRedisAsItIsBeforeAnySend) {
+  // No send at all: readiness must still follow Redis (the client used to connect only on first use,
+  // so an idle worker said "redis unreachable" until its first send, and ready after Redis left).
+  WorkerProcess& worker = StartWorker(Channel::kEmail, Config(""));
+  ASSERT_TRUE(WaitFor([&] { return HttpGet(worker.admin_port(), "/readyz").first == 200; }, 10s))
+      << HttpGet(worker.admin_port(), "/readyz").second;
+  redis_->Stop();
+  ASSERT_TRUE(WaitFor([&] { return HttpGet(worker.admin_port(), "/readyz").first == 503; }, 10s));
+  EXPECT_THAT(HttpGet(worker.admin_port(), "/readyz").second, HasSubstr("redis unreachable"));
+  redis_->Start();
+  ASSERT_TRUE(WaitFor([&] { return HttpGet(worker.admin_port(), "/readyz").first == 200; }, 10s))
+      << HttpGet(worker.admin_port(), "/readyz").second;
+  EXPECT_EQ(worker.Stop(SIGTERM, 20s), 0);
+}
+
 TEST_F(WorkerIntegrationTest, RedisRestartedEmptyWhileRecordsAreReadAgainDeliversNothingTwice) {
   // The broker goes away long enough for the group to drop the worker (session timeout 6 s), so on
   // its return the worker reads again from the last committed offset, sends it already delivered

@@ -20,6 +20,10 @@ namespace pv::workers {
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
+// How often an idle worker asks Redis whether it is there (see Run): a PING every few seconds costs
+// nothing and bounds how long /readyz can say ready about a store that went away.
+constexpr auto kIdleStoreProbe = 3s;
+
 // What other threads hand to the loop: provider answers (CurlLoop thread) and delivery reports of
 // outcome records (producer poll thread). Shared ownership, so a late callback never touches a
 // destroyed worker.
@@ -264,6 +268,17 @@ int Worker::Run() {
       if (store_down_ && claim_queue_.empty() && settle_queue_.empty() && store_->Probe()) {
         pv::log::Info("worker_resumed", {{"reason", "redis reachable"}});
         store_down_ = false;
+      }
+      if (!store_down_ && claim_queue_.empty() && settle_queue_.empty() && now >= store_probe_at_) {
+        // The Redis client connects on first use and learns of a lost connection only when used: at
+        // start and while idle, ask the store itself every few seconds, so /readyz and the pause
+        // tell the truth before the next send needs it.
+        store_probe_at_ = now + kIdleStoreProbe;
+        if (!store_->Probe()) {
+          pv::log::Warn("worker_paused", {{"reason", "redis unreachable"}});
+          store_down_ = true;
+          metrics_.redis_errors.With({channel_name_}).Inc();
+        }
       }
     }
     StartDeliveries();
