@@ -724,7 +724,10 @@ TEST_F(ApnsTest, ErrorsAreClassified) {
   spec.channel = Channel::kPush;
   spec.address = "not-hex";
   DeliveryResult r = DeliverNow(provider, MakeSend(spec));
-  EXPECT_EQ(r.kind, ErrorKind::kInvalidRecipient) << r.error;
+  // APNs answers 400 BadDeviceToken: the token can never be delivered to, so it is `unregistered`
+  // (the dispatcher suppresses it), like a 410.
+  EXPECT_EQ(r.kind, ErrorKind::kUnregistered) << r.error;
+  EXPECT_THAT(r.error, HasSubstr("BadDeviceToken"));
 
   fake_->Script(
       R"({"rules":[{"match":"0000dead","status":410,"body":{"reason":"Unregistered","timestamp":1},"times":1},)"
