@@ -560,8 +560,13 @@ TEST_F(WorkerIntegrationTest, ProviderRateLimitIsSharedByEveryWorker) {
   // 20 per second with a burst of 20, shared: with a limit per worker the two would take half the time.
   std::string config = Config("", "  log:\n    type: log\n    rate_limit: {per_second: 20}\n");
   config.replace(config.find("  log: {type: log}\n"), std::string("  log: {type: log}\n").size(), "");
-  StartWorker(Channel::kSms, config);
-  StartWorker(Channel::kSms, config);  // two workers, one shared limit
+  WorkerProcess& a = StartWorker(Channel::kSms, config);
+  WorkerProcess& b = StartWorker(Channel::kSms, config);  // two workers, one shared limit
+  // Produce once both hold partitions: the second one's join revokes the first one's partitions, and
+  // on a loaded machine that rebalance alone took seconds in the middle of the sends (a CI run saw a
+  // 15 s spread), which says nothing about the limit.
+  auto holds = [](const WorkerProcess& w) { return w.Log().find("partition_assigned") != std::string::npos; };
+  ASSERT_TRUE(WaitFor([&] { return holds(a) && holds(b); }, 30s)) << a.Log() << b.Log();
   SendSpec spec;
   spec.channel = Channel::kSms;
   auto start = std::chrono::steady_clock::now();
