@@ -21,9 +21,9 @@ constexpr std::string_view kEntryPrefix = "e:";
 constexpr size_t kMaxStatusBytes = 32;
 
 // The details an entry keeps, in the order it writes them (docs/api.md "Trigger status").
-constexpr std::string_view kDetails[] = {"provider",  "provider_message_id", "due_at",      "reason",
-                                         "suppression_reason", "suppressed_at", "error_code", "error",
-                                         "receipt_id", "occurred_at"};
+constexpr std::string_view kDetails[] = {"provider",           "provider_message_id", "due_at",     "reason",
+                                         "suppression_reason", "suppressed_at",       "error_code", "error",
+                                         "receipt_id",         "occurred_at"};
 
 // `s` cut to at most `max` bytes without splitting a UTF-8 sequence.
 std::string_view Cut(std::string_view s, size_t max) {

@@ -86,7 +86,8 @@ TEST(StatusStoreTest, DeferredSuppressedAndDeadKeepTheirDetails) {
   ASSERT_TRUE(StatusFromEvent(
       R"({"send_id":"s-2","trigger_id":"t-2","status":"suppressed","reason":"address","suppression_reason":"bounce","suppressed_at":"2026-06-01T00:00:00.000Z","at":"2026-06-10T23:00:00.000Z"})",
       512, u, error));
-  EXPECT_NE(u.entry.find(R"("reason":"address","suppression_reason":"bounce")"), std::string::npos) << u.entry;
+  EXPECT_NE(u.entry.find(R"("reason":"address","suppression_reason":"bounce")"), std::string::npos)
+      << u.entry;
   ASSERT_TRUE(StatusFromEvent(
       R"({"send_id":"s-2","trigger_id":"t-2","status":"dead","provider":"ses","error_code":"invalid_address","error":"550","attempt":3,"at":"2026-06-10T23:00:00.000Z"})",
       512, u, error));
@@ -110,12 +111,14 @@ TEST(StatusStoreTest, TheSameEventTwiceIsOneEntryAndStatusesAreInTimeOrder) {
   EXPECT_EQ(s.project, "demo");
   EXPECT_EQ(s.campaign_id, "e1");
   EXPECT_EQ(Statuses(s), (std::vector<std::string>{"queued", "sent", "delivered"}));
-  std::string head = R"({"trigger_id":"t-1","campaign_id":"e1","sends":[{"send_id":"s-1","channel":"email","statuses")";
+  std::string head =
+      R"({"trigger_id":"t-1","campaign_id":"e1","sends":[{"send_id":"s-1","channel":"email","statuses")";
   EXPECT_EQ(s.json.substr(0, head.size()), head);
 }
 
 TEST(StatusStoreTest, TheSameMillisecondIsOrderedByPipelineStage) {
-  std::string queued = R"({"send_id":"s","trigger_id":"t","status":"queued","at":"2026-06-10T15:00:00.000Z"})";
+  std::string queued =
+      R"({"send_id":"s","trigger_id":"t","status":"queued","at":"2026-06-10T15:00:00.000Z"})";
   std::string sent = R"({"send_id":"s","trigger_id":"t","status":"sent","at":"2026-06-10T15:00:00.000Z"})";
   std::string delivered =
       R"({"send_id":"s","trigger_id":"t","status":"delivered","at":"2026-06-10T15:00:00.000Z"})";
@@ -126,12 +129,12 @@ TEST(StatusStoreTest, TheSameMillisecondIsOrderedByPipelineStage) {
 TEST(StatusStoreTest, WhatIsNotAnEventIsRefused) {
   StatusUpdate u;
   std::string error;
-  for (const char* bad : {
-           "not json", "[]", R"({"send_id":"s","status":"sent","at":"2026-06-10T15:00:00.000Z"})",
-           R"({"send_id":"s","trigger_id":"t/../x","status":"sent","at":"2026-06-10T15:00:00.000Z"})",
-           R"({"send_id":"s","trigger_id":"t","status":"Sent!","at":"2026-06-10T15:00:00.000Z"})",
-           R"({"send_id":"s","trigger_id":"t","status":"sent","at":"yesterday"})",
-           R"({"send_id":"s","trigger_id":"t","status":"sent"})"}) {
+  for (const char* bad :
+       {"not json", "[]", R"({"send_id":"s","status":"sent","at":"2026-06-10T15:00:00.000Z"})",
+        R"({"send_id":"s","trigger_id":"t/../x","status":"sent","at":"2026-06-10T15:00:00.000Z"})",
+        R"({"send_id":"s","trigger_id":"t","status":"Sent!","at":"2026-06-10T15:00:00.000Z"})",
+        R"({"send_id":"s","trigger_id":"t","status":"sent","at":"yesterday"})",
+        R"({"send_id":"s","trigger_id":"t","status":"sent"})"}) {
     EXPECT_FALSE(StatusFromEvent(bad, 512, u, error)) << bad;
     EXPECT_FALSE(error.empty());
   }

@@ -28,7 +28,8 @@ StatusFeeder::StatusFeeder(const DispatcherOptions& options, const kafka::Settin
                   .AddCounter("pv_status_feeder_errors_total",
                               "Status batches the store did not take (kept and retried)", {})
                   .Get()),
-      stalled_(registry.AddGauge("pv_status_feeder_stalled", "1 while a status batch waits for Redis", {}).Get()) {
+      stalled_(
+          registry.AddGauge("pv_status_feeder_stalled", "1 while a status batch waits for Redis", {}).Get()) {
   RedisClient::Options redis;
   redis.url = options.status_redis_url;
   redis.timeout = options.status.redis_timeout;
@@ -130,7 +131,8 @@ bool StatusFeeder::ProcessBatch() {
     std::string error;
     if (!StatusFromEvent(kafka::Payload(m.get()), options_.status.max_field_bytes, update, error)) {
       ++invalid;
-      log::Debug("status_event_ignored", {{"partition", m->partition}, {"offset", m->offset}, {"error", error}});
+      log::Debug("status_event_ignored",
+                 {{"partition", m->partition}, {"offset", m->offset}, {"error", error}});
       continue;
     }
     commands.push_back(StatusWriteCommand(update, options_.status));

@@ -524,8 +524,8 @@ TEST_F(FeedbackTest, StatusMovesQueuedSentDeliveredAndPvctlPrintsIt) {
   EXPECT_FALSE(Str(sent, "at").empty());
 
   // A signed Twilio status callback: delivered.
-  auto ok = Twilio("status", fmt::format(R"({{"MessageSid":"{}","MessageStatus":"delivered","To":"{}"}})", sid,
-                                         phone));
+  auto ok = Twilio("status",
+                   fmt::format(R"({{"MessageSid":"{}","MessageStatus":"delivered","To":"{}"}})", sid, phone));
   ASSERT_EQ(ok.first, 204) << ok.second;
   body = WaitForStatuses(trigger_id, {"delivered"});
   EXPECT_EQ(StatusList(body), (std::vector<std::string>{"queued", "sent", "delivered"})) << body;
@@ -598,7 +598,9 @@ TEST_F(FeedbackTest, StatusEventsReadAgainAreShownOnce) {
   for (int i = 0; i < 2; ++i) producer.Produce("pv.events", send_id, value, {}, group);
   ASSERT_TRUE(group->Wait(std::chrono::steady_clock::now() + 10s));
   ASSERT_TRUE(WaitFor(
-      [&] { return Metric(DispatcherMetrics(), R"(pv_status_events_total{result="duplicate"})") >= before + 2; },
+      [&] {
+        return Metric(DispatcherMetrics(), R"(pv_status_events_total{result="duplicate"})") >= before + 2;
+      },
       20s))
       << DispatcherMetrics();
   Answer again = GetStatus(trigger_id, Secret());

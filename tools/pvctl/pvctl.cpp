@@ -60,7 +60,8 @@ void BuildApp(CLI::App& app, Context& ctx) {
   app.add_option("--brokers", ctx.brokers, "override kafka.brokers (keys, campaigns, topics, replay, tail)")
       ->type_name("HOST:PORT[,...]")
       ->check(cli::NotEmpty());
-  app.add_option("--redis-url", ctx.redis_url, "override suppression.redis_url (else redis.url) for suppress, redis.url for status")
+  app.add_option("--redis-url", ctx.redis_url,
+                 "override suppression.redis_url (else redis.url) for suppress, redis.url for status")
       ->type_name("URL")
       ->check(cli::NotEmpty());
   app.add_option("--keys-file", ctx.keys_file, "override keys_file for the keys commands")

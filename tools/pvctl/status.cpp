@@ -42,7 +42,8 @@ std::string RedisUrl(const Context& ctx) {
 RedisReply Ask(RedisClient& redis, std::vector<std::string> command) {
   auto replies = redis.Pipeline({std::move(command)});
   if (!replies) throw std::runtime_error(fmt::format("status store: {}", redis.last_error()));
-  if (replies->front().IsError()) throw std::runtime_error(fmt::format("status store: {}", replies->front().str));
+  if (replies->front().IsError())
+    throw std::runtime_error(fmt::format("status store: {}", replies->front().str));
   return std::move(replies->front());
 }
 
@@ -58,7 +59,8 @@ void PrintText(std::ostream& out, const std::string& trigger_id, const TriggerSt
       for (const auto& m : s.GetObject()) {
         std::string_view name(m.name.GetString(), m.name.GetStringLength());
         if (name == "status" || name == "at") continue;
-        details += fmt::format(" {}={}", name, m.value.IsString() ? std::string(AsStringView(m.value)) : ToJson(m.value));
+        details += fmt::format(" {}={}", name,
+                               m.value.IsString() ? std::string(AsStringView(m.value)) : ToJson(m.value));
       }
       out << fmt::format("  {}  {:<18}{}\n", AsStringView(s["at"]), AsStringView(s["status"]), details);
     }
@@ -102,7 +104,8 @@ int Show(Context& ctx, const StatusCommand& command) {
 
 void AddStatusCommand(CLI::App& app, Context& ctx) {
   auto command = std::make_shared<StatusCommand>();
-  CLI::App* status = app.add_subcommand("status", "a trigger's sends and every status so far (by trigger or send id)");
+  CLI::App* status =
+      app.add_subcommand("status", "a trigger's sends and every status so far (by trigger or send id)");
   status->add_option("ID", command->id, "a trigger id or a send id")->required();
   status->footer(kStatusFooter);
   OnRun(status, ctx, [&ctx, command] { return Show(ctx, *command); });

@@ -25,14 +25,14 @@ class Config;
 struct RedisReply;
 
 struct StatusOptions {
-  bool enabled = true;                                   // status.enabled
-  std::chrono::seconds ttl{7 * 24 * 3600};               // status.ttl_seconds, from the last event
-  int max_statuses = 100;                                // status.max_statuses: entries per trigger
-  size_t max_field_bytes = 512;                          // status.max_field_bytes: each text field, cut
-  std::string group_id = "pv-status";                    // status.group_id (the feeder's group)
-  int batch_size = 500;                                  // status.batch_size (feeder)
-  std::chrono::milliseconds redis_timeout{250};          // status.redis_timeout_ms
-  size_t max_pending = 1024;                             // status.max_pending_lookups (ingest)
+  bool enabled = true;                           // status.enabled
+  std::chrono::seconds ttl{7 * 24 * 3600};       // status.ttl_seconds, from the last event
+  int max_statuses = 100;                        // status.max_statuses: entries per trigger
+  size_t max_field_bytes = 512;                  // status.max_field_bytes: each text field, cut
+  std::string group_id = "pv-status";            // status.group_id (the feeder's group)
+  int batch_size = 500;                          // status.batch_size (feeder)
+  std::chrono::milliseconds redis_timeout{250};  // status.redis_timeout_ms
+  size_t max_pending = 1024;                     // status.max_pending_lookups (ingest)
 
   // Throws ConfigError naming a bad setting.
   static StatusOptions FromConfig(const Config& config);

@@ -113,7 +113,7 @@ class IngestServer final : public http::Handler {
 
   // GET /api/client/triggers/:triggerId up to the lookup (StatusExchange does the rest).
   std::variant<http::Response, std::unique_ptr<http::Exchange>> OnStatusHead(const http::RequestHead& head,
-                                                                            std::string_view trigger_id);
+                                                                             std::string_view trigger_id);
   // The answer to a finished lookup, for the key's project `project` (any thread).
   http::Response StatusAnswer(StatusLookups::Result result, std::string_view trigger_id,
                               std::string_view project);
