@@ -32,7 +32,7 @@
 // is never released before it is due; a key record that decodes re-encodes (KeyRecord) to one that
 // decodes to the same key; a campaign record that decodes re-encodes (CampaignRecord) to one that
 // decodes to the same campaign and version, and a tombstone is never a campaign; an event the status
-feeder takes becomes an entry of at most a bounded size that renders as the one status of its send.
+// feeder takes becomes an entry of at most a bounded size that renders as the one status of its send.
 #include <rapidjson/document.h>
 
 #include <chrono>
