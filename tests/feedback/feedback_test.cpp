@@ -213,6 +213,7 @@ class FeedbackTest : public ::testing::Test {
   }
   static std::vector<std::string> Statuses(const std::vector<rapidjson::Document>& events) {
     std::vector<std::string> out;
+    out.reserve(events.size());
     for (const auto& e : events) out.push_back(Str(e, "status"));
     return out;
   }
