@@ -20,6 +20,9 @@
 //                                              pv.campaigns as ingest and the dispatcher read it
 //                                              (ParseCampaignState, then the dispatcher's compile check);
 //                                              a value "-" stands for a tombstone
+//   v <max field bytes>|<value>                pv.events as the dispatcher's status feeder reads it
+//                                              (StatusFromEvent), the entry rendered as the status
+//                                              route does (RenderTriggerStatus)
 //
 // Invariants: a trigger the dispatcher sends becomes a send record the worker decodes with the same
 // ids, address and attempt 1; every event is a JSON object that carries the send_id it is keyed by;
@@ -28,7 +31,8 @@
 // header decodes to what Schedule writes (FormatTimestamp, decimal attempt) and back, and a record
 // is never released before it is due; a key record that decodes re-encodes (KeyRecord) to one that
 // decodes to the same key; a campaign record that decodes re-encodes (CampaignRecord) to one that
-// decodes to the same campaign and version, and a tombstone is never a campaign.
+// decodes to the same campaign and version, and a tombstone is never a campaign; an event the status
+// feeder takes becomes an entry of at most a bounded size that renders as the one status of its send.
 #include <rapidjson/document.h>
 
 #include <chrono>
@@ -45,6 +49,8 @@
 #include "pv/json.hpp"
 #include "pv/keys.hpp"
 #include "pv/log.hpp"
+#include "pv/redis_client.hpp"
+#include "pv/status_store.hpp"
 #include "pv/workers/send.hpp"
 #include "replay.hpp"
 
@@ -271,6 +277,32 @@ void CampaignRecordInput(pv::fuzz::Fields& in) {
 
 }  // namespace
 
+void StatusEvent(pv::fuzz::Fields& in) {
+  std::size_t max_field = 16 + in.Byte();
+  std::string_view value = in.Rest();
+  pv::StatusUpdate update;
+  std::string error;
+  if (!pv::StatusFromEvent(value, max_field, update, error)) return;
+  Check(pv::ValidStatusId(update.trigger_id) && pv::ValidStatusId(update.send_id),
+        "a status with an id the store refuses", value);
+  // send_id, channel, status, at and ten details, each cut to max_field (escaped: up to 6x), an attempt.
+  Check(update.entry.size() <= 14 * (6 * max_field + 64) + 64, "a status entry over its bound", value);
+  pv::RedisReply hash;
+  hash.type = pv::RedisReply::Type::kArray;
+  for (const std::string* s : {&update.field, &update.entry}) {
+    pv::RedisReply r;
+    r.type = pv::RedisReply::Type::kString;
+    r.str = *s;
+    hash.elements.push_back(std::move(r));
+  }
+  pv::TriggerStatus status = pv::RenderTriggerStatus(update.trigger_id, hash);
+  Check(status.found, "a status entry does not render", update.entry);
+  auto doc = ParseObject(status.json, "a rendered status is not a JSON object");
+  Check(doc["sends"].Size() == 1 && doc["sends"][0]["statuses"].Size() == 1 &&
+            JsonString(doc["sends"][0], "send_id") == update.send_id,
+        "a rendered status differs from its entry", status.json);
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static const bool quiet = [] {
     pv::log::SetLevel(pv::log::Level::kError);
@@ -300,6 +332,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       break;
     case 'c':
       CampaignRecordInput(in);
+      break;
+    case 'v':
+      StatusEvent(in);
       break;
     default:
       break;

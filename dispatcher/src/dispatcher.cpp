@@ -14,6 +14,7 @@
 #include "pv/dispatcher/suppression.hpp"
 #include "pv/log.hpp"
 #include "pv/topics.hpp"
+#include "status_feeder.hpp"
 #include "trigger_pipeline.hpp"
 
 namespace pv::dispatcher {
@@ -68,6 +69,8 @@ DispatcherOptions DispatcherOptions::FromConfig(const Config& config) {
   o.suppress.unsubscribe = config.GetBool("feedback.suppress.unsubscribe", o.suppress.unsubscribe);
   o.suppress.stop = config.GetBool("feedback.suppress.stop", o.suppress.stop);
   o.suppress.unregistered = config.GetBool("feedback.suppress.unregistered", o.suppress.unregistered);
+  o.status = StatusOptions::FromConfig(config);
+  o.status_redis_url = o.feedback_redis_url.empty() ? o.redis_url : o.feedback_redis_url;
   return o;
 }
 
@@ -119,6 +122,11 @@ Dispatcher::Dispatcher(DispatcherOptions options, kafka::Settings kafka_settings
   } else if (options_.feedback_enabled) {
     log::Warn("feedback_disabled", {{"reason", "no suppression store (suppression.redis_url, redis.url)"}});
   }
+  if (options_.status.enabled && !options_.status_redis_url.empty()) {
+    status_ = std::make_unique<StatusFeeder>(options_, kafka_settings_, *metrics_, registry_, stop_);
+  } else if (options_.status.enabled) {
+    log::Warn("status_feeder_disabled", {{"reason", "no Redis (redis.url)"}});
+  }
   registry_.AddCallbackGauge("pv_dispatcher_producer_queue", "Records in the producer's queue or in flight",
                              [p = producer_.get()] { return static_cast<double>(p->QueueLength()); });
 }
@@ -129,6 +137,7 @@ Dispatcher::~Dispatcher() {
   // still exist. The consumers were closed when Run returned.
   for (rd_kafka_topic_t* rkt : topic_handles_) rd_kafka_topic_destroy(rkt);
   producer_.reset();
+  status_.reset();
   feedback_.reset();
   scheduler_.reset();
   pipeline_.reset();
@@ -198,6 +207,17 @@ int Dispatcher::Run() {
       }
     });
   }
+  std::thread status_thread;
+  if (status_) {
+    status_thread = std::thread([&] {
+      try {
+        status_->Run();
+      } catch (const std::exception& e) {
+        // Statuses are a view, never on the triggers' path: the dispatcher goes on without them.
+        log::Error("status_feeder_failed", {{"error", e.what()}});
+      }
+    });
+  }
   int status = 1;
   try {
     catalogs_->WaitForTopic(options_.campaigns_start_timeout, stop_);
@@ -209,6 +229,7 @@ int Dispatcher::Run() {
   if (status != 0) Stop();
   if (delay_thread.joinable()) delay_thread.join();
   if (feedback_thread.joinable()) feedback_thread.join();
+  if (status_thread.joinable()) status_thread.join();
   int left = producer_->Flush(options_.shutdown_timeout);
   log::Info("dispatcher_stopped", {{"unflushed", left}});
   return status != 0 ? status : scheduler_status;

@@ -129,6 +129,9 @@ std::string TriggerProcessor::Event(const ParsedTrigger& t, std::string_view sta
   w.Int(1);
   Field(w, "send_id", t.send_id);
   Field(w, "trigger_id", t.trigger_id);
+  // The project, so that the status store can answer a trigger's owner only (status_store.hpp); the
+  // workers' and feedback events do not carry it, this first event of every send does.
+  if (!t.project.empty()) Field(w, "project", t.project);
   Field(w, "campaign_id", t.campaign_id);
   Field(w, "channel", ChannelName(t.channel));
   Field(w, "status", status);

@@ -11,6 +11,7 @@
 #include "pv/json.hpp"
 #include "pv/log.hpp"
 #include "pv/produce_errors.hpp"
+#include "pv/status_store.hpp"
 #include "pv/strings.hpp"
 #include "pv/validate.hpp"
 
@@ -20,7 +21,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 const char* RouteName(int route) {
-  static const char* kNames[] = {"trigger", "trigger_batch", "other"};
+  static const char* kNames[] = {"trigger", "trigger_batch", "status", "other"};
   return kNames[route];
 }
 
@@ -76,6 +77,16 @@ bool MatchRoute(std::string_view target, IngestServer::Route& route, std::string
     return true;
   }
   return false;
+}
+
+// "/api/client/triggers/<id>" (a query string is ignored); `trigger_id` is everything after the
+// prefix, checked later (ValidStatusId). False for any other path.
+bool MatchStatusRoute(std::string_view target, std::string_view& trigger_id) {
+  std::string_view path = target.substr(0, target.find('?'));
+  constexpr std::string_view kPrefix = "/api/client/triggers/";
+  if (path.substr(0, kPrefix.size()) != kPrefix) return false;
+  trigger_id = path.substr(kPrefix.size());
+  return true;
 }
 
 http::Response Error(int status, std::string_view message, const std::vector<FieldError>& errors = {}) {
@@ -138,6 +149,8 @@ IngestOptions IngestOptions::FromConfig(const Config& config) {
   if (o.linger_ms < 0 || o.linger_ms > 1000)
     throw ConfigError("setting ingest.linger_ms must be within [0, 1000]");
   o.receipts = receipts::ReceiptOptions::FromConfig(config);
+  o.redis_url = config.GetString("redis.url", "");
+  o.status = StatusOptions::FromConfig(config);
   return o;
 }
 
@@ -329,6 +342,32 @@ class IngestServer::TriggerExchange final : public http::Exchange {
   bool body_seen_ = false;
 };
 
+// A status request whose head passed: the lookup goes to the status thread, whose answer comes back
+// to the connection's loop through the Responder. A body (GET has none) is read and ignored.
+class IngestServer::StatusExchange final : public http::Exchange {
+ public:
+  StatusExchange(IngestServer& server, Clock::time_point start, std::string project, std::string trigger_id)
+      : server_(server), start_(start), project_(std::move(project)), trigger_id_(std::move(trigger_id)) {}
+
+  void OnBody(std::string /*body*/, http::Responder responder) override {
+    // std::function needs a copyable callable; the Responder is moved into a shared one.
+    auto shared = std::make_shared<http::Responder>(std::move(responder));
+    IngestServer& server = server_;
+    server.status_->Submit(trigger_id_, [&server, start = start_, project = project_, id = trigger_id_,
+                                         shared](StatusLookups::Result result) {
+      http::Response response = server.StatusAnswer(std::move(result), id, project);
+      server.Count(Route::kStatus, response.status, start);
+      shared->Send(std::move(response));
+    });
+  }
+
+ private:
+  IngestServer& server_;
+  Clock::time_point start_;
+  std::string project_;
+  std::string trigger_id_;
+};
+
 // ---- the head: route, authenticate, resolve the campaign, check the body's headers ----
 // Each step returns the rejection that answers the request, or nothing to go on.
 
@@ -427,6 +466,8 @@ std::variant<http::Response, std::unique_ptr<http::Exchange>> IngestServer::OnHe
   };
   // Provider receipts carry their own proof (a signature), not an API key: receipts.cpp.
   if (receipts::ReceiptEndpoints::Matches(head.target())) return receipts_->OnHead(head);
+  if (std::string_view trigger_id; status_ && MatchStatusRoute(head.target(), trigger_id))
+    return OnStatusHead(head, trigger_id);
   if (!MatchRoute(head.target(), route, campaign_id)) {
     route = Route::kOther;
     return refuse(Error(404, "no such endpoint"));
@@ -455,6 +496,70 @@ std::variant<http::Response, std::unique_ptr<http::Exchange>> IngestServer::OnHe
   if (auto rejection = CheckBodyHeaders(head, idempotency_key)) return refuse(std::move(*rejection));
   return std::make_unique<TriggerExchange>(*this, route, start, key->project, std::string(campaign_id),
                                            campaign->channel, std::move(idempotency_key));
+}
+
+std::variant<http::Response, std::unique_ptr<http::Exchange>> IngestServer::OnStatusHead(
+    const http::RequestHead& head, std::string_view trigger_id) {
+  auto start = Clock::now();
+  auto refuse = [&](http::Response response) {
+    Count(Route::kStatus, response.status, start);
+    return response;
+  };
+  if (head.method() != "GET") {
+    http::Response r = Error(405, "method not allowed (use GET)");
+    r.headers.emplace_back("Allow", "GET");
+    return refuse(std::move(r));
+  }
+  if (!keys_current_.load(std::memory_order_acquire)) {
+    http::Response r = Error(
+        503,
+        fmt::format("starting: API keys are still being read from {}; retry shortly", options_.keys_topic));
+    r.headers.emplace_back("Retry-After", std::to_string(options_.front.retry_after_seconds));
+    return refuse(std::move(r));
+  }
+  std::shared_ptr<const KeyStore> keys;
+  const ApiKey* key = nullptr;
+  if (auto rejection = Authenticate(head, keys, key)) return refuse(std::move(*rejection));
+  if (!ValidStatusId(trigger_id)) {
+    // No trigger has such an id: the same answer as an unknown one (the id is not echoed: it may be
+    // anything up to ingest.max_uri_bytes).
+    status_lookups_->With({"invalid_id"}).Inc();
+    return refuse(Error(404, "trigger not found"));
+  }
+  return std::make_unique<StatusExchange>(*this, start, key->project, std::string(trigger_id));
+}
+
+http::Response IngestServer::StatusAnswer(StatusLookups::Result result, std::string_view trigger_id,
+                                          std::string_view project) {
+  switch (result.outcome) {
+    case StatusLookups::Outcome::kUnavailable: {
+      status_lookups_->With({"unavailable"}).Inc();
+      http::Response r = Error(503, fmt::format("trigger statuses are unavailable ({}); retry", result.why));
+      r.headers.emplace_back("Retry-After", std::to_string(options_.front.retry_after_seconds));
+      return r;
+    }
+    case StatusLookups::Outcome::kNotFound:
+      status_lookups_->With({"not_found"}).Inc();
+      return Error(404, fmt::format("trigger {} not found", trigger_id));
+    case StatusLookups::Outcome::kFound:
+      break;
+  }
+  std::string owner = result.status.project;
+  if (owner.empty()) {
+    // Only events without a project so far (the dispatcher's, which names it, still on its way):
+    // the campaign's project decides.
+    const Campaign* campaign = catalog_.load()->Find(result.status.campaign_id);
+    if (campaign != nullptr) owner = campaign->project;
+  }
+  if (owner != project) {
+    // Another project's trigger is indistinguishable from a missing one.
+    status_lookups_->With({"other_project"}).Inc();
+    return Error(404, fmt::format("trigger {} not found", trigger_id));
+  }
+  status_lookups_->With({"found"}).Inc();
+  http::Response r = http::Response::Json(200, std::move(result.status.json));
+  r.headers.emplace_back("Cache-Control", "no-store");
+  return r;
 }
 
 std::string IngestServer::ErrorBody(std::string_view message) {
@@ -577,6 +682,13 @@ IngestServer::IngestServer(IngestOptions options, const kafka::Settings& kafka_s
   for (int r = 0; r < static_cast<int>(Route::kCount); ++r)
     route_seconds_[r] = &request_seconds.With({RouteName(r)});
 
+  status_lookups_ = &registry_.AddCounter(
+      "pv_ingest_status_lookups_total",
+      "Trigger status lookups by result (found, not_found, other_project, invalid_id, unavailable)",
+      {"result"});
+  if (options_.status.enabled && !options_.redis_url.empty()) {
+    status_ = std::make_unique<StatusLookups>(options_.redis_url, options_.status, registry_);
+  }
   front_ = std::make_unique<http::HttpFront>(options_.front, *this, registry_);
   admin_ = std::make_unique<AdminServer>(
       registry_, [this] { return NotReadyReason(); }, [this] { return Health(); });
@@ -584,6 +696,7 @@ IngestServer::IngestServer(IngestOptions options, const kafka::Settings& kafka_s
 
 IngestServer::~IngestServer() {
   Stop();
+  status_.reset();  // its thread may still be answering through the catalog; joined before that goes
   if (watcher_.joinable()) watcher_.join();
 }
 

@@ -3,7 +3,9 @@
 // and suppressions, and the dispatcher then suppresses the next trigger naming the reason. The SMS
 // path goes through a real sms-worker, whose record of Twilio's MessageSid maps the status callback
 // back to its send. One stack (dev broker, redis-server, fake, ingest, dispatcher, sms-worker) serves
-// every test; each test uses addresses of its own.
+// every test; each test uses addresses of its own. The status API (GET /api/client/triggers/:id, the
+// dispatcher's status feeder, pvctl status) is tested on the same stack, at the end of this file; its
+// last test stops and restarts redis-server.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -13,6 +15,7 @@
 #include <atomic>
 #include <filesystem>
 #include <functional>
+#include <sstream>
 #include <thread>
 
 #include "process.hpp"
@@ -22,6 +25,7 @@
 #include "pv/keys.hpp"
 #include "pv/log.hpp"
 #include "pv/topics.hpp"
+#include "pvctl.hpp"
 #include "topic_reader.hpp"
 #include "worker_env.hpp"
 
@@ -86,6 +90,7 @@ class FeedbackTest : public ::testing::Test {
     RedisServer redis;
     ProviderFake fake{{"--twilio-sid", "AC1", "--twilio-token", "tw-token"}};
     std::string secret = GenerateKey(KeyScope::kSecret);
+    std::string other_secret = GenerateKey(KeyScope::kSecret);  // project "other"
     int ingest_admin = FreePort();
     std::unique_ptr<Subprocess> ingest;
     std::unique_ptr<Subprocess> dispatcher;
@@ -104,7 +109,8 @@ class FeedbackTest : public ::testing::Test {
                 "id: \"p1\"\nproject: demo\nchannel: push\nprovider: log\n"
                 "templates:\n  en: {title: \"t\", body: \"b\"}\n");
       KeyStore::SaveFile(dir.File("keys.yaml"),
-                         {{"key_1", "test", "demo", KeyScope::kSecret, HashKey(secret), "", "", ""}});
+                         {{"key_1", "test", "demo", KeyScope::kSecret, HashKey(secret), "", "", ""},
+                          {"key_2", "other", "other", KeyScope::kSecret, HashKey(other_secret), "", "", ""}});
       std::string public_key =
           Str(ParseJson(HttpGet(fake.port(), "/_fake/sendgrid-key").second), "public_key");
       std::string config = fmt::format(
@@ -139,6 +145,7 @@ class FeedbackTest : public ::testing::Test {
           [&] {
             std::string log = ReadFile(dir.File("dispatcher.log"));
             return log.find(R"("group":"pv-feedback","count":)") != std::string::npos &&
+                   log.find(R"("group":"pv-status","count":)") != std::string::npos &&
                    log.find(R"("group":"pv-dispatcher","count":)") != std::string::npos;
           },
           40s);
@@ -206,6 +213,7 @@ class FeedbackTest : public ::testing::Test {
   }
   static std::vector<std::string> Statuses(const std::vector<rapidjson::Document>& events) {
     std::vector<std::string> out;
+    out.reserve(events.size());
     for (const auto& e : events) out.push_back(Str(e, "status"));
     return out;
   }
@@ -222,6 +230,11 @@ class FeedbackTest : public ::testing::Test {
   static std::string IngestMetrics() { return HttpGet(s_->ingest_admin, "/metrics").second; }
 
   static inline Stack* s_ = nullptr;
+
+ public:
+  static int IngestPort() { return s_->ingest_port; }
+  static const std::string& Secret() { return s_->secret; }
+  static std::string ConfigPath() { return s_->dir.File("config.yaml"); }
 };
 
 TEST_F(FeedbackTest, SendGridEventsBecomeEventsAndABounceSuppressesTheNextTrigger) {
@@ -435,6 +448,204 @@ TEST_F(FeedbackTest, ADeadPushTokenIsSuppressedSoTheNextTriggerToItIsSuppressed)
   ASSERT_FALSE(events.empty());
   EXPECT_EQ(Str(events[0], "status"), "suppressed");
   EXPECT_EQ(Str(events[0], "suppression_reason"), "unregistered");
+}
+
+// ---- the status API: GET /api/client/triggers/:triggerId, the status feeder, pvctl status ----
+
+struct Answer {
+  int status = -1;
+  std::string body;
+  std::string retry_after;
+};
+
+Answer GetStatus(const std::string& id, const std::string& key) {
+  httplib::Client c("127.0.0.1", FeedbackTest::IngestPort());
+  c.set_read_timeout(10, 0);
+  httplib::Headers headers;
+  if (!key.empty()) headers.emplace("Authorization", "Bearer " + key);
+  auto r = c.Get(("/api/client/triggers/" + id).c_str(), headers);
+  if (!r) return {};
+  return {r->status, r->body, r->get_header_value("Retry-After")};
+}
+
+// The statuses of the trigger's (only) send, in the order the API lists them.
+std::vector<std::string> StatusList(const std::string& body) {
+  std::vector<std::string> out;
+  auto d = ParseJson(body);
+  if (!d.IsObject() || !d.HasMember("sends") || d["sends"].Empty()) return out;
+  for (const auto& s : d["sends"][0]["statuses"].GetArray()) out.push_back(Str(s, "status"));
+  return out;
+}
+
+// Polls the route until the trigger's statuses include every one of `wanted`; returns the last body.
+std::string WaitForStatuses(const std::string& trigger_id, const std::vector<std::string>& wanted) {
+  std::string body;
+  WaitFor(
+      [&] {
+        Answer a = GetStatus(trigger_id, FeedbackTest::Secret());
+        body = a.body;
+        if (a.status != 200) return false;
+        auto have = StatusList(a.body);
+        for (const auto& w : wanted)
+          if (std::find(have.begin(), have.end(), w) == have.end()) return false;
+        return true;
+      },
+      20s);
+  return body;
+}
+
+int Pvctl(const std::vector<std::string>& words, std::string& out, std::string& err) {
+  std::vector<std::string> line = {"--config", FeedbackTest::ConfigPath()};
+  line.insert(line.end(), words.begin(), words.end());
+  std::ostringstream o;
+  std::ostringstream e;
+  int code = pvctl::Run(line, o, e);
+  out = o.str();
+  err = e.str();
+  return code;
+}
+
+TEST_F(FeedbackTest, StatusMovesQueuedSentDeliveredAndPvctlPrintsIt) {
+  std::string phone = fmt::format("+1888{:07d}", ::getpid() % 10000000);
+  std::string trigger_id = Trigger("t1", R"({"external_id":"u-status","phone":")" + phone + R"("})");
+  std::string send_id = SendIdFor(trigger_id, "text");
+  std::string body = WaitForStatuses(trigger_id, {"queued", "sent"});
+  ASSERT_EQ(StatusList(body), (std::vector<std::string>{"queued", "sent"})) << body;
+  auto d = ParseJson(body);
+  EXPECT_EQ(Str(d, "trigger_id"), trigger_id);
+  EXPECT_EQ(Str(d, "campaign_id"), "t1");
+  ASSERT_EQ(d["sends"].Size(), 1U);
+  const auto& send = d["sends"][0];
+  EXPECT_EQ(Str(send, "send_id"), send_id);
+  EXPECT_EQ(Str(send, "channel"), "text");
+  const auto& sent = send["statuses"][1];
+  EXPECT_EQ(Str(sent, "provider"), "tw");
+  std::string sid = Str(sent, "provider_message_id");
+  ASSERT_EQ(sid.substr(0, 2), "SM") << body;
+  EXPECT_FALSE(Str(sent, "at").empty());
+
+  // A signed Twilio status callback: delivered.
+  auto ok = Twilio("status",
+                   fmt::format(R"({{"MessageSid":"{}","MessageStatus":"delivered","To":"{}"}})", sid, phone));
+  ASSERT_EQ(ok.first, 204) << ok.second;
+  body = WaitForStatuses(trigger_id, {"delivered"});
+  EXPECT_EQ(StatusList(body), (std::vector<std::string>{"queued", "sent", "delivered"})) << body;
+
+  // pvctl status: by trigger id and by send id, text and --json (the API's body).
+  std::string out;
+  std::string err;
+  ASSERT_EQ(Pvctl({"status", trigger_id}, out, err), 0) << err;
+  EXPECT_NE(out.find("trigger " + trigger_id + "  campaign t1  project demo"), std::string::npos) << out;
+  EXPECT_NE(out.find("send " + send_id + " (text)"), std::string::npos) << out;
+  EXPECT_NE(out.find("provider_message_id=" + sid), std::string::npos) << out;
+  size_t q = out.find("queued");
+  size_t se = out.find("sent");
+  size_t de = out.find("delivered");
+  EXPECT_TRUE(q < se && se < de && de != std::string::npos) << out;
+  ASSERT_EQ(Pvctl({"status", send_id, "--json"}, out, err), 0) << err;
+  EXPECT_EQ(out, body + "\n");
+  EXPECT_EQ(Pvctl({"status", "no-such-trigger"}, out, err), 3);
+  EXPECT_NE(err.find("no statuses for no-such-trigger"), std::string::npos) << err;
+  EXPECT_EQ(Pvctl({"status", "a/b"}, out, err), 2);
+}
+
+TEST_F(FeedbackTest, StatusRouteRefusesUnknownOtherProjectsAndBadKeys) {
+  std::string trigger_id =
+      Trigger("e1", R"({"external_id":"u-st404","email":")" + Unique("st") + R"(@example.com"})");
+  WaitForStatuses(trigger_id, {"queued"});
+  Answer unknown = GetStatus("0190f1c2-7a3b-7c4d-9e5f-a1b2c3d4e5f6", Secret());
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_NE(unknown.body.find(R"("error":"trigger 0190f1c2-7a3b-7c4d-9e5f-a1b2c3d4e5f6 not found")"),
+            std::string::npos)
+      << unknown.body;
+  // Another project's key: the same answer as an unknown trigger.
+  Answer other = GetStatus(trigger_id, s_->other_secret);
+  EXPECT_EQ(other.status, 404) << other.body;
+  EXPECT_NE(other.body.find("trigger " + trigger_id + " not found"), std::string::npos) << other.body;
+  EXPECT_EQ(GetStatus(trigger_id, GenerateKey(KeyScope::kSecret)).status, 401);
+  EXPECT_EQ(GetStatus(trigger_id, "").status, 401);
+  EXPECT_EQ(GetStatus("x%20y", Secret()).status, 404);
+  EXPECT_EQ(GetStatus(std::string(65, 'a'), Secret()).status, 404);
+  EXPECT_EQ(GetStatus(trigger_id + "/more", Secret()).status, 404);
+  auto post = HttpPost(s_->ingest_port, "/api/client/triggers/" + trigger_id, "{}");
+  EXPECT_EQ(post.first, 405);
+  std::string metrics = IngestMetrics();
+  EXPECT_GE(Metric(metrics, R"(pv_ingest_status_lookups_total{result="other_project"})"), 1) << metrics;
+  EXPECT_GE(Metric(metrics, R"(pv_ingest_status_lookups_total{result="found"})"), 1);
+  EXPECT_GE(Metric(metrics, R"(pv_ingest_requests_total{route="status",status="404"})"), 4);
+}
+
+TEST_F(FeedbackTest, StatusEventsReadAgainAreShownOnce) {
+  std::string trigger_id =
+      Trigger("e1", R"({"external_id":"u-replay","email":")" + Unique("rp") + R"(@example.com"})");
+  std::string send_id = SendIdFor(trigger_id, "email");
+  std::string body = WaitForStatuses(trigger_id, {"queued"});
+  TopicReader reader(s_->broker.bootstrap(), "pv.events");
+  std::string value;  // the record's bytes, as a redelivery reads them
+  reader.ReadUntil(
+      [&](const std::vector<Record>& all) {
+        for (const auto& r : all)
+          if (r.key == send_id) value = r.value;
+        return !value.empty();
+      },
+      20s);
+  ASSERT_FALSE(value.empty());
+  double before = Metric(DispatcherMetrics(), R"(pv_status_events_total{result="duplicate"})");
+  // The same record twice more, as a redelivery after a crash before the offset commit reads it.
+  kafka::Settings settings;
+  settings.brokers = s_->broker.bootstrap();
+  kafka::Producer producer(settings, kafka::ProducerOptions{});
+  auto group = std::make_shared<kafka::DeliveryGroup>(2);
+  for (int i = 0; i < 2; ++i) producer.Produce("pv.events", send_id, value, {}, group);
+  ASSERT_TRUE(group->Wait(std::chrono::steady_clock::now() + 10s));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return Metric(DispatcherMetrics(), R"(pv_status_events_total{result="duplicate"})") >= before + 2;
+      },
+      20s))
+      << DispatcherMetrics();
+  Answer again = GetStatus(trigger_id, Secret());
+  EXPECT_EQ(again.status, 200);
+  EXPECT_EQ(StatusList(again.body), std::vector<std::string>{"queued"}) << again.body;
+  EXPECT_EQ(again.body, body);
+}
+
+// Last: stops redis-server. Triggers go on (204), the route answers 503 with Retry-After, and the
+// feeder, paused meanwhile, applies what it missed once Redis is back.
+TEST_F(FeedbackTest, ZStatusStoreDownTriggersGoOnStatusIs503AndNothingIsLost) {
+  s_->redis.Stop();
+  std::string trigger_id =
+      Trigger("e1", R"({"external_id":"u-down","email":")" + Unique("dn") + R"(@example.com"})");
+  ASSERT_FALSE(trigger_id.empty());
+  Answer down = GetStatus(trigger_id, Secret());
+  EXPECT_EQ(down.status, 503) << down.body;
+  EXPECT_EQ(down.retry_after, "1");
+  EXPECT_NE(down.body.find("trigger statuses are unavailable"), std::string::npos) << down.body;
+  // The dispatcher waits for its suppression store (the same redis-server here) before it queues the
+  // trigger; an event of a worker's arrives meanwhile, and the feeder holds it until Redis is back.
+  std::string send_id = SendIdFor(trigger_id, "email");
+  std::string worker_event = fmt::format(
+      R"({{"v":1,"send_id":"{}","trigger_id":"{}","campaign_id":"e1","channel":"email","status":"retrying",)"
+      R"("provider":"log","error_code":"timeout","error":"provider timed out","attempt":1,"at":"{}"}})",
+      send_id, trigger_id, FormatTimestamp(std::chrono::system_clock::now()));
+  kafka::Settings settings;
+  settings.brokers = s_->broker.bootstrap();
+  kafka::Producer producer(settings, kafka::ProducerOptions{});
+  auto group = std::make_shared<kafka::DeliveryGroup>(1);
+  producer.Produce("pv.events", send_id, worker_event, {}, group);
+  ASSERT_TRUE(group->Wait(std::chrono::steady_clock::now() + 10s));
+  EXPECT_TRUE(WaitFor([] { return Metric(DispatcherMetrics(), "pv_status_feeder_stalled") == 1; }, 20s))
+      << DispatcherMetrics();
+  std::string out;
+  std::string err;
+  EXPECT_EQ(Pvctl({"status", trigger_id, "--timeout", "1"}, out, err), 1);
+
+  s_->redis.Start();
+  std::string body = WaitForStatuses(trigger_id, {"queued", "retrying"});
+  auto statuses = StatusList(body);
+  std::sort(statuses.begin(), statuses.end());
+  EXPECT_EQ(statuses, (std::vector<std::string>{"queued", "retrying"})) << body;
+  EXPECT_TRUE(WaitFor([] { return Metric(DispatcherMetrics(), "pv_status_feeder_stalled") == 0; }, 10s));
 }
 
 }  // namespace

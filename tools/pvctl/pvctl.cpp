@@ -42,6 +42,7 @@ constexpr const char* kFooter = R"(At a glance:
   replay --from TOPIC [--to TOPIC] [filters]      re-publish dead letters once the cause is fixed
   tail TOPIC [--follow] [--key K] [--send-id ID]  print records with partition, offset, key, headers
   suppress add|remove|list --channel C VALUE...   suppressed addresses and users (Redis; '-': stdin)
+  status TRIGGER_ID|SEND_ID                       a trigger's sends and every status so far (Redis)
 
 `pvctl COMMAND --help` lists a command's options. The options above work before or after the command.
 Exit codes: 0 ok, 1 failed, 2 usage error, 3 not found.)";
@@ -59,7 +60,8 @@ void BuildApp(CLI::App& app, Context& ctx) {
   app.add_option("--brokers", ctx.brokers, "override kafka.brokers (keys, campaigns, topics, replay, tail)")
       ->type_name("HOST:PORT[,...]")
       ->check(cli::NotEmpty());
-  app.add_option("--redis-url", ctx.redis_url, "override suppression.redis_url (else redis.url) for suppress")
+  app.add_option("--redis-url", ctx.redis_url,
+                 "override suppression.redis_url (else redis.url) for suppress, redis.url for status")
       ->type_name("URL")
       ->check(cli::NotEmpty());
   app.add_option("--keys-file", ctx.keys_file, "override keys_file for the keys commands")
@@ -74,6 +76,7 @@ void BuildApp(CLI::App& app, Context& ctx) {
   AddReplayCommand(app, ctx);
   AddTailCommand(app, ctx);
   AddSuppressCommands(app, ctx);
+  AddStatusCommand(app, ctx);
 }
 
 }  // namespace

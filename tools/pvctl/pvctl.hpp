@@ -29,7 +29,7 @@ inline constexpr int kExitNotFound = 3;
 struct Context {
   std::string config_path;      // --config PATH, else $PV_CONFIG
   std::string brokers;          // --brokers: overrides kafka.brokers
-  std::string redis_url;        // --redis-url: overrides the suppression store's URL
+  std::string redis_url;        // --redis-url: overrides the suppression store's URL (status: redis.url)
   std::string keys_file;        // --keys-file: overrides keys_file
   double timeout_seconds = 10;  // --timeout: one broker round trip (kafka_client.hpp RequestTimeout)
   bool json = false;            // --json
@@ -61,5 +61,6 @@ void AddTopicsCommands(CLI::App& app, Context& ctx);     // topics.cpp
 void AddReplayCommand(CLI::App& app, Context& ctx);      // replay.cpp
 void AddTailCommand(CLI::App& app, Context& ctx);        // tail.cpp
 void AddSuppressCommands(CLI::App& app, Context& ctx);   // suppress.cpp
+void AddStatusCommand(CLI::App& app, Context& ctx);      // status.cpp
 
 }  // namespace pv::pvctl

@@ -22,6 +22,7 @@
 #include "pv/dispatcher/renderer.hpp"
 #include "pv/kafka.hpp"
 #include "pv/metrics.hpp"
+#include "pv/status_store.hpp"
 
 namespace pv {
 class AdminServer;
@@ -58,6 +59,9 @@ struct DispatcherOptions {
   int feedback_batch_size = 500;                  // feedback.batch_size
   std::chrono::milliseconds receipt_ttl{7LL * 24 * 3600 * 1000};  // feedback.receipt_ttl_ms (dedupe window)
   SuppressionReasons suppress;  // feedback.suppress.<reason> (each default true)
+  // Trigger statuses (status_feeder.hpp): pv.events → the status store that ingest's status route reads.
+  StatusOptions status;          // status.* (status.enabled: the feeder runs)
+  std::string status_redis_url;  // redis.url, the marks Redis (empty: redis_url)
 
   // Reads the settings above; throws ConfigError naming a bad one.
   static DispatcherOptions FromConfig(const Config& config);
@@ -67,6 +71,7 @@ class TriggerPipeline;
 class DelayScheduler;
 class CatalogSource;
 class FeedbackPipeline;
+class StatusFeeder;
 struct DispatcherMetrics;
 
 class Dispatcher {
@@ -106,6 +111,7 @@ class Dispatcher {
   std::unique_ptr<TriggerPipeline> pipeline_;
   std::unique_ptr<DelayScheduler> scheduler_;
   std::unique_ptr<FeedbackPipeline> feedback_;
+  std::unique_ptr<StatusFeeder> status_;
   std::unique_ptr<AdminServer> admin_;
   std::vector<rd_kafka_topic_t*> topic_handles_;  // output topics, known to the producer from the start
   std::atomic<bool> stop_{false};

@@ -21,6 +21,7 @@
 #include "pv/ingest/http_front.hpp"
 #include "pv/ingest/key_feed.hpp"
 #include "pv/ingest/receipts.hpp"
+#include "pv/ingest/status.hpp"
 #include "pv/kafka.hpp"
 #include "pv/keys.hpp"
 #include "pv/metrics.hpp"
@@ -60,6 +61,10 @@ struct IngestOptions {
   double linger_ms = 0.0;
   // Provider receipts (receipts.hpp): their routes exist only for the providers configured here.
   receipts::ReceiptOptions receipts;
+  // Trigger statuses (status.hpp): GET /api/client/triggers/:triggerId reads the status store in the
+  // marks Redis (redis.url); without redis.url, or with status.enabled false, the route is 404.
+  std::string redis_url;
+  StatusOptions status;
 
   static IngestOptions FromConfig(const Config& config);
 };
@@ -97,13 +102,21 @@ class IngestServer final : public http::Handler {
       const http::RequestHead& head) override;
   std::string ErrorBody(std::string_view message) override;
 
-  enum class Route { kTrigger = 0, kBatch, kOther, kCount };
+  enum class Route { kTrigger = 0, kBatch, kStatus, kOther, kCount };
   // Counts a finished request and observes its duration (any thread).
   void Count(Route route, int status, std::chrono::steady_clock::time_point start);
 
  private:
   class TriggerExchange;
   class Publication;
+  class StatusExchange;
+
+  // GET /api/client/triggers/:triggerId up to the lookup (StatusExchange does the rest).
+  std::variant<http::Response, std::unique_ptr<http::Exchange>> OnStatusHead(const http::RequestHead& head,
+                                                                             std::string_view trigger_id);
+  // The answer to a finished lookup, for the key's project `project` (any thread).
+  http::Response StatusAnswer(StatusLookups::Result result, std::string_view trigger_id,
+                              std::string_view project);
 
   // The steps of a request's head, in order; each returns the rejection that answers it, if any.
   // The body's steps (parse and validate, encode, publish) are TriggerExchange's.
@@ -137,6 +150,7 @@ class IngestServer final : public http::Handler {
   std::unique_ptr<http::HttpFront> front_;
   std::unique_ptr<AdminServer> admin_;
   std::unique_ptr<receipts::ReceiptEndpoints> receipts_;  // before the producer, for the same reason
+  std::unique_ptr<StatusLookups> status_;  // after the front: stopped (pending lookups answered) before it
   std::unique_ptr<kafka::Producer> producer_;
   size_t max_record_bytes_ = 0;
   int port_ = -1;
@@ -177,6 +191,7 @@ class IngestServer final : public http::Handler {
   metrics::Counter* publish_failures_ = nullptr;
   metrics::Counter* reloads_ok_ = nullptr;
   metrics::Counter* reloads_failed_ = nullptr;
+  metrics::Family<metrics::Counter>* status_lookups_ = nullptr;  // {result}
   // Resolved series by route and status, filled lazily (statuses 100..599).
   std::atomic<metrics::Counter*> request_counters_[static_cast<int>(Route::kCount)][600] = {};
   metrics::Histogram* route_seconds_[static_cast<int>(Route::kCount)] = {};

@@ -1,0 +1,80 @@
+// The status store: what became of each trigger, for `GET /api/client/triggers/:triggerId` (ingest)
+// and `pvctl status`, fed from pv.events by the dispatcher's status feeder (docs/architecture.md
+// "Trigger statuses"). Redis layout, in the marks Redis (redis.url), every key with status.ttl_seconds:
+//
+//   pv:status:<trigger_id>        HASH  project     -> the trigger's project (first event that names it)
+//                                       campaign_id -> its campaign
+//                                       e:<digest>  -> one status entry (JSON), digest = SHA-256 of
+//                                                      the event record, so a redelivered event lands
+//                                                      on its own field: applied twice, shown once
+//   pv:status:send:<send_id>      STRING -> trigger_id (pvctl status SEND_ID)
+//
+// Everything here is decided without Redis or Kafka (tests: common/test/status_store_test.cpp); the
+// feeder and the lookups only run the commands built here.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pv {
+
+class Config;
+struct RedisReply;
+
+struct StatusOptions {
+  bool enabled = true;                           // status.enabled
+  std::chrono::seconds ttl{7 * 24 * 3600};       // status.ttl_seconds, from the last event
+  int max_statuses = 100;                        // status.max_statuses: entries per trigger
+  size_t max_field_bytes = 512;                  // status.max_field_bytes: each text field, cut
+  std::string group_id = "pv-status";            // status.group_id (the feeder's group)
+  int batch_size = 500;                          // status.batch_size (feeder)
+  std::chrono::milliseconds redis_timeout{250};  // status.redis_timeout_ms
+  size_t max_pending = 1024;                     // status.max_pending_lookups (ingest)
+
+  // Throws ConfigError naming a bad setting.
+  static StatusOptions FromConfig(const Config& config);
+};
+
+// A trigger or send id as the store accepts it: 1 to 64 bytes of [A-Za-z0-9_-] (pv's ids are UUIDs;
+// a DLQ replay or a test may use shorter ones). Anything else cannot be in the store.
+bool ValidStatusId(std::string_view id);
+
+std::string StatusKey(std::string_view trigger_id);
+std::string StatusSendKey(std::string_view send_id);
+
+// One pv.events record turned into a status entry.
+struct StatusUpdate {
+  std::string trigger_id;
+  std::string send_id;
+  std::string project;      // "" when the event does not carry it (workers' and feedback events)
+  std::string campaign_id;  // "" likewise
+  std::string field;        // "e:<16 hex>"
+  std::string entry;        // {"send_id","channel","status","at", details...}
+};
+
+// Parses an event record (docs/architecture.md "Event"). False with `error` for a record that is not
+// an event (not JSON, no trigger_id/send_id/status/at, an id ValidStatusId refuses, a status that is
+// not a lower-case word of at most 32 bytes). Text fields are cut to `max_field_bytes` (at a UTF-8
+// boundary); fields other than the known details are left out.
+bool StatusFromEvent(std::string_view event, size_t max_field_bytes, StatusUpdate& out, std::string& error);
+
+// The EVAL that applies `update`: the entry unless already there (reply "duplicate") or the trigger
+// already has max_statuses entries (reply "over_limit"), project and campaign_id when not yet set,
+// the send index, and the TTL on both keys. Reply "applied" otherwise.
+std::vector<std::string> StatusWriteCommand(const StatusUpdate& update, const StatusOptions& options);
+
+// What HGETALL pv:status:<trigger_id> holds, as the API answers it.
+struct TriggerStatus {
+  bool found = false;  // the hash exists and has at least one entry
+  std::string project;
+  std::string campaign_id;
+  // {"trigger_id","campaign_id","sends":[{"send_id","channel","statuses":[{"status","at",...}]}]},
+  // sends by send id, statuses by time (then by pipeline order when two share a millisecond).
+  std::string json;
+};
+TriggerStatus RenderTriggerStatus(std::string_view trigger_id, const RedisReply& hgetall);
+
+}  // namespace pv

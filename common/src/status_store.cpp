@@ -1,0 +1,257 @@
+#include "pv/status_store.hpp"
+
+#include <fmt/format.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <map>
+
+#include "pv/config.hpp"
+#include "pv/ids.hpp"
+#include "pv/json.hpp"
+#include "pv/redis_client.hpp"
+
+namespace pv {
+namespace {
+
+using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+
+constexpr std::string_view kEntryPrefix = "e:";
+constexpr size_t kMaxStatusBytes = 32;
+
+// The details an entry keeps, in the order it writes them (docs/api.md "Trigger status").
+constexpr std::string_view kDetails[] = {"provider",           "provider_message_id", "due_at",     "reason",
+                                         "suppression_reason", "suppressed_at",       "error_code", "error",
+                                         "receipt_id",         "occurred_at"};
+
+// `s` cut to at most `max` bytes without splitting a UTF-8 sequence.
+std::string_view Cut(std::string_view s, size_t max) {
+  if (s.size() <= max) return s;
+  size_t n = max;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return s.substr(0, n);
+}
+
+void Put(Writer& w, std::string_view key, std::string_view value) {
+  w.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
+  w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+}
+
+bool ValidStatusWord(std::string_view s) {
+  if (s.empty() || s.size() > kMaxStatusBytes) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) { return (c >= 'a' && c <= 'z') || c == '_'; });
+}
+
+// Who writes a status, in pipeline order: a tie-break for two entries of the same millisecond.
+int Stage(std::string_view status) {
+  if (status == "queued" || status == "deferred" || status == "suppressed" || status == "failed") return 0;
+  if (status == "sent" || status == "retrying" || status == "dead" || status == "deduped") return 1;
+  return 2;  // from provider receipts
+}
+
+// Applies one entry. KEYS: the trigger's hash, the send index. ARGV: ttl ms, max entries, project,
+// campaign_id, field, entry, trigger_id. The meta fields (project, campaign_id) do not count.
+constexpr const char* kWriteScript = R"lua(
+local key = KEYS[1]
+local ttl = tonumber(ARGV[1])
+local result = 'applied'
+if redis.call('HEXISTS', key, ARGV[5]) == 1 then
+  result = 'duplicate'
+else
+  local meta = redis.call('HEXISTS', key, 'project') + redis.call('HEXISTS', key, 'campaign_id')
+  if redis.call('HLEN', key) - meta >= tonumber(ARGV[2]) then
+    result = 'over_limit'
+  else
+    redis.call('HSET', key, ARGV[5], ARGV[6])
+  end
+end
+if ARGV[3] ~= '' then redis.call('HSETNX', key, 'project', ARGV[3]) end
+if ARGV[4] ~= '' then redis.call('HSETNX', key, 'campaign_id', ARGV[4]) end
+if redis.call('EXISTS', key) == 1 then redis.call('PEXPIRE', key, ttl) end
+redis.call('SET', KEYS[2], ARGV[7], 'PX', ttl)
+return result
+)lua";
+
+}  // namespace
+
+StatusOptions StatusOptions::FromConfig(const Config& config) {
+  StatusOptions o;
+  o.enabled = config.GetBool("status.enabled", o.enabled);
+  o.ttl = std::chrono::seconds(config.GetInt("status.ttl_seconds", o.ttl.count(), 60, 366LL * 24 * 3600));
+  o.max_statuses = static_cast<int>(config.GetInt("status.max_statuses", o.max_statuses, 1, 10000));
+  o.max_field_bytes = static_cast<size_t>(
+      config.GetInt("status.max_field_bytes", static_cast<std::int64_t>(o.max_field_bytes), 16, 65536));
+  o.group_id = config.GetString("status.group_id", o.group_id);
+  if (o.group_id.empty()) throw ConfigError("setting status.group_id must not be empty");
+  o.batch_size = static_cast<int>(config.GetInt("status.batch_size", o.batch_size, 1, 100000));
+  o.redis_timeout = config.GetMillis("status.redis_timeout_ms", o.redis_timeout);
+  if (o.redis_timeout.count() < 1 || o.redis_timeout.count() > 60000)
+    throw ConfigError("setting status.redis_timeout_ms must be within [1, 60000]");
+  o.max_pending = static_cast<size_t>(
+      config.GetInt("status.max_pending_lookups", static_cast<std::int64_t>(o.max_pending), 1, 1000000));
+  return o;
+}
+
+bool ValidStatusId(std::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+  });
+}
+
+std::string StatusKey(std::string_view trigger_id) {
+  return "pv:status:" + std::string(trigger_id);
+}
+
+std::string StatusSendKey(std::string_view send_id) {
+  return "pv:status:send:" + std::string(send_id);
+}
+
+bool StatusFromEvent(std::string_view event, size_t max_field_bytes, StatusUpdate& out, std::string& error) {
+  rapidjson::Document doc;
+  ParseRecord(doc, event);
+  if (doc.HasParseError() || !doc.IsObject()) {
+    error = "not a JSON object";
+    return false;
+  }
+  auto text = [&](std::string_view name) { return FindString(doc, name).value_or(std::string_view()); };
+  std::string_view trigger_id = text("trigger_id");
+  std::string_view send_id = text("send_id");
+  std::string_view status = text("status");
+  std::string_view at = text("at");
+  if (!ValidStatusId(trigger_id) || !ValidStatusId(send_id)) {
+    error = "trigger_id or send_id missing or not an id";
+    return false;
+  }
+  if (!ValidStatusWord(status)) {
+    error = "status missing or not a lower-case word";
+    return false;
+  }
+  if (at.empty() || !ParseTimestamp(at)) {
+    error = "at missing or not a time";
+    return false;
+  }
+  out.trigger_id.assign(trigger_id);
+  out.send_id.assign(send_id);
+  out.project.assign(Cut(text("project"), max_field_bytes));
+  out.campaign_id.assign(Cut(text("campaign_id"), max_field_bytes));
+  out.field = std::string(kEntryPrefix) + Sha256Hex(event).substr(0, 16);
+
+  rapidjson::StringBuffer buffer;
+  Writer w(buffer);
+  w.StartObject();
+  Put(w, "send_id", send_id);
+  Put(w, "channel", Cut(text("channel"), 16));
+  Put(w, "status", status);
+  Put(w, "at", Cut(at, 40));
+  for (std::string_view name : kDetails) {
+    std::string_view value = text(name);
+    if (!value.empty()) Put(w, name, Cut(value, max_field_bytes));
+  }
+  if (const auto* attempt = FindMember(doc, "attempt"); attempt != nullptr && attempt->IsInt()) {
+    w.Key("attempt");
+    w.Int(attempt->GetInt());
+  }
+  w.EndObject();
+  out.entry.assign(buffer.GetString(), buffer.GetSize());
+  return true;
+}
+
+std::vector<std::string> StatusWriteCommand(const StatusUpdate& update, const StatusOptions& options) {
+  auto ttl_ms = std::chrono::duration_cast<std::chrono::milliseconds>(options.ttl).count();
+  return {"EVAL",
+          kWriteScript,
+          "2",
+          StatusKey(update.trigger_id),
+          StatusSendKey(update.send_id),
+          std::to_string(ttl_ms),
+          std::to_string(options.max_statuses),
+          update.project,
+          update.campaign_id,
+          update.field,
+          update.entry,
+          update.trigger_id};
+}
+
+TriggerStatus RenderTriggerStatus(std::string_view trigger_id, const RedisReply& hgetall) {
+  TriggerStatus out;
+  if (hgetall.type != RedisReply::Type::kArray) return out;
+  struct Entry {
+    rapidjson::Document doc;
+    std::string_view at;
+    std::string_view status;
+    size_t order = 0;
+  };
+  struct Send {
+    std::string channel;
+    std::vector<Entry*> entries;
+  };
+  std::vector<std::unique_ptr<Entry>> entries;
+  std::map<std::string, Send> sends;  // by send id: a stable order
+  const auto& e = hgetall.elements;
+  for (size_t i = 0; i + 1 < e.size(); i += 2) {
+    const std::string& field = e[i].str;
+    const std::string& value = e[i + 1].str;
+    if (field == "project") {
+      out.project = value;
+      continue;
+    }
+    if (field == "campaign_id") {
+      out.campaign_id = value;
+      continue;
+    }
+    if (field.compare(0, kEntryPrefix.size(), kEntryPrefix) != 0) continue;
+    auto entry = std::make_unique<Entry>();
+    ParseRecord(entry->doc, value);
+    if (entry->doc.HasParseError() || !entry->doc.IsObject()) continue;  // written by us: never, but bounded
+    std::string_view send_id = FindString(entry->doc, "send_id").value_or("");
+    entry->at = FindString(entry->doc, "at").value_or("");
+    entry->status = FindString(entry->doc, "status").value_or("");
+    entry->order = entries.size();
+    Send& send = sends[std::string(send_id)];
+    if (send.channel.empty()) send.channel = FindString(entry->doc, "channel").value_or("");
+    send.entries.push_back(entry.get());
+    entries.push_back(std::move(entry));
+  }
+  out.found = !entries.empty();
+  if (!out.found) return out;
+
+  rapidjson::StringBuffer buffer;
+  Writer w(buffer);
+  w.StartObject();
+  Put(w, "trigger_id", trigger_id);
+  Put(w, "campaign_id", out.campaign_id);
+  w.Key("sends");
+  w.StartArray();
+  for (auto& [send_id, send] : sends) {
+    // Times are FormatTimestamp's fixed-width UTC form, so text order is time order.
+    std::stable_sort(send.entries.begin(), send.entries.end(), [](const Entry* a, const Entry* b) {
+      if (a->at != b->at) return a->at < b->at;
+      return Stage(a->status) < Stage(b->status);
+    });
+    w.StartObject();
+    Put(w, "send_id", send_id);
+    Put(w, "channel", send.channel);
+    w.Key("statuses");
+    w.StartArray();
+    for (const Entry* entry : send.entries) {
+      w.StartObject();
+      for (const auto& m : entry->doc.GetObject()) {
+        std::string_view name(m.name.GetString(), m.name.GetStringLength());
+        if (name == "send_id" || name == "channel") continue;
+        w.Key(name.data(), static_cast<rapidjson::SizeType>(name.size()));
+        m.value.Accept(w);
+      }
+      w.EndObject();
+    }
+    w.EndArray();
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  out.json.assign(buffer.GetString(), buffer.GetSize());
+  return out;
+}
+
+}  // namespace pv

@@ -1,0 +1,187 @@
+#include "pv/status_store.hpp"
+
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+#include <map>
+
+#include "pv/config.hpp"
+#include "pv/json.hpp"
+#include "pv/redis_client.hpp"
+
+namespace pv {
+namespace {
+
+constexpr const char* kQueued =
+    R"({"v":1,"send_id":"s-1","trigger_id":"t-1","project":"demo","campaign_id":"e1","channel":"email",)"
+    R"("status":"queued","provider":"log","at":"2026-06-10T15:00:00.001Z"})";
+constexpr const char* kSent =
+    R"({"v":1,"send_id":"s-1","trigger_id":"t-1","campaign_id":"e1","channel":"email","status":"sent",)"
+    R"("provider":"log","provider_message_id":"m-1","attempt":1,"at":"2026-06-10T15:00:00.009Z"})";
+constexpr const char* kDelivered =
+    R"({"v":1,"send_id":"s-1","trigger_id":"t-1","campaign_id":"e1","channel":"email","status":"delivered",)"
+    R"("provider":"sg","provider_message_id":"m-1","receipt_id":"sendgrid:x","occurred_at":"2026-06-10T15:00:01Z",)"
+    R"("at":"2026-06-10T15:00:02.000Z","unknown_field":"dropped"})";
+
+// What the store would hold after applying `events` by their fields (the EVAL's HSET), as HGETALL
+// answers it: applying an event twice writes the same field.
+RedisReply Store(const std::vector<std::string>& events) {
+  std::map<std::string, std::string> hash;
+  for (const auto& e : events) {
+    StatusUpdate u;
+    std::string error;
+    EXPECT_TRUE(StatusFromEvent(e, 512, u, error)) << error;
+    hash[u.field] = u.entry;
+    if (!u.project.empty()) hash.emplace("project", u.project);
+    if (!u.campaign_id.empty()) hash.emplace("campaign_id", u.campaign_id);
+  }
+  RedisReply reply;
+  reply.type = RedisReply::Type::kArray;
+  for (const auto& [k, v] : hash) {
+    RedisReply key;
+    key.type = RedisReply::Type::kString;
+    key.str = k;
+    RedisReply value = key;
+    value.str = v;
+    reply.elements.push_back(key);
+    reply.elements.push_back(value);
+  }
+  return reply;
+}
+
+std::vector<std::string> Statuses(const TriggerStatus& s) {
+  rapidjson::Document d;
+  d.Parse(s.json.c_str());
+  std::vector<std::string> out;
+  for (const auto& send : d["sends"].GetArray())
+    for (const auto& st : send["statuses"].GetArray()) out.emplace_back(AsStringView(st["status"]));
+  return out;
+}
+
+TEST(StatusStoreTest, AnEventBecomesAnEntryWithItsDetails) {
+  StatusUpdate u;
+  std::string error;
+  ASSERT_TRUE(StatusFromEvent(kDelivered, 512, u, error)) << error;
+  EXPECT_EQ(u.trigger_id, "t-1");
+  EXPECT_EQ(u.send_id, "s-1");
+  EXPECT_EQ(u.project, "");  // only the dispatcher's events name it
+  EXPECT_EQ(u.campaign_id, "e1");
+  EXPECT_EQ(u.field.substr(0, 2), "e:");
+  EXPECT_EQ(u.field.size(), 18U);
+  EXPECT_EQ(u.entry,
+            R"({"send_id":"s-1","channel":"email","status":"delivered","at":"2026-06-10T15:00:02.000Z",)"
+            R"("provider":"sg","provider_message_id":"m-1","receipt_id":"sendgrid:x",)"
+            R"("occurred_at":"2026-06-10T15:00:01Z"})");
+  ASSERT_TRUE(StatusFromEvent(kQueued, 512, u, error));
+  EXPECT_EQ(u.project, "demo");
+}
+
+TEST(StatusStoreTest, DeferredSuppressedAndDeadKeepTheirDetails) {
+  StatusUpdate u;
+  std::string error;
+  ASSERT_TRUE(StatusFromEvent(
+      R"({"send_id":"s-2","trigger_id":"t-2","status":"deferred","due_at":"2026-06-11T08:00:00.000Z","at":"2026-06-10T23:00:00.000Z"})",
+      512, u, error));
+  EXPECT_NE(u.entry.find(R"("due_at":"2026-06-11T08:00:00.000Z")"), std::string::npos) << u.entry;
+  ASSERT_TRUE(StatusFromEvent(
+      R"({"send_id":"s-2","trigger_id":"t-2","status":"suppressed","reason":"address","suppression_reason":"bounce","suppressed_at":"2026-06-01T00:00:00.000Z","at":"2026-06-10T23:00:00.000Z"})",
+      512, u, error));
+  EXPECT_NE(u.entry.find(R"("reason":"address","suppression_reason":"bounce")"), std::string::npos)
+      << u.entry;
+  ASSERT_TRUE(StatusFromEvent(
+      R"({"send_id":"s-2","trigger_id":"t-2","status":"dead","provider":"ses","error_code":"invalid_address","error":"550","attempt":3,"at":"2026-06-10T23:00:00.000Z"})",
+      512, u, error));
+  EXPECT_NE(u.entry.find(R"("error_code":"invalid_address","error":"550","attempt":3)"), std::string::npos)
+      << u.entry;
+}
+
+TEST(StatusStoreTest, TheSameEventTwiceIsOneEntryAndStatusesAreInTimeOrder) {
+  StatusUpdate a;
+  StatusUpdate b;
+  std::string error;
+  ASSERT_TRUE(StatusFromEvent(kSent, 512, a, error));
+  ASSERT_TRUE(StatusFromEvent(kSent, 512, b, error));
+  EXPECT_EQ(a.field, b.field);
+  EXPECT_EQ(StatusWriteCommand(a, StatusOptions{}), StatusWriteCommand(b, StatusOptions{}));
+  ASSERT_TRUE(StatusFromEvent(kQueued, 512, b, error));
+  EXPECT_NE(a.field, b.field);
+
+  TriggerStatus s = RenderTriggerStatus("t-1", Store({kDelivered, kSent, kQueued, kSent, kDelivered}));
+  ASSERT_TRUE(s.found);
+  EXPECT_EQ(s.project, "demo");
+  EXPECT_EQ(s.campaign_id, "e1");
+  EXPECT_EQ(Statuses(s), (std::vector<std::string>{"queued", "sent", "delivered"}));
+  std::string head =
+      R"({"trigger_id":"t-1","campaign_id":"e1","sends":[{"send_id":"s-1","channel":"email","statuses")";
+  EXPECT_EQ(s.json.substr(0, head.size()), head);
+}
+
+TEST(StatusStoreTest, TheSameMillisecondIsOrderedByPipelineStage) {
+  std::string queued =
+      R"({"send_id":"s","trigger_id":"t","status":"queued","at":"2026-06-10T15:00:00.000Z"})";
+  std::string sent = R"({"send_id":"s","trigger_id":"t","status":"sent","at":"2026-06-10T15:00:00.000Z"})";
+  std::string delivered =
+      R"({"send_id":"s","trigger_id":"t","status":"delivered","at":"2026-06-10T15:00:00.000Z"})";
+  EXPECT_EQ(Statuses(RenderTriggerStatus("t", Store({delivered, sent, queued}))),
+            (std::vector<std::string>{"queued", "sent", "delivered"}));
+}
+
+TEST(StatusStoreTest, WhatIsNotAnEventIsRefused) {
+  StatusUpdate u;
+  std::string error;
+  for (const char* bad :
+       {"not json", "[]", R"({"send_id":"s","status":"sent","at":"2026-06-10T15:00:00.000Z"})",
+        R"({"send_id":"s","trigger_id":"t/../x","status":"sent","at":"2026-06-10T15:00:00.000Z"})",
+        R"({"send_id":"s","trigger_id":"t","status":"Sent!","at":"2026-06-10T15:00:00.000Z"})",
+        R"({"send_id":"s","trigger_id":"t","status":"sent","at":"yesterday"})",
+        R"({"send_id":"s","trigger_id":"t","status":"sent"})"}) {
+    EXPECT_FALSE(StatusFromEvent(bad, 512, u, error)) << bad;
+    EXPECT_FALSE(error.empty());
+  }
+}
+
+TEST(StatusStoreTest, LongFieldsAreCutAtACharacterBoundary) {
+  std::string error_text(100, 'x');
+  error_text += "\xc3\xa9\xc3\xa9";  // é é: the cut at 101 bytes falls inside the first
+  std::string event = R"({"send_id":"s","trigger_id":"t","status":"dead","error":")" + error_text +
+                      R"(","at":"2026-06-10T15:00:00.000Z"})";
+  StatusUpdate u;
+  std::string error;
+  ASSERT_TRUE(StatusFromEvent(event, 101, u, error)) << error;
+  rapidjson::Document d;
+  d.Parse(u.entry.c_str());
+  ASSERT_FALSE(d.HasParseError());
+  EXPECT_EQ(std::string(AsStringView(d["error"])), std::string(100, 'x'));
+}
+
+TEST(StatusStoreTest, IdsAreBounded) {
+  EXPECT_TRUE(ValidStatusId("0190f1c2-7a3b-7c4d-9e5f-a1b2c3d4e5f6"));
+  EXPECT_TRUE(ValidStatusId(std::string(64, 'a')));
+  EXPECT_FALSE(ValidStatusId(std::string(65, 'a')));
+  EXPECT_FALSE(ValidStatusId(""));
+  EXPECT_FALSE(ValidStatusId("a b"));
+  EXPECT_FALSE(ValidStatusId("send:x"));  // the send index's key would be ambiguous
+  EXPECT_FALSE(ValidStatusId("%2e%2e"));
+}
+
+TEST(StatusStoreTest, AnEmptyOrMissingHashIsNotFound) {
+  RedisReply empty;
+  empty.type = RedisReply::Type::kArray;
+  EXPECT_FALSE(RenderTriggerStatus("t", empty).found);
+  RedisReply nil;
+  EXPECT_FALSE(RenderTriggerStatus("t", nil).found);
+}
+
+TEST(StatusStoreTest, SettingsAreReadAndChecked) {
+  StatusOptions o = StatusOptions::FromConfig(
+      Config::FromYaml("status:\n  ttl_seconds: 3600\n  max_statuses: 20\n  redis_timeout_ms: 50\n"));
+  EXPECT_EQ(o.ttl.count(), 3600);
+  EXPECT_EQ(o.max_statuses, 20);
+  EXPECT_EQ(o.redis_timeout.count(), 50);
+  EXPECT_EQ(StatusOptions::FromConfig(Config::FromYaml("{}")).ttl.count(), 7 * 24 * 3600);
+  EXPECT_THROW(StatusOptions::FromConfig(Config::FromYaml("status:\n  ttl_seconds: 1\n")), ConfigError);
+  EXPECT_THROW(StatusOptions::FromConfig(Config::FromYaml("status:\n  redis_timeout_ms: 0\n")), ConfigError);
+}
+
+}  // namespace
+}  // namespace pv

@@ -1,0 +1,53 @@
+// The status feeder (group status.group_id, pv-status) in the dispatcher process: consumes pv.events
+// and writes each event as a status entry of its trigger in the marks Redis (pv/status_store.hpp),
+// which ingest's GET /api/client/triggers/:triggerId and `pvctl status` read. Private to the
+// dispatcher library; docs/architecture.md "Trigger statuses".
+//
+// One batch at a time: parse every event, one pipelined round trip of EVALs (each idempotent: the
+// entry's field is a digest of the event, so an event read twice is shown once), then the offsets
+// stored. When Redis does not answer, the batch is kept, the partitions are paused and the batch is
+// tried again after dispatcher.retry_backoff: nothing is skipped and nothing is committed that Redis
+// did not acknowledge. Triggers never wait for it: this is a consumer of its own, beside them.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <vector>
+
+#include "dispatcher_metrics.hpp"
+#include "pv/dispatcher/dispatcher.hpp"
+#include "pv/kafka.hpp"
+#include "pv/metrics.hpp"
+#include "pv/redis_client.hpp"
+#include "pv/status_store.hpp"
+
+namespace pv::dispatcher {
+
+class StatusFeeder {
+ public:
+  StatusFeeder(const DispatcherOptions& options, const kafka::Settings& settings, DispatcherMetrics& metrics,
+               metrics::Registry& registry, std::atomic<bool>& stop);
+  ~StatusFeeder();
+
+  // Consumes until `stop`; returns 0 (a stuck batch is retried until then, never dropped).
+  int Run();
+
+ private:
+  bool ProcessBatch();  // false: Redis failed; the batch is kept
+  void SetPaused(bool on);
+  void OnRebalance(rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* partitions);
+
+  const DispatcherOptions& options_;
+  DispatcherMetrics& metrics_;
+  std::atomic<bool>& stop_;
+  std::unique_ptr<kafka::Consumer> consumer_;
+  std::unique_ptr<RedisClient> redis_;
+  std::vector<kafka::Message> batch_;
+  bool paused_ = false;
+
+  metrics::Family<metrics::Counter>& events_;  // {result}: applied, duplicate, over_limit, invalid
+  metrics::Counter& errors_;                   // batches Redis did not take
+  metrics::Gauge& stalled_;
+};
+
+}  // namespace pv::dispatcher

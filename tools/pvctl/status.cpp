@@ -1,0 +1,114 @@
+// pvctl status: what became of a trigger, from the status store the dispatcher's status feeder fills
+// from pv.events (pv/status_store.hpp), read as ingest's GET /api/client/triggers/:triggerId reads
+// it. The operator's view: any project's trigger, found by its trigger id or by one of its send ids.
+#include <fmt/format.h>
+#include <rapidjson/document.h>
+
+#include <ostream>
+
+#include "pv/command_line.hpp"
+#include "pv/json.hpp"
+#include "pv/redis_client.hpp"
+#include "pv/status_store.hpp"
+#include "pvctl.hpp"
+
+namespace pv::pvctl {
+namespace {
+
+constexpr const char* kStatusFooter =
+    R"(ID is a trigger id (the X-Trigger-Id of the 204) or a send id (pv.events' send_id). Prints the
+trigger's sends and every status so far with its time and details (provider, message id, due_at,
+suppression reason, error, ...), oldest first; with --json the body ingest's
+GET /api/client/triggers/:triggerId answers (docs/api.md "Trigger status").
+
+Statuses are kept status.ttl_seconds (7 days) after a trigger's last event. They come from pv.events
+through the dispatcher's status feeder (group pv-status), so the newest one may be a moment late.
+
+Redis: redis.url from the config (or --redis-url), the marks Redis where the status store lives.
+Storage: HASH pv:status:<trigger_id>, STRING pv:status:send:<send_id> -> trigger id.
+Global options (before or after the command): --config, --json, --redis-url, --timeout.
+Exit codes: 0 found, 1 Redis failed, 2 usage (an ID that cannot be an id), 3 not found.)";
+
+struct StatusCommand {
+  std::string id;
+};
+
+std::string RedisUrl(const Context& ctx) {
+  if (!ctx.redis_url.empty()) return ctx.redis_url;
+  return ctx.config.GetString("redis.url", "redis://127.0.0.1:6379");
+}
+
+// One command; throws with the store's error when Redis does not answer.
+RedisReply Ask(RedisClient& redis, std::vector<std::string> command) {
+  auto replies = redis.Pipeline({std::move(command)});
+  if (!replies) throw std::runtime_error(fmt::format("status store: {}", redis.last_error()));
+  if (replies->front().IsError())
+    throw std::runtime_error(fmt::format("status store: {}", replies->front().str));
+  return std::move(replies->front());
+}
+
+void PrintText(std::ostream& out, const std::string& trigger_id, const TriggerStatus& status) {
+  out << fmt::format("trigger {}  campaign {}  project {}\n", trigger_id, status.campaign_id,
+                     status.project.empty() ? "-" : status.project);
+  rapidjson::Document doc;
+  doc.Parse(status.json.data(), status.json.size());
+  for (const auto& send : doc["sends"].GetArray()) {
+    out << fmt::format("send {} ({})\n", AsStringView(send["send_id"]), AsStringView(send["channel"]));
+    for (const auto& s : send["statuses"].GetArray()) {
+      std::string details;
+      for (const auto& m : s.GetObject()) {
+        std::string_view name(m.name.GetString(), m.name.GetStringLength());
+        if (name == "status" || name == "at") continue;
+        details += fmt::format(" {}={}", name,
+                               m.value.IsString() ? std::string(AsStringView(m.value)) : ToJson(m.value));
+      }
+      out << fmt::format("  {}  {:<18}{}\n", AsStringView(s["at"]), AsStringView(s["status"]), details);
+    }
+  }
+}
+
+int Show(Context& ctx, const StatusCommand& command) {
+  if (!ValidStatusId(command.id)) {
+    return UsageError(ctx, fmt::format("'{}' is not a trigger or send id (1 to 64 of A-Z a-z 0-9 - _)",
+                                       command.id.substr(0, 80)));
+  }
+  RedisClient::Options options;
+  options.url = RedisUrl(ctx);
+  options.timeout = std::chrono::milliseconds(static_cast<long long>(ctx.timeout_seconds * 1000));
+  RedisClient redis(options);
+  std::string trigger_id = command.id;
+  TriggerStatus status = RenderTriggerStatus(trigger_id, Ask(redis, {"HGETALL", StatusKey(trigger_id)}));
+  if (!status.found) {
+    RedisReply send = Ask(redis, {"GET", StatusSendKey(command.id)});
+    if (send.type == RedisReply::Type::kString && ValidStatusId(send.str)) {
+      trigger_id = send.str;
+      status = RenderTriggerStatus(trigger_id, Ask(redis, {"HGETALL", StatusKey(trigger_id)}));
+    }
+  }
+  if (!status.found) {
+    *ctx.err << fmt::format(
+        "pvctl status: no statuses for {} (not a trigger or send id pv has seen, or older than "
+        "status.ttl_seconds)\n",
+        command.id);
+    return kExitNotFound;
+  }
+  if (ctx.json) {
+    *ctx.out << status.json << "\n";
+  } else {
+    PrintText(*ctx.out, trigger_id, status);
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+void AddStatusCommand(CLI::App& app, Context& ctx) {
+  auto command = std::make_shared<StatusCommand>();
+  CLI::App* status =
+      app.add_subcommand("status", "a trigger's sends and every status so far (by trigger or send id)");
+  status->add_option("ID", command->id, "a trigger id or a send id")->required();
+  status->footer(kStatusFooter);
+  OnRun(status, ctx, [&ctx, command] { return Show(ctx, *command); });
+}
+
+}  // namespace pv::pvctl
