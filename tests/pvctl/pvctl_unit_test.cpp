@@ -287,7 +287,7 @@ TEST(CommandLine, UnknownCommandsMissingValuesAndBadValuesExitTwo) {
   EXPECT_EQ(RunPvctl({"suppress"}, out, err), kExitUsage);
   EXPECT_EQ(err, "pvctl suppress: a command is required: add, remove or list; run 'pvctl suppress --help'\n");
   EXPECT_EQ(RunPvctl({"--json"}, out, err), kExitUsage);
-  EXPECT_NE(err.find("a command is required: keys, campaigns, topics, replay, tail or suppress"),
+  EXPECT_NE(err.find("a command is required: keys, campaigns, topics, replay, tail, suppress or status"),
             std::string::npos)
       << err;
 
