@@ -620,8 +620,10 @@ RenderResult Render(const CompiledCampaign& campaign, std::string_view locale, c
   const CompiledTemplate& t =
       campaign.templates[ChooseLocale(campaign.locales, locale, campaign.campaign->default_locale)];
   out.locale = t.locale;
-  out.fields.clear();
-  out.data.clear();
+  // Rendered over the previous content (the dispatcher keeps one Content): the fields this template
+  // also has keep their map nodes and string capacity; the others go.
+  std::erase_if(out.fields, [&](const auto& field) { return !t.fields.contains(field.first); });
+  std::erase_if(out.data, [&](const auto& field) { return !t.data.contains(field.first); });
   out.badge.reset();
   auto render_one = [&](const std::string& where, const CompiledText& text, std::string& into) {
     size_t before = result.missing.size();

@@ -165,8 +165,8 @@ struct RenderResult {
   std::vector<std::string> missing;  // variables that rendered as nothing (both modes)
 };
 
-// Renders the template chosen for `locale`. An email without a text part gets one derived from the
-// html (HtmlToText).
+// Renders the template chosen for `locale` into `out`, reusing what a previous render left there. An
+// email without a text part gets one derived from the html (HtmlToText).
 RenderResult Render(const CompiledCampaign& campaign, std::string_view locale, const TemplateData& data,
                     MissingVariables mode, Content& out);
 
