@@ -391,6 +391,41 @@ templates:
   EXPECT_NE(r.error.find("badge"), std::string::npos);
 }
 
+// The dispatcher renders every trigger into the same Content: nothing of a previous render stays.
+TEST(Render, ReusedContentKeepsNothingOfThePreviousRender) {
+  testing::TempCatalog dir;
+  dir.Write("44.yaml", kEmailCampaign);
+  dir.Write("46.yaml", R"(id: "46"
+project: demo
+channel: push
+provider: log
+templates:
+  en: {title: "T", body: "B", badge: "2", data: {screen: cart}}
+)");
+  auto catalog = CompiledCatalog::Load(dir.dir());
+  auto doc = Json(R"({"user":{"first_name":"Ana"},"event":{"order_id":"A1","note":"n"}})");
+  Content content;
+  const CompiledCampaign* push = catalog->Find("46");
+  TemplateData push_data(&doc["user"], &doc["event"], push->campaign);
+  ASSERT_TRUE(Render(*push, "en", push_data, MissingVariables::kEmpty, content).ok);
+  EXPECT_EQ(content.badge, 2);
+  const CompiledCampaign* email = catalog->Find("44");
+  TemplateData email_data(&doc["user"], &doc["event"], email->campaign);
+  ASSERT_TRUE(Render(*email, "es", email_data, MissingVariables::kEmpty, content).ok);
+  EXPECT_EQ(content.fields, (std::map<std::string, std::string>{{"from", "Shop <shop@example.com>"},
+                                                                {"html", "<p>Hola</p>"},
+                                                                {"subject", "Hola Ana"},
+                                                                {"text", "Hola Ana <n>"}}));
+  EXPECT_TRUE(content.data.empty());
+  EXPECT_FALSE(content.badge.has_value());
+  // en has no text template: the text is derived again, not the one es rendered.
+  ASSERT_TRUE(Render(*email, "en", email_data, MissingVariables::kEmpty, content).ok);
+  EXPECT_EQ(content.fields["text"], "Hi Ana\n\nOrder shipped");
+  ASSERT_TRUE(Render(*push, "en", push_data, MissingVariables::kEmpty, content).ok);
+  EXPECT_EQ(content.fields, (std::map<std::string, std::string>{{"body", "B"}, {"title", "T"}}));
+  EXPECT_EQ(content.data, (std::map<std::string, std::string>{{"screen", "cart"}}));
+}
+
 TEST(CompiledCatalog, TemplateErrorsNameFileAndField) {
   testing::TempCatalog dir;
   dir.Write("a.yaml", R"(id: "1"
