@@ -10,8 +10,11 @@
 // {{& }}: no '&' and no "{{{" in it): a '<' in the data only ever comes out as "&lt;" (rendering with
 // every '<' of the data's strings replaced by 'a' gives the same output once "&lt;" is read as 'a'),
 // and a template without '<' renders without '<'. Rendering the same template twice gives the same
-// output (a CompiledText is reused for every trigger). HtmlToText's output is at most about twice its
-// input (link targets are repeated once).
+// output (a CompiledText is reused for every trigger). And it is kainjow/mustache's (the renderer up to
+// issue 13, dispatcher/test/kainjow_reference.hpp): the same templates refused with the same error,
+// except a delimiter change in a triple tag and sections nested too deep, which only we refuse; the
+// same output and missing variables, unless our render stopped at one of its limits. HtmlToText's
+// output is at most about twice its input (link targets are repeated once).
 #include <rapidjson/document.h>
 
 #include <cstdint>
@@ -19,6 +22,7 @@
 #include <vector>
 
 #include "fuzz_support.hpp"
+#include "kainjow_reference.hpp"
 #include "pv/dispatcher/renderer.hpp"
 
 namespace {
@@ -55,13 +59,60 @@ std::string EntitiesAsA(std::string s) {
   return out;
 }
 
-std::string RenderWith(const pv::dispatcher::CompiledText& text, const rapidjson::Value& root, bool& ok) {
+std::string RenderWith(const pv::dispatcher::CompiledText& text, const rapidjson::Value& root, bool& ok,
+                       std::vector<std::string>* missing = nullptr) {
   pv::dispatcher::TemplateData data(root);
   std::string out;
   std::string error;
-  std::vector<std::string> missing;
-  ok = text.Render(data, out, &missing, error);
+  ok = text.Render(data, out, missing, error);
   return out;
+}
+
+// Sections nested deeper than CompiledText::kMaxDepth, counted the way the parse counts them.
+bool TooDeep(std::string_view source) {
+  int depth = 0;
+  for (size_t pos = 0; (pos = source.find("{{", pos)) != std::string_view::npos;) {
+    bool triple = source.compare(pos, 3, "{{{") == 0;
+    size_t close = source.find(triple ? "}}}" : "}}", pos + (triple ? 3 : 2));
+    if (close == std::string_view::npos) return false;
+    std::string_view tag = source.substr(pos + 2, close - pos - 2);
+    size_t first = tag.find_first_not_of(" \t\n\v\f\r");
+    char sigil = triple || first == std::string_view::npos ? '\0' : tag[first];
+    if (sigil == '#' || sigil == '^') {
+      if (++depth > pv::dispatcher::CompiledText::kMaxDepth) return true;
+    } else if (sigil == '/' && depth > 0) {
+      --depth;
+    }
+    pos = close + (triple ? 3 : 2);
+  }
+  return false;
+}
+
+void SameAsKainjow(bool html_escape, const std::string& source, const rapidjson::Value& root,
+                   const pv::dispatcher::CompiledText* text, const std::string& error) {
+  std::string reference_error;
+  auto reference = pv::dispatcher::reference::KainjowText::Compile(source, html_escape, reference_error);
+  if (!text) {
+    // Ours alone: a delimiter change in a triple tag (kainjow switched delimiters, or refused an
+    // invalid one with its own message) and sections nested too deep.
+    bool ours_only =
+        (error.find("delimiters") != std::string::npos && source.find("{{{") != std::string::npos) ||
+        (error.find("nested deeper") != std::string::npos && TooDeep(source));
+    Check(reference == nullptr ? reference_error == error || ours_only : ours_only,
+          "refused otherwise than kainjow", source + "\n----\n" + error + "\n----\n" + reference_error);
+    return;
+  }
+  Check(reference != nullptr, "accepted what kainjow refuses", source + "\n----\n" + reference_error);
+  bool ok = false;
+  std::vector<std::string> missing;
+  std::string out = RenderWith(*text, root, ok, &missing);
+  if (!ok) return;  // a limit: kainjow has none
+  std::string reference_out;
+  std::vector<std::string> reference_missing;
+  reference->Render(root, reference_out, &reference_missing, reference_error);
+  Check(out == reference_out, "rendered otherwise than kainjow",
+        source + "\n----\n" + out + "\n----\n" + reference_out);
+  Check(missing == reference_missing, "missing variables otherwise than kainjow", source);
 }
 
 void Template(bool html_escape, std::string_view source, std::string_view json) {
@@ -70,6 +121,7 @@ void Template(bool html_escape, std::string_view source, std::string_view json) 
   if (doc.HasParseError() || !doc.IsObject()) doc.SetObject();
   std::string error;
   auto text = pv::dispatcher::CompiledText::Compile(std::string(source), html_escape, error);
+  SameAsKainjow(html_escape, std::string(source), doc, text.get(), error);
   if (!text) {
     Check(!error.empty(), "a template refused without a reason", source);
     return;
@@ -89,8 +141,8 @@ void Template(bool html_escape, std::string_view source, std::string_view json) 
   ReplaceLt(replaced, replaced.GetAllocator());
   bool replaced_ok = false;
   std::string other = RenderWith(*text, replaced, replaced_ok);
-  Check(replaced_ok && EntitiesAsA(out) == EntitiesAsA(other), "a '<' of the data changed the output beyond &lt;",
-        out + "\n----\n" + other);
+  Check(replaced_ok && EntitiesAsA(out) == EntitiesAsA(other),
+        "a '<' of the data changed the output beyond &lt;", out + "\n----\n" + other);
 }
 
 }  // namespace

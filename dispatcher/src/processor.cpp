@@ -233,7 +233,7 @@ Outcome TriggerProcessor::Decide(const ParsedTrigger& t, std::string_view key, S
   std::string_view locale = StringOr(&user, "locale");
   auto render_start = std::chrono::steady_clock::now();
   TemplateData data(&user, event_json != nullptr && event_json->IsObject() ? event_json : nullptr, &campaign);
-  Content content;
+  Content& content = content_;
   RenderResult rendered = Render(*t.campaign, locale, data, options_.missing_variables, content);
   auto render_time = std::chrono::steady_clock::now() - render_start;
   if (!rendered.ok) {
@@ -305,6 +305,7 @@ Outcome TriggerProcessor::Decide(const ParsedTrigger& t, std::string_view key, S
   Key(w, "content");
   w.StartObject();
   std::vector<const std::pair<const std::string, std::string>*> fields;
+  fields.reserve(content.fields.size());
   for (const auto& f : content.fields) fields.push_back(&f);
   std::stable_sort(fields.begin(), fields.end(),
                    [](const auto* a, const auto* b) { return FieldRank(a->first) < FieldRank(b->first); });
@@ -328,6 +329,7 @@ Outcome TriggerProcessor::Decide(const ParsedTrigger& t, std::string_view key, S
   send.value.assign(buffer.GetString(), buffer.GetSize());
   send.headers = {{"pv-send-id", t.send_id}, {"pv-trigger-id", std::string(t.trigger_id)}};
   if (TooLarge(send)) return TooLargeFailure(t, key, "send_too_large", "rendered send", send, out, now);
+  out.records.reserve(2);
   out.records.push_back(std::move(send));
   OutputRecord event;
   event.topic = options_.events_topic;

@@ -19,8 +19,8 @@ std::string_view Trim(std::string_view s) {
 }
 
 // Walks the tags of a template (default delimiters only: we refuse to change them) to learn which
-// names are printed as variables, and to refuse what we do not support. kainjow parses it again for
-// real; this pass only classifies.
+// names are printed as variables, and to refuse what we do not support. Parse() below builds the
+// nodes; this pass only classifies, and its errors come first.
 bool ScanTags(std::string_view src, std::set<std::string>& variables, std::string& error) {
   std::set<std::string> sections;
   size_t pos = 0;
@@ -31,7 +31,13 @@ bool ScanTags(std::string_view src, std::set<std::string>& variables, std::strin
         error = fmt::format("unclosed tag '{{{{{{' at offset {}", pos);
         return false;
       }
-      variables.emplace(Trim(src.substr(pos + 3, close - pos - 3)));
+      std::string_view name = Trim(src.substr(pos + 3, close - pos - 3));
+      // kainjow read "{{{=<% %>=}}}" as a delimiter change too.
+      if (!name.empty() && name.front() == '=') {
+        error = "changing delimiters ('{{=...=}}') is not supported";
+        return false;
+      }
+      variables.emplace(name);
       pos = close + 3;
       continue;
     }
@@ -42,7 +48,7 @@ bool ScanTags(std::string_view src, std::set<std::string>& variables, std::strin
     }
     std::string_view tag = Trim(src.substr(pos + 2, close - pos - 2));
     pos = close + 2;
-    if (tag.empty()) continue;  // kainjow reports it
+    if (tag.empty()) continue;  // {{}}: a variable named "", never reported missing
     switch (tag.front()) {
       case '!':
       case '/':
@@ -71,71 +77,326 @@ bool ScanTags(std::string_view src, std::set<std::string>& variables, std::strin
   return true;
 }
 
-// The name lookup of a render (kainjow's basic_context, implemented here rather than derived from its
-// `context`): the bottom of the stack is the TemplateData (nullptr marks it), above it the values that
-// sections pushed. A dotted name's first part is looked up through the stack, innermost first, and the
-// rest only inside what it found (the Mustache rule). Notes the variables it could not resolve.
-class TrackingContext final : public kainjow::mustache::basic_context<std::string> {
+using Node = CompiledText::Node;
+
+// Builds the node list of a template that ScanTags accepted (so every tag is closed and none is a
+// partial or a delimiter change). Text is split only at newlines ("\r\n", "\n" or "\r"), which the
+// render needs to drop the lines that hold only section tags. Section errors are kainjow's, with its
+// messages: a closing tag with no section open is reported at once; otherwise the first section (in
+// source order) closed by another name or never closed.
+bool Parse(std::string_view src, const std::set<std::string>& variables, std::vector<Node>& nodes,
+           std::string& error) {
+  struct Open {
+    size_t node;
+    size_t position;  // of its "{{"
+  };
+  std::vector<Open> open;
+  size_t first_bad = std::string_view::npos;  // position of the first badly closed section
+  std::string_view first_bad_name;
+  auto bad = [&](size_t position, std::string_view name) {
+    if (position < first_bad) {
+      first_bad = position;
+      first_bad_name = name;
+    }
+  };
+  auto range = [&](Node::Kind kind, std::string_view part) {
+    Node n;
+    n.kind = kind;
+    n.begin = static_cast<std::uint32_t>(part.data() - src.data());
+    n.size = static_cast<std::uint32_t>(part.size());
+    return n;
+  };
+  auto name_of = [&](const Node& n) { return src.substr(n.begin, n.size); };
+  auto add_text = [&](std::string_view text) {
+    size_t i = 0;
+    while (i < text.size()) {
+      size_t nl = text.find_first_of("\r\n", i);
+      if (nl == std::string_view::npos) nl = text.size();
+      if (nl > i) nodes.push_back(range(Node::Kind::kText, text.substr(i, nl - i)));
+      if (nl == text.size()) break;
+      size_t len = text.compare(nl, 2, "\r\n") == 0 ? 2 : 1;
+      nodes.push_back(range(Node::Kind::kNewline, text.substr(nl, len)));
+      i = nl + len;
+    }
+  };
+  size_t pos = 0;
+  while (true) {
+    size_t tag = src.find("{{", pos);
+    add_text(src.substr(pos, tag == std::string_view::npos ? std::string_view::npos : tag - pos));
+    if (tag == std::string_view::npos) break;
+    if (src.compare(tag, 3, "{{{") == 0) {
+      size_t close = src.find("}}}", tag + 3);
+      nodes.push_back(range(Node::Kind::kRawVariable, Trim(src.substr(tag + 3, close - tag - 3))));
+      nodes.back().track_missing = variables.count(std::string(name_of(nodes.back()))) != 0;
+      pos = close + 3;
+      continue;
+    }
+    size_t close = src.find("}}", tag + 2);
+    std::string_view contents = Trim(src.substr(tag + 2, close - tag - 2));
+    pos = close + 2;
+    char sigil = contents.empty() ? '\0' : contents.front();
+    std::string_view name = sigil == '\0' ? contents : Trim(contents.substr(1));
+    switch (sigil) {
+      case '!':
+        break;
+      case '#':
+      case '^':
+        if (open.size() >= static_cast<size_t>(CompiledText::kMaxDepth)) {
+          error = fmt::format("sections nested deeper than {} at {}", CompiledText::kMaxDepth, tag);
+          return false;
+        }
+        open.push_back({nodes.size(), tag});
+        nodes.push_back(range(sigil == '#' ? Node::Kind::kSection : Node::Kind::kInverted, name));
+        break;
+      case '/': {
+        if (open.empty()) {
+          error = fmt::format("Unopened section \"{}\" at {}", name, tag);
+          return false;
+        }
+        Open o = open.back();
+        open.pop_back();
+        nodes[o.node].end = static_cast<std::uint32_t>(nodes.size());
+        if (name_of(nodes[o.node]) != name) bad(o.position, name_of(nodes[o.node]));
+        break;
+      }
+      case '&':
+        nodes.push_back(range(Node::Kind::kRawVariable, name));
+        nodes.back().track_missing = variables.count(std::string(name)) != 0;
+        break;
+      default:
+        nodes.push_back(range(Node::Kind::kVariable, contents));
+        nodes.back().track_missing = variables.count(std::string(contents)) != 0;
+        break;
+    }
+  }
+  for (const Open& o : open) bad(o.position, name_of(nodes[o.node]));
+  if (first_bad != std::string_view::npos) {
+    error = fmt::format("Unclosed section \"{}\" at {}", first_bad_name, first_bad);
+    return false;
+  }
+  if (nodes.size() > UINT32_MAX) {
+    error = "too many tags";
+    return false;
+  }
+  return true;
+}
+
+// A JSON number as the template shows it (as kainjow's data held it: the integer, or fmt's shortest
+// form of the double).
+void AppendNumber(const rapidjson::Value& v, fmt::memory_buffer& into) {
+  if (v.IsInt64()) {
+    fmt::format_to(std::back_inserter(into), "{}", v.GetInt64());
+  } else if (v.IsUint64()) {
+    fmt::format_to(std::back_inserter(into), "{}", v.GetUint64());
+  } else {
+    fmt::format_to(std::back_inserter(into), "{}", v.GetDouble());
+  }
+}
+
+// False in a section: false, null, an empty list, and a name that resolved to nothing.
+bool Falsy(const TemplateValue& v) {
+  if (!v.found()) return true;
+  if (v.kind != TemplateValue::Kind::kJson) return false;
+  return v.json->IsFalse() || v.json->IsNull() || (v.json->IsArray() && v.json->Empty());
+}
+
+// One render of one CompiledText. The section stack is a chain of frames on the C++ stack (a render
+// recurses once per section level, at most kMaxDepth). The output goes straight into `out`; the
+// current line starts at line_start_, and when the line ends holding only blanks and a rendered
+// section tag touched it, it is cut (kainjow's rule for "standalone" section lines, which also keeps
+// the line of a section that did not render).
+class Renderer {
  public:
-  TrackingContext(TemplateData* data, const std::set<std::string>& variables,
-                  std::vector<std::string>* missing)
-      : data_(data), variables_(variables), missing_(missing) {
-    stack_.push_back(nullptr);
+  struct Frame {
+    TemplateValue value;
+    const Frame* outer;
+  };
+
+  Renderer(std::string_view src, const std::vector<Node>& nodes, const TemplateData& data, bool escape,
+           std::string& out, std::vector<std::string>* missing)
+      : src_(src), nodes_(nodes), data_(data), escape_(escape), out_(out), missing_(missing) {}
+
+  // Returns false when a limit was reached (error() says which).
+  bool Run(size_t begin, size_t end, const Frame* frame) {
+    for (size_t i = begin; i < end; ++i) {
+      if (!Step()) return false;
+      const Node& n = nodes_[i];
+      std::string_view text = src_.substr(n.begin, n.size);
+      switch (n.kind) {
+        case Node::Kind::kText:
+          Append(text);
+          break;
+        case Node::Kind::kNewline:
+          EndLine(text);
+          break;
+        case Node::Kind::kVariable:
+        case Node::Kind::kRawVariable: {
+          TemplateValue v = Lookup(text, frame);
+          if (!v.found()) {
+            if (n.track_missing && missing_ != nullptr) missing_->emplace_back(text);
+          } else {
+            AppendValue(v, escape_ && n.kind == Node::Kind::kVariable);
+          }
+          break;
+        }
+        case Node::Kind::kSection:
+        case Node::Kind::kInverted: {
+          TemplateValue v = Lookup(text, frame);
+          if (Falsy(v) == (n.kind == Node::Kind::kInverted) && !Section(i + 1, n.end, v, frame)) return false;
+          i = n.end - 1;
+          break;
+        }
+      }
+      if (out_.size() > CompiledText::kMaxOutputBytes) {
+        return Fail("output over {} bytes", CompiledText::kMaxOutputBytes);
+      }
+    }
+    return true;
   }
 
-  void push(const MustacheData* data) override { stack_.push_back(data); }
-  void pop() override { stack_.pop_back(); }
-
-  const MustacheData* get(const std::string& name) const override {
-    const MustacheData* value = Lookup(name);
-    if (value == nullptr && missing_ != nullptr && variables_.count(name) != 0) missing_->push_back(name);
-    return value;
+  void Finish() {
+    if (line_section_ && line_blank_) out_.resize(line_start_);
   }
-  const MustacheData* get_partial(const std::string& /*name*/) const override { return nullptr; }
+
+  const std::string& error() const { return error_; }
 
  private:
-  const MustacheData* Lookup(const std::string& name) const {
-    if (name == ".") return stack_.back() != nullptr ? stack_.back() : data_->Resolve(name);
+  template <typename... Args>
+  bool Fail(fmt::format_string<Args...> format, Args&&... args) {
+    error_ = fmt::format(format, std::forward<Args>(args)...);
+    return false;
+  }
+
+  // A node visited or a list item entered.
+  bool Step() {
+    if (++steps_ <= CompiledText::kMaxSteps) return true;
+    return Fail("more than {} template steps", CompiledText::kMaxSteps);
+  }
+
+  bool Section(size_t begin, size_t end, const TemplateValue& v, const Frame* frame) {
+    line_section_ = true;
+    if (v.kind == TemplateValue::Kind::kJson && v.json->IsArray() && !v.json->Empty()) {
+      for (const auto& item : v.json->GetArray()) {
+        if (!Step()) return false;
+        line_section_ = true;
+        Frame inner{TemplateValue{TemplateValue::Kind::kJson, &item, {}}, frame};
+        if (!Run(begin, end, &inner)) return false;
+      }
+    } else if (v.found()) {
+      Frame inner{v, frame};
+      if (!Run(begin, end, &inner)) return false;
+    } else if (!Run(begin, end, frame)) {
+      return false;
+    }
+    line_section_ = true;
+    return true;
+  }
+
+  // A dotted name: its first part is looked up through the sections, innermost first, then at the
+  // top level; the rest only inside what the first part found (the Mustache rule).
+  TemplateValue Lookup(std::string_view name, const Frame* frame) const {
+    if (name == ".") return frame != nullptr ? frame->value : data_.Resolve(name);
     size_t dot = name.find('.');
-    std::string first = name.substr(0, dot);
-    for (auto it = stack_.rbegin(); it != stack_.rend(); ++it) {
-      if (*it == nullptr) return data_->Resolve(name);
-      const MustacheData* value = (*it)->get(first);
-      if (value == nullptr) continue;
+    std::string_view first = name.substr(0, dot);
+    for (const Frame* f = frame; f != nullptr; f = f->outer) {
+      TemplateValue value = data_.Member(f->value, first);
+      if (!value.found()) continue;
       size_t pos = dot;
-      while (value != nullptr && pos != std::string::npos) {
+      while (value.found() && pos != std::string_view::npos) {
         size_t next = name.find('.', pos + 1);
-        value =
-            value->get(name.substr(pos + 1, next == std::string::npos ? std::string::npos : next - pos - 1));
+        value = data_.Member(
+            value,
+            name.substr(pos + 1, next == std::string_view::npos ? std::string_view::npos : next - pos - 1));
         pos = next;
       }
       return value;
     }
-    return nullptr;
+    return data_.Resolve(name);
   }
 
-  TemplateData* data_;
-  std::vector<const MustacheData*> stack_;
-  const std::set<std::string>& variables_;
+  void Append(std::string_view text) {
+    out_.append(text);
+    if (line_blank_) line_blank_ = text.find_first_not_of(" \t") == std::string_view::npos;
+  }
+
+  void AppendValue(const TemplateValue& v, bool escape) {
+    std::string_view text;
+    fmt::memory_buffer number;
+    switch (v.kind) {
+      case TemplateValue::Kind::kText:
+        text = v.text;
+        break;
+      case TemplateValue::Kind::kJson:
+        if (v.json->IsString()) {
+          text = std::string_view(v.json->GetString(), v.json->GetStringLength());
+        } else if (v.json->IsNumber()) {
+          AppendNumber(*v.json, number);
+          text = std::string_view(number.data(), number.size());
+        }
+        break;
+      default:  // objects render as nothing
+        break;
+    }
+    if (!escape) {
+      Append(text);
+      return;
+    }
+    if (line_blank_) line_blank_ = text.find_first_not_of(" \t") == std::string_view::npos;
+    size_t start = 0;
+    for (size_t i = 0; i < text.size(); ++i) {
+      std::string_view entity;
+      switch (text[i]) {
+        case '&':
+          entity = "&amp;";
+          break;
+        case '<':
+          entity = "&lt;";
+          break;
+        case '>':
+          entity = "&gt;";
+          break;
+        case '"':
+          entity = "&quot;";
+          break;
+        case '\'':
+          entity = "&apos;";
+          break;
+        default:
+          continue;
+      }
+      out_.append(text.substr(start, i - start));
+      out_.append(entity);
+      start = i + 1;
+    }
+    out_.append(text.substr(start));
+  }
+
+  void EndLine(std::string_view newline) {
+    if (line_section_ && line_blank_) {
+      out_.resize(line_start_);
+    } else {
+      out_.append(newline);
+    }
+    line_start_ = out_.size();
+    line_section_ = false;
+    line_blank_ = true;
+  }
+
+  std::string_view src_;
+  const std::vector<Node>& nodes_;
+  const TemplateData& data_;
+  bool escape_;
+  std::string& out_;
   std::vector<std::string>* missing_;
-};
-
-// Appends kainjow's output to a string (its render(ctx, stream) only needs operator<<), so no
-// ostringstream per field.
-struct AppendSink {
-  std::string* out;
-  AppendSink& operator<<(const std::string& s) {
-    out->append(s);
-    return *this;
-  }
+  std::string error_;
+  size_t steps_ = 0;
+  size_t line_start_ = 0;
+  bool line_section_ = false;  // a rendered section's tag is on the current line
+  bool line_blank_ = true;     // the current line holds only ' ' and '\t' so far
 };
 
 std::string_view Language(std::string_view tag) {
   return tag.substr(0, tag.find('-'));
-}
-
-std::string Identity(const std::string& s) {
-  return s;
 }
 
 }  // namespace
@@ -146,35 +407,33 @@ std::unique_ptr<CompiledText> CompiledText::Compile(const std::string& source, b
                                                     std::string& error) {
   auto text = std::make_unique<CompiledText>();
   text->source_ = source;
+  text->html_escape_ = html_escape;
   if (source.find("{{") == std::string::npos) {
     text->constant_ = true;
     return text;
   }
-  if (!ScanTags(source, text->variables_, error)) return nullptr;
-  text->tmpl_ = std::make_unique<kainjow::mustache::mustache>(source);
-  if (!text->tmpl_->is_valid()) {
-    error = text->tmpl_->error_message();
+  if (source.size() > UINT32_MAX) {
+    error = "template over 4 GiB";
     return nullptr;
   }
-  if (!html_escape) text->tmpl_->set_custom_escape(Identity);
+  if (!ScanTags(source, text->variables_, error)) return nullptr;
+  if (!Parse(text->source_, text->variables_, text->nodes_, error)) return nullptr;
   return text;
 }
 
-bool CompiledText::Render(TemplateData& data, std::string& out, std::vector<std::string>* missing,
+bool CompiledText::Render(const TemplateData& data, std::string& out, std::vector<std::string>* missing,
                           std::string& error) const {
   if (constant_) {
     out = source_;
     return true;
   }
-  TrackingContext ctx(&data, variables_, missing);
   out.clear();
-  out.reserve(source_.size() + 64);
-  AppendSink sink{&out};
-  tmpl_->render(ctx, sink);
-  if (!tmpl_->is_valid()) {
-    error = tmpl_->error_message();
+  Renderer renderer(source_, nodes_, data, html_escape_, out, missing);
+  if (!renderer.Run(0, nodes_.size(), nullptr)) {
+    error = renderer.error();
     return false;
   }
+  renderer.Finish();
   return true;
 }
 
@@ -266,111 +525,105 @@ size_t ChooseLocale(std::span<const std::string> available, std::string_view req
 
 // ---- data ----
 
-MustacheData ToMustache(const rapidjson::Value& value) {
-  switch (value.GetType()) {
-    case rapidjson::kObjectType: {
-      MustacheData object(MustacheData::type::object);
-      for (const auto& member : value.GetObject()) {
-        object[std::string(member.name.GetString(), member.name.GetStringLength())] =
-            ToMustache(member.value);
-      }
-      return object;
-    }
-    case rapidjson::kArrayType: {
-      MustacheData list(MustacheData::type::list);
-      for (const auto& item : value.GetArray()) list.push_back(ToMustache(item));
-      return list;
-    }
-    case rapidjson::kStringType:
-      return MustacheData(std::string(value.GetString(), value.GetStringLength()));
-    case rapidjson::kNumberType:
-      if (value.IsInt64()) return MustacheData(std::to_string(value.GetInt64()));
-      if (value.IsUint64()) return MustacheData(std::to_string(value.GetUint64()));
-      return MustacheData(fmt::format("{}", value.GetDouble()));
-    case rapidjson::kTrueType:
-      return MustacheData(true);
-    case rapidjson::kFalseType:
-    case rapidjson::kNullType:
-      return MustacheData(false);
-  }
-  return MustacheData(false);
-}
-
 TemplateData::TemplateData(const rapidjson::Value* user, const rapidjson::Value* event,
                            const Campaign* campaign)
     : campaign_(campaign) {
   static const rapidjson::Value kEmpty(rapidjson::kObjectType);
-  roots_.emplace_back("user", user != nullptr ? user : &kEmpty);
-  roots_.emplace_back("event", event != nullptr ? event : &kEmpty);
+  user_ = user != nullptr ? user : &kEmpty;
+  event_ = event != nullptr ? event : &kEmpty;
 }
 
 TemplateData::TemplateData(const rapidjson::Value& root) {
-  if (!root.IsObject()) return;
-  for (const auto& m : root.GetObject()) {
-    roots_.emplace_back(std::string(m.name.GetString(), m.name.GetStringLength()), &m.value);
-  }
+  if (root.IsObject()) root_ = &root;
 }
 
-const MustacheData* TemplateData::Store(const std::string& name, std::unique_ptr<MustacheData> value) {
-  auto& slot = cache_[name];
-  slot = std::move(value);
-  return slot.get();
-}
-
-const MustacheData* TemplateData::Resolve(const std::string& name) {
-  if (auto it = cache_.find(name); it != cache_.end()) return it->second.get();
-  if (name == ".") {
-    auto whole = std::make_unique<MustacheData>(MustacheData::type::object);
-    for (const auto& [root, value] : roots_) (*whole)[root] = ToMustache(*value);
-    if (const MustacheData* c = Resolve("campaign")) (*whole)["campaign"] = MustacheData(*c);
-    return Store(name, std::move(whole));
+// A top-level name. Duplicate members of a root object: the first along a dotted path, the last as
+// a member of {{.}} (kainjow's rules, kept).
+const rapidjson::Value* TemplateData::Top(std::string_view name, bool last) const {
+  if (root_ == nullptr) {
+    if (name == "user") return user_;
+    if (name == "event") return event_;
+    return nullptr;
   }
-  size_t dot = name.find('.');
-  std::string_view first = std::string_view(name).substr(0, dot);
-  if (first == "campaign" && campaign_ != nullptr) {
-    if (!campaign_data_) {
-      campaign_data_ = std::make_unique<MustacheData>(MustacheData::type::object);
-      (*campaign_data_)["id"] = MustacheData(campaign_->id);
-      (*campaign_data_)["name"] = MustacheData(campaign_->name);
+  const rapidjson::Value* found = nullptr;
+  for (const auto& m : root_->GetObject()) {
+    if (std::string_view(m.name.GetString(), m.name.GetStringLength()) == name) {
+      found = &m.value;
+      if (!last) break;
     }
-    const MustacheData* value = campaign_data_.get();
-    size_t pos = dot;
-    while (value != nullptr && pos != std::string::npos) {
+  }
+  return found;
+}
+
+TemplateValue TemplateData::Resolve(std::string_view name) const {
+  using Kind = TemplateValue::Kind;
+  if (name == ".") return TemplateValue{Kind::kTop, nullptr, {}};
+  size_t dot = name.find('.');
+  std::string_view first = name.substr(0, dot);
+  auto part = [&](size_t pos, size_t next) {
+    return name.substr(pos + 1, next == std::string_view::npos ? std::string_view::npos : next - pos - 1);
+  };
+  if (first == "campaign" && campaign_ != nullptr) {
+    TemplateValue value{Kind::kCampaign, nullptr, {}};
+    for (size_t pos = dot; value.found() && pos != std::string_view::npos;) {
       size_t next = name.find('.', pos + 1);
-      value =
-          value->get(name.substr(pos + 1, next == std::string::npos ? std::string::npos : next - pos - 1));
+      value = Member(value, part(pos, next));
       pos = next;
     }
     return value;
   }
-  const rapidjson::Value* value = nullptr;
-  for (const auto& [root, v] : roots_) {
-    if (root == first) {
-      value = v;
-      break;
-    }
-  }
-  size_t pos = dot;
-  while (value != nullptr && pos != std::string::npos) {
+  const rapidjson::Value* value = Top(first, false);
+  for (size_t pos = dot; value != nullptr && pos != std::string_view::npos;) {
     size_t next = name.find('.', pos + 1);
-    std::string_view part = std::string_view(name).substr(
-        pos + 1, next == std::string::npos ? std::string::npos : next - pos - 1);
-    value = value->IsObject() ? FindMember(*value, part) : nullptr;
+    value = FindMember(*value, part(pos, next));
     pos = next;
   }
-  return Store(name, value != nullptr ? std::make_unique<MustacheData>(ToMustache(*value)) : nullptr);
+  return value != nullptr ? TemplateValue{Kind::kJson, value, {}} : TemplateValue{};
+}
+
+TemplateValue TemplateData::Member(const TemplateValue& value, std::string_view key) const {
+  using Kind = TemplateValue::Kind;
+  switch (value.kind) {
+    case Kind::kJson: {
+      if (!value.json->IsObject()) return {};
+      const rapidjson::Value* found = nullptr;
+      for (const auto& m : value.json->GetObject()) {
+        if (std::string_view(m.name.GetString(), m.name.GetStringLength()) == key) found = &m.value;
+      }
+      return found != nullptr ? TemplateValue{Kind::kJson, found, {}} : TemplateValue{};
+    }
+    case Kind::kCampaign:
+      if (key == "id") return TemplateValue{Kind::kText, nullptr, campaign_->id};
+      if (key == "name") return TemplateValue{Kind::kText, nullptr, campaign_->name};
+      return {};
+    case Kind::kTop: {
+      if (key == "campaign") {
+        if (campaign_ != nullptr) return TemplateValue{Kind::kCampaign, nullptr, {}};
+        const rapidjson::Value* c = Top(key, false);
+        return c != nullptr ? TemplateValue{Kind::kJson, c, {}} : TemplateValue{};
+      }
+      const rapidjson::Value* found = Top(key, true);
+      return found != nullptr ? TemplateValue{Kind::kJson, found, {}} : TemplateValue{};
+    }
+    case Kind::kNone:
+    case Kind::kText:
+      return {};
+  }
+  return {};
 }
 
 // ---- render ----
 
-RenderResult Render(const CompiledCampaign& campaign, std::string_view locale, TemplateData& data,
+RenderResult Render(const CompiledCampaign& campaign, std::string_view locale, const TemplateData& data,
                     MissingVariables mode, Content& out) {
   RenderResult result;
   const CompiledTemplate& t =
       campaign.templates[ChooseLocale(campaign.locales, locale, campaign.campaign->default_locale)];
   out.locale = t.locale;
-  out.fields.clear();
-  out.data.clear();
+  // Rendered over the previous content (the dispatcher keeps one Content): the fields this template
+  // also has keep their map nodes and string capacity; the others go.
+  std::erase_if(out.fields, [&](const auto& field) { return !t.fields.contains(field.first); });
+  std::erase_if(out.data, [&](const auto& field) { return !t.data.contains(field.first); });
   out.badge.reset();
   auto render_one = [&](const std::string& where, const CompiledText& text, std::string& into) {
     size_t before = result.missing.size();

@@ -259,23 +259,28 @@ bool TriggerPipeline::ProcessBatch() {
   return true;
 }
 
+metrics::Counter& TriggerPipeline::OutcomeCounter(Action action, Channel channel) {
+  size_t a = action == Action::kSend ? 0 : action == Action::kDefer ? 1 : 2;
+  metrics::Counter*& counter = outcome_counters_[a][static_cast<size_t>(channel) % 3];
+  if (counter == nullptr) {
+    auto& family = a == 0 ? metrics_.queued : a == 1 ? metrics_.deferred : metrics_.suppressed;
+    counter = &family.With({std::string(ChannelName(channel))});
+  }
+  return *counter;
+}
+
 void TriggerPipeline::Produce(Item& item, Outcome& outcome) {
   const rd_kafka_message_t* m = item.message.get();
   std::string topic = TopicOf(m);
-  std::string channel(ChannelName(outcome.channel));
   switch (outcome.action) {
     case Action::kSend:
-      metrics_.queued.With({channel}).Inc();
-      break;
     case Action::kDefer:
-      metrics_.deferred.With({channel}).Inc();
-      break;
     case Action::kSuppressed:
-      metrics_.suppressed.With({channel}).Inc();
+      OutcomeCounter(outcome.action, outcome.channel).Inc();
       break;
     case Action::kFailed:
       if (item.dead_letter_tries > 0) break;  // counted and logged at the first attempt
-      metrics_.failed.With({channel, outcome.error_code}).Inc();
+      metrics_.failed.With({std::string(ChannelName(outcome.channel)), outcome.error_code}).Inc();
       log::Warn("trigger_failed", {{"send_id", outcome.send_id},
                                    {"error_code", outcome.error_code},
                                    {"error", outcome.error},
@@ -324,7 +329,7 @@ void TriggerPipeline::Produce(Item& item, Outcome& outcome) {
   pending->omit_value = item.omit_value;
   pending->Expect(std::move(roles));
   book_.AddOutstanding(topic, pending->partition);
-  std::vector<kafka::Header> headers;
+  std::vector<kafka::Header>& headers = headers_;
   for (size_t r = 0; r < outcome.records.size(); ++r) {
     const OutputRecord& record = outcome.records[r];
     internal::Pending::Output* report = &pending->outputs[r];

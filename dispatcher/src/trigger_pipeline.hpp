@@ -1,6 +1,7 @@
 // The consumer of pv.triggers. Private to the dispatcher library; see dispatcher.hpp for the contract.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <deque>
@@ -66,6 +67,11 @@ class TriggerPipeline {
   const DispatcherOptions& options_;
   kafka::Producer& producer_;
   DispatcherMetrics& metrics_;
+  // queued, deferred or suppressed by channel (Channel indexes it): looked up in the families at the
+  // first use only, since Produce counts every trigger (a family lookup builds a label vector).
+  std::array<std::array<metrics::Counter*, 3>, 3> outcome_counters_{};
+  metrics::Counter& OutcomeCounter(Action action, Channel channel);
+  std::vector<kafka::Header> headers_;  // Produce's, reused
   std::atomic<bool>& stop_;
   std::vector<ladder::Tier> tiers_;
   std::unique_ptr<kafka::Consumer> consumer_;

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "kainjow_reference.hpp"
 #include "test_catalog.hpp"
 
 namespace pv::dispatcher {
@@ -91,6 +92,158 @@ TEST(RenderText, RefusesWhatItCannotRenderSafely) {
   EXPECT_EQ(CompiledText::Compile("{{#a}}x{{/b}}", false, error), nullptr);
   // Text without tags is kept as is.
   EXPECT_EQ(RenderText("Plain { text } }}", "{}"), "Plain { text } }}");
+}
+
+// Our renderer against kainjow/mustache with the lookup rules we had on it (kainjow_reference.hpp):
+// the same refusals with the same errors, and the same output and missing variables, with and
+// without HTML escaping. fuzz/render_fuzz.cpp does the same with hostile templates and data.
+void ExpectSameAsKainjow(const std::string& source, const char* data_json) {
+  SCOPED_TRACE("template: " + source + "\ndata: " + data_json);
+  auto doc = Json(data_json);
+  for (bool html : {false, true}) {
+    std::string error;
+    std::string reference_error;
+    auto text = CompiledText::Compile(source, html, error);
+    auto reference = reference::KainjowText::Compile(source, html, reference_error);
+    ASSERT_EQ(text != nullptr, reference != nullptr) << error << " / " << reference_error;
+    if (!text) {
+      EXPECT_EQ(error, reference_error);
+      continue;
+    }
+    std::string out;
+    std::string reference_out;
+    std::vector<std::string> missing;
+    std::vector<std::string> reference_missing;
+    TemplateData data(doc);
+    ASSERT_TRUE(text->Render(data, out, &missing, error)) << error;
+    ASSERT_TRUE(reference->Render(doc, reference_out, &reference_missing, reference_error));
+    EXPECT_EQ(out, reference_out) << "html " << html;
+    EXPECT_EQ(missing, reference_missing) << "html " << html;
+  }
+}
+
+TEST(RenderText, SameAsKainjow) {
+  const char* data = R"({"user":{"first_name":"Ana <&>","last":"O'Neil \"x\"","n":0,"blank":"  \t",
+      "flags":{"vip":true,"off":false,"none":null}},
+    "event":{"items":[{"name":"Pen","qty":2,"tags":["a","b"]},{"name":"Ink","qty":1.5,"tags":[]},
+                      {"qty":-3,"sub":{"name":"deep"}}],
+             "empty":[],"obj":{},"str":"","big":18446744073709551615,"neg":-9223372036854775808,
+             "e":1e300,"f":0.1,"nested":[[1,2],[3]],"dup":1,"dup":2,"d":{"x":1,"x":{"y":2}}},
+    "campaign":{"name":"Shop"},"name":"top","":"empty key","a.b":"dotted key","dup":"first","dup":"second"})";
+  const char* templates[] = {
+      "Hi {{user.first_name}} {{{user.first_name}}} {{& user.last}} {{user.n}} {{event.big}} {{event.neg}}",
+      "{{event.e}} {{event.f}} {{event.items.0.name}} {{event.str}}|{{#event.str}}s{{/event.str}}",
+      "{{#event.items}}{{name}} x{{qty}} [{{#tags}}{{.}},{{/tags}}]{{^tags}}no tags{{/tags}} "
+      "{{name}}@{{campaign.name}}\n{{/event.items}}",
+      "{{#event.items}}{{#sub}}{{name}}/{{qty}}/{{sub.name}}{{/sub}}{{/event.items}}",
+      "{{#event.nested}}({{#.}}{{.}}{{/.}}){{/event.nested}}",
+      "{{#user.flags}}{{vip}}{{#vip}}V{{/vip}}{{^off}}F{{/off}}{{^none}}N{{/none}}{{.}}{{/user.flags}}",
+      "{{^event.empty}}none{{.}}{{/event.empty}}{{^user.flags.off}}[{{.}}]{{/user.flags.off}}",
+      "{{#event.obj}}obj{{missing}}{{/event.obj}}{{#event.missing}}no{{/"
+      "event.missing}}{{^event.missing}}{{.}}{{/event.missing}}",
+      // Standalone section lines go; the line of a section that did not render stays (kainjow).
+      "Items:\n{{#event.items}}\n- "
+      "{{name}}\n{{/event.items}}\nEnd\n{{#event.missing}}\nx\n{{/event.missing}}\ntail",
+      "a\r\n  {{#user.flags}}  \r\nb\r{{/user.flags}}\r\n{{user.blank}}{{#user.flags}}{{/user.flags}}\nc",
+      "  {{#user.flags}}\t\n{{user.blank}}\n{{/user.flags}}  \n{{! comment }}\n{{!c}}x",
+      "{{.}}|{{#.}}{{name}}/{{dup}}/{{campaign.name}}{{/.}}|{{dup}}|{{event.dup}}|{{event.d.x.y}}",
+      "{{#event.d}}{{x}}{{x.y}}{{/event.d}}|{{}}|{{ }}|{{{}}}|{{a.b}}|{{.x}}|{{user..n}}|{{user.}}",
+      "{{missing}}{{user.missing}}{{event.items.name}}{{#m}}{{m}}{{/m}}{{{raw_missing}}}{{&amp_missing}}",
+      "{{#event.items}}{{missing_inside}}{{user.first_name}}{{/event.items}}",
+      "{{ user.first_name }}{{# user.flags }}{{ vip }}{{/ user.flags }}{{{ user.last }}}{{& user.last }}",
+      "{{#user.first_name}}{{.}}{{length}}{{/user.first_name}}{{#user.n}}zero{{.}}{{/user.n}}",
+      "{{#a}}open",
+      "{{#a}}x{{/b}}",
+      "{{#a}}{{#b}}{{/x}}{{/y}}",
+      "{{#a}}{{/b}}{{/c}}",
+      "{{/a}}",
+      "{{#a}}{{#b}}{{/b}}",
+      "Hi {{name",
+      "Hi {{{name}}",
+      "{{> header}}",
+      "{{=<% %>=}}",
+      "x {{",
+      "Plain { text } }}",
+      "{{{a}}}}{{{b}}}}}",
+  };
+  for (const char* t : templates) ExpectSameAsKainjow(t, data);
+  // The trigger's form: {user, event, campaign{id, name}}.
+  testing::TempCatalog dir;
+  dir.Write("44.yaml", R"(id: "44"
+project: demo
+name: Order <shipped>
+channel: text
+provider: log
+templates:
+  en: {body: "x"}
+)");
+  auto catalog = CompiledCatalog::Load(dir.dir());
+  const Campaign* campaign = catalog->Find("44")->campaign;
+  auto doc = Json(data);
+  for (const char* source :
+       {"{{campaign.id}} {{campaign.name}} {{campaign.x}} {{campaign.id.x}} {{user.first_name}} "
+        "{{event.str}}",
+        "{{.}}{{#.}}[{{campaign.name}}|{{user.n}}|{{name}}]{{/.}}{{#campaign}}{{id}}{{name}}{{.}}{{/"
+        "campaign}}",
+        "{{#event.items}}{{campaign.name}}{{/event.items}}{{campaign}}{{^campaign.x}}none{{/campaign.x}}"}) {
+    for (bool html : {false, true}) {
+      std::string error;
+      auto text = CompiledText::Compile(source, html, error);
+      auto reference = reference::KainjowText::Compile(source, html, error);
+      ASSERT_TRUE(text && reference) << error;
+      std::string out;
+      std::string reference_out;
+      std::vector<std::string> missing;
+      std::vector<std::string> reference_missing;
+      TemplateData trigger(&doc["user"], &doc["event"], campaign);
+      ASSERT_TRUE(text->Render(trigger, out, &missing, error));
+      ASSERT_TRUE(
+          reference->Render(&doc["user"], &doc["event"], campaign, reference_out, &reference_missing, error));
+      EXPECT_EQ(out, reference_out) << source;
+      EXPECT_EQ(missing, reference_missing) << source;
+    }
+  }
+}
+
+// What kainjow let through and we refuse: a delimiter change in a triple tag, and sections nested
+// deeper than a render should recurse.
+TEST(RenderText, RefusesDelimiterChangeInTripleTagsAndDeepNesting) {
+  std::string error;
+  EXPECT_EQ(CompiledText::Compile("{{{=<% %>=}}}<%x%>", false, error), nullptr);
+  EXPECT_NE(error.find("delimiters"), std::string::npos) << error;
+  std::string deep;
+  for (int i = 0; i <= CompiledText::kMaxDepth; ++i) deep += "{{#a}}";
+  for (int i = 0; i <= CompiledText::kMaxDepth; ++i) deep += "{{/a}}";
+  EXPECT_EQ(CompiledText::Compile(deep, false, error), nullptr);
+  EXPECT_NE(error.find("nested deeper than"), std::string::npos) << error;
+  // One level less is fine.
+  EXPECT_EQ(RenderText(deep.substr(6, deep.size() - 12), R"({"a":true})"), "");
+}
+
+// Sections over lists nested in a template multiply, and the lists come from the trigger: a render
+// stops at kMaxOutputBytes of output or kMaxSteps template nodes, with an error, instead of running
+// for minutes.
+TEST(RenderText, StopsAtItsLimits) {
+  std::string list = "[";
+  for (int i = 0; i < 300; ++i) list += std::string(i == 0 ? "" : ",") + "\"" + std::string(100, 'x') + "\"";
+  list += "]";
+  auto doc = Json(("{\"l\":" + list + "}").c_str());
+  TemplateData data(doc);
+  std::string error;
+  std::string out;
+  auto big = CompiledText::Compile("{{#l}}{{#l}}{{.}}{{/l}}{{/l}}", false, error);  // 300 x 300 x 100 bytes
+  ASSERT_NE(big, nullptr) << error;
+  EXPECT_FALSE(big->Render(data, out, nullptr, error));
+  EXPECT_NE(error.find("output over"), std::string::npos) << error;
+  auto slow =
+      CompiledText::Compile("{{#l}}{{#l}}{{#l}}{{/l}}{{/l}}{{/l}}", false, error);  // 27 million steps
+  ASSERT_NE(slow, nullptr) << error;
+  EXPECT_FALSE(slow->Render(data, out, nullptr, error));
+  EXPECT_NE(error.find("template steps"), std::string::npos) << error;
+  // Under the limits: 300 x 100 bytes.
+  auto fine = CompiledText::Compile("{{#l}}{{.}}{{/l}}", false, error);
+  EXPECT_TRUE(fine->Render(data, out, nullptr, error)) << error;
+  EXPECT_EQ(out.size(), 30000U);
 }
 
 TEST(ChooseLocale, ExactThenLanguageThenDefaultThenFirst) {
@@ -236,6 +389,41 @@ templates:
   r = Render(*c, "", bad_data, MissingVariables::kEmpty, content);
   EXPECT_FALSE(r.ok);
   EXPECT_NE(r.error.find("badge"), std::string::npos);
+}
+
+// The dispatcher renders every trigger into the same Content: nothing of a previous render stays.
+TEST(Render, ReusedContentKeepsNothingOfThePreviousRender) {
+  testing::TempCatalog dir;
+  dir.Write("44.yaml", kEmailCampaign);
+  dir.Write("46.yaml", R"(id: "46"
+project: demo
+channel: push
+provider: log
+templates:
+  en: {title: "T", body: "B", badge: "2", data: {screen: cart}}
+)");
+  auto catalog = CompiledCatalog::Load(dir.dir());
+  auto doc = Json(R"({"user":{"first_name":"Ana"},"event":{"order_id":"A1","note":"n"}})");
+  Content content;
+  const CompiledCampaign* push = catalog->Find("46");
+  TemplateData push_data(&doc["user"], &doc["event"], push->campaign);
+  ASSERT_TRUE(Render(*push, "en", push_data, MissingVariables::kEmpty, content).ok);
+  EXPECT_EQ(content.badge, 2);
+  const CompiledCampaign* email = catalog->Find("44");
+  TemplateData email_data(&doc["user"], &doc["event"], email->campaign);
+  ASSERT_TRUE(Render(*email, "es", email_data, MissingVariables::kEmpty, content).ok);
+  EXPECT_EQ(content.fields, (std::map<std::string, std::string>{{"from", "Shop <shop@example.com>"},
+                                                                {"html", "<p>Hola</p>"},
+                                                                {"subject", "Hola Ana"},
+                                                                {"text", "Hola Ana <n>"}}));
+  EXPECT_TRUE(content.data.empty());
+  EXPECT_FALSE(content.badge.has_value());
+  // en has no text template: the text is derived again, not the one es rendered.
+  ASSERT_TRUE(Render(*email, "en", email_data, MissingVariables::kEmpty, content).ok);
+  EXPECT_EQ(content.fields["text"], "Hi Ana\n\nOrder shipped");
+  ASSERT_TRUE(Render(*push, "en", push_data, MissingVariables::kEmpty, content).ok);
+  EXPECT_EQ(content.fields, (std::map<std::string, std::string>{{"body", "B"}, {"title", "T"}}));
+  EXPECT_EQ(content.data, (std::map<std::string, std::string>{{"screen", "cart"}}));
 }
 
 TEST(CompiledCatalog, TemplateErrorsNameFileAndField) {

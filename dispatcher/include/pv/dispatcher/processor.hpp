@@ -143,6 +143,9 @@ class TriggerProcessor {
   std::string now_text_;
   // Reused between triggers (they keep their capacity): no reallocation while writing a record.
   rapidjson::StringBuffer send_buffer_;
+  // The rendered fields of the trigger being decided: kept from one trigger to the next so that
+  // their map nodes and strings are reused (Render rewrites them in place).
+  Content content_;
   rapidjson::StringBuffer event_buffer_;
 };
 

@@ -117,6 +117,7 @@ class SuppressionStore {
   RedisAddress address_;
   std::chrono::milliseconds timeout_;
   redisContext* ctx_ = nullptr;
+  std::string commands_;  // Check's pipelined commands, reused
 };
 
 }  // namespace pv::dispatcher
