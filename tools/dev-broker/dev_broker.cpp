@@ -28,6 +28,7 @@
 
 #include "long_poll.hpp"
 #include "pv/command_line.hpp"
+#include "pv/files.hpp"
 #include "pv/json.hpp"
 #include "pv/log.hpp"
 #include "pv/strings.hpp"
@@ -106,13 +107,6 @@ void ReplyError(httplib::Response& res, int status, std::string_view message) {
 
 void RemoveFile(const std::string& path) {
   if (!path.empty()) ::unlink(path.c_str());
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 // librdkafka's own log lines (syslog levels) become JSON lines too.
@@ -349,40 +343,6 @@ bool ValidTopicName(std::string_view name) {
 
 int ReplicationFactor(int brokers) {
   return brokers < 3 ? brokers : 3;
-}
-
-bool WriteFileAtomically(const std::string& path, std::string_view content, std::string& error) {
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    error = "open " + tmp + ": " + std::strerror(errno);
-    return false;
-  }
-  const char* p = content.data();
-  size_t left = content.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      error = "write " + tmp + ": " + std::strerror(errno);
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return false;
-    }
-    p += n;
-    left -= static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    error = "fsync/close " + tmp + ": " + std::strerror(errno);
-    ::unlink(tmp.c_str());
-    return false;
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    error = "rename " + tmp + " -> " + path + ": " + std::strerror(errno);
-    ::unlink(tmp.c_str());
-    return false;
-  }
-  return true;
 }
 
 struct DevBroker::Impl {

@@ -171,7 +171,7 @@ int RunWorkerMain(Channel channel, int argc, char** argv) {
                               [w] { return w->ConsumerLag(); });
     AdminServer admin(registry, [w] { return w->NotReadyReason(); });
     int port = admin.Start(admin_host, admin_port);
-    if (!args.port_file.empty()) service::WriteFileAtomically(args.port_file, std::to_string(port) + "\n");
+    if (!args.port_file.empty()) service::WritePortFile(args.port_file, port);
     running.store(w);
     if (stop.load()) w->Stop();
     int rc = w->Run();
