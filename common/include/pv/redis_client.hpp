@@ -57,6 +57,7 @@ class RedisClient {
   // Increments on every successful (re)connect.
   std::uint64_t generation() const { return generation_; }
   const std::string& last_error() const { return last_error_; }
+  const RedisEndpoint& endpoint() const { return endpoint_; }
 
  private:
   void Drop(const std::string& why);
