@@ -1,19 +1,19 @@
 // The deployment configuration (common/src/config.cpp) as every binary reads it: a YAML file
 // (Config::Load) with environment overrides, read through every typed getter and the providers'
-// settings loaders, then `--print-config` (Describe); and the two Redis URL parsers (workers'
-// RedisClient and the dispatcher's suppression store), which read the same redis.url.
+// settings loaders, then `--print-config` (Describe); and the Redis URL parser (pv/redis_url.hpp) that
+// every Redis client reads redis.url with (the workers, the dispatcher's suppression store, pvctl).
 // Fields split at 0x1e (fuzz_support.hpp):
 //
 //   yaml|PV_KAFKA_BROKERS|PV_INGEST_PORT|PV_DISPATCHER_DELAY_TIERS|PV_KAFKA_PRODUCER__<name>|<value>|
 //   redis user|redis host|redis URL for the parsers
 //
-// (an empty field leaves its variable unset). Inputs naming /dev/, /proc/ or /sys/ are skipped (key files). PV_REDIS_URL is redis://<user>:<marker>@<host> and
-// PV_PROVIDERS_SG_API_KEY is the marker.
+// (an empty field leaves its variable unset). Inputs naming /dev/, /proc/ or /sys/ are skipped (key files).
+// PV_REDIS_URL is redis://<user>:<marker>@<host> and PV_PROVIDERS_SG_API_KEY is the marker.
 //
 // Invariants: reading settings throws ConfigError (or, for delay tiers, std::invalid_argument, as
 // documented) and nothing else; Describe never shows the marker (a secret, or a URL's password);
-// MaskUrlPassword hides it in any URL; both Redis URL parsers accept the same URLs and read them the
-// same way (a URL that works for the dispatcher works for the workers).
+// MaskUrlPassword hides it in any URL; the Redis URL parser's two forms (an error string, an exception
+// for RedisClient) accept the same URLs and read them the same way, within range.
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -26,13 +26,12 @@
 #include "fuzz_support.hpp"
 #include "pv/config.hpp"
 #include "pv/delay_ladder.hpp"
-#include "pv/dispatcher/suppression.hpp"
+#include "pv/redis_client.hpp"
 #include "pv/workers/providers/apns_provider.hpp"
 #include "pv/workers/providers/fcm_provider.hpp"
 #include "pv/workers/providers/sendgrid_provider.hpp"
 #include "pv/workers/providers/smtp_provider.hpp"
 #include "pv/workers/providers/twilio_provider.hpp"
-#include "pv/workers/redis.hpp"
 
 namespace {
 
@@ -111,24 +110,27 @@ std::string PasswordOf(std::string_view url) {
 
 void RedisUrls(std::string_view url) {
   std::string password = PasswordOf(url);
-  auto hidden = [&](std::string_view text) { return password.empty() || text.find(password) == std::string_view::npos; };
-  pv::dispatcher::RedisAddress a;
+  auto hidden = [&](std::string_view text) {
+    return password.empty() || text.find(password) == std::string_view::npos;
+  };
+  pv::RedisUrl a;
   std::string error;
-  bool dispatcher_ok = pv::dispatcher::ParseRedisUrl(url, a, error);
-  bool workers_ok = true;
-  pv::workers::RedisEndpoint b;
+  bool parsed = pv::ParseRedisUrl(url, a, error);
+  bool endpoint_ok = true;
+  pv::RedisEndpoint b;
   try {
-    b = pv::workers::ParseRedisUrl(std::string(url));
+    b = pv::ParseRedisEndpoint(std::string(url));
   } catch (const std::invalid_argument& e) {
-    workers_ok = false;
+    endpoint_ok = false;
     Check(hidden(e.what()), "a Redis URL error shows the password", e.what());
   }
-  Check(dispatcher_ok || hidden(error), "a Redis URL error shows the password", error);
-  Check(dispatcher_ok == workers_ok, "the Redis URL parsers disagree on whether a URL is valid", url);
-  if (dispatcher_ok) {
+  Check(parsed || hidden(error), "a Redis URL error shows the password", error);
+  Check(parsed == endpoint_ok, "the Redis URL parser's two forms disagree on whether a URL is valid", url);
+  if (parsed) {
     Check(a.host == b.host && a.port == b.port && a.password == b.password && a.db == b.db,
-          "the Redis URL parsers read a URL differently", url);
-    Check(a.port > 0 && a.port <= 65535 && a.db >= 0 && !a.host.empty(), "a Redis URL read out of range", url);
+          "the Redis URL parser's two forms read a URL differently", url);
+    Check(a.port > 0 && a.port <= 65535 && a.db >= 0 && !a.host.empty(), "a Redis URL read out of range",
+          url);
   }
 }
 
@@ -156,18 +158,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   env.Set("PV_DISPATCHER_DELAY_TIERS", next());
   std::string map_name(next());
   std::string_view map_value = next();
-  if (!map_name.empty() && map_name.find('=') == std::string::npos && map_name.find('\0') == std::string::npos) {
+  if (!map_name.empty() && map_name.find('=') == std::string::npos &&
+      map_name.find('\0') == std::string::npos) {
     env.Set("PV_KAFKA_PRODUCER__" + map_name, map_value.empty() ? "x" : map_value);
   }
   std::string_view user = next();
   std::string_view host = next();
-  std::string redis_url = "redis://" + std::string(user) + ":" + std::string(kMarker) + "@" + std::string(host);
+  std::string redis_url =
+      "redis://" + std::string(user) + ":" + std::string(kMarker) + "@" + std::string(host);
   env.Set("PV_REDIS_URL", redis_url);
   env.Set("PV_PROVIDERS_SG_API_KEY", kMarker);
   std::string_view parser_url = in.Rest();
   // The marker is a secret only where this target puts it.
   bool marker_elsewhere = false;
-  for (std::string_view f : fields) marker_elsewhere = marker_elsewhere || f.find("M4rker") != std::string_view::npos;
+  for (std::string_view f : fields)
+    marker_elsewhere = marker_elsewhere || f.find("M4rker") != std::string_view::npos;
 
   if (!marker_elsewhere) {
     std::string masked = pv::MaskUrlPassword(redis_url);
@@ -177,7 +182,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     pv::Config config = pv::Config::Load(file.path);
     ReadSettings(config);
     std::string shown = config.Describe();
-    Check(marker_elsewhere || shown.find(kMarker) == std::string::npos, "--print-config shows a secret", shown);
+    Check(marker_elsewhere || shown.find(kMarker) == std::string::npos, "--print-config shows a secret",
+          shown);
   } catch (const pv::ConfigError&) {
   }
   RedisUrls(parser_url);

@@ -6,11 +6,11 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
+#include <optional>
 #include <set>
-#include <sstream>
 
 #include "catalog_parse.hpp"
+#include "pv/files.hpp"
 #include "pv/validate.hpp"
 
 namespace pv {
@@ -61,14 +61,6 @@ std::optional<int> ParseDay(std::string day) {
     if (day.size() >= 3 && std::string_view(kDays[i]).substr(0, day.size()) == day) return i;
   }
   return std::nullopt;
-}
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot read " + path.string());
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 const std::set<std::string>& AllowedFields(Channel channel) {
@@ -135,7 +127,9 @@ void ParseTemplate(const std::string& file, const fs::path* files_dir, const std
     } else if (from_file) {
       fs::path path = *files_dir / item.second.as<std::string>();
       try {
-        out.fields[field] = ReadFile(path);
+        std::optional<std::string> text = ReadFile(path.string());
+        if (!text) throw std::runtime_error("cannot read " + path.string());
+        out.fields[field] = std::move(*text);
         if (newest_file_ms != nullptr)
           *newest_file_ms = std::max(*newest_file_ms, catalog_internal::ModifiedMs(path));
       } catch (const std::exception&) {

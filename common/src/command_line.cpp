@@ -4,10 +4,11 @@
 
 #include <algorithm>
 #include <cctype>
-#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <ostream>
+
+#include "pv/strings.hpp"
 
 namespace pv::cli {
 namespace {
@@ -170,9 +171,7 @@ CLI::Validator IntegerIn(std::int64_t min, std::int64_t max) {
   return CLI::Validator(
       [min, max](std::string& text) -> std::string {
         std::int64_t value = 0;
-        const char* end = text.data() + text.size();
-        auto [ptr, ec] = std::from_chars(text.data(), end, value);
-        if (text.empty() || ec != std::errc() || ptr != end || value < min || value > max) {
+        if (!ParseNumber(text, value) || value < min || value > max) {
           return max == INT64_MAX ? fmt::format("'{}' is not an integer >= {}", text, min)
                                   : fmt::format("'{}' is not an integer in {}..{}", text, min, max);
         }
@@ -185,10 +184,7 @@ CLI::Validator SecondsUpTo(double max) {
   return CLI::Validator(
       [max](std::string& text) -> std::string {
         double value = 0;
-        const char* end = text.data() + text.size();
-        auto [ptr, ec] = std::from_chars(text.data(), end, value);
-        if (text.empty() || ec != std::errc() || ptr != end || !std::isfinite(value) || value <= 0 ||
-            value > max) {
+        if (!ParseNumber(text, value) || !std::isfinite(value) || value <= 0 || value > max) {
           return fmt::format("'{}' is not a number of seconds in (0, {}]", text, max);
         }
         return "";

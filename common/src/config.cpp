@@ -9,7 +9,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
+#include <optional>
+
+#include "pv/files.hpp"
 
 extern char** environ;  // NOLINT
 
@@ -117,12 +119,10 @@ Config Config::Load(const std::string& path) {
     config.root_ = YAML::Node(YAML::NodeType::Map);
     return config;
   }
-  std::ifstream in(path);
-  if (!in) throw ConfigError(fmt::format("config file {}: cannot open: {}", path, std::strerror(errno)));
-  std::stringstream text;
-  text << in.rdbuf();
+  std::optional<std::string> text = ReadFile(path);
+  if (!text) throw ConfigError(fmt::format("config file {}: cannot open: {}", path, std::strerror(errno)));
   try {
-    config.root_ = YAML::Load(text.str());
+    config.root_ = YAML::Load(*text);
   } catch (const YAML::Exception& e) {
     throw ConfigError(fmt::format("config file {}: {}", path, e.what()));
   }

@@ -3,10 +3,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <charconv>
 #include <stdexcept>
 
 #include "pv/json.hpp"
+#include "pv/strings.hpp"
 #include "pv/topics.hpp"
 
 namespace pv::ladder {
@@ -49,8 +49,7 @@ std::vector<Tier> ParseTiers(const std::vector<std::string>& names) {
 
 std::optional<int> ParseAttempt(std::string_view text) {
   int value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < 1) return std::nullopt;
+  if (!ParseNumber(text, value) || value < 1) return std::nullopt;
   return value;
 }
 

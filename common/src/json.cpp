@@ -130,6 +130,18 @@ std::optional<std::string_view> FindString(const rapidjson::Value& object, std::
   return AsStringView(*v);
 }
 
+std::string StringMember(const rapidjson::Value& object, std::string_view name) {
+  return std::string(FindString(object, name).value_or(std::string_view()));
+}
+
+void AppendOptionalField(std::string& out, std::string_view name, std::string_view value) {
+  if (value.empty()) return;
+  out += ",\"";
+  out += name;
+  out += "\":";
+  AppendJsonString(out, value);
+}
+
 }  // namespace pv
 
 namespace pv {

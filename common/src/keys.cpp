@@ -1,19 +1,14 @@
 #include "pv/keys.hpp"
 
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <librdkafka/rdkafka.h>
 #include <rapidjson/document.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 
+#include "pv/files.hpp"
 #include "pv/ids.hpp"
 #include "pv/json.hpp"
 #include "pv/kafka.hpp"
@@ -212,16 +207,9 @@ void KeyStore::SaveFile(const std::string& path, const std::vector<ApiKey>& keys
     out << YAML::EndMap;
   }
   out << YAML::EndSeq << YAML::EndMap;
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  if (fd < 0) throw KeyError(fmt::format("keys file {}: cannot write: {}", tmp, std::strerror(errno)));
-  std::string text = std::string(out.c_str()) + "\n";
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    throw KeyError(fmt::format("keys file {}: cannot write: {}", path, std::strerror(errno)));
-  }
+  std::string error;
+  if (!WriteFileAtomically(path, std::string(out.c_str()) + "\n", error, 0600))
+    throw KeyError(fmt::format("keys file {}: cannot write: {}", path, error));
 }
 
 std::string KeyRecord(const ApiKey& k) {

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <hiredis/hiredis.h>
 
+#include <iterator>
 #include <stdexcept>
 
 #include "pv/config.hpp"
@@ -110,22 +111,38 @@ bool RedisClient::EnsureConnected() {
   return true;
 }
 
+void RedisCommands::Argument(std::string_view a) {
+  fmt::format_to(std::back_inserter(resp_), "${}\r\n", a.size());
+  resp_.append(a);
+  resp_.append("\r\n");
+}
+
+void RedisCommands::Add(std::initializer_list<std::string_view> args) {
+  fmt::format_to(std::back_inserter(resp_), "*{}\r\n", args.size());
+  for (std::string_view a : args) Argument(a);
+  ++count_;
+}
+
+void RedisCommands::Add(const std::vector<std::string>& args) {
+  fmt::format_to(std::back_inserter(resp_), "*{}\r\n", args.size());
+  for (const std::string& a : args) Argument(a);
+  ++count_;
+}
+
 std::optional<std::vector<RedisReply>> RedisClient::Pipeline(
     const std::vector<std::vector<std::string>>& commands) {
+  RedisCommands batch;
+  for (const auto& cmd : commands) batch.Add(cmd);
+  return Pipeline(batch);
+}
+
+std::optional<std::vector<RedisReply>> RedisClient::Pipeline(const RedisCommands& commands) {
   if (!EnsureConnected()) return std::nullopt;
-  std::vector<const char*> argv;
-  std::vector<size_t> lens;
-  for (const auto& cmd : commands) {
-    argv.clear();
-    lens.clear();
-    for (const auto& a : cmd) {
-      argv.push_back(a.data());
-      lens.push_back(a.size());
-    }
-    if (redisAppendCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lens.data()) != REDIS_OK) {
-      Drop(ctx_->errstr);
-      return std::nullopt;
-    }
+  if (commands.empty()) return std::vector<RedisReply>{};
+  // One append of the whole batch, then every reply: one round trip.
+  if (redisAppendFormattedCommand(ctx_, commands.resp().data(), commands.resp().size()) != REDIS_OK) {
+    Drop(ctx_->errstr);
+    return std::nullopt;
   }
   std::vector<RedisReply> replies;
   replies.reserve(commands.size());

@@ -2,20 +2,10 @@
 
 #include <fmt/format.h>
 
-#include <charconv>
-
 #include "pv/config.hpp"
+#include "pv/strings.hpp"
 
 namespace pv {
-namespace {
-
-bool ParseInt(std::string_view s, int& out) {
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return !s.empty() && ec == std::errc() && end == s.data() + s.size();
-}
-
-}  // namespace
-
 bool ParseRedisUrl(std::string_view url, RedisUrl& out, std::string& error) {
   constexpr std::string_view kScheme = "redis://";
   if (error = RedisUrlSchemeError(url); !error.empty()) return false;
@@ -30,7 +20,7 @@ bool ParseRedisUrl(std::string_view url, RedisUrl& out, std::string& error) {
   }
   if (size_t slash = rest.find('/'); slash != std::string_view::npos) {
     std::string_view db = rest.substr(slash + 1);
-    if (!db.empty() && (!ParseInt(db, parsed.db) || parsed.db < 0)) {
+    if (!db.empty() && (!ParseNumber(db, parsed.db) || parsed.db < 0)) {
       error = fmt::format("redis URL '{}': database '{}' is not a number", MaskUrlPassword(url), db);
       return false;
     }
@@ -40,7 +30,7 @@ bool ParseRedisUrl(std::string_view url, RedisUrl& out, std::string& error) {
   if (size_t colon = rest.rfind(':');
       colon != std::string_view::npos && (bracket == std::string_view::npos || colon > bracket)) {
     std::string_view port = rest.substr(colon + 1);
-    if (!ParseInt(port, parsed.port) || parsed.port <= 0 || parsed.port > 65535) {
+    if (!ParseNumber(port, parsed.port) || parsed.port <= 0 || parsed.port > 65535) {
       error = fmt::format("redis URL '{}': port '{}' is not a port number", MaskUrlPassword(url), port);
       return false;
     }

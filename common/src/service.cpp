@@ -7,11 +7,11 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <iostream>
 
 #include "pv/build_info.hpp"
 #include "pv/command_line.hpp"
+#include "pv/files.hpp"
 #include "pv/log.hpp"
 
 namespace pv::service {
@@ -101,15 +101,9 @@ Signals::Signals(std::function<void()> on_stop, std::function<void()> on_reload)
 
 Signals::~Signals() = default;
 
-void WriteFileAtomically(const std::string& path, const std::string& content) {
-  std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << content;
-    if (!out) throw std::runtime_error(fmt::format("cannot write {}", tmp));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    throw std::runtime_error(fmt::format("cannot rename to {}", path));
+void WritePortFile(const std::string& path, int port) {
+  std::string error;
+  if (!WriteFileAtomically(path, std::to_string(port) + "\n", error)) throw std::runtime_error(error);
 }
 
 }  // namespace pv::service

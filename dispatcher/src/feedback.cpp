@@ -7,18 +7,6 @@
 namespace pv::dispatcher {
 namespace {
 
-std::string StringOf(const rapidjson::Value& object, std::string_view name) {
-  return std::string(FindString(object, name).value_or(std::string_view()));
-}
-
-void Field(std::string& out, std::string_view name, std::string_view value) {
-  if (value.empty()) return;
-  out += ",\"";
-  out += name;
-  out += "\":";
-  AppendJsonString(out, value);
-}
-
 // The reason a receipt type suppresses its address for, and whether that reason is on.
 std::string_view SuppressionReasonOf(std::string_view type, const SuppressionReasons& on) {
   if (type == "bounced") return on.bounce ? "bounce" : "";
@@ -45,18 +33,18 @@ bool ParseReceiptRecord(std::string_view value, ReceiptRecord& out, std::string&
     error = "not a JSON object";
     return false;
   }
-  out.receipt_id = StringOf(doc, "receipt_id");
-  out.provider_type = StringOf(doc, "provider_type");
-  out.provider = StringOf(doc, "provider");
-  out.type = StringOf(doc, "type");
-  out.send_id = StringOf(doc, "send_id");
-  out.trigger_id = StringOf(doc, "trigger_id");
-  out.campaign_id = StringOf(doc, "campaign_id");
-  out.message_id = StringOf(doc, "message_id");
-  out.address = StringOf(doc, "address");
-  out.reason = StringOf(doc, "reason");
-  out.error_code = StringOf(doc, "error_code");
-  out.occurred_at = StringOf(doc, "occurred_at");
+  out.receipt_id = StringMember(doc, "receipt_id");
+  out.provider_type = StringMember(doc, "provider_type");
+  out.provider = StringMember(doc, "provider");
+  out.type = StringMember(doc, "type");
+  out.send_id = StringMember(doc, "send_id");
+  out.trigger_id = StringMember(doc, "trigger_id");
+  out.campaign_id = StringMember(doc, "campaign_id");
+  out.message_id = StringMember(doc, "message_id");
+  out.address = StringMember(doc, "address");
+  out.reason = StringMember(doc, "reason");
+  out.error_code = StringMember(doc, "error_code");
+  out.occurred_at = StringMember(doc, "occurred_at");
   if (out.receipt_id.empty() || out.provider_type.empty() || out.type.empty()) {
     error = "receipt_id, provider_type and type are required";
     return false;
@@ -142,11 +130,11 @@ FeedbackAction DecideReceipt(const ReceiptRecord& r, const std::optional<SentMes
   AppendJsonString(e, r.type);
   e += R"(,"provider":)";
   AppendJsonString(e, a.provider);
-  Field(e, "provider_message_id", r.message_id);
-  Field(e, "error_code", r.error_code);
-  Field(e, "error", r.reason);
-  Field(e, "receipt_id", r.receipt_id);
-  Field(e, "occurred_at", r.occurred_at);
+  AppendOptionalField(e, "provider_message_id", r.message_id);
+  AppendOptionalField(e, "error_code", r.error_code);
+  AppendOptionalField(e, "error", r.reason);
+  AppendOptionalField(e, "receipt_id", r.receipt_id);
+  AppendOptionalField(e, "occurred_at", r.occurred_at);
   e += R"(,"at":)";
   AppendJsonString(e, at);
   e += '}';
@@ -169,11 +157,11 @@ FeedbackAction DecideDeadPush(std::string_view error_code, std::string_view valu
   ParseRecord(doc, value);
   if (doc.HasParseError() || !doc.IsObject()) return a;
   const rapidjson::Value* to = FindMember(doc, "to");
-  std::string token = to != nullptr && to->IsObject() ? StringOf(*to, "device_token") : std::string();
+  std::string token = to != nullptr && to->IsObject() ? StringMember(*to, "device_token") : std::string();
   if (token.empty()) return a;
   a.result = FeedbackResult::kApplied;
-  a.send_id = StringOf(doc, "send_id");
-  a.provider = StringOf(doc, "provider");
+  a.send_id = StringMember(doc, "send_id");
+  a.provider = StringMember(doc, "provider");
   a.suppress_member = SuppressedAddressMember(Channel::kPush, token);
   a.suppress_reason = "unregistered";
   a.suppress_why = SuppressionWhyJson("unregistered", FormatTimestamp(now), a.provider);

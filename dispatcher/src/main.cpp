@@ -44,8 +44,7 @@ int main(int argc, char** argv) {
     current.store(&dispatcher);
     if (stop_requested.load()) dispatcher.Stop();
     int port = dispatcher.StartAdmin();
-    if (!args.port_file.empty())
-      pv::service::WriteFileAtomically(args.port_file, std::to_string(port) + "\n");
+    if (!args.port_file.empty()) pv::service::WritePortFile(args.port_file, port);
     int status = dispatcher.Run();
     current.store(nullptr);
     pv::log::Info("exit", {{"status", status}});

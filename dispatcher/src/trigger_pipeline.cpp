@@ -41,11 +41,12 @@ TriggerPipeline::TriggerPipeline(const DispatcherOptions& options, const kafka::
     log::Warn("suppression_disabled", {{"reason", "suppression.redis_url and redis.url are empty"}});
     metrics_.redis_up.Get().Set(1);
   } else {
-    RedisAddress address;
-    std::string error;
-    if (!ParseRedisUrl(options.redis_url, address, error))
-      throw ConfigError("setting suppression.redis_url (or redis.url): " + error);
-    suppression_ = std::make_unique<SuppressionStore>(address, options.redis_timeout);
+    try {
+      suppression_ = std::make_unique<SuppressionStore>(options.redis_url, options.redis_timeout);
+    } catch (const std::invalid_argument& e) {
+      throw ConfigError(std::string("setting suppression.redis_url (or redis.url): ") + e.what());
+    }
+    const RedisEndpoint& address = suppression_->endpoint();
     log::Info("suppression_enabled", {{"redis", fmt::format("{}:{}", address.host, address.port)}});
     ProbeRedis();
   }

@@ -1,10 +1,9 @@
-#include "pv/dispatcher/suppression.hpp"
-
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
 #include "pv/config.hpp"
 #include "pv/dispatcher/dispatcher.hpp"
+#include "pv/suppression_keys.hpp"
 
 namespace pv::dispatcher {
 namespace {
@@ -36,15 +35,6 @@ TEST(SuppressionRedisUrl, EnvironmentWins) {
   auto config = Config::FromYaml("suppression:\n  redis_url: redis://from-file:6379\n");
   EXPECT_EQ(SuppressionRedisUrl(config, ""), "redis://from-env:6380");
   ::unsetenv("PV_SUPPRESSION_REDIS_URL");
-}
-
-TEST(SuppressionKeys, Layout) {
-  EXPECT_EQ(SuppressionKey(Channel::kEmail), "pv:suppress:email");
-  EXPECT_EQ(SuppressionKey(Channel::kSms), "pv:suppress:text");
-  EXPECT_EQ(SuppressionKey(Channel::kPush), "pv:suppress:push");
-  EXPECT_EQ(SuppressedUserMember("demo", "U-1"), "user:demo:U-1");
-  EXPECT_EQ(SuppressedAddressMember(Channel::kEmail, "Bob@Example.COM"), "address:bob@example.com");
-  EXPECT_EQ(SuppressedAddressMember(Channel::kPush, "AbC"), "address:AbC");
 }
 
 }  // namespace

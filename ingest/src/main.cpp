@@ -57,8 +57,7 @@ int main(int argc, char** argv) {
     current.store(&server);
     if (stop_requested.load()) server.Stop();
     int port = server.Bind();
-    if (!args.port_file.empty())
-      pv::service::WriteFileAtomically(args.port_file, std::to_string(port) + "\n");
+    if (!args.port_file.empty()) pv::service::WritePortFile(args.port_file, port);
     server.Run();
     server.Stop();
     current.store(nullptr);

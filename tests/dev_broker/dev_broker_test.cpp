@@ -421,23 +421,12 @@ TEST(DevBrokerParse, CommandLine) {
   }
 }
 
-TEST(DevBrokerParse, TopicNamesAndAtomicWrite) {
+TEST(DevBrokerParse, TopicNames) {
   using namespace pv::dev_broker;
   EXPECT_TRUE(ValidTopicName("pv.send.email"));
   EXPECT_TRUE(ValidTopicName("A-b_9"));
   for (const char* bad : {"", ".", "..", "a/b", "a b", "ü"}) EXPECT_FALSE(ValidTopicName(bad)) << bad;
   EXPECT_FALSE(ValidTopicName(std::string(250, 'a')));
-
-  std::string path =
-      (std::filesystem::temp_directory_path() / ("pv-dev-broker-atomic-" + std::to_string(getpid())))
-          .string();
-  std::string error;
-  ASSERT_TRUE(WriteFileAtomically(path, "127.0.0.1:1", error)) << error;
-  ASSERT_TRUE(WriteFileAtomically(path, "127.0.0.1:2,127.0.0.1:3", error)) << error;
-  EXPECT_EQ(ReadFile(path), "127.0.0.1:2,127.0.0.1:3");
-  std::filesystem::remove(path);
-  EXPECT_FALSE(WriteFileAtomically("/nonexistent-dir/x", "y", error));
-  EXPECT_FALSE(error.empty());
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -20,14 +20,13 @@
 
 #include "process.hpp"
 #include "pv/config.hpp"
-#include "pv/dispatcher/suppression.hpp"
+#include "pv/suppression_keys.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using pv::Config;
 using pv::testing::ReadFile;
-namespace dispatcher = pv::dispatcher;
 
 const std::string kRoot = PV_SOURCE_DIR;
 
@@ -281,7 +280,7 @@ TEST(Compose, SuppressionsLiveInARedisThatNeverEvicts) {
 
   // The config the containers get, read as the dispatcher and pvctl read it.
   Config config = Config::Load(kRoot + "/deploy/config/pv.yaml");
-  EXPECT_EQ(HostOf(dispatcher::SuppressionRedisUrl(config, "")), "suppression-redis");
+  EXPECT_EQ(HostOf(pv::SuppressionRedisUrl(config, "")), "suppression-redis");
   EXPECT_EQ(HostOf(config.GetString("redis.url", "")), "redis");
 
   // Each exporter reads the instance its Prometheus label names.

@@ -510,10 +510,8 @@ TEST_F(PvctlTest, SuppressAddListRemoveInTheKeysTheDispatcherReads) {
   EXPECT_EQ(redis.Command({"SISMEMBER", "pv:suppress:text", "user:demo:u-123"}), "1");
   EXPECT_EQ(redis.Command({"SISMEMBER", "pv:suppress:push", "address:tok-1"}), "1");
   // ...and by the dispatcher's own check.
-  dispatcher::RedisAddress address;
   std::string error;
-  ASSERT_TRUE(dispatcher::ParseRedisUrl(redis.url(), address, error)) << error;
-  dispatcher::SuppressionStore store(address, 2s);
+  dispatcher::SuppressionStore store(redis.url(), 2s);
   std::vector<dispatcher::SuppressionQuery> queries = {
       {Channel::kEmail, "demo", "u-9", "BOB@example.com"},
       {Channel::kSms, "demo", "u-123", "+34600111222"},
@@ -600,9 +598,8 @@ TEST_F(PvctlTest, SuppressListShowsEachReasonAndTime) {
   WriteConfig(fmt::format("redis:\n  url: \"{}\"\n", redis.url()));
   ASSERT_EQ(Pvctl({"suppress", "add", "--channel", "email", "bob@example.com"}).rc, kExitOk);
   redis.Command({"SADD", "pv:suppress:email", "address:old@example.com"});
-  redis.Command(dispatcher::SuppressCommand(
-      Channel::kEmail, "address:ana@example.com",
-      dispatcher::SuppressionWhyJson("bounce", "2026-12-05T10:00:01.513Z", "sg")));
+  redis.Command(SuppressCommand(Channel::kEmail, "address:ana@example.com",
+                                SuppressionWhyJson("bounce", "2026-12-05T10:00:01.513Z", "sg")));
   Result list = Pvctl({"suppress", "list", "--channel", "email", "--json"});
   ASSERT_EQ(list.rc, kExitOk) << list.err;
   auto d = Json(list.out);

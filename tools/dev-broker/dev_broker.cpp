@@ -13,7 +13,6 @@
 
 #include <cctype>
 #include <cerrno>
-#include <charconv>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -29,6 +28,7 @@
 
 #include "long_poll.hpp"
 #include "pv/command_line.hpp"
+#include "pv/files.hpp"
 #include "pv/json.hpp"
 #include "pv/log.hpp"
 #include "pv/strings.hpp"
@@ -82,17 +82,6 @@ bool StartsWithIgnoreCase(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && EqualsIgnoreCase(s.substr(0, prefix.size()), prefix);
 }
 
-// Whole-string decimal integer.
-bool ParseInt(std::string_view text, int& out) {
-  if (text.empty()) return false;
-  int value = 0;
-  const char* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  if (ec != std::errc() || ptr != end) return false;
-  out = value;
-  return true;
-}
-
 std::string_view ApiKeyNameOf(int key) {
   for (const auto& entry : kApiKeys) {
     if (entry.key == key) return entry.name;
@@ -118,13 +107,6 @@ void ReplyError(httplib::Response& res, int status, std::string_view message) {
 
 void RemoveFile(const std::string& path) {
   if (!path.empty()) ::unlink(path.c_str());
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 // librdkafka's own log lines (syslog levels) become JSON lines too.
@@ -191,7 +173,8 @@ bool ParseTopic(const std::string& text, TopicRequest& topic, std::string& error
     return false;
   }
   std::string partitions = text.substr(colon + 1);
-  if (!ParseInt(partitions, topic.partitions) || topic.partitions < 1 || topic.partitions > kMaxPartitions) {
+  if (!ParseNumber(partitions, topic.partitions) || topic.partitions < 1 ||
+      topic.partitions > kMaxPartitions) {
     error = "partitions must be an integer in 1.." + std::to_string(kMaxPartitions) + ", got '" + partitions +
             "'";
     return false;
@@ -303,7 +286,7 @@ std::vector<TopicRequest> StartupTopics(const Options& options) {
 
 bool ParseApiKey(std::string_view text, int& out) {
   int number = 0;
-  if (ParseInt(text, number)) {
+  if (ParseNumber(text, number)) {
     if (number < 0 || number > kMaxApiKey) return false;
     out = number;
     return true;
@@ -322,7 +305,7 @@ bool ParseErrorCode(std::string_view text, int& out) {
   size_t count = 0;
   rd_kafka_get_err_descs(&descs, &count);
   int number = 0;
-  if (ParseInt(text, number)) {
+  if (ParseNumber(text, number)) {
     if (number < 0) return false;
     for (size_t i = 0; i < count; ++i) {
       if (descs[i].name != nullptr && static_cast<int>(descs[i].code) == number) {
@@ -360,40 +343,6 @@ bool ValidTopicName(std::string_view name) {
 
 int ReplicationFactor(int brokers) {
   return brokers < 3 ? brokers : 3;
-}
-
-bool WriteFileAtomically(const std::string& path, std::string_view content, std::string& error) {
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    error = "open " + tmp + ": " + std::strerror(errno);
-    return false;
-  }
-  const char* p = content.data();
-  size_t left = content.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      error = "write " + tmp + ": " + std::strerror(errno);
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return false;
-    }
-    p += n;
-    left -= static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    error = "fsync/close " + tmp + ": " + std::strerror(errno);
-    ::unlink(tmp.c_str());
-    return false;
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    error = "rename " + tmp + " -> " + path + ": " + std::strerror(errno);
-    ::unlink(tmp.c_str());
-    return false;
-  }
-  return true;
 }
 
 struct DevBroker::Impl {
@@ -516,7 +465,7 @@ bool DevBroker::Impl::ParseBrokerId(const std::string& text, httplib::Response& 
     id = -1;
     return true;
   }
-  if (!ParseInt(text, id)) {
+  if (!ParseNumber(text, id)) {
     ReplyError(res, 400, "broker id must be an integer or 'all', got '" + text + "'");
     return false;
   }
@@ -557,7 +506,7 @@ void DevBroker::Impl::HandleBrokerRtt(const httplib::Request& req, const std::ve
   if (!ParseBrokerId(groups.at(0), res, id)) return;
   int ms = 0;
   std::string text = req.get_param_value("ms");
-  if (!ParseInt(text, ms) || ms < 0 || ms > kMaxRttMs) {
+  if (!ParseNumber(text, ms) || ms < 0 || ms > kMaxRttMs) {
     ReplyError(res, 400, "ms must be an integer in 0.." + std::to_string(kMaxRttMs) + ", got '" + text + "'");
     return;
   }
@@ -605,7 +554,7 @@ void DevBroker::Impl::HandlePushErrors(const httplib::Request& req, httplib::Res
   int count = 1;
   if (req.has_param("count")) {
     std::string text = req.get_param_value("count");
-    if (!ParseInt(text, count) || count < 1 || count > kMaxErrorCount) {
+    if (!ParseNumber(text, count) || count < 1 || count > kMaxErrorCount) {
       ReplyError(res, 400,
                  "count must be an integer in 1.." + std::to_string(kMaxErrorCount) + ", got '" + text + "'");
       return;
@@ -673,7 +622,7 @@ void DevBroker::Impl::HandleCreateTopic(const httplib::Request& req, httplib::Re
   }
   int partitions = 0;
   std::string text = req.get_param_value("partitions");
-  if (!ParseInt(text, partitions) || partitions < 1 || partitions > kMaxPartitions) {
+  if (!ParseNumber(text, partitions) || partitions < 1 || partitions > kMaxPartitions) {
     ReplyError(
         res, 400,
         "partitions must be an integer in 1.." + std::to_string(kMaxPartitions) + ", got '" + text + "'");

@@ -58,10 +58,6 @@ bool ParseErrorCode(std::string_view text, int& out);
 bool ValidTopicName(std::string_view name);
 int ReplicationFactor(int brokers);
 
-// Writes `content` to `path` through a temporary file in the same directory and rename(2), so a reader
-// sees either nothing or the whole content.
-bool WriteFileAtomically(const std::string& path, std::string_view content, std::string& error);
-
 // The running broker: mock cluster, topics, control server. Thread-safe after Start().
 class DevBroker {
  public:

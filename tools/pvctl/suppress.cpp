@@ -1,9 +1,8 @@
 // pvctl suppress: the users and addresses a channel must not reach, in the Redis sets the dispatcher
 // checks before producing a send. The key layout is the dispatcher's own (SuppressionKey and the
-// member helpers of pv/dispatcher/suppression.hpp), so the two cannot drift apart:
+// member helpers of pv/suppression_keys.hpp), so the two cannot drift apart:
 //   pv:suppress:<email|text|push>  SET of  user:<project>:<external_id>  and  address:<address>
 #include <fmt/format.h>
-#include <hiredis/hiredis.h>
 
 #include <algorithm>
 #include <chrono>
@@ -13,8 +12,9 @@
 #include <vector>
 
 #include "pv/command_line.hpp"
-#include "pv/dispatcher/suppression.hpp"
 #include "pv/json.hpp"
+#include "pv/redis_client.hpp"
+#include "pv/suppression_keys.hpp"
 #include "pv/validate.hpp"
 #include "pvctl.hpp"
 
@@ -56,49 +56,22 @@ struct SuppressOptions {
   std::vector<std::string> values;
 };
 
-struct ReplyDeleter {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
-struct ContextDeleter {
-  void operator()(redisContext* c) const { redisFree(c); }
-};
-
+// The suppression store, one command at a time; every failure (a bad URL included) throws with the
+// store's address, and pvctl exits 1.
 class Redis {
  public:
-  explicit Redis(const std::string& url) {
-    std::string error;
-    if (!dispatcher::ParseRedisUrl(url, address_, error))
-      throw std::runtime_error("suppression store URL: " + error);
-    timeval tv{5, 0};
-    ctx_.reset(redisConnectWithTimeout(address_.host.c_str(), address_.port, tv));
-    if (!ctx_ || ctx_->err != 0) {
-      throw std::runtime_error(fmt::format("redis {}:{}: {}", address_.host, address_.port,
-                                           ctx_ ? ctx_->errstr : "cannot allocate a connection"));
-    }
-    redisSetTimeout(ctx_.get(), tv);
-    if (!address_.password.empty()) Command({"AUTH", address_.password});
-    if (address_.db != 0) Command({"SELECT", std::to_string(address_.db)});
-  }
+  explicit Redis(const std::string& url) : redis_(Options(url)) {}
 
-  Reply Command(const std::vector<std::string>& args) {
-    std::vector<const char*> argv;
-    std::vector<size_t> lens;
-    for (const auto& a : args) {
-      argv.push_back(a.data());
-      lens.push_back(a.size());
-    }
-    Reply reply(static_cast<redisReply*>(
-        redisCommandArgv(ctx_.get(), static_cast<int>(argv.size()), argv.data(), lens.data())));
-    if (!reply) {
+  RedisReply Command(std::vector<std::string> args) {
+    const RedisEndpoint& at = redis_.endpoint();
+    auto replies = redis_.Pipeline({args});
+    if (!replies)
+      throw std::runtime_error(fmt::format("redis {}:{}: {}", at.host, at.port, redis_.last_error()));
+    if (replies->front().IsError()) {
       throw std::runtime_error(
-          fmt::format("redis {}:{}: {}: {}", address_.host, address_.port, args[0], ctx_->errstr));
+          fmt::format("redis {}:{}: {}: {}", at.host, at.port, args[0], replies->front().str));
     }
-    if (reply->type == REDIS_REPLY_ERROR) {
-      throw std::runtime_error(fmt::format("redis {}:{}: {}: {}", address_.host, address_.port, args[0],
-                                           std::string(reply->str, reply->len)));
-    }
-    return reply;
+    return std::move(replies->front());
   }
 
   // Every member of a set, sorted (SSCAN: a large set does not block the server).
@@ -106,13 +79,11 @@ class Redis {
     std::vector<std::string> out;
     std::string cursor = "0";
     for (int rounds = 0; rounds < 1000000; ++rounds) {
-      Reply r = Command({"SSCAN", key, cursor, "COUNT", "1000"});
-      if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+      RedisReply r = Command({"SSCAN", key, cursor, "COUNT", "1000"});
+      if (r.type != RedisReply::Type::kArray || r.elements.size() != 2)
         throw std::runtime_error("redis: unexpected SSCAN reply");
-      cursor.assign(r->element[0]->str, r->element[0]->len);
-      const redisReply* items = r->element[1];
-      for (size_t i = 0; i < items->elements; ++i)
-        out.emplace_back(items->element[i]->str, items->element[i]->len);
+      cursor = r.elements[0].str;
+      for (auto& item : r.elements[1].elements) out.push_back(std::move(item.str));
       if (cursor == "0") break;
     }
     std::sort(out.begin(), out.end());
@@ -121,35 +92,41 @@ class Redis {
   }
 
   // The recorded reason of each member (HMGET in slices of 1000), "unknown" where none is.
-  std::vector<dispatcher::SuppressionWhy> Reasons(const std::string& key,
-                                                  const std::vector<std::string>& members) {
-    std::vector<dispatcher::SuppressionWhy> out;
+  std::vector<SuppressionWhy> Reasons(const std::string& key, const std::vector<std::string>& members) {
+    std::vector<SuppressionWhy> out;
     out.reserve(members.size());
     for (size_t start = 0; start < members.size(); start += 1000) {
       std::vector<std::string> args = {"HMGET", key};
       size_t end = std::min(members.size(), start + 1000);
       args.insert(args.end(), members.begin() + static_cast<std::ptrdiff_t>(start),
                   members.begin() + static_cast<std::ptrdiff_t>(end));
-      Reply r = Command(args);
-      if (r->type != REDIS_REPLY_ARRAY || r->elements != end - start)
+      RedisReply r = Command(std::move(args));
+      if (r.type != RedisReply::Type::kArray || r.elements.size() != end - start)
         throw std::runtime_error("redis: unexpected HMGET reply");
-      for (size_t i = 0; i < r->elements; ++i) {
-        const redisReply* e = r->element[i];
-        out.push_back(dispatcher::ParseSuppressionWhy(
-            e->type == REDIS_REPLY_STRING ? std::string_view(e->str, e->len) : std::string_view()));
+      for (const auto& e : r.elements) {
+        out.push_back(ParseSuppressionWhy(e.type == RedisReply::Type::kString ? std::string_view(e.str)
+                                                                              : std::string_view()));
       }
     }
     return out;
   }
 
  private:
-  dispatcher::RedisAddress address_;
-  std::unique_ptr<redisContext, ContextDeleter> ctx_;
+  static RedisClient::Options Options(const std::string& url) {
+    RedisUrl parsed;
+    std::string error;
+    if (!ParseRedisUrl(url, parsed, error)) throw std::runtime_error("suppression store URL: " + error);
+    RedisClient::Options options;
+    options.url = url;
+    options.timeout = std::chrono::seconds(5);
+    return options;
+  }
+
+  RedisClient redis_;
 };
 
 std::string RedisUrl(const Context& ctx) {
-  return ctx.redis_url.empty() ? dispatcher::SuppressionRedisUrl(ctx.config, "redis://127.0.0.1:6379")
-                               : ctx.redis_url;
+  return ctx.redis_url.empty() ? SuppressionRedisUrl(ctx.config, "redis://127.0.0.1:6379") : ctx.redis_url;
 }
 
 // The set member for one command-line value; "" and `error` set when it is not valid for the channel.
@@ -165,7 +142,7 @@ std::string MemberFor(const SuppressOptions& options, Channel channel, const std
       error = fmt::format("--project '{}' is not a project name: {}", project, validate::kProjectNameRule);
       return "";
     }
-    return dispatcher::SuppressedUserMember(project, value);
+    return SuppressedUserMember(project, value);
   }
   if (value.rfind("user:", 0) == 0) {
     size_t colon = value.find(':', 5);
@@ -196,10 +173,10 @@ std::string MemberFor(const SuppressOptions& options, Channel channel, const std
                                                    : "a device token");
     return "";
   }
-  return dispatcher::SuppressedAddressMember(channel, address);
+  return SuppressedAddressMember(channel, address);
 }
 
-std::string MemberJson(const std::string& member, const dispatcher::SuppressionWhy* why = nullptr) {
+std::string MemberJson(const std::string& member, const SuppressionWhy* why = nullptr) {
   std::string out;
   if (member.rfind("user:", 0) == 0) {
     std::string rest = member.substr(5);
@@ -291,23 +268,23 @@ int Change(Context& ctx, const SuppressOptions& options, Channel channel, bool a
     // Each with its reason and time (pv:suppress:<channel>:why, atomically with the set); an
     // existing reason stays.
     std::string why =
-        dispatcher::SuppressionWhyJson("manual", FormatTimestamp(std::chrono::system_clock::now()), "pvctl");
+        SuppressionWhyJson("manual", FormatTimestamp(std::chrono::system_clock::now()), "pvctl");
     for (const auto& member : members) {
-      Reply r = redis.Command(dispatcher::SuppressCommand(channel, member, why));
-      changed += r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+      RedisReply r = redis.Command(SuppressCommand(channel, member, why));
+      changed += r.type == RedisReply::Type::kInteger ? r.integer : 0;
     }
   }
   for (size_t from = 0; !add && from < members.size(); from += kMembersPerCommand) {
     size_t to = std::min(members.size(), from + kMembersPerCommand);
-    std::vector<std::string> args = {"SREM", dispatcher::SuppressionKey(channel)};
+    std::vector<std::string> args = {"SREM", SuppressionKey(channel)};
     args.insert(args.end(), members.begin() + static_cast<std::ptrdiff_t>(from),
                 members.begin() + static_cast<std::ptrdiff_t>(to));
-    Reply r = redis.Command(args);
-    changed += r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
-    std::vector<std::string> forget = {"HDEL", dispatcher::SuppressionWhyKey(channel)};
+    RedisReply r = redis.Command(std::move(args));
+    changed += r.type == RedisReply::Type::kInteger ? r.integer : 0;
+    std::vector<std::string> forget = {"HDEL", SuppressionWhyKey(channel)};
     forget.insert(forget.end(), members.begin() + static_cast<std::ptrdiff_t>(from),
                   members.begin() + static_cast<std::ptrdiff_t>(to));
-    redis.Command(forget);
+    redis.Command(std::move(forget));
   }
   long long unchanged = static_cast<long long>(members.size()) - changed;
   if (ctx.json) {
@@ -330,12 +307,11 @@ int List(Context& ctx, const std::vector<Channel>& channels) {
   Redis redis(RedisUrl(ctx));
   std::string json = "[";
   for (size_t c = 0; c < channels.size(); ++c) {
-    auto members = redis.Members(dispatcher::SuppressionKey(channels[c]));
-    std::vector<dispatcher::SuppressionWhy> why =
-        redis.Reasons(dispatcher::SuppressionWhyKey(channels[c]), members);
+    auto members = redis.Members(SuppressionKey(channels[c]));
+    std::vector<SuppressionWhy> why = redis.Reasons(SuppressionWhyKey(channels[c]), members);
     if (ctx.json) {
       json += fmt::format("{}{{\"channel\":\"{}\",\"key\":\"{}\",\"members\":[", c ? "," : "",
-                          ChannelName(channels[c]), dispatcher::SuppressionKey(channels[c]));
+                          ChannelName(channels[c]), SuppressionKey(channels[c]));
       for (size_t i = 0; i < members.size(); ++i) json += (i ? "," : "") + MemberJson(members[i], &why[i]);
       json += "]}";
       continue;

@@ -46,22 +46,22 @@ TEST(WorkerConfigTest, ChannelSettingsOverrideTheSharedOnes) {
 }
 
 TEST(WorkerConfigTest, RedisUrls) {
-  RedisEndpoint e = ParseRedisUrl("redis://:pw@cache.local:6380/2");
+  RedisEndpoint e = ParseRedisEndpoint("redis://:pw@cache.local:6380/2");
   EXPECT_EQ(e.host, "cache.local");
   EXPECT_EQ(e.port, 6380);
   EXPECT_EQ(e.password, "pw");
   EXPECT_EQ(e.db, 2);
-  e = ParseRedisUrl("redis://127.0.0.1");
+  e = ParseRedisEndpoint("redis://127.0.0.1");
   EXPECT_EQ(e.port, 6379);
-  EXPECT_THROW(ParseRedisUrl("redis://h:99999"), std::invalid_argument);
-  EXPECT_THROW(ParseRedisUrl("tcp://h:1"), std::invalid_argument);
+  EXPECT_THROW(ParseRedisEndpoint("redis://h:99999"), std::invalid_argument);
+  EXPECT_THROW(ParseRedisEndpoint("tcp://h:1"), std::invalid_argument);
 }
 
 // The errors of a bad redis.url end up in logs and on the terminal: never with the password.
 TEST(WorkerConfigTest, RedisUrlErrorsMaskThePassword) {
   for (const char* url : {"redis://:s3cret@h:99999", "redis://u:s3cret@h/x", "rediss://:s3cret@h:1"}) {
     try {
-      ParseRedisUrl(url);
+      ParseRedisEndpoint(url);
       ADD_FAILURE() << "accepted " << url;
     } catch (const std::invalid_argument& e) {
       EXPECT_EQ(std::string(e.what()).find("s3cret"), std::string::npos) << e.what();
@@ -73,7 +73,7 @@ TEST(WorkerConfigTest, RedisUrlErrorsMaskThePassword) {
 // The workers refuse rediss:// as the dispatcher and pvctl do: same message, same recipe.
 TEST(WorkerConfigTest, RedissIsRefusedWithTheTunnelRecipe) {
   try {
-    ParseRedisUrl("rediss://:s3cret@h:6380");
+    ParseRedisEndpoint("rediss://:s3cret@h:6380");
     ADD_FAILURE() << "accepted rediss://";
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("TLS to Redis (rediss://) is not supported"), std::string::npos)

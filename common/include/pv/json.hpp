@@ -78,5 +78,11 @@ void ParseRecord(rapidjson::Document& doc, std::string_view text) {
 // Member lookups that tolerate absence and wrong types.
 const rapidjson::Value* FindMember(const rapidjson::Value& object, std::string_view name);
 std::optional<std::string_view> FindString(const rapidjson::Value& object, std::string_view name);
+// The string member `name`, or "" when it is absent or not a string.
+std::string StringMember(const rapidjson::Value& object, std::string_view name);
+
+// Appends `,"name":value` (value as a JSON string) to an object being written, nothing when `value` is
+// empty: the optional fields of the records written by hand.
+void AppendOptionalField(std::string& out, std::string_view name, std::string_view value);
 
 }  // namespace pv

@@ -48,7 +48,8 @@ class Signals {
   std::thread thread_;
 };
 
-// Writes via a temporary file and rename, so a reader never sees a partial file.
-void WriteFileAtomically(const std::string& path, const std::string& content);
+// Writes the port a service listens on to `path` ("<port>\n", atomically: pv/files.hpp), for tests and
+// scripts that start it on port 0. Throws std::runtime_error when it cannot.
+void WritePortFile(const std::string& path, int port);
 
 }  // namespace pv::service

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <cctype>
+#include <charconv>
 #include <string_view>
+#include <system_error>
 
 namespace pv {
 
@@ -14,6 +16,18 @@ inline bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
       return false;
     }
   }
+  return true;
+}
+
+// `text` as a whole number (decimal, an optional '-', nothing around it; for a floating-point T also a
+// fraction and exponent): false, `out` unchanged, when it is empty, holds anything else or does not fit.
+template <typename T>
+bool ParseNumber(std::string_view text, T& out) {
+  T value{};
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (text.empty() || ec != std::errc() || ptr != end) return false;
+  out = value;
   return true;
 }
 

@@ -4,10 +4,10 @@
 #include <rapidjson/document.h>
 
 #include <cctype>
-#include <fstream>
-#include <sstream>
+#include <optional>
 
 #include "pv/config.hpp"
+#include "pv/files.hpp"
 #include "pv/ids.hpp"
 #include "pv/json.hpp"
 
@@ -27,11 +27,9 @@ ApnsSettings LoadApnsSettings(const Config& config, const std::string& name) {
   if (s.key_pem.empty()) {
     std::string file = config.GetString(p + "key_file", "");
     if (file.empty()) throw ConfigError(fmt::format("providers.{}: set key_file or key_pem", name));
-    std::ifstream in(file);
-    if (!in) throw ConfigError(fmt::format("providers.{}.key_file: cannot read {}", name, file));
-    std::stringstream ss;
-    ss << in.rdbuf();
-    s.key_pem = ss.str();
+    std::optional<std::string> pem = ReadFile(file);
+    if (!pem) throw ConfigError(fmt::format("providers.{}.key_file: cannot read {}", name, file));
+    s.key_pem = std::move(*pem);
   }
   for (const auto& [field, value] :
        {std::pair{"team_id", s.team_id}, {"key_id", s.key_id}, {"topic", s.topic}}) {

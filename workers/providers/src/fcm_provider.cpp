@@ -3,10 +3,10 @@
 #include <fmt/format.h>
 #include <rapidjson/document.h>
 
-#include <fstream>
-#include <sstream>
+#include <optional>
 
 #include "pv/config.hpp"
+#include "pv/files.hpp"
 #include "pv/json.hpp"
 #include "pv/log.hpp"
 #include "pv/workers/providers/apns_provider.hpp"
@@ -41,11 +41,9 @@ FcmSettings LoadFcmSettings(const Config& config, const std::string& name) {
     std::string file = config.GetString(p + "credentials_file", "");
     if (file.empty())
       throw ConfigError(fmt::format("providers.{}: set credentials_file or credentials_json", name));
-    std::ifstream in(file);
-    if (!in) throw ConfigError(fmt::format("providers.{}.credentials_file: cannot read {}", name, file));
-    std::stringstream ss;
-    ss << in.rdbuf();
-    json = ss.str();
+    std::optional<std::string> text = ReadFile(file);
+    if (!text) throw ConfigError(fmt::format("providers.{}.credentials_file: cannot read {}", name, file));
+    json = std::move(*text);
     source = file;
   }
   ApplyServiceAccount(s, json, source);

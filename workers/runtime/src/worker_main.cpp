@@ -8,6 +8,7 @@
 #include "pv/admin_server.hpp"
 #include "pv/ids.hpp"
 #include "pv/log.hpp"
+#include "pv/redis_url.hpp"
 #include "pv/service.hpp"
 #include "pv/workers/providers/factory.hpp"
 #include "pv/workers/providers/jwt.hpp"
@@ -103,11 +104,9 @@ RedisDedupeOptions LoadDedupeOptions(const Config& config, Channel channel, cons
   o.worker_id = worker_id;
   o.lease = s.Millis("claim_lease_ms", o.lease);
   o.sent_ttl = s.Millis("sent_ttl_ms", o.sent_ttl);
-  try {
-    ParseRedisUrl(o.redis.url);
-  } catch (const std::invalid_argument& e) {
-    throw ConfigError(fmt::format("redis.url: {}", e.what()));
-  }
+  RedisUrl url;
+  std::string error;
+  if (!ParseRedisUrl(o.redis.url, url, error)) throw ConfigError(fmt::format("redis.url: {}", error));
   return o;
 }
 
@@ -171,7 +170,7 @@ int RunWorkerMain(Channel channel, int argc, char** argv) {
                               [w] { return w->ConsumerLag(); });
     AdminServer admin(registry, [w] { return w->NotReadyReason(); });
     int port = admin.Start(admin_host, admin_port);
-    if (!args.port_file.empty()) service::WriteFileAtomically(args.port_file, std::to_string(port) + "\n");
+    if (!args.port_file.empty()) service::WritePortFile(args.port_file, port);
     running.store(w);
     if (stop.load()) w->Stop();
     int rc = w->Run();

@@ -1,25 +1,8 @@
 // Suppression: users and addresses that must not receive a channel's messages. The dispatcher's
 // delivery feedback (feedback.hpp) adds hard bounces, complaints, unsubscribes, SMS STOPs and dead push
 // tokens from the providers' receipts; an operator adds entries with `pvctl suppress add` or SADD. Kept
-// in Redis so that every dispatcher and pvctl share one list:
-//
-//   key    pv:suppress:<channel>          a SET per channel; channel is email, text or push
-//   member user:<project>:<external_id>   one user of one project (external ids are per project)
-//          address:<address>              an address for everyone: an email address in lower case, a
-//                                         phone number in E.164, a device token as given
-//
-//   redis-cli SADD pv:suppress:email address:bob@example.com
-//   redis-cli SADD pv:suppress:text 'user:demo:u-123'
-//
-// Why and since when (a second key, so the sets and every check of them stay as they were):
-//
-//   key    pv:suppress:<channel>:why       a HASH per channel; field = the member above, value =
-//          {"reason":"bounce","at":"2026-12-05T10:00:00.000Z","source":"sendgrid-main"}
-//
-// reason is one of manual (pvctl suppress add), bounce, complaint, unsubscribe, stop (SMS STOP),
-// unregistered (a dead push token). A member with no entry there (added before reasons were kept, or
-// by hand with SADD) reads as reason "unknown": no migration is needed. The first reason stays (HSETNX);
-// `pvctl suppress remove` and an SMS START (only when the reason is stop) delete both.
+// in Redis so that every dispatcher and pvctl share one list; the keys, members and reasons are laid
+// out as pv/suppression_keys.hpp says (common, so that pvctl reads them without the dispatcher).
 //
 // A batch of sends is checked with one pipelined round trip (two SISMEMBER per send), and a second one
 // (HGET) only for the sends found suppressed, to name the reason in their event. The dispatcher
@@ -33,56 +16,16 @@
 #pragma once
 
 #include <chrono>
-#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "pv/redis_url.hpp"
+#include "pv/redis_client.hpp"
+#include "pv/suppression_keys.hpp"
 #include "pv/topics.hpp"
 
-struct redisContext;
-
-namespace pv {
-class Config;
-}
-
 namespace pv::dispatcher {
-
-// The suppression store's URL, read the same way by the dispatcher and `pvctl suppress`:
-// `suppression.redis_url` when it is set and not empty, else `redis.url`, else `default_url`.
-// (Tests: SuppressionRedisUrl.* in dispatcher/test/suppression_test.cpp.)
-std::string SuppressionRedisUrl(const Config& config, std::string_view default_url);
-
-// redis.url, read by the one parser every component uses (pv/redis_url.hpp).
-using RedisAddress = pv::RedisUrl;
-using pv::ParseRedisUrl;
-
-// The Redis key and members of a check, shared with `pvctl suppress`.
-std::string SuppressionKey(Channel channel);
-std::string SuppressedUserMember(std::string_view project, std::string_view external_id);
-// Email addresses are lower-cased (the domain is case-insensitive, and mail systems treat local parts
-// so too in practice); others are used as given.
-std::string SuppressedAddressMember(Channel channel, std::string_view address);
-
-std::string SuppressionWhyKey(Channel channel);
-
-// The recorded reason of one member: reason "unknown" and empty at/source when `json` is empty or not
-// one of ours.
-struct SuppressionWhy {
-  std::string reason;
-  std::string at;      // RFC 3339
-  std::string source;  // the provider account, worker or "pvctl"
-};
-std::string SuppressionWhyJson(std::string_view reason, std::string_view at, std::string_view source);
-SuppressionWhy ParseSuppressionWhy(std::string_view json);
-
-// Redis commands (argv) that change suppressions atomically, shared by the feedback pipeline and pvctl:
-// SuppressCommand adds `member` with its reason (the first reason stays), returns 1 when it was new;
-// LiftStopCommand removes `member` only when its reason is stop (SMS START), returns 1 when it did.
-std::vector<std::string> SuppressCommand(Channel channel, std::string_view member, std::string_view why_json);
-std::vector<std::string> LiftStopCommand(Channel channel, std::string_view member);
 
 enum class Suppressed { kNo, kUser, kAddress };
 
@@ -93,13 +36,12 @@ struct SuppressionQuery {
   std::string_view address;
 };
 
-// A blocking client of one Redis connection; used from one thread.
+// A blocking client of one Redis connection (pv::RedisClient); used from one thread.
 class SuppressionStore {
  public:
-  SuppressionStore(RedisAddress address, std::chrono::milliseconds timeout);
-  ~SuppressionStore();
-  SuppressionStore(const SuppressionStore&) = delete;
-  SuppressionStore& operator=(const SuppressionStore&) = delete;
+  // `url` as pv/redis_url.hpp reads it; throws std::invalid_argument (without the password) when it is
+  // not one. Connects on first use.
+  SuppressionStore(const std::string& url, std::chrono::milliseconds timeout);
 
   // Answers every query with one pipelined round trip, (re)connecting first when needed. Returns false
   // when Redis could not answer (unreachable, timeout, error reply): `error` says why, `out` is unset.
@@ -110,14 +52,15 @@ class SuppressionStore {
   // PING, (re)connecting first. For readiness and to probe before resuming.
   bool Ping(std::string& error);
 
- private:
-  bool Connect(std::string& error);
-  void Disconnect();
+  const RedisEndpoint& endpoint() const { return redis_.endpoint(); }
 
-  RedisAddress address_;
-  std::chrono::milliseconds timeout_;
-  redisContext* ctx_ = nullptr;
-  std::string commands_;  // Check's pipelined commands, reused
+ private:
+  // `commands` in one round trip; nullopt and `error` set when Redis could not be reached.
+  std::optional<std::vector<RedisReply>> Run(const RedisCommands& commands, std::string& error);
+
+  RedisClient redis_;
+  RedisCommands commands_;  // Check's batch, its buffer reused from batch to batch
+  std::string keys_[3];     // SuppressionKey by channel, made once
 };
 
 }  // namespace pv::dispatcher
