@@ -23,6 +23,7 @@
 
 #include "fuzz_support.hpp"
 #include "kainjow_reference.hpp"
+#include "pv/dispatcher/html_to_text.hpp"
 #include "pv/dispatcher/renderer.hpp"
 
 namespace {

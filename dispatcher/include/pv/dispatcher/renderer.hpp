@@ -170,9 +170,4 @@ struct RenderResult {
 RenderResult Render(const CompiledCampaign& campaign, std::string_view locale, const TemplateData& data,
                     MissingVariables mode, Content& out);
 
-// Plain text from HTML for an email's text part: drops tags, <head>, <style> and <script>; breaks
-// lines at block elements and <br>; keeps link targets as "text (url)"; decodes the common entities;
-// collapses runs of blank space.
-std::string HtmlToText(std::string_view html);
-
 }  // namespace pv::dispatcher
