@@ -19,7 +19,8 @@ std::vector<Tier> ParseTiers(const std::vector<std::string>& names) {
     std::string unit = name.substr(digits);
     if (digits == 0 || digits > 9)
       throw std::invalid_argument(fmt::format("delay tier '{}': expected e.g. 30s", name));
-    long long n = std::stoll(name.substr(0, digits));
+    long long n = 0;
+    ParseNumber(std::string_view(name).substr(0, digits), n);  // at most 9 digits: cannot fail
     std::chrono::milliseconds delay{};
     if (unit == "ms") {
       delay = std::chrono::milliseconds(n);

@@ -26,6 +26,7 @@
 #include <unordered_map>
 
 #include "pv/log.hpp"
+#include "pv/strings.hpp"
 
 namespace pv::dev_broker {
 
@@ -406,7 +407,9 @@ void LongPollFront::Impl::Open() {
     if (colon == std::string::npos) throw std::runtime_error("long-poll front: bad upstream '" + entry + "'");
     Upstream u;
     u.host = entry.substr(0, colon);
-    u.port = std::stoi(entry.substr(colon + 1));
+    if (!ParseNumber(std::string_view(entry).substr(colon + 1), u.port) || u.port < 1 || u.port > 65535) {
+      throw std::runtime_error("long-poll front: bad upstream port in '" + entry + "'");
+    }
     upstreams.push_back(u);
   }
   if (upstreams.empty()) throw std::runtime_error("long-poll front: no upstream brokers");

@@ -8,6 +8,7 @@
 
 #include "pv/config.hpp"
 #include "pv/json.hpp"
+#include "pv/strings.hpp"
 
 namespace pv::workers::providers {
 
@@ -38,7 +39,9 @@ std::optional<std::chrono::milliseconds> ParseRetryAfter(std::string_view value,
   for (char c : value) digits = digits && c >= '0' && c <= '9';
   if (digits) {
     if (value.size() > 9) return kMax;
-    return std::min(kMax, std::chrono::milliseconds(std::stoll(std::string(value)) * 1000));
+    long long seconds = 0;
+    ParseNumber(value, seconds);  // digits only, at most 9: cannot fail
+    return std::min(kMax, std::chrono::milliseconds(seconds * 1000));
   }
   // IMF-fixdate: "Wed, 21 Oct 2015 07:28:00 GMT".
   std::tm tm{};

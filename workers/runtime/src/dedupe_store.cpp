@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "pv/log.hpp"
+#include "pv/strings.hpp"
 
 namespace pv::workers {
 namespace {
@@ -122,7 +123,10 @@ std::optional<std::vector<ClaimResult>> RedisDedupeStore::Claim(std::span<const 
         c.status = ClaimStatus::kClaimed;
       } else if (code == 2) {
         c.status = ClaimStatus::kRateLimited;
-        c.retry_after = std::chrono::milliseconds(std::stoll(detail.empty() ? "1" : detail));
+        // The script writes the wait in ms; anything else (a foreign script, a damaged value) waits 1 ms.
+        long long wait_ms = 1;
+        if (!ParseNumber(detail, wait_ms) || wait_ms < 0) wait_ms = 1;
+        c.retry_after = std::chrono::milliseconds(wait_ms);
       } else if (detail.rfind("sent:", 0) == 0) {
         c.status = ClaimStatus::kAlreadySent;
         c.detail = detail.substr(5);
