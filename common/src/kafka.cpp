@@ -29,7 +29,8 @@ void LogCallback(const rd_kafka_t* rk, int level, const char* facility, const ch
 
 rd_kafka_conf_t* BuildConf(const Settings& settings,
                            const std::map<std::string, std::string>& role_properties,
-                           const std::string& client_id, const std::map<std::string, std::string>& defaults) {
+                           const std::string& client_id, const std::map<std::string, std::string>& defaults,
+                           const std::map<std::string, std::string>& fixed) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   char err[512];
   auto set = [&](const std::string& name, const std::string& value) {
@@ -49,6 +50,7 @@ rd_kafka_conf_t* BuildConf(const Settings& settings,
   }
   for (const auto& [name, value] : settings.properties) set(name, value);
   for (const auto& [name, value] : role_properties) set(name, value);
+  for (const auto& [name, value] : fixed) set(name, value);
   rd_kafka_conf_set_log_cb(conf, LogCallback);
   return conf;
 }

@@ -12,18 +12,13 @@ namespace pv::kafka {
 TopicFeed::TopicFeed(const Settings& settings, std::string topic, const std::string& client_id,
                      Callbacks callbacks)
     : topic_(std::move(topic)), callbacks_(std::move(callbacks)) {
-  rd_kafka_conf_t* conf = BuildConf(settings, settings.consumer_properties, client_id, {});
   // Not the operator's to change: partitions are assigned by hand and nothing is committed (the group
   // id is required by the API but never joined, so replicas do not share or rebalance the topic), and
   // the end-of-partition events tell how far the feed has read where compaction left gaps.
+  rd_kafka_conf_t* conf =
+      BuildConf(settings, settings.consumer_properties, client_id, {},
+                {{"group.id", client_id}, {"enable.auto.commit", "false"}, {"enable.partition.eof", "true"}});
   char err[512];
-  for (const auto& [name, value] : std::map<std::string, std::string>{
-           {"group.id", client_id}, {"enable.auto.commit", "false"}, {"enable.partition.eof", "true"}}) {
-    if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-      rd_kafka_conf_destroy(conf);
-      throw KafkaError(fmt::format("kafka property {}={}: {}", name, value, err));
-    }
-  }
   rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
   if (rk_ == nullptr) {
     rd_kafka_conf_destroy(conf);

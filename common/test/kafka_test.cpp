@@ -210,6 +210,35 @@ TEST(KafkaSettingsTest, ProducerRejectsEmptyBrokersAndBadProperties) {
               HasSubstr("kafka property no.such.property=x"));
 }
 
+// What one property ends as, from each layer BuildConf stacks.
+std::string Built(const rd_kafka_conf_t* conf, const char* name) {
+  char value[256];
+  size_t size = sizeof(value);
+  if (rd_kafka_conf_get(conf, name, value, &size) != RD_KAFKA_CONF_OK) return "<unset>";
+  return value;
+}
+
+TEST(KafkaSettingsTest, BuildConfStacksDefaultsOperatorRoleAndFixedInThatOrder) {
+  Settings s;
+  s.brokers = "127.0.0.1:1";
+  s.properties = {{"linger.ms", "7"}, {"socket.timeout.ms", "7000"}, {"enable.partition.eof", "false"}};
+  s.consumer_properties = {{"socket.timeout.ms", "8000"}};
+  rd_kafka_conf_t* conf =
+      BuildConf(s, s.consumer_properties, "me",
+                {{"linger.ms", "1"}, {"queue.buffering.max.ms", "2"}, {"socket.timeout.ms", "3000"}},
+                {{"enable.partition.eof", "true"}});
+  EXPECT_EQ(Built(conf, "bootstrap.servers"), "127.0.0.1:1");
+  EXPECT_EQ(Built(conf, "client.id"), "me");
+  EXPECT_EQ(Built(conf, "linger.ms"), "7");                // the operator's over our default
+  EXPECT_EQ(Built(conf, "socket.timeout.ms"), "8000");     // the role's over the operator's shared one
+  EXPECT_EQ(Built(conf, "enable.partition.eof"), "true");  // fixed over the operator's
+  rd_kafka_conf_destroy(conf);
+
+  s.properties["no.such.property"] = "x";
+  EXPECT_THAT(ErrorMessage<KafkaError>([&] { rd_kafka_conf_destroy(BuildConf(s, {}, "me", {}, {})); }),
+              HasSubstr("kafka property no.such.property=x"));
+}
+
 TEST(KafkaProducerTest, StopsPromptlyWhileIdle) {
   // The poll thread waits up to a second for delivery reports; the destructor must end that wait.
   // A listening socket that never answers: the client connects and waits quietly (a refused

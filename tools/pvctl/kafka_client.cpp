@@ -28,25 +28,12 @@ std::chrono::milliseconds RequestTimeout(const Context& ctx) {
 Client::Client(rd_kafka_type_t type, const kafka::Settings& settings, const std::string& client_id,
                const std::map<std::string, std::string>& properties)
     : consumer_(type == RD_KAFKA_CONSUMER) {
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  char err[512];
-  auto set = [&](const std::string& name, const std::string& value) {
-    if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-      rd_kafka_conf_destroy(conf);
-      throw kafka::KafkaError(fmt::format("kafka property {}={}: {}", name, value, err));
-    }
-  };
-  const auto& role = consumer_ ? settings.consumer_properties : settings.producer_properties;
-  set("bootstrap.servers", settings.brokers);
-  set("client.id", client_id);
   // A command-line tool: only librdkafka's errors belong on the operator's terminal.
   std::map<std::string, std::string> defaults = {{"log_level", "3"}};
   for (const auto& [k, v] : properties) defaults[k] = v;
-  for (const auto& [name, value] : defaults) {
-    if (settings.properties.count(name) == 0 && role.count(name) == 0) set(name, value);
-  }
-  for (const auto& [name, value] : settings.properties) set(name, value);
-  for (const auto& [name, value] : role) set(name, value);
+  rd_kafka_conf_t* conf = kafka::BuildConf(
+      settings, consumer_ ? settings.consumer_properties : settings.producer_properties, client_id, defaults);
+  char err[512];
   rk_ = rd_kafka_new(type, conf, err, sizeof(err));
   if (rk_ == nullptr) {
     rd_kafka_conf_destroy(conf);

@@ -40,17 +40,20 @@ struct Settings {
   std::map<std::string, std::string> consumer_properties;  // kafka.consumer_properties.*: consumers only
 };
 
-// Reads kafka.brokers (required unless `allow_empty`) and kafka.properties.
+// Reads kafka.brokers and kafka.{properties,producer_properties,consumer_properties}. An empty broker
+// list is refused later, by BuildConf, so that tools can load settings they may not use.
 Settings LoadSettings(const Config& config);
 
-// A librdkafka configuration from the settings: bootstrap.servers and client.id, then `defaults`
-// where the operator's properties (kafka.properties, and `role_properties`: the producer's or the
-// consumer's) do not name the same property, then those properties; librdkafka's log lines become
-// ours. The caller owns the result (rd_kafka_new takes it). Throws KafkaError on a bad property or
-// an empty broker list.
+// The one place a librdkafka configuration is assembled, for every client of every binary and tool:
+// bootstrap.servers and client.id, then `defaults` where the operator's properties (kafka.properties,
+// and `role_properties`: the producer's or the consumer's) do not name the same property, then those
+// properties, then `fixed` (what the client's design depends on, not the operator's to change);
+// librdkafka's log lines become ours. The caller owns the result (rd_kafka_new takes it). Throws
+// KafkaError on a bad property or an empty broker list.
 rd_kafka_conf_t* BuildConf(const Settings& settings,
                            const std::map<std::string, std::string>& role_properties,
-                           const std::string& client_id, const std::map<std::string, std::string>& defaults);
+                           const std::string& client_id, const std::map<std::string, std::string>& defaults,
+                           const std::map<std::string, std::string>& fixed = {});
 
 // Receives the outcome of one produced record, on the producer's poll thread. Must not block.
 class DeliveryHandler {
