@@ -387,19 +387,52 @@ void Consumer::CommitAsync() {
 }
 
 void Consumer::Pause(std::string_view topic, std::int32_t partition) {
-  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
-  std::string name(topic);
-  rd_kafka_topic_partition_list_add(list, name.c_str(), partition);
-  rd_kafka_pause_partitions(rk_, list);
-  rd_kafka_topic_partition_list_destroy(list);
+  PartitionList list(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(list.get(), std::string(topic).c_str(), partition);
+  rd_kafka_pause_partitions(rk_, list.get());
 }
 
 void Consumer::Resume(std::string_view topic, std::int32_t partition) {
-  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
-  std::string name(topic);
-  rd_kafka_topic_partition_list_add(list, name.c_str(), partition);
-  rd_kafka_resume_partitions(rk_, list);
-  rd_kafka_topic_partition_list_destroy(list);
+  PartitionList list(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(list.get(), std::string(topic).c_str(), partition);
+  rd_kafka_resume_partitions(rk_, list.get());
+}
+
+bool Consumer::SetAssignmentPaused(bool paused) {
+  rd_kafka_topic_partition_list_t* raw = nullptr;
+  if (rd_kafka_assignment(rk_, &raw) != RD_KAFKA_RESP_ERR_NO_ERROR || raw == nullptr) return false;
+  PartitionList list(raw);
+  if (paused) {
+    rd_kafka_pause_partitions(rk_, list.get());
+  } else {
+    rd_kafka_resume_partitions(rk_, list.get());
+  }
+  return true;
+}
+
+bool Consumer::AssignmentLost() const {
+  return rd_kafka_assignment_lost(rk_) != 0;
+}
+
+std::vector<PartitionLag> Consumer::Lag() const {
+  std::vector<PartitionLag> out;
+  rd_kafka_topic_partition_list_t* raw = nullptr;
+  if (rd_kafka_assignment(rk_, &raw) != RD_KAFKA_RESP_ERR_NO_ERROR || raw == nullptr) return out;
+  PartitionList list(raw);
+  rd_kafka_position(rk_, list.get());
+  for (int i = 0; i < list->cnt; ++i) {
+    const auto& e = list->elems[i];
+    std::int64_t low = 0;
+    std::int64_t high = 0;
+    if (rd_kafka_get_watermark_offsets(rk_, e.topic, e.partition, &low, &high) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
+        high < 0) {
+      continue;
+    }
+    std::int64_t position = e.offset >= 0 ? e.offset : low;
+    out.push_back({e.topic, e.partition, std::max<std::int64_t>(0, high - position)});
+  }
+  return out;
 }
 
 void Consumer::Close() {

@@ -107,7 +107,7 @@ int DelayScheduler::Run() {
     }
     auto steady = std::chrono::steady_clock::now();
     if (steady >= next_lag) {
-      UpdateConsumerLag(consumer_->handle(), options_.delay_group_id, metrics_);
+      UpdateConsumerLag(*consumer_, options_.delay_group_id, metrics_);
       next_lag = steady + options_.lag_interval;
     }
   }
@@ -422,7 +422,7 @@ void DelayScheduler::OnRebalance(rd_kafka_resp_err_t kind, const rd_kafka_topic_
     log::Info("partitions_assigned", {{"group", options_.delay_group_id}, {"count", tps.size()}});
     return;
   }
-  bool lost = rd_kafka_assignment_lost(consumer_->handle()) != 0;
+  bool lost = consumer_->AssignmentLost();
   if (!lost) {
     auto deadline = std::chrono::steady_clock::now() + options_.revoke_timeout;
     while (true) {

@@ -74,28 +74,13 @@ DispatcherOptions DispatcherOptions::FromConfig(const Config& config) {
   return o;
 }
 
-void UpdateConsumerLag(rd_kafka_t* rk, const std::string& group, DispatcherMetrics& m) {
-  rd_kafka_topic_partition_list_t* assignment = nullptr;
-  if (rd_kafka_assignment(rk, &assignment) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
-  rd_kafka_position(rk, assignment);
+void UpdateConsumerLag(const kafka::Consumer& consumer, const std::string& group, DispatcherMetrics& m) {
   std::set<std::pair<std::string, std::string>> seen;
-  for (int i = 0; i < assignment->cnt; ++i) {
-    const auto& e = assignment->elems[i];
-    std::int64_t low = 0;
-    std::int64_t high = 0;
-    // Cached from the last fetch response: no broker round trip.
-    if (rd_kafka_get_watermark_offsets(rk, e.topic, e.partition, &low, &high) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        high < 0) {
-      continue;
-    }
-    // No position yet (nothing consumed since the assignment): count from the low watermark.
-    std::int64_t position = e.offset >= 0 ? e.offset : low;
-    std::string partition = std::to_string(e.partition);
-    m.consumer_lag.With({group, e.topic, partition})
-        .Set(static_cast<double>(std::max<std::int64_t>(0, high - position)));
-    seen.emplace(e.topic, partition);
+  for (const kafka::PartitionLag& p : consumer.Lag()) {
+    std::string partition = std::to_string(p.partition);
+    m.consumer_lag.With({group, p.topic, partition}).Set(static_cast<double>(p.lag));
+    seen.emplace(p.topic, std::move(partition));
   }
-  rd_kafka_topic_partition_list_destroy(assignment);
   m.consumer_lag.ForEach([&](const std::vector<std::string>& labels, metrics::Gauge& gauge) {
     if (labels[0] == group && seen.count({labels[1], labels[2]}) == 0) gauge.Set(0);
   });

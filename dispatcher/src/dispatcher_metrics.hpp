@@ -1,10 +1,9 @@
 // The dispatcher's Prometheus series (docs/dispatcher.md "Metrics"). Private to the library.
 #pragma once
 
-#include <librdkafka/rdkafka.h>
-
 #include <string>
 
+#include "pv/kafka.hpp"
 #include "pv/metrics.hpp"
 #include "pv/topics.hpp"
 
@@ -100,6 +99,6 @@ struct DispatcherMetrics {
 
 // Sets pv_dispatcher_consumer_lag for every partition assigned to `rk` (high watermark minus the
 // consumer's position, both from librdkafka's cache: no broker round trip).
-void UpdateConsumerLag(rd_kafka_t* rk, const std::string& group, DispatcherMetrics& m);
+void UpdateConsumerLag(const kafka::Consumer& consumer, const std::string& group, DispatcherMetrics& m);
 
 }  // namespace pv::dispatcher

@@ -84,15 +84,7 @@ void FeedbackPipeline::OnRebalance(rd_kafka_resp_err_t kind,
 
 void FeedbackPipeline::SetPaused(bool on) {
   if (!on && !paused_) return;
-  rd_kafka_topic_partition_list_t* list = nullptr;
-  if (rd_kafka_assignment(consumer_->handle(), &list) == RD_KAFKA_RESP_ERR_NO_ERROR && list != nullptr) {
-    if (on) {
-      rd_kafka_pause_partitions(consumer_->handle(), list);
-    } else {
-      rd_kafka_resume_partitions(consumer_->handle(), list);
-    }
-    rd_kafka_topic_partition_list_destroy(list);
-  }
+  consumer_->SetAssignmentPaused(on);
   paused_ = on;
 }
 

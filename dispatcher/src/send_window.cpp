@@ -47,7 +47,8 @@ std::optional<TimePoint> NextWindowOpening(const SendWindow& window, const date:
   // The clocks going back can also put the local time inside the window without passing its start.
   // Compared in seconds: a zone without further transitions (UTC, Asia/Tokyo) ends its last period at
   // date's "forever" (year 32767), which overflows TimePoint's nanoseconds when converted to it (undefined
-  // behaviour on every deferral in such a zone; record_decoders_fuzz and the sanitized suite found it under UBSan).
+  // behaviour on every deferral in such a zone; record_decoders_fuzz and the sanitized suite found it under
+  // UBSan).
   auto horizon = date::floor<std::chrono::seconds>(now + date::days(9));
   TimePoint t = now;
   for (int i = 0; i < 8; ++i) {

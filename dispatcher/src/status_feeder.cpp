@@ -64,15 +64,7 @@ void StatusFeeder::OnRebalance(rd_kafka_resp_err_t kind, const rd_kafka_topic_pa
 
 void StatusFeeder::SetPaused(bool on) {
   if (!on && !paused_) return;
-  rd_kafka_topic_partition_list_t* list = nullptr;
-  if (rd_kafka_assignment(consumer_->handle(), &list) == RD_KAFKA_RESP_ERR_NO_ERROR && list != nullptr) {
-    if (on) {
-      rd_kafka_pause_partitions(consumer_->handle(), list);
-    } else {
-      rd_kafka_resume_partitions(consumer_->handle(), list);
-    }
-    rd_kafka_topic_partition_list_destroy(list);
-  }
+  consumer_->SetAssignmentPaused(on);
   paused_ = on;
 }
 
@@ -93,7 +85,7 @@ int StatusFeeder::Run() {
   auto next_lag = Clock::now();
   while (!stop_.load()) {
     if (Clock::now() >= next_lag) {
-      UpdateConsumerLag(consumer_->handle(), options_.status.group_id, metrics_);
+      UpdateConsumerLag(*consumer_, options_.status.group_id, metrics_);
       next_lag = Clock::now() + options_.lag_interval;
     }
     if (!batch_.empty() && Clock::now() >= retry_at) {

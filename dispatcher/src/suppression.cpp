@@ -22,7 +22,7 @@ SuppressionStore::SuppressionStore(const std::string& url, std::chrono::millisec
     : redis_(StoreOptions(url, timeout)) {}
 
 std::optional<std::vector<RedisReply>> SuppressionStore::Run(const RedisCommands& commands,
-                                                              std::string& error) {
+                                                             std::string& error) {
   auto replies = redis_.Pipeline(commands);
   if (!replies) error = fmt::format("redis {}:{}: {}", endpoint().host, endpoint().port, redis_.last_error());
   return replies;

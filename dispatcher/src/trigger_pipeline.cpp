@@ -124,7 +124,7 @@ int TriggerPipeline::Run() {
       }
     }
     if (now >= next_lag) {
-      UpdateConsumerLag(consumer_->handle(), options_.group_id, metrics_);
+      UpdateConsumerLag(*consumer_, options_.group_id, metrics_);
       next_lag = now + options_.lag_interval;
     }
     ApplyPause();
@@ -413,7 +413,7 @@ void TriggerPipeline::OnRebalance(rd_kafka_resp_err_t kind, const rd_kafka_topic
     log::Info("partitions_assigned", {{"group", options_.group_id}, {"count", tps.size()}});
     return;
   }
-  bool lost = rd_kafka_assignment_lost(consumer_->handle()) != 0;
+  bool lost = consumer_->AssignmentLost();
   // Revoked: finish what the producer already has (its offsets are stored and committed when the
   // partitions are removed); what is not finished by the deadline is left to the next owner. Lost: the
   // offsets can no longer be committed, nothing to wait for.
@@ -448,14 +448,7 @@ void TriggerPipeline::ApplyPause() {
   bool want = paused_redis_ || paused_backpressure_;
   if (want == pause_applied_ && !(want && repause_)) return;
   repause_ = false;
-  rd_kafka_topic_partition_list_t* assignment = nullptr;
-  if (rd_kafka_assignment(consumer_->handle(), &assignment) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
-  if (want) {
-    rd_kafka_pause_partitions(consumer_->handle(), assignment);
-  } else {
-    rd_kafka_resume_partitions(consumer_->handle(), assignment);
-  }
-  rd_kafka_topic_partition_list_destroy(assignment);
+  if (!consumer_->SetAssignmentPaused(want)) return;
   pause_applied_ = want;
 }
 

@@ -109,11 +109,7 @@ void ReadToEnd(const kafka::Settings& settings, const std::string& topic, const 
                std::chrono::milliseconds timeout,
                const std::function<void(const rd_kafka_message_t*)>& on_record);
 
-// Deleter for a partition list, and a convenient owner.
-struct PartitionListDeleter {
-  void operator()(rd_kafka_topic_partition_list_t* l) const { rd_kafka_topic_partition_list_destroy(l); }
-};
-using PartitionList = std::unique_ptr<rd_kafka_topic_partition_list_t, PartitionListDeleter>;
+using kafka::PartitionList;
 
 // Stops long-running commands (tail --follow, replay) on SIGINT/SIGTERM for the scope: the first
 // signal sets the flag (the command finishes cleanly), the previous handlers come back afterwards.

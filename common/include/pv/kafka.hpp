@@ -178,6 +178,19 @@ struct ConsumerOptions {
 // A consumer group member. Offsets are committed automatically in the background, but only the
 // positions the application stored with StoreOffset (enable.auto.offset.store=false), so nothing
 // is committed that was not finished. Partition assignment is cooperative-sticky.
+// Owns a partition list (rd_kafka_assignment's, or one made with rd_kafka_topic_partition_list_new).
+struct PartitionListDeleter {
+  void operator()(rd_kafka_topic_partition_list_t* l) const { rd_kafka_topic_partition_list_destroy(l); }
+};
+using PartitionList = std::unique_ptr<rd_kafka_topic_partition_list_t, PartitionListDeleter>;
+
+// How far one assigned partition is behind its high watermark.
+struct PartitionLag {
+  std::string topic;
+  std::int32_t partition = 0;
+  std::int64_t lag = 0;
+};
+
 class Consumer {
  public:
   using RebalanceListener =
@@ -208,6 +221,16 @@ class Consumer {
   void CommitAsync();
   void Pause(std::string_view topic, std::int32_t partition);
   void Resume(std::string_view topic, std::int32_t partition);
+  // Pauses (or resumes) every partition assigned now; partitions assigned later are not paused.
+  // False when the assignment could not be read (nothing changed).
+  bool SetAssignmentPaused(bool paused);
+  // Whether librdkafka considers the current assignment lost (session timed out, fenced): its work
+  // must not be committed.
+  bool AssignmentLost() const;
+  // Each assigned partition's lag: the cached high watermark (no broker round trip) minus the
+  // position, or minus the low watermark before anything was consumed; partitions without a
+  // watermark yet are left out.
+  std::vector<PartitionLag> Lag() const;
   // Leaves the group (commits stored offsets). Idempotent.
   void Close();
   rd_kafka_t* handle() const { return rk_; }
