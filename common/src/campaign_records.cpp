@@ -11,6 +11,7 @@
 #include "catalog_parse.hpp"
 #include "pv/json.hpp"
 #include "pv/kafka.hpp"
+#include "pv/strings.hpp"
 
 namespace pv {
 namespace {
@@ -73,18 +74,6 @@ bool ToYaml(const rapidjson::Value& v, YAML::Node& out, std::string& error) {
   } else {
     out = YAML::Node(YAML::NodeType::Null);
   }
-  return true;
-}
-
-// A non-negative integer of milliseconds, all digits.
-bool ParseMillis(std::string_view text, std::int64_t& out) {
-  if (text.empty() || text.size() > 18) return false;
-  std::int64_t value = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return false;
-    value = value * 10 + (c - '0');
-  }
-  out = value;
   return true;
 }
 
@@ -220,7 +209,7 @@ bool ParseCampaignState(const CampaignRecordView& record, std::string_view topic
   out.id = std::string(record.record_key);
   if (!record.value) {
     if (record.updated_at_header) {
-      if (!ParseMillis(*record.updated_at_header, out.updated_at_ms)) {
+      if (!ParseDigits(*record.updated_at_header, out.updated_at_ms)) {
         error = fmt::format("tombstone header {} must be a number of milliseconds", kCampaignUpdatedAtHeader);
         return false;
       }

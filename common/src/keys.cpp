@@ -12,6 +12,7 @@
 #include "pv/ids.hpp"
 #include "pv/json.hpp"
 #include "pv/kafka.hpp"
+#include "pv/strings.hpp"
 #include "pv/validate.hpp"
 
 namespace pv {
@@ -38,18 +39,6 @@ bool LooksLikeKey(std::string_view token) {
 }
 
 namespace {
-
-// A non-negative integer of milliseconds, all digits (no sign, no spaces).
-bool ParseVersion(std::string_view text, std::int64_t& out) {
-  if (text.empty() || text.size() > 18) return false;
-  std::int64_t value = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return false;
-    value = value * 10 + (c - '0');
-  }
-  out = value;
-  return true;
-}
 
 // Deleted > revoked > active: what wins a tie of versions.
 int StateRank(const ApiKey& k) {
@@ -93,7 +82,7 @@ bool ParseKeyState(const KeyRecordView& record, ApiKey& out, std::string& error)
     out.id = std::string(record.record_key);
     out.deleted = true;
     if (record.updated_at_header) {
-      if (!ParseVersion(*record.updated_at_header, out.updated_at_ms)) {
+      if (!ParseDigits(*record.updated_at_header, out.updated_at_ms)) {
         error = fmt::format("tombstone header {} must be a number of milliseconds", kKeyUpdatedAtHeader);
         return false;
       }
@@ -179,7 +168,7 @@ std::shared_ptr<const KeyStore> KeyStore::LoadFile(const std::string& path) {
     key.created_at = field("created_at", false);
     key.revoked_at = field("revoked_at", false);
     std::string updated = field("updated_at_ms", false);
-    if (!updated.empty() && !ParseVersion(updated, key.updated_at_ms)) {
+    if (!updated.empty() && !ParseDigits(updated, key.updated_at_ms)) {
       throw KeyError(
           fmt::format("keys file {}: keys[{}].updated_at_ms must be a number of milliseconds", path, index));
     }

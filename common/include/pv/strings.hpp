@@ -3,6 +3,7 @@
 
 #include <cctype>
 #include <charconv>
+#include <cstdint>
 #include <string_view>
 #include <system_error>
 
@@ -27,6 +28,19 @@ bool ParseNumber(std::string_view text, T& out) {
   const char* end = text.data() + text.size();
   auto [ptr, ec] = std::from_chars(text.data(), end, value);
   if (text.empty() || ec != std::errc() || ptr != end) return false;
+  out = value;
+  return true;
+}
+
+// `text` as a non-negative count of digits only (no sign, no spaces; at most 18, so it fits):
+// milliseconds of a record's version header and the like.
+inline bool ParseDigits(std::string_view text, std::int64_t& out) {
+  if (text.empty() || text.size() > 18) return false;
+  std::int64_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    value = value * 10 + (c - '0');
+  }
   out = value;
   return true;
 }
