@@ -49,88 +49,27 @@ FeedbackPipeline::FeedbackPipeline(const DispatcherOptions& options, const kafka
   RedisClient::Options marks = suppression;
   marks.url = options.feedback_redis_url.empty() ? options.redis_url : options.feedback_redis_url;
   marks_ = std::make_unique<RedisClient>(marks);
-  kafka::ConsumerOptions consumer_options;
-  consumer_options.group_id = options.feedback_group_id;
-  consumer_options.client_id = "pv-dispatcher-feedback";
-  consumer_options.defaults = {{"auto.commit.interval.ms", "1000"}};
-  consumer_ = std::make_unique<kafka::Consumer>(settings, consumer_options);
-  consumer_->SetRebalanceListener(
-      [this](rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* parts) {
-        OnRebalance(kind, parts);
-      });
+  consumer_ = std::make_unique<KeptBatchConsumer>(
+      settings,
+      KeptBatchConsumer::Options{options.feedback_group_id,
+                                 "pv-dispatcher-feedback",
+                                 {std::string(topics::kReceipts), topics::DeadLetter(Channel::kPush)},
+                                 static_cast<size_t>(options.feedback_batch_size),
+                                 options.retry_backoff});
 }
 
 FeedbackPipeline::~FeedbackPipeline() = default;
 
-void FeedbackPipeline::OnRebalance(rd_kafka_resp_err_t kind,
-                                   const rd_kafka_topic_partition_list_t* partitions) {
-  if (kind == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-    log::Info("partitions_assigned", {{"group", options_.feedback_group_id}, {"count", partitions->cnt}});
-    return;
-  }
-  if (kind != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) return;
-  // A kept batch's records of a revoked partition belong to its next owner (their offsets were not
-  // stored): it reads them again.
-  std::erase_if(batch_, [&](const kafka::Message& m) {
-    for (int i = 0; i < partitions->cnt; ++i) {
-      if (m->partition == partitions->elems[i].partition &&
-          std::string_view(rd_kafka_topic_name(m->rkt)) == partitions->elems[i].topic) {
-        return true;
-      }
-    }
-    return false;
-  });
-}
-
-void FeedbackPipeline::SetPaused(bool on) {
-  if (!on && !paused_) return;
-  consumer_->SetAssignmentPaused(on);
-  paused_ = on;
-}
-
 int FeedbackPipeline::Run() {
-  std::string dlq = topics::DeadLetter(Channel::kPush);
-  consumer_->Subscribe({std::string(topics::kReceipts), dlq});
-  log::Info("consuming",
-            {{"topic", fmt::format("{},{}", topics::kReceipts, dlq)}, {"group", options_.feedback_group_id}});
-  auto take = [this](kafka::Message m) {
-    if (!m) return false;
-    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-        log::Warn("consume_error", {{"error", rd_kafka_message_errstr(m.get())}});
-      return true;
-    }
-    batch_.push_back(std::move(m));
-    return true;
-  };
-  auto retry_at = Clock::now();
-  while (!stop_.load()) {
-    if (!batch_.empty() && Clock::now() >= retry_at) {
-      if (ProcessBatch()) {
-        SetPaused(false);
-        stalled_.Set(0);
-      } else {
-        // Kept, and tried again; meanwhile the consumer is polled (group membership, rebalances)
-        // with its partitions paused.
-        SetPaused(true);
-        stalled_.Set(1);
-        retry_at = Clock::now() + options_.retry_backoff;
-      }
-      continue;
-    }
-    if (paused_) SetPaused(true);  // partitions assigned meanwhile start unpaused
-    take(consumer_->Poll(milliseconds(100)));
-    while (batch_.size() < static_cast<size_t>(options_.feedback_batch_size) &&
-           take(consumer_->Poll(milliseconds(0)))) {
-    }
-  }
-  log::Info("feedback_pipeline_stopping", {{"unfinished", batch_.size()}});
-  batch_.clear();
-  consumer_->Close();
+  KeptBatchConsumer::Handlers handlers;
+  handlers.apply = [this](std::span<const kafka::Message> batch) { return Apply(batch); };
+  handlers.stalled = [this](bool stalled) { stalled_.Set(stalled ? 1 : 0); };
+  size_t unfinished = consumer_->Run(stop_, handlers);
+  log::Info("feedback_pipeline_stopping", {{"unfinished", unfinished}});
   return 0;
 }
 
-bool FeedbackPipeline::ProcessBatch() {
+bool FeedbackPipeline::Apply(std::span<const kafka::Message> batch) {
   auto now = std::chrono::system_clock::now();
   const std::string dlq = topics::DeadLetter(Channel::kPush);
   struct Item {
@@ -144,10 +83,10 @@ bool FeedbackPipeline::ProcessBatch() {
     FeedbackAction action;
     bool duplicate = false;
   };
-  std::vector<Item> items(batch_.size());
+  std::vector<Item> items(batch.size());
   std::vector<std::vector<std::string>> lookups;
-  for (size_t i = 0; i < batch_.size(); ++i) {
-    const rd_kafka_message_t* m = batch_[i].get();
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const rd_kafka_message_t* m = batch[i].get();
     Item& item = items[i];
     if (dlq == rd_kafka_topic_name(m->rkt)) {
       item.source = "dlq";
@@ -191,7 +130,7 @@ bool FeedbackPipeline::ProcessBatch() {
     Item& item = items[i];
     if (!item.valid) continue;
     if (!item.receipt) {
-      item.action = DecideDeadPush(item.error_code, kafka::Payload(batch_[i].get()), options_.suppress, now);
+      item.action = DecideDeadPush(item.error_code, kafka::Payload(batch[i].get()), options_.suppress, now);
     } else {
       const std::string& id = item.record.receipt_id;
       if (found[static_cast<size_t>(item.mark_reply)].integer == 1 || !seen.insert(id).second) {
@@ -263,12 +202,8 @@ bool FeedbackPipeline::ProcessBatch() {
     if (!replies) return false;
   }
 
-  // Done: count, then store each partition's next offset (a batch is processed whole and in order).
-  std::map<std::pair<std::string, std::int32_t>, std::int64_t> next;
+  // Done: count (KeptBatchConsumer stores the offsets).
   for (size_t i = 0; i < items.size(); ++i) {
-    const rd_kafka_message_t* m = batch_[i].get();
-    auto& n = next[{rd_kafka_topic_name(m->rkt), m->partition}];
-    n = std::max(n, m->offset + 1);
     const Item& item = items[i];
     if (!item.receipt && item.action.result != FeedbackResult::kApplied) continue;  // other dead letters
     std::string_view result = item.duplicate ? "duplicate"
@@ -298,8 +233,6 @@ bool FeedbackPipeline::ProcessBatch() {
                 {{"channel", ChannelName(a.channel)}, {"reason", a.suppress_reason}, {"send_id", a.send_id}});
     }
   }
-  for (const auto& [tp, offset] : next) consumer_->StoreOffset(tp.first, tp.second, offset);
-  batch_.clear();
   return true;
 }
 

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "kept_batch_consumer.hpp"
 #include "pv/dispatcher/dispatcher.hpp"
 #include "pv/dispatcher/feedback.hpp"
 #include "pv/kafka.hpp"
@@ -36,18 +37,14 @@ class FeedbackPipeline {
   int Run();
 
  private:
-  bool ProcessBatch();  // false: Redis or the broker failed; the batch is kept
-  void SetPaused(bool on);
-  void OnRebalance(rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* partitions);
+  bool Apply(std::span<const kafka::Message> batch);  // false: Redis or the broker failed; kept
 
   const DispatcherOptions& options_;
   kafka::Producer& producer_;
   std::atomic<bool>& stop_;
-  std::unique_ptr<kafka::Consumer> consumer_;
+  std::unique_ptr<KeptBatchConsumer> consumer_;
   std::unique_ptr<RedisClient> marks_;
   std::unique_ptr<RedisClient> suppression_;
-  std::vector<kafka::Message> batch_;
-  bool paused_ = false;
 
   metrics::Family<metrics::Counter>& receipts_;      // {provider_type, result}
   metrics::Family<metrics::Counter>& events_;        // {channel, provider, status}

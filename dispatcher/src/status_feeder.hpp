@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "dispatcher_metrics.hpp"
+#include "kept_batch_consumer.hpp"
 #include "pv/dispatcher/dispatcher.hpp"
 #include "pv/kafka.hpp"
 #include "pv/metrics.hpp"
@@ -33,17 +34,13 @@ class StatusFeeder {
   int Run();
 
  private:
-  bool ProcessBatch();  // false: Redis failed; the batch is kept
-  void SetPaused(bool on);
-  void OnRebalance(rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* partitions);
+  bool Apply(std::span<const kafka::Message> batch);  // false: Redis failed; the batch is kept
 
   const DispatcherOptions& options_;
   DispatcherMetrics& metrics_;
   std::atomic<bool>& stop_;
-  std::unique_ptr<kafka::Consumer> consumer_;
+  std::unique_ptr<KeptBatchConsumer> consumer_;
   std::unique_ptr<RedisClient> redis_;
-  std::vector<kafka::Message> batch_;
-  bool paused_ = false;
 
   metrics::Family<metrics::Counter>& events_;  // {result}: applied, duplicate, over_limit, invalid
   metrics::Counter& errors_;                   // batches Redis did not take

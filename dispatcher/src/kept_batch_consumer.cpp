@@ -1,0 +1,108 @@
+#include "kept_batch_consumer.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <map>
+#include <utility>
+
+#include "pv/log.hpp"
+
+namespace pv::dispatcher {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+KeptBatchConsumer::KeptBatchConsumer(const kafka::Settings& settings, Options options)
+    : options_(std::move(options)) {
+  kafka::ConsumerOptions consumer_options;
+  consumer_options.group_id = options_.group_id;
+  consumer_options.client_id = options_.client_id;
+  consumer_options.defaults = {{"auto.commit.interval.ms", "1000"}};
+  consumer_ = std::make_unique<kafka::Consumer>(settings, consumer_options);
+  consumer_->SetRebalanceListener(
+      [this](rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* parts) {
+        OnRebalance(kind, parts);
+      });
+}
+
+KeptBatchConsumer::~KeptBatchConsumer() = default;
+
+void KeptBatchConsumer::OnRebalance(rd_kafka_resp_err_t kind,
+                                    const rd_kafka_topic_partition_list_t* partitions) {
+  if (kind == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    log::Info("partitions_assigned", {{"group", options_.group_id}, {"count", partitions->cnt}});
+    return;
+  }
+  if (kind != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) return;
+  std::erase_if(batch_, [&](const kafka::Message& m) {
+    for (int i = 0; i < partitions->cnt; ++i) {
+      if (m->partition == partitions->elems[i].partition &&
+          std::string_view(rd_kafka_topic_name(m->rkt)) == partitions->elems[i].topic) {
+        return true;
+      }
+    }
+    return false;
+  });
+}
+
+void KeptBatchConsumer::SetPaused(bool on) {
+  if (!on && !paused_) return;
+  consumer_->SetAssignmentPaused(on);
+  paused_ = on;
+}
+
+bool KeptBatchConsumer::Take(kafka::Message m) {
+  if (!m) return false;
+  if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      log::Warn("consume_error", {{"group", options_.group_id}, {"error", rd_kafka_message_errstr(m.get())}});
+    }
+    return true;
+  }
+  batch_.push_back(std::move(m));
+  return true;
+}
+
+void KeptBatchConsumer::StoreOffsets() {
+  // A batch is applied whole and in order: each partition's next offset is one past its last record.
+  std::map<std::pair<std::string_view, std::int32_t>, std::int64_t> next;
+  for (const kafka::Message& m : batch_) {
+    auto& n = next[{rd_kafka_topic_name(m->rkt), m->partition}];
+    n = std::max(n, m->offset + 1);
+  }
+  for (const auto& [tp, offset] : next) consumer_->StoreOffset(tp.first, tp.second, offset);
+}
+
+size_t KeptBatchConsumer::Run(const std::atomic<bool>& stop, const Handlers& handlers) {
+  consumer_->Subscribe(options_.topics);
+  log::Info("consuming",
+            {{"topic", fmt::format("{}", fmt::join(options_.topics, ","))}, {"group", options_.group_id}});
+  auto retry_at = Clock::now();
+  while (!stop.load()) {
+    if (handlers.tick) handlers.tick();
+    if (!batch_.empty() && Clock::now() >= retry_at) {
+      bool applied = handlers.apply(batch_);
+      if (applied) {
+        StoreOffsets();
+        batch_.clear();
+        SetPaused(false);
+      } else {
+        SetPaused(true);
+        retry_at = Clock::now() + options_.retry_backoff;
+      }
+      handlers.stalled(!applied);
+      continue;
+    }
+    if (paused_) SetPaused(true);  // partitions assigned meanwhile start unpaused
+    Take(consumer_->Poll(milliseconds(100)));
+    while (batch_.size() < options_.batch_size && Take(consumer_->Poll(milliseconds(0)))) {
+    }
+  }
+  size_t unfinished = batch_.size();
+  batch_.clear();
+  consumer_->Close();
+  return unfinished;
+}
+
+}  // namespace pv::dispatcher

@@ -1,0 +1,61 @@
+// The consumer loop the dispatcher's side consumers share (the feedback pipeline, the status feeder):
+// records are taken in batches, and a batch is applied whole or kept whole. Private to the dispatcher
+// library.
+//
+// A handler that applies a batch returns true: the next offset of each partition in it is stored
+// (committed by the automatic commit). One that could not (Redis or the broker away) returns false:
+// the batch is kept, the assignment is paused (the consumer is still polled, for group membership and
+// rebalances, while the records wait in Kafka rather than in memory) and the same batch is handed over
+// again after `retry_backoff`. Records of a partition revoked meanwhile are dropped from a kept batch:
+// their offsets were not stored, so the partition's next owner reads them.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "pv/kafka.hpp"
+
+namespace pv::dispatcher {
+
+class KeptBatchConsumer {
+ public:
+  struct Options {
+    std::string group_id;
+    std::string client_id;
+    std::vector<std::string> topics;
+    size_t batch_size = 500;
+    std::chrono::milliseconds retry_backoff{1000};
+  };
+  struct Handlers {
+    std::function<bool(std::span<const kafka::Message> batch)> apply;  // true: applied, whole
+    std::function<void(bool stalled)> stalled;  // after each apply: false on success, true on failure
+    std::function<void()> tick;                 // every turn of the loop (metrics); may be empty
+  };
+
+  KeptBatchConsumer(const kafka::Settings& settings, Options options);
+  ~KeptBatchConsumer();
+
+  // Consumes until `stop`, then leaves the group; a kept batch is dropped then (not committed).
+  // Returns how many records were left unapplied.
+  size_t Run(const std::atomic<bool>& stop, const Handlers& handlers);
+
+  const kafka::Consumer& consumer() const { return *consumer_; }
+
+ private:
+  void SetPaused(bool on);
+  void OnRebalance(rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* partitions);
+  bool Take(kafka::Message m);
+  void StoreOffsets();
+
+  Options options_;
+  std::unique_ptr<kafka::Consumer> consumer_;
+  std::vector<kafka::Message> batch_;
+  bool paused_ = false;
+};
+
+}  // namespace pv::dispatcher
