@@ -73,11 +73,7 @@ long Futex(std::atomic<std::uint32_t>* word, int op, std::uint32_t value, const 
 }  // namespace
 
 void DeliveryGroup::Complete(int count, rd_kafka_resp_err_t err) {
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    int expected = RD_KAFKA_RESP_ERR_NO_ERROR;
-    first_error_.compare_exchange_strong(expected, err);
-  }
-  if (pending_.fetch_sub(count, std::memory_order_acq_rel) - count <= 0) {
+  if (countdown_.Report(count, err)) {
     done_.store(1, std::memory_order_release);
     Futex(&done_, FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr);
   }

@@ -9,7 +9,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <thread>
+#include <vector>
 
 #include "pv/config.hpp"
 #include "test_util.hpp"
@@ -112,6 +114,38 @@ TEST(OffsetTrackerTest, ForgetDropsAPartition) {
   EXPECT_EQ(t.Finish(0, 1), 2);
   t.Forget(7);  // unknown: no effect
   EXPECT_EQ(t.Finish(1, 50), 51);
+}
+
+TEST(DeliveryCountdownTest, OnlyTheReportThatEndsTheSetSaysSoAndTheFirstErrorStays) {
+  DeliveryCountdown c(3);
+  EXPECT_FALSE(c.Report(1, RD_KAFKA_RESP_ERR_NO_ERROR));
+  EXPECT_FALSE(c.Report(1, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE));
+  EXPECT_TRUE(c.Report(1, RD_KAFKA_RESP_ERR__MSG_TIMED_OUT));
+  EXPECT_EQ(c.first_error(), RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+  EXPECT_FALSE(c.Report(1, RD_KAFKA_RESP_ERR_NO_ERROR)) << "a stray report past the end ends nothing again";
+
+  DeliveryCountdown abandoned(4);
+  EXPECT_FALSE(abandoned.Report(1, RD_KAFKA_RESP_ERR_NO_ERROR));
+  EXPECT_TRUE(abandoned.Report(3, RD_KAFKA_RESP_ERR__QUEUE_FULL));  // three never enqueued
+  EXPECT_EQ(abandoned.first_error(), RD_KAFKA_RESP_ERR__QUEUE_FULL);
+}
+
+TEST(DeliveryCountdownTest, ExactlyOneOfManyThreadsEndsTheSet) {
+  constexpr int kThreads = 4;
+  constexpr int kEach = 5000;
+  DeliveryCountdown c(kThreads * kEach);
+  std::atomic<int> ends{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kEach; ++i) {
+        if (c.Report(1, RD_KAFKA_RESP_ERR_NO_ERROR)) ends.fetch_add(1);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(ends.load(), 1);
+  EXPECT_EQ(c.first_error(), RD_KAFKA_RESP_ERR_NO_ERROR);
 }
 
 TEST(DeliveryGroupTest, WaitReturnsWhenAllReported) {

@@ -467,7 +467,7 @@ class ReceiptEndpoints::Publication final : public kafka::DeliveryHandler {
       : owner_(owner),
         route_(route),
         records_(records),
-        pending_(records),
+        countdown_(records),
         success_(std::move(success)),
         responder_(std::move(responder)) {}
 
@@ -478,12 +478,8 @@ class ReceiptEndpoints::Publication final : public kafka::DeliveryHandler {
 
  private:
   void Complete(int count, rd_kafka_resp_err_t err) {
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      int expected = RD_KAFKA_RESP_ERR_NO_ERROR;
-      first_error_.compare_exchange_strong(expected, err);
-    }
-    if (pending_.fetch_sub(count, std::memory_order_acq_rel) - count > 0) return;
-    auto first = static_cast<rd_kafka_resp_err_t>(first_error_.load());
+    if (!countdown_.Report(count, err)) return;
+    auto first = countdown_.first_error();
     if (first == RD_KAFKA_RESP_ERR_NO_ERROR) {
       owner_.CountReceipts(route_, "published", static_cast<size_t>(records_));
       owner_.CountRequest(route_, "published");
@@ -503,8 +499,7 @@ class ReceiptEndpoints::Publication final : public kafka::DeliveryHandler {
   ReceiptEndpoints& owner_;
   Route route_;
   int records_;
-  std::atomic<int> pending_;
-  std::atomic<int> first_error_{RD_KAFKA_RESP_ERR_NO_ERROR};
+  kafka::DeliveryCountdown countdown_;
   http::Response success_;
   http::Responder responder_;
 };

@@ -167,7 +167,7 @@ class IngestServer::Publication final : public kafka::DeliveryHandler {
         start_(start),
         produce_start_(Clock::now()),
         records_(records),
-        pending_(records),
+        countdown_(records),
         trigger_id_(std::move(trigger_id)),
         responder_(std::move(responder)) {}
 
@@ -179,12 +179,8 @@ class IngestServer::Publication final : public kafka::DeliveryHandler {
 
  private:
   void Complete(int count, rd_kafka_resp_err_t err) {
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      int expected = RD_KAFKA_RESP_ERR_NO_ERROR;
-      first_error_.compare_exchange_strong(expected, err);
-    }
-    if (pending_.fetch_sub(count, std::memory_order_acq_rel) - count > 0) return;
-    Finish(static_cast<rd_kafka_resp_err_t>(first_error_.load()));
+    if (!countdown_.Report(count, err)) return;
+    Finish(countdown_.first_error());
     delete this;  // NOLINT(cppcoreguidelines-owning-memory): the last report ends the publication
   }
 
@@ -218,8 +214,7 @@ class IngestServer::Publication final : public kafka::DeliveryHandler {
   Clock::time_point start_;
   Clock::time_point produce_start_;
   int records_;
-  std::atomic<int> pending_;
-  std::atomic<int> first_error_{RD_KAFKA_RESP_ERR_NO_ERROR};
+  kafka::DeliveryCountdown countdown_;
   std::string trigger_id_;
   http::Responder responder_;
 };

@@ -69,9 +69,31 @@ class DeliveryHandler {
 // + condition variable on the old thread-per-request ingest, docs/performance.md). For callers that
 // block (pvctl, the delay ladder's producers); ingest waits for nothing: its Publication
 // (ingest/src/server.cpp) answers from the last report.
+// Counts a set of records' delivery reports down and keeps the first error. Thread-safe (reports arrive
+// on the producer's poll thread, abandons on the caller's).
+class DeliveryCountdown {
+ public:
+  explicit DeliveryCountdown(int records) : pending_(records) {}
+  // `count` records reported (`err` for each). True for exactly one call: the one that ends the set.
+  bool Report(int count, rd_kafka_resp_err_t err) {
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      int expected = RD_KAFKA_RESP_ERR_NO_ERROR;
+      first_error_.compare_exchange_strong(expected, err);
+    }
+    int before = pending_.fetch_sub(count, std::memory_order_acq_rel);
+    return before > 0 && before - count <= 0;
+  }
+  // The first error reported (NO_ERROR when every record was acknowledged).
+  rd_kafka_resp_err_t first_error() const { return static_cast<rd_kafka_resp_err_t>(first_error_.load()); }
+
+ private:
+  std::atomic<int> pending_;
+  std::atomic<int> first_error_{RD_KAFKA_RESP_ERR_NO_ERROR};
+};
+
 class DeliveryGroup : public DeliveryHandler, public std::enable_shared_from_this<DeliveryGroup> {
  public:
-  explicit DeliveryGroup(int expected) : pending_(expected) {
+  explicit DeliveryGroup(int expected) : countdown_(expected) {
     if (expected <= 0) done_.store(1);
   }
   void OnDelivery(rd_kafka_resp_err_t err, std::int32_t partition, std::int64_t offset) override;
@@ -80,15 +102,14 @@ class DeliveryGroup : public DeliveryHandler, public std::enable_shared_from_thi
   // Waits until every record reported, or the deadline passed. Returns true when all reported.
   bool Wait(std::chrono::steady_clock::time_point deadline);
   // The first error reported (NO_ERROR when every record was acknowledged).
-  rd_kafka_resp_err_t first_error() const { return static_cast<rd_kafka_resp_err_t>(first_error_.load()); }
+  rd_kafka_resp_err_t first_error() const { return countdown_.first_error(); }
   std::int32_t last_partition() const { return last_partition_.load(); }
   std::int64_t last_offset() const { return last_offset_.load(); }
 
  private:
   void Complete(int count, rd_kafka_resp_err_t err);
 
-  std::atomic<int> pending_;
-  std::atomic<int> first_error_{RD_KAFKA_RESP_ERR_NO_ERROR};
+  DeliveryCountdown countdown_;
   std::atomic<std::uint32_t> done_{0};  // the futex word: 1 once every record reported
   std::atomic<std::int32_t> last_partition_{-1};
   std::atomic<std::int64_t> last_offset_{-1};
