@@ -209,7 +209,7 @@ TEST_F(OutcomeTest, RetryThatBecameTheDeadLetterMakesTheOutcomeDead) {
   again.ladder = false;  // as outcome_records.hpp turns it
   again.topic = planner_.dead_letter_topic();
   again.headers = {{ladder::kErrorCode, "retry_too_large"}, {ladder::kError, "too big"}};
-  EXPECT_TRUE(planner_.RetryBecameDead(attempt_, out_, kNow));
+  EXPECT_EQ(planner_.RetryBecameDead(attempt_, out_, kNow), &out_.records[0]);
   EXPECT_STREQ(out_.status, "dead");
   auto event = EventOf(out_);
   EXPECT_EQ(Str(event, "status"), "dead");

@@ -85,14 +85,14 @@ void OutcomePlanner::Failed(SendAttempt& a, ErrorKind kind, std::string_view err
   }
 }
 
-bool OutcomePlanner::RetryBecameDead(const SendAttempt& a, Outcome& out, Time now) const {
-  if (std::string_view(out.status) != "retrying" || !a.send) return false;
+const OutcomeRecord* OutcomePlanner::RetryBecameDead(const SendAttempt& a, Outcome& out, Time now) const {
+  if (std::string_view(out.status) != "retrying" || !a.send) return nullptr;
   const OutcomeRecord* dead_letter = nullptr;
   for (const OutcomeRecord& record : out.records) {
-    if (record.ladder) return false;
+    if (record.ladder) return nullptr;
     if (record.topic == dlq_topic_) dead_letter = &record;
   }
-  if (dead_letter == nullptr) return false;
+  if (dead_letter == nullptr) return nullptr;
   out.status = "dead";
   EventFields fields{out.status,
                      a.provider_name,
@@ -103,7 +103,7 @@ bool OutcomePlanner::RetryBecameDead(const SendAttempt& a, Outcome& out, Time no
   for (OutcomeRecord& record : out.records) {
     if (record.topic == topics::kEvents) record.value = BuildEvent(*a.send, fields, now);
   }
-  return true;
+  return dead_letter;
 }
 
 }  // namespace pv::workers

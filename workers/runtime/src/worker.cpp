@@ -630,11 +630,12 @@ void Worker::Conclude(Job& job) {
 
 // A retry record that became the send's dead letter (outcome_records.hpp) ends the send.
 void Worker::RetryBecameDead(Job& job) {
-  if (!planner_.RetryBecameDead(job, job.outcome, std::chrono::system_clock::now())) return;
-  std::string_view reason;
-  for (const OutcomeRecord& record : job.outcome.records)
-    if (record.topic == dlq_topic_) reason = record.Header(ladder::kErrorCode);
-  pv::log::Warn("send_dead", {{"send_id", job.send->send_id}, {"reason", reason}, {"attempt", job.attempt}});
+  const OutcomeRecord* dead_letter =
+      planner_.RetryBecameDead(job, job.outcome, std::chrono::system_clock::now());
+  if (dead_letter == nullptr) return;
+  pv::log::Warn("send_dead", {{"send_id", job.send->send_id},
+                              {"reason", dead_letter->Header(ladder::kErrorCode)},
+                              {"attempt", job.attempt}});
 }
 
 void Worker::ToRecord(Job& job) {

@@ -89,8 +89,9 @@ class OutcomePlanner {
               std::optional<std::chrono::milliseconds> retry_after, Time now, std::mt19937_64& rng,
               Outcome& out) const;
   // After outcome_records.hpp turned a `retrying` outcome's ladder record into the send's dead letter
-  // (too large, or refused for good): the outcome is `dead` with the dead letter's reason. True when so.
-  bool RetryBecameDead(const SendAttempt& a, Outcome& out, Time now) const;
+  // (too large, or refused for good): the outcome is `dead` with the dead letter's reason. Returns that
+  // dead letter, or null when the outcome did not change.
+  const OutcomeRecord* RetryBecameDead(const SendAttempt& a, Outcome& out, Time now) const;
 
   const std::string& dead_letter_topic() const { return dlq_topic_; }
 
