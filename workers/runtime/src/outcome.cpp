@@ -19,27 +19,28 @@ void OutcomePlanner::Event(const SendAttempt& a, std::string_view message_id, st
       BuildEvent(*a.send, {out.status, a.provider_name, message_id, error_code, error, a.attempt}, now);
 }
 
+// A new outcome replaces whatever an earlier one (of an earlier claim or attempt) left.
+void OutcomePlanner::Start(const char* status, Settle settle, Outcome& out) {
+  out.status = status;
+  out.settle = settle;
+  out.records.clear();
+}
+
 void OutcomePlanner::Sent(const SendAttempt& a, std::string_view provider_message_id, Time now,
                           Outcome& out) const {
-  out.status = "sent";
-  out.settle = Settle::kMarkSent;
-  out.records.clear();
+  Start("sent", Settle::kMarkSent, out);
   Event(a, provider_message_id, {}, {}, now, out);
 }
 
 void OutcomePlanner::Deduped(const SendAttempt& a, std::string_view provider_message_id, Time now,
                              Outcome& out) const {
-  out.status = "deduped";
-  out.settle = Settle::kNone;
-  out.records.clear();
+  Start("deduped", Settle::kNone, out);
   Event(a, provider_message_id, {}, {}, now, out);
 }
 
 void OutcomePlanner::Deferred(const SendAttempt& a, std::chrono::milliseconds wait, Time now,
                               Outcome& out) const {
-  out.status = "deferred";
-  out.settle = Settle::kNone;  // a rate-limited claim is not taken
-  out.records.clear();
+  Start("deferred", Settle::kNone, out);  // a rate-limited claim is not taken
   OutcomeRecord& again = out.records.emplace_back();
   again.ladder = true;
   again.value = a.send->value;
@@ -58,9 +59,7 @@ void OutcomePlanner::Failed(SendAttempt& a, ErrorKind kind, std::string_view err
   std::string_view code = ErrorKindName(kind);
   bool dead = DispositionOf(error_class) == Disposition::kDeadLetter || a.attempt >= max_attempts_;
   if (kind == ErrorKind::kUnknownOutcome && a.pinned_provider.empty()) a.pinned_provider = a.provider_name;
-  out.status = dead ? "dead" : "retrying";
-  out.settle = a.claimed ? Settle::kRelease : Settle::kNone;
-  out.records.clear();
+  Start(dead ? "dead" : "retrying", a.claimed ? Settle::kRelease : Settle::kNone, out);
   OutcomeRecord& record = out.records.emplace_back();
   if (dead) {
     record.topic = dlq_topic_;

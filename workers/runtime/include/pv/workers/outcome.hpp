@@ -96,6 +96,7 @@ class OutcomePlanner {
   const std::string& dead_letter_topic() const { return dlq_topic_; }
 
  private:
+  static void Start(const char* status, Settle settle, Outcome& out);
   void Event(const SendAttempt& a, std::string_view message_id, std::string_view error_code,
              std::string_view error, Time now, Outcome& out) const;
 
