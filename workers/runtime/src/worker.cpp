@@ -181,24 +181,8 @@ std::string Worker::FatalError() const {
 }
 
 double Worker::ConsumerLag() const {
-  rd_kafka_t* rk = consumer_->handle();
-  rd_kafka_topic_partition_list_t* list = nullptr;
-  if (rd_kafka_assignment(rk, &list) != RD_KAFKA_RESP_ERR_NO_ERROR || list == nullptr) return 0;
-  rd_kafka_position(rk, list);
   double lag = 0;
-  for (int i = 0; i < list->cnt; ++i) {
-    const auto& tp = list->elems[i];
-    std::int64_t low = 0;
-    std::int64_t high = 0;
-    if (rd_kafka_get_watermark_offsets(rk, tp.topic, tp.partition, &low, &high) !=
-            RD_KAFKA_RESP_ERR_NO_ERROR ||
-        high < 0) {
-      continue;
-    }
-    std::int64_t position = tp.offset >= 0 ? tp.offset : low;
-    lag += static_cast<double>(std::max<std::int64_t>(0, high - position));
-  }
-  rd_kafka_topic_partition_list_destroy(list);
+  for (const kafka::PartitionLag& p : consumer_->Lag()) lag += static_cast<double>(p.lag);
   return lag;
 }
 
@@ -789,15 +773,7 @@ void Worker::UpdatePause() {
   UpdateMemoryFull();
   bool want = draining_.load() || store_down_ || memory_full_;
   if (want == paused_ && !(want && reapply_pause_)) return;
-  rd_kafka_topic_partition_list_t* list = nullptr;
-  if (rd_kafka_assignment(consumer_->handle(), &list) == RD_KAFKA_RESP_ERR_NO_ERROR && list != nullptr) {
-    if (want) {
-      rd_kafka_pause_partitions(consumer_->handle(), list);
-    } else {
-      rd_kafka_resume_partitions(consumer_->handle(), list);
-    }
-    rd_kafka_topic_partition_list_destroy(list);
-  }
+  consumer_->SetAssignmentPaused(want);
   if (want != paused_) {
     pv::log::Debug(want ? "consumer_paused" : "consumer_resumed",
                    {{"buffered", static_cast<std::int64_t>(jobs_.size())},
