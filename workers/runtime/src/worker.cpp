@@ -98,38 +98,18 @@ class Worker::AckGroup final : public kafka::DeliveryGroup {
   std::atomic<int> remaining_;
 };
 
-struct Worker::Job {
+struct Worker::Job : SendAttempt {
   std::uint64_t id = 0;
   std::string topic;
   std::int32_t partition = 0;
   std::int64_t offset = 0;
   std::uint64_t generation = 0;
-  std::shared_ptr<Send> send;  // null only for a record whose send_id could not be read
-  std::string value;           // the record as received, for the DLQ when `send` is null
-  std::string key;
-  int attempt = 1;
   Stage stage = Stage::kClaim;
   Provider* provider = nullptr;
-  std::string provider_name;
-  bool claimed = false;
   bool abandon = false;  // release the claim, then drop without an outcome (drain, revoke)
   Clock::time_point started{};
-  bool settle_sent = false;
   std::string message_id;
-  // The provider that may already have this send: an earlier attempt's outcome was unknown (see
-  // ErrorKind::kUnknownOutcome). Every later attempt goes there, never to the fallback.
-  std::string pinned_provider;
-
-  struct Output {
-    bool ladder = false;  // to the delay ladder (then `due`, `next_attempt`) or straight to `topic`
-    std::string topic;
-    std::string value;
-    std::vector<std::pair<std::string, std::string>> headers;
-    std::chrono::system_clock::time_point due{};
-    int next_attempt = 0;
-  };
-  std::vector<Output> outputs;
-  std::string status;  // the outcome, for metrics
+  Outcome outcome;
 };
 
 Worker::Worker(WorkerOptions options, std::unique_ptr<DedupeStore> store,
@@ -140,20 +120,18 @@ Worker::Worker(WorkerOptions options, std::unique_ptr<DedupeStore> store,
       dlq_topic_(topics::DeadLetter(options_.channel)),
       store_(std::move(store)),
       providers_(std::move(providers)),
+      planner_(options_.channel, options_.max_attempts, options_.backoff),
       metrics_(registry),
       in_flight_gauge_(metrics_.in_flight.With({channel_name_})),
       buffered_gauge_(metrics_.buffered.With({channel_name_})),
       paused_gauge_(metrics_.paused.With({channel_name_})),
       send_latency_(metrics_.send_latency.With({channel_name_})),
       inbox_(std::make_shared<Inbox>()),
-      delivered_(static_cast<std::size_t>(
-          options_.delivered_memory > 0
-              ? options_.delivered_memory
-              : std::max(65536, 8 * std::max(options_.max_buffered, options_.max_in_flight)))),
+      delivered_(static_cast<std::size_t>(options_.DeliveredMemory())),
       rng_(std::random_device{}()) {
   if (options_.tiers.empty()) options_.tiers = ladder::ParseTiers(topics::DefaultDelayTiers());
   options_.max_in_flight = std::max(1, options_.max_in_flight);
-  options_.max_buffered = std::max(options_.max_buffered, options_.max_in_flight);
+  options_.max_buffered = options_.Buffered();
   options_.claim_batch = std::max(1, options_.claim_batch);
   std::string suffix(ChannelTopicSuffix(options_.channel));
   kafka::ProducerOptions producer_options;
@@ -203,24 +181,8 @@ std::string Worker::FatalError() const {
 }
 
 double Worker::ConsumerLag() const {
-  rd_kafka_t* rk = consumer_->handle();
-  rd_kafka_topic_partition_list_t* list = nullptr;
-  if (rd_kafka_assignment(rk, &list) != RD_KAFKA_RESP_ERR_NO_ERROR || list == nullptr) return 0;
-  rd_kafka_position(rk, list);
   double lag = 0;
-  for (int i = 0; i < list->cnt; ++i) {
-    const auto& tp = list->elems[i];
-    std::int64_t low = 0;
-    std::int64_t high = 0;
-    if (rd_kafka_get_watermark_offsets(rk, tp.topic, tp.partition, &low, &high) !=
-            RD_KAFKA_RESP_ERR_NO_ERROR ||
-        high < 0) {
-      continue;
-    }
-    std::int64_t position = tp.offset >= 0 ? tp.offset : low;
-    lag += static_cast<double>(std::max<std::int64_t>(0, high - position));
-  }
-  rd_kafka_topic_partition_list_destroy(list);
+  for (const kafka::PartitionLag& p : consumer_->Lag()) lag += static_cast<double>(p.lag);
   return lag;
 }
 
@@ -265,19 +227,16 @@ int Worker::Run() {
         ClaimBatch();
       }
       if (store_down_ && !claim_queue_.empty()) ClaimBatch();  // throttled by the store's backoff
-      if (store_down_ && claim_queue_.empty() && settle_queue_.empty() && store_->Probe()) {
-        pv::log::Info("worker_resumed", {{"reason", "redis reachable"}});
-        store_down_ = false;
-      }
+      if (store_down_ && claim_queue_.empty() && settle_queue_.empty() && store_->Probe())
+        SetStoreDown(false);
       if (!store_down_ && claim_queue_.empty() && settle_queue_.empty() && now >= store_probe_at_) {
         // The Redis client connects on first use and learns of a lost connection only when used: at
         // start and while idle, ask the store itself every few seconds, so /readyz and the pause
         // tell the truth before the next send needs it.
         store_probe_at_ = now + kIdleStoreProbe;
         if (!store_->Probe()) {
-          pv::log::Warn("worker_paused", {{"reason", "redis unreachable"}});
-          store_down_ = true;
           metrics_.redis_errors.With({channel_name_}).Inc();
+          SetStoreDown(true);
         }
       }
     }
@@ -406,7 +365,8 @@ void Worker::NewJob(kafka::Message m) {
     j.provider_name = done->provider;
     pv::log::Debug("send_redelivered",
                    {{"send_id", j.send->send_id}, {"partition", j.partition}, {"offset", j.offset}});
-    Deduped(j, done->provider_message_id);
+    planner_.Deduped(j, done->provider_message_id, std::chrono::system_clock::now(), j.outcome);
+    Conclude(j);
     return;
   }
   j.stage = Stage::kClaim;
@@ -446,7 +406,7 @@ Provider* Worker::ChooseProvider(Job& job) {
   Provider* fallback = s.fallback_provider.empty() ? nullptr : find(s.fallback_provider);
   bool circuit_open = false;
   if (auto it = circuits_.find(s.provider); it != circuits_.end())
-    circuit_open = Clock::now() < it->second.open_until;
+    circuit_open = it->second.IsOpen(Clock::now());
   bool use_fallback = fallback != nullptr &&
                       (primary == nullptr || job.attempt > options_.fallback_after_attempts || circuit_open);
   job.provider = use_fallback ? fallback : primary;
@@ -476,14 +436,12 @@ void Worker::ClaimBatch() {
   if (requests.empty()) return;
   auto results = store_->Claim(requests);
   if (!results) {
-    if (!store_down_) pv::log::Warn("worker_paused", {{"reason", "redis unreachable"}});
-    store_down_ = true;
     metrics_.redis_errors.With({channel_name_}).Inc();
+    SetStoreDown(true);
     for (auto it = ids.rbegin(); it != ids.rend(); ++it) claim_queue_.push_front(*it);
     return;
   }
-  if (store_down_) pv::log::Info("worker_resumed", {{"reason", "redis reachable"}});
-  store_down_ = false;
+  SetStoreDown(false);
   Clock::time_point now = Clock::now();
   for (std::size_t i = 0; i < ids.size(); ++i) {
     Job& job = *jobs_.at(ids[i]);
@@ -495,7 +453,8 @@ void Worker::ClaimBatch() {
         ready_queue_.push_back(job.id);
         break;
       case ClaimStatus::kAlreadySent:
-        Deduped(job, r.detail);
+        planner_.Deduped(job, r.detail, std::chrono::system_clock::now(), job.outcome);
+        Conclude(job);
         break;
       case ClaimStatus::kInFlightElsewhere:
         // Another worker (or our killed predecessor) holds it: if that one delivers, the retry is
@@ -508,7 +467,8 @@ void Worker::ClaimBatch() {
           job.stage = Stage::kWait;
           wait_queue_.emplace(now + r.retry_after, job.id);
         } else {
-          Defer(job, r.retry_after);
+          planner_.Deferred(job, r.retry_after, std::chrono::system_clock::now(), job.outcome);
+          Conclude(job);
         }
         break;
     }
@@ -554,7 +514,10 @@ void Worker::CollectInbox() {
         send_latency_.Observe(std::max(0.0, std::chrono::duration<double>(since).count()));
       }
       job.message_id = std::move(c.result.provider_message_id);
-      Succeed(job);
+      Circuit(job.provider_name).OnAnswer();
+      delivered_.Add(job.partition, job.offset, job.send->send_id, {job.provider_name, job.message_id});
+      planner_.Sent(job, job.message_id, std::chrono::system_clock::now(), job.outcome);
+      Conclude(job);
     } else {
       Fail(job, c.result.kind, c.result.error, c.result.retry_after);
     }
@@ -570,7 +533,7 @@ void Worker::CollectInbox() {
       continue;
     }
     bool never = kafka::ProduceErrorClassOf(a.err) == kafka::ProduceErrorClass::kNeverSucceeds;
-    if (never && OnOutcomeRefused(job.outputs, a.err, dlq_topic_, std::chrono::system_clock::now()) ==
+    if (never && OnOutcomeRefused(job.outcome.records, a.err, dlq_topic_, std::chrono::system_clock::now()) ==
                      RefusedOutcome::kGiveUp) {
       // Refused for good even as a dead letter (outcome_records.hpp): the offset moves on without it.
       std::string reason(kafka::ProduceFailureName(kafka::ProduceFailureOf(a.err)));
@@ -583,7 +546,7 @@ void Worker::CollectInbox() {
       Finish(job);
       continue;
     }
-    if (never) EventFollowsOutputs(job);
+    if (never) RetryBecameDead(job);
     // Not acknowledged: produce the outcome again (the offset waits for it). A full local queue
     // clears fast; a broker problem takes longer.
     bool full = a.err == RD_KAFKA_RESP_ERR__QUEUE_FULL;
@@ -595,92 +558,31 @@ void Worker::CollectInbox() {
   }
 }
 
-void Worker::Succeed(Job& job) {
-  circuits_[job.provider_name].consecutive_failures = 0;
-  job.settle_sent = true;
-  job.status = "sent";
-  delivered_.Add(job.partition, job.offset, job.send->send_id, {job.provider_name, job.message_id});
-  job.outputs.clear();
-  Job::Output event;
-  event.topic = std::string(topics::kEvents);
-  EventFields f;
-  f.status = "sent";
-  f.provider = job.provider_name;
-  f.provider_message_id = job.message_id;
-  f.attempt = job.attempt;
-  event.value = BuildEvent(*job.send, f, std::chrono::system_clock::now());
-  job.outputs.push_back(std::move(event));
-  job.stage = Stage::kSettle;
-  settle_queue_.push_back(job.id);
-}
-
-void Worker::Deduped(Job& job, const std::string& provider_message_id) {
-  job.status = "deduped";
-  job.outputs.clear();
-  Job::Output event;
-  event.topic = std::string(topics::kEvents);
-  EventFields f;
-  f.status = "deduped";
-  f.provider = job.provider_name;
-  f.provider_message_id = provider_message_id;
-  f.attempt = job.attempt;
-  event.value = BuildEvent(*job.send, f, std::chrono::system_clock::now());
-  job.outputs.push_back(std::move(event));
-  ToRecord(job);
-}
-
-void Worker::Defer(Job& job, std::chrono::milliseconds wait) {
-  auto now = std::chrono::system_clock::now();
-  job.status = "deferred";
-  job.outputs.clear();
-  Job::Output again;
-  again.ladder = true;
-  again.value = job.send->value;
-  again.due = now + wait;
-  again.next_attempt = job.attempt;  // waiting for a rate limit is not a failed attempt
-  again.headers = {{ladder::kProvider, job.provider_name}, {ladder::kErrorCode, "rate_limited"}};
-  if (!job.pinned_provider.empty()) again.headers.emplace_back(ladder::kPinnedProvider, job.pinned_provider);
-  job.outputs.push_back(std::move(again));
-  Job::Output event;
-  event.topic = std::string(topics::kEvents);
-  std::string why = fmt::format("provider rate limit: next slot in {} ms", wait.count());
-  EventFields f;
-  f.status = "deferred";
-  f.provider = job.provider_name;
-  f.error_code = "rate_limited";
-  f.error = why;
-  f.attempt = job.attempt;
-  event.value = BuildEvent(*job.send, f, now);
-  job.outputs.push_back(std::move(event));
-  ToRecord(job);
+CircuitBreaker& Worker::Circuit(const std::string& provider) {
+  return circuits_.try_emplace(provider, options_.circuit_failures, options_.circuit_open).first->second;
 }
 
 void Worker::Fail(Job& job, ErrorKind kind, const std::string& error,
                   std::optional<std::chrono::milliseconds> retry_after) {
   ErrorClass error_class = ClassOf(kind);
   std::string_view code = ErrorKindName(kind);
-  bool dead = DispositionOf(error_class) == Disposition::kDeadLetter || job.attempt >= options_.max_attempts;
-  auto now = std::chrono::system_clock::now();
   if (!job.provider_name.empty()) {
     metrics_.provider_errors
         .With({channel_name_, job.provider_name, std::string(code), std::string(ErrorClassName(error_class))})
         .Inc();
   }
   if (job.provider != nullptr && kind != ErrorKind::kInFlightElsewhere) {
-    Circuit& circuit = circuits_[job.provider_name];
+    CircuitBreaker& circuit = Circuit(job.provider_name);
     if (error_class == ErrorClass::kPermanent) {
-      circuit.consecutive_failures = 0;  // the provider answered; the send was the problem
-    } else if (++circuit.consecutive_failures == options_.circuit_failures) {
-      circuit.open_until = Clock::now() + options_.circuit_open;
+      circuit.OnAnswer();  // the provider answered; the send was the problem
+    } else if (circuit.OnFailure(Clock::now())) {
       pv::log::Warn("provider_circuit_open",
                     {{"provider", job.provider_name},
-                     {"failures", circuit.consecutive_failures},
+                     {"failures", options_.circuit_failures},
                      {"open_ms", static_cast<std::int64_t>(options_.circuit_open.count())}});
-      circuit.consecutive_failures = 0;
     }
   }
   std::string send_id = job.send ? job.send->send_id : "";
-  if (kind == ErrorKind::kUnknownOutcome && job.pinned_provider.empty()) job.pinned_provider = job.provider_name;
   if (error_class == ErrorClass::kConfiguration) {
     pv::log::Error("provider_configuration_error",
                    {{"provider", job.provider_name}, {"send_id", send_id}, {"code", code}, {"error", error}});
@@ -692,87 +594,32 @@ void Worker::Fail(Job& job, ErrorKind kind, const std::string& error,
                                        {"attempt", job.attempt},
                                        {"error", error}});
   }
-  job.outputs.clear();
-  std::string attempt_text = std::to_string(job.attempt);
-  if (dead) {
-    job.status = "dead";
-    Job::Output dlq;
-    dlq.topic = dlq_topic_;
-    dlq.value = job.send ? job.send->value : job.value;
-    dlq.headers = {{ladder::kErrorCode, std::string(code)},
-                   {ladder::kError, error},
-                   {ladder::kAttempt, attempt_text},
-                   {ladder::kProvider, job.provider_name},
-                   {ladder::kFailedAt, FormatTimestamp(now)}};
-    if (!job.pinned_provider.empty()) dlq.headers.emplace_back(ladder::kPinnedProvider, job.pinned_provider);
-    job.outputs.push_back(std::move(dlq));
-    if (dead && DispositionOf(error_class) == Disposition::kRetry) {
-      pv::log::Warn(
-          "send_dead",
-          {{"send_id", send_id}, {"reason", "max_attempts"}, {"attempt", job.attempt}, {"code", code}});
-    }
-  } else {
-    job.status = "retrying";
-    Job::Output again;
-    again.ladder = true;
-    again.value = job.send->value;
-    auto delay = RetryDelay(options_.backoff, job.attempt, retry_after, rng_);
-    again.due = now + delay;
-    again.next_attempt = job.attempt + 1;
-    again.headers = {{ladder::kProvider, job.provider_name},
-                     {ladder::kErrorCode, std::string(code)},
-                     {ladder::kError, error}};
-    if (!job.pinned_provider.empty()) again.headers.emplace_back(ladder::kPinnedProvider, job.pinned_provider);
-    job.outputs.push_back(std::move(again));
+  planner_.Failed(job, kind, error, retry_after, std::chrono::system_clock::now(), rng_, job.outcome);
+  if (job.outcome.status == std::string_view("dead") && DispositionOf(error_class) == Disposition::kRetry) {
+    pv::log::Warn(
+        "send_dead",
+        {{"send_id", send_id}, {"reason", "max_attempts"}, {"attempt", job.attempt}, {"code", code}});
   }
-  if (job.send) {
-    Job::Output event;
-    event.topic = std::string(topics::kEvents);
-    EventFields f;
-    f.status = job.status;
-    f.provider = job.provider_name;
-    f.error_code = code;
-    f.error = error;
-    f.attempt = job.attempt;
-    event.value = BuildEvent(*job.send, f, now);
-    job.outputs.push_back(std::move(event));
-  }
-  if (job.claimed) {
-    job.settle_sent = false;
-    job.stage = Stage::kSettle;
-    settle_queue_.push_back(job.id);
-  } else {
-    ToRecord(job);
-  }
+  Conclude(job);
 }
 
-// A retry record that became the send's dead letter (outcome_records.hpp: too large for the ladder,
-// or refused by it for good) ends the send: its event and its count say "dead" with the dead
-// letter's reason, not "retrying" for a retry that will never come.
-void Worker::EventFollowsOutputs(Job& job) {
-  if (job.status != "retrying" || !job.send) return;
-  const Job::Output* dead_letter = nullptr;
-  for (const Job::Output& out : job.outputs) {
-    if (out.ladder) return;
-    if (out.topic == dlq_topic_) dead_letter = &out;
+void Worker::Conclude(Job& job) {
+  if (job.outcome.settle == Settle::kNone) {
+    ToRecord(job);
+    return;
   }
+  job.stage = Stage::kSettle;
+  settle_queue_.push_back(job.id);
+}
+
+// A retry record that became the send's dead letter (outcome_records.hpp) ends the send.
+void Worker::RetryBecameDead(Job& job) {
+  const OutcomeRecord* dead_letter =
+      planner_.RetryBecameDead(job, job.outcome, std::chrono::system_clock::now());
   if (dead_letter == nullptr) return;
-  auto header = [&](std::string_view name) -> std::string_view {
-    for (const auto& [n, v] : dead_letter->headers)
-      if (n == name) return v;
-    return {};
-  };
-  job.status = "dead";
-  EventFields f;
-  f.status = job.status;
-  f.provider = job.provider_name;
-  f.error_code = header(ladder::kErrorCode);
-  f.error = header(ladder::kError);
-  f.attempt = job.attempt;
-  for (Job::Output& out : job.outputs) {
-    if (out.topic == topics::kEvents) out.value = BuildEvent(*job.send, f, std::chrono::system_clock::now());
-  }
-  pv::log::Warn("send_dead", {{"send_id", job.send->send_id}, {"reason", f.error_code}, {"attempt", job.attempt}});
+  pv::log::Warn("send_dead", {{"send_id", job.send->send_id},
+                              {"reason", dead_letter->Header(ladder::kErrorCode)},
+                              {"attempt", job.attempt}});
 }
 
 void Worker::ToRecord(Job& job) {
@@ -791,9 +638,9 @@ void Worker::SettleBatch(bool force) {
       if (it == jobs_.end()) continue;
       Job& job = *it->second;
       ids.push_back(id);
-      requests.push_back({job.send->send_id, job.settle_sent, job.message_id, {}, {}});
-      if (job.settle_sent && !job.message_id.empty() && job.provider != nullptr &&
-          job.provider->RecordsMessageIds()) {
+      bool sent = job.outcome.settle == Settle::kMarkSent;
+      requests.push_back({job.send->send_id, sent, job.message_id, {}, {}});
+      if (sent && !job.message_id.empty() && job.provider != nullptr && job.provider->RecordsMessageIds()) {
         SentMessage m{job.send->send_id, job.send->trigger_id, job.send->campaign_id, job.provider_name,
                       job.send->address};
         requests.back().message_key = SentMessageKey(job.provider->type(), job.message_id);
@@ -802,15 +649,11 @@ void Worker::SettleBatch(bool force) {
     }
     if (requests.empty()) return;
     bool settled = store_->Settle(requests);
-    if (settled && store_down_) {
-      pv::log::Info("worker_resumed", {{"reason", "redis reachable"}});
-      store_down_ = false;
-    }
+    if (settled) SetStoreDown(false);
     if (!settled) {
       metrics_.redis_errors.With({channel_name_}).Inc();
       if (!force) {
-        if (!store_down_) pv::log::Warn("worker_paused", {{"reason", "redis unreachable"}});
-        store_down_ = true;
+        SetStoreDown(true);
         for (auto it = ids.rbegin(); it != ids.rend(); ++it) settle_queue_.push_front(*it);
         return;
       }
@@ -840,13 +683,13 @@ void Worker::RecordOutcomes() {
     job.stage = Stage::kAcking;
     ++acking_;
     const std::string& key = job.send ? job.send->key : job.key;
-    FitOutcomeRecords(job.outputs, key, producer_->MaxMessageBytes(), send_topic_, dlq_topic_,
+    FitOutcomeRecords(job.outcome.records, key, producer_->MaxMessageBytes(), send_topic_, dlq_topic_,
                       std::chrono::system_clock::now());
-    EventFollowsOutputs(job);
-    int count = static_cast<int>(job.outputs.size());
+    RetryBecameDead(job);
+    int count = static_cast<int>(job.outcome.records.size());
     auto group = std::make_shared<AckGroup>(inbox_, id, count);
     for (int i = 0; i < count; ++i) {
-      const Job::Output& out = job.outputs[static_cast<std::size_t>(i)];
+      const OutcomeRecord& out = job.outcome.records[static_cast<std::size_t>(i)];
       std::vector<kafka::Header> headers;
       headers.reserve(out.headers.size());
       for (const auto& [name, value] : out.headers) headers.push_back({name, value});
@@ -867,7 +710,7 @@ void Worker::RecordOutcomes() {
 }
 
 void Worker::Finish(Job& job) {
-  metrics_.sends.With({channel_name_, job.provider_name, job.status}).Inc();
+  metrics_.sends.With({channel_name_, job.provider_name, job.outcome.status}).Inc();
   if (job.generation == partition_generation_[job.partition]) {
     std::int64_t next = tracker_.Finish(job.partition, job.offset);
     if (next >= 0) consumer_->StoreOffset(job.topic, job.partition, next);
@@ -930,15 +773,7 @@ void Worker::UpdatePause() {
   UpdateMemoryFull();
   bool want = draining_.load() || store_down_ || memory_full_;
   if (want == paused_ && !(want && reapply_pause_)) return;
-  rd_kafka_topic_partition_list_t* list = nullptr;
-  if (rd_kafka_assignment(consumer_->handle(), &list) == RD_KAFKA_RESP_ERR_NO_ERROR && list != nullptr) {
-    if (want) {
-      rd_kafka_pause_partitions(consumer_->handle(), list);
-    } else {
-      rd_kafka_resume_partitions(consumer_->handle(), list);
-    }
-    rd_kafka_topic_partition_list_destroy(list);
-  }
+  consumer_->SetAssignmentPaused(want);
   if (want != paused_) {
     pv::log::Debug(want ? "consumer_paused" : "consumer_resumed",
                    {{"buffered", static_cast<std::int64_t>(jobs_.size())},
@@ -955,28 +790,48 @@ void Worker::BeginDrain() {
   pv::log::Info("worker_draining", {{"buffered", static_cast<std::int64_t>(jobs_.size())},
                                     {"in_flight", static_cast<std::int64_t>(delivering_)}});
   UpdatePause();
-  // Not yet claimed: nothing to undo; their offsets stay unstored, so the next owner gets them.
-  for (std::uint64_t id : claim_queue_) Erase(id);
-  claim_queue_.clear();
-  for (auto it = wait_queue_.begin(); it != wait_queue_.end();) {
-    auto job = jobs_.find(it->second);
-    if (job != jobs_.end() && job->second->stage == Stage::kWait) {
-      Erase(it->second);
-      it = wait_queue_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  // Claimed but not started: release the claims so that the next owner need not wait for the lease.
-  for (std::uint64_t id : ready_queue_) {
+  ReleaseQueuedWork(nullptr);
+}
+
+void Worker::ReleaseQueuedWork(const std::set<std::int32_t>* partitions) {
+  auto of = [&](std::uint64_t id) -> Job* {
     auto it = jobs_.find(id);
-    if (it == jobs_.end()) continue;
-    it->second->abandon = true;
-    it->second->settle_sent = false;
-    it->second->stage = Stage::kSettle;
+    if (it == jobs_.end() || (partitions != nullptr && partitions->count(it->second->partition) == 0))
+      return nullptr;
+    return it->second.get();
+  };
+  // Not yet claimed: nothing to undo; their offsets stay unstored, so the next owner gets them.
+  std::erase_if(claim_queue_, [&](std::uint64_t id) {
+    if (of(id) == nullptr) return partitions == nullptr;  // gone already; on drain the queue empties
+    Erase(id);
+    return true;
+  });
+  std::erase_if(wait_queue_, [&](const auto& entry) {
+    Job* job = of(entry.second);
+    if (job == nullptr || job->stage != Stage::kWait) return false;
+    Erase(entry.second);
+    return true;
+  });
+  // Claimed but not started: release the claims so that the next owner need not wait for the lease.
+  std::erase_if(ready_queue_, [&](std::uint64_t id) {
+    Job* job = of(id);
+    if (job == nullptr) return partitions == nullptr;
+    job->abandon = true;
+    job->outcome.settle = Settle::kRelease;
+    job->stage = Stage::kSettle;
     settle_queue_.push_back(id);
+    return true;
+  });
+}
+
+void Worker::SetStoreDown(bool down) {
+  if (down == store_down_) return;
+  store_down_ = down;
+  if (down) {
+    pv::log::Warn("worker_paused", {{"reason", "redis unreachable"}});
+  } else {
+    pv::log::Info("worker_resumed", {{"reason", "redis reachable"}});
   }
-  ready_queue_.clear();
 }
 
 void Worker::OnRebalance(rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* partitions) {
@@ -994,45 +849,10 @@ void Worker::OnRebalance(rd_kafka_resp_err_t kind, const rd_kafka_topic_partitio
     if (send_topic_ == partitions->elems[i].topic) revoked.insert(partitions->elems[i].partition);
   }
   if (revoked.empty()) return;
-  auto of_revoked = [&](std::uint64_t id) {
-    auto it = jobs_.find(id);
-    return it != jobs_.end() && revoked.count(it->second->partition) > 0;
-  };
   // Unclaimed work is dropped (the next owner takes it from the last stored offset); claimed work
   // that has not started is released; work past that point finishes here, within revoke_timeout,
   // so that its offsets are stored before the partition moves and the next owner sees `sent:` marks.
-  std::deque<std::uint64_t> keep;
-  for (std::uint64_t id : claim_queue_) {
-    if (of_revoked(id)) {
-      Erase(id);
-    } else {
-      keep.push_back(id);
-    }
-  }
-  claim_queue_.swap(keep);
-  for (auto it = wait_queue_.begin(); it != wait_queue_.end();) {
-    auto job = jobs_.find(it->second);
-    if (job != jobs_.end() && job->second->stage == Stage::kWait &&
-        revoked.count(job->second->partition) > 0) {
-      Erase(it->second);
-      it = wait_queue_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  keep.clear();
-  for (std::uint64_t id : ready_queue_) {
-    if (of_revoked(id)) {
-      Job& job = *jobs_.at(id);
-      job.abandon = true;
-      job.settle_sent = false;
-      job.stage = Stage::kSettle;
-      settle_queue_.push_back(id);
-    } else {
-      keep.push_back(id);
-    }
-  }
-  ready_queue_.swap(keep);
+  ReleaseQueuedWork(&revoked);
   auto remaining = [&] {
     std::size_t n = 0;
     for (const auto& [id, job] : jobs_) n += revoked.count(job->partition);

@@ -69,18 +69,19 @@ WorkerOptions LoadWorkerOptions(const Config& config, Channel channel) {
   if (o.worker_id.empty()) o.worker_id = DefaultWorkerId(channel);
   o.kafka = kafka::LoadSettings(config);
   o.group_id = s.String("group_id", "pv-" + std::string(ChannelTopicSuffix(channel)) + "-worker");
-  o.max_in_flight = static_cast<int>(s.Int("max_in_flight", 256, 1, 100000));
-  // Records wait for their outcome's acknowledgement after delivery too: room for several rounds.
-  o.max_buffered = static_cast<int>(s.Int("max_buffered", 8 * o.max_in_flight, 1, 10000000));
-  o.claim_batch = static_cast<int>(s.Int("claim_batch", 128, 1, 10000));
-  o.delivered_memory = static_cast<int>(
-      s.Int("delivered_memory", std::max<std::int64_t>(65536, 8 * std::int64_t{o.max_buffered}), 1, 100000000));
-  o.max_attempts = static_cast<int>(s.Int("max_attempts", 8, 1, 1000));
+  // Every default is WorkerOptions' (worker.hpp); max_buffered's and delivered_memory's follow the
+  // settings read before them.
+  o.max_in_flight = static_cast<int>(s.Int("max_in_flight", o.max_in_flight, 1, 100000));
+  o.max_buffered = static_cast<int>(s.Int("max_buffered", o.Buffered(), 1, 10000000));
+  o.claim_batch = static_cast<int>(s.Int("claim_batch", o.claim_batch, 1, 10000));
+  o.delivered_memory = static_cast<int>(s.Int("delivered_memory", o.DeliveredMemory(), 1, 100000000));
+  o.max_attempts = static_cast<int>(s.Int("max_attempts", o.max_attempts, 1, 1000));
   o.backoff.base = s.Millis("backoff_base_ms", o.backoff.base);
   o.backoff.max = s.Millis("backoff_max_ms", o.backoff.max);
   o.backoff.jitter = s.Double("backoff_jitter", o.backoff.jitter);
-  o.fallback_after_attempts = static_cast<int>(s.Int("fallback_after_attempts", 2, 0));
-  o.circuit_failures = static_cast<int>(s.Int("circuit_failures", 10, 1));
+  o.fallback_after_attempts =
+      static_cast<int>(s.Int("fallback_after_attempts", o.fallback_after_attempts, 0));
+  o.circuit_failures = static_cast<int>(s.Int("circuit_failures", o.circuit_failures, 1));
   o.circuit_open = s.Millis("circuit_open_ms", o.circuit_open);
   o.rate_limit_max_wait = s.Millis("rate_limit_max_wait_ms", o.rate_limit_max_wait);
   o.drain_timeout = s.Millis("drain_timeout_ms", o.drain_timeout);

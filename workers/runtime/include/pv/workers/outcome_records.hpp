@@ -13,7 +13,7 @@
 // So a job's outcome is produced at most three times for errors that can never succeed; errors that
 // may pass later (an outage) are retried as before.
 //
-// Templates over the worker's record type (Worker::Job::Output: ladder, topic, value, headers, due,
+// Templates over the worker's record type (OutcomeRecord in outcome.hpp: ladder, topic, value, headers, due,
 // next_attempt) so that they stay out of worker.cpp. Tests: workers/test/outcome_records_test.cpp.
 #pragma once
 

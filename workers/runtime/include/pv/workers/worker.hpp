@@ -7,9 +7,12 @@
 //
 // One thread runs the whole pipeline (poll, claim, start, settle, record, store) as an event loop;
 // providers' HTTP/SMTP transfers run on the CurlLoop thread and the producer's delivery reports on
-// its poll thread, and both only post to this loop's inbox. Tests: tests/workers/worker_*_test.cpp.
+// its poll thread, and both only post to this loop's inbox. What each outcome produces is decided by
+// OutcomePlanner (outcome.hpp), without I/O; a provider's circuit is a CircuitBreaker. Tests:
+// tests/workers/worker_*_test.cpp, workers/test/{outcome,circuit_breaker}_test.cpp.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <deque>
@@ -26,20 +29,26 @@
 #include "pv/metrics.hpp"
 #include "pv/topics.hpp"
 #include "pv/workers/backoff.hpp"
+#include "pv/workers/circuit_breaker.hpp"
 #include "pv/workers/dedupe_store.hpp"
 #include "pv/workers/delivered_memory.hpp"
+#include "pv/workers/outcome.hpp"
 #include "pv/workers/provider.hpp"
 #include "pv/workers/worker_metrics.hpp"
 
 namespace pv::workers {
 
+// The defaults of every setting (LoadWorkerOptions reads them from here; docs/configuration-workers.md
+// "Settings" lists the same).
 struct WorkerOptions {
   Channel channel = Channel::kEmail;
   std::string worker_id;  // in claims ("inflight:<id>") and logs; unique per process
   kafka::Settings kafka;
   std::string group_id;     // default pv-<email|sms|push>-worker
   int max_in_flight = 256;  // sends at providers at once
-  int max_buffered = 2048;  // records taken from Kafka and not finished; no more are taken above
+  // Records taken from Kafka and not finished; no more are taken above. 0: 8 × max_in_flight (records
+  // wait for their outcome's acknowledgement after delivery too: room for several rounds).
+  int max_buffered = 0;
   int claim_batch = 128;    // claims per Redis round trip
   // Sends delivered whose records' offsets are not yet committed, remembered so that a record read
   // again after Redis lost its `sent:` mark is not delivered twice (DeliveredMemory). 0: the larger
@@ -54,6 +63,14 @@ struct WorkerOptions {
   std::chrono::milliseconds drain_timeout{30000};
   std::chrono::milliseconds revoke_timeout{10000};
   std::vector<ladder::Tier> tiers;  // the delay ladder's tiers (same as the dispatcher's)
+
+  // max_buffered and delivered_memory with their 0 resolved (never fewer buffered than in flight).
+  int Buffered() const {
+    return max_buffered > 0 ? std::max(max_buffered, max_in_flight) : 8 * max_in_flight;
+  }
+  int DeliveredMemory() const {
+    return delivered_memory > 0 ? delivered_memory : std::max(65536, 8 * Buffered());
+  }
 };
 
 class Worker {
@@ -99,15 +116,19 @@ class Worker {
   void UpdateMemoryFull();
   bool CheckFatal(std::chrono::steady_clock::time_point now);
 
-  // Outcome decisions.
+  // Outcomes (decided by planner_).
   Provider* ChooseProvider(Job& job);
+  CircuitBreaker& Circuit(const std::string& provider);
   void Fail(Job& job, ErrorKind kind, const std::string& error,
             std::optional<std::chrono::milliseconds> retry_after);
-  void Succeed(Job& job);
-  void Deduped(Job& job, const std::string& provider_message_id);
-  void Defer(Job& job, std::chrono::milliseconds wait);
-  void EventFollowsOutputs(Job& job);
+  void Conclude(Job& job);  // to settling or recording, as job.outcome.settle says
+  void RetryBecameDead(Job& job);
   void ToRecord(Job& job);
+  // Drain (partitions null) and revoke: drop queued work not yet claimed (its offsets stay unstored, so
+  // the next owner reads it) and release the claims of work not yet started.
+  void ReleaseQueuedWork(const std::set<std::int32_t>* partitions);
+  // Redis unreachable: pause consumption (UpdatePause) until the store answers again.
+  void SetStoreDown(bool down);
   void Finish(Job& job);
   void Erase(std::uint64_t id);
   std::size_t Busy() const;  // jobs delivering or past delivery, not finished
@@ -118,6 +139,7 @@ class Worker {
   std::string dlq_topic_;
   std::unique_ptr<DedupeStore> store_;
   std::map<std::string, std::unique_ptr<Provider>> providers_;
+  OutcomePlanner planner_;
   WorkerMetrics metrics_;
   metrics::Gauge& in_flight_gauge_;
   metrics::Gauge& buffered_gauge_;
@@ -147,11 +169,7 @@ class Worker {
   std::size_t acking_ = 0;
   bool kafka_more_ = false;  // the consumer queue may hold more messages than we took
 
-  struct Circuit {
-    int consecutive_failures = 0;
-    std::chrono::steady_clock::time_point open_until{};
-  };
-  std::map<std::string, Circuit> circuits_;
+  std::map<std::string, CircuitBreaker> circuits_;
 
   bool paused_ = false;
   bool reapply_pause_ = false;
