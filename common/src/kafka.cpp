@@ -144,6 +144,7 @@ Producer::~Producer() {
     rd_kafka_queue_destroy(main_queue);
   }
   if (poll_thread_.joinable()) poll_thread_.join();
+  for (rd_kafka_topic_t* rkt : warm_topics_) rd_kafka_topic_destroy(rkt);
   rd_kafka_destroy(rk_);
 }
 
@@ -234,11 +235,30 @@ bool Producer::BrokersReachable(std::chrono::milliseconds timeout, const std::st
   return ok;
 }
 
+void Producer::WarmUp(const std::vector<std::string>& topics, std::chrono::milliseconds timeout) {
+  for (const auto& name : topics) {
+    rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk_, name.c_str(), nullptr);
+    if (rkt == nullptr) continue;
+    const rd_kafka_metadata_t* md = nullptr;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk_, 0, rkt, &md, static_cast<int>(timeout.count()));
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      pv::log::Warn("topic_metadata_unavailable", {{"topic", name}, {"error", rd_kafka_err2str(err)}});
+    } else {
+      rd_kafka_metadata_destroy(md);
+    }
+    warm_topics_.push_back(rkt);
+  }
+}
+
 std::optional<std::string> Producer::FatalError() const {
   char reason[512];
   rd_kafka_resp_err_t err = rd_kafka_fatal_error(rk_, reason, sizeof(reason));
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return std::nullopt;
   return fmt::format("{}: {}", rd_kafka_err2name(err), reason);
+}
+
+bool Producer::InjectFatalError(rd_kafka_resp_err_t err, const char* reason) {
+  return rd_kafka_test_fatal_error(rk_, err, reason) == RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
 size_t Producer::MaxMessageBytes() const {
@@ -302,6 +322,7 @@ Consumer::Consumer(const Settings& settings, const ConsumerOptions& options) {
 
 Consumer::~Consumer() {
   Close();
+  WakeOnRecords(-1);
   rd_kafka_destroy(rk_);
 }
 
@@ -404,6 +425,26 @@ bool Consumer::SetAssignmentPaused(bool paused) {
     rd_kafka_resume_partitions(rk_, list.get());
   }
   return true;
+}
+
+void Consumer::WakeOnRecords(int eventfd) {
+  static const std::uint64_t kOne = 1;
+  if (eventfd < 0) {
+    if (wake_queue_ == nullptr) return;
+    rd_kafka_queue_io_event_enable(wake_queue_, -1, nullptr, 0);
+    rd_kafka_queue_destroy(wake_queue_);
+    wake_queue_ = nullptr;
+    return;
+  }
+  if (wake_queue_ == nullptr) wake_queue_ = rd_kafka_queue_get_consumer(rk_);
+  rd_kafka_queue_io_event_enable(wake_queue_, eventfd, &kOne, sizeof(kOne));
+}
+
+std::optional<std::string> Consumer::Property(const char* name) const {
+  char value[512];
+  size_t size = sizeof(value);
+  if (rd_kafka_conf_get(rd_kafka_conf(rk_), name, value, &size) != RD_KAFKA_CONF_OK) return std::nullopt;
+  return std::string(value);
 }
 
 bool Consumer::AssignmentLost() const {

@@ -298,11 +298,8 @@ TEST(KafkaProducerTest, StopsPromptlyWhileIdle) {
   ::close(listener);
 }
 
-std::string ConfValue(rd_kafka_t* rk, const char* name) {
-  char value[256];
-  size_t size = sizeof(value);
-  if (rd_kafka_conf_get(rd_kafka_conf(rk), name, value, &size) != RD_KAFKA_CONF_OK) return "?";
-  return value;
+std::string ConfValue(const Consumer& consumer, const char* name) {
+  return consumer.Property(name).value_or("?");
 }
 
 TEST(KafkaConsumerTest, ConsumerPropertiesWinOverSharedPropertiesAndComponentDefaults) {
@@ -315,11 +312,11 @@ TEST(KafkaConsumerTest, ConsumerPropertiesWinOverSharedPropertiesAndComponentDef
   options.group_id = "g";
   options.defaults = {{"auto.commit.interval.ms", "1000"}, {"fetch.min.bytes", "1"}};
   Consumer consumer(settings, options);
-  EXPECT_EQ(ConfValue(consumer.handle(), "fetch.wait.max.ms"), "321");
-  EXPECT_EQ(ConfValue(consumer.handle(), "auto.commit.interval.ms"), "2500");
-  EXPECT_EQ(ConfValue(consumer.handle(), "client.rack"), "r1");
-  EXPECT_EQ(ConfValue(consumer.handle(), "fetch.min.bytes"), "1");
-  EXPECT_EQ(ConfValue(consumer.handle(), "fetch.error.backoff.ms"), "500") << "a producer property leaked";
+  EXPECT_EQ(ConfValue(consumer, "fetch.wait.max.ms"), "321");
+  EXPECT_EQ(ConfValue(consumer, "auto.commit.interval.ms"), "2500");
+  EXPECT_EQ(ConfValue(consumer, "client.rack"), "r1");
+  EXPECT_EQ(ConfValue(consumer, "fetch.min.bytes"), "1");
+  EXPECT_EQ(ConfValue(consumer, "fetch.error.backoff.ms"), "500") << "a producer property leaked";
 }
 
 }  // namespace

@@ -380,7 +380,7 @@ DelayScheduler::Held DelayScheduler::Restore(kafka::Message message, std::uint64
 void DelayScheduler::DrainCompletions() {
   internal::SettleContext context{book_,
                                   *consumer_,
-                                  producer_.handle(),
+                                  producer_,
                                   fatal_,
                                   metrics_.delivery_failures.With({"delay"}),
                                   metrics_.skipped,

@@ -120,7 +120,6 @@ Dispatcher::~Dispatcher() {
   if (admin_) admin_->Stop();
   // The producer first: its last delivery reports go to the pipelines' completion queues, which must
   // still exist. The consumers were closed when Run returned.
-  for (rd_kafka_topic_t* rkt : topic_handles_) rd_kafka_topic_destroy(rkt);
   producer_.reset();
   status_.reset();
   feedback_.reset();
@@ -140,18 +139,7 @@ void Dispatcher::WarmUpProducer() {
   }
   for (const auto& tier : ladder::ParseTiers(options_.delay_tiers)) topics.push_back(tier.topic);
   topics.emplace_back(topics::kTriggers);
-  for (const auto& name : topics) {
-    rd_kafka_topic_t* rkt = rd_kafka_topic_new(producer_->handle(), name.c_str(), nullptr);
-    if (rkt == nullptr) continue;
-    const rd_kafka_metadata_t* md = nullptr;
-    rd_kafka_resp_err_t err = rd_kafka_metadata(producer_->handle(), 0, rkt, &md, 2000);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      log::Warn("topic_metadata_unavailable", {{"topic", name}, {"error", rd_kafka_err2str(err)}});
-    } else {
-      rd_kafka_metadata_destroy(md);
-    }
-    topic_handles_.push_back(rkt);
-  }
+  producer_->WarmUp(topics, std::chrono::milliseconds(2000));
 }
 
 int Dispatcher::StartAdmin() {

@@ -274,7 +274,7 @@ inline Settlement Judge(const Pending& p, int dead_letter_attempts) {
 struct SettleContext {
   PartitionBook& book;
   kafka::Consumer& consumer;
-  rd_kafka_t* producer;
+  const kafka::Producer& producer;
   bool& fatal;
   metrics::Counter& failures;
   metrics::Family<metrics::Counter>& skipped;  // {pipeline, reason}
@@ -299,9 +299,8 @@ inline Settlement Settle(Pending& p, SettleContext& c) {
     return {};
   }
   c.failures.Inc();
-  char reason[512];
-  if (rd_kafka_fatal_error(c.producer, reason, sizeof(reason)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    if (!c.fatal) log::Error("producer_fatal_error", {{"error", reason}, {"action", "exit"}});
+  if (auto reason = c.producer.FatalError()) {
+    if (!c.fatal) log::Error("producer_fatal_error", {{"error", *reason}, {"action", "exit"}});
     c.fatal = true;
     return {};
   }

@@ -361,7 +361,7 @@ void TriggerPipeline::Produce(Item& item, Outcome& outcome) {
 void TriggerPipeline::DrainCompletions() {
   internal::SettleContext context{book_,
                                   *consumer_,
-                                  producer_.handle(),
+                                  producer_,
                                   fatal_,
                                   metrics_.delivery_failures.With({"triggers"}),
                                   metrics_.skipped,

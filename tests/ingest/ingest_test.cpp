@@ -87,11 +87,11 @@ class RunningServer {
     // Serving from here on: Run() has started the front (readiness says so), so no test races it.
     if (wait_ready)
       pv::testing::WaitFor(
-        [this] {
-          auto r = Admin().Get("/readyz");
-          return r && r->status == 200;
-        },
-        10s);
+          [this] {
+            auto r = Admin().Get("/readyz");
+            return r && r->status == 200;
+          },
+          10s);
   }
   bool Finished() const { return finished_.load(); }
   ~RunningServer() {
@@ -588,9 +588,8 @@ TEST(IngestFatal, AFatalProducerErrorStopsTheServerAndMarksItFailed) {
   ASSERT_TRUE(res);
   ASSERT_EQ(res->status, 204);
   EXPECT_FALSE(server->server().failed());
-  ASSERT_EQ(rd_kafka_test_fatal_error(server->server().producer().handle(),
-                                      RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, "injected by the test"),
-            RD_KAFKA_RESP_ERR_NO_ERROR);
+  ASSERT_TRUE(server->server().producer().InjectFatalError(RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                                                           "injected by the test"));
   auto t0 = std::chrono::steady_clock::now();
   EXPECT_TRUE(pv::testing::WaitFor([&] { return server->Finished(); }, 5s)) << "Run() returned";
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 4s) << "no shutdown delay after a fatal error";
@@ -753,9 +752,9 @@ TEST(IngestKeysAtStart, ARevokeOnTheTopicHoldsFromTheFirstRequest) {
   EXPECT_NE(res->body.find("revoked"), std::string::npos) << res->body;
 }
 
-// keys_topic cannot be read (the broker's metadata says it does not exist): past keys_wait the front serves, and the API answers 503 with
-// Retry-After (never a 204 on the file's word alone) while /readyz says why; once the topic exists
-// and is read, triggers are accepted.
+// keys_topic cannot be read (the broker's metadata says it does not exist): past keys_wait the front serves,
+// and the API answers 503 with Retry-After (never a 204 on the file's word alone) while /readyz says why;
+// once the topic exists and is read, triggers are accepted.
 TEST(IngestKeysAtStart, WithoutTheKeysTopicTheApiAnswers503UntilItIsRead) {
   pv::log::SetLevel(pv::log::Level::kError);
   DevBroker broker{1};

@@ -540,7 +540,9 @@ int Replay::Run() {
     options.client_id = "pvctl-replay";
     options.defaults = {{"linger.ms", "5"}, {"message.timeout.ms", std::to_string(timeout_.count())}};
     producer_ = std::make_unique<kafka::Producer>(settings_, options);
-    Describe(producer_->handle(), timeout_);
+    if (!producer_->BrokersReachable(timeout_)) {
+      throw kafka::KafkaError(fmt::format("cannot read cluster metadata within {} ms", timeout_.count()));
+    }
   }
   PartitionList assignment(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
   for (auto p : partitions) {

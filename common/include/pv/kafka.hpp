@@ -157,19 +157,27 @@ class Producer {
   // With a topic, the request asks for its partitions' leaders too, which the producer then keeps:
   // the first record to it does not wait for a metadata round trip.
   bool BrokersReachable(std::chrono::milliseconds timeout, const std::string& topic = {}) const;
+  // Learns each topic's partition leaders now (a metadata request each, up to `timeout` each) and
+  // keeps the topics known for the producer's life, so that the first records of a busy start do not
+  // wait in the queue for them (seen on the dev broker: 40,000 records queued for most of a second).
+  // A topic that did not answer is logged (topic_metadata_unavailable) and learnt on first use.
+  void WarmUp(const std::vector<std::string>& topics, std::chrono::milliseconds timeout);
   // librdkafka's fatal error ("NAME: reason"), once one happened: the producer can never produce
   // again (e.g. an idempotence sequence gap) and its owner should exit so it is restarted.
   std::optional<std::string> FatalError() const;
+  // Raises a fatal error as if the cluster had caused one (librdkafka's rd_kafka_test_fatal_error):
+  // for the tests of what an owner does then. False when there already was one.
+  bool InjectFatalError(rd_kafka_resp_err_t err, const char* reason);
   // The largest record (key + value + headers, with framing) this producer will send:
   // message.max.bytes. Produce refuses a larger one with RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE.
   size_t MaxMessageBytes() const;
-  rd_kafka_t* handle() const { return rk_; }
 
  private:
   void PollLoop();
   static void DeliveryReport(rd_kafka_t* rk, const rd_kafka_message_t* msg, void* opaque);
 
   rd_kafka_t* rk_ = nullptr;
+  std::vector<rd_kafka_topic_t*> warm_topics_;  // WarmUp's, destroyed with the producer
   std::atomic<bool> stop_{false};
   std::thread poll_thread_;
 };
@@ -252,9 +260,15 @@ class Consumer {
   // position, or minus the low watermark before anything was consumed; partitions without a
   // watermark yet are left out.
   std::vector<PartitionLag> Lag() const;
+  // Has librdkafka write an 8-byte 1 to `eventfd` whenever records reach the consumer queue, so a
+  // loop that sleeps on its own descriptors wakes for them; -1 stops it. The descriptor must stay
+  // open until then or until the consumer is destroyed.
+  void WakeOnRecords(int eventfd);
   // Leaves the group (commits stored offsets). Idempotent.
   void Close();
-  rd_kafka_t* handle() const { return rk_; }
+  // A librdkafka property as this consumer was built with it (nullopt when unknown): what the
+  // operator's settings and our defaults added up to.
+  std::optional<std::string> Property(const char* name) const;
 
  private:
   static void Rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions,
@@ -262,6 +276,7 @@ class Consumer {
   static void Committed(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* offsets,
                         void* opaque);
   rd_kafka_t* rk_ = nullptr;
+  rd_kafka_queue_t* wake_queue_ = nullptr;  // WakeOnRecords' consumer queue
   bool closed_ = false;
   RebalanceListener listener_;
   CommitListener commit_listener_;

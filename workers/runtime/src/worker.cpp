@@ -149,17 +149,11 @@ Worker::Worker(WorkerOptions options, std::unique_ptr<DedupeStore> store,
       [this](rd_kafka_resp_err_t err, const rd_kafka_topic_partition_list_t* offsets) {
         OnCommitted(err, offsets);
       });
-  consumer_queue_ = rd_kafka_queue_get_consumer(consumer_->handle());
-  static const std::uint64_t kOne = 1;
-  rd_kafka_queue_io_event_enable(consumer_queue_, inbox_->efd, &kOne, sizeof(kOne));
+  consumer_->WakeOnRecords(inbox_->efd);
 }
 
 Worker::~Worker() {
-  if (consumer_queue_ != nullptr) {
-    rd_kafka_queue_io_event_enable(consumer_queue_, -1, nullptr, 0);
-    rd_kafka_queue_destroy(consumer_queue_);
-  }
-  consumer_.reset();
+  consumer_.reset();  // stops its writes to the inbox's eventfd
   producer_.reset();
 }
 
@@ -295,10 +289,11 @@ bool Worker::CheckFatal(Clock::time_point now) {
   if (!error) return false;
   fatal_error_ = *error;
   fatal_.store(true);
-  pv::log::Error("kafka_fatal_error", {{"error", *error},
-                                       {"channel", channel_name_},
-                                       {"unfinished", static_cast<std::int64_t>(Busy())},
-                                       {"action", "stopping; exit status 1 so the supervisor restarts the worker"}});
+  pv::log::Error("kafka_fatal_error",
+                 {{"error", *error},
+                  {"channel", channel_name_},
+                  {"unfinished", static_cast<std::int64_t>(Busy())},
+                  {"action", "stopping; exit status 1 so the supervisor restarts the worker"}});
   return true;
 }
 

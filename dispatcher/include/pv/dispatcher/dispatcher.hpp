@@ -113,7 +113,6 @@ class Dispatcher {
   std::unique_ptr<FeedbackPipeline> feedback_;
   std::unique_ptr<StatusFeeder> status_;
   std::unique_ptr<AdminServer> admin_;
-  std::vector<rd_kafka_topic_t*> topic_handles_;  // output topics, known to the producer from the start
   std::atomic<bool> stop_{false};
   std::atomic<bool> campaigns_read_{false};  // Run waited for the campaigns topic (readiness)
 };

@@ -149,7 +149,6 @@ class Worker {
   std::shared_ptr<Inbox> inbox_;
   std::unique_ptr<kafka::Producer> producer_;
   std::unique_ptr<kafka::Consumer> consumer_;
-  rd_kafka_queue_t* consumer_queue_ = nullptr;  // wakes the loop (io event) when records arrive
   kafka::OffsetTracker tracker_;
   // Bumped when a partition is revoked: a job begun under an older generation must not finish an
   // offset of the partition's next assignment (the same offset may be redelivered to us).
