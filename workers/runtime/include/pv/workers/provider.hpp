@@ -10,7 +10,7 @@
 #include <string_view>
 
 #include "pv/workers/errors.hpp"
-#include "pv/workers/send.hpp"
+#include "pv/records.hpp"
 
 namespace pv::workers {
 
