@@ -40,6 +40,32 @@ void Field(std::string& out, std::string_view name, std::string_view value) {
 constexpr std::string_view kContentOrder[] = {"from", "reply_to", "subject", "title",
                                               "body", "html",     "text",    "sound"};
 
+// The text fields of an event in the order they are written ("attempt" follows "error").
+struct EventField {
+  std::string_view name;
+  std::string_view EventRecord::*member;
+  bool optional;
+};
+constexpr EventField kEventFields[] = {
+    {"send_id", &EventRecord::send_id, false},
+    {"trigger_id", &EventRecord::trigger_id, false},
+    {"project", &EventRecord::project, true},
+    {"campaign_id", &EventRecord::campaign_id, false},
+    {"channel", &EventRecord::channel, false},
+    {"status", &EventRecord::status, false},
+    {"provider", &EventRecord::provider, false},
+    {"provider_message_id", &EventRecord::provider_message_id, true},
+    {"error_code", &EventRecord::error_code, true},
+    {"error", &EventRecord::error, true},
+    {"receipt_id", &EventRecord::receipt_id, true},
+    {"occurred_at", &EventRecord::occurred_at, true},
+    {"reason", &EventRecord::reason, true},
+    {"suppression_reason", &EventRecord::suppression_reason, true},
+    {"suppressed_at", &EventRecord::suppressed_at, true},
+    {"due_at", &EventRecord::due_at, true},
+    {"at", &EventRecord::at, false},
+};
+
 }  // namespace
 
 void AppendTrigger(std::string& out, const TriggerRecord& t) {
@@ -220,33 +246,15 @@ EventRecord EventFor(const Send& send) {
 }
 
 void AppendEvent(std::string& out, const EventRecord& e) {
-  // One allocation for the whole record: every name and its punctuation take under 320 bytes.
   std::size_t text = 0;
-  for (std::string_view s : {e.send_id, e.trigger_id, e.project, e.campaign_id, e.channel, e.status, e.provider,
-                             e.provider_message_id, e.error_code, e.error, e.receipt_id, e.occurred_at, e.reason,
-                             e.suppression_reason, e.suppressed_at, e.due_at, e.at}) {
-    text += s.size();
+  for (const auto& f : kEventFields) text += (e.*f.member).size();
+  out.reserve(out.size() + text + 320);  // one allocation: every name and its punctuation fit in 320
+  out += R"({"v":1)";
+  for (const auto& f : kEventFields) {
+    if (!f.optional || !(e.*f.member).empty()) Field(out, f.name, e.*f.member);
+    if (f.member == &EventRecord::error && e.attempt)
+      fmt::format_to(std::back_inserter(out), R"(,"attempt":{})", *e.attempt);
   }
-  out.reserve(out.size() + text + 320);
-  out += R"({"v":1,"send_id":)";
-  AppendJsonString(out, e.send_id);
-  Field(out, "trigger_id", e.trigger_id);
-  AppendOptionalField(out, "project", e.project);
-  Field(out, "campaign_id", e.campaign_id);
-  Field(out, "channel", e.channel);
-  Field(out, "status", e.status);
-  Field(out, "provider", e.provider);
-  AppendOptionalField(out, "provider_message_id", e.provider_message_id);
-  AppendOptionalField(out, "error_code", e.error_code);
-  AppendOptionalField(out, "error", e.error);
-  if (e.attempt) fmt::format_to(std::back_inserter(out), R"(,"attempt":{})", *e.attempt);
-  AppendOptionalField(out, "receipt_id", e.receipt_id);
-  AppendOptionalField(out, "occurred_at", e.occurred_at);
-  AppendOptionalField(out, "reason", e.reason);
-  AppendOptionalField(out, "suppression_reason", e.suppression_reason);
-  AppendOptionalField(out, "suppressed_at", e.suppressed_at);
-  AppendOptionalField(out, "due_at", e.due_at);
-  Field(out, "at", e.at);
   out += '}';
 }
 
@@ -254,24 +262,8 @@ bool ParseEvent(rapidjson::Document& doc, std::string_view value, EventRecord& o
   out = {};
   ParseRecord(doc, value);
   if (doc.HasParseError() || !doc.IsObject()) return false;
-  out.send_id = Text(doc, "send_id");
-  out.trigger_id = Text(doc, "trigger_id");
-  out.project = Text(doc, "project");
-  out.campaign_id = Text(doc, "campaign_id");
-  out.channel = Text(doc, "channel");
-  out.status = Text(doc, "status");
-  out.provider = Text(doc, "provider");
-  out.provider_message_id = Text(doc, "provider_message_id");
-  out.error_code = Text(doc, "error_code");
-  out.error = Text(doc, "error");
+  for (const auto& f : kEventFields) out.*f.member = Text(doc, f.name);
   if (const auto* a = FindMember(doc, "attempt"); a != nullptr && a->IsInt()) out.attempt = a->GetInt();
-  out.receipt_id = Text(doc, "receipt_id");
-  out.occurred_at = Text(doc, "occurred_at");
-  out.reason = Text(doc, "reason");
-  out.suppression_reason = Text(doc, "suppression_reason");
-  out.suppressed_at = Text(doc, "suppressed_at");
-  out.due_at = Text(doc, "due_at");
-  out.at = Text(doc, "at");
   return true;
 }
 
