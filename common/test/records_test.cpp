@@ -243,6 +243,14 @@ TEST(EventRecordTest, OptionalFieldsAreOmittedWhenEmpty) {
   EXPECT_EQ(parsed.status, "queued");
 }
 
+TEST(EventRecordTest, RequiredFieldsAreWrittenEvenWhenEmpty) {
+  std::string out;
+  AppendEvent(out, EventRecord());
+  EXPECT_EQ(out,
+            R"({"v":1,"send_id":"","trigger_id":"","campaign_id":"","channel":"","status":"","provider":"",)"
+            R"("at":""})");
+}
+
 TEST(EventRecordTest, MalformedInputParsesToNothing) {
   rapidjson::Document doc;
   EventRecord e;
