@@ -18,7 +18,8 @@ constexpr const char* kEmail =
 
 TEST(TriggerRecordTest, EncodesTheDocumentedShapeAndParsesBack) {
   rapidjson::Document body;
-  body.Parse(R"({"user":{"external_id":"u1","email":"a@b.co","timezone":null,"n":[1,2.5]},"event":{"x":"\"y\""}})");
+  body.Parse(
+      R"({"user":{"external_id":"u1","email":"a@b.co","timezone":null,"n":[1,2.5]},"event":{"x":"\"y\""}})");
   TriggerRecord in;
   in.trigger_id = "t-1";
   in.project = "demo";
@@ -28,10 +29,9 @@ TEST(TriggerRecordTest, EncodesTheDocumentedShapeAndParsesBack) {
   in.event = &body["event"];
   std::string out = "kept:";  // appended to, not replaced
   AppendTrigger(out, in);
-  EXPECT_EQ(out,
-            R"(kept:{"v":1,"trigger_id":"t-1","project":"demo","campaign_id":"44",)"
-            R"("received_at":"2026-11-26T08:00:00.000Z","user":{"external_id":"u1","email":"a@b.co",)"
-            R"("n":[1,2.5]},"event":{"x":"\"y\""}})");
+  EXPECT_EQ(out, R"(kept:{"v":1,"trigger_id":"t-1","project":"demo","campaign_id":"44",)"
+                 R"("received_at":"2026-11-26T08:00:00.000Z","user":{"external_id":"u1","email":"a@b.co",)"
+                 R"("n":[1,2.5]},"event":{"x":"\"y\""}})");
 
   rapidjson::Document doc;
   TriggerRecord t;
@@ -56,8 +56,8 @@ TEST(TriggerRecordTest, MissingUserOrEventIsWrittenEmpty) {
   in.trigger_id = "t";
   in.event = &not_object;
   AppendTrigger(out, in);
-  EXPECT_EQ(out,
-            R"({"v":1,"trigger_id":"t","project":"","campaign_id":"","received_at":"","user":{},"event":{}})");
+  EXPECT_EQ(
+      out, R"({"v":1,"trigger_id":"t","project":"","campaign_id":"","received_at":"","user":{},"event":{}})");
 }
 
 TEST(TriggerRecordTest, MalformedInputParsesToNothing) {
@@ -79,8 +79,9 @@ TEST(TriggerRecordTest, MalformedInputParsesToNothing) {
 // --- send
 
 TEST(SendRecordTest, EncodesFieldsInTheDocumentedOrder) {
-  std::map<std::string, std::string> fields = {
-      {"body", "b"}, {"zz", "z"}, {"from", "a@b.co"}, {"html", "<p>\"h\"</p>\n"}, {"subject", "S"}, {"aa", "a"}};
+  std::map<std::string, std::string> fields = {{"body", "b"},      {"zz", "z"},
+                                               {"from", "a@b.co"}, {"html", "<p>\"h\"</p>\n"},
+                                               {"subject", "S"},   {"aa", "a"}};
   SendOut in;
   in.send_id = "s-1";
   in.trigger_id = "t-1";
@@ -97,12 +98,13 @@ TEST(SendRecordTest, EncodesFieldsInTheDocumentedOrder) {
   in.content.fields = &fields;
   std::string out;
   AppendSend(out, in);
-  EXPECT_EQ(out,
-            R"({"v":1,"send_id":"s-1","trigger_id":"t-1","project":"demo","campaign_id":"44","channel":"email",)"
-            R"("provider":"smtp","fallback_provider":"log","attempt":1,"created_at":"2026-01-01T00:00:00.000Z",)"
-            R"("received_at":"2025-12-31T23:59:59.000Z","locale":"es","to":{"email":"ana@example.com",)"
-            R"("external_id":"u-1"},"content":{"from":"a@b.co","subject":"S","body":"b",)"
-            R"("html":"<p>\"h\"</p>\n","aa":"a","zz":"z"}})");
+  EXPECT_EQ(
+      out,
+      R"({"v":1,"send_id":"s-1","trigger_id":"t-1","project":"demo","campaign_id":"44","channel":"email",)"
+      R"("provider":"smtp","fallback_provider":"log","attempt":1,"created_at":"2026-01-01T00:00:00.000Z",)"
+      R"("received_at":"2025-12-31T23:59:59.000Z","locale":"es","to":{"email":"ana@example.com",)"
+      R"("external_id":"u-1"},"content":{"from":"a@b.co","subject":"S","body":"b",)"
+      R"("html":"<p>\"h\"</p>\n","aa":"a","zz":"z"}})");
 }
 
 TEST(SendRecordTest, PushCarriesBadgeAndDataAndTheWorkerReadsIt) {
@@ -204,17 +206,31 @@ TEST(EventRecordTest, WorkerEventHasTheDocumentedShape) {
 }
 
 TEST(EventRecordTest, EveryFieldInOrderAndParsedBack) {
-  EventRecord e{"s", "t", "p", "c", "text", "bounced", "twilio", "m", "30003", "unreachable", 0, "r",
-                "2026-01-01T00:00:00Z", "address", "bounce", "2026-01-01T00:00:01Z",
-                "2026-01-01T09:00:00.000Z", "2026-01-01T00:00:02.000Z"};
+  EventRecord e{"s",
+                "t",
+                "p",
+                "c",
+                "text",
+                "bounced",
+                "twilio",
+                "m",
+                "30003",
+                "unreachable",
+                0,
+                "r",
+                "2026-01-01T00:00:00Z",
+                "address",
+                "bounce",
+                "2026-01-01T00:00:01Z",
+                "2026-01-01T09:00:00.000Z",
+                "2026-01-01T00:00:02.000Z"};
   std::string out;
   AppendEvent(out, e);
-  EXPECT_EQ(out,
-            R"({"v":1,"send_id":"s","trigger_id":"t","project":"p","campaign_id":"c","channel":"text",)"
-            R"("status":"bounced","provider":"twilio","provider_message_id":"m","error_code":"30003",)"
-            R"("error":"unreachable","attempt":0,"receipt_id":"r","occurred_at":"2026-01-01T00:00:00Z",)"
-            R"("reason":"address","suppression_reason":"bounce","suppressed_at":"2026-01-01T00:00:01Z",)"
-            R"("due_at":"2026-01-01T09:00:00.000Z","at":"2026-01-01T00:00:02.000Z"})");
+  EXPECT_EQ(out, R"({"v":1,"send_id":"s","trigger_id":"t","project":"p","campaign_id":"c","channel":"text",)"
+                 R"("status":"bounced","provider":"twilio","provider_message_id":"m","error_code":"30003",)"
+                 R"("error":"unreachable","attempt":0,"receipt_id":"r","occurred_at":"2026-01-01T00:00:00Z",)"
+                 R"("reason":"address","suppression_reason":"bounce","suppressed_at":"2026-01-01T00:00:01Z",)"
+                 R"("due_at":"2026-01-01T09:00:00.000Z","at":"2026-01-01T00:00:02.000Z"})");
   rapidjson::Document doc;
   EventRecord parsed;
   ASSERT_TRUE(ParseEvent(doc, out, parsed));

@@ -27,7 +27,7 @@ struct TriggerRecord {
   std::string_view trigger_id;
   std::string_view project;
   std::string_view campaign_id;
-  std::string_view received_at;  // as ingest wrote it (RFC 3339); carried into the send
+  std::string_view received_at;             // as ingest wrote it (RFC 3339); carried into the send
   const rapidjson::Value* user = nullptr;   // an object (anything else writes as {}; parsed: nullptr)
   const rapidjson::Value* event = nullptr;  // likewise
   std::string_view external_id;             // user.external_id: parsed only
