@@ -1,14 +1,15 @@
 // Every record a component reads from a topic, by the code that reads it. The first byte picks the
 // decoder; the rest is split into fields at 0x1e (fuzz_support.hpp), the record's value last:
 //
-//   t <value>                                  pv.triggers: TriggerProcessor::Parse + Decide (demo
-//                                              catalog, so rendering runs), as the dispatcher does
+// The records of pv/records.hpp go through their one parser and one encoder each:
+//   t <value>                                  pv.triggers: ParseTrigger and AppendTrigger, then
+//                                              TriggerProcessor::Parse + Decide (demo catalog, so
+//                                              rendering runs), as the dispatcher does
 //   s <value>                                  pv.send.<channel>: ParseSend for every channel, as a
 //                                              worker does; pvctl replay's ResetAttempt on it
-//   e <status>|<provider>|<msg id>|<code>|<error>|<value>
-//                                              pv.events as a worker writes it (BuildEvent) for a send
-//                                              decoded from <value>; nothing in pv reads pv.events
-//                                              back, so the check is that every consumer can
+//   e <status>|<provider>|<msg id>|<code>|<error>|<attempt>|<value>
+//                                              pv.events as a worker writes it (AppendEvent) for a
+//                                              send decoded from <value>, and ParseEvent on it
 //   d <error code>|<failed at>|<timestamp ms>|<value>
 //                                              pv.dlq.<channel> headers and value as pvctl replay reads
 //                                              them (Evaluate under several filters, ResetAttempt)
@@ -21,11 +22,13 @@
 //                                              (ParseCampaignState, then the dispatcher's compile check);
 //                                              a value "-" stands for a tombstone
 //   v <max field bytes>|<value>                pv.events as the dispatcher's status feeder reads it
-//                                              (StatusFromEvent), the entry rendered as the status
-//                                              route does (RenderTriggerStatus)
+//                                              (ParseEvent, StatusFromEvent), the entry rendered as the
+//                                              status route does (RenderTriggerStatus)
 //
-// Invariants: a trigger the dispatcher sends becomes a send record the worker decodes with the same
-// ids, address and attempt 1; every event is a JSON object that carries the send_id it is keyed by;
+// Invariants: a trigger that parses re-encodes to one that parses to the same ids; for an event,
+// encode(parse(x)) is a byte fixed point and a written event parses back byte for byte; a trigger
+// the dispatcher sends becomes a send record the worker decodes with the same ids, address and
+// attempt 1; every event is a JSON object that carries the send_id it is keyed by;
 // dead-letter and deferred records carry the trigger unchanged; a decoded send re-encoded with
 // attempt reset decodes to the same send; an event decodes to exactly the fields written; a delay
 // header decodes to what Schedule writes (FormatTimestamp, decimal attempt) and back, and a record
@@ -49,9 +52,9 @@
 #include "pv/json.hpp"
 #include "pv/keys.hpp"
 #include "pv/log.hpp"
+#include "pv/records.hpp"
 #include "pv/redis_client.hpp"
 #include "pv/status_store.hpp"
-#include "pv/workers/send.hpp"
 #include "replay.hpp"
 
 namespace {
@@ -78,6 +81,22 @@ void Trigger(pv::fuzz::Fields& in) {
   static pv::dispatcher::TriggerProcessor processor{pv::dispatcher::ProcessorOptions{}};
   unsigned char hour = in.Byte();
   std::string_view value = in.Rest();
+  {
+    // Not a byte fixed point: user and event are re-serialised, and RapidJSON's default-precision
+    // parse may move a non-integer number by an ULP each time (see pvctl's ResetAttempt).
+    rapidjson::Document doc, again_doc;
+    pv::TriggerRecord record, again;
+    if (pv::ParseTrigger(doc, value, record)) {
+      std::string once;
+      pv::AppendTrigger(once, record);
+      Check(pv::ParseTrigger(again_doc, once, again), "a re-encoded trigger does not parse", once);
+      Check(again.trigger_id == record.trigger_id && again.project == record.project &&
+                again.campaign_id == record.campaign_id && again.received_at == record.received_at &&
+                again.external_id == record.external_id && again.user != nullptr && again.event != nullptr &&
+                (record.user == nullptr || again.user->MemberCount() <= record.user->MemberCount()),
+            "a re-encoded trigger parses to other fields", once);
+    }
+  }
   pv::dispatcher::ParsedTrigger trigger;
   processor.Parse(value, *catalog, trigger);
   auto now = kBase + std::chrono::minutes(37) * hour;
@@ -88,7 +107,7 @@ void Trigger(pv::fuzz::Fields& in) {
       Check(JsonString(event, "send_id") == record.key, "event send_id differs from its key", record.value);
     } else if (record.topic.rfind("pv.send.", 0) == 0) {
       std::string error;
-      auto send = pv::workers::ParseSend(record.value, record.key, outcome.channel, error);
+      auto send = pv::ParseSend(record.value, record.key, outcome.channel, error);
       Check(send != nullptr, "the worker cannot decode the dispatcher's send record",
             error + "\n" + record.value);
       Check(send->send_id == outcome.send_id && send->trigger_id == trigger.trigger_id &&
@@ -106,12 +125,12 @@ void SendRecord(pv::fuzz::Fields& in) {
   std::string_view value = in.Rest();
   for (pv::Channel channel : {pv::Channel::kEmail, pv::Channel::kSms, pv::Channel::kPush}) {
     std::string error;
-    std::shared_ptr<pv::workers::Send> partial;
-    auto send = pv::workers::ParseSend(value, "key", channel, error, &partial);
+    std::shared_ptr<pv::Send> partial;
+    auto send = pv::ParseSend(value, "key", channel, error, &partial);
     if (!send) continue;
     auto reset = pv::pvctl::ResetAttempt(value);
     Check(reset.has_value(), "a send the worker reads is unreadable to replay", value);
-    auto again = pv::workers::ParseSend(*reset, "key", channel, error);
+    auto again = pv::ParseSend(*reset, "key", channel, error);
     Check(again != nullptr, "a replayed send no longer decodes", *reset);
     Check(again->send_id == send->send_id && again->address == send->address &&
               again->provider == send->provider && again->external_id == send->external_id &&
@@ -130,23 +149,31 @@ void SendRecord(pv::fuzz::Fields& in) {
   }
 }
 
-void EventRecord(pv::fuzz::Fields& in) {
-  pv::workers::EventFields f;
-  f.status = in.Next();
-  f.provider = in.Next();
-  f.provider_message_id = in.Next();
-  f.error_code = in.Next();
-  f.error = in.Next();
-  f.attempt = static_cast<int>(in.Int() % 1000);
-  std::string_view value = in.Rest();
+void Event(pv::fuzz::Fields& in) {
   std::string error;
-  std::shared_ptr<pv::workers::Send> send;
-  pv::workers::ParseSend(value, "key", pv::Channel::kEmail, error, &send);
+  std::shared_ptr<pv::Send> send;
+  std::string_view status = in.Next();
+  std::string_view provider = in.Next();
+  std::string_view provider_message_id = in.Next();
+  std::string_view error_code = in.Next();
+  std::string_view error_text = in.Next();
+  int attempt = static_cast<int>(in.Int() % 1000);
+  std::string_view value = in.Rest();
+  pv::ParseSend(value, "key", pv::Channel::kEmail, error, &send);
   if (!send) {
-    send = std::make_shared<pv::workers::Send>();
+    send = std::make_shared<pv::Send>();
     send->send_id.assign(value.substr(0, 64));
   }
-  std::string event = pv::workers::BuildEvent(*send, f, kBase);
+  pv::EventRecord f = pv::EventFor(*send);
+  f.status = status;
+  f.provider = provider;
+  f.provider_message_id = provider_message_id;
+  f.error_code = error_code;
+  f.error = error_text;
+  f.attempt = attempt;
+  f.at = "2026-12-02T10:00:00.000Z";
+  std::string event;
+  pv::AppendEvent(event, f);
   auto doc = ParseObject(event, "a worker event is not a JSON object");
   Check(JsonString(doc, "send_id") == send->send_id && JsonString(doc, "status") == f.status &&
             JsonString(doc, "provider") == f.provider &&
@@ -155,6 +182,12 @@ void EventRecord(pv::fuzz::Fields& in) {
             JsonString(doc, "campaign_id") == send->campaign_id &&
             JsonString(doc, "channel") == send->channel,
         "an event decodes to other fields than were written", event);
+  rapidjson::Document parsed_doc;
+  pv::EventRecord parsed;
+  Check(pv::ParseEvent(parsed_doc, event, parsed), "ParseEvent refuses a written event", event);
+  std::string again;
+  pv::AppendEvent(again, parsed);
+  Check(again == event, "ParseEvent does not give back the fields written", event + "\n" + again);
 }
 
 void DeadLetter(pv::fuzz::Fields& in) {
@@ -280,6 +313,18 @@ void CampaignRecordInput(pv::fuzz::Fields& in) {
 void StatusEvent(pv::fuzz::Fields& in) {
   std::size_t max_field = 16 + in.Byte();
   std::string_view value = in.Rest();
+  {
+    // Every field of an event is a string or an int: encode(parse(x)) is a byte fixed point.
+    rapidjson::Document doc, again_doc;
+    pv::EventRecord event, again;
+    if (pv::ParseEvent(doc, value, event)) {
+      std::string once, twice;
+      pv::AppendEvent(once, event);
+      Check(pv::ParseEvent(again_doc, once, again), "a re-encoded event does not parse", once);
+      pv::AppendEvent(twice, again);
+      Check(twice == once, "encode(parse(x)) of an event is not a fixed point", once + "\n" + twice);
+    }
+  }
   pv::StatusUpdate update;
   std::string error;
   if (!pv::StatusFromEvent(value, max_field, update, error)) return;
@@ -319,7 +364,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       SendRecord(in);
       break;
     case 'e':
-      EventRecord(in);
+      Event(in);
       break;
     case 'd':
       DeadLetter(in);

@@ -10,6 +10,7 @@
 #include "pv/config.hpp"
 #include "pv/ids.hpp"
 #include "pv/json.hpp"
+#include "pv/records.hpp"
 #include "pv/redis_client.hpp"
 
 namespace pv {
@@ -19,11 +20,6 @@ using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 
 constexpr std::string_view kEntryPrefix = "e:";
 constexpr size_t kMaxStatusBytes = 32;
-
-// The details an entry keeps, in the order it writes them (docs/api.md "Trigger status").
-constexpr std::string_view kDetails[] = {"provider",           "provider_message_id", "due_at",     "reason",
-                                         "suppression_reason", "suppressed_at",       "error_code", "error",
-                                         "receipt_id",         "occurred_at"};
 
 // `s` cut to at most `max` bytes without splitting a UTF-8 sequence.
 std::string_view Cut(std::string_view s, size_t max) {
@@ -110,48 +106,54 @@ std::string StatusSendKey(std::string_view send_id) {
 
 bool StatusFromEvent(std::string_view event, size_t max_field_bytes, StatusUpdate& out, std::string& error) {
   rapidjson::Document doc;
-  ParseRecord(doc, event);
-  if (doc.HasParseError() || !doc.IsObject()) {
+  EventRecord e;
+  if (!ParseEvent(doc, event, e)) {
     error = "not a JSON object";
     return false;
   }
-  auto text = [&](std::string_view name) { return FindString(doc, name).value_or(std::string_view()); };
-  std::string_view trigger_id = text("trigger_id");
-  std::string_view send_id = text("send_id");
-  std::string_view status = text("status");
-  std::string_view at = text("at");
-  if (!ValidStatusId(trigger_id) || !ValidStatusId(send_id)) {
+  if (!ValidStatusId(e.trigger_id) || !ValidStatusId(e.send_id)) {
     error = "trigger_id or send_id missing or not an id";
     return false;
   }
-  if (!ValidStatusWord(status)) {
+  if (!ValidStatusWord(e.status)) {
     error = "status missing or not a lower-case word";
     return false;
   }
-  if (at.empty() || !ParseTimestamp(at)) {
+  if (e.at.empty() || !ParseTimestamp(e.at)) {
     error = "at missing or not a time";
     return false;
   }
-  out.trigger_id.assign(trigger_id);
-  out.send_id.assign(send_id);
-  out.project.assign(Cut(text("project"), max_field_bytes));
-  out.campaign_id.assign(Cut(text("campaign_id"), max_field_bytes));
+  out.trigger_id.assign(e.trigger_id);
+  out.send_id.assign(e.send_id);
+  out.project.assign(Cut(e.project, max_field_bytes));
+  out.campaign_id.assign(Cut(e.campaign_id, max_field_bytes));
   out.field = std::string(kEntryPrefix) + Sha256Hex(event).substr(0, 16);
 
   rapidjson::StringBuffer buffer;
   Writer w(buffer);
   w.StartObject();
-  Put(w, "send_id", send_id);
-  Put(w, "channel", Cut(text("channel"), 16));
-  Put(w, "status", status);
-  Put(w, "at", Cut(at, 40));
-  for (std::string_view name : kDetails) {
-    std::string_view value = text(name);
+  Put(w, "send_id", e.send_id);
+  Put(w, "channel", Cut(e.channel, 16));
+  Put(w, "status", e.status);
+  Put(w, "at", Cut(e.at, 40));
+  // The details an entry keeps, in the order it writes them (docs/api.md "Trigger status").
+  const std::pair<std::string_view, std::string_view> details[] = {
+      {"provider", e.provider},
+      {"provider_message_id", e.provider_message_id},
+      {"due_at", e.due_at},
+      {"reason", e.reason},
+      {"suppression_reason", e.suppression_reason},
+      {"suppressed_at", e.suppressed_at},
+      {"error_code", e.error_code},
+      {"error", e.error},
+      {"receipt_id", e.receipt_id},
+      {"occurred_at", e.occurred_at}};
+  for (const auto& [name, value] : details) {
     if (!value.empty()) Put(w, name, Cut(value, max_field_bytes));
   }
-  if (const auto* attempt = FindMember(doc, "attempt"); attempt != nullptr && attempt->IsInt()) {
+  if (e.attempt) {
     w.Key("attempt");
-    w.Int(attempt->GetInt());
+    w.Int(*e.attempt);
   }
   w.EndObject();
   out.entry.assign(buffer.GetString(), buffer.GetSize());
@@ -183,12 +185,12 @@ TriggerStatus RenderTriggerStatus(std::string_view trigger_id, const RedisReply&
     std::string_view status;
     size_t order = 0;
   };
-  struct Send {
+  struct SendStatuses {
     std::string channel;
     std::vector<Entry*> entries;
   };
   std::vector<std::unique_ptr<Entry>> entries;
-  std::map<std::string, Send> sends;  // by send id: a stable order
+  std::map<std::string, SendStatuses> sends;  // by send id: a stable order
   const auto& e = hgetall.elements;
   for (size_t i = 0; i + 1 < e.size(); i += 2) {
     const std::string& field = e[i].str;
@@ -209,7 +211,7 @@ TriggerStatus RenderTriggerStatus(std::string_view trigger_id, const RedisReply&
     entry->at = FindString(entry->doc, "at").value_or("");
     entry->status = FindString(entry->doc, "status").value_or("");
     entry->order = entries.size();
-    Send& send = sends[std::string(send_id)];
+    SendStatuses& send = sends[std::string(send_id)];
     if (send.channel.empty()) send.channel = FindString(entry->doc, "channel").value_or("");
     send.entries.push_back(entry.get());
     entries.push_back(std::move(entry));

@@ -3,6 +3,7 @@
 #include <rapidjson/document.h>
 
 #include "pv/json.hpp"
+#include "pv/records.hpp"
 
 namespace pv::dispatcher {
 namespace {
@@ -117,27 +118,20 @@ FeedbackAction DecideReceipt(const ReceiptRecord& r, const std::optional<SentMes
   a.result = FeedbackResult::kApplied;
   a.status = r.type;
   a.send_id = send->send_id;
-  std::string& e = a.event;
-  e = R"({"v":1,"send_id":)";
-  AppendJsonString(e, send->send_id);
-  e += R"(,"trigger_id":)";
-  AppendJsonString(e, send->trigger_id);
-  e += R"(,"campaign_id":)";
-  AppendJsonString(e, send->campaign_id);
-  e += R"(,"channel":)";
-  AppendJsonString(e, ChannelName(a.channel));
-  e += R"(,"status":)";
-  AppendJsonString(e, r.type);
-  e += R"(,"provider":)";
-  AppendJsonString(e, a.provider);
-  AppendOptionalField(e, "provider_message_id", r.message_id);
-  AppendOptionalField(e, "error_code", r.error_code);
-  AppendOptionalField(e, "error", r.reason);
-  AppendOptionalField(e, "receipt_id", r.receipt_id);
-  AppendOptionalField(e, "occurred_at", r.occurred_at);
-  e += R"(,"at":)";
-  AppendJsonString(e, at);
-  e += '}';
+  EventRecord e;
+  e.send_id = send->send_id;
+  e.trigger_id = send->trigger_id;
+  e.campaign_id = send->campaign_id;
+  e.channel = ChannelName(a.channel);
+  e.status = r.type;
+  e.provider = a.provider;
+  e.provider_message_id = r.message_id;
+  e.error_code = r.error_code;
+  e.error = r.reason;
+  e.receipt_id = r.receipt_id;
+  e.occurred_at = r.occurred_at;
+  e.at = at;
+  AppendEvent(a.event, e);
   std::string_view reason = SuppressionReasonOf(r.type, reasons);
   std::string address = send->address.empty() ? r.address : send->address;
   if (!reason.empty() && !address.empty()) {

@@ -1,8 +1,6 @@
 #include "pv/dispatcher/processor.hpp"
 
 #include <fmt/format.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include "pv/delay_ladder.hpp"
 #include "pv/ids.hpp"
@@ -13,32 +11,9 @@
 namespace pv::dispatcher {
 namespace {
 
-using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
-
-void Key(Writer& w, std::string_view k) {
-  w.Key(k.data(), static_cast<rapidjson::SizeType>(k.size()));
-}
-void String(Writer& w, std::string_view s) {
-  w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
-}
-void Field(Writer& w, std::string_view k, std::string_view v) {
-  Key(w, k);
-  String(w, v);
-}
-
 std::string_view StringOr(const rapidjson::Value* object, std::string_view name) {
   if (object == nullptr || !object->IsObject()) return {};
   return FindString(*object, name).value_or(std::string_view());
-}
-
-// The order in which content fields are written (the rest follow alphabetically).
-int FieldRank(std::string_view name) {
-  static constexpr std::string_view kOrder[] = {"from", "reply_to", "subject", "title",
-                                                "body", "html",     "text",    "sound"};
-  for (size_t i = 0; i < std::size(kOrder); ++i) {
-    if (kOrder[i] == name) return static_cast<int>(i);
-  }
-  return 100;
 }
 
 }  // namespace
@@ -62,17 +37,16 @@ std::string_view ActionName(Action action) {
 void TriggerProcessor::Parse(std::string_view value, const CompiledCatalog& catalog,
                              ParsedTrigger& out) const {
   out.value = value;
-  ParseRecord(out.doc, value);
-  if (out.doc.HasParseError() || !out.doc.IsObject()) {
+  if (!ParseTrigger(out.doc, value, out.record)) {
     out.error_code = "invalid_trigger";
     out.error = "the record is not a JSON object";
     return;
   }
-  const rapidjson::Value* user = FindMember(out.doc, "user");
-  out.trigger_id = FindString(out.doc, "trigger_id").value_or(std::string_view());
-  out.project = FindString(out.doc, "project").value_or(std::string_view());
-  out.campaign_id = FindString(out.doc, "campaign_id").value_or(std::string_view());
-  out.external_id = StringOr(user, "external_id");
+  const rapidjson::Value* user = out.record.user;
+  out.trigger_id = out.record.trigger_id;
+  out.project = out.record.project;
+  out.campaign_id = out.record.campaign_id;
+  out.external_id = out.record.external_id;
   out.campaign = catalog.Find(out.campaign_id);
   if (out.campaign != nullptr) {
     out.has_channel = true;
@@ -91,7 +65,7 @@ void TriggerProcessor::Parse(std::string_view value, const CompiledCatalog& cata
   out.address = StringOr(user, ContactField(out.channel));
   if (!out.trigger_id.empty() && out.has_channel)
     out.send_id = SendIdFor(out.trigger_id, ChannelName(out.channel));
-  if (out.trigger_id.empty() || user == nullptr || !user->IsObject() || out.external_id.empty()) {
+  if (out.trigger_id.empty() || user == nullptr || out.external_id.empty()) {
     out.error_code = "invalid_trigger";
     out.error = "trigger_id, user and user.external_id are required";
   } else if (out.campaign == nullptr) {
@@ -119,28 +93,19 @@ const std::string& TriggerProcessor::NowText(TimePoint now) {
   return now_text_;
 }
 
-std::string TriggerProcessor::Event(const ParsedTrigger& t, std::string_view status, TimePoint now,
-                                    const std::vector<std::pair<std::string_view, std::string>>& extra) {
-  rapidjson::StringBuffer& buffer = event_buffer_;
-  buffer.Clear();
-  Writer w(buffer);
-  w.StartObject();
-  Key(w, "v");
-  w.Int(1);
-  Field(w, "send_id", t.send_id);
-  Field(w, "trigger_id", t.trigger_id);
+std::string TriggerProcessor::Event(const ParsedTrigger& t, EventRecord e, TimePoint now) {
+  e.send_id = t.send_id;
+  e.trigger_id = t.trigger_id;
   // The project, so that the status store can answer a trigger's owner only (status_store.hpp); the
   // workers' and feedback events do not carry it, this first event of every send does.
-  if (!t.project.empty()) Field(w, "project", t.project);
-  Field(w, "campaign_id", t.campaign_id);
-  Field(w, "channel", ChannelName(t.channel));
-  Field(w, "status", status);
-  Field(w, "provider",
-        t.campaign != nullptr ? std::string_view(t.campaign->campaign->provider) : std::string_view());
-  for (const auto& [k, v] : extra) Field(w, k, v);
-  Field(w, "at", NowText(now));
-  w.EndObject();
-  return {buffer.GetString(), buffer.GetSize()};
+  e.project = t.project;
+  e.campaign_id = t.campaign_id;
+  e.channel = ChannelName(t.channel);
+  e.provider = t.campaign != nullptr ? std::string_view(t.campaign->campaign->provider) : std::string_view();
+  e.at = NowText(now);
+  event_buffer_.clear();
+  AppendEvent(event_buffer_, e);
+  return event_buffer_;
 }
 
 size_t TriggerProcessor::RecordSize(const OutputRecord& record) {
@@ -189,7 +154,11 @@ Outcome TriggerProcessor::Fail(const ParsedTrigger& t, std::string_view key, std
   OutputRecord event;
   event.topic = options_.events_topic;
   event.key = t.send_id;
-  event.value = Event(t, "failed", now, {{"error_code", out.error_code}, {"error", out.error}});
+  EventRecord e;
+  e.status = "failed";
+  e.error_code = out.error_code;
+  e.error = out.error;
+  event.value = Event(t, e, now);
   out.records.push_back(std::move(event));
   return out;
 }
@@ -219,20 +188,21 @@ Outcome TriggerProcessor::Decide(const ParsedTrigger& t, std::string_view key, S
     OutputRecord event;
     event.topic = options_.events_topic;
     event.key = t.send_id;
-    std::vector<std::pair<std::string_view, std::string>> fields = {
-        {"reason", suppressed == Suppressed::kUser ? "user" : "address"},
-        {"suppression_reason", why != nullptr ? why->reason : std::string("unknown")}};
-    if (why != nullptr && !why->at.empty()) fields.emplace_back("suppressed_at", why->at);
-    event.value = Event(t, "suppressed", now, fields);
+    EventRecord e;
+    e.status = "suppressed";
+    e.reason = suppressed == Suppressed::kUser ? "user" : "address";
+    e.suppression_reason = why != nullptr ? std::string_view(why->reason) : "unknown";
+    if (why != nullptr) e.suppressed_at = why->at;
+    event.value = Event(t, e, now);
     out.records.push_back(std::move(event));
     return out;
   }
 
-  const rapidjson::Value& user = *FindMember(t.doc, "user");
-  const rapidjson::Value* event_json = FindMember(t.doc, "event");
+  const rapidjson::Value& user = *t.record.user;
+  const rapidjson::Value* event_json = t.record.event;
   std::string_view locale = StringOr(&user, "locale");
   auto render_start = std::chrono::steady_clock::now();
-  TemplateData data(&user, event_json != nullptr && event_json->IsObject() ? event_json : nullptr, &campaign);
+  TemplateData data(&user, event_json, &campaign);
   Content& content = content_;
   RenderResult rendered = Render(*t.campaign, locale, data, options_.missing_variables, content);
   auto render_time = std::chrono::steady_clock::now() - render_start;
@@ -271,62 +241,42 @@ Outcome TriggerProcessor::Decide(const ParsedTrigger& t, std::string_view key, S
       OutputRecord event;
       event.topic = options_.events_topic;
       event.key = t.send_id;
-      event.value = Event(t, "deferred", now, {{"due_at", FormatTimestamp(*opening)}});
+      std::string due_at = FormatTimestamp(*opening);
+      EventRecord e;
+      e.status = "deferred";
+      e.due_at = due_at;
+      event.value = Event(t, e, now);
       out.records.push_back(std::move(event));
       return out;
     }
   }
 
   out.action = Action::kSend;
-  rapidjson::StringBuffer& buffer = send_buffer_;
-  buffer.Clear();
-  Writer w(buffer);
-  w.StartObject();
-  Key(w, "v");
-  w.Int(1);
-  Field(w, "send_id", t.send_id);
-  Field(w, "trigger_id", t.trigger_id);
-  Field(w, "project", t.project);
-  Field(w, "campaign_id", t.campaign_id);
-  Field(w, "channel", ChannelName(t.channel));
-  Field(w, "provider", campaign.provider);
-  if (!campaign.fallback_provider.empty()) Field(w, "fallback_provider", campaign.fallback_provider);
-  Key(w, "attempt");
-  w.Int(1);
-  Field(w, "created_at", NowText(now));
-  // Carried to the worker, which measures pv_send_latency_seconds from it.
-  if (auto received = FindString(t.doc, "received_at")) Field(w, "received_at", *received);
-  Field(w, "locale", content.locale);
-  Key(w, "to");
-  w.StartObject();
-  Field(w, ContactField(t.channel), t.address);
-  Field(w, "external_id", t.external_id);
-  w.EndObject();
-  Key(w, "content");
-  w.StartObject();
-  std::vector<const std::pair<const std::string, std::string>*> fields;
-  fields.reserve(content.fields.size());
-  for (const auto& f : content.fields) fields.push_back(&f);
-  std::stable_sort(fields.begin(), fields.end(),
-                   [](const auto* a, const auto* b) { return FieldRank(a->first) < FieldRank(b->first); });
-  for (const auto* f : fields) Field(w, f->first, f->second);
+  SendOut s;
+  s.send_id = t.send_id;
+  s.trigger_id = t.trigger_id;
+  s.project = t.project;
+  s.campaign_id = t.campaign_id;
+  s.channel = t.channel;
+  s.provider = campaign.provider;
+  s.fallback_provider = campaign.fallback_provider;
+  s.created_at = NowText(now);
+  s.received_at = t.record.received_at;  // the worker measures pv_send_latency_seconds from it
+  s.locale = content.locale;
+  s.address = t.address;
+  s.external_id = t.external_id;
+  s.content.fields = &content.fields;
   if (t.channel == Channel::kPush) {
-    if (content.badge) {
-      Key(w, "badge");
-      w.Int64(*content.badge);
-    }
-    Key(w, "data");
-    w.StartObject();
-    for (const auto& [k, v] : content.data) Field(w, k, v);
-    w.EndObject();
+    s.content.data = &content.data;
+    s.content.badge = content.badge;
   }
-  w.EndObject();
-  w.EndObject();
+  send_buffer_.clear();
+  AppendSend(send_buffer_, s);
 
   OutputRecord send;
   send.topic = topics::Send(t.channel);
   send.key = std::string(t.external_id);
-  send.value.assign(buffer.GetString(), buffer.GetSize());
+  send.value = send_buffer_;
   send.headers = {{"pv-send-id", t.send_id}, {"pv-trigger-id", std::string(t.trigger_id)}};
   if (TooLarge(send)) return TooLargeFailure(t, key, "send_too_large", "rendered send", send, out, now);
   out.records.reserve(2);
@@ -334,7 +284,9 @@ Outcome TriggerProcessor::Decide(const ParsedTrigger& t, std::string_view key, S
   OutputRecord event;
   event.topic = options_.events_topic;
   event.key = t.send_id;
-  event.value = Event(t, "queued", now, {});
+  EventRecord e;
+  e.status = "queued";
+  event.value = Event(t, e, now);
   out.records.push_back(std::move(event));
   return out;
 }

@@ -4,6 +4,7 @@
 //   pv-dispatcher-fill --brokers 127.0.0.1:9092 --count 100000 [--campaign 44] [--project demo]
 //                      [--channel email|text|push] [--users 1000] [--topic pv.triggers]
 #include <fmt/format.h>
+#include <rapidjson/document.h>
 
 #include <chrono>
 #include <iostream>
@@ -14,6 +15,7 @@
 #include "pv/ids.hpp"
 #include "pv/json.hpp"
 #include "pv/kafka.hpp"
+#include "pv/records.hpp"
 #include "pv/topics.hpp"
 
 int main(int argc, char** argv) {
@@ -66,12 +68,22 @@ int main(int argc, char** argv) {
                           : channel == "push" ? fmt::format("token-{}", i % users)
                                               : fmt::format("+1555{:07d}", i % users);
     std::string trigger_id = pv::NewTriggerId();
-    std::string value = fmt::format(
-        R"({{"v":1,"trigger_id":"{}","project":"{}","campaign_id":"{}","received_at":"{}",)"
-        R"("user":{{"external_id":"{}","{}":"{}","first_name":"User {}","locale":"en-US"}},)"
+    std::string body = fmt::format(
+        R"({{"user":{{"external_id":"{}","{}":"{}","first_name":"User {}","locale":"en-US"}},)"
         R"("event":{{"order_id":"O-{}","code":"{:06d}","minutes":10,"item_count":2,"cart_id":"c-{}",)"
         R"("items":[{{"name":"Pen","quantity":2}},{{"name":"Ink","quantity":1}}]}}}})",
-        trigger_id, project, campaign, received_at, external_id, address, contact, i, i, i % 1000000, i);
+        external_id, address, contact, i, i, i % 1000000, i);
+    rapidjson::Document doc;
+    doc.Parse(body.data(), body.size());
+    pv::TriggerRecord record;  // written as ingest writes it
+    record.trigger_id = trigger_id;
+    record.project = project;
+    record.campaign_id = campaign;
+    record.received_at = received_at;
+    record.user = &doc["user"];
+    record.event = &doc["event"];
+    std::string value;
+    pv::AppendTrigger(value, record);
     pv::kafka::Header header{"pv-trigger-id", trigger_id};
     while (true) {
       auto err =

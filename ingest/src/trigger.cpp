@@ -1,10 +1,9 @@
 #include "pv/ingest/trigger.hpp"
 
 #include <fmt/format.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include "pv/json.hpp"
+#include "pv/records.hpp"
 #include "pv/validate.hpp"
 
 namespace pv::ingest {
@@ -137,40 +136,16 @@ void ValidateBatch(const rapidjson::Value& body, Channel channel, int max_batch,
 std::string BuildTriggerRecord(const rapidjson::Value& trigger, std::string_view trigger_id,
                                std::string_view project, std::string_view campaign_id,
                                std::string_view received_at) {
-  rapidjson::StringBuffer buffer;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
-  auto str = [&w](std::string_view s) { w.String(s.data(), static_cast<rapidjson::SizeType>(s.size())); };
-  w.StartObject();
-  w.Key("v");
-  w.Int(1);
-  w.Key("trigger_id");
-  str(trigger_id);
-  w.Key("project");
-  str(project);
-  w.Key("campaign_id");
-  str(campaign_id);
-  w.Key("received_at");
-  str(received_at);
-  w.Key("user");
-  // Null optional fields are dropped so consumers see either a valid value or no field.
-  const rapidjson::Value& user = *FindMember(trigger, "user");
-  w.StartObject();
-  for (const auto& member : user.GetObject()) {
-    if (member.value.IsNull()) continue;
-    w.Key(member.name.GetString(), member.name.GetStringLength());
-    member.value.Accept(w);
-  }
-  w.EndObject();
-  w.Key("event");
-  const rapidjson::Value* event = FindMember(trigger, "event");
-  if (event != nullptr && event->IsObject()) {
-    event->Accept(w);
-  } else {
-    w.StartObject();
-    w.EndObject();
-  }
-  w.EndObject();
-  return {buffer.GetString(), buffer.GetSize()};
+  TriggerRecord record;
+  record.trigger_id = trigger_id;
+  record.project = project;
+  record.campaign_id = campaign_id;
+  record.received_at = received_at;
+  record.user = FindMember(trigger, "user");
+  record.event = FindMember(trigger, "event");
+  std::string out;
+  AppendTrigger(out, record);
+  return out;
 }
 
 std::string ErrorBody(std::string_view message, const std::vector<FieldError>& errors) {

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstring>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -17,42 +18,43 @@
 #include "pv/ids.hpp"
 #include "pv/json.hpp"
 #include "pv/kafka.hpp"
+#include "pv/records.hpp"
 #include "pv/topics.hpp"
 
 namespace {
 
+// A send record as the dispatcher writes it (pv::AppendSend), with fixed content per channel.
 std::string Value(pv::Channel channel, const std::string& send_id, const std::string& provider,
                   const std::string& campaign, const std::string& user) {
-  std::string out = R"({"v":1,"send_id":)";
-  pv::AppendJsonString(out, send_id);
-  out += R"(,"trigger_id":)";
-  pv::AppendJsonString(out, "fill-" + send_id);
-  out += R"(,"project":"demo","campaign_id":)";
-  pv::AppendJsonString(out, campaign);
-  out += R"(,"channel":)";
-  pv::AppendJsonString(out, pv::ChannelName(channel));
-  out += R"(,"provider":)";
-  pv::AppendJsonString(out, provider);
-  out += R"(,"attempt":1,"created_at":)";
-  pv::AppendJsonString(out, pv::FormatTimestamp(std::chrono::system_clock::now()));
-  switch (channel) {
-    case pv::Channel::kEmail:
-      out += R"(,"to":{"email":")" + user + R"(@example.com","external_id":")" + user + R"("},)";
-      out +=
-          R"("content":{"from":"Demo Shop <orders@demo.example>","subject":"Your order A-17 is on its way",)"
-          R"("html":"<p>Hi Ana, your order <b>A-17</b> ships today.</p>","text":"Hi Ana, your order A-17 ships today."}})";
-      break;
-    case pv::Channel::kSms:
-      out += R"(,"to":{"phone":"+34600)" + std::to_string(100000 + std::hash<std::string>{}(user) % 900000) +
-             R"(","external_id":")" + user +
-             R"("},"content":{"body":"123456 is your Demo verification code."}})";
-      break;
-    case pv::Channel::kPush:
-      out += R"(,"to":{"device_token":"a1b2c3d4e5f6a7b8c9d0","external_id":")" + user + R"("},)";
-      out +=
-          R"("content":{"title":"Still thinking?","body":"Your cart is waiting.","data":{"screen":"cart"}}})";
-      break;
-  }
+  static const std::map<std::string, std::map<std::string, std::string>> kContent = {
+      {"email",
+       {{"from", "Demo Shop <orders@demo.example>"},
+        {"subject", "Your order A-17 is on its way"},
+        {"html", "<p>Hi Ana, your order <b>A-17</b> ships today.</p>"},
+        {"text", "Hi Ana, your order A-17 ships today."}}},
+      {"text", {{"body", "123456 is your Demo verification code."}}},
+      {"push", {{"title", "Still thinking?"}, {"body", "Your cart is waiting."}}}};
+  static const std::map<std::string, std::string> kPushData = {{"screen", "cart"}};
+  std::string trigger_id = "fill-" + send_id;
+  std::string created_at = pv::FormatTimestamp(std::chrono::system_clock::now());
+  std::string address = channel == pv::Channel::kEmail ? user + "@example.com"
+                        : channel == pv::Channel::kSms
+                            ? "+34600" + std::to_string(100000 + std::hash<std::string>{}(user) % 900000)
+                            : "a1b2c3d4e5f6a7b8c9d0";
+  pv::SendOut s;
+  s.send_id = send_id;
+  s.trigger_id = trigger_id;
+  s.project = "demo";
+  s.campaign_id = campaign;
+  s.channel = channel;
+  s.provider = provider;
+  s.created_at = created_at;
+  s.address = address;
+  s.external_id = user;
+  s.content.fields = &kContent.at(std::string(pv::ChannelName(channel)));
+  if (channel == pv::Channel::kPush) s.content.data = &kPushData;
+  std::string out;
+  pv::AppendSend(out, s);
   return out;
 }
 

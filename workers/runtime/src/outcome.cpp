@@ -6,6 +6,27 @@
 #include "pv/json.hpp"
 
 namespace pv::workers {
+namespace {
+
+// The pv.events value of `send`'s attempt `attempt` through `provider` (pv/records.hpp).
+std::string EventOf(const Send& send, std::string_view status, std::string_view provider, int attempt,
+                    std::string_view provider_message_id, std::string_view error_code, std::string_view error,
+                    std::chrono::system_clock::time_point at) {
+  std::string at_text = FormatTimestamp(at);
+  EventRecord e = EventFor(send);
+  e.status = status;
+  e.provider = provider;
+  e.provider_message_id = provider_message_id;
+  e.error_code = error_code;
+  e.error = error;
+  e.attempt = attempt;
+  e.at = at_text;
+  std::string out;
+  AppendEvent(out, e);
+  return out;
+}
+
+}  // namespace
 
 OutcomePlanner::OutcomePlanner(Channel channel, int max_attempts, BackoffPolicy backoff)
     : max_attempts_(max_attempts), backoff_(backoff), dlq_topic_(topics::DeadLetter(channel)) {}
@@ -15,8 +36,7 @@ void OutcomePlanner::Event(const SendAttempt& a, std::string_view message_id, st
                            std::string_view error, Time now, Outcome& out) const {
   OutcomeRecord& event = out.records.emplace_back();
   event.topic = std::string(topics::kEvents);
-  event.value =
-      BuildEvent(*a.send, {out.status, a.provider_name, message_id, error_code, error, a.attempt}, now);
+  event.value = EventOf(*a.send, out.status, a.provider_name, a.attempt, message_id, error_code, error, now);
 }
 
 // A new outcome replaces whatever an earlier one (of an earlier claim or attempt) left.
@@ -93,14 +113,10 @@ const OutcomeRecord* OutcomePlanner::RetryBecameDead(const SendAttempt& a, Outco
   }
   if (dead_letter == nullptr) return nullptr;
   out.status = "dead";
-  EventFields fields{out.status,
-                     a.provider_name,
-                     {},
-                     dead_letter->Header(ladder::kErrorCode),
-                     dead_letter->Header(ladder::kError),
-                     a.attempt};
   for (OutcomeRecord& record : out.records) {
-    if (record.topic == topics::kEvents) record.value = BuildEvent(*a.send, fields, now);
+    if (record.topic != topics::kEvents) continue;
+    record.value = EventOf(*a.send, out.status, a.provider_name, a.attempt, {},
+                           dead_letter->Header(ladder::kErrorCode), dead_letter->Header(ladder::kError), now);
   }
   return dead_letter;
 }

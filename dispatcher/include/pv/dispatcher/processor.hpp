@@ -26,7 +26,6 @@
 #pragma once
 
 #include <rapidjson/document.h>
-#include <rapidjson/stringbuffer.h>
 
 #include <chrono>
 #include <memory>
@@ -38,6 +37,7 @@
 #include "pv/dispatcher/renderer.hpp"
 #include "pv/dispatcher/send_window.hpp"
 #include "pv/dispatcher/suppression.hpp"
+#include "pv/records.hpp"
 
 namespace pv::dispatcher {
 
@@ -48,11 +48,13 @@ struct ProcessorOptions {
   size_t max_record_bytes = 0;  // the producer's message.max.bytes; 0: not checked
 };
 
-// A consumed trigger, parsed. The string views point into `doc` (or the record's value).
+// A consumed trigger, parsed (pv::ParseTrigger). The string views point into `doc` (or the record's
+// value).
 struct ParsedTrigger {
   rapidjson::Document doc;
   std::string_view value;  // the record as consumed (kept by the caller while in flight)
-  std::string_view trigger_id;
+  TriggerRecord record;
+  std::string_view trigger_id;  // = record's: the ids every outcome names
   std::string_view project;
   std::string_view campaign_id;
   std::string_view external_id;
@@ -133,8 +135,8 @@ class TriggerProcessor {
   bool TooLarge(const OutputRecord& record) const {
     return options_.max_record_bytes > 0 && RecordSize(record) > options_.max_record_bytes;
   }
-  std::string Event(const ParsedTrigger& trigger, std::string_view status, TimePoint now,
-                    const std::vector<std::pair<std::string_view, std::string>>& extra);
+  // The event of `trigger` with `event`'s status and details.
+  std::string Event(const ParsedTrigger& trigger, EventRecord event, TimePoint now);
   const std::string& NowText(TimePoint now);
 
   ProcessorOptions options_;
@@ -142,11 +144,11 @@ class TriggerProcessor {
   TimePoint now_{};
   std::string now_text_;
   // Reused between triggers (they keep their capacity): no reallocation while writing a record.
-  rapidjson::StringBuffer send_buffer_;
+  std::string send_buffer_;
   // The rendered fields of the trigger being decided: kept from one trigger to the next so that
   // their map nodes and strings are reused (Render rewrites them in place).
   Content content_;
-  rapidjson::StringBuffer event_buffer_;
+  std::string event_buffer_;
 };
 
 }  // namespace pv::dispatcher

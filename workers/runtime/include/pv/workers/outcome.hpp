@@ -28,10 +28,10 @@
 #include <utility>
 #include <vector>
 
+#include "pv/records.hpp"
 #include "pv/topics.hpp"
 #include "pv/workers/backoff.hpp"
 #include "pv/workers/errors.hpp"
-#include "pv/workers/send.hpp"
 
 namespace pv::workers {
 

@@ -9,8 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "pv/records.hpp"
 #include "pv/workers/errors.hpp"
-#include "pv/workers/send.hpp"
 
 namespace pv::workers {
 

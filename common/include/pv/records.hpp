@@ -1,0 +1,140 @@
+// The schema of the records pv writes to and reads from Kafka (docs/architecture.md "Kafka topics and
+// records"): each record has exactly one encoder and one parser, here, and every producer, consumer
+// and fuzz target (fuzz/record_decoders_fuzz.cpp) goes through them, so that the copies cannot drift.
+//
+// Hot path: encoders append to the caller's string (kept from record to record, so no reallocation);
+// parsers fill the caller's Document and return string_views into it. Parsing is bounded as every
+// record read is (ParseRecord: nesting deeper than kMaxRecordDepth is refused unparsed).
+// Tests: common/test/records_test.cpp.
+#pragma once
+
+#include <rapidjson/document.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "pv/topics.hpp"
+
+namespace pv {
+
+// pv.triggers, written by ingest, read by the dispatcher:
+// {"v":1,"trigger_id","project","campaign_id","received_at","user":{...},"event":{...}}
+struct TriggerRecord {
+  std::string_view trigger_id;
+  std::string_view project;
+  std::string_view campaign_id;
+  std::string_view received_at;             // as ingest wrote it (RFC 3339); carried into the send
+  const rapidjson::Value* user = nullptr;   // an object (anything else writes as {}; parsed: nullptr)
+  const rapidjson::Value* event = nullptr;  // likewise
+  std::string_view external_id;             // user.external_id: parsed only
+};
+
+// Writes `user`'s members but the null ones (consumers see a valid value or no field), and `event`;
+// either one missing or not an object is written as {}.
+void AppendTrigger(std::string& out, const TriggerRecord& trigger);
+// False when `value` is not a JSON object (then `out` is left empty). Fields of the wrong type read as
+// absent: deciding what is missing is the consumer's business.
+bool ParseTrigger(rapidjson::Document& doc, std::string_view value, TriggerRecord& out);
+
+// pv.send.<channel>, written by the dispatcher, read by the workers:
+// {"v":1,"send_id","trigger_id","project","campaign_id","channel","provider","fallback_provider"?,
+//  "attempt","created_at","received_at"?,"locale","to":{<contact field>,"external_id"},
+//  "content":{<fields>...,"badge"?,"data"?}}
+struct SendContent {
+  const std::map<std::string, std::string>* fields = nullptr;  // the rendered fields, by name
+  const std::map<std::string, std::string>* data = nullptr;    // push: written (possibly {}); else null
+  std::optional<long long> badge;                              // push only
+};
+
+struct SendOut {
+  std::string_view send_id;
+  std::string_view trigger_id;
+  std::string_view project;
+  std::string_view campaign_id;
+  Channel channel = Channel::kEmail;
+  std::string_view provider;
+  std::string_view fallback_provider;  // empty: omitted
+  int attempt = 1;
+  std::string_view created_at;
+  std::string_view received_at;  // the trigger's; empty: omitted
+  std::string_view locale;
+  std::string_view address;  // to.<ContactField(channel)>
+  std::string_view external_id;
+  SendContent content;
+};
+
+// Content fields are written from, reply_to, subject, title, body, html, text, sound first, the rest
+// in name order.
+void AppendSend(std::string& out, const SendOut& send);
+
+// A send as a worker decodes it.
+struct Send {
+  std::string value;  // the record's value, unchanged: the delay ladder and the DLQ carry it as is
+  std::string key;    // the record's key (to.external_id)
+  rapidjson::Document doc;
+  std::string send_id;
+  std::string trigger_id;
+  std::string project;
+  std::string campaign_id;
+  std::string channel;  // "email" | "text" | "push"
+  std::string provider;
+  std::string fallback_provider;  // empty: none
+  // When ingest received the trigger (the record's received_at; absent in records from before it was
+  // carried): the start of pv_send_latency_seconds.
+  std::optional<std::chrono::system_clock::time_point> received_at;
+  int attempt = 1;          // the value's "attempt" (a worker overrides it from the pv-attempt header)
+  std::string address;      // to.email, to.phone or to.device_token, by channel
+  std::string external_id;  // to.external_id
+  const rapidjson::Value* to = nullptr;       // into doc
+  const rapidjson::Value* content = nullptr;  // into doc
+
+  // A string member of content, or "" when absent or not a string.
+  std::string_view ContentString(std::string_view name) const;
+  const rapidjson::Value* ContentMember(std::string_view name) const;
+};
+
+// Parses a send record of `channel`. On failure returns nullptr and says why in `error`; the
+// returned object (when send_id could be read) still goes in `partial` so that the failure can be
+// reported with its ids.
+std::shared_ptr<Send> ParseSend(std::string_view value, std::string_view key, Channel channel,
+                                std::string& error, std::shared_ptr<Send>* partial = nullptr);
+
+// pv.events, written by the dispatcher (queued, deferred, suppressed, failed), the workers (sent,
+// retrying, dead, deduped, deferred) and the feedback pipeline (receipt statuses); read by the
+// status feeder. Fields in this order, an empty optional one omitted:
+// {"v":1,"send_id","trigger_id","project"?,"campaign_id","channel","status","provider",
+//  "provider_message_id"?,"error_code"?,"error"?,"attempt"?,"receipt_id"?,"occurred_at"?,
+//  "reason"?,"suppression_reason"?,"suppressed_at"?,"due_at"?,"at"}
+struct EventRecord {
+  std::string_view send_id;
+  std::string_view trigger_id;
+  std::string_view project;  // the dispatcher's events only: the status store's project scoping
+  std::string_view campaign_id;
+  std::string_view channel;
+  std::string_view status;
+  std::string_view provider;
+  std::string_view provider_message_id;
+  std::string_view error_code;
+  std::string_view error;
+  std::optional<int> attempt;           // workers: the attempt the event is about
+  std::string_view receipt_id;          // feedback: the receipt it comes from
+  std::string_view occurred_at;         // feedback: when the provider says it happened
+  std::string_view reason;              // suppressed: user | address
+  std::string_view suppression_reason;  // suppressed: bounce, complaint, ... (SuppressionWhy)
+  std::string_view suppressed_at;       // suppressed: when recorded
+  std::string_view due_at;              // deferred by the dispatcher: the window's opening
+  std::string_view at;
+};
+
+// An event about `send`: its send_id, trigger_id, campaign_id and channel set.
+EventRecord EventFor(const Send& send);
+
+void AppendEvent(std::string& out, const EventRecord& event);
+// False when `value` is not a JSON object. Fields of the wrong type read as absent.
+bool ParseEvent(rapidjson::Document& doc, std::string_view value, EventRecord& out);
+
+}  // namespace pv

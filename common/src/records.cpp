@@ -1,0 +1,270 @@
+#include "pv/records.hpp"
+
+#include <fmt/format.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "pv/json.hpp"
+
+namespace pv {
+namespace {
+
+// RapidJSON's output stream over the caller's string.
+struct AppendStream {
+  using Ch = char;
+  std::string& out;
+  void Put(char c) { out += c; }
+  void Flush() {}
+};
+
+std::string_view Text(const rapidjson::Value& object, std::string_view name) {
+  return FindString(object, name).value_or(std::string_view());
+}
+
+const rapidjson::Value* Object(const rapidjson::Value& object, std::string_view name) {
+  const rapidjson::Value* v = FindMember(object, name);
+  return v != nullptr && v->IsObject() ? v : nullptr;
+}
+
+// `,"name":` then the quoted value.
+void Field(std::string& out, std::string_view name, std::string_view value) {
+  out += ",\"";
+  out += name;
+  out += "\":";
+  AppendJsonString(out, value);
+}
+
+// The content fields written first, in this order (the rest follow in name order).
+constexpr std::string_view kContentOrder[] = {"from", "reply_to", "subject", "title",
+                                              "body", "html",     "text",    "sound"};
+
+// The text fields of an event in the order they are written ("attempt" follows "error").
+struct EventField {
+  std::string_view name;
+  std::string_view EventRecord::*member;
+  bool optional;
+};
+constexpr EventField kEventFields[] = {
+    {"send_id", &EventRecord::send_id, false},
+    {"trigger_id", &EventRecord::trigger_id, false},
+    {"project", &EventRecord::project, true},
+    {"campaign_id", &EventRecord::campaign_id, false},
+    {"channel", &EventRecord::channel, false},
+    {"status", &EventRecord::status, false},
+    {"provider", &EventRecord::provider, false},
+    {"provider_message_id", &EventRecord::provider_message_id, true},
+    {"error_code", &EventRecord::error_code, true},
+    {"error", &EventRecord::error, true},
+    {"receipt_id", &EventRecord::receipt_id, true},
+    {"occurred_at", &EventRecord::occurred_at, true},
+    {"reason", &EventRecord::reason, true},
+    {"suppression_reason", &EventRecord::suppression_reason, true},
+    {"suppressed_at", &EventRecord::suppressed_at, true},
+    {"due_at", &EventRecord::due_at, true},
+    {"at", &EventRecord::at, false},
+};
+
+}  // namespace
+
+void AppendTrigger(std::string& out, const TriggerRecord& t) {
+  AppendStream stream{out};
+  rapidjson::Writer<AppendStream> w(stream);
+  auto str = [&w](std::string_view s) { w.String(s.data(), static_cast<rapidjson::SizeType>(s.size())); };
+  w.StartObject();
+  w.Key("v");
+  w.Int(1);
+  w.Key("trigger_id");
+  str(t.trigger_id);
+  w.Key("project");
+  str(t.project);
+  w.Key("campaign_id");
+  str(t.campaign_id);
+  w.Key("received_at");
+  str(t.received_at);
+  w.Key("user");
+  w.StartObject();
+  if (t.user != nullptr && t.user->IsObject()) {
+    for (const auto& member : t.user->GetObject()) {
+      if (member.value.IsNull()) continue;
+      w.Key(member.name.GetString(), member.name.GetStringLength());
+      member.value.Accept(w);
+    }
+  }
+  w.EndObject();
+  w.Key("event");
+  if (t.event != nullptr && t.event->IsObject()) {
+    t.event->Accept(w);
+  } else {
+    w.StartObject();
+    w.EndObject();
+  }
+  w.EndObject();
+}
+
+bool ParseTrigger(rapidjson::Document& doc, std::string_view value, TriggerRecord& out) {
+  out = {};
+  ParseRecord(doc, value);
+  if (doc.HasParseError() || !doc.IsObject()) return false;
+  out.trigger_id = Text(doc, "trigger_id");
+  out.project = Text(doc, "project");
+  out.campaign_id = Text(doc, "campaign_id");
+  out.received_at = Text(doc, "received_at");
+  out.user = Object(doc, "user");
+  out.event = Object(doc, "event");
+  if (out.user != nullptr) out.external_id = Text(*out.user, "external_id");
+  return true;
+}
+
+void AppendSend(std::string& out, const SendOut& s) {
+  out += R"({"v":1,"send_id":)";
+  AppendJsonString(out, s.send_id);
+  Field(out, "trigger_id", s.trigger_id);
+  Field(out, "project", s.project);
+  Field(out, "campaign_id", s.campaign_id);
+  Field(out, "channel", ChannelName(s.channel));
+  Field(out, "provider", s.provider);
+  AppendOptionalField(out, "fallback_provider", s.fallback_provider);
+  fmt::format_to(std::back_inserter(out), R"(,"attempt":{})", s.attempt);
+  Field(out, "created_at", s.created_at);
+  AppendOptionalField(out, "received_at", s.received_at);
+  Field(out, "locale", s.locale);
+  out += R"(,"to":{)";
+  AppendJsonString(out, ContactField(s.channel));
+  out += ':';
+  AppendJsonString(out, s.address);
+  Field(out, "external_id", s.external_id);
+  out += R"(},"content":{)";
+  bool first = true;
+  auto member = [&](std::string_view name) {
+    if (!first) out += ',';
+    first = false;
+    AppendJsonString(out, name);
+    out += ':';
+  };
+  if (s.content.fields != nullptr) {
+    for (std::string_view first_name : kContentOrder) {
+      for (const auto& [name, value] : *s.content.fields) {
+        if (name != first_name) continue;
+        member(name);
+        AppendJsonString(out, value);
+      }
+    }
+    for (const auto& [name, value] : *s.content.fields) {
+      if (std::find(std::begin(kContentOrder), std::end(kContentOrder), name) != std::end(kContentOrder))
+        continue;
+      member(name);
+      AppendJsonString(out, value);
+    }
+  }
+  if (s.content.badge) {
+    member("badge");
+    fmt::format_to(std::back_inserter(out), "{}", *s.content.badge);
+  }
+  if (s.content.data != nullptr) {
+    member("data");
+    out += '{';
+    bool first_data = true;
+    for (const auto& [name, value] : *s.content.data) {
+      if (!first_data) out += ',';
+      first_data = false;
+      AppendJsonString(out, name);
+      out += ':';
+      AppendJsonString(out, value);
+    }
+    out += '}';
+  }
+  out += "}}";
+}
+
+std::string_view Send::ContentString(std::string_view name) const {
+  const rapidjson::Value* v = ContentMember(name);
+  return v != nullptr && v->IsString() ? AsStringView(*v) : std::string_view();
+}
+
+const rapidjson::Value* Send::ContentMember(std::string_view name) const {
+  return content == nullptr ? nullptr : FindMember(*content, name);
+}
+
+std::shared_ptr<Send> ParseSend(std::string_view value, std::string_view key, Channel channel,
+                                std::string& error, std::shared_ptr<Send>* partial) {
+  auto send = std::make_shared<Send>();
+  send->value.assign(value);
+  send->key.assign(key);
+  ParseRecord(send->doc, send->value);
+  if (send->doc.HasParseError() || !send->doc.IsObject()) {
+    error = "value is not a JSON object";
+    return nullptr;
+  }
+  const rapidjson::Value& d = send->doc;
+  send->send_id = Text(d, "send_id");
+  send->trigger_id = Text(d, "trigger_id");
+  send->project = Text(d, "project");
+  send->campaign_id = Text(d, "campaign_id");
+  send->channel = Text(d, "channel");
+  send->provider = Text(d, "provider");
+  send->fallback_provider = Text(d, "fallback_provider");
+  if (auto received = FindString(d, "received_at")) send->received_at = ParseTimestamp(*received);
+  if (const auto* a = FindMember(d, "attempt"); a != nullptr && a->IsInt() && a->GetInt() > 0) {
+    send->attempt = a->GetInt();
+  }
+  send->to = FindMember(d, "to");
+  send->content = FindMember(d, "content");
+  if (send->to != nullptr && send->to->IsObject()) {
+    send->address = Text(*send->to, ContactField(channel));
+    send->external_id = Text(*send->to, "external_id");
+  }
+  if (partial != nullptr && !send->send_id.empty()) *partial = send;
+
+  if (send->send_id.empty()) {
+    error = "send_id missing";
+  } else if (send->provider.empty()) {
+    error = "provider missing";
+  } else if (Channel c{}; !ParseChannel(send->channel, c) || c != channel) {
+    error =
+        fmt::format("channel '{}' does not belong on this topic ({})", send->channel, ChannelName(channel));
+  } else if (send->to == nullptr || !send->to->IsObject()) {
+    error = "to missing";
+  } else if (send->address.empty()) {
+    error = fmt::format("to.{} missing", ContactField(channel));
+  } else if (send->content == nullptr || !send->content->IsObject()) {
+    error = "content missing";
+  } else {
+    return send;
+  }
+  return nullptr;
+}
+
+EventRecord EventFor(const Send& send) {
+  EventRecord e;
+  e.send_id = send.send_id;
+  e.trigger_id = send.trigger_id;
+  e.campaign_id = send.campaign_id;
+  e.channel = send.channel;
+  return e;
+}
+
+void AppendEvent(std::string& out, const EventRecord& e) {
+  std::size_t text = 0;
+  for (const auto& f : kEventFields) text += (e.*f.member).size();
+  out.reserve(out.size() + text + 320);  // one allocation: every name and its punctuation fit in 320
+  out += R"({"v":1)";
+  for (const auto& f : kEventFields) {
+    if (!f.optional || !(e.*f.member).empty()) Field(out, f.name, e.*f.member);
+    if (f.member == &EventRecord::error && e.attempt)
+      fmt::format_to(std::back_inserter(out), R"(,"attempt":{})", *e.attempt);
+  }
+  out += '}';
+}
+
+bool ParseEvent(rapidjson::Document& doc, std::string_view value, EventRecord& out) {
+  out = {};
+  ParseRecord(doc, value);
+  if (doc.HasParseError() || !doc.IsObject()) return false;
+  for (const auto& f : kEventFields) out.*f.member = Text(doc, f.name);
+  if (const auto* a = FindMember(doc, "attempt"); a != nullptr && a->IsInt()) out.attempt = a->GetInt();
+  return true;
+}
+
+}  // namespace pv

@@ -1,0 +1,285 @@
+#include "pv/records.hpp"
+
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+#include "pv/json.hpp"
+
+namespace pv {
+namespace {
+
+constexpr const char* kEmail =
+    R"({"v":1,"send_id":"s-1","trigger_id":"t-1","project":"demo","campaign_id":"44","channel":"email",)"
+    R"("provider":"smtp","fallback_provider":"log","attempt":2,"created_at":"2026-01-01T00:00:00Z",)"
+    R"("to":{"email":"ana@example.com","external_id":"u-1"},)"
+    R"("content":{"from":"a@b.co","subject":"Hi","text":"t","html":"<p>h</p>"}})";
+
+// --- trigger
+
+TEST(TriggerRecordTest, EncodesTheDocumentedShapeAndParsesBack) {
+  rapidjson::Document body;
+  body.Parse(
+      R"({"user":{"external_id":"u1","email":"a@b.co","timezone":null,"n":[1,2.5]},"event":{"x":"\"y\""}})");
+  TriggerRecord in;
+  in.trigger_id = "t-1";
+  in.project = "demo";
+  in.campaign_id = "44";
+  in.received_at = "2026-11-26T08:00:00.000Z";
+  in.user = &body["user"];
+  in.event = &body["event"];
+  std::string out = "kept:";  // appended to, not replaced
+  AppendTrigger(out, in);
+  EXPECT_EQ(out, R"(kept:{"v":1,"trigger_id":"t-1","project":"demo","campaign_id":"44",)"
+                 R"("received_at":"2026-11-26T08:00:00.000Z","user":{"external_id":"u1","email":"a@b.co",)"
+                 R"("n":[1,2.5]},"event":{"x":"\"y\""}})");
+
+  rapidjson::Document doc;
+  TriggerRecord t;
+  ASSERT_TRUE(ParseTrigger(doc, std::string_view(out).substr(5), t));
+  EXPECT_EQ(t.trigger_id, "t-1");
+  EXPECT_EQ(t.project, "demo");
+  EXPECT_EQ(t.campaign_id, "44");
+  EXPECT_EQ(t.received_at, "2026-11-26T08:00:00.000Z");
+  EXPECT_EQ(t.external_id, "u1");
+  ASSERT_NE(t.user, nullptr);
+  ASSERT_NE(t.event, nullptr);
+  // Re-encoding what was parsed gives the same record.
+  std::string again;
+  AppendTrigger(again, t);
+  EXPECT_EQ(again, std::string_view(out).substr(5));
+}
+
+TEST(TriggerRecordTest, MissingUserOrEventIsWrittenEmpty) {
+  std::string out;
+  rapidjson::Value not_object("x");
+  TriggerRecord in;
+  in.trigger_id = "t";
+  in.event = &not_object;
+  AppendTrigger(out, in);
+  EXPECT_EQ(
+      out, R"({"v":1,"trigger_id":"t","project":"","campaign_id":"","received_at":"","user":{},"event":{}})");
+}
+
+TEST(TriggerRecordTest, MalformedInputParsesToNothing) {
+  rapidjson::Document doc;
+  TriggerRecord t;
+  EXPECT_FALSE(ParseTrigger(doc, "not json", t));
+  EXPECT_FALSE(ParseTrigger(doc, "[1]", t));
+  EXPECT_FALSE(ParseTrigger(doc, std::string(1 << 20, '['), t));  // refused unparsed (kMaxRecordDepth)
+  EXPECT_TRUE(t.trigger_id.empty());
+  // Wrong types read as absent.
+  ASSERT_TRUE(ParseTrigger(doc, R"({"trigger_id":5,"user":"u","event":[],"campaign_id":"44"})", t));
+  EXPECT_EQ(t.trigger_id, "");
+  EXPECT_EQ(t.campaign_id, "44");
+  EXPECT_EQ(t.user, nullptr);
+  EXPECT_EQ(t.event, nullptr);
+  EXPECT_EQ(t.external_id, "");
+}
+
+// --- send
+
+TEST(SendRecordTest, EncodesFieldsInTheDocumentedOrder) {
+  std::map<std::string, std::string> fields = {{"body", "b"},      {"zz", "z"},
+                                               {"from", "a@b.co"}, {"html", "<p>\"h\"</p>\n"},
+                                               {"subject", "S"},   {"aa", "a"}};
+  SendOut in;
+  in.send_id = "s-1";
+  in.trigger_id = "t-1";
+  in.project = "demo";
+  in.campaign_id = "44";
+  in.channel = Channel::kEmail;
+  in.provider = "smtp";
+  in.fallback_provider = "log";
+  in.created_at = "2026-01-01T00:00:00.000Z";
+  in.received_at = "2025-12-31T23:59:59.000Z";
+  in.locale = "es";
+  in.address = "ana@example.com";
+  in.external_id = "u-1";
+  in.content.fields = &fields;
+  std::string out;
+  AppendSend(out, in);
+  EXPECT_EQ(
+      out,
+      R"({"v":1,"send_id":"s-1","trigger_id":"t-1","project":"demo","campaign_id":"44","channel":"email",)"
+      R"("provider":"smtp","fallback_provider":"log","attempt":1,"created_at":"2026-01-01T00:00:00.000Z",)"
+      R"("received_at":"2025-12-31T23:59:59.000Z","locale":"es","to":{"email":"ana@example.com",)"
+      R"("external_id":"u-1"},"content":{"from":"a@b.co","subject":"S","body":"b",)"
+      R"("html":"<p>\"h\"</p>\n","aa":"a","zz":"z"}})");
+}
+
+TEST(SendRecordTest, PushCarriesBadgeAndDataAndTheWorkerReadsIt) {
+  std::map<std::string, std::string> fields = {{"title", "T"}, {"body", "B"}};
+  std::map<std::string, std::string> data = {{"k", "v"}};
+  SendOut in;
+  in.send_id = "s-2";
+  in.trigger_id = "t-2";
+  in.channel = Channel::kPush;
+  in.provider = "fcm";
+  in.created_at = "2026-01-01T00:00:00.000Z";
+  in.address = "tok";
+  in.external_id = "u-2";
+  in.content = {&fields, &data, 3};
+  std::string out;
+  AppendSend(out, in);
+  EXPECT_NE(out.find(R"("content":{"title":"T","body":"B","badge":3,"data":{"k":"v"}}})"), std::string::npos)
+      << out;
+  EXPECT_EQ(out.find("fallback_provider"), std::string::npos);
+  EXPECT_EQ(out.find("received_at"), std::string::npos);
+  std::string error;
+  auto send = ParseSend(out, "u-2", Channel::kPush, error);
+  ASSERT_TRUE(send) << error;
+  EXPECT_EQ(send->send_id, "s-2");
+  EXPECT_EQ(send->address, "tok");
+  EXPECT_EQ(send->attempt, 1);
+  EXPECT_EQ(send->ContentString("title"), "T");
+  ASSERT_NE(send->ContentMember("badge"), nullptr);
+  EXPECT_EQ(send->ContentMember("badge")->GetInt(), 3);
+  EXPECT_FALSE(send->received_at);
+}
+
+TEST(SendRecordTest, ParsesEveryField) {
+  std::string error;
+  auto s = ParseSend(kEmail, "u-1", Channel::kEmail, error);
+  ASSERT_TRUE(s) << error;
+  EXPECT_EQ(s->send_id, "s-1");
+  EXPECT_EQ(s->trigger_id, "t-1");
+  EXPECT_EQ(s->project, "demo");
+  EXPECT_EQ(s->campaign_id, "44");
+  EXPECT_EQ(s->provider, "smtp");
+  EXPECT_EQ(s->fallback_provider, "log");
+  EXPECT_EQ(s->attempt, 2);
+  EXPECT_EQ(s->address, "ana@example.com");
+  EXPECT_EQ(s->external_id, "u-1");
+  EXPECT_EQ(s->key, "u-1");
+  EXPECT_EQ(s->ContentString("subject"), "Hi");
+  EXPECT_EQ(s->ContentString("missing"), "");
+  EXPECT_EQ(s->value, kEmail);
+}
+
+TEST(SendRecordTest, RejectsWhatCannotBeDelivered) {
+  std::string error;
+  EXPECT_FALSE(ParseSend("not json", "", Channel::kEmail, error));
+  EXPECT_EQ(error, "value is not a JSON object");
+  std::shared_ptr<Send> partial;
+  EXPECT_FALSE(ParseSend(kEmail, "", Channel::kSms, error, &partial));  // an email on the sms topic
+  EXPECT_NE(error.find("does not belong"), std::string::npos);
+  ASSERT_TRUE(partial);  // still reportable with its ids
+  EXPECT_EQ(partial->send_id, "s-1");
+  EXPECT_FALSE(ParseSend(R"({"send_id":"x","provider":"p","channel":"text","to":{},"content":{}})", "",
+                         Channel::kSms, error));
+  EXPECT_EQ(error, "to.phone missing");
+  EXPECT_FALSE(ParseSend(R"({"provider":"p"})", "", Channel::kSms, error, &partial));
+  EXPECT_EQ(error, "send_id missing");
+  EXPECT_FALSE(ParseSend(R"({"send_id":"x","channel":"email"})", "", Channel::kEmail, error));
+  EXPECT_EQ(error, "provider missing");
+  EXPECT_FALSE(ParseSend(R"({"send_id":"x","provider":"p","channel":"email","to":{"email":"a@b"}})", "",
+                         Channel::kEmail, error));
+  EXPECT_EQ(error, "content missing");
+}
+
+// 1 MB of '[' on a send topic overflowed the worker's stack (and again after each restart).
+TEST(SendRecordTest, DeeplyNestedRecordIsRefusedNotParsed) {
+  std::string error;
+  EXPECT_FALSE(ParseSend(std::string(1 << 20, '['), "", Channel::kEmail, error));
+  EXPECT_EQ(error, "value is not a JSON object");
+}
+
+// --- event
+
+TEST(EventRecordTest, WorkerEventHasTheDocumentedShape) {
+  std::string error;
+  auto s = ParseSend(kEmail, "u-1", Channel::kEmail, error);
+  ASSERT_TRUE(s);
+  EventRecord e = EventFor(*s);
+  e.status = "retrying";
+  e.provider = "smtp";
+  e.error_code = "timeout";
+  e.error = "no \"answer\"\x01";
+  e.attempt = 2;
+  e.at = "2027-01-15T08:00:00.000Z";
+  std::string out;
+  AppendEvent(out, e);
+  EXPECT_EQ(out,
+            R"({"v":1,"send_id":"s-1","trigger_id":"t-1","campaign_id":"44","channel":"email",)"
+            R"("status":"retrying","provider":"smtp","error_code":"timeout","error":"no \"answer\"\u0001",)"
+            R"("attempt":2,"at":"2027-01-15T08:00:00.000Z"})");
+}
+
+TEST(EventRecordTest, EveryFieldInOrderAndParsedBack) {
+  EventRecord e{"s",
+                "t",
+                "p",
+                "c",
+                "text",
+                "bounced",
+                "twilio",
+                "m",
+                "30003",
+                "unreachable",
+                0,
+                "r",
+                "2026-01-01T00:00:00Z",
+                "address",
+                "bounce",
+                "2026-01-01T00:00:01Z",
+                "2026-01-01T09:00:00.000Z",
+                "2026-01-01T00:00:02.000Z"};
+  std::string out;
+  AppendEvent(out, e);
+  EXPECT_EQ(out, R"({"v":1,"send_id":"s","trigger_id":"t","project":"p","campaign_id":"c","channel":"text",)"
+                 R"("status":"bounced","provider":"twilio","provider_message_id":"m","error_code":"30003",)"
+                 R"("error":"unreachable","attempt":0,"receipt_id":"r","occurred_at":"2026-01-01T00:00:00Z",)"
+                 R"("reason":"address","suppression_reason":"bounce","suppressed_at":"2026-01-01T00:00:01Z",)"
+                 R"("due_at":"2026-01-01T09:00:00.000Z","at":"2026-01-01T00:00:02.000Z"})");
+  rapidjson::Document doc;
+  EventRecord parsed;
+  ASSERT_TRUE(ParseEvent(doc, out, parsed));
+  std::string again;
+  AppendEvent(again, parsed);
+  EXPECT_EQ(again, out);
+}
+
+TEST(EventRecordTest, OptionalFieldsAreOmittedWhenEmpty) {
+  EventRecord e;
+  e.send_id = "s";
+  e.trigger_id = "t";
+  e.campaign_id = "c";
+  e.channel = "email";
+  e.status = "queued";
+  e.at = "x";
+  std::string out;
+  AppendEvent(out, e);
+  EXPECT_EQ(out,
+            R"({"v":1,"send_id":"s","trigger_id":"t","campaign_id":"c","channel":"email","status":"queued",)"
+            R"("provider":"","at":"x"})");
+  rapidjson::Document doc;
+  EventRecord parsed;
+  ASSERT_TRUE(ParseEvent(doc, out, parsed));
+  EXPECT_FALSE(parsed.attempt);
+  EXPECT_EQ(parsed.status, "queued");
+}
+
+TEST(EventRecordTest, RequiredFieldsAreWrittenEvenWhenEmpty) {
+  std::string out;
+  AppendEvent(out, EventRecord());
+  EXPECT_EQ(out,
+            R"({"v":1,"send_id":"","trigger_id":"","campaign_id":"","channel":"","status":"","provider":"",)"
+            R"("at":""})");
+}
+
+TEST(EventRecordTest, MalformedInputParsesToNothing) {
+  rapidjson::Document doc;
+  EventRecord e;
+  EXPECT_FALSE(ParseEvent(doc, "", e));
+  EXPECT_FALSE(ParseEvent(doc, R"("send_id")", e));
+  EXPECT_FALSE(ParseEvent(doc, R"({"send_id":"s",)", e));
+  EXPECT_FALSE(ParseEvent(doc, std::string(1 << 20, '{'), e));
+  ASSERT_TRUE(ParseEvent(doc, R"({"send_id":1,"status":"sent","attempt":"2","at":null})", e));
+  EXPECT_EQ(e.send_id, "");
+  EXPECT_EQ(e.status, "sent");
+  EXPECT_FALSE(e.attempt);
+  EXPECT_EQ(e.at, "");
+}
+
+}  // namespace
+}  // namespace pv
