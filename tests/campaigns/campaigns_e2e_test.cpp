@@ -13,11 +13,14 @@
 #include <filesystem>
 #include <map>
 
-#include "process.hpp"
 #include "pv/json.hpp"
 #include "pv/kafka.hpp"
 #include "pv/keys.hpp"
-#include "topic_reader.hpp"
+#include "pv/testing/dev_broker.hpp"
+#include "pv/testing/http.hpp"
+#include "pv/testing/process.hpp"
+#include "pv/testing/process_metrics.hpp"
+#include "pv/testing/topic_reader.hpp"
 
 namespace {
 
@@ -36,14 +39,11 @@ std::string CampaignYaml(const std::string& subject) {
          subject + "\"\n    html_file: templates/c-77.en.html\n";
 }
 
+// The value of `series` on the /metrics of the admin port `port`: 0 when absent, -1 when nothing answered.
 double MetricValue(int port, const std::string& series) {
-  httplib::Client c("127.0.0.1", port);
-  c.set_read_timeout(5, 0);
-  auto res = c.Get("/metrics");
-  if (!res) return -1;
-  size_t at = res->body.find(series + " ");
-  if (at == std::string::npos) return 0;
-  return std::stod(res->body.substr(at + series.size() + 1));
+  auto [status, body] = pv::testing::HttpGet(port, "/metrics");
+  if (status == -1) return -1;
+  return pv::testing::MetricValue(body, series, 0);
 }
 
 class CampaignsE2E : public ::testing::Test {
@@ -160,7 +160,7 @@ class CampaignsE2E : public ::testing::Test {
   int dispatcher_admin_port_ = 0;
   std::unique_ptr<Subprocess> ingest_;
   std::unique_ptr<Subprocess> dispatcher_;
-  pv::testing::TopicReader sends_{broker_.bootstrap(), "pv.send.email"};
+  pv::testing::TopicReader sends_{broker_.bootstrap(), {"pv.send.email"}};
 };
 
 TEST_F(CampaignsE2E, AppliedOnOneMachineServedByReplicasThatNeverSawTheFiles) {

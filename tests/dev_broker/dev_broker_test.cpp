@@ -27,6 +27,8 @@
 #include <vector>
 
 #include "long_poll.hpp"
+#include "pv/testing/http.hpp"
+#include "pv/testing/process.hpp"
 #include "pv/topics.hpp"
 
 #ifndef PV_DEV_BROKER_BIN
@@ -42,73 +44,42 @@ constexpr auto kStartTimeout = 10s;
 constexpr auto kStopTimeout = 10s;
 constexpr int32_t kAnyPartition = -1;  // RD_KAFKA_PARTITION_UA without its C cast
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using pv::testing::ParseJson;
+using pv::testing::ReadFile;
 
 // ---------------------------------------------------------------------------------------------------
-// The broker subprocess.
+// The broker subprocess. Not pv::testing::DevBroker, which hides what these tests check: how the binary
+// starts (or refuses to), its exit status, the files it leaves.
 
 class BrokerProcess {
  public:
   BrokerProcess() = default;
   BrokerProcess(const BrokerProcess&) = delete;
   BrokerProcess& operator=(const BrokerProcess&) = delete;
-  ~BrokerProcess() {
-    if (pid_ > 0) {  // a test failed before Stop(): do not leave the process behind
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-    if (!dir_.empty()) std::filesystem::remove_all(dir_);
-  }
+  // A test that failed before Stop() leaves nothing behind: the Subprocess kills it, the TempDir goes.
+  ~BrokerProcess() = default;
 
   // Starts the binary with `extra_args` and waits (bounded) for its bootstrap and control files.
   ::testing::AssertionResult Start(const std::vector<std::string>& extra_args = {}) {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "pv-dev-broker-test-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) return ::testing::AssertionFailure() << "mkdtemp failed";
-    dir_ = tmpl;
-    bootstrap_file_ = dir_ + "/bootstrap";
-    control_file_ = dir_ + "/control";
-    log_file_ = dir_ + "/broker.log";
-
+    bootstrap_file_ = dir_.File("bootstrap");
+    control_file_ = dir_.File("control");
     std::vector<std::string> args = {PV_DEV_BROKER_BIN, "--bootstrap-file", bootstrap_file_, "--control-file",
                                      control_file_};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
-    std::vector<char*> argv;
-    argv.reserve(args.size() + 1);
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-
-    pid_ = ::fork();
-    if (pid_ < 0) return ::testing::AssertionFailure() << "fork failed";
-    if (pid_ == 0) {
-      int fd = ::open(log_file_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (fd >= 0) {
-        ::dup2(fd, STDOUT_FILENO);
-        ::dup2(fd, STDERR_FILENO);
-        ::close(fd);
-      }
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
+    process_ = std::make_unique<pv::testing::Subprocess>(args, std::map<std::string, std::string>{},
+                                                         dir_.File("broker.log"));
+    bool ready = pv::testing::WaitFor(
+        [&] {
+          return !process_->Running() ||
+                 (std::filesystem::exists(bootstrap_file_) && std::filesystem::exists(control_file_));
+        },
+        kStartTimeout);
+    if (!process_->Running()) {
+      return ::testing::AssertionFailure()
+             << "pv-dev-broker exited early (status " << process_->Wait(0ms) << "):\n"
+             << Log();
     }
-
-    const auto deadline = Clock::now() + kStartTimeout;
-    while (Clock::now() < deadline) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return ::testing::AssertionFailure() << "pv-dev-broker exited early (status " << status << "):\n"
-                                             << Log();
-      }
-      if (std::filesystem::exists(bootstrap_file_) && std::filesystem::exists(control_file_)) break;
-      std::this_thread::sleep_for(50ms);
-    }
-    if (!std::filesystem::exists(bootstrap_file_) || !std::filesystem::exists(control_file_)) {
-      return ::testing::AssertionFailure() << "no bootstrap/control file after 10 s:\n" << Log();
-    }
+    if (!ready) return ::testing::AssertionFailure() << "no bootstrap/control file after 10 s:\n" << Log();
     bootstrap_ = ReadFile(bootstrap_file_);
     std::string control = ReadFile(control_file_);
     auto colon = control.rfind(':');
@@ -121,22 +92,14 @@ class BrokerProcess {
 
   // SIGTERM, then waits (bounded) and returns the exit status, or nullopt if it had to be killed.
   std::optional<int> Stop() {
-    if (pid_ <= 0) return std::nullopt;
-    ::kill(pid_, SIGTERM);
-    const auto deadline = Clock::now() + kStopTimeout;
-    while (Clock::now() < deadline) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        if (WIFEXITED(status)) return WEXITSTATUS(status);
-        return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-      }
-      std::this_thread::sleep_for(20ms);
+    if (!process_ || !process_->Running()) return std::nullopt;
+    process_->Signal(SIGTERM);
+    int status = process_->Wait(kStopTimeout);
+    if (status == -1) {
+      process_->Kill();
+      return std::nullopt;
     }
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-    return std::nullopt;
+    return status;
   }
 
   httplib::Client Control() const {
@@ -162,18 +125,17 @@ class BrokerProcess {
     return res->status;
   }
 
-  std::string Log() const { return ReadFile(log_file_); }
+  std::string Log() const { return process_ ? process_->Log() : std::string(); }
   const std::string& bootstrap() const { return bootstrap_; }
   const std::string& bootstrap_file() const { return bootstrap_file_; }
   const std::string& control_file() const { return control_file_; }
   int control_port() const { return control_port_; }
 
  private:
-  pid_t pid_ = -1;
-  std::string dir_;
+  pv::testing::TempDir dir_{"pv-dev-broker-test"};
+  std::unique_ptr<pv::testing::Subprocess> process_;
   std::string bootstrap_file_;
   std::string control_file_;
-  std::string log_file_;
   std::string bootstrap_;
   int control_port_ = 0;
 };
@@ -286,13 +248,6 @@ std::vector<int32_t> PartitionLeaders(rd_kafka_t* rk, const std::string& topic) 
   }
   rd_kafka_metadata_destroy(md);
   return out;
-}
-
-rapidjson::Document ParseJson(const std::string& body) {
-  rapidjson::Document doc;
-  doc.Parse(body.c_str());
-  EXPECT_FALSE(doc.HasParseError()) << body;
-  return doc;
 }
 
 // name -> {partitions, replication_factor} from GET /topics.

@@ -12,16 +12,25 @@
 #include <set>
 #include <thread>
 
-#include "harness.hpp"
-#include "process_metrics.hpp"
 #include "pv/delay_ladder.hpp"
 #include "pv/ids.hpp"
 #include "pv/json.hpp"
 #include "pv/produce_errors.hpp"
+#include "pv/testing/dev_broker.hpp"
+#include "pv/testing/http.hpp"
+#include "pv/testing/kafka.hpp"
+#include "pv/testing/process.hpp"
+#include "pv/testing/process_metrics.hpp"
+#include "pv/testing/records.hpp"
+#include "pv/testing/redis_server.hpp"
+#include "pv/testing/services.hpp"
+#include "pv/testing/topic_reader.hpp"
 #include "pv/topics.hpp"
 
-namespace pv::dispatcher_it {
+namespace pv::testing {
 namespace {
+
+using namespace std::chrono_literals;
 
 constexpr const char* kEmailCampaign = R"(id: "e1"
 project: demo
@@ -62,13 +71,6 @@ templates:
        data: {screen: cart, cart_id: "{{event.cart}}"}}
 )";
 
-rapidjson::Document Json(const std::string& s) {
-  rapidjson::Document d;
-  d.Parse(s.c_str());
-  EXPECT_FALSE(d.HasParseError()) << s;
-  return d;
-}
-
 std::string Str(const rapidjson::Value& v, const char* name) {
   auto s = FindString(v, name);
   return s ? std::string(*s) : std::string("<absent>");
@@ -101,7 +103,7 @@ class DispatcherIT : public ::testing::Test {
   void TearDown() override {
     if (HasFailure()) {
       for (const auto& log : logs_) {
-        std::string text = ReadFile(dir_.File(log));
+        std::string text = log == "broker.log" && broker_ ? broker_->Log() : ReadFile(dir_.File(log));
         if (text.size() > 6000) text = "..." + text.substr(text.size() - 6000);
         std::fprintf(stderr, "---- %s ----\n%s\n", log.c_str(), text.c_str());
       }
@@ -109,7 +111,12 @@ class DispatcherIT : public ::testing::Test {
   }
 
   void StartBroker(const std::vector<std::string>& extra_topics = {"pv.delay.1s:2", "pv.delay.2s:2"}) {
-    broker_ = std::make_unique<DevBroker>(dir_, extra_topics);
+    std::vector<std::string> args = {"--log-level", "warn"};
+    for (const auto& topic : extra_topics) {
+      args.push_back("--topic");
+      args.push_back(topic);
+    }
+    broker_ = std::make_unique<DevBroker>(1, args);
     logs_.push_back("broker.log");
   }
 
@@ -133,19 +140,19 @@ class DispatcherIT : public ::testing::Test {
 
   // Starts pv-dispatcher and waits until it owns the trigger partitions (the group join takes a few
   // seconds on the dev broker).
-  std::unique_ptr<Process> StartDispatcher(const std::string& name = "dispatcher",
-                                           bool wait_for_delay_group = true) {
+  std::unique_ptr<Subprocess> StartDispatcher(const std::string& name = "dispatcher",
+                                              bool wait_for_delay_group = true) {
     std::string port_file = dir_.File(name + ".port");
     std::remove(port_file.c_str());
     logs_.push_back(name + ".log");
-    auto p = std::make_unique<Process>(
-        std::vector<std::string>{PV_DISPATCHER_BIN, "--config", dir_.File("config.yaml"), "--port-file",
+    auto p = std::make_unique<Subprocess>(
+        std::vector<std::string>{DispatcherBinary(), "--config", dir_.File("config.yaml"), "--port-file",
                                  port_file},
-        dir_.File(name + ".log"));
+        std::map<std::string, std::string>{}, dir_.File(name + ".log"));
     std::string port = WaitForFile(port_file, 20s);
     EXPECT_FALSE(port.empty()) << p->Log();
     admin_port_ = port.empty() ? 0 : std::stoi(port);
-    bool assigned = WaitUntil(
+    bool assigned = WaitFor(
         [&] {
           std::string log = p->Log();
           return HasAssignment(log, "pv-dispatcher") &&
@@ -166,9 +173,9 @@ class DispatcherIT : public ::testing::Test {
 
 TEST_F(DispatcherIT, TriggersBecomeRenderedSendsFieldByField) {
   StartBroker();
-  RedisServer redis(dir_);
-  redis.Cli("SADD pv:suppress:email address:carol@example.com");
-  redis.Cli("SADD pv:suppress:text user:demo:u-dave");
+  RedisServer redis;
+  redis.Command({"SADD", "pv:suppress:email", "address:carol@example.com"});
+  redis.Command({"SADD", "pv:suppress:text", "user:demo:u-dave"});
   // A campaign whose html grows with the event: over message.max.bytes it fails permanently (DLQ)
   // instead of stalling its partition on a record librdkafka refuses again and again.
   dir_.Write("catalog/big.yaml",
@@ -222,7 +229,7 @@ TEST_F(DispatcherIT, TriggersBecomeRenderedSendsFieldByField) {
   // Events: one per trigger, keyed by send_id, with the outcome.
   std::map<std::string, rapidjson::Document> events;
   for (const Record& r : reader.Of("pv.events")) {
-    auto d = Json(r.value);
+    auto d = ParseJson(r.value);
     EXPECT_EQ(r.key, Str(d, "send_id"));
     events[Str(d, "trigger_id")] = std::move(d);
   }
@@ -253,7 +260,7 @@ TEST_F(DispatcherIT, TriggersBecomeRenderedSendsFieldByField) {
   ASSERT_EQ(emails.size(), 2U);
   std::map<std::string, rapidjson::Document> sends;
   for (const Record& r : emails) {
-    auto d = Json(r.value);
+    auto d = ParseJson(r.value);
     EXPECT_EQ(r.key, Str(d["to"], "external_id"));
     EXPECT_EQ(H(r, "pv-send-id"), Str(d, "send_id"));
     sends[Str(d, "trigger_id")] = std::move(d);
@@ -290,7 +297,7 @@ TEST_F(DispatcherIT, TriggersBecomeRenderedSendsFieldByField) {
   auto texts = reader.Of("pv.send.sms");
   ASSERT_EQ(texts.size(), 1U);
   {
-    auto d = Json(texts[0].value);
+    auto d = ParseJson(texts[0].value);
     EXPECT_EQ(Str(d, "trigger_id"), t3);
     EXPECT_EQ(Str(d, "channel"), "text");
     EXPECT_EQ(Str(d, "send_id"), SendIdFor(t3, "text"));
@@ -302,7 +309,7 @@ TEST_F(DispatcherIT, TriggersBecomeRenderedSendsFieldByField) {
   auto pushes = reader.Of("pv.send.push");
   ASSERT_EQ(pushes.size(), 1U);
   {
-    auto d = Json(pushes[0].value);
+    auto d = ParseJson(pushes[0].value);
     EXPECT_EQ(Str(d, "trigger_id"), t4);
     EXPECT_EQ(Str(d["to"], "device_token"), "tok-1");
     EXPECT_EQ(Str(d["content"], "title"), "Hi Di");
@@ -315,7 +322,7 @@ TEST_F(DispatcherIT, TriggersBecomeRenderedSendsFieldByField) {
   // Failures: the trigger, unchanged, in the channel's DLQ with the reason.
   auto dlq_push = reader.Of("pv.dlq.push");
   ASSERT_EQ(dlq_push.size(), 1U);
-  EXPECT_EQ(Str(Json(dlq_push[0].value), "trigger_id"), t6);
+  EXPECT_EQ(Str(ParseJson(dlq_push[0].value), "trigger_id"), t6);
   EXPECT_EQ(dlq_push[0].key, "u-ed");
   EXPECT_EQ(H(dlq_push[0], ladder::kErrorCode), "render_error");
   EXPECT_NE(H(dlq_push[0], ladder::kError).find("badge"), std::string::npos);
@@ -324,7 +331,7 @@ TEST_F(DispatcherIT, TriggersBecomeRenderedSendsFieldByField) {
   EXPECT_TRUE(ParseTimestamp(H(dlq_push[0], ladder::kFailedAt)).has_value());
   std::map<std::string, std::string> dlq_email;  // trigger -> error code
   for (const auto& r : reader.Of("pv.dlq.email"))
-    dlq_email[Str(Json(r.value), "trigger_id")] = H(r, ladder::kErrorCode);
+    dlq_email[Str(ParseJson(r.value), "trigger_id")] = H(r, ladder::kErrorCode);
   EXPECT_EQ(dlq_email,
             (std::map<std::string, std::string>{{t7, "unknown_campaign"}, {t9, "send_too_large"}}));
 
@@ -337,9 +344,9 @@ TEST_F(DispatcherIT, TriggersBecomeRenderedSendsFieldByField) {
   EXPECT_EQ(MetricValue(m, R"(pv_dispatcher_suppressed_total{channel="email"})"), 1);
   EXPECT_EQ(MetricValue(m, R"(pv_dispatcher_failed_total{channel="push",error_code="render_error"})"), 1);
   EXPECT_EQ(MetricValue(m, R"(pv_dispatcher_render_seconds_count)"), 6);
-  EXPECT_TRUE(WaitUntil(
+  EXPECT_TRUE(WaitFor(
       [&] { return MetricValue(Metrics(), R"(pv_dispatcher_in_flight{pipeline="triggers"})") == 0; }, 5s));
-  EXPECT_TRUE(WaitUntil(
+  EXPECT_TRUE(WaitFor(
       [&] {
         std::string text = Metrics();
         double total = 0;
@@ -409,15 +416,15 @@ TEST_F(DispatcherIT, DeferredSendComesOutNoEarlierThanDue) {
 
   auto events = reader.Of("pv.events");
   ASSERT_GE(events.size(), 2U);
-  auto deferred = Json(events[0].value);
+  auto deferred = ParseJson(events[0].value);
   EXPECT_EQ(Str(deferred, "status"), "deferred");
   EXPECT_EQ(Str(deferred, "send_id"), SendIdFor(id, "push"));
   EXPECT_EQ(Str(deferred, "due_at"), FormatTimestamp(opening));
-  EXPECT_EQ(Str(Json(events[1].value), "status"), "queued");
+  EXPECT_EQ(Str(ParseJson(events[1].value), "status"), "queued");
 
   auto sends = reader.Of("pv.send.push");
   ASSERT_EQ(sends.size(), 1U);
-  auto send = Json(sends[0].value);
+  auto send = ParseJson(sends[0].value);
   EXPECT_EQ(Str(send, "trigger_id"), id);
   EXPECT_EQ(Str(send, "send_id"), SendIdFor(id, "push"));
   EXPECT_EQ(Str(send["content"], "body"), "hello u-w");
@@ -437,7 +444,7 @@ TEST_F(DispatcherIT, DeferredSendComesOutNoEarlierThanDue) {
     EXPECT_EQ(H(r, ladder::kDueAt), FormatTimestamp(opening));
     EXPECT_EQ(H(r, ladder::kTarget), "pv.triggers");
     EXPECT_EQ(H(r, ladder::kAttempt), "1");
-    EXPECT_EQ(Str(Json(r.value), "trigger_id"), id);
+    EXPECT_EQ(Str(ParseJson(r.value), "trigger_id"), id);
     EXPECT_EQ(r.key, "u-w");
   }
   std::string m = Metrics();
@@ -535,13 +542,13 @@ TEST_F(DispatcherIT, SigkillMidStreamThenRestartLosesNothing) {
   std::set<std::string> seen;
   size_t checked = 0;
   auto complete = [&](const std::vector<Record>& rs) {  // incremental: called after every record
-    for (; checked < rs.size(); ++checked) seen.insert(Str(Json(rs[checked].value), "trigger_id"));
+    for (; checked < rs.size(); ++checked) seen.insert(Str(ParseJson(rs[checked].value), "trigger_id"));
     return seen.size() >= static_cast<size_t>(kTotal);
   };
   reader.ReadUntil(complete, 60s);
   std::map<std::string, std::set<std::string>> send_ids;  // trigger -> send ids
   for (const auto& r : reader.Of("pv.send.email")) {
-    auto d = Json(r.value);
+    auto d = ParseJson(r.value);
     send_ids[Str(d, "trigger_id")].insert(Str(d, "send_id"));
   }
   size_t missing = 0;
@@ -614,13 +621,13 @@ TEST_F(DispatcherIT, RebalanceAndSigtermMidStreamLoseNothing) {
   std::set<std::string> seen;
   size_t checked = 0;
   auto complete = [&](const std::vector<Record>& rs) {  // incremental: called after every record
-    for (; checked < rs.size(); ++checked) seen.insert(Str(Json(rs[checked].value), "trigger_id"));
+    for (; checked < rs.size(); ++checked) seen.insert(Str(ParseJson(rs[checked].value), "trigger_id"));
     return seen.size() >= static_cast<size_t>(total);
   };
   reader.ReadUntil(complete, 60s);
   std::map<std::string, std::set<std::string>> send_ids;
   for (const auto& r : reader.Of("pv.send.sms")) {
-    auto d = Json(r.value);
+    auto d = ParseJson(r.value);
     send_ids[Str(d, "trigger_id")].insert(Str(d, "send_id"));
   }
   size_t missing = 0;
@@ -644,13 +651,13 @@ TEST_F(DispatcherIT, RebalanceAndSigtermMidStreamLoseNothing) {
 // back the held triggers go out, suppression applied.
 TEST_F(DispatcherIT, RedisOutagePausesAndResumes) {
   StartBroker();
-  RedisServer redis(dir_);
-  redis.Cli("SADD pv:suppress:text address:+15550000002");
+  RedisServer redis;
+  redis.Command({"SADD", "pv:suppress:text", "address:+15550000002"});
   WriteConfig(redis.url(), "  redis_timeout: 300\n");
   auto dispatcher = StartDispatcher();
   // Frozen, Redis still accepts connections (the kernel does) but answers nothing: the harder case
   // than a refused connection, which the dispatcher treats the same way.
-  redis.process().Signal(SIGSTOP);
+  redis.Signal(SIGSTOP);
 
   TriggerWriter writer(broker_->bootstrap());
   std::string ok =
@@ -658,7 +665,7 @@ TEST_F(DispatcherIT, RedisOutagePausesAndResumes) {
   std::string blocked =
       writer.Write("s1", "u-2", R"({"external_id":"u-2","phone":"+15550000002"})", R"({"code":"2"})");
   ASSERT_TRUE(writer.Flush());
-  EXPECT_TRUE(WaitUntil([&] { return HttpGet(admin_port_, "/readyz").first == 503; }, 10s));
+  EXPECT_TRUE(WaitFor([&] { return HttpGet(admin_port_, "/readyz").first == 503; }, 10s));
   EXPECT_NE(HttpGet(admin_port_, "/readyz").second.find("redis"), std::string::npos);
   TopicReader reader(broker_->bootstrap(), {"pv.send.sms", "pv.events"});
   reader.ReadUntil([](const auto&) { return false; }, 1500ms);
@@ -667,7 +674,7 @@ TEST_F(DispatcherIT, RedisOutagePausesAndResumes) {
   EXPECT_EQ(MetricValue(Metrics(), R"(pv_dispatcher_paused{reason="redis"})"), 1);
   EXPECT_EQ(MetricValue(Metrics(), R"(pv_dispatcher_redis_up)"), 0);
 
-  redis.process().Signal(SIGCONT);
+  redis.Signal(SIGCONT);
   reader.ReadUntil(
       [](const std::vector<Record>& rs) {
         std::map<std::string, int> n;
@@ -678,15 +685,15 @@ TEST_F(DispatcherIT, RedisOutagePausesAndResumes) {
   reader.ReadUntil([](const auto&) { return false; }, 300ms);  // a second send would show up by now
   auto sends = reader.Of("pv.send.sms");
   ASSERT_EQ(sends.size(), 1U);
-  EXPECT_EQ(Str(Json(sends[0].value), "trigger_id"), ok);
+  EXPECT_EQ(Str(ParseJson(sends[0].value), "trigger_id"), ok);
   std::map<std::string, std::string> status;
   for (const auto& r : reader.Of("pv.events")) {
-    auto d = Json(r.value);
+    auto d = ParseJson(r.value);
     status[Str(d, "trigger_id")] = Str(d, "status");
   }
   EXPECT_EQ(status[ok], "queued");
   EXPECT_EQ(status[blocked], "suppressed");
-  EXPECT_TRUE(WaitUntil([&] { return HttpGet(admin_port_, "/readyz").first == 200; }, 5s));
+  EXPECT_TRUE(WaitFor([&] { return HttpGet(admin_port_, "/readyz").first == 200; }, 5s));
   EXPECT_EQ(MetricValue(Metrics(), R"(pv_dispatcher_paused{reason="redis"})"), 0);
   EXPECT_EQ(dispatcher->Stop(), 0);
 }
@@ -701,14 +708,14 @@ TEST_F(DispatcherIT, CatalogReloadOnSighup) {
              "templates:\n  en: {body: \"{{#unclosed}}\"}\n");
   dispatcher->Signal(SIGHUP);
   ASSERT_TRUE(
-      WaitUntil([&] { return dispatcher->Log().find("catalog_reload_failed") != std::string::npos; }, 10s));
+      WaitFor([&] { return dispatcher->Log().find("catalog_reload_failed") != std::string::npos; }, 10s));
   EXPECT_NE(dispatcher->Log().find("broken.yaml: templates.en.body"), std::string::npos);
   std::remove(dir_.File("catalog/broken.yaml").c_str());
   dir_.Write("catalog/s2.yaml",
              "id: \"s2\"\nproject: demo\nname: New\nchannel: text\nprovider: log\n"
              "templates:\n  en: {body: \"new {{event.x}}\"}\n");
   dispatcher->Signal(SIGHUP);
-  ASSERT_TRUE(WaitUntil(
+  ASSERT_TRUE(WaitFor(
       [&] { return dispatcher->Log().find(R"("event":"catalog_reloaded")") != std::string::npos; }, 10s));
   TriggerWriter writer(broker_->bootstrap());
   std::string id =
@@ -718,7 +725,7 @@ TEST_F(DispatcherIT, CatalogReloadOnSighup) {
   reader.ReadUntil([](const std::vector<Record>& rs) { return !rs.empty(); }, 15s);
   auto sends = reader.Of("pv.send.sms");
   ASSERT_EQ(sends.size(), 1U);
-  EXPECT_EQ(Str(Json(sends[0].value)["content"], "body"), "new one");
+  EXPECT_EQ(Str(ParseJson(sends[0].value)["content"], "body"), "new one");
   EXPECT_EQ(dispatcher->Stop(), 0);
 }
 
@@ -811,7 +818,7 @@ TEST_F(DispatcherIT, NearLimitTriggerToAClosedWindowIsDeadLetteredAndThePartitio
   EXPECT_EQ(reader.Of("pv.send.push").size(), 2U);
   std::map<std::string, std::string> status;
   for (const auto& r : reader.Of("pv.events")) {
-    auto d = Json(r.value);
+    auto d = ParseJson(r.value);
     status[Str(d, "trigger_id")] = Str(d, "status");
   }
   EXPECT_EQ(status[big_id], "failed");
@@ -819,7 +826,7 @@ TEST_F(DispatcherIT, NearLimitTriggerToAClosedWindowIsDeadLetteredAndThePartitio
   EXPECT_EQ(status[t3], "queued");
 
   // Everything up to and past the large trigger is committed.
-  EXPECT_TRUE(WaitUntil(
+  EXPECT_TRUE(WaitFor(
       [&] {
         return CommittedOffset(broker_->bootstrap(), "pv-dispatcher", "pv.triggers", big.partition) ==
                third.offset + 1;
@@ -841,7 +848,7 @@ TEST_F(DispatcherIT, NearLimitTriggerToAClosedWindowIsDeadLetteredAndThePartitio
 // dead letter was retried forever and the partition's offset never moved again.
 TEST_F(DispatcherIT, MissingDeadLetterTopicIsSkippedAfterBoundedAttempts) {
   StartBroker();
-  ASSERT_EQ(broker_->Post("/topics/error?name=pv.dlq.email&error=UNKNOWN_TOPIC_OR_PART"), 200);
+  ASSERT_EQ(broker_->Control("/topics/error?name=pv.dlq.email&error=UNKNOWN_TOPIC_OR_PART"), 200);
   // The producer takes a topic missing from metadata for missing after propagation.max.ms.
   WriteConfig(
       "", "  dead_letter_attempts: 2\n",
@@ -856,7 +863,7 @@ TEST_F(DispatcherIT, MissingDeadLetterTopicIsSkippedAfterBoundedAttempts) {
   const Place second = PlaceOf(broker_->bootstrap(), t2);
   ASSERT_EQ(lost_place.partition, second.partition);
 
-  EXPECT_TRUE(WaitUntil(
+  EXPECT_TRUE(WaitFor(
       [&] {
         return MetricValue(Metrics(),
                            R"(pv_dispatcher_skipped_total{pipeline="triggers",reason="unknown_topic"})") == 1;
@@ -870,8 +877,8 @@ TEST_F(DispatcherIT, MissingDeadLetterTopicIsSkippedAfterBoundedAttempts) {
       },
       20s);
   ASSERT_EQ(reader.Of("pv.send.email").size(), 1U);
-  EXPECT_EQ(Str(Json(reader.Of("pv.send.email")[0].value), "trigger_id"), t2);
-  EXPECT_TRUE(WaitUntil(
+  EXPECT_EQ(Str(ParseJson(reader.Of("pv.send.email")[0].value), "trigger_id"), t2);
+  EXPECT_TRUE(WaitFor(
       [&] {
         return CommittedOffset(broker_->bootstrap(), "pv-dispatcher", "pv.triggers", lost_place.partition) ==
                std::max(lost_place.offset, second.offset) + 1;
@@ -895,7 +902,7 @@ TEST_F(DispatcherIT, MissingDeadLetterTopicIsSkippedAfterBoundedAttempts) {
 // offsets move on. Before, both were re-published forever.
 TEST_F(DispatcherIT, LadderRecordsTheTargetCanNeverTakeAreDeadLettered) {
   StartBroker();
-  ASSERT_EQ(broker_->Post("/topics/error?name=pv.send.email&error=UNKNOWN_TOPIC_OR_PART"), 200);
+  ASSERT_EQ(broker_->Control("/topics/error?name=pv.send.email&error=UNKNOWN_TOPIC_OR_PART"), 200);
   constexpr size_t kMaxBytes = 20000;
   WriteConfig("", "",
               fmt::format("    message.max.bytes: \"{}\"\n    topic.metadata.propagation.max.ms: \"500\"\n"
@@ -942,7 +949,7 @@ TEST_F(DispatcherIT, LadderRecordsTheTargetCanNeverTakeAreDeadLettered) {
             1);
   EXPECT_EQ(MetricValue(m, R"(pv_dispatcher_delay_dead_lettered_total{error_code="release_too_large"})"), 1);
   // Both ladder records are finished: nothing held, nothing in flight, offsets committed past them.
-  EXPECT_TRUE(WaitUntil(
+  EXPECT_TRUE(WaitFor(
       [&] {
         std::int64_t total = 0;
         for (int p = 0; p < 2; ++p) {
@@ -956,4 +963,4 @@ TEST_F(DispatcherIT, LadderRecordsTheTargetCanNeverTakeAreDeadLettered) {
 }
 
 }  // namespace
-}  // namespace pv::dispatcher_it
+}  // namespace pv::testing

@@ -18,16 +18,22 @@
 #include <sstream>
 #include <thread>
 
-#include "process.hpp"
 #include "pv/ids.hpp"
 #include "pv/json.hpp"
 #include "pv/kafka.hpp"
 #include "pv/keys.hpp"
 #include "pv/log.hpp"
+#include "pv/testing/dev_broker.hpp"
+#include "pv/testing/fakes.hpp"
+#include "pv/testing/http.hpp"
+#include "pv/testing/process.hpp"
+#include "pv/testing/process_metrics.hpp"
+#include "pv/testing/records.hpp"
+#include "pv/testing/redis_server.hpp"
+#include "pv/testing/services.hpp"
+#include "pv/testing/topic_reader.hpp"
 #include "pv/topics.hpp"
 #include "pvctl.hpp"
-#include "topic_reader.hpp"
-#include "worker_env.hpp"
 
 namespace pv::testing {
 namespace {
@@ -44,24 +50,9 @@ std::string Unique(const std::string& base) {
   return base + "-" + std::to_string(::getpid()) + "-" + std::to_string(n++);
 }
 
-// Waits for a port file written by a process we started.
-int WaitPort(const std::string& path, Subprocess& process, const std::string& log) {
-  bool ok = WaitFor([&] { return std::filesystem::exists(path) || !process.Running(); }, 30s);
-  if (!ok || !process.Running()) throw std::runtime_error("did not start: " + ReadFile(log));
-  return std::stoi(Trim(ReadFile(path)));
-}
-
 // The value of one series in a Prometheus exposition, or 0.
 double Metric(const std::string& exposition, const std::string& series) {
-  size_t pos = 0;
-  while ((pos = exposition.find(series, pos)) != std::string::npos) {
-    bool line_start = pos == 0 || exposition[pos - 1] == '\n';
-    if (line_start && pos + series.size() < exposition.size() && exposition[pos + series.size()] == ' ') {
-      return std::stod(exposition.substr(pos + series.size() + 1));
-    }
-    pos += series.size();
-  }
-  return 0;
+  return MetricValue(exposition, series, 0);
 }
 
 class FeedbackTest : public ::testing::Test {
@@ -132,12 +123,12 @@ class FeedbackTest : public ::testing::Test {
           std::vector<std::string>{PV_INGEST_BIN, "--config", dir.File("config.yaml"), "--port-file",
                                    dir.File("ingest.port")},
           std::map<std::string, std::string>{}, dir.File("ingest.log"));
-      ingest_port = WaitPort(dir.File("ingest.port"), *ingest, dir.File("ingest.log"));
+      ingest_port = WaitForPortFile(dir.File("ingest.port"), *ingest, 30s);
       dispatcher = std::make_unique<Subprocess>(
-          std::vector<std::string>{PV_DISPATCHER_BIN, "--config", dir.File("config.yaml"), "--port-file",
+          std::vector<std::string>{DispatcherBinary(), "--config", dir.File("config.yaml"), "--port-file",
                                    dir.File("dispatcher.port")},
           std::map<std::string, std::string>{}, dir.File("dispatcher.log"));
-      dispatcher_admin = WaitPort(dir.File("dispatcher.port"), *dispatcher, dir.File("dispatcher.log"));
+      dispatcher_admin = WaitForPortFile(dir.File("dispatcher.port"), *dispatcher, 30s);
       worker = std::make_unique<WorkerProcess>(Channel::kSms, config, dir.File("sms-worker.log"));
       worker->Start();
       // Every consumer owns its partitions before the first test (group joins take seconds here).
@@ -198,7 +189,7 @@ class FeedbackTest : public ::testing::Test {
   static std::vector<rapidjson::Document> EventsOf(const std::string& send_id,
                                                    const std::function<bool(size_t)>& done,
                                                    std::chrono::milliseconds timeout = 20s) {
-    TopicReader reader(s_->broker.bootstrap(), "pv.events");
+    TopicReader reader(s_->broker.bootstrap(), {"pv.events"});
     auto mine = [&](const std::vector<Record>& all) {
       size_t n = 0;
       for (const auto& r : all) n += r.key == send_id ? 1 : 0;
@@ -300,7 +291,7 @@ TEST_F(FeedbackTest, BadSignatureStaleTimestampAndMissingHeadersAre401AndPublish
       before + 2);
   EXPECT_GE(Metric(metrics, R"(pv_ingest_receipt_requests_total{route="sendgrid_events",result="stale"})"),
             1);
-  TopicReader receipts(s_->broker.bootstrap(), "pv.receipts");
+  TopicReader receipts(s_->broker.bootstrap(), {"pv.receipts"});
   for (const auto& r : receipts.ReadFor(2s)) {
     EXPECT_EQ(r.value.find(email), std::string::npos) << r.value;
     EXPECT_EQ(r.value.find("SMforged"), std::string::npos) << r.value;
@@ -580,7 +571,7 @@ TEST_F(FeedbackTest, StatusEventsReadAgainAreShownOnce) {
       Trigger("e1", R"({"external_id":"u-replay","email":")" + Unique("rp") + R"(@example.com"})");
   std::string send_id = SendIdFor(trigger_id, "email");
   std::string body = WaitForStatuses(trigger_id, {"queued"});
-  TopicReader reader(s_->broker.bootstrap(), "pv.events");
+  TopicReader reader(s_->broker.bootstrap(), {"pv.events"});
   std::string value;  // the record's bytes, as a redelivery reads them
   reader.ReadUntil(
       [&](const std::vector<Record>& all) {

@@ -10,9 +10,9 @@
 #include <mutex>
 #include <thread>
 
-#include "process.hpp"
 #include "pv/ingest/http_front.hpp"
-#include "raw_http.hpp"
+#include "pv/testing/process.hpp"
+#include "pv/testing/raw_http.hpp"
 
 namespace pv::ingest::http {
 namespace {

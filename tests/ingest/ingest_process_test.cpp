@@ -11,11 +11,12 @@
 #include <set>
 #include <thread>
 
-#include "process.hpp"
-#include "process_metrics.hpp"
 #include "pv/keys.hpp"
-#include "raw_http.hpp"
-#include "topic_reader.hpp"
+#include "pv/testing/dev_broker.hpp"
+#include "pv/testing/process.hpp"
+#include "pv/testing/process_metrics.hpp"
+#include "pv/testing/raw_http.hpp"
+#include "pv/testing/topic_reader.hpp"
 
 namespace {
 
@@ -137,7 +138,7 @@ TEST(IngestProcess, SigtermUnderLoadExitsZeroAndEvery204IsInTheTopic) {
   EXPECT_NE(log.find("\"event\":\"stopped\""), std::string::npos) << log;
   EXPECT_EQ(log.find(key), std::string::npos) << "the API key must never be logged";
 
-  pv::testing::TopicReader reader(broker.bootstrap(), "pv.triggers");
+  pv::testing::TopicReader reader(broker.bootstrap(), {"pv.triggers"});
   std::set<std::string> in_topic;
   reader.ReadUntil(
       [&](const auto& records) {
@@ -351,13 +352,13 @@ TEST(IngestProcess, SigtermTurnsUnreadyServesForTheDelayThenExitsZero) {
 TEST(IngestProcess, SigtermAtAnyMomentOfStartUpEndsCleanly) {
   pv::testing::DevBroker broker{1};
   TempDir dir("pv-ingest-early-term");
-  pv::KeyStore::SaveFile(dir.File("keys.yaml"), {{"key_1", "t", "demo", pv::KeyScope::kSecret,
-                                                  pv::HashKey(pv::GenerateKey(pv::KeyScope::kSecret)), "", "",
-                                                  ""}});
-  pv::testing::WriteFile(dir.File("config.yaml"),
-                         "log: {level: warn}\ncatalog_dir: " PV_SOURCE_DIR "/catalog\nkeys_file: " +
-                             dir.File("keys.yaml") +
-                             "\ningest:\n  host: 127.0.0.1\n  port: 0\n  admin_port: 0\n  shutdown_delay_ms: 0\n");
+  pv::KeyStore::SaveFile(dir.File("keys.yaml"),
+                         {{"key_1", "t", "demo", pv::KeyScope::kSecret,
+                           pv::HashKey(pv::GenerateKey(pv::KeyScope::kSecret)), "", "", ""}});
+  pv::testing::WriteFile(
+      dir.File("config.yaml"),
+      "log: {level: warn}\ncatalog_dir: " PV_SOURCE_DIR "/catalog\nkeys_file: " + dir.File("keys.yaml") +
+          "\ningest:\n  host: 127.0.0.1\n  port: 0\n  admin_port: 0\n  shutdown_delay_ms: 0\n");
   int zeros = 0;
   for (int delay_ms : {0, 1, 2, 4, 7, 10, 15, 20, 30, 45, 70, 100, 150, 250, 400, 700}) {
     std::string port_file = dir.File("port" + std::to_string(delay_ms));

@@ -10,13 +10,14 @@
 #include <map>
 #include <thread>
 
-#include "process.hpp"
 #include "pv/ingest/server.hpp"
 #include "pv/kafka.hpp"
 #include "pv/keys.hpp"
 #include "pv/log.hpp"
-#include "raw_http.hpp"
-#include "topic_reader.hpp"
+#include "pv/testing/dev_broker.hpp"
+#include "pv/testing/process.hpp"
+#include "pv/testing/raw_http.hpp"
+#include "pv/testing/topic_reader.hpp"
 
 namespace pv::ingest {
 namespace {
@@ -190,7 +191,7 @@ class IngestTest : public ::testing::Test {
   // Every record in pv.triggers whose user.external_id is `external_id`, read until `count` are seen
   // (or for 3 s when expecting none).
   std::vector<Record> RecordsFor(const std::string& external_id, size_t count) {
-    TopicReader reader(broker_->bootstrap(), "pv.triggers");
+    TopicReader reader(broker_->bootstrap(), {"pv.triggers"});
     auto matching = [&](const std::vector<Record>& all) {
       std::vector<Record> out;
       for (const auto& r : all) {

@@ -18,9 +18,9 @@
 #include <set>
 #include <sstream>
 
-#include "process.hpp"
 #include "pv/config.hpp"
 #include "pv/suppression_keys.hpp"
+#include "pv/testing/process.hpp"
 
 namespace {
 

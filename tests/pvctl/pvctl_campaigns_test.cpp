@@ -10,15 +10,18 @@
 #include <sstream>
 
 #include "campaigns.hpp"
-#include "process.hpp"
 #include "pv/json.hpp"
+#include "pv/testing/dev_broker.hpp"
+#include "pv/testing/http.hpp"
+#include "pv/testing/process.hpp"
+#include "pv/testing/topic_reader.hpp"
 #include "pvctl.hpp"
-#include "topic_reader.hpp"
 
 namespace pv::pvctl {
 namespace {
 
 using namespace std::chrono_literals;
+using pv::testing::ParseJson;
 using pv::testing::ReadFile;
 using pv::testing::TempDir;
 using pv::testing::TopicReader;
@@ -29,13 +32,6 @@ struct Result {
   std::string out;
   std::string err;
 };
-
-rapidjson::Document Json(const std::string& text) {
-  rapidjson::Document d;
-  d.Parse(text.c_str());
-  EXPECT_FALSE(d.HasParseError()) << text;
-  return d;
-}
 
 std::vector<std::string> Strings(const rapidjson::Value& list) {
   std::vector<std::string> out;
@@ -78,7 +74,7 @@ class PvctlCampaigns : public ::testing::Test {
 
   // Every record on pv.campaigns (reads for a second when `expected` is 0, to show there is none).
   std::vector<pv::testing::Record> TopicRecords(size_t expected) {
-    TopicReader reader(broker_.bootstrap(), "pv.campaigns");
+    TopicReader reader(broker_.bootstrap(), {"pv.campaigns"});
     if (expected == 0) return reader.ReadFor(1500ms);
     return reader.ReadUntil([&](const auto& r) { return r.size() >= expected; }, 15s);
   }
@@ -92,7 +88,7 @@ TEST_F(PvctlCampaigns, ApplyListShowDiffDelete) {
   std::string catalog = dir_.File("catalog");
   Result diff = Pvctl({"--json", "campaigns", "diff", catalog});
   EXPECT_EQ(diff.rc, 1) << diff.err;
-  EXPECT_EQ(Strings(Json(diff.out)["added"]), (std::vector<std::string>{"44", "45", "46"})) << diff.out;
+  EXPECT_EQ(Strings(ParseJson(diff.out)["added"]), (std::vector<std::string>{"44", "45", "46"})) << diff.out;
 
   Result dry = Pvctl({"campaigns", "apply", catalog, "--dry-run"});
   ASSERT_EQ(dry.rc, kExitOk) << dry.err;
@@ -101,11 +97,11 @@ TEST_F(PvctlCampaigns, ApplyListShowDiffDelete) {
 
   Result apply = Pvctl({"--json", "campaigns", "apply", catalog});
   ASSERT_EQ(apply.rc, kExitOk) << apply.err;
-  EXPECT_EQ(Json(apply.out)["published"].GetInt(), 3) << apply.out;
+  EXPECT_EQ(ParseJson(apply.out)["published"].GetInt(), 3) << apply.out;
   Result again = Pvctl({"--json", "campaigns", "apply", catalog});
   ASSERT_EQ(again.rc, kExitOk) << again.err;
-  EXPECT_EQ(Json(again.out)["published"].GetInt(), 0) << "an unchanged campaign is not published again";
-  EXPECT_EQ(Json(again.out)["unchanged"].GetInt(), 3);
+  EXPECT_EQ(ParseJson(again.out)["published"].GetInt(), 0) << "an unchanged campaign is not published again";
+  EXPECT_EQ(ParseJson(again.out)["unchanged"].GetInt(), 3);
   EXPECT_EQ(TopicRecords(3).size(), 3U);
   Result same = Pvctl({"campaigns", "diff", catalog});
   EXPECT_EQ(same.rc, 0) << same.out << same.err;
@@ -113,7 +109,7 @@ TEST_F(PvctlCampaigns, ApplyListShowDiffDelete) {
 
   Result list = Pvctl({"--json", "campaigns", "list"});
   ASSERT_EQ(list.rc, kExitOk) << list.err;
-  auto rows = Json(list.out);
+  auto rows = ParseJson(list.out);
   ASSERT_EQ(rows.Size(), 3U) << list.out;
   EXPECT_EQ(std::string(rows[0]["id"].GetString()), "44");
   EXPECT_EQ(std::string(rows[0]["source"].GetString()), "topic");
@@ -126,7 +122,7 @@ TEST_F(PvctlCampaigns, ApplyListShowDiffDelete) {
   // show: the record, its template files inlined.
   Result show = Pvctl({"--json", "campaigns", "show", "44"});
   ASSERT_EQ(show.rc, kExitOk) << show.err;
-  auto record = Json(show.out);
+  auto record = ParseJson(show.out);
   EXPECT_EQ(record["v"].GetInt(), 1);
   EXPECT_EQ(std::string(record["campaign"]["templates"]["en"]["html"].GetString()),
             ReadFile(catalog + "/templates/44.en.html"));
@@ -140,21 +136,21 @@ TEST_F(PvctlCampaigns, ApplyListShowDiffDelete) {
   WriteFile(file, yaml);
   Result changed = Pvctl({"--json", "campaigns", "diff", catalog});
   EXPECT_EQ(changed.rc, 1);
-  auto d = Json(changed.out);
+  auto d = ParseJson(changed.out);
   ASSERT_EQ(d["changed"].Size(), 1U) << changed.out;
   EXPECT_EQ(std::string(d["changed"][0]["id"].GetString()), "45");
   EXPECT_EQ(Strings(d["changed"][0]["fields"]), (std::vector<std::string>{"templates.en.body"}));
   Result edit = Pvctl({"campaigns", "apply", catalog});
   ASSERT_EQ(edit.rc, kExitOk) << edit.err;
   EXPECT_NE(edit.out.find("45           changed: templates.en.body"), std::string::npos) << edit.out;
-  EXPECT_GT(Json(Pvctl({"--json", "campaigns", "show", "45"}).out)["updated_at_ms"].GetInt64(),
+  EXPECT_GT(ParseJson(Pvctl({"--json", "campaigns", "show", "45"}).out)["updated_at_ms"].GetInt64(),
             first_version);
 
   // A campaign gone from the directory: diff says it is on the topic only; delete removes it.
   std::filesystem::remove(catalog + "/46-cart-reminder.yaml");
   Result gone = Pvctl({"--json", "campaigns", "diff", catalog});
   EXPECT_EQ(gone.rc, 1);
-  EXPECT_EQ(Strings(Json(gone.out)["removed"]), (std::vector<std::string>{"46"})) << gone.out;
+  EXPECT_EQ(Strings(ParseJson(gone.out)["removed"]), (std::vector<std::string>{"46"})) << gone.out;
   Result del = Pvctl({"--json", "campaigns", "delete", "46"});
   ASSERT_EQ(del.rc, kExitOk) << del.err;
   auto records = TopicRecords(5);
@@ -162,9 +158,9 @@ TEST_F(PvctlCampaigns, ApplyListShowDiffDelete) {
   EXPECT_EQ(records.back().key, "46");
   EXPECT_TRUE(records.back().tombstone);
   EXPECT_EQ(records.back().headers.at("pv-updated-at"),
-            std::to_string(Json(del.out)["updated_at_ms"].GetInt64()));
+            std::to_string(ParseJson(del.out)["updated_at_ms"].GetInt64()));
   EXPECT_EQ(Pvctl({"campaigns", "diff", catalog}).rc, 0);
-  EXPECT_EQ(Json(Pvctl({"--json", "campaigns", "list"}).out).Size(), 2U);
+  EXPECT_EQ(ParseJson(Pvctl({"--json", "campaigns", "list"}).out).Size(), 2U);
   Result shown = Pvctl({"campaigns", "show", "46"});
   EXPECT_EQ(shown.rc, kExitNotFound);
   EXPECT_NE(shown.err.find("was removed"), std::string::npos) << shown.err;

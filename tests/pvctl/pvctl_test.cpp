@@ -17,14 +17,20 @@
 #include <thread>
 #include <tuple>
 
-#include "process.hpp"
 #include "pv/delay_ladder.hpp"
 #include "pv/dispatcher/suppression.hpp"
 #include "pv/json.hpp"
 #include "pv/kafka.hpp"
 #include "pv/keys.hpp"
-#include "topic_reader.hpp"
-#include "worker_env.hpp"
+#include "pv/testing/dev_broker.hpp"
+#include "pv/testing/fakes.hpp"
+#include "pv/testing/http.hpp"
+#include "pv/testing/kafka.hpp"
+#include "pv/testing/process.hpp"
+#include "pv/testing/records.hpp"
+#include "pv/testing/redis_server.hpp"
+#include "pv/testing/services.hpp"
+#include "pv/testing/topic_reader.hpp"
 
 namespace pv::pvctl {
 namespace {
@@ -198,7 +204,7 @@ TEST_F(PvctlTest, KeysCreatedOnAnotherMachineAreListedAndRevokedHere) {
   EXPECT_GT(after[0]["updated_at_ms"].GetInt64(), Json(created.out)["updated_at_ms"].GetInt64());
 
   // On the topic: the create, then the revoke with a later version.
-  TopicReader reader(broker_.bootstrap(), "pv.keys");
+  TopicReader reader(broker_.bootstrap(), {"pv.keys"});
   const auto& records = reader.ReadUntil([](const auto& r) { return r.size() >= 2; }, 15s);
   ASSERT_EQ(records.size(), 2U);
   ApiKey first, second;
@@ -234,7 +240,7 @@ TEST_F(PvctlTest, KeysDeleteWritesATombstoneAndTheKeyIsGoneEverywhere) {
   Result del = Pvctl({"keys", "delete", id, "--keys-file", here});
   ASSERT_EQ(del.rc, kExitOk) << del.err;
 
-  TopicReader reader(broker_.bootstrap(), "pv.keys");
+  TopicReader reader(broker_.bootstrap(), {"pv.keys"});
   const auto& records = reader.ReadUntil([](const auto& r) { return r.size() >= 3; }, 15s);
   ASSERT_EQ(records.size(), 3U);
   EXPECT_EQ(records[2].key, id);
@@ -280,7 +286,7 @@ TEST_F(PvctlTest, KeysRevokeWithTheBrokerDownExitsOneAndRevokesTheLocalFile) {
   Result rerun = Pvctl({"keys", "revoke", id, "--keys-file", file});
   ASSERT_EQ(rerun.rc, kExitOk) << rerun.err;
   EXPECT_NE(rerun.out.find("already revoked"), std::string::npos) << rerun.out;
-  TopicReader reader(broker_.bootstrap(), "pv.keys");
+  TopicReader reader(broker_.bootstrap(), {"pv.keys"});
   const auto& records = reader.ReadUntil([](const auto& r) { return r.size() >= 2; }, 15s);
   ASSERT_EQ(records.size(), 2U);
   ApiKey last;
@@ -655,7 +661,7 @@ TEST_F(PvctlTest, SuppressAtMaxmemoryWithNoevictionRefusesTheWriteAndKeepsTheLis
 // real, unfiltered replay. Now: exit 2, both named, and nothing published or saved.
 TEST_F(PvctlTest, ReplayWithMistypedOptionsExitsTwoAndPublishesNothing) {
   FillDlq({Dlq("44", "bad_credentials"), Dlq("44", "timeout"), Dlq()});
-  TopicReader sends(broker_.bootstrap(), "pv.send.email");
+  TopicReader sends(broker_.bootstrap(), {"pv.send.email"});
   Result r = PvctlBinary({"replay", "--from", "pv.dlq.email", "--error_code", "bad_credentials", "--dryrun"});
   EXPECT_EQ(r.rc, kExitUsage);
   EXPECT_EQ(r.err,
@@ -678,7 +684,7 @@ TEST_F(PvctlTest, ReplayWithMistypedOptionsExitsTwoAndPublishesNothing) {
 
 TEST_F(PvctlTest, ReplayDryRunCountsWithoutPublishingOrSaving) {
   FillDlq({Dlq("44"), Dlq("44", "timeout"), Dlq("45"), Dlq()});
-  TopicReader sends(broker_.bootstrap(), "pv.send.email");
+  TopicReader sends(broker_.bootstrap(), {"pv.send.email"});
   for (int run = 0; run < 2; ++run) {  // the same answer twice: a dry run saves no position
     Result r = Pvctl({"replay", "--from", "pv.dlq.email", "--campaign", "44", "--dry-run", "--json"});
     ASSERT_EQ(r.rc, kExitOk) << r.err;
@@ -700,7 +706,7 @@ TEST_F(PvctlTest, ReplayRepublishesMatchesWithAttemptResetAndASecondRunIsANoOp) 
   auto ids = FillDlq({Dlq("44", "bad_request", "2026-03-01T10:00:00.000Z", 8), Dlq("45"),
                       Dlq("44", "bad_request", "2026-03-01T12:00:00.000Z"),
                       Dlq("44", "bad_request", "2026-03-01T10:00:00.000Z", 3), Dlq("44", "timeout")});
-  TopicReader sends(broker_.bootstrap(), "pv.send.email");
+  TopicReader sends(broker_.bootstrap(), {"pv.send.email"});
   std::vector<std::string> words = {
       "replay",       "--from",      "pv.dlq.email", "--campaign",           "44",
       "--error-code", "bad_request", "--until",      "2026-03-01T11:00:00Z", "--json"};
@@ -761,8 +767,8 @@ TEST_F(PvctlTest, ReplayRoutesDeadLetteredTriggersBackToTheirTarget) {
            {ladder::kTarget, "pv.triggers"},
            {"pv-trigger-id", "t-77"}});
   Produce("pv.dlq.email", "u-78", trigger, {{ladder::kTarget, "pv.no-such-topic"}});
-  TopicReader triggers(broker_.bootstrap(), "pv.triggers");
-  TopicReader sends(broker_.bootstrap(), "pv.send.email");
+  TopicReader triggers(broker_.bootstrap(), {"pv.triggers"});
+  TopicReader sends(broker_.bootstrap(), {"pv.send.email"});
 
   Result r = Pvctl({"replay", "--from", "pv.dlq.email", "--json"});
   ASSERT_EQ(r.rc, kExitOk) << r.err;
@@ -785,7 +791,7 @@ TEST_F(PvctlTest, ReplayRoutesDeadLetteredTriggersBackToTheirTarget) {
 TEST_F(PvctlTest, ReplayStoppedByLimitResumesWithoutDoubles) {
   std::vector<DlqRecord> records(30);
   auto ids = FillDlq(records);
-  TopicReader sends(broker_.bootstrap(), "pv.send.email");
+  TopicReader sends(broker_.bootstrap(), {"pv.send.email"});
   std::vector<std::string> words = {"replay", "--from", "pv.dlq.email", "--json"};
   auto first_words = words;
   first_words.insert(first_words.end(), {"--limit", "11"});
@@ -818,7 +824,7 @@ TEST_F(PvctlTest, ReplayInterruptedBySignalResumesWithoutDoubles) {
   std::string out = dir_.File("replay.out"), err = dir_.File("replay.err");
   pv::testing::Subprocess replay({"/bin/sh", "-c", "exec \"$0\" \"$@\" >" + out + " 2>" + err, PV_PVCTL_BIN,
                                   "--config", config_path_, "replay", "--from", "pv.dlq.email", "--json"});
-  TopicReader sends(broker_.bootstrap(), "pv.send.email");
+  TopicReader sends(broker_.bootstrap(), {"pv.send.email"});
   ASSERT_GE(sends.ReadUntil([](const auto& v) { return v.size() >= 5; }, 20s).size(), 5U)
       << pv::testing::ReadFile(err);
   int rc = replay.Stop(SIGTERM, 20s);
@@ -871,7 +877,7 @@ TEST_F(PvctlTest, ReplayThroughARealWorkerDeliversEachSendOnceAndAgainNothing) {
     ids.insert(id);
   }
   pv::testing::ProduceAll(broker_.bootstrap(), "pv.send.email", values);
-  TopicReader dlq(broker_.bootstrap(), "pv.dlq.email");
+  TopicReader dlq(broker_.bootstrap(), {"pv.dlq.email"});
   const auto& dead = dlq.ReadUntil([](const auto& v) { return v.size() >= kSends; }, 60s);
   ASSERT_EQ(dead.size(), static_cast<size_t>(kSends)) << worker.Log();
   EXPECT_EQ(dead[0].headers.at("pv-error-code"), "bad_request");
@@ -887,7 +893,7 @@ TEST_F(PvctlTest, ReplayThroughARealWorkerDeliversEachSendOnceAndAgainNothing) {
   ASSERT_TRUE(pv::testing::WaitFor([&] { return fake.Stat("accepted") >= kSends; }, 30s)) << worker.Log();
 
   // Everything again, from the start of the DLQ: the sends reach the worker a second time...
-  TopicReader events(broker_.bootstrap(), "pv.events");
+  TopicReader events(broker_.bootstrap(), {"pv.events"});
   Result again =
       Pvctl({"replay", "--from", "pv.dlq.email", "--error-code", "bad_request", "--restart", "--json"});
   ASSERT_EQ(again.rc, kExitOk) << again.err;

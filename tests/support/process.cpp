@@ -1,8 +1,7 @@
-#include "process.hpp"
+#include "pv/testing/process.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <httplib.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -13,14 +12,16 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <stdexcept>
 #include <thread>
+
+#include "pv/files.hpp"
 
 namespace pv::testing {
 
 Subprocess::Subprocess(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
-                       const std::string& log_path) {
+                       const std::string& log_path)
+    : log_path_(log_path) {
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -71,6 +72,15 @@ bool Subprocess::Running() {
   return r != pid_ && errno == EINTR;  // interrupted: still running as far as we know
 }
 
+void Subprocess::Signal(int signal) {
+  std::lock_guard lock(mutex_);
+  if (pid_ > 0 && status_ == -1) ::kill(pid_, signal);
+}
+
+std::string Subprocess::Log() const {
+  return log_path_.empty() ? std::string() : ReadFile(log_path_);
+}
+
 int Subprocess::Wait(std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (Running()) {
@@ -106,7 +116,11 @@ TempDir::TempDir(const std::string& prefix) {
 
 TempDir::~TempDir() {
   std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
+  if (std::getenv("PV_KEEP_TEST_DIRS") == nullptr) std::filesystem::remove_all(path_, ec);
+}
+
+void TempDir::Write(const std::string& name, const std::string& content) const {
+  WriteFile(File(name), content);
 }
 
 int FreePort() {
@@ -135,10 +149,7 @@ bool WaitFor(const std::function<bool()>& predicate, std::chrono::milliseconds t
 }
 
 std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return pv::ReadFile(path).value_or(std::string());
 }
 
 void WriteFile(const std::string& path, const std::string& content) {
@@ -152,39 +163,25 @@ std::string Trim(std::string s) {
   return s;
 }
 
-std::string DevBrokerPath() {
-  return PV_DEV_BROKER_BIN;
+std::string WaitForFile(const std::string& path, std::chrono::milliseconds timeout) {
+  std::string content;
+  WaitFor(
+      [&] {
+        content = ReadFile(path);
+        return !content.empty();
+      },
+      timeout);
+  return Trim(content);
 }
 
-DevBroker::DevBroker(int brokers, const std::vector<std::string>& extra_args) : dir_("pv-dev-broker") {
-  std::vector<std::string> argv = {
-      DevBrokerPath(),        "--brokers",      std::to_string(brokers), "--bootstrap-file",
-      dir_.File("bootstrap"), "--control-file", dir_.File("control")};
-  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
-  process_ =
-      std::make_unique<Subprocess>(argv, std::map<std::string, std::string>{}, dir_.File("broker.log"));
-  bool up = WaitFor([&] { return std::filesystem::exists(dir_.File("bootstrap")) || !process_->Running(); },
-                    std::chrono::seconds(15));
-  if (!up || !process_->Running()) {
-    throw std::runtime_error("dev broker did not start: " + ReadFile(dir_.File("broker.log")));
+int WaitForPortFile(const std::string& path, Subprocess& process, std::chrono::milliseconds timeout) {
+  bool ok = WaitFor([&] { return std::filesystem::exists(path) || !process.Running(); }, timeout);
+  if (!ok || !process.Running()) {
+    throw std::runtime_error("process did not start (" + path + "): " + process.Log());
   }
-  bootstrap_ = Trim(ReadFile(dir_.File("bootstrap")));
-  std::string control = Trim(ReadFile(dir_.File("control")));
-  auto colon = control.rfind(':');
-  control_host_ = control.substr(0, colon);
-  control_port_ = std::stoi(control.substr(colon + 1));
-}
-
-DevBroker::~DevBroker() {
-  process_->Stop(SIGTERM, std::chrono::seconds(10));
-}
-
-int DevBroker::Control(const std::string& path) {
-  httplib::Client client(control_host_, control_port_);
-  client.set_connection_timeout(5, 0);
-  client.set_read_timeout(10, 0);
-  auto res = client.Post(path.c_str());
-  return res ? res->status : -1;
+  std::string port = WaitForFile(path, std::chrono::seconds(2));
+  if (port.empty()) throw std::runtime_error("empty port file " + path);
+  return std::stoi(port);
 }
 
 }  // namespace pv::testing

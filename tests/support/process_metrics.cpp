@@ -1,4 +1,4 @@
-#include "process_metrics.hpp"
+#include "pv/testing/process_metrics.hpp"
 
 #include <fmt/format.h>
 
@@ -6,8 +6,8 @@
 #include <sstream>
 #include <thread>
 
-#include "process.hpp"
-#include "raw_http.hpp"
+#include "pv/testing/process.hpp"
+#include "pv/testing/raw_http.hpp"
 
 namespace pv::testing {
 
@@ -21,6 +21,10 @@ std::optional<double> SampleValue(const std::string& exposition, const std::stri
     }
   }
   return std::nullopt;
+}
+
+double MetricValue(const std::string& exposition, const std::string& series, double absent) {
+  return SampleValue(exposition, series).value_or(absent);
 }
 
 std::string CheckProcessMetrics(const std::string& exposition, pid_t pid) {

@@ -1,4 +1,4 @@
-#include "raw_http.hpp"
+#include "pv/testing/raw_http.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

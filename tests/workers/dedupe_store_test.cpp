@@ -8,7 +8,7 @@
 #include <thread>
 
 #include "pv/log.hpp"
-#include "worker_env.hpp"
+#include "pv/testing/redis_server.hpp"
 
 namespace pv::workers {
 namespace {

@@ -2,9 +2,9 @@
 // parses the MIME message with Python's email package, and HTTP fakes of SendGrid, Twilio, Google
 // OAuth2 + FCM and APNs (HTTP/2) that check method, path, authentication (JWT signatures included)
 // and body, and answer success or the service's errors on demand.
+#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <openssl/pem.h>
 #include <poll.h>
@@ -13,8 +13,6 @@
 
 #include <algorithm>
 #include <atomic>
-
-#include <atomic>
 #include <future>
 #include <thread>
 #include <tuple>
@@ -22,13 +20,15 @@
 #include "pv/config.hpp"
 #include "pv/json.hpp"
 #include "pv/log.hpp"
+#include "pv/testing/fakes.hpp"
+#include "pv/testing/http.hpp"
+#include "pv/testing/records.hpp"
 #include "pv/workers/curl_loop.hpp"
 #include "pv/workers/providers/apns_provider.hpp"
 #include "pv/workers/providers/fcm_provider.hpp"
 #include "pv/workers/providers/sendgrid_provider.hpp"
 #include "pv/workers/providers/smtp_provider.hpp"
 #include "pv/workers/providers/twilio_provider.hpp"
-#include "worker_env.hpp"
 
 namespace pv::workers::providers {
 namespace {

@@ -13,12 +13,18 @@
 #include <set>
 #include <thread>
 
-#include "process.hpp"
-#include "process_metrics.hpp"
 #include "pv/json.hpp"
 #include "pv/log.hpp"
-#include "topic_reader.hpp"
-#include "worker_env.hpp"
+#include "pv/testing/dev_broker.hpp"
+#include "pv/testing/fakes.hpp"
+#include "pv/testing/http.hpp"
+#include "pv/testing/kafka.hpp"
+#include "pv/testing/process.hpp"
+#include "pv/testing/process_metrics.hpp"
+#include "pv/testing/records.hpp"
+#include "pv/testing/redis_server.hpp"
+#include "pv/testing/services.hpp"
+#include "pv/testing/topic_reader.hpp"
 
 namespace pv::testing {
 namespace {
@@ -175,7 +181,7 @@ TEST_F(WorkerIntegrationTest, LogProviderDeliversOnceAndAReplayIsDeduped) {
   EXPECT_EQ(CheckProcessMetrics(HttpGet(worker.admin_port(), "/metrics").second, worker.pid()), "");
   std::vector<std::string> values;
   auto ids = ProduceSends(50, {}, &values);
-  TopicReader events(broker_->bootstrap(), "pv.events");
+  TopicReader events(broker_->bootstrap(), {"pv.events"});
   auto sent = [&](const std::vector<Record>& all) {
     return CountWith(StatusesBySend(all), ids, "sent") == ids.size();
   };
@@ -228,13 +234,12 @@ TEST_F(WorkerIntegrationTest, FailTwiceThenSucceedIsDeliveredOnceWithTwoRetrying
   ProviderFake fake({"--sendgrid-key", "k"});
   fake.Script(R"({"fail_first":{"count":2,"status":503,"body":{"errors":[{"message":"busy"}]}}})");
   StartLadder();
-  StartWorker(Channel::kEmail,
-              Config("", SendGridYaml("sg", fake.url())));
+  StartWorker(Channel::kEmail, Config("", SendGridYaml("sg", fake.url())));
   SendSpec spec;
   spec.provider = "sg";
   auto ids = ProduceSends(1, spec);
   const std::string id = *ids.begin();
-  TopicReader events(broker_->bootstrap(), "pv.events");
+  TopicReader events(broker_->bootstrap(), {"pv.events"});
   auto done = [&](const std::vector<Record>& all) {
     return CountWith(StatusesBySend(all), ids, "sent") == 1;
   };
@@ -255,7 +260,7 @@ TEST_F(WorkerIntegrationTest, FailTwiceThenSucceedIsDeliveredOnceWithTwoRetrying
   EXPECT_EQ(fake.Stat("accepted"), 1);
 
   // The retries went through the ladder with the next attempt in their headers.
-  TopicReader delayed(broker_->bootstrap(), "pv.delay.1s");
+  TopicReader delayed(broker_->bootstrap(), {"pv.delay.1s"});
   auto ladder = delayed.ReadUntil([](const auto& all) { return all.size() >= 2; }, 10s);
   ASSERT_EQ(ladder.size(), 2U);
   EXPECT_EQ(ladder[0].headers["pv-target"], "pv.send.email");
@@ -267,14 +272,13 @@ TEST_F(WorkerIntegrationTest, FailTwiceThenSucceedIsDeliveredOnceWithTwoRetrying
 TEST_F(WorkerIntegrationTest, PermanentFailureIsOneDeadLetterWithItsHeaders) {
   ProviderFake fake({"--sendgrid-key", "k"});
   StartLadder();
-  StartWorker(Channel::kEmail,
-              Config("", SendGridYaml("sg", fake.url())));
+  StartWorker(Channel::kEmail, Config("", SendGridYaml("sg", fake.url())));
   SendSpec spec;
   spec.provider = "sg";
   spec.address = "not-an-address";
   std::vector<std::string> values;
   auto ids = ProduceSends(1, spec, &values);
-  TopicReader dlq(broker_->bootstrap(), "pv.dlq.email");
+  TopicReader dlq(broker_->bootstrap(), {"pv.dlq.email"});
   auto records = dlq.ReadUntil([](const auto& all) { return !all.empty(); }, 30s);
   ASSERT_EQ(records.size(), 1U);
   const Record& r = records[0];
@@ -285,7 +289,7 @@ TEST_F(WorkerIntegrationTest, PermanentFailureIsOneDeadLetterWithItsHeaders) {
   EXPECT_EQ(r.headers.at("pv-provider"), "sg");
   EXPECT_TRUE(ParseTimestamp(r.headers.at("pv-failed-at")).has_value());
 
-  TopicReader events(broker_->bootstrap(), "pv.events");
+  TopicReader events(broker_->bootstrap(), {"pv.events"});
   auto dead = [&](const std::vector<Record>& all) {
     return CountWith(StatusesBySend(all), ids, "dead") == 1;
   };
@@ -301,8 +305,7 @@ TEST_F(WorkerIntegrationTest, RetriesEndInTheDlqAfterMaxAttemptsAndTheFallbackPr
   fake.Script(R"({"rules":[{"status":503,"times":-1}]})");
   StartLadder();
   StartWorker(Channel::kEmail,
-              Config("  max_attempts: 3\n  fallback_after_attempts: 1\n",
-                     SendGridYaml("sg", fake.url())));
+              Config("  max_attempts: 3\n  fallback_after_attempts: 1\n", SendGridYaml("sg", fake.url())));
   SendSpec no_fallback;
   no_fallback.provider = "sg";
   auto dead_ids = ProduceSends(1, no_fallback);
@@ -311,7 +314,7 @@ TEST_F(WorkerIntegrationTest, RetriesEndInTheDlqAfterMaxAttemptsAndTheFallbackPr
   with_fallback.fallback_provider = "log";
   auto saved_ids = ProduceSends(1, with_fallback);
 
-  TopicReader events(broker_->bootstrap(), "pv.events");
+  TopicReader events(broker_->bootstrap(), {"pv.events"});
   auto done = [&](const std::vector<Record>& all) {
     auto by = StatusesBySend(all);
     return CountWith(by, dead_ids, "dead") == 1 && CountWith(by, saved_ids, "sent") == 1;
@@ -326,7 +329,7 @@ TEST_F(WorkerIntegrationTest, RetriesEndInTheDlqAfterMaxAttemptsAndTheFallbackPr
       EXPECT_EQ(e.provider, "log");
     }
   }
-  TopicReader dlq(broker_->bootstrap(), "pv.dlq.email");
+  TopicReader dlq(broker_->bootstrap(), {"pv.dlq.email"});
   auto records = dlq.ReadUntil([](const auto& r) { return !r.empty(); }, 10s);
   ASSERT_EQ(records.size(), 1U);
   EXPECT_EQ(records[0].headers["pv-attempt"], "3");
@@ -339,8 +342,7 @@ TEST_F(WorkerIntegrationTest, SigkillMidRunThenRestartDeliversEverySendAndRepeat
   // accepted twice. What the design bounds is how many: at most max_in_flight per killed worker.
   ProviderFake fake({"--sendgrid-key", "k", "--delay-ms", "10", "--no-record"});
   StartLadder();
-  std::string config = Config("  max_in_flight: 64\n",
-                              SendGridYaml("sg", fake.url()));
+  std::string config = Config("  max_in_flight: 64\n", SendGridYaml("sg", fake.url()));
   WorkerProcess& first = StartWorker(Channel::kEmail, config);
   SendSpec spec;
   spec.provider = "sg";
@@ -355,7 +357,7 @@ TEST_F(WorkerIntegrationTest, SigkillMidRunThenRestartDeliversEverySendAndRepeat
 
   // Every send's outcome is recorded: `sent`, or `deduped` (with the provider's message id) when the
   // killed worker had marked it sent in Redis but died before its event was acknowledged.
-  TopicReader events(broker_->bootstrap(), "pv.events");
+  TopicReader events(broker_->bootstrap(), {"pv.events"});
   auto all_recorded = [&](const std::vector<Record>& all) {
     auto by = StatusesBySend(all);
     size_t n = 0;
@@ -405,7 +407,7 @@ TEST_F(WorkerIntegrationTest, RedisStoppedAndRestartedMidRunLosesNothingAndDoubl
   EXPECT_EQ(MetricOnceEqual(worker.admin_port(), R"(pv_worker_paused{channel="email"})", "1", 10s), "1");
   redis_->Start();
   ASSERT_TRUE(WaitFor([&] { return fake.Stat("accepted_keys") == 2000; }, 90s)) << fake.Stat("accepted_keys");
-  TopicReader events(broker_->bootstrap(), "pv.events");
+  TopicReader events(broker_->bootstrap(), {"pv.events"});
   auto all_sent = [&](const std::vector<Record>& all) {
     return CountWith(StatusesBySend(all), ids, "sent") == ids.size();
   };
@@ -452,9 +454,10 @@ TEST_F(WorkerIntegrationTest, RedisRestartedEmptyWhileRecordsAreReadAgainDeliver
   redis_->Start();
   std::this_thread::sleep_for(8s);
   ASSERT_EQ(broker_->Control("/brokers/all/up"), 200);
-  ASSERT_TRUE(WaitFor([&] { return fake.Stat("accepted_keys") == 3000; }, 120s)) << fake.Stat("accepted_keys");
+  ASSERT_TRUE(WaitFor([&] { return fake.Stat("accepted_keys") == 3000; }, 120s))
+      << fake.Stat("accepted_keys");
 
-  TopicReader events(broker_->bootstrap(), "pv.events");
+  TopicReader events(broker_->bootstrap(), {"pv.events"});
   auto all_recorded = [&](const std::vector<Record>& all) {
     auto by = StatusesBySend(all);
     return CountWith(by, ids, "sent") == ids.size();
@@ -483,11 +486,10 @@ TEST_F(WorkerIntegrationTest, AProviderThatAnswersAfterTheTimeoutGetsTheRetryNot
   ProviderFake fallback({"--sendgrid-key", "k"});
   primary.Script(R"({"delay_ms":1500})");
   StartLadder();
-  WorkerProcess& worker = StartWorker(
-      Channel::kEmail,
-      Config("  max_in_flight: 16\n  fallback_after_attempts: 1\n",
-             SendGridYaml("sg", primary.url(), ", timeout_ms: 300") +
-             SendGridYaml("backup", fallback.url())));
+  WorkerProcess& worker =
+      StartWorker(Channel::kEmail, Config("  max_in_flight: 16\n  fallback_after_attempts: 1\n",
+                                          SendGridYaml("sg", primary.url(), ", timeout_ms: 300") +
+                                              SendGridYaml("backup", fallback.url())));
   SendSpec spec;
   spec.provider = "sg";
   spec.fallback_provider = "backup";
@@ -495,7 +497,7 @@ TEST_F(WorkerIntegrationTest, AProviderThatAnswersAfterTheTimeoutGetsTheRetryNot
   ASSERT_TRUE(WaitFor([&] { return primary.Stat("accepted_keys") == 20; }, 30s));
   // Every first attempt timed out after the primary accepted it; now it answers at once.
   primary.Script(R"({"delay_ms":0})");
-  TopicReader events(broker_->bootstrap(), "pv.events");
+  TopicReader events(broker_->bootstrap(), {"pv.events"});
   auto all_sent = [&](const std::vector<Record>& all) {
     return CountWith(StatusesBySend(all), ids, "sent") == ids.size();
   };
@@ -532,8 +534,7 @@ TEST_F(WorkerIntegrationTest, AFatalProducerErrorStopsTheWorkerWithExitOne) {
 
 TEST_F(WorkerIntegrationTest, SigtermDrainsInFlightSendsRecordsThemAndExitsZero) {
   ProviderFake fake({"--sendgrid-key", "k", "--delay-ms", "300", "--no-record"});
-  std::string config = Config("  max_in_flight: 64\n",
-                              SendGridYaml("sg", fake.url()));
+  std::string config = Config("  max_in_flight: 64\n", SendGridYaml("sg", fake.url()));
   WorkerProcess& first = StartWorker(Channel::kEmail, config);
   SendSpec spec;
   spec.provider = "sg";
@@ -543,7 +544,7 @@ TEST_F(WorkerIntegrationTest, SigtermDrainsInFlightSendsRecordsThemAndExitsZero)
   long long accepted = fake.Stat("accepted_keys");
   EXPECT_LT(accepted, 400);
   // Everything the provider took before the exit has its outcome recorded.
-  TopicReader events(broker_->bootstrap(), "pv.events");
+  TopicReader events(broker_->bootstrap(), {"pv.events"});
   auto recorded = [&](const std::vector<Record>& all) {
     return static_cast<long long>(CountWith(StatusesBySend(all), ids, "sent")) >= accepted;
   };
@@ -571,7 +572,7 @@ TEST_F(WorkerIntegrationTest, ProviderRateLimitIsSharedByEveryWorker) {
   spec.channel = Channel::kSms;
   auto start = std::chrono::steady_clock::now();
   auto ids = ProduceSends(60, spec);
-  TopicReader events(broker_->bootstrap(), "pv.events");
+  TopicReader events(broker_->bootstrap(), {"pv.events"});
   auto sent = [&](const std::vector<Record>& all) {
     return CountWith(StatusesBySend(all), ids, "sent") == ids.size();
   };
@@ -612,7 +613,7 @@ TEST_F(WorkerIntegrationTest, SmsAndPushWorkersDeliverThroughTheirProviders) {
   push.channel = Channel::kPush;
   push.provider = "apple";
   auto push_ids = ProduceSends(20, push);
-  TopicReader events(broker_->bootstrap(), "pv.events");
+  TopicReader events(broker_->bootstrap(), {"pv.events"});
   auto done = [&](const std::vector<Record>& all) {
     auto by = StatusesBySend(all);
     return CountWith(by, sms_ids, "sent") == 20 && CountWith(by, push_ids, "sent") == 20;
@@ -645,7 +646,7 @@ TEST_F(WorkerIntegrationTest, ARetryRecordOverTheSizeLimitIsDeadLetteredAndTheJo
   value.insert(1, R"("pad":")" + std::string(kMaxBytes - 200 - value.size() - pad.size(), 'p') + "\",");
   ProduceAll(broker_->bootstrap(), topics::Send(spec.channel), {{spec.external_id, value}});
 
-  TopicReader dlq(broker_->bootstrap(), "pv.dlq.email");
+  TopicReader dlq(broker_->bootstrap(), {"pv.dlq.email"});
   auto records = dlq.ReadUntil([](const auto& all) { return !all.empty(); }, 30s);
   ASSERT_EQ(records.size(), 1U);
   EXPECT_EQ(records[0].headers["pv-error-code"], "retry_too_large");
@@ -655,12 +656,14 @@ TEST_F(WorkerIntegrationTest, ARetryRecordOverTheSizeLimitIsDeadLetteredAndTheJo
   EXPECT_EQ(records[0].value, "");
   EXPECT_EQ(records[0].headers["pv-provider"], "sg");
   // The job finished (counted once its outcome was acknowledged): its offset is stored.
-  EXPECT_EQ(MetricOnceEqual(worker.admin_port(),
-                            R"(pv_worker_sends_total{channel="email",provider="sg",status="dead"})", "1", 10s),
-            "1");
-  TopicReader events(broker_->bootstrap(), std::string(topics::kEvents));
+  EXPECT_EQ(
+      MetricOnceEqual(worker.admin_port(),
+                      R"(pv_worker_sends_total{channel="email",provider="sg",status="dead"})", "1", 10s),
+      "1");
+  TopicReader events(broker_->bootstrap(), {std::string(topics::kEvents)});
   auto ours = [&](const Record& r) { return r.key == id; };
-  auto all = events.ReadUntil([&](const auto& got) { return std::any_of(got.begin(), got.end(), ours); }, 10s);
+  auto all =
+      events.ReadUntil([&](const auto& got) { return std::any_of(got.begin(), got.end(), ours); }, 10s);
   auto event = std::find_if(all.begin(), all.end(), ours);
   ASSERT_NE(event, all.end());
   EXPECT_THAT(event->value, HasSubstr(R"("status":"dead")"));
@@ -674,7 +677,8 @@ TEST_F(WorkerIntegrationTest, ARetryRecordOverTheSizeLimitIsDeadLetteredAndTheJo
 // naming both.
 TEST(WorkerCommandLine, AProviderSecretFromAFileIsMaskedAndDoubleSourcesAreRefused) {
   TempDir dir("pv-worker-secret-file");
-  WriteFile(dir.File("config.yaml"), "providers:\n  sg: {type: sendgrid, base_url: \"http://127.0.0.1:1\"}\n");
+  WriteFile(dir.File("config.yaml"),
+            "providers:\n  sg: {type: sendgrid, base_url: \"http://127.0.0.1:1\"}\n");
   WriteFile(dir.File("sg_key"), "SG.from-the-file\n");
   std::vector<std::string> argv = {WorkerBinary(Channel::kEmail), "--config", dir.File("config.yaml"),
                                    "--print-config"};

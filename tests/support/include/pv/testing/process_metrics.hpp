@@ -12,6 +12,8 @@ namespace pv::testing {
 
 // The value of the sample `series` (name with its labels, as written) in Prometheus text.
 std::optional<double> SampleValue(const std::string& exposition, const std::string& series);
+// SampleValue, or `absent` when the series is not there.
+double MetricValue(const std::string& exposition, const std::string& series, double absent = -1);
 
 // Empty when `exposition`, scraped from the process `pid`, has every family with a sane value:
 // pv_build_info{version=<this build's PV_VERSION>,commit=<non-empty>} 1, a start time within the last
