@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "delay_runner.hpp"
+#include "kept_batch_consumer.hpp"
 #include "pv/json.hpp"
 #include "pv/log.hpp"
 #include "pv/produce_errors.hpp"
@@ -60,17 +61,10 @@ DelayScheduler::DelayScheduler(const DispatcherOptions& options, const kafka::Se
       stop_(stop),
       tiers_(ladder::ParseTiers(options.delay_tiers)) {
   for (const auto& tier : tiers_) tier_by_topic_[tier.topic] = &tier;
-  kafka::ConsumerOptions consumer_options;
-  consumer_options.group_id = options.delay_group_id;
-  consumer_options.client_id = "pv-dispatcher-delay";
-  // Stored offsets are committed every second (librdkafka's default is 5 s): after a crash, at most
-  // about a second of finished work is done again.
-  consumer_options.defaults = {{"auto.commit.interval.ms", "1000"}};
-  consumer_ = std::make_unique<kafka::Consumer>(settings, consumer_options);
-  consumer_->SetRebalanceListener(
-      [this](rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* parts) {
-        OnRebalance(kind, parts);
-      });
+  consumer_ = MakeConsumer(settings, options.delay_group_id, "pv-dispatcher-delay",
+                           [this](rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* parts) {
+                             OnRebalance(kind, parts);
+                           });
 }
 
 DelayScheduler::~DelayScheduler() = default;
