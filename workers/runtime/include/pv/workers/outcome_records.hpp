@@ -34,14 +34,6 @@ namespace pv::workers {
 
 namespace outcome_internal {
 
-inline std::size_t Size(std::string_view key, std::string_view value,
-                        const std::vector<std::pair<std::string, std::string>>& headers) {
-  std::vector<kafka::Header> h;
-  h.reserve(headers.size());
-  for (const auto& [name, v] : headers) h.push_back({name, v});
-  return kafka::RecordBytes(key, value, h);
-}
-
 inline void SetHeader(std::vector<std::pair<std::string, std::string>>& headers, std::string_view name,
                       std::string value) {
   for (auto& [n, v] : headers) {
@@ -81,7 +73,7 @@ void FitOutcomeRecords(std::vector<Output>& outputs, std::string_view key, std::
   if (max_record_bytes == 0) return;
   for (Output& out : outputs) {
     if (out.ladder) {
-      std::size_t size = outcome_internal::Size(key, out.value, out.headers) +
+      std::size_t size = kafka::RecordBytesOf(key, out.value, out.headers) +
                          kafka::HeaderBytes(ladder::kDueAt, FormatTimestamp(out.due)) +
                          kafka::HeaderBytes(ladder::kTarget, send_topic) +
                          kafka::HeaderBytes(ladder::kAttempt, std::to_string(out.next_attempt));
@@ -93,7 +85,7 @@ void FitOutcomeRecords(std::vector<Output>& outputs, std::string_view key, std::
           now);
     }
     if (out.topic == dead_letter_topic && !out.value.empty() &&
-        outcome_internal::Size(key, out.value, out.headers) > max_record_bytes) {
+        kafka::RecordBytesOf(key, out.value, out.headers) > max_record_bytes) {
       outcome_internal::OmitValue(out);
     }
   }
