@@ -8,6 +8,7 @@
 #include "pv/json.hpp"
 #include "pv/log.hpp"
 #include "pv/produce_errors.hpp"
+#include "pv/records.hpp"
 #include "pv/topics.hpp"
 
 namespace pv::dispatcher {
@@ -300,26 +301,22 @@ bool DelayScheduler::ReleaseDeadLetter(Held& h, SysClock::time_point now) {
   }
   // The record as it was, with the reason in the dead-letter headers; pv-target stays, so that a replay
   // puts it back where it was going.
-  std::string failed_at = FormatTimestamp(now);
   std::vector<std::pair<std::string, std::string>> kept;
   for (auto& [name, value] : kafka::Headers(m)) {
-    if (name != ladder::kErrorCode && name != ladder::kError && name != ladder::kFailedAt &&
-        name != ladder::kOmittedBytes) {
-      kept.emplace_back(name, value);
-    }
+    // An earlier dead letter's omitted size (a replayed record's) is not this one's.
+    if (name != ladder::kOmittedBytes) kept.emplace_back(name, value);
   }
-  kept.emplace_back(ladder::kErrorCode, h.dead_letter_code);
-  kept.emplace_back(ladder::kError, h.dead_letter_error);
-  kept.emplace_back(ladder::kFailedAt, failed_at);
+  SetDeadLetterHeaders(
+      kept,
+      {.error_code = h.dead_letter_code, .error = h.dead_letter_error, .failed_at = FormatTimestamp(now)});
   std::string_view value = kafka::Payload(m);
-  std::vector<kafka::Header> headers;
-  headers.reserve(kept.size() + 1);
-  for (const auto& [name, v] : kept) headers.push_back({name, v});
-  std::string omitted = std::to_string(value.size());
-  if (h.omit_value || kafka::RecordBytes(kafka::Key(m), value, headers) > producer_.MaxMessageBytes()) {
+  if (h.omit_value || kafka::RecordBytesOf(kafka::Key(m), value, kept) > producer_.MaxMessageBytes()) {
+    SetDeadLetterHeaders(kept, {.omitted_bytes = value.size()});
     value = {};
-    headers.push_back({ladder::kOmittedBytes, omitted});
   }
+  std::vector<kafka::Header> headers;
+  headers.reserve(kept.size());
+  for (const auto& [name, v] : kept) headers.push_back({name, v});
   auto* pending = new internal::Pending(&completions_, topic, m->partition, m->offset, h.generation);
   pending->Expect({{internal::OutputRole::kDeadLetter, dlq}});
   internal::Pending::Output* report = &pending->outputs.front();

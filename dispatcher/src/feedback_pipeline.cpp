@@ -5,8 +5,8 @@
 #include <map>
 #include <thread>
 
-#include "pv/delay_ladder.hpp"
 #include "pv/log.hpp"
+#include "pv/records.hpp"
 #include "pv/topics.hpp"
 
 namespace pv::dispatcher {
@@ -90,7 +90,7 @@ bool FeedbackPipeline::Apply(std::span<const kafka::Message> batch) {
     Item& item = items[i];
     if (dlq == rd_kafka_topic_name(m->rkt)) {
       item.source = "dlq";
-      item.error_code = kafka::HeaderValue(m, ladder::kErrorCode).value_or("");
+      item.error_code = ParseDeadLetter(kafka::Headers(m)).error_code.value_or("");
       item.valid = true;
       continue;
     }

@@ -134,21 +134,19 @@ Outcome TriggerProcessor::Fail(const ParsedTrigger& t, std::string_view key, std
     return out;
   }
   out.action = Action::kFailed;
-  std::string failed_at = NowText(now);
   OutputRecord dlq;
   dlq.topic = topics::DeadLetter(t.channel);
   dlq.key = std::string(key.empty() ? t.external_id : key);
   dlq.value = std::string(t.value);
-  dlq.headers = {{ladder::kErrorCode, out.error_code},
-                 {ladder::kError, out.error},
-                 {ladder::kFailedAt, failed_at},
-                 // A replay of this record belongs in pv.triggers, not in a send topic.
-                 {ladder::kTarget, options_.triggers_topic},
-                 {"pv-trigger-id", std::string(t.trigger_id)}};
-  if (t.campaign != nullptr) dlq.headers.push_back({ladder::kProvider, t.campaign->campaign->provider});
+  DeadLetter why{.error_code = out.error_code, .error = out.error, .failed_at = NowText(now)};
+  if (t.campaign != nullptr) why.provider = t.campaign->campaign->provider;
+  SetDeadLetterHeaders(dlq.headers, why);
+  // A replay of this record belongs in pv.triggers, not in a send topic.
+  dlq.headers.push_back({ladder::kTarget, options_.triggers_topic});
+  dlq.headers.push_back({"pv-trigger-id", std::string(t.trigger_id)});
   if (omit_value || TooLarge(dlq)) {
     // The reason and the trigger id, without a value that cannot be written (see the header).
-    dlq.headers.push_back({ladder::kOmittedBytes, std::to_string(dlq.value.size())});
+    SetDeadLetterHeaders(dlq.headers, {.omitted_bytes = dlq.value.size()});
     dlq.value.clear();
   }
   out.records.push_back(std::move(dlq));
