@@ -12,7 +12,8 @@
 //                                              send decoded from <value>, and ParseEvent on it
 //   d <error code>|<failed at>|<timestamp ms>|<value>
 //                                              pv.dlq.<channel> headers and value as pvctl replay reads
-//                                              them (Evaluate under several filters, ResetAttempt)
+//                                              them (ParseDeadLetter, DeadLetterHeaders round trip,
+//                                              Evaluate under several filters, ResetAttempt)
 //   l <due at>|<attempt>|<timestamp ms>|<now offset s>|<tier>
 //                                              pv.delay.<tier> headers as the delay scheduler reads
 //                                              them (ParseTimestamp, ParseAttempt, DecideLadderStep)
@@ -29,7 +30,8 @@
 // encode(parse(x)) is a byte fixed point and a written event parses back byte for byte; a trigger
 // the dispatcher sends becomes a send record the worker decodes with the same ids, address and
 // attempt 1; every event is a JSON object that carries the send_id it is keyed by;
-// dead-letter and deferred records carry the trigger unchanged; a decoded send re-encoded with
+// dead-letter and deferred records carry the trigger unchanged; dead-letter headers read back as
+// DeadLetterHeaders writes them; a decoded send re-encoded with
 // attempt reset decodes to the same send; an event decodes to exactly the fields written; a delay
 // header decodes to what Schedule writes (FormatTimestamp, decimal attempt) and back, and a record
 // is never released before it is due; a key record that decodes re-encodes (KeyRecord) to one that
@@ -40,6 +42,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -194,8 +197,23 @@ void DeadLetter(pv::fuzz::Fields& in) {
   pv::pvctl::ReplayRecord record;
   std::string_view code = in.Next();
   std::string_view failed_at = in.Next();
-  if (!code.empty()) record.error_code = std::string(code);
-  if (!failed_at.empty()) record.failed_at = std::string(failed_at);
+  // The headers as pvctl replay and the feedback pipeline read them (ParseDeadLetter); the two texts
+  // also stand as pv-attempt and pv-omitted-bytes, so that the number readers see them too.
+  std::map<std::string, std::string> headers;
+  if (!code.empty()) headers[pv::ladder::kErrorCode] = headers[pv::ladder::kOmittedBytes] = code;
+  if (!failed_at.empty()) headers[pv::ladder::kFailedAt] = headers[pv::ladder::kAttempt] = failed_at;
+  pv::DeadLetter why = pv::ParseDeadLetter(headers);
+  Check(code.empty() ? !why.error_code : why.error_code == code, "pv-error-code read differently", code);
+  Check(!why.attempt || *why.attempt >= 1, "a dead letter's attempt below 1", failed_at);
+  // What the one writer writes reads back the same.
+  auto written = pv::DeadLetterHeaders(why);
+  pv::DeadLetter back = pv::ParseDeadLetter({written.begin(), written.end()});
+  Check(back.error_code == why.error_code && back.error == why.error && back.attempt == why.attempt &&
+            back.provider == why.provider && back.failed_at == why.failed_at &&
+            back.omitted_bytes == why.omitted_bytes,
+        "dead-letter headers do not read back as written", code);
+  record.error_code = why.error_code;
+  record.failed_at = why.failed_at;
   record.timestamp_ms = in.Int();
   record.value = in.Rest();
 

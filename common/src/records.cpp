@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <vector>
 
+#include "pv/delay_ladder.hpp"
 #include "pv/json.hpp"
+#include "pv/strings.hpp"
 
 namespace pv {
 namespace {
@@ -265,6 +267,36 @@ bool ParseEvent(rapidjson::Document& doc, std::string_view value, EventRecord& o
   for (const auto& f : kEventFields) out.*f.member = Text(doc, f.name);
   if (const auto* a = FindMember(doc, "attempt"); a != nullptr && a->IsInt()) out.attempt = a->GetInt();
   return true;
+}
+
+std::vector<std::pair<std::string, std::string>> DeadLetterHeaders(const DeadLetter& d) {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (d.error_code) out.emplace_back(ladder::kErrorCode, *d.error_code);
+  if (d.error) out.emplace_back(ladder::kError, *d.error);
+  if (d.attempt) out.emplace_back(ladder::kAttempt, std::to_string(*d.attempt));
+  if (d.provider) out.emplace_back(ladder::kProvider, *d.provider);
+  if (d.failed_at) out.emplace_back(ladder::kFailedAt, *d.failed_at);
+  if (d.omitted_bytes) out.emplace_back(ladder::kOmittedBytes, std::to_string(*d.omitted_bytes));
+  return out;
+}
+
+DeadLetter ParseDeadLetter(const std::map<std::string, std::string>& headers) {
+  auto header = [&](const char* name) -> const std::string* {
+    auto it = headers.find(name);
+    return it == headers.end() ? nullptr : &it->second;
+  };
+  DeadLetter d;
+  for (auto [name, field] : {std::pair{ladder::kErrorCode, &d.error_code},
+                             {ladder::kError, &d.error},
+                             {ladder::kProvider, &d.provider},
+                             {ladder::kFailedAt, &d.failed_at}}) {
+    if (const std::string* v = header(name)) *field = *v;
+  }
+  if (const std::string* v = header(ladder::kAttempt)) d.attempt = ladder::ParseAttempt(*v);
+  std::int64_t bytes = 0;
+  if (const std::string* v = header(ladder::kOmittedBytes); v != nullptr && ParseDigits(*v, bytes))
+    d.omitted_bytes = static_cast<std::size_t>(bytes);
+  return d;
 }
 
 }  // namespace pv

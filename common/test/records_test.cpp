@@ -3,6 +3,11 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "pv/json.hpp"
 
 namespace pv {
@@ -279,6 +284,60 @@ TEST(EventRecordTest, MalformedInputParsesToNothing) {
   EXPECT_EQ(e.status, "sent");
   EXPECT_FALSE(e.attempt);
   EXPECT_EQ(e.at, "");
+}
+
+TEST(DeadLetterRecordTest, WritesTheSetHeadersInOrderAndParsesBack) {
+  DeadLetter d{.error_code = "invalid_recipient",
+               .error = "HTTP 400: bad address",
+               .attempt = 3,
+               .provider = "smtp",
+               .failed_at = "2026-06-10T15:00:00.000Z",
+               .omitted_bytes = 70000};
+  using Headers = std::vector<std::pair<std::string, std::string>>;
+  Headers headers = DeadLetterHeaders(d);
+  EXPECT_EQ(headers, (Headers{{"pv-error-code", "invalid_recipient"},
+                              {"pv-error", "HTTP 400: bad address"},
+                              {"pv-attempt", "3"},
+                              {"pv-provider", "smtp"},
+                              {"pv-failed-at", "2026-06-10T15:00:00.000Z"},
+                              {"pv-omitted-bytes", "70000"}}));
+  DeadLetter back = ParseDeadLetter({headers.begin(), headers.end()});
+  EXPECT_EQ(back.error_code, d.error_code);
+  EXPECT_EQ(back.error, d.error);
+  EXPECT_EQ(back.attempt, d.attempt);
+  EXPECT_EQ(back.provider, d.provider);
+  EXPECT_EQ(back.failed_at, d.failed_at);
+  EXPECT_EQ(back.omitted_bytes, d.omitted_bytes);
+  // An empty reason is still written: only an unset field is left out.
+  EXPECT_EQ(DeadLetterHeaders({.error_code = "render_error", .error = ""}),
+            (Headers{{"pv-error-code", "render_error"}, {"pv-error", ""}}));
+}
+
+TEST(DeadLetterRecordTest, SetReplacesInPlaceAndAppendsTheRest) {
+  // A retry record turned into a dead letter keeps its other headers where they were.
+  std::vector<std::pair<std::string, std::string>> headers = {
+      {"pv-provider", "smtp"}, {"pv-error-code", "timeout"}, {"pv-pinned-provider", "smtp"}};
+  SetDeadLetterHeaders(headers, {.error_code = "retry_too_large", .failed_at = "2026-06-10T15:00:00.000Z"});
+  EXPECT_EQ(headers,
+            (std::vector<std::pair<std::string, std::string>>{{"pv-provider", "smtp"},
+                                                              {"pv-error-code", "retry_too_large"},
+                                                              {"pv-pinned-provider", "smtp"},
+                                                              {"pv-failed-at", "2026-06-10T15:00:00.000Z"}}));
+}
+
+TEST(DeadLetterRecordTest, UnreadableOrMissingHeadersStayUnset) {
+  std::map<std::string, std::string> headers = {{"pv-error-code", "unregistered"},
+                                                {"pv-attempt", "0"},
+                                                {"pv-omitted-bytes", "-5"},
+                                                {"pv-target", "pv.triggers"}};
+  DeadLetter d = ParseDeadLetter(headers);
+  EXPECT_EQ(d.error_code, "unregistered");
+  EXPECT_FALSE(d.error.has_value());
+  EXPECT_FALSE(d.attempt.has_value());
+  EXPECT_FALSE(d.provider.has_value());
+  EXPECT_FALSE(d.failed_at.has_value());
+  EXPECT_FALSE(d.omitted_bytes.has_value());
+  EXPECT_FALSE(ParseDeadLetter(std::map<std::string, std::string>{}).error_code.has_value());
 }
 
 }  // namespace

@@ -4,9 +4,11 @@
 #include <thread>
 
 #include "delay_runner.hpp"
+#include "kept_batch_consumer.hpp"
 #include "pv/json.hpp"
 #include "pv/log.hpp"
 #include "pv/produce_errors.hpp"
+#include "pv/records.hpp"
 #include "pv/topics.hpp"
 
 namespace pv::dispatcher {
@@ -60,17 +62,10 @@ DelayScheduler::DelayScheduler(const DispatcherOptions& options, const kafka::Se
       stop_(stop),
       tiers_(ladder::ParseTiers(options.delay_tiers)) {
   for (const auto& tier : tiers_) tier_by_topic_[tier.topic] = &tier;
-  kafka::ConsumerOptions consumer_options;
-  consumer_options.group_id = options.delay_group_id;
-  consumer_options.client_id = "pv-dispatcher-delay";
-  // Stored offsets are committed every second (librdkafka's default is 5 s): after a crash, at most
-  // about a second of finished work is done again.
-  consumer_options.defaults = {{"auto.commit.interval.ms", "1000"}};
-  consumer_ = std::make_unique<kafka::Consumer>(settings, consumer_options);
-  consumer_->SetRebalanceListener(
-      [this](rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* parts) {
-        OnRebalance(kind, parts);
-      });
+  consumer_ = MakeConsumer(settings, options.delay_group_id, "pv-dispatcher-delay",
+                           [this](rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* parts) {
+                             OnRebalance(kind, parts);
+                           });
 }
 
 DelayScheduler::~DelayScheduler() = default;
@@ -306,26 +301,22 @@ bool DelayScheduler::ReleaseDeadLetter(Held& h, SysClock::time_point now) {
   }
   // The record as it was, with the reason in the dead-letter headers; pv-target stays, so that a replay
   // puts it back where it was going.
-  std::string failed_at = FormatTimestamp(now);
   std::vector<std::pair<std::string, std::string>> kept;
   for (auto& [name, value] : kafka::Headers(m)) {
-    if (name != ladder::kErrorCode && name != ladder::kError && name != ladder::kFailedAt &&
-        name != ladder::kOmittedBytes) {
-      kept.emplace_back(name, value);
-    }
+    // An earlier dead letter's omitted size (a replayed record's) is not this one's.
+    if (name != ladder::kOmittedBytes) kept.emplace_back(name, value);
   }
-  kept.emplace_back(ladder::kErrorCode, h.dead_letter_code);
-  kept.emplace_back(ladder::kError, h.dead_letter_error);
-  kept.emplace_back(ladder::kFailedAt, failed_at);
+  SetDeadLetterHeaders(
+      kept,
+      {.error_code = h.dead_letter_code, .error = h.dead_letter_error, .failed_at = FormatTimestamp(now)});
   std::string_view value = kafka::Payload(m);
-  std::vector<kafka::Header> headers;
-  headers.reserve(kept.size() + 1);
-  for (const auto& [name, v] : kept) headers.push_back({name, v});
-  std::string omitted = std::to_string(value.size());
-  if (h.omit_value || kafka::RecordBytes(kafka::Key(m), value, headers) > producer_.MaxMessageBytes()) {
+  if (h.omit_value || kafka::RecordBytesOf(kafka::Key(m), value, kept) > producer_.MaxMessageBytes()) {
+    SetDeadLetterHeaders(kept, {.omitted_bytes = value.size()});
     value = {};
-    headers.push_back({ladder::kOmittedBytes, omitted});
   }
+  std::vector<kafka::Header> headers;
+  headers.reserve(kept.size());
+  for (const auto& [name, v] : kept) headers.push_back({name, v});
   auto* pending = new internal::Pending(&completions_, topic, m->partition, m->offset, h.generation);
   pending->Expect({{internal::OutputRole::kDeadLetter, dlq}});
   internal::Pending::Output* report = &pending->outputs.front();

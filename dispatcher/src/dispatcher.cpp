@@ -4,6 +4,7 @@
 
 #include <set>
 #include <thread>
+#include <vector>
 
 #include "catalog_source.hpp"
 #include "delay_runner.hpp"
@@ -155,42 +156,27 @@ std::string Dispatcher::Readiness() {
 }
 
 int Dispatcher::Run() {
+  // The side parts, each on a thread of its own. A scheduler or feedback pipeline that cannot go on stops
+  // the whole process (the scheduler's records would otherwise wait unseen); statuses are a view, never on
+  // the triggers' path: the dispatcher goes on without them.
   int scheduler_status = 0;
-  std::thread delay_thread;
-  if (scheduler_) {
-    delay_thread = std::thread([&] {
+  std::vector<std::thread> threads;
+  auto start = [&](auto* part, const char* failed_event, bool fatal, int* result = nullptr) {
+    if (part == nullptr) return;
+    threads.emplace_back([this, part, failed_event, fatal, result] {
+      int status = 1;
       try {
-        scheduler_status = scheduler_->Run();
+        status = part->Run();
       } catch (const std::exception& e) {
-        log::Error("delay_scheduler_failed", {{"error", e.what()}});
-        scheduler_status = 1;
+        log::Error(failed_event, {{"error", e.what()}});
       }
-      // A scheduler that cannot go on stops the whole process: its records would otherwise wait unseen.
-      if (scheduler_status != 0) Stop();
+      if (result != nullptr) *result = status;
+      if (fatal && status != 0) Stop();
     });
-  }
-  std::thread feedback_thread;
-  if (feedback_) {
-    feedback_thread = std::thread([&] {
-      try {
-        feedback_->Run();
-      } catch (const std::exception& e) {
-        log::Error("feedback_pipeline_failed", {{"error", e.what()}});
-        Stop();
-      }
-    });
-  }
-  std::thread status_thread;
-  if (status_) {
-    status_thread = std::thread([&] {
-      try {
-        status_->Run();
-      } catch (const std::exception& e) {
-        // Statuses are a view, never on the triggers' path: the dispatcher goes on without them.
-        log::Error("status_feeder_failed", {{"error", e.what()}});
-      }
-    });
-  }
+  };
+  start(scheduler_.get(), "delay_scheduler_failed", true, &scheduler_status);
+  start(feedback_.get(), "feedback_pipeline_failed", true);
+  start(status_.get(), "status_feeder_failed", false);
   int status = 1;
   try {
     catalogs_->WaitForTopic(options_.campaigns_start_timeout, stop_);
@@ -200,9 +186,7 @@ int Dispatcher::Run() {
     log::Error("trigger_pipeline_failed", {{"error", e.what()}});
   }
   if (status != 0) Stop();
-  if (delay_thread.joinable()) delay_thread.join();
-  if (feedback_thread.joinable()) feedback_thread.join();
-  if (status_thread.joinable()) status_thread.join();
+  for (std::thread& t : threads) t.join();
   int left = producer_->Flush(options_.shutdown_timeout);
   log::Info("dispatcher_stopped", {{"unflushed", left}});
   return status != 0 ? status : scheduler_status;

@@ -5,8 +5,8 @@
 #include <map>
 #include <thread>
 
-#include "pv/delay_ladder.hpp"
 #include "pv/log.hpp"
+#include "pv/records.hpp"
 #include "pv/topics.hpp"
 
 namespace pv::dispatcher {
@@ -90,7 +90,7 @@ bool FeedbackPipeline::Apply(std::span<const kafka::Message> batch) {
     Item& item = items[i];
     if (dlq == rd_kafka_topic_name(m->rkt)) {
       item.source = "dlq";
-      item.error_code = kafka::HeaderValue(m, ladder::kErrorCode).value_or("");
+      item.error_code = ParseDeadLetter(kafka::Headers(m)).error_code.value_or("");
       item.valid = true;
       continue;
     }
@@ -110,18 +110,8 @@ bool FeedbackPipeline::Apply(std::span<const kafka::Message> batch) {
       lookups.push_back({"GET", SentMessageKey(item.record.provider_type, item.record.message_id)});
     }
   }
-  std::vector<RedisReply> found;
-  if (!lookups.empty()) {
-    auto replies = marks_->Pipeline(lookups);
-    if (!replies) return false;
-    for (const auto& r : *replies) {
-      if (r.IsError()) {
-        log::Warn("feedback_redis_error", {{"error", r.str}});
-        return false;
-      }
-    }
-    found = std::move(*replies);
-  }
+  auto found = PipelineOrKeep(*marks_, lookups, "feedback_redis_error");
+  if (!found) return false;
 
   std::set<std::string> seen;
   std::vector<std::vector<std::string>> changes;
@@ -133,13 +123,13 @@ bool FeedbackPipeline::Apply(std::span<const kafka::Message> batch) {
       item.action = DecideDeadPush(item.error_code, kafka::Payload(batch[i].get()), options_.suppress, now);
     } else {
       const std::string& id = item.record.receipt_id;
-      if (found[static_cast<size_t>(item.mark_reply)].integer == 1 || !seen.insert(id).second) {
+      if ((*found)[static_cast<size_t>(item.mark_reply)].integer == 1 || !seen.insert(id).second) {
         item.duplicate = true;  // applied before (or earlier in this batch): one effect
         continue;
       }
       std::optional<SentMessage> recorded;
       if (item.message_reply >= 0) {
-        const RedisReply& r = found[static_cast<size_t>(item.message_reply)];
+        const RedisReply& r = (*found)[static_cast<size_t>(item.message_reply)];
         if (r.type == RedisReply::Type::kString) recorded = ParseSentMessage(r.str);
       }
       item.action = DecideReceipt(item.record, SendOfReceipt(item.record, recorded), options_.suppress, now);
@@ -154,18 +144,8 @@ bool FeedbackPipeline::Apply(std::span<const kafka::Message> batch) {
       change_of.push_back(i);
     }
   }
-  std::vector<RedisReply> changed;
-  if (!changes.empty()) {
-    auto replies = suppression_->Pipeline(changes);
-    if (!replies) return false;
-    for (const auto& r : *replies) {
-      if (r.IsError()) {
-        log::Warn("feedback_redis_error", {{"error", r.str}});
-        return false;
-      }
-    }
-    changed = std::move(*replies);
-  }
+  auto changed = PipelineOrKeep(*suppression_, changes, "feedback_redis_error");
+  if (!changed) return false;
 
   int events = 0;
   for (const Item& item : items) events += item.action.event.empty() ? 0 : 1;
@@ -223,7 +203,7 @@ bool FeedbackPipeline::Apply(std::span<const kafka::Message> batch) {
   }
   for (size_t k = 0; k < change_of.size(); ++k) {
     const FeedbackAction& a = items[change_of[k]].action;
-    if (changed[k].integer != 1) continue;
+    if ((*changed)[k].integer != 1) continue;
     if (!a.lift_member.empty()) {
       lifts_.With({std::string(ChannelName(a.channel))}).Inc();
       log::Info("suppression_lifted", {{"channel", ChannelName(a.channel)}, {"reason", "start"}});

@@ -14,17 +14,11 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 KeptBatchConsumer::KeptBatchConsumer(const kafka::Settings& settings, Options options)
-    : options_(std::move(options)) {
-  kafka::ConsumerOptions consumer_options;
-  consumer_options.group_id = options_.group_id;
-  consumer_options.client_id = options_.client_id;
-  consumer_options.defaults = {{"auto.commit.interval.ms", "1000"}};
-  consumer_ = std::make_unique<kafka::Consumer>(settings, consumer_options);
-  consumer_->SetRebalanceListener(
-      [this](rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* parts) {
-        OnRebalance(kind, parts);
-      });
-}
+    : options_(std::move(options)),
+      consumer_(MakeConsumer(settings, options_.group_id, options_.client_id,
+                             [this](rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* parts) {
+                               OnRebalance(kind, parts);
+                             })) {}
 
 KeptBatchConsumer::~KeptBatchConsumer() = default;
 
@@ -103,6 +97,33 @@ size_t KeptBatchConsumer::Run(const std::atomic<bool>& stop, const Handlers& han
   batch_.clear();
   consumer_->Close();
   return unfinished;
+}
+
+std::unique_ptr<kafka::Consumer> MakeConsumer(const kafka::Settings& settings, std::string group_id,
+                                              std::string client_id,
+                                              kafka::Consumer::RebalanceListener on_rebalance) {
+  kafka::ConsumerOptions options;
+  options.group_id = std::move(group_id);
+  options.client_id = std::move(client_id);
+  options.defaults = {{"auto.commit.interval.ms", "1000"}};
+  auto consumer = std::make_unique<kafka::Consumer>(settings, options);
+  consumer->SetRebalanceListener(std::move(on_rebalance));
+  return consumer;
+}
+
+std::optional<std::vector<RedisReply>> PipelineOrKeep(RedisClient& redis,
+                                                      const std::vector<std::vector<std::string>>& commands,
+                                                      std::string_view event) {
+  if (commands.empty()) return std::vector<RedisReply>();
+  auto replies = redis.Pipeline(commands);
+  if (!replies) return std::nullopt;
+  for (const auto& r : *replies) {
+    if (r.IsError()) {
+      log::Warn(event, {{"error", r.str}, {"action", "keeping the batch; retrying"}});
+      return std::nullopt;
+    }
+  }
+  return replies;
 }
 
 }  // namespace pv::dispatcher

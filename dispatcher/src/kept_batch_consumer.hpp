@@ -14,11 +14,14 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "pv/kafka.hpp"
+#include "pv/redis_client.hpp"
 
 namespace pv::dispatcher {
 
@@ -57,5 +60,19 @@ class KeptBatchConsumer {
   std::vector<kafka::Message> batch_;
   bool paused_ = false;
 };
+
+// A consumer of the dispatcher's (the trigger pipeline, the delay scheduler, the side consumers): stored
+// offsets are committed every second (librdkafka's default is 5 s), so that after a crash at most about
+// a second of finished work is done again; rebalances go to `on_rebalance`.
+std::unique_ptr<kafka::Consumer> MakeConsumer(const kafka::Settings& settings, std::string group_id,
+                                              std::string client_id,
+                                              kafka::Consumer::RebalanceListener on_rebalance);
+
+// `commands` on `redis` for a batch's handler: the replies, or nullopt (return false: the batch is kept)
+// when Redis is away or any reply is an error (OOM under maxmemory, a read-only replica: the same batch
+// later, not a skipped one; logged as `event`). No commands: no round trip, no replies.
+std::optional<std::vector<RedisReply>> PipelineOrKeep(RedisClient& redis,
+                                                      const std::vector<std::vector<std::string>>& commands,
+                                                      std::string_view event);
 
 }  // namespace pv::dispatcher

@@ -93,7 +93,7 @@ const std::string& TriggerProcessor::NowText(TimePoint now) {
   return now_text_;
 }
 
-std::string TriggerProcessor::Event(const ParsedTrigger& t, EventRecord e, TimePoint now) {
+OutputRecord TriggerProcessor::Event(const ParsedTrigger& t, EventRecord e, TimePoint now) {
   e.send_id = t.send_id;
   e.trigger_id = t.trigger_id;
   // The project, so that the status store can answer a trigger's owner only (status_store.hpp); the
@@ -105,14 +105,15 @@ std::string TriggerProcessor::Event(const ParsedTrigger& t, EventRecord e, TimeP
   e.at = NowText(now);
   event_buffer_.clear();
   AppendEvent(event_buffer_, e);
-  return event_buffer_;
+  OutputRecord event;
+  event.topic = options_.events_topic;
+  event.key = t.send_id;
+  event.value = event_buffer_;
+  return event;
 }
 
 size_t TriggerProcessor::RecordSize(const OutputRecord& record) {
-  std::vector<kafka::Header> headers;
-  headers.reserve(record.headers.size());
-  for (const auto& h : record.headers) headers.push_back({h.name, h.value});
-  size_t size = kafka::RecordBytes(record.key, record.value, headers);
+  size_t size = kafka::RecordBytesOf(record.key, record.value, record.headers);
   if (record.via_ladder) {
     // What ladder::Schedule adds, at the longest: a hop or a retry keeps the same lengths.
     size += kafka::HeaderBytes(ladder::kDueAt, FormatTimestamp(record.due)) +
@@ -133,33 +134,27 @@ Outcome TriggerProcessor::Fail(const ParsedTrigger& t, std::string_view key, std
     return out;
   }
   out.action = Action::kFailed;
-  std::string failed_at = NowText(now);
   OutputRecord dlq;
   dlq.topic = topics::DeadLetter(t.channel);
   dlq.key = std::string(key.empty() ? t.external_id : key);
   dlq.value = std::string(t.value);
-  dlq.headers = {{ladder::kErrorCode, out.error_code},
-                 {ladder::kError, out.error},
-                 {ladder::kFailedAt, failed_at},
-                 // A replay of this record belongs in pv.triggers, not in a send topic.
-                 {ladder::kTarget, options_.triggers_topic},
-                 {"pv-trigger-id", std::string(t.trigger_id)}};
-  if (t.campaign != nullptr) dlq.headers.push_back({ladder::kProvider, t.campaign->campaign->provider});
+  DeadLetter why{.error_code = out.error_code, .error = out.error, .failed_at = NowText(now)};
+  if (t.campaign != nullptr) why.provider = t.campaign->campaign->provider;
+  SetDeadLetterHeaders(dlq.headers, why);
+  // A replay of this record belongs in pv.triggers, not in a send topic.
+  dlq.headers.push_back({ladder::kTarget, options_.triggers_topic});
+  dlq.headers.push_back({"pv-trigger-id", std::string(t.trigger_id)});
   if (omit_value || TooLarge(dlq)) {
     // The reason and the trigger id, without a value that cannot be written (see the header).
-    dlq.headers.push_back({ladder::kOmittedBytes, std::to_string(dlq.value.size())});
+    SetDeadLetterHeaders(dlq.headers, {.omitted_bytes = dlq.value.size()});
     dlq.value.clear();
   }
   out.records.push_back(std::move(dlq));
-  OutputRecord event;
-  event.topic = options_.events_topic;
-  event.key = t.send_id;
   EventRecord e;
   e.status = "failed";
   e.error_code = out.error_code;
   e.error = out.error;
-  event.value = Event(t, e, now);
-  out.records.push_back(std::move(event));
+  out.records.push_back(Event(t, e, now));
   return out;
 }
 
@@ -185,16 +180,12 @@ Outcome TriggerProcessor::Decide(const ParsedTrigger& t, std::string_view key, S
     out.action = Action::kSuppressed;
     out.channel = t.channel;
     out.send_id = t.send_id;
-    OutputRecord event;
-    event.topic = options_.events_topic;
-    event.key = t.send_id;
     EventRecord e;
     e.status = "suppressed";
     e.reason = suppressed == Suppressed::kUser ? "user" : "address";
     e.suppression_reason = why != nullptr ? std::string_view(why->reason) : "unknown";
     if (why != nullptr) e.suppressed_at = why->at;
-    event.value = Event(t, e, now);
-    out.records.push_back(std::move(event));
+    out.records.push_back(Event(t, e, now));
     return out;
   }
 
@@ -238,15 +229,11 @@ Outcome TriggerProcessor::Decide(const ParsedTrigger& t, std::string_view key, S
       if (TooLarge(delayed))
         return TooLargeFailure(t, key, "deferred_too_large", "deferred trigger", delayed, out, now);
       out.records.push_back(std::move(delayed));
-      OutputRecord event;
-      event.topic = options_.events_topic;
-      event.key = t.send_id;
       std::string due_at = FormatTimestamp(*opening);
       EventRecord e;
       e.status = "deferred";
       e.due_at = due_at;
-      event.value = Event(t, e, now);
-      out.records.push_back(std::move(event));
+      out.records.push_back(Event(t, e, now));
       return out;
     }
   }
@@ -281,13 +268,9 @@ Outcome TriggerProcessor::Decide(const ParsedTrigger& t, std::string_view key, S
   if (TooLarge(send)) return TooLargeFailure(t, key, "send_too_large", "rendered send", send, out, now);
   out.records.reserve(2);
   out.records.push_back(std::move(send));
-  OutputRecord event;
-  event.topic = options_.events_topic;
-  event.key = t.send_id;
   EventRecord e;
   e.status = "queued";
-  event.value = Event(t, e, now);
-  out.records.push_back(std::move(event));
+  out.records.push_back(Event(t, e, now));
   return out;
 }
 

@@ -77,19 +77,10 @@ bool StatusFeeder::Apply(std::span<const kafka::Message> batch) {
     }
     commands.push_back(StatusWriteCommand(update, options_.status));
   }
+  auto replies = PipelineOrKeep(*redis_, commands, "status_redis_error");
+  if (!replies) return false;
   std::map<std::string, size_t> results;
-  if (!commands.empty()) {
-    auto replies = redis_->Pipeline(commands);
-    if (!replies) return false;
-    for (const auto& r : *replies) {
-      if (r.IsError()) {
-        // OOM under maxmemory, a read-only replica: the same batch later, not a skipped one.
-        log::Warn("status_redis_error", {{"error", r.str}, {"action", "keeping the batch; retrying"}});
-        return false;
-      }
-    }
-    for (const auto& r : *replies) ++results[r.str];
-  }
+  for (const auto& r : *replies) ++results[r.str];
   for (const auto& [result, n] : results) events_.With({result}).Inc(static_cast<double>(n));
   if (invalid > 0) events_.With({"invalid"}).Inc(static_cast<double>(invalid));
   if (results.count("over_limit") != 0) {

@@ -6,6 +6,7 @@
 #include <set>
 #include <thread>
 
+#include "kept_batch_consumer.hpp"
 #include "pv/log.hpp"
 #include "pv/produce_errors.hpp"
 #include "pv/topics.hpp"
@@ -50,17 +51,10 @@ TriggerPipeline::TriggerPipeline(const DispatcherOptions& options, const kafka::
     log::Info("suppression_enabled", {{"redis", fmt::format("{}:{}", address.host, address.port)}});
     ProbeRedis();
   }
-  kafka::ConsumerOptions consumer_options;
-  consumer_options.group_id = options.group_id;
-  consumer_options.client_id = "pv-dispatcher";
-  // Stored offsets are committed every second (librdkafka's default is 5 s): after a crash, at most
-  // about a second of finished work is done again.
-  consumer_options.defaults = {{"auto.commit.interval.ms", "1000"}};
-  consumer_ = std::make_unique<kafka::Consumer>(settings, consumer_options);
-  consumer_->SetRebalanceListener(
-      [this](rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* parts) {
-        OnRebalance(kind, parts);
-      });
+  consumer_ = MakeConsumer(settings, options.group_id, "pv-dispatcher",
+                           [this](rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* parts) {
+                             OnRebalance(kind, parts);
+                           });
 }
 
 TriggerPipeline::~TriggerPipeline() = default;

@@ -34,6 +34,7 @@
 #include "pv/ids.hpp"
 #include "pv/json.hpp"
 #include "pv/kafka.hpp"
+#include "pv/records.hpp"
 #include "pvctl.hpp"
 
 namespace pv::pvctl {
@@ -436,8 +437,9 @@ void Replay::Handle(const rd_kafka_message_t* m) {
 
   ReplayRecord record;
   record.value = kafka::Payload(m);
-  record.error_code = kafka::HeaderValue(m, ladder::kErrorCode);
-  record.failed_at = kafka::HeaderValue(m, ladder::kFailedAt);
+  DeadLetter why = ParseDeadLetter(kafka::Headers(m));
+  record.error_code = std::move(why.error_code);
+  record.failed_at = std::move(why.failed_at);
   rd_kafka_timestamp_type_t type;
   record.timestamp_ms = rd_kafka_message_timestamp(m, &type);
   switch (Evaluate(filter_, record)) {

@@ -61,5 +61,12 @@ std::string DescribeProduceError(std::string_view topic, rd_kafka_resp_err_t err
 std::size_t RecordBytes(std::string_view key, std::string_view value, std::span<const Header> headers);
 // The header part alone (add it to a record's size when a header is added later, e.g. by the ladder).
 std::size_t HeaderBytes(std::string_view name, std::string_view value);
+// RecordBytes of headers held as strings before producing: a range of {name, value} (std::pair or a struct).
+template <typename Headers>
+std::size_t RecordBytesOf(std::string_view key, std::string_view value, const Headers& headers) {
+  std::size_t n = RecordBytes(key, value, {});
+  for (const auto& [name, v] : headers) n += HeaderBytes(name, v);
+  return n;
+}
 
 }  // namespace pv::kafka

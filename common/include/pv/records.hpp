@@ -10,12 +10,16 @@
 
 #include <rapidjson/document.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "pv/topics.hpp"
 
@@ -136,5 +140,46 @@ EventRecord EventFor(const Send& send);
 void AppendEvent(std::string& out, const EventRecord& event);
 // False when `value` is not a JSON object. Fields of the wrong type read as absent.
 bool ParseEvent(rapidjson::Document& doc, std::string_view value, EventRecord& out);
+
+// pv.dlq.<channel>, written by the dispatcher (a trigger it cannot process, a delay-ladder record it
+// cannot release) and the workers (a send that failed for good), read by the feedback pipeline (dead
+// pushes) and pvctl replay: the input record's key and value unchanged (the value left out when the
+// record would be over the broker's size limit with it), why it failed in these headers. Other
+// headers travel beside them (pv-target: where a replay puts the record back; pv-trigger-id, ...).
+// (The `{}` initializers let a designated initializer name only some fields under -Wextra.)
+struct DeadLetter {
+  std::optional<std::string> error_code{};     // pv-error-code: a short machine name ("render_error")
+  std::optional<std::string> error{};          // pv-error: the reason for a person
+  std::optional<int> attempt{};                // pv-attempt: a worker's, the attempt that failed
+  std::optional<std::string> provider{};       // pv-provider, when known
+  std::optional<std::string> failed_at{};      // pv-failed-at (RFC 3339 UTC)
+  std::optional<std::size_t> omitted_bytes{};  // pv-omitted-bytes: the value was left out; its size
+};
+
+// The headers of the fields that are set, in the order above.
+std::vector<std::pair<std::string, std::string>> DeadLetterHeaders(const DeadLetter& dead_letter);
+
+// Writes them into a record's `headers` (a vector of std::pair or of a {name, value} struct): a header
+// already there by the same name gets the new value in place, the others are appended.
+template <typename Headers>
+void SetDeadLetterHeaders(Headers& headers, const DeadLetter& dead_letter) {
+  for (auto& [name, value] : DeadLetterHeaders(dead_letter)) {
+    auto same = std::find_if(headers.begin(), headers.end(), [&](const auto& header) {
+      const auto& [n, v] = header;
+      return n == name;
+    });
+    if (same == headers.end()) {
+      headers.push_back({std::move(name), std::move(value)});
+    } else {
+      auto& [n, v] = *same;
+      v = std::move(value);
+    }
+  }
+}
+
+// Reads them from a record's headers (kafka::Headers: the last of a name). A header that is absent, or
+// a number that does not read as one (pv-attempt as ladder::ParseAttempt, a size as decimal digits),
+// stays unset.
+DeadLetter ParseDeadLetter(const std::map<std::string, std::string>& headers);
 
 }  // namespace pv

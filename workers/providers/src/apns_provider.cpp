@@ -4,10 +4,8 @@
 #include <rapidjson/document.h>
 
 #include <cctype>
-#include <optional>
 
 #include "pv/config.hpp"
-#include "pv/files.hpp"
 #include "pv/ids.hpp"
 #include "pv/json.hpp"
 
@@ -23,14 +21,7 @@ ApnsSettings LoadApnsSettings(const Config& config, const std::string& name) {
   s.push_type = config.GetString(p + "push_type", s.push_type);
   s.priority = static_cast<int>(config.GetInt(p + "priority", s.priority));
   s.token_ttl = config.GetMillis(p + "token_ttl_ms", s.token_ttl);
-  s.key_pem = config.GetString(p + "key_pem", "");
-  if (s.key_pem.empty()) {
-    std::string file = config.GetString(p + "key_file", "");
-    if (file.empty()) throw ConfigError(fmt::format("providers.{}: set key_file or key_pem", name));
-    std::optional<std::string> pem = ReadFile(file);
-    if (!pem) throw ConfigError(fmt::format("providers.{}.key_file: cannot read {}", name, file));
-    s.key_pem = std::move(*pem);
-  }
+  s.key_pem = InlineOrFileSetting(config, name, "key_pem", "key_file");
   for (const auto& [field, value] :
        {std::pair{"team_id", s.team_id}, {"key_id", s.key_id}, {"topic", s.topic}}) {
     if (value.empty()) throw ConfigError(fmt::format("providers.{}.{} is required", name, field));
@@ -199,8 +190,8 @@ void ApnsProvider::Deliver(const std::shared_ptr<const Send>& send, Done done) {
     return;
   }
   std::string token = Token();
-  HttpRequest req;
-  req.url = settings_.common.base_url + "/3/device/" + FormEncode(send->address);
+  auto req = RequestTo<HttpRequest>(settings_.common,
+                                    settings_.common.base_url + "/3/device/" + FormEncode(send->address));
   req.http2 = true;
   req.headers = {"authorization: bearer " + token,
                  "apns-topic: " + settings_.topic,
@@ -210,9 +201,6 @@ void ApnsProvider::Deliver(const std::shared_ptr<const Send>& send, Done done) {
                  "content-type: application/json"};
   if (IsUuid(send->send_id)) req.headers.push_back("apns-id: " + send->send_id);
   req.body = ApnsBody(*send, background);
-  req.timeout = settings_.common.timeout;
-  req.connect_timeout = settings_.common.connect_timeout;
-  req.tls = settings_.common.tls;
   loop_.Submit(std::move(req), [this, token, done = std::move(done)](TransferResult&& r) {
     DeliveryResult result = ApnsResult(r);
     if (!result.ok && result.kind == ErrorKind::kBadCredentials) Rejected(token);

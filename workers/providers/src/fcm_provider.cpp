@@ -6,7 +6,6 @@
 #include <optional>
 
 #include "pv/config.hpp"
-#include "pv/files.hpp"
 #include "pv/json.hpp"
 #include "pv/log.hpp"
 #include "pv/workers/providers/apns_provider.hpp"
@@ -35,17 +34,8 @@ FcmSettings LoadFcmSettings(const Config& config, const std::string& name) {
   s.common = LoadCommonSettings(config, name, "fcm", "https://fcm.googleapis.com");
   s.project_id = config.GetString(p + "project_id", "");
   s.token_url = config.GetString(p + "token_url", "");
-  std::string json = config.GetString(p + "credentials_json", "");
-  std::string source = p + "credentials_json";
-  if (json.empty()) {
-    std::string file = config.GetString(p + "credentials_file", "");
-    if (file.empty())
-      throw ConfigError(fmt::format("providers.{}: set credentials_file or credentials_json", name));
-    std::optional<std::string> text = ReadFile(file);
-    if (!text) throw ConfigError(fmt::format("providers.{}.credentials_file: cannot read {}", name, file));
-    json = std::move(*text);
-    source = file;
-  }
+  std::string source;
+  std::string json = InlineOrFileSetting(config, name, "credentials_json", "credentials_file", &source);
   ApplyServiceAccount(s, json, source);
   if (s.token_url.empty()) s.token_url = "https://oauth2.googleapis.com/token";
   if (s.project_id.empty()) throw ConfigError(fmt::format("providers.{}.project_id is required", name));
@@ -201,14 +191,10 @@ void FcmProvider::FetchToken() {
   claims += R"(,"aud":)";
   AppendJsonString(claims, settings_.token_url);
   claims += fmt::format(R"(,"iat":{},"exp":{}}})", iat, iat + 3600);
-  HttpRequest req;
-  req.url = settings_.token_url;
+  auto req = RequestTo<HttpRequest>(settings_.common, settings_.token_url);
   req.headers = {"Content-Type: application/x-www-form-urlencoded"};
   req.body = "grant_type=" + FormEncode("urn:ietf:params:oauth:grant-type:jwt-bearer") +
              "&assertion=" + SignJwt(JwtAlgorithm::kRs256, header, claims, key_.get());
-  req.timeout = settings_.common.timeout;
-  req.connect_timeout = settings_.common.connect_timeout;
-  req.tls = settings_.common.tls;
   loop_.Submit(std::move(req), [this](TransferResult&& r) { OnToken(std::move(r)); });
 }
 
@@ -256,13 +242,9 @@ void FcmProvider::OnToken(TransferResult&& r) {
 }
 
 void FcmProvider::SendWith(const std::shared_ptr<const Send>& send, const std::string& token, Done done) {
-  HttpRequest req;
-  req.url = send_url_;
+  auto req = RequestTo<HttpRequest>(settings_.common, send_url_);
   req.headers = {"Authorization: Bearer " + token, "Content-Type: application/json"};
   req.body = FcmBody(*send);
-  req.timeout = settings_.common.timeout;
-  req.connect_timeout = settings_.common.connect_timeout;
-  req.tls = settings_.common.tls;
   loop_.Submit(std::move(req), [this, token, done = std::move(done)](TransferResult&& r) {
     if (FcmTokenRejected(r)) {
       // The token was revoked or expired early: drop it, so the retry fetches a new one.

@@ -7,6 +7,7 @@
 #include <ctime>
 
 #include "pv/config.hpp"
+#include "pv/files.hpp"
 #include "pv/json.hpp"
 #include "pv/strings.hpp"
 
@@ -24,6 +25,20 @@ CommonSettings LoadCommonSettings(const Config& config, const std::string& name,
   s.tls.ca_file = config.GetString(p + "ca_file", "");
   s.tls.verify = config.GetBool(p + "tls_verify", true);
   return s;
+}
+
+std::string InlineOrFileSetting(const Config& config, const std::string& name, std::string_view inline_key,
+                                std::string_view file_key, std::string* source) {
+  std::string p = "providers." + name + ".";
+  std::string text = config.GetString(p + std::string(inline_key), "");
+  if (source != nullptr) *source = p + std::string(inline_key);
+  if (!text.empty()) return text;
+  std::string file = config.GetString(p + std::string(file_key), "");
+  if (file.empty()) throw ConfigError(fmt::format("providers.{}: set {} or {}", name, file_key, inline_key));
+  std::optional<std::string> read = ReadFile(file);
+  if (!read) throw ConfigError(fmt::format("providers.{}.{}: cannot read {}", name, file_key, file));
+  if (source != nullptr) *source = file;
+  return std::move(*read);
 }
 
 std::optional<std::chrono::milliseconds> ParseRetryAfter(std::string_view value,

@@ -107,15 +107,11 @@ void SendGridProvider::Deliver(const std::shared_ptr<const Send>& send, Done don
     done(DeliveryResult::Failed(ErrorKind::kInvalidRecord, "email content needs from and text or html"));
     return;
   }
-  HttpRequest req;
-  req.url = settings_.common.base_url + "/v3/mail/send";
+  auto req = RequestTo<HttpRequest>(settings_.common, settings_.common.base_url + "/v3/mail/send");
   req.headers = {"Authorization: Bearer " + settings_.api_key, "Content-Type: application/json"};
   if (!settings_.idempotency_header.empty())
     req.headers.push_back(settings_.idempotency_header + ": " + send->send_id);
   req.body = SendGridBody(*send, settings_.list_unsubscribe);
-  req.timeout = settings_.common.timeout;
-  req.connect_timeout = settings_.common.connect_timeout;
-  req.tls = settings_.common.tls;
   loop_.Submit(std::move(req), [done = std::move(done)](TransferResult&& r) { done(SendGridResult(r)); });
 }
 

@@ -123,17 +123,13 @@ void SmtpProvider::Deliver(const std::shared_ptr<const Send>& send, Done done) {
     m.list_unsubscribe = ReplaceAll(v, "{email}", FormEncode(send->address));
     m.list_unsubscribe_one_click = settings_.list_unsubscribe_one_click;
   }
-  SmtpRequest req;
-  req.url = url_;
+  auto req = RequestTo<SmtpRequest>(settings_.common, url_);
   req.require_starttls = settings_.tls == SmtpSettings::Tls::kStartTls;
   req.username = settings_.username;
   req.password = settings_.password;
   req.mail_from = from_address;
   req.recipients = {send->address};
   req.message = BuildMimeMessage(m);
-  req.timeout = settings_.common.timeout;
-  req.connect_timeout = settings_.common.connect_timeout;
-  req.tls = settings_.common.tls;
   loop_.Submit(std::move(req), [done = std::move(done), id = "<" + m.message_id + ">"](TransferResult&& r) {
     done(SmtpResult(r, id));
   });

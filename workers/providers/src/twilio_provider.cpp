@@ -94,17 +94,13 @@ void TwilioProvider::Deliver(const std::shared_ptr<const Send>& send, Done done)
     done(DeliveryResult::Failed(ErrorKind::kInvalidRecord, "text content needs a body"));
     return;
   }
-  HttpRequest req;
-  req.url = url_;
+  auto req = RequestTo<HttpRequest>(settings_.common, url_);
   req.headers = {"Content-Type: application/x-www-form-urlencoded", "Accept: application/json"};
   if (!settings_.idempotency_header.empty())
     req.headers.push_back(settings_.idempotency_header + ": " + send->send_id);
   req.body = TwilioForm(*send, settings_);
   req.basic_user = settings_.api_key_sid.empty() ? settings_.account_sid : settings_.api_key_sid;
   req.basic_password = settings_.auth_token;
-  req.timeout = settings_.common.timeout;
-  req.connect_timeout = settings_.common.connect_timeout;
-  req.tls = settings_.common.tls;
   loop_.Submit(std::move(req), [done = std::move(done)](TransferResult&& r) { done(TwilioResult(r)); });
 }
 

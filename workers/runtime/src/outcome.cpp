@@ -84,11 +84,11 @@ void OutcomePlanner::Failed(SendAttempt& a, ErrorKind kind, std::string_view err
   if (dead) {
     record.topic = dlq_topic_;
     record.value = a.send ? a.send->value : a.value;
-    record.headers = {{ladder::kErrorCode, std::string(code)},
-                      {ladder::kError, std::string(error)},
-                      {ladder::kAttempt, std::to_string(a.attempt)},
-                      {ladder::kProvider, a.provider_name},
-                      {ladder::kFailedAt, FormatTimestamp(now)}};
+    SetDeadLetterHeaders(record.headers, {.error_code = std::string(code),
+                                          .error = std::string(error),
+                                          .attempt = a.attempt,
+                                          .provider = a.provider_name,
+                                          .failed_at = FormatTimestamp(now)});
   } else {
     record.ladder = true;
     record.value = a.send->value;
@@ -115,8 +115,9 @@ const OutcomeRecord* OutcomePlanner::RetryBecameDead(const SendAttempt& a, Outco
   out.status = "dead";
   for (OutcomeRecord& record : out.records) {
     if (record.topic != topics::kEvents) continue;
-    record.value = EventOf(*a.send, out.status, a.provider_name, a.attempt, {},
-                           dead_letter->Header(ladder::kErrorCode), dead_letter->Header(ladder::kError), now);
+    DeadLetter why = ParseDeadLetter({dead_letter->headers.begin(), dead_letter->headers.end()});
+    record.value = EventOf(*a.send, out.status, a.provider_name, a.attempt, {}, why.error_code.value_or(""),
+                           why.error.value_or(""), now);
   }
   return dead_letter;
 }

@@ -135,8 +135,8 @@ class TriggerProcessor {
   bool TooLarge(const OutputRecord& record) const {
     return options_.max_record_bytes > 0 && RecordSize(record) > options_.max_record_bytes;
   }
-  // The event of `trigger` with `event`'s status and details.
-  std::string Event(const ParsedTrigger& trigger, EventRecord event, TimePoint now);
+  // The record (events topic, keyed by send id) of `trigger`'s event with `event`'s status and details.
+  OutputRecord Event(const ParsedTrigger& trigger, EventRecord event, TimePoint now);
   const std::string& NowText(TimePoint now);
 
   ProcessorOptions options_;

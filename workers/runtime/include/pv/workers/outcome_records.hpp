@@ -29,29 +29,11 @@
 #include "pv/delay_ladder.hpp"
 #include "pv/json.hpp"
 #include "pv/produce_errors.hpp"
+#include "pv/records.hpp"
 
 namespace pv::workers {
 
 namespace outcome_internal {
-
-inline std::size_t Size(std::string_view key, std::string_view value,
-                        const std::vector<std::pair<std::string, std::string>>& headers) {
-  std::vector<kafka::Header> h;
-  h.reserve(headers.size());
-  for (const auto& [name, v] : headers) h.push_back({name, v});
-  return kafka::RecordBytes(key, value, h);
-}
-
-inline void SetHeader(std::vector<std::pair<std::string, std::string>>& headers, std::string_view name,
-                      std::string value) {
-  for (auto& [n, v] : headers) {
-    if (n == name) {
-      v = std::move(value);
-      return;
-    }
-  }
-  headers.emplace_back(std::string(name), std::move(value));
-}
 
 // The retry record `out` becomes the send's dead letter, for `code` / `error`.
 template <typename Output>
@@ -59,15 +41,15 @@ void ToDeadLetter(Output& out, const std::string& dead_letter_topic, std::string
                   std::chrono::system_clock::time_point now) {
   out.ladder = false;
   out.topic = dead_letter_topic;
-  SetHeader(out.headers, ladder::kErrorCode, std::move(code));
-  SetHeader(out.headers, ladder::kError, std::move(error));
-  SetHeader(out.headers, ladder::kAttempt, std::to_string(out.next_attempt > 1 ? out.next_attempt - 1 : 1));
-  SetHeader(out.headers, ladder::kFailedAt, FormatTimestamp(now));
+  SetDeadLetterHeaders(out.headers, {.error_code = std::move(code),
+                                     .error = std::move(error),
+                                     .attempt = out.next_attempt > 1 ? out.next_attempt - 1 : 1,
+                                     .failed_at = FormatTimestamp(now)});
 }
 
 template <typename Output>
 void OmitValue(Output& out) {
-  SetHeader(out.headers, ladder::kOmittedBytes, std::to_string(out.value.size()));
+  SetDeadLetterHeaders(out.headers, {.omitted_bytes = out.value.size()});
   out.value.clear();
 }
 
@@ -81,7 +63,7 @@ void FitOutcomeRecords(std::vector<Output>& outputs, std::string_view key, std::
   if (max_record_bytes == 0) return;
   for (Output& out : outputs) {
     if (out.ladder) {
-      std::size_t size = outcome_internal::Size(key, out.value, out.headers) +
+      std::size_t size = kafka::RecordBytesOf(key, out.value, out.headers) +
                          kafka::HeaderBytes(ladder::kDueAt, FormatTimestamp(out.due)) +
                          kafka::HeaderBytes(ladder::kTarget, send_topic) +
                          kafka::HeaderBytes(ladder::kAttempt, std::to_string(out.next_attempt));
@@ -93,7 +75,7 @@ void FitOutcomeRecords(std::vector<Output>& outputs, std::string_view key, std::
           now);
     }
     if (out.topic == dead_letter_topic && !out.value.empty() &&
-        outcome_internal::Size(key, out.value, out.headers) > max_record_bytes) {
+        kafka::RecordBytesOf(key, out.value, out.headers) > max_record_bytes) {
       outcome_internal::OmitValue(out);
     }
   }

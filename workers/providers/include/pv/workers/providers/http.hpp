@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "pv/workers/curl_loop.hpp"
 #include "pv/workers/provider.hpp"
@@ -30,6 +31,23 @@ struct CommonSettings {
 // given default base URL.
 CommonSettings LoadCommonSettings(const Config& config, const std::string& name, const std::string& type,
                                   const std::string& default_base_url);
+
+// A request (HttpRequest or SmtpRequest) to `url` with the provider's timeouts and TLS settings.
+template <typename Request>
+Request RequestTo(const CommonSettings& settings, std::string url) {
+  Request req;
+  req.url = std::move(url);
+  req.timeout = settings.timeout;
+  req.connect_timeout = settings.connect_timeout;
+  req.tls = settings.tls;
+  return req;
+}
+
+// A secret given inline or in a file: providers.<name>.<inline_key>, or else the contents of the file
+// providers.<name>.<file_key> names; a ConfigError when neither is set or the file cannot be read.
+// `source`, when given, is set to where the text came from (the setting's name or the file's path).
+std::string InlineOrFileSetting(const Config& config, const std::string& name, std::string_view inline_key,
+                                std::string_view file_key, std::string* source = nullptr);
 
 // "Retry-After: 120" or an HTTP date; nullopt when absent or unreadable.
 std::optional<std::chrono::milliseconds> ParseRetryAfter(
