@@ -378,8 +378,9 @@ void DelayScheduler::DrainCompletions() {
                                   "delay",
                                   "delay_produce_failed",
                                   options_.dead_letter_attempts};
-  for (internal::Pending* raw : completions_.Take()) {
-    std::unique_ptr<internal::Pending> p(raw);
+  std::vector<std::unique_ptr<internal::Pending>> done;
+  completions_.Take(done);
+  for (auto& p : done) {
     internal::Settlement s = internal::Settle(*p, context);
     if (s.action == internal::Settled::kDone) continue;
     // Back to the front of its partition's queue (it is the lowest unfinished offset there or close to

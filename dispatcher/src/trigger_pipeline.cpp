@@ -362,8 +362,9 @@ void TriggerPipeline::DrainCompletions() {
                                   "triggers",
                                   "produce_failed",
                                   options_.dead_letter_attempts};
-  for (internal::Pending* raw : completions_.Take()) {
-    std::unique_ptr<internal::Pending> p(raw);
+  std::vector<std::unique_ptr<internal::Pending>> done;
+  completions_.Take(done);
+  for (auto& p : done) {
     internal::Settlement s = internal::Settle(*p, context);
     if (s.action == internal::Settled::kDone) continue;
     Item item;
