@@ -15,17 +15,69 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 
-TEST(PartitionBookTest, OffsetsAdvanceOnlyOverAContiguousFinishedPrefix) {
+// Offsets: what the book allows to store, with records finishing in any order.
+TEST(PartitionBookTest, InOrderFinishesAdvanceOneByOne) {
   PartitionBook book;
   auto gen = book.Assign("t", 0);
   ASSERT_NE(gen, 0U);
-  for (std::int64_t o = 10; o < 13; ++o) book.Begin("t", 0, o);
+  for (std::int64_t o = 0; o < 3; ++o) book.Begin("t", 0, o);
   EXPECT_EQ(book.InFlight(), 3U);
-  EXPECT_EQ(book.Finish("t", 0, 11, gen), -1);  // 10 is still in flight
-  EXPECT_EQ(book.Finish("t", 0, 10, gen), 12);  // 10 and 11 done: the next to read is 12
-  EXPECT_EQ(book.Finish("t", 0, 12, gen), 13);
-  EXPECT_EQ(book.Finish("t", 0, 12, gen), -1);  // twice is no advance
+  EXPECT_EQ(book.Finish("t", 0, 0, gen), 1);
+  EXPECT_EQ(book.Finish("t", 0, 1, gen), 2);
+  EXPECT_EQ(book.Finish("t", 0, 2, gen), 3);
   EXPECT_EQ(book.InFlight(), 0U);
+}
+
+TEST(PartitionBookTest, OutOfOrderFinishesAdvanceOnlyToTheLowestInFlight) {
+  PartitionBook book;
+  auto gen = book.Assign("t", 3);
+  for (std::int64_t o = 10; o <= 14; ++o) book.Begin("t", 3, o);
+  // 10 is still in flight: nothing may be stored beyond it, and nothing advanced.
+  EXPECT_EQ(book.Finish("t", 3, 12, gen), -1);
+  EXPECT_EQ(book.Finish("t", 3, 13, gen), -1);
+  EXPECT_EQ(book.InFlight(), 3U);
+  // 10 done: 11 is now the lowest in flight.
+  EXPECT_EQ(book.Finish("t", 3, 10, gen), 11);
+  // 11 done: 12 and 13 were done already, so the next to store is 14 (still in flight).
+  EXPECT_EQ(book.Finish("t", 3, 11, gen), 14);
+  EXPECT_EQ(book.Finish("t", 3, 14, gen), 15);
+  EXPECT_EQ(book.InFlight(), 0U);
+}
+
+TEST(PartitionBookTest, GapsInOffsetsAreFine) {
+  // Compacted topics and transaction markers leave gaps; only begun offsets count.
+  PartitionBook book;
+  auto gen = book.Assign("t", 0);
+  book.Begin("t", 0, 5);
+  book.Begin("t", 0, 9);
+  book.Begin("t", 0, 20);
+  EXPECT_EQ(book.Finish("t", 0, 20, gen), -1);
+  EXPECT_EQ(book.Finish("t", 0, 5, gen), 9);
+  EXPECT_EQ(book.Finish("t", 0, 9, gen), 21);
+}
+
+TEST(PartitionBookTest, RecordsBegunAfterAllFinishedContinue) {
+  PartitionBook book;
+  auto gen = book.Assign("t", 0);
+  book.Begin("t", 0, 0);
+  EXPECT_EQ(book.Finish("t", 0, 0, gen), 1);
+  book.Begin("t", 0, 1);
+  book.Begin("t", 0, 2);
+  EXPECT_EQ(book.Finish("t", 0, 2, gen), -1);
+  EXPECT_EQ(book.Finish("t", 0, 1, gen), 3);
+}
+
+TEST(PartitionBookTest, UnknownAndRepeatedFinishesDoNotAdvance) {
+  PartitionBook book;
+  EXPECT_EQ(book.Finish("t", 0, 0, 0), -1);  // partition never seen
+  auto gen = book.Assign("t", 0);
+  EXPECT_EQ(book.Finish("t", 0, 0, gen), -1);  // nothing begun
+  book.Begin("t", 0, 4);
+  book.Begin("t", 0, 5);
+  EXPECT_EQ(book.Finish("t", 0, 7, gen), -1);  // offset never begun
+  EXPECT_EQ(book.Finish("t", 0, 4, gen), 5);
+  EXPECT_EQ(book.Finish("t", 0, 4, gen), -1);  // finished twice
+  EXPECT_EQ(book.InFlight(), 1U);
 }
 
 TEST(PartitionBookTest, WorkOfAnEarlierAssignmentStoresNoOffsetOfTheNext) {
@@ -33,18 +85,24 @@ TEST(PartitionBookTest, WorkOfAnEarlierAssignmentStoresNoOffsetOfTheNext) {
   EXPECT_EQ(book.Generation("t", 3), 0U);  // never assigned
   auto first = book.Assign("t", 3);
   EXPECT_EQ(book.Generation("t", 3), first);
-  book.Begin("t", 3, 100);
+  for (std::int64_t o = 100; o <= 102; ++o) book.Begin("t", 3, o);
+  EXPECT_EQ(book.Finish("t", 3, 101, first), -1);
+  EXPECT_EQ(book.Finish("t", 3, 100, first), 102);  // stored, but 102 is not finished
   book.Revoke("t", 3);
   EXPECT_EQ(book.Generation("t", 3), 0U);  // not ours: records of it are not processed
   EXPECT_EQ(book.InFlight(), 0U);          // its unfinished records are the next owner's
-  EXPECT_EQ(book.Finish("t", 3, 100, first), -1);
+  EXPECT_EQ(book.Finish("t", 3, 102, first), -1);
   auto second = book.Assign("t", 3);
   EXPECT_NE(first, second);
   EXPECT_NE(second, 0U);
-  book.Begin("t", 3, 100);                         // read again by the new assignment
-  EXPECT_EQ(book.Finish("t", 3, 100, first), -1);  // the old work does not finish it
-  EXPECT_EQ(book.InFlight(), 1U);
+  // Read again from an older commit: the new assignment starts afresh there.
+  book.Begin("t", 3, 100);
+  book.Begin("t", 3, 101);
+  EXPECT_EQ(book.Finish("t", 3, 101, first), -1);  // the old work does not finish the new
+  EXPECT_EQ(book.InFlight(), 2U);
   EXPECT_EQ(book.Finish("t", 3, 100, second), 101);
+  book.Revoke("u", 9);  // unknown: no effect
+  EXPECT_EQ(book.Generation("t", 3), second);
 }
 
 TEST(PartitionBookTest, TopicsAndPartitionsAreKeptApart) {
