@@ -74,6 +74,7 @@ long Futex(std::atomic<std::uint32_t>* word, int op, std::uint32_t value, const 
 
 void DeliveryGroup::Complete(int count, rd_kafka_resp_err_t err) {
   if (countdown_.Report(count, err)) {
+    OnComplete();
     done_.store(1, std::memory_order_release);
     Futex(&done_, FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr);
   }

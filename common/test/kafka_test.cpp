@@ -122,6 +122,24 @@ TEST(DeliveryGroupTest, AbandonKeepsAnEarlierError) {
   EXPECT_EQ(group.first_error(), RD_KAFKA_RESP_ERR__MSG_TIMED_OUT);
 }
 
+// The worker's outcome records hand the group's result to its inbox this way.
+TEST(DeliveryGroupTest, OnCompleteIsCalledOnceByTheReportThatEndsTheGroup) {
+  struct Handed : DeliveryGroup {
+    using DeliveryGroup::DeliveryGroup;
+    void OnComplete() override { results.push_back(first_error()); }
+    std::vector<rd_kafka_resp_err_t> results;
+  };
+  Handed group(4);
+  group.OnDelivery(RD_KAFKA_RESP_ERR_NO_ERROR, 0, 1);
+  group.OnDelivery(RD_KAFKA_RESP_ERR__MSG_TIMED_OUT, 0, 2);
+  EXPECT_TRUE(group.results.empty());
+  group.Abandon(2, RD_KAFKA_RESP_ERR__QUEUE_FULL);
+  ASSERT_EQ(group.results.size(), 1U);
+  EXPECT_EQ(group.results[0], RD_KAFKA_RESP_ERR__MSG_TIMED_OUT);
+  group.OnDelivery(RD_KAFKA_RESP_ERR_NO_ERROR, 0, 3);  // a report past the end: not again
+  EXPECT_EQ(group.results.size(), 1U);
+}
+
 TEST(DeliveryGroupTest, AbandonWakesAWaiter) {
   auto group = std::make_shared<DeliveryGroup>(2);
   std::thread abandoner([group] {

@@ -105,6 +105,11 @@ class DeliveryGroup : public DeliveryHandler, public std::enable_shared_from_thi
   std::int32_t last_partition() const { return last_partition_.load(); }
   std::int64_t last_offset() const { return last_offset_.load(); }
 
+ protected:
+  // Called once, by the report (or Abandon) that ends the group: for a subclass that hands the group's
+  // result on instead of being waited for (the worker's outcome records).
+  virtual void OnComplete() {}
+
  private:
   void Complete(int count, rd_kafka_resp_err_t err);
 

@@ -41,25 +41,12 @@ struct Worker::Inbox : kafka::CompletionQueue<Answer, Ack> {};
 class Worker::AckGroup final : public kafka::DeliveryGroup {
  public:
   AckGroup(std::shared_ptr<Inbox> inbox, std::uint64_t job, int expected)
-      : kafka::DeliveryGroup(expected), inbox_(std::move(inbox)), job_(job), remaining_(expected) {}
-
-  void OnDelivery(rd_kafka_resp_err_t err, std::int32_t partition, std::int64_t offset) override {
-    kafka::DeliveryGroup::OnDelivery(err, partition, offset);
-    Count(1);
-  }
-  // Records that could not even be enqueued.
-  void Fail(int count, rd_kafka_resp_err_t err) {
-    kafka::DeliveryGroup::Abandon(count, err);
-    Count(count);
-  }
+      : kafka::DeliveryGroup(expected), inbox_(std::move(inbox)), job_(job) {}
 
  private:
-  void Count(int n) {
-    if (remaining_.fetch_sub(n) == n) inbox_->Post(Ack{job_, first_error()});
-  }
+  void OnComplete() override { inbox_->Post(Ack{job_, first_error()}); }
   std::shared_ptr<Inbox> inbox_;
   std::uint64_t job_;
-  std::atomic<int> remaining_;
 };
 
 struct Worker::Job : SendAttempt {
@@ -648,7 +635,7 @@ void Worker::RecordOutcomes() {
         err = producer_->Produce(out.topic, record_key, out.value, headers, group);
       }
       if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        group->Fail(count - i, err);
+        group->Abandon(count - i, err);
         break;
       }
     }
