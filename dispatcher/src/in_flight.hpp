@@ -239,4 +239,15 @@ inline Settlement Settle(Pending& p, SettleContext& c) {
   return s;
 }
 
+// Settles every Pending completed so far; `again(pending, settlement)` gets each one whose input
+// must be produced again (kRetry, kDeadLetter).
+template <typename Again>
+void SettleCompleted(PendingQueue& queue, SettleContext& c, Again again) {
+  std::vector<std::unique_ptr<Pending>> done;
+  queue.Take(done);
+  for (auto& p : done) {
+    if (Settlement s = Settle(*p, c); s.action != Settled::kDone) again(*p, s);
+  }
+}
+
 }  // namespace pv::dispatcher::internal
