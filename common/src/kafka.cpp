@@ -74,6 +74,7 @@ long Futex(std::atomic<std::uint32_t>* word, int op, std::uint32_t value, const 
 
 void DeliveryGroup::Complete(int count, rd_kafka_resp_err_t err) {
   if (countdown_.Report(count, err)) {
+    OnComplete();
     done_.store(1, std::memory_order_release);
     Futex(&done_, FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr);
   }
@@ -476,43 +477,6 @@ void Consumer::Close() {
   if (closed_) return;
   closed_ = true;
   rd_kafka_consumer_close(rk_);
-}
-
-// ---- OffsetTracker ----
-
-void OffsetTracker::Begin(std::int32_t partition, std::int64_t offset) {
-  auto [it, fresh] = partitions_.try_emplace(partition);
-  auto& state = it->second;
-  // The first record begun is where reading started: storing that position again is no advance.
-  if (fresh) state.stored = offset;
-  state.in_flight.insert(offset);
-  if (offset > state.highest_begun) state.highest_begun = offset;
-}
-
-std::int64_t OffsetTracker::Finish(std::int32_t partition, std::int64_t offset) {
-  auto it = partitions_.find(partition);
-  if (it == partitions_.end()) return -1;  // forgotten (revoked) partition
-  auto& state = it->second;
-  if (state.in_flight.erase(offset) == 0) return -1;
-  std::int64_t next = state.in_flight.empty() ? state.highest_begun + 1 : *state.in_flight.begin();
-  if (next <= state.stored) return -1;
-  state.stored = next;
-  return next;
-}
-
-void OffsetTracker::Forget(std::int32_t partition) {
-  partitions_.erase(partition);
-}
-
-size_t OffsetTracker::InFlight() const {
-  size_t n = 0;
-  for (const auto& [p, state] : partitions_) n += state.in_flight.size();
-  return n;
-}
-
-size_t OffsetTracker::InFlight(std::int32_t partition) const {
-  auto it = partitions_.find(partition);
-  return it == partitions_.end() ? 0 : it->second.in_flight.size();
 }
 
 }  // namespace pv::kafka

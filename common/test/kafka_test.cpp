@@ -1,4 +1,4 @@
-// The broker-free parts of pv::kafka: the offset tracker, the delivery group, settings. The producer
+// The broker-free parts of pv::kafka: the delivery group, settings. The producer
 // and consumer against a broker are covered by the integration tests with the dev broker.
 #include "pv/kafka.hpp"
 
@@ -26,95 +26,6 @@ using std::chrono::steady_clock;
 using ::testing::HasSubstr;
 using ::testing::Pair;
 using ::testing::UnorderedElementsAre;
-
-TEST(OffsetTrackerTest, InOrderFinishesAdvanceOneByOne) {
-  OffsetTracker t;
-  for (std::int64_t o = 0; o < 3; ++o) t.Begin(0, o);
-  EXPECT_EQ(t.InFlight(0), 3U);
-  EXPECT_EQ(t.Finish(0, 0), 1);
-  EXPECT_EQ(t.Finish(0, 1), 2);
-  EXPECT_EQ(t.Finish(0, 2), 3);
-  EXPECT_EQ(t.InFlight(0), 0U);
-  EXPECT_EQ(t.InFlight(), 0U);
-}
-
-TEST(OffsetTrackerTest, OutOfOrderFinishesAdvanceOnlyToTheLowestInFlight) {
-  OffsetTracker t;
-  for (std::int64_t o = 10; o <= 14; ++o) t.Begin(3, o);
-  // 10 is still in flight: nothing may be stored beyond it, and nothing advanced.
-  EXPECT_EQ(t.Finish(3, 12), -1);
-  EXPECT_EQ(t.Finish(3, 13), -1);
-  EXPECT_EQ(t.InFlight(3), 3U);
-  // 10 done: 11 is now the lowest in flight.
-  EXPECT_EQ(t.Finish(3, 10), 11);
-  // 11 done: 12 and 13 were done already, so the next to store is 14 (still in flight).
-  EXPECT_EQ(t.Finish(3, 11), 14);
-  EXPECT_EQ(t.Finish(3, 14), 15);
-  EXPECT_EQ(t.InFlight(3), 0U);
-}
-
-TEST(OffsetTrackerTest, GapsInOffsetsAreFine) {
-  // Compacted topics and transaction markers leave gaps; only begun offsets count.
-  OffsetTracker t;
-  t.Begin(0, 5);
-  t.Begin(0, 9);
-  t.Begin(0, 20);
-  EXPECT_EQ(t.Finish(0, 20), -1);
-  EXPECT_EQ(t.Finish(0, 5), 9);
-  EXPECT_EQ(t.Finish(0, 9), 21);
-}
-
-TEST(OffsetTrackerTest, RecordsBegunAfterAllFinishedContinue) {
-  OffsetTracker t;
-  t.Begin(0, 0);
-  EXPECT_EQ(t.Finish(0, 0), 1);
-  t.Begin(0, 1);
-  t.Begin(0, 2);
-  EXPECT_EQ(t.Finish(0, 2), -1);
-  EXPECT_EQ(t.Finish(0, 1), 3);
-}
-
-TEST(OffsetTrackerTest, UnknownAndRepeatedFinishesDoNotAdvance) {
-  OffsetTracker t;
-  EXPECT_EQ(t.Finish(0, 0), -1);  // partition never seen
-  t.Begin(0, 0);
-  t.Begin(0, 1);
-  EXPECT_EQ(t.Finish(0, 7), -1);  // offset never begun
-  EXPECT_EQ(t.Finish(0, 0), 1);
-  EXPECT_EQ(t.Finish(0, 0), -1);  // finished twice
-  EXPECT_EQ(t.InFlight(0), 1U);
-}
-
-TEST(OffsetTrackerTest, PartitionsAreIndependent) {
-  OffsetTracker t;
-  t.Begin(0, 100);
-  t.Begin(1, 7);
-  t.Begin(1, 8);
-  EXPECT_EQ(t.InFlight(), 3U);
-  EXPECT_EQ(t.Finish(1, 8), -1);
-  EXPECT_EQ(t.Finish(0, 100), 101);
-  EXPECT_EQ(t.Finish(1, 7), 9);
-  EXPECT_EQ(t.InFlight(), 0U);
-  EXPECT_EQ(t.InFlight(42), 0U);
-}
-
-TEST(OffsetTrackerTest, ForgetDropsAPartition) {
-  OffsetTracker t;
-  t.Begin(0, 1);
-  t.Begin(0, 2);
-  t.Begin(1, 50);
-  t.Forget(0);
-  EXPECT_EQ(t.InFlight(0), 0U);
-  EXPECT_EQ(t.InFlight(), 1U);
-  // Late finishes of a revoked partition's records store nothing.
-  EXPECT_EQ(t.Finish(0, 1), -1);
-  EXPECT_EQ(t.Finish(0, 2), -1);
-  // Reassigned later, it starts afresh from whatever offset the new owner reads.
-  t.Begin(0, 1);
-  EXPECT_EQ(t.Finish(0, 1), 2);
-  t.Forget(7);  // unknown: no effect
-  EXPECT_EQ(t.Finish(1, 50), 51);
-}
 
 TEST(DeliveryCountdownTest, OnlyTheReportThatEndsTheSetSaysSoAndTheFirstErrorStays) {
   DeliveryCountdown c(3);
@@ -209,6 +120,24 @@ TEST(DeliveryGroupTest, AbandonKeepsAnEarlierError) {
   group.OnDelivery(RD_KAFKA_RESP_ERR_NO_ERROR, 1, 5);
   EXPECT_TRUE(group.Wait(steady_clock::now()));
   EXPECT_EQ(group.first_error(), RD_KAFKA_RESP_ERR__MSG_TIMED_OUT);
+}
+
+// The worker's outcome records hand the group's result to its inbox this way.
+TEST(DeliveryGroupTest, OnCompleteIsCalledOnceByTheReportThatEndsTheGroup) {
+  struct Handed : DeliveryGroup {
+    using DeliveryGroup::DeliveryGroup;
+    void OnComplete() override { results.push_back(first_error()); }
+    std::vector<rd_kafka_resp_err_t> results;
+  };
+  Handed group(4);
+  group.OnDelivery(RD_KAFKA_RESP_ERR_NO_ERROR, 0, 1);
+  group.OnDelivery(RD_KAFKA_RESP_ERR__MSG_TIMED_OUT, 0, 2);
+  EXPECT_TRUE(group.results.empty());
+  group.Abandon(2, RD_KAFKA_RESP_ERR__QUEUE_FULL);
+  ASSERT_EQ(group.results.size(), 1U);
+  EXPECT_EQ(group.results[0], RD_KAFKA_RESP_ERR__MSG_TIMED_OUT);
+  group.OnDelivery(RD_KAFKA_RESP_ERR_NO_ERROR, 0, 3);  // a report past the end: not again
+  EXPECT_EQ(group.results.size(), 1U);
 }
 
 TEST(DeliveryGroupTest, AbandonWakesAWaiter) {

@@ -66,8 +66,8 @@ class DelayScheduler {
   std::vector<ladder::Tier> tiers_;
   std::map<std::string, const ladder::Tier*> tier_by_topic_;
   std::unique_ptr<kafka::Consumer> consumer_;
-  internal::CompletionQueue completions_;
-  internal::PartitionBook book_;
+  internal::PendingQueue completions_;
+  kafka::PartitionBook book_;
   std::map<TopicPartition, std::deque<Held>> held_;  // per partition, in offset order
   std::map<TopicPartition, bool> paused_;
   bool fatal_ = false;

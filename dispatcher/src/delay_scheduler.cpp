@@ -378,13 +378,10 @@ void DelayScheduler::DrainCompletions() {
                                   "delay",
                                   "delay_produce_failed",
                                   options_.dead_letter_attempts};
-  for (internal::Pending* raw : completions_.Take()) {
-    std::unique_ptr<internal::Pending> p(raw);
-    internal::Settlement s = internal::Settle(*p, context);
-    if (s.action == internal::Settled::kDone) continue;
+  internal::SettleCompleted(completions_, context, [&](internal::Pending& p, internal::Settlement& s) {
     // Back to the front of its partition's queue (it is the lowest unfinished offset there or close to
-    // it; order within a partition only matters for the offsets, which the tracker handles).
-    Held h = Restore(std::move(p->message), p->generation, p->topic);
+    // it; order within a partition only matters for the offsets, which the book handles).
+    Held h = Restore(std::move(p.message), p.generation, p.topic);
     if (s.action == internal::Settled::kDeadLetter) {
       h.dead_letter_attempt = 1;
       h.dead_letter_code = fmt::format("produce_{}", kafka::ProduceFailureName(s.failure));
@@ -392,16 +389,16 @@ void DelayScheduler::DrainCompletions() {
       h.due = SysClock::now() - std::chrono::hours(1);  // released at once, to its dead-letter topic
       h.release_at = h.due;
       h.not_before = {};
-    } else if (p->dead_letter_attempt > 0) {
-      h.dead_letter_attempt = p->dead_letter_attempt + 1;
-      h.dead_letter_code = std::move(p->dead_letter_code);
-      h.dead_letter_error = std::move(p->dead_letter_error);
-      h.omit_value = p->omit_value || s.failure == kafka::ProduceFailure::kTooLarge;
+    } else if (p.dead_letter_attempt > 0) {
+      h.dead_letter_attempt = p.dead_letter_attempt + 1;
+      h.dead_letter_code = std::move(p.dead_letter_code);
+      h.dead_letter_error = std::move(p.dead_letter_error);
+      h.omit_value = p.omit_value || s.failure == kafka::ProduceFailure::kTooLarge;
       h.due = SysClock::now() - std::chrono::hours(1);
       h.release_at = h.due;
     }
-    held_[{p->topic, p->partition}].push_front(std::move(h));
-  }
+    held_[{p.topic, p.partition}].push_front(std::move(h));
+  });
 }
 
 void DelayScheduler::OnRebalance(rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* parts) {

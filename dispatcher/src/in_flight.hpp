@@ -2,29 +2,29 @@
 // pipeline and the delay scheduler. Private to the dispatcher library.
 //
 // Each consumed record that produces outputs gets a Pending: it counts the delivery reports of its
-// outputs on the producer's poll thread and, on the last one, hands itself to the CompletionQueue.
-// The consuming thread drains the queue, marks the input finished in its PartitionBook and stores the
-// offset the book allows. Nothing else is shared between the threads.
+// outputs on the producer's poll thread and, on the last one, hands itself to the PendingQueue.
+// The consuming thread drains the queue, marks the input finished in its kafka::PartitionBook and
+// stores the offset the book allows. Nothing else is shared between the threads.
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
-#include <map>
-#include <mutex>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "pv/kafka.hpp"
+#include "pv/kafka_book.hpp"
 #include "pv/log.hpp"
 #include "pv/metrics.hpp"
 #include "pv/produce_errors.hpp"
 
 namespace pv::dispatcher::internal {
 
-class CompletionQueue;
+struct Pending;
+using PendingQueue = kafka::CompletionQueue<std::unique_ptr<Pending>>;
 
 // The role of one output record, which decides what a failure that can never succeed means:
 // a main record (send, deferred trigger, ladder release or hop) sends its input to a dead-letter topic;
@@ -32,7 +32,7 @@ class CompletionQueue;
 enum class OutputRole { kMain, kDeadLetter, kEvent };
 
 struct Pending final : kafka::DeliveryHandler {
-  Pending(CompletionQueue* q, std::string t, std::int32_t p, std::int64_t o, std::uint64_t g)
+  Pending(PendingQueue* q, std::string t, std::int32_t p, std::int64_t o, std::uint64_t g)
       : queue(q), topic(std::move(t)), partition(p), offset(o), generation(g) {}
 
   // One output record: its delivery report lands here, so a failure names the record it belongs to.
@@ -61,7 +61,7 @@ struct Pending final : kafka::DeliveryHandler {
     remaining.store(static_cast<int>(roles.size()));
   }
 
-  CompletionQueue* queue;
+  PendingQueue* queue;
   std::string topic;
   std::int32_t partition;
   std::int64_t offset;
@@ -89,110 +89,14 @@ class ForwardGroup final : public kafka::DeliveryGroup {
   kafka::DeliveryHandler* target_;
 };
 
-class CompletionQueue {
- public:
-  CompletionQueue() = default;
-  CompletionQueue(const CompletionQueue&) = delete;
-  CompletionQueue& operator=(const CompletionQueue&) = delete;
-  ~CompletionQueue() {
-    for (Pending* p : items_) delete p;  // NOLINT(cppcoreguidelines-owning-memory): reported, never taken
-  }
-
-  void Push(Pending* p) {
-    {
-      std::lock_guard lock(mutex_);
-      items_.push_back(p);
-    }
-    cv_.notify_one();
-  }
-  // Takes everything completed so far (ownership passes to the caller).
-  std::vector<Pending*> Take() {
-    std::vector<Pending*> out;
-    std::lock_guard lock(mutex_);
-    out.swap(items_);
-    return out;
-  }
-  // Waits until something completed or `timeout` passed.
-  void Wait(std::chrono::milliseconds timeout) {
-    std::unique_lock lock(mutex_);
-    cv_.wait_for(lock, timeout, [this] { return !items_.empty(); });
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::vector<Pending*> items_;
-};
-
 inline void Pending::OnDelivery(rd_kafka_resp_err_t err, std::int32_t /*partition*/,
                                 std::int64_t /*offset*/) {
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     int expected = RD_KAFKA_RESP_ERR_NO_ERROR;
     first_error.compare_exchange_strong(expected, err);
   }
-  if (remaining.fetch_sub(1) == 1) queue->Push(this);
+  if (remaining.fetch_sub(1) == 1) queue->Post(std::unique_ptr<Pending>(this));
 }
-
-// Offsets of the partitions a consumer owns: which inputs are in flight, which are finished, and the
-// generation of each assignment, so that a report that arrives after a partition was revoked (and
-// perhaps assigned again) is not mistaken for one of the new assignment. Consumer thread only.
-class PartitionBook {
- public:
-  using Key = std::pair<std::string, std::int32_t>;
-
-  std::uint64_t Assign(const std::string& topic, std::int32_t partition) {
-    auto gen = ++next_generation_;
-    generations_[{topic, partition}] = gen;
-    return gen;
-  }
-  void Revoke(const std::string& topic, std::int32_t partition) {
-    generations_.erase({topic, partition});
-    trackers_[topic].Forget(partition);
-    outstanding_.erase({topic, partition});
-  }
-  // 0 when the partition is not assigned (the record must not be processed).
-  std::uint64_t Generation(const std::string& topic, std::int32_t partition) const {
-    auto it = generations_.find({topic, partition});
-    return it == generations_.end() ? 0 : it->second;
-  }
-  void Begin(const std::string& topic, std::int32_t partition, std::int64_t offset) {
-    trackers_[topic].Begin(partition, offset);
-  }
-  // Returns the next offset to store, or -1.
-  std::int64_t Finish(const std::string& topic, std::int32_t partition, std::int64_t offset,
-                      std::uint64_t gen) {
-    if (Generation(topic, partition) != gen) return -1;
-    return trackers_[topic].Finish(partition, offset);
-  }
-  // Pendings whose outputs were handed to the producer and not yet all reported.
-  void AddOutstanding(const std::string& topic, std::int32_t partition) {
-    ++outstanding_[{topic, partition}];
-  }
-  void DoneOutstanding(const std::string& topic, std::int32_t partition) {
-    auto it = outstanding_.find({topic, partition});
-    if (it != outstanding_.end() && --it->second == 0) outstanding_.erase(it);
-  }
-  size_t Outstanding(const std::string& topic, std::int32_t partition) const {
-    auto it = outstanding_.find({topic, partition});
-    return it == outstanding_.end() ? 0 : it->second;
-  }
-  size_t Outstanding() const {
-    size_t n = 0;
-    for (const auto& [k, v] : outstanding_) n += v;
-    return n;
-  }
-  size_t InFlight() const {
-    size_t n = 0;
-    for (const auto& [t, tracker] : trackers_) n += tracker.InFlight();
-    return n;
-  }
-
- private:
-  std::uint64_t next_generation_ = 0;
-  std::map<Key, std::uint64_t> generations_;
-  std::map<std::string, kafka::OffsetTracker> trackers_;
-  std::map<Key, size_t> outstanding_;
-};
 
 enum class Settled {
   kDone,        // acknowledged, or failed in a way that ends here (offset stored if the book allows)
@@ -272,7 +176,7 @@ inline Settlement Judge(const Pending& p, int dead_letter_attempts) {
 
 // What Settle needs besides the Pending: the consumer's bookkeeping and the pipeline's metrics.
 struct SettleContext {
-  PartitionBook& book;
+  kafka::PartitionBook& book;
   kafka::Consumer& consumer;
   const kafka::Producer& producer;
   bool& fatal;
@@ -333,6 +237,17 @@ inline Settlement Settle(Pending& p, SettleContext& c) {
       break;
   }
   return s;
+}
+
+// Settles every Pending completed so far; `again(pending, settlement)` gets each one whose input
+// must be produced again (kRetry, kDeadLetter).
+template <typename Again>
+void SettleCompleted(PendingQueue& queue, SettleContext& c, Again again) {
+  std::vector<std::unique_ptr<Pending>> done;
+  queue.Take(done);
+  for (auto& p : done) {
+    if (Settlement s = Settle(*p, c); s.action != Settled::kDone) again(*p, s);
+  }
 }
 
 }  // namespace pv::dispatcher::internal

@@ -362,13 +362,10 @@ void TriggerPipeline::DrainCompletions() {
                                   "triggers",
                                   "produce_failed",
                                   options_.dead_letter_attempts};
-  for (internal::Pending* raw : completions_.Take()) {
-    std::unique_ptr<internal::Pending> p(raw);
-    internal::Settlement s = internal::Settle(*p, context);
-    if (s.action == internal::Settled::kDone) continue;
+  internal::SettleCompleted(completions_, context, [&](internal::Pending& p, internal::Settlement& s) {
     Item item;
-    item.message = std::move(p->message);
-    item.generation = p->generation;
+    item.message = std::move(p.message);
+    item.generation = p.generation;
     item.not_before = Clock::now() + options_.retry_backoff;
     if (s.action == internal::Settled::kDeadLetter) {
       // Processed again as a failure: the trigger into its DLQ with the reason, and a `failed` event.
@@ -377,13 +374,13 @@ void TriggerPipeline::DrainCompletions() {
       item.not_before = Clock::now();  // nothing to wait for: another topic
     } else {
       // Everything again, the dead letter too (Judge bounds how often when it can never be written).
-      item.dead_letter_tries = p->dead_letter_attempt;
-      item.dead_letter_code = std::move(p->dead_letter_code);
-      item.dead_letter_error = std::move(p->dead_letter_error);
-      item.omit_value = p->omit_value || s.failure == kafka::ProduceFailure::kTooLarge;
+      item.dead_letter_tries = p.dead_letter_attempt;
+      item.dead_letter_code = std::move(p.dead_letter_code);
+      item.dead_letter_error = std::move(p.dead_letter_error);
+      item.omit_value = p.omit_value || s.failure == kafka::ProduceFailure::kTooLarge;
     }
     retries_.push_back(std::move(item));
-  }
+  });
 }
 
 void TriggerPipeline::WaitOutstanding(const std::vector<std::pair<std::string, std::int32_t>>& partitions,

@@ -81,8 +81,8 @@ class TriggerPipeline {
   std::shared_ptr<CompiledCatalog> catalog_;  // catalogs_'s current one, taken between batches
   std::chrono::steady_clock::time_point last_catalog_retry_{};
 
-  internal::CompletionQueue completions_;
-  internal::PartitionBook book_;
+  internal::PendingQueue completions_;
+  kafka::PartitionBook book_;
   std::vector<Item> batch_;   // consumed, not yet processed
   std::deque<Item> retries_;  // failed deliveries, processed again after retry_backoff
   std::chrono::steady_clock::time_point redis_retry_at_{};

@@ -1,6 +1,6 @@
 // Kafka through librdkafka: settings from the deployment config, a producer whose every record
-// reports its delivery to a handler, a consumer for groups with manual offset storage, and the
-// offset tracker that makes at-least-once consumers correct with many records in flight.
+// reports its delivery to a handler, and a consumer for groups with manual offset storage (which
+// offsets to store with many records in flight: PartitionBook, pv/kafka_book.hpp).
 #pragma once
 
 #include <librdkafka/rdkafka.h>
@@ -14,7 +14,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <set>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -105,6 +104,11 @@ class DeliveryGroup : public DeliveryHandler, public std::enable_shared_from_thi
   rd_kafka_resp_err_t first_error() const { return countdown_.first_error(); }
   std::int32_t last_partition() const { return last_partition_.load(); }
   std::int64_t last_offset() const { return last_offset_.load(); }
+
+ protected:
+  // Called once, by the report (or Abandon) that ends the group: for a subclass that hands the group's
+  // result on instead of being waited for (the worker's outcome records).
+  virtual void OnComplete() {}
 
  private:
   void Complete(int count, rd_kafka_resp_err_t err);
@@ -280,30 +284,6 @@ class Consumer {
   bool closed_ = false;
   RebalanceListener listener_;
   CommitListener commit_listener_;
-};
-
-// Tracks records in flight per partition and tells how far offsets may be stored: up to the
-// highest offset below which every record is finished. Not thread-safe; guard it.
-class OffsetTracker {
- public:
-  void Begin(std::int32_t partition, std::int64_t offset);
-  // Marks the record finished. Returns the new next-offset to store when the contiguous finished
-  // prefix advanced, else -1.
-  std::int64_t Finish(std::int32_t partition, std::int64_t offset);
-  // Forgets a partition (revoked); its unfinished records will be redelivered to the next owner.
-  void Forget(std::int32_t partition);
-  size_t InFlight() const;
-  size_t InFlight(std::int32_t partition) const;
-
- private:
-  // Records are begun in offset order, so "every begun record below X is finished" reduces to
-  // "X is the lowest in-flight offset" (or one past the highest begun when none is in flight).
-  struct PartitionState {
-    std::set<std::int64_t> in_flight;
-    std::int64_t highest_begun = -1;
-    std::int64_t stored = -1;  // last next-offset returned by Finish
-  };
-  std::map<std::int32_t, PartitionState> partitions_;
 };
 
 }  // namespace pv::kafka

@@ -1,12 +1,8 @@
 #include "pv/workers/worker.hpp"
 
 #include <fmt/format.h>
-#include <poll.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <mutex>
 #include <set>
 
 #include "pv/json.hpp"
@@ -26,76 +22,31 @@ constexpr auto kIdleStoreProbe = 3s;
 
 // What other threads hand to the loop: provider answers (CurlLoop thread) and delivery reports of
 // outcome records (producer poll thread). Shared ownership, so a late callback never touches a
-// destroyed worker.
-struct Worker::Inbox {
-  struct Completion {
-    std::uint64_t job;
-    DeliveryResult result;
-    double seconds;
-  };
-  struct Ack {
-    std::uint64_t job;
-    rd_kafka_resp_err_t err;
-  };
-
-  Inbox() : efd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
-    if (efd < 0) throw std::runtime_error("eventfd failed");
-  }
-  ~Inbox() { ::close(efd); }
-
-  void Wake() const {
-    std::uint64_t one = 1;
-    [[maybe_unused]] ssize_t n = ::write(efd, &one, sizeof(one));
-  }
-  void Post(Completion c) {
-    bool was_empty;
-    {
-      std::lock_guard lock(mutex);
-      was_empty = completions.empty() && acks.empty();
-      completions.push_back(std::move(c));
-    }
-    if (was_empty) Wake();
-  }
-  void Post(Ack a) {
-    bool was_empty;
-    {
-      std::lock_guard lock(mutex);
-      was_empty = completions.empty() && acks.empty();
-      acks.push_back(a);
-    }
-    if (was_empty) Wake();
-  }
-
-  int efd;
-  std::mutex mutex;
-  std::vector<Completion> completions;
-  std::vector<Ack> acks;
+// destroyed worker. Its descriptor also wakes the loop for records (Consumer::WakeOnRecords).
+namespace {
+struct Answer {
+  std::uint64_t job;
+  DeliveryResult result;
+  double seconds;
 };
+struct Ack {
+  std::uint64_t job;
+  rd_kafka_resp_err_t err;
+};
+}  // namespace
+struct Worker::Inbox : kafka::CompletionQueue<Answer, Ack> {};
 
 // The outcome records of one job: reports to the loop once every record was acknowledged (or one
 // failed). A DeliveryGroup, so that ladder::Schedule can report to it like any produce.
 class Worker::AckGroup final : public kafka::DeliveryGroup {
  public:
   AckGroup(std::shared_ptr<Inbox> inbox, std::uint64_t job, int expected)
-      : kafka::DeliveryGroup(expected), inbox_(std::move(inbox)), job_(job), remaining_(expected) {}
-
-  void OnDelivery(rd_kafka_resp_err_t err, std::int32_t partition, std::int64_t offset) override {
-    kafka::DeliveryGroup::OnDelivery(err, partition, offset);
-    Count(1);
-  }
-  // Records that could not even be enqueued.
-  void Fail(int count, rd_kafka_resp_err_t err) {
-    kafka::DeliveryGroup::Abandon(count, err);
-    Count(count);
-  }
+      : kafka::DeliveryGroup(expected), inbox_(std::move(inbox)), job_(job) {}
 
  private:
-  void Count(int n) {
-    if (remaining_.fetch_sub(n) == n) inbox_->Post(Inbox::Ack{job_, first_error()});
-  }
+  void OnComplete() override { inbox_->Post(Ack{job_, first_error()}); }
   std::shared_ptr<Inbox> inbox_;
   std::uint64_t job_;
-  std::atomic<int> remaining_;
 };
 
 struct Worker::Job : SendAttempt {
@@ -149,11 +100,11 @@ Worker::Worker(WorkerOptions options, std::unique_ptr<DedupeStore> store,
       [this](rd_kafka_resp_err_t err, const rd_kafka_topic_partition_list_t* offsets) {
         OnCommitted(err, offsets);
       });
-  consumer_->WakeOnRecords(inbox_->efd);
+  consumer_->WakeOnRecords(inbox_->fd());
 }
 
 Worker::~Worker() {
-  consumer_.reset();  // stops its writes to the inbox's eventfd
+  consumer_.reset();  // stops its writes to the inbox's descriptor
   producer_.reset();
 }
 
@@ -262,7 +213,7 @@ int Worker::Run() {
       timeout = std::clamp(until + 1ms, 0ms, timeout);
     }
     if (store_down_) timeout = std::min(timeout, 50ms);
-    WaitForWork(timeout);
+    inbox_->Sleep(timeout);
   }
   // Outcome records still in librdkafka's queue: give them a moment, then store what was acknowledged.
   // After a fatal error nothing more will be acknowledged: only what already was is committed.
@@ -297,15 +248,6 @@ bool Worker::CheckFatal(Clock::time_point now) {
   return true;
 }
 
-void Worker::WaitForWork(std::chrono::milliseconds timeout) {
-  pollfd pfd{inbox_->efd, POLLIN, 0};
-  int n = ::poll(&pfd, 1, static_cast<int>(timeout.count()));
-  if (n > 0) {
-    std::uint64_t value = 0;
-    [[maybe_unused]] ssize_t r = ::read(inbox_->efd, &value, sizeof(value));
-  }
-}
-
 void Worker::TakeMessages(int max) {
   for (int i = 0; i < max; ++i) {
     kafka::Message m = consumer_->Poll(0ms);
@@ -330,8 +272,8 @@ void Worker::NewJob(kafka::Message m) {
   job->topic = rd_kafka_topic_name(m->rkt);
   job->partition = m->partition;
   job->offset = m->offset;
-  job->generation = partition_generation_[m->partition];
-  tracker_.Begin(m->partition, m->offset);
+  job->generation = book_.Generation(job->topic, m->partition);
+  book_.Begin(job->topic, m->partition, m->offset);
   std::string error;
   std::shared_ptr<Send> partial;
   job->send = ParseSend(kafka::Payload(m.get()), kafka::Key(m.get()), options_.channel, error, &partial);
@@ -484,19 +426,15 @@ void Worker::StartDeliveries() {
     Clock::time_point started = job.started;
     job.provider->Deliver(job.send, [inbox, id, started](DeliveryResult result) {
       double seconds = std::chrono::duration<double>(Clock::now() - started).count();
-      inbox->Post(Inbox::Completion{id, std::move(result), seconds});
+      inbox->Post(Answer{id, std::move(result), seconds});
     });
   }
 }
 
 void Worker::CollectInbox() {
-  std::vector<Inbox::Completion> completions;
-  std::vector<Inbox::Ack> acks;
-  {
-    std::lock_guard lock(inbox_->mutex);
-    completions.swap(inbox_->completions);
-    acks.swap(inbox_->acks);
-  }
+  std::vector<Answer> completions;
+  std::vector<Ack> acks;
+  inbox_->Take(completions, acks);
   for (auto& c : completions) {
     auto it = jobs_.find(c.job);
     if (it == jobs_.end()) continue;
@@ -697,7 +635,7 @@ void Worker::RecordOutcomes() {
         err = producer_->Produce(out.topic, record_key, out.value, headers, group);
       }
       if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        group->Fail(count - i, err);
+        group->Abandon(count - i, err);
         break;
       }
     }
@@ -706,10 +644,8 @@ void Worker::RecordOutcomes() {
 
 void Worker::Finish(Job& job) {
   metrics_.sends.With({channel_name_, job.provider_name, job.outcome.status}).Inc();
-  if (job.generation == partition_generation_[job.partition]) {
-    std::int64_t next = tracker_.Finish(job.partition, job.offset);
-    if (next >= 0) consumer_->StoreOffset(job.topic, job.partition, next);
-  }
+  std::int64_t next = book_.Finish(job.topic, job.partition, job.offset, job.generation);
+  if (next >= 0) consumer_->StoreOffset(job.topic, job.partition, next);
   Erase(job.id);
 }
 
@@ -741,7 +677,7 @@ void Worker::UpdateMemoryFull() {
     // Forget first what only a partition we no longer own would need; then make the next commit
     // come now rather than at the auto-commit tick, and take no records until it freed room.
     for (std::int32_t p : delivered_.Partitions()) {
-      if (assigned_.count(p) == 0) delivered_.Forget(p);
+      if (book_.Generation(send_topic_, p) == 0) delivered_.Forget(p);
     }
     if (!delivered_.Full()) return;
     memory_full_ = true;
@@ -832,7 +768,8 @@ void Worker::SetStoreDown(bool down) {
 void Worker::OnRebalance(rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* partitions) {
   if (kind == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     for (int i = 0; i < partitions->cnt; ++i) {
-      if (send_topic_ == partitions->elems[i].topic) assigned_.insert(partitions->elems[i].partition);
+      if (send_topic_ == partitions->elems[i].topic)
+        book_.Assign(send_topic_, partitions->elems[i].partition);
       pv::log::Info("partition_assigned",
                     {{"topic", partitions->elems[i].topic}, {"partition", partitions->elems[i].partition}});
     }
@@ -861,13 +798,11 @@ void Worker::OnRebalance(rd_kafka_resp_err_t kind, const rd_kafka_topic_partitio
     CollectInbox();
     SettleBatch(Clock::now() >= start + options_.revoke_timeout / 2);
     RecordOutcomes();
-    WaitForWork(20ms);
+    inbox_->Sleep(20ms);
   }
   std::size_t left = remaining();
   for (std::int32_t p : revoked) {
-    assigned_.erase(p);
-    tracker_.Forget(p);
-    ++partition_generation_[p];
+    book_.Revoke(send_topic_, p);
     pv::log::Info("partition_revoked", {{"topic", send_topic_}, {"partition", p}});
   }
   if (left > 0) pv::log::Warn("revoke_unfinished", {{"jobs", static_cast<std::int64_t>(left)}});

@@ -5,7 +5,7 @@
 //
 // Delivery guarantee: at least once. An input offset is stored only after every record produced for
 // it was acknowledged by the broker, and only up to the highest contiguous finished offset per
-// partition (kafka::OffsetTracker). Many records are in flight at once (dispatcher.max_in_flight).
+// partition (kafka::PartitionBook). Many records are in flight at once (dispatcher.max_in_flight).
 // A redelivered trigger yields the same send_id, which the workers deduplicate.
 #pragma once
 

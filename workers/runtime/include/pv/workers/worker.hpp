@@ -26,6 +26,7 @@
 
 #include "pv/delay_ladder.hpp"
 #include "pv/kafka.hpp"
+#include "pv/kafka_book.hpp"
 #include "pv/metrics.hpp"
 #include "pv/topics.hpp"
 #include "pv/workers/backoff.hpp"
@@ -49,12 +50,12 @@ struct WorkerOptions {
   // Records taken from Kafka and not finished; no more are taken above. 0: 8 × max_in_flight (records
   // wait for their outcome's acknowledgement after delivery too: room for several rounds).
   int max_buffered = 0;
-  int claim_batch = 128;    // claims per Redis round trip
+  int claim_batch = 128;  // claims per Redis round trip
   // Sends delivered whose records' offsets are not yet committed, remembered so that a record read
   // again after Redis lost its `sent:` mark is not delivered twice (DeliveredMemory). 0: the larger
   // of 65,536 and 8 × max_buffered. At this many, consumption pauses until a commit frees room.
   int delivered_memory = 0;
-  int max_attempts = 8;     // the attempt that fails transiently at this number goes dead
+  int max_attempts = 8;  // the attempt that fails transiently at this number goes dead
   BackoffPolicy backoff;
   int fallback_after_attempts = 2;  // attempts > this use the campaign's fallback provider
   int circuit_failures = 10;        // consecutive transient failures that open a provider's circuit
@@ -109,7 +110,6 @@ class Worker {
   void SettleBatch(bool force);
   void RecordOutcomes();
   void UpdatePause();
-  void WaitForWork(std::chrono::milliseconds timeout);
   void BeginDrain();
   void OnRebalance(rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* partitions);
   void OnCommitted(rd_kafka_resp_err_t err, const rd_kafka_topic_partition_list_t* offsets);
@@ -149,11 +149,9 @@ class Worker {
   std::shared_ptr<Inbox> inbox_;
   std::unique_ptr<kafka::Producer> producer_;
   std::unique_ptr<kafka::Consumer> consumer_;
-  kafka::OffsetTracker tracker_;
-  // Bumped when a partition is revoked: a job begun under an older generation must not finish an
-  // offset of the partition's next assignment (the same offset may be redelivered to us).
-  std::map<std::int32_t, std::uint64_t> partition_generation_;
-  std::set<std::int32_t> assigned_;  // partitions of send_topic_ assigned to us now
+  // The partitions of send_topic_ assigned to us now; a job finishes an offset only of the assignment
+  // it was begun under (after a revoke the same offset may be redelivered to us).
+  kafka::PartitionBook book_;
   DeliveredMemory delivered_;
   bool memory_full_ = false;
 
@@ -173,7 +171,8 @@ class Worker {
   bool paused_ = false;
   bool reapply_pause_ = false;
   bool store_down_ = false;
-  std::chrono::steady_clock::time_point store_probe_at_{};  // next idle check of the store (at start: at once)
+  std::chrono::steady_clock::time_point
+      store_probe_at_{};  // next idle check of the store (at start: at once)
   std::chrono::steady_clock::time_point store_retry_at_{};
   std::atomic<bool> stop_requested_{false};
   std::atomic<bool> running_{false};
