@@ -163,16 +163,16 @@ std::vector<std::pair<std::string, std::string>> DeadLetterHeaders(const DeadLet
 // already there by the same name gets the new value in place, the others are appended.
 template <typename Headers>
 void SetDeadLetterHeaders(Headers& headers, const DeadLetter& dead_letter) {
-  for (auto& [name, value] : DeadLetterHeaders(dead_letter)) {
+  for (auto& field : DeadLetterHeaders(dead_letter)) {  // not [name, value]: clang 14 cannot capture it
     auto same = std::find_if(headers.begin(), headers.end(), [&](const auto& header) {
       const auto& [n, v] = header;
-      return n == name;
+      return n == field.first;
     });
     if (same == headers.end()) {
-      headers.push_back({std::move(name), std::move(value)});
+      headers.push_back({std::move(field.first), std::move(field.second)});
     } else {
       auto& [n, v] = *same;
-      v = std::move(value);
+      v = std::move(field.second);
     }
   }
 }
