@@ -61,25 +61,16 @@ bool CampaignFeed::Apply(const rd_kafka_message_t* m) {
     return false;
   }
   auto it = states_.find(state.id);
-  if (it == states_.end()) {
-    if (states_.size() >= kMaxTopicCampaigns) {
-      over_limit_.Inc();
-      log::Warn("campaign_record_ignored", {{"topic", topic_},
-                                            {"offset", m->offset},
-                                            {"key", LogKey(m)},
-                                            {"error", "more campaign ids on the topic than a replica keeps"},
-                                            {"limit", kMaxTopicCampaigns}});
-      return false;
-    }
-    applied_.Inc();
-    log::Info("campaign_record_applied", {{"topic", topic_},
-                                          {"id", state.id},
-                                          {"updated_at_ms", state.updated_at_ms},
-                                          {"removed", state.campaign == nullptr}});
-    states_.emplace(state.id, std::move(state));
-    return true;
+  if (it == states_.end() && states_.size() >= kMaxTopicCampaigns) {
+    over_limit_.Inc();
+    log::Warn("campaign_record_ignored", {{"topic", topic_},
+                                          {"offset", m->offset},
+                                          {"key", LogKey(m)},
+                                          {"error", "more campaign ids on the topic than a replica keeps"},
+                                          {"limit", kMaxTopicCampaigns}});
+    return false;
   }
-  if (!TopicCampaignSupersedes(state, it->second)) {
+  if (it != states_.end() && !TopicCampaignSupersedes(state, it->second)) {
     older_.Inc();
     log::Warn("campaign_record_older", {{"topic", topic_},
                                         {"offset", m->offset},
@@ -93,7 +84,11 @@ bool CampaignFeed::Apply(const rd_kafka_message_t* m) {
                                         {"id", state.id},
                                         {"updated_at_ms", state.updated_at_ms},
                                         {"removed", state.campaign == nullptr}});
-  it->second = std::move(state);
+  if (it == states_.end()) {
+    states_.emplace(state.id, std::move(state));
+  } else {
+    it->second = std::move(state);
+  }
   return true;
 }
 

@@ -1,7 +1,6 @@
 #include "pv/campaign_records.hpp"
 
 #include <fmt/format.h>
-#include <librdkafka/rdkafka.h>
 #include <rapidjson/document.h>
 #include <yaml-cpp/yaml.h>
 
@@ -10,7 +9,6 @@
 
 #include "catalog_parse.hpp"
 #include "pv/json.hpp"
-#include "pv/kafka.hpp"
 #include "pv/strings.hpp"
 
 namespace pv {
@@ -20,19 +18,6 @@ constexpr const char* kDayNames[] = {"mon", "tue", "wed", "thu", "fri", "sat", "
 
 std::string Clock(int minutes) {
   return fmt::format("{:02}:{:02}", minutes / 60, minutes % 60);
-}
-
-void AppendStringMap(std::string& out, const std::map<std::string, std::string>& values) {
-  out += '{';
-  bool first = true;
-  for (const auto& [name, value] : values) {
-    if (!first) out += ',';
-    first = false;
-    AppendJsonString(out, name);
-    out += ':';
-    AppendJsonString(out, value);
-  }
-  out += '}';
 }
 
 // A JSON value as the YAML tree a campaign file would give. Nesting is already bounded by the parse
@@ -121,11 +106,11 @@ std::string CampaignRecord(const Campaign& c, std::int64_t updated_at_ms, std::s
     AppendJsonString(out, locale);
     out += ':';
     std::string fields;
-    AppendStringMap(fields, t.fields);
+    AppendJsonObject(fields, t.fields);
     if (!t.data.empty()) {
       fields.pop_back();
       fields += fields.size() > 1 ? ",\"data\":" : "\"data\":";
-      AppendStringMap(fields, t.data);
+      AppendJsonObject(fields, t.data);
       fields += '}';
     }
     out += fields;
@@ -207,17 +192,7 @@ bool ParseCampaignState(const CampaignRecordView& record, std::string_view topic
   }
   out = TopicCampaign{};
   out.id = std::string(record.record_key);
-  if (!record.value) {
-    if (record.updated_at_header) {
-      if (!ParseDigits(*record.updated_at_header, out.updated_at_ms)) {
-        error = fmt::format("tombstone header {} must be a number of milliseconds", kCampaignUpdatedAtHeader);
-        return false;
-      }
-    } else {
-      out.updated_at_ms = std::max<std::int64_t>(record.timestamp_ms, 0);
-    }
-    return true;
-  }
+  if (!record.value) return TombstoneVersion(record, kCampaignUpdatedAtHeader, out.updated_at_ms, error);
   auto campaign = std::make_shared<Campaign>();
   if (!ParseCampaignRecord(*record.value, topic, *campaign, error)) return false;
   if (campaign->id != record.record_key) {
@@ -234,14 +209,9 @@ bool ParseCampaignState(const CampaignRecordView& record, std::string_view topic
 
 bool ParseCampaignMessage(const rd_kafka_message_s* message, std::string_view topic, TopicCampaign& out,
                           std::string& error) {
-  CampaignRecordView view;
-  view.record_key = kafka::Key(message);
-  if (message->payload != nullptr) view.value = kafka::Payload(message);
-  std::optional<std::string> header = kafka::HeaderValue(message, kCampaignUpdatedAtHeader);
-  if (header) view.updated_at_header = *header;
-  rd_kafka_timestamp_type_t type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
-  view.timestamp_ms = rd_kafka_message_timestamp(message, &type);
-  return ParseCampaignState(view, topic, out, error);
+  return ParseStateMessage(message, kCampaignUpdatedAtHeader, [&](const CampaignRecordView& view) {
+    return ParseCampaignState(view, topic, out, error);
+  });
 }
 
 std::vector<std::string> CampaignDifferences(const Campaign& a, const Campaign& b) {

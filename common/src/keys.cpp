@@ -1,7 +1,6 @@
 #include "pv/keys.hpp"
 
 #include <fmt/format.h>
-#include <librdkafka/rdkafka.h>
 #include <rapidjson/document.h>
 #include <yaml-cpp/yaml.h>
 
@@ -11,7 +10,6 @@
 #include "pv/files.hpp"
 #include "pv/ids.hpp"
 #include "pv/json.hpp"
-#include "pv/kafka.hpp"
 #include "pv/strings.hpp"
 #include "pv/validate.hpp"
 
@@ -44,6 +42,30 @@ namespace {
 int StateRank(const ApiKey& k) {
   if (k.deleted) return 2;
   return k.revoked() ? 1 : 0;
+}
+
+// The pv.keys record (`record`) or pvctl's listing of a key: the same fields, but the listing has
+// neither the version nor the hash, and says null for a key that was never revoked.
+std::string KeyJson(const ApiKey& k, bool record) {
+  std::string out = record ? "{\"v\":1," : "{";
+  auto field = [&out](std::string_view name, std::string_view value) {
+    out += fmt::format("\"{}\":", name);
+    AppendJsonString(out, value);
+    out += ',';
+  };
+  field("id", k.id);
+  field("name", k.name);
+  field("project", k.project);
+  field("scope", k.scope == KeyScope::kSecret ? "secret" : "public");
+  if (record) field("hash", k.hash);
+  field("last4", k.last4);
+  field("created_at", k.created_at);
+  if (record || k.revoked()) {
+    field("revoked_at", k.revoked_at);
+  } else {
+    out += "\"revoked_at\":null,";
+  }
+  return out + fmt::format("\"updated_at_ms\":{}}}", k.updated_at_ms);
 }
 
 }  // namespace
@@ -81,15 +103,7 @@ bool ParseKeyState(const KeyRecordView& record, ApiKey& out, std::string& error)
     out = ApiKey{};
     out.id = std::string(record.record_key);
     out.deleted = true;
-    if (record.updated_at_header) {
-      if (!ParseDigits(*record.updated_at_header, out.updated_at_ms)) {
-        error = fmt::format("tombstone header {} must be a number of milliseconds", kKeyUpdatedAtHeader);
-        return false;
-      }
-    } else {
-      out.updated_at_ms = std::max<std::int64_t>(record.timestamp_ms, 0);
-    }
-    return true;
+    return TombstoneVersion(record, kKeyUpdatedAtHeader, out.updated_at_ms, error);
   }
   if (!ParseKeyRecord(*record.value, out, error)) return false;
   if (out.id != record.record_key) {
@@ -102,14 +116,8 @@ bool ParseKeyState(const KeyRecordView& record, ApiKey& out, std::string& error)
 }
 
 bool ParseKeyMessage(const rd_kafka_message_s* message, ApiKey& out, std::string& error) {
-  KeyRecordView view;
-  view.record_key = kafka::Key(message);
-  if (message->payload != nullptr) view.value = kafka::Payload(message);
-  std::optional<std::string> header = kafka::HeaderValue(message, kKeyUpdatedAtHeader);
-  if (header) view.updated_at_header = *header;
-  rd_kafka_timestamp_type_t type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
-  view.timestamp_ms = rd_kafka_message_timestamp(message, &type);
-  return ParseKeyState(view, out, error);
+  return ParseStateMessage(message, kKeyUpdatedAtHeader,
+                           [&](const KeyRecordView& view) { return ParseKeyState(view, out, error); });
 }
 
 std::shared_ptr<const KeyStore> KeyStore::LoadFile(const std::string& path) {
@@ -202,22 +210,11 @@ void KeyStore::SaveFile(const std::string& path, const std::vector<ApiKey>& keys
 }
 
 std::string KeyRecord(const ApiKey& k) {
-  std::string out = "{\"v\":1,\"id\":";
-  AppendJsonString(out, k.id);
-  out += ",\"name\":";
-  AppendJsonString(out, k.name);
-  out += ",\"project\":";
-  AppendJsonString(out, k.project);
-  out += fmt::format(",\"scope\":\"{}\",\"hash\":", k.scope == KeyScope::kSecret ? "secret" : "public");
-  AppendJsonString(out, k.hash);
-  out += ",\"last4\":";
-  AppendJsonString(out, k.last4);
-  out += ",\"created_at\":";
-  AppendJsonString(out, k.created_at);
-  out += ",\"revoked_at\":";
-  AppendJsonString(out, k.revoked_at);
-  out += fmt::format(",\"updated_at_ms\":{}", k.updated_at_ms);
-  return out + "}";
+  return KeyJson(k, true);
+}
+
+std::string KeyListingJson(const ApiKey& k) {
+  return KeyJson(k, false);
 }
 
 bool ParseKeyRecord(std::string_view json, ApiKey& out, std::string& error) {

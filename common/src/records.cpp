@@ -166,16 +166,7 @@ void AppendSend(std::string& out, const SendOut& s) {
   }
   if (s.content.data != nullptr) {
     member("data");
-    out += '{';
-    bool first_data = true;
-    for (const auto& [name, value] : *s.content.data) {
-      if (!first_data) out += ',';
-      first_data = false;
-      AppendJsonString(out, name);
-      out += ':';
-      AppendJsonString(out, value);
-    }
-    out += '}';
+    AppendJsonObject(out, *s.content.data);
   }
   out += "}}";
 }

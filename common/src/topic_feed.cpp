@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "pv/log.hpp"
+#include "pv/state_record.hpp"
+#include "pv/strings.hpp"
 
 namespace pv::kafka {
 
@@ -186,3 +188,31 @@ bool TopicFeed::Sync(std::chrono::milliseconds timeout) {
 }
 
 }  // namespace pv::kafka
+
+// ---- state records (state_record.hpp): what the feeds of pv.keys and pv.campaigns read ----
+namespace pv {
+
+bool TombstoneVersion(const StateRecordView& record, std::string_view header, std::int64_t& out,
+                      std::string& error) {
+  if (!record.updated_at_header) {
+    out = std::max<std::int64_t>(record.timestamp_ms, 0);
+    return true;
+  }
+  if (ParseDigits(*record.updated_at_header, out)) return true;
+  error = fmt::format("tombstone header {} must be a number of milliseconds", header);
+  return false;
+}
+
+bool ParseStateMessage(const rd_kafka_message_s* message, const char* header,
+                       const std::function<bool(const StateRecordView&)>& parse) {
+  StateRecordView view;
+  view.record_key = kafka::Key(message);
+  if (message->payload != nullptr) view.value = kafka::Payload(message);
+  std::optional<std::string> header_value = kafka::HeaderValue(message, header);
+  if (header_value) view.updated_at_header = *header_value;
+  rd_kafka_timestamp_type_t type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
+  view.timestamp_ms = rd_kafka_message_timestamp(message, &type);
+  return parse(view);
+}
+
+}  // namespace pv

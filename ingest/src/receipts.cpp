@@ -13,6 +13,7 @@
 #include <cctype>
 #include <charconv>
 
+#include "publication.hpp"
 #include "pv/config.hpp"
 #include "pv/ids.hpp"
 #include "pv/ingest/trigger.hpp"
@@ -44,10 +45,6 @@ const char* RouteName(ReceiptEndpoints::Route route) {
       break;
   }
   return "other";
-}
-
-http::Response Error(int status, std::string_view message) {
-  return http::Response::Json(status, ErrorBody(message));
 }
 
 std::string_view MediaType(std::string_view content_type) {
@@ -92,10 +89,11 @@ std::string UnixSecondsToText(const rapidjson::Value* v) {
   return FormatTimestamp(FromUnixMillis(seconds * 1000));
 }
 
-const std::string* Param(const FormParams& params, std::string_view name) {
+// The value of `name`, else of `old_name` (Twilio's older names: SmsSid, SmsStatus), else nullptr.
+const std::string* Param(const FormParams& params, std::string_view name, std::string_view old_name = {}) {
   for (const auto& [k, v] : params)
     if (k == name) return &v;
-  return nullptr;
+  return old_name.empty() ? nullptr : Param(params, old_name);
 }
 
 std::string Upper(std::string_view s) {
@@ -356,10 +354,8 @@ bool ParseForm(std::string_view body, size_t max_params, FormParams& out, std::s
 
 Parsed ParseTwilioStatus(const FormParams& params) {
   Parsed out;
-  const std::string* sid = Param(params, "MessageSid");
-  if (sid == nullptr) sid = Param(params, "SmsSid");
-  const std::string* status = Param(params, "MessageStatus");
-  if (status == nullptr) status = Param(params, "SmsStatus");
+  const std::string* sid = Param(params, "MessageSid", "SmsSid");
+  const std::string* status = Param(params, "MessageStatus", "SmsStatus");
   if (sid == nullptr || sid->empty() || status == nullptr || status->empty()) {
     out.error = "MessageSid and MessageStatus are required";
     return out;
@@ -389,8 +385,7 @@ Parsed ParseTwilioStatus(const FormParams& params) {
 
 Parsed ParseTwilioInbound(const FormParams& params) {
   Parsed out;
-  const std::string* sid = Param(params, "MessageSid");
-  if (sid == nullptr) sid = Param(params, "SmsSid");
+  const std::string* sid = Param(params, "MessageSid", "SmsSid");
   const std::string* from = Param(params, "From");
   const std::string* body = Param(params, "Body");
   if (sid == nullptr || sid->empty() || from == nullptr || from->empty() || body == nullptr) {
@@ -460,26 +455,19 @@ std::string TwilioSignature(std::string_view auth_token, std::string_view url, c
 
 // The records of one request on their way to the broker; the last report answers (as the trigger
 // API's Publication does: 2xx only when every record was acknowledged).
-class ReceiptEndpoints::Publication final : public kafka::DeliveryHandler {
+class ReceiptEndpoints::Publication final : public CountedPublication {
  public:
   Publication(ReceiptEndpoints& owner, Route route, int records, http::Response success,
               http::Responder responder)
-      : owner_(owner),
+      : CountedPublication(records),
+        owner_(owner),
         route_(route),
         records_(records),
-        countdown_(records),
         success_(std::move(success)),
         responder_(std::move(responder)) {}
 
-  void OnDelivery(rd_kafka_resp_err_t err, std::int32_t /*partition*/, std::int64_t /*offset*/) override {
-    Complete(1, err);
-  }
-  void Abandon(int count, rd_kafka_resp_err_t err) { Complete(count, err); }
-
  private:
-  void Complete(int count, rd_kafka_resp_err_t err) {
-    if (!countdown_.Report(count, err)) return;
-    auto first = countdown_.first_error();
+  void Finish(rd_kafka_resp_err_t first) override {
     if (first == RD_KAFKA_RESP_ERR_NO_ERROR) {
       owner_.CountReceipts(route_, "published", static_cast<size_t>(records_));
       owner_.CountRequest(route_, "published");
@@ -489,17 +477,14 @@ class ReceiptEndpoints::Publication final : public kafka::DeliveryHandler {
       log::Warn("receipts_publish_failed",
                 {{"route", RouteName(route_)}, {"records", records_}, {"error", rd_kafka_err2name(first)}});
       // The provider retries a failed webhook (SendGrid for 72 h, Twilio per its callback settings).
-      http::Response r = Error(503, "the message broker did not acknowledge in time; retry");
-      r.headers.emplace_back("Retry-After", std::to_string(owner_.retry_after_seconds_));
-      responder_.Send(std::move(r));
+      responder_.Send(
+          Unavailable("the message broker did not acknowledge in time; retry", owner_.retry_after_seconds_));
     }
-    delete this;  // NOLINT(cppcoreguidelines-owning-memory): the last report ends the publication
   }
 
   ReceiptEndpoints& owner_;
   Route route_;
   int records_;
-  kafka::DeliveryCountdown countdown_;
   http::Response success_;
   http::Responder responder_;
 };
@@ -568,14 +553,10 @@ class ReceiptEndpoints::BodyExchange final : public http::Exchange {
     }
     auto* publication = new Publication(  // NOLINT(cppcoreguidelines-owning-memory): freed by its last report
         owner_, route_, static_cast<int>(records.size()), std::move(success), std::move(responder));
-    for (size_t i = 0; i < records.size(); ++i) {
-      rd_kafka_resp_err_t err =
-          owner_.producer_.Produce(o.topic, parsed.receipts[i].receipt_id, records[i], {}, publication);
-      if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        publication->Abandon(static_cast<int>(records.size() - i), err);
-        return;  // `publication` may be gone
-      }
-    }
+    CountedPublication::ProduceAll(
+        publication, records.size(), [&](size_t i, kafka::DeliveryHandler* handler) {
+          return owner_.producer_.Produce(o.topic, parsed.receipts[i].receipt_id, records[i], {}, handler);
+        });
   }
 
  private:

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 
+#include "publication.hpp"
 #include "pv/ids.hpp"
 #include "pv/ingest/trigger.hpp"
 #include "pv/json.hpp"
@@ -89,10 +90,6 @@ bool MatchStatusRoute(std::string_view target, std::string_view& trigger_id) {
   return true;
 }
 
-http::Response Error(int status, std::string_view message, const std::vector<FieldError>& errors = {}) {
-  return http::Response::Json(status, ErrorBody(message, errors));
-}
-
 }  // namespace
 
 IngestOptions IngestOptions::FromConfig(const Config& config) {
@@ -101,24 +98,21 @@ IngestOptions IngestOptions::FromConfig(const Config& config) {
   f.host = config.GetString("ingest.host", f.host);
   f.port = static_cast<int>(config.GetInt("ingest.port", f.port, 0, 65535));
   f.threads = static_cast<int>(config.GetInt("ingest.threads", f.threads, 0, 256));
-  f.max_connections = static_cast<size_t>(
-      config.GetInt("ingest.max_connections", static_cast<std::int64_t>(f.max_connections), 1));
+  // A count or size: at least `min`, at most `max`.
+  auto limit = [&config](const char* name, size_t& field, std::int64_t min, std::int64_t max = INT64_MAX) {
+    field = static_cast<size_t>(config.GetInt(name, static_cast<std::int64_t>(field), min, max));
+  };
+  limit("ingest.max_connections", f.max_connections, 1);
   f.header_timeout = config.GetMillis("ingest.header_timeout_ms", f.header_timeout);
   f.body_timeout = config.GetMillis("ingest.body_timeout_ms", f.body_timeout);
   f.write_timeout = config.GetMillis("ingest.write_timeout_ms", f.write_timeout);
   f.idle_timeout = std::chrono::seconds(config.GetInt("ingest.keep_alive_timeout_seconds", 5, 1, 3600));
-  f.max_header_bytes = static_cast<size_t>(
-      config.GetInt("ingest.max_header_bytes", static_cast<std::int64_t>(f.max_header_bytes), 1024, 1 << 20));
-  f.max_header_count = static_cast<size_t>(
-      config.GetInt("ingest.max_header_count", static_cast<std::int64_t>(f.max_header_count), 8, 10000));
-  f.max_uri_bytes = static_cast<size_t>(
-      config.GetInt("ingest.max_uri_bytes", static_cast<std::int64_t>(f.max_uri_bytes), 64, 1 << 20));
-  f.max_body_bytes = static_cast<size_t>(
-      config.GetInt("ingest.max_body_bytes", static_cast<std::int64_t>(f.max_body_bytes), 1024, 64 << 20));
-  f.max_pending_body_bytes = static_cast<size_t>(config.GetInt(
-      "ingest.max_pending_body_bytes", static_cast<std::int64_t>(f.max_pending_body_bytes), 1 << 20));
-  f.keep_alive_max_requests = static_cast<size_t>(config.GetInt(
-      "ingest.keep_alive_max_requests", static_cast<std::int64_t>(f.keep_alive_max_requests), 1));
+  limit("ingest.max_header_bytes", f.max_header_bytes, 1024, 1 << 20);
+  limit("ingest.max_header_count", f.max_header_count, 8, 10000);
+  limit("ingest.max_uri_bytes", f.max_uri_bytes, 64, 1 << 20);
+  limit("ingest.max_body_bytes", f.max_body_bytes, 1024, 64 << 20);
+  limit("ingest.max_pending_body_bytes", f.max_pending_body_bytes, 1 << 20);
+  limit("ingest.keep_alive_max_requests", f.keep_alive_max_requests, 1);
   f.retry_after_seconds =
       static_cast<int>(config.GetInt("ingest.retry_after_seconds", f.retry_after_seconds, 0, 3600));
   for (auto [name, value] : {std::pair{"ingest.header_timeout_ms", f.header_timeout},
@@ -156,35 +150,22 @@ IngestOptions IngestOptions::FromConfig(const Config& config) {
 
 // ---- one request, from its accepted head to the broker's report ----
 
-// The records of one request on their way to the broker. Every produced record reports here once
-// (on the producer's poll thread); the last report answers the client through the Responder.
-class IngestServer::Publication final : public kafka::DeliveryHandler {
+// One request's records on their way to the broker; the last report answers the client.
+class IngestServer::Publication final : public CountedPublication {
  public:
   Publication(IngestServer& server, Route route, Clock::time_point start, int records, std::string trigger_id,
               http::Responder responder)
-      : server_(server),
+      : CountedPublication(records),
+        server_(server),
         route_(route),
         start_(start),
         produce_start_(Clock::now()),
         records_(records),
-        countdown_(records),
         trigger_id_(std::move(trigger_id)),
         responder_(std::move(responder)) {}
 
-  void OnDelivery(rd_kafka_resp_err_t err, std::int32_t /*partition*/, std::int64_t /*offset*/) override {
-    Complete(1, err);
-  }
-  // Records that could not even be enqueued.
-  void Abandon(int count, rd_kafka_resp_err_t err) { Complete(count, err); }
-
  private:
-  void Complete(int count, rd_kafka_resp_err_t err) {
-    if (!countdown_.Report(count, err)) return;
-    Finish(countdown_.first_error());
-    delete this;  // NOLINT(cppcoreguidelines-owning-memory): the last report ends the publication
-  }
-
-  void Finish(rd_kafka_resp_err_t err) {
+  void Finish(rd_kafka_resp_err_t err) override {
     IngestServer& s = server_;
     s.ack_seconds_->Observe(std::chrono::duration<double>(Clock::now() - produce_start_).count());
     s.in_flight_->Add(-1);
@@ -200,10 +181,10 @@ class IngestServer::Publication final : public kafka::DeliveryHandler {
       log::Warn(
           "publish_failed",
           {{"records", records_}, {"error", rd_kafka_err2name(err)}, {"message", rd_kafka_err2str(err)}});
-      response = Error(503, err == RD_KAFKA_RESP_ERR__QUEUE_FULL
-                                ? "ingest is overloaded (producer queue full); retry"
-                                : "the message broker did not acknowledge in time; retry");
-      response.headers.emplace_back("Retry-After", std::to_string(s.options_.front.retry_after_seconds));
+      response = Unavailable(err == RD_KAFKA_RESP_ERR__QUEUE_FULL
+                                 ? "ingest is overloaded (producer queue full); retry"
+                                 : "the message broker did not acknowledge in time; retry",
+                             s.options_.front.retry_after_seconds);
     }
     s.Count(route_, response.status, start_);
     responder_.Send(std::move(response));
@@ -214,7 +195,6 @@ class IngestServer::Publication final : public kafka::DeliveryHandler {
   Clock::time_point start_;
   Clock::time_point produce_start_;
   int records_;
-  kafka::DeliveryCountdown countdown_;
   std::string trigger_id_;
   http::Responder responder_;
 };
@@ -312,19 +292,15 @@ class IngestServer::TriggerExchange final : public http::Exchange {
                const std::vector<std::string>& ids, http::Responder responder) {
     auto* publication = new Publication(  // NOLINT(cppcoreguidelines-owning-memory): freed by its last report
         server_, route_, start_, static_cast<int>(records.size()), ids.front(), std::move(responder));
-    for (size_t i = 0; i < records.size(); ++i) {
-      std::string_view external_id = AsStringView((*items[i])["user"]["external_id"]);
-      kafka::Header headers[] = {{"pv-trigger-id", ids[i]}};
-      rd_kafka_resp_err_t err =
-          server_.producer_->Produce(server_.options_.topic, external_id, records[i], headers, publication);
-      if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        // Not enqueued (local queue full, or a fatal producer state): this record and the rest of
-        // the batch are abandoned. Records already enqueued may still be delivered; a client that
-        // retries with an Idempotency-Key gets the same trigger ids, so the workers send them once.
-        publication->Abandon(static_cast<int>(records.size() - i), err);
-        return;  // `publication` may be gone
-      }
-    }
+    // A client that retries an abandoned batch with an Idempotency-Key gets the same trigger ids, so the
+    // workers send the records that were delivered anyway once.
+    CountedPublication::ProduceAll(
+        publication, records.size(), [&](size_t i, kafka::DeliveryHandler* handler) {
+          std::string_view external_id = AsStringView((*items[i])["user"]["external_id"]);
+          kafka::Header headers[] = {{"pv-trigger-id", ids[i]}};
+          return server_.producer_->Produce(server_.options_.topic, external_id, records[i], headers,
+                                            handler);
+        });
   }
 
   IngestServer& server_;
@@ -450,6 +426,23 @@ std::optional<http::Response> IngestServer::CheckBodyHeaders(const http::Request
   return std::nullopt;
 }
 
+std::optional<http::Response> IngestServer::Admit(const http::RequestHead& head, std::string_view method,
+                                                  std::shared_ptr<const KeyStore>& keys,
+                                                  const ApiKey*& key) const {
+  if (head.method() != method) {
+    http::Response r = Error(405, fmt::format("method not allowed (use {})", method));
+    r.headers.emplace_back("Allow", std::string(method));
+    return r;
+  }
+  if (!keys_current_.load(std::memory_order_acquire)) {
+    // keys_file alone could let a key revoked on the topic through: refuse until the topic is read.
+    return Unavailable(
+        fmt::format("starting: API keys are still being read from {}; retry shortly", options_.keys_topic),
+        options_.front.retry_after_seconds);
+  }
+  return Authenticate(head, keys, key);
+}
+
 std::variant<http::Response, std::unique_ptr<http::Exchange>> IngestServer::OnHead(
     const http::RequestHead& head) {
   auto start = Clock::now();
@@ -467,22 +460,9 @@ std::variant<http::Response, std::unique_ptr<http::Exchange>> IngestServer::OnHe
     route = Route::kOther;
     return refuse(Error(404, "no such endpoint"));
   }
-  if (head.method() != "POST") {
-    http::Response r = Error(405, "method not allowed (use POST)");
-    r.headers.emplace_back("Allow", "POST");
-    return refuse(std::move(r));
-  }
-  if (!keys_current_.load(std::memory_order_acquire)) {
-    // keys_file alone could let a key revoked on the topic through: refuse until the topic is read.
-    http::Response r = Error(
-        503,
-        fmt::format("starting: API keys are still being read from {}; retry shortly", options_.keys_topic));
-    r.headers.emplace_back("Retry-After", std::to_string(options_.front.retry_after_seconds));
-    return refuse(std::move(r));
-  }
   std::shared_ptr<const KeyStore> keys;
   const ApiKey* key = nullptr;
-  if (auto rejection = Authenticate(head, keys, key)) return refuse(std::move(*rejection));
+  if (auto rejection = Admit(head, "POST", keys, key)) return refuse(std::move(*rejection));
   std::shared_ptr<const Catalog> catalog;
   const Campaign* campaign = nullptr;
   if (auto rejection = ResolveCampaign(campaign_id, *key, catalog, campaign))
@@ -500,21 +480,9 @@ std::variant<http::Response, std::unique_ptr<http::Exchange>> IngestServer::OnSt
     Count(Route::kStatus, response.status, start);
     return response;
   };
-  if (head.method() != "GET") {
-    http::Response r = Error(405, "method not allowed (use GET)");
-    r.headers.emplace_back("Allow", "GET");
-    return refuse(std::move(r));
-  }
-  if (!keys_current_.load(std::memory_order_acquire)) {
-    http::Response r = Error(
-        503,
-        fmt::format("starting: API keys are still being read from {}; retry shortly", options_.keys_topic));
-    r.headers.emplace_back("Retry-After", std::to_string(options_.front.retry_after_seconds));
-    return refuse(std::move(r));
-  }
   std::shared_ptr<const KeyStore> keys;
   const ApiKey* key = nullptr;
-  if (auto rejection = Authenticate(head, keys, key)) return refuse(std::move(*rejection));
+  if (auto rejection = Admit(head, "GET", keys, key)) return refuse(std::move(*rejection));
   if (!ValidStatusId(trigger_id)) {
     // No trigger has such an id: the same answer as an unknown one (the id is not echoed: it may be
     // anything up to ingest.max_uri_bytes).
@@ -529,9 +497,8 @@ http::Response IngestServer::StatusAnswer(StatusLookups::Result result, std::str
   switch (result.outcome) {
     case StatusLookups::Outcome::kUnavailable: {
       status_lookups_->With({"unavailable"}).Inc();
-      http::Response r = Error(503, fmt::format("trigger statuses are unavailable ({}); retry", result.why));
-      r.headers.emplace_back("Retry-After", std::to_string(options_.front.retry_after_seconds));
-      return r;
+      return Unavailable(fmt::format("trigger statuses are unavailable ({}); retry", result.why),
+                         options_.front.retry_after_seconds);
     }
     case StatusLookups::Outcome::kNotFound:
       status_lookups_->With({"not_found"}).Inc();

@@ -49,18 +49,8 @@ Global options (before or after the command): --config, --json, --brokers, --tim
 Exit codes: 0 ok, 1 failed (invalid campaigns: nothing published; the topic could not be read or
 written), 2 usage, 3 no such campaign; diff: 0 no differences, 1 differences, 2 trouble.)";
 
-std::int64_t NowMs() {
-  return ToUnixMillis(std::chrono::system_clock::now());
-}
-
 std::string VersionTime(std::int64_t ms) {
   return FormatTimestamp(FromUnixMillis(ms));
-}
-
-std::string JsonString(std::string_view s) {
-  std::string out;
-  AppendJsonString(out, s);
-  return out;
 }
 
 std::string JsonList(const std::vector<std::string>& items) {
@@ -144,6 +134,20 @@ TopicView ReadTopic(Context& ctx, const CampaignsOptions& o) {
   return view;
 }
 
+// ReadTopic into `topic`, or false after saying why on stderr: "<head>: <error>", or with `name_topic`
+// "<head>: cannot read <topic>: <error>".
+bool ReadTopicOrSay(Context& ctx, const CampaignsOptions& o, std::string_view head, bool name_topic,
+                    TopicView& topic) {
+  try {
+    topic = ReadTopic(ctx, o);
+    return true;
+  } catch (const std::exception& e) {
+    *ctx.err << (name_topic ? fmt::format("{}: cannot read {}: {}\n", head, o.topic, e.what())
+                            : fmt::format("{}: {}\n", head, e.what()));
+    return false;
+  }
+}
+
 // This machine's catalog_dir; empty when it is not a directory. Throws CatalogError when it is broken.
 std::shared_ptr<const Catalog> LocalCatalog(const CampaignsOptions& o) {
   std::error_code ec;
@@ -166,21 +170,11 @@ std::string Publish(kafka::Producer& producer, const CampaignsOptions& o, const 
                     const std::optional<std::string>& value, std::int64_t version,
                     std::shared_ptr<kafka::DeliveryGroup>& group) {
   group = std::make_shared<kafka::DeliveryGroup>(1);
-  rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
-  if (value) {
-    err = producer.Produce(o.topic, id, *value, {}, group);
-  } else {
-    // A null value (not an empty one) is Kafka's tombstone; the header carries its version. The header
-    // holds views: the text must outlive the Produce call.
-    const std::string version_text = std::to_string(version);
-    std::vector<kafka::Header> headers = {{kCampaignUpdatedAtHeader, version_text}};
-    err = producer.Produce(o.topic, id, std::string_view{}, headers, group);
-  }
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    group.reset();
-    return rd_kafka_err2str(err);
-  }
-  return {};
+  rd_kafka_resp_err_t err =
+      ProduceState(producer, o.topic, id, value, kCampaignUpdatedAtHeader, version, group);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return {};
+  group.reset();
+  return rd_kafka_err2str(err);
 }
 
 std::string AwaitAck(const std::shared_ptr<kafka::DeliveryGroup>& group,
@@ -301,16 +295,11 @@ int CampaignsApply(Context& ctx, const CampaignsOptions& o, const CampaignsApply
   }
 
   TopicView topic;
-  try {
-    topic = ReadTopic(ctx, o);
-  } catch (const std::exception& e) {
-    *ctx.err << fmt::format("{}: cannot read {}: {}\n", head, o.topic, e.what());
-    return kExitFailed;
-  }
+  if (!ReadTopicOrSay(ctx, o, head, true, topic)) return kExitFailed;
   kafka::Producer producer(*o.kafka, ProducerFor(o));
   const size_t max_bytes = producer.MaxMessageBytes();
   const std::string host = HostName();
-  const std::int64_t now = NowMs();
+  const std::int64_t now = NowUnixMillis();
 
   struct Planned {
     const Campaign* campaign = nullptr;
@@ -474,12 +463,7 @@ int CampaignsShow(Context& ctx, const CampaignsOptions& o, const std::string& id
     return kExitFailed;
   }
   TopicView topic;
-  try {
-    topic = ReadTopic(ctx, o);
-  } catch (const std::exception& e) {
-    *ctx.err << "pvctl campaigns show: " << e.what() << "\n";
-    return kExitFailed;
-  }
+  if (!ReadTopicOrSay(ctx, o, "pvctl campaigns show", false, topic)) return kExitFailed;
   const TopicCampaign* state = topic.Find(id);
   if (state == nullptr || state->campaign == nullptr) {
     std::string where;
@@ -575,13 +559,7 @@ int CampaignsDelete(Context& ctx, const CampaignsOptions& o, const std::string& 
     return kExitFailed;
   }
   TopicView topic;
-  try {
-    topic = ReadTopic(ctx, o);
-  } catch (const std::exception& e) {
-    *ctx.err << fmt::format("pvctl campaigns delete: nothing removed: cannot read {}: {}\n", o.topic,
-                            e.what());
-    return kExitFailed;
-  }
+  if (!ReadTopicOrSay(ctx, o, "pvctl campaigns delete: nothing removed", true, topic)) return kExitFailed;
   const Campaign* file = nullptr;
   std::shared_ptr<const Catalog> files;
   try {
@@ -610,7 +588,7 @@ int CampaignsDelete(Context& ctx, const CampaignsOptions& o, const std::string& 
   }
   std::int64_t previous = std::max<std::int64_t>(state != nullptr ? state->updated_at_ms : 0,
                                                  file != nullptr ? file->updated_at_ms : 0);
-  std::int64_t version = NextCampaignVersion(previous, NowMs());
+  std::int64_t version = NextCampaignVersion(previous, NowUnixMillis());
   kafka::Producer producer(*o.kafka, ProducerFor(o));
   std::shared_ptr<kafka::DeliveryGroup> group;
   std::string error = Publish(producer, o, id, std::nullopt, version, group);

@@ -182,6 +182,17 @@ void ReadToEnd(const kafka::Settings& settings, const std::string& topic, const 
   }
 }
 
+rd_kafka_resp_err_t ProduceState(kafka::Producer& producer, const std::string& topic, const std::string& key,
+                                 const std::optional<std::string>& value, const char* version_header,
+                                 std::int64_t version, const std::shared_ptr<kafka::DeliveryGroup>& group) {
+  if (value) return producer.Produce(topic, key, *value, {}, group);
+  // A null value (not an empty one: std::string_view{} has no data) is Kafka's tombstone. The header
+  // holds views: the version text must outlive the Produce call (ASan caught a temporary here).
+  const std::string version_text = std::to_string(version);
+  std::vector<kafka::Header> headers = {{version_header, version_text}};
+  return producer.Produce(topic, key, std::string_view{}, headers, group);
+}
+
 namespace {
 std::atomic<bool> g_interrupted{false};
 struct sigaction g_old_int {};

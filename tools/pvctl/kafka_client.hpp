@@ -13,6 +13,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -27,6 +28,13 @@ kafka::Settings KafkaSettings(const Context& ctx);
 
 // The timeout of one broker round trip (--timeout SECONDS, default 10 s, at most 3600 s).
 std::chrono::milliseconds RequestTimeout(const Context& ctx);
+
+// Produces the newest state of `key` on a compacted state topic (pv.keys, pv.campaigns): `value`, or
+// for nullopt a tombstone, whose version travels in the header `version_header` (a null value cannot
+// carry it). Returns the enqueue error; `group` gets the report.
+rd_kafka_resp_err_t ProduceState(kafka::Producer& producer, const std::string& topic, const std::string& key,
+                                 const std::optional<std::string>& value, const char* version_header,
+                                 std::int64_t version, const std::shared_ptr<kafka::DeliveryGroup>& group);
 
 // Owns an rd_kafka_t (destroyed, after consumer close for consumers, in the destructor).
 class Client {

@@ -61,31 +61,6 @@ std::string KeysFile(const Context& ctx) {
   return ctx.keys_file.empty() ? ctx.config.GetString("keys_file", "keys.yaml") : ctx.keys_file;
 }
 
-std::string KeyJson(const ApiKey& k) {
-  std::string out = "{\"id\":";
-  AppendJsonString(out, k.id);
-  out += ",\"name\":";
-  AppendJsonString(out, k.name);
-  out += ",\"project\":";
-  AppendJsonString(out, k.project);
-  out += fmt::format(",\"scope\":\"{}\",\"last4\":", k.scope == KeyScope::kSecret ? "secret" : "public");
-  AppendJsonString(out, k.last4);
-  out += ",\"created_at\":";
-  AppendJsonString(out, k.created_at);
-  out += ",\"revoked_at\":";
-  if (k.revoked()) {
-    AppendJsonString(out, k.revoked_at);
-  } else {
-    out += "null";
-  }
-  out += fmt::format(",\"updated_at_ms\":{}", k.updated_at_ms);
-  return out + "}";
-}
-
-std::int64_t NowMs() {
-  return ToUnixMillis(std::chrono::system_clock::now());
-}
-
 // Where key changes go besides the file. `topic` empty: the deployment's ingests read keys_file only
 // (ingest.keys_topic: ""), and the file is the whole truth.
 struct KeysTopic {
@@ -134,18 +109,9 @@ std::string Publish(const KeysTopic& t, const ApiKey& state) {
   options.defaults = {{"message.timeout.ms", "10000"}};
   kafka::Producer producer(*t.settings, options);
   auto group = std::make_shared<kafka::DeliveryGroup>(1);
-  rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
-  if (state.deleted) {
-    // A null value (not an empty one: std::string_view{} has no data) is Kafka's tombstone; the
-    // header carries its version, which a null value cannot.
-    // kafka::Header holds views: the version text must outlive the Produce call (ASan caught a
-    // temporary here).
-    const std::string version = std::to_string(state.updated_at_ms);
-    std::vector<kafka::Header> headers = {{kKeyUpdatedAtHeader, version}};
-    err = producer.Produce(t.topic, state.id, std::string_view{}, headers, group);
-  } else {
-    err = producer.Produce(t.topic, state.id, KeyRecord(state), {}, group);
-  }
+  rd_kafka_resp_err_t err = ProduceState(producer, t.topic, state.id,
+                                         state.deleted ? std::nullopt : std::optional(KeyRecord(state)),
+                                         kKeyUpdatedAtHeader, state.updated_at_ms, group);
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     if (!group->Wait(std::chrono::steady_clock::now() + std::chrono::seconds(12))) {
       return "no acknowledgement from the broker within 12 s";
@@ -260,7 +226,7 @@ int Create(Context& ctx, const CreateOptions& options) {
         path, topic.topic, error);
   }
   if (ctx.json) {
-    std::string json = KeyJson(key);
+    std::string json = KeyListingJson(key);
     json.pop_back();
     json += ",\"key\":";
     AppendJsonString(json, plain);
@@ -289,7 +255,7 @@ int List(Context& ctx, const std::string& project) {
   }
   if (ctx.json) {
     std::string out = "[";
-    for (size_t i = 0; i < shown.size(); ++i) out += (i == 0 ? "" : ",") + KeyJson(*shown[i]);
+    for (size_t i = 0; i < shown.size(); ++i) out += (i == 0 ? "" : ",") + KeyListingJson(*shown[i]);
     *ctx.out << out << "]\n";
     return kExitOk;
   }
@@ -325,7 +291,7 @@ int Revoke(Context& ctx, const std::string& id) {
   bool already = current->revoked();
   ApiKey state = *current;
   if (!already) {
-    std::int64_t now = NowMs();
+    std::int64_t now = NowUnixMillis();
     state.revoked_at = FormatTimestamp(FromUnixMillis(now));
     state.updated_at_ms = NextKeyVersion(current->updated_at_ms, now);
   }
@@ -351,7 +317,7 @@ int Revoke(Context& ctx, const std::string& id) {
     }
   }
   if (ctx.json) {
-    *ctx.out << KeyJson(state) << "\n";
+    *ctx.out << KeyListingJson(state) << "\n";
   } else {
     *ctx.out << (already ? fmt::format("Key {} was already revoked at {}.\n", id, state.revoked_at)
                          : fmt::format("Revoked key {} ({}, project {}).\n", id, state.name, state.project));
@@ -379,7 +345,7 @@ int Delete(Context& ctx, const std::string& id) {
   state.id = id;
   state.deleted = true;
   state.updated_at_ms =
-      current->deleted ? current->updated_at_ms : NextKeyVersion(current->updated_at_ms, NowMs());
+      current->deleted ? current->updated_at_ms : NextKeyVersion(current->updated_at_ms, NowUnixMillis());
   // The tombstone before the file: until it is on the topic, the file's entry (if any) keeps the key's
   // newest state where this file is read.
   if (!topic.topic.empty()) {

@@ -55,12 +55,6 @@ YAML::Node FlatTopicNode(const Config& config, const std::string& topic) {
   return node && node.IsMap() ? node : YAML::Node(YAML::NodeType::Undefined);
 }
 
-std::string JsonString(std::string_view s) {
-  std::string out;
-  AppendJsonString(out, s);
-  return out;
-}
-
 // ---- create ----
 
 struct CreateOutcome {

@@ -22,8 +22,7 @@
 #include <vector>
 
 #include "pv/catalog.hpp"
-
-struct rd_kafka_message_s;  // librdkafka's rd_kafka_message_t, kept out of this header
+#include "pv/state_record.hpp"
 
 namespace pv {
 
@@ -52,13 +51,8 @@ std::string CampaignRecord(const Campaign& campaign, std::int64_t updated_at_ms,
 // ignore. Never throws.
 bool ParseCampaignRecord(std::string_view value, std::string_view topic, Campaign& out, std::string& error);
 
-// What a consumer read from the campaigns topic, without librdkafka's types.
-struct CampaignRecordView {
-  std::string_view record_key;                        // the campaign id
-  std::optional<std::string_view> value;              // nullopt: a tombstone
-  std::optional<std::string_view> updated_at_header;  // kCampaignUpdatedAtHeader, if present
-  std::int64_t timestamp_ms = -1;                     // the record's timestamp; -1: none
-};
+// What a consumer read from the campaigns topic (the header: kCampaignUpdatedAtHeader).
+using CampaignRecordView = StateRecordView;
 // The state a record stands for: its campaign (whose id must be the record key), or for a tombstone
 // a removal versioned by its header, else by the record's timestamp. False, with `error`, for a
 // record to ignore.

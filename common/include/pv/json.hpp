@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,6 +15,13 @@ namespace pv {
 
 // Appends `s` as a quoted JSON string, escaping quotes, backslashes and control characters.
 void AppendJsonString(std::string& out, std::string_view s);
+inline std::string JsonString(std::string_view s) {
+  std::string out;
+  AppendJsonString(out, s);
+  return out;
+}
+// Appends {"name":"value",...}.
+void AppendJsonObject(std::string& out, const std::map<std::string, std::string>& values);
 
 // Serialises a RapidJSON value compactly.
 std::string ToJson(const rapidjson::Value& value);
@@ -35,6 +43,9 @@ std::optional<std::chrono::system_clock::time_point> ParseTimestamp(std::string_
 // Milliseconds since the Unix epoch.
 inline std::int64_t ToUnixMillis(std::chrono::system_clock::time_point tp) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(tp.time_since_epoch()).count();
+}
+inline std::int64_t NowUnixMillis() {
+  return ToUnixMillis(std::chrono::system_clock::now());
 }
 // Clamped to +-kMaxUnixMillis.
 inline std::chrono::system_clock::time_point FromUnixMillis(std::int64_t ms) {

@@ -19,7 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
-struct rd_kafka_message_s;  // librdkafka's rd_kafka_message_t, kept out of this header
+#include "pv/state_record.hpp"
 
 namespace pv {
 
@@ -76,19 +76,17 @@ bool LooksLikeKey(std::string_view token);
 // kKeyUpdatedAtHeader) per delete; every ingest consumes the topic, so a key change reaches ingests
 // on any machine without sharing the keys file.
 std::string KeyRecord(const ApiKey& key);
+// The key as pvctl shows it (`--json`): the record's fields but the version and the hash, with
+// revoked_at null for a key that was never revoked.
+std::string KeyListingJson(const ApiKey& key);
 // False, with `error` saying why, for a malformed record.
 bool ParseKeyRecord(std::string_view json, ApiKey& out, std::string& error);
 
 // The header that carries a tombstone's updated_at_ms (a tombstone has no value to carry it).
 inline constexpr const char* kKeyUpdatedAtHeader = "pv-updated-at";
 
-// What a consumer read from pv.keys, without librdkafka's types.
-struct KeyRecordView {
-  std::string_view record_key;                        // the key id
-  std::optional<std::string_view> value;              // nullopt: a tombstone
-  std::optional<std::string_view> updated_at_header;  // kKeyUpdatedAtHeader, if present
-  std::int64_t timestamp_ms = -1;                     // the record's timestamp; -1: none
-};
+// What a consumer read from pv.keys (the header: kKeyUpdatedAtHeader).
+using KeyRecordView = StateRecordView;
 // The state a pv.keys record stands for: the parsed value (whose id must be the record's key), or
 // for a tombstone a deletion versioned by its header, else by the record's timestamp (a tombstone
 // written by something other than pvctl). False, with `error`, for a record to ignore.

@@ -120,6 +120,9 @@ class IngestServer final : public http::Handler {
 
   // The steps of a request's head, in order; each returns the rejection that answers it, if any.
   // The body's steps (parse and validate, encode, publish) are TriggerExchange's.
+  // The first steps of every API route: its method, the API keys read, then Authenticate.
+  std::optional<http::Response> Admit(const http::RequestHead& head, std::string_view method,
+                                      std::shared_ptr<const KeyStore>& keys, const ApiKey*& key) const;
   std::optional<http::Response> Authenticate(const http::RequestHead& head,
                                              std::shared_ptr<const KeyStore>& keys, const ApiKey*& key) const;
   std::optional<http::Response> ResolveCampaign(std::string_view campaign_id, const ApiKey& key,
