@@ -33,7 +33,9 @@ bool WakeFd::Sleep(std::chrono::milliseconds timeout) const {
 std::int64_t PartitionBook::Finish(std::string_view topic, std::int32_t partition, std::int64_t offset,
                                    std::uint64_t generation) {
   Partition* p = Find(topic, partition);
-  if (p == nullptr || p->generation != generation || p->in_flight.erase(offset) == 0) return -1;
+  // Generation 0 is "not assigned": work begun on a partition we did not own stores nothing.
+  if (p == nullptr || generation == 0 || p->generation != generation || p->in_flight.erase(offset) == 0)
+    return -1;
   std::int64_t next = p->in_flight.empty() ? p->highest_begun + 1 : *p->in_flight.begin();
   if (next <= p->stored) return -1;
   p->stored = next;

@@ -105,6 +105,23 @@ TEST(PartitionBookTest, WorkOfAnEarlierAssignmentStoresNoOffsetOfTheNext) {
   EXPECT_EQ(book.Generation("t", 3), second);
 }
 
+TEST(PartitionBookTest, WorkOnAPartitionNeverAssignedStoresNothing) {
+  // Generation() is 0 for a partition we do not own; work begun there (Begin creates its state) must
+  // not store an offset, even though the state's own generation is 0 too.
+  PartitionBook book;
+  auto gen = book.Generation("t", 4);
+  ASSERT_EQ(gen, 0U);
+  book.Begin("t", 4, 7);
+  EXPECT_EQ(book.Finish("t", 4, 7, gen), -1);
+  // Revoked, then its late work finishes: nothing either.
+  auto assigned = book.Assign("t", 5);
+  book.Begin("t", 5, 1);
+  book.Revoke("t", 5);
+  book.Begin("t", 5, 2);  // a record of the revoked partition still taken from the local queue
+  EXPECT_EQ(book.Finish("t", 5, 1, assigned), -1);
+  EXPECT_EQ(book.Finish("t", 5, 2, book.Generation("t", 5)), -1);
+}
+
 TEST(PartitionBookTest, TopicsAndPartitionsAreKeptApart) {
   PartitionBook book;
   auto a = book.Assign("pv.delay.5s", 0);

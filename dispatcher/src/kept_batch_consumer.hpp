@@ -8,6 +8,9 @@
 // rebalances, while the records wait in Kafka rather than in memory) and the same batch is handed over
 // again after `retry_backoff`. Records of a partition revoked meanwhile are dropped from a kept batch:
 // their offsets were not stored, so the partition's next owner reads them.
+//
+// Also here, for every consumer of the dispatcher: MakeConsumer (its commit interval) and, for batch
+// handlers, PipelineOrKeep (Redis commands whose failure keeps the batch).
 #pragma once
 
 #include <atomic>

@@ -111,7 +111,7 @@ class PartitionBook {
     p.highest_begun = std::max(p.highest_begun, offset);
   }
   // The record is finished: the next offset to store, or -1 (no advance, a record not in flight, or
-  // one of another generation than the partition's current one).
+  // one of another generation than the partition's current one, or of generation 0: not assigned).
   std::int64_t Finish(std::string_view topic, std::int32_t partition, std::int64_t offset,
                       std::uint64_t generation);
   void AddOutstanding(std::string_view topic, std::int32_t partition) { ++At(topic, partition).outstanding; }

@@ -171,8 +171,8 @@ class Worker {
   bool paused_ = false;
   bool reapply_pause_ = false;
   bool store_down_ = false;
-  std::chrono::steady_clock::time_point
-      store_probe_at_{};  // next idle check of the store (at start: at once)
+  // The next idle check of the store (at start: at once).
+  std::chrono::steady_clock::time_point store_probe_at_{};
   std::chrono::steady_clock::time_point store_retry_at_{};
   std::atomic<bool> stop_requested_{false};
   std::atomic<bool> running_{false};
