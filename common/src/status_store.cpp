@@ -46,27 +46,13 @@ int Stage(std::string_view status) {
   return 2;  // from provider receipts
 }
 
-// Applies one entry. KEYS: the trigger's hash, the send index. ARGV: ttl ms, max entries, project,
-// campaign_id, field, entry, trigger_id. The meta fields (project, campaign_id) do not count.
-constexpr const char* kWriteScript = R"lua(
-local key = KEYS[1]
-local ttl = tonumber(ARGV[1])
-local result = 'applied'
-if redis.call('HEXISTS', key, ARGV[5]) == 1 then
-  result = 'duplicate'
-else
-  local meta = redis.call('HEXISTS', key, 'project') + redis.call('HEXISTS', key, 'campaign_id')
-  if redis.call('HLEN', key) - meta >= tonumber(ARGV[2]) then
-    result = 'over_limit'
-  else
-    redis.call('HSET', key, ARGV[5], ARGV[6])
-  end
-end
-if ARGV[3] ~= '' then redis.call('HSETNX', key, 'project', ARGV[3]) end
-if ARGV[4] ~= '' then redis.call('HSETNX', key, 'campaign_id', ARGV[4]) end
-if redis.call('EXISTS', key) == 1 then redis.call('PEXPIRE', key, ttl) end
-redis.call('SET', KEYS[2], ARGV[7], 'PX', ttl)
-return result
+// Removes an entry written past the limit. KEYS: the trigger's hash. ARGV: max entries, field. The
+// meta fields (project, campaign_id) do not count. Reply 1 when it removed the field.
+constexpr std::string_view kLimitScript = R"lua(
+local n = redis.call('HLEN', KEYS[1]) - redis.call('HEXISTS', KEYS[1], 'project')
+          - redis.call('HEXISTS', KEYS[1], 'campaign_id')
+if n > tonumber(ARGV[1]) then return redis.call('HDEL', KEYS[1], ARGV[2]) end
+return 0
 )lua";
 
 }  // namespace
@@ -160,20 +146,32 @@ bool StatusFromEvent(std::string_view event, size_t max_field_bytes, StatusUpdat
   return true;
 }
 
-std::vector<std::string> StatusWriteCommand(const StatusUpdate& update, const StatusOptions& options) {
-  auto ttl_ms = std::chrono::duration_cast<std::chrono::milliseconds>(options.ttl).count();
-  return {"EVAL",
-          kWriteScript,
-          "2",
-          StatusKey(update.trigger_id),
-          StatusSendKey(update.send_id),
-          std::to_string(ttl_ms),
-          std::to_string(options.max_statuses),
-          update.project,
-          update.campaign_id,
-          update.field,
-          update.entry,
-          update.trigger_id};
+size_t AddStatusWrite(RedisCommands& out, const StatusUpdate& update, const StatusOptions& options) {
+  const std::string key = StatusKey(update.trigger_id);
+  const std::string ttl_ms =
+      std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(options.ttl).count());
+  size_t before = out.size();
+  out.Add({"HSETNX", key, update.field, update.entry});
+  out.Add({"HLEN", key});
+  if (!update.project.empty()) out.Add({"HSETNX", key, "project", update.project});
+  if (!update.campaign_id.empty()) out.Add({"HSETNX", key, "campaign_id", update.campaign_id});
+  out.Add({"PEXPIRE", key, ttl_ms});
+  out.Add({"SET", StatusSendKey(update.send_id), update.trigger_id, "PX", ttl_ms});
+  return out.size() - before;
+}
+
+StatusWriteReply ReadStatusWrite(std::span<const RedisReply> replies, const StatusOptions& options) {
+  StatusWriteReply r;
+  if (replies.size() < 2) return r;
+  r.applied = replies[0].type == RedisReply::Type::kInteger && replies[0].integer == 1;
+  // HLEN counts the meta fields too: past max_statuses, only the limit script can tell.
+  r.check_limit = replies[1].type == RedisReply::Type::kInteger && replies[1].integer > options.max_statuses;
+  return r;
+}
+
+void AddStatusLimit(RedisCommands& out, const StatusUpdate& update, const StatusOptions& options) {
+  out.Add({"EVAL", kLimitScript, "1", StatusKey(update.trigger_id), std::to_string(options.max_statuses),
+           update.field});
 }
 
 TriggerStatus RenderTriggerStatus(std::string_view trigger_id, const RedisReply& hgetall) {

@@ -114,6 +114,13 @@ std::unique_ptr<kafka::Consumer> MakeConsumer(const kafka::Settings& settings, s
 std::optional<std::vector<RedisReply>> PipelineOrKeep(RedisClient& redis,
                                                       const std::vector<std::vector<std::string>>& commands,
                                                       std::string_view event) {
+  RedisCommands batch;
+  for (const auto& cmd : commands) batch.Add(cmd);
+  return PipelineOrKeep(redis, batch, event);
+}
+
+std::optional<std::vector<RedisReply>> PipelineOrKeep(RedisClient& redis, const RedisCommands& commands,
+                                                      std::string_view event) {
   if (commands.empty()) return std::vector<RedisReply>();
   auto replies = redis.Pipeline(commands);
   if (!replies) return std::nullopt;

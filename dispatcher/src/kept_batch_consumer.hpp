@@ -77,5 +77,7 @@ std::unique_ptr<kafka::Consumer> MakeConsumer(const kafka::Settings& settings, s
 std::optional<std::vector<RedisReply>> PipelineOrKeep(RedisClient& redis,
                                                       const std::vector<std::vector<std::string>>& commands,
                                                       std::string_view event);
+std::optional<std::vector<RedisReply>> PipelineOrKeep(RedisClient& redis, const RedisCommands& commands,
+                                                      std::string_view event);
 
 }  // namespace pv::dispatcher

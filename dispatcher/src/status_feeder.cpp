@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <map>
 
 #include "pv/log.hpp"
 #include "pv/topics.hpp"
@@ -63,28 +62,63 @@ int StatusFeeder::Run() {
 }
 
 bool StatusFeeder::Apply(std::span<const kafka::Message> batch) {
-  std::vector<std::vector<std::string>> commands;
-  commands.reserve(batch.size());
+  updates_.clear();
+  counts_.clear();
+  writes_.clear();
   size_t invalid = 0;
   for (const kafka::Message& m : batch) {
-    StatusUpdate update;
+    StatusUpdate& update = updates_.emplace_back();
     std::string error;
     if (!StatusFromEvent(kafka::Payload(m.get()), options_.status.max_field_bytes, update, error)) {
+      updates_.pop_back();
       ++invalid;
       log::Debug("status_event_ignored",
                  {{"partition", m->partition}, {"offset", m->offset}, {"error", error}});
       continue;
     }
-    commands.push_back(StatusWriteCommand(update, options_.status));
+    counts_.push_back(AddStatusWrite(writes_, update, options_.status));
   }
-  auto replies = PipelineOrKeep(*redis_, commands, "status_redis_error");
+  auto replies = PipelineOrKeep(*redis_, writes_, "status_redis_error");
   if (!replies) return false;
-  std::map<std::string, size_t> results;
-  for (const auto& r : *replies) ++results[r.str];
-  for (const auto& [result, n] : results) events_.With({result}).Inc(static_cast<double>(n));
+
+  // Triggers past max_statuses: the limit script for each of their events, the batch's last first,
+  // so that the entries removed are the latest ones, as when the limit held before each write.
+  std::vector<bool> applied(updates_.size());
+  std::vector<size_t> checked;
+  size_t at = 0;
+  for (size_t i = 0; i < updates_.size(); ++i) {
+    StatusWriteReply r = ReadStatusWrite(std::span(*replies).subspan(at, counts_[i]), options_.status);
+    at += counts_[i];
+    applied[i] = r.applied;
+    if (r.check_limit) checked.push_back(i);
+  }
+  std::vector<bool> over_limit(updates_.size());
+  if (!checked.empty()) {
+    writes_.clear();
+    for (auto i = checked.rbegin(); i != checked.rend(); ++i) AddStatusLimit(writes_, updates_[*i], options_.status);
+    auto removed = PipelineOrKeep(*redis_, writes_, "status_redis_error");
+    if (!removed) return false;
+    for (size_t k = 0; k < checked.size(); ++k) {
+      const RedisReply& r = (*removed)[k];
+      over_limit[checked[checked.size() - 1 - k]] = r.type == RedisReply::Type::kInteger && r.integer == 1;
+    }
+  }
+  size_t n_applied = 0;
+  size_t n_over = 0;
+  for (size_t i = 0; i < updates_.size(); ++i) {
+    if (applied[i] && over_limit[i]) {
+      ++n_over;
+    } else if (applied[i]) {
+      ++n_applied;
+    }
+  }
+  size_t n_duplicate = updates_.size() - n_applied - n_over;
+  if (n_applied > 0) events_.With({"applied"}).Inc(static_cast<double>(n_applied));
+  if (n_duplicate > 0) events_.With({"duplicate"}).Inc(static_cast<double>(n_duplicate));
   if (invalid > 0) events_.With({"invalid"}).Inc(static_cast<double>(invalid));
-  if (results.count("over_limit") != 0) {
-    log::Warn("status_over_limit", {{"events", results["over_limit"]},
+  if (n_over > 0) {
+    events_.With({"over_limit"}).Inc(static_cast<double>(n_over));
+    log::Warn("status_over_limit", {{"events", n_over},
                                     {"max_statuses", options_.status.max_statuses},
                                     {"note", "a trigger's later statuses are not kept"}});
   }

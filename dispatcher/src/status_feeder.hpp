@@ -3,9 +3,9 @@
 // which ingest's GET /api/client/triggers/:triggerId and `pvctl status` read. Private to the
 // dispatcher library; docs/architecture.md "Trigger statuses".
 //
-// One batch at a time: parse every event, one pipelined round trip of EVALs (each idempotent: the
-// entry's field is a digest of the event, so an event read twice is shown once), then the offsets
-// stored. When Redis does not answer, the batch is kept, the partitions are paused and the batch is
+// One batch at a time: parse every event, one pipelined round trip of plain commands (each event's
+// idempotent: the entry's field is a digest of the event, so an event read twice is shown once; a
+// second round trip only for triggers past status.max_statuses), then the offsets stored. When Redis does not answer, the batch is kept, the partitions are paused and the batch is
 // tried again after dispatcher.retry_backoff: nothing is skipped and nothing is committed that Redis
 // did not acknowledge. Triggers never wait for it: this is a consumer of its own, beside them.
 #pragma once
@@ -41,6 +41,10 @@ class StatusFeeder {
   std::atomic<bool>& stop_;
   std::unique_ptr<KeptBatchConsumer> consumer_;
   std::unique_ptr<RedisClient> redis_;
+  // Reused by every batch (no allocation per event for the commands).
+  std::vector<StatusUpdate> updates_;
+  std::vector<size_t> counts_;  // commands per update in writes_
+  RedisCommands writes_;
 
   metrics::Family<metrics::Counter>& events_;  // {result}: applied, duplicate, over_limit, invalid
   metrics::Counter& errors_;                   // batches Redis did not take

@@ -57,6 +57,8 @@ double Metric(const std::string& exposition, const std::string& series) {
 
 class FeedbackTest : public ::testing::Test {
  protected:
+  static constexpr int kMaxStatuses = 6;  // status.max_statuses: more than any send here but one test's
+
   static void SetUpTestSuite() {
     pv::log::SetLevel(pv::log::Level::kWarn);
     s_ = new Stack();
@@ -115,9 +117,10 @@ class FeedbackTest : public ::testing::Test {
           "  twilio:\n    tw: {{auth_token: tw-token, public_url: \"https://pv.example.com/\"}}\n"
           "providers:\n  tw: {{type: twilio, base_url: \"{}\", account_sid: AC1, auth_token: tw-token, "
           "from: \"+15550001111\"}}\n"
-          "workers:\n  admin_port: 0\n  outbox_dir: \"{}\"\n",
+          "workers:\n  admin_port: 0\n  outbox_dir: \"{}\"\n"
+          "status:\n  max_statuses: {}\n",
           broker.bootstrap(), dir.File("catalog"), dir.File("keys.yaml"), redis.url(), ingest_admin,
-          public_key, fake.url(), dir.File("outbox"));
+          public_key, fake.url(), dir.File("outbox"), kMaxStatuses);
       WriteFile(dir.File("config.yaml"), config);
       ingest = std::make_unique<Subprocess>(
           std::vector<std::string>{PV_INGEST_BIN, "--config", dir.File("config.yaml"), "--port-file",
@@ -599,6 +602,45 @@ TEST_F(FeedbackTest, StatusEventsReadAgainAreShownOnce) {
   EXPECT_EQ(again.status, 200);
   EXPECT_EQ(StatusList(again.body), std::vector<std::string>{"queued"}) << again.body;
   EXPECT_EQ(again.body, body);
+}
+
+// Past status.max_statuses, a trigger keeps its first statuses, also when they arrive in one batch
+// (the feeder writes the whole batch, then removes the latest entries over the limit), and again when
+// the same records are read twice.
+TEST_F(FeedbackTest, StatusPastMaxStatusesKeepsTheFirstOnesAndCountsTheRest) {
+  std::string trigger_id = Unique("tlimit");
+  std::string send_id = Unique("slimit");
+  std::vector<std::string> values;
+  for (int i = 0; i < kMaxStatuses + 3; ++i) {
+    values.push_back(fmt::format(
+        R"({{"v":1,"send_id":"{}","trigger_id":"{}",{}"campaign_id":"e1","channel":"email",)"
+        R"("status":"{}","receipt_id":"r-{}","at":"2026-06-10T15:00:{:02d}.000Z"}})",
+        send_id, trigger_id, i == 0 ? R"("project":"demo",)" : "", i == 0 ? "queued" : "delivered", i, i));
+  }
+  auto over = [] { return Metric(DispatcherMetrics(), R"(pv_status_events_total{result="over_limit"})"); };
+  auto duplicate = [] { return Metric(DispatcherMetrics(), R"(pv_status_events_total{result="duplicate"})"); };
+  kafka::Settings settings;
+  settings.brokers = s_->broker.bootstrap();
+  kafka::Producer producer(settings, kafka::ProducerOptions{});
+  std::vector<std::string> kept;  // receipt ids of the entries in the store, by time
+  for (int round = 0; round < 2; ++round) {
+    double over_before = over();
+    double duplicate_before = duplicate();
+    auto group = std::make_shared<kafka::DeliveryGroup>(values.size());
+    for (const auto& v : values) producer.Produce("pv.events", send_id, v, {}, group);
+    ASSERT_TRUE(group->Wait(std::chrono::steady_clock::now() + 10s));
+    ASSERT_TRUE(WaitFor([&] { return over() >= over_before + 3; }, 20s)) << DispatcherMetrics();
+    EXPECT_EQ(over(), over_before + 3);
+    EXPECT_EQ(duplicate(), duplicate_before + (round == 0 ? 0 : kMaxStatuses));
+    Answer a = GetStatus(trigger_id, Secret());
+    ASSERT_EQ(a.status, 200) << a.body;
+    auto d = ParseJson(a.body);
+    kept.clear();
+    for (const auto& st : d["sends"][0]["statuses"].GetArray())
+      kept.push_back(st.HasMember("receipt_id") ? Str(st, "receipt_id") : "");
+    EXPECT_EQ(kept, (std::vector<std::string>{"r-0", "r-1", "r-2", "r-3", "r-4", "r-5"})) << a.body;
+    EXPECT_EQ(s_->redis.Command({"HLEN", "pv:status:" + trigger_id}), std::to_string(kMaxStatuses + 2));
+  }
 }
 
 // Last: stops redis-server. Triggers go on (204), the route answers 503 with Retry-After, and the

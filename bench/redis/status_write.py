@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""bench/redis/status_write.py: Redis CPU per status event, by the shape of the write.
+
+  bench/redis/status_write.py [--events N] [--runs R] [--batch B]
+
+Starts a throwaway redis-server on a free loopback port and, R times (3) each, writes N (100,000) status
+events (two per trigger, as a delivered trigger through the log provider makes: `queued` naming the
+project and campaign, then `sent`) in pipelined batches of B (500, the feeder's status.batch_size), in
+three shapes:
+  - EVAL: the Lua script the status feeder sent until issue 13 (its text in every call, 9 commands);
+  - EVALSHA: the same script, loaded once;
+  - plain: what common/src/status_store.cpp's AddStatusWrite writes now (HSETNX entry, HLEN, HSETNX
+    project and campaign_id when named, PEXPIRE, SET of the send index).
+Prints, for each, the median over the runs of redis-server's CPU time (utime + stime from /proc) per
+event, and its ratio to EVAL. The load generator's own CPU does not count.
+"""
+import argparse, hashlib, json, os, socket, subprocess, sys, tempfile, time, uuid
+
+EVAL_SCRIPT = r"""
+local key = KEYS[1]
+local ttl = tonumber(ARGV[1])
+local result = 'applied'
+if redis.call('HEXISTS', key, ARGV[5]) == 1 then
+  result = 'duplicate'
+else
+  local meta = redis.call('HEXISTS', key, 'project') + redis.call('HEXISTS', key, 'campaign_id')
+  if redis.call('HLEN', key) - meta >= tonumber(ARGV[2]) then
+    result = 'over_limit'
+  else
+    redis.call('HSET', key, ARGV[5], ARGV[6])
+  end
+end
+if ARGV[3] ~= '' then redis.call('HSETNX', key, 'project', ARGV[3]) end
+if ARGV[4] ~= '' then redis.call('HSETNX', key, 'campaign_id', ARGV[4]) end
+if redis.call('EXISTS', key) == 1 then redis.call('PEXPIRE', key, ttl) end
+redis.call('SET', KEYS[2], ARGV[7], 'PX', ttl)
+return result
+"""
+TTL_MS = 7 * 24 * 3600 * 1000
+
+
+def command(*args):
+    out = [b'*%d\r\n' % len(args)]
+    for a in args:
+        b = a if isinstance(a, bytes) else str(a).encode()
+        out.append(b'$%d\r\n%s\r\n' % (len(b), b))
+    return b''.join(out)
+
+
+def cpu_seconds(pid):
+    fields = open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
+class Connection:
+    def __init__(self, port):
+        self.sock = socket.create_connection(('127.0.0.1', port))
+        self.buf = b''
+
+    def _reply_end(self, i):
+        """End of the reply starting at i, or -1 when incomplete. Replies here: status, error,
+        integer, bulk string."""
+        j = self.buf.find(b'\r\n', i)
+        if j < 0:
+            return -1
+        if self.buf[i:i + 1] == b'$':
+            n = int(self.buf[i + 1:j])
+            if n < 0:
+                return j + 2
+            return j + 2 + n + 2 if len(self.buf) >= j + 2 + n + 2 else -1
+        return j + 2
+
+    def run(self, commands, replies):
+        """Sends the commands in one write and reads `replies` replies; fails on an error reply."""
+        self.sock.sendall(b''.join(commands))
+        out, i = [], 0
+        while len(out) < replies:
+            end = self._reply_end(i) if i < len(self.buf) else -1
+            if end < 0:
+                chunk = self.sock.recv(1 << 20)
+                if not chunk:
+                    sys.exit('status_write: redis-server closed the connection')
+                self.buf += chunk
+                continue
+            reply = self.buf[i:end]
+            if reply.startswith(b'-'):
+                sys.exit(f'status_write: redis error {reply!r}')
+            out.append(reply)
+            i = end
+        self.buf = self.buf[i:]
+        return out
+
+
+def events(n):
+    for _ in range(n // 2):
+        trigger, send = str(uuid.uuid4()), str(uuid.uuid4())
+        for status, project, campaign in (('queued', 'demo', 'c44'), ('sent', '', 'c44')):
+            entry = json.dumps({'send_id': send, 'channel': 'email', 'status': status,
+                                'at': '2026-12-03T08:00:00.000Z', 'provider': 'log'})
+            field = 'e:' + hashlib.sha256(entry.encode()).hexdigest()[:16]
+            yield trigger, send, project, campaign, field, entry
+
+
+def eval_write(script, e):
+    trigger, send, project, campaign, field, entry = e
+    return [command(*script, 2, f'pv:status:{trigger}', f'pv:status:send:{send}', TTL_MS, 100,
+                    project, campaign, field, entry, trigger)]
+
+
+def plain_write(e):
+    trigger, send, project, campaign, field, entry = e
+    key = f'pv:status:{trigger}'
+    out = [command('HSETNX', key, field, entry), command('HLEN', key)]
+    if project:
+        out.append(command('HSETNX', key, 'project', project))
+    if campaign:
+        out.append(command('HSETNX', key, 'campaign_id', campaign))
+    out += [command('PEXPIRE', key, TTL_MS), command('SET', f'pv:status:send:{send}', trigger, 'PX', TTL_MS)]
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--events', type=int, default=100000)
+    parser.add_argument('--runs', type=int, default=3)
+    parser.add_argument('--batch', type=int, default=500)
+    args = parser.parse_args()
+    work = tempfile.mkdtemp(prefix='pv-status-write.')
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+    s.close()
+    server = subprocess.Popen(['redis-server', '--bind', '127.0.0.1', '--port', str(port), '--dir', work,
+                               '--save', '', '--appendonly', 'no'], stdout=subprocess.DEVNULL)
+    try:
+        conn = None
+        for _ in range(100):
+            try:
+                conn = Connection(port)
+                break
+            except OSError:
+                time.sleep(0.1)
+        if conn is None:
+            sys.exit('status_write: redis-server did not start')
+        sha = conn.run([command('SCRIPT', 'LOAD', EVAL_SCRIPT)], 1)[0].split(b'\r\n')[1].decode()
+        shapes = {
+            'EVAL (before)': lambda e: eval_write(('EVAL', EVAL_SCRIPT), e),
+            'EVALSHA': lambda e: eval_write(('EVALSHA', sha), e),
+            'plain (now)': plain_write,
+        }
+        figures = {name: [] for name in shapes}
+        for _ in range(args.runs):
+            for name, shape in shapes.items():
+                batches = []
+                evs = list(events(args.events))
+                for i in range(0, len(evs), args.batch):
+                    cmds = [c for e in evs[i:i + args.batch] for c in shape(e)]
+                    batches.append(cmds)
+                conn.run([command('FLUSHALL')], 1)
+                before = cpu_seconds(server.pid)
+                for cmds in batches:
+                    conn.run(cmds, len(cmds))
+                figures[name].append((cpu_seconds(server.pid) - before) / len(evs) * 1e6)
+        median = lambda v: sorted(v)[len(v) // 2]
+        base = median(figures['EVAL (before)'])
+        for name, v in figures.items():
+            print(f'{name:14s} {median(v):6.2f} µs of redis-server CPU per event (median of '
+                  f'{len(v)}: {", ".join(f"{x:.2f}" for x in v)}), ratio to EVAL {median(v) / base:.2f}')
+    finally:
+        server.terminate()
+        server.wait()
+        subprocess.run(['rm', '-rf', work])
+
+
+if __name__ == '__main__':
+    main()
