@@ -103,6 +103,17 @@ std::vector<std::int32_t> PartitionsOf(rd_kafka_t* rk, const std::string& topic,
   return out;
 }
 
+void Assign(rd_kafka_t* consumer, const std::string& topic,
+            const std::map<std::int32_t, std::int64_t>& offsets) {
+  if (offsets.empty()) return;
+  PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size())));
+  for (const auto& [p, offset] : offsets)
+    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset = offset;
+  if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer, list.get()); err) {
+    throw kafka::KafkaError(fmt::format("assigning {}: {}", topic, rd_kafka_err2str(err)));
+  }
+}
+
 std::map<TopicPartition, std::int64_t> CommittedOffsets(const kafka::Settings& settings,
                                                         const std::string& group,
                                                         const std::vector<TopicPartition>& partitions,
@@ -147,16 +158,11 @@ void ReadToEnd(const kafka::Settings& settings, const std::string& topic, const 
   std::vector<std::int32_t> partitions = PartitionsOf(consumer.get(), topic, timeout);
   auto marks = QueryWatermarks(consumer.get(), topic, partitions, timeout);
   std::map<std::int32_t, std::int64_t> next;  // the offset to read next, per partition still to read
-  PartitionList assignment(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
   for (auto p : partitions) {
-    if (marks[p].high <= marks[p].low) continue;
-    next[p] = marks[p].low;
-    rd_kafka_topic_partition_list_add(assignment.get(), topic.c_str(), p)->offset = marks[p].low;
+    if (marks[p].high > marks[p].low) next[p] = marks[p].low;
   }
   if (next.empty()) return;
-  if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer.get(), assignment.get()); err) {
-    throw kafka::KafkaError(fmt::format("assigning {}: {}", topic, rd_kafka_err2str(err)));
-  }
+  Assign(consumer.get(), topic, next);
   auto deadline = std::chrono::steady_clock::now() + timeout;
   auto pending = [&] {
     for (const auto& [p, offset] : next) {

@@ -89,6 +89,11 @@ std::map<std::int32_t, Watermarks> QueryWatermarks(rd_kafka_t* rk, const std::st
 std::vector<std::int32_t> PartitionsOf(rd_kafka_t* rk, const std::string& topic,
                                        std::chrono::milliseconds timeout);
 
+// Assigns `topic`'s partitions to a consumer at the given offsets (partition -> offset), nothing when
+// there are none. Throws KafkaError.
+void Assign(rd_kafka_t* consumer, const std::string& topic,
+            const std::map<std::int32_t, std::int64_t>& offsets);
+
 struct TopicPartition {
   std::string topic;
   std::int32_t partition = 0;

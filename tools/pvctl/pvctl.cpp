@@ -18,11 +18,14 @@
 #include "pvctl.hpp"
 
 #include <fmt/format.h>
+#include <rapidjson/prettywriter.h>
+#include <rapidjson/stringbuffer.h>
 
 #include <iostream>
 #include <ostream>
 
 #include "pv/command_line.hpp"
+#include "pv/json.hpp"
 #include "pv/log.hpp"
 
 namespace pv::pvctl {
@@ -57,16 +60,11 @@ void BuildApp(CLI::App& app, Context& ctx) {
       ->type_name("PATH")
       ->envname("PV_CONFIG");
   app.add_flag("--json", ctx.json, "machine-readable output");
-  app.add_option("--brokers", ctx.brokers, "override kafka.brokers (keys, campaigns, topics, replay, tail)")
-      ->type_name("HOST:PORT[,...]")
-      ->check(cli::NotEmpty());
-  app.add_option("--redis-url", ctx.redis_url,
-                 "override suppression.redis_url (else redis.url) for suppress, redis.url for status")
-      ->type_name("URL")
-      ->check(cli::NotEmpty());
-  app.add_option("--keys-file", ctx.keys_file, "override keys_file for the keys commands")
-      ->type_name("PATH")
-      ->check(cli::NotEmpty());
+  AddText(&app, "--brokers", ctx.brokers, "override kafka.brokers (keys, campaigns, topics, replay, tail)",
+          "HOST:PORT[,...]");
+  AddText(&app, "--redis-url", ctx.redis_url,
+          "override suppression.redis_url (else redis.url) for suppress, redis.url for status", "URL");
+  AddText(&app, "--keys-file", ctx.keys_file, "override keys_file for the keys commands", "PATH");
   app.add_option("--timeout", ctx.timeout_seconds, "one broker round trip, at most 3600 (default 10)")
       ->type_name("SECONDS")
       ->check(cli::SecondsUpTo(3600));
@@ -88,6 +86,32 @@ void OnRun(CLI::App* command, Context& ctx, std::function<int()> run) {
     ctx.command = path;
     ctx.run = run;
   });
+}
+
+CLI::Option* AddText(CLI::App* command, const std::string& name, std::string& value,
+                     const std::string& description, const std::string& type) {
+  return command->add_option(name, value, description)->type_name(type)->check(cli::NotEmpty());
+}
+
+void SetFooter(CLI::App* group, const char* footer) {
+  group->footer(footer);
+  for (CLI::App* sub : group->get_subcommands([](CLI::App*) { return true; })) sub->footer(footer);
+}
+
+std::optional<std::string> PrettyJson(std::string_view text) {
+  rapidjson::Document doc;
+  ParseRecord(doc, text);
+  if (doc.HasParseError()) return std::nullopt;
+  rapidjson::StringBuffer buffer;
+  rapidjson::PrettyWriter<rapidjson::StringBuffer> writer(buffer);
+  writer.SetIndent(' ', 2);
+  doc.Accept(writer);
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+int Fail(Context& ctx, std::string_view why, int code) {
+  *ctx.err << fmt::format("pvctl {}: {}\n", ctx.command, why);
+  return code;
 }
 
 int UsageError(Context& ctx, std::string_view why) {

@@ -34,8 +34,7 @@ struct StatusCommand {
 };
 
 std::string RedisUrl(const Context& ctx) {
-  if (!ctx.redis_url.empty()) return ctx.redis_url;
-  return ctx.config.GetString("redis.url", "redis://127.0.0.1:6379");
+  return ctx.redis_url.empty() ? ctx.config.GetString("redis.url", "redis://127.0.0.1:6379") : ctx.redis_url;
 }
 
 // One command; throws with the store's error when Redis does not answer.
@@ -86,11 +85,11 @@ int Show(Context& ctx, const StatusCommand& command) {
     }
   }
   if (!status.found) {
-    *ctx.err << fmt::format(
-        "pvctl status: no statuses for {} (not a trigger or send id pv has seen, or older than "
-        "status.ttl_seconds)\n",
-        command.id);
-    return kExitNotFound;
+    return Fail(ctx,
+                fmt::format("no statuses for {} (not a trigger or send id pv has seen, or older than "
+                            "status.ttl_seconds)",
+                            command.id),
+                kExitNotFound);
   }
   if (ctx.json) {
     *ctx.out << status.json << "\n";
