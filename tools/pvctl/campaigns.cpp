@@ -514,13 +514,11 @@ int CampaignsDiff(Context& ctx, const CampaignsOptions& o, const std::string& pa
   }
   bool differ = !added.empty() || !changed.empty() || !removed.empty();
   if (o.json) {
+    std::string changes = JsonArray(changed, [](const auto& c) {
+      return fmt::format(R"({{"id":{},"fields":{}}})", JsonString(c.first), JsonList(c.second));
+    });
     *ctx.out << fmt::format(R"({{"topic":{},"path":{},"added":{},"changed":{},"removed":{},"same":{}}})",
-                            JsonString(o.topic), JsonString(path), JsonList(added),
-                            JsonArray(changed,
-                                      [](const auto& c) {
-                                        return fmt::format(R"({{"id":{},"fields":{}}})", JsonString(c.first),
-                                                           JsonList(c.second));
-                                      }),
+                            JsonString(o.topic), JsonString(path), JsonList(added), changes,
                             JsonList(removed), same)
              << "\n";
     return differ ? kDiffDifferent : kDiffSame;
@@ -558,12 +556,9 @@ int CampaignsDelete(Context& ctx, const CampaignsOptions& o, const std::string& 
   }
   if (state != nullptr && state->campaign == nullptr &&
       (file == nullptr || file->updated_at_ms <= state->updated_at_ms)) {
-    if (o.json) {
-      *ctx.out << RemovedJson(id, state->updated_at_ms);
-    } else {
-      *ctx.out << fmt::format("Campaign {} was already removed from {} at {}.\n", id, o.topic,
-                              VersionTime(state->updated_at_ms));
-    }
+    *ctx.out << (o.json ? RemovedJson(id, state->updated_at_ms)
+                        : fmt::format("Campaign {} was already removed from {} at {}.\n", id, o.topic,
+                                      VersionTime(state->updated_at_ms)));
     return kExitOk;
   }
   std::int64_t previous = std::max<std::int64_t>(state != nullptr ? state->updated_at_ms : 0,
@@ -577,12 +572,10 @@ int CampaignsDelete(Context& ctx, const CampaignsOptions& o, const std::string& 
   if (!error.empty())
     return Fail(ctx,
                 fmt::format("nothing removed: the tombstone was NOT published to {}: {}", o.topic, error));
-  if (o.json) {
-    *ctx.out << RemovedJson(id, version);
-  } else {
-    *ctx.out << fmt::format("Removed campaign {} from {}: every ingest answers 404 for it within seconds.\n",
-                            id, o.topic);
-  }
+  *ctx.out << (o.json ? RemovedJson(id, version)
+                      : fmt::format(
+                            "Removed campaign {} from {}: every ingest answers 404 for it within seconds.\n",
+                            id, o.topic));
   if (file != nullptr) {
     *ctx.err << fmt::format(
         "pvctl campaigns delete: note: {} still has it; a replica whose copy of that file changes after now "
@@ -599,11 +592,7 @@ void AddCampaignsCommands(CLI::App& app, Context& ctx) {
   // The options every subcommand shares come from the config and the global options, once parsed.
   auto options = [&ctx] {
     CampaignsOptions o = CampaignsOptionsFromConfig(ctx.config);
-    if (!ctx.brokers.empty()) {
-      kafka::Settings settings = o.kafka.value_or(kafka::LoadSettings(ctx.config));
-      settings.brokers = ctx.brokers;
-      o.kafka = std::move(settings);
-    }
+    if (!ctx.brokers.empty()) o.kafka = KafkaSettings(ctx);
     o.timeout = RequestTimeout(ctx);
     o.json = ctx.json;
     return o;

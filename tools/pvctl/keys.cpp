@@ -127,10 +127,8 @@ struct View {
   std::vector<ApiKey> merged;  // newest state per id, deletions included
   std::string topic_error;     // why the topic could not be read (the view is then the file's alone)
   const ApiKey* Find(const std::string& id) const {
-    for (const auto& k : merged) {
-      if (k.id == id) return &k;
-    }
-    return nullptr;
+    auto it = std::find_if(merged.begin(), merged.end(), [&](const ApiKey& k) { return k.id == id; });
+    return it == merged.end() ? nullptr : &*it;
   }
 };
 
@@ -298,12 +296,9 @@ int Revoke(Context& ctx, const std::string& id) {
                                    topic.topic, error, path, id));
     }
   }
-  if (ctx.json) {
-    *ctx.out << KeyListingJson(state) << "\n";
-  } else {
-    *ctx.out << (already ? fmt::format("Key {} was already revoked at {}.\n", id, state.revoked_at)
+  *ctx.out << (ctx.json  ? KeyListingJson(state) + "\n"
+               : already ? fmt::format("Key {} was already revoked at {}.\n", id, state.revoked_at)
                          : fmt::format("Revoked key {} ({}, project {}).\n", id, state.name, state.project));
-  }
   return kExitOk;
 }
 
@@ -330,12 +325,9 @@ int Delete(Context& ctx, const std::string& id) {
           ctx, fmt::format("nothing deleted: the tombstone was NOT published to {}: {}", topic.topic, error));
   }
   if (UpdateFile(view.file, view, &state)) KeyStore::SaveFile(path, view.file);
-  if (ctx.json) {
-    *ctx.out << fmt::format("{{\"id\":\"{}\",\"deleted\":true,\"updated_at_ms\":{}}}\n", id,
-                            state.updated_at_ms);
-  } else {
-    *ctx.out << fmt::format("Deleted key {}.\n", id);
-  }
+  *ctx.out << (ctx.json ? fmt::format("{{\"id\":\"{}\",\"deleted\":true,\"updated_at_ms\":{}}}\n", id,
+                                      state.updated_at_ms)
+                        : fmt::format("Deleted key {}.\n", id));
   return kExitOk;
 }
 
@@ -349,8 +341,8 @@ void AddKeysCommands(CLI::App& app, Context& ctx) {
   auto gone = [] {
     throw CLI::ValidationError(
         "--local-only is gone: a change exits 0 only once it is on the keys topic. A deployment whose "
-        "ingests "
-        "read only keys_file sets ingest.keys_topic: \"\" (then every keys command works on the file alone)");
+        "ingests read only keys_file sets ingest.keys_topic: \"\" (then every keys command works on the file "
+        "alone)");
   };
   keys->add_flag_callback("--local-only", gone)->group("");
 

@@ -3,13 +3,13 @@
 // Adding a command (or a group of them, as `keys create|list|...`):
 //  1. In its own file, say campaigns.cpp, write `void AddCampaignsCommands(CLI::App& app, Context& ctx)`
 //     that adds the subcommand(s) with `app.add_subcommand(name, one-line description)`, a footer with
-//     the longer explanation, and every option with a description (`add_option`, `add_flag`; checks
-//     such as pv::cli::IntegerIn make a bad value a usage error before anything runs). A group calls
-//     `require_subcommand(1)` on itself.
+//     the longer explanation (a group: SetFooter), and every option with a description (`add_option`,
+//     AddText, `add_flag`; checks such as pv::cli::IntegerIn make a bad value a usage error before
+//     anything runs). A group calls `require_subcommand(1)` on itself.
 //  2. Keep the command's options in a struct created there (std::make_shared) and captured by its runner,
 //     and register the runner with `OnRun(subcommand, ctx, [&ctx, options] { return Do(ctx, *options); })`.
 //     The runner runs after the whole line parsed and ctx.config loaded; it returns the exit code
-//     (kExitOk, kExitFailed, kExitNotFound, or UsageError(ctx, why) for a rule CLI11 cannot check).
+//     (kExitOk, Fail(ctx, why[, code]), or UsageError(ctx, why) for a rule CLI11 cannot check).
 //  3. Declare the function in pvctl.hpp and call it in BuildApp below.
 // Unknown options and commands, missing values and failed checks are then usage errors (exit 2, one
 // line naming the problem and the command's --help), `pvctl <command> --help` lists the options, and

@@ -14,8 +14,6 @@
 
 #include <fmt/format.h>
 #include <rapidjson/document.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -79,7 +77,7 @@ namespace {
 // Scanners over text RapidJSON has already accepted as JSON: each returns the index just past what
 // it skipped (so they need no error paths of their own).
 std::size_t SkipSpace(std::string_view t, std::size_t i) {
-  while (i < t.size() && (t[i] == ' ' || t[i] == '\t' || t[i] == '\n' || t[i] == '\r')) ++i;
+  while (i < t.size() && std::string_view(" \t\n\r").find(t[i]) != std::string_view::npos) ++i;
   return i;
 }
 
@@ -106,10 +104,7 @@ std::size_t SkipValue(std::string_view t, std::size_t i) {
     }
     return i;
   }
-  while (i < t.size() && t[i] != ',' && t[i] != '}' && t[i] != ']' && t[i] != ' ' && t[i] != '\t' &&
-         t[i] != '\n' && t[i] != '\r') {
-    ++i;
-  }
+  while (i < t.size() && std::string_view(",}] \t\n\r").find(t[i]) == std::string_view::npos) ++i;
   return i;
 }
 
@@ -247,13 +242,11 @@ class Deliveries {
     std::lock_guard lock(mutex_);
     return acked_;
   }
-  std::map<std::int32_t, std::int64_t> first_failed() {
+  // The first failed offset of each partition with a failure; `error`: the first failure's.
+  std::map<std::int32_t, std::int64_t> first_failed(std::string& error) {
     std::lock_guard lock(mutex_);
+    error = error_;
     return first_failed_;
-  }
-  std::string error() {
-    std::lock_guard lock(mutex_);
-    return error_;
   }
 
  private:
@@ -383,9 +376,9 @@ bool Replay::Checkpoint() {
     return fail(
         fmt::format("the broker did not acknowledge re-published records within {} ms", timeout_.count()));
   }
-  bool ok = true;
-  auto failed = deliveries_.first_failed();
-  if (!failed.empty()) ok = fail("re-publishing failed: " + deliveries_.error());
+  std::string error;
+  auto failed = deliveries_.first_failed(error);
+  bool ok = failed.empty() || fail("re-publishing failed: " + error);
   s_.replayed = deliveries_.acked();
   handlers_.clear();
   // Each partition's position, but never past a record whose re-publication failed.

@@ -281,18 +281,14 @@ int Change(Context& ctx, const SuppressOptions& options, Channel channel, bool a
     slice("HDEL", SuppressionWhyKey(channel));
   }
   long long unchanged = static_cast<long long>(members.size()) - changed;
-  if (ctx.json) {
-    *ctx.out << fmt::format("{{\"channel\":\"{}\",\"{}\":{},\"{}\":{},\"members\":{}}}\n",
-                            ChannelName(channel), add ? "added" : "removed", changed,
-                            add ? "already_present" : "not_present", unchanged,
-                            JsonArray(members, [](const std::string& m) { return MemberJson(m); }));
-  } else if (add) {
-    *ctx.out << fmt::format("{}: suppressed {} new, {} already suppressed.\n", ChannelName(channel), changed,
-                            unchanged);
-  } else {
-    *ctx.out << fmt::format("{}: removed {}, {} were not suppressed.\n", ChannelName(channel), changed,
-                            unchanged);
-  }
+  std::string_view name = ChannelName(channel);
+  *ctx.out << (ctx.json ? fmt::format("{{\"channel\":\"{}\",\"{}\":{},\"{}\":{},\"members\":{}}}\n", name,
+                                      add ? "added" : "removed", changed,
+                                      add ? "already_present" : "not_present", unchanged,
+                                      JsonArray(members, [](const std::string& m) { return MemberJson(m); }))
+               : add
+                   ? fmt::format("{}: suppressed {} new, {} already suppressed.\n", name, changed, unchanged)
+                   : fmt::format("{}: removed {}, {} were not suppressed.\n", name, changed, unchanged));
   return kExitOk;
 }
 

@@ -173,11 +173,7 @@ int RunTail(Context& ctx, const TailOptions& options) {
   std::map<std::int32_t, bool> done;
   std::map<std::int32_t, std::int64_t> end = AssignTail(consumer.get(), options, limit, timeout, done);
   auto print = [&](const TailRecord& s) {
-    if (ctx.json) {
-      PrintJson(*ctx.out, topic, s);
-    } else {
-      PrintText(*ctx.out, topic, s);
-    }
+    (ctx.json ? PrintJson : PrintText)(*ctx.out, topic, s);
     ctx.out->flush();
   };
 

@@ -10,7 +10,6 @@
 
 #include <algorithm>
 #include <ostream>
-#include <set>
 
 #include "kafka_client.hpp"
 #include "pv/command_line.hpp"
