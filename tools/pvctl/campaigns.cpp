@@ -588,6 +588,7 @@ int CampaignsDelete(Context& ctx, const CampaignsOptions& o, const std::string& 
 void AddCampaignsCommands(CLI::App& app, Context& ctx) {
   CLI::App* campaigns =
       app.add_subcommand("campaigns", "campaigns on pv.campaigns: apply, list, show, diff, delete");
+  campaigns->footer(kCampaignsFooter);  // its subcommands inherit it
   campaigns->require_subcommand(1);
   // The options every subcommand shares come from the config and the global options, once parsed.
   auto options = [&ctx] {
@@ -643,7 +644,6 @@ void AddCampaignsCommands(CLI::App& app, Context& ctx) {
       "delete", "remove a campaign: a tombstone on pv.campaigns, every ingest answers 404 for it");
   del->add_option("ID", *delete_id, "the campaign's id")->required()->check(campaign_id);
   OnRun(del, ctx, [&ctx, options, delete_id] { return CampaignsDelete(ctx, options(), *delete_id); });
-  SetFooter(campaigns, kCampaignsFooter);
 }
 
 }  // namespace pv::pvctl

@@ -165,10 +165,8 @@ void ReadToEnd(const kafka::Settings& settings, const std::string& topic, const 
   Assign(consumer.get(), topic, next);
   auto deadline = std::chrono::steady_clock::now() + timeout;
   auto pending = [&] {
-    for (const auto& [p, offset] : next) {
-      if (offset < marks[p].high) return true;
-    }
-    return false;
+    return std::any_of(next.begin(), next.end(),
+                       [&](const auto& n) { return n.second < marks[n.first].high; });
   };
   while (pending()) {
     if (std::chrono::steady_clock::now() > deadline) {

@@ -159,22 +159,17 @@ bool UpdateFile(std::vector<ApiKey>& file, const View& view, const ApiKey* state
   bool changed = false;
   std::vector<ApiKey> out;
   for (auto& entry : file) {
-    if (state != nullptr && entry.id == state->id) {
-      if (state->deleted) {
-        changed = true;
-        continue;
-      }
+    bool replaced = state != nullptr && entry.id == state->id;
+    const ApiKey* merged = replaced ? state : view.Find(entry.id);
+    if (merged != nullptr && merged->deleted) {
+      changed = true;
+    } else if (replaced) {
       changed =
           changed || entry.updated_at_ms != state->updated_at_ms || entry.revoked_at != state->revoked_at;
       out.push_back(*state);
-      continue;
+    } else {
+      out.push_back(std::move(entry));
     }
-    const ApiKey* merged = view.Find(entry.id);
-    if (merged != nullptr && merged->deleted) {
-      changed = true;
-      continue;
-    }
-    out.push_back(std::move(entry));
   }
   file = std::move(out);
   return changed;
@@ -335,6 +330,7 @@ int Delete(Context& ctx, const std::string& id) {
 
 void AddKeysCommands(CLI::App& app, Context& ctx) {
   CLI::App* keys = app.add_subcommand("keys", "API keys: create, list, revoke, delete");
+  keys->footer(kKeysFooter);  // its subcommands inherit it
   keys->require_subcommand(1);
   // It once wrote only the file and exited 0, while the older active record on pv.keys kept the key
   // working on every other ingest. Hidden (no group), refused with the reason.
@@ -373,7 +369,6 @@ void AddKeysCommands(CLI::App& app, Context& ctx) {
       keys->add_subcommand("delete", "delete a key: a tombstone on pv.keys, every ingest forgets it");
   del->add_option("KEY_ID", *delete_id, "the key's id (key_...)")->required();
   OnRun(del, ctx, [&ctx, delete_id] { return Delete(ctx, *delete_id); });
-  SetFooter(keys, kKeysFooter);
 }
 
 }  // namespace pv::pvctl

@@ -3,9 +3,9 @@
 // Adding a command (or a group of them, as `keys create|list|...`):
 //  1. In its own file, say campaigns.cpp, write `void AddCampaignsCommands(CLI::App& app, Context& ctx)`
 //     that adds the subcommand(s) with `app.add_subcommand(name, one-line description)`, a footer with
-//     the longer explanation (a group: SetFooter), and every option with a description (`add_option`,
-//     AddText, `add_flag`; checks such as pv::cli::IntegerIn make a bad value a usage error before
-//     anything runs). A group calls `require_subcommand(1)` on itself.
+//     the longer explanation (set on a group first: its subcommands inherit it), and every option with a
+//     description (`add_option`, AddText, `add_flag`; checks such as pv::cli::IntegerIn make a bad value a
+//     usage error before anything runs). A group calls `require_subcommand(1)` on itself.
 //  2. Keep the command's options in a struct created there (std::make_shared) and captured by its runner,
 //     and register the runner with `OnRun(subcommand, ctx, [&ctx, options] { return Do(ctx, *options); })`.
 //     The runner runs after the whole line parsed and ctx.config loaded; it returns the exit code
@@ -91,11 +91,6 @@ void OnRun(CLI::App* command, Context& ctx, std::function<int()> run) {
 CLI::Option* AddText(CLI::App* command, const std::string& name, std::string& value,
                      const std::string& description, const std::string& type) {
   return command->add_option(name, value, description)->type_name(type)->check(cli::NotEmpty());
-}
-
-void SetFooter(CLI::App* group, const char* footer) {
-  group->footer(footer);
-  for (CLI::App* sub : group->get_subcommands([](CLI::App*) { return true; })) sub->footer(footer);
 }
 
 std::optional<std::string> PrettyJson(std::string_view text) {

@@ -58,9 +58,6 @@ int Fail(Context& ctx, std::string_view why, int code = kExitFailed);
 CLI::Option* AddText(CLI::App* command, const std::string& name, std::string& value,
                      const std::string& description, const std::string& type);
 
-// Gives a command group and each subcommand it has so far the group's footer.
-void SetFooter(CLI::App* group, const char* footer);
-
 // A JSON text (a record's value) indented two spaces a level; nullopt when it is not JSON.
 std::optional<std::string> PrettyJson(std::string_view text);
 

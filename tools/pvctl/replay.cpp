@@ -469,15 +469,13 @@ void Replay::Start() {
   // Metadata through the handles that use it: librdkafka caches it, so neither waits for its next
   // periodic refresh (1 s) before fetching or producing.
   ClusterInfo cluster = Describe(consumer_->get(), timeout_);
-  for (const auto& topic : {s_.from, s_.to}) {
-    auto it = cluster.topics.find(topic);
-    if (it == cluster.topics.end() || it->second.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      throw kafka::KafkaError(
-          fmt::format("topic {} does not exist (pvctl topics list shows the topics)", topic));
-    }
-  }
   for (const auto& [name, info] : cluster.topics) {
     if (info.err == RD_KAFKA_RESP_ERR_NO_ERROR) topics_.insert(name);
+  }
+  for (const auto& topic : {s_.from, s_.to}) {
+    if (topics_.count(topic) == 0)
+      throw kafka::KafkaError(
+          fmt::format("topic {} does not exist (pvctl topics list shows the topics)", topic));
   }
   std::vector<std::int32_t> partitions;
   for (const auto& part : cluster.topics[s_.from].partitions) partitions.push_back(part.id);

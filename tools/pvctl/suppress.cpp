@@ -321,6 +321,7 @@ int List(Context& ctx, const std::vector<Channel>& channels) {
 void AddSuppressCommands(CLI::App& app, Context& ctx) {
   CLI::App* suppress = app.add_subcommand(
       "suppress", "addresses and users a channel must not reach (Redis): add, remove, list");
+  suppress->footer(kSuppressFooter);  // its subcommands inherit it
   suppress->require_subcommand(1);
   // --channel: the names ParseChannel takes.
   CLI::Validator channel_name(
@@ -363,7 +364,6 @@ void AddSuppressCommands(CLI::App& app, Context& ctx) {
   list->add_option("--channel", list_options->channel, "only this channel (default: all)")
       ->type_name("C")
       ->check(channel_name);
-  SetFooter(suppress, kSuppressFooter);
   OnRun(list, ctx, [&ctx, list_options] {
     std::vector<Channel> channels = {Channel::kEmail, Channel::kSms, Channel::kPush};
     if (!list_options->channel.empty()) {

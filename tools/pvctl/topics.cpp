@@ -42,10 +42,6 @@ constexpr const char* kDevBrokerHint =
     "\"http://$(cat CONTROL_FILE)/topics?name=NAME&partitions=N\"` on its control endpoint "
     "(tools/dev-broker/README.md); it creates the pipeline's default topics itself";
 
-std::string TopicSetting(const std::string& topic, const std::string& leaf) {
-  return "topics." + topic + "." + leaf;
-}
-
 // The topic's own YAML node when the file names it as one key ("pv.send.email:").
 YAML::Node FlatTopicNode(const Config& config, const std::string& topic) {
   YAML::Node topics = config.Node("topics");
@@ -380,7 +376,7 @@ std::vector<DesiredTopic> DesiredTopics(const Config& config) {
       }
     }
     if (def < 1) throw ConfigError(fmt::format("topics.{}.partitions: must be at least 1", t.name));
-    t.partitions = static_cast<int>(config.GetInt(TopicSetting(t.name, "partitions"), def, 1, 100000));
+    t.partitions = static_cast<int>(config.GetInt("topics." + t.name + ".partitions", def, 1, 100000));
     if (t.compacted) {
       t.configs["cleanup.policy"] = "compact";
       // pv.keys: a tombstone (pvctl keys delete) must outlive every keys_file that may still list the
@@ -438,21 +434,19 @@ std::vector<ConsumerGroup> PipelineGroups(const Config& config) {
 
 void AddTopicsCommands(CLI::App& app, Context& ctx) {
   CLI::App* topics = app.add_subcommand("topics", "the pipeline's topics: create, list");
-  topics->footer(kTopicsFooter);
+  topics->footer(kTopicsFooter);  // its subcommands inherit it
   topics->require_subcommand(1);
 
   auto dry_run = std::make_shared<bool>(false);
   CLI::App* create = topics->add_subcommand(
       "create", "create every pipeline topic that does not exist yet (partitions from the config)");
   create->add_flag("--dry-run", *dry_run, "only say what would be created");
-  create->footer(kTopicsFooter);
   OnRun(create, ctx, [&ctx, dry_run] { return Create(ctx, *dry_run); });
 
   auto all = std::make_shared<bool>(false);
   CLI::App* list =
       topics->add_subcommand("list", "topics, partitions, records, and the pipeline's consumer-group lag");
   list->add_flag("--all", *all, "every topic of the cluster, not only the pipeline's (pv.*)");
-  list->footer(kTopicsFooter);
   OnRun(list, ctx, [&ctx, all] { return List(ctx, *all); });
 }
 
