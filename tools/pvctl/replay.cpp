@@ -325,9 +325,8 @@ void PrintSummary(Context& ctx, const Summary& s) {
       s.matched, s.replayed, s.skipped(), s.filtered, s.unreadable, s.unroutable, s.scanned, s.total,
       s.remaining());
   std::string by_target;
-  for (const auto& [topic, count] : s.targets) {
+  for (const auto& [topic, count] : s.targets)
     by_target += fmt::format("{}{} to {}", by_target.empty() ? "" : ", ", count, topic);
-  }
   if (!by_target.empty()) *ctx.out << fmt::format("{}: {}\n", s.dry_run ? "would go" : "went", by_target);
   if (s.stopped == "limit") {
     *ctx.out << "Stopped at --limit; run the same command again to continue.\n";
@@ -403,13 +402,10 @@ void Replay::Handle(const rd_kafka_message_t* m) {
   position_[p] = m->offset + 1;
   if (position_[p] >= end_[p]) done_[p] = true;
 
-  ReplayRecord record;
-  record.value = kafka::Payload(m);
   DeadLetter why = ParseDeadLetter(kafka::Headers(m));
-  record.error_code = std::move(why.error_code);
-  record.failed_at = std::move(why.failed_at);
   rd_kafka_timestamp_type_t type;
-  record.timestamp_ms = rd_kafka_message_timestamp(m, &type);
+  ReplayRecord record{kafka::Payload(m), std::move(why.error_code), std::move(why.failed_at),
+                      rd_kafka_message_timestamp(m, &type)};
   if (ReplayVerdict verdict = Evaluate(filter_, record); verdict != ReplayVerdict::kMatch) {
     ++(verdict == ReplayVerdict::kFiltered ? s_.filtered : s_.unreadable);
     return;
