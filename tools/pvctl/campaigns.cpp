@@ -280,18 +280,17 @@ struct ApplyCounts {
 void PrintApplied(Context& ctx, const CampaignsOptions& o, bool dry_run, const std::vector<Planned>& plan,
                   const ApplyCounts& n) {
   if (o.json) {
-    *ctx.out << fmt::format(R"({{"topic":{},"dry_run":{},"campaigns":)", JsonString(o.topic), dry_run)
-             << JsonArray(plan,
-                          [&](const Planned& p) {
-                            bool done = p.status != "unchanged" && p.error.empty() && !dry_run;
-                            std::string out = fmt::format(
-                                R"({{"id":{},"status":"{}","changes":{},"updated_at_ms":{},"published":{})",
-                                JsonString(p.campaign->id), p.status, JsonList(p.changes), p.version, done);
-                            AppendOptionalField(out, "error", p.error);
-                            return out + "}";
-                          })
-             << fmt::format(R"(,"published":{},"unchanged":{},"failed":{}}})", n.published, n.unchanged,
-                            n.failed)
+    std::string campaigns = JsonArray(plan, [&](const Planned& p) {
+      bool done = p.status != "unchanged" && p.error.empty() && !dry_run;
+      std::string out =
+          fmt::format(R"({{"id":{},"status":"{}","changes":{},"updated_at_ms":{},"published":{})",
+                      JsonString(p.campaign->id), p.status, JsonList(p.changes), p.version, done);
+      AppendOptionalField(out, "error", p.error);
+      return out + "}";
+    });
+    *ctx.out << fmt::format(
+                    R"({{"topic":{},"dry_run":{},"campaigns":{},"published":{},"unchanged":{},"failed":{}}})",
+                    JsonString(o.topic), dry_run, campaigns, n.published, n.unchanged, n.failed)
              << "\n";
     return;
   }
@@ -466,9 +465,8 @@ int CampaignsShow(Context& ctx, const CampaignsOptions& o, const std::string& id
   if (state == nullptr || state->campaign == nullptr) {
     std::string where;
     try {
-      if (const Campaign* file = LocalCatalog(o)->Find(id); file != nullptr) {
+      if (const Campaign* file = LocalCatalog(o)->Find(id); file != nullptr)
         where = fmt::format(" (this machine's catalog_dir has it: {})", file->source_file);
-      }
     } catch (const std::exception&) {
     }
     return Fail(ctx,
@@ -527,10 +525,9 @@ int CampaignsDiff(Context& ctx, const CampaignsOptions& o, const std::string& pa
     *ctx.out << fmt::format("+ {:<12} added: in {}, not on {}\n", id, path, o.topic);
   for (const auto& [id, fields] : changed)
     *ctx.out << fmt::format("~ {:<12} changed: {}\n", id, Join(fields, ", "));
-  for (const auto& id : removed) {
+  for (const auto& id : removed)
     *ctx.out << fmt::format(
         "- {:<12} only on {} (apply never removes a campaign; pvctl campaigns delete {})\n", id, o.topic, id);
-  }
   *ctx.out << (differ ? fmt::format("{} added, {} changed, {} only on {}; {} the same\n", added.size(),
                                     changed.size(), removed.size(), o.topic, same)
                       : fmt::format("no differences: {} campaign(s) the same as on {}\n", same, o.topic));

@@ -26,13 +26,13 @@ std::chrono::milliseconds RequestTimeout(const Context& ctx) {
 }
 
 Client::Client(rd_kafka_type_t type, const kafka::Settings& settings, const std::string& client_id,
-               const std::map<std::string, std::string>& properties)
-    : consumer_(type == RD_KAFKA_CONSUMER) {
+               const std::map<std::string, std::string>& properties) {
   // A command-line tool: only librdkafka's errors belong on the operator's terminal.
   std::map<std::string, std::string> defaults = {{"log_level", "3"}};
   for (const auto& [k, v] : properties) defaults[k] = v;
   rd_kafka_conf_t* conf = kafka::BuildConf(
-      settings, consumer_ ? settings.consumer_properties : settings.producer_properties, client_id, defaults);
+      settings, type == RD_KAFKA_CONSUMER ? settings.consumer_properties : settings.producer_properties,
+      client_id, defaults);
   char err[512];
   rk_ = rd_kafka_new(type, conf, err, sizeof(err));
   if (rk_ == nullptr) {
@@ -111,19 +111,6 @@ void Assign(rd_kafka_t* consumer, const std::string& topic,
     rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset = offset;
   if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer, list.get()); err) {
     throw kafka::KafkaError(fmt::format("assigning {}: {}", topic, rd_kafka_err2str(err)));
-  }
-}
-
-std::map<TopicPartition, std::int64_t> CommittedOffsets(const kafka::Settings& settings,
-                                                        const std::string& group,
-                                                        const std::vector<TopicPartition>& partitions,
-                                                        std::chrono::milliseconds timeout) {
-  Client consumer(RD_KAFKA_CONSUMER, settings, "pvctl",
-                  {{"group.id", group}, {"enable.auto.commit", "false"}});
-  try {
-    return CommittedOffsets(consumer.get(), partitions, timeout);
-  } catch (const kafka::KafkaError& e) {
-    throw kafka::KafkaError(fmt::format("group {}: {}", group, e.what()));
   }
 }
 

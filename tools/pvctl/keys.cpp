@@ -136,16 +136,14 @@ View ReadView(const Context& ctx, const KeysTopic& t, const std::string& path) {
   View v;
   v.file = KeyStore::LoadFile(path)->keys();
   std::vector<ApiKey> states = v.file;
-  if (!t.topic.empty()) {
-    if (!t.settings) {
-      v.topic_error = NoBrokers(t);
-    } else {
-      try {
-        auto topic_states = ReadTopicStates(ctx, t);
-        states.insert(states.end(), topic_states.begin(), topic_states.end());
-      } catch (const std::exception& e) {
-        v.topic_error = fmt::format("cannot read {}: {}", t.topic, e.what());
-      }
+  if (!t.topic.empty() && !t.settings) {
+    v.topic_error = NoBrokers(t);
+  } else if (!t.topic.empty()) {
+    try {
+      auto topic_states = ReadTopicStates(ctx, t);
+      states.insert(states.end(), topic_states.begin(), topic_states.end());
+    } catch (const std::exception& e) {
+      v.topic_error = fmt::format("cannot read {}: {}", t.topic, e.what());
     }
   }
   v.merged = MergeKeyStates(states);

@@ -159,18 +159,9 @@ std::string MemberFor(const SuppressOptions& options, Channel channel, const std
     return error.empty() ? value : "";
   }
   std::string address = AddressOf(value);
-  bool valid = true;
-  switch (channel) {
-    case Channel::kEmail:
-      valid = validate::IsEmail(address);
-      break;
-    case Channel::kSms:
-      valid = validate::IsE164(address);
-      break;
-    case Channel::kPush:
-      valid = !address.empty();
-      break;
-  }
+  bool valid = channel == Channel::kEmail ? validate::IsEmail(address)
+               : channel == Channel::kSms ? validate::IsE164(address)
+                                          : !address.empty();  // push: a device token
   if (!valid) {
     error = fmt::format("'{}' is not {} (use --user --project P for external ids)", address,
                         channel == Channel::kEmail ? "an email address"

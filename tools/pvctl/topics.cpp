@@ -253,7 +253,14 @@ std::vector<GroupLag> Lags(const Config& config, const kafka::Settings& settings
       for (const auto& [p, w] : marks[topic]) tps.push_back({topic, p});
     }
     if (tps.empty()) continue;
-    auto committed = CommittedOffsets(settings, g.group, tps, timeout);
+    Client consumer(RD_KAFKA_CONSUMER, settings, "pvctl",
+                    {{"group.id", g.group}, {"enable.auto.commit", "false"}});
+    std::map<TopicPartition, std::int64_t> committed;
+    try {
+      committed = CommittedOffsets(consumer.get(), tps, timeout);
+    } catch (const kafka::KafkaError& e) {
+      throw kafka::KafkaError(fmt::format("group {}: {}", g.group, e.what()));
+    }
     for (const auto& topic : g.topics) {
       if (marks.count(topic) == 0) continue;
       GroupLag lag;
