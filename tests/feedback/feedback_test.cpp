@@ -34,6 +34,7 @@
 #include "pv/testing/topic_reader.hpp"
 #include "pv/topics.hpp"
 #include "pvctl.hpp"
+#include "test/pvctl_runner.hpp"
 
 namespace pv::testing {
 namespace {
@@ -491,12 +492,10 @@ std::string WaitForStatuses(const std::string& trigger_id, const std::vector<std
 int Pvctl(const std::vector<std::string>& words, std::string& out, std::string& err) {
   std::vector<std::string> line = {"--config", FeedbackTest::ConfigPath()};
   line.insert(line.end(), words.begin(), words.end());
-  std::ostringstream o;
-  std::ostringstream e;
-  int code = pvctl::Run(line, o, e);
-  out = o.str();
-  err = e.str();
-  return code;
+  pv::testing::PvctlResult r = pv::testing::RunPvctl(line);
+  out = r.out;
+  err = r.err;
+  return r.rc;
 }
 
 TEST_F(FeedbackTest, StatusMovesQueuedSentDeliveredAndPvctlPrintsIt) {

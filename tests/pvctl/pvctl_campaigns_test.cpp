@@ -16,6 +16,7 @@
 #include "pv/testing/process.hpp"
 #include "pv/testing/topic_reader.hpp"
 #include "pvctl.hpp"
+#include "test/pvctl_runner.hpp"
 
 namespace pv::pvctl {
 namespace {
@@ -27,11 +28,7 @@ using pv::testing::TempDir;
 using pv::testing::TopicReader;
 using pv::testing::WriteFile;
 
-struct Result {
-  int rc = -1;
-  std::string out;
-  std::string err;
-};
+using Result = pv::testing::PvctlResult;
 
 std::vector<std::string> Strings(const rapidjson::Value& list) {
   std::vector<std::string> out;
@@ -64,12 +61,7 @@ class PvctlCampaigns : public ::testing::Test {
 
   Result Pvctl(std::vector<std::string> words) {
     words.insert(words.begin(), {"--config", config_});
-    std::ostringstream out, err;
-    Result r;
-    r.rc = pv::pvctl::Run(words, out, err);
-    r.out = out.str();
-    r.err = err.str();
-    return r;
+    return pv::testing::RunPvctl(words);
   }
 
   // Every record on pv.campaigns (reads for a second when `expected` is 0, to show there is none).

@@ -31,6 +31,7 @@
 #include "pv/testing/redis_server.hpp"
 #include "pv/testing/services.hpp"
 #include "pv/testing/topic_reader.hpp"
+#include "test/pvctl_runner.hpp"
 
 namespace pv::pvctl {
 namespace {
@@ -45,11 +46,7 @@ using pv::testing::SendValue;
 using pv::testing::TempDir;
 using pv::testing::TopicReader;
 
-struct Result {
-  int rc = -1;
-  std::string out;
-  std::string err;
-};
+using Result = pv::testing::PvctlResult;
 
 struct DlqRecord {
   std::string campaign = "44";
@@ -75,24 +72,13 @@ class PvctlTest : public ::testing::Test {
 
   Result Pvctl(std::vector<std::string> words) {
     words.insert(words.begin(), {"--config", config_path_});
-    std::ostringstream out, err;
-    Result r;
-    r.rc = pv::pvctl::Run(words, out, err);
-    r.out = out.str();
-    r.err = err.str();
-    return r;
+    return pv::testing::RunPvctl(words);
   }
 
   // The same with `input` as standard input (suppress add|remove -).
   Result PvctlWithInput(std::vector<std::string> words, const std::string& input) {
     words.insert(words.begin(), {"--config", config_path_});
-    std::istringstream in(input);
-    std::ostringstream out, err;
-    Result r;
-    r.rc = pv::pvctl::Run(words, in, out, err);
-    r.out = out.str();
-    r.err = err.str();
-    return r;
+    return pv::testing::RunPvctl(words, input);
   }
 
   // The pvctl binary as an operator runs it; stdout and stderr apart.
@@ -341,24 +327,20 @@ TEST_F(PvctlTest, TopicsCreateTwiceIsHarmlessOnTheDevBrokersTopics) {
 TEST(PvctlTopicsCreate, OnTheDevBrokerSaysItHasNoAdminApiAndHowToCreateTopics) {
   DevBroker broker(1, {"--no-default-topics", "--topic", "pv.triggers:2"});
   TempDir dir("pv-pvctl-test");
-  std::ostringstream out, err;
   auto start = std::chrono::steady_clock::now();
-  int rc = pv::pvctl::Run({"--brokers", broker.bootstrap(), "topics", "create"}, out, err);
-  EXPECT_EQ(rc, kExitFailed) << out.str();
+  Result r = pv::testing::RunPvctl({"--brokers", broker.bootstrap(), "topics", "create"});
+  EXPECT_EQ(r.rc, kExitFailed) << r.out;
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);  // said at once, not after a timeout
-  EXPECT_NE(err.str().find("dev broker"), std::string::npos) << err.str();
-  EXPECT_NE(err.str().find("POST"), std::string::npos) << err.str();
-  EXPECT_NE(err.str().find("/topics?name="), std::string::npos) << err.str();
+  EXPECT_NE(r.err.find("dev broker"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("POST"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("/topics?name="), std::string::npos) << r.err;
   // What exists is shown, with the difference from the config.
-  EXPECT_NE(out.str().find("pv.triggers"), std::string::npos);
-  EXPECT_NE(out.str().find("config says 6"), std::string::npos) << out.str();
+  EXPECT_NE(r.out.find("pv.triggers"), std::string::npos);
+  EXPECT_NE(r.out.find("config says 6"), std::string::npos) << r.out;
   // --dry-run only says what it would create.
-  std::ostringstream dry_out, dry_err;
-  EXPECT_EQ(
-      pv::pvctl::Run({"--brokers", broker.bootstrap(), "topics", "create", "--dry-run"}, dry_out, dry_err),
-      kExitOk)
-      << dry_err.str();
-  EXPECT_NE(dry_out.str().find("would-create"), std::string::npos) << dry_out.str();
+  Result dry = pv::testing::RunPvctl({"--brokers", broker.bootstrap(), "topics", "create", "--dry-run"});
+  EXPECT_EQ(dry.rc, kExitOk) << dry.err;
+  EXPECT_NE(dry.out.find("would-create"), std::string::npos) << dry.out;
 }
 
 // ---- tail ----

@@ -4,8 +4,6 @@
 #include "campaigns.hpp"
 
 #include <fmt/format.h>
-#include <rapidjson/prettywriter.h>
-#include <rapidjson/stringbuffer.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -54,15 +52,15 @@ std::string VersionTime(std::int64_t ms) {
 }
 
 std::string JsonList(const std::vector<std::string>& items) {
-  std::string out = "[";
-  for (size_t i = 0; i < items.size(); ++i) out += (i == 0 ? "" : ",") + JsonString(items[i]);
-  return out + "]";
+  return JsonArray(items, [](const std::string& item) { return JsonString(item); });
 }
 
 std::string Join(const std::vector<std::string>& items, std::string_view separator) {
-  std::string out;
-  for (size_t i = 0; i < items.size(); ++i) out += (i == 0 ? "" : std::string(separator)) + items[i];
-  return out;
+  return fmt::format("{}", fmt::join(items, separator));
+}
+
+std::string RemovedJson(const std::string& id, std::int64_t version) {
+  return fmt::format(R"({{"id":{},"removed":true,"updated_at_ms":{}}})", JsonString(id), version) + "\n";
 }
 
 std::string HostName() {
@@ -76,15 +74,17 @@ std::string Status(const Campaign& c) {
   return c.enabled ? "enabled" : "disabled";
 }
 
-// Empty when the topic can be used, else why not.
-std::string TopicProblem(const CampaignsOptions& o) {
+// Whether the topic can be used; if not, says why on stderr after `head`.
+bool TopicUsable(Context& ctx, const CampaignsOptions& o, std::string_view head) {
   if (o.topic.empty()) {
-    return "campaigns_topic is empty: this deployment's replicas read catalog_dir only (its default is "
-           "pv.campaigns)";
+    *ctx.err << head
+             << ": campaigns_topic is empty: this deployment's replicas read catalog_dir only (its "
+                "default is pv.campaigns)\n";
+  } else if (!o.kafka) {
+    *ctx.err << head
+             << ": kafka.brokers is not set (set it in the config or PV_KAFKA_BROKERS, or pass --brokers)\n";
   }
-  if (!o.kafka)
-    return "kafka.brokers is not set (set it in the config or PV_KAFKA_BROKERS, or pass --brokers)";
-  return {};
+  return !o.topic.empty() && o.kafka;
 }
 
 // The newest state of every campaign id on the topic, and the newest record's value as read.
@@ -203,6 +203,116 @@ void PrintProblems(Context& ctx, const std::string& head, const std::vector<std:
   }
 }
 
+// Every campaign under `paths`, sorted by id, checked by the catalog's rules (its files read); what is
+// wrong goes to `problems`.
+std::vector<Campaign> LoadCampaigns(const std::vector<std::string>& paths,
+                                    std::vector<std::string>& problems) {
+  std::vector<Campaign> campaigns;
+  std::map<std::string, std::string> seen;  // id -> file
+  for (const auto& path : paths) {
+    try {
+      auto catalog = Catalog::LoadPath(path);  // held: the loop reads into it
+      for (const auto& [id, c] : catalog->campaigns()) {
+        if (auto [it, inserted] = seen.emplace(id, c.source_file); !inserted) {
+          problems.push_back(
+              fmt::format("{}: id: '{}' is also defined in {}", c.source_file, id, it->second));
+          continue;
+        }
+        campaigns.push_back(c);
+      }
+    } catch (const CatalogError& e) {
+      problems.emplace_back(e.what());
+    }
+  }
+  std::sort(campaigns.begin(), campaigns.end(),
+            [](const Campaign& a, const Campaign& b) { return a.id < b.id; });
+  return campaigns;
+}
+
+// One campaign of `campaigns apply`: its record, what changes on the topic, how publishing it went.
+struct Planned {
+  const Campaign* campaign = nullptr;
+  std::string status;  // added | changed | unchanged
+  std::vector<std::string> changes;
+  std::int64_t version = 0;
+  std::string value;
+  std::string error;  // publishing failed
+  std::shared_ptr<kafka::DeliveryGroup> group;
+};
+
+// The record of `c`, newer than the topic's version of it; one the producer or the replicas would
+// refuse goes to `problems`.
+Planned Plan(const Campaign& c, const TopicView& topic, const CampaignsOptions& o, std::int64_t now,
+             const std::string& host, size_t max_bytes, std::vector<std::string>& problems) {
+  Planned p;
+  p.campaign = &c;
+  const TopicCampaign* state = topic.Find(c.id);
+  if (const Campaign* live = topic.Live(c.id); live != nullptr) {
+    p.changes = CampaignDifferences(*live, c);
+    p.status = p.changes.empty() ? "unchanged" : "changed";
+  } else {
+    p.status = "added";
+  }
+  p.version = NextCampaignVersion(state != nullptr ? state->updated_at_ms : 0, now);
+  std::error_code ec;
+  fs::path absolute = fs::absolute(c.source_file, ec);
+  p.value = CampaignRecord(c, p.version, host + ":" + (ec ? c.source_file : absolute.string()));
+  Campaign back;
+  std::string error;
+  if (size_t bytes = kafka::RecordBytes(c.id, p.value, {}); bytes > max_bytes) {
+    problems.push_back(fmt::format(
+        "{}: campaign {} is {} bytes as one record, more than the {} bytes the producer sends "
+        "(message.max.bytes; raise kafka.producer_properties.message.max.bytes only together with the "
+        "broker's and the topic's max.message.bytes) - make its templates smaller",
+        c.source_file, c.id, bytes, max_bytes));
+  } else if (!ParseCampaignRecord(p.value, o.topic, back, error)) {
+    problems.push_back(
+        fmt::format("{}: campaign {}: replicas would refuse its record: {}", c.source_file, c.id, error));
+  }
+  return p;
+}
+
+struct ApplyCounts {
+  int published = 0, unchanged = 0, failed = 0;
+};
+
+// What apply did, or would do with --dry-run: a line per campaign and a summary, or one JSON object.
+void PrintApplied(Context& ctx, const CampaignsOptions& o, bool dry_run, const std::vector<Planned>& plan,
+                  const ApplyCounts& n) {
+  if (o.json) {
+    std::string campaigns = JsonArray(plan, [&](const Planned& p) {
+      bool done = p.status != "unchanged" && p.error.empty() && !dry_run;
+      std::string out =
+          fmt::format(R"({{"id":{},"status":"{}","changes":{},"updated_at_ms":{},"published":{})",
+                      JsonString(p.campaign->id), p.status, JsonList(p.changes), p.version, done);
+      AppendOptionalField(out, "error", p.error);
+      return out + "}";
+    });
+    *ctx.out << fmt::format(
+                    R"({{"topic":{},"dry_run":{},"campaigns":{},"published":{},"unchanged":{},"failed":{}}})",
+                    JsonString(o.topic), dry_run, campaigns, n.published, n.unchanged, n.failed)
+             << "\n";
+    return;
+  }
+  for (const auto& p : plan) {
+    std::string what = p.status == "changed" ? "changed: " + Join(p.changes, ", ") : p.status;
+    if (!p.error.empty()) what += " - NOT published: " + p.error;
+    *ctx.out << fmt::format("{:<12} {}\n", p.campaign->id, what);
+  }
+  if (dry_run) {
+    *ctx.out << fmt::format(
+        "dry run: {} campaign(s) would be published to {}, {} unchanged; nothing published\n",
+        plan.size() - static_cast<size_t>(n.unchanged), o.topic, n.unchanged);
+  } else if (n.failed == 0 && n.published == 0) {
+    *ctx.out << fmt::format("nothing to publish: {} campaign(s) the same as on {}\n", n.unchanged, o.topic);
+  } else if (n.failed == 0) {
+    *ctx.out << fmt::format(
+        "published {} campaign(s) to {} ({} unchanged); every ingest and dispatcher serves them within "
+        "seconds\n",
+        n.published, o.topic, n.unchanged);
+  }
+}
+
 }  // namespace
 
 CampaignsOptions CampaignsOptionsFromConfig(const Config& config) {
@@ -246,36 +356,12 @@ std::vector<std::string> ProviderProblems(const Config& config, const Campaign& 
 
 int CampaignsApply(Context& ctx, const CampaignsOptions& o, const CampaignsApplyOptions& apply) {
   const std::string head = "pvctl campaigns apply: nothing published";
-  if (std::string problem = TopicProblem(o); !problem.empty()) {
-    *ctx.err << head << ": " << problem << "\n";
-    return kExitFailed;
-  }
-  // Every campaign under every path, checked by the catalog's rules (and its files read).
+  if (!TopicUsable(ctx, o, head)) return kExitFailed;
   std::vector<std::string> problems;
-  std::vector<Campaign> campaigns;
-  std::map<std::string, std::string> seen;  // id -> file
-  for (const auto& path : apply.paths) {
-    try {
-      auto catalog = Catalog::LoadPath(path);  // held: the loop reads into it
-      for (const auto& [id, c] : catalog->campaigns()) {
-        if (auto [it, inserted] = seen.emplace(id, c.source_file); !inserted) {
-          problems.push_back(
-              fmt::format("{}: id: '{}' is also defined in {}", c.source_file, id, it->second));
-          continue;
-        }
-        campaigns.push_back(c);
-      }
-    } catch (const CatalogError& e) {
-      problems.emplace_back(e.what());
-    }
-  }
-  std::sort(campaigns.begin(), campaigns.end(),
-            [](const Campaign& a, const Campaign& b) { return a.id < b.id; });
+  std::vector<Campaign> campaigns = LoadCampaigns(apply.paths, problems);
   if (problems.empty() && campaigns.empty()) {
-    *ctx.err << fmt::format(
-        "pvctl campaigns apply: no campaign files (*.yaml, *.yml) under {}; nothing published\n",
-        Join(apply.paths, " "));
-    return kExitFailed;
+    return Fail(ctx, fmt::format("no campaign files (*.yaml, *.yml) under {}; nothing published",
+                                 Join(apply.paths, " ")));
   }
   // What the dispatcher will do with them: compile every template, send through their providers.
   if (problems.empty()) {
@@ -300,49 +386,8 @@ int CampaignsApply(Context& ctx, const CampaignsOptions& o, const CampaignsApply
   const size_t max_bytes = producer.MaxMessageBytes();
   const std::string host = HostName();
   const std::int64_t now = NowUnixMillis();
-
-  struct Planned {
-    const Campaign* campaign = nullptr;
-    std::string status;  // added | changed | unchanged
-    std::vector<std::string> changes;
-    std::int64_t version = 0;
-    std::string value;
-    std::string error;  // publishing failed
-    std::shared_ptr<kafka::DeliveryGroup> group;
-  };
   std::vector<Planned> plan;
-  for (const auto& c : campaigns) {
-    Planned p;
-    p.campaign = &c;
-    const TopicCampaign* state = topic.Find(c.id);
-    const Campaign* live = topic.Live(c.id);
-    if (live != nullptr) {
-      p.changes = CampaignDifferences(*live, c);
-      p.status = p.changes.empty() ? "unchanged" : "changed";
-    } else {
-      p.status = "added";
-    }
-    p.version = NextCampaignVersion(state != nullptr ? state->updated_at_ms : 0, now);
-    std::error_code ec;
-    fs::path absolute = fs::absolute(c.source_file, ec);
-    p.value = CampaignRecord(c, p.version, host + ":" + (ec ? c.source_file : absolute.string()));
-    size_t bytes = kafka::RecordBytes(c.id, p.value, {});
-    if (bytes > max_bytes) {
-      problems.push_back(fmt::format(
-          "{}: campaign {} is {} bytes as one record, more than the {} bytes the producer sends "
-          "(message.max.bytes; raise kafka.producer_properties.message.max.bytes only together with the "
-          "broker's and the topic's max.message.bytes) - make its templates smaller",
-          c.source_file, c.id, bytes, max_bytes));
-    } else {
-      Campaign back;
-      std::string error;
-      if (!ParseCampaignRecord(p.value, o.topic, back, error)) {
-        problems.push_back(
-            fmt::format("{}: campaign {}: replicas would refuse its record: {}", c.source_file, c.id, error));
-      }
-    }
-    plan.push_back(std::move(p));
-  }
+  for (const auto& c : campaigns) plan.push_back(Plan(c, topic, o, now, host, max_bytes, problems));
   if (!problems.empty()) {
     PrintProblems(ctx, head, problems);
     return kExitFailed;
@@ -358,91 +403,46 @@ int CampaignsApply(Context& ctx, const CampaignsOptions& o, const CampaignsApply
       if (p.group) p.error = AwaitAck(p.group, deadline);
     }
   }
-
-  int published = 0, unchanged = 0, failed = 0;
+  ApplyCounts n;
   for (const auto& p : plan) {
     if (p.status == "unchanged") {
-      ++unchanged;
+      ++n.unchanged;
     } else if (!p.error.empty()) {
-      ++failed;
+      ++n.failed;
     } else if (!apply.dry_run) {
-      ++published;
+      ++n.published;
     }
   }
-  if (o.json) {
-    std::string out =
-        fmt::format(R"({{"topic":{},"dry_run":{},"campaigns":[)", JsonString(o.topic), apply.dry_run);
-    for (size_t i = 0; i < plan.size(); ++i) {
-      const Planned& p = plan[i];
-      bool done = p.status != "unchanged" && p.error.empty() && !apply.dry_run;
-      out += fmt::format(R"({}{{"id":{},"status":"{}","changes":{},"updated_at_ms":{},"published":{})",
-                         i == 0 ? "" : ",", JsonString(p.campaign->id), p.status, JsonList(p.changes),
-                         p.version, done);
-      if (!p.error.empty()) out += ",\"error\":" + JsonString(p.error);
-      out += "}";
-    }
-    *ctx.out << out
-             << fmt::format(R"(],"published":{},"unchanged":{},"failed":{}}})", published, unchanged, failed)
-             << "\n";
-  } else {
-    for (const auto& p : plan) {
-      std::string what = p.status == "changed" ? "changed: " + Join(p.changes, ", ") : p.status;
-      if (!p.error.empty()) what += " - NOT published: " + p.error;
-      *ctx.out << fmt::format("{:<12} {}\n", p.campaign->id, what);
-    }
-    if (apply.dry_run) {
-      *ctx.out << fmt::format(
-          "dry run: {} campaign(s) would be published to {}, {} unchanged; nothing published\n",
-          plan.size() - unchanged, o.topic, unchanged);
-    } else if (failed == 0 && published == 0) {
-      *ctx.out << fmt::format("nothing to publish: {} campaign(s) the same as on {}\n", unchanged, o.topic);
-    } else if (failed == 0) {
-      *ctx.out << fmt::format(
-          "published {} campaign(s) to {} ({} unchanged); every ingest and dispatcher serves them within "
-          "seconds\n",
-          published, o.topic, unchanged);
-    }
-  }
-  if (failed > 0) {
-    *ctx.err << fmt::format(
-        "pvctl campaigns apply: {} campaign(s) NOT published to {} (listed above; {} published); rerun when "
-        "the brokers are reachable\n",
-        failed, o.topic, published);
-    return kExitFailed;
-  }
-  return kExitOk;
+  PrintApplied(ctx, o, apply.dry_run, plan, n);
+  if (n.failed == 0) return kExitOk;
+  return Fail(ctx,
+              fmt::format("{} campaign(s) NOT published to {} (listed above; {} published); rerun when the "
+                          "brokers are reachable",
+                          n.failed, o.topic, n.published));
 }
 
 int CampaignsList(Context& ctx, const CampaignsOptions& o, const CampaignsFilter& filter) {
-  if (std::string problem = TopicProblem(o); !problem.empty()) {
-    *ctx.err << "pvctl campaigns list: " << problem << "\n";
-    return kExitFailed;
-  }
+  if (!TopicUsable(ctx, o, "pvctl campaigns list")) return kExitFailed;
   TopicView topic;
   std::shared_ptr<const Catalog> files;
   try {
     topic = ReadTopic(ctx, o);
     files = LocalCatalog(o);
   } catch (const std::exception& e) {
-    // The topic alone (or the files alone) could show campaigns that replicas do not serve.
-    *ctx.err << "pvctl campaigns list: " << e.what() << "\n";
-    return kExitFailed;
+    return Fail(ctx, e.what());  // the topic or the files alone could show what replicas do not serve
   }
   auto merged = Catalog::Merge(*files, topic.All());
   auto shown = SortedById(*merged, filter);
   if (o.json) {
-    std::string out = "[";
-    for (size_t i = 0; i < shown.size(); ++i) {
-      const Campaign& c = *shown[i];
-      out += fmt::format(
-          R"({}{{"id":{},"project":{},"name":{},"channel":"{}","status":"{}","updated_at_ms":{},"updated_at":"{}","source":"{}","where":{})",
-          i == 0 ? "" : ",", JsonString(c.id), JsonString(c.project), JsonString(c.name),
-          ChannelName(c.channel), Status(c), c.updated_at_ms, VersionTime(c.updated_at_ms),
-          c.from_topic ? "topic" : "file", JsonString(c.from_topic ? o.topic : c.source_file));
-      if (c.from_topic) out += ",\"applied_from\":" + JsonString(c.applied_from);
-      out += "}";
-    }
-    *ctx.out << out << "]\n";
+    *ctx.out << JsonArray(shown, [&](const Campaign* c) {
+      std::string out = fmt::format(
+          R"({{"id":{},"project":{},"name":{},"channel":"{}","status":"{}","updated_at_ms":{},"updated_at":"{}","source":"{}","where":{})",
+          JsonString(c->id), JsonString(c->project), JsonString(c->name), ChannelName(c->channel), Status(*c),
+          c->updated_at_ms, VersionTime(c->updated_at_ms), c->from_topic ? "topic" : "file",
+          JsonString(c->from_topic ? o.topic : c->source_file));
+      if (c->from_topic) out += ",\"applied_from\":" + JsonString(c->applied_from);
+      return out + "}";
+    }) << "\n";
     return kExitOk;
   }
   *ctx.out << fmt::format("{:<12} {:<12} {:<6} {:<9} {:<25} {}\n", "ID", "PROJECT", "CHANNEL", "STATUS",
@@ -458,56 +458,38 @@ int CampaignsList(Context& ctx, const CampaignsOptions& o, const CampaignsFilter
 }
 
 int CampaignsShow(Context& ctx, const CampaignsOptions& o, const std::string& id) {
-  if (std::string problem = TopicProblem(o); !problem.empty()) {
-    *ctx.err << "pvctl campaigns show: " << problem << "\n";
-    return kExitFailed;
-  }
+  if (!TopicUsable(ctx, o, "pvctl campaigns show")) return kExitFailed;
   TopicView topic;
   if (!ReadTopicOrSay(ctx, o, "pvctl campaigns show", false, topic)) return kExitFailed;
   const TopicCampaign* state = topic.Find(id);
   if (state == nullptr || state->campaign == nullptr) {
     std::string where;
     try {
-      if (const Campaign* file = LocalCatalog(o)->Find(id); file != nullptr) {
+      if (const Campaign* file = LocalCatalog(o)->Find(id); file != nullptr)
         where = fmt::format(" (this machine's catalog_dir has it: {})", file->source_file);
-      }
     } catch (const std::exception&) {
     }
-    *ctx.err << (state == nullptr
-                     ? fmt::format("pvctl campaigns show: no campaign {} on {}{}\n", id, o.topic, where)
-                     : fmt::format("pvctl campaigns show: campaign {} was removed from {} at {}{}\n", id,
-                                   o.topic, VersionTime(state->updated_at_ms), where));
-    return kExitNotFound;
+    return Fail(ctx,
+                state == nullptr ? fmt::format("no campaign {} on {}{}", id, o.topic, where)
+                                 : fmt::format("campaign {} was removed from {} at {}{}", id, o.topic,
+                                               VersionTime(state->updated_at_ms), where),
+                kExitNotFound);
   }
-  const std::string& value = topic.values[id];
-  if (o.json) {
-    *ctx.out << value << "\n";
-    return kExitOk;
-  }
-  rapidjson::Document doc;
-  ParseRecord(doc, value);
-  rapidjson::StringBuffer buffer;
-  rapidjson::PrettyWriter<rapidjson::StringBuffer> writer(buffer);
-  writer.SetIndent(' ', 2);
-  doc.Accept(writer);
-  *ctx.out << buffer.GetString() << "\n";
+  const std::string& value = topic.values[id];  // a record replicas accept: JSON
+  *ctx.out << (o.json ? value : PrettyJson(value).value_or(value)) << "\n";
   return kExitOk;
 }
 
 int CampaignsDiff(Context& ctx, const CampaignsOptions& o, const std::string& path,
                   const CampaignsFilter& filter) {
-  if (std::string problem = TopicProblem(o); !problem.empty()) {
-    *ctx.err << "pvctl campaigns diff: " << problem << "\n";
-    return kDiffTrouble;
-  }
+  if (!TopicUsable(ctx, o, "pvctl campaigns diff")) return kDiffTrouble;
   std::shared_ptr<const Catalog> local;
   TopicView topic;
   try {
     local = Catalog::LoadPath(path);
     topic = ReadTopic(ctx, o);
   } catch (const std::exception& e) {
-    *ctx.err << "pvctl campaigns diff: " << e.what() << "\n";
-    return kDiffTrouble;
+    return Fail(ctx, e.what(), kDiffTrouble);
   }
   std::vector<std::string> added;
   std::vector<std::pair<std::string, std::vector<std::string>>> changed;
@@ -530,23 +512,22 @@ int CampaignsDiff(Context& ctx, const CampaignsOptions& o, const std::string& pa
   }
   bool differ = !added.empty() || !changed.empty() || !removed.empty();
   if (o.json) {
-    std::string out = fmt::format(R"({{"topic":{},"path":{},"added":{},"changed":[)", JsonString(o.topic),
-                                  JsonString(path), JsonList(added));
-    for (size_t i = 0; i < changed.size(); ++i) {
-      out += fmt::format(R"({}{{"id":{},"fields":{}}})", i == 0 ? "" : ",", JsonString(changed[i].first),
-                         JsonList(changed[i].second));
-    }
-    *ctx.out << out << fmt::format(R"(],"removed":{},"same":{}}})", JsonList(removed), same) << "\n";
+    std::string changes = JsonArray(changed, [](const auto& c) {
+      return fmt::format(R"({{"id":{},"fields":{}}})", JsonString(c.first), JsonList(c.second));
+    });
+    *ctx.out << fmt::format(R"({{"topic":{},"path":{},"added":{},"changed":{},"removed":{},"same":{}}})",
+                            JsonString(o.topic), JsonString(path), JsonList(added), changes,
+                            JsonList(removed), same)
+             << "\n";
     return differ ? kDiffDifferent : kDiffSame;
   }
   for (const auto& id : added)
     *ctx.out << fmt::format("+ {:<12} added: in {}, not on {}\n", id, path, o.topic);
   for (const auto& [id, fields] : changed)
     *ctx.out << fmt::format("~ {:<12} changed: {}\n", id, Join(fields, ", "));
-  for (const auto& id : removed) {
+  for (const auto& id : removed)
     *ctx.out << fmt::format(
         "- {:<12} only on {} (apply never removes a campaign; pvctl campaigns delete {})\n", id, o.topic, id);
-  }
   *ctx.out << (differ ? fmt::format("{} added, {} changed, {} only on {}; {} the same\n", added.size(),
                                     changed.size(), removed.size(), o.topic, same)
                       : fmt::format("no differences: {} campaign(s) the same as on {}\n", same, o.topic));
@@ -554,10 +535,7 @@ int CampaignsDiff(Context& ctx, const CampaignsOptions& o, const std::string& pa
 }
 
 int CampaignsDelete(Context& ctx, const CampaignsOptions& o, const std::string& id) {
-  if (std::string problem = TopicProblem(o); !problem.empty()) {
-    *ctx.err << "pvctl campaigns delete: nothing removed: " << problem << "\n";
-    return kExitFailed;
-  }
+  if (!TopicUsable(ctx, o, "pvctl campaigns delete: nothing removed")) return kExitFailed;
   TopicView topic;
   if (!ReadTopicOrSay(ctx, o, "pvctl campaigns delete: nothing removed", true, topic)) return kExitFailed;
   const Campaign* file = nullptr;
@@ -570,20 +548,14 @@ int CampaignsDelete(Context& ctx, const CampaignsOptions& o, const std::string& 
   }
   const TopicCampaign* state = topic.Find(id);
   if (state == nullptr && file == nullptr) {
-    *ctx.err << fmt::format("pvctl campaigns delete: no campaign {} on {} (nor in catalog_dir {})\n", id,
-                            o.topic, o.catalog_dir);
-    return kExitNotFound;
+    return Fail(ctx, fmt::format("no campaign {} on {} (nor in catalog_dir {})", id, o.topic, o.catalog_dir),
+                kExitNotFound);
   }
   if (state != nullptr && state->campaign == nullptr &&
       (file == nullptr || file->updated_at_ms <= state->updated_at_ms)) {
-    if (o.json) {
-      *ctx.out << fmt::format(R"({{"id":{},"removed":true,"updated_at_ms":{}}})", JsonString(id),
-                              state->updated_at_ms)
-               << "\n";
-    } else {
-      *ctx.out << fmt::format("Campaign {} was already removed from {} at {}.\n", id, o.topic,
-                              VersionTime(state->updated_at_ms));
-    }
+    *ctx.out << (o.json ? RemovedJson(id, state->updated_at_ms)
+                        : fmt::format("Campaign {} was already removed from {} at {}.\n", id, o.topic,
+                                      VersionTime(state->updated_at_ms)));
     return kExitOk;
   }
   std::int64_t previous = std::max<std::int64_t>(state != nullptr ? state->updated_at_ms : 0,
@@ -594,19 +566,13 @@ int CampaignsDelete(Context& ctx, const CampaignsOptions& o, const std::string& 
   std::string error = Publish(producer, o, id, std::nullopt, version, group);
   if (error.empty())
     error = AwaitAck(group, std::chrono::steady_clock::now() + o.timeout + std::chrono::seconds(2));
-  if (!error.empty()) {
-    *ctx.err << fmt::format(
-        "pvctl campaigns delete: nothing removed: the tombstone was NOT published to {}: {}\n", o.topic,
-        error);
-    return kExitFailed;
-  }
-  if (o.json) {
-    *ctx.out << fmt::format(R"({{"id":{},"removed":true,"updated_at_ms":{}}})", JsonString(id), version)
-             << "\n";
-  } else {
-    *ctx.out << fmt::format("Removed campaign {} from {}: every ingest answers 404 for it within seconds.\n",
-                            id, o.topic);
-  }
+  if (!error.empty())
+    return Fail(ctx,
+                fmt::format("nothing removed: the tombstone was NOT published to {}: {}", o.topic, error));
+  *ctx.out << (o.json ? RemovedJson(id, version)
+                      : fmt::format(
+                            "Removed campaign {} from {}: every ingest answers 404 for it within seconds.\n",
+                            id, o.topic));
   if (file != nullptr) {
     *ctx.err << fmt::format(
         "pvctl campaigns delete: note: {} still has it; a replica whose copy of that file changes after now "
@@ -619,16 +585,12 @@ int CampaignsDelete(Context& ctx, const CampaignsOptions& o, const std::string& 
 void AddCampaignsCommands(CLI::App& app, Context& ctx) {
   CLI::App* campaigns =
       app.add_subcommand("campaigns", "campaigns on pv.campaigns: apply, list, show, diff, delete");
-  campaigns->footer(kCampaignsFooter);
+  campaigns->footer(kCampaignsFooter);  // its subcommands inherit it
   campaigns->require_subcommand(1);
   // The options every subcommand shares come from the config and the global options, once parsed.
   auto options = [&ctx] {
     CampaignsOptions o = CampaignsOptionsFromConfig(ctx.config);
-    if (!ctx.brokers.empty()) {
-      kafka::Settings settings = o.kafka.value_or(kafka::LoadSettings(ctx.config));
-      settings.brokers = ctx.brokers;
-      o.kafka = std::move(settings);
-    }
+    if (!ctx.brokers.empty()) o.kafka = KafkaSettings(ctx);
     o.timeout = RequestTimeout(ctx);
     o.json = ctx.json;
     return o;
@@ -644,23 +606,18 @@ void AddCampaignsCommands(CLI::App& app, Context& ctx) {
       ->required()
       ->check(cli::NotEmpty());
   apply->add_flag("--dry-run", apply_options->dry_run, "validate and say what would change; publish nothing");
-  apply->footer(kCampaignsFooter);
   OnRun(apply, ctx,
         [&ctx, options, apply_options] { return CampaignsApply(ctx, options(), *apply_options); });
 
   auto list_filter = std::make_shared<CampaignsFilter>();
   CLI::App* list = campaigns->add_subcommand(
       "list", "what a replica serves: catalog_dir merged with pv.campaigns (id, project, version, source)");
-  list->add_option("--project", list_filter->project, "only the campaigns of this project")
-      ->type_name("P")
-      ->check(cli::NotEmpty());
-  list->footer(kCampaignsFooter);
+  AddText(list, "--project", list_filter->project, "only the campaigns of this project", "P");
   OnRun(list, ctx, [&ctx, options, list_filter] { return CampaignsList(ctx, options(), *list_filter); });
 
   auto show_id = std::make_shared<std::string>();
   CLI::App* show = campaigns->add_subcommand("show", "the record of one campaign on pv.campaigns");
   show->add_option("ID", *show_id, "the campaign's id")->required()->check(campaign_id);
-  show->footer(kCampaignsFooter);
   OnRun(show, ctx, [&ctx, options, show_id] { return CampaignsShow(ctx, options(), *show_id); });
 
   auto diff_path = std::make_shared<std::string>();
@@ -670,16 +627,12 @@ void AddCampaignsCommands(CLI::App& app, Context& ctx) {
   diff->add_option("PATH", *diff_path, "a directory of campaign files, or one file")
       ->required()
       ->check(cli::NotEmpty());
-  diff->add_option("--project", diff_filter->project, "compare only the campaigns of this project")
-      ->type_name("P")
-      ->check(cli::NotEmpty());
-  diff->footer(kCampaignsFooter);
+  AddText(diff, "--project", diff_filter->project, "compare only the campaigns of this project", "P");
   OnRun(diff, ctx, [&ctx, options, diff_path, diff_filter] {
     try {
       return CampaignsDiff(ctx, options(), *diff_path, *diff_filter);
-    } catch (const std::exception& e) {  // trouble is 2 for diff, as for diff(1)
-      *ctx.err << "pvctl campaigns diff: " << e.what() << "\n";
-      return kDiffTrouble;
+    } catch (const std::exception& e) {
+      return Fail(ctx, e.what(), kDiffTrouble);  // trouble is 2 for diff, as for diff(1)
     }
   });
 
@@ -687,7 +640,6 @@ void AddCampaignsCommands(CLI::App& app, Context& ctx) {
   CLI::App* del = campaigns->add_subcommand(
       "delete", "remove a campaign: a tombstone on pv.campaigns, every ingest answers 404 for it");
   del->add_option("ID", *delete_id, "the campaign's id")->required()->check(campaign_id);
-  del->footer(kCampaignsFooter);
   OnRun(del, ctx, [&ctx, options, delete_id] { return CampaignsDelete(ctx, options(), *delete_id); });
 }
 

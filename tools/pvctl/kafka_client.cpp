@@ -26,13 +26,13 @@ std::chrono::milliseconds RequestTimeout(const Context& ctx) {
 }
 
 Client::Client(rd_kafka_type_t type, const kafka::Settings& settings, const std::string& client_id,
-               const std::map<std::string, std::string>& properties)
-    : consumer_(type == RD_KAFKA_CONSUMER) {
+               const std::map<std::string, std::string>& properties) {
   // A command-line tool: only librdkafka's errors belong on the operator's terminal.
   std::map<std::string, std::string> defaults = {{"log_level", "3"}};
   for (const auto& [k, v] : properties) defaults[k] = v;
   rd_kafka_conf_t* conf = kafka::BuildConf(
-      settings, consumer_ ? settings.consumer_properties : settings.producer_properties, client_id, defaults);
+      settings, type == RD_KAFKA_CONSUMER ? settings.consumer_properties : settings.producer_properties,
+      client_id, defaults);
   char err[512];
   rk_ = rd_kafka_new(type, conf, err, sizeof(err));
   if (rk_ == nullptr) {
@@ -103,16 +103,14 @@ std::vector<std::int32_t> PartitionsOf(rd_kafka_t* rk, const std::string& topic,
   return out;
 }
 
-std::map<TopicPartition, std::int64_t> CommittedOffsets(const kafka::Settings& settings,
-                                                        const std::string& group,
-                                                        const std::vector<TopicPartition>& partitions,
-                                                        std::chrono::milliseconds timeout) {
-  Client consumer(RD_KAFKA_CONSUMER, settings, "pvctl",
-                  {{"group.id", group}, {"enable.auto.commit", "false"}});
-  try {
-    return CommittedOffsets(consumer.get(), partitions, timeout);
-  } catch (const kafka::KafkaError& e) {
-    throw kafka::KafkaError(fmt::format("group {}: {}", group, e.what()));
+void Assign(rd_kafka_t* consumer, const std::string& topic,
+            const std::map<std::int32_t, std::int64_t>& offsets) {
+  if (offsets.empty()) return;
+  PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size())));
+  for (const auto& [p, offset] : offsets)
+    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset = offset;
+  if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer, list.get()); err) {
+    throw kafka::KafkaError(fmt::format("assigning {}: {}", topic, rd_kafka_err2str(err)));
   }
 }
 
@@ -147,22 +145,15 @@ void ReadToEnd(const kafka::Settings& settings, const std::string& topic, const 
   std::vector<std::int32_t> partitions = PartitionsOf(consumer.get(), topic, timeout);
   auto marks = QueryWatermarks(consumer.get(), topic, partitions, timeout);
   std::map<std::int32_t, std::int64_t> next;  // the offset to read next, per partition still to read
-  PartitionList assignment(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
   for (auto p : partitions) {
-    if (marks[p].high <= marks[p].low) continue;
-    next[p] = marks[p].low;
-    rd_kafka_topic_partition_list_add(assignment.get(), topic.c_str(), p)->offset = marks[p].low;
+    if (marks[p].high > marks[p].low) next[p] = marks[p].low;
   }
   if (next.empty()) return;
-  if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer.get(), assignment.get()); err) {
-    throw kafka::KafkaError(fmt::format("assigning {}: {}", topic, rd_kafka_err2str(err)));
-  }
+  Assign(consumer.get(), topic, next);
   auto deadline = std::chrono::steady_clock::now() + timeout;
   auto pending = [&] {
-    for (const auto& [p, offset] : next) {
-      if (offset < marks[p].high) return true;
-    }
-    return false;
+    return std::any_of(next.begin(), next.end(),
+                       [&](const auto& n) { return n.second < marks[n.first].high; });
   };
   while (pending()) {
     if (std::chrono::steady_clock::now() > deadline) {

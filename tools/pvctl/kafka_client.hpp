@@ -36,7 +36,7 @@ rd_kafka_resp_err_t ProduceState(kafka::Producer& producer, const std::string& t
                                  const std::optional<std::string>& value, const char* version_header,
                                  std::int64_t version, const std::shared_ptr<kafka::DeliveryGroup>& group);
 
-// Owns an rd_kafka_t (destroyed, after consumer close for consumers, in the destructor).
+// Owns an rd_kafka_t (destroyed in the destructor; no consumer close: pvctl never joins a group).
 class Client {
  public:
   // `type`: RD_KAFKA_CONSUMER or RD_KAFKA_PRODUCER (also used for Admin API calls). `properties`
@@ -50,7 +50,6 @@ class Client {
 
  private:
   rd_kafka_t* rk_ = nullptr;
-  bool consumer_ = false;
 };
 
 struct PartitionInfo {
@@ -89,6 +88,11 @@ std::map<std::int32_t, Watermarks> QueryWatermarks(rd_kafka_t* rk, const std::st
 std::vector<std::int32_t> PartitionsOf(rd_kafka_t* rk, const std::string& topic,
                                        std::chrono::milliseconds timeout);
 
+// Assigns `topic`'s partitions to a consumer at the given offsets (partition -> offset), nothing when
+// there are none. Throws KafkaError.
+void Assign(rd_kafka_t* consumer, const std::string& topic,
+            const std::map<std::int32_t, std::int64_t>& offsets);
+
 struct TopicPartition {
   std::string topic;
   std::int32_t partition = 0;
@@ -97,14 +101,9 @@ struct TopicPartition {
   }
 };
 
-// Committed offsets of `group` for the given partitions (RD_KAFKA_OFFSET_INVALID = none committed).
-// Uses a consumer handle with that group id that never joins the group. Throws KafkaError.
-std::map<TopicPartition, std::int64_t> CommittedOffsets(const kafka::Settings& settings,
-                                                        const std::string& group,
-                                                        const std::vector<TopicPartition>& partitions,
-                                                        std::chrono::milliseconds timeout);
-// The same through a consumer handle that already has the group id (which then knows the group's
-// coordinator: a later commit on it does not wait for the coordinator look-up).
+// Committed offsets of the group of `consumer` (a handle with a group.id that never joins the group)
+// for the given partitions (RD_KAFKA_OFFSET_INVALID = none committed). The handle then knows the
+// group's coordinator: a later commit on it does not wait for the coordinator look-up. Throws KafkaError.
 std::map<TopicPartition, std::int64_t> CommittedOffsets(rd_kafka_t* consumer,
                                                         const std::vector<TopicPartition>& partitions,
                                                         std::chrono::milliseconds timeout);

@@ -127,10 +127,8 @@ struct View {
   std::vector<ApiKey> merged;  // newest state per id, deletions included
   std::string topic_error;     // why the topic could not be read (the view is then the file's alone)
   const ApiKey* Find(const std::string& id) const {
-    for (const auto& k : merged) {
-      if (k.id == id) return &k;
-    }
-    return nullptr;
+    auto it = std::find_if(merged.begin(), merged.end(), [&](const ApiKey& k) { return k.id == id; });
+    return it == merged.end() ? nullptr : &*it;
   }
 };
 
@@ -138,16 +136,14 @@ View ReadView(const Context& ctx, const KeysTopic& t, const std::string& path) {
   View v;
   v.file = KeyStore::LoadFile(path)->keys();
   std::vector<ApiKey> states = v.file;
-  if (!t.topic.empty()) {
-    if (!t.settings) {
-      v.topic_error = NoBrokers(t);
-    } else {
-      try {
-        auto topic_states = ReadTopicStates(ctx, t);
-        states.insert(states.end(), topic_states.begin(), topic_states.end());
-      } catch (const std::exception& e) {
-        v.topic_error = fmt::format("cannot read {}: {}", t.topic, e.what());
-      }
+  if (!t.topic.empty() && !t.settings) {
+    v.topic_error = NoBrokers(t);
+  } else if (!t.topic.empty()) {
+    try {
+      auto topic_states = ReadTopicStates(ctx, t);
+      states.insert(states.end(), topic_states.begin(), topic_states.end());
+    } catch (const std::exception& e) {
+      v.topic_error = fmt::format("cannot read {}: {}", t.topic, e.what());
     }
   }
   v.merged = MergeKeyStates(states);
@@ -161,22 +157,17 @@ bool UpdateFile(std::vector<ApiKey>& file, const View& view, const ApiKey* state
   bool changed = false;
   std::vector<ApiKey> out;
   for (auto& entry : file) {
-    if (state != nullptr && entry.id == state->id) {
-      if (state->deleted) {
-        changed = true;
-        continue;
-      }
+    bool replaced = state != nullptr && entry.id == state->id;
+    const ApiKey* merged = replaced ? state : view.Find(entry.id);
+    if (merged != nullptr && merged->deleted) {
+      changed = true;
+    } else if (replaced) {
       changed =
           changed || entry.updated_at_ms != state->updated_at_ms || entry.revoked_at != state->revoked_at;
       out.push_back(*state);
-      continue;
+    } else {
+      out.push_back(std::move(entry));
     }
-    const ApiKey* merged = view.Find(entry.id);
-    if (merged != nullptr && merged->deleted) {
-      changed = true;
-      continue;
-    }
-    out.push_back(std::move(entry));
   }
   file = std::move(out);
   return changed;
@@ -196,10 +187,7 @@ int Create(Context& ctx, const CreateOptions& options) {
         ctx, fmt::format("--project '{}' is not a project name: {}", project, validate::kProjectNameRule));
   }
   KeysTopic topic = TopicOf(ctx);
-  if (!topic.topic.empty() && !topic.settings) {
-    *ctx.err << "pvctl keys create: nothing created: " << NoBrokers(topic) << "\n";
-    return kExitFailed;
-  }
+  if (!topic.topic.empty() && !topic.settings) return Fail(ctx, "nothing created: " + NoBrokers(topic));
   std::string path = KeysFile(ctx);
   FileLock lock(path);
   auto keys = KeyStore::LoadFile(path)->keys();
@@ -227,10 +215,8 @@ int Create(Context& ctx, const CreateOptions& options) {
   }
   if (ctx.json) {
     std::string json = KeyListingJson(key);
-    json.pop_back();
-    json += ",\"key\":";
-    AppendJsonString(json, plain);
-    *ctx.out << json << "}\n";
+    json.pop_back();  // its closing brace: the key goes in too
+    *ctx.out << json << ",\"key\":" << JsonString(plain) << "}\n";
   } else {
     *ctx.out << fmt::format("Created {} key {} ({}) for project {}.\n",
                             scope == KeyScope::kSecret ? "secret" : "public", key.id, name, project)
@@ -243,20 +229,15 @@ int Create(Context& ctx, const CreateOptions& options) {
 int List(Context& ctx, const std::string& project) {
   KeysTopic topic = TopicOf(ctx);
   View view = ReadView(ctx, topic, KeysFile(ctx));
-  if (!view.topic_error.empty()) {
-    // Listing the file alone would show keys as active that the topic revoked or deleted, and miss
-    // keys created elsewhere.
-    *ctx.err << "pvctl keys list: " << view.topic_error << "\n";
-    return kExitFailed;
-  }
+  // Listing the file alone would show keys as active that the topic revoked or deleted, and miss keys
+  // created elsewhere.
+  if (!view.topic_error.empty()) return Fail(ctx, view.topic_error);
   std::vector<const ApiKey*> shown;
   for (const auto& k : view.merged) {
     if (!k.deleted && (project.empty() || k.project == project)) shown.push_back(&k);
   }
   if (ctx.json) {
-    std::string out = "[";
-    for (size_t i = 0; i < shown.size(); ++i) out += (i == 0 ? "" : ",") + KeyListingJson(*shown[i]);
-    *ctx.out << out << "]\n";
+    *ctx.out << JsonArray(shown, [](const ApiKey* k) { return KeyListingJson(*k); }) << "\n";
     return kExitOk;
   }
   *ctx.out << fmt::format("{:<22} {:<16} {:<12} {:<7} {:<25} {:<6} {}\n", "ID", "NAME", "PROJECT", "SCOPE",
@@ -275,14 +256,9 @@ int Revoke(Context& ctx, const std::string& id) {
   FileLock lock(path);
   View view = ReadView(ctx, topic, path);
   const ApiKey* current = view.Find(id);
-  if (current == nullptr) {
-    if (!view.topic_error.empty()) {
-      *ctx.err << fmt::format("pvctl keys revoke: {} is not in {}, and {}\n", id, path, view.topic_error);
-      return kExitFailed;
-    }
-    *ctx.err << fmt::format("pvctl keys revoke: no key with id {}\n", id);
-    return kExitNotFound;
-  }
+  if (current == nullptr && !view.topic_error.empty())
+    return Fail(ctx, fmt::format("{} is not in {}, and {}", id, path, view.topic_error));
+  if (current == nullptr) return Fail(ctx, "no key with id " + id, kExitNotFound);
   if (current->deleted) {
     if (UpdateFile(view.file, view, nullptr)) KeyStore::SaveFile(path, view.file);
     *ctx.out << fmt::format("Key {} was deleted; no ingest accepts it.\n", id);
@@ -299,29 +275,23 @@ int Revoke(Context& ctx, const std::string& id) {
   bool in_file = std::any_of(view.file.begin(), view.file.end(), [&](const ApiKey& k) { return k.id == id; });
   if (UpdateFile(view.file, view, &state)) KeyStore::SaveFile(path, view.file);
   if (!view.topic_error.empty()) {
-    *ctx.err << fmt::format(
-        "pvctl keys revoke: {}; NOT revoked on the topic: {}; rerun when the brokers are reachable\n",
-        view.topic_error,
-        in_file ? fmt::format("revoked in {} only, so only ingests that read it refuse {}", path, id)
-                : fmt::format("{} is not in {} either, so nothing changed", id, path));
-    return kExitFailed;
+    return Fail(
+        ctx, fmt::format(
+                 "{}; NOT revoked on the topic: {}; rerun when the brokers are reachable", view.topic_error,
+                 in_file ? fmt::format("revoked in {} only, so only ingests that read it refuse {}", path, id)
+                         : fmt::format("{} is not in {} either, so nothing changed", id, path)));
   }
   // Published again when already revoked: a rerun after a failed publish completes it.
   if (!topic.topic.empty()) {
     if (std::string error = Publish(topic, state); !error.empty()) {
-      *ctx.err << fmt::format(
-          "pvctl keys revoke: NOT published to {}: {}\n"
-          "  ingests that do not read {} still accept {}; rerun when the brokers are reachable\n",
-          topic.topic, error, path, id);
-      return kExitFailed;
+      return Fail(ctx, fmt::format("NOT published to {}: {}\n  ingests that do not read {} still accept {}; "
+                                   "rerun when the brokers are reachable",
+                                   topic.topic, error, path, id));
     }
   }
-  if (ctx.json) {
-    *ctx.out << KeyListingJson(state) << "\n";
-  } else {
-    *ctx.out << (already ? fmt::format("Key {} was already revoked at {}.\n", id, state.revoked_at)
+  *ctx.out << (ctx.json  ? KeyListingJson(state) + "\n"
+               : already ? fmt::format("Key {} was already revoked at {}.\n", id, state.revoked_at)
                          : fmt::format("Revoked key {} ({}, project {}).\n", id, state.name, state.project));
-  }
   return kExitOk;
 }
 
@@ -330,17 +300,11 @@ int Delete(Context& ctx, const std::string& id) {
   std::string path = KeysFile(ctx);
   FileLock lock(path);
   View view = ReadView(ctx, topic, path);
-  if (!view.topic_error.empty()) {
-    // Nothing changes: removing the file's entry alone could bring back an older active state from
-    // the topic on the ingests that read this file.
-    *ctx.err << fmt::format("pvctl keys delete: nothing deleted: {}\n", view.topic_error);
-    return kExitFailed;
-  }
+  // Nothing changes: removing the file's entry alone could bring back an older active state from the
+  // topic on the ingests that read this file.
+  if (!view.topic_error.empty()) return Fail(ctx, "nothing deleted: " + view.topic_error);
   const ApiKey* current = view.Find(id);
-  if (current == nullptr) {
-    *ctx.err << fmt::format("pvctl keys delete: no key with id {}\n", id);
-    return kExitNotFound;
-  }
+  if (current == nullptr) return Fail(ctx, "no key with id " + id, kExitNotFound);
   ApiKey state;
   state.id = id;
   state.deleted = true;
@@ -349,20 +313,14 @@ int Delete(Context& ctx, const std::string& id) {
   // The tombstone before the file: until it is on the topic, the file's entry (if any) keeps the key's
   // newest state where this file is read.
   if (!topic.topic.empty()) {
-    if (std::string error = Publish(topic, state); !error.empty()) {
-      *ctx.err << fmt::format(
-          "pvctl keys delete: nothing deleted: the tombstone was NOT published to {}: {}\n", topic.topic,
-          error);
-      return kExitFailed;
-    }
+    if (std::string error = Publish(topic, state); !error.empty())
+      return Fail(
+          ctx, fmt::format("nothing deleted: the tombstone was NOT published to {}: {}", topic.topic, error));
   }
   if (UpdateFile(view.file, view, &state)) KeyStore::SaveFile(path, view.file);
-  if (ctx.json) {
-    *ctx.out << fmt::format("{{\"id\":\"{}\",\"deleted\":true,\"updated_at_ms\":{}}}\n", id,
-                            state.updated_at_ms);
-  } else {
-    *ctx.out << fmt::format("Deleted key {}.\n", id);
-  }
+  *ctx.out << (ctx.json ? fmt::format("{{\"id\":\"{}\",\"deleted\":true,\"updated_at_ms\":{}}}\n", id,
+                                      state.updated_at_ms)
+                        : fmt::format("Deleted key {}.\n", id));
   return kExitOk;
 }
 
@@ -370,20 +328,17 @@ int Delete(Context& ctx, const std::string& id) {
 
 void AddKeysCommands(CLI::App& app, Context& ctx) {
   CLI::App* keys = app.add_subcommand("keys", "API keys: create, list, revoke, delete");
-  keys->footer(kKeysFooter);
+  keys->footer(kKeysFooter);  // its subcommands inherit it
   keys->require_subcommand(1);
   // It once wrote only the file and exited 0, while the older active record on pv.keys kept the key
   // working on every other ingest. Hidden (no group), refused with the reason.
-  keys->add_flag_callback("--local-only",
-                          [] {
-                            throw CLI::ValidationError(
-                                "--local-only is gone: a change exits 0 only once it is on the keys topic. A "
-                                "deployment whose "
-                                "ingests read only keys_file sets ingest.keys_topic: \"\" (then every keys "
-                                "command works on the "
-                                "file alone)");
-                          })
-      ->group("");
+  auto gone = [] {
+    throw CLI::ValidationError(
+        "--local-only is gone: a change exits 0 only once it is on the keys topic. A deployment whose "
+        "ingests read only keys_file sets ingest.keys_topic: \"\" (then every keys command works on the file "
+        "alone)");
+  };
+  keys->add_flag_callback("--local-only", gone)->group("");
 
   auto create_options = std::make_shared<CreateOptions>();
   CLI::App* create =
@@ -391,33 +346,26 @@ void AddKeysCommands(CLI::App& app, Context& ctx) {
   create->add_option("--project", create_options->project, "the project the key sends for")
       ->type_name("P")
       ->required();
-  create->add_option("--name", create_options->name, "a name to recognise the key by")
-      ->type_name("N")
-      ->required()
-      ->check(cli::NotEmpty());
+  AddText(create, "--name", create_options->name, "a name to recognise the key by", "N")->required();
   create->add_flag("--public", create_options->is_public,
                    "a public key (pk_...) instead of a secret one (sk_...)");
-  create->footer(kKeysFooter);
   OnRun(create, ctx, [&ctx, create_options] { return Create(ctx, *create_options); });
 
   auto project = std::make_shared<std::string>();
   CLI::App* list =
       keys->add_subcommand("list", "list keys: id, name, project, scope, created, last four, status");
   list->add_option("--project", *project, "only the keys of this project")->type_name("P");
-  list->footer(kKeysFooter);
   OnRun(list, ctx, [&ctx, project] { return List(ctx, *project); });
 
   auto revoke_id = std::make_shared<std::string>();
   CLI::App* revoke = keys->add_subcommand("revoke", "revoke a key: every ingest refuses it within seconds");
   revoke->add_option("KEY_ID", *revoke_id, "the key's id (key_...)")->required();
-  revoke->footer(kKeysFooter);
   OnRun(revoke, ctx, [&ctx, revoke_id] { return Revoke(ctx, *revoke_id); });
 
   auto delete_id = std::make_shared<std::string>();
   CLI::App* del =
       keys->add_subcommand("delete", "delete a key: a tombstone on pv.keys, every ingest forgets it");
   del->add_option("KEY_ID", *delete_id, "the key's id (key_...)")->required();
-  del->footer(kKeysFooter);
   OnRun(del, ctx, [&ctx, delete_id] { return Delete(ctx, *delete_id); });
 }
 

@@ -3,13 +3,13 @@
 // Adding a command (or a group of them, as `keys create|list|...`):
 //  1. In its own file, say campaigns.cpp, write `void AddCampaignsCommands(CLI::App& app, Context& ctx)`
 //     that adds the subcommand(s) with `app.add_subcommand(name, one-line description)`, a footer with
-//     the longer explanation, and every option with a description (`add_option`, `add_flag`; checks
-//     such as pv::cli::IntegerIn make a bad value a usage error before anything runs). A group calls
-//     `require_subcommand(1)` on itself.
+//     the longer explanation (set on a group first: its subcommands inherit it), and every option with a
+//     description (`add_option`, AddText, `add_flag`; checks such as pv::cli::IntegerIn make a bad value a
+//     usage error before anything runs). A group calls `require_subcommand(1)` on itself.
 //  2. Keep the command's options in a struct created there (std::make_shared) and captured by its runner,
 //     and register the runner with `OnRun(subcommand, ctx, [&ctx, options] { return Do(ctx, *options); })`.
 //     The runner runs after the whole line parsed and ctx.config loaded; it returns the exit code
-//     (kExitOk, kExitFailed, kExitNotFound, or UsageError(ctx, why) for a rule CLI11 cannot check).
+//     (kExitOk, Fail(ctx, why[, code]), or UsageError(ctx, why) for a rule CLI11 cannot check).
 //  3. Declare the function in pvctl.hpp and call it in BuildApp below.
 // Unknown options and commands, missing values and failed checks are then usage errors (exit 2, one
 // line naming the problem and the command's --help), `pvctl <command> --help` lists the options, and
@@ -18,11 +18,14 @@
 #include "pvctl.hpp"
 
 #include <fmt/format.h>
+#include <rapidjson/prettywriter.h>
+#include <rapidjson/stringbuffer.h>
 
 #include <iostream>
 #include <ostream>
 
 #include "pv/command_line.hpp"
+#include "pv/json.hpp"
 #include "pv/log.hpp"
 
 namespace pv::pvctl {
@@ -57,16 +60,11 @@ void BuildApp(CLI::App& app, Context& ctx) {
       ->type_name("PATH")
       ->envname("PV_CONFIG");
   app.add_flag("--json", ctx.json, "machine-readable output");
-  app.add_option("--brokers", ctx.brokers, "override kafka.brokers (keys, campaigns, topics, replay, tail)")
-      ->type_name("HOST:PORT[,...]")
-      ->check(cli::NotEmpty());
-  app.add_option("--redis-url", ctx.redis_url,
-                 "override suppression.redis_url (else redis.url) for suppress, redis.url for status")
-      ->type_name("URL")
-      ->check(cli::NotEmpty());
-  app.add_option("--keys-file", ctx.keys_file, "override keys_file for the keys commands")
-      ->type_name("PATH")
-      ->check(cli::NotEmpty());
+  AddText(&app, "--brokers", ctx.brokers, "override kafka.brokers (keys, campaigns, topics, replay, tail)",
+          "HOST:PORT[,...]");
+  AddText(&app, "--redis-url", ctx.redis_url,
+          "override suppression.redis_url (else redis.url) for suppress, redis.url for status", "URL");
+  AddText(&app, "--keys-file", ctx.keys_file, "override keys_file for the keys commands", "PATH");
   app.add_option("--timeout", ctx.timeout_seconds, "one broker round trip, at most 3600 (default 10)")
       ->type_name("SECONDS")
       ->check(cli::SecondsUpTo(3600));
@@ -88,6 +86,27 @@ void OnRun(CLI::App* command, Context& ctx, std::function<int()> run) {
     ctx.command = path;
     ctx.run = run;
   });
+}
+
+CLI::Option* AddText(CLI::App* command, const std::string& name, std::string& value,
+                     const std::string& description, const std::string& type) {
+  return command->add_option(name, value, description)->type_name(type)->check(cli::NotEmpty());
+}
+
+std::optional<std::string> PrettyJson(std::string_view text) {
+  rapidjson::Document doc;
+  ParseRecord(doc, text);
+  if (doc.HasParseError()) return std::nullopt;
+  rapidjson::StringBuffer buffer;
+  rapidjson::PrettyWriter<rapidjson::StringBuffer> writer(buffer);
+  writer.SetIndent(' ', 2);
+  doc.Accept(writer);
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+int Fail(Context& ctx, std::string_view why, int code) {
+  *ctx.err << fmt::format("pvctl {}: {}\n", ctx.command, why);
+  return code;
 }
 
 int UsageError(Context& ctx, std::string_view why) {

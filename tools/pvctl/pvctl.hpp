@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <iosfwd>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -14,7 +15,8 @@
 
 namespace CLI {
 class App;
-}
+class Option;
+}  // namespace CLI
 
 namespace pv::pvctl {
 
@@ -48,6 +50,24 @@ void OnRun(CLI::App* command, Context& ctx, std::function<int()> run);
 // A usage error a command finds itself (a rule across options, say): prints
 // "pvctl <command>: <why>; run 'pvctl <command> --help'" on ctx.err and returns kExitUsage.
 int UsageError(Context& ctx, std::string_view why);
+
+// A failure the command reports itself: prints "pvctl <command>: <why>" on ctx.err, returns `code`.
+int Fail(Context& ctx, std::string_view why, int code = kExitFailed);
+
+// A text option that refuses "" (`--name=`), its value shown as `type` in the help (PATH, ID...).
+CLI::Option* AddText(CLI::App* command, const std::string& name, std::string& value,
+                     const std::string& description, const std::string& type);
+
+// A JSON text (a record's value) indented two spaces a level; nullopt when it is not JSON.
+std::optional<std::string> PrettyJson(std::string_view text);
+
+// "[f(a),f(b),...]": the arrays of --json output.
+template <typename Items, typename F>
+std::string JsonArray(const Items& items, F&& f) {
+  std::string out = "[";
+  for (const auto& item : items) out += (out.size() > 1 ? "," : "") + f(item);
+  return out + "]";
+}
 
 // Runs a whole command line (without the program name). Returns the exit code. The first form reads
 // standard input (std::cin) where a command reads it.

@@ -14,8 +14,6 @@
 
 #include <fmt/format.h>
 #include <rapidjson/document.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -39,16 +37,10 @@
 
 namespace pv::pvctl {
 
-// ---- the decisions (replay.hpp) ----
-
 std::string ReplayFilter::Canonical() const {
-  auto join = [](const std::set<std::string>& s) {
-    std::string out;
-    for (const auto& v : s) out += (out.empty() ? "" : ",") + v;
-    return out;
-  };
-  return fmt::format("campaign={}\nerror_code={}\nsince={}\nuntil={}\n", join(campaigns), join(error_codes),
-                     since ? FormatTimestamp(*since) : "", until ? FormatTimestamp(*until) : "");
+  return fmt::format("campaign={}\nerror_code={}\nsince={}\nuntil={}\n", fmt::join(campaigns, ","),
+                     fmt::join(error_codes, ","), since ? FormatTimestamp(*since) : "",
+                     until ? FormatTimestamp(*until) : "");
 }
 
 ReplayVerdict Evaluate(const ReplayFilter& filter, const ReplayRecord& record) {
@@ -85,7 +77,7 @@ namespace {
 // Scanners over text RapidJSON has already accepted as JSON: each returns the index just past what
 // it skipped (so they need no error paths of their own).
 std::size_t SkipSpace(std::string_view t, std::size_t i) {
-  while (i < t.size() && (t[i] == ' ' || t[i] == '\t' || t[i] == '\n' || t[i] == '\r')) ++i;
+  while (i < t.size() && std::string_view(" \t\n\r").find(t[i]) != std::string_view::npos) ++i;
   return i;
 }
 
@@ -112,10 +104,7 @@ std::size_t SkipValue(std::string_view t, std::size_t i) {
     }
     return i;
   }
-  while (i < t.size() && t[i] != ',' && t[i] != '}' && t[i] != ']' && t[i] != ' ' && t[i] != '\t' &&
-         t[i] != '\n' && t[i] != '\r') {
-    ++i;
-  }
+  while (i < t.size() && std::string_view(",}] \t\n\r").find(t[i]) == std::string_view::npos) ++i;
   return i;
 }
 
@@ -196,7 +185,6 @@ Output: progress on a terminal (stderr), then matched, replayed and skipped coun
 object). Global options (before or after the command): --config, --json, --brokers, --timeout.
 Exit codes: 0 done (or --limit reached), 1 failed or interrupted (rerun to resume), 2 usage.)";
 
-// The command line of a replay (AddReplayCommand).
 struct ReplayOptions {
   std::string from;
   std::string to;          // "": DefaultReplayTarget(from)
@@ -242,7 +230,6 @@ class Deliveries {
  public:
   void Report(std::int32_t partition, std::int64_t offset, rd_kafka_resp_err_t err) {
     std::lock_guard lock(mutex_);
-    ++reported_;
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
       ++acked_;
       return;
@@ -255,18 +242,15 @@ class Deliveries {
     std::lock_guard lock(mutex_);
     return acked_;
   }
-  std::map<std::int32_t, std::int64_t> first_failed() {
+  // The first failed offset of each partition with a failure; `error`: the first failure's.
+  std::map<std::int32_t, std::int64_t> first_failed(std::string& error) {
     std::lock_guard lock(mutex_);
+    error = error_;
     return first_failed_;
-  }
-  std::string error() {
-    std::lock_guard lock(mutex_);
-    return error_;
   }
 
  private:
   std::mutex mutex_;
-  std::int64_t reported_ = 0;
   std::int64_t acked_ = 0;
   std::map<std::int32_t, std::int64_t> first_failed_;
   std::string error_;
@@ -318,31 +302,17 @@ class Progress {
 
 void PrintSummary(Context& ctx, const Summary& s) {
   if (ctx.json) {
-    std::string out = "{\"from\":";
-    AppendJsonString(out, s.from);
-    out += ",\"to\":";
-    AppendJsonString(out, s.to);
-    out += ",\"group\":";
-    AppendJsonString(out, s.group);
-    out += fmt::format(
-        ",\"dry_run\":{},\"resumed\":{},\"total\":{},\"scanned\":{},\"matched\":{},\"replayed\":{},"
-        "\"skipped\":{},\"filtered\":{},\"unreadable\":{},\"unroutable\":{},\"remaining\":{},"
-        "\"stopped\":\"{}\"",
-        s.dry_run, s.resumed, s.total, s.scanned, s.matched, s.replayed, s.skipped(), s.filtered,
-        s.unreadable, s.unroutable, s.remaining(), s.stopped);
-    out += ",\"targets\":{";
-    bool first = true;
-    for (const auto& [topic, count] : s.targets) {
-      if (!first) out += ",";
-      AppendJsonString(out, topic);
-      out += ":" + std::to_string(count);
-      first = false;
-    }
-    out += "}";
-    if (!s.error.empty()) {
-      out += ",\"error\":";
-      AppendJsonString(out, s.error);
-    }
+    std::string targets;
+    for (const auto& [topic, count] : s.targets)
+      targets += fmt::format("{}{}:{}", targets.empty() ? "" : ",", JsonString(topic), count);
+    std::string out = fmt::format(
+        "{{\"from\":{},\"to\":{},\"group\":{},\"dry_run\":{},\"resumed\":{},\"total\":{},\"scanned\":{},"
+        "\"matched\":{},\"replayed\":{},\"skipped\":{},\"filtered\":{},\"unreadable\":{},\"unroutable\":{},"
+        "\"remaining\":{},\"stopped\":\"{}\",\"targets\":{{{}}}",
+        JsonString(s.from), JsonString(s.to), JsonString(s.group), s.dry_run, s.resumed, s.total, s.scanned,
+        s.matched, s.replayed, s.skipped(), s.filtered, s.unreadable, s.unroutable, s.remaining(), s.stopped,
+        targets);
+    AppendOptionalField(out, "error", s.error);
     *ctx.out << out << "}\n";
     return;
   }
@@ -355,9 +325,8 @@ void PrintSummary(Context& ctx, const Summary& s) {
       s.matched, s.replayed, s.skipped(), s.filtered, s.unreadable, s.unroutable, s.scanned, s.total,
       s.remaining());
   std::string by_target;
-  for (const auto& [topic, count] : s.targets) {
+  for (const auto& [topic, count] : s.targets)
     by_target += fmt::format("{}{} to {}", by_target.empty() ? "" : ", ", count, topic);
-  }
   if (!by_target.empty()) *ctx.out << fmt::format("{}: {}\n", s.dry_run ? "would go" : "went", by_target);
   if (s.stopped == "limit") {
     *ctx.out << "Stopped at --limit; run the same command again to continue.\n";
@@ -369,11 +338,12 @@ void PrintSummary(Context& ctx, const Summary& s) {
 class Replay {
  public:
   Replay(Context& ctx, const ReplayOptions& options, Summary& summary, ReplayFilter filter)
-      : ctx_(ctx), options_(options), s_(summary), filter_(std::move(filter)), limit_(options.limit) {}
+      : ctx_(ctx), options_(options), s_(summary), filter_(std::move(filter)) {}
 
   int Run();
 
  private:
+  void Start();
   bool Checkpoint();
   void Handle(const rd_kafka_message_t* m);
 
@@ -381,11 +351,8 @@ class Replay {
   const ReplayOptions& options_;
   Summary& s_;
   ReplayFilter filter_;
-  std::int64_t limit_;
-  kafka::Settings settings_;
   std::chrono::milliseconds timeout_{};
   std::map<std::int32_t, std::int64_t> end_;       // end marks captured at start
-  std::map<std::int32_t, std::int64_t> start_;     // where this run started
   std::map<std::int32_t, std::int64_t> position_;  // next offset to read, per partition
   std::map<std::int32_t, bool> done_;
   std::set<std::string> topics_;  // every topic of the cluster: where a record may go
@@ -408,9 +375,9 @@ bool Replay::Checkpoint() {
     return fail(
         fmt::format("the broker did not acknowledge re-published records within {} ms", timeout_.count()));
   }
-  bool ok = true;
-  auto failed = deliveries_.first_failed();
-  if (!failed.empty()) ok = fail("re-publishing failed: " + deliveries_.error());
+  std::string error;
+  auto failed = deliveries_.first_failed(error);
+  bool ok = failed.empty() || fail("re-publishing failed: " + error);
   s_.replayed = deliveries_.acked();
   handlers_.clear();
   // Each partition's position, but never past a record whose re-publication failed.
@@ -435,22 +402,13 @@ void Replay::Handle(const rd_kafka_message_t* m) {
   position_[p] = m->offset + 1;
   if (position_[p] >= end_[p]) done_[p] = true;
 
-  ReplayRecord record;
-  record.value = kafka::Payload(m);
   DeadLetter why = ParseDeadLetter(kafka::Headers(m));
-  record.error_code = std::move(why.error_code);
-  record.failed_at = std::move(why.failed_at);
   rd_kafka_timestamp_type_t type;
-  record.timestamp_ms = rd_kafka_message_timestamp(m, &type);
-  switch (Evaluate(filter_, record)) {
-    case ReplayVerdict::kFiltered:
-      ++s_.filtered;
-      return;
-    case ReplayVerdict::kUnreadable:
-      ++s_.unreadable;
-      return;
-    case ReplayVerdict::kMatch:
-      break;
+  ReplayRecord record{kafka::Payload(m), std::move(why.error_code), std::move(why.failed_at),
+                      rd_kafka_message_timestamp(m, &type)};
+  if (ReplayVerdict verdict = Evaluate(filter_, record); verdict != ReplayVerdict::kMatch) {
+    ++(verdict == ReplayVerdict::kFiltered ? s_.filtered : s_.unreadable);
+    return;
   }
   std::optional<std::string> value = ResetAttempt(record.value);
   if (!value) {
@@ -492,13 +450,13 @@ void Replay::Handle(const rd_kafka_message_t* m) {
   }
 }
 
-int Replay::Run() {
-  settings_ = KafkaSettings(ctx_);
+// Connects, checks the topics, and fixes where each partition of the source starts and ends.
+void Replay::Start() {
+  kafka::Settings settings = KafkaSettings(ctx_);
   timeout_ = RequestTimeout(ctx_);
   s_.group = ReplayGroup(s_.from, s_.to, filter_);
-
   consumer_ =
-      std::make_unique<Client>(RD_KAFKA_CONSUMER, settings_, "pvctl-replay",
+      std::make_unique<Client>(RD_KAFKA_CONSUMER, settings, "pvctl-replay",
                                std::map<std::string, std::string>{{"group.id", s_.group},
                                                                   {"enable.auto.commit", "false"},
                                                                   {"enable.auto.offset.store", "false"},
@@ -507,15 +465,13 @@ int Replay::Run() {
   // Metadata through the handles that use it: librdkafka caches it, so neither waits for its next
   // periodic refresh (1 s) before fetching or producing.
   ClusterInfo cluster = Describe(consumer_->get(), timeout_);
-  for (const auto& topic : {s_.from, s_.to}) {
-    auto it = cluster.topics.find(topic);
-    if (it == cluster.topics.end() || it->second.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      throw kafka::KafkaError(
-          fmt::format("topic {} does not exist (pvctl topics list shows the topics)", topic));
-    }
-  }
   for (const auto& [name, info] : cluster.topics) {
     if (info.err == RD_KAFKA_RESP_ERR_NO_ERROR) topics_.insert(name);
+  }
+  for (const auto& topic : {s_.from, s_.to}) {
+    if (topics_.count(topic) == 0)
+      throw kafka::KafkaError(
+          fmt::format("topic {} does not exist (pvctl topics list shows the topics)", topic));
   }
   std::vector<std::int32_t> partitions;
   for (const auto& part : cluster.topics[s_.from].partitions) partitions.push_back(part.id);
@@ -527,36 +483,31 @@ int Replay::Run() {
   for (auto p : partitions) tps.push_back({s_.from, p});
   std::map<TopicPartition, std::int64_t> committed = CommittedOffsets(consumer_->get(), tps, timeout_);
   if (options_.restart) committed.clear();
+  std::map<std::int32_t, std::int64_t> assignment;
   for (auto p : partitions) {
     std::int64_t c = committed.count({s_.from, p}) ? committed[{s_.from, p}] : RD_KAFKA_OFFSET_INVALID;
     if (c >= 0) s_.resumed = true;
-    start_[p] = std::max(c >= 0 ? c : marks[p].low, marks[p].low);
+    std::int64_t start = std::max(c >= 0 ? c : marks[p].low, marks[p].low);
     end_[p] = marks[p].high;
-    position_[p] = start_[p];
-    done_[p] = start_[p] >= end_[p];
-    s_.total += std::max<std::int64_t>(0, end_[p] - start_[p]);
+    position_[p] = start;
+    done_[p] = start >= end_[p];
+    s_.total += std::max<std::int64_t>(0, end_[p] - start);
+    if (!done_[p]) assignment[p] = start;
   }
-
   if (!s_.dry_run) {
     kafka::ProducerOptions options;
     options.client_id = "pvctl-replay";
     options.defaults = {{"linger.ms", "5"}, {"message.timeout.ms", std::to_string(timeout_.count())}};
-    producer_ = std::make_unique<kafka::Producer>(settings_, options);
+    producer_ = std::make_unique<kafka::Producer>(settings, options);
     if (!producer_->BrokersReachable(timeout_)) {
       throw kafka::KafkaError(fmt::format("cannot read cluster metadata within {} ms", timeout_.count()));
     }
   }
-  PartitionList assignment(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
-  for (auto p : partitions) {
-    if (!done_[p])
-      rd_kafka_topic_partition_list_add(assignment.get(), s_.from.c_str(), p)->offset = start_[p];
-  }
-  if (assignment->cnt > 0) {
-    if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer_->get(), assignment.get()); err) {
-      throw kafka::KafkaError(fmt::format("assigning {}: {}", s_.from, rd_kafka_err2str(err)));
-    }
-  }
+  Assign(consumer_->get(), s_.from, assignment);
+}
 
+int Replay::Run() {
+  Start();
   InterruptScope interrupt;
   Progress progress(*ctx_.err, !ctx_.json && !options_.no_progress && ::isatty(STDERR_FILENO) == 1);
   auto all_done = [&] {
@@ -571,7 +522,7 @@ int Replay::Run() {
       s_.stopped = "interrupted";
       break;
     }
-    if (limit_ >= 0 && s_.matched >= limit_) {
+    if (options_.limit >= 0 && s_.matched >= options_.limit) {
       s_.stopped = "limit";
       break;
     }
@@ -653,10 +604,7 @@ int RunReplay(Context& ctx, const ReplayOptions& options) {
   } catch (const std::exception& e) {
     s.error = e.what();
     s.stopped = "error";
-    if (!ctx.json) {  // nothing was done: the error alone says it
-      *ctx.err << "pvctl replay: " << e.what() << "\n";
-      return kExitFailed;
-    }
+    if (!ctx.json) return Fail(ctx, e.what());  // nothing was done: the error alone says it
   }
   PrintSummary(ctx, s);
   if (!s.error.empty()) *ctx.err << "pvctl replay: " << s.error << "\n";
@@ -670,29 +618,16 @@ void AddReplayCommand(CLI::App& app, Context& ctx) {
   CLI::App* replay =
       app.add_subcommand("replay", "re-publish dead letters once the cause of their failure is fixed");
   replay->footer(kReplayFooter);
-  replay
-      ->add_option("--from", options->from,
-                   "the topic to replay: a dead-letter topic (pv.dlq.email) or a send topic")
-      ->type_name("TOPIC")
-      ->required()
-      ->check(cli::NotEmpty());
-  replay->add_option("--to", options->to, "where matches go (default: pv.send.<channel> of --from)")
-      ->type_name("TOPIC")
-      ->check(cli::NotEmpty());
-  replay
-      ->add_option("--campaign", options->campaign,
-                   "only records of these campaigns (the value's campaign_id)")
-      ->type_name("ID[,ID...]")
-      ->check(cli::NotEmpty());
-  replay->add_option("--error-code", options->error_code, "only records with these pv-error-code headers")
-      ->type_name("CODE[,CODE...]")
-      ->check(cli::NotEmpty());
-  replay->add_option("--since", options->since, "only records that failed at or after this time")
-      ->type_name("RFC3339")
-      ->check(cli::NotEmpty());
-  replay->add_option("--until", options->until, "only records that failed before this time")
-      ->type_name("RFC3339")
-      ->check(cli::NotEmpty());
+  AddText(replay, "--from", options->from,
+          "the topic to replay: a dead-letter topic (pv.dlq.email) or a send topic", "TOPIC")
+      ->required();
+  AddText(replay, "--to", options->to, "where matches go (default: pv.send.<channel> of --from)", "TOPIC");
+  AddText(replay, "--campaign", options->campaign,
+          "only records of these campaigns (the value's campaign_id)", "ID[,ID...]");
+  AddText(replay, "--error-code", options->error_code, "only records with these pv-error-code headers",
+          "CODE[,CODE...]");
+  AddText(replay, "--since", options->since, "only records that failed at or after this time", "RFC3339");
+  AddText(replay, "--until", options->until, "only records that failed before this time", "RFC3339");
   replay->add_option("--limit", options->limit, "stop after N >= 1 matches (rerun the command to continue)")
       ->type_name("N")
       ->check(cli::IntegerIn(1, INT64_MAX));

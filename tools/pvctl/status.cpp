@@ -29,13 +29,8 @@ Storage: HASH pv:status:<trigger_id>, STRING pv:status:send:<send_id> -> trigger
 Global options (before or after the command): --config, --json, --redis-url, --timeout.
 Exit codes: 0 found, 1 Redis failed, 2 usage (an ID that cannot be an id), 3 not found.)";
 
-struct StatusCommand {
-  std::string id;
-};
-
 std::string RedisUrl(const Context& ctx) {
-  if (!ctx.redis_url.empty()) return ctx.redis_url;
-  return ctx.config.GetString("redis.url", "redis://127.0.0.1:6379");
+  return ctx.redis_url.empty() ? ctx.config.GetString("redis.url", "redis://127.0.0.1:6379") : ctx.redis_url;
 }
 
 // One command; throws with the store's error when Redis does not answer.
@@ -67,30 +62,30 @@ void PrintText(std::ostream& out, const std::string& trigger_id, const TriggerSt
   }
 }
 
-int Show(Context& ctx, const StatusCommand& command) {
-  if (!ValidStatusId(command.id)) {
-    return UsageError(ctx, fmt::format("'{}' is not a trigger or send id (1 to 64 of A-Z a-z 0-9 - _)",
-                                       command.id.substr(0, 80)));
+int Show(Context& ctx, const std::string& id) {
+  if (!ValidStatusId(id)) {
+    return UsageError(
+        ctx, fmt::format("'{}' is not a trigger or send id (1 to 64 of A-Z a-z 0-9 - _)", id.substr(0, 80)));
   }
   RedisClient::Options options;
   options.url = RedisUrl(ctx);
   options.timeout = std::chrono::milliseconds(static_cast<long long>(ctx.timeout_seconds * 1000));
   RedisClient redis(options);
-  std::string trigger_id = command.id;
+  std::string trigger_id = id;
   TriggerStatus status = RenderTriggerStatus(trigger_id, Ask(redis, {"HGETALL", StatusKey(trigger_id)}));
   if (!status.found) {
-    RedisReply send = Ask(redis, {"GET", StatusSendKey(command.id)});
+    RedisReply send = Ask(redis, {"GET", StatusSendKey(id)});
     if (send.type == RedisReply::Type::kString && ValidStatusId(send.str)) {
       trigger_id = send.str;
       status = RenderTriggerStatus(trigger_id, Ask(redis, {"HGETALL", StatusKey(trigger_id)}));
     }
   }
   if (!status.found) {
-    *ctx.err << fmt::format(
-        "pvctl status: no statuses for {} (not a trigger or send id pv has seen, or older than "
-        "status.ttl_seconds)\n",
-        command.id);
-    return kExitNotFound;
+    return Fail(ctx,
+                fmt::format("no statuses for {} (not a trigger or send id pv has seen, or older than "
+                            "status.ttl_seconds)",
+                            id),
+                kExitNotFound);
   }
   if (ctx.json) {
     *ctx.out << status.json << "\n";
@@ -103,12 +98,12 @@ int Show(Context& ctx, const StatusCommand& command) {
 }  // namespace
 
 void AddStatusCommand(CLI::App& app, Context& ctx) {
-  auto command = std::make_shared<StatusCommand>();
+  auto id = std::make_shared<std::string>();
   CLI::App* status =
       app.add_subcommand("status", "a trigger's sends and every status so far (by trigger or send id)");
-  status->add_option("ID", command->id, "a trigger id or a send id")->required();
+  status->add_option("ID", *id, "a trigger id or a send id")->required();
   status->footer(kStatusFooter);
-  OnRun(status, ctx, [&ctx, command] { return Show(ctx, *command); });
+  OnRun(status, ctx, [&ctx, id] { return Show(ctx, *id); });
 }
 
 }  // namespace pv::pvctl

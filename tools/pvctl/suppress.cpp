@@ -129,6 +129,11 @@ std::string RedisUrl(const Context& ctx) {
   return ctx.redis_url.empty() ? SuppressionRedisUrl(ctx.config, "redis://127.0.0.1:6379") : ctx.redis_url;
 }
 
+// The address of an address member (or of a raw value).
+std::string AddressOf(const std::string& member) {
+  return member.rfind("address:", 0) == 0 ? member.substr(8) : member;
+}
+
 // The set member for one command-line value; "" and `error` set when it is not valid for the channel.
 std::string MemberFor(const SuppressOptions& options, Channel channel, const std::string& value,
                       std::string& error) {
@@ -153,19 +158,10 @@ std::string MemberFor(const SuppressOptions& options, Channel channel, const std
     }
     return error.empty() ? value : "";
   }
-  std::string address = value.rfind("address:", 0) == 0 ? value.substr(8) : value;
-  bool valid = true;
-  switch (channel) {
-    case Channel::kEmail:
-      valid = validate::IsEmail(address);
-      break;
-    case Channel::kSms:
-      valid = validate::IsE164(address);
-      break;
-    case Channel::kPush:
-      valid = !address.empty();
-      break;
-  }
+  std::string address = AddressOf(value);
+  bool valid = channel == Channel::kEmail ? validate::IsEmail(address)
+               : channel == Channel::kSms ? validate::IsE164(address)
+                                          : !address.empty();  // push: a device token
   if (!valid) {
     error = fmt::format("'{}' is not {} (use --user --project P for external ids)", address,
                         channel == Channel::kEmail ? "an email address"
@@ -181,27 +177,16 @@ std::string MemberJson(const std::string& member, const SuppressionWhy* why = nu
   if (member.rfind("user:", 0) == 0) {
     std::string rest = member.substr(5);
     size_t colon = rest.find(':');
-    out = "{\"type\":\"user\",\"project\":";
-    AppendJsonString(out, rest.substr(0, colon));
-    out += ",\"external_id\":";
-    AppendJsonString(out, colon == std::string::npos ? "" : rest.substr(colon + 1));
+    out = fmt::format(R"({{"type":"user","project":{},"external_id":{})", JsonString(rest.substr(0, colon)),
+                      JsonString(colon == std::string::npos ? "" : rest.substr(colon + 1)));
   } else {
-    out = "{\"type\":\"address\",\"value\":";
-    AppendJsonString(out, member.rfind("address:", 0) == 0 ? member.substr(8) : member);
+    out = R"({"type":"address","value":)" + JsonString(AddressOf(member));
   }
-  out += ",\"member\":";
-  AppendJsonString(out, member);
+  out += ",\"member\":" + JsonString(member);
   if (why != nullptr) {
-    out += ",\"reason\":";
-    AppendJsonString(out, why->reason);
-    if (!why->at.empty()) {
-      out += ",\"at\":";
-      AppendJsonString(out, why->at);
-    }
-    if (!why->source.empty()) {
-      out += ",\"source\":";
-      AppendJsonString(out, why->source);
-    }
+    out += ",\"reason\":" + JsonString(why->reason);
+    AppendOptionalField(out, "at", why->at);
+    AppendOptionalField(out, "source", why->source);
   }
   return out + "}";
 }
@@ -275,31 +260,26 @@ int Change(Context& ctx, const SuppressOptions& options, Channel channel, bool a
     }
   }
   for (size_t from = 0; !add && from < members.size(); from += kMembersPerCommand) {
-    size_t to = std::min(members.size(), from + kMembersPerCommand);
-    std::vector<std::string> args = {"SREM", SuppressionKey(channel)};
-    args.insert(args.end(), members.begin() + static_cast<std::ptrdiff_t>(from),
-                members.begin() + static_cast<std::ptrdiff_t>(to));
-    RedisReply r = redis.Command(std::move(args));
-    changed += r.type == RedisReply::Type::kInteger ? r.integer : 0;
-    std::vector<std::string> forget = {"HDEL", SuppressionWhyKey(channel)};
-    forget.insert(forget.end(), members.begin() + static_cast<std::ptrdiff_t>(from),
+    auto slice = [&](const char* command, std::string key) {
+      std::vector<std::string> args = {command, std::move(key)};
+      size_t to = std::min(members.size(), from + kMembersPerCommand);
+      args.insert(args.end(), members.begin() + static_cast<std::ptrdiff_t>(from),
                   members.begin() + static_cast<std::ptrdiff_t>(to));
-    redis.Command(std::move(forget));
+      return redis.Command(std::move(args));
+    };
+    RedisReply r = slice("SREM", SuppressionKey(channel));
+    changed += r.type == RedisReply::Type::kInteger ? r.integer : 0;
+    slice("HDEL", SuppressionWhyKey(channel));
   }
   long long unchanged = static_cast<long long>(members.size()) - changed;
-  if (ctx.json) {
-    std::string out =
-        fmt::format("{{\"channel\":\"{}\",\"{}\":{},\"{}\":{},\"members\":[", ChannelName(channel),
-                    add ? "added" : "removed", changed, add ? "already_present" : "not_present", unchanged);
-    for (size_t i = 0; i < members.size(); ++i) out += (i ? "," : "") + MemberJson(members[i]);
-    *ctx.out << out << "]}\n";
-  } else if (add) {
-    *ctx.out << fmt::format("{}: suppressed {} new, {} already suppressed.\n", ChannelName(channel), changed,
-                            unchanged);
-  } else {
-    *ctx.out << fmt::format("{}: removed {}, {} were not suppressed.\n", ChannelName(channel), changed,
-                            unchanged);
-  }
+  std::string_view name = ChannelName(channel);
+  *ctx.out << (ctx.json ? fmt::format("{{\"channel\":\"{}\",\"{}\":{},\"{}\":{},\"members\":{}}}\n", name,
+                                      add ? "added" : "removed", changed,
+                                      add ? "already_present" : "not_present", unchanged,
+                                      JsonArray(members, [](const std::string& m) { return MemberJson(m); }))
+               : add
+                   ? fmt::format("{}: suppressed {} new, {} already suppressed.\n", name, changed, unchanged)
+                   : fmt::format("{}: removed {}, {} were not suppressed.\n", name, changed, unchanged));
   return kExitOk;
 }
 
@@ -317,15 +297,10 @@ int List(Context& ctx, const std::vector<Channel>& channels) {
       continue;
     }
     for (size_t i = 0; i < members.size(); ++i) {
-      const std::string& m = members[i];
-      std::string when = why[i].at.empty() ? "-" : why[i].at;
-      if (m.rfind("user:", 0) == 0) {
-        *ctx.out << fmt::format("{:<6} user     {:<40} {:<12} {}\n", ChannelName(channels[c]), m.substr(5),
-                                why[i].reason, when);
-      } else {
-        *ctx.out << fmt::format("{:<6} address  {:<40} {:<12} {}\n", ChannelName(channels[c]),
-                                m.rfind("address:", 0) == 0 ? m.substr(8) : m, why[i].reason, when);
-      }
+      bool user = members[i].rfind("user:", 0) == 0;
+      *ctx.out << fmt::format("{:<6} {:<8} {:<40} {:<12} {}\n", ChannelName(channels[c]),
+                              user ? "user" : "address", user ? members[i].substr(5) : AddressOf(members[i]),
+                              why[i].reason, why[i].at.empty() ? "-" : why[i].at);
     }
   }
   if (ctx.json) *ctx.out << json << "]\n";
@@ -337,7 +312,7 @@ int List(Context& ctx, const std::vector<Channel>& channels) {
 void AddSuppressCommands(CLI::App& app, Context& ctx) {
   CLI::App* suppress = app.add_subcommand(
       "suppress", "addresses and users a channel must not reach (Redis): add, remove, list");
-  suppress->footer(kSuppressFooter);
+  suppress->footer(kSuppressFooter);  // its subcommands inherit it
   suppress->require_subcommand(1);
   // --channel: the names ParseChannel takes.
   CLI::Validator channel_name(
@@ -368,7 +343,6 @@ void AddSuppressCommands(CLI::App& app, Context& ctx) {
                      "addresses (or external ids with --user, or raw members); '-': read them from "
                      "standard input, one per line")
         ->required();
-    change->footer(kSuppressFooter);
     OnRun(change, ctx, [&ctx, options, add] {
       Channel channel{};
       ParseChannel(options->channel, channel);  // checked by the command line
@@ -381,7 +355,6 @@ void AddSuppressCommands(CLI::App& app, Context& ctx) {
   list->add_option("--channel", list_options->channel, "only this channel (default: all)")
       ->type_name("C")
       ->check(channel_name);
-  list->footer(kSuppressFooter);
   OnRun(list, ctx, [&ctx, list_options] {
     std::vector<Channel> channels = {Channel::kEmail, Channel::kSms, Channel::kPush};
     if (!list_options->channel.empty()) {

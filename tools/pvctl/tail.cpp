@@ -5,9 +5,6 @@
 
 #include <fmt/format.h>
 #include <rapidjson/document.h>
-#include <rapidjson/prettywriter.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include <algorithm>
 #include <deque>
@@ -41,7 +38,6 @@ pv-trigger-id or the JSON value's send_id / trigger_id, whichever the topic's re
 Global options (before or after the command): --config, --json, --brokers, --timeout.
 Exit codes: 0 ok, 1 failed (broker unreachable, no such topic), 2 usage.)";
 
-// The command line of a tail (AddTailCommand).
 struct TailOptions {
   std::string topic;
   std::int64_t limit = -1;  // -1: not given (10 for the last records, no limit from the beginning)
@@ -97,20 +93,9 @@ void PrintText(std::ostream& out, const std::string& topic, const TailRecord& s)
     out << "  (null value)\n\n";
     return;
   }
-  rapidjson::Document doc;
-  ParseRecord(doc, *s.value);
-  std::string body;
-  if (!doc.HasParseError()) {
-    rapidjson::StringBuffer buffer;
-    rapidjson::PrettyWriter<rapidjson::StringBuffer> writer(buffer);
-    writer.SetIndent(' ', 2);
-    doc.Accept(writer);
-    body.assign(buffer.GetString(), buffer.GetSize());
-  } else {
-    body = Printable(*s.value);
-  }
-  // Indented under the record's header line.
-  out << "  ";
+  std::optional<std::string> pretty = PrettyJson(*s.value);
+  std::string body = pretty ? *pretty : Printable(*s.value);
+  out << "  ";  // indented under the record's header line
   for (char c : body) {
     out << c;
     if (c == '\n') out << "  ";
@@ -119,93 +104,80 @@ void PrintText(std::ostream& out, const std::string& topic, const TailRecord& s)
 }
 
 void PrintJson(std::ostream& out, const std::string& topic, const TailRecord& s) {
-  std::string line = "{\"topic\":";
-  AppendJsonString(line, topic);
-  line += fmt::format(",\"partition\":{},\"offset\":{},\"timestamp\":", s.partition, s.offset);
-  if (s.timestamp_ms >= 0) {
-    AppendJsonString(line, Timestamp(s.timestamp_ms));
-  } else {
-    line += "null";
-  }
-  line += ",\"key\":";
-  if (s.key) {
-    AppendJsonString(line, *s.key);
-  } else {
-    line += "null";
-  }
-  line += ",\"headers\":{";
-  for (size_t i = 0; i < s.headers.size(); ++i) {
-    if (i > 0) line += ",";
-    AppendJsonString(line, s.headers[i].first);
-    line += ":";
-    AppendJsonString(line, s.headers[i].second);
-  }
-  line += "},\"value\":";
-  if (!s.value) {
-    line += "null";
-  } else {
+  std::string headers;
+  for (const auto& [name, value] : s.headers)
+    headers += fmt::format("{}{}:{}", headers.empty() ? "" : ",", JsonString(name), JsonString(value));
+  std::string value = "null";
+  if (s.value) {
     rapidjson::Document doc;
     ParseRecord(doc, *s.value);
-    if (!doc.HasParseError()) {
-      line += ToJson(doc);
-    } else {
-      AppendJsonString(line, *s.value);
-    }
+    value = doc.HasParseError() ? JsonString(*s.value) : ToJson(doc);
   }
-  out << line << "}\n";
+  out << fmt::format(
+             R"({{"topic":{},"partition":{},"offset":{},"timestamp":{},"key":{},"headers":{{{}}},"value":{}}})",
+             JsonString(topic), s.partition, s.offset,
+             s.timestamp_ms >= 0 ? JsonString(Timestamp(s.timestamp_ms)) : "null",
+             s.key ? JsonString(*s.key) : "null", headers, value)
+      << "\n";
 }
 
-int RunTail(Context& ctx, const TailOptions& options) {
-  const std::string& topic = options.topic;
-  const TailFilter& filter = options.filter;
-  bool from_beginning = options.from_beginning;
-  bool follow = options.follow;
-  std::int64_t limit = options.limit >= 0 ? options.limit : from_beginning ? -1 : 10;
-
-  auto settings = KafkaSettings(ctx);
-  auto timeout = RequestTimeout(ctx);
-  Client consumer(RD_KAFKA_CONSUMER, settings, "pvctl-tail",
-                  // librdkafka wants a group id even for assigned partitions; nothing is joined or committed.
-                  {{"group.id", "pvctl-tail"},
-                   {"enable.partition.eof", "true"},
-                   {"enable.auto.commit", "false"},
-                   {"auto.offset.reset", "earliest"}});
-  std::vector<std::int32_t> partitions = PartitionsOf(consumer.get(), topic, timeout);
-  auto marks = QueryWatermarks(consumer.get(), topic, partitions, timeout);
-
-  // Where each partition starts, and where the past ends (the rest is --follow's).
+// Assigns the partitions of the topic from where the output starts. Returns where the past ends in
+// each (what follows is --follow's); `done`: the partitions with none of the past to read.
+std::map<std::int32_t, std::int64_t> AssignTail(rd_kafka_t* consumer, const TailOptions& options,
+                                                std::int64_t limit, std::chrono::milliseconds timeout,
+                                                std::map<std::int32_t, bool>& done) {
+  std::vector<std::int32_t> partitions = PartitionsOf(consumer, options.topic, timeout);
+  auto marks = QueryWatermarks(consumer, options.topic, partitions, timeout);
   std::map<std::int32_t, std::int64_t> end;
-  std::map<std::int32_t, bool> done;
-  PartitionList assignment(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
+  std::map<std::int32_t, std::int64_t> assignment;
   for (auto p : partitions) {
     std::int64_t start = marks[p].low;
     // The last N records are the last N offsets; the last N matches can be anywhere.
-    if (!from_beginning && (filter.Empty() || limit == 0)) {
+    if (!options.from_beginning && (options.filter.Empty() || limit == 0)) {
       start = std::max(marks[p].low, marks[p].high - std::max<std::int64_t>(limit, 0));
     }
     end[p] = marks[p].high;
     done[p] = start >= end[p];
     // Follow reads every partition; otherwise only those with something to show.
-    if (follow || !done[p])
-      rd_kafka_topic_partition_list_add(assignment.get(), topic.c_str(), p)->offset = start;
+    if (options.follow || !done[p]) assignment[p] = start;
   }
-  if (assignment->cnt > 0) {
-    if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer.get(), assignment.get()); err) {
-      throw kafka::KafkaError(fmt::format("assigning {}: {}", topic, rd_kafka_err2str(err)));
-    }
-  }
+  Assign(consumer, options.topic, assignment);
+  return end;
+}
 
+// The last-N mode: each partition's last N (matching) records, the last N of them all by time.
+template <typename Print>
+void PrintLast(std::map<std::int32_t, std::deque<TailRecord>>& buffered, std::int64_t limit, Print&& print) {
+  std::vector<TailRecord> last;
+  for (auto& [p, records] : buffered) last.insert(last.end(), records.begin(), records.end());
+  buffered.clear();
+  std::sort(last.begin(), last.end(), [](const TailRecord& a, const TailRecord& b) {
+    return std::tie(a.timestamp_ms, a.partition, a.offset) < std::tie(b.timestamp_ms, b.partition, b.offset);
+  });
+  size_t skip = last.size() > static_cast<size_t>(limit) ? last.size() - static_cast<size_t>(limit) : 0;
+  for (size_t i = skip; i < last.size(); ++i) print(last[i]);
+}
+
+int RunTail(Context& ctx, const TailOptions& options) {
+  const std::string& topic = options.topic;
+  bool from_beginning = options.from_beginning;
+  bool follow = options.follow;
+  std::int64_t limit = options.limit >= 0 ? options.limit : from_beginning ? -1 : 10;
+  auto timeout = RequestTimeout(ctx);
+  Client consumer(RD_KAFKA_CONSUMER, KafkaSettings(ctx), "pvctl-tail",
+                  // librdkafka wants a group id even for assigned partitions; nothing is joined or committed.
+                  {{"group.id", "pvctl-tail"},
+                   {"enable.partition.eof", "true"},
+                   {"enable.auto.commit", "false"},
+                   {"auto.offset.reset", "earliest"}});
+  std::map<std::int32_t, bool> done;
+  std::map<std::int32_t, std::int64_t> end = AssignTail(consumer.get(), options, limit, timeout, done);
   auto print = [&](const TailRecord& s) {
-    if (ctx.json) {
-      PrintJson(*ctx.out, topic, s);
-    } else {
-      PrintText(*ctx.out, topic, s);
-    }
+    (ctx.json ? PrintJson : PrintText)(*ctx.out, topic, s);
     ctx.out->flush();
   };
 
   InterruptScope interrupt;
-  // The last-N mode: each partition's last N (matching) records, sorted by time before printing.
   std::map<std::int32_t, std::deque<TailRecord>> buffered;
   std::vector<TailRecord> pending;  // --follow: new records that arrived while the past was read
   std::int64_t printed = 0;
@@ -216,17 +188,7 @@ int RunTail(Context& ctx, const TailOptions& options) {
   bool past_printed = false;
   while (!InterruptScope::Interrupted()) {
     if (!past_printed && (past_done() || (from_beginning && limit >= 0 && printed >= limit))) {
-      if (!from_beginning) {
-        std::vector<TailRecord> last;
-        for (auto& [p, records] : buffered) last.insert(last.end(), records.begin(), records.end());
-        buffered.clear();
-        std::sort(last.begin(), last.end(), [](const TailRecord& a, const TailRecord& b) {
-          return std::tie(a.timestamp_ms, a.partition, a.offset) <
-                 std::tie(b.timestamp_ms, b.partition, b.offset);
-        });
-        size_t skip = last.size() > static_cast<size_t>(limit) ? last.size() - static_cast<size_t>(limit) : 0;
-        for (size_t i = skip; i < last.size(); ++i) print(last[i]);
-      }
+      if (!from_beginning) PrintLast(buffered, limit, print);
       past_printed = true;
       if (!follow) break;
       for (const auto& s : pending) print(s);
@@ -235,10 +197,8 @@ int RunTail(Context& ctx, const TailOptions& options) {
     kafka::Message m(rd_kafka_consumer_poll(consumer.get(), 100));
     auto now = std::chrono::steady_clock::now();
     if (m == nullptr) {
-      if (!past_printed && now - last_event > timeout) {
-        *ctx.err << fmt::format("pvctl tail: no records from the broker for {} ms\n", timeout.count());
-        return kExitFailed;
-      }
+      if (!past_printed && now - last_event > timeout)
+        return Fail(ctx, fmt::format("no records from the broker for {} ms", timeout.count()));
       continue;
     }
     last_event = now;
@@ -255,7 +215,7 @@ int RunTail(Context& ctx, const TailOptions& options) {
       if (past_printed) continue;  // beyond --limit
       if (m->offset + 1 >= end[p]) done[p] = true;
       TailRecord record = Capture(m.get());
-      if (!Matches(filter, record)) continue;
+      if (!Matches(options.filter, record)) continue;
       if (from_beginning) {
         print(record);
         ++printed;
@@ -268,7 +228,7 @@ int RunTail(Context& ctx, const TailOptions& options) {
       done[p] = true;
       if (!follow) continue;
       TailRecord record = Capture(m.get());
-      if (!Matches(filter, record)) continue;
+      if (!Matches(options.filter, record)) continue;
       if (past_printed) {
         print(record);
       } else {
@@ -315,16 +275,10 @@ void AddTailCommand(CLI::App& app, Context& ctx) {
       ->check(cli::IntegerIn(0, INT64_MAX));
   tail->add_flag("--from-beginning", options->from_beginning, "from the start of each partition");
   tail->add_flag("--follow", options->follow, "then print new records as they arrive, until Ctrl-C");
-  tail->add_option("--key", options->filter.key, "only records with this key")
-      ->type_name("K")
-      ->check(cli::NotEmpty());
-  tail->add_option("--send-id", options->filter.send_id, "only records of this send (header or value)")
-      ->type_name("ID")
-      ->check(cli::NotEmpty());
-  tail->add_option("--trigger-id", options->filter.trigger_id,
-                   "only records of this trigger (header or value)")
-      ->type_name("ID")
-      ->check(cli::NotEmpty());
+  AddText(tail, "--key", options->filter.key, "only records with this key", "K");
+  AddText(tail, "--send-id", options->filter.send_id, "only records of this send (header or value)", "ID");
+  AddText(tail, "--trigger-id", options->filter.trigger_id, "only records of this trigger (header or value)",
+          "ID");
   OnRun(tail, ctx, [&ctx, options] { return RunTail(ctx, *options); });
 }
 

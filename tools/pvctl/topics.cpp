@@ -10,7 +10,6 @@
 
 #include <algorithm>
 #include <ostream>
-#include <set>
 
 #include "kafka_client.hpp"
 #include "pv/command_line.hpp"
@@ -43,10 +42,6 @@ constexpr const char* kDevBrokerHint =
     "\"http://$(cat CONTROL_FILE)/topics?name=NAME&partitions=N\"` on its control endpoint "
     "(tools/dev-broker/README.md); it creates the pipeline's default topics itself";
 
-std::string TopicSetting(const std::string& topic, const std::string& leaf) {
-  return "topics." + topic + "." + leaf;
-}
-
 // The topic's own YAML node when the file names it as one key ("pv.send.email:").
 YAML::Node FlatTopicNode(const Config& config, const std::string& topic) {
   YAML::Node topics = config.Node("topics");
@@ -54,8 +49,6 @@ YAML::Node FlatTopicNode(const Config& config, const std::string& topic) {
   YAML::Node node = topics[topic];
   return node && node.IsMap() ? node : YAML::Node(YAML::NodeType::Undefined);
 }
-
-// ---- create ----
 
 struct CreateOutcome {
   std::string name;
@@ -134,6 +127,57 @@ bool IsDevBroker(rd_kafka_t* rk, std::chrono::milliseconds timeout) {
   return mock;
 }
 
+// The outcome for each topic and the totals: a table, or one JSON object. Returns how many failed.
+int PrintCreated(Context& ctx, const std::vector<DesiredTopic>& desired,
+                 std::map<std::string, CreateOutcome>& outcomes, const std::string& failure, int brokers) {
+  int created = 0, existing = 0, failed = 0;
+  for (const auto& t : desired) {
+    const CreateOutcome& o = outcomes[t.name];
+    created += o.status == "created";
+    existing += o.status == "exists";
+    failed += o.status == "failed";
+  }
+
+  if (ctx.json) {
+    std::string out =
+        "{\"topics\":" + JsonArray(desired, [&](const DesiredTopic& t) {
+          const CreateOutcome& o = outcomes[t.name];
+          std::string topic = fmt::format(
+              "{{\"name\":{},\"status\":\"{}\",\"partitions\":{},\"wanted_partitions\":{},\"replication_"
+              "factor\":{}",
+              JsonString(o.name), o.status, o.partitions, o.wanted_partitions, o.replication_factor);
+          AppendOptionalField(topic, "error", o.error);
+          return topic + "}";
+        });
+    out += fmt::format(",\"created\":{},\"existing\":{},\"failed\":{},\"brokers\":{}", created, existing,
+                       failed, brokers);
+    AppendOptionalField(out, "error", failure);
+    *ctx.out << out << "}\n";
+  } else {
+    *ctx.out << fmt::format("{:<18} {:>10} {:>11}  {}\n", "TOPIC", "PARTITIONS", "REPLICATION", "STATUS");
+    for (const auto& t : desired) {
+      const CreateOutcome& o = outcomes[t.name];
+      std::string status = o.status;
+      if (o.status == "exists" && o.partitions != o.wanted_partitions) {
+        status +=
+            fmt::format(" (config says {} partitions; existing topics are not changed)", o.wanted_partitions);
+      }
+      if (o.status == "failed" && failure.empty()) status += ": " + o.error;
+      *ctx.out << fmt::format("{:<18} {:>10} {:>11}  {}\n", o.name, o.partitions, o.replication_factor,
+                              status);
+    }
+    *ctx.out << fmt::format("{} created, {} already existed, {} failed ({} broker{}).\n", created, existing,
+                            failed, brokers, brokers == 1 ? "" : "s");
+  }
+  return failed;
+}
+
+// What an existing topic is like.
+void SetExisting(CreateOutcome& o, const TopicInfo& info) {
+  o.partitions = static_cast<int>(info.partitions.size());
+  o.replication_factor = info.partitions.empty() ? 0 : info.partitions[0].replicas;
+}
+
 int Create(Context& ctx, bool dry_run) {
   auto settings = KafkaSettings(ctx);
   auto timeout = RequestTimeout(ctx);
@@ -151,8 +195,7 @@ int Create(Context& ctx, bool dry_run) {
     auto it = cluster.topics.find(t.name);
     if (it != cluster.topics.end() && it->second.err == RD_KAFKA_RESP_ERR_NO_ERROR) {
       o.status = "exists";
-      o.partitions = static_cast<int>(it->second.partitions.size());
-      o.replication_factor = it->second.partitions.empty() ? 0 : it->second.partitions[0].replicas;
+      SetExisting(o, it->second);
     } else {
       o.status = dry_run ? "would-create" : "failed";
       o.partitions = t.partitions;
@@ -173,70 +216,21 @@ int Create(Context& ctx, bool dry_run) {
       if (!failure.empty()) o.error = failure;
       if (o.status == "exists") {  // lost a race: show what is there
         ClusterInfo again = Describe(admin.get(), timeout);
-        if (auto it = again.topics.find(t.name); it != again.topics.end()) {
-          o.partitions = static_cast<int>(it->second.partitions.size());
-          o.replication_factor = it->second.partitions.empty() ? 0 : it->second.partitions[0].replicas;
-        }
+        if (auto it = again.topics.find(t.name); it != again.topics.end()) SetExisting(o, it->second);
       }
     }
   }
 
-  int created = 0, existing = 0, failed = 0;
-  for (const auto& t : desired) {
-    const CreateOutcome& o = outcomes[t.name];
-    created += o.status == "created";
-    existing += o.status == "exists";
-    failed += o.status == "failed";
-  }
-
-  if (ctx.json) {
-    std::string out = "{\"topics\":[";
-    bool first = true;
-    for (const auto& t : desired) {
-      const CreateOutcome& o = outcomes[t.name];
-      out += fmt::format(
-          "{}{{\"name\":{},\"status\":\"{}\",\"partitions\":{},\"wanted_partitions\":{},"
-          "\"replication_factor\":{}",
-          first ? "" : ",", JsonString(o.name), o.status, o.partitions, o.wanted_partitions,
-          o.replication_factor);
-      if (!o.error.empty()) out += ",\"error\":" + JsonString(o.error);
-      out += "}";
-      first = false;
-    }
-    out += fmt::format("],\"created\":{},\"existing\":{},\"failed\":{},\"brokers\":{}", created, existing,
-                       failed, cluster.brokers);
-    if (!failure.empty()) out += ",\"error\":" + JsonString(failure);
-    *ctx.out << out << "}\n";
-  } else {
-    *ctx.out << fmt::format("{:<18} {:>10} {:>11}  {}\n", "TOPIC", "PARTITIONS", "REPLICATION", "STATUS");
-    for (const auto& t : desired) {
-      const CreateOutcome& o = outcomes[t.name];
-      std::string status = o.status;
-      if (o.status == "exists" && o.partitions != o.wanted_partitions) {
-        status +=
-            fmt::format(" (config says {} partitions; existing topics are not changed)", o.wanted_partitions);
-      }
-      if (o.status == "failed" && failure.empty()) status += ": " + o.error;
-      *ctx.out << fmt::format("{:<18} {:>10} {:>11}  {}\n", o.name, o.partitions, o.replication_factor,
-                              status);
-    }
-    *ctx.out << fmt::format("{} created, {} already existed, {} failed ({} broker{}).\n", created, existing,
-                            failed, cluster.brokers, cluster.brokers == 1 ? "" : "s");
-  }
+  int failed = PrintCreated(ctx, desired, outcomes, failure, cluster.brokers);
   if (!failure.empty()) {
-    *ctx.err << "pvctl topics create: " << failure << "\n";
-    if (dev_broker) {
-      *ctx.err << "pvctl topics create: " << kDevBrokerHint << ".\n";
-    } else {
-      *ctx.err << "pvctl topics create: check that the brokers are Apache Kafka (or another broker with the "
-                  "Admin API) and that a controller is elected; nothing was changed for the failed topics.\n";
-    }
-    return kExitFailed;
+    Fail(ctx, failure);
+    return Fail(ctx, dev_broker
+                         ? std::string(kDevBrokerHint) + "."
+                         : "check that the brokers are Apache Kafka (or another broker with the Admin API) "
+                           "and that a controller is elected; nothing was changed for the failed topics.");
   }
   return failed == 0 ? kExitOk : kExitFailed;
 }
-
-// ---- list ----
 
 struct GroupLag {
   std::string group;
@@ -247,36 +241,26 @@ struct GroupLag {
   std::map<std::int32_t, std::pair<std::int64_t, std::int64_t>> detail;  // partition -> (committed, end)
 };
 
-bool IsPipelineTopic(const std::string& name) {
-  return name.rfind("pv.", 0) == 0;
-}
-
-int List(Context& ctx, bool all) {
-  auto settings = KafkaSettings(ctx);
-  auto timeout = RequestTimeout(ctx);
-  Client client(RD_KAFKA_CONSUMER, settings, "pvctl-topics");
-  ClusterInfo cluster = Describe(client.get(), timeout);
-
-  std::map<std::string, std::map<std::int32_t, Watermarks>> marks;
-  std::vector<const TopicInfo*> shown;
-  for (const auto& [name, info] : cluster.topics) {
-    if (info.err != RD_KAFKA_RESP_ERR_NO_ERROR) continue;
-    if (!all && (!IsPipelineTopic(name) || name.rfind("__", 0) == 0)) continue;
-    std::vector<std::int32_t> ids;
-    for (const auto& p : info.partitions) ids.push_back(p.id);
-    marks[name] = QueryWatermarks(client.get(), name, ids, timeout);
-    shown.push_back(&info);
-  }
-
+// The lag of each pipeline group on each of its topics in `marks` (topic -> partition -> watermarks).
+std::vector<GroupLag> Lags(const Config& config, const kafka::Settings& settings,
+                           std::map<std::string, std::map<std::int32_t, Watermarks>>& marks,
+                           std::chrono::milliseconds timeout) {
   std::vector<GroupLag> lags;
-  for (const auto& g : PipelineGroups(ctx.config)) {
+  for (const auto& g : PipelineGroups(config)) {
     std::vector<TopicPartition> tps;
     for (const auto& topic : g.topics) {
       if (marks.count(topic) == 0) continue;
       for (const auto& [p, w] : marks[topic]) tps.push_back({topic, p});
     }
     if (tps.empty()) continue;
-    auto committed = CommittedOffsets(settings, g.group, tps, timeout);
+    Client consumer(RD_KAFKA_CONSUMER, settings, "pvctl",
+                    {{"group.id", g.group}, {"enable.auto.commit", "false"}});
+    std::map<TopicPartition, std::int64_t> committed;
+    try {
+      committed = CommittedOffsets(consumer.get(), tps, timeout);
+    } catch (const kafka::KafkaError& e) {
+      throw kafka::KafkaError(fmt::format("group {}: {}", g.group, e.what()));
+    }
     for (const auto& topic : g.topics) {
       if (marks.count(topic) == 0) continue;
       GroupLag lag;
@@ -294,39 +278,54 @@ int List(Context& ctx, bool all) {
       lags.push_back(std::move(lag));
     }
   }
+  return lags;
+}
+
+int List(Context& ctx, bool all) {
+  auto settings = KafkaSettings(ctx);
+  auto timeout = RequestTimeout(ctx);
+  Client client(RD_KAFKA_CONSUMER, settings, "pvctl-topics");
+  ClusterInfo cluster = Describe(client.get(), timeout);
+
+  std::map<std::string, std::map<std::int32_t, Watermarks>> marks;
+  std::vector<const TopicInfo*> shown;
+  for (const auto& [name, info] : cluster.topics) {
+    if (info.err != RD_KAFKA_RESP_ERR_NO_ERROR) continue;
+    if (!all && (name.rfind("pv.", 0) != 0 || name.rfind("__", 0) == 0)) continue;
+    std::vector<std::int32_t> ids;
+    for (const auto& p : info.partitions) ids.push_back(p.id);
+    marks[name] = QueryWatermarks(client.get(), name, ids, timeout);
+    shown.push_back(&info);
+  }
+
+  std::vector<GroupLag> lags = Lags(ctx.config, settings, marks, timeout);
 
   if (ctx.json) {
-    std::string out = "{\"brokers\":" + std::to_string(cluster.brokers) + ",\"topics\":[";
-    for (size_t i = 0; i < shown.size(); ++i) {
-      const TopicInfo& t = *shown[i];
+    auto topic = [&](const TopicInfo* t) {
       std::int64_t records = 0;
-      std::string parts;
-      for (const auto& p : t.partitions) {
-        const Watermarks& w = marks[t.name][p.id];
-        records += w.high - w.low;
-        parts += fmt::format(
-            "{}{{\"partition\":{},\"leader\":{},\"replicas\":{},\"in_sync\":{},\"low\":{},\"high\":{}}}",
-            parts.empty() ? "" : ",", p.id, p.leader, p.replicas, p.in_sync, w.low, w.high);
-      }
-      out += fmt::format(
-          "{}{{\"name\":{},\"partition_count\":{},\"replication_factor\":{},\"records\":{},"
-          "\"partitions\":[{}]}}",
-          i == 0 ? "" : ",", JsonString(t.name), t.partitions.size(),
-          t.partitions.empty() ? 0 : t.partitions[0].replicas, records, parts);
-    }
-    out += "],\"groups\":[";
-    for (size_t i = 0; i < lags.size(); ++i) {
-      const GroupLag& l = lags[i];
-      std::string parts;
-      for (const auto& [p, ce] : l.detail) {
-        parts += fmt::format("{}{{\"partition\":{},\"committed\":{},\"end\":{}}}", parts.empty() ? "" : ",",
-                             p, ce.first >= 0 ? std::to_string(ce.first) : "null", ce.second);
-      }
-      out += fmt::format(
-          "{}{{\"group\":{},\"topic\":{},\"lag\":{},\"committed_partitions\":{},\"partitions\":[{}]}}",
-          i == 0 ? "" : ",", JsonString(l.group), JsonString(l.topic), l.lag, l.committed_partitions, parts);
-    }
-    *ctx.out << out << "]}\n";
+      for (const auto& [p, w] : marks[t->name]) records += w.high - w.low;
+      return fmt::format(
+          "{{\"name\":{},\"partition_count\":{},\"replication_factor\":{},\"records\":{},\"partitions\":{}}}",
+          JsonString(t->name), t->partitions.size(), t->partitions.empty() ? 0 : t->partitions[0].replicas,
+          records, JsonArray(t->partitions, [&](const PartitionInfo& p) {
+            const Watermarks& w = marks[t->name][p.id];
+            return fmt::format(
+                "{{\"partition\":{},\"leader\":{},\"replicas\":{},\"in_sync\":{},\"low\":{},\"high\":{}}}",
+                p.id, p.leader, p.replicas, p.in_sync, w.low, w.high);
+          }));
+    };
+    auto group = [](const GroupLag& l) {
+      return fmt::format(
+          "{{\"group\":{},\"topic\":{},\"lag\":{},\"committed_partitions\":{},\"partitions\":{}}}",
+          JsonString(l.group), JsonString(l.topic), l.lag, l.committed_partitions,
+          JsonArray(l.detail, [](const auto& d) {
+            return fmt::format("{{\"partition\":{},\"committed\":{},\"end\":{}}}", d.first,
+                               d.second.first >= 0 ? std::to_string(d.second.first) : "null",
+                               d.second.second);
+          }));
+    };
+    *ctx.out << fmt::format("{{\"brokers\":{},\"topics\":{},\"groups\":{}}}\n", cluster.brokers,
+                            JsonArray(shown, topic), JsonArray(lags, group));
     return kExitOk;
   }
 
@@ -363,13 +362,13 @@ std::vector<DesiredTopic> DesiredTopics(const Config& config) {
     throw ConfigError(fmt::format("dispatcher.delay_tiers: {}", e.what()));
   }
   std::vector<DesiredTopic> out;
-  for (const auto& spec : topics::DefaultTopics()) {
-    if (spec.name.rfind("pv.delay.", 0) == 0) continue;  // from the configured tiers below
-    out.push_back({spec.name, spec.partitions, spec.compacted, {}});
-  }
   int delay_partitions = 3;
   for (const auto& spec : topics::DefaultTopics()) {
-    if (spec.name.rfind("pv.delay.", 0) == 0) delay_partitions = spec.partitions;
+    if (spec.name.rfind("pv.delay.", 0) == 0) {
+      delay_partitions = spec.partitions;  // the topics: from the configured tiers below
+    } else {
+      out.push_back({spec.name, spec.partitions, spec.compacted, {}});
+    }
   }
   for (const auto& tier : parsed) out.push_back({tier.topic, delay_partitions, false, {}});
 
@@ -384,7 +383,7 @@ std::vector<DesiredTopic> DesiredTopics(const Config& config) {
       }
     }
     if (def < 1) throw ConfigError(fmt::format("topics.{}.partitions: must be at least 1", t.name));
-    t.partitions = static_cast<int>(config.GetInt(TopicSetting(t.name, "partitions"), def, 1, 100000));
+    t.partitions = static_cast<int>(config.GetInt("topics." + t.name + ".partitions", def, 1, 100000));
     if (t.compacted) {
       t.configs["cleanup.policy"] = "compact";
       // pv.keys: a tombstone (pvctl keys delete) must outlive every keys_file that may still list the
@@ -442,21 +441,19 @@ std::vector<ConsumerGroup> PipelineGroups(const Config& config) {
 
 void AddTopicsCommands(CLI::App& app, Context& ctx) {
   CLI::App* topics = app.add_subcommand("topics", "the pipeline's topics: create, list");
-  topics->footer(kTopicsFooter);
+  topics->footer(kTopicsFooter);  // its subcommands inherit it
   topics->require_subcommand(1);
 
   auto dry_run = std::make_shared<bool>(false);
   CLI::App* create = topics->add_subcommand(
       "create", "create every pipeline topic that does not exist yet (partitions from the config)");
   create->add_flag("--dry-run", *dry_run, "only say what would be created");
-  create->footer(kTopicsFooter);
   OnRun(create, ctx, [&ctx, dry_run] { return Create(ctx, *dry_run); });
 
   auto all = std::make_shared<bool>(false);
   CLI::App* list =
       topics->add_subcommand("list", "topics, partitions, records, and the pipeline's consumer-group lag");
   list->add_flag("--all", *all, "every topic of the cluster, not only the pipeline's (pv.*)");
-  list->footer(kTopicsFooter);
   OnRun(list, ctx, [&ctx, all] { return List(ctx, *all); });
 }
 

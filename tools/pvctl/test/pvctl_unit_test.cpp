@@ -12,6 +12,7 @@
 #include "pvctl.hpp"
 #include "replay.hpp"
 #include "tail.hpp"
+#include "test/pvctl_runner.hpp"
 #include "topics.hpp"
 
 namespace pv::pvctl {
@@ -215,11 +216,10 @@ TEST(TopicSettings, PipelineGroupsAsTheServicesNameThem) {
 }
 
 int RunPvctl(const std::vector<std::string>& words, std::string& out, std::string& err) {
-  std::ostringstream o, e;
-  int rc = Run(words, o, e);
-  out = o.str();
-  err = e.str();
-  return rc;
+  pv::testing::PvctlResult r = pv::testing::RunPvctl(words);
+  out = r.out;
+  err = r.err;
+  return r.rc;
 }
 
 TEST(CommandLine, EveryCommandHasHelpAndUsageErrorsExitTwo) {
@@ -381,12 +381,10 @@ TEST(CommandLine, SuppressStdinLimitsAreUsageErrors) {
   ::unsetenv("PV_CONFIG");
   const std::string no_redis = "redis://127.0.0.1:1";
   auto add = [&](const std::string& input, std::string& err, const std::string& channel = "email") {
-    std::istringstream in(input);
-    std::ostringstream o, e;
-    int rc =
-        pv::pvctl::Run({"--redis-url", no_redis, "suppress", "add", "--channel", channel, "-"}, in, o, e);
-    err = e.str();
-    return rc;
+    pv::testing::PvctlResult r =
+        pv::testing::RunPvctl({"--redis-url", no_redis, "suppress", "add", "--channel", channel, "-"}, input);
+    err = r.err;
+    return r.rc;
   };
   std::string err;
   std::string many;
@@ -405,12 +403,10 @@ TEST(CommandLine, SuppressStdinLimitsAreUsageErrors) {
   // what fails here.
   EXPECT_EQ(add("  token-1\r\n\n" + std::string(1024, 'b'), err, "push"), kExitFailed);
   EXPECT_NE(err.find("redis"), std::string::npos) << err;
-  std::istringstream in("a@example.com\n");
-  std::ostringstream o, e;
-  EXPECT_EQ(pv::pvctl::Run({"--redis-url", no_redis, "suppress", "remove", "--channel", "email", "-", "-"},
-                           in, o, e),
-            kExitUsage);
-  EXPECT_NE(e.str().find("'-' (standard input) can be given once"), std::string::npos) << e.str();
+  pv::testing::PvctlResult twice = pv::testing::RunPvctl(
+      {"--redis-url", no_redis, "suppress", "remove", "--channel", "email", "-", "-"}, "a@example.com\n");
+  EXPECT_EQ(twice.rc, kExitUsage);
+  EXPECT_NE(twice.err.find("'-' (standard input) can be given once"), std::string::npos) << twice.err;
 }
 
 TEST(TailFilter, KeySendIdAndTriggerIdFromHeadersOrTheValue) {
