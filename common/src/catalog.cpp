@@ -160,6 +160,44 @@ void ParseTemplate(const std::string& file, const fs::path* files_dir, const std
   }
 }
 
+// send_window: {start: "08:00", end: "21:00", days: [mon, tue]}.
+void ParseSendWindow(const YAML::Node& w, const std::string& file, Campaign& c, Problems& problems) {
+  if (!w.IsMap()) {
+    problems.Add(file, "send_window",
+                 "must be a mapping such as {start: \"08:00\", end: \"21:00\", days: [mon, tue]}");
+    return;
+  }
+  auto minute = [&](const char* key) {
+    YAML::Node n = w[key];
+    int m = n && n.IsScalar() ? ParseClock(n.as<std::string>()).value_or(-1) : -1;
+    if (m < 0) problems.Add(file, fmt::format("send_window.{}", key), "must be a local time HH:MM");
+    return m;
+  };
+  SendWindow window;
+  int start = minute("start");
+  int end = minute("end");
+  if (start >= 0 && end >= 0) {
+    window.start_minute = start;
+    window.end_minute = end;
+    if (start == end) problems.Add(file, "send_window", "start and end must differ");
+  }
+  if (YAML::Node days = w["days"]; days && !days.IsNull()) {
+    window.days = 0;
+    if (!days.IsSequence()) problems.Add(file, "send_window.days", "must be a list such as [mon, tue]");
+    for (std::size_t i = 0; days.IsSequence() && i < days.size(); ++i) {
+      YAML::Node d = days[i];
+      if (!d.IsScalar()) {
+        problems.Add(file, "send_window.days", "must be a list of day names such as [mon, tue]");
+      } else if (auto day = ParseDay(d.as<std::string>())) {
+        window.days = static_cast<std::uint8_t>(window.days | (1U << *day));
+      } else {
+        problems.Add(file, "send_window.days", fmt::format("'{}' is not a day", d.as<std::string>()));
+      }
+    }
+  }
+  c.send_window = window;
+}
+
 }  // namespace
 
 void catalog_internal::ParseCampaign(const YAML::Node& root, const std::string& file,
@@ -229,43 +267,7 @@ void catalog_internal::ParseCampaign(const YAML::Node& root, const std::string& 
     }
     c.timezone = tz;
   }
-  YAML::Node w = root["send_window"];
-  if (w && !w.IsNull() && !w.IsMap()) {
-    problems.Add(file, "send_window",
-                 "must be a mapping such as {start: \"08:00\", end: \"21:00\", days: [mon, tue]}");
-  } else if (w && !w.IsNull()) {
-    SendWindow window;
-    int start =
-        w["start"] && w["start"].IsScalar() ? ParseClock(w["start"].as<std::string>()).value_or(-1) : -1;
-    int end = w["end"] && w["end"].IsScalar() ? ParseClock(w["end"].as<std::string>()).value_or(-1) : -1;
-    if (start < 0) problems.Add(file, "send_window.start", "must be a local time HH:MM");
-    if (end < 0) problems.Add(file, "send_window.end", "must be a local time HH:MM");
-    if (start >= 0 && end >= 0) {
-      window.start_minute = start;
-      window.end_minute = end;
-      if (start == end) problems.Add(file, "send_window", "start and end must differ");
-    }
-    if (YAML::Node days = w["days"]; days && !days.IsNull()) {
-      window.days = 0;
-      if (!days.IsSequence()) {
-        problems.Add(file, "send_window.days", "must be a list such as [mon, tue]");
-      } else {
-        for (const auto& d : days) {
-          if (!d.IsScalar()) {
-            problems.Add(file, "send_window.days", "must be a list of day names such as [mon, tue]");
-            continue;
-          }
-          auto day = ParseDay(d.as<std::string>());
-          if (!day) {
-            problems.Add(file, "send_window.days", fmt::format("'{}' is not a day", d.as<std::string>()));
-          } else {
-            window.days = static_cast<std::uint8_t>(window.days | (1U << *day));
-          }
-        }
-      }
-    }
-    c.send_window = window;
-  }
+  if (YAML::Node w = root["send_window"]; w && !w.IsNull()) ParseSendWindow(w, file, c, problems);
   YAML::Node templates = root["templates"];
   if (!templates || !templates.IsMap() || templates.size() == 0) {
     problems.Add(file, "templates", "at least one locale's template is required");

@@ -69,15 +69,9 @@ bool MatchRoute(std::string_view target, IngestServer::Route& route, std::string
   if (slash == 0 || slash == std::string_view::npos) return false;
   campaign_id = path.substr(0, slash);
   std::string_view rest = path.substr(slash);
-  if (rest == "/trigger") {
-    route = IngestServer::Route::kTrigger;
-    return true;
-  }
-  if (rest == "/trigger/batch") {
-    route = IngestServer::Route::kBatch;
-    return true;
-  }
-  return false;
+  if (rest != "/trigger" && rest != "/trigger/batch") return false;
+  route = rest == "/trigger" ? IngestServer::Route::kTrigger : IngestServer::Route::kBatch;
+  return true;
 }
 
 // "/api/client/triggers/<id>" (a query string is ignored); `trigger_id` is everything after the
@@ -568,6 +562,17 @@ IngestServer::IngestServer(IngestOptions options, const kafka::Settings& kafka_s
   max_record_bytes_ = producer_->MaxMessageBytes();
   receipts_ = std::make_unique<receipts::ReceiptEndpoints>(options_.receipts, *producer_, registry_,
                                                            options_.front.retry_after_seconds);
+  StartFeeds(kafka_settings);
+  RegisterMetrics();
+  if (options_.status.enabled && !options_.redis_url.empty()) {
+    status_ = std::make_unique<StatusLookups>(options_.redis_url, options_.status, registry_);
+  }
+  front_ = std::make_unique<http::HttpFront>(options_.front, *this, registry_);
+  admin_ = std::make_unique<AdminServer>(
+      registry_, [this] { return NotReadyReason(); }, [this] { return Health(); });
+}
+
+void IngestServer::StartFeeds(const kafka::Settings& kafka_settings) {
   if (!options_.keys_topic.empty()) {
     key_feed_ = std::make_unique<KeyFeed>(
         kafka_settings, options_.keys_topic,
@@ -606,7 +611,12 @@ IngestServer::IngestServer(IngestOptions options, const kafka::Settings& kafka_s
                                                    {"campaigns", catalog_.load()->size()}});
         });
   }
+}
 
+void IngestServer::RegisterMetrics() {
+  auto counter = [this](const char* name, const char* help) {
+    return &registry_.AddCounter(name, help).Get();
+  };
   requests_ = &registry_.AddCounter("pv_ingest_requests_total", "API requests by route and status",
                                     {"route", "status"});
   auto& request_seconds = registry_.AddHistogram("pv_ingest_request_duration_seconds",
@@ -620,13 +630,9 @@ IngestServer::IngestServer(IngestOptions options, const kafka::Settings& kafka_s
            .Get();
   in_flight_ =
       &registry_.AddGauge("pv_ingest_in_flight_requests", "API requests read and not yet answered").Get();
-  published_ =
-      &registry_.AddCounter("pv_ingest_triggers_published_total", "Triggers acknowledged by the broker")
-           .Get();
-  publish_failures_ = &registry_
-                           .AddCounter("pv_ingest_publish_failures_total",
-                                       "Requests answered 503 because the broker did not acknowledge in time")
-                           .Get();
+  published_ = counter("pv_ingest_triggers_published_total", "Triggers acknowledged by the broker");
+  publish_failures_ = counter("pv_ingest_publish_failures_total",
+                              "Requests answered 503 because the broker did not acknowledge in time");
   auto& reloads =
       registry_.AddCounter("pv_ingest_reloads_total", "Catalog and key reloads by result", {"result"});
   reloads_ok_ = &reloads.With({"ok"});
@@ -648,12 +654,6 @@ IngestServer::IngestServer(IngestOptions options, const kafka::Settings& kafka_s
       "pv_ingest_status_lookups_total",
       "Trigger status lookups by result (found, not_found, other_project, invalid_id, unavailable)",
       {"result"});
-  if (options_.status.enabled && !options_.redis_url.empty()) {
-    status_ = std::make_unique<StatusLookups>(options_.redis_url, options_.status, registry_);
-  }
-  front_ = std::make_unique<http::HttpFront>(options_.front, *this, registry_);
-  admin_ = std::make_unique<AdminServer>(
-      registry_, [this] { return NotReadyReason(); }, [this] { return Health(); });
 }
 
 IngestServer::~IngestServer() {

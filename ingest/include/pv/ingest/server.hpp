@@ -131,6 +131,8 @@ class IngestServer final : public http::Handler {
   static std::optional<http::Response> CheckBodyHeaders(const http::RequestHead& head,
                                                         std::optional<std::string>& idempotency_key);
 
+  void StartFeeds(const kafka::Settings& kafka_settings);  // the keys and campaigns topics' readers
+  void RegisterMetrics();
   void WatchFiles();
   bool ReloadKeys();
   // Publishes keys_file's keys merged with the topic's: the newest state of each key wins, from
