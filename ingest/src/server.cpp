@@ -51,14 +51,6 @@ std::string Signature(const std::string& path) {
   return out;
 }
 
-bool IsJsonContentType(std::string_view v) {
-  // "application/json" optionally followed by parameters ("; charset=utf-8"); case-insensitive type.
-  std::string_view type = v.substr(0, v.find(';'));
-  while (!type.empty() && type.back() == ' ') type.remove_suffix(1);
-  while (!type.empty() && type.front() == ' ') type.remove_prefix(1);
-  return EqualsIgnoreCase(type, "application/json");
-}
-
 // "/api/client/campaigns/<id>/trigger[/batch]" (a query string is ignored).
 bool MatchRoute(std::string_view target, IngestServer::Route& route, std::string_view& campaign_id) {
   std::string_view path = target.substr(0, target.find('?'));
@@ -401,7 +393,7 @@ std::optional<http::Response> IngestServer::ResolveCampaign(std::string_view cam
 // 415 / 422 / 400, before a byte of the body is read.
 std::optional<http::Response> IngestServer::CheckBodyHeaders(const http::RequestHead& head,
                                                              std::optional<std::string>& idempotency_key) {
-  if (!IsJsonContentType(head.Header("Content-Type").value_or(""))) {
+  if (!EqualsIgnoreCase(MediaType(head.Header("Content-Type").value_or("")), "application/json")) {
     return Error(415, "Content-Type must be application/json");
   }
   if (auto encoding = head.Header("Content-Encoding"); encoding && *encoding != "identity") {
