@@ -330,29 +330,17 @@ Consumer::~Consumer() {
 void Consumer::Rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions,
                          void* opaque) {
   auto* self = static_cast<Consumer*>(opaque);
-  bool cooperative = std::string_view(rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE";
-  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-    if (self->listener_) self->listener_(err, partitions);
-    if (cooperative) {
-      if (rd_kafka_error_t* e = rd_kafka_incremental_assign(rk, partitions)) {
-        pv::log::Error("kafka_assign_failed", {{"error", rd_kafka_error_string(e)}});
-        rd_kafka_error_destroy(e);
-      }
-    } else {
-      rd_kafka_assign(rk, partitions);
-    }
-  } else {
-    // Revoked or lost: the listener finishes or abandons the work of these partitions first, so no
-    // offset is stored for a partition this member no longer owns.
-    if (self->listener_) self->listener_(err, partitions);
-    if (cooperative) {
-      if (rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk, partitions)) {
-        pv::log::Error("kafka_unassign_failed", {{"error", rd_kafka_error_string(e)}});
-        rd_kafka_error_destroy(e);
-      }
-    } else {
-      rd_kafka_assign(rk, nullptr);
-    }
+  bool assign = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+  // The listener sees the change first: revoked or lost, it finishes or abandons these partitions'
+  // work, so no offset is stored for a partition this member no longer owns.
+  if (self->listener_) self->listener_(err, partitions);
+  if (std::string_view(rd_kafka_rebalance_protocol(rk)) != "COOPERATIVE") {
+    rd_kafka_assign(rk, assign ? partitions : nullptr);
+  } else if (rd_kafka_error_t* e = assign ? rd_kafka_incremental_assign(rk, partitions)
+                                          : rd_kafka_incremental_unassign(rk, partitions)) {
+    pv::log::Error(assign ? "kafka_assign_failed" : "kafka_unassign_failed",
+                   {{"error", rd_kafka_error_string(e)}});
+    rd_kafka_error_destroy(e);
   }
 }
 
@@ -390,18 +378,21 @@ void Consumer::StoreOffset(std::string_view topic, std::int32_t partition, std::
   }
 }
 
-void Consumer::CommitSync() {
-  rd_kafka_resp_err_t err = rd_kafka_commit(rk_, nullptr, 0);
+namespace {
+void Commit(rd_kafka_t* rk, int async) {
+  rd_kafka_resp_err_t err = rd_kafka_commit(rk, nullptr, async);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
     pv::log::Warn("kafka_commit_failed", {{"error", rd_kafka_err2str(err)}});
   }
 }
+}  // namespace
+
+void Consumer::CommitSync() {
+  Commit(rk_, 0);
+}
 
 void Consumer::CommitAsync() {
-  rd_kafka_resp_err_t err = rd_kafka_commit(rk_, nullptr, 1);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
-    pv::log::Warn("kafka_commit_failed", {{"error", rd_kafka_err2str(err)}});
-  }
+  Commit(rk_, 1);
 }
 
 void Consumer::Pause(std::string_view topic, std::int32_t partition) {
