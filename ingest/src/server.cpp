@@ -778,26 +778,32 @@ void IngestServer::ProbeKafka() {
   }
 }
 
-bool IngestServer::ReloadKeys() {
-  std::string signature = Signature(options_.keys_file);
-  if (signature == keys_signature_) return true;
+bool IngestServer::ReloadIfChanged(const std::string& path, std::string& signature, const char* failed_event,
+                                   const char* path_field, const std::function<void()>& load) {
+  std::string now = Signature(path);
+  if (now == signature) return true;
+  signature = now;  // a bad file is reported once, not every second
   try {
+    load();
+    reloads_ok_->Inc();
+    return true;
+  } catch (const std::exception& e) {
+    reloads_failed_->Inc();
+    log::Error(failed_event, {{path_field, path}, {"error", e.what()}});
+    return false;
+  }
+}
+
+bool IngestServer::ReloadKeys() {
+  return ReloadIfChanged(options_.keys_file, keys_signature_, "keys_reload_failed", "file", [this] {
     auto keys = KeyStore::LoadFile(options_.keys_file);
     {
       std::lock_guard lock(key_sources_mutex_);
       file_keys_ = keys->keys();
     }
     PublishKeys();
-    keys_signature_ = signature;
-    reloads_ok_->Inc();
     log::Info("keys_reloaded", {{"file", options_.keys_file}, {"keys", keys->keys().size()}});
-    return true;
-  } catch (const std::exception& e) {
-    keys_signature_ = signature;  // report a bad file once, not every second
-    reloads_failed_->Inc();
-    log::Error("keys_reload_failed", {{"file", options_.keys_file}, {"error", e.what()}});
-    return false;
-  }
+  });
 }
 
 void IngestServer::PublishKeys() {
@@ -808,9 +814,7 @@ void IngestServer::PublishKeys() {
 }
 
 bool IngestServer::ReloadCatalog() {
-  std::string signature = Signature(options_.catalog_dir);
-  if (signature == catalog_signature_) return true;
-  try {
+  return ReloadIfChanged(options_.catalog_dir, catalog_signature_, "catalog_reload_failed", "dir", [this] {
     auto catalog = Catalog::LoadDirectory(options_.catalog_dir);
     {
       std::lock_guard lock(catalog_sources_mutex_);
@@ -818,18 +822,10 @@ bool IngestServer::ReloadCatalog() {
     }
     // Merged again with the topic's campaigns: a reload from files never drops them.
     PublishCatalog();
-    catalog_signature_ = signature;
-    reloads_ok_->Inc();
     log::Info(
         "catalog_reloaded",
         {{"dir", options_.catalog_dir}, {"files", catalog->size()}, {"campaigns", catalog_.load()->size()}});
-    return true;
-  } catch (const std::exception& e) {
-    catalog_signature_ = signature;
-    reloads_failed_->Inc();
-    log::Error("catalog_reload_failed", {{"dir", options_.catalog_dir}, {"error", e.what()}});
-    return false;
-  }
+  });
 }
 
 void IngestServer::PublishCatalog() {
