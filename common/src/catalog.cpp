@@ -64,18 +64,10 @@ std::optional<int> ParseDay(std::string day) {
 }
 
 const std::set<std::string>& AllowedFields(Channel channel) {
-  static const std::set<std::string> kEmail = {"from", "reply_to", "subject", "html", "text"};
-  static const std::set<std::string> kSms = {"body"};
-  static const std::set<std::string> kPush = {"title", "body", "sound", "badge", "data"};
-  switch (channel) {
-    case Channel::kEmail:
-      return kEmail;
-    case Channel::kSms:
-      return kSms;
-    case Channel::kPush:
-      return kPush;
-  }
-  return kEmail;
+  static const std::set<std::string> kFields[] = {{"from", "reply_to", "subject", "html", "text"},  // email
+                                                  {"body"},                                         // sms
+                                                  {"title", "body", "sound", "badge", "data"}};     // push
+  return kFields[static_cast<int>(channel)];
 }
 
 void ParseTemplate(const std::string& file, const fs::path* files_dir, const std::string& locale,
@@ -145,18 +137,11 @@ void ParseTemplate(const std::string& file, const fs::path* files_dir, const std
       problems.Add(file, fmt::format("{}.{}", where, field), "is required");
     }
   };
-  switch (channel) {
-    case Channel::kEmail:
-      require("from");
-      require("subject");
-      if (out.fields.count("html") == 0 && out.fields.count("text") == 0) {
-        problems.Add(file, where, "needs html or text (or both)");
-      }
-      break;
-    case Channel::kSms:
-    case Channel::kPush:
-      require("body");
-      break;
+  if (channel != Channel::kEmail) return require("body");
+  require("from");
+  require("subject");
+  if (out.fields.count("html") == 0 && out.fields.count("text") == 0) {
+    problems.Add(file, where, "needs html or text (or both)");
   }
 }
 
