@@ -177,27 +177,15 @@ rd_kafka_resp_err_t Producer::Produce(std::string_view topic, std::string_view k
   }
   std::string topic_name(topic);
   // rd_kafka_produceva, not the RD_KAFKA_V_* macros: they are C casts that -Wold-style-cast rejects.
-  rd_kafka_vu_t vus[7];
-  vus[0].vtype = RD_KAFKA_VTYPE_TOPIC;
-  vus[0].u.cstr = topic_name.c_str();
-  vus[1].vtype = RD_KAFKA_VTYPE_PARTITION;
-  vus[1].u.i32 = partition;
-  vus[2].vtype = RD_KAFKA_VTYPE_KEY;
-  vus[2].u.mem.ptr = const_cast<char*>(key.data());  // copied: RD_KAFKA_MSG_F_COPY
-  vus[2].u.mem.size = key.size();
-  vus[3].vtype = RD_KAFKA_VTYPE_VALUE;
-  vus[3].u.mem.ptr = const_cast<char*>(value.data());
-  vus[3].u.mem.size = value.size();
-  vus[4].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
-  vus[4].u.i = RD_KAFKA_MSG_F_COPY;
-  vus[5].vtype = RD_KAFKA_VTYPE_OPAQUE;
-  vus[5].u.ptr = handler;
-  size_t count = 6;
-  if (hdrs != nullptr) {
-    vus[6].vtype = RD_KAFKA_VTYPE_HEADERS;
-    vus[6].u.headers = hdrs;
-    count = 7;
-  }
+  // Key and value are copied (RD_KAFKA_MSG_F_COPY); the headers only when there are any.
+  rd_kafka_vu_t vus[] = {{RD_KAFKA_VTYPE_TOPIC, {.cstr = topic_name.c_str()}},
+                         {RD_KAFKA_VTYPE_PARTITION, {.i32 = partition}},
+                         {RD_KAFKA_VTYPE_KEY, {.mem = {const_cast<char*>(key.data()), key.size()}}},
+                         {RD_KAFKA_VTYPE_VALUE, {.mem = {const_cast<char*>(value.data()), value.size()}}},
+                         {RD_KAFKA_VTYPE_MSGFLAGS, {.i = RD_KAFKA_MSG_F_COPY}},
+                         {RD_KAFKA_VTYPE_OPAQUE, {.ptr = handler}},
+                         {RD_KAFKA_VTYPE_HEADERS, {.headers = hdrs}}};
+  size_t count = hdrs != nullptr ? 7 : 6;
   rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
   if (rd_kafka_error_t* error = rd_kafka_produceva(rk_, vus, count)) {
     err = rd_kafka_error_code(error);
