@@ -250,29 +250,22 @@ Parsed ParseSendGridEvents(std::string_view body, const ReceiptOptions& options)
       {"delivered", "delivered"},   {"dropped", "undelivered"},      {"deferred", "provider_deferred"},
       {"spamreport", "complained"}, {"unsubscribe", "unsubscribed"}, {"group_unsubscribe", "unsubscribed"}};
   Parsed out;
+  auto fail = [&out](std::string error) {  // one bad event refuses the whole request
+    out.error = std::move(error);
+    out.receipts.clear();
+    return std::move(out);
+  };
   rapidjson::Document doc;
-  std::string error = ParseLimited(doc, body, options.max_json_depth);
-  if (!error.empty()) {
-    out.error = error;
-    return out;
-  }
-  if (!doc.IsArray()) {
-    out.error = "the body must be a JSON array of events";
-    return out;
-  }
+  if (std::string error = ParseLimited(doc, body, options.max_json_depth); !error.empty()) return fail(error);
+  if (!doc.IsArray()) return fail("the body must be a JSON array of events");
   if (doc.Size() > options.max_events) {
-    out.error = fmt::format("{} events; at most {} per request (receipts.max_events)", doc.Size(),
-                            options.max_events);
     out.too_many = true;
-    return out;
+    return fail(fmt::format("{} events; at most {} per request (receipts.max_events)", doc.Size(),
+                            options.max_events));
   }
   for (rapidjson::SizeType i = 0; i < doc.Size(); ++i) {
     const rapidjson::Value& e = doc[i];
-    if (!e.IsObject()) {
-      out.error = fmt::format("events[{}] is not an object", i);
-      out.receipts.clear();
-      return out;
-    }
+    if (!e.IsObject()) return fail(fmt::format("events[{}] is not an object", i));
     std::string event = StringOf(e, "event");
     Receipt r;
     if (event == "bounce") {
@@ -299,9 +292,7 @@ Parsed ParseSendGridEvents(std::string_view body, const ReceiptOptions& options)
     // Without SendGrid's event id, the event itself names the receipt: a repeat has the same one.
     r.receipt_id = "sendgrid:" + (event_id.empty() ? Sha256Hex(ToJson(e)) : event_id);
     if (r.address.empty() && r.send_id.empty()) {
-      out.error = fmt::format("events[{}] ({}) has neither email nor send_id", i, event);
-      out.receipts.clear();
-      return out;
+      return fail(fmt::format("events[{}] ({}) has neither email nor send_id", i, event));
     }
     out.receipts.push_back(std::move(r));
   }
