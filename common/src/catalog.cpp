@@ -168,15 +168,17 @@ void ParseSendWindow(const YAML::Node& w, const std::string& file, Campaign& c, 
   }
   if (YAML::Node days = w["days"]; days && !days.IsNull()) {
     window.days = 0;
-    if (!days.IsSequence()) problems.Add(file, "send_window.days", "must be a list such as [mon, tue]");
-    for (std::size_t i = 0; days.IsSequence() && i < days.size(); ++i) {
-      YAML::Node d = days[i];
-      if (!d.IsScalar()) {
-        problems.Add(file, "send_window.days", "must be a list of day names such as [mon, tue]");
-      } else if (auto day = ParseDay(d.as<std::string>())) {
-        window.days = static_cast<std::uint8_t>(window.days | (1U << *day));
-      } else {
-        problems.Add(file, "send_window.days", fmt::format("'{}' is not a day", d.as<std::string>()));
+    if (!days.IsSequence()) {
+      problems.Add(file, "send_window.days", "must be a list such as [mon, tue]");
+    } else {
+      for (const auto& d : days) {
+        if (!d.IsScalar()) {
+          problems.Add(file, "send_window.days", "must be a list of day names such as [mon, tue]");
+        } else if (auto day = ParseDay(d.as<std::string>())) {
+          window.days = static_cast<std::uint8_t>(window.days | (1U << *day));
+        } else {
+          problems.Add(file, "send_window.days", fmt::format("'{}' is not a day", d.as<std::string>()));
+        }
       }
     }
   }
