@@ -119,45 +119,33 @@ std::string CampaignRecord(const Campaign& c, std::int64_t updated_at_ms, std::s
 }
 
 bool ParseCampaignRecord(std::string_view value, std::string_view topic, Campaign& out, std::string& error) {
-  if (value.size() > kMaxCampaignRecordBytes) {
-    error = fmt::format("{} bytes, more than the {} a campaign record may have", value.size(),
-                        kMaxCampaignRecordBytes);
+  auto fail = [&error](std::string why) {
+    error = std::move(why);
     return false;
+  };
+  if (value.size() > kMaxCampaignRecordBytes) {
+    return fail(fmt::format("{} bytes, more than the {} a campaign record may have", value.size(),
+                            kMaxCampaignRecordBytes));
   }
   rapidjson::Document doc;
   if (std::string parse_error = ParseLimited(doc, value, kMaxCampaignRecordDepth); !parse_error.empty()) {
-    error = "not a campaign record: " + parse_error;
-    return false;
+    return fail("not a campaign record: " + parse_error);
   }
-  if (!doc.IsObject()) {
-    error = "not a campaign record: not a JSON object";
-    return false;
-  }
+  if (!doc.IsObject()) return fail("not a campaign record: not a JSON object");
   const rapidjson::Value* version = FindMember(doc, "v");
-  if (version == nullptr || !version->IsInt()) {
-    error = "not a campaign record: no schema version \"v\"";
-    return false;
-  }
+  if (version == nullptr || !version->IsInt()) return fail("not a campaign record: no schema version \"v\"");
   if (version->GetInt() != kCampaignRecordVersion) {
-    error = fmt::format("schema version {}; this binary reads version {} (a newer pvctl wrote it?)",
-                        version->GetInt(), kCampaignRecordVersion);
-    return false;
+    return fail(fmt::format("schema version {}; this binary reads version {} (a newer pvctl wrote it?)",
+                            version->GetInt(), kCampaignRecordVersion));
   }
   std::string id(FindString(doc, "id").value_or(""));
-  if (!IsCampaignId(id)) {
-    error = "id must be 1-64 letters, digits, '-' or '_'";
-    return false;
-  }
+  if (!IsCampaignId(id)) return fail("id must be 1-64 letters, digits, '-' or '_'");
   const rapidjson::Value* updated = FindMember(doc, "updated_at_ms");
   if (updated == nullptr || !updated->IsInt64() || updated->GetInt64() < 0) {
-    error = "updated_at_ms must be a number of milliseconds";
-    return false;
+    return fail("updated_at_ms must be a number of milliseconds");
   }
   const rapidjson::Value* campaign = FindMember(doc, "campaign");
-  if (campaign == nullptr || !campaign->IsObject()) {
-    error = "campaign must be an object";
-    return false;
-  }
+  if (campaign == nullptr || !campaign->IsObject()) return fail("campaign must be an object");
   YAML::Node root;
   if (!ToYaml(*campaign, root, error)) return false;
   std::string where = fmt::format("{}:{}", topic, id);
@@ -229,11 +217,7 @@ std::vector<std::string> CampaignDifferences(const Campaign& a, const Campaign& 
   check(a.deleted == b.deleted, "deleted");
   check(a.default_locale == b.default_locale, "default_locale");
   check(a.timezone == b.timezone, "timezone");
-  bool same_window = a.send_window.has_value() == b.send_window.has_value() &&
-                     (!a.send_window || (a.send_window->start_minute == b.send_window->start_minute &&
-                                         a.send_window->end_minute == b.send_window->end_minute &&
-                                         a.send_window->days == b.send_window->days));
-  check(same_window, "send_window");
+  check(a.send_window == b.send_window, "send_window");
   auto find = [](const Campaign& c, const std::string& locale) -> const Template* {
     for (const auto& [l, t] : c.templates) {
       if (l == locale) return &t;

@@ -64,18 +64,10 @@ std::optional<int> ParseDay(std::string day) {
 }
 
 const std::set<std::string>& AllowedFields(Channel channel) {
-  static const std::set<std::string> kEmail = {"from", "reply_to", "subject", "html", "text"};
-  static const std::set<std::string> kSms = {"body"};
-  static const std::set<std::string> kPush = {"title", "body", "sound", "badge", "data"};
-  switch (channel) {
-    case Channel::kEmail:
-      return kEmail;
-    case Channel::kSms:
-      return kSms;
-    case Channel::kPush:
-      return kPush;
-  }
-  return kEmail;
+  static const std::set<std::string> kFields[] = {{"from", "reply_to", "subject", "html", "text"},  // email
+                                                  {"body"},                                         // sms
+                                                  {"title", "body", "sound", "badge", "data"}};     // push
+  return kFields[static_cast<int>(channel)];
 }
 
 void ParseTemplate(const std::string& file, const fs::path* files_dir, const std::string& locale,
@@ -145,19 +137,52 @@ void ParseTemplate(const std::string& file, const fs::path* files_dir, const std
       problems.Add(file, fmt::format("{}.{}", where, field), "is required");
     }
   };
-  switch (channel) {
-    case Channel::kEmail:
-      require("from");
-      require("subject");
-      if (out.fields.count("html") == 0 && out.fields.count("text") == 0) {
-        problems.Add(file, where, "needs html or text (or both)");
-      }
-      break;
-    case Channel::kSms:
-    case Channel::kPush:
-      require("body");
-      break;
+  if (channel != Channel::kEmail) return require("body");
+  require("from");
+  require("subject");
+  if (out.fields.count("html") == 0 && out.fields.count("text") == 0) {
+    problems.Add(file, where, "needs html or text (or both)");
   }
+}
+
+// send_window: {start: "08:00", end: "21:00", days: [mon, tue]}.
+void ParseSendWindow(const YAML::Node& w, const std::string& file, Campaign& c, Problems& problems) {
+  if (!w.IsMap()) {
+    problems.Add(file, "send_window",
+                 "must be a mapping such as {start: \"08:00\", end: \"21:00\", days: [mon, tue]}");
+    return;
+  }
+  auto minute = [&](const char* key) {
+    YAML::Node n = w[key];
+    int m = n && n.IsScalar() ? ParseClock(n.as<std::string>()).value_or(-1) : -1;
+    if (m < 0) problems.Add(file, fmt::format("send_window.{}", key), "must be a local time HH:MM");
+    return m;
+  };
+  SendWindow window;
+  int start = minute("start");
+  int end = minute("end");
+  if (start >= 0 && end >= 0) {
+    window.start_minute = start;
+    window.end_minute = end;
+    if (start == end) problems.Add(file, "send_window", "start and end must differ");
+  }
+  if (YAML::Node days = w["days"]; days && !days.IsNull()) {
+    window.days = 0;
+    if (!days.IsSequence()) {
+      problems.Add(file, "send_window.days", "must be a list such as [mon, tue]");
+    } else {
+      for (const auto& d : days) {
+        if (!d.IsScalar()) {
+          problems.Add(file, "send_window.days", "must be a list of day names such as [mon, tue]");
+        } else if (auto day = ParseDay(d.as<std::string>())) {
+          window.days = static_cast<std::uint8_t>(window.days | (1U << *day));
+        } else {
+          problems.Add(file, "send_window.days", fmt::format("'{}' is not a day", d.as<std::string>()));
+        }
+      }
+    }
+  }
+  c.send_window = window;
 }
 
 }  // namespace
@@ -229,43 +254,7 @@ void catalog_internal::ParseCampaign(const YAML::Node& root, const std::string& 
     }
     c.timezone = tz;
   }
-  YAML::Node w = root["send_window"];
-  if (w && !w.IsNull() && !w.IsMap()) {
-    problems.Add(file, "send_window",
-                 "must be a mapping such as {start: \"08:00\", end: \"21:00\", days: [mon, tue]}");
-  } else if (w && !w.IsNull()) {
-    SendWindow window;
-    int start =
-        w["start"] && w["start"].IsScalar() ? ParseClock(w["start"].as<std::string>()).value_or(-1) : -1;
-    int end = w["end"] && w["end"].IsScalar() ? ParseClock(w["end"].as<std::string>()).value_or(-1) : -1;
-    if (start < 0) problems.Add(file, "send_window.start", "must be a local time HH:MM");
-    if (end < 0) problems.Add(file, "send_window.end", "must be a local time HH:MM");
-    if (start >= 0 && end >= 0) {
-      window.start_minute = start;
-      window.end_minute = end;
-      if (start == end) problems.Add(file, "send_window", "start and end must differ");
-    }
-    if (YAML::Node days = w["days"]; days && !days.IsNull()) {
-      window.days = 0;
-      if (!days.IsSequence()) {
-        problems.Add(file, "send_window.days", "must be a list such as [mon, tue]");
-      } else {
-        for (const auto& d : days) {
-          if (!d.IsScalar()) {
-            problems.Add(file, "send_window.days", "must be a list of day names such as [mon, tue]");
-            continue;
-          }
-          auto day = ParseDay(d.as<std::string>());
-          if (!day) {
-            problems.Add(file, "send_window.days", fmt::format("'{}' is not a day", d.as<std::string>()));
-          } else {
-            window.days = static_cast<std::uint8_t>(window.days | (1U << *day));
-          }
-        }
-      }
-    }
-    c.send_window = window;
-  }
+  if (YAML::Node w = root["send_window"]; w && !w.IsNull()) ParseSendWindow(w, file, c, problems);
   YAML::Node templates = root["templates"];
   if (!templates || !templates.IsMap() || templates.size() == 0) {
     problems.Add(file, "templates", "at least one locale's template is required");

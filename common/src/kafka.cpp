@@ -177,27 +177,15 @@ rd_kafka_resp_err_t Producer::Produce(std::string_view topic, std::string_view k
   }
   std::string topic_name(topic);
   // rd_kafka_produceva, not the RD_KAFKA_V_* macros: they are C casts that -Wold-style-cast rejects.
-  rd_kafka_vu_t vus[7];
-  vus[0].vtype = RD_KAFKA_VTYPE_TOPIC;
-  vus[0].u.cstr = topic_name.c_str();
-  vus[1].vtype = RD_KAFKA_VTYPE_PARTITION;
-  vus[1].u.i32 = partition;
-  vus[2].vtype = RD_KAFKA_VTYPE_KEY;
-  vus[2].u.mem.ptr = const_cast<char*>(key.data());  // copied: RD_KAFKA_MSG_F_COPY
-  vus[2].u.mem.size = key.size();
-  vus[3].vtype = RD_KAFKA_VTYPE_VALUE;
-  vus[3].u.mem.ptr = const_cast<char*>(value.data());
-  vus[3].u.mem.size = value.size();
-  vus[4].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
-  vus[4].u.i = RD_KAFKA_MSG_F_COPY;
-  vus[5].vtype = RD_KAFKA_VTYPE_OPAQUE;
-  vus[5].u.ptr = handler;
-  size_t count = 6;
-  if (hdrs != nullptr) {
-    vus[6].vtype = RD_KAFKA_VTYPE_HEADERS;
-    vus[6].u.headers = hdrs;
-    count = 7;
-  }
+  // Key and value are copied (RD_KAFKA_MSG_F_COPY); the headers only when there are any.
+  rd_kafka_vu_t vus[] = {{RD_KAFKA_VTYPE_TOPIC, {.cstr = topic_name.c_str()}},
+                         {RD_KAFKA_VTYPE_PARTITION, {.i32 = partition}},
+                         {RD_KAFKA_VTYPE_KEY, {.mem = {const_cast<char*>(key.data()), key.size()}}},
+                         {RD_KAFKA_VTYPE_VALUE, {.mem = {const_cast<char*>(value.data()), value.size()}}},
+                         {RD_KAFKA_VTYPE_MSGFLAGS, {.i = RD_KAFKA_MSG_F_COPY}},
+                         {RD_KAFKA_VTYPE_OPAQUE, {.ptr = handler}},
+                         {RD_KAFKA_VTYPE_HEADERS, {.headers = hdrs}}};
+  size_t count = hdrs != nullptr ? 7 : 6;
   rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
   if (rd_kafka_error_t* error = rd_kafka_produceva(rk_, vus, count)) {
     err = rd_kafka_error_code(error);
@@ -330,29 +318,17 @@ Consumer::~Consumer() {
 void Consumer::Rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions,
                          void* opaque) {
   auto* self = static_cast<Consumer*>(opaque);
-  bool cooperative = std::string_view(rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE";
-  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-    if (self->listener_) self->listener_(err, partitions);
-    if (cooperative) {
-      if (rd_kafka_error_t* e = rd_kafka_incremental_assign(rk, partitions)) {
-        pv::log::Error("kafka_assign_failed", {{"error", rd_kafka_error_string(e)}});
-        rd_kafka_error_destroy(e);
-      }
-    } else {
-      rd_kafka_assign(rk, partitions);
-    }
-  } else {
-    // Revoked or lost: the listener finishes or abandons the work of these partitions first, so no
-    // offset is stored for a partition this member no longer owns.
-    if (self->listener_) self->listener_(err, partitions);
-    if (cooperative) {
-      if (rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk, partitions)) {
-        pv::log::Error("kafka_unassign_failed", {{"error", rd_kafka_error_string(e)}});
-        rd_kafka_error_destroy(e);
-      }
-    } else {
-      rd_kafka_assign(rk, nullptr);
-    }
+  bool assign = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+  // The listener sees the change first: revoked or lost, it finishes or abandons these partitions'
+  // work, so no offset is stored for a partition this member no longer owns.
+  if (self->listener_) self->listener_(err, partitions);
+  if (std::string_view(rd_kafka_rebalance_protocol(rk)) != "COOPERATIVE") {
+    rd_kafka_assign(rk, assign ? partitions : nullptr);
+  } else if (rd_kafka_error_t* e = assign ? rd_kafka_incremental_assign(rk, partitions)
+                                          : rd_kafka_incremental_unassign(rk, partitions)) {
+    pv::log::Error(assign ? "kafka_assign_failed" : "kafka_unassign_failed",
+                   {{"error", rd_kafka_error_string(e)}});
+    rd_kafka_error_destroy(e);
   }
 }
 
@@ -390,18 +366,21 @@ void Consumer::StoreOffset(std::string_view topic, std::int32_t partition, std::
   }
 }
 
-void Consumer::CommitSync() {
-  rd_kafka_resp_err_t err = rd_kafka_commit(rk_, nullptr, 0);
+namespace {
+void Commit(rd_kafka_t* rk, int async) {
+  rd_kafka_resp_err_t err = rd_kafka_commit(rk, nullptr, async);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
     pv::log::Warn("kafka_commit_failed", {{"error", rd_kafka_err2str(err)}});
   }
 }
+}  // namespace
+
+void Consumer::CommitSync() {
+  Commit(rk_, 0);
+}
 
 void Consumer::CommitAsync() {
-  rd_kafka_resp_err_t err = rd_kafka_commit(rk_, nullptr, 1);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
-    pv::log::Warn("kafka_commit_failed", {{"error", rd_kafka_err2str(err)}});
-  }
+  Commit(rk_, 1);
 }
 
 void Consumer::Pause(std::string_view topic, std::int32_t partition) {

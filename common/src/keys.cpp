@@ -141,15 +141,17 @@ std::shared_ptr<const KeyStore> KeyStore::LoadFile(const std::string& path) {
   size_t index = 0;
   for (const auto& node : list) {
     if (!node.IsMap()) throw KeyError(fmt::format("keys file {}: keys[{}] must be a mapping", path, index));
+    // "keys file F: keys[I].<problem>"
+    auto bad = [&](std::string_view problem) {
+      return KeyError(fmt::format("keys file {}: keys[{}].{}", path, index, problem));
+    };
     auto field = [&](const char* name, bool required) -> std::string {
       YAML::Node n = node[name];
       if (!n || n.IsNull()) {
-        if (required) throw KeyError(fmt::format("keys file {}: keys[{}].{} is required", path, index, name));
+        if (required) throw bad(fmt::format("{} is required", name));
         return {};
       }
-      if (!n.IsScalar()) {
-        throw KeyError(fmt::format("keys file {}: keys[{}].{} must be a string", path, index, name));
-      }
+      if (!n.IsScalar()) throw bad(fmt::format("{} must be a string", name));
       return n.as<std::string>();
     };
     ApiKey key;
@@ -157,28 +159,21 @@ std::shared_ptr<const KeyStore> KeyStore::LoadFile(const std::string& path) {
     key.name = field("name", false);
     key.project = field("project", true);
     if (!validate::IsProjectName(key.project)) {
-      throw KeyError(fmt::format("keys file {}: keys[{}].project '{}' is not a project name: {}", path, index,
-                                 key.project, validate::kProjectNameRule));
+      throw bad(
+          fmt::format("project '{}' is not a project name: {}", key.project, validate::kProjectNameRule));
     }
     std::string scope = field("scope", true);
-    if (scope == "secret") {
-      key.scope = KeyScope::kSecret;
-    } else if (scope == "public") {
-      key.scope = KeyScope::kPublic;
-    } else {
-      throw KeyError(fmt::format("keys file {}: keys[{}].scope must be secret or public", path, index));
-    }
+    if (scope != "secret" && scope != "public") throw bad("scope must be secret or public");
+    key.scope = scope == "secret" ? KeyScope::kSecret : KeyScope::kPublic;
     key.hash = field("hash", true);
-    if (key.hash.size() != 7 + 64 || key.hash.substr(0, 7) != "sha256:") {
-      throw KeyError(fmt::format("keys file {}: keys[{}].hash must be sha256:<64 hex>", path, index));
-    }
+    if (key.hash.size() != 7 + 64 || key.hash.substr(0, 7) != "sha256:")
+      throw bad("hash must be sha256:<64 hex>");
     key.last4 = field("last4", false);
     key.created_at = field("created_at", false);
     key.revoked_at = field("revoked_at", false);
     std::string updated = field("updated_at_ms", false);
     if (!updated.empty() && !ParseDigits(updated, key.updated_at_ms)) {
-      throw KeyError(
-          fmt::format("keys file {}: keys[{}].updated_at_ms must be a number of milliseconds", path, index));
+      throw bad("updated_at_ms must be a number of milliseconds");
     }
     store->by_hash_[key.hash] = store->keys_.size();
     store->keys_.push_back(std::move(key));
@@ -218,12 +213,13 @@ std::string KeyListingJson(const ApiKey& k) {
 }
 
 bool ParseKeyRecord(std::string_view json, ApiKey& out, std::string& error) {
+  auto fail = [&error](std::string why) {
+    error = std::move(why);
+    return false;
+  };
   rapidjson::Document doc;
   ParseRecord(doc, json);
-  if (doc.HasParseError() || !doc.IsObject()) {
-    error = "not a JSON object";
-    return false;
-  }
+  if (doc.HasParseError() || !doc.IsObject()) return fail("not a JSON object");
   auto field = [&](const char* name) { return std::string(FindString(doc, name).value_or("")); };
   out.id = field("id");
   out.name = field("name");
@@ -236,29 +232,18 @@ bool ParseKeyRecord(std::string_view json, ApiKey& out, std::string& error) {
   out.updated_at_ms = 0;  // a record from before versions: the oldest state
   out.deleted = false;
   if (const rapidjson::Value* v = FindMember(doc, "updated_at_ms"); v != nullptr) {
-    if (!v->IsInt64() || v->GetInt64() < 0) {
-      error = "updated_at_ms must be a number of milliseconds";
-      return false;
-    }
+    if (!v->IsInt64() || v->GetInt64() < 0) return fail("updated_at_ms must be a number of milliseconds");
     out.updated_at_ms = v->GetInt64();
   }
-  if (out.id.empty() || out.project.empty()) {
-    error = "id and project are required";
-    return false;
-  }
+  if (out.id.empty() || out.project.empty()) return fail("id and project are required");
   if (!validate::IsProjectName(out.project)) {
-    error = fmt::format("project '{}' is not a project name: {}", out.project, validate::kProjectNameRule);
-    return false;
+    return fail(
+        fmt::format("project '{}' is not a project name: {}", out.project, validate::kProjectNameRule));
   }
-  if (scope != "secret" && scope != "public") {
-    error = "scope must be secret or public";
-    return false;
-  }
+  if (scope != "secret" && scope != "public") return fail("scope must be secret or public");
   out.scope = scope == "secret" ? KeyScope::kSecret : KeyScope::kPublic;
-  if (out.hash.size() != 7 + 64 || out.hash.substr(0, 7) != "sha256:") {
-    error = "hash must be sha256:<64 hex>";
-    return false;
-  }
+  if (out.hash.size() != 7 + 64 || out.hash.substr(0, 7) != "sha256:")
+    return fail("hash must be sha256:<64 hex>");
   return true;
 }
 

@@ -19,17 +19,8 @@ std::mutex g_service_mutex;
 std::string g_service = "pv";  // NOLINT(cert-err58-cpp)
 
 constexpr std::string_view LevelName(Level level) {
-  switch (level) {
-    case Level::kDebug:
-      return "debug";
-    case Level::kInfo:
-      return "info";
-    case Level::kWarn:
-      return "warn";
-    case Level::kError:
-      return "error";
-  }
-  return "info";
+  constexpr std::string_view kNames[] = {"debug", "info", "warn", "error"};  // by Level
+  return kNames[static_cast<int>(level)];
 }
 
 }  // namespace

@@ -48,36 +48,16 @@ ProduceFailure ProduceFailureOf(rd_kafka_resp_err_t err) {
 }
 
 ProduceErrorClass ClassOf(ProduceFailure failure) {
-  switch (failure) {
-    case ProduceFailure::kTransient:
-      return ProduceErrorClass::kRetriable;
-    case ProduceFailure::kTooLarge:
-    case ProduceFailure::kUnauthorized:
-    case ProduceFailure::kUnknownTopic:
-    case ProduceFailure::kInvalidRecord:
-      return ProduceErrorClass::kNeverSucceeds;
-    case ProduceFailure::kFatal:
-      return ProduceErrorClass::kFatal;
-  }
-  return ProduceErrorClass::kRetriable;  // unreachable: the switch is exhaustive
+  if (failure == ProduceFailure::kTransient) return ProduceErrorClass::kRetriable;
+  if (failure == ProduceFailure::kFatal) return ProduceErrorClass::kFatal;
+  return ProduceErrorClass::kNeverSucceeds;  // too large, unauthorized, unknown topic, invalid record
 }
 
 std::string_view ProduceFailureName(ProduceFailure failure) {
-  switch (failure) {
-    case ProduceFailure::kTransient:
-      return "transient";
-    case ProduceFailure::kTooLarge:
-      return "too_large";
-    case ProduceFailure::kUnauthorized:
-      return "unauthorized";
-    case ProduceFailure::kUnknownTopic:
-      return "unknown_topic";
-    case ProduceFailure::kInvalidRecord:
-      return "invalid_record";
-    case ProduceFailure::kFatal:
-      return "fatal";
-  }
-  return "unknown";
+  static constexpr std::string_view kNames[] = {"transient",      "too_large",
+                                                "unauthorized",   "unknown_topic",
+                                                "invalid_record", "fatal"};  // by ProduceFailure
+  return kNames[static_cast<std::size_t>(failure)];
 }
 
 std::string DescribeProduceError(std::string_view topic, rd_kafka_resp_err_t err) {

@@ -2,40 +2,20 @@
 
 namespace pv {
 
+// By Channel: email, sms, push.
 std::string_view ChannelName(Channel channel) {
-  switch (channel) {
-    case Channel::kEmail:
-      return "email";
-    case Channel::kSms:
-      return "text";
-    case Channel::kPush:
-      return "push";
-  }
-  return "email";
+  static constexpr std::string_view kNames[] = {"email", "text", "push"};
+  return kNames[static_cast<int>(channel)];
 }
 
 std::string_view ChannelTopicSuffix(Channel channel) {
-  switch (channel) {
-    case Channel::kEmail:
-      return "email";
-    case Channel::kSms:
-      return "sms";
-    case Channel::kPush:
-      return "push";
-  }
-  return "email";
+  static constexpr std::string_view kSuffixes[] = {"email", "sms", "push"};
+  return kSuffixes[static_cast<int>(channel)];
 }
 
 const char* ContactField(Channel channel) {
-  switch (channel) {
-    case Channel::kEmail:
-      return "email";
-    case Channel::kSms:
-      return "phone";
-    case Channel::kPush:
-      return "device_token";
-  }
-  return "email";
+  static constexpr const char* kFields[] = {"email", "phone", "device_token"};
+  return kFields[static_cast<int>(channel)];
 }
 
 bool ParseChannel(std::string_view name, Channel& out) {

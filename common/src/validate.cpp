@@ -17,32 +17,9 @@ bool IsAlnum(char c) {
   return IsAlpha(c) || IsDigit(c);
 }
 
+// RFC 5322 atext: letters, digits and these symbols.
 bool IsAtext(char c) {
-  if (IsAlnum(c)) return true;
-  switch (c) {
-    case '!':
-    case '#':
-    case '$':
-    case '%':
-    case '&':
-    case '\'':
-    case '*':
-    case '+':
-    case '-':
-    case '/':
-    case '=':
-    case '?':
-    case '^':
-    case '_':
-    case '`':
-    case '{':
-    case '|':
-    case '}':
-    case '~':
-      return true;
-    default:
-      return false;
-  }
+  return IsAlnum(c) || std::string_view("!#$%&'*+-/=?^_`{|}~").find(c) != std::string_view::npos;
 }
 
 }  // namespace

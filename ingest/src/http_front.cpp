@@ -41,75 +41,38 @@ enum class Reason {
   kCount
 };
 
-const char* ReasonName(Reason r) {
-  switch (r) {
-    case Reason::kMaxConnections:
-      return "max_connections";
-    case Reason::kHeaderTimeout:
-      return "header_timeout";
-    case Reason::kBodyTimeout:
-      return "body_timeout";
-    case Reason::kWriteTimeout:
-      return "write_timeout";
-    case Reason::kHeaderTooLarge:
-      return "header_too_large";
-    case Reason::kTooManyHeaders:
-      return "too_many_headers";
-    case Reason::kUriTooLong:
-      return "uri_too_long";
-    case Reason::kBodyTooLarge:
-      return "body_too_large";
-    case Reason::kBadRequest:
-      return "bad_request";
-    case Reason::kOverloaded:
-      return "body_memory_full";
-    case Reason::kCount:
-      break;
-  }
-  return "unknown";
-}
+// Indexed by Reason: the label of pv_ingest_refused_total.
+constexpr const char* kReasonNames[] = {
+    "max_connections",  "header_timeout", "body_timeout",   "write_timeout", "header_too_large",
+    "too_many_headers", "uri_too_long",   "body_too_large", "bad_request",   "body_memory_full"};
+static_assert(std::size(kReasonNames) == static_cast<size_t>(Reason::kCount));
 
 const char* StatusText(int status) {
-  switch (status) {
-    case 100:
-      return "Continue";
-    case 200:
-      return "OK";
-    case 204:
-      return "No Content";
-    case 400:
-      return "Bad Request";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 408:
-      return "Request Timeout";
-    case 409:
-      return "Conflict";
-    case 411:
-      return "Length Required";
-    case 413:
-      return "Content Too Large";
-    case 414:
-      return "URI Too Long";
-    case 415:
-      return "Unsupported Media Type";
-    case 422:
-      return "Unprocessable Content";
-    case 431:
-      return "Request Header Fields Too Large";
-    case 500:
-      return "Internal Server Error";
-    case 503:
-      return "Service Unavailable";
-    default:
-      return "Status";
+  static constexpr int kCodes[] = {100, 200, 204, 400, 401, 403, 404, 405, 408,
+                                   409, 411, 413, 414, 415, 422, 431, 500, 503};
+  static constexpr const char* kTexts[] = {"Continue",
+                                           "OK",
+                                           "No Content",
+                                           "Bad Request",
+                                           "Unauthorized",
+                                           "Forbidden",
+                                           "Not Found",
+                                           "Method Not Allowed",
+                                           "Request Timeout",
+                                           "Conflict",
+                                           "Length Required",
+                                           "Content Too Large",
+                                           "URI Too Long",
+                                           "Unsupported Media Type",
+                                           "Unprocessable Content",
+                                           "Request Header Fields Too Large",
+                                           "Internal Server Error",
+                                           "Service Unavailable"};
+  static_assert(std::size(kCodes) == std::size(kTexts));
+  for (size_t i = 0; i < std::size(kCodes); ++i) {
+    if (kCodes[i] == status) return kTexts[i];
   }
+  return "Status";
 }
 
 std::string DateHeader() {
@@ -204,7 +167,7 @@ struct HttpFront::Impl {
       auto ep = socket->remote_endpoint(ec);
       if (!ec) peer = fmt::format("{}:{}", ep.address().to_string(), ep.port());
     }
-    log::Warn("request_refused", {{"reason", ReasonName(reason)},
+    log::Warn("request_refused", {{"reason", kReasonNames[r]},
                                   {"status", status},
                                   {"peer", peer},
                                   {"also_refused_since_last_line", unlogged[r].exchange(0)}});
@@ -254,13 +217,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
       case State::kIdle:
         return Close();
       case State::kHead:
-        front_.Refused(Reason::kHeaderTimeout, 408, &socket_);
-        return WriteError(408, fmt::format("the request head did not arrive within {} ms",
-                                           front_.options.header_timeout.count()));
+        return Refuse(Reason::kHeaderTimeout, 408,
+                      fmt::format("the request head did not arrive within {} ms",
+                                  front_.options.header_timeout.count()));
       case State::kBody:
-        front_.Refused(Reason::kBodyTimeout, 408, &socket_);
-        return WriteError(408, fmt::format("the request body did not arrive within {} ms",
-                                           front_.options.body_timeout.count()));
+        return Refuse(
+            Reason::kBodyTimeout, 408,
+            fmt::format("the request body did not arrive within {} ms", front_.options.body_timeout.count()));
       case State::kWriting:
         front_.Refused(Reason::kWriteTimeout, 0, &socket_);
         return Close();
@@ -431,9 +394,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     // extensions) or a trailer field is kept whole until its line ends, with no limit of Beast's:
     // bound what may wait unparsed, or one connection could make it grow without end.
     if (pending_.size() > front_.options.max_header_bytes + loop_.scratch.size()) {
-      front_.Refused(Reason::kHeaderTooLarge, 431, &socket_);
-      WriteError(431, fmt::format("a chunk header or trailer is larger than {} bytes",
-                                  front_.options.max_header_bytes));
+      Refuse(
+          Reason::kHeaderTooLarge, 431,
+          fmt::format("a chunk header or trailer is larger than {} bytes", front_.options.max_header_bytes));
     }
   }
 
@@ -485,8 +448,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     size_t announced = head_.content_length_.value_or(0);
     if (announced > 0) {
       if (!front_.ChargeBody(announced)) {
-        front_.Refused(Reason::kOverloaded, 503, &socket_);
-        WriteError(503, "ingest has too many request bodies in memory; retry", true);
+        Refuse(Reason::kOverloaded, 503, "ingest has too many request bodies in memory; retry", true);
         return false;
       }
       charged_ += announced;
@@ -520,39 +482,35 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void ParseError(const beast::error_code& ec) {
-    switch (limit_) {
-      case Limit::kUriTooLong:
-        front_.Refused(Reason::kUriTooLong, 414, &socket_);
-        return WriteError(
-            414, fmt::format("the request target is longer than {} bytes", front_.options.max_uri_bytes));
-      case Limit::kTooManyHeaders:
-        front_.Refused(Reason::kTooManyHeaders, 431, &socket_);
-        return WriteError(431, fmt::format("more than {} header fields", front_.options.max_header_count));
-      case Limit::kOverloaded:
-        front_.Refused(Reason::kOverloaded, 503, &socket_);
-        return WriteError(503, "ingest has too many request bodies in memory; retry", true);
-      case Limit::kNone:
-        break;
+    // Beast parses the request line and each field as they arrive; if even the request line had
+    // not ended within the head's limit, the target is what is too long.
+    bool head_limit = limit_ == Limit::kNone && ec == beast::http::error::header_limit;
+    if (limit_ == Limit::kUriTooLong || (head_limit && head_.target().empty())) {
+      return Refuse(Reason::kUriTooLong, 414,
+                    fmt::format("the request target is longer than {} bytes", front_.options.max_uri_bytes));
     }
-    if (ec == beast::http::error::header_limit) {
-      // Beast parses the request line and each field as they arrive; if even the request line had
-      // not ended within the limit, the target is what is too long.
-      if (head_.target().empty()) {
-        front_.Refused(Reason::kUriTooLong, 414, &socket_);
-        return WriteError(
-            414, fmt::format("the request target is longer than {} bytes", front_.options.max_uri_bytes));
-      }
-      front_.Refused(Reason::kHeaderTooLarge, 431, &socket_);
-      return WriteError(
-          431, fmt::format("the request head is larger than {} bytes", front_.options.max_header_bytes));
+    if (limit_ == Limit::kTooManyHeaders) {
+      return Refuse(Reason::kTooManyHeaders, 431,
+                    fmt::format("more than {} header fields", front_.options.max_header_count));
+    }
+    if (limit_ == Limit::kOverloaded) {
+      return Refuse(Reason::kOverloaded, 503, "ingest has too many request bodies in memory; retry", true);
+    }
+    if (head_limit) {
+      return Refuse(Reason::kHeaderTooLarge, 431,
+                    fmt::format("the request head is larger than {} bytes", front_.options.max_header_bytes));
     }
     if (ec == beast::http::error::body_limit) {
-      front_.Refused(Reason::kBodyTooLarge, 413, &socket_);
-      return WriteError(
-          413, fmt::format("request body too large (at most {} bytes)", front_.options.max_body_bytes));
+      return Refuse(Reason::kBodyTooLarge, 413,
+                    fmt::format("request body too large (at most {} bytes)", front_.options.max_body_bytes));
     }
-    front_.Refused(Reason::kBadRequest, 400, &socket_);
-    WriteError(400, fmt::format("malformed HTTP request: {}", ec.message()));
+    Refuse(Reason::kBadRequest, 400, fmt::format("malformed HTTP request: {}", ec.message()));
+  }
+
+  // A request the front refuses itself: counted, logged (rate-limited) and answered.
+  void Refuse(Reason reason, int status, std::string_view message, bool retry = false) {
+    front_.Refused(reason, status, &socket_);
+    WriteError(status, message, retry);
   }
 
   // An error the front answers itself; the connection closes after it.
@@ -576,16 +534,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     out_ += fmt::format("HTTP/1.1 {} {}\r\n", response.status, StatusText(response.status));
     out_ += loop_.date;
     if (has_body) {
-      out_ += "Content-Type: ";
-      out_ += response.content_type;
+      out_.append("Content-Type: ").append(response.content_type);
       out_ += fmt::format("\r\nContent-Length: {}\r\n", response.body.size());
     }
-    for (const auto& [name, value] : response.headers) {
-      out_ += name;
-      out_ += ": ";
-      out_ += value;
-      out_ += "\r\n";
-    }
+    for (const auto& [name, value] : response.headers)
+      out_.append(name).append(": ").append(value).append("\r\n");
     if (close_after_write_) out_ += "Connection: close\r\n";
     out_ += "\r\n";
     if (send_body) out_ += response.body;
@@ -668,10 +621,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
 // ---- Responder ----
 
+// What a Responder dropped unanswered sends.
+constexpr std::string_view kDropped = "{\"status\":\"error\",\"error\":\"request dropped\",\"errors\":[]}";
+
 Responder& Responder::operator=(Responder&& other) noexcept {
   if (this != &other) {
-    if (connection_)
-      Send(Response::Json(500, "{\"status\":\"error\",\"error\":\"request dropped\",\"errors\":[]}"));
+    if (connection_) Send(Response::Json(500, std::string(kDropped)));
     connection_ = std::move(other.connection_);
     request_ = other.request_;
   }
@@ -679,8 +634,7 @@ Responder& Responder::operator=(Responder&& other) noexcept {
 }
 
 Responder::~Responder() {
-  if (connection_)
-    Send(Response::Json(500, "{\"status\":\"error\",\"error\":\"request dropped\",\"errors\":[]}"));
+  if (connection_) Send(Response::Json(500, std::string(kDropped)));
 }
 
 void Responder::Send(Response response) {
@@ -735,6 +689,18 @@ void HttpFront::Impl::OnAccepted(Loop& loop, tcp::socket socket) {
   });
 }
 
+namespace {
+
+// The loop's connections, each held alive: Expire, Drain and Close may swap-remove from the list.
+std::vector<std::shared_ptr<Connection>> Snapshot(const Loop& loop) {
+  std::vector<std::shared_ptr<Connection>> all;
+  all.reserve(loop.connections.size());
+  for (Connection* c : loop.connections) all.push_back(c->shared_from_this());
+  return all;
+}
+
+}  // namespace
+
 void HttpFront::Impl::Sweep(Loop& loop) {
   loop.date = DateHeader();
   auto now = Clock::now();
@@ -745,10 +711,7 @@ void HttpFront::Impl::Sweep(Loop& loop) {
   }
   for (auto& c : due) c->Expire();
   if (draining.load(std::memory_order_relaxed)) {
-    std::vector<std::shared_ptr<Connection>> all;
-    all.reserve(loop.connections.size());
-    for (Connection* c : loop.connections) all.push_back(c->shared_from_this());
-    for (auto& c : all) c->Drain();
+    for (auto& c : Snapshot(loop)) c->Drain();
   }
   loop.sweep.expires_after(kSweepInterval);
   loop.sweep.async_wait([this, &loop](const boost::system::error_code& ec) {
@@ -776,7 +739,7 @@ HttpFront::HttpFront(FrontOptions options, Handler& handler, metrics::Registry& 
   auto& refused = registry.AddCounter(
       "pv_ingest_refused_total", "Requests and connections refused by the HTTP front's limits", {"reason"});
   for (size_t r = 0; r < impl_->refused.size(); ++r) {
-    impl_->refused[r] = &refused.With({ReasonName(static_cast<Reason>(r))});
+    impl_->refused[r] = &refused.With({kReasonNames[r]});
   }
 }
 
@@ -844,9 +807,7 @@ size_t HttpFront::Shutdown(std::chrono::milliseconds grace) {
     for (auto& loop : impl_->loops) {
       Loop* l = loop.get();
       asio::post(l->io, [l] {
-        std::vector<std::shared_ptr<Connection>> all;
-        for (Connection* c : l->connections) all.push_back(c->shared_from_this());
-        for (auto& c : all) c->Drain();
+        for (auto& c : Snapshot(*l)) c->Drain();
       });
     }
     auto deadline = Clock::now() + grace;
@@ -858,9 +819,7 @@ size_t HttpFront::Shutdown(std::chrono::milliseconds grace) {
     Loop* l = loop.get();
     if (!l->thread.joinable()) continue;
     asio::post(l->io, [l] {
-      std::vector<std::shared_ptr<Connection>> all;
-      for (Connection* c : l->connections) all.push_back(c->shared_from_this());
-      for (auto& c : all) c->Close();
+      for (auto& c : Snapshot(*l)) c->Close();
       l->sweep.cancel();
       l->io.stop();
     });

@@ -20,6 +20,14 @@ inline http::Response Unavailable(std::string_view message, int retry_after_seco
   return r;
 }
 
+// A Content-Type's media type: what comes before its parameters ("; charset=utf-8"), unpadded.
+inline std::string_view MediaType(std::string_view content_type) {
+  std::string_view type = content_type.substr(0, content_type.find(';'));
+  while (!type.empty() && type.back() == ' ') type.remove_suffix(1);
+  while (!type.empty() && type.front() == ' ') type.remove_prefix(1);
+  return type;
+}
+
 // The records of one request (triggers, provider receipts) on their way to the broker. Each reports
 // once, on the producer's poll thread; the last report calls Finish with the first error (NO_ERROR:
 // every record acknowledged), which answers the request, and frees the publication (made with new).

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cctype>
 #include <charconv>
+#include <map>
 
 #include "publication.hpp"
 #include "pv/config.hpp"
@@ -27,31 +28,15 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr std::string_view kSendGridPath = "/api/providers/sendgrid/events";
-constexpr std::string_view kTwilioStatusPath = "/api/providers/twilio/status";
-constexpr std::string_view kTwilioInboundPath = "/api/providers/twilio/inbound";
+// By Route: each route's path, and its name in metrics and logs.
+constexpr std::string_view kPaths[] = {"/api/providers/sendgrid/events", "/api/providers/twilio/status",
+                                       "/api/providers/twilio/inbound"};
+constexpr const char* kRouteNames[] = {"sendgrid_events", "twilio_status", "twilio_inbound", "other"};
 constexpr std::string_view kSignatureHeader = "X-Twilio-Email-Event-Webhook-Signature";
 constexpr std::string_view kTimestampHeader = "X-Twilio-Email-Event-Webhook-Timestamp";
 
 const char* RouteName(ReceiptEndpoints::Route route) {
-  switch (route) {
-    case ReceiptEndpoints::Route::kSendGrid:
-      return "sendgrid_events";
-    case ReceiptEndpoints::Route::kTwilioStatus:
-      return "twilio_status";
-    case ReceiptEndpoints::Route::kTwilioInbound:
-      return "twilio_inbound";
-    case ReceiptEndpoints::Route::kCount:
-      break;
-  }
-  return "other";
-}
-
-std::string_view MediaType(std::string_view content_type) {
-  std::string_view type = content_type.substr(0, content_type.find(';'));
-  while (!type.empty() && type.back() == ' ') type.remove_suffix(1);
-  while (!type.empty() && type.front() == ' ') type.remove_prefix(1);
-  return type;
+  return kRouteNames[static_cast<int>(route)];
 }
 
 std::vector<std::string> SectionNames(const Config& config, const std::string& key) {
@@ -260,47 +245,35 @@ std::string BuildReceiptRecord(const Receipt& r, std::string_view received_at) {
 // ---- parsing ----
 
 Parsed ParseSendGridEvents(std::string_view body, const ReceiptOptions& options) {
+  // The receipt type of each SendGrid event but bounce.
+  static const std::map<std::string, std::string, std::less<>> kSendGridTypes = {
+      {"delivered", "delivered"},   {"dropped", "undelivered"},      {"deferred", "provider_deferred"},
+      {"spamreport", "complained"}, {"unsubscribe", "unsubscribed"}, {"group_unsubscribe", "unsubscribed"}};
   Parsed out;
+  auto fail = [&out](std::string error) {  // one bad event refuses the whole request
+    out.error = std::move(error);
+    out.receipts.clear();
+    return std::move(out);
+  };
   rapidjson::Document doc;
-  std::string error = ParseLimited(doc, body, options.max_json_depth);
-  if (!error.empty()) {
-    out.error = error;
-    return out;
-  }
-  if (!doc.IsArray()) {
-    out.error = "the body must be a JSON array of events";
-    return out;
-  }
+  if (std::string error = ParseLimited(doc, body, options.max_json_depth); !error.empty()) return fail(error);
+  if (!doc.IsArray()) return fail("the body must be a JSON array of events");
   if (doc.Size() > options.max_events) {
-    out.error = fmt::format("{} events; at most {} per request (receipts.max_events)", doc.Size(),
-                            options.max_events);
     out.too_many = true;
-    return out;
+    return fail(fmt::format("{} events; at most {} per request (receipts.max_events)", doc.Size(),
+                            options.max_events));
   }
   for (rapidjson::SizeType i = 0; i < doc.Size(); ++i) {
     const rapidjson::Value& e = doc[i];
-    if (!e.IsObject()) {
-      out.error = fmt::format("events[{}] is not an object", i);
-      out.receipts.clear();
-      return out;
-    }
+    if (!e.IsObject()) return fail(fmt::format("events[{}] is not an object", i));
     std::string event = StringOf(e, "event");
     Receipt r;
-    if (event == "delivered") {
-      r.type = "delivered";
-    } else if (event == "bounce") {
+    if (event == "bounce") {
       // "blocked" is SendGrid's soft bounce (the receiving server refused this time); "bounce" is hard.
-      std::string kind = StringOf(e, "type");
-      r.type = kind == "blocked" ? "undelivered" : "bounced";
+      r.type = StringOf(e, "type") == "blocked" ? "undelivered" : "bounced";
       r.error_code = StringOf(e, "status");
-    } else if (event == "dropped") {
-      r.type = "undelivered";
-    } else if (event == "deferred") {
-      r.type = "provider_deferred";
-    } else if (event == "spamreport") {
-      r.type = "complained";
-    } else if (event == "unsubscribe" || event == "group_unsubscribe") {
-      r.type = "unsubscribed";
+    } else if (auto type = kSendGridTypes.find(event); type != kSendGridTypes.end()) {
+      r.type = type->second;
     } else {
       ++out.ignored;  // processed, open, click, group_resubscribe, and what SendGrid adds later
       continue;
@@ -319,9 +292,7 @@ Parsed ParseSendGridEvents(std::string_view body, const ReceiptOptions& options)
     // Without SendGrid's event id, the event itself names the receipt: a repeat has the same one.
     r.receipt_id = "sendgrid:" + (event_id.empty() ? Sha256Hex(ToJson(e)) : event_id);
     if (r.address.empty() && r.send_id.empty()) {
-      out.error = fmt::format("events[{}] ({}) has neither email nor send_id", i, event);
-      out.receipts.clear();
-      return out;
+      return fail(fmt::format("events[{}] ({}) has neither email nor send_id", i, event));
     }
     out.receipts.push_back(std::move(r));
   }
@@ -603,14 +574,8 @@ std::variant<http::Response, std::unique_ptr<http::Exchange>> ReceiptEndpoints::
     const http::RequestHead& head) {
   std::string_view target = head.target();
   std::string_view path = target.substr(0, target.find('?'));
-  Route route = Route::kCount;
-  if (path == kSendGridPath) {
-    route = Route::kSendGrid;
-  } else if (path == kTwilioStatusPath) {
-    route = Route::kTwilioStatus;
-  } else if (path == kTwilioInboundPath) {
-    route = Route::kTwilioInbound;
-  }
+  auto found = std::find(std::begin(kPaths), std::end(kPaths), path);
+  auto route = static_cast<Route>(found - std::begin(kPaths));  // kCount: none
   bool configured = route == Route::kSendGrid ? !options_.sendgrid.empty() : !options_.twilio.empty();
   if (route == Route::kCount || !configured) {
     // An unconfigured provider's route does not exist: nothing could verify what it is sent.

@@ -51,14 +51,6 @@ std::string Signature(const std::string& path) {
   return out;
 }
 
-bool IsJsonContentType(std::string_view v) {
-  // "application/json" optionally followed by parameters ("; charset=utf-8"); case-insensitive type.
-  std::string_view type = v.substr(0, v.find(';'));
-  while (!type.empty() && type.back() == ' ') type.remove_suffix(1);
-  while (!type.empty() && type.front() == ' ') type.remove_prefix(1);
-  return EqualsIgnoreCase(type, "application/json");
-}
-
 // "/api/client/campaigns/<id>/trigger[/batch]" (a query string is ignored).
 bool MatchRoute(std::string_view target, IngestServer::Route& route, std::string_view& campaign_id) {
   std::string_view path = target.substr(0, target.find('?'));
@@ -69,15 +61,9 @@ bool MatchRoute(std::string_view target, IngestServer::Route& route, std::string
   if (slash == 0 || slash == std::string_view::npos) return false;
   campaign_id = path.substr(0, slash);
   std::string_view rest = path.substr(slash);
-  if (rest == "/trigger") {
-    route = IngestServer::Route::kTrigger;
-    return true;
-  }
-  if (rest == "/trigger/batch") {
-    route = IngestServer::Route::kBatch;
-    return true;
-  }
-  return false;
+  if (rest != "/trigger" && rest != "/trigger/batch") return false;
+  route = rest == "/trigger" ? IngestServer::Route::kTrigger : IngestServer::Route::kBatch;
+  return true;
 }
 
 // "/api/client/triggers/<id>" (a query string is ignored); `trigger_id` is everything after the
@@ -407,7 +393,7 @@ std::optional<http::Response> IngestServer::ResolveCampaign(std::string_view cam
 // 415 / 422 / 400, before a byte of the body is read.
 std::optional<http::Response> IngestServer::CheckBodyHeaders(const http::RequestHead& head,
                                                              std::optional<std::string>& idempotency_key) {
-  if (!IsJsonContentType(head.Header("Content-Type").value_or(""))) {
+  if (!EqualsIgnoreCase(MediaType(head.Header("Content-Type").value_or("")), "application/json")) {
     return Error(415, "Content-Type must be application/json");
   }
   if (auto encoding = head.Header("Content-Encoding"); encoding && *encoding != "identity") {
@@ -568,6 +554,17 @@ IngestServer::IngestServer(IngestOptions options, const kafka::Settings& kafka_s
   max_record_bytes_ = producer_->MaxMessageBytes();
   receipts_ = std::make_unique<receipts::ReceiptEndpoints>(options_.receipts, *producer_, registry_,
                                                            options_.front.retry_after_seconds);
+  StartFeeds(kafka_settings);
+  RegisterMetrics();
+  if (options_.status.enabled && !options_.redis_url.empty()) {
+    status_ = std::make_unique<StatusLookups>(options_.redis_url, options_.status, registry_);
+  }
+  front_ = std::make_unique<http::HttpFront>(options_.front, *this, registry_);
+  admin_ = std::make_unique<AdminServer>(
+      registry_, [this] { return NotReadyReason(); }, [this] { return Health(); });
+}
+
+void IngestServer::StartFeeds(const kafka::Settings& kafka_settings) {
   if (!options_.keys_topic.empty()) {
     key_feed_ = std::make_unique<KeyFeed>(
         kafka_settings, options_.keys_topic,
@@ -606,7 +603,12 @@ IngestServer::IngestServer(IngestOptions options, const kafka::Settings& kafka_s
                                                    {"campaigns", catalog_.load()->size()}});
         });
   }
+}
 
+void IngestServer::RegisterMetrics() {
+  auto counter = [this](const char* name, const char* help) {
+    return &registry_.AddCounter(name, help).Get();
+  };
   requests_ = &registry_.AddCounter("pv_ingest_requests_total", "API requests by route and status",
                                     {"route", "status"});
   auto& request_seconds = registry_.AddHistogram("pv_ingest_request_duration_seconds",
@@ -620,13 +622,9 @@ IngestServer::IngestServer(IngestOptions options, const kafka::Settings& kafka_s
            .Get();
   in_flight_ =
       &registry_.AddGauge("pv_ingest_in_flight_requests", "API requests read and not yet answered").Get();
-  published_ =
-      &registry_.AddCounter("pv_ingest_triggers_published_total", "Triggers acknowledged by the broker")
-           .Get();
-  publish_failures_ = &registry_
-                           .AddCounter("pv_ingest_publish_failures_total",
-                                       "Requests answered 503 because the broker did not acknowledge in time")
-                           .Get();
+  published_ = counter("pv_ingest_triggers_published_total", "Triggers acknowledged by the broker");
+  publish_failures_ = counter("pv_ingest_publish_failures_total",
+                              "Requests answered 503 because the broker did not acknowledge in time");
   auto& reloads =
       registry_.AddCounter("pv_ingest_reloads_total", "Catalog and key reloads by result", {"result"});
   reloads_ok_ = &reloads.With({"ok"});
@@ -648,12 +646,6 @@ IngestServer::IngestServer(IngestOptions options, const kafka::Settings& kafka_s
       "pv_ingest_status_lookups_total",
       "Trigger status lookups by result (found, not_found, other_project, invalid_id, unavailable)",
       {"result"});
-  if (options_.status.enabled && !options_.redis_url.empty()) {
-    status_ = std::make_unique<StatusLookups>(options_.redis_url, options_.status, registry_);
-  }
-  front_ = std::make_unique<http::HttpFront>(options_.front, *this, registry_);
-  admin_ = std::make_unique<AdminServer>(
-      registry_, [this] { return NotReadyReason(); }, [this] { return Health(); });
 }
 
 IngestServer::~IngestServer() {
@@ -786,26 +778,32 @@ void IngestServer::ProbeKafka() {
   }
 }
 
-bool IngestServer::ReloadKeys() {
-  std::string signature = Signature(options_.keys_file);
-  if (signature == keys_signature_) return true;
+bool IngestServer::ReloadIfChanged(const std::string& path, std::string& signature, const char* failed_event,
+                                   const char* path_field, const std::function<void()>& load) {
+  std::string now = Signature(path);
+  if (now == signature) return true;
+  signature = now;  // a bad file is reported once, not every second
   try {
+    load();
+    reloads_ok_->Inc();
+    return true;
+  } catch (const std::exception& e) {
+    reloads_failed_->Inc();
+    log::Error(failed_event, {{path_field, path}, {"error", e.what()}});
+    return false;
+  }
+}
+
+bool IngestServer::ReloadKeys() {
+  return ReloadIfChanged(options_.keys_file, keys_signature_, "keys_reload_failed", "file", [this] {
     auto keys = KeyStore::LoadFile(options_.keys_file);
     {
       std::lock_guard lock(key_sources_mutex_);
       file_keys_ = keys->keys();
     }
     PublishKeys();
-    keys_signature_ = signature;
-    reloads_ok_->Inc();
     log::Info("keys_reloaded", {{"file", options_.keys_file}, {"keys", keys->keys().size()}});
-    return true;
-  } catch (const std::exception& e) {
-    keys_signature_ = signature;  // report a bad file once, not every second
-    reloads_failed_->Inc();
-    log::Error("keys_reload_failed", {{"file", options_.keys_file}, {"error", e.what()}});
-    return false;
-  }
+  });
 }
 
 void IngestServer::PublishKeys() {
@@ -816,9 +814,7 @@ void IngestServer::PublishKeys() {
 }
 
 bool IngestServer::ReloadCatalog() {
-  std::string signature = Signature(options_.catalog_dir);
-  if (signature == catalog_signature_) return true;
-  try {
+  return ReloadIfChanged(options_.catalog_dir, catalog_signature_, "catalog_reload_failed", "dir", [this] {
     auto catalog = Catalog::LoadDirectory(options_.catalog_dir);
     {
       std::lock_guard lock(catalog_sources_mutex_);
@@ -826,18 +822,10 @@ bool IngestServer::ReloadCatalog() {
     }
     // Merged again with the topic's campaigns: a reload from files never drops them.
     PublishCatalog();
-    catalog_signature_ = signature;
-    reloads_ok_->Inc();
     log::Info(
         "catalog_reloaded",
         {{"dir", options_.catalog_dir}, {"files", catalog->size()}, {"campaigns", catalog_.load()->size()}});
-    return true;
-  } catch (const std::exception& e) {
-    catalog_signature_ = signature;
-    reloads_failed_->Inc();
-    log::Error("catalog_reload_failed", {{"dir", options_.catalog_dir}, {"error", e.what()}});
-    return false;
-  }
+  });
 }
 
 void IngestServer::PublishCatalog() {

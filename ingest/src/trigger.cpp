@@ -22,6 +22,40 @@ void Add(std::vector<FieldError>& errors, std::string_view prefix, std::string_v
   errors.push_back({full, fmt::format("{} {}", Dotted(full), what)});
 }
 
+// The channel's contact field of `user` (email, phone or device token).
+void ValidateContact(const rapidjson::Value& user, Channel channel, std::string_view prefix,
+                     std::vector<FieldError>& errors) {
+  const char* contact = ContactField(channel);
+  std::string contact_path = std::string("/user/") + contact;
+  const rapidjson::Value* value = FindMember(user, contact);
+  if (value == nullptr || value->IsNull()) {
+    Add(errors, prefix, contact_path,
+        fmt::format("is required for {} {} campaign", channel == Channel::kEmail ? "an" : "a",
+                    ChannelName(channel)));
+  } else if (!value->IsString()) {
+    Add(errors, prefix, contact_path, "must be a string");
+  } else {
+    std::string_view v = AsStringView(*value);
+    switch (channel) {
+      case Channel::kEmail:
+        if (!validate::IsEmail(v)) Add(errors, prefix, contact_path, "is not a valid email address");
+        break;
+      case Channel::kSms:
+        if (!validate::IsE164(v)) {
+          Add(errors, prefix, contact_path, "must be an E.164 phone number such as +12345678900");
+        }
+        break;
+      case Channel::kPush:
+        if (v.empty()) {
+          Add(errors, prefix, contact_path, "must not be empty");
+        } else if (v.size() > kMaxDeviceTokenBytes) {
+          Add(errors, prefix, contact_path, fmt::format("must be at most {} bytes", kMaxDeviceTokenBytes));
+        }
+        break;
+    }
+  }
+}
+
 }  // namespace
 
 void ValidateTrigger(const rapidjson::Value& trigger, Channel channel, std::string_view prefix,
@@ -55,51 +89,20 @@ void ValidateTrigger(const rapidjson::Value& trigger, Channel channel, std::stri
       Add(errors, prefix, "/user/external_id", fmt::format("must be at most {} bytes", kMaxExternalIdBytes));
     }
 
-    const char* contact = ContactField(channel);
-    std::string contact_path = std::string("/user/") + contact;
-    const rapidjson::Value* value = FindMember(*user, contact);
-    if (value == nullptr || value->IsNull()) {
-      Add(errors, prefix, contact_path,
-          fmt::format("is required for {} {} campaign", channel == Channel::kEmail ? "an" : "a",
-                      ChannelName(channel)));
-    } else if (!value->IsString()) {
-      Add(errors, prefix, contact_path, "must be a string");
-    } else {
-      std::string_view v = AsStringView(*value);
-      switch (channel) {
-        case Channel::kEmail:
-          if (!validate::IsEmail(v)) Add(errors, prefix, contact_path, "is not a valid email address");
-          break;
-        case Channel::kSms:
-          if (!validate::IsE164(v)) {
-            Add(errors, prefix, contact_path, "must be an E.164 phone number such as +12345678900");
-          }
-          break;
-        case Channel::kPush:
-          if (v.empty()) {
-            Add(errors, prefix, contact_path, "must not be empty");
-          } else if (v.size() > kMaxDeviceTokenBytes) {
-            Add(errors, prefix, contact_path, fmt::format("must be at most {} bytes", kMaxDeviceTokenBytes));
-          }
-          break;
+    ValidateContact(*user, channel, prefix, errors);
+    // Optional strings: absent or null is fine.
+    auto optional = [&](const char* name, bool (*valid)(std::string_view), std::string_view rule) {
+      const rapidjson::Value* v = FindMember(*user, name);
+      if (v == nullptr || v->IsNull()) return;
+      std::string path = std::string("/user/") + name;
+      if (!v->IsString()) {
+        Add(errors, prefix, path, "must be a string");
+      } else if (!valid(AsStringView(*v))) {
+        Add(errors, prefix, path, rule);
       }
-    }
-
-    if (const rapidjson::Value* tz = FindMember(*user, "timezone"); tz != nullptr && !tz->IsNull()) {
-      if (!tz->IsString()) {
-        Add(errors, prefix, "/user/timezone", "must be a string");
-      } else if (!validate::IsTimeZone(AsStringView(*tz))) {
-        Add(errors, prefix, "/user/timezone", "is not a known IANA time zone (e.g. America/Chicago)");
-      }
-    }
-    if (const rapidjson::Value* locale = FindMember(*user, "locale");
-        locale != nullptr && !locale->IsNull()) {
-      if (!locale->IsString()) {
-        Add(errors, prefix, "/user/locale", "must be a string");
-      } else if (!validate::IsLanguageTag(AsStringView(*locale))) {
-        Add(errors, prefix, "/user/locale", "is not a language tag (e.g. en, pt-BR)");
-      }
-    }
+    };
+    optional("timezone", validate::IsTimeZone, "is not a known IANA time zone (e.g. America/Chicago)");
+    optional("locale", validate::IsLanguageTag, "is not a language tag (e.g. en, pt-BR)");
   }
   if (const rapidjson::Value* event = FindMember(trigger, "event"); event != nullptr && !event->IsNull()) {
     if (!event->IsObject()) Add(errors, prefix, "/event", "must be an object");

@@ -50,6 +50,7 @@ struct SendWindow {
   int start_minute = 0;      // minutes after local midnight, inclusive
   int end_minute = 0;        // exclusive; end < start means the window spans midnight
   std::uint8_t days = 0x7f;  // bit 0 = Monday ... bit 6 = Sunday: days on which the window opens
+  bool operator==(const SendWindow&) const = default;
 };
 
 // One locale's template. Which fields exist depends on the channel:

@@ -61,13 +61,6 @@ class DeliveryHandler {
   virtual void OnDelivery(rd_kafka_resp_err_t err, std::int32_t partition, std::int64_t offset) = 0;
 };
 
-// Counts down the deliveries of a group of records (one request, a batch) and wakes one waiter.
-// Shared ownership: the waiter may leave (shutdown) before every report arrived.
-//
-// Lock-free: the reports (poll thread) and the waiter meet on one futex word (it replaced a mutex
-// + condition variable on the old thread-per-request ingest, docs/performance.md). For callers that
-// block (pvctl, the delay ladder's producers); ingest waits for nothing: its Publication
-// (ingest/src/server.cpp) answers from the last report.
 // Counts a set of records' delivery reports down and keeps the first error. Thread-safe (reports arrive
 // on the producer's poll thread, abandons on the caller's).
 class DeliveryCountdown {
@@ -90,6 +83,13 @@ class DeliveryCountdown {
   std::atomic<int> first_error_{RD_KAFKA_RESP_ERR_NO_ERROR};
 };
 
+// Counts down the deliveries of a group of records (one request, a batch) and wakes one waiter.
+// Shared ownership: the waiter may leave (shutdown) before every report arrived.
+//
+// Lock-free: the reports (poll thread) and the waiter meet on one futex word (it replaced a mutex
+// + condition variable on the old thread-per-request ingest, docs/performance.md). For callers that
+// block (pvctl, the delay ladder's producers); ingest waits for nothing: its Publication
+// (ingest/src/server.cpp) answers from the last report.
 class DeliveryGroup : public DeliveryHandler, public std::enable_shared_from_this<DeliveryGroup> {
  public:
   explicit DeliveryGroup(int expected) : countdown_(expected) {
@@ -208,9 +208,6 @@ struct ConsumerOptions {
   std::map<std::string, std::string> defaults;  // like ProducerOptions::defaults
 };
 
-// A consumer group member. Offsets are committed automatically in the background, but only the
-// positions the application stored with StoreOffset (enable.auto.offset.store=false), so nothing
-// is committed that was not finished. Partition assignment is cooperative-sticky.
 // Owns a partition list (rd_kafka_assignment's, or one made with rd_kafka_topic_partition_list_new).
 struct PartitionListDeleter {
   void operator()(rd_kafka_topic_partition_list_t* l) const { rd_kafka_topic_partition_list_destroy(l); }
@@ -224,6 +221,9 @@ struct PartitionLag {
   std::int64_t lag = 0;
 };
 
+// A consumer group member. Offsets are committed automatically in the background, but only the
+// positions the application stored with StoreOffset (enable.auto.offset.store=false), so nothing
+// is committed that was not finished. Partition assignment is cooperative-sticky.
 class Consumer {
  public:
   using RebalanceListener =

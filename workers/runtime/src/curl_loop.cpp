@@ -134,6 +134,18 @@ struct CurlLoop::Transfer {
     return n;
   }
 
+  // Hands the result to `done`; the transfer no longer counts as active.
+  void Finish() {
+    loop->active_.fetch_sub(1, std::memory_order_relaxed);
+    done(std::move(result));
+  }
+  // Ends a transfer libcurl did not run to its end.
+  void Fail(int code, std::string error) {
+    result.curl_code = code;
+    result.error = std::move(error);
+    Finish();
+  }
+
   // libcurl sets the pretransfer time when it starts sending the request (after connect and TLS);
   // the upload counter says how much of the body went. SMTP reads the message through OnRead, which
   // hands the last bytes to libcurl just before it sends the closing "." line.
@@ -355,13 +367,7 @@ void CurlLoop::Enqueue(TransferPtr transfer) {
       transfer = nullptr;
     }
   }
-  if (transfer) {
-    transfer->result.curl_code = CURLE_ABORTED_BY_CALLBACK;
-    transfer->result.error = "transfer loop stopped";
-    active_.fetch_sub(1, std::memory_order_relaxed);
-    transfer->done(std::move(transfer->result));
-    return;
-  }
+  if (transfer) return transfer->Fail(CURLE_ABORTED_BY_CALLBACK, "transfer loop stopped");
   Wake();
 }
 
@@ -380,8 +386,7 @@ void CurlLoop::Run() {
     t->result.status = status;
     curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME, &t->result.seconds);
     t->result.request_sent = t->RequestSent();
-    active_.fetch_sub(1, std::memory_order_relaxed);
-    t->done(std::move(t->result));
+    t->Finish();
   };
   auto finished = [&] {
     int queued = 0;
@@ -393,10 +398,7 @@ void CurlLoop::Run() {
     }
   };
 
-  constexpr int kMaxEvents = 128;
-  epoll_event events[kMaxEvents];
   std::vector<TransferPtr> batch;
-  int still_running = 0;
   while (true) {
     {
       std::lock_guard lock(mutex_);
@@ -407,41 +409,13 @@ void CurlLoop::Run() {
       Transfer* raw = t.release();
       CURLMcode mc = curl_multi_add_handle(multi, raw->easy);  // sets the timer to "now"
       if (mc != CURLM_OK) {
-        TransferPtr owned(raw);
-        raw->result.curl_code = CURLE_FAILED_INIT;
-        raw->result.error = curl_multi_strerror(mc);
-        active_.fetch_sub(1, std::memory_order_relaxed);
-        raw->done(std::move(raw->result));
+        TransferPtr(raw)->Fail(CURLE_FAILED_INIT, curl_multi_strerror(mc));
         continue;
       }
       running.insert(raw);
     }
     batch.clear();
-    // Sleep until a socket is ready, libcurl's timer is due, or a submission wakes us; at most 1 s
-    // (libcurl keeps a timer whenever a transfer runs, so this is only a safety net).
-    int wait_ms = 1000;
-    if (timer_due_) {
-      auto left = std::chrono::ceil<std::chrono::milliseconds>(*timer_due_ - std::chrono::steady_clock::now());
-      wait_ms = static_cast<int>(std::clamp<std::int64_t>(left.count(), 0, 1000));
-    }
-    int n = ::epoll_wait(epoll_fd_, events, kMaxEvents, wait_ms);
-    for (int i = 0; i < n; ++i) {
-      int fd = events[i].data.fd;
-      if (fd == wake_fd_) {
-        std::uint64_t count = 0;
-        [[maybe_unused]] ssize_t r = ::read(wake_fd_, &count, sizeof(count));
-        continue;
-      }
-      int flags = 0;
-      if ((events[i].events & EPOLLIN) != 0) flags |= CURL_CSELECT_IN;
-      if ((events[i].events & EPOLLOUT) != 0) flags |= CURL_CSELECT_OUT;
-      if ((events[i].events & (EPOLLERR | EPOLLHUP)) != 0) flags |= CURL_CSELECT_ERR;
-      curl_multi_socket_action(multi, fd, flags, &still_running);
-    }
-    if (timer_due_ && *timer_due_ <= std::chrono::steady_clock::now()) {
-      timer_due_.reset();  // libcurl sets it again through OnTimer when it needs one
-      curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &still_running);
-    }
+    Poll();
     finished();
   }
   // Stopping: whatever still runs ends with an error, and pending transfers never start.
@@ -455,11 +429,38 @@ void CurlLoop::Run() {
     std::lock_guard lock(mutex_);
     never.swap(pending_);
   }
-  for (auto& t : never) {
-    t->result.curl_code = CURLE_ABORTED_BY_CALLBACK;
-    t->result.error = "transfer loop stopped";
-    active_.fetch_sub(1, std::memory_order_relaxed);
-    t->done(std::move(t->result));
+  for (auto& t : never) t->Fail(CURLE_ABORTED_BY_CALLBACK, "transfer loop stopped");
+}
+
+void CurlLoop::Poll() {
+  auto* multi = static_cast<CURLM*>(multi_);
+  int still_running = 0;  // libcurl's count; the transfers' ends come from curl_multi_info_read
+  constexpr int kMaxEvents = 128;
+  epoll_event events[kMaxEvents];
+  // Sleep until a socket is ready, libcurl's timer is due, or a submission wakes us; at most 1 s
+  // (libcurl keeps a timer whenever a transfer runs, so this is only a safety net).
+  int wait_ms = 1000;
+  if (timer_due_) {
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(*timer_due_ - std::chrono::steady_clock::now());
+    wait_ms = static_cast<int>(std::clamp<std::int64_t>(left.count(), 0, 1000));
+  }
+  int n = ::epoll_wait(epoll_fd_, events, kMaxEvents, wait_ms);
+  for (int i = 0; i < n; ++i) {
+    int fd = events[i].data.fd;
+    if (fd == wake_fd_) {
+      std::uint64_t count = 0;
+      [[maybe_unused]] ssize_t r = ::read(wake_fd_, &count, sizeof(count));
+      continue;
+    }
+    int flags = 0;
+    if ((events[i].events & EPOLLIN) != 0) flags |= CURL_CSELECT_IN;
+    if ((events[i].events & EPOLLOUT) != 0) flags |= CURL_CSELECT_OUT;
+    if ((events[i].events & (EPOLLERR | EPOLLHUP)) != 0) flags |= CURL_CSELECT_ERR;
+    curl_multi_socket_action(multi, fd, flags, &still_running);
+  }
+  if (timer_due_ && *timer_due_ <= std::chrono::steady_clock::now()) {
+    timer_due_.reset();  // libcurl sets it again through OnTimer when it needs one
+    curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &still_running);
   }
 }
 

@@ -1,5 +1,7 @@
 #include "pv/workers/errors.hpp"
 
+#include <iterator>
+
 namespace pv::workers {
 
 ErrorClass ClassOf(ErrorKind kind) {
@@ -28,66 +30,24 @@ ErrorClass ClassOf(ErrorKind kind) {
 }
 
 Disposition DispositionOf(ErrorClass error_class) {
-  switch (error_class) {
-    case ErrorClass::kTransient:
-      return Disposition::kRetry;
-    case ErrorClass::kConfiguration:
-      // Credentials get fixed and the retry then succeeds; a fallback provider may take over meanwhile.
-      return Disposition::kRetry;
-    case ErrorClass::kPermanent:
-      return Disposition::kDeadLetter;
-  }
-  return Disposition::kRetry;
+  // Configuration: credentials get fixed and the retry then succeeds; a fallback provider may take
+  // over meanwhile.
+  return error_class == ErrorClass::kPermanent ? Disposition::kDeadLetter : Disposition::kRetry;
 }
 
 std::string_view ErrorKindName(ErrorKind kind) {
-  switch (kind) {
-    case ErrorKind::kTimeout:
-      return "timeout";
-    case ErrorKind::kConnection:
-      return "connection";
-    case ErrorKind::kUnknownOutcome:
-      return "unknown_outcome";
-    case ErrorKind::kServerError:
-      return "server_error";
-    case ErrorKind::kRateLimited:
-      return "rate_limited";
-    case ErrorKind::kTemporaryRejection:
-      return "temporary_rejection";
-    case ErrorKind::kInFlightElsewhere:
-      return "in_flight_elsewhere";
-    case ErrorKind::kInvalidRecipient:
-      return "invalid_recipient";
-    case ErrorKind::kUnregistered:
-      return "unregistered";
-    case ErrorKind::kRejectedContent:
-      return "rejected_content";
-    case ErrorKind::kBadRequest:
-      return "bad_request";
-    case ErrorKind::kInvalidRecord:
-      return "invalid_record";
-    case ErrorKind::kBadCredentials:
-      return "bad_credentials";
-    case ErrorKind::kForbidden:
-      return "forbidden";
-    case ErrorKind::kNotConfigured:
-      return "not_configured";
-    case ErrorKind::kBadSetting:
-      return "bad_setting";
-  }
-  return "unknown";
+  static constexpr std::string_view kNames[] = {
+      "timeout",         "connection",          "unknown_outcome",     "server_error",
+      "rate_limited",    "temporary_rejection", "in_flight_elsewhere", "invalid_recipient",
+      "unregistered",    "rejected_content",    "bad_request",         "invalid_record",
+      "bad_credentials", "forbidden",           "not_configured",      "bad_setting"};  // by ErrorKind
+  static_assert(std::size(kNames) == static_cast<std::size_t>(ErrorKind::kBadSetting) + 1);
+  return kNames[static_cast<std::size_t>(kind)];
 }
 
 std::string_view ErrorClassName(ErrorClass error_class) {
-  switch (error_class) {
-    case ErrorClass::kTransient:
-      return "transient";
-    case ErrorClass::kPermanent:
-      return "permanent";
-    case ErrorClass::kConfiguration:
-      return "configuration";
-  }
-  return "unknown";
+  static constexpr std::string_view kNames[] = {"transient", "permanent", "configuration"};  // by ErrorClass
+  return kNames[static_cast<std::size_t>(error_class)];
 }
 
 }  // namespace pv::workers

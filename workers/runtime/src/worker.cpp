@@ -165,26 +165,7 @@ int Worker::Run() {
       }
     }
     MoveDueWaits();
-    if (!draining_.load()) {
-      // Claim ahead of free slots, but not so far that claims wait long for a slot (their lease runs).
-      while (!claim_queue_.empty() && !store_down_ &&
-             ready_queue_.size() < static_cast<std::size_t>(options_.max_in_flight)) {
-        ClaimBatch();
-      }
-      if (store_down_ && !claim_queue_.empty()) ClaimBatch();  // throttled by the store's backoff
-      if (store_down_ && claim_queue_.empty() && settle_queue_.empty() && store_->Probe())
-        SetStoreDown(false);
-      if (!store_down_ && claim_queue_.empty() && settle_queue_.empty() && now >= store_probe_at_) {
-        // The Redis client connects on first use and learns of a lost connection only when used: at
-        // start and while idle, ask the store itself every few seconds, so /readyz and the pause
-        // tell the truth before the next send needs it.
-        store_probe_at_ = now + kIdleStoreProbe;
-        if (!store_->Probe()) {
-          metrics_.redis_errors.With({channel_name_}).Inc();
-          SetStoreDown(true);
-        }
-      }
-    }
+    if (!draining_.load()) ClaimAndProbe(now);
     StartDeliveries();
     CollectInbox();
     SettleBatch(draining_.load() && now >= force_settle_at);
@@ -202,18 +183,7 @@ int Worker::Run() {
       }
     }
     UpdatePause();
-    std::chrono::milliseconds timeout = 100ms;
-    bool room = jobs_.size() < static_cast<std::size_t>(options_.max_buffered);
-    if ((kafka_more_ && room) || !record_queue_.empty() ||
-        (!ready_queue_.empty() && delivering_ < static_cast<std::size_t>(options_.max_in_flight))) {
-      timeout = 0ms;
-    } else if (!wait_queue_.empty()) {
-      auto until =
-          std::chrono::duration_cast<std::chrono::milliseconds>(wait_queue_.begin()->first - Clock::now());
-      timeout = std::clamp(until + 1ms, 0ms, timeout);
-    }
-    if (store_down_) timeout = std::min(timeout, 50ms);
-    inbox_->Sleep(timeout);
+    inbox_->Sleep(SleepTime());
   }
   // Outcome records still in librdkafka's queue: give them a moment, then store what was acknowledged.
   // After a fatal error nothing more will be acknowledged: only what already was is committed.
@@ -226,6 +196,42 @@ int Worker::Run() {
                                    {"fatal", fatal_.load()},
                                    {"unfinished", static_cast<std::int64_t>(Busy())}});
   return clean && !fatal_.load() ? 0 : 1;
+}
+
+void Worker::ClaimAndProbe(Clock::time_point now) {
+  // Claim ahead of free slots, but not so far that claims wait long for a slot (their lease runs).
+  while (!claim_queue_.empty() && !store_down_ &&
+         ready_queue_.size() < static_cast<std::size_t>(options_.max_in_flight)) {
+    ClaimBatch();
+  }
+  if (store_down_ && !claim_queue_.empty()) ClaimBatch();  // throttled by the store's backoff
+  if (store_down_ && claim_queue_.empty() && settle_queue_.empty() && store_->Probe()) SetStoreDown(false);
+  if (!store_down_ && claim_queue_.empty() && settle_queue_.empty() && now >= store_probe_at_) {
+    // The Redis client connects on first use and learns of a lost connection only when used: at
+    // start and while idle, ask the store itself every few seconds, so /readyz and the pause
+    // tell the truth before the next send needs it.
+    store_probe_at_ = now + kIdleStoreProbe;
+    if (!store_->Probe()) {
+      metrics_.redis_errors.With({channel_name_}).Inc();
+      SetStoreDown(true);
+    }
+  }
+}
+
+// Until the next work: none when some is ready, else until the next wait is due, at most 100 ms
+// (50 ms while the store is down).
+std::chrono::milliseconds Worker::SleepTime() const {
+  std::chrono::milliseconds timeout = 100ms;
+  bool room = jobs_.size() < static_cast<std::size_t>(options_.max_buffered);
+  if ((kafka_more_ && room) || !record_queue_.empty() ||
+      (!ready_queue_.empty() && delivering_ < static_cast<std::size_t>(options_.max_in_flight))) {
+    timeout = 0ms;
+  } else if (!wait_queue_.empty()) {
+    auto until =
+        std::chrono::duration_cast<std::chrono::milliseconds>(wait_queue_.begin()->first - Clock::now());
+    timeout = std::clamp(until + 1ms, 0ms, timeout);
+  }
+  return store_down_ ? std::min(timeout, 50ms) : timeout;
 }
 
 // A fatal producer error (librdkafka's idempotence guarantees broken) means no outcome record will
@@ -654,22 +660,11 @@ void Worker::Erase(std::uint64_t id) {
 }
 
 std::size_t Worker::Busy() const {
-  std::size_t n = 0;
-  for (const auto& [id, job] : jobs_) {
-    switch (job->stage) {
-      case Stage::kDelivering:
-      case Stage::kSettle:
-      case Stage::kRecord:
-      case Stage::kAcking:
-        ++n;
-        break;
-      case Stage::kClaim:
-      case Stage::kWait:
-      case Stage::kReady:
-        break;
-    }
-  }
-  return n;
+  return static_cast<std::size_t>(std::count_if(jobs_.begin(), jobs_.end(), [](const auto& entry) {
+    Stage stage = entry.second->stage;
+    return stage == Stage::kDelivering || stage == Stage::kSettle || stage == Stage::kRecord ||
+           stage == Stage::kAcking;
+  }));
 }
 
 void Worker::UpdateMemoryFull() {

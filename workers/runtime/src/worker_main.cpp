@@ -47,18 +47,6 @@ std::string DefaultWorkerId(Channel channel) {
   return fmt::format("{}-{}-{}-{}", ChannelTopicSuffix(channel), host, ::getpid(), RandomHex(3));
 }
 
-int DefaultAdminPort(Channel channel) {
-  switch (channel) {
-    case Channel::kEmail:
-      return 9111;
-    case Channel::kSms:
-      return 9112;
-    case Channel::kPush:
-      return 9113;
-  }
-  return 0;
-}
-
 }  // namespace
 
 WorkerOptions LoadWorkerOptions(const Config& config, Channel channel) {
@@ -137,7 +125,8 @@ int RunWorkerMain(Channel channel, int argc, char** argv) {
     WorkerOptions options = LoadWorkerOptions(config, channel);
     Settings s(config, channel);
     std::string admin_host = s.String("admin_host", "127.0.0.1");
-    int admin_port = static_cast<int>(s.Int("admin_port", DefaultAdminPort(channel), 0, 65535));
+    // 9111 email, 9112 sms, 9113 push (ingest has 9110).
+    int admin_port = static_cast<int>(s.Int("admin_port", 9111 + static_cast<int>(channel), 0, 65535));
     CurlLoopOptions loop_options;
     loop_options.max_connections = static_cast<int>(s.Int("max_connections", 2 * options.max_in_flight, 1));
     loop_options.max_host_connections = static_cast<int>(s.Int("max_host_connections", 0, 0));

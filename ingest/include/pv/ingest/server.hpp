@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -131,7 +132,12 @@ class IngestServer final : public http::Handler {
   static std::optional<http::Response> CheckBodyHeaders(const http::RequestHead& head,
                                                         std::optional<std::string>& idempotency_key);
 
+  void StartFeeds(const kafka::Settings& kafka_settings);  // the keys and campaigns topics' readers
+  void RegisterMetrics();
   void WatchFiles();
+  // Re-reads `path` if it changed since `signature`: `load` reads, publishes, logs (throws: kept old).
+  bool ReloadIfChanged(const std::string& path, std::string& signature, const char* failed_event,
+                       const char* path_field, const std::function<void()>& load);
   bool ReloadKeys();
   // Publishes keys_file's keys merged with the topic's: the newest state of each key wins, from
   // either source (KeySupersedes); a deletion on the topic drops the key.

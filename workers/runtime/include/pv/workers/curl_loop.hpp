@@ -105,6 +105,8 @@ class CurlLoop {
   TransferPtr NewTransfer(Done done);
   void Enqueue(TransferPtr transfer);
   void Run();
+  // Waits for a socket, libcurl's timer or a wake-up (at most 1 s) and lets libcurl act on it.
+  void Poll();
   void Wake();
   static int OnSocket(void* easy, int socket, int what, void* self, void* socket_data);
   static int OnTimer(void* multi, long timeout_ms, void* self);

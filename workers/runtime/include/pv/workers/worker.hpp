@@ -104,6 +104,8 @@ class Worker {
   void TakeMessages(int max);
   void NewJob(kafka::Message message);
   void MoveDueWaits();
+  void ClaimAndProbe(std::chrono::steady_clock::time_point now);  // claims, and asks an idle store
+  std::chrono::milliseconds SleepTime() const;
   void ClaimBatch();
   void StartDeliveries();
   void CollectInbox();
