@@ -132,12 +132,14 @@ TEST_F(DedupeStoreTest, HourlyWindowsAndUnlimitedProviders) {
 }
 
 TEST_F(DedupeStoreTest, UnreachableThenBackAfterARestart) {
-  RedisDedupeStore store(Options(redis_, "a"));
+  RedisDedupeOptions o = Options(redis_, "a");
+  o.rate_limits["rl"] = RateLimit{1000, 0, 0};  // its claims go through the script; "p"'s are a SET
+  RedisDedupeStore store(o);
   std::vector<ClaimRequest> one = {{"r1", "p", 1}};
   ASSERT_TRUE(store.Claim(one));
   EXPECT_TRUE(store.Reachable());
   redis_.Stop();
-  std::vector<ClaimRequest> two = {{"r2", "p", 1}};
+  std::vector<ClaimRequest> two = {{"r2", "rl", 1}};
   EXPECT_FALSE(store.Claim(two).has_value());
   EXPECT_FALSE(store.Reachable());
   std::vector<SettleRequest> s = {{"r1", true, "m", {}, {}}};
@@ -152,10 +154,16 @@ TEST_F(DedupeStoreTest, UnreachableThenBackAfterARestart) {
   EXPECT_EQ(redis_.Command({"GET", "pv:send:r1"}), "sent:m");
   // A server that lost its script cache without us reconnecting (SCRIPT FLUSH): reloaded once.
   redis_.Command({"SCRIPT", "FLUSH"});
-  std::vector<ClaimRequest> three = {{"r3", "p", 1}};
+  std::vector<ClaimRequest> three = {{"r3", "rl", 1}, {"r4", "p", 1}, {"r2", "rl", 1}, {"r1", "p", 1}};
   r = store.Claim(three);
   ASSERT_TRUE(r);
   EXPECT_EQ((*r)[0].status, ClaimStatus::kClaimed);
+  EXPECT_EQ((*r)[1].status, ClaimStatus::kClaimed);
+  EXPECT_EQ((*r)[2].status, ClaimStatus::kInFlightElsewhere);  // ours, from before the flush
+  EXPECT_EQ((*r)[3].status, ClaimStatus::kAlreadySent);
+  EXPECT_EQ((*r)[3].detail, "m");
+  EXPECT_EQ(redis_.Command({"GET", "pv:send:r3"}), "inflight:a");
+  EXPECT_EQ(redis_.Command({"GET", "pv:send:r4"}), "inflight:a");
 }
 
 }  // namespace

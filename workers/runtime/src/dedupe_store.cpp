@@ -76,6 +76,65 @@ bool RedisDedupeStore::LoadScripts() {
   return true;
 }
 
+std::vector<std::string> RedisDedupeStore::ClaimCommand(const ClaimRequest& r, const std::string& value,
+                                                        const std::string& lease) const {
+  auto it = options_.rate_limits.find(r.provider);
+  if (it == options_.rate_limits.end() || it->second.empty()) {
+    // No rate to take: one plain command (Redis 7), half the server's CPU of the script's GET + SET.
+    return {"SET", SendKey(r.send_id), value, "NX", "PX", lease, "GET"};
+  }
+  std::vector<std::string> cmd = {"EVALSHA", claim_sha_, "1", SendKey(r.send_id)};
+  std::vector<std::string> args = {value, lease, std::to_string(std::max(1, r.cost))};
+  const long long limits[] = {it->second.per_second, it->second.per_minute, it->second.per_hour};
+  for (int i = 0; i < 3; ++i) {
+    if (limits[i] <= 0) continue;
+    cmd.push_back(fmt::format("pv:rate:{}:{}", r.provider, kWindows[i].suffix));
+    args.push_back(std::to_string(std::max(1LL, kWindows[i].period_us / limits[i])));
+    args.push_back(std::to_string(kWindows[i].period_us));
+  }
+  cmd[2] = std::to_string(cmd.size() - 3);
+  cmd.insert(cmd.end(), args.begin(), args.end());
+  return cmd;
+}
+
+namespace {
+
+// A claim's reply: SET NX GET's (nil: claimed; a string: the value already there) or the script's
+// ({1, ""} claimed, {2, wait ms} rate limited, {0, value there}). nullopt for anything else.
+std::optional<ClaimResult> ReadClaim(const RedisReply& r) {
+  ClaimResult c;
+  std::string_view existing;
+  if (r.type == RedisReply::Type::kNil) return c;
+  if (r.type == RedisReply::Type::kString) {
+    existing = r.str;
+  } else if (r.type == RedisReply::Type::kArray && r.elements.size() == 2) {
+    long long code = r.elements[0].integer;
+    const std::string& detail = r.elements[1].str;
+    if (code == 1) return c;
+    if (code == 2) {
+      c.status = ClaimStatus::kRateLimited;
+      // The script writes the wait in ms; anything else (a foreign script, a damaged value) waits 1 ms.
+      long long wait_ms = 1;
+      if (!ParseNumber(detail, wait_ms) || wait_ms < 0) wait_ms = 1;
+      c.retry_after = std::chrono::milliseconds(wait_ms);
+      return c;
+    }
+    existing = detail;
+  } else {
+    return std::nullopt;
+  }
+  if (existing.rfind("sent:", 0) == 0) {
+    c.status = ClaimStatus::kAlreadySent;
+    c.detail = existing.substr(5);
+  } else {
+    c.status = ClaimStatus::kInFlightElsewhere;
+    c.detail = existing.rfind("inflight:", 0) == 0 ? existing.substr(9) : existing;
+  }
+  return c;
+}
+
+}  // namespace
+
 std::optional<std::vector<ClaimResult>> RedisDedupeStore::Claim(std::span<const ClaimRequest> requests) {
   if (requests.empty()) return std::vector<ClaimResult>{};
   if (!client_.EnsureConnected() || !LoadScripts()) return std::nullopt;
@@ -83,65 +142,41 @@ std::optional<std::vector<ClaimResult>> RedisDedupeStore::Claim(std::span<const 
   const std::string lease = std::to_string(options_.lease.count());
   std::vector<std::vector<std::string>> commands;
   commands.reserve(requests.size());
-  for (const auto& r : requests) {
-    std::vector<std::string> cmd = {"EVALSHA", claim_sha_, "1", SendKey(r.send_id)};
-    std::vector<std::string> args = {value, lease, std::to_string(std::max(1, r.cost))};
-    if (auto it = options_.rate_limits.find(r.provider); it != options_.rate_limits.end()) {
-      const long long limits[] = {it->second.per_second, it->second.per_minute, it->second.per_hour};
-      for (int i = 0; i < 3; ++i) {
-        if (limits[i] <= 0) continue;
-        cmd.push_back(fmt::format("pv:rate:{}:{}", r.provider, kWindows[i].suffix));
-        args.push_back(std::to_string(std::max(1LL, kWindows[i].period_us / limits[i])));
-        args.push_back(std::to_string(kWindows[i].period_us));
-      }
-    }
-    cmd[2] = std::to_string(cmd.size() - 3);
-    cmd.insert(cmd.end(), args.begin(), args.end());
-    commands.push_back(std::move(cmd));
-  }
+  for (const auto& r : requests) commands.push_back(ClaimCommand(r, value, lease));
+  std::vector<ClaimResult> out(requests.size());
+  // Indexes into `commands` still to run: all of them, then those that met a server without the
+  // script (restart, SCRIPT FLUSH, without us reconnecting): loaded again, they run once more. The
+  // others of the batch ran and must not run again (a claim of ours would read as someone else's).
+  std::vector<size_t> todo(commands.size());
+  for (size_t i = 0; i < todo.size(); ++i) todo[i] = i;
   for (int round = 0; round < 2; ++round) {
-    auto replies = client_.Pipeline(commands);
+    std::vector<std::vector<std::string>> again;
+    if (round > 0)
+      for (size_t i : todo) again.push_back(commands[i]);
+    auto replies = client_.Pipeline(round == 0 ? commands : again);
     if (!replies) return std::nullopt;
-    std::vector<ClaimResult> out;
-    out.reserve(replies->size());
-    bool noscript = false;
-    for (const auto& r : *replies) {
-      ClaimResult c;
+    std::vector<size_t> noscript;
+    for (size_t k = 0; k < replies->size(); ++k) {
+      const RedisReply& r = (*replies)[k];
+      if (r.IsError() && r.str.rfind("NOSCRIPT", 0) == 0) {
+        noscript.push_back(todo[k]);
+        continue;
+      }
       if (r.IsError()) {
-        if (r.str.rfind("NOSCRIPT", 0) == 0) {
-          noscript = true;
-          break;
-        }
         // A script error is a bug or a broken server: treat the store as unavailable, claim nothing.
         pv::log::Error("redis_claim_failed", {{"error", r.str}});
         return std::nullopt;
       }
-      if (r.type != RedisReply::Type::kArray || r.elements.size() != 2) return std::nullopt;
-      long long code = r.elements[0].integer;
-      const std::string& detail = r.elements[1].str;
-      if (code == 1) {
-        c.status = ClaimStatus::kClaimed;
-      } else if (code == 2) {
-        c.status = ClaimStatus::kRateLimited;
-        // The script writes the wait in ms; anything else (a foreign script, a damaged value) waits 1 ms.
-        long long wait_ms = 1;
-        if (!ParseNumber(detail, wait_ms) || wait_ms < 0) wait_ms = 1;
-        c.retry_after = std::chrono::milliseconds(wait_ms);
-      } else if (detail.rfind("sent:", 0) == 0) {
-        c.status = ClaimStatus::kAlreadySent;
-        c.detail = detail.substr(5);
-      } else {
-        c.status = ClaimStatus::kInFlightElsewhere;
-        c.detail = detail.rfind("inflight:", 0) == 0 ? detail.substr(9) : detail;
-      }
-      out.push_back(std::move(c));
+      auto c = ReadClaim(r);
+      if (!c) return std::nullopt;
+      out[todo[k]] = std::move(*c);
     }
-    if (!noscript) return out;
-    // The server lost its script cache (restart, SCRIPT FLUSH) without us reconnecting: reload once.
+    if (noscript.empty()) return out;
     scripts_generation_ = 0;
     claim_sha_.clear();
     if (!LoadScripts()) return std::nullopt;
-    for (auto& cmd : commands) cmd[1] = claim_sha_;
+    for (size_t i : noscript) commands[i][1] = claim_sha_;
+    todo = std::move(noscript);
   }
   return std::nullopt;
 }

@@ -6,7 +6,8 @@
 //   pv:rate:<provider>:<s|m|h> = theoretical arrival time (GCRA), shared by every worker
 //
 // A claim and the provider's rate limits are decided together in one Lua script, so a send that is
-// rate limited holds no claim, and a send already claimed or sent consumes no rate. The claims of a
+// rate limited holds no claim, and a send already claimed or sent consumes no rate. A provider without
+// rate limits claims with one `SET NX PX GET` (Redis 7) instead. The claims of a
 // batch travel in one pipeline: one round trip per batch, not per send.
 #pragma once
 
@@ -90,6 +91,8 @@ class RedisDedupeStore final : public DedupeStore {
 
  private:
   bool LoadScripts();
+  std::vector<std::string> ClaimCommand(const ClaimRequest& r, const std::string& value,
+                                        const std::string& lease) const;
 
   RedisDedupeOptions options_;
   RedisClient client_;

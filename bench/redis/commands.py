@@ -1,18 +1,21 @@
 #!/usr/bin/env python3
-"""bench/redis/status_write.py: Redis CPU per status event, by the shape of the write.
+"""bench/redis/commands.py: Redis CPU per status event and per claim, by the shape of the commands.
 
-  bench/redis/status_write.py [--events N] [--runs R] [--batch B]
+  bench/redis/commands.py [--events N] [--runs R] [--batch B]
 
-Starts a throwaway redis-server on a free loopback port and, R times (3) each, writes N (100,000) status
-events (two per trigger, as a delivered trigger through the log provider makes: `queued` naming the
+Starts a throwaway redis-server on a free loopback port. Status events: R times (3) each, writes N
+(100,000) status events (two per trigger, as a delivered trigger through the log provider makes: `queued` naming the
 project and campaign, then `sent`) in pipelined batches of B (500, the feeder's status.batch_size), in
 three shapes:
   - EVAL: the Lua script the status feeder sent until issue 13 (its text in every call, 9 commands);
   - EVALSHA: the same script, loaded once;
   - plain: what common/src/status_store.cpp's AddStatusWrite writes now (HSETNX entry, HLEN, HSETNX
     project and campaign_id when named, PEXPIRE, SET of the send index).
+Claims: R times each, claims N sends (a worker's claim of a send whose provider has no rate limit):
+  - EVALSHA: the claim script (GET, then SET PX), as every claim did until issue 13;
+  - SET NX GET: what workers/runtime/src/dedupe_store.cpp sends now for such a provider.
 Prints, for each, the median over the runs of redis-server's CPU time (utime + stime from /proc) per
-event, and its ratio to EVAL. The load generator's own CPU does not count.
+event or claim, and its ratio to the first shape. The load generator's own CPU does not count.
 """
 import argparse, hashlib, json, os, socket, subprocess, sys, tempfile, time, uuid
 
@@ -35,6 +38,12 @@ if ARGV[4] ~= '' then redis.call('HSETNX', key, 'campaign_id', ARGV[4]) end
 if redis.call('EXISTS', key) == 1 then redis.call('PEXPIRE', key, ttl) end
 redis.call('SET', KEYS[2], ARGV[7], 'PX', ttl)
 return result
+"""
+CLAIM_SCRIPT = r"""
+local existing = redis.call('GET', KEYS[1])
+if existing then return {0, existing} end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return {1, ''}
 """
 TTL_MS = 7 * 24 * 3600 * 1000
 
@@ -59,10 +68,17 @@ class Connection:
 
     def _reply_end(self, i):
         """End of the reply starting at i, or -1 when incomplete. Replies here: status, error,
-        integer, bulk string."""
+        integer, bulk string, and arrays of those."""
         j = self.buf.find(b'\r\n', i)
         if j < 0:
             return -1
+        if self.buf[i:i + 1] == b'*':
+            end = j + 2
+            for _ in range(max(0, int(self.buf[i + 1:j]))):
+                end = self._reply_end(end) if end < len(self.buf) else -1
+                if end < 0:
+                    return -1
+            return end
         if self.buf[i:i + 1] == b'$':
             n = int(self.buf[i + 1:j])
             if n < 0:
@@ -79,12 +95,12 @@ class Connection:
             if end < 0:
                 chunk = self.sock.recv(1 << 20)
                 if not chunk:
-                    sys.exit('status_write: redis-server closed the connection')
+                    sys.exit('bench/redis/commands.py: redis-server closed the connection')
                 self.buf += chunk
                 continue
             reply = self.buf[i:end]
             if reply.startswith(b'-'):
-                sys.exit(f'status_write: redis error {reply!r}')
+                sys.exit(f'bench/redis/commands.py: redis error {reply!r}')
             out.append(reply)
             i = end
         self.buf = self.buf[i:]
@@ -125,7 +141,7 @@ def main():
     parser.add_argument('--runs', type=int, default=3)
     parser.add_argument('--batch', type=int, default=500)
     args = parser.parse_args()
-    work = tempfile.mkdtemp(prefix='pv-status-write.')
+    work = tempfile.mkdtemp(prefix='pv-redis-commands.')
     s = socket.socket()
     s.bind(('127.0.0.1', 0))
     port = s.getsockname()[1]
@@ -141,31 +157,45 @@ def main():
             except OSError:
                 time.sleep(0.1)
         if conn is None:
-            sys.exit('status_write: redis-server did not start')
+            sys.exit('bench/redis/commands.py: redis-server did not start')
         sha = conn.run([command('SCRIPT', 'LOAD', EVAL_SCRIPT)], 1)[0].split(b'\r\n')[1].decode()
         shapes = {
             'EVAL (before)': lambda e: eval_write(('EVAL', EVAL_SCRIPT), e),
             'EVALSHA': lambda e: eval_write(('EVALSHA', sha), e),
             'plain (now)': plain_write,
         }
-        figures = {name: [] for name in shapes}
+        claim_sha = conn.run([command('SCRIPT', 'LOAD', CLAIM_SCRIPT)], 1)[0].split(b'\r\n')[1].decode()
+        claims = {
+            'claim EVALSHA (before)': lambda send: command('EVALSHA', claim_sha, 1, f'pv:send:{send}',
+                                                          'inflight:w1', 60000, 1),
+            'claim SET NX GET (now)': lambda send: command('SET', f'pv:send:{send}', 'inflight:w1', 'NX', 'PX',
+                                                          60000, 'GET'),
+        }
+        figures = {name: [] for name in list(shapes) + list(claims)}
+
+        def measure(name, batches, count):
+            conn.run([command('FLUSHALL')], 1)
+            before = cpu_seconds(server.pid)
+            for cmds in batches:
+                conn.run(cmds, len(cmds))
+            figures[name].append((cpu_seconds(server.pid) - before) / count * 1e6)
+
         for _ in range(args.runs):
             for name, shape in shapes.items():
-                batches = []
                 evs = list(events(args.events))
-                for i in range(0, len(evs), args.batch):
-                    cmds = [c for e in evs[i:i + args.batch] for c in shape(e)]
-                    batches.append(cmds)
-                conn.run([command('FLUSHALL')], 1)
-                before = cpu_seconds(server.pid)
-                for cmds in batches:
-                    conn.run(cmds, len(cmds))
-                figures[name].append((cpu_seconds(server.pid) - before) / len(evs) * 1e6)
+                measure(name, [[c for e in evs[i:i + args.batch] for c in shape(e)]
+                               for i in range(0, len(evs), args.batch)], len(evs))
+            for name, shape in claims.items():
+                sends = [str(uuid.uuid4()) for _ in range(args.events)]
+                measure(name, [[shape(x) for x in sends[i:i + args.batch]]
+                               for i in range(0, len(sends), args.batch)], len(sends))
         median = lambda v: sorted(v)[len(v) // 2]
-        base = median(figures['EVAL (before)'])
-        for name, v in figures.items():
-            print(f'{name:14s} {median(v):6.2f} µs of redis-server CPU per event (median of '
-                  f'{len(v)}: {", ".join(f"{x:.2f}" for x in v)}), ratio to EVAL {median(v) / base:.2f}')
+        for group in (list(shapes), list(claims)):
+            base = median(figures[group[0]])
+            for name in group:
+                v = figures[name]
+                print(f'{name:24s} {median(v):6.2f} µs of redis-server CPU each (median of '
+                      f'{len(v)}: {", ".join(f"{x:.2f}" for x in v)}), ratio {median(v) / base:.2f}')
     finally:
         server.terminate()
         server.wait()
