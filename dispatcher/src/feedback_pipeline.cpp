@@ -96,7 +96,7 @@ bool FeedbackPipeline::Apply(std::span<const kafka::Message> batch) {
     }
     item.receipt = true;
     std::string error;
-    item.valid = ParseReceiptRecord(kafka::Payload(m), item.record, error);
+    item.valid = ParseReceipt(kafka::Payload(m), item.record, error);
     item.source = item.valid ? item.record.provider_type : "unknown";
     if (!item.valid) {
       log::Warn("receipt_invalid", {{"partition", m->partition}, {"offset", m->offset}, {"error", error}});
