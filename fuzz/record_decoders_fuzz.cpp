@@ -308,11 +308,11 @@ void Receipt(pv::fuzz::Fields& in) {
   pv::AppendReceipt(again, receipt, received_at);
   Check(pv::ParseReceipt(again, back, error), "a re-encoded receipt does not decode", again);
   Check(back.receipt_id == receipt.receipt_id && back.provider_type == receipt.provider_type &&
-            back.provider == receipt.provider && back.type == receipt.type && back.send_id == receipt.send_id &&
-            back.trigger_id == receipt.trigger_id && back.campaign_id == receipt.campaign_id &&
-            back.message_id == receipt.message_id && back.address == receipt.address &&
-            back.reason == receipt.reason && back.error_code == receipt.error_code &&
-            back.occurred_at == receipt.occurred_at,
+            back.provider == receipt.provider && back.type == receipt.type &&
+            back.send_id == receipt.send_id && back.trigger_id == receipt.trigger_id &&
+            back.campaign_id == receipt.campaign_id && back.message_id == receipt.message_id &&
+            back.address == receipt.address && back.reason == receipt.reason &&
+            back.error_code == receipt.error_code && back.occurred_at == receipt.occurred_at,
         "a receipt decodes differently once re-encoded", again);
 }
 

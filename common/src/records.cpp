@@ -78,8 +78,9 @@ constexpr std::pair<std::string_view, std::string ReceiptRecord::*> kReceiptFiel
     {"error_code", &ReceiptRecord::error_code},   {"occurred_at", &ReceiptRecord::occurred_at},
 };
 
-constexpr std::string_view kReceiptTypes[] = {"delivered",  "bounced",      "undelivered", "provider_deferred",
-                                              "complained", "unsubscribed", "stop",        "start"};
+constexpr std::string_view kReceiptTypes[] = {
+    "delivered",  "bounced",      "undelivered", "provider_deferred",
+    "complained", "unsubscribed", "stop",        "start"};
 
 }  // namespace
 
@@ -292,7 +293,8 @@ bool ParseReceipt(std::string_view value, ReceiptRecord& out, std::string& error
     error = "receipt_id, provider_type and type are required";
   } else if (out.provider_type != "sendgrid" && out.provider_type != "twilio") {
     error = "provider_type '" + out.provider_type + "' is not sendgrid or twilio";
-  } else if (std::find(std::begin(kReceiptTypes), std::end(kReceiptTypes), out.type) == std::end(kReceiptTypes)) {
+  } else if (std::find(std::begin(kReceiptTypes), std::end(kReceiptTypes), out.type) ==
+             std::end(kReceiptTypes)) {
     error = "type '" + out.type + "' is not a receipt type";
   } else {
     return true;

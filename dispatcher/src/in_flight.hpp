@@ -129,29 +129,18 @@ inline Settlement Judge(const Pending& p, int dead_letter_attempts) {
     only[0].err = static_cast<rd_kafka_resp_err_t>(p.first_error.load());
   }
   const std::vector<Pending::Output>& outputs = p.outputs.empty() ? only : p.outputs;
-  const Pending::Output* never_main = nullptr;
+  // The first output that failed in a way that may pass later, and the first refused for good by role.
   const Pending::Output* retriable = nullptr;
-  const Pending::Output* never_dead_letter = nullptr;
-  const Pending::Output* never_event = nullptr;
+  const Pending::Output* never[3] = {};  // by OutputRole
   for (const auto& o : outputs) {
     if (o.err == RD_KAFKA_RESP_ERR_NO_ERROR) continue;
-    bool never = kafka::ProduceErrorClassOf(o.err) == kafka::ProduceErrorClass::kNeverSucceeds;
-    if (!never) {
-      if (retriable == nullptr) retriable = &o;
-      continue;
-    }
-    switch (o.role) {
-      case OutputRole::kMain:
-        if (never_main == nullptr) never_main = &o;
-        break;
-      case OutputRole::kDeadLetter:
-        if (never_dead_letter == nullptr) never_dead_letter = &o;
-        break;
-      case OutputRole::kEvent:
-        if (never_event == nullptr) never_event = &o;
-        break;
-    }
+    bool for_good = kafka::ProduceErrorClassOf(o.err) == kafka::ProduceErrorClass::kNeverSucceeds;
+    const Pending::Output*& first = for_good ? never[static_cast<size_t>(o.role)] : retriable;
+    if (first == nullptr) first = &o;
   }
+  const Pending::Output* never_main = never[static_cast<size_t>(OutputRole::kMain)];
+  const Pending::Output* never_dead_letter = never[static_cast<size_t>(OutputRole::kDeadLetter)];
+  const Pending::Output* never_event = never[static_cast<size_t>(OutputRole::kEvent)];
   auto from = [&](Settled action, const Pending::Output& o) {
     s.action = action;
     s.failure = kafka::ProduceFailureOf(o.err);

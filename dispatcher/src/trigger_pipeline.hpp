@@ -93,7 +93,6 @@ class TriggerPipeline {
   std::optional<std::chrono::steady_clock::time_point> full_since_;
   bool fatal_ = false;
   std::atomic<bool> redis_ok_{true};
-  std::atomic<bool> assigned_once_{false};
 
   metrics::Counter* consumed_;
   metrics::Gauge* in_flight_gauge_;

@@ -127,10 +127,8 @@ TEST(Feedback, ReceiptRecordsAndSentMessagesRoundTripAndBadOnesAreRefused) {
       r, error))
       << error;
   EXPECT_EQ(r.message_id, "SM1");
-  EXPECT_FALSE(
-      ParseReceipt(R"({"receipt_id":"x","provider_type":"fax","type":"delivered"})", r, error));
-  EXPECT_FALSE(
-      ParseReceipt(R"({"receipt_id":"x","provider_type":"twilio","type":"exploded"})", r, error));
+  EXPECT_FALSE(ParseReceipt(R"({"receipt_id":"x","provider_type":"fax","type":"delivered"})", r, error));
+  EXPECT_FALSE(ParseReceipt(R"({"receipt_id":"x","provider_type":"twilio","type":"exploded"})", r, error));
   EXPECT_FALSE(ParseReceipt("[]", r, error));
 
   EXPECT_EQ(SentMessageKey("twilio", "SM1"), "pv:msg:twilio:SM1");
