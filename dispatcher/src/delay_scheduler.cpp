@@ -121,12 +121,7 @@ int DelayScheduler::Run() {
 }
 
 void DelayScheduler::Take(kafka::Message m) {
-  if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      log::Warn("delay_consume_error", {{"error", rd_kafka_message_errstr(m.get())}});
-    }
-    return;
-  }
+  if (!internal::Consumed(m, "delay_consume_error")) return;
   std::string topic = rd_kafka_topic_name(m->rkt);
   std::uint64_t gen = book_.Generation(topic, m->partition);
   if (gen == 0 || !tier_by_topic_.contains(topic)) return;

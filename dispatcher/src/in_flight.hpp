@@ -75,6 +75,14 @@ struct Pending final : kafka::DeliveryHandler {
   bool omit_value = false;        // the dead letter goes without the input's value
 };
 
+// False for a consume error instead of a record (logged as `event`, but for a partition's end).
+inline bool Consumed(const kafka::Message& m, std::string_view event) {
+  if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) return true;
+  if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+    log::Warn(event, {{"error", rd_kafka_message_errstr(m.get())}});
+  return false;
+}
+
 // Adapts ladder::Schedule, which reports to a DeliveryGroup, to a Pending.
 class ForwardGroup final : public kafka::DeliveryGroup {
  public:

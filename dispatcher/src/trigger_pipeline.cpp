@@ -66,10 +66,6 @@ TriggerPipeline::TriggerPipeline(const DispatcherOptions& options, const kafka::
 
 TriggerPipeline::~TriggerPipeline() = default;
 
-void TriggerPipeline::SwapCatalog() {
-  catalog_ = catalogs_.Current();
-}
-
 std::string TriggerPipeline::Readiness() const {
   if (!redis_ok_.load()) return "suppression store (redis) unreachable: consuming paused";
   return {};
@@ -88,7 +84,7 @@ int TriggerPipeline::Run() {
   log::Info("consuming", {{"topic", topics::kTriggers}, {"group", options_.group_id}});
   auto next_lag = Clock::now() + options_.lag_interval;
   while (!stop_.load()) {
-    SwapCatalog();
+    catalog_ = catalogs_.Current();  // a reload or a campaigns record since the last batch
     DrainCompletions();
     if (fatal_) break;
     auto now = Clock::now();
@@ -164,12 +160,7 @@ int TriggerPipeline::Run() {
 }
 
 void TriggerPipeline::Take(kafka::Message m) {
-  if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      log::Warn("consume_error", {{"error", rd_kafka_message_errstr(m.get())}});
-    }
-    return;
-  }
+  if (!internal::Consumed(m, "consume_error")) return;
   std::string topic = TopicOf(m.get());
   std::uint64_t gen = book_.Generation(topic, m->partition);
   if (gen == 0) return;  // not ours (any more): the owner reads it

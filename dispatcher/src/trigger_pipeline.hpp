@@ -60,7 +60,6 @@ class TriggerPipeline {
                        std::chrono::steady_clock::time_point deadline);
   void SetPaused(const char* reason, bool on);
   void ApplyPause();
-  void SwapCatalog();
   bool ReloadForUnknownCampaign();
   void ProbeRedis();
 

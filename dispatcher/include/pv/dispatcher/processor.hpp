@@ -123,8 +123,6 @@ class TriggerProcessor {
   // The size of `record` on the wire, with the headers the delay ladder adds to it (kafka::RecordBytes).
   static size_t RecordSize(const OutputRecord& record);
 
-  const ProcessorOptions& options() const { return options_; }
-
  private:
   Outcome Fail(const ParsedTrigger& trigger, std::string_view key, std::string code, std::string error,
                TimePoint now, bool omit_value = false);
