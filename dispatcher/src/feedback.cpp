@@ -20,15 +20,7 @@ std::string_view SuppressionReasonOf(std::string_view type, const SuppressionRea
 }  // namespace
 
 std::optional<SentMessage> SendOfReceipt(const ReceiptRecord& r, const std::optional<SentMessage>& recorded) {
-  if (!r.send_id.empty()) {
-    SentMessage m;
-    m.send_id = r.send_id;
-    m.trigger_id = r.trigger_id;
-    m.campaign_id = r.campaign_id;
-    m.provider = r.provider;
-    m.address = r.address;
-    return m;
-  }
+  if (!r.send_id.empty()) return SentMessage{r.send_id, r.trigger_id, r.campaign_id, r.provider, r.address};
   if (recorded) {
     SentMessage m = *recorded;
     if (m.address.empty()) m.address = r.address;

@@ -374,8 +374,6 @@ std::string_view Language(std::string_view tag) {
 
 }  // namespace
 
-// ---- CompiledText ----
-
 std::unique_ptr<CompiledText> CompiledText::Compile(const std::string& source, bool html_escape,
                                                     std::string& error) {
   auto text = std::make_unique<CompiledText>();
@@ -408,8 +406,6 @@ bool CompiledText::Render(const TemplateData& data, std::string& out, std::vecto
   renderer.Finish();
   return true;
 }
-
-// ---- CompiledCatalog ----
 
 std::shared_ptr<CompiledCatalog> CompiledCatalog::Load(const std::string& dir) {
   return Compile(Catalog::LoadDirectory(dir));
@@ -467,8 +463,6 @@ const CompiledCampaign* CompiledCatalog::Find(std::string_view id) const {
   return it == campaigns_.end() ? nullptr : &it->second;
 }
 
-// ---- locale ----
-
 size_t ChooseLocale(std::span<const std::string> available, std::string_view requested,
                     std::string_view default_locale) {
   if (!requested.empty()) {
@@ -488,8 +482,6 @@ size_t ChooseLocale(std::span<const std::string> available, std::string_view req
   }
   return 0;
 }
-
-// ---- data ----
 
 TemplateData::TemplateData(const rapidjson::Value* user, const rapidjson::Value* event,
                            const Campaign* campaign)
@@ -567,8 +559,6 @@ TemplateValue TemplateData::Member(const TemplateValue& value, std::string_view 
   }
   return {};
 }
-
-// ---- render ----
 
 RenderResult Render(const CompiledCampaign& campaign, std::string_view locale, const TemplateData& data,
                     MissingVariables mode, Content& out) {
