@@ -1,7 +1,7 @@
 // A provider webhook body as it arrives on the receipt endpoints (ingest/src/receipts.cpp): the first
 // byte chooses SendGrid's JSON array of events or a Twilio form (status callback and inbound message),
 // the rest is the body. Each receipt found must encode into a pv.receipts record that parses back and
-// that the dispatcher's feedback pipeline reads (ParseReceiptRecord), and its decision must not crash.
+// that the dispatcher's feedback pipeline reads (ParseReceipt), and its decision must not crash.
 #include <rapidjson/document.h>
 
 #include <cstdint>
@@ -30,10 +30,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (!parsed.error.empty() && !parsed.receipts.empty()) abort();  // all or nothing
   for (auto& receipt : parsed.receipts) {
     receipt.provider = "fuzz";
-    std::string record = r::BuildReceiptRecord(receipt, "2026-12-02T07:50:10.000Z");
-    pv::dispatcher::ReceiptRecord back;
+    std::string record;
+    pv::AppendReceipt(record, receipt, "2026-12-02T07:50:10.000Z");
+    pv::ReceiptRecord back;
     std::string error;
-    if (!pv::dispatcher::ParseReceiptRecord(record, back, error)) abort();
+    if (!pv::ParseReceipt(record, back, error)) abort();
     if (back.receipt_id != receipt.receipt_id || back.type != receipt.type) abort();
     (void)pv::dispatcher::DecideReceipt(back, pv::dispatcher::SendOfReceipt(back, std::nullopt),
                                         pv::dispatcher::SuppressionReasons{},

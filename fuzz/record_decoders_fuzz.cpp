@@ -18,6 +18,9 @@
 //                                              pv.delay.<tier> headers as the delay scheduler reads
 //                                              them (ParseTimestamp, ParseAttempt, DecideLadderStep)
 //   k <value>                                  pv.keys as ingest reads it (ParseKeyRecord)
+//   r <received at>|<value>                    pv.receipts as the feedback pipeline reads it
+//                                              (ParseReceipt), re-encoded as ingest writes it
+//                                              (AppendReceipt)
 //   c <record key>|<pv-updated-at>|<timestamp ms>|<value>
 //                                              pv.campaigns as ingest and the dispatcher read it
 //                                              (ParseCampaignState, then the dispatcher's compile check);
@@ -35,7 +38,8 @@
 // attempt reset decodes to the same send; an event decodes to exactly the fields written; a delay
 // header decodes to what Schedule writes (FormatTimestamp, decimal attempt) and back, and a record
 // is never released before it is due; a key record that decodes re-encodes (KeyRecord) to one that
-// decodes to the same key; a campaign record that decodes re-encodes (CampaignRecord) to one that
+// decodes to the same key; a receipt that decodes re-encodes to one that decodes to the same fields; a
+// campaign record that decodes re-encodes (CampaignRecord) to one that
 // decodes to the same campaign and version, and a tombstone is never a campaign; an event the status
 // feeder takes becomes an entry of at most a bounded size that renders as the one status of its send.
 #include <rapidjson/document.h>
@@ -291,6 +295,27 @@ void KeyRecord(pv::fuzz::Fields& in) {
         "a key record decodes differently once re-encoded", again);
 }
 
+void Receipt(pv::fuzz::Fields& in) {
+  std::string_view received_at = in.Next();
+  std::string_view value = in.Rest();
+  pv::ReceiptRecord receipt, back;
+  std::string error;
+  if (!pv::ParseReceipt(value, receipt, error)) {
+    Check(!error.empty(), "a receipt refused without a reason", value);
+    return;
+  }
+  std::string again;
+  pv::AppendReceipt(again, receipt, received_at);
+  Check(pv::ParseReceipt(again, back, error), "a re-encoded receipt does not decode", again);
+  Check(back.receipt_id == receipt.receipt_id && back.provider_type == receipt.provider_type &&
+            back.provider == receipt.provider && back.type == receipt.type &&
+            back.send_id == receipt.send_id && back.trigger_id == receipt.trigger_id &&
+            back.campaign_id == receipt.campaign_id && back.message_id == receipt.message_id &&
+            back.address == receipt.address && back.reason == receipt.reason &&
+            back.error_code == receipt.error_code && back.occurred_at == receipt.occurred_at,
+        "a receipt decodes differently once re-encoded", again);
+}
+
 void CampaignRecordInput(pv::fuzz::Fields& in) {
   pv::CampaignRecordView view;
   view.record_key = in.Next();
@@ -392,6 +417,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       break;
     case 'k':
       KeyRecord(in);
+      break;
+    case 'r':
+      Receipt(in);
       break;
     case 'c':
       CampaignRecordInput(in);

@@ -68,6 +68,20 @@ constexpr EventField kEventFields[] = {
     {"at", &EventRecord::at, false},
 };
 
+// The fields of a receipt in the order they are written.
+constexpr std::pair<std::string_view, std::string ReceiptRecord::*> kReceiptFields[] = {
+    {"receipt_id", &ReceiptRecord::receipt_id},   {"provider_type", &ReceiptRecord::provider_type},
+    {"provider", &ReceiptRecord::provider},       {"type", &ReceiptRecord::type},
+    {"send_id", &ReceiptRecord::send_id},         {"trigger_id", &ReceiptRecord::trigger_id},
+    {"campaign_id", &ReceiptRecord::campaign_id}, {"message_id", &ReceiptRecord::message_id},
+    {"address", &ReceiptRecord::address},         {"reason", &ReceiptRecord::reason},
+    {"error_code", &ReceiptRecord::error_code},   {"occurred_at", &ReceiptRecord::occurred_at},
+};
+
+constexpr std::string_view kReceiptTypes[] = {
+    "delivered",  "bounced",      "undelivered", "provider_deferred",
+    "complained", "unsubscribed", "stop",        "start"};
+
 }  // namespace
 
 void AppendTrigger(std::string& out, const TriggerRecord& t) {
@@ -258,6 +272,34 @@ bool ParseEvent(rapidjson::Document& doc, std::string_view value, EventRecord& o
   for (const auto& f : kEventFields) out.*f.member = Text(doc, f.name);
   if (const auto* a = FindMember(doc, "attempt"); a != nullptr && a->IsInt()) out.attempt = a->GetInt();
   return true;
+}
+
+void AppendReceipt(std::string& out, const ReceiptRecord& r, std::string_view received_at) {
+  out += R"({"v":1)";
+  for (const auto& [name, member] : kReceiptFields) AppendOptionalField(out, name, r.*member);
+  AppendOptionalField(out, "received_at", received_at);
+  out += '}';
+}
+
+bool ParseReceipt(std::string_view value, ReceiptRecord& out, std::string& error) {
+  rapidjson::Document doc;
+  ParseRecord(doc, value);
+  if (doc.HasParseError() || !doc.IsObject()) {
+    error = "not a JSON object";
+    return false;
+  }
+  for (const auto& [name, member] : kReceiptFields) out.*member = Text(doc, name);
+  if (out.receipt_id.empty() || out.provider_type.empty() || out.type.empty()) {
+    error = "receipt_id, provider_type and type are required";
+  } else if (out.provider_type != "sendgrid" && out.provider_type != "twilio") {
+    error = "provider_type '" + out.provider_type + "' is not sendgrid or twilio";
+  } else if (std::find(std::begin(kReceiptTypes), std::end(kReceiptTypes), out.type) ==
+             std::end(kReceiptTypes)) {
+    error = "type '" + out.type + "' is not a receipt type";
+  } else {
+    return true;
+  }
+  return false;
 }
 
 std::vector<std::pair<std::string, std::string>> DeadLetterHeaders(const DeadLetter& d) {

@@ -286,6 +286,30 @@ TEST(EventRecordTest, MalformedInputParsesToNothing) {
   EXPECT_EQ(e.at, "");
 }
 
+TEST(ReceiptRecordTest, WritesTheSetFieldsInOrderAndParsesBack) {
+  ReceiptRecord r;
+  r.receipt_id = "twilio:SM1:undelivered";
+  r.provider_type = "twilio";
+  r.provider = "tw";
+  r.type = "undelivered";
+  r.message_id = "SM1";
+  r.error_code = "30003";
+  std::string out;
+  AppendReceipt(out, r, "2026-01-01T00:00:00.000Z");
+  EXPECT_EQ(out, R"({"v":1,"receipt_id":"twilio:SM1:undelivered","provider_type":"twilio","provider":"tw",)"
+                 R"("type":"undelivered","message_id":"SM1","error_code":"30003",)"
+                 R"("received_at":"2026-01-01T00:00:00.000Z"})");
+  ReceiptRecord back;
+  std::string error;
+  ASSERT_TRUE(ParseReceipt(out, back, error)) << error;
+  EXPECT_EQ(back.receipt_id, r.receipt_id);
+  EXPECT_EQ(back.message_id, "SM1");
+  EXPECT_EQ(back.error_code, "30003");
+  EXPECT_TRUE(back.send_id.empty());
+  EXPECT_FALSE(ParseReceipt(R"({"receipt_id":"x","provider_type":"twilio"})", back, error));
+  EXPECT_EQ(error, "receipt_id, provider_type and type are required");
+}
+
 TEST(DeadLetterRecordTest, WritesTheSetHeadersInOrderAndParsesBack) {
   DeadLetter d{.error_code = "invalid_recipient",
                .error = "HTTP 400: bad address",

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -35,7 +36,7 @@ class DelayScheduler {
     const ladder::Tier* tier = nullptr;
     std::chrono::system_clock::time_point produced_at{};
     std::chrono::system_clock::time_point due{};
-    bool due_valid = true;
+    bool due_valid = true;  // pv-due-at read (else due is when the record was read)
     std::string target;
     std::chrono::system_clock::time_point release_at{};
     std::chrono::steady_clock::time_point not_before{};  // retry after a failed re-publication
@@ -55,8 +56,16 @@ class DelayScheduler {
   bool Release(Held& held, std::chrono::system_clock::time_point now);
   // Release's path for a record whose target can never take it.
   bool ReleaseDeadLetter(Held& held, std::chrono::system_clock::time_point now);
-  // Held state for a record read again (`message`) after a failed re-publication.
-  Held Restore(kafka::Message message, std::uint64_t generation, const std::string& topic) const;
+  // The held state of a record of `topic` read at `now`.
+  Held Read(kafka::Message message, std::uint64_t generation, const std::string& topic,
+            std::chrono::system_clock::time_point now) const;
+  // Produces `held`'s record through `produce` under a Pending of one output (`role`, `out_topic`).
+  // QUEUE_FULL: nothing was done; another error was reported to the Pending as its delivery.
+  rd_kafka_resp_err_t Enqueue(Held& held, internal::OutputRole role, const std::string& out_topic,
+                              const std::function<rd_kafka_resp_err_t(internal::Pending::Output*)>& produce);
+  // Done with `held`'s record without producing: its offset may be stored.
+  void Finish(const Held& held);
+  void SetPaused(const TopicPartition& tp, bool paused);
   void DrainCompletions();
 
   const DispatcherOptions& options_;

@@ -1,6 +1,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <functional>
 #include <thread>
 
 #include "delay_runner.hpp"
@@ -120,49 +121,35 @@ int DelayScheduler::Run() {
 }
 
 void DelayScheduler::Take(kafka::Message m) {
-  if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      log::Warn("delay_consume_error", {{"error", rd_kafka_message_errstr(m.get())}});
-    }
-    return;
-  }
+  if (!internal::Consumed(m, "delay_consume_error")) return;
   std::string topic = rd_kafka_topic_name(m->rkt);
   std::uint64_t gen = book_.Generation(topic, m->partition);
-  auto tier = tier_by_topic_.find(topic);
-  if (gen == 0 || tier == tier_by_topic_.end()) return;
+  if (gen == 0 || !tier_by_topic_.contains(topic)) return;
   book_.Begin(topic, m->partition, m->offset);
   metrics_.consumed.With({topic}).Inc();
-  Held h;
-  h.generation = gen;
-  h.tier = tier->second;
-  rd_kafka_timestamp_type_t type;
-  std::int64_t ts = rd_kafka_message_timestamp(m.get(), &type);
   auto now = SysClock::now();
-  // Without a timestamp the record is treated as produced now: it waits its tier's full delay again,
-  // which is late but never early (the target is only reached at or after the due time).
-  h.produced_at = ts >= 0 ? FromUnixMillis(ts) : now;
-  auto due_text = kafka::HeaderValue(m.get(), ladder::kDueAt);
-  auto due = due_text ? ParseTimestamp(*due_text) : std::nullopt;
-  if (due) {
-    h.due = *due;
-  } else {
-    h.due_valid = false;
-    h.due = now;
-    log::Warn(
-        "delay_record_without_due_time",
-        {{"topic", topic}, {"partition", m->partition}, {"offset", m->offset}, {"action", "release now"}});
+  Held h = Read(std::move(m), gen, topic, now);
+  if (!h.due_valid) {
+    log::Warn("delay_record_without_due_time", {{"topic", topic},
+                                                {"partition", h.message->partition},
+                                                {"offset", h.message->offset},
+                                                {"action", "release now"}});
   }
-  h.target = kafka::HeaderValue(m.get(), ladder::kTarget).value_or("");
-  h.release_at = ladder::ReleaseTime(*h.tier, h.produced_at, h.due);
-  h.message = std::move(m);
   TopicPartition tp{topic, h.message->partition};
   auto& queue = held_[tp];
   queue.push_back(std::move(h));
-  if (queue.size() == 1 && queue.front().release_at > now && !paused_[tp]) {
-    // The head is not due: fetch nothing more from this partition until it is.
+  // The head is not due: fetch nothing more from this partition until it is.
+  if (queue.size() == 1 && queue.front().release_at > now) SetPaused(tp, true);
+}
+
+void DelayScheduler::SetPaused(const TopicPartition& tp, bool paused) {
+  if (paused_[tp] == paused) return;
+  if (paused) {
     consumer_->Pause(tp.first, tp.second);
-    paused_[tp] = true;
+  } else {
+    consumer_->Resume(tp.first, tp.second);
   }
+  paused_[tp] = paused;
 }
 
 SysClock::time_point DelayScheduler::ReleaseDue() {
@@ -191,19 +178,8 @@ SysClock::time_point DelayScheduler::ReleaseDue() {
       queue.pop_front();
     }
     held_count += queue.size();
-    if (queue.empty()) {
-      if (paused_[tp]) {
-        consumer_->Resume(tp.first, tp.second);
-        paused_[tp] = false;
-      }
-      it = held_.erase(it);
-    } else {
-      if (!paused_[tp]) {
-        consumer_->Pause(tp.first, tp.second);
-        paused_[tp] = true;
-      }
-      ++it;
-    }
+    SetPaused(tp, !queue.empty());
+    it = queue.empty() ? held_.erase(it) : std::next(it);
   }
   metrics_.delay_held.Get().Set(static_cast<double>(held_count));
   return earliest;
@@ -211,13 +187,13 @@ SysClock::time_point DelayScheduler::ReleaseDue() {
 
 bool DelayScheduler::Release(Held& h, SysClock::time_point now) {
   const rd_kafka_message_t* m = h.message.get();
-  std::string topic = rd_kafka_topic_name(m->rkt);
   if (h.target.empty()) {
     metrics_.delay_invalid.With({h.tier->name}).Inc();
-    log::Error("delay_record_without_target",
-               {{"topic", topic}, {"partition", m->partition}, {"offset", m->offset}, {"action", "skipped"}});
-    std::int64_t next = book_.Finish(topic, m->partition, m->offset, h.generation);
-    if (next >= 0) consumer_->StoreOffset(topic, m->partition, next);
+    log::Error("delay_record_without_target", {{"topic", rd_kafka_topic_name(m->rkt)},
+                                               {"partition", m->partition},
+                                               {"offset", m->offset},
+                                               {"action", "skipped"}});
+    Finish(h);
     return true;
   }
   if (h.dead_letter_attempt > 0) return ReleaseDeadLetter(h, now);
@@ -243,31 +219,16 @@ bool DelayScheduler::Release(Held& h, SysClock::time_point now) {
   std::string out_topic =
       to_target ? h.target
                 : ladder::ChooseTier(tiers_, std::chrono::duration_cast<milliseconds>(h.due - now)).topic;
-  auto* pending = new internal::Pending(&completions_, topic, m->partition, m->offset, h.generation);
-  pending->Expect({{internal::OutputRole::kMain, out_topic}});
-  internal::Pending::Output* report = &pending->outputs.front();
-  rd_kafka_resp_err_t err;
-  if (to_target) {
-    err = producer_.Produce(h.target, kafka::Key(m), kafka::Payload(m), headers, report);
-  } else {
+  rd_kafka_resp_err_t err = Enqueue(h, internal::OutputRole::kMain, out_topic, [&](auto* report) {
+    if (to_target) return producer_.Produce(h.target, kafka::Key(m), kafka::Payload(m), headers, report);
     int attempt = 1;
     if (auto a = headers_map.find(ladder::kAttempt); a != headers_map.end()) {
       attempt = ladder::ParseAttempt(a->second).value_or(1);
     }
-    err = ladder::Schedule(producer_, tiers_, h.target, kafka::Key(m), kafka::Payload(m), h.due, attempt,
-                           headers, std::make_shared<internal::ForwardGroup>(report), now);
-  }
-  if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-    delete pending;  // NOLINT(cppcoreguidelines-owning-memory): never handed to the producer
-    return false;
-  }
-  pending->message = std::move(h.message);
-  book_.AddOutstanding(topic, pending->partition);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    log::Warn("delay_produce_enqueue_failed", {{"target", h.target}, {"error", rd_kafka_err2str(err)}});
-    report->OnDelivery(err, -1, -1);
-    return true;
-  }
+    return ladder::Schedule(producer_, tiers_, h.target, kafka::Key(m), kafka::Payload(m), h.due, attempt,
+                            headers, std::make_shared<internal::ForwardGroup>(report), now);
+  });
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return err != RD_KAFKA_RESP_ERR__QUEUE_FULL;
   if (to_target) {
     metrics_.delay_released.With({h.tier->name}).Inc();
     metrics_.produced.With({"release"}).Inc();
@@ -283,10 +244,6 @@ bool DelayScheduler::ReleaseDeadLetter(Held& h, SysClock::time_point now) {
   const rd_kafka_message_t* m = h.message.get();
   std::string topic = rd_kafka_topic_name(m->rkt);
   std::string dlq = DeadLetterTopicOf(h.target, kafka::Payload(m));
-  auto finish = [&] {
-    std::int64_t next = book_.Finish(topic, m->partition, m->offset, h.generation);
-    if (next >= 0) consumer_->StoreOffset(topic, m->partition, next);
-  };
   if (dlq.empty()) {
     metrics_.skipped.With({"delay", "no_dead_letter_topic"}).Inc();
     log::Error("record_skipped", {{"record", "delay"},
@@ -296,7 +253,7 @@ bool DelayScheduler::ReleaseDeadLetter(Held& h, SysClock::time_point now) {
                                   {"input_topic", topic},
                                   {"partition", m->partition},
                                   {"offset", m->offset}});
-    finish();
+    Finish(h);
     return true;
   }
   // The record as it was, with the reason in the dead-letter headers; pv-target stays, so that a replay
@@ -317,53 +274,76 @@ bool DelayScheduler::ReleaseDeadLetter(Held& h, SysClock::time_point now) {
   std::vector<kafka::Header> headers;
   headers.reserve(kept.size());
   for (const auto& [name, v] : kept) headers.push_back({name, v});
-  auto* pending = new internal::Pending(&completions_, topic, m->partition, m->offset, h.generation);
-  pending->Expect({{internal::OutputRole::kDeadLetter, dlq}});
+  std::int32_t partition = m->partition;
+  std::int64_t offset = m->offset;
+  rd_kafka_resp_err_t err = Enqueue(h, internal::OutputRole::kDeadLetter, dlq, [&](auto* report) {
+    return producer_.Produce(dlq, kafka::Key(m), value, headers, report);
+  });
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return err != RD_KAFKA_RESP_ERR__QUEUE_FULL;
+  if (h.dead_letter_attempt == 1) {
+    metrics_.delay_dead_lettered.With({h.dead_letter_code}).Inc();
+    log::Warn("delay_record_dead_lettered", {{"target", h.target},
+                                             {"dead_letter_topic", dlq},
+                                             {"error_code", h.dead_letter_code},
+                                             {"error", h.dead_letter_error},
+                                             {"partition", partition},
+                                             {"offset", offset}});
+  }
+  metrics_.produced.With({"dlq"}).Inc();
+  return true;
+}
+
+rd_kafka_resp_err_t DelayScheduler::Enqueue(
+    Held& h, internal::OutputRole role, const std::string& out_topic,
+    const std::function<rd_kafka_resp_err_t(internal::Pending::Output*)>& produce) {
+  const rd_kafka_message_t* m = h.message.get();
+  auto* pending = new internal::Pending(&completions_, rd_kafka_topic_name(m->rkt), m->partition, m->offset,
+                                        h.generation);
+  pending->Expect({{role, out_topic}});
   internal::Pending::Output* report = &pending->outputs.front();
-  rd_kafka_resp_err_t err = producer_.Produce(dlq, kafka::Key(m), value, headers, report);
+  rd_kafka_resp_err_t err = produce(report);
   if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
     delete pending;  // NOLINT(cppcoreguidelines-owning-memory): never handed to the producer
-    return false;
+    return err;
   }
   pending->dead_letter_attempt = h.dead_letter_attempt;
   pending->dead_letter_code = h.dead_letter_code;
   pending->dead_letter_error = h.dead_letter_error;
   pending->omit_value = h.omit_value;
   pending->message = std::move(h.message);
-  book_.AddOutstanding(topic, pending->partition);
+  book_.AddOutstanding(pending->topic, pending->partition);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    log::Warn("delay_produce_enqueue_failed", {{"target", dlq}, {"error", rd_kafka_err2str(err)}});
+    std::string_view target = role == internal::OutputRole::kDeadLetter ? out_topic : h.target;
+    log::Warn("delay_produce_enqueue_failed", {{"target", target}, {"error", rd_kafka_err2str(err)}});
     report->OnDelivery(err, -1, -1);
-    return true;
   }
-  if (pending->dead_letter_attempt == 1) {
-    metrics_.delay_dead_lettered.With({pending->dead_letter_code}).Inc();
-    log::Warn("delay_record_dead_lettered", {{"target", h.target},
-                                             {"dead_letter_topic", dlq},
-                                             {"error_code", pending->dead_letter_code},
-                                             {"error", pending->dead_letter_error},
-                                             {"partition", pending->partition},
-                                             {"offset", pending->offset}});
-  }
-  metrics_.produced.With({"dlq"}).Inc();
-  return true;
+  return err;
 }
 
-DelayScheduler::Held DelayScheduler::Restore(kafka::Message message, std::uint64_t generation,
-                                             const std::string& topic) const {
+void DelayScheduler::Finish(const Held& h) {
+  const rd_kafka_message_t* m = h.message.get();
+  std::string topic = rd_kafka_topic_name(m->rkt);
+  std::int64_t next = book_.Finish(topic, m->partition, m->offset, h.generation);
+  if (next >= 0) consumer_->StoreOffset(topic, m->partition, next);
+}
+
+DelayScheduler::Held DelayScheduler::Read(kafka::Message message, std::uint64_t generation,
+                                          const std::string& topic, SysClock::time_point now) const {
   Held h;
   const rd_kafka_message_t* m = message.get();
   h.generation = generation;
   h.tier = tier_by_topic_.at(topic);
   rd_kafka_timestamp_type_t type;
   std::int64_t ts = rd_kafka_message_timestamp(m, &type);
-  h.produced_at = ts >= 0 ? FromUnixMillis(ts) : SysClock::now();
+  // Without a timestamp the record is treated as produced now: it waits its tier's full delay again,
+  // which is late but never early (the target is only reached at or after the due time).
+  h.produced_at = ts >= 0 ? FromUnixMillis(ts) : now;
   auto due_text = kafka::HeaderValue(m, ladder::kDueAt);
   auto due = due_text ? ParseTimestamp(*due_text) : std::nullopt;
-  h.due = due.value_or(SysClock::now());
+  h.due_valid = due.has_value();
+  h.due = due.value_or(now);
   h.target = kafka::HeaderValue(m, ladder::kTarget).value_or("");
   h.release_at = ladder::ReleaseTime(*h.tier, h.produced_at, h.due);
-  h.not_before = std::chrono::steady_clock::now() + options_.retry_backoff;
   h.message = std::move(message);
   return h;
 }
@@ -381,7 +361,8 @@ void DelayScheduler::DrainCompletions() {
   internal::SettleCompleted(completions_, context, [&](internal::Pending& p, internal::Settlement& s) {
     // Back to the front of its partition's queue (it is the lowest unfinished offset there or close to
     // it; order within a partition only matters for the offsets, which the book handles).
-    Held h = Restore(std::move(p.message), p.generation, p.topic);
+    Held h = Read(std::move(p.message), p.generation, p.topic, SysClock::now());
+    h.not_before = std::chrono::steady_clock::now() + options_.retry_backoff;
     if (s.action == internal::Settled::kDeadLetter) {
       h.dead_letter_attempt = 1;
       h.dead_letter_code = fmt::format("produce_{}", kafka::ProduceFailureName(s.failure));
@@ -428,7 +409,7 @@ void DelayScheduler::OnRebalance(rd_kafka_resp_err_t kind, const rd_kafka_topic_
       dropped += it->second.size();
       held_.erase(it);
     }
-    if (paused_[tp]) consumer_->Resume(tp.first, tp.second);
+    SetPaused(tp, false);
     paused_.erase(tp);
     book_.Revoke(tp.first, tp.second);
     metrics_.consumer_lag.With({options_.delay_group_id, tp.first, std::to_string(tp.second)}).Set(0);

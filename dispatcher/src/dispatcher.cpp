@@ -44,14 +44,11 @@ DispatcherOptions DispatcherOptions::FromConfig(const Config& config) {
   o.lag_interval = config.GetMillis("dispatcher.lag_interval", o.lag_interval);
   o.catalog_retry_interval = config.GetMillis("dispatcher.catalog_retry_interval", o.catalog_retry_interval);
   std::string missing = config.GetString("dispatcher.render.missing_variables", "empty");
-  if (missing == "empty") {
-    o.missing_variables = MissingVariables::kEmpty;
-  } else if (missing == "fail") {
-    o.missing_variables = MissingVariables::kFail;
-  } else {
+  if (missing != "empty" && missing != "fail") {
     throw ConfigError(
         fmt::format("setting dispatcher.render.missing_variables: '{}' is not one of empty, fail", missing));
   }
+  o.missing_variables = missing == "fail" ? MissingVariables::kFail : MissingVariables::kEmpty;
   o.redis_url = SuppressionRedisUrl(config, o.redis_url);
   o.redis_timeout = config.GetMillis("dispatcher.redis_timeout", o.redis_timeout);
   o.admin_host = config.GetString("dispatcher.admin_host", o.admin_host);

@@ -17,60 +17,10 @@ std::string_view SuppressionReasonOf(std::string_view type, const SuppressionRea
   return "";
 }
 
-bool KnownType(std::string_view type) {
-  for (std::string_view t : {"delivered", "bounced", "undelivered", "provider_deferred", "complained",
-                             "unsubscribed", "stop", "start"}) {
-    if (t == type) return true;
-  }
-  return false;
-}
-
 }  // namespace
 
-bool ParseReceiptRecord(std::string_view value, ReceiptRecord& out, std::string& error) {
-  rapidjson::Document doc;
-  ParseRecord(doc, value);
-  if (doc.HasParseError() || !doc.IsObject()) {
-    error = "not a JSON object";
-    return false;
-  }
-  out.receipt_id = StringMember(doc, "receipt_id");
-  out.provider_type = StringMember(doc, "provider_type");
-  out.provider = StringMember(doc, "provider");
-  out.type = StringMember(doc, "type");
-  out.send_id = StringMember(doc, "send_id");
-  out.trigger_id = StringMember(doc, "trigger_id");
-  out.campaign_id = StringMember(doc, "campaign_id");
-  out.message_id = StringMember(doc, "message_id");
-  out.address = StringMember(doc, "address");
-  out.reason = StringMember(doc, "reason");
-  out.error_code = StringMember(doc, "error_code");
-  out.occurred_at = StringMember(doc, "occurred_at");
-  if (out.receipt_id.empty() || out.provider_type.empty() || out.type.empty()) {
-    error = "receipt_id, provider_type and type are required";
-    return false;
-  }
-  if (out.provider_type != "sendgrid" && out.provider_type != "twilio") {
-    error = "provider_type '" + out.provider_type + "' is not sendgrid or twilio";
-    return false;
-  }
-  if (!KnownType(out.type)) {
-    error = "type '" + out.type + "' is not a receipt type";
-    return false;
-  }
-  return true;
-}
-
 std::optional<SentMessage> SendOfReceipt(const ReceiptRecord& r, const std::optional<SentMessage>& recorded) {
-  if (!r.send_id.empty()) {
-    SentMessage m;
-    m.send_id = r.send_id;
-    m.trigger_id = r.trigger_id;
-    m.campaign_id = r.campaign_id;
-    m.provider = r.provider;
-    m.address = r.address;
-    return m;
-  }
+  if (!r.send_id.empty()) return SentMessage{r.send_id, r.trigger_id, r.campaign_id, r.provider, r.address};
   if (recorded) {
     SentMessage m = *recorded;
     if (m.address.empty()) m.address = r.address;

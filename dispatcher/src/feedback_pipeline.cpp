@@ -1,22 +1,103 @@
 #include "feedback_pipeline.hpp"
 
-#include <fmt/format.h>
-
-#include <map>
-#include <thread>
-
 #include "pv/log.hpp"
 #include "pv/records.hpp"
 #include "pv/topics.hpp"
 
 namespace pv::dispatcher {
+
+struct FeedbackItem {
+  bool receipt = false;
+  bool valid = false;
+  std::string source;  // sendgrid | twilio | dlq
+  ReceiptRecord record;
+  std::string error_code;  // dead push
+  int mark_reply = -1;
+  int message_reply = -1;
+  FeedbackAction action;
+  bool duplicate = false;
+};
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using std::chrono::milliseconds;
 
 std::string ReceiptMarkKey(std::string_view receipt_id) {
   return "pv:receipt:" + std::string(receipt_id);
+}
+
+// Step 1: `items` read from `batch`; returns their lookups in the marks Redis.
+std::vector<std::vector<std::string>> ParseBatch(std::span<const kafka::Message> batch,
+                                                 std::vector<FeedbackItem>& items) {
+  const std::string dlq = topics::DeadLetter(Channel::kPush);
+  std::vector<std::vector<std::string>> lookups;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const rd_kafka_message_t* m = batch[i].get();
+    FeedbackItem& item = items[i];
+    if (dlq == rd_kafka_topic_name(m->rkt)) {
+      item.source = "dlq";
+      item.error_code = ParseDeadLetter(kafka::Headers(m)).error_code.value_or("");
+      item.valid = true;
+      continue;
+    }
+    item.receipt = true;
+    std::string error;
+    item.valid = ParseReceipt(kafka::Payload(m), item.record, error);
+    item.source = item.valid ? item.record.provider_type : "unknown";
+    if (!item.valid) {
+      log::Warn("receipt_invalid", {{"partition", m->partition}, {"offset", m->offset}, {"error", error}});
+      continue;
+    }
+    item.mark_reply = static_cast<int>(lookups.size());
+    lookups.push_back({"EXISTS", ReceiptMarkKey(item.record.receipt_id)});
+    if (item.record.send_id.empty() && !item.record.message_id.empty() && item.record.type != "stop" &&
+        item.record.type != "start") {
+      item.message_reply = static_cast<int>(lookups.size());
+      lookups.push_back({"GET", SentMessageKey(item.record.provider_type, item.record.message_id)});
+    }
+  }
+  return lookups;
+}
+
+// Step 2: what each item does, given the lookups' replies; returns the suppression changes, the item
+// of each in `change_of`.
+std::vector<std::vector<std::string>> DecideBatch(std::span<const kafka::Message> batch,
+                                                  const std::vector<RedisReply>& found,
+                                                  const SuppressionReasons& reasons,
+                                                  std::chrono::system_clock::time_point now,
+                                                  std::vector<FeedbackItem>& items,
+                                                  std::vector<size_t>& change_of) {
+  std::set<std::string> seen;
+  std::vector<std::vector<std::string>> changes;
+  for (size_t i = 0; i < items.size(); ++i) {
+    FeedbackItem& item = items[i];
+    if (!item.valid) continue;
+    if (!item.receipt) {
+      item.action = DecideDeadPush(item.error_code, kafka::Payload(batch[i].get()), reasons, now);
+    } else {
+      const std::string& id = item.record.receipt_id;
+      if (found[static_cast<size_t>(item.mark_reply)].integer == 1 || !seen.insert(id).second) {
+        item.duplicate = true;  // applied before (or earlier in this batch): one effect
+        continue;
+      }
+      std::optional<SentMessage> recorded;
+      if (item.message_reply >= 0) {
+        const RedisReply& r = found[static_cast<size_t>(item.message_reply)];
+        if (r.type == RedisReply::Type::kString) recorded = ParseSentMessage(r.str);
+      }
+      item.action = DecideReceipt(item.record, SendOfReceipt(item.record, recorded), reasons, now);
+    }
+    if (!item.action.suppress_member.empty()) {
+      changes.push_back(
+          SuppressCommand(item.action.channel, item.action.suppress_member, item.action.suppress_why));
+      change_of.push_back(i);
+    }
+    if (!item.action.lift_member.empty()) {
+      changes.push_back(LiftStopCommand(item.action.channel, item.action.lift_member));
+      change_of.push_back(i);
+    }
+  }
+  return changes;
 }
 
 }  // namespace
@@ -71,120 +152,53 @@ int FeedbackPipeline::Run() {
 
 bool FeedbackPipeline::Apply(std::span<const kafka::Message> batch) {
   auto now = std::chrono::system_clock::now();
-  const std::string dlq = topics::DeadLetter(Channel::kPush);
-  struct Item {
-    bool receipt = false;
-    bool valid = false;
-    std::string source;  // sendgrid | twilio | dlq
-    ReceiptRecord record;
-    std::string error_code;  // dead push
-    int mark_reply = -1;
-    int message_reply = -1;
-    FeedbackAction action;
-    bool duplicate = false;
-  };
-  std::vector<Item> items(batch.size());
-  std::vector<std::vector<std::string>> lookups;
-  for (size_t i = 0; i < batch.size(); ++i) {
-    const rd_kafka_message_t* m = batch[i].get();
-    Item& item = items[i];
-    if (dlq == rd_kafka_topic_name(m->rkt)) {
-      item.source = "dlq";
-      item.error_code = ParseDeadLetter(kafka::Headers(m)).error_code.value_or("");
-      item.valid = true;
-      continue;
-    }
-    item.receipt = true;
-    std::string error;
-    item.valid = ParseReceiptRecord(kafka::Payload(m), item.record, error);
-    item.source = item.valid ? item.record.provider_type : "unknown";
-    if (!item.valid) {
-      log::Warn("receipt_invalid", {{"partition", m->partition}, {"offset", m->offset}, {"error", error}});
-      continue;
-    }
-    item.mark_reply = static_cast<int>(lookups.size());
-    lookups.push_back({"EXISTS", ReceiptMarkKey(item.record.receipt_id)});
-    if (item.record.send_id.empty() && !item.record.message_id.empty() && item.record.type != "stop" &&
-        item.record.type != "start") {
-      item.message_reply = static_cast<int>(lookups.size());
-      lookups.push_back({"GET", SentMessageKey(item.record.provider_type, item.record.message_id)});
-    }
-  }
-  auto found = PipelineOrKeep(*marks_, lookups, "feedback_redis_error");
+  std::vector<FeedbackItem> items(batch.size());
+  auto found = PipelineOrKeep(*marks_, ParseBatch(batch, items), "feedback_redis_error");
   if (!found) return false;
-
-  std::set<std::string> seen;
-  std::vector<std::vector<std::string>> changes;
-  std::vector<size_t> change_of;  // the item of each change
-  for (size_t i = 0; i < items.size(); ++i) {
-    Item& item = items[i];
-    if (!item.valid) continue;
-    if (!item.receipt) {
-      item.action = DecideDeadPush(item.error_code, kafka::Payload(batch[i].get()), options_.suppress, now);
-    } else {
-      const std::string& id = item.record.receipt_id;
-      if ((*found)[static_cast<size_t>(item.mark_reply)].integer == 1 || !seen.insert(id).second) {
-        item.duplicate = true;  // applied before (or earlier in this batch): one effect
-        continue;
-      }
-      std::optional<SentMessage> recorded;
-      if (item.message_reply >= 0) {
-        const RedisReply& r = (*found)[static_cast<size_t>(item.message_reply)];
-        if (r.type == RedisReply::Type::kString) recorded = ParseSentMessage(r.str);
-      }
-      item.action = DecideReceipt(item.record, SendOfReceipt(item.record, recorded), options_.suppress, now);
-    }
-    if (!item.action.suppress_member.empty()) {
-      changes.push_back(
-          SuppressCommand(item.action.channel, item.action.suppress_member, item.action.suppress_why));
-      change_of.push_back(i);
-    }
-    if (!item.action.lift_member.empty()) {
-      changes.push_back(LiftStopCommand(item.action.channel, item.action.lift_member));
-      change_of.push_back(i);
-    }
-  }
-  auto changed = PipelineOrKeep(*suppression_, changes, "feedback_redis_error");
-  if (!changed) return false;
-
-  int events = 0;
-  for (const Item& item : items) events += item.action.event.empty() ? 0 : 1;
-  if (events > 0) {
-    auto group = std::make_shared<kafka::DeliveryGroup>(events);
-    int produced = 0;
-    for (const Item& item : items) {
-      if (item.action.event.empty()) continue;
-      rd_kafka_resp_err_t err =
-          producer_.Produce(topics::kEvents, item.action.send_id, item.action.event, {}, group);
-      if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        group->Abandon(events - produced, err);
-        break;
-      }
-      ++produced;
-    }
-    if (!group->Wait(Clock::now() + options_.shutdown_timeout) ||
-        group->first_error() != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      log::Warn("feedback_events_not_acknowledged", {{"events", events},
-                                                     {"error", rd_kafka_err2name(group->first_error())},
-                                                     {"action", "keeping the batch; retrying"}});
-      return false;
-    }
-  }
-
+  std::vector<size_t> change_of;
+  auto changed =
+      PipelineOrKeep(*suppression_, DecideBatch(batch, *found, options_.suppress, now, items, change_of),
+                     "feedback_redis_error");
+  if (!changed || !ProduceEvents(items)) return false;
   std::vector<std::vector<std::string>> marks;
   std::string ttl = std::to_string(options_.receipt_ttl.count());
-  for (const Item& item : items) {
+  for (const FeedbackItem& item : items) {
     if (item.receipt && item.valid && !item.duplicate)
       marks.push_back({"SET", ReceiptMarkKey(item.record.receipt_id), "1", "NX", "PX", ttl});
   }
-  if (!marks.empty()) {
-    auto replies = marks_->Pipeline(marks);
-    if (!replies) return false;
-  }
+  if (!marks.empty() && !marks_->Pipeline(marks)) return false;
+  Count(items, change_of, *changed);  // KeptBatchConsumer stores the offsets
+  return true;
+}
 
-  // Done: count (KeptBatchConsumer stores the offsets).
-  for (size_t i = 0; i < items.size(); ++i) {
-    const Item& item = items[i];
+bool FeedbackPipeline::ProduceEvents(const std::vector<FeedbackItem>& items) {
+  int events = 0;
+  for (const FeedbackItem& item : items) events += item.action.event.empty() ? 0 : 1;
+  if (events == 0) return true;
+  auto group = std::make_shared<kafka::DeliveryGroup>(events);
+  int produced = 0;
+  for (const FeedbackItem& item : items) {
+    if (item.action.event.empty()) continue;
+    rd_kafka_resp_err_t err =
+        producer_.Produce(topics::kEvents, item.action.send_id, item.action.event, {}, group);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      group->Abandon(events - produced, err);
+      break;
+    }
+    ++produced;
+  }
+  if (group->Wait(Clock::now() + options_.shutdown_timeout) &&
+      group->first_error() == RD_KAFKA_RESP_ERR_NO_ERROR)
+    return true;
+  log::Warn("feedback_events_not_acknowledged", {{"events", events},
+                                                 {"error", rd_kafka_err2name(group->first_error())},
+                                                 {"action", "keeping the batch; retrying"}});
+  return false;
+}
+
+void FeedbackPipeline::Count(const std::vector<FeedbackItem>& items, const std::vector<size_t>& change_of,
+                             const std::vector<RedisReply>& changed) {
+  for (const FeedbackItem& item : items) {
     if (!item.receipt && item.action.result != FeedbackResult::kApplied) continue;  // other dead letters
     std::string_view result = item.duplicate ? "duplicate"
                               : item.valid   ? FeedbackResultName(item.action.result)
@@ -203,7 +217,7 @@ bool FeedbackPipeline::Apply(std::span<const kafka::Message> batch) {
   }
   for (size_t k = 0; k < change_of.size(); ++k) {
     const FeedbackAction& a = items[change_of[k]].action;
-    if ((*changed)[k].integer != 1) continue;
+    if (changed[k].integer != 1) continue;
     if (!a.lift_member.empty()) {
       lifts_.With({std::string(ChannelName(a.channel))}).Inc();
       log::Info("suppression_lifted", {{"channel", ChannelName(a.channel)}, {"reason", "start"}});
@@ -213,7 +227,6 @@ bool FeedbackPipeline::Apply(std::span<const kafka::Message> batch) {
                 {{"channel", ChannelName(a.channel)}, {"reason", a.suppress_reason}, {"send_id", a.send_id}});
     }
   }
-  return true;
 }
 
 }  // namespace pv::dispatcher

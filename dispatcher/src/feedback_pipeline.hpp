@@ -27,6 +27,8 @@
 
 namespace pv::dispatcher {
 
+struct FeedbackItem;  // one record of a batch and what it does
+
 class FeedbackPipeline {
  public:
   FeedbackPipeline(const DispatcherOptions& options, const kafka::Settings& settings,
@@ -37,7 +39,10 @@ class FeedbackPipeline {
   int Run();
 
  private:
-  bool Apply(std::span<const kafka::Message> batch);  // false: Redis or the broker failed; kept
+  bool Apply(std::span<const kafka::Message> batch);           // false: Redis or the broker failed; kept
+  bool ProduceEvents(const std::vector<FeedbackItem>& items);  // step 3
+  void Count(const std::vector<FeedbackItem>& items, const std::vector<size_t>& change_of,
+             const std::vector<RedisReply>& changed);  // the metrics and logs of what was done
 
   const DispatcherOptions& options_;
   kafka::Producer& producer_;

@@ -97,10 +97,15 @@ class TextOut {
   bool space_ = false;
 };
 
+std::string Lower(std::string_view text) {
+  std::string lower(text);
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  return lower;
+}
+
 std::string AttributeValue(std::string_view tag, std::string_view name) {
   // tag is the inside of <...>; finds name="value", name='value' or name=value.
-  std::string lower(tag);
-  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::string lower = Lower(tag);
   size_t pos = 0;
   while ((pos = lower.find(name, pos)) != std::string::npos) {
     bool boundary = pos > 0 && std::isspace(static_cast<unsigned char>(lower[pos - 1]));
@@ -147,22 +152,14 @@ std::string HtmlToText(std::string_view html) {
         i += used;
         continue;
       }
-      out.Char(c);
-      ++i;
-      continue;
     }
-    if (c != '<') {
-      out.Char(c);
-      ++i;
-      continue;
-    }
-    if (html.substr(i, 4) == "<!--") {
+    if (c == '<' && html.substr(i, 4) == "<!--") {
       size_t end = html.find("-->", i + 4);
       i = end == std::string_view::npos ? html.size() : end + 3;
       continue;
     }
-    size_t end = html.find('>', i + 1);
-    if (end == std::string_view::npos) {
+    size_t end = c == '<' ? html.find('>', i + 1) : std::string_view::npos;
+    if (end == std::string_view::npos) {  // text, or a '<' that opens no tag
       out.Char(c);
       ++i;
       continue;
@@ -173,21 +170,13 @@ std::string HtmlToText(std::string_view html) {
     std::string_view body = closing ? tag.substr(1) : tag;
     size_t name_end = 0;
     while (name_end < body.size() && std::isalnum(static_cast<unsigned char>(body[name_end]))) ++name_end;
-    std::string name(body.substr(0, name_end));
-    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    std::string name = Lower(body.substr(0, name_end));
     if (name.empty()) continue;  // <!DOCTYPE>, <?xml?>
     if (!closing && kSkip.count(name) != 0) {
       // Skip to the matching close tag, case-insensitively.
-      std::string lower(html.substr(i));
-      std::transform(lower.begin(), lower.end(), lower.begin(),
-                     [](unsigned char ch) { return std::tolower(ch); });
-      size_t close = lower.find("</" + name);
-      if (close == std::string::npos) {
-        i = html.size();
-      } else {
-        size_t gt = html.find('>', i + close);
-        i = gt == std::string_view::npos ? html.size() : gt + 1;
-      }
+      size_t close = Lower(html.substr(i)).find("</" + name);
+      size_t gt = close == std::string::npos ? std::string_view::npos : html.find('>', i + close);
+      i = gt == std::string_view::npos ? html.size() : gt + 1;
       continue;
     }
     if (name == "a") {

@@ -48,8 +48,6 @@ struct Pending final : kafka::DeliveryHandler {
   };
 
   void OnDelivery(rd_kafka_resp_err_t err, std::int32_t partition, std::int64_t offset) override;
-  // A record of this Pending could not be enqueued at all: counts as a failed delivery.
-  void Abandon(rd_kafka_resp_err_t err) { OnDelivery(err, -1, -1); }
   // Declares the output records before the first is produced (their handlers must not move after).
   void Expect(std::vector<std::pair<OutputRole, std::string>> roles) {
     outputs.resize(roles.size());
@@ -68,7 +66,7 @@ struct Pending final : kafka::DeliveryHandler {
   std::uint64_t generation;
   std::atomic<int> remaining{0};
   std::atomic<int> first_error{RD_KAFKA_RESP_ERR_NO_ERROR};
-  std::vector<Output> outputs;  // empty when the records report to the Pending itself
+  std::vector<Output> outputs;  // declared by Expect
   kafka::Message message;       // the input, kept so a failed delivery can be retried
   // > 0: these outputs are the input's dead letter (this attempt), for the reason below.
   int dead_letter_attempt = 0;
@@ -76,6 +74,14 @@ struct Pending final : kafka::DeliveryHandler {
   std::string dead_letter_error;  // pv-error
   bool omit_value = false;        // the dead letter goes without the input's value
 };
+
+// False for a consume error instead of a record (logged as `event`, but for a partition's end).
+inline bool Consumed(const kafka::Message& m, std::string_view event) {
+  if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) return true;
+  if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+    log::Warn(event, {{"error", rd_kafka_message_errstr(m.get())}});
+  return false;
+}
 
 // Adapts ladder::Schedule, which reports to a DeliveryGroup, to a Pending.
 class ForwardGroup final : public kafka::DeliveryGroup {
@@ -122,36 +128,18 @@ struct Settlement {
 inline Settlement Judge(const Pending& p, int dead_letter_attempts) {
   Settlement s;
   if (p.first_error.load() == RD_KAFKA_RESP_ERR_NO_ERROR) return s;
-  std::vector<Pending::Output> only;
-  if (p.outputs.empty()) {  // records that reported to the Pending itself: one main output
-    only.resize(1);
-    only[0].topic = p.topic;
-    only[0].err = static_cast<rd_kafka_resp_err_t>(p.first_error.load());
-  }
-  const std::vector<Pending::Output>& outputs = p.outputs.empty() ? only : p.outputs;
-  const Pending::Output* never_main = nullptr;
+  // The first output that failed in a way that may pass later, and the first refused for good by role.
   const Pending::Output* retriable = nullptr;
-  const Pending::Output* never_dead_letter = nullptr;
-  const Pending::Output* never_event = nullptr;
-  for (const auto& o : outputs) {
+  const Pending::Output* never[3] = {};  // by OutputRole
+  for (const auto& o : p.outputs) {
     if (o.err == RD_KAFKA_RESP_ERR_NO_ERROR) continue;
-    bool never = kafka::ProduceErrorClassOf(o.err) == kafka::ProduceErrorClass::kNeverSucceeds;
-    if (!never) {
-      if (retriable == nullptr) retriable = &o;
-      continue;
-    }
-    switch (o.role) {
-      case OutputRole::kMain:
-        if (never_main == nullptr) never_main = &o;
-        break;
-      case OutputRole::kDeadLetter:
-        if (never_dead_letter == nullptr) never_dead_letter = &o;
-        break;
-      case OutputRole::kEvent:
-        if (never_event == nullptr) never_event = &o;
-        break;
-    }
+    bool for_good = kafka::ProduceErrorClassOf(o.err) == kafka::ProduceErrorClass::kNeverSucceeds;
+    const Pending::Output*& first = for_good ? never[static_cast<size_t>(o.role)] : retriable;
+    if (first == nullptr) first = &o;
   }
+  const Pending::Output* never_main = never[static_cast<size_t>(OutputRole::kMain)];
+  const Pending::Output* never_dead_letter = never[static_cast<size_t>(OutputRole::kDeadLetter)];
+  const Pending::Output* never_event = never[static_cast<size_t>(OutputRole::kEvent)];
   auto from = [&](Settled action, const Pending::Output& o) {
     s.action = action;
     s.failure = kafka::ProduceFailureOf(o.err);

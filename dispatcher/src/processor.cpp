@@ -18,22 +18,6 @@ std::string_view StringOr(const rapidjson::Value* object, std::string_view name)
 
 }  // namespace
 
-std::string_view ActionName(Action action) {
-  switch (action) {
-    case Action::kSend:
-      return "queued";
-    case Action::kDefer:
-      return "deferred";
-    case Action::kSuppressed:
-      return "suppressed";
-    case Action::kFailed:
-      return "failed";
-    case Action::kDrop:
-      return "dropped";
-  }
-  return "dropped";
-}
-
 void TriggerProcessor::Parse(std::string_view value, const CompiledCatalog& catalog,
                              ParsedTrigger& out) const {
   out.value = value;
@@ -171,6 +155,28 @@ Outcome TriggerProcessor::TooLargeFailure(const ParsedTrigger& t, std::string_vi
   return out;
 }
 
+Outcome TriggerProcessor::Defer(const ParsedTrigger& t, std::string_view key, TimePoint opening, Outcome out,
+                                TimePoint now) {
+  out.action = Action::kDefer;
+  out.due = opening;
+  OutputRecord delayed;
+  delayed.topic = options_.triggers_topic;
+  delayed.key = std::string(key.empty() ? t.external_id : key);
+  delayed.value = std::string(t.value);
+  delayed.headers = {{"pv-trigger-id", std::string(t.trigger_id)}};
+  delayed.via_ladder = true;
+  delayed.due = opening;
+  if (TooLarge(delayed))
+    return TooLargeFailure(t, key, "deferred_too_large", "deferred trigger", delayed, out, now);
+  out.records.push_back(std::move(delayed));
+  std::string due_at = FormatTimestamp(opening);
+  EventRecord e;
+  e.status = "deferred";
+  e.due_at = due_at;
+  out.records.push_back(Event(t, e, now));
+  return out;
+}
+
 Outcome TriggerProcessor::Decide(const ParsedTrigger& t, std::string_view key, Suppressed suppressed,
                                  TimePoint now, const SuppressionWhy* why) {
   if (!t.ok()) return Fail(t, key, t.error_code, t.error, now);
@@ -189,13 +195,11 @@ Outcome TriggerProcessor::Decide(const ParsedTrigger& t, std::string_view key, S
     return out;
   }
 
-  const rapidjson::Value& user = *t.record.user;
-  const rapidjson::Value* event_json = t.record.event;
-  std::string_view locale = StringOr(&user, "locale");
+  const rapidjson::Value* user = t.record.user;
   auto render_start = std::chrono::steady_clock::now();
-  TemplateData data(&user, event_json, &campaign);
-  Content& content = content_;
-  RenderResult rendered = Render(*t.campaign, locale, data, options_.missing_variables, content);
+  TemplateData data(user, t.record.event, &campaign);
+  RenderResult rendered =
+      Render(*t.campaign, StringOr(user, "locale"), data, options_.missing_variables, content_);
   auto render_time = std::chrono::steady_clock::now() - render_start;
   if (!rendered.ok) {
     Outcome out =
@@ -212,29 +216,12 @@ Outcome TriggerProcessor::Decide(const ParsedTrigger& t, std::string_view key, S
   out.missing_variables = std::move(rendered.missing);
 
   if (campaign.send_window) {
-    std::string_view tz_name = StringOr(&user, "timezone");
+    std::string_view tz_name = StringOr(user, "timezone");
     const date::time_zone* zone = tz_name.empty() ? nullptr : zones_.Find(tz_name);
     if (zone == nullptr) zone = zones_.Find(campaign.timezone);
     if (zone == nullptr) zone = zones_.Find("UTC");
     if (auto opening = NextWindowOpening(*campaign.send_window, *zone, now)) {
-      out.action = Action::kDefer;
-      out.due = *opening;
-      OutputRecord delayed;
-      delayed.topic = options_.triggers_topic;
-      delayed.key = std::string(key.empty() ? t.external_id : key);
-      delayed.value = std::string(t.value);
-      delayed.headers = {{"pv-trigger-id", std::string(t.trigger_id)}};
-      delayed.via_ladder = true;
-      delayed.due = *opening;
-      if (TooLarge(delayed))
-        return TooLargeFailure(t, key, "deferred_too_large", "deferred trigger", delayed, out, now);
-      out.records.push_back(std::move(delayed));
-      std::string due_at = FormatTimestamp(*opening);
-      EventRecord e;
-      e.status = "deferred";
-      e.due_at = due_at;
-      out.records.push_back(Event(t, e, now));
-      return out;
+      return Defer(t, key, *opening, std::move(out), now);
     }
   }
 
@@ -249,13 +236,13 @@ Outcome TriggerProcessor::Decide(const ParsedTrigger& t, std::string_view key, S
   s.fallback_provider = campaign.fallback_provider;
   s.created_at = NowText(now);
   s.received_at = t.record.received_at;  // the worker measures pv_send_latency_seconds from it
-  s.locale = content.locale;
+  s.locale = content_.locale;
   s.address = t.address;
   s.external_id = t.external_id;
-  s.content.fields = &content.fields;
+  s.content.fields = &content_.fields;
   if (t.channel == Channel::kPush) {
-    s.content.data = &content.data;
-    s.content.badge = content.badge;
+    s.content.data = &content_.data;
+    s.content.badge = content_.badge;
   }
   send_buffer_.clear();
   AppendSend(send_buffer_, s);

@@ -19,168 +19,158 @@ std::string_view Trim(std::string_view s) {
   return s;
 }
 
-// Walks the tags of a template (default delimiters only: we refuse to change them) to learn which
-// names are printed as variables, and to refuse what we do not support. Parse() below builds the
-// nodes; this pass only classifies, and its errors come first.
-bool ScanTags(std::string_view src, std::set<std::string>& variables, std::string& error) {
-  std::set<std::string> sections;
-  size_t pos = 0;
-  while ((pos = src.find("{{", pos)) != std::string_view::npos) {
-    if (src.substr(pos, 3) == "{{{") {
-      size_t close = src.find("}}}", pos + 3);
+using Node = CompiledText::Node;
+
+// A node of `kind` over `part` of `src`.
+Node NodeOf(std::string_view src, Node::Kind kind, std::string_view part) {
+  Node n;
+  n.kind = kind;
+  n.begin = static_cast<std::uint32_t>(part.data() - src.data());
+  n.size = static_cast<std::uint32_t>(part.size());
+  return n;
+}
+
+// The nodes of `text` (a part of `src` between tags): text and the newlines that split it.
+void AddText(std::string_view src, std::string_view text, std::vector<Node>& nodes) {
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t nl = text.find_first_of("\r\n", i);
+    if (nl == std::string_view::npos) nl = text.size();
+    if (nl > i) nodes.push_back(NodeOf(src, Node::Kind::kText, text.substr(i, nl - i)));
+    if (nl == text.size()) break;
+    size_t len = text.compare(nl, 2, "\r\n") == 0 ? 2 : 1;
+    nodes.push_back(NodeOf(src, Node::Kind::kNewline, text.substr(nl, len)));
+    i = nl + len;
+  }
+}
+
+// Builds the node list of a template and the names it prints as variables (`variables`), refusing what
+// we do not support: default delimiters only (we refuse to change them), no partials. Text is split
+// only at newlines ("\r\n", "\n" or "\r"), which the render needs to drop the lines that hold only
+// section tags. An unclosed tag, a partial or a delimiter change is reported first, wherever it is;
+// then the section errors, kainjow's with its messages: a closing tag with no section open (or
+// sections nested too deep) where it is met; otherwise the first section (in source order) closed by
+// another name or never closed.
+class Parser {
+ public:
+  Parser(std::string_view src, std::set<std::string>& variables, std::vector<Node>& nodes)
+      : src_(src), variables_(variables), nodes_(nodes) {}
+
+  bool Run(std::string& error) {
+    size_t pos = 0;
+    while (true) {
+      size_t tag = src_.find("{{", pos);
+      if (section_error_.empty()) AddText(src_, src_.substr(pos, tag - pos), nodes_);  // npos - pos: the rest
+      if (tag == std::string_view::npos) break;
+      bool triple = src_.compare(tag, 3, "{{{") == 0;
+      size_t braces = triple ? 3 : 2;
+      size_t close = src_.find(triple ? "}}}" : "}}", tag + braces);
       if (close == std::string_view::npos) {
-        error = fmt::format("unclosed tag '{{{{{{' at offset {}", pos);
+        error = fmt::format("unclosed tag '{}' at offset {}", triple ? "{{{" : "{{", tag);
         return false;
       }
-      std::string_view name = Trim(src.substr(pos + 3, close - pos - 3));
-      // kainjow read "{{{=<% %>=}}}" as a delimiter change too.
-      if (!name.empty() && name.front() == '=') {
-        error = "changing delimiters ('{{=...=}}') is not supported";
-        return false;
-      }
-      variables.emplace(name);
-      pos = close + 3;
-      continue;
+      pos = close + braces;
+      if (!Tag(tag, triple, Trim(src_.substr(tag + braces, close - tag - braces)), error)) return false;
     }
-    size_t close = src.find("}}", pos + 2);
-    if (close == std::string_view::npos) {
-      error = fmt::format("unclosed tag '{{{{' at offset {}", pos);
-      return false;
+    return Finish(error);
+  }
+
+ private:
+  // The tag at `tag` holding `contents`; false on one we refuse.
+  bool Tag(size_t tag, bool triple, std::string_view contents, std::string& error) {
+    char sigil = contents.empty() ? '\0' : contents.front();
+    std::string_view name = sigil == '\0' ? contents : Trim(contents.substr(1));
+    if (triple && sigil != '=') {  // {{{name}}} is {{&name}}; kainjow read "{{{=<% %>=}}}" as {{=...=}}
+      sigil = '&';
+      name = contents;
     }
-    std::string_view tag = Trim(src.substr(pos + 2, close - pos - 2));
-    pos = close + 2;
-    if (tag.empty()) continue;  // {{}}: a variable named "", never reported missing
-    switch (tag.front()) {
+    switch (sigil) {
       case '!':
-      case '/':
-        break;
-      case '#':
-      case '^':
-        sections.emplace(Trim(tag.substr(1)));
         break;
       case '>':
-        error = fmt::format("partials ('{{{{{}}}}}') are not supported", tag);
+        error = fmt::format("partials ('{{{{{}}}}}') are not supported", contents);
         return false;
       case '=':
         error = "changing delimiters ('{{=...=}}') is not supported";
         return false;
+      case '#':
+      case '^':
+        sections_.emplace(name);
+        if (!section_error_.empty()) break;
+        if (open_.size() >= static_cast<size_t>(CompiledText::kMaxDepth)) {
+          section_error_ = fmt::format("sections nested deeper than {} at {}", CompiledText::kMaxDepth, tag);
+          break;
+        }
+        open_.push_back({nodes_.size(), tag});
+        nodes_.push_back(NodeOf(src_, sigil == '#' ? Node::Kind::kSection : Node::Kind::kInverted, name));
+        break;
+      case '/':
+        if (!section_error_.empty()) break;
+        if (open_.empty()) {
+          section_error_ = fmt::format("Unopened section \"{}\" at {}", name, tag);
+          break;
+        }
+        nodes_[open_.back().node].end = static_cast<std::uint32_t>(nodes_.size());
+        if (NameOf(nodes_[open_.back().node]) != name)
+          Bad(open_.back().position, NameOf(nodes_[open_.back().node]));
+        open_.pop_back();
+        break;
       case '&':
-        variables.emplace(Trim(tag.substr(1)));
+        variables_.emplace(name);
+        if (section_error_.empty()) nodes_.push_back(NodeOf(src_, Node::Kind::kRawVariable, name));
         break;
       default:
-        variables.emplace(tag);
+        if (!contents.empty()) variables_.emplace(contents);  // {{}}: a variable named "", never reported
+        if (section_error_.empty()) nodes_.push_back(NodeOf(src_, Node::Kind::kVariable, contents));
         break;
     }
+    return true;
   }
-  // A name also used as a section is guarded by it ({{#x}}{{x}}{{/x}}): its absence is expected.
-  for (const auto& s : sections) variables.erase(s);
-  variables.erase(".");
-  return true;
-}
 
-using Node = CompiledText::Node;
+  bool Finish(std::string& error) {
+    if (!section_error_.empty()) {
+      error = section_error_;
+      return false;
+    }
+    for (const Open& o : open_) Bad(o.position, NameOf(nodes_[o.node]));
+    if (first_bad_ != std::string_view::npos) {
+      error = fmt::format("Unclosed section \"{}\" at {}", first_bad_name_, first_bad_);
+      return false;
+    }
+    if (nodes_.size() > UINT32_MAX) {
+      error = "too many tags";
+      return false;
+    }
+    // A name also used as a section is guarded by it ({{#x}}{{x}}{{/x}}): its absence is expected.
+    for (const auto& section : sections_) variables_.erase(section);
+    variables_.erase(".");
+    for (Node& n : nodes_) {
+      bool variable = n.kind == Node::Kind::kVariable || n.kind == Node::Kind::kRawVariable;
+      n.track_missing = variable && variables_.count(std::string(NameOf(n))) != 0;
+    }
+    return true;
+  }
 
-// Builds the node list of a template that ScanTags accepted (so every tag is closed and none is a
-// partial or a delimiter change). Text is split only at newlines ("\r\n", "\n" or "\r"), which the
-// render needs to drop the lines that hold only section tags. Section errors are kainjow's, with its
-// messages: a closing tag with no section open is reported at once; otherwise the first section (in
-// source order) closed by another name or never closed.
-bool Parse(std::string_view src, const std::set<std::string>& variables, std::vector<Node>& nodes,
-           std::string& error) {
+  std::string_view NameOf(const Node& n) const { return src_.substr(n.begin, n.size); }
+  void Bad(size_t position, std::string_view name) {
+    if (position >= first_bad_) return;
+    first_bad_ = position;
+    first_bad_name_ = name;
+  }
+
   struct Open {
     size_t node;
     size_t position;  // of its "{{"
   };
-  std::vector<Open> open;
-  size_t first_bad = std::string_view::npos;  // position of the first badly closed section
-  std::string_view first_bad_name;
-  auto bad = [&](size_t position, std::string_view name) {
-    if (position < first_bad) {
-      first_bad = position;
-      first_bad_name = name;
-    }
-  };
-  auto range = [&](Node::Kind kind, std::string_view part) {
-    Node n;
-    n.kind = kind;
-    n.begin = static_cast<std::uint32_t>(part.data() - src.data());
-    n.size = static_cast<std::uint32_t>(part.size());
-    return n;
-  };
-  auto name_of = [&](const Node& n) { return src.substr(n.begin, n.size); };
-  auto add_text = [&](std::string_view text) {
-    size_t i = 0;
-    while (i < text.size()) {
-      size_t nl = text.find_first_of("\r\n", i);
-      if (nl == std::string_view::npos) nl = text.size();
-      if (nl > i) nodes.push_back(range(Node::Kind::kText, text.substr(i, nl - i)));
-      if (nl == text.size()) break;
-      size_t len = text.compare(nl, 2, "\r\n") == 0 ? 2 : 1;
-      nodes.push_back(range(Node::Kind::kNewline, text.substr(nl, len)));
-      i = nl + len;
-    }
-  };
-  size_t pos = 0;
-  while (true) {
-    size_t tag = src.find("{{", pos);
-    add_text(src.substr(pos, tag == std::string_view::npos ? std::string_view::npos : tag - pos));
-    if (tag == std::string_view::npos) break;
-    if (src.compare(tag, 3, "{{{") == 0) {
-      size_t close = src.find("}}}", tag + 3);
-      nodes.push_back(range(Node::Kind::kRawVariable, Trim(src.substr(tag + 3, close - tag - 3))));
-      nodes.back().track_missing = variables.count(std::string(name_of(nodes.back()))) != 0;
-      pos = close + 3;
-      continue;
-    }
-    size_t close = src.find("}}", tag + 2);
-    std::string_view contents = Trim(src.substr(tag + 2, close - tag - 2));
-    pos = close + 2;
-    char sigil = contents.empty() ? '\0' : contents.front();
-    std::string_view name = sigil == '\0' ? contents : Trim(contents.substr(1));
-    switch (sigil) {
-      case '!':
-        break;
-      case '#':
-      case '^':
-        if (open.size() >= static_cast<size_t>(CompiledText::kMaxDepth)) {
-          error = fmt::format("sections nested deeper than {} at {}", CompiledText::kMaxDepth, tag);
-          return false;
-        }
-        open.push_back({nodes.size(), tag});
-        nodes.push_back(range(sigil == '#' ? Node::Kind::kSection : Node::Kind::kInverted, name));
-        break;
-      case '/': {
-        if (open.empty()) {
-          error = fmt::format("Unopened section \"{}\" at {}", name, tag);
-          return false;
-        }
-        Open o = open.back();
-        open.pop_back();
-        nodes[o.node].end = static_cast<std::uint32_t>(nodes.size());
-        if (name_of(nodes[o.node]) != name) bad(o.position, name_of(nodes[o.node]));
-        break;
-      }
-      case '&':
-        nodes.push_back(range(Node::Kind::kRawVariable, name));
-        nodes.back().track_missing = variables.count(std::string(name)) != 0;
-        break;
-      default:
-        nodes.push_back(range(Node::Kind::kVariable, contents));
-        nodes.back().track_missing = variables.count(std::string(contents)) != 0;
-        break;
-    }
-  }
-  for (const Open& o : open) bad(o.position, name_of(nodes[o.node]));
-  if (first_bad != std::string_view::npos) {
-    error = fmt::format("Unclosed section \"{}\" at {}", first_bad_name, first_bad);
-    return false;
-  }
-  if (nodes.size() > UINT32_MAX) {
-    error = "too many tags";
-    return false;
-  }
-  return true;
-}
+  std::string_view src_;
+  std::set<std::string>& variables_;
+  std::vector<Node>& nodes_;
+  std::vector<Open> open_;
+  std::set<std::string> sections_;
+  std::string section_error_;                  // set: no more nodes; reported unless a tag error follows
+  size_t first_bad_ = std::string_view::npos;  // position of the first badly closed section
+  std::string_view first_bad_name_;
+};
 
 // A JSON number as the template shows it (as kainjow's data held it: the integer, or fmt's shortest
 // form of the double).
@@ -199,6 +189,16 @@ bool Falsy(const TemplateValue& v) {
   if (!v.found()) return true;
   if (v.kind != TemplateValue::Kind::kJson) return false;
   return v.json->IsFalse() || v.json->IsNull() || (v.json->IsArray() && v.json->Empty());
+}
+
+// `value`'s members along the rest of a dotted `name`, after the part that ends at `dot` (npos: none).
+TemplateValue Walk(const TemplateData& data, TemplateValue value, std::string_view name, size_t dot) {
+  while (value.found() && dot != std::string_view::npos) {
+    size_t next = name.find('.', dot + 1);
+    value = data.Member(value, name.substr(dot + 1, next - dot - 1));  // npos - dot - 1: to the end
+    dot = next;
+  }
+  return value;
 }
 
 // One render of one CompiledText. The section stack is a chain of frames on the C++ stack (a render
@@ -301,16 +301,7 @@ class Renderer {
     std::string_view first = name.substr(0, dot);
     for (const Frame* f = frame; f != nullptr; f = f->outer) {
       TemplateValue value = data_.Member(f->value, first);
-      if (!value.found()) continue;
-      size_t pos = dot;
-      while (value.found() && pos != std::string_view::npos) {
-        size_t next = name.find('.', pos + 1);
-        value = data_.Member(
-            value,
-            name.substr(pos + 1, next == std::string_view::npos ? std::string_view::npos : next - pos - 1));
-        pos = next;
-      }
-      return value;
+      if (value.found()) return Walk(data_, value, name, dot);
     }
     return data_.Resolve(name);
   }
@@ -343,31 +334,12 @@ class Renderer {
       return;
     }
     if (line_blank_) line_blank_ = text.find_first_not_of(" \t") == std::string_view::npos;
+    constexpr std::string_view kSpecial = "&<>\"'";
+    constexpr std::string_view kEntities[] = {"&amp;", "&lt;", "&gt;", "&quot;", "&apos;"};
     size_t start = 0;
-    for (size_t i = 0; i < text.size(); ++i) {
-      std::string_view entity;
-      switch (text[i]) {
-        case '&':
-          entity = "&amp;";
-          break;
-        case '<':
-          entity = "&lt;";
-          break;
-        case '>':
-          entity = "&gt;";
-          break;
-        case '"':
-          entity = "&quot;";
-          break;
-        case '\'':
-          entity = "&apos;";
-          break;
-        default:
-          continue;
-      }
+    for (size_t i = 0; (i = text.find_first_of(kSpecial, start)) != std::string_view::npos; start = i + 1) {
       out_.append(text.substr(start, i - start));
-      out_.append(entity);
-      start = i + 1;
+      out_.append(kEntities[kSpecial.find(text[i])]);
     }
     out_.append(text.substr(start));
   }
@@ -402,8 +374,6 @@ std::string_view Language(std::string_view tag) {
 
 }  // namespace
 
-// ---- CompiledText ----
-
 std::unique_ptr<CompiledText> CompiledText::Compile(const std::string& source, bool html_escape,
                                                     std::string& error) {
   auto text = std::make_unique<CompiledText>();
@@ -417,8 +387,7 @@ std::unique_ptr<CompiledText> CompiledText::Compile(const std::string& source, b
     error = "template over 4 GiB";
     return nullptr;
   }
-  if (!ScanTags(source, text->variables_, error)) return nullptr;
-  if (!Parse(text->source_, text->variables_, text->nodes_, error)) return nullptr;
+  if (!Parser(text->source_, text->variables_, text->nodes_).Run(error)) return nullptr;
   return text;
 }
 
@@ -437,8 +406,6 @@ bool CompiledText::Render(const TemplateData& data, std::string& out, std::vecto
   renderer.Finish();
   return true;
 }
-
-// ---- CompiledCatalog ----
 
 std::shared_ptr<CompiledCatalog> CompiledCatalog::Load(const std::string& dir) {
   return Compile(Catalog::LoadDirectory(dir));
@@ -463,26 +430,20 @@ std::shared_ptr<CompiledCatalog> CompiledCatalog::Compile(std::shared_ptr<const 
     for (const auto& [locale, tmpl] : c->templates) {
       CompiledTemplate t;
       t.locale = locale;
-      for (const auto& [name, source] : tmpl.fields) {
-        std::string error;
-        bool html = c->channel == Channel::kEmail && name == "html";
-        auto text = CompiledText::Compile(source, html, error);
-        if (!text) {
-          problems.push_back(fmt::format("{}: templates.{}.{}: {}", c->source_file, locale, name, error));
-          continue;
+      auto compile = [&](const auto& sources, std::string_view prefix, auto& into) {
+        for (const auto& [name, source] : sources) {
+          std::string error;
+          bool html = prefix.empty() && c->channel == Channel::kEmail && name == "html";
+          if (auto text = CompiledText::Compile(source, html, error)) {
+            into.emplace(name, std::move(text));
+          } else {
+            problems.push_back(
+                fmt::format("{}: templates.{}.{}{}: {}", c->source_file, t.locale, prefix, name, error));
+          }
         }
-        t.fields.emplace(name, std::move(text));
-      }
-      for (const auto& [name, source] : tmpl.data) {
-        std::string error;
-        auto text = CompiledText::Compile(source, false, error);
-        if (!text) {
-          problems.push_back(
-              fmt::format("{}: templates.{}.data.{}: {}", c->source_file, locale, name, error));
-          continue;
-        }
-        t.data.emplace(name, std::move(text));
-      }
+      };
+      compile(tmpl.fields, "", t.fields);
+      compile(tmpl.data, "data.", t.data);
       compiled.locales.push_back(locale);
       compiled.templates.push_back(std::move(t));
     }
@@ -501,8 +462,6 @@ const CompiledCampaign* CompiledCatalog::Find(std::string_view id) const {
   auto it = campaigns_.find(std::string(id));
   return it == campaigns_.end() ? nullptr : &it->second;
 }
-
-// ---- locale ----
 
 size_t ChooseLocale(std::span<const std::string> available, std::string_view requested,
                     std::string_view default_locale) {
@@ -523,8 +482,6 @@ size_t ChooseLocale(std::span<const std::string> available, std::string_view req
   }
   return 0;
 }
-
-// ---- data ----
 
 TemplateData::TemplateData(const rapidjson::Value* user, const rapidjson::Value* event,
                            const Campaign* campaign)
@@ -561,22 +518,12 @@ TemplateValue TemplateData::Resolve(std::string_view name) const {
   if (name == ".") return TemplateValue{Kind::kTop, nullptr, {}};
   size_t dot = name.find('.');
   std::string_view first = name.substr(0, dot);
-  auto part = [&](size_t pos, size_t next) {
-    return name.substr(pos + 1, next == std::string_view::npos ? std::string_view::npos : next - pos - 1);
-  };
-  if (first == "campaign" && campaign_ != nullptr) {
-    TemplateValue value{Kind::kCampaign, nullptr, {}};
-    for (size_t pos = dot; value.found() && pos != std::string_view::npos;) {
-      size_t next = name.find('.', pos + 1);
-      value = Member(value, part(pos, next));
-      pos = next;
-    }
-    return value;
-  }
+  if (first == "campaign" && campaign_ != nullptr)
+    return Walk(*this, {Kind::kCampaign, nullptr, {}}, name, dot);
   const rapidjson::Value* value = Top(first, false);
   for (size_t pos = dot; value != nullptr && pos != std::string_view::npos;) {
     size_t next = name.find('.', pos + 1);
-    value = FindMember(*value, part(pos, next));
+    value = FindMember(*value, name.substr(pos + 1, next - pos - 1));
     pos = next;
   }
   return value != nullptr ? TemplateValue{Kind::kJson, value, {}} : TemplateValue{};
@@ -613,8 +560,6 @@ TemplateValue TemplateData::Member(const TemplateValue& value, std::string_view 
   return {};
 }
 
-// ---- render ----
-
 RenderResult Render(const CompiledCampaign& campaign, std::string_view locale, const TemplateData& data,
                     MissingVariables mode, Content& out) {
   RenderResult result;
@@ -646,28 +591,24 @@ RenderResult Render(const CompiledCampaign& campaign, std::string_view locale, c
   for (const auto& [name, text] : t.data) {
     if (!render_one("data." + name, *text, out.data[name])) return result;
   }
-  auto require = [&](const char* field) {
+  auto rendered = [&](const char* field) {
     auto it = out.fields.find(field);
-    if (it == out.fields.end() || Trim(it->second).empty()) {
-      result.error = fmt::format("templates.{}.{}: rendered empty", t.locale, field);
-      return false;
-    }
-    return true;
+    return it != out.fields.end() && !Trim(it->second).empty();
+  };
+  auto require = [&](const char* field) {
+    if (rendered(field)) return true;
+    result.error = fmt::format("templates.{}.{}: rendered empty", t.locale, field);
+    return false;
   };
   switch (campaign.campaign->channel) {
-    case Channel::kEmail: {
+    case Channel::kEmail:
       if (!require("from") || !require("subject")) return result;
-      auto html = out.fields.find("html");
-      auto text = out.fields.find("text");
-      bool has_html = html != out.fields.end() && !Trim(html->second).empty();
-      bool has_text = text != out.fields.end() && !Trim(text->second).empty();
-      if (!has_html && !has_text) {
+      if (!rendered("html") && !rendered("text")) {
         result.error = fmt::format("templates.{}: html and text both rendered empty", t.locale);
         return result;
       }
-      if (!has_text) out.fields["text"] = HtmlToText(html->second);
+      if (!rendered("text")) out.fields["text"] = HtmlToText(out.fields.at("html"));
       break;
-    }
     case Channel::kSms:
       if (!require("body")) return result;
       break;

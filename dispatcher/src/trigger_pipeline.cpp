@@ -21,6 +21,13 @@ std::string TopicOf(const rd_kafka_message_t* m) {
   return rd_kafka_topic_name(m->rkt);
 }
 
+// The produced-records metric's kind of an output record.
+const char* KindOf(const OutputRecord& record) {
+  if (record.via_ladder) return "delay";
+  if (record.topic.rfind("pv.dlq.", 0) == 0) return "dlq";
+  return record.topic == topics::kEvents ? "event" : "send";
+}
+
 }  // namespace
 
 TriggerPipeline::TriggerPipeline(const DispatcherOptions& options, const kafka::Settings& settings,
@@ -59,10 +66,6 @@ TriggerPipeline::TriggerPipeline(const DispatcherOptions& options, const kafka::
 
 TriggerPipeline::~TriggerPipeline() = default;
 
-void TriggerPipeline::SwapCatalog() {
-  catalog_ = catalogs_.Current();
-}
-
 std::string TriggerPipeline::Readiness() const {
   if (!redis_ok_.load()) return "suppression store (redis) unreachable: consuming paused";
   return {};
@@ -81,7 +84,7 @@ int TriggerPipeline::Run() {
   log::Info("consuming", {{"topic", topics::kTriggers}, {"group", options_.group_id}});
   auto next_lag = Clock::now() + options_.lag_interval;
   while (!stop_.load()) {
-    SwapCatalog();
+    catalog_ = catalogs_.Current();  // a reload or a campaigns record since the last batch
     DrainCompletions();
     if (fatal_) break;
     auto now = Clock::now();
@@ -157,12 +160,7 @@ int TriggerPipeline::Run() {
 }
 
 void TriggerPipeline::Take(kafka::Message m) {
-  if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      log::Warn("consume_error", {{"error", rd_kafka_message_errstr(m.get())}});
-    }
-    return;
-  }
+  if (!internal::Consumed(m, "consume_error")) return;
   std::string topic = TopicOf(m.get());
   std::uint64_t gen = book_.Generation(topic, m->partition);
   if (gen == 0) return;  // not ours (any more): the owner reads it
@@ -298,16 +296,13 @@ void TriggerPipeline::Produce(Item& item, Outcome& outcome) {
   }
   auto* pending = new internal::Pending(&completions_, topic, m->partition, m->offset, item.generation);
   std::vector<std::pair<internal::OutputRole, std::string>> roles;
-  std::vector<const char*> kinds;
+  bool has_dead_letter = false;
   for (const auto& record : outcome.records) {
-    const char* kind = record.via_ladder                       ? "delay"
-                       : record.topic.rfind("pv.dlq.", 0) == 0 ? "dlq"
-                       : record.topic == topics::kEvents       ? "event"
-                                                               : "send";
-    kinds.push_back(kind);
-    internal::OutputRole role = kind == std::string_view("dlq")     ? internal::OutputRole::kDeadLetter
-                                : kind == std::string_view("event") ? internal::OutputRole::kEvent
-                                                                    : internal::OutputRole::kMain;
+    std::string_view kind = KindOf(record);
+    internal::OutputRole role = kind == "dlq"     ? internal::OutputRole::kDeadLetter
+                                : kind == "event" ? internal::OutputRole::kEvent
+                                                  : internal::OutputRole::kMain;
+    has_dead_letter = has_dead_letter || role == internal::OutputRole::kDeadLetter;
     std::string out_topic = record.topic;
     if (record.via_ladder) {  // the tier ladder::Schedule will choose (for the error text only)
       auto left = std::chrono::duration_cast<milliseconds>(record.due - std::chrono::system_clock::now());
@@ -316,8 +311,6 @@ void TriggerPipeline::Produce(Item& item, Outcome& outcome) {
     roles.emplace_back(role, std::move(out_topic));
   }
   pending->message = std::move(item.message);
-  bool has_dead_letter = std::any_of(
-      roles.begin(), roles.end(), [](const auto& r) { return r.first == internal::OutputRole::kDeadLetter; });
   pending->dead_letter_attempt = has_dead_letter ? item.dead_letter_tries + 1 : 0;
   pending->dead_letter_code = std::move(item.dead_letter_code);
   pending->dead_letter_error = std::move(item.dead_letter_error);
@@ -328,7 +321,6 @@ void TriggerPipeline::Produce(Item& item, Outcome& outcome) {
   for (size_t r = 0; r < outcome.records.size(); ++r) {
     const OutputRecord& record = outcome.records[r];
     internal::Pending::Output* report = &pending->outputs[r];
-    const char* kind = kinds[r];
     headers.clear();
     for (const auto& h : record.headers) headers.push_back({h.name, h.value});
     rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -347,7 +339,7 @@ void TriggerPipeline::Produce(Item& item, Outcome& outcome) {
       log::Warn("produce_enqueue_failed", {{"topic", record.topic}, {"error", rd_kafka_err2str(err)}});
       report->OnDelivery(err, -1, -1);
     } else {
-      metrics_.produced.With({kind}).Inc();
+      metrics_.produced.With({KindOf(record)}).Inc();
     }
   }
 }

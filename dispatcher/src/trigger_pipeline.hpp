@@ -60,7 +60,6 @@ class TriggerPipeline {
                        std::chrono::steady_clock::time_point deadline);
   void SetPaused(const char* reason, bool on);
   void ApplyPause();
-  void SwapCatalog();
   bool ReloadForUnknownCampaign();
   void ProbeRedis();
 
@@ -93,7 +92,6 @@ class TriggerPipeline {
   std::optional<std::chrono::steady_clock::time_point> full_since_;
   bool fatal_ = false;
   std::atomic<bool> redis_ok_{true};
-  std::atomic<bool> assigned_once_{false};
 
   metrics::Counter* consumed_;
   metrics::Gauge* in_flight_gauge_;

@@ -122,16 +122,14 @@ TEST(Feedback, ADeadPushSuppressesItsTokenOnlyWhenUnregistered) {
 TEST(Feedback, ReceiptRecordsAndSentMessagesRoundTripAndBadOnesAreRefused) {
   ReceiptRecord r;
   std::string error;
-  ASSERT_TRUE(ParseReceiptRecord(
+  ASSERT_TRUE(ParseReceipt(
       R"({"v":1,"receipt_id":"twilio:SM1:delivered","provider_type":"twilio","provider":"tw","type":"delivered","message_id":"SM1"})",
       r, error))
       << error;
   EXPECT_EQ(r.message_id, "SM1");
-  EXPECT_FALSE(
-      ParseReceiptRecord(R"({"receipt_id":"x","provider_type":"fax","type":"delivered"})", r, error));
-  EXPECT_FALSE(
-      ParseReceiptRecord(R"({"receipt_id":"x","provider_type":"twilio","type":"exploded"})", r, error));
-  EXPECT_FALSE(ParseReceiptRecord("[]", r, error));
+  EXPECT_FALSE(ParseReceipt(R"({"receipt_id":"x","provider_type":"fax","type":"delivered"})", r, error));
+  EXPECT_FALSE(ParseReceipt(R"({"receipt_id":"x","provider_type":"twilio","type":"exploded"})", r, error));
+  EXPECT_FALSE(ParseReceipt("[]", r, error));
 
   EXPECT_EQ(SentMessageKey("twilio", "SM1"), "pv:msg:twilio:SM1");
   auto back = ParseSentMessage(SentMessageJson(Send()));

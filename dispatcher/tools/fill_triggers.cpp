@@ -75,15 +75,8 @@ int main(int argc, char** argv) {
         external_id, address, contact, i, i, i % 1000000, i);
     rapidjson::Document doc;
     doc.Parse(body.data(), body.size());
-    pv::TriggerRecord record;  // written as ingest writes it
-    record.trigger_id = trigger_id;
-    record.project = project;
-    record.campaign_id = campaign;
-    record.received_at = received_at;
-    record.user = &doc["user"];
-    record.event = &doc["event"];
-    std::string value;
-    pv::AppendTrigger(value, record);
+    std::string value;  // written as ingest writes it
+    pv::AppendTrigger(value, {trigger_id, project, campaign, received_at, &doc["user"], &doc["event"], {}});
     pv::kafka::Header header{"pv-trigger-id", trigger_id};
     while (true) {
       auto err =

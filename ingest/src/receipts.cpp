@@ -216,32 +216,6 @@ std::optional<std::string> Base64Decode(std::string_view text) {
   return out;
 }
 
-std::string BuildReceiptRecord(const Receipt& r, std::string_view received_at) {
-  std::string out = R"({"v":1)";
-  auto field = [&out](std::string_view name, std::string_view value) {
-    if (value.empty()) return;
-    out += ",\"";
-    out += name;
-    out += "\":";
-    AppendJsonString(out, value);
-  };
-  field("receipt_id", r.receipt_id);
-  field("provider_type", r.provider_type);
-  field("provider", r.provider);
-  field("type", r.type);
-  field("send_id", r.send_id);
-  field("trigger_id", r.trigger_id);
-  field("campaign_id", r.campaign_id);
-  field("message_id", r.message_id);
-  field("address", r.address);
-  field("reason", r.reason);
-  field("error_code", r.error_code);
-  field("occurred_at", r.occurred_at);
-  field("received_at", received_at);
-  out += '}';
-  return out;
-}
-
 // ---- parsing ----
 
 Parsed ParseSendGridEvents(std::string_view body, const ReceiptOptions& options) {
@@ -520,7 +494,7 @@ class ReceiptEndpoints::BodyExchange final : public http::Exchange {
     records.reserve(parsed.receipts.size());
     for (auto& r : parsed.receipts) {
       r.provider = provider;
-      records.push_back(BuildReceiptRecord(r, received_at));
+      AppendReceipt(records.emplace_back(), r, received_at);
     }
     auto* publication = new Publication(  // NOLINT(cppcoreguidelines-owning-memory): freed by its last report
         owner_, route_, static_cast<int>(records.size()), std::move(success), std::move(responder));

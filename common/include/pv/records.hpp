@@ -141,6 +141,29 @@ void AppendEvent(std::string& out, const EventRecord& event);
 // False when `value` is not a JSON object. Fields of the wrong type read as absent.
 bool ParseEvent(rapidjson::Document& doc, std::string_view value, EventRecord& out);
 
+// pv.receipts, written by ingest's receipt endpoints, read by the feedback pipeline
+// (docs/architecture.md "Receipt"): {"v":1, every non-empty field below in this order, "received_at"?}
+struct ReceiptRecord {
+  std::string receipt_id;  // "sendgrid:<sg_event_id>", "twilio:<MessageSid>:<status>", "twilio:<MessageSid>"
+  std::string provider_type;  // sendgrid | twilio
+  std::string provider;       // the account name in receipts.* that verified it
+  // delivered | bounced | undelivered | provider_deferred | complained | unsubscribed | stop | start
+  std::string type;
+  std::string send_id;  // SendGrid: custom_args.send_id (the worker sets it); empty otherwise
+  std::string trigger_id;
+  std::string campaign_id;
+  std::string message_id;   // SendGrid's sg_message_id, Twilio's MessageSid
+  std::string address;      // the email address or phone number the receipt is about
+  std::string reason;       // the provider's words (bounce reason, dropped reason, keyword)
+  std::string error_code;   // Twilio's ErrorCode, SendGrid's bounce status
+  std::string occurred_at;  // RFC 3339, from the provider's timestamp when it gives one
+};
+
+void AppendReceipt(std::string& out, const ReceiptRecord& receipt, std::string_view received_at);
+// False with `error` when `value` is not a receipt record: not a JSON object, no receipt_id, type or
+// provider_type, a provider_type other than sendgrid or twilio, a type not listed above.
+bool ParseReceipt(std::string_view value, ReceiptRecord& out, std::string& error);
+
 // pv.dlq.<channel>, written by the dispatcher (a trigger it cannot process, a delay-ladder record it
 // cannot release) and the workers (a send that failed for good), read by the feedback pipeline (dead
 // pushes) and pvctl replay: the input record's key and value unchanged (the value left out when the

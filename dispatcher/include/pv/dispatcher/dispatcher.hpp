@@ -96,8 +96,6 @@ class Dispatcher {
   // refused and the old one kept. Thread-safe; the consumer thread switches between batches.
   bool Reload();
 
-  metrics::Registry& metrics() { return registry_; }
-
  private:
   std::string Readiness();
   void WarmUpProducer();

@@ -25,6 +25,7 @@
 #include <string_view>
 
 #include "pv/dispatcher/suppression.hpp"
+#include "pv/records.hpp"
 #include "pv/sent_message.hpp"
 #include "pv/topics.hpp"
 
@@ -37,24 +38,6 @@ struct SuppressionReasons {
   bool stop = true;  // also whether START lifts a stop
   bool unregistered = true;
 };
-
-// A pv.receipts record, parsed.
-struct ReceiptRecord {
-  std::string receipt_id;
-  std::string provider_type;  // sendgrid | twilio
-  std::string provider;
-  std::string type;
-  std::string send_id;
-  std::string trigger_id;
-  std::string campaign_id;
-  std::string message_id;
-  std::string address;
-  std::string reason;
-  std::string error_code;
-  std::string occurred_at;
-};
-// False with `error` when the value is not a receipt record (no receipt_id, type or provider_type).
-bool ParseReceiptRecord(std::string_view value, ReceiptRecord& out, std::string& error);
 
 // The send of a receipt: from the receipt itself (SendGrid), else from the recorded message (Twilio).
 std::optional<SentMessage> SendOfReceipt(const ReceiptRecord& receipt,

@@ -74,7 +74,6 @@ struct ParsedTrigger {
 };
 
 enum class Action { kSend, kDefer, kSuppressed, kFailed, kDrop };
-std::string_view ActionName(Action action);
 
 struct Header {
   std::string name;
@@ -124,14 +123,15 @@ class TriggerProcessor {
   // The size of `record` on the wire, with the headers the delay ladder adds to it (kafka::RecordBytes).
   static size_t RecordSize(const OutputRecord& record);
 
-  const ProcessorOptions& options() const { return options_; }
-
  private:
   Outcome Fail(const ParsedTrigger& trigger, std::string_view key, std::string code, std::string error,
                TimePoint now, bool omit_value = false);
   Outcome TooLargeFailure(const ParsedTrigger& trigger, std::string_view key, std::string code,
                           std::string_view what, const OutputRecord& record, const Outcome& decided,
                           TimePoint now);
+  // Decide's outcome `out` (rendered) deferred to the send window's `opening`.
+  Outcome Defer(const ParsedTrigger& trigger, std::string_view key, TimePoint opening, Outcome out,
+                TimePoint now);
   bool TooLarge(const OutputRecord& record) const {
     return options_.max_record_bytes > 0 && RecordSize(record) > options_.max_record_bytes;
   }

@@ -25,6 +25,7 @@
 
 #include "pv/ingest/http_front.hpp"
 #include "pv/metrics.hpp"
+#include "pv/records.hpp"
 
 namespace pv {
 class Config;
@@ -73,25 +74,8 @@ struct ReceiptOptions {
 // Loads a base64 DER SubjectPublicKeyInfo of a P-256 key; nullptr and `error` when it is not one.
 std::shared_ptr<EVP_PKEY> LoadSendGridKey(std::string_view base64_der, std::string& error);
 
-// One receipt as pv.receipts carries it (docs/architecture.md "Receipt").
-struct Receipt {
-  std::string receipt_id;  // "sendgrid:<sg_event_id>", "twilio:<MessageSid>:<status>", "twilio:<MessageSid>"
-  std::string provider_type;  // sendgrid | twilio
-  std::string provider;       // the account name in receipts.* that verified it
-  // delivered | bounced | undelivered | provider_deferred | complained | unsubscribed | stop | start
-  std::string type;
-  std::string send_id;  // SendGrid: custom_args.send_id (the worker sets it); empty otherwise
-  std::string trigger_id;
-  std::string campaign_id;
-  std::string message_id;   // SendGrid's sg_message_id, Twilio's MessageSid
-  std::string address;      // the email address or phone number the receipt is about
-  std::string reason;       // the provider's words (bounce reason, dropped reason, keyword)
-  std::string error_code;   // Twilio's ErrorCode, SendGrid's bounce status
-  std::string occurred_at;  // RFC 3339, from the provider's timestamp when it gives one
-};
-
-// The pv.receipts value: {"v":1, every non-empty field of `receipt`, "received_at"}.
-std::string BuildReceiptRecord(const Receipt& receipt, std::string_view received_at);
+// One receipt as pv.receipts carries it (AppendReceipt writes the record).
+using Receipt = ReceiptRecord;
 
 struct Parsed {
   std::vector<Receipt> receipts;
