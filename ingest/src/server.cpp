@@ -606,9 +606,6 @@ void IngestServer::StartFeeds(const kafka::Settings& kafka_settings) {
 }
 
 void IngestServer::RegisterMetrics() {
-  auto counter = [this](const char* name, const char* help) {
-    return &registry_.AddCounter(name, help).Get();
-  };
   requests_ = &registry_.AddCounter("pv_ingest_requests_total", "API requests by route and status",
                                     {"route", "status"});
   auto& request_seconds = registry_.AddHistogram("pv_ingest_request_duration_seconds",
@@ -622,9 +619,13 @@ void IngestServer::RegisterMetrics() {
            .Get();
   in_flight_ =
       &registry_.AddGauge("pv_ingest_in_flight_requests", "API requests read and not yet answered").Get();
-  published_ = counter("pv_ingest_triggers_published_total", "Triggers acknowledged by the broker");
-  publish_failures_ = counter("pv_ingest_publish_failures_total",
-                              "Requests answered 503 because the broker did not acknowledge in time");
+  published_ =
+      &registry_.AddCounter("pv_ingest_triggers_published_total", "Triggers acknowledged by the broker")
+           .Get();
+  publish_failures_ = &registry_
+                           .AddCounter("pv_ingest_publish_failures_total",
+                                       "Requests answered 503 because the broker did not acknowledge in time")
+                           .Get();
   auto& reloads =
       registry_.AddCounter("pv_ingest_reloads_total", "Catalog and key reloads by result", {"result"});
   reloads_ok_ = &reloads.With({"ok"});

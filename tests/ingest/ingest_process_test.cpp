@@ -329,7 +329,7 @@ struct IngestUnderTest {
 };
 
 TEST(IngestProcess, SigtermTurnsUnreadyServesForTheDelayThenExitsZero) {
-  IngestUnderTest ingest("pv-ingest-delay", "  shutdown_delay_ms: 1500\n");
+  IngestUnderTest ingest("pv-ingest-delay", "  shutdown_delay_ms: 3000\n");
   ASSERT_GT(ingest.port, 0) << ingest.Log();
   ASSERT_TRUE(pv::testing::WaitFor([&] { return ingest.AdminGet("/readyz") == 200; }, 10s)) << ingest.Log();
   const std::string body = R"({"user":{"external_id":"drain","email":"a@b.co"}})";
@@ -339,9 +339,9 @@ TEST(IngestProcess, SigtermTurnsUnreadyServesForTheDelayThenExitsZero) {
   EXPECT_TRUE(pv::testing::WaitFor([&] { return ingest.AdminGet("/readyz") == 503; }, 500ms))
       << "unready at once";
   EXPECT_EQ(ingest.Post(body), 204) << "still serving during the delay";
-  EXPECT_LT(std::chrono::steady_clock::now() - sent, 1500ms);
+  EXPECT_LT(std::chrono::steady_clock::now() - sent, 3000ms);  // room for a loaded machine
   EXPECT_EQ(ingest.process->Wait(15s), 0) << ingest.Log();
-  EXPECT_GE(std::chrono::steady_clock::now() - sent, 1500ms) << "exited before the delay";
+  EXPECT_GE(std::chrono::steady_clock::now() - sent, 3000ms) << "exited before the delay";
   EXPECT_EQ(ingest.Post(body, 2), -1) << "the port is closed after exit";
 }
 
