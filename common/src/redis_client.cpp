@@ -1,9 +1,8 @@
 #include "pv/redis_client.hpp"
 
-#include <fmt/format.h>
 #include <hiredis/hiredis.h>
 
-#include <iterator>
+#include <charconv>
 #include <stdexcept>
 
 #include "pv/config.hpp"
@@ -107,20 +106,30 @@ bool RedisClient::EnsureConnected() {
   return true;
 }
 
+// "<tag><n>\r\n" by std::to_chars: fmt::format_to through a back_inserter cost ~400 instructions
+// per argument (callgrind), most of a status write's formatting.
+void RedisCommands::Header(char tag, size_t n) {
+  char digits[24];
+  auto end = std::to_chars(digits, digits + sizeof digits, n).ptr;
+  resp_ += tag;
+  resp_.append(digits, end);
+  resp_.append("\r\n");
+}
+
 void RedisCommands::Argument(std::string_view a) {
-  fmt::format_to(std::back_inserter(resp_), "${}\r\n", a.size());
+  Header('$', a.size());
   resp_.append(a);
   resp_.append("\r\n");
 }
 
 void RedisCommands::Add(std::initializer_list<std::string_view> args) {
-  fmt::format_to(std::back_inserter(resp_), "*{}\r\n", args.size());
+  Header('*', args.size());
   for (std::string_view a : args) Argument(a);
   ++count_;
 }
 
 void RedisCommands::Add(const std::vector<std::string>& args) {
-  fmt::format_to(std::back_inserter(resp_), "*{}\r\n", args.size());
+  Header('*', args.size());
   for (const std::string& a : args) Argument(a);
   ++count_;
 }

@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
+#include "pv/redis_client.hpp"
+
 namespace pv {
 namespace {
 
@@ -70,6 +75,25 @@ TEST(RedisUrlTest, RedissIsRefusedWithTheTunnelRecipe) {
       << error;
   EXPECT_NE(error.find("stunnel"), std::string::npos) << error;
   EXPECT_NE(error.find("Redis over TLS"), std::string::npos) << error;
+}
+
+// The RESP a pipeline writes: array and bulk lengths of one and several digits, an empty argument,
+// binary bytes, and clear() starting over.
+TEST(RedisCommandsTest, WritesRespArraysOfBulkStrings) {
+  RedisCommands c;
+  c.Add({"SET", "k", ""});
+  std::string twelve = "0123456789\r\n";
+  std::vector<std::string> many(11, "x");
+  many[0] = twelve;
+  c.Add(many);
+  EXPECT_EQ(c.size(), 2U);
+  std::string want = "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n*11\r\n$12\r\n0123456789\r\n\r\n";
+  for (int i = 0; i < 10; ++i) want += "$1\r\nx\r\n";
+  EXPECT_EQ(c.resp(), want);
+  c.clear();
+  EXPECT_TRUE(c.empty());
+  c.Add({"PING"});
+  EXPECT_EQ(c.resp(), "*1\r\n$4\r\nPING\r\n");
 }
 
 }  // namespace
