@@ -144,41 +144,47 @@ std::optional<std::vector<ClaimResult>> RedisDedupeStore::Claim(std::span<const 
   commands.reserve(requests.size());
   for (const auto& r : requests) commands.push_back(ClaimCommand(r, value, lease));
   std::vector<ClaimResult> out(requests.size());
-  // Indexes into `commands` still to run: all of them, then those that met a server without the
-  // script (restart, SCRIPT FLUSH, without us reconnecting): loaded again, they run once more. The
-  // others of the batch ran and must not run again (a claim of ours would read as someone else's).
-  std::vector<size_t> todo(commands.size());
-  for (size_t i = 0; i < todo.size(); ++i) todo[i] = i;
-  for (int round = 0; round < 2; ++round) {
-    std::vector<std::vector<std::string>> again;
-    if (round > 0)
-      for (size_t i : todo) again.push_back(commands[i]);
-    auto replies = client_.Pipeline(round == 0 ? commands : again);
-    if (!replies) return std::nullopt;
-    std::vector<size_t> noscript;
-    for (size_t k = 0; k < replies->size(); ++k) {
-      const RedisReply& r = (*replies)[k];
+  // Reads the replies to the commands whose indexes `index(k)` gives into `out`; false when one is
+  // not a claim's. Commands that met a server without the script (restart, SCRIPT FLUSH, without
+  // us reconnecting) are left in `noscript`.
+  std::vector<size_t> noscript;
+  auto read = [&](const std::vector<RedisReply>& replies, const auto& index) {
+    for (size_t k = 0; k < replies.size(); ++k) {
+      const RedisReply& r = replies[k];
       if (r.IsError() && r.str.rfind("NOSCRIPT", 0) == 0) {
-        noscript.push_back(todo[k]);
+        noscript.push_back(index(k));
         continue;
       }
       if (r.IsError()) {
         // A script error is a bug or a broken server: treat the store as unavailable, claim nothing.
         pv::log::Error("redis_claim_failed", {{"error", r.str}});
-        return std::nullopt;
+        return false;
       }
       auto c = ReadClaim(r);
-      if (!c) return std::nullopt;
-      out[todo[k]] = std::move(*c);
+      if (!c) return false;
+      out[index(k)] = std::move(*c);
     }
-    if (noscript.empty()) return out;
-    scripts_generation_ = 0;
-    claim_sha_.clear();
-    if (!LoadScripts()) return std::nullopt;
-    for (size_t i : noscript) commands[i][1] = claim_sha_;
-    todo = std::move(noscript);
+    return true;
+  };
+  auto replies = client_.Pipeline(commands);
+  if (!replies || !read(*replies, [](size_t k) { return k; })) return std::nullopt;
+  if (noscript.empty()) return out;
+  // The script loaded again, only its commands run once more: the batch's plain claims ran, and a
+  // second run would read our own claim as another worker's.
+  scripts_generation_ = 0;
+  claim_sha_.clear();
+  if (!LoadScripts()) return std::nullopt;
+  const std::vector<size_t> retried = std::move(noscript);
+  noscript.clear();
+  std::vector<std::vector<std::string>> again;
+  for (size_t i : retried) {
+    commands[i][1] = claim_sha_;
+    again.push_back(std::move(commands[i]));
   }
-  return std::nullopt;
+  replies = client_.Pipeline(again);
+  if (!replies || !read(*replies, [&](size_t k) { return retried[k]; }) || !noscript.empty())
+    return std::nullopt;
+  return out;
 }
 
 bool RedisDedupeStore::Probe() {
