@@ -524,28 +524,82 @@ TEST(LongPollWire, ReadsAFetchRequestAndWhereItsMaxWaitIs) {
 }
 
 TEST(LongPollWire, AFetchAnswerIsIdleOnlyWithoutRecordsAndWithoutErrors) {
-  using pv::dev_broker::wire::FetchResponseIsIdle;
+  using pv::dev_broker::wire::FetchAnswer;
+  using pv::dev_broker::wire::ParseFetchResponse;
+  std::vector<FetchAnswer> answers;
   for (int16_t version : {4, 7, 11}) {
     bool idle = false;
-    ASSERT_TRUE(FetchResponseIsIdle(
-        FetchResponse(version, 0, {{"a", {{0, 0, ""}, {1, 0, ""}}}, {"b", {{2, 0, ""}}}}), version, idle));
+    ASSERT_TRUE(ParseFetchResponse(FetchResponse(version, 0, {{"a", {{0, 0, ""}, {1, 0, ""}}}, {"b", {{2, 0, ""}}}}),
+                                   version, idle, answers));
     EXPECT_TRUE(idle) << "v" << version;
-    ASSERT_TRUE(FetchResponseIsIdle(
-        FetchResponse(version, 0, {{"a", {{0, 0, ""}}}, {"b", {{2, 0, "batch"}}}}), version, idle));
+    ASSERT_EQ(answers.size(), 3u) << "v" << version;
+    EXPECT_EQ(answers[1].partition, (pv::dev_broker::wire::TopicPartition{"a", 1}));
+    EXPECT_EQ(answers[2].partition, (pv::dev_broker::wire::TopicPartition{"b", 2}));
+    EXPECT_EQ(answers[2].high_watermark, 10) << "v" << version;
+    EXPECT_EQ(answers[2].error, 0);
+    ASSERT_TRUE(ParseFetchResponse(FetchResponse(version, 0, {{"a", {{0, 0, ""}}}, {"b", {{2, 0, "batch"}}}}),
+                                   version, idle, answers));
     EXPECT_FALSE(idle) << "records, v" << version;
-    ASSERT_TRUE(FetchResponseIsIdle(FetchResponse(version, 0, {{"a", {{0, 1, ""}}}}), version, idle));
+    ASSERT_TRUE(ParseFetchResponse(FetchResponse(version, 0, {{"a", {{0, 1, ""}}}}), version, idle, answers));
     EXPECT_FALSE(idle) << "partition error, v" << version;
+    ASSERT_EQ(answers.size(), 1u);
+    EXPECT_EQ(answers[0].error, 1);
   }
   bool idle = false;
-  ASSERT_TRUE(FetchResponseIsIdle(FetchResponse(11, 15, {}), 11, idle));
+  ASSERT_TRUE(ParseFetchResponse(FetchResponse(11, 15, {}), 11, idle, answers));
   EXPECT_FALSE(idle) << "top-level error";
+  ASSERT_TRUE(ParseFetchResponse(FetchResponse(11, 0, {}), 11, idle, answers));
+  EXPECT_TRUE(idle) << "no partitions (the answer to a Fetch the front narrowed to none)";
+  EXPECT_TRUE(answers.empty());
   std::string whole = FetchResponse(11, 0, {{"a", {{0, 0, ""}}}});
-  EXPECT_FALSE(FetchResponseIsIdle(whole.substr(0, whole.size() - 2), 11, idle)) << "truncated";
-  EXPECT_FALSE(FetchResponseIsIdle(whole, 12, idle)) << "flexible version";
+  EXPECT_FALSE(ParseFetchResponse(whole.substr(0, whole.size() - 2), 11, idle, answers)) << "truncated";
+  EXPECT_FALSE(ParseFetchResponse(whole, 12, idle, answers)) << "flexible version";
 }
 
-TEST(LongPollWire, ProducedPartitionsAreTheOnesAppended) {
-  using pv::dev_broker::wire::ProducedPartitions;
+TEST(LongPollWire, ANarrowedFetchAsksOnlyForTheKeptPartitionsAndKeepsTheRest) {
+  using namespace pv::dev_broker::wire;
+  for (int16_t version : {4, 7, 11}) {
+    std::string frame = FetchRequest(version, 500, {{"pv.triggers", {0, 3}}, {"pv.delay.5s", {1}}});
+    RequestHeader header;
+    ASSERT_TRUE(ParseRequestHeader(frame, header));
+    pv::dev_broker::wire::FetchRequest fetch;
+    ASSERT_TRUE(ParseFetchRequest(frame, header, fetch));
+    EXPECT_EQ(fetch.fetch_offsets, (std::vector<int64_t>{42, 42, 42}));
+    struct Case {
+      std::vector<bool> keep;
+      std::vector<TopicPartition> expected;
+    };
+    const Case cases[] = {
+        {{true, true, true}, fetch.partitions},
+        {{false, true, true}, {{"pv.triggers", 3}, {"pv.delay.5s", 1}}},
+        {{true, false, false}, {{"pv.triggers", 0}}},
+        {{false, false, true}, {{"pv.delay.5s", 1}}},
+        {{false, false, false}, {}},
+    };
+    for (const Case& c : cases) {
+      std::string framed = NarrowFetchRequest(frame, fetch, c.keep);
+      ASSERT_GE(framed.size(), 4u);
+      EXPECT_EQ(static_cast<size_t>(ReadI32At(framed, 0)), framed.size() - 4) << "size prefix";
+      std::string narrowed = framed.substr(4);
+      RequestHeader again;
+      ASSERT_TRUE(ParseRequestHeader(narrowed, again));
+      EXPECT_EQ(again.correlation_id, 7);
+      EXPECT_EQ(again.client_id, "client-a");
+      pv::dev_broker::wire::FetchRequest parsed;
+      ASSERT_TRUE(ParseFetchRequest(narrowed, again, parsed)) << "v" << version;
+      EXPECT_EQ(parsed.partitions, c.expected) << "v" << version;
+      EXPECT_EQ(parsed.max_wait_ms, 500);
+      EXPECT_EQ(parsed.topics_end, narrowed.size() - (frame.size() - fetch.topics_end))
+          << "what follows the topics (forgotten topics, rack) is kept, v" << version;
+      EXPECT_EQ(narrowed.substr(parsed.topics_end), frame.substr(fetch.topics_end));
+    }
+    EXPECT_EQ(NarrowFetchRequest(frame, fetch, {true, true, true}).substr(4), frame) << "all kept: unchanged";
+  }
+}
+
+TEST(LongPollWire, AProduceAnswerGivesEachPartitionsErrorAndBaseOffset) {
+  using pv::dev_broker::wire::ParseProduceResponse;
+  using pv::dev_broker::wire::ProduceAnswer;
   using pv::dev_broker::wire::TopicPartition;
   for (int16_t version : {3, 7, 8}) {
     FrameBuilder f;
@@ -562,11 +616,112 @@ TEST(LongPollWire, ProducedPartitionsAreTheOnesAppended) {
     if (version >= 5) f.I64(0);
     if (version >= 8) f.I32(0).NullStr();
     f.I32(0);  // ThrottleTimeMs
-    std::vector<TopicPartition> out;
-    ASSERT_TRUE(ProducedPartitions(f.str(), version, out)) << "v" << version;
-    std::vector<TopicPartition> expected = {{"pv.triggers", 0}, {"pv.events", 4}};
-    EXPECT_EQ(out, expected) << "v" << version;
-    EXPECT_FALSE(ProducedPartitions(f.str().substr(0, f.size() - 10), version, out)) << "truncated";
+    std::vector<ProduceAnswer> out;
+    ASSERT_TRUE(ParseProduceResponse(f.str(), version, out)) << "v" << version;
+    ASSERT_EQ(out.size(), 3u);
+    EXPECT_EQ(out[0].partition, (TopicPartition{"pv.triggers", 0}));
+    EXPECT_EQ(out[0].error, 0);
+    EXPECT_EQ(out[0].base_offset, 100);
+    EXPECT_EQ(out[1].partition, (TopicPartition{"pv.triggers", 1}));
+    EXPECT_EQ(out[1].error, 6);
+    EXPECT_EQ(out[2].partition, (TopicPartition{"pv.events", 4}));
+    EXPECT_EQ(out[2].base_offset, 7);
+    EXPECT_FALSE(ParseProduceResponse(f.str().substr(0, f.size() - 10), version, out)) << "truncated";
+  }
+}
+
+// A record batch v2 header (61 bytes) and `payload`, as a producer sends it: base offset 0, epoch -1.
+std::string RecordBatch(int32_t count, const std::string& payload) {
+  FrameBuilder f;
+  f.I64(0).I32(static_cast<int32_t>(49 + payload.size())).I32(-1).I8(2).I32(0x1234).I16(0);
+  f.I32(count - 1).I64(1000).I64(1000).I64(-1).I16(-1).I32(-1).I32(count);
+  return f.str() + payload;
+}
+
+TEST(LongPollWire, AProduceRequestGivesEachPartitionsRecordBatch) {
+  using namespace pv::dev_broker::wire;
+  std::string batch = RecordBatch(3, "abc");
+  EXPECT_EQ(RecordBatchCount(batch), 3);
+  EXPECT_EQ(RecordBatchCount(batch.substr(0, 60)), 0) << "shorter than a header";
+  std::string v1 = batch;
+  v1[16] = 1;
+  EXPECT_EQ(RecordBatchCount(v1), 0) << "not a v2 batch";
+  SetRecordBatchOffsetAndEpoch(batch, 0x0102030405, 7);
+  EXPECT_EQ(ReadI32At(batch, 0), 0x01);
+  EXPECT_EQ(ReadI32At(batch, 4), 0x02030405);
+  EXPECT_EQ(RecordBatchLeaderEpoch(batch), 7);
+  EXPECT_EQ(batch.substr(16), RecordBatch(3, "abc").substr(16)) << "the rest (CRC-covered) unchanged";
+
+  for (int16_t version : {3, 7}) {
+    for (bool transactional : {false, true}) {
+      FrameBuilder f;
+      f.I16(0).I16(version).I32(5).Str("producer");
+      if (transactional) {
+        f.Str("txn-1");
+      } else {
+        f.NullStr();
+      }
+      f.I16(-1).I32(30000).I32(1).Str("pv.events").I32(2);
+      f.I32(0).Bytes(RecordBatch(1, "x"));
+      f.I32(3).Bytes(RecordBatch(2, "yz"));
+      RequestHeader header;
+      ASSERT_TRUE(ParseRequestHeader(f.str(), header));
+      bool is_transactional = !transactional;
+      std::vector<ProducedRecords> out;
+      ASSERT_TRUE(ParseProduceRequest(f.str(), header, is_transactional, out)) << "v" << version;
+      EXPECT_EQ(is_transactional, transactional);
+      ASSERT_EQ(out.size(), 2u);
+      EXPECT_EQ(out[0].partition, (TopicPartition{"pv.events", 0}));
+      EXPECT_EQ(out[0].records, RecordBatch(1, "x"));
+      EXPECT_EQ(out[1].partition, (TopicPartition{"pv.events", 3}));
+      EXPECT_EQ(RecordBatchCount(out[1].records), 2);
+      EXPECT_FALSE(ParseProduceRequest(f.str().substr(0, f.size() - 5), header, is_transactional, out));
+    }
+  }
+}
+
+TEST(LongPollWire, AComposedFetchAnswerKeepsTheRequestsOrderAndTheMocksHeader) {
+  using namespace pv::dev_broker::wire;
+  std::string request = FetchRequest(11, 500, {{"a", {0, 1}}, {"b", {2}}});
+  RequestHeader header;
+  ASSERT_TRUE(ParseRequestHeader(request, header));
+  pv::dev_broker::wire::FetchRequest fetch;
+  ASSERT_TRUE(ParseFetchRequest(request, header, fetch));
+  for (int16_t version : {4, 7, 11}) {
+    // The mock was asked for a/1 only; a/0 and b/2 are answered by the front (b/2 with a batch).
+    std::string mock = FetchResponse(version, 0, {{"a", {{1, 0, ""}}}});
+    bool idle = false;
+    std::vector<FetchAnswer> answers;
+    FetchAnswerHeader head;
+    ASSERT_TRUE(ParseFetchResponse(mock, version, idle, answers, &head));
+    ASSERT_EQ(answers.size(), 1u);
+    std::string a0 = FetchAnswerEntry(version, 0, 10, 0, "");
+    std::string b2 = FetchAnswerEntry(version, 2, 10, 0, "batch");
+    std::vector<std::string_view> entries = {
+        a0, std::string_view(mock).substr(answers[0].entry_begin, answers[0].entry_end - answers[0].entry_begin),
+        b2};
+    std::string framed = ComposeFetchResponse(mock, head.topics_begin, fetch, entries);
+    EXPECT_EQ(static_cast<size_t>(ReadI32At(framed, 0)), framed.size() - 4);
+    std::string composed = framed.substr(4);
+    // What the mock itself would have answered for the three (FetchResponse writes HWM 10, LSO 10,
+    // log start 0, one aborted transaction; the front writes none).
+    ASSERT_TRUE(ParseFetchResponse(composed, version, idle, answers)) << "v" << version;
+    EXPECT_FALSE(idle);
+    ASSERT_EQ(answers.size(), 3u);
+    EXPECT_EQ(answers[0].partition, (TopicPartition{"a", 0}));
+    EXPECT_EQ(answers[1].partition, (TopicPartition{"a", 1}));
+    EXPECT_EQ(answers[2].partition, (TopicPartition{"b", 2}));
+    EXPECT_EQ(answers[2].records, "batch");
+    EXPECT_EQ(answers[0].high_watermark, 10);
+    if (version >= 5) {
+      EXPECT_EQ(answers[2].log_start_offset, 0);
+    }
+    EXPECT_EQ(ReadI32At(composed, 0), 7) << "the mock's correlation id";
+    // Leaving an entry out leaves its partition out, and a topic without any is left out.
+    framed = ComposeFetchResponse(mock, head.topics_begin, fetch, {a0, "", ""});
+    ASSERT_TRUE(ParseFetchResponse(framed.substr(4), version, idle, answers));
+    ASSERT_EQ(answers.size(), 1u);
+    EXPECT_TRUE(idle);
   }
 }
 
@@ -972,6 +1127,113 @@ TEST_F(DevBrokerProcessTest, AnIdleConsumerFetchesOncePerMaxWaitNotFaster) {
   ASSERT_TRUE(doc.HasMember("fetch_wait_ms_by_client") &&
               doc["fetch_wait_ms_by_client"].HasMember("lp-idle"));
   EXPECT_EQ(doc["fetch_wait_ms_by_client"]["lp-idle"].GetInt(), 500);
+  rd_kafka_consumer_close(consumer.get());
+}
+
+struct Consumed {
+  int64_t offset;
+  std::string key, value;
+  int64_t timestamp;
+  bool operator==(const Consumed&) const = default;
+};
+
+// Polls until `n` records arrived (or `timeout` passed): offset, key, value and timestamp of each.
+std::vector<Consumed> Consume(rd_kafka_t* consumer, size_t n, std::chrono::milliseconds timeout) {
+  std::vector<Consumed> out;
+  const auto deadline = Clock::now() + timeout;
+  while (out.size() < n && Clock::now() < deadline) {
+    rd_kafka_message_t* msg = rd_kafka_consumer_poll(consumer, 10);
+    if (msg == nullptr) continue;
+    if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      out.push_back({msg->offset, std::string(static_cast<const char*>(msg->key), msg->key_len),
+                     std::string(static_cast<const char*>(msg->payload), msg->len),
+                     rd_kafka_message_timestamp(msg, nullptr)});
+    }
+    rd_kafka_message_destroy(msg);
+  }
+  return out;
+}
+
+TEST_F(DevBrokerProcessTest, TheFrontAnswersFetchesFromItsCopyOfTheTailAsTheMockWould) {
+  std::string body;
+  ASSERT_EQ(broker_.Post("/topics?name=lp.tail&partitions=1", &body), 201) << body;
+  auto producer = MakeClient(RD_KAFKA_PRODUCER, ProducerSettings(broker_.bootstrap()));
+  ASSERT_TRUE(producer);
+  auto consumer = AssignedConsumer(broker_.bootstrap(), "lp.tail", 500, "lp-tail");
+  ASSERT_TRUE(consumer);
+  // The first record comes from the mock: the front learns the log's end and leader epoch.
+  ASSERT_EQ(ProduceSync(producer.get(), "lp.tail", "k0", "v0"), RD_KAFKA_RESP_ERR_NO_ERROR);
+  std::vector<Consumed> seen = Consume(consumer.get(), 1, 15s);
+  ASSERT_EQ(seen.size(), 1u);
+  const int64_t answered_before = LongPollCounters(broker_)["partitions_answered"];
+  // Then batches of several records (queued together) and single ones, while the consumer reads.
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(producer.get(), "lp.tail", nullptr);
+  ASSERT_NE(rkt, nullptr);
+  int next = 1;
+  for (int round = 0; round < 20; ++round) {
+    const int in_batch = round % 2 == 0 ? 1 : 25;
+    for (int i = 0; i < in_batch; ++i, ++next) {
+      std::string key = "k" + std::to_string(next), value = "v" + std::to_string(next) + std::string(next % 7 * 50, 'x');
+      ASSERT_EQ(rd_kafka_produce(rkt, 0, RD_KAFKA_MSG_F_COPY, value.data(), value.size(), key.data(), key.size(),
+                                 nullptr),
+                0);
+    }
+    ASSERT_EQ(rd_kafka_flush(producer.get(), 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    std::vector<Consumed> more = Consume(consumer.get(), static_cast<size_t>(in_batch), 10s);
+    ASSERT_EQ(more.size(), static_cast<size_t>(in_batch)) << "round " << round;
+    seen.insert(seen.end(), more.begin(), more.end());
+  }
+  rd_kafka_topic_destroy(rkt);
+  ASSERT_EQ(seen.size(), static_cast<size_t>(next));
+  for (size_t i = 0; i < seen.size(); ++i) {
+    EXPECT_EQ(seen[i].offset, static_cast<int64_t>(i));
+    EXPECT_EQ(seen[i].key, "k" + std::to_string(i));
+  }
+  EXPECT_GT(LongPollCounters(broker_)["partitions_answered"], answered_before)
+      << "every record came from the mock: the front's copy was not used";
+  rd_kafka_consumer_close(consumer.get());
+
+  // A consumer of the mock itself (no front) reads the same log from the start: the same records, at
+  // the same offsets, with the same keys, values and timestamps.
+  rapidjson::Document doc;
+  LongPollCounters(broker_, &doc);
+  ASSERT_TRUE(doc.HasMember("mock_bootstrap"));
+  auto direct = AssignedConsumer(doc["mock_bootstrap"].GetString(), "lp.tail", 100, "lp-direct");
+  ASSERT_TRUE(direct);
+  std::vector<Consumed> from_mock = Consume(direct.get(), seen.size(), 30s);
+  EXPECT_EQ(from_mock, seen);
+  rd_kafka_consumer_close(direct.get());
+  // And a consumer through the front from the start (older batches from the mock, the tail here).
+  auto again = AssignedConsumer(broker_.bootstrap(), "lp.tail", 500, "lp-again");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(Consume(again.get(), seen.size(), 30s), seen);
+  rd_kafka_consumer_close(again.get());
+}
+
+TEST_F(DevBrokerProcessTest, ARecordProducedPastTheFrontStillArrivesWithinMaxWait) {
+  std::string body;
+  ASSERT_EQ(broker_.Post("/topics?name=lp.past&partitions=1", &body), 201) << body;
+  auto producer = MakeClient(RD_KAFKA_PRODUCER, ProducerSettings(broker_.bootstrap()));
+  ASSERT_TRUE(producer);
+  auto consumer = AssignedConsumer(broker_.bootstrap(), "lp.past", 500, "lp-past");
+  ASSERT_TRUE(consumer);
+  ASSERT_EQ(ProduceSync(producer.get(), "lp.past", "k", "first"), RD_KAFKA_RESP_ERR_NO_ERROR);
+  ASSERT_EQ(NextRecord(consumer.get(), 15s), std::optional<std::string>("first"));
+  ASSERT_EQ(ProduceSync(producer.get(), "lp.past", "k", "second"), RD_KAFKA_RESP_ERR_NO_ERROR);
+  ASSERT_EQ(NextRecord(consumer.get(), 10s), std::optional<std::string>("second"));
+  // A producer of the mock itself: the front never sees this produce, so its copy of the log ends early.
+  rapidjson::Document doc;
+  const int64_t produces = LongPollCounters(broker_, &doc)["produces"];
+  ASSERT_TRUE(doc.HasMember("mock_bootstrap"));
+  auto direct = MakeClient(RD_KAFKA_PRODUCER, ProducerSettings(doc["mock_bootstrap"].GetString()));
+  ASSERT_TRUE(direct);
+  const auto sent = Clock::now();
+  ASSERT_EQ(ProduceSync(direct.get(), "lp.past", "k", "unseen"), RD_KAFKA_RESP_ERR_NO_ERROR);
+  auto value = NextRecord(consumer.get(), 10s);
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - sent);
+  EXPECT_EQ(value, std::optional<std::string>("unseen"));
+  EXPECT_LT(took, 3s) << "the consumer waited " << took.count() << " ms (its MaxWait is 500 ms)";
+  EXPECT_EQ(LongPollCounters(broker_)["produces"], produces) << "the produce went through the front";
   rd_kafka_consumer_close(consumer.get());
 }
 

@@ -126,8 +126,8 @@ bool ParseFetchRequest(std::string_view frame, const RequestHeader& header, Fetc
   r.I32();  // ReplicaId
   out.max_wait_offset = r.pos();
   out.max_wait_ms = r.I32();
-  r.I32();              // MinBytes
-  if (v >= 3) r.I32();  // MaxBytes
+  r.I32();  // MinBytes
+  out.max_bytes = v >= 3 ? r.I32() : std::numeric_limits<std::int32_t>::max();
   if (v >= 4) r.I8();   // IsolationLevel
   out.sessionless = true;
   if (v >= 7) {
@@ -135,54 +135,203 @@ bool ParseFetchRequest(std::string_view frame, const RequestHeader& header, Fetc
     out.sessionless = r.I32() == -1;  // SessionEpoch: -1 = no session
   }
   out.partitions.clear();
+  out.fetch_offsets.clear();
+  out.partition_max_bytes.clear();
+  out.topics.clear();
+  out.entries.clear();
+  out.topics_begin = r.pos();
   std::int32_t topics = r.Count(6);
   for (std::int32_t t = 0; t < topics && r.ok(); ++t) {
-    std::string topic(r.String());
+    FetchRequest::Topic topic;
+    topic.name_begin = r.pos();
+    std::string name(r.String());
+    topic.name_end = r.pos();
+    topic.first = out.partitions.size();
     std::int32_t parts = r.Count(16);
     for (std::int32_t p = 0; p < parts && r.ok(); ++p) {
+      const std::size_t begin = r.pos();
       std::int32_t partition = r.I32();
       if (v >= 9) r.I32();  // CurrentLeaderEpoch
-      r.I64();              // FetchOffset
+      out.fetch_offsets.push_back(r.I64());
       if (v >= 5) r.I64();  // LogStartOffset
-      r.I32();              // PartitionMaxBytes
-      out.partitions.emplace_back(topic, partition);
+      out.partition_max_bytes.push_back(r.I32());
+      out.partitions.emplace_back(name, partition);
+      out.entries.emplace_back(begin, r.pos());
     }
+    topic.count = out.partitions.size() - topic.first;
+    out.topics.push_back(topic);
   }
+  out.topics_end = r.pos();
   return r.ok();
 }
 
-bool FetchResponseIsIdle(std::string_view frame, std::int16_t version, bool& idle) {
+std::string NarrowFetchRequest(std::string_view frame, const FetchRequest& fetch, const std::vector<bool>& keep) {
+  std::string out(4, '\0');  // the size prefix, set at the end
+  out.append(frame.substr(0, fetch.topics_begin));
+  const std::size_t topic_count_at = out.size();
+  out.append(4, '\0');
+  std::int32_t topic_count = 0;
+  for (const FetchRequest::Topic& topic : fetch.topics) {
+    std::int32_t kept = 0;
+    for (std::size_t i = topic.first; i < topic.first + topic.count; ++i) kept += keep[i] ? 1 : 0;
+    if (kept == 0) continue;
+    ++topic_count;
+    out.append(frame.substr(topic.name_begin, topic.name_end - topic.name_begin));
+    const std::size_t count_at = out.size();
+    out.append(4, '\0');
+    PutI32(out, count_at, kept);
+    for (std::size_t i = topic.first; i < topic.first + topic.count; ++i) {
+      if (keep[i]) out.append(frame.substr(fetch.entries[i].first, fetch.entries[i].second - fetch.entries[i].first));
+    }
+  }
+  PutI32(out, topic_count_at, topic_count);
+  out.append(frame.substr(fetch.topics_end));
+  PutI32(out, 0, static_cast<std::int32_t>(out.size() - 4));
+  return out;
+}
+
+bool ParseFetchResponse(std::string_view frame, std::int16_t version, bool& idle,
+                        std::vector<FetchAnswer>& answers, FetchAnswerHeader* header) {
   const std::int16_t v = version;
   if (v < 0 || v > kFetchMaxVersion) return false;
   Reader r(frame, 4);  // after the correlation id
   idle = true;
+  answers.clear();
+  FetchAnswerHeader head;
   if (v >= 1) r.I32();  // ThrottleTimeMs
   if (v >= 7) {
-    if (r.I16() != 0) idle = false;  // ErrorCode
-    r.I32();                         // SessionId
+    head.error = r.I16();
+    if (head.error != 0) idle = false;
+    r.I32();  // SessionId
   }
+  head.topics_begin = r.pos();
   std::int32_t topics = r.Count(6);
   for (std::int32_t t = 0; t < topics && r.ok(); ++t) {
-    r.String();
+    std::string topic(r.String());
     std::int32_t parts = r.Count(18);
     for (std::int32_t p = 0; p < parts && r.ok(); ++p) {
-      r.I32();                         // PartitionIndex
-      if (r.I16() != 0) idle = false;  // ErrorCode
-      r.I64();                         // HighWatermark
-      if (v >= 4) r.I64();             // LastStableOffset
-      if (v >= 5) r.I64();             // LogStartOffset
+      FetchAnswer answer;
+      answer.entry_begin = r.pos();
+      answer.partition = {topic, r.I32()};  // PartitionIndex
+      answer.error = r.I16();
+      if (answer.error != 0) idle = false;
+      answer.high_watermark = r.I64();
+      if (v >= 4) r.I64();  // LastStableOffset
+      if (v >= 5) answer.log_start_offset = r.I64();
       if (v >= 4) {
         std::int32_t aborted = r.Count(16);  // AbortedTransactions: ProducerId, FirstOffset
         r.Skip(static_cast<std::size_t>(aborted) * 16);
       }
-      if (v >= 11) r.I32();                 // PreferredReadReplica
-      if (r.SkipBytes() > 0) idle = false;  // Records
+      if (v >= 11) r.I32();  // PreferredReadReplica
+      const std::size_t records_at = r.pos() + 4;
+      std::int32_t records = r.SkipBytes();
+      if (records > 0) {
+        idle = false;
+        answer.records = frame.substr(records_at, static_cast<std::size_t>(records));
+      }
+      answer.entry_end = r.pos();
+      if (r.ok()) answers.push_back(std::move(answer));
+    }
+  }
+  if (header != nullptr) *header = head;
+  return r.ok();
+}
+
+std::string FetchAnswerEntry(std::int16_t version, std::int32_t partition, std::int64_t high_watermark,
+                             std::int64_t log_start_offset, std::string_view records) {
+  std::string out;
+  out.reserve(48 + records.size());
+  auto put = [&out](std::uint64_t value, int bytes) {
+    for (int i = bytes - 1; i >= 0; --i) out += static_cast<char>((value >> (8 * i)) & 0xff);
+  };
+  put(static_cast<std::uint32_t>(partition), 4);
+  put(0, 2);  // ErrorCode
+  put(static_cast<std::uint64_t>(high_watermark), 8);
+  if (version >= 4) put(static_cast<std::uint64_t>(high_watermark), 8);  // LastStableOffset
+  if (version >= 5) put(static_cast<std::uint64_t>(log_start_offset), 8);
+  if (version >= 4) put(0, 4);                                       // AbortedTransactions: none
+  if (version >= 11) put(static_cast<std::uint32_t>(-1), 4);         // PreferredReadReplica
+  put(static_cast<std::uint32_t>(records.size()), 4);
+  out.append(records);
+  return out;
+}
+
+std::string ComposeFetchResponse(std::string_view answer, std::size_t topics_begin, const FetchRequest& fetch,
+                                 const std::vector<std::string_view>& entries) {
+  std::string out(4, '\0');  // the size prefix, set at the end
+  out.append(answer.substr(0, topics_begin));
+  const std::size_t topic_count_at = out.size();
+  out.append(4, '\0');
+  std::int32_t topic_count = 0;
+  for (const FetchRequest::Topic& topic : fetch.topics) {
+    std::int32_t present = 0;
+    for (std::size_t i = topic.first; i < topic.first + topic.count; ++i) present += entries[i].empty() ? 0 : 1;
+    if (present == 0) continue;
+    ++topic_count;
+    const std::string& name = fetch.partitions[topic.first].first;
+    out += static_cast<char>((name.size() >> 8) & 0xff);
+    out += static_cast<char>(name.size() & 0xff);
+    out += name;
+    const std::size_t count_at = out.size();
+    out.append(4, '\0');
+    PutI32(out, count_at, present);
+    for (std::size_t i = topic.first; i < topic.first + topic.count; ++i) out.append(entries[i]);
+  }
+  PutI32(out, topic_count_at, topic_count);
+  PutI32(out, 0, static_cast<std::int32_t>(out.size() - 4));
+  return out;
+}
+
+bool ParseProduceRequest(std::string_view frame, const RequestHeader& header, bool& transactional,
+                         std::vector<ProducedRecords>& out) {
+  const std::int16_t v = header.api_version;
+  out.clear();
+  if (header.api_key != kProduce || v < 3 || v > kProduceMaxVersion) return false;  // v3+: record batches v2
+  Reader r(frame, header.body_offset);
+  std::int16_t id_length = r.I16();  // TransactionalId (null: not transactional)
+  transactional = id_length >= 0;
+  if (id_length > 0) r.Skip(static_cast<std::size_t>(id_length));
+  r.I16();  // Acks
+  r.I32();  // TimeoutMs
+  std::int32_t topics = r.Count(6);
+  for (std::int32_t t = 0; t < topics && r.ok(); ++t) {
+    std::string topic(r.String());
+    std::int32_t parts = r.Count(8);
+    for (std::int32_t p = 0; p < parts && r.ok(); ++p) {
+      std::int32_t partition = r.I32();
+      const std::size_t records_at = r.pos() + 4;
+      std::int32_t size = r.SkipBytes();
+      if (!r.ok()) break;
+      out.push_back({{topic, partition}, size > 0 ? frame.substr(records_at, static_cast<std::size_t>(size))
+                                                  : std::string_view()});
     }
   }
   return r.ok();
 }
 
-bool ProducedPartitions(std::string_view frame, std::int16_t version, std::vector<TopicPartition>& out) {
+std::int32_t RecordBatchCount(std::string_view records) {
+  constexpr std::size_t kMagicAt = 16, kCountAt = 57, kHeaderSize = 61;
+  if (records.size() < kHeaderSize || records[kMagicAt] != 2) return 0;
+  Reader r(records, kCountAt);
+  std::int32_t count = r.I32();
+  return count > 0 ? count : 0;
+}
+
+std::int32_t RecordBatchLeaderEpoch(std::string_view records) {
+  Reader r(records, 12);
+  return r.I32();
+}
+
+void SetRecordBatchOffsetAndEpoch(std::string& records, std::int64_t base_offset, std::int32_t leader_epoch) {
+  auto offset = static_cast<std::uint64_t>(base_offset);
+  for (std::size_t i = 8; i-- > 0;) {
+    records[i] = static_cast<char>(offset & 0xff);
+    offset >>= 8;
+  }
+  PutI32(records, 12, leader_epoch);
+}
+
+bool ParseProduceResponse(std::string_view frame, std::int16_t version, std::vector<ProduceAnswer>& out) {
   const std::int16_t v = version;
   if (v < 0 || v > kProduceMaxVersion) return false;
   Reader r(frame, 4);
@@ -192,9 +341,10 @@ bool ProducedPartitions(std::string_view frame, std::int16_t version, std::vecto
     std::string topic(r.String());
     std::int32_t parts = r.Count(14);
     for (std::int32_t p = 0; p < parts && r.ok(); ++p) {
-      std::int32_t partition = r.I32();
-      std::int16_t error = r.I16();
-      r.I64();              // BaseOffset
+      ProduceAnswer answer;
+      answer.partition = {topic, r.I32()};
+      answer.error = r.I16();
+      answer.base_offset = r.I64();
       if (v >= 2) r.I64();  // LogAppendTimeMs
       if (v >= 5) r.I64();  // LogStartOffset
       if (v >= 8) {
@@ -205,7 +355,7 @@ bool ProducedPartitions(std::string_view frame, std::int16_t version, std::vecto
         }
         r.String();  // ErrorMessage
       }
-      if (error == 0) out.emplace_back(topic, partition);
+      if (r.ok()) out.push_back(std::move(answer));
     }
   }
   if (v >= 1) r.I32();  // ThrottleTimeMs
@@ -262,6 +412,7 @@ using Clock = std::chrono::steady_clock;
 constexpr std::size_t kMaxFrame = 1u << 30;            // larger: not Kafka, drop the connection
 constexpr std::size_t kBackpressureBytes = 16u << 20;  // stop reading a side while the other owes this much
 constexpr std::size_t kReadChunk = 256u << 10;
+constexpr std::size_t kTailBytes = 4u << 20;  // the front's copy of a partition's log: its last 4 MiB
 
 // epoll tags: the kind in the top byte, an index or connection id below.
 enum Kind : std::uint64_t { kWake = 1, kListener = 2, kClient = 3, kUpstream = 4 };
@@ -314,10 +465,19 @@ struct LongPollFront::Impl {
     std::int16_t version = -1;
     bool hold = false;  // a Fetch whose idle answer may be held
     Clock::time_point deadline{};
-    std::vector<wire::TopicPartition> partitions;
     std::uint64_t produced_before = 0;  // sum of the partitions' produce counters when it went upstream
-    std::string request;                // a holdable Fetch as sent upstream (MaxWait 0), to send again
-    std::uint64_t refetch_of = 0;       // a Fetch the front sent again for this held Response (its id)
+    std::string request;                // a holdable Fetch as the client sent it (MaxWait 0), to send again
+    wire::FetchRequest fetch;           // its partitions and layout
+    std::vector<std::uint64_t> produced_at;  // by partition: its produce counter when it went upstream
+    // By partition: its answer from the front's copy of the log (then the mock was not asked for it).
+    std::vector<std::string> answered;
+    bool narrowed = false;         // some partitions were answered here
+    bool answered_records = false;  // ... with records
+    // A Produce: each partition's records (appended to the front's copy when the mock acknowledges them).
+    std::vector<std::pair<wire::TopicPartition, std::string>> records;
+    bool transactional = false;
+    std::uint64_t refetch_of = 0;  // a Fetch the front sent again for this held Response (its id)
+    bool final = false;            // ... at the client's MaxWait: its answer goes to the client, idle or not
   };
   // A response from upstream not yet handed to the client (order is kept).
   struct Response {
@@ -326,8 +486,9 @@ struct LongPollFront::Impl {
     bool held = false;
     // For a held (idle) Fetch answer: what to ask the mock again when a record arrives.
     Clock::time_point deadline{};
-    std::vector<wire::TopicPartition> partitions;
     std::string request;
+    wire::FetchRequest fetch;
+    bool narrowed = false;  // the idle answer did not cover every partition the client asked for
     std::int16_t version = -1;
     std::int32_t correlation_id = 0;  // the client's
     bool refetching = false;          // the request is upstream again; its answer replaces this one
@@ -364,7 +525,35 @@ struct LongPollFront::Impl {
 
   std::unordered_map<std::uint64_t, std::unique_ptr<Conn>> conns;
   std::uint64_t next_id = 1;
-  std::map<wire::TopicPartition, std::uint64_t> produced;  // acknowledged produces per partition
+  // What the front knows of each partition: the acknowledged produces it saw, and a copy of the log's
+  // tail, from which it answers Fetches near the end itself. librdkafka 2.0.2's mock answers a Fetch
+  // with one batch per partition, found by walking the partition's whole log from its start
+  // (rdkafka_mock.c: "FIXME: Maintain an index"): a consumer at the tail of a full log (5 MiB,
+  // thousands of batches) cost the mock ~80 % of the dev stack's broker CPU.
+  struct Batch {
+    std::int64_t first = 0;  // its first offset
+    std::string bytes;       // as the mock keeps it: base offset and leader epoch set
+  };
+  struct PartitionState {
+    std::uint64_t produced = 0;  // acknowledged produces seen
+    // `known`: `batches` hold exactly the offsets [begin, end), and `end` is the log end (the mock
+    // answered it, and every produce acknowledged since was appended here).
+    bool known = false;
+    std::int64_t begin = 0, end = 0;
+    std::deque<Batch> batches;
+    std::size_t bytes = 0;
+    std::int32_t leader_epoch = -1;  // from a batch the mock served; until then nothing is appended
+    std::int64_t log_start = 0;      // the mock's, as last answered
+    bool CaughtUp(std::int64_t offset) const { return known && offset == end; }
+    bool Holds(std::int64_t offset) const { return known && offset >= begin && offset < end; }
+    void Reset(std::int64_t log_end) {
+      known = true;
+      begin = end = log_end;
+      batches.clear();
+      bytes = 0;
+    }
+  };
+  std::map<wire::TopicPartition, PartitionState> partition_states;
   bool warned_unparsed_metadata = false;
 
   mutable std::mutex stats_mutex;
@@ -387,7 +576,11 @@ struct LongPollFront::Impl {
   void HandleRequest(Conn& c, std::string_view framed);
   void HandleResponse(Conn& c, std::string_view framed);
   void Release(Conn& c);
-  void Refetch(Conn& c, Response& r);
+  void SendFetch(Conn& c, const std::string& request, bool narrow, Pending& p);
+  void Learn(const Pending& p, const std::vector<wire::FetchAnswer>& answers);
+  void Append(Pending& p, const wire::ProduceAnswer& answer, PartitionState& state);
+  std::string Merge(const Pending& p, std::string_view framed, bool& idle);
+  void Refetch(Conn& c, Response& r, bool final);
   void HandleRefetch(Conn& c, Pending& p, std::string_view framed);
   void Wake(const std::vector<wire::TopicPartition>& partitions);
   void Expire(Clock::time_point now);
@@ -637,44 +830,164 @@ void LongPollFront::Impl::OnUpstream(Conn& c, std::uint32_t events) {
 std::uint64_t LongPollFront::Impl::ProducedSum(const std::vector<wire::TopicPartition>& partitions) const {
   std::uint64_t sum = 0;
   for (const auto& tp : partitions) {
-    auto it = produced.find(tp);
-    if (it != produced.end()) sum += it->second;
+    auto it = partition_states.find(tp);
+    if (it != partition_states.end()) sum += it->second.produced;
   }
   return sum;
 }
 
 void LongPollFront::Impl::HandleRequest(Conn& c, std::string_view framed) {
-  // Forwarded as is (copied once, into the upstream buffer); a Fetch's MaxWait is then zeroed there.
-  const std::size_t at = c.upstream_out.size();
-  c.upstream_out.append(framed);
   std::string_view frame = framed.substr(4);
   wire::RequestHeader header;
-  if (wire::ParseRequestHeader(frame, header)) {
-    Pending p;
-    p.api_key = header.api_key;
-    p.version = header.api_version;
-    wire::FetchRequest fetch;
-    if (header.api_key == wire::kFetch && wire::ParseFetchRequest(frame, header, fetch) &&
-        fetch.sessionless) {
-      // The mock answers at once; the wait happens here, where a produce can end it.
-      p.hold = fetch.max_wait_ms > 0;
-      p.deadline = Clock::now() + std::chrono::milliseconds(fetch.max_wait_ms);
-      p.produced_before = ProducedSum(fetch.partitions);
-      p.partitions = fetch.partitions;
-      for (std::size_t i = 0; i < 4; ++i) c.upstream_out[at + 4 + fetch.max_wait_offset + i] = 0;
-      if (p.hold) p.request = c.upstream_out.substr(at, framed.size());
-      std::lock_guard lock(stats_mutex);
-      ++stats.fetches;
-      stats.fetch_wait_by_client[header.client_id] = fetch.max_wait_ms;
-    }
-    c.pending[header.correlation_id] = std::move(p);
+  if (!wire::ParseRequestHeader(frame, header)) {
+    c.upstream_out.append(framed);
+    return;
   }
+  Pending p;
+  p.api_key = header.api_key;
+  p.version = header.api_version;
+  if (header.api_key == wire::kFetch && wire::ParseFetchRequest(frame, header, p.fetch) && p.fetch.sessionless) {
+    // The mock answers at once; the wait happens here, where a produce can end it.
+    const std::int32_t max_wait_ms = p.fetch.max_wait_ms;
+    p.hold = max_wait_ms > 0;
+    p.deadline = Clock::now() + std::chrono::milliseconds(max_wait_ms);
+    p.request = std::string(framed);
+    for (std::size_t i = 0; i < 4; ++i) p.request[4 + p.fetch.max_wait_offset + i] = 0;
+    SendFetch(c, p.request, p.hold, p);
+    if (!p.hold) p.request.clear();
+    std::lock_guard lock(stats_mutex);
+    ++stats.fetches;
+    stats.fetch_wait_by_client[header.client_id] = max_wait_ms;
+  } else {
+    c.upstream_out.append(framed);  // forwarded as is
+    std::vector<wire::ProducedRecords> records;
+    if (header.api_key == wire::kProduce && wire::ParseProduceRequest(frame, header, p.transactional, records)) {
+      p.records.reserve(records.size());
+      for (const wire::ProducedRecords& r : records) p.records.emplace_back(r.partition, std::string(r.records));
+    }
+  }
+  c.pending[header.correlation_id] = std::move(p);
+}
+
+// Appends the Fetch `request` (parsed in `p.fetch`) to what goes upstream. With `narrow`, the partitions
+// the front's copy of the log can answer (caught up, or from an offset it holds) are answered here
+// (`p.answered`) and left out of what the mock is asked. Notes in `p` what the mock's answer can teach.
+void LongPollFront::Impl::SendFetch(Conn& c, const std::string& request, bool narrow, Pending& p) {
+  const wire::FetchRequest& fetch = p.fetch;
+  const std::size_t n = fetch.partitions.size();
+  p.produced_at.assign(n, 0);
+  p.answered.assign(n, std::string());
+  p.answered_records = false;
+  std::vector<bool> keep(n, true);
+  std::uint64_t here = 0;
+  std::int64_t budget = fetch.max_bytes;  // Kafka's: the first batch is returned even when larger
+  for (std::size_t i = 0; i < n; ++i) {
+    auto it = partition_states.find(fetch.partitions[i]);
+    if (it == partition_states.end()) continue;
+    const PartitionState& state = it->second;
+    p.produced_at[i] = state.produced;
+    const std::int64_t offset = fetch.fetch_offsets[i];
+    if (!narrow || !(state.CaughtUp(offset) || state.Holds(offset))) continue;
+    std::string records;
+    if (state.Holds(offset)) {
+      // The batch holding `offset`, then the next ones within the partition's and the request's bytes.
+      auto batch = std::upper_bound(state.batches.begin(), state.batches.end(), offset,
+                                    [](std::int64_t o, const Batch& b) { return o < b.first; });
+      --batch;
+      const auto limit = static_cast<std::int64_t>(fetch.partition_max_bytes[i]);
+      for (; batch != state.batches.end(); ++batch) {
+        const auto size = static_cast<std::int64_t>(batch->bytes.size());
+        const bool first = !p.answered_records && records.empty();
+        if (!first && (static_cast<std::int64_t>(records.size()) + size > limit || size > budget)) break;
+        records += batch->bytes;
+        budget -= size;
+        p.answered_records = true;
+      }
+    }
+    p.answered[i] = wire::FetchAnswerEntry(p.version, fetch.partitions[i].second, state.end, state.log_start, records);
+    keep[i] = false;
+    ++here;
+  }
+  p.produced_before = ProducedSum(fetch.partitions);
+  p.narrowed = here > 0;
+  if (here == 0) {
+    c.upstream_out += request;
+    return;
+  }
+  // Asked for the rest only (maybe none: the mock's empty answer keeps the connection's order).
+  c.upstream_out += wire::NarrowFetchRequest(std::string_view(request).substr(4), fetch, keep);
+  std::lock_guard lock(stats_mutex);
+  stats.partitions_answered += here;
+}
+
+// Learns from the mock's answer each partition's log end, start and leader epoch, unless a produce to it
+// was seen after the Fetch went up. A log end other than the front's copy's resets the copy there.
+void LongPollFront::Impl::Learn(const Pending& p, const std::vector<wire::FetchAnswer>& answers) {
+  if (p.produced_at.size() != p.fetch.partitions.size()) return;  // not a Fetch the front sent on
+  for (const wire::FetchAnswer& a : answers) {
+    if (a.error != 0 || a.high_watermark < 0) continue;
+    auto asked = std::find(p.fetch.partitions.begin(), p.fetch.partitions.end(), a.partition);
+    if (asked == p.fetch.partitions.end()) continue;
+    PartitionState& state = partition_states[a.partition];
+    if (state.produced != p.produced_at[static_cast<std::size_t>(asked - p.fetch.partitions.begin())]) continue;
+    if (a.log_start_offset >= 0) state.log_start = a.log_start_offset;
+    if (wire::RecordBatchCount(a.records) > 0) state.leader_epoch = wire::RecordBatchLeaderEpoch(a.records);
+    if (!state.CaughtUp(a.high_watermark)) state.Reset(a.high_watermark);
+  }
+}
+
+// The acknowledged records of a Produce, appended to the front's copy of each partition's log, as the
+// mock appended them (one batch per partition, at the base offset it answered). When the copy cannot
+// follow (a transactional producer, an offset past its end, an unknown leader epoch) it is dropped until
+// the mock's next answer.
+void LongPollFront::Impl::Append(Pending& p, const wire::ProduceAnswer& answer, PartitionState& state) {
+  if (answer.base_offset < 0) return;  // nothing appended (a duplicate)
+  auto records = std::find_if(p.records.begin(), p.records.end(),
+                              [&](const auto& r) { return r.first == answer.partition; });
+  const std::int32_t count = records == p.records.end() ? 0 : wire::RecordBatchCount(records->second);
+  if (!state.known || p.transactional || count == 0 || state.leader_epoch < 0 || answer.base_offset != state.end) {
+    state.known = false;
+    return;
+  }
+  Batch batch{answer.base_offset, std::move(records->second)};
+  wire::SetRecordBatchOffsetAndEpoch(batch.bytes, answer.base_offset, state.leader_epoch);
+  state.bytes += batch.bytes.size();
+  state.end = answer.base_offset + count;
+  state.batches.push_back(std::move(batch));
+  while (state.bytes > kTailBytes && state.batches.size() > 1) {
+    state.bytes -= state.batches.front().bytes.size();
+    state.batches.pop_front();
+    state.begin = state.batches.front().first;
+  }
+}
+
+// A Fetch answer from the mock (`framed`) with the partitions the front answered itself put back in, in
+// the request's order; `idle` is updated. Empty when nothing needs putting back (or the answer is an error).
+std::string LongPollFront::Impl::Merge(const Pending& p, std::string_view framed, bool& idle) {
+  if (!p.narrowed) return {};
+  bool mock_idle = false;
+  std::vector<wire::FetchAnswer> answers;
+  wire::FetchAnswerHeader head;
+  if (!wire::ParseFetchResponse(framed.substr(4), p.version, mock_idle, answers, &head) || head.error != 0) return {};
+  std::vector<std::string_view> entries(p.fetch.partitions.size());
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (!p.answered[i].empty()) {
+      entries[i] = p.answered[i];
+      continue;
+    }
+    for (const wire::FetchAnswer& a : answers) {
+      if (a.partition == p.fetch.partitions[i])
+        entries[i] = framed.substr(4 + a.entry_begin, a.entry_end - a.entry_begin);
+    }
+  }
+  idle = mock_idle && !p.answered_records;
+  return wire::ComposeFetchResponse(framed.substr(4), head.topics_begin, p.fetch, entries);
 }
 
 void LongPollFront::Impl::HandleResponse(Conn& c, std::string_view framed) {
   std::string_view frame = framed.substr(4);
   Response response;
-  std::string rewritten;   // a Metadata or FindCoordinator answer with the front's ports
+  std::string replaced;    // the answer to send instead of `framed` (with its size prefix)
   bool ask_again = false;  // an idle Fetch answer, but a record arrived while it was on its way
   if (frame.size() >= 4) {
     auto correlation_id = static_cast<std::int32_t>(ReadU32(frame, 0));
@@ -689,11 +1002,16 @@ void LongPollFront::Impl::HandleResponse(Conn& c, std::string_view framed) {
             return;
           }
           bool idle = false;
-          if (p.hold && wire::FetchResponseIsIdle(frame, p.version, idle) && idle) {
-            ask_again = ProducedSum(p.partitions) != p.produced_before;
+          std::vector<wire::FetchAnswer> answers;
+          const bool parsed = wire::ParseFetchResponse(frame, p.version, idle, answers);
+          if (parsed) Learn(p, answers);
+          replaced = Merge(p, framed, idle);
+          if (p.hold && parsed && idle) {
+            ask_again = ProducedSum(p.fetch.partitions) != p.produced_before;
             response.held = true;
             response.deadline = p.deadline;
-            response.partitions = std::move(p.partitions);
+            response.narrowed = p.narrowed;
+            response.fetch = std::move(p.fetch);
             response.request = std::move(p.request);
             response.version = p.version;
             response.correlation_id = correlation_id;
@@ -703,23 +1021,31 @@ void LongPollFront::Impl::HandleResponse(Conn& c, std::string_view framed) {
           break;
         }
         case wire::kProduce: {
-          std::vector<wire::TopicPartition> partitions;
-          if (wire::ProducedPartitions(frame, p.version, partitions)) {
-            for (const auto& tp : partitions) ++produced[tp];
+          std::vector<wire::ProduceAnswer> answers;
+          if (wire::ParseProduceResponse(frame, p.version, answers)) {
+            std::vector<wire::TopicPartition> produced;
+            for (const wire::ProduceAnswer& answer : answers) {
+              if (answer.error != 0) continue;
+              PartitionState& state = partition_states[answer.partition];
+              ++state.produced;
+              Append(p, answer, state);
+              produced.push_back(answer.partition);
+            }
             {
               std::lock_guard lock(stats_mutex);
               ++stats.produces;
             }
-            if (!partitions.empty()) Wake(partitions);
+            if (!produced.empty()) Wake(produced);
           }
           break;
         }
         case wire::kMetadata:
         case wire::kFindCoordinator: {
           int ports = 0;
-          rewritten = std::string(frame);
-          if (!wire::RewriteBrokerPorts(rewritten, p.api_key, p.version, port_map, ports) &&
-              !warned_unparsed_metadata) {
+          std::string rewritten(frame);
+          if (wire::RewriteBrokerPorts(rewritten, p.api_key, p.version, port_map, ports)) {
+            replaced = Frame(rewritten);
+          } else if (!warned_unparsed_metadata) {
             warned_unparsed_metadata = true;
             log::Warn("long_poll_unparsed_response",
                       {{"api_key", static_cast<int>(p.api_key)},
@@ -734,26 +1060,23 @@ void LongPollFront::Impl::HandleResponse(Conn& c, std::string_view framed) {
     }
   }
   if (!response.held && c.responses.empty()) {  // the common case: straight on to the client
-    if (rewritten.empty()) {
-      c.client_out.append(framed);
-    } else {
-      c.client_out += Frame(rewritten);
-    }
+    c.client_out.append(replaced.empty() ? framed : std::string_view(replaced));
     return;
   }
-  response.bytes = rewritten.empty() ? std::string(framed) : Frame(rewritten);
+  response.bytes = replaced.empty() ? std::string(framed) : std::move(replaced);
   response.id = c.next_response_id++;
   if (response.held) ++c.held;
   c.responses.push_back(std::move(response));
-  if (ask_again) Refetch(c, c.responses.back());
+  if (ask_again) Refetch(c, c.responses.back(), false);
   Release(c);
 }
 
 // Sends a held Fetch's request upstream again (MaxWait 0, the front's own correlation id); its answer,
 // if it has records, becomes the answer to the client's Fetch (HandleRefetch). Kafka answers a
 // waiting Fetch with the records that ended the wait; so does the front, without making the client
-// fetch once more.
-void LongPollFront::Impl::Refetch(Conn& c, Response& r) {
+// fetch once more. `final` (the client's MaxWait has passed): every partition is asked, and the answer
+// goes to the client whatever it is.
+void LongPollFront::Impl::Refetch(Conn& c, Response& r, bool final) {
   std::int32_t correlation_id = c.next_front_correlation;
   c.next_front_correlation = c.next_front_correlation == std::numeric_limits<std::int32_t>::min()
                                  ? -1
@@ -763,16 +1086,16 @@ void LongPollFront::Impl::Refetch(Conn& c, Response& r) {
   p.version = r.version;
   p.hold = true;
   p.deadline = r.deadline;
-  p.partitions = r.partitions;
-  p.produced_before = ProducedSum(r.partitions);
   p.refetch_of = r.id;
-  c.pending[correlation_id] = std::move(p);
+  p.final = final;
+  p.fetch = r.fetch;
   const std::size_t at = c.upstream_out.size();
-  c.upstream_out += r.request;
+  SendFetch(c, r.request, !final, p);
   PutU32(c.upstream_out, at + 8, static_cast<std::uint32_t>(correlation_id));  // after size, key, version
   r.refetching = true;
+  c.pending[correlation_id] = std::move(p);
   std::lock_guard lock(stats_mutex);
-  ++stats.fetches_woken;
+  if (!final) ++stats.fetches_woken;
 }
 
 void LongPollFront::Impl::HandleRefetch(Conn& c, Pending& p, std::string_view framed) {
@@ -782,15 +1105,19 @@ void LongPollFront::Impl::HandleRefetch(Conn& c, Pending& p, std::string_view fr
   Response& r = *it;
   r.refetching = false;
   bool idle = false;
-  bool parsed = wire::FetchResponseIsIdle(framed.substr(4), p.version, idle);
-  if (parsed && idle) {
+  std::vector<wire::FetchAnswer> answers;
+  bool parsed = wire::ParseFetchResponse(framed.substr(4), p.version, idle, answers);
+  if (parsed) Learn(p, answers);
+  std::string merged = Merge(p, framed, idle);
+  if (parsed && idle && !p.final) {
     // Still nothing for this consumer (the record went to a partition it does not read now, or was
     // already fetched): keep waiting, unless yet another record arrived meanwhile.
-    if (ProducedSum(p.partitions) != p.produced_before) Refetch(c, r);
+    r.narrowed = r.narrowed || p.narrowed;
+    if (ProducedSum(p.fetch.partitions) != p.produced_before) Refetch(c, r, false);
     return;
   }
-  // Records (or an error): the answer to the client's Fetch, under the client's correlation id.
-  r.bytes = std::string(framed);
+  // Records (or an error, or the final answer): the answer to the client's Fetch, under its correlation id.
+  r.bytes = merged.empty() ? std::string(framed) : std::move(merged);
   PutU32(r.bytes, 4, static_cast<std::uint32_t>(r.correlation_id));
   r.held = false;
   --c.held;
@@ -812,10 +1139,10 @@ void LongPollFront::Impl::Wake(const std::vector<wire::TopicPartition>& partitio
     bool any = false;
     for (Response& r : c.responses) {
       if (!r.held || r.refetching) continue;
-      bool hit = std::any_of(r.partitions.begin(), r.partitions.end(),
+      bool hit = std::any_of(r.fetch.partitions.begin(), r.fetch.partitions.end(),
                              [&](const wire::TopicPartition& tp) { return produced_now.count(tp) > 0; });
       if (!hit) continue;
-      Refetch(c, r);
+      Refetch(c, r, false);
       any = true;
     }
     if (!any || c.connecting) continue;
@@ -832,21 +1159,33 @@ void LongPollFront::Impl::Expire(Clock::time_point now) {
     Conn& c = *conn;
     if (c.held == 0) continue;
     bool any = false;
+    bool asked = false;
     for (Response& r : c.responses) {
       if (!r.held || r.refetching || r.deadline > now) continue;  // a refetch answers soon
+      {
+        std::lock_guard lock(stats_mutex);
+        ++stats.fetches_expired;
+      }
+      if (r.narrowed) {
+        // The idle answer left out partitions the front took for caught up: ask the mock for all of
+        // them before answering, so that a record whose produce the front never saw acknowledged
+        // (acks=0, a producer gone before its answer) still reaches the consumer within its MaxWait.
+        Refetch(c, r, true);
+        asked = true;
+        continue;
+      }
       r.held = false;
       --c.held;
       any = true;
-      std::lock_guard lock(stats_mutex);
-      ++stats.fetches_expired;
     }
-    if (any) touched.push_back(&c);
+    if (any || asked) touched.push_back(&c);
   }
   for (Conn* c : touched) {
     Release(*c);
     // A failed write is not handled here (the caller may be serving this connection): the socket's
     // error comes back as an event and closes it there.
     Flush(c->client_fd, c->client_out, c->client_out_done);
+    if (!c->connecting) Flush(c->upstream_fd, c->upstream_out, c->upstream_out_done);
     UpdateInterest(*c);
   }
 }

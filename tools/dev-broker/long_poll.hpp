@@ -19,7 +19,10 @@
 //     records; or until the client's own MaxWait has passed: then the empty answer goes to the client.
 //     Responses on a connection keep their order (a held one holds the ones behind it, as the mock's
 //     own delay does);
-//   - Metadata and FindCoordinator responses name these listeners instead of the mock's.
+//   - Metadata and FindCoordinator responses name these listeners instead of the mock's;
+//   - a Fetch from the tail of a log is answered from the front's copy of the last 4 MiB of each
+//     partition (the batches of acknowledged Produces): the mock walks a partition's whole log for each
+//     Fetch and returns one batch, which made it the dev stack's largest CPU cost (README.md).
 // fetch.min.bytes above 1 is not honoured (any record ends the wait); everything else is the mock's.
 // One thread (epoll); the wire formats handled are the non-flexible versions librdkafka 2.0.2 and its
 // mock speak (Fetch v0-11, Produce v0-8, Metadata v0-8, FindCoordinator v0-2); other versions pass
@@ -27,6 +30,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -64,16 +68,77 @@ struct FetchRequest {
   // would reuse its epoch).
   bool sessionless = true;
   std::vector<TopicPartition> partitions;
+  std::int32_t max_bytes = std::numeric_limits<std::int32_t>::max();  // v3+
+  std::vector<std::int64_t> fetch_offsets;         // by partition
+  std::vector<std::int32_t> partition_max_bytes;   // by partition
+  // Where things are in the frame, for NarrowFetchRequest.
+  struct Topic {
+    std::size_t name_begin = 0, name_end = 0;  // the topic name with its length
+    std::size_t first = 0, count = 0;          // its partitions in `partitions`
+  };
+  std::vector<Topic> topics;
+  std::vector<std::pair<std::size_t, std::size_t>> entries;  // by partition: [begin, end) of its entry
+  std::size_t topics_begin = 0, topics_end = 0;               // the topic array, its count included
 };
 // Fetch request v0..v11. False for other versions or a malformed frame.
 bool ParseFetchRequest(std::string_view frame, const RequestHeader& header, FetchRequest& out);
 
-// Fetch response v0..v11: sets `idle` when no partition returned records and nothing reported an error
-// (the answer Kafka would have held). False for other versions or a malformed frame.
-bool FetchResponseIsIdle(std::string_view frame, std::int16_t version, bool& idle);
+// The same request (with a size prefix) asking only for the partitions whose `keep` is true; a topic left
+// without partitions is left out. Everything else (header, MaxWait, forgotten topics, rack) is kept.
+std::string NarrowFetchRequest(std::string_view frame, const FetchRequest& fetch, const std::vector<bool>& keep);
 
-// Produce response v0..v8: the partitions whose append succeeded. False when malformed/unknown version.
-bool ProducedPartitions(std::string_view frame, std::int16_t version, std::vector<TopicPartition>& out);
+struct FetchAnswer {
+  TopicPartition partition;
+  std::int16_t error = 0;
+  std::int64_t high_watermark = -1;
+  std::int64_t log_start_offset = -1;          // v5+
+  std::string_view records;                   // into the frame
+  std::size_t entry_begin = 0, entry_end = 0;  // the partition's whole entry in the frame
+};
+struct FetchAnswerHeader {
+  std::int16_t error = 0;        // v7+
+  std::size_t topics_begin = 0;  // where the topic array starts (its count)
+};
+// Fetch response v0..v11: sets `idle` when no partition returned records and nothing reported an error
+// (the answer Kafka would have held), and lists each partition's answer in `answers`. False for other
+// versions or a malformed frame.
+bool ParseFetchResponse(std::string_view frame, std::int16_t version, bool& idle,
+                        std::vector<FetchAnswer>& answers, FetchAnswerHeader* header = nullptr);
+
+// One partition's entry of a Fetch response (no error; LastStableOffset = the high watermark, no aborted
+// transactions, no preferred replica), as the mock writes it; `records` may be empty.
+std::string FetchAnswerEntry(std::int16_t version, std::int32_t partition, std::int64_t high_watermark,
+                             std::int64_t log_start_offset, std::string_view records);
+
+// A Fetch response (with a size prefix): `answer`'s header (correlation id, throttle, error, session)
+// followed by, for each topic of `fetch` in order, the entries of its partitions found in `entries` (by
+// partition of `fetch`; an empty one is left out, and so is a topic without any).
+std::string ComposeFetchResponse(std::string_view answer, std::size_t topics_begin, const FetchRequest& fetch,
+                                 const std::vector<std::string_view>& entries);
+
+// Produce request v3..v8 (record batches v2): each partition's records, and whether it is transactional.
+struct ProducedRecords {
+  TopicPartition partition;
+  std::string_view records;  // into the frame
+};
+bool ParseProduceRequest(std::string_view frame, const RequestHeader& header, bool& transactional,
+                         std::vector<ProducedRecords>& out);
+
+// A record batch v2's record count (what the log's offsets advance by), or 0 when it is not one.
+std::int32_t RecordBatchCount(std::string_view records);
+// Its partition leader epoch (call only when RecordBatchCount > 0).
+std::int32_t RecordBatchLeaderEpoch(std::string_view records);
+// Sets its base offset and partition leader epoch, as a broker does on append (outside the CRC).
+void SetRecordBatchOffsetAndEpoch(std::string& records, std::int64_t base_offset, std::int32_t leader_epoch);
+
+// Produce response v0..v8: each partition's error and base offset (-1: a duplicate the log did not take
+// again). False when malformed or of another version.
+struct ProduceAnswer {
+  TopicPartition partition;
+  std::int16_t error = 0;
+  std::int64_t base_offset = -1;
+};
+bool ParseProduceResponse(std::string_view frame, std::int16_t version, std::vector<ProduceAnswer>& out);
 
 // Metadata response v0..v8 and FindCoordinator response v0..v2: replaces, in place, each broker port
 // found in `ports` (mock port -> front port). Returns false when the frame cannot be parsed; the number
@@ -90,6 +155,8 @@ struct LongPollStats {
   std::uint64_t fetches_woken = 0;    // held answers released early by a produce
   std::uint64_t fetches_expired = 0;  // held answers released at the client's MaxWait
   std::uint64_t produces = 0;         // Produce responses seen
+  // Fetched partitions the front answered from its copy of the log's tail instead of asking the mock.
+  std::uint64_t partitions_answered = 0;
   // client.id -> MaxWait of its last Fetch (shows which fetch.wait.max.ms each client runs with)
   std::map<std::string, std::int32_t> fetch_wait_by_client;
 };
