@@ -5,6 +5,7 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <map>
 
 #include "pv/config.hpp"
@@ -91,7 +92,11 @@ std::string StatusSendKey(std::string_view send_id) {
 }
 
 bool StatusFromEvent(std::string_view event, size_t max_field_bytes, StatusUpdate& out, std::string& error) {
-  rapidjson::Document doc;
+  // Parse into a buffer on the stack: RapidJSON's default pool would malloc (and free) a 64 KiB chunk
+  // per event. An event's values take well under 4 KiB; a larger one spills to the heap.
+  alignas(std::max_align_t) char parse_buffer[4096];
+  rapidjson::MemoryPoolAllocator<> allocator(parse_buffer, sizeof(parse_buffer));
+  rapidjson::Document doc(&allocator);
   EventRecord e;
   if (!ParseEvent(doc, event, e)) {
     error = "not a JSON object";
