@@ -118,7 +118,16 @@ bool StatusFromEvent(std::string_view event, size_t max_field_bytes, StatusUpdat
   out.send_id.assign(e.send_id);
   out.project.assign(Cut(e.project, max_field_bytes));
   out.campaign_id.assign(Cut(e.campaign_id, max_field_bytes));
-  out.field = std::string(kEntryPrefix) + Sha256Hex(event).substr(0, 16);
+  // The field: the prefix and the first 8 bytes of the event's digest in hex, written in place.
+  static constexpr char kHex[] = "0123456789abcdef";
+  const auto digest = Sha256(event);
+  char field[kEntryPrefix.size() + 16];
+  char* f = std::copy(kEntryPrefix.begin(), kEntryPrefix.end(), field);
+  for (size_t i = 0; i < 8; ++i) {
+    *f++ = kHex[digest[i] >> 4];
+    *f++ = kHex[digest[i] & 0xf];
+  }
+  out.field.assign(field, sizeof(field));
 
   rapidjson::StringBuffer buffer;
   Writer w(buffer);
