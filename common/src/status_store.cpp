@@ -35,6 +35,14 @@ void Put(Writer& w, std::string_view key, std::string_view value) {
   w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
 }
 
+// `prefix` then `id` in one allocation (a string of the id and then the prefix's insertion took two).
+std::string Key(std::string_view prefix, std::string_view id) {
+  std::string key;
+  key.reserve(prefix.size() + id.size());
+  key.append(prefix).append(id);
+  return key;
+}
+
 bool ValidStatusWord(std::string_view s) {
   if (s.empty() || s.size() > kMaxStatusBytes) return false;
   return std::all_of(s.begin(), s.end(), [](char c) { return (c >= 'a' && c <= 'z') || c == '_'; });
@@ -84,11 +92,11 @@ bool ValidStatusId(std::string_view id) {
 }
 
 std::string StatusKey(std::string_view trigger_id) {
-  return "pv:status:" + std::string(trigger_id);
+  return Key("pv:status:", trigger_id);
 }
 
 std::string StatusSendKey(std::string_view send_id) {
-  return "pv:status:send:" + std::string(send_id);
+  return Key("pv:status:send:", send_id);
 }
 
 bool StatusFromEvent(std::string_view event, size_t max_field_bytes, StatusUpdate& out, std::string& error) {
