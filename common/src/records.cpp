@@ -4,6 +4,8 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <iterator>
 #include <vector>
 
 #include "pv/delay_ladder.hpp"
@@ -269,8 +271,25 @@ bool ParseEvent(rapidjson::Document& doc, std::string_view value, EventRecord& o
   out = {};
   ParseRecord(doc, value);
   if (doc.HasParseError() || !doc.IsObject()) return false;
-  for (const auto& f : kEventFields) out.*f.member = Text(doc, f.name);
-  if (const auto* a = FindMember(doc, "attempt"); a != nullptr && a->IsInt()) out.attempt = a->GetInt();
+  // One pass over the members instead of a lookup per field. As with a lookup, the first member of a
+  // name decides: a later one of the same name is ignored, and one of the wrong type reads as absent.
+  std::uint32_t seen = 0;  // a bit per kEventFields entry, then one for attempt
+  static_assert(std::size(kEventFields) < 32);
+  constexpr std::uint32_t kAttemptSeen = 1u << std::size(kEventFields);
+  for (const auto& m : doc.GetObject()) {
+    std::string_view name = AsStringView(m.name);
+    if (name == "attempt") {
+      if (!(seen & kAttemptSeen) && m.value.IsInt()) out.attempt = m.value.GetInt();
+      seen |= kAttemptSeen;
+      continue;
+    }
+    for (std::size_t i = 0; i < std::size(kEventFields); ++i) {
+      if (name != kEventFields[i].name) continue;
+      if (!(seen & (1u << i)) && m.value.IsString()) out.*kEventFields[i].member = AsStringView(m.value);
+      seen |= 1u << i;
+      break;
+    }
+  }
   return true;
 }
 

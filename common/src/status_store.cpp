@@ -5,6 +5,7 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <map>
 
 #include "pv/config.hpp"
@@ -32,6 +33,14 @@ std::string_view Cut(std::string_view s, size_t max) {
 void Put(Writer& w, std::string_view key, std::string_view value) {
   w.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
   w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+}
+
+// `prefix` then `id` in one allocation (a string of the id and then the prefix's insertion took two).
+std::string Key(std::string_view prefix, std::string_view id) {
+  std::string key;
+  key.reserve(prefix.size() + id.size());
+  key.append(prefix).append(id);
+  return key;
 }
 
 bool ValidStatusWord(std::string_view s) {
@@ -83,15 +92,19 @@ bool ValidStatusId(std::string_view id) {
 }
 
 std::string StatusKey(std::string_view trigger_id) {
-  return "pv:status:" + std::string(trigger_id);
+  return Key("pv:status:", trigger_id);
 }
 
 std::string StatusSendKey(std::string_view send_id) {
-  return "pv:status:send:" + std::string(send_id);
+  return Key("pv:status:send:", send_id);
 }
 
 bool StatusFromEvent(std::string_view event, size_t max_field_bytes, StatusUpdate& out, std::string& error) {
-  rapidjson::Document doc;
+  // Parse into a buffer on the stack: RapidJSON's default pool would malloc (and free) a 64 KiB chunk
+  // per event. An event's values take well under 4 KiB; a larger one spills to the heap.
+  alignas(std::max_align_t) char parse_buffer[4096];
+  rapidjson::MemoryPoolAllocator<> allocator(parse_buffer, sizeof(parse_buffer));
+  rapidjson::Document doc(&allocator);
   EventRecord e;
   if (!ParseEvent(doc, event, e)) {
     error = "not a JSON object";
@@ -113,7 +126,16 @@ bool StatusFromEvent(std::string_view event, size_t max_field_bytes, StatusUpdat
   out.send_id.assign(e.send_id);
   out.project.assign(Cut(e.project, max_field_bytes));
   out.campaign_id.assign(Cut(e.campaign_id, max_field_bytes));
-  out.field = std::string(kEntryPrefix) + Sha256Hex(event).substr(0, 16);
+  // The field: the prefix and the first 8 bytes of the event's digest in hex, written in place.
+  static constexpr char kHex[] = "0123456789abcdef";
+  const auto digest = Sha256(event);
+  char field[kEntryPrefix.size() + 16];
+  char* f = std::copy(kEntryPrefix.begin(), kEntryPrefix.end(), field);
+  for (size_t i = 0; i < 8; ++i) {
+    *f++ = kHex[digest[i] >> 4];
+    *f++ = kHex[digest[i] & 0xf];
+  }
+  out.field.assign(field, sizeof(field));
 
   rapidjson::StringBuffer buffer;
   Writer w(buffer);

@@ -286,6 +286,20 @@ TEST(EventRecordTest, MalformedInputParsesToNothing) {
   EXPECT_EQ(e.at, "");
 }
 
+TEST(EventRecordTest, TheFirstMemberOfANameDecides) {
+  rapidjson::Document doc;
+  EventRecord e;
+  ASSERT_TRUE(ParseEvent(doc,
+                         R"({"send_id":1,"send_id":"s","status":"sent","status":"dead",)"
+                         R"("attempt":"2","attempt":3,"x":"y"})",
+                         e));
+  EXPECT_EQ(e.send_id, "");
+  EXPECT_EQ(e.status, "sent");
+  EXPECT_FALSE(e.attempt);
+  ASSERT_TRUE(ParseEvent(doc, R"({"attempt":4,"attempt":5})", e));
+  EXPECT_EQ(e.attempt, 4);
+}
+
 TEST(ReceiptRecordTest, WritesTheSetFieldsInOrderAndParsesBack) {
   ReceiptRecord r;
   r.receipt_id = "twilio:SM1:undelivered";

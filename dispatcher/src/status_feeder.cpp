@@ -82,36 +82,35 @@ bool StatusFeeder::Apply(std::span<const kafka::Message> batch) {
   if (!replies) return false;
 
   // Triggers past max_statuses: the limit script for each of their events, the batch's last first,
-  // so that the entries removed are the latest ones, as when the limit held before each write.
-  std::vector<bool> applied(updates_.size());
-  std::vector<size_t> checked;
+  // so that the entries removed are the latest ones, as when the limit held before each write. An
+  // applied event whose entry the script removed counts as over_limit, not applied.
+  struct Checked {
+    size_t update;
+    bool applied;
+  };
+  std::vector<Checked> checked;
+  size_t n_applied = 0;
   size_t at = 0;
   for (size_t i = 0; i < updates_.size(); ++i) {
     StatusWriteReply r = ReadStatusWrite(std::span(*replies).subspan(at, counts_[i]), options_.status);
     at += counts_[i];
-    applied[i] = r.applied;
-    if (r.check_limit) checked.push_back(i);
+    if (r.applied) ++n_applied;
+    if (r.check_limit) checked.push_back({i, r.applied});
   }
-  std::vector<bool> over_limit(updates_.size());
+  size_t n_over = 0;
   if (!checked.empty()) {
     writes_.clear();
-    for (auto i = checked.rbegin(); i != checked.rend(); ++i) AddStatusLimit(writes_, updates_[*i], options_.status);
+    for (auto c = checked.rbegin(); c != checked.rend(); ++c)
+      AddStatusLimit(writes_, updates_[c->update], options_.status);
     auto removed = PipelineOrKeep(*redis_, writes_, "status_redis_error");
     if (!removed) return false;
     for (size_t k = 0; k < checked.size(); ++k) {
       const RedisReply& r = (*removed)[k];
-      over_limit[checked[checked.size() - 1 - k]] = r.type == RedisReply::Type::kInteger && r.integer == 1;
+      bool applied = checked[checked.size() - 1 - k].applied;
+      if (applied && r.type == RedisReply::Type::kInteger && r.integer == 1) ++n_over;
     }
   }
-  size_t n_applied = 0;
-  size_t n_over = 0;
-  for (size_t i = 0; i < updates_.size(); ++i) {
-    if (applied[i] && over_limit[i]) {
-      ++n_over;
-    } else if (applied[i]) {
-      ++n_applied;
-    }
-  }
+  n_applied -= n_over;
   size_t n_duplicate = updates_.size() - n_applied - n_over;
   if (n_applied > 0) events_.With({"applied"}).Inc(static_cast<double>(n_applied));
   if (n_duplicate > 0) events_.With({"duplicate"}).Inc(static_cast<double>(n_duplicate));
