@@ -664,18 +664,19 @@ TEST(LongPollWire, AProduceRequestGivesEachPartitionsRecordBatch) {
       f.I16(-1).I32(30000).I32(1).Str("pv.events").I32(2);
       f.I32(0).Bytes(RecordBatch(1, "x"));
       f.I32(3).Bytes(RecordBatch(2, "yz"));
+      const std::string frame = f.str();  // the records found are views into it
       RequestHeader header;
-      ASSERT_TRUE(ParseRequestHeader(f.str(), header));
+      ASSERT_TRUE(ParseRequestHeader(frame, header));
       bool is_transactional = !transactional;
       std::vector<ProducedRecords> out;
-      ASSERT_TRUE(ParseProduceRequest(f.str(), header, is_transactional, out)) << "v" << version;
+      ASSERT_TRUE(ParseProduceRequest(frame, header, is_transactional, out)) << "v" << version;
       EXPECT_EQ(is_transactional, transactional);
       ASSERT_EQ(out.size(), 2u);
       EXPECT_EQ(out[0].partition, (TopicPartition{"pv.events", 0}));
       EXPECT_EQ(out[0].records, RecordBatch(1, "x"));
       EXPECT_EQ(out[1].partition, (TopicPartition{"pv.events", 3}));
       EXPECT_EQ(RecordBatchCount(out[1].records), 2);
-      EXPECT_FALSE(ParseProduceRequest(f.str().substr(0, f.size() - 5), header, is_transactional, out));
+      EXPECT_FALSE(ParseProduceRequest(std::string_view(frame).substr(0, frame.size() - 5), header, is_transactional, out));
     }
   }
 }
