@@ -94,12 +94,25 @@ class Reader {
   bool ok_ = true;
 };
 
-void PutI32(std::string& frame, std::size_t offset, std::int32_t value) {
-  auto v = static_cast<std::uint32_t>(value);
-  for (int i = 3; i >= 0; --i) {
-    frame[offset + static_cast<std::size_t>(i)] = static_cast<char>(v & 0xff);
-    v >>= 8;
+// Writes `value` big-endian in `bytes` bytes at `offset` of `frame`, or appended when `offset` is npos.
+void PutBigEndian(std::string& frame, std::size_t offset, std::uint64_t value, std::size_t bytes) {
+  if (offset == std::string::npos) {
+    offset = frame.size();
+    frame.append(bytes, '\0');
   }
+  for (std::size_t i = bytes; i-- > 0; value >>= 8) frame[offset + i] = static_cast<char>(value & 0xff);
+}
+void PutI32(std::string& frame, std::size_t offset, std::int32_t value) {
+  PutBigEndian(frame, offset, static_cast<std::uint32_t>(value), 4);
+}
+void AppendI16(std::string& frame, std::int16_t value) {
+  PutBigEndian(frame, std::string::npos, static_cast<std::uint16_t>(value), 2);
+}
+void AppendI32(std::string& frame, std::int32_t value) {
+  PutBigEndian(frame, std::string::npos, static_cast<std::uint32_t>(value), 4);
+}
+void AppendI64(std::string& frame, std::int64_t value) {
+  PutBigEndian(frame, std::string::npos, static_cast<std::uint64_t>(value), 8);
 }
 
 constexpr std::int16_t kFetchMaxVersion = 11;           // v12 is flexible
@@ -177,9 +190,7 @@ std::string NarrowFetchRequest(std::string_view frame, const FetchRequest& fetch
     if (kept == 0) continue;
     ++topic_count;
     out.append(frame.substr(topic.name_begin, topic.name_end - topic.name_begin));
-    const std::size_t count_at = out.size();
-    out.append(4, '\0');
-    PutI32(out, count_at, kept);
+    AppendI32(out, kept);
     for (std::size_t i = topic.first; i < topic.first + topic.count; ++i) {
       if (keep[i]) out.append(frame.substr(fetch.entries[i].first, fetch.entries[i].second - fetch.entries[i].first));
     }
@@ -241,17 +252,14 @@ std::string FetchAnswerEntry(std::int16_t version, std::int32_t partition, std::
                              std::int64_t log_start_offset, std::string_view records) {
   std::string out;
   out.reserve(48 + records.size());
-  auto put = [&out](std::uint64_t value, int bytes) {
-    for (int i = bytes - 1; i >= 0; --i) out += static_cast<char>((value >> (8 * i)) & 0xff);
-  };
-  put(static_cast<std::uint32_t>(partition), 4);
-  put(0, 2);  // ErrorCode
-  put(static_cast<std::uint64_t>(high_watermark), 8);
-  if (version >= 4) put(static_cast<std::uint64_t>(high_watermark), 8);  // LastStableOffset
-  if (version >= 5) put(static_cast<std::uint64_t>(log_start_offset), 8);
-  if (version >= 4) put(0, 4);                                       // AbortedTransactions: none
-  if (version >= 11) put(static_cast<std::uint32_t>(-1), 4);         // PreferredReadReplica
-  put(static_cast<std::uint32_t>(records.size()), 4);
+  AppendI32(out, partition);
+  AppendI16(out, 0);  // ErrorCode
+  AppendI64(out, high_watermark);
+  if (version >= 4) AppendI64(out, high_watermark);  // LastStableOffset
+  if (version >= 5) AppendI64(out, log_start_offset);
+  if (version >= 4) AppendI32(out, 0);    // AbortedTransactions: none
+  if (version >= 11) AppendI32(out, -1);  // PreferredReadReplica
+  AppendI32(out, static_cast<std::int32_t>(records.size()));
   out.append(records);
   return out;
 }
@@ -269,12 +277,9 @@ std::string ComposeFetchResponse(std::string_view answer, std::size_t topics_beg
     if (present == 0) continue;
     ++topic_count;
     const std::string& name = fetch.partitions[topic.first].first;
-    out += static_cast<char>((name.size() >> 8) & 0xff);
-    out += static_cast<char>(name.size() & 0xff);
+    AppendI16(out, static_cast<std::int16_t>(name.size()));
     out += name;
-    const std::size_t count_at = out.size();
-    out.append(4, '\0');
-    PutI32(out, count_at, present);
+    AppendI32(out, present);
     for (std::size_t i = topic.first; i < topic.first + topic.count; ++i) out.append(entries[i]);
   }
   PutI32(out, topic_count_at, topic_count);
@@ -323,11 +328,7 @@ std::int32_t RecordBatchLeaderEpoch(std::string_view records) {
 }
 
 void SetRecordBatchOffsetAndEpoch(std::string& records, std::int64_t base_offset, std::int32_t leader_epoch) {
-  auto offset = static_cast<std::uint64_t>(base_offset);
-  for (std::size_t i = 8; i-- > 0;) {
-    records[i] = static_cast<char>(offset & 0xff);
-    offset >>= 8;
-  }
+  PutBigEndian(records, 0, static_cast<std::uint64_t>(base_offset), 8);
   PutI32(records, 12, leader_epoch);
 }
 
@@ -424,13 +425,6 @@ std::uint32_t ReadU32(std::string_view bytes, std::size_t offset) {
   std::uint32_t v = 0;
   for (std::size_t i = 0; i < 4; ++i) v = (v << 8) | static_cast<unsigned char>(bytes[offset + i]);
   return v;
-}
-
-void PutU32(std::string& bytes, std::size_t offset, std::uint32_t v) {
-  for (std::size_t i = 4; i-- > 0;) {
-    bytes[offset + i] = static_cast<char>(v & 0xff);
-    v >>= 8;
-  }
 }
 
 void SetNoDelay(int fd) {
@@ -579,7 +573,8 @@ struct LongPollFront::Impl {
   void SendFetch(Conn& c, const std::string& request, bool narrow, Pending& p);
   void Learn(const Pending& p, const std::vector<wire::FetchAnswer>& answers);
   void Append(Pending& p, const wire::ProduceAnswer& answer, PartitionState& state);
-  std::string Merge(const Pending& p, std::string_view framed, bool& idle);
+  std::string Merge(const Pending& p, std::string_view framed, const std::vector<wire::FetchAnswer>& answers,
+                    const wire::FetchAnswerHeader& head, bool& idle);
   void Refetch(Conn& c, Response& r, bool final);
   void HandleRefetch(Conn& c, Pending& p, std::string_view framed);
   void Wake(const std::vector<wire::TopicPartition>& partitions);
@@ -961,14 +956,13 @@ void LongPollFront::Impl::Append(Pending& p, const wire::ProduceAnswer& answer, 
   }
 }
 
-// A Fetch answer from the mock (`framed`) with the partitions the front answered itself put back in, in
-// the request's order; `idle` is updated. Empty when nothing needs putting back (or the answer is an error).
-std::string LongPollFront::Impl::Merge(const Pending& p, std::string_view framed, bool& idle) {
-  if (!p.narrowed) return {};
-  bool mock_idle = false;
-  std::vector<wire::FetchAnswer> answers;
-  wire::FetchAnswerHeader head;
-  if (!wire::ParseFetchResponse(framed.substr(4), p.version, mock_idle, answers, &head) || head.error != 0) return {};
+// A Fetch answer from the mock (`framed`, parsed into `answers` and `head`; `idle` as parsed) with the
+// partitions the front answered itself put back in, in the request's order; `idle` is updated. Empty when
+// nothing needs putting back (or the answer is an error).
+std::string LongPollFront::Impl::Merge(const Pending& p, std::string_view framed,
+                                       const std::vector<wire::FetchAnswer>& answers,
+                                       const wire::FetchAnswerHeader& head, bool& idle) {
+  if (!p.narrowed || head.error != 0) return {};
   std::vector<std::string_view> entries(p.fetch.partitions.size());
   for (std::size_t i = 0; i < entries.size(); ++i) {
     if (!p.answered[i].empty()) {
@@ -980,7 +974,7 @@ std::string LongPollFront::Impl::Merge(const Pending& p, std::string_view framed
         entries[i] = framed.substr(4 + a.entry_begin, a.entry_end - a.entry_begin);
     }
   }
-  idle = mock_idle && !p.answered_records;
+  idle = idle && !p.answered_records;
   return wire::ComposeFetchResponse(framed.substr(4), head.topics_begin, p.fetch, entries);
 }
 
@@ -1003,9 +997,12 @@ void LongPollFront::Impl::HandleResponse(Conn& c, std::string_view framed) {
           }
           bool idle = false;
           std::vector<wire::FetchAnswer> answers;
-          const bool parsed = wire::ParseFetchResponse(frame, p.version, idle, answers);
-          if (parsed) Learn(p, answers);
-          replaced = Merge(p, framed, idle);
+          wire::FetchAnswerHeader head;
+          const bool parsed = wire::ParseFetchResponse(frame, p.version, idle, answers, &head);
+          if (parsed) {
+            Learn(p, answers);
+            replaced = Merge(p, framed, answers, head, idle);
+          }
           if (p.hold && parsed && idle) {
             ask_again = ProducedSum(p.fetch.partitions) != p.produced_before;
             response.held = true;
@@ -1091,7 +1088,7 @@ void LongPollFront::Impl::Refetch(Conn& c, Response& r, bool final) {
   p.fetch = r.fetch;
   const std::size_t at = c.upstream_out.size();
   SendFetch(c, r.request, !final, p);
-  PutU32(c.upstream_out, at + 8, static_cast<std::uint32_t>(correlation_id));  // after size, key, version
+  wire::PutI32(c.upstream_out, at + 8, correlation_id);  // after size, key, version
   r.refetching = true;
   c.pending[correlation_id] = std::move(p);
   std::lock_guard lock(stats_mutex);
@@ -1106,9 +1103,13 @@ void LongPollFront::Impl::HandleRefetch(Conn& c, Pending& p, std::string_view fr
   r.refetching = false;
   bool idle = false;
   std::vector<wire::FetchAnswer> answers;
-  bool parsed = wire::ParseFetchResponse(framed.substr(4), p.version, idle, answers);
-  if (parsed) Learn(p, answers);
-  std::string merged = Merge(p, framed, idle);
+  wire::FetchAnswerHeader head;
+  const bool parsed = wire::ParseFetchResponse(framed.substr(4), p.version, idle, answers, &head);
+  std::string merged;
+  if (parsed) {
+    Learn(p, answers);
+    merged = Merge(p, framed, answers, head, idle);
+  }
   if (parsed && idle && !p.final) {
     // Still nothing for this consumer (the record went to a partition it does not read now, or was
     // already fetched): keep waiting, unless yet another record arrived meanwhile.
@@ -1118,7 +1119,7 @@ void LongPollFront::Impl::HandleRefetch(Conn& c, Pending& p, std::string_view fr
   }
   // Records (or an error, or the final answer): the answer to the client's Fetch, under its correlation id.
   r.bytes = merged.empty() ? std::string(framed) : std::move(merged);
-  PutU32(r.bytes, 4, static_cast<std::uint32_t>(r.correlation_id));
+  wire::PutI32(r.bytes, 4, r.correlation_id);
   r.held = false;
   --c.held;
   Release(c);
