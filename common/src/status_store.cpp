@@ -175,10 +175,16 @@ size_t AddStatusWrite(RedisCommands& out, const StatusUpdate& update, const Stat
   size_t before = out.size();
   out.Add({"HSETNX", key, update.field, update.entry});
   out.Add({"HLEN", key});
-  if (!update.project.empty()) out.Add({"HSETNX", key, "project", update.project});
-  if (!update.campaign_id.empty()) out.Add({"HSETNX", key, "campaign_id", update.campaign_id});
+  // The trigger's project and campaign and the send index are written by the events that name the
+  // project: the dispatcher's, which open every send. The workers' and the feedback's events would
+  // only write them again (a third of a trigger's status commands), so they do not.
+  // HSETNX: the first value stays, so no later event can move a trigger to another project.
+  if (!update.project.empty()) {
+    out.Add({"HSETNX", key, "project", update.project});
+    if (!update.campaign_id.empty()) out.Add({"HSETNX", key, "campaign_id", update.campaign_id});
+    out.Add({"SET", StatusSendKey(update.send_id), update.trigger_id, "PX", ttl_ms});
+  }
   out.Add({"PEXPIRE", key, ttl_ms});
-  out.Add({"SET", StatusSendKey(update.send_id), update.trigger_id, "PX", ttl_ms});
   return out.size() - before;
 }
 

@@ -32,8 +32,10 @@ RedisReply Store(const std::vector<std::string>& events) {
     std::string error;
     EXPECT_TRUE(StatusFromEvent(e, 512, u, error)) << error;
     hash[u.field] = u.entry;
-    if (!u.project.empty()) hash.emplace("project", u.project);
-    if (!u.campaign_id.empty()) hash.emplace("campaign_id", u.campaign_id);
+    if (!u.project.empty()) {
+      hash.emplace("project", u.project);
+      if (!u.campaign_id.empty()) hash.emplace("campaign_id", u.campaign_id);
+    }
   }
   RedisReply reply;
   reply.type = RedisReply::Type::kArray;
@@ -118,6 +120,63 @@ TEST(StatusStoreTest, TheSameEventTwiceIsOneEntryAndStatusesAreInTimeOrder) {
   std::string head =
       R"({"trigger_id":"t-1","campaign_id":"e1","sends":[{"send_id":"s-1","channel":"email","statuses")";
   EXPECT_EQ(s.json.substr(0, head.size()), head);
+}
+
+// The commands of a RESP pipeline, each as its arguments.
+std::vector<std::vector<std::string>> Commands(std::string_view resp) {
+  std::vector<std::vector<std::string>> out;
+  auto number = [&resp](char tag) {
+    EXPECT_EQ(resp.front(), tag);
+    size_t end = resp.find("\r\n");
+    size_t n = std::stoul(std::string(resp.substr(1, end - 1)));
+    resp.remove_prefix(end + 2);
+    return n;
+  };
+  while (!resp.empty()) {
+    auto& command = out.emplace_back();
+    for (size_t n = number('*'); n > 0; --n) {
+      size_t len = number('$');
+      command.emplace_back(resp.substr(0, len));
+      resp.remove_prefix(len + 2);
+    }
+  }
+  return out;
+}
+
+TEST(StatusStoreTest, OnlyTheDispatchersEventsWriteTheProjectCampaignAndSendIndex) {
+  StatusOptions options;
+  options.ttl = std::chrono::seconds(60);
+  StatusUpdate queued;
+  StatusUpdate sent;
+  std::string error;
+  ASSERT_TRUE(StatusFromEvent(kQueued, 512, queued, error)) << error;
+  ASSERT_TRUE(StatusFromEvent(kSent, 512, sent, error)) << error;
+
+  RedisCommands write;
+  EXPECT_EQ(AddStatusWrite(write, queued, options), 6u);
+  using Args = std::vector<std::string>;
+  EXPECT_EQ(Commands(write.resp()),
+            (std::vector<Args>{{"HSETNX", "pv:status:t-1", queued.field, queued.entry},
+                               {"HLEN", "pv:status:t-1"},
+                               {"HSETNX", "pv:status:t-1", "project", "demo"},
+                               {"HSETNX", "pv:status:t-1", "campaign_id", "e1"},
+                               {"SET", "pv:status:send:s-1", "t-1", "PX", "60000"},
+                               {"PEXPIRE", "pv:status:t-1", "60000"}}));
+
+  // A worker's event (no project) repeats none of it: its entry, the length, the TTL.
+  write.clear();
+  EXPECT_EQ(AddStatusWrite(write, sent, options), 3u);
+  EXPECT_EQ(Commands(write.resp()), (std::vector<Args>{{"HSETNX", "pv:status:t-1", sent.field, sent.entry},
+                                                       {"HLEN", "pv:status:t-1"},
+                                                       {"PEXPIRE", "pv:status:t-1", "60000"}}));
+  // What ReadStatusWrite reads is where it was: the entry's HSETNX, then HLEN.
+  std::vector<RedisReply> replies(3);
+  for (auto& r : replies) r.type = RedisReply::Type::kInteger;
+  replies[0].integer = 1;
+  replies[1].integer = options.max_statuses + 3;
+  StatusWriteReply r = ReadStatusWrite(replies, options);
+  EXPECT_TRUE(r.applied);
+  EXPECT_TRUE(r.check_limit);
 }
 
 TEST(StatusStoreTest, TheSameMillisecondIsOrderedByPipelineStage) {

@@ -2,12 +2,13 @@
 // and `pvctl status`, fed from pv.events by the dispatcher's status feeder (docs/architecture.md
 // "Trigger statuses"). Redis layout, in the marks Redis (redis.url), every key with status.ttl_seconds:
 //
-//   pv:status:<trigger_id>        HASH  project     -> the trigger's project (first event that names it)
-//                                       campaign_id -> its campaign
+//   pv:status:<trigger_id>        HASH  project     -> the trigger's project (first dispatcher event)
+//                                       campaign_id -> its campaign (likewise)
 //                                       e:<digest>  -> one status entry (JSON), digest = SHA-256 of
 //                                                      the event record, so a redelivered event lands
 //                                                      on its own field: applied twice, shown once
-//   pv:status:send:<send_id>      STRING -> trigger_id (pvctl status SEND_ID)
+//   pv:status:send:<send_id>      STRING -> trigger_id (pvctl status SEND_ID), written by the
+//                                        dispatcher's events (the ones that name the project)
 //
 // Everything here is decided without Redis or Kafka (tests: common/test/status_store_test.cpp); the
 // feeder and the lookups only run the commands built here.
@@ -65,9 +66,10 @@ bool StatusFromEvent(std::string_view event, size_t max_field_bytes, StatusUpdat
 
 // The commands that apply `update`, added to `out`; returns how many (its replies, in order, are what
 // ReadStatusWrite reads). HSETNX of the entry (an entry already there is a duplicate: its field is a
-// digest of the event), HLEN, HSETNX of project and campaign_id when the event names them, the TTL on
-// the hash and the send index. Plain commands, not one script: a third of Redis's CPU per event
-// (docs/performance.md "Status store").
+// digest of the event), HLEN; when the event names the project (the dispatcher's events, which open
+// every send): HSETNX of project and campaign_id and SET of the send index; then the TTL on the hash.
+// Plain commands, not one script: a third of Redis's CPU per event (docs/performance.md "Status
+// store"); the workers' and the feedback's events write three commands, not five.
 size_t AddStatusWrite(RedisCommands& out, const StatusUpdate& update, const StatusOptions& options);
 
 struct StatusWriteReply {
