@@ -9,8 +9,11 @@ project and campaign, then `sent`) in pipelined batches of B (500, the feeder's 
 three shapes:
   - EVAL: the Lua script the status feeder sent until issue 13 (its text in every call, 9 commands);
   - EVALSHA: the same script, loaded once;
-  - plain: what common/src/status_store.cpp's AddStatusWrite writes now (HSETNX entry, HLEN, HSETNX
-    project and campaign_id when named, PEXPIRE, SET of the send index).
+  - plain, every event: HSETNX entry, HLEN, HSETNX project and campaign_id when named, PEXPIRE, SET
+    of the send index (from ad0b200 to ed4498d);
+  - plain, dispatcher's: what common/src/status_store.cpp's AddStatusWrite writes now: HSETNX entry,
+    HLEN, then project, campaign_id and the send index only for the event naming the project (the
+    dispatcher's `queued`), PEXPIRE.
 Claims: R times each, claims N sends (a worker's claim of a send whose provider has no rate limit):
   - EVALSHA: the claim script (GET, then SET PX), as every claim did until issue 13;
   - SET NX GET: what workers/runtime/src/dedupe_store.cpp sends now for such a provider.
@@ -135,6 +138,19 @@ def plain_write(e):
     return out
 
 
+def dispatcher_write(e):
+    trigger, send, project, campaign, field, entry = e
+    key = f'pv:status:{trigger}'
+    out = [command('HSETNX', key, field, entry), command('HLEN', key)]
+    if project:
+        out.append(command('HSETNX', key, 'project', project))
+        if campaign:
+            out.append(command('HSETNX', key, 'campaign_id', campaign))
+        out.append(command('SET', f'pv:status:send:{send}', trigger, 'PX', TTL_MS))
+    out.append(command('PEXPIRE', key, TTL_MS))
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--events', type=int, default=100000)
@@ -162,7 +178,8 @@ def main():
         shapes = {
             'EVAL (before)': lambda e: eval_write(('EVAL', EVAL_SCRIPT), e),
             'EVALSHA': lambda e: eval_write(('EVALSHA', sha), e),
-            'plain (now)': plain_write,
+            'plain, every event': plain_write,
+            "plain, dispatcher's (now)": dispatcher_write,
         }
         claim_sha = conn.run([command('SCRIPT', 'LOAD', CLAIM_SCRIPT)], 1)[0].split(b'\r\n')[1].decode()
         claims = {
