@@ -69,6 +69,9 @@ return 0
 StatusOptions StatusOptions::FromConfig(const Config& config) {
   StatusOptions o;
   o.enabled = config.GetBool("status.enabled", o.enabled);
+  // Empty means "not set", like suppression.redis_url: an empty override must not turn statuses off.
+  o.redis_url = config.GetString("status.redis_url", "");
+  if (o.redis_url.empty()) o.redis_url = config.GetString("redis.url", "");
   o.ttl = std::chrono::seconds(config.GetInt("status.ttl_seconds", o.ttl.count(), 60, 366LL * 24 * 3600));
   o.max_statuses = static_cast<int>(config.GetInt("status.max_statuses", o.max_statuses, 1, 10000));
   o.max_field_bytes = static_cast<size_t>(

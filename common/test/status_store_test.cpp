@@ -246,5 +246,19 @@ TEST(StatusStoreTest, SettingsAreReadAndChecked) {
   EXPECT_THROW(StatusOptions::FromConfig(Config::FromYaml("status:\n  redis_timeout_ms: 0\n")), ConfigError);
 }
 
+TEST(StatusStoreTest, TheStoreIsStatusRedisUrlElseRedisUrl) {
+  EXPECT_EQ(StatusOptions::FromConfig(Config::FromYaml("redis:\n  url: \"redis://marks:6379\"\n"
+                                                       "status:\n  redis_url: \"redis://status:6380/1\"\n"))
+                .redis_url,
+            "redis://status:6380/1");
+  EXPECT_EQ(StatusOptions::FromConfig(Config::FromYaml("redis:\n  url: \"redis://marks:6379\"\n")).redis_url,
+            "redis://marks:6379");
+  EXPECT_EQ(StatusOptions::FromConfig(Config::FromYaml("redis:\n  url: \"redis://marks:6379\"\n"
+                                                       "status:\n  redis_url: \"\"\n"))
+                .redis_url,
+            "redis://marks:6379");
+  EXPECT_EQ(StatusOptions::FromConfig(Config::FromYaml("{}")).redis_url, "");
+}
+
 }  // namespace
 }  // namespace pv

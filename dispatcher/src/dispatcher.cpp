@@ -68,7 +68,7 @@ DispatcherOptions DispatcherOptions::FromConfig(const Config& config) {
   o.suppress.stop = config.GetBool("feedback.suppress.stop", o.suppress.stop);
   o.suppress.unregistered = config.GetBool("feedback.suppress.unregistered", o.suppress.unregistered);
   o.status = StatusOptions::FromConfig(config);
-  o.status_redis_url = o.feedback_redis_url.empty() ? o.redis_url : o.feedback_redis_url;
+  o.status_redis_url = o.status.redis_url.empty() ? o.redis_url : o.status.redis_url;
   return o;
 }
 
@@ -108,7 +108,7 @@ Dispatcher::Dispatcher(DispatcherOptions options, kafka::Settings kafka_settings
   if (options_.status.enabled && !options_.status_redis_url.empty()) {
     status_ = std::make_unique<StatusFeeder>(options_, kafka_settings_, *metrics_, registry_, stop_);
   } else if (options_.status.enabled) {
-    log::Warn("status_feeder_disabled", {{"reason", "no Redis (redis.url)"}});
+    log::Warn("status_feeder_disabled", {{"reason", "no Redis (status.redis_url, redis.url)"}});
   }
   registry_.AddCallbackGauge("pv_dispatcher_producer_queue", "Records in the producer's queue or in flight",
                              [p = producer_.get()] { return static_cast<double>(p->QueueLength()); });

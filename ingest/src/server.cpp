@@ -129,7 +129,6 @@ IngestOptions IngestOptions::FromConfig(const Config& config) {
   if (o.linger_ms < 0 || o.linger_ms > 1000)
     throw ConfigError("setting ingest.linger_ms must be within [0, 1000]");
   o.receipts = receipts::ReceiptOptions::FromConfig(config);
-  o.redis_url = config.GetString("redis.url", "");
   o.status = StatusOptions::FromConfig(config);
   return o;
 }
@@ -556,8 +555,8 @@ IngestServer::IngestServer(IngestOptions options, const kafka::Settings& kafka_s
                                                            options_.front.retry_after_seconds);
   StartFeeds(kafka_settings);
   RegisterMetrics();
-  if (options_.status.enabled && !options_.redis_url.empty()) {
-    status_ = std::make_unique<StatusLookups>(options_.redis_url, options_.status, registry_);
+  if (options_.status.enabled && !options_.status.redis_url.empty()) {
+    status_ = std::make_unique<StatusLookups>(options_.status, registry_);
   }
   front_ = std::make_unique<http::HttpFront>(options_.front, *this, registry_);
   admin_ = std::make_unique<AdminServer>(

@@ -16,17 +16,15 @@ namespace {
 constexpr size_t kMaxBatch = 64;
 }  // namespace
 
-StatusLookups::StatusLookups(const std::string& redis_url, const StatusOptions& options,
-                             metrics::Registry& registry)
-    : options_(options) {
+StatusLookups::StatusLookups(const StatusOptions& options, metrics::Registry& registry) : options_(options) {
   RedisClient::Options redis;
-  redis.url = redis_url;
+  redis.url = options.redis_url;
   redis.timeout = options.redis_timeout;
   // A Redis that is down is asked again at most this often; meanwhile lookups get 503 at once.
   redis.reconnect_backoff = std::chrono::milliseconds(500);
   redis_ = std::make_unique<RedisClient>(redis);
   registry.AddCallbackGauge("pv_ingest_status_store_up",
-                            "1 while the status store (redis.url) answered the last lookup or connect",
+                            "1 while the status store (status.redis_url, else redis.url) answered the last lookup or connect",
                             [r = redis_.get()] { return r->connected() ? 1.0 : 0.0; });
   thread_ = std::thread([this] { Loop(); });
 }

@@ -94,7 +94,7 @@ units="$units"
 EOF
 cat >>"$R/usr/local/bin/pv-test-driver" <<'EOF'
 for i in $(seq 1 100); do [ -s /run/pv-test-broker/bootstrap ] && break; sleep 0.2; done
-sed -i "s#^  brokers: .*#  brokers: \"$(cat /run/pv-test-broker/bootstrap)\"#; s#redis://redis:6379#redis://127.0.0.1:6379#; s#redis://suppression-redis:6379#redis://127.0.0.1:6379/1#" /etc/pv/pv.yaml
+sed -i "s#^  brokers: .*#  brokers: \"$(cat /run/pv-test-broker/bootstrap)\"#; s#redis://redis:6379#redis://127.0.0.1:6379#; s#redis://suppression-redis:6379#redis://127.0.0.1:6379/1#; s#redis://status-redis:6379#redis://127.0.0.1:6379/2#" /etc/pv/pv.yaml
 cp -r /usr/share/doc/pv/examples/catalog/. /etc/pv/catalog/
 systemctl start $units
 for u in $units; do echo "active $u $(systemctl is-active $u)"; done

@@ -2,10 +2,10 @@
 // verifies them and publishes pv.receipts, pv-dispatcher's feedback pipeline turns them into events
 // and suppressions, and the dispatcher then suppresses the next trigger naming the reason. The SMS
 // path goes through a real sms-worker, whose record of Twilio's MessageSid maps the status callback
-// back to its send. One stack (dev broker, redis-server, fake, ingest, dispatcher, sms-worker) serves
-// every test; each test uses addresses of its own. The status API (GET /api/client/triggers/:id, the
+// back to its send. One stack (dev broker, redis-server, a second one for statuses, fake, ingest,
+// dispatcher, sms-worker) serves every test; each test uses addresses of its own. The status API (GET /api/client/triggers/:id, the
 // dispatcher's status feeder, pvctl status) is tested on the same stack, at the end of this file; its
-// last test stops and restarts redis-server.
+// last test stops and restarts both redis-servers.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -82,6 +82,7 @@ class FeedbackTest : public ::testing::Test {
     TempDir dir{"pv-feedback"};
     DevBroker broker{1};
     RedisServer redis;
+    RedisServer status_redis;  // status.redis_url: the status store on a Redis of its own
     ProviderFake fake{{"--twilio-sid", "AC1", "--twilio-token", "tw-token"}};
     std::string secret = GenerateKey(KeyScope::kSecret);
     std::string other_secret = GenerateKey(KeyScope::kSecret);  // project "other"
@@ -119,9 +120,9 @@ class FeedbackTest : public ::testing::Test {
           "providers:\n  tw: {{type: twilio, base_url: \"{}\", account_sid: AC1, auth_token: tw-token, "
           "from: \"+15550001111\"}}\n"
           "workers:\n  admin_port: 0\n  outbox_dir: \"{}\"\n"
-          "status:\n  max_statuses: {}\n",
+          "status:\n  max_statuses: {}\n  redis_url: \"{}\"\n",
           broker.bootstrap(), dir.File("catalog"), dir.File("keys.yaml"), redis.url(), ingest_admin,
-          public_key, fake.url(), dir.File("outbox"), kMaxStatuses);
+          public_key, fake.url(), dir.File("outbox"), kMaxStatuses, status_redis.url());
       WriteFile(dir.File("config.yaml"), config);
       ingest = std::make_unique<Subprocess>(
           std::vector<std::string>{PV_INGEST_BIN, "--config", dir.File("config.yaml"), "--port-file",
@@ -638,14 +639,17 @@ TEST_F(FeedbackTest, StatusPastMaxStatusesKeepsTheFirstOnesAndCountsTheRest) {
     for (const auto& st : d["sends"][0]["statuses"].GetArray())
       kept.push_back(st.HasMember("receipt_id") ? Str(st, "receipt_id") : "");
     EXPECT_EQ(kept, (std::vector<std::string>{"r-0", "r-1", "r-2", "r-3", "r-4", "r-5"})) << a.body;
-    EXPECT_EQ(s_->redis.Command({"HLEN", "pv:status:" + trigger_id}), std::to_string(kMaxStatuses + 2));
+    EXPECT_EQ(s_->status_redis.Command({"HLEN", "pv:status:" + trigger_id}), std::to_string(kMaxStatuses + 2));
+    EXPECT_EQ(s_->redis.Command({"EXISTS", "pv:status:" + trigger_id}), "0");  // not in the marks Redis
   }
 }
 
-// Last: stops redis-server. Triggers go on (204), the route answers 503 with Retry-After, and the
-// feeder, paused meanwhile, applies what it missed once Redis is back.
+// Last: stops both redis-servers (marks and suppressions; statuses). Triggers go on (204), the route
+// answers 503 with Retry-After, and the feeder, paused meanwhile, applies what it missed once Redis is
+// back.
 TEST_F(FeedbackTest, ZStatusStoreDownTriggersGoOnStatusIs503AndNothingIsLost) {
   s_->redis.Stop();
+  s_->status_redis.Stop();
   std::string trigger_id =
       Trigger("e1", R"({"external_id":"u-down","email":")" + Unique("dn") + R"(@example.com"})");
   ASSERT_FALSE(trigger_id.empty());
@@ -682,6 +686,7 @@ TEST_F(FeedbackTest, ZStatusStoreDownTriggersGoOnStatusIs503AndNothingIsLost) {
   EXPECT_EQ(Pvctl({"status", trigger_id, "--timeout", "1"}, out, err), 1);
 
   s_->redis.Start();
+  s_->status_redis.Start();
   std::string body = WaitForStatuses(trigger_id, {"queued", "retrying"});  // and maybe delivered
   auto statuses = StatusList(body);
   std::sort(statuses.begin(), statuses.end());

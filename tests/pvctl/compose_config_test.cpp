@@ -19,6 +19,7 @@
 #include <sstream>
 
 #include "pv/config.hpp"
+#include "pv/status_store.hpp"
 #include "pv/suppression_keys.hpp"
 #include "pv/testing/process.hpp"
 
@@ -143,9 +144,9 @@ TEST(Compose, DefinesEveryServiceWithItsHealthAndScaling) {
   YAML::Node doc = YAML::Load(out);
   YAML::Node services = doc["services"];
   for (const char* name :
-       {"kafka", "redis", "suppression-redis", "topics", "ingest", "dispatcher", "email-worker", "sms-worker",
-        "push-worker", "kafka-exporter", "redis-exporter", "suppression-redis-exporter", "prometheus",
-        "alertmanager", "alert-log", "grafana"}) {
+       {"kafka", "redis", "suppression-redis", "status-redis", "topics", "ingest", "dispatcher", "email-worker",
+        "sms-worker", "push-worker", "kafka-exporter", "redis-exporter", "suppression-redis-exporter",
+        "status-redis-exporter", "prometheus", "alertmanager", "alert-log", "grafana"}) {
     EXPECT_TRUE(services[name]) << name << " missing";
   }
   for (const char* worker : {"email-worker", "sms-worker", "push-worker"}) {
@@ -298,6 +299,25 @@ TEST(Compose, SuppressionsLiveInARedisThatNeverEvicts) {
   }
   EXPECT_EQ(role_of["redis-exporter"], "marks");
   EXPECT_EQ(role_of["suppression-redis-exporter"], "suppression");
+  EXPECT_EQ(role_of["status-redis-exporter"], "status");
+}
+
+// Trigger statuses, most of a trigger's Redis writes, live in a Redis of their own that persists
+// nothing, so the marks' append-only file carries none of them.
+TEST(Compose, StatusesLiveInARedisWithoutPersistence) {
+  if (DockerCompose().empty())
+    GTEST_SKIP() << "docker-compose is not installed (Debian package docker-compose)";
+  YAML::Node services = ComposeServices();
+  ASSERT_TRUE(services);
+  std::string status = Joined(services["status-redis"]["command"]);
+  EXPECT_NE(status.find("--appendonly no"), std::string::npos) << status;
+  EXPECT_NE(status.find("--maxmemory-policy volatile-ttl"), std::string::npos) << status;
+  EXPECT_FALSE(services["status-redis"]["volumes"]);
+  EXPECT_NE(Joined(services["status-redis-exporter"]["command"]).find("redis://status-redis:6379"),
+            std::string::npos);
+  // The config the containers get, read as ingest, the dispatcher and pvctl read it.
+  Config config = Config::Load(kRoot + "/deploy/config/pv.yaml");
+  EXPECT_EQ(HostOf(pv::StatusOptions::FromConfig(config).redis_url), "status-redis");
 }
 
 // Prometheus loads every rule file and sends alerts to Alertmanager; Alertmanager's receivers are

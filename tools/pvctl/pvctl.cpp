@@ -63,7 +63,7 @@ void BuildApp(CLI::App& app, Context& ctx) {
   AddText(&app, "--brokers", ctx.brokers, "override kafka.brokers (keys, campaigns, topics, replay, tail)",
           "HOST:PORT[,...]");
   AddText(&app, "--redis-url", ctx.redis_url,
-          "override suppression.redis_url (else redis.url) for suppress, redis.url for status", "URL");
+          "override suppression.redis_url (else redis.url) for suppress, status.redis_url (else redis.url) for status", "URL");
   AddText(&app, "--keys-file", ctx.keys_file, "override keys_file for the keys commands", "PATH");
   app.add_option("--timeout", ctx.timeout_seconds, "one broker round trip, at most 3600 (default 10)")
       ->type_name("SECONDS")

@@ -24,13 +24,15 @@ GET /api/client/triggers/:triggerId answers (docs/api.md "Trigger status").
 Statuses are kept status.ttl_seconds (7 days) after a trigger's last event. They come from pv.events
 through the dispatcher's status feeder (group pv-status), so the newest one may be a moment late.
 
-Redis: redis.url from the config (or --redis-url), the marks Redis where the status store lives.
+Redis: status.redis_url from the config, else redis.url (the marks Redis), or --redis-url.
 Storage: HASH pv:status:<trigger_id>, STRING pv:status:send:<send_id> -> trigger id.
 Global options (before or after the command): --config, --json, --redis-url, --timeout.
 Exit codes: 0 found, 1 Redis failed, 2 usage (an ID that cannot be an id), 3 not found.)";
 
 std::string RedisUrl(const Context& ctx) {
-  return ctx.redis_url.empty() ? ctx.config.GetString("redis.url", "redis://127.0.0.1:6379") : ctx.redis_url;
+  if (!ctx.redis_url.empty()) return ctx.redis_url;
+  std::string url = StatusOptions::FromConfig(ctx.config).redis_url;
+  return url.empty() ? "redis://127.0.0.1:6379" : url;
 }
 
 // One command; throws with the store's error when Redis does not answer.

@@ -29,6 +29,9 @@ struct RedisReply;
 
 struct StatusOptions {
   bool enabled = true;                           // status.enabled
+  // status.redis_url, else redis.url ("" when neither is set). A Redis of its own keeps the status
+  // writes (most of a trigger's Redis writes) out of the marks Redis's append-only file.
+  std::string redis_url;
   std::chrono::seconds ttl{7 * 24 * 3600};       // status.ttl_seconds, from the last event
   int max_statuses = 100;                        // status.max_statuses: entries per trigger
   size_t max_field_bytes = 512;                  // status.max_field_bytes: each text field, cut

@@ -61,7 +61,7 @@ struct DispatcherOptions {
   SuppressionReasons suppress;  // feedback.suppress.<reason> (each default true)
   // Trigger statuses (status_feeder.hpp): pv.events → the status store that ingest's status route reads.
   StatusOptions status;          // status.* (status.enabled: the feeder runs)
-  std::string status_redis_url;  // redis.url, the marks Redis (empty: redis_url)
+  std::string status_redis_url;  // status.redis_url, else redis.url (the marks Redis), else redis_url
 
   // Reads the settings above; throws ConfigError naming a bad one.
   static DispatcherOptions FromConfig(const Config& config);

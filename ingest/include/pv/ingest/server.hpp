@@ -62,9 +62,9 @@ struct IngestOptions {
   double linger_ms = 0.0;
   // Provider receipts (receipts.hpp): their routes exist only for the providers configured here.
   receipts::ReceiptOptions receipts;
-  // Trigger statuses (status.hpp): GET /api/client/triggers/:triggerId reads the status store in the
-  // marks Redis (redis.url); without redis.url, or with status.enabled false, the route is 404.
-  std::string redis_url;
+  // Trigger statuses (status.hpp): GET /api/client/triggers/:triggerId reads the status store
+  // (status.redis_url, else the marks Redis, redis.url); with neither, or with status.enabled false,
+  // the route is 404.
   StatusOptions status;
 
   static IngestOptions FromConfig(const Config& config);

@@ -1,6 +1,6 @@
 // Status lookups for GET /api/client/triggers/:triggerId (docs/api.md "Trigger status"): the front's
 // loop threads never touch Redis. A request is queued here (bounded: status.max_pending_lookups) and
-// one thread of its own, with its own connection to the marks Redis (redis.url), takes every queued
+// one thread of its own, with its own connection to the status store (options.redis_url), takes every queued
 // lookup, asks for them in one pipelined round trip (HGETALL pv:status:<id> each), and completes
 // each through its callback, which answers through the request's Responder (posted back to the
 // connection's loop). Redis down, slow (status.redis_timeout_ms) or the queue full: the callback gets
@@ -37,7 +37,7 @@ class StatusLookups {
   using Done = std::function<void(Result)>;
 
   // Registers pv_ingest_status_store_up. Starts the lookup thread.
-  StatusLookups(const std::string& redis_url, const StatusOptions& options, metrics::Registry& registry);
+  StatusLookups(const StatusOptions& options, metrics::Registry& registry);
   ~StatusLookups();  // answers what is still queued with kUnavailable
   StatusLookups(const StatusLookups&) = delete;
   StatusLookups& operator=(const StatusLookups&) = delete;
