@@ -70,6 +70,9 @@ class TriggerPipeline {
   // first use only, since Produce counts every trigger (a family lookup builds a label vector).
   std::array<std::array<metrics::Counter*, 3>, 3> outcome_counters_{};
   metrics::Counter& OutcomeCounter(Action action, Channel channel);
+  // pv_dispatcher_produced_total by kind (send, event, delay, dlq), likewise looked up once.
+  std::array<metrics::Counter*, 4> produced_counters_{};
+  metrics::Counter& ProducedCounter(int kind);
   std::vector<kafka::Header> headers_;  // Produce's, reused
   std::atomic<bool>& stop_;
   std::vector<ladder::Tier> tiers_;
