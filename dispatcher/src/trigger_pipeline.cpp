@@ -188,7 +188,18 @@ bool TriggerPipeline::ReloadForUnknownCampaign() {
 
 bool TriggerPipeline::ProcessBatch() {
   std::shared_ptr<CompiledCatalog> catalog = catalog_;  // keeps the one the parsed triggers point into
-  std::vector<ParsedTrigger> parsed(batch_.size());
+  // The batch's triggers parse into one pool over a reused buffer, emptied when the batch is done.
+  if (parse_pool_ == nullptr) {
+    parse_buffer_ = std::make_unique<char[]>(kParseBufferBytes);
+    parse_pool_ = std::make_unique<rapidjson::MemoryPoolAllocator<>>(parse_buffer_.get(), kParseBufferBytes);
+  }
+  struct EmptyPool {
+    rapidjson::MemoryPoolAllocator<>& pool;
+    ~EmptyPool() { pool.Clear(); }
+  } empty_pool{*parse_pool_};  // declared before `parsed`: runs after the documents are gone
+  std::vector<ParsedTrigger> parsed;
+  parsed.reserve(batch_.size());
+  for (size_t i = 0; i < batch_.size(); ++i) parsed.emplace_back(parse_pool_.get());
   std::vector<std::shared_ptr<CompiledCatalog>> keep;
   for (size_t i = 0; i < batch_.size(); ++i) {
     processor_.Parse(kafka::Payload(batch_[i].message.get()), *catalog, parsed[i]);

@@ -85,7 +85,12 @@ class TriggerPipeline {
 
   internal::PendingQueue completions_;
   kafka::PartitionBook book_;
-  std::vector<Item> batch_;   // consumed, not yet processed
+  std::vector<Item> batch_;  // consumed, not yet processed
+  // ProcessBatch's parse pool: a batch of triggers (~1.5 KiB of pool each) fits the buffer; beyond it
+  // the pool takes chunks of the heap, given back when the batch is done.
+  static constexpr size_t kParseBufferBytes = 1 << 20;
+  std::unique_ptr<char[]> parse_buffer_;
+  std::unique_ptr<rapidjson::MemoryPoolAllocator<>> parse_pool_;
   std::deque<Item> retries_;  // failed deliveries, processed again after retry_backoff
   std::chrono::steady_clock::time_point redis_retry_at_{};
   bool paused_redis_ = false;
