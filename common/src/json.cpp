@@ -6,15 +6,40 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <cstdint>
+#include <cstring>
+
 namespace pv {
+
+namespace {
+
+// True when none of the 8 bytes at `p` needs an escape (a control character, '"' or '\\'): the
+// "has a byte less than n" and "has a zero byte" word tests, exact for the word as a whole. Bytes of
+// 0x80 and above (UTF-8) never match.
+bool CleanWord(const char* p) {
+  constexpr std::uint64_t kOnes = 0x0101010101010101;
+  constexpr std::uint64_t kHigh = 0x8080808080808080;
+  std::uint64_t w;
+  std::memcpy(&w, p, sizeof(w));
+  std::uint64_t quote = w ^ (kOnes * '"');
+  std::uint64_t backslash = w ^ (kOnes * '\\');
+  std::uint64_t control = (w - kOnes * 0x20) & ~w;
+  return ((control | ((quote - kOnes) & ~quote) | ((backslash - kOnes) & ~backslash)) & kHigh) == 0;
+}
+
+}  // namespace
 
 void AppendJsonString(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   out += '"';
   // Runs of characters that need no escape are appended whole: every record's strings go through
-  // here, and a character at a time was slower than RapidJSON's Writer (the dispatcher's send).
+  // here, and a character at a time was slower than RapidJSON's Writer (the dispatcher's send). The
+  // runs are found 8 bytes at a time (the send's html and text: ~9,000 instructions per trigger of
+  // the dispatcher's ~70,000 a byte at a time).
   size_t run = 0;
   for (size_t i = 0; i < s.size(); ++i) {
+    while (i + sizeof(std::uint64_t) <= s.size() && CleanWord(s.data() + i)) i += sizeof(std::uint64_t);
+    if (i == s.size()) break;
     auto c = static_cast<unsigned char>(s[i]);
     if (c >= 0x20 && c != '"' && c != '\\') continue;
     out.append(s.data() + run, i - run);

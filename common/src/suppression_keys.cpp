@@ -22,7 +22,10 @@ std::string SuppressionKey(Channel channel) {
 }
 
 std::string SuppressedUserMember(std::string_view project, std::string_view external_id) {
-  return fmt::format("user:{}:{}", project, external_id);
+  std::string member;
+  member.reserve(6 + project.size() + external_id.size());
+  member.append("user:").append(project).append(1, ':').append(external_id);
+  return member;
 }
 
 std::string SuppressedAddressMember(Channel channel, std::string_view address) {

@@ -46,6 +46,40 @@ TEST(JsonTest, AppendJsonStringOutputParsesBackToTheInput) {
   EXPECT_EQ(AsStringView(parsed), all);
 }
 
+// The escapes are found 8 bytes at a time: every character that needs one, at every position of a
+// string longer than a word (and next to UTF-8 bytes, which never do), gives the character-at-a-time
+// answer.
+TEST(JsonTest, AppendJsonStringEscapesAtEveryPositionOfLongStrings) {
+  auto one_by_one = [](std::string_view s) {
+    std::string out = "\"";
+    for (char c : s) {
+      if (c == '"' || c == '\\') {
+        out += '\\';
+        out += c;
+      } else if (static_cast<unsigned char>(c) < 0x20) {
+        out += Quoted(std::string_view(&c, 1)).substr(1, std::string::npos);
+        out.pop_back();
+      } else {
+        out += c;
+      }
+    }
+    return out + "\"";
+  };
+  const std::string specials[] = {"\"", "\\", std::string(1, '\0'), "\n", "\x1f"};
+  for (const std::string& base :
+       {std::string(37, 'a'), std::string("\xc3\xa9\xe6\x97\xa5 text and more text \x7f\xff")}) {
+    for (const std::string& special : specials) {
+      for (size_t at = 0; at <= base.size(); ++at) {
+        std::string s = base;
+        s.insert(at, special);
+        EXPECT_EQ(Quoted(s), one_by_one(s)) << "at " << at;
+        s.insert(at / 2, special);
+        EXPECT_EQ(Quoted(s), one_by_one(s)) << "at " << at << " and " << at / 2;
+      }
+    }
+  }
+}
+
 TEST(JsonTest, FormatTimestampIsUtcWithMilliseconds) {
   EXPECT_EQ(FormatTimestamp(FromUnixMillis(0)), "1970-01-01T00:00:00.000Z");
   EXPECT_EQ(FormatTimestamp(FromUnixMillis(1795679678123)), "2026-11-26T07:54:38.123Z");

@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-
 #include "pv/log.hpp"
 #include "pv/topics.hpp"
 
@@ -62,20 +61,23 @@ int StatusFeeder::Run() {
 }
 
 bool StatusFeeder::Apply(std::span<const kafka::Message> batch) {
-  updates_.clear();
+  // updates_ keeps its entries (and their strings' capacity) from batch to batch: the first `n` are
+  // this batch's (StatusFromEvent sets every field of an update it returns true for).
+  size_t n = 0;
   counts_.clear();
   writes_.clear();
   size_t invalid = 0;
   for (const kafka::Message& m : batch) {
-    StatusUpdate& update = updates_.emplace_back();
+    if (n == updates_.size()) updates_.emplace_back();
+    StatusUpdate& update = updates_[n];
     std::string error;
     if (!StatusFromEvent(kafka::Payload(m.get()), options_.status.max_field_bytes, update, error)) {
-      updates_.pop_back();
       ++invalid;
       log::Debug("status_event_ignored",
                  {{"partition", m->partition}, {"offset", m->offset}, {"error", error}});
       continue;
     }
+    ++n;
     counts_.push_back(AddStatusWrite(writes_, update, options_.status));
   }
   auto replies = PipelineOrKeep(*redis_, writes_, "status_redis_error");
@@ -91,7 +93,7 @@ bool StatusFeeder::Apply(std::span<const kafka::Message> batch) {
   std::vector<Checked> checked;
   size_t n_applied = 0;
   size_t at = 0;
-  for (size_t i = 0; i < updates_.size(); ++i) {
+  for (size_t i = 0; i < n; ++i) {
     StatusWriteReply r = ReadStatusWrite(std::span(*replies).subspan(at, counts_[i]), options_.status);
     at += counts_[i];
     if (r.applied) ++n_applied;
@@ -111,7 +113,7 @@ bool StatusFeeder::Apply(std::span<const kafka::Message> batch) {
     }
   }
   n_applied -= n_over;
-  size_t n_duplicate = updates_.size() - n_applied - n_over;
+  size_t n_duplicate = n - n_applied - n_over;
   if (n_applied > 0) events_.With({"applied"}).Inc(static_cast<double>(n_applied));
   if (n_duplicate > 0) events_.With({"duplicate"}).Inc(static_cast<double>(n_duplicate));
   if (invalid > 0) events_.With({"invalid"}).Inc(static_cast<double>(invalid));

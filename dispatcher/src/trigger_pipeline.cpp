@@ -21,11 +21,14 @@ std::string TopicOf(const rd_kafka_message_t* m) {
   return rd_kafka_topic_name(m->rkt);
 }
 
-// The produced-records metric's kind of an output record.
-const char* KindOf(const OutputRecord& record) {
-  if (record.via_ladder) return "delay";
-  if (record.topic.rfind("pv.dlq.", 0) == 0) return "dlq";
-  return record.topic == topics::kEvents ? "event" : "send";
+// The produced-records metric's kinds of an output record, in ProducedCounter's order.
+enum class Kind { kSend, kEvent, kDelay, kDeadLetter };
+constexpr const char* kKindNames[] = {"send", "event", "delay", "dlq"};
+
+Kind KindOf(const OutputRecord& record) {
+  if (record.via_ladder) return Kind::kDelay;
+  if (record.topic.rfind("pv.dlq.", 0) == 0) return Kind::kDeadLetter;
+  return record.topic == topics::kEvents ? Kind::kEvent : Kind::kSend;
 }
 
 }  // namespace
@@ -185,7 +188,18 @@ bool TriggerPipeline::ReloadForUnknownCampaign() {
 
 bool TriggerPipeline::ProcessBatch() {
   std::shared_ptr<CompiledCatalog> catalog = catalog_;  // keeps the one the parsed triggers point into
-  std::vector<ParsedTrigger> parsed(batch_.size());
+  // The batch's triggers parse into one pool over a reused buffer, emptied when the batch is done.
+  if (parse_pool_ == nullptr) {
+    parse_buffer_ = std::make_unique<char[]>(kParseBufferBytes);
+    parse_pool_ = std::make_unique<rapidjson::MemoryPoolAllocator<>>(parse_buffer_.get(), kParseBufferBytes);
+  }
+  struct EmptyPool {
+    rapidjson::MemoryPoolAllocator<>& pool;
+    ~EmptyPool() { pool.Clear(); }
+  } empty_pool{*parse_pool_};  // declared before `parsed`: runs after the documents are gone
+  std::vector<ParsedTrigger> parsed;
+  parsed.reserve(batch_.size());
+  for (size_t i = 0; i < batch_.size(); ++i) parsed.emplace_back(parse_pool_.get());
   std::vector<std::shared_ptr<CompiledCatalog>> keep;
   for (size_t i = 0; i < batch_.size(); ++i) {
     processor_.Parse(kafka::Payload(batch_[i].message.get()), *catalog, parsed[i]);
@@ -262,6 +276,12 @@ metrics::Counter& TriggerPipeline::OutcomeCounter(Action action, Channel channel
   return *counter;
 }
 
+metrics::Counter& TriggerPipeline::ProducedCounter(int kind) {
+  metrics::Counter*& counter = produced_counters_[static_cast<size_t>(kind)];
+  if (counter == nullptr) counter = &metrics_.produced.With({kKindNames[kind]});
+  return *counter;
+}
+
 void TriggerPipeline::Produce(Item& item, Outcome& outcome) {
   const rd_kafka_message_t* m = item.message.get();
   std::string topic = TopicOf(m);
@@ -296,12 +316,13 @@ void TriggerPipeline::Produce(Item& item, Outcome& outcome) {
   }
   auto* pending = new internal::Pending(&completions_, topic, m->partition, m->offset, item.generation);
   std::vector<std::pair<internal::OutputRole, std::string>> roles;
+  roles.reserve(outcome.records.size());
   bool has_dead_letter = false;
   for (const auto& record : outcome.records) {
-    std::string_view kind = KindOf(record);
-    internal::OutputRole role = kind == "dlq"     ? internal::OutputRole::kDeadLetter
-                                : kind == "event" ? internal::OutputRole::kEvent
-                                                  : internal::OutputRole::kMain;
+    Kind kind = KindOf(record);
+    internal::OutputRole role = kind == Kind::kDeadLetter ? internal::OutputRole::kDeadLetter
+                                : kind == Kind::kEvent    ? internal::OutputRole::kEvent
+                                                          : internal::OutputRole::kMain;
     has_dead_letter = has_dead_letter || role == internal::OutputRole::kDeadLetter;
     std::string out_topic = record.topic;
     if (record.via_ladder) {  // the tier ladder::Schedule will choose (for the error text only)
@@ -339,7 +360,7 @@ void TriggerPipeline::Produce(Item& item, Outcome& outcome) {
       log::Warn("produce_enqueue_failed", {{"topic", record.topic}, {"error", rd_kafka_err2str(err)}});
       report->OnDelivery(err, -1, -1);
     } else {
-      metrics_.produced.With({KindOf(record)}).Inc();
+      ProducedCounter(static_cast<int>(KindOf(record))).Inc();
     }
   }
 }

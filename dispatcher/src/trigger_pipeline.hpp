@@ -70,6 +70,9 @@ class TriggerPipeline {
   // first use only, since Produce counts every trigger (a family lookup builds a label vector).
   std::array<std::array<metrics::Counter*, 3>, 3> outcome_counters_{};
   metrics::Counter& OutcomeCounter(Action action, Channel channel);
+  // pv_dispatcher_produced_total by kind (send, event, delay, dlq), likewise looked up once.
+  std::array<metrics::Counter*, 4> produced_counters_{};
+  metrics::Counter& ProducedCounter(int kind);
   std::vector<kafka::Header> headers_;  // Produce's, reused
   std::atomic<bool>& stop_;
   std::vector<ladder::Tier> tiers_;
@@ -82,7 +85,13 @@ class TriggerPipeline {
 
   internal::PendingQueue completions_;
   kafka::PartitionBook book_;
-  std::vector<Item> batch_;   // consumed, not yet processed
+  std::vector<Item> batch_;  // consumed, not yet processed
+  // ProcessBatch's parse pool: a trigger of ~400 bytes takes ~800 bytes of it, so a batch of
+  // dispatcher.batch_size's default 1,000 fits the buffer; beyond it the pool takes chunks of the
+  // heap, given back when the batch is done.
+  static constexpr size_t kParseBufferBytes = 1 << 20;
+  std::unique_ptr<char[]> parse_buffer_;
+  std::unique_ptr<rapidjson::MemoryPoolAllocator<>> parse_pool_;
   std::deque<Item> retries_;  // failed deliveries, processed again after retry_backoff
   std::chrono::steady_clock::time_point redis_retry_at_{};
   bool paused_redis_ = false;

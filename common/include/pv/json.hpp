@@ -75,10 +75,12 @@ int JsonDepth(std::string_view text, int stop_above, size_t* offset = nullptr);
 inline constexpr int kMaxRecordDepth = 1024;
 
 // doc.Parse<kFlags>(text), except that text nested deeper than kMaxRecordDepth leaves `doc` with a
-// parse error (that of an empty document) without being parsed.
+// parse error (that of an empty document) without being parsed. Each level takes a byte ('[' or '{'),
+// so a text of at most kMaxRecordDepth bytes (most triggers and events) is not scanned for it.
 template <unsigned kFlags = rapidjson::kParseDefaultFlags>
 void ParseRecord(rapidjson::Document& doc, std::string_view text) {
-  if (JsonDepth(text, kMaxRecordDepth) > kMaxRecordDepth) {
+  if (text.size() > static_cast<size_t>(kMaxRecordDepth) &&
+      JsonDepth(text, kMaxRecordDepth) > kMaxRecordDepth) {
     doc.SetNull();
     doc.Parse<kFlags>("", 0);
     return;
