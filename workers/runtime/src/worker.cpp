@@ -88,6 +88,7 @@ Worker::Worker(WorkerOptions options, std::unique_ptr<DedupeStore> store,
   kafka::ProducerOptions producer_options;
   producer_options.client_id = "pv-" + suffix + "-worker";
   producer_ = std::make_unique<kafka::Producer>(options_.kafka, producer_options);
+  max_message_bytes_ = producer_->MaxMessageBytes();
   kafka::ConsumerOptions consumer_options;
   consumer_options.group_id = options_.group_id.empty() ? "pv-" + suffix + "-worker" : options_.group_id;
   consumer_options.client_id = "pv-" + suffix + "-worker";
@@ -283,8 +284,11 @@ void Worker::NewJob(kafka::Message m) {
   std::string error;
   std::shared_ptr<Send> partial;
   job->send = ParseSend(kafka::Payload(m.get()), kafka::Key(m.get()), options_.channel, error, &partial);
-  job->value.assign(kafka::Payload(m.get()));
-  job->key.assign(kafka::Key(m.get()));
+  if (!job->send && !partial) {
+    // Not even a send_id: the dead letter carries the record as received (a send has its own copy).
+    job->value.assign(kafka::Payload(m.get()));
+    job->key.assign(kafka::Key(m.get()));
+  }
   Job& j = *job;
   jobs_.emplace(j.id, std::move(job));
   if (!j.send) {
@@ -359,8 +363,11 @@ Provider* Worker::ChooseProvider(Job& job) {
 
 void Worker::ClaimBatch() {
   if (claim_queue_.empty()) return;
+  std::size_t batch = std::min(claim_queue_.size(), static_cast<std::size_t>(options_.claim_batch));
   std::vector<std::uint64_t> ids;
   std::vector<ClaimRequest> requests;
+  ids.reserve(batch);
+  requests.reserve(batch);
   while (!claim_queue_.empty() && requests.size() < static_cast<std::size_t>(options_.claim_batch)) {
     std::uint64_t id = claim_queue_.front();
     claim_queue_.pop_front();
@@ -568,8 +575,11 @@ void Worker::ToRecord(Job& job) {
 
 void Worker::SettleBatch(bool force) {
   while (!settle_queue_.empty()) {
+    std::size_t batch = std::min(settle_queue_.size(), static_cast<std::size_t>(options_.claim_batch));
     std::vector<std::uint64_t> ids;
     std::vector<SettleRequest> requests;
+    ids.reserve(batch);
+    requests.reserve(batch);
     while (!settle_queue_.empty() && requests.size() < static_cast<std::size_t>(options_.claim_batch)) {
       std::uint64_t id = settle_queue_.front();
       settle_queue_.pop_front();
@@ -622,7 +632,7 @@ void Worker::RecordOutcomes() {
     job.stage = Stage::kAcking;
     ++acking_;
     const std::string& key = job.send ? job.send->key : job.key;
-    FitOutcomeRecords(job.outcome.records, key, producer_->MaxMessageBytes(), send_topic_, dlq_topic_,
+    FitOutcomeRecords(job.outcome.records, key, max_message_bytes_, send_topic_, dlq_topic_,
                       std::chrono::system_clock::now());
     RetryBecameDead(job);
     int count = static_cast<int>(job.outcome.records.size());

@@ -150,6 +150,7 @@ class Worker {
 
   std::shared_ptr<Inbox> inbox_;
   std::unique_ptr<kafka::Producer> producer_;
+  std::size_t max_message_bytes_ = 0;  // the producer's message.max.bytes (read once: a config lookup)
   std::unique_ptr<kafka::Consumer> consumer_;
   // The partitions of send_topic_ assigned to us now; a job finishes an offset only of the assignment
   // it was begun under (after a revoke the same offset may be redelivered to us).
