@@ -15,8 +15,19 @@ void AppendJsonString(std::string& out, std::string_view s) {
   out += '"';
   // Runs of characters that need no escape are appended whole: every record's strings go through
   // here, and a character at a time was slower than RapidJSON's Writer (the dispatcher's send).
+  // Eight characters are looked at at once while none of them is a control character, a quote or a
+  // backslash (the word tests of "Bit Twiddling Hacks": a byte below 0x20, a byte equal to one).
+  constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr std::uint64_t kHighs = 0x8080808080808080ULL;
+  auto plain = [](std::uint64_t w) {
+    auto below = [](std::uint64_t x, std::uint64_t n) { return (x - kOnes * n) & ~x & kHighs; };
+    return (below(w, 0x20) | below(w ^ (kOnes * '"'), 1) | below(w ^ (kOnes * '\\'), 1)) == 0;
+  };
   size_t run = 0;
   for (size_t i = 0; i < s.size(); ++i) {
+    std::uint64_t word;
+    while (i + 8 <= s.size() && (std::memcpy(&word, s.data() + i, 8), plain(word))) i += 8;
+    if (i == s.size()) break;
     auto c = static_cast<unsigned char>(s[i]);
     if (c >= 0x20 && c != '"' && c != '\\') continue;
     out.append(s.data() + run, i - run);
@@ -100,10 +111,9 @@ std::string FormatTimestamp(std::chrono::system_clock::time_point tp) {
     put(23, static_cast<unsigned>(hms.subseconds().count()));
     return out;
   }
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", year,
-                     static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-                     hms.hours().count(), hms.minutes().count(), hms.seconds().count(),
-                     hms.subseconds().count());
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", year, static_cast<unsigned>(ymd.month()),
+                     static_cast<unsigned>(ymd.day()), hms.hours().count(), hms.minutes().count(),
+                     hms.seconds().count(), hms.subseconds().count());
 }
 
 std::optional<std::chrono::system_clock::time_point> ParseTimestamp(std::string_view s) {
