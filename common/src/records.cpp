@@ -80,6 +80,25 @@ constexpr std::pair<std::string_view, std::string ReceiptRecord::*> kReceiptFiel
     {"error_code", &ReceiptRecord::error_code},   {"occurred_at", &ReceiptRecord::occurred_at},
 };
 
+// The members of a send that ParseSend reads, by SendMember.
+enum SendMember {
+  kSendId,
+  kTriggerId,
+  kProject,
+  kCampaignId,
+  kChannel,
+  kProvider,
+  kFallbackProvider,
+  kReceivedAt,
+  kAttempt,
+  kTo,
+  kContent,
+};
+constexpr std::string_view kSendMembers[] = {
+    "send_id",           "trigger_id",  "project", "campaign_id", "channel", "provider",
+    "fallback_provider", "received_at", "attempt", "to",          "content",
+};
+
 constexpr std::string_view kReceiptTypes[] = {
     "delivered",  "bounced",      "undelivered", "provider_deferred",
     "complained", "unsubscribed", "stop",        "start"};
@@ -217,20 +236,35 @@ std::shared_ptr<Send> ParseSend(std::string_view value, std::string_view key, Ch
     error = "value is not a JSON object";
     return nullptr;
   }
-  const rapidjson::Value& d = send->doc;
-  send->send_id = Text(d, "send_id");
-  send->trigger_id = Text(d, "trigger_id");
-  send->project = Text(d, "project");
-  send->campaign_id = Text(d, "campaign_id");
-  send->channel = Text(d, "channel");
-  send->provider = Text(d, "provider");
-  send->fallback_provider = Text(d, "fallback_provider");
-  if (auto received = FindString(d, "received_at")) send->received_at = ParseTimestamp(*received);
-  if (const auto* a = FindMember(d, "attempt"); a != nullptr && a->IsInt() && a->GetInt() > 0) {
+  // One pass over the members instead of a lookup per field. As with a lookup, the first member of a
+  // name decides.
+  const rapidjson::Value* found[std::size(kSendMembers)] = {};
+  for (const auto& m : send->doc.GetObject()) {
+    std::string_view name = AsStringView(m.name);
+    for (std::size_t i = 0; i < std::size(kSendMembers); ++i) {
+      if (name != kSendMembers[i]) continue;
+      if (found[i] == nullptr) found[i] = &m.value;
+      break;
+    }
+  }
+  auto text = [&found](SendMember member) {
+    const rapidjson::Value* v = found[member];
+    return v != nullptr && v->IsString() ? AsStringView(*v) : std::string_view();
+  };
+  send->send_id = text(kSendId);
+  send->trigger_id = text(kTriggerId);
+  send->project = text(kProject);
+  send->campaign_id = text(kCampaignId);
+  send->channel = text(kChannel);
+  send->provider = text(kProvider);
+  send->fallback_provider = text(kFallbackProvider);
+  if (found[kReceivedAt] != nullptr && found[kReceivedAt]->IsString())
+    send->received_at = ParseTimestamp(text(kReceivedAt));
+  if (const auto* a = found[kAttempt]; a != nullptr && a->IsInt() && a->GetInt() > 0) {
     send->attempt = a->GetInt();
   }
-  send->to = FindMember(d, "to");
-  send->content = FindMember(d, "content");
+  send->to = found[kTo];
+  send->content = found[kContent];
   if (send->to != nullptr && send->to->IsObject()) {
     send->address = Text(*send->to, ContactField(channel));
     send->external_id = Text(*send->to, "external_id");
