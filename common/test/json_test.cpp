@@ -167,10 +167,10 @@ TEST(JsonTest, ToJsonIsCompact) {
 
 TEST(JsonTest, JsonDepthSkipsStringsAndTheirEscapes) {
   EXPECT_EQ(JsonDepth(R"({"a":[{}],"b":"[[[{{"})", 10), 3);
-  EXPECT_EQ(JsonDepth(R"({"a\"[[":"\\",[[]]})", 10), 3);      // \" escaped; "\\" ends at its quote
-  EXPECT_EQ(JsonDepth(R"(["\\\", [[]]])", 10), 1);           // \\\" escapes the quote: all a string
-  EXPECT_EQ(JsonDepth(R"(["\\", [[]]])", 10), 3);             // \\" ends it
-  EXPECT_EQ(JsonDepth(R"(["abc\)", 10), 1);                   // unterminated string
+  EXPECT_EQ(JsonDepth(R"({"a\"[[":"\\",[[]]})", 10), 3);  // \" escaped; "\\" ends at its quote
+  EXPECT_EQ(JsonDepth(R"(["\\\", [[]]])", 10), 1);        // \\\" escapes the quote: all a string
+  EXPECT_EQ(JsonDepth(R"(["\\", [[]]])", 10), 3);         // \\" ends it
+  EXPECT_EQ(JsonDepth(R"(["abc\)", 10), 1);               // unterminated string
   size_t offset = 0;
   EXPECT_EQ(JsonDepth(R"(["[[[",[[["x"]]]])", 2, &offset), 3);
   EXPECT_EQ(offset, 8u);

@@ -300,12 +300,16 @@ void Worker::NewJob(kafka::Message m) {
     return;
   }
   j.attempt = j.send->attempt;
-  if (auto header = kafka::HeaderValue(m.get(), ladder::kAttempt)) {
-    // A bad header is not worth losing the send over: keep the value's attempt.
-    j.attempt = ladder::ParseAttempt(*header).value_or(j.attempt);
+  // Asking a record without headers for one costs librdkafka a parse each time: ask once whether any.
+  rd_kafka_headers_t* headers = nullptr;
+  if (rd_kafka_message_headers(m.get(), &headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (auto header = kafka::HeaderValue(m.get(), ladder::kAttempt)) {
+      // A bad header is not worth losing the send over: keep the value's attempt.
+      j.attempt = ladder::ParseAttempt(*header).value_or(j.attempt);
+    }
+    if (auto header = kafka::HeaderValue(m.get(), ladder::kPinnedProvider)) j.pinned_provider = *header;
   }
   j.send->attempt = j.attempt;
-  if (auto header = kafka::HeaderValue(m.get(), ladder::kPinnedProvider)) j.pinned_provider = *header;
   if (const DeliveredMemory::Delivery* done = delivered_.Find(j.send->send_id)) {
     // Delivered by this worker already, its record read again before the offset was committed:
     // whatever Redis says now (it may have lost the mark), it is not sent again.
@@ -453,7 +457,7 @@ void Worker::CollectInbox() {
     if (it == jobs_.end()) continue;
     Job& job = *it->second;
     --delivering_;
-    metrics_.provider_latency.With({channel_name_, job.provider_name}).Observe(c.seconds);
+    ProviderLatency(job.provider_name).Observe(c.seconds);
     if (c.result.ok) {
       if (job.send->received_at) {
         auto since = std::chrono::system_clock::now() - *job.send->received_at;
@@ -502,6 +506,21 @@ void Worker::CollectInbox() {
     job.stage = Stage::kRecord;
     wait_queue_.emplace(Clock::now() + (full ? 20ms : 1000ms), job.id);
   }
+}
+
+metrics::Counter& Worker::SendsCounter(const std::string& provider, std::string_view status) {
+  auto& sends = series_[provider].sends;
+  for (auto& [name, counter] : sends)
+    if (name == status) return *counter;
+  metrics::Counter& counter = metrics_.sends.With({channel_name_, provider, std::string(status)});
+  sends.emplace_back(std::string(status), &counter);
+  return counter;
+}
+
+metrics::Histogram& Worker::ProviderLatency(const std::string& provider) {
+  metrics::Histogram*& latency = series_[provider].latency;
+  if (latency == nullptr) latency = &metrics_.provider_latency.With({channel_name_, provider});
+  return *latency;
 }
 
 CircuitBreaker& Worker::Circuit(const std::string& provider) {
@@ -659,7 +678,7 @@ void Worker::RecordOutcomes() {
 }
 
 void Worker::Finish(Job& job) {
-  metrics_.sends.With({channel_name_, job.provider_name, job.outcome.status}).Inc();
+  SendsCounter(job.provider_name, job.outcome.status).Inc();
   std::int64_t next = book_.Finish(job.topic, job.partition, job.offset, job.generation);
   if (next >= 0) consumer_->StoreOffset(job.topic, job.partition, next);
   Erase(job.id);
