@@ -4,6 +4,7 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdint>
 #include <iterator>
 #include <vector>
@@ -306,8 +307,11 @@ void AppendEvent(std::string& out, const EventRecord& e) {
   out += R"({"v":1)";
   for (const auto& f : kEventFields) {
     if (!f.optional || !(e.*f.member).empty()) Field(out, f.name, e.*f.member);
-    if (f.member == &EventRecord::error && e.attempt)
-      fmt::format_to(std::back_inserter(out), R"(,"attempt":{})", *e.attempt);
+    if (f.member == &EventRecord::error && e.attempt) {
+      char digits[16];  // an int's digits and sign
+      out += R"(,"attempt":)";
+      out.append(digits, std::to_chars(digits, digits + sizeof digits, *e.attempt).ptr);
+    }
   }
   out += '}';
 }

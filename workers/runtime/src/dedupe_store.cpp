@@ -90,7 +90,7 @@ bool RedisDedupeStore::LoadScripts() {
 
 std::vector<std::string> RedisDedupeStore::ClaimCommand(const ClaimRequest& r, const std::string& value,
                                                         const std::string& lease) const {
-  auto it = options_.rate_limits.find(r.provider);
+  auto it = options_.rate_limits.find(std::string(r.provider));
   if (it == options_.rate_limits.end() || it->second.empty()) {
     return {"SET", SendKey(r.send_id), value, "NX", "PX", lease, "GET"};  // see Claim
   }
@@ -153,7 +153,7 @@ std::optional<std::vector<ClaimResult>> RedisDedupeStore::Claim(std::span<const 
   const std::string lease = std::to_string(options_.lease.count());
   batch_.clear();
   for (const auto& r : requests) {
-    auto it = options_.rate_limits.find(r.provider);
+    auto it = options_.rate_limits.find(std::string(r.provider));
     if (it == options_.rate_limits.end() || it->second.empty()) {
       // No rate to take: one plain command (Redis 7), half the server's CPU of the script's GET + SET.
       batch_.Add({"SET", Key("pv:send:", r.send_id), value, "NX", "PX", lease, "GET"});

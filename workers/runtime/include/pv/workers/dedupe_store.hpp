@@ -33,9 +33,11 @@ struct RateLimit {
   bool empty() const { return per_second <= 0 && per_minute <= 0 && per_hour <= 0; }
 };
 
+// Requests view the caller's strings (the worker's jobs), which outlive the call: a batch of them is
+// built per Redis round trip, and copying every send_id was a good part of it.
 struct ClaimRequest {
-  std::string send_id;
-  std::string provider;  // whose rate limit applies
+  std::string_view send_id;
+  std::string_view provider;  // whose rate limit applies
   int cost = 1;
 };
 
@@ -48,9 +50,9 @@ struct ClaimResult {
 };
 
 struct SettleRequest {
-  std::string send_id;
-  bool sent = false;                // true: mark sent; false: release the claim (if still ours)
-  std::string provider_message_id;  // when sent
+  std::string_view send_id;
+  bool sent = false;                     // true: mark sent; false: release the claim (if still ours)
+  std::string_view provider_message_id;  // when sent
   // When sent and not empty: SET message_key message_value with the sent marks' TTL (the message id →
   // send record of pv/sent_message.hpp).
   std::string message_key;
