@@ -4,6 +4,7 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdint>
 #include <iterator>
 #include <vector>
@@ -78,6 +79,25 @@ constexpr std::pair<std::string_view, std::string ReceiptRecord::*> kReceiptFiel
     {"campaign_id", &ReceiptRecord::campaign_id}, {"message_id", &ReceiptRecord::message_id},
     {"address", &ReceiptRecord::address},         {"reason", &ReceiptRecord::reason},
     {"error_code", &ReceiptRecord::error_code},   {"occurred_at", &ReceiptRecord::occurred_at},
+};
+
+// The members of a send that ParseSend reads, by SendMember.
+enum SendMember {
+  kSendId,
+  kTriggerId,
+  kProject,
+  kCampaignId,
+  kChannel,
+  kProvider,
+  kFallbackProvider,
+  kReceivedAt,
+  kAttempt,
+  kTo,
+  kContent,
+};
+constexpr std::string_view kSendMembers[] = {
+    "send_id",           "trigger_id",  "project", "campaign_id", "channel", "provider",
+    "fallback_provider", "received_at", "attempt", "to",          "content",
 };
 
 constexpr std::string_view kReceiptTypes[] = {
@@ -201,25 +221,51 @@ std::shared_ptr<Send> ParseSend(std::string_view value, std::string_view key, Ch
   auto send = std::make_shared<Send>();
   send->value.assign(value);
   send->key.assign(key);
-  ParseRecord(send->doc, send->value);
+  if (JsonDepth(value, kMaxRecordDepth) > kMaxRecordDepth) {
+    ParseRecord(send->doc, value);  // refuses it
+  } else {
+    // In place: strings are decoded where they stand instead of copied through the parser's stack.
+    // As Parse(text, size) does, a UTF-8 byte order mark is skipped and a NUL ends the text.
+    send->parsed = send->value;
+    char* text = send->parsed.data();
+    for (unsigned char bom : {0xEF, 0xBB, 0xBF}) {
+      if (static_cast<unsigned char>(*text) == bom) ++text;
+    }
+    send->doc.ParseInsitu(text);
+  }
   if (send->doc.HasParseError() || !send->doc.IsObject()) {
     error = "value is not a JSON object";
     return nullptr;
   }
-  const rapidjson::Value& d = send->doc;
-  send->send_id = Text(d, "send_id");
-  send->trigger_id = Text(d, "trigger_id");
-  send->project = Text(d, "project");
-  send->campaign_id = Text(d, "campaign_id");
-  send->channel = Text(d, "channel");
-  send->provider = Text(d, "provider");
-  send->fallback_provider = Text(d, "fallback_provider");
-  if (auto received = FindString(d, "received_at")) send->received_at = ParseTimestamp(*received);
-  if (const auto* a = FindMember(d, "attempt"); a != nullptr && a->IsInt() && a->GetInt() > 0) {
+  // One pass over the members instead of a lookup per field. As with a lookup, the first member of a
+  // name decides.
+  const rapidjson::Value* found[std::size(kSendMembers)] = {};
+  for (const auto& m : send->doc.GetObject()) {
+    std::string_view name = AsStringView(m.name);
+    for (std::size_t i = 0; i < std::size(kSendMembers); ++i) {
+      if (name != kSendMembers[i]) continue;
+      if (found[i] == nullptr) found[i] = &m.value;
+      break;
+    }
+  }
+  auto text = [&found](SendMember member) {
+    const rapidjson::Value* v = found[member];
+    return v != nullptr && v->IsString() ? AsStringView(*v) : std::string_view();
+  };
+  send->send_id = text(kSendId);
+  send->trigger_id = text(kTriggerId);
+  send->project = text(kProject);
+  send->campaign_id = text(kCampaignId);
+  send->channel = text(kChannel);
+  send->provider = text(kProvider);
+  send->fallback_provider = text(kFallbackProvider);
+  if (found[kReceivedAt] != nullptr && found[kReceivedAt]->IsString())
+    send->received_at = ParseTimestamp(text(kReceivedAt));
+  if (const auto* a = found[kAttempt]; a != nullptr && a->IsInt() && a->GetInt() > 0) {
     send->attempt = a->GetInt();
   }
-  send->to = FindMember(d, "to");
-  send->content = FindMember(d, "content");
+  send->to = found[kTo];
+  send->content = found[kContent];
   if (send->to != nullptr && send->to->IsObject()) {
     send->address = Text(*send->to, ContactField(channel));
     send->external_id = Text(*send->to, "external_id");
@@ -261,8 +307,11 @@ void AppendEvent(std::string& out, const EventRecord& e) {
   out += R"({"v":1)";
   for (const auto& f : kEventFields) {
     if (!f.optional || !(e.*f.member).empty()) Field(out, f.name, e.*f.member);
-    if (f.member == &EventRecord::error && e.attempt)
-      fmt::format_to(std::back_inserter(out), R"(,"attempt":{})", *e.attempt);
+    if (f.member == &EventRecord::error && e.attempt) {
+      char digits[16];  // an int's digits and sign
+      out += R"(,"attempt":)";
+      out.append(digits, std::to_chars(digits, digits + sizeof digits, *e.attempt).ptr);
+    }
   }
   out += '}';
 }

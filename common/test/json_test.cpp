@@ -85,6 +85,9 @@ TEST(JsonTest, FormatTimestampIsUtcWithMilliseconds) {
   EXPECT_EQ(FormatTimestamp(FromUnixMillis(1795679678123)), "2026-11-26T07:54:38.123Z");
   EXPECT_EQ(FormatTimestamp(FromUnixMillis(1709251199999)), "2024-02-29T23:59:59.999Z");
   EXPECT_EQ(FormatTimestamp(FromUnixMillis(-1)), "1969-12-31T23:59:59.999Z");
+  EXPECT_EQ(FormatTimestamp(FromUnixMillis(981173106007)), "2001-02-03T04:05:06.007Z");
+  EXPECT_EQ(FormatTimestamp(FromUnixMillis(-4'500'000'000'000)), "1827-05-27T16:00:00.000Z");
+  EXPECT_EQ(FormatTimestamp(FromUnixMillis(4'500'000'000'000)), "2112-08-07T08:00:00.000Z");
   // Sub-millisecond parts are cut, not rounded.
   EXPECT_EQ(FormatTimestamp(FromUnixMillis(1795679678123) + std::chrono::microseconds(999)),
             "2026-11-26T07:54:38.123Z");
@@ -191,6 +194,20 @@ TEST(JsonTest, ToJsonIsCompact) {
   doc.Parse(R"({ "a" : [1, 2, {"b": "c\"d"}], "e": null })");
   ASSERT_FALSE(doc.HasParseError());
   EXPECT_EQ(ToJson(doc), R"({"a":[1,2,{"b":"c\"d"}],"e":null})");
+  std::string out = "x";
+  AppendJson(out, doc["a"]);
+  EXPECT_EQ(out, R"(x[1,2,{"b":"c\"d"}])");
+}
+
+TEST(JsonTest, JsonDepthSkipsStringsAndTheirEscapes) {
+  EXPECT_EQ(JsonDepth(R"({"a":[{}],"b":"[[[{{"})", 10), 3);
+  EXPECT_EQ(JsonDepth(R"({"a\"[[":"\\",[[]]})", 10), 3);  // \" escaped; "\\" ends at its quote
+  EXPECT_EQ(JsonDepth(R"(["\\\", [[]]])", 10), 1);        // \\\" escapes the quote: all a string
+  EXPECT_EQ(JsonDepth(R"(["\\", [[]]])", 10), 3);         // \\" ends it
+  EXPECT_EQ(JsonDepth(R"(["abc\)", 10), 1);               // unterminated string
+  size_t offset = 0;
+  EXPECT_EQ(JsonDepth(R"(["[[[",[[["x"]]]])", 2, &offset), 3);
+  EXPECT_EQ(offset, 8u);
 }
 
 TEST(JsonTest, ParseRecordRefusesWhatNestsDeeperThanAnyRecord) {

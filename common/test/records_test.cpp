@@ -161,6 +161,21 @@ TEST(SendRecordTest, ParsesEveryField) {
   EXPECT_EQ(s->value, kEmail);
 }
 
+// Parsed in place (a copy of the value): escapes decoded, the value itself untouched, a UTF-8 byte
+// order mark skipped and the first member of a name deciding, as RapidJSON's Parse(text, size) did.
+TEST(SendRecordTest, ParsesInPlaceAsTheValueReadsWithoutChangingIt) {
+  std::string error;
+  std::string value = "\xEF\xBB\xBF" + std::string(kEmail);
+  value.insert(value.find("\"send_id\""), R"("provider":"first",)");
+  value.replace(value.find("\"subject\":\"Hi\""), 14, R"("subject":"H\"i\u00e9\n")");
+  auto s = ParseSend(value, "u-1", Channel::kEmail, error);
+  ASSERT_TRUE(s) << error;
+  EXPECT_EQ(s->provider, "first");
+  EXPECT_EQ(s->ContentString("subject"), "H\"i\xC3\xA9\n");
+  EXPECT_EQ(s->value, value);
+  EXPECT_EQ(s->send_id, "s-1");
+}
+
 TEST(SendRecordTest, RejectsWhatCannotBeDelivered) {
   std::string error;
   EXPECT_FALSE(ParseSend("not json", "", Channel::kEmail, error));

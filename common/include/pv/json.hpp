@@ -25,6 +25,8 @@ void AppendJsonObject(std::string& out, const std::map<std::string, std::string>
 
 // Serialises a RapidJSON value compactly.
 std::string ToJson(const rapidjson::Value& value);
+// The same, appended to `out`, through a buffer and writer kept per thread (no allocation once warm).
+void AppendJson(std::string& out, const rapidjson::Value& value);
 
 // "2026-11-26T07:54:38.123Z" (UTC, milliseconds).
 std::string FormatTimestamp(std::chrono::system_clock::time_point tp);

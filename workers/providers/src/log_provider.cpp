@@ -46,11 +46,20 @@ void LogProvider::Deliver(const std::shared_ptr<const Send>& send, Done done) {
   AppendJsonString(line, send->channel);
   line += R"(,"provider":)";
   AppendJsonString(line, name_);
-  line += fmt::format(R"(,"attempt":{})", send->attempt);
+  line += R"(,"attempt":)";
+  line += std::to_string(send->attempt);
   line += R"(,"to":)";
-  line += send->to != nullptr ? ToJson(*send->to) : "null";
+  if (send->to != nullptr) {
+    AppendJson(line, *send->to);
+  } else {
+    line += "null";
+  }
   line += R"(,"content":)";
-  line += send->content != nullptr ? ToJson(*send->content) : "null";
+  if (send->content != nullptr) {
+    AppendJson(line, *send->content);
+  } else {
+    line += "null";
+  }
   line += R"(,"at":)";
   AppendJsonString(line, FormatTimestamp(std::chrono::system_clock::now()));
   line += "}\n";

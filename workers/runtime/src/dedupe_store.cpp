@@ -63,6 +63,18 @@ constexpr Window kWindows[] = {{"s", 1'000'000LL}, {"m", 60'000'000LL}, {"h", 3'
 RedisDedupeStore::RedisDedupeStore(RedisDedupeOptions options)
     : options_(std::move(options)), client_(options_.redis) {}
 
+std::string_view RedisDedupeStore::Key(std::string_view prefix, std::string_view id) {
+  key_.assign(prefix);
+  key_ += id;
+  return key_;
+}
+
+std::string_view RedisDedupeStore::Value(std::string_view prefix, std::string_view id) {
+  value_.assign(prefix);
+  value_ += id;
+  return value_;
+}
+
 bool RedisDedupeStore::LoadScripts() {
   if (scripts_generation_ == client_.generation() && !claim_sha_.empty()) return true;
   auto replies = client_.Pipeline({{"SCRIPT", "LOAD", kClaimScript}});
@@ -78,10 +90,9 @@ bool RedisDedupeStore::LoadScripts() {
 
 std::vector<std::string> RedisDedupeStore::ClaimCommand(const ClaimRequest& r, const std::string& value,
                                                         const std::string& lease) const {
-  auto it = options_.rate_limits.find(r.provider);
+  auto it = options_.rate_limits.find(std::string(r.provider));
   if (it == options_.rate_limits.end() || it->second.empty()) {
-    // No rate to take: one plain command (Redis 7), half the server's CPU of the script's GET + SET.
-    return {"SET", SendKey(r.send_id), value, "NX", "PX", lease, "GET"};
+    return {"SET", SendKey(r.send_id), value, "NX", "PX", lease, "GET"};  // see Claim
   }
   std::vector<std::string> cmd = {"EVALSHA", claim_sha_, "1", SendKey(r.send_id)};
   std::vector<std::string> args = {value, lease, std::to_string(std::max(1, r.cost))};
@@ -140,9 +151,16 @@ std::optional<std::vector<ClaimResult>> RedisDedupeStore::Claim(std::span<const 
   if (!client_.EnsureConnected() || !LoadScripts()) return std::nullopt;
   const std::string value = "inflight:" + options_.worker_id;
   const std::string lease = std::to_string(options_.lease.count());
-  std::vector<std::vector<std::string>> commands;
-  commands.reserve(requests.size());
-  for (const auto& r : requests) commands.push_back(ClaimCommand(r, value, lease));
+  batch_.clear();
+  for (const auto& r : requests) {
+    auto it = options_.rate_limits.find(std::string(r.provider));
+    if (it == options_.rate_limits.end() || it->second.empty()) {
+      // No rate to take: one plain command (Redis 7), half the server's CPU of the script's GET + SET.
+      batch_.Add({"SET", Key("pv:send:", r.send_id), value, "NX", "PX", lease, "GET"});
+    } else {
+      batch_.Add(ClaimCommand(r, value, lease));
+    }
+  }
   std::vector<ClaimResult> out(requests.size());
   // Reads the replies to the commands whose indexes `index(k)` gives into `out`; false when one is
   // not a claim's. Commands that met a server without the script (restart, SCRIPT FLUSH, without
@@ -166,7 +184,7 @@ std::optional<std::vector<ClaimResult>> RedisDedupeStore::Claim(std::span<const 
     }
     return true;
   };
-  auto replies = client_.Pipeline(commands);
+  auto replies = client_.Pipeline(batch_);
   if (!replies || !read(*replies, [](size_t k) { return k; })) return std::nullopt;
   if (noscript.empty()) return out;
   // The script loaded again, only its commands run once more: the batch's plain claims ran, and a
@@ -176,12 +194,9 @@ std::optional<std::vector<ClaimResult>> RedisDedupeStore::Claim(std::span<const 
   if (!LoadScripts()) return std::nullopt;
   const std::vector<size_t> retried = std::move(noscript);
   noscript.clear();
-  std::vector<std::vector<std::string>> again;
-  for (size_t i : retried) {
-    commands[i][1] = claim_sha_;
-    again.push_back(std::move(commands[i]));
-  }
-  replies = client_.Pipeline(again);
+  batch_.clear();
+  for (size_t i : retried) batch_.Add(ClaimCommand(requests[i], value, lease));  // the new sha
+  replies = client_.Pipeline(batch_);
   if (!replies || !read(*replies, [&](size_t k) { return retried[k]; }) || !noscript.empty())
     return std::nullopt;
   return out;
@@ -197,19 +212,19 @@ bool RedisDedupeStore::Settle(std::span<const SettleRequest> requests) {
   if (!client_.EnsureConnected() || !LoadScripts()) return false;
   const std::string claim_value = "inflight:" + options_.worker_id;
   const std::string ttl = std::to_string(options_.sent_ttl.count());
-  std::vector<std::vector<std::string>> commands;
-  commands.reserve(requests.size());
+  batch_.clear();
   for (const auto& r : requests) {
     if (r.sent) {
       // Unconditional: the delivery happened, whoever holds the claim now. (Releases are rare and
       // use EVAL: the server caches the script by its hash anyway.)
-      commands.push_back({"SET", SendKey(r.send_id), "sent:" + r.provider_message_id, "PX", ttl});
-      if (!r.message_key.empty()) commands.push_back({"SET", r.message_key, r.message_value, "PX", ttl});
+      std::string_view key = Key("pv:send:", r.send_id);
+      batch_.Add({"SET", key, Value("sent:", r.provider_message_id), "PX", ttl});
+      if (!r.message_key.empty()) batch_.Add({"SET", r.message_key, r.message_value, "PX", ttl});
     } else {
-      commands.push_back({"EVAL", kReleaseScript, "1", SendKey(r.send_id), claim_value});
+      batch_.Add({"EVAL", kReleaseScript, "1", Key("pv:send:", r.send_id), claim_value});
     }
   }
-  auto replies = client_.Pipeline(commands);
+  auto replies = client_.Pipeline(batch_);
   if (!replies) return false;
   for (const auto& r : *replies) {
     if (r.IsError()) {

@@ -8,7 +8,7 @@ void DeliveredMemory::Add(std::int32_t partition, std::int64_t offset, const std
                           Delivery delivery) {
   auto [it, fresh] = by_send_.try_emplace(send_id, Entry{std::move(delivery), partition, offset});
   if (!fresh) return;
-  by_offset_[partition].emplace(offset, send_id);
+  by_offset_[partition].emplace(offset, &it->first);
 }
 
 const DeliveredMemory::Delivery* DeliveredMemory::Find(const std::string& send_id) const {
@@ -22,7 +22,7 @@ void DeliveredMemory::Committed(std::int32_t partition, std::int64_t next_offset
   auto& offsets = p->second;
   auto end = offsets.lower_bound(next_offset);
   for (auto it = offsets.begin(); it != end; ++it) {
-    auto entry = by_send_.find(it->second);
+    auto entry = by_send_.find(*it->second);
     // Only the entry this index points at: a send remembered at another (partition, offset) stays.
     if (entry != by_send_.end() && entry->second.partition == partition && entry->second.offset == it->first) {
       by_send_.erase(entry);

@@ -88,6 +88,7 @@ Worker::Worker(WorkerOptions options, std::unique_ptr<DedupeStore> store,
   kafka::ProducerOptions producer_options;
   producer_options.client_id = "pv-" + suffix + "-worker";
   producer_ = std::make_unique<kafka::Producer>(options_.kafka, producer_options);
+  max_message_bytes_ = producer_->MaxMessageBytes();
   kafka::ConsumerOptions consumer_options;
   consumer_options.group_id = options_.group_id.empty() ? "pv-" + suffix + "-worker" : options_.group_id;
   consumer_options.client_id = "pv-" + suffix + "-worker";
@@ -283,8 +284,11 @@ void Worker::NewJob(kafka::Message m) {
   std::string error;
   std::shared_ptr<Send> partial;
   job->send = ParseSend(kafka::Payload(m.get()), kafka::Key(m.get()), options_.channel, error, &partial);
-  job->value.assign(kafka::Payload(m.get()));
-  job->key.assign(kafka::Key(m.get()));
+  if (!job->send && !partial) {
+    // Not even a send_id: the dead letter carries the record as received (a send has its own copy).
+    job->value.assign(kafka::Payload(m.get()));
+    job->key.assign(kafka::Key(m.get()));
+  }
   Job& j = *job;
   jobs_.emplace(j.id, std::move(job));
   if (!j.send) {
@@ -296,12 +300,16 @@ void Worker::NewJob(kafka::Message m) {
     return;
   }
   j.attempt = j.send->attempt;
-  if (auto header = kafka::HeaderValue(m.get(), ladder::kAttempt)) {
-    // A bad header is not worth losing the send over: keep the value's attempt.
-    j.attempt = ladder::ParseAttempt(*header).value_or(j.attempt);
+  // Asking a record without headers for one costs librdkafka a parse each time: ask once whether any.
+  rd_kafka_headers_t* headers = nullptr;
+  if (rd_kafka_message_headers(m.get(), &headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (auto header = kafka::HeaderValue(m.get(), ladder::kAttempt)) {
+      // A bad header is not worth losing the send over: keep the value's attempt.
+      j.attempt = ladder::ParseAttempt(*header).value_or(j.attempt);
+    }
+    if (auto header = kafka::HeaderValue(m.get(), ladder::kPinnedProvider)) j.pinned_provider = *header;
   }
   j.send->attempt = j.attempt;
-  if (auto header = kafka::HeaderValue(m.get(), ladder::kPinnedProvider)) j.pinned_provider = *header;
   if (const DeliveredMemory::Delivery* done = delivered_.Find(j.send->send_id)) {
     // Delivered by this worker already, its record read again before the offset was committed:
     // whatever Redis says now (it may have lost the mark), it is not sent again.
@@ -359,8 +367,11 @@ Provider* Worker::ChooseProvider(Job& job) {
 
 void Worker::ClaimBatch() {
   if (claim_queue_.empty()) return;
+  std::size_t batch = std::min(claim_queue_.size(), static_cast<std::size_t>(options_.claim_batch));
   std::vector<std::uint64_t> ids;
   std::vector<ClaimRequest> requests;
+  ids.reserve(batch);
+  requests.reserve(batch);
   while (!claim_queue_.empty() && requests.size() < static_cast<std::size_t>(options_.claim_batch)) {
     std::uint64_t id = claim_queue_.front();
     claim_queue_.pop_front();
@@ -446,7 +457,7 @@ void Worker::CollectInbox() {
     if (it == jobs_.end()) continue;
     Job& job = *it->second;
     --delivering_;
-    metrics_.provider_latency.With({channel_name_, job.provider_name}).Observe(c.seconds);
+    ProviderLatency(job.provider_name).Observe(c.seconds);
     if (c.result.ok) {
       if (job.send->received_at) {
         auto since = std::chrono::system_clock::now() - *job.send->received_at;
@@ -495,6 +506,21 @@ void Worker::CollectInbox() {
     job.stage = Stage::kRecord;
     wait_queue_.emplace(Clock::now() + (full ? 20ms : 1000ms), job.id);
   }
+}
+
+metrics::Counter& Worker::SendsCounter(const std::string& provider, std::string_view status) {
+  auto& sends = series_[provider].sends;
+  for (auto& [name, counter] : sends)
+    if (name == status) return *counter;
+  metrics::Counter& counter = metrics_.sends.With({channel_name_, provider, std::string(status)});
+  sends.emplace_back(std::string(status), &counter);
+  return counter;
+}
+
+metrics::Histogram& Worker::ProviderLatency(const std::string& provider) {
+  metrics::Histogram*& latency = series_[provider].latency;
+  if (latency == nullptr) latency = &metrics_.provider_latency.With({channel_name_, provider});
+  return *latency;
 }
 
 CircuitBreaker& Worker::Circuit(const std::string& provider) {
@@ -568,8 +594,11 @@ void Worker::ToRecord(Job& job) {
 
 void Worker::SettleBatch(bool force) {
   while (!settle_queue_.empty()) {
+    std::size_t batch = std::min(settle_queue_.size(), static_cast<std::size_t>(options_.claim_batch));
     std::vector<std::uint64_t> ids;
     std::vector<SettleRequest> requests;
+    ids.reserve(batch);
+    requests.reserve(batch);
     while (!settle_queue_.empty() && requests.size() < static_cast<std::size_t>(options_.claim_batch)) {
       std::uint64_t id = settle_queue_.front();
       settle_queue_.pop_front();
@@ -622,7 +651,7 @@ void Worker::RecordOutcomes() {
     job.stage = Stage::kAcking;
     ++acking_;
     const std::string& key = job.send ? job.send->key : job.key;
-    FitOutcomeRecords(job.outcome.records, key, producer_->MaxMessageBytes(), send_topic_, dlq_topic_,
+    FitOutcomeRecords(job.outcome.records, key, max_message_bytes_, send_topic_, dlq_topic_,
                       std::chrono::system_clock::now());
     RetryBecameDead(job);
     int count = static_cast<int>(job.outcome.records.size());
@@ -649,7 +678,7 @@ void Worker::RecordOutcomes() {
 }
 
 void Worker::Finish(Job& job) {
-  metrics_.sends.With({channel_name_, job.provider_name, job.outcome.status}).Inc();
+  SendsCounter(job.provider_name, job.outcome.status).Inc();
   std::int64_t next = book_.Finish(job.topic, job.partition, job.offset, job.generation);
   if (next >= 0) consumer_->StoreOffset(job.topic, job.partition, next);
   Erase(job.id);

@@ -33,9 +33,11 @@ struct RateLimit {
   bool empty() const { return per_second <= 0 && per_minute <= 0 && per_hour <= 0; }
 };
 
+// Requests view the caller's strings (the worker's jobs), which outlive the call: a batch of them is
+// built per Redis round trip, and copying every send_id was a good part of it.
 struct ClaimRequest {
-  std::string send_id;
-  std::string provider;  // whose rate limit applies
+  std::string_view send_id;
+  std::string_view provider;  // whose rate limit applies
   int cost = 1;
 };
 
@@ -48,9 +50,9 @@ struct ClaimResult {
 };
 
 struct SettleRequest {
-  std::string send_id;
-  bool sent = false;                // true: mark sent; false: release the claim (if still ours)
-  std::string provider_message_id;  // when sent
+  std::string_view send_id;
+  bool sent = false;                     // true: mark sent; false: release the claim (if still ours)
+  std::string_view provider_message_id;  // when sent
   // When sent and not empty: SET message_key message_value with the sent marks' TTL (the message id →
   // send record of pv/sent_message.hpp).
   std::string message_key;
@@ -91,13 +93,21 @@ class RedisDedupeStore final : public DedupeStore {
 
  private:
   bool LoadScripts();
+  // The EVALSHA of a claim that takes a rate (or the plain SET when the provider has none).
   std::vector<std::string> ClaimCommand(const ClaimRequest& r, const std::string& value,
                                         const std::string& lease) const;
+  // prefix + id in a buffer kept for the next command (each is copied into batch_ at once).
+  std::string_view Key(std::string_view prefix, std::string_view id);
+  std::string_view Value(std::string_view prefix, std::string_view id);
 
   RedisDedupeOptions options_;
   RedisClient client_;
   std::uint64_t scripts_generation_ = 0;
   std::string claim_sha_;
+  // Kept from batch to batch so that formatting a batch allocates nothing once warm.
+  RedisCommands batch_;
+  std::string key_;
+  std::string value_;
 };
 
 }  // namespace pv::workers

@@ -55,8 +55,10 @@ class DeliveredMemory {
   };
   std::size_t capacity_;
   std::unordered_map<std::string, Entry> by_send_;
-  // partition -> offset -> send_id: what a commit of that partition releases, in offset order.
-  std::map<std::int32_t, std::multimap<std::int64_t, std::string>> by_offset_;
+  // partition -> offset -> send_id: what a commit of that partition releases, in offset order. The
+  // send_id is by_send_'s key (a node's key stays where it is until the node is erased, and only the
+  // one entry here made for it erases it): no second copy per delivery.
+  std::map<std::int32_t, std::multimap<std::int64_t, const std::string*>> by_offset_;
 };
 
 }  // namespace pv::workers

@@ -21,7 +21,9 @@
 #include <random>
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "pv/delay_ladder.hpp"
@@ -121,6 +123,9 @@ class Worker {
   // Outcomes (decided by planner_).
   Provider* ChooseProvider(Job& job);
   CircuitBreaker& Circuit(const std::string& provider);
+  // pv_worker_sends_total and the provider latency of `provider`, through series_.
+  metrics::Counter& SendsCounter(const std::string& provider, std::string_view status);
+  metrics::Histogram& ProviderLatency(const std::string& provider);
   void Fail(Job& job, ErrorKind kind, const std::string& error,
             std::optional<std::chrono::milliseconds> retry_after);
   void Conclude(Job& job);  // to settling or recording, as job.outcome.settle says
@@ -150,6 +155,7 @@ class Worker {
 
   std::shared_ptr<Inbox> inbox_;
   std::unique_ptr<kafka::Producer> producer_;
+  std::size_t max_message_bytes_ = 0;  // the producer's message.max.bytes (read once: a config lookup)
   std::unique_ptr<kafka::Consumer> consumer_;
   // The partitions of send_topic_ assigned to us now; a job finishes an offset only of the assignment
   // it was begun under (after a revoke the same offset may be redelivered to us).
@@ -169,6 +175,12 @@ class Worker {
   bool kafka_more_ = false;  // the consumer queue may hold more messages than we took
 
   std::map<std::string, CircuitBreaker> circuits_;
+  // The per-send series, looked up once: Family::With builds its key (a vector of strings) per call.
+  struct ProviderSeries {
+    metrics::Histogram* latency = nullptr;
+    std::vector<std::pair<std::string, metrics::Counter*>> sends;  // by status
+  };
+  std::map<std::string, ProviderSeries> series_;
 
   bool paused_ = false;
   bool reapply_pause_ = false;
