@@ -15,6 +15,9 @@ namespace pv {
 
 // Appends `s` as a quoted JSON string, escaping quotes, backslashes and control characters.
 void AppendJsonString(std::string& out, std::string_view s);
+// The same with the escapes of RapidJSON's Writer (\b, \f, \u001F): for text that must stay
+// byte-identical to what a Writer wrote before (the status store's entries).
+void AppendJsonStringAsWriter(std::string& out, std::string_view s);
 inline std::string JsonString(std::string_view s) {
   std::string out;
   AppendJsonString(out, s);
