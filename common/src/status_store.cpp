@@ -117,8 +117,12 @@ bool StatusFromEvent(std::string_view event, size_t max_field_bytes, StatusUpdat
   alignas(std::max_align_t) char parse_buffer[4096];
   rapidjson::MemoryPoolAllocator<> allocator(parse_buffer, sizeof(parse_buffer));
   rapidjson::Document doc(&allocator);
+  // Parsed in place in a copy kept by the thread (its capacity from event to event): no string of
+  // the event is copied again into the pool.
+  thread_local std::string text;
+  text.assign(event);
   EventRecord e;
-  if (!ParseEvent(doc, event, e)) {
+  if (!ParseEventInPlace(doc, text, e)) {
     error = "not a JSON object";
     return false;
   }

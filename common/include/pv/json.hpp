@@ -91,6 +91,20 @@ void ParseRecord(rapidjson::Document& doc, std::string_view text) {
   doc.Parse<kFlags>(text.data(), text.size());
 }
 
+// ParseRecord over `text` itself (kParseInsituFlag): each string is decoded where it is, so the
+// document's strings point into `text`, which the parse changes; none is copied into its allocator.
+// As with ParseRecord, a NUL byte ends the text.
+template <unsigned kFlags = rapidjson::kParseDefaultFlags>
+void ParseRecordInPlace(rapidjson::Document& doc, std::string& text) {
+  if (text.size() > static_cast<size_t>(kMaxRecordDepth) &&
+      JsonDepth(text, kMaxRecordDepth) > kMaxRecordDepth) {
+    doc.SetNull();
+    doc.Parse<kFlags>("", 0);
+    return;
+  }
+  doc.ParseInsitu<kFlags | rapidjson::kParseInsituFlag>(text.data());
+}
+
 // Member lookups that tolerate absence and wrong types.
 const rapidjson::Value* FindMember(const rapidjson::Value& object, std::string_view name);
 std::optional<std::string_view> FindString(const rapidjson::Value& object, std::string_view name);
