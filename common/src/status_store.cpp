@@ -52,6 +52,18 @@ std::string Key(std::string_view prefix, std::string_view id) {
   return key;
 }
 
+constexpr std::string_view kStatusKeyPrefix = "pv:status:";
+constexpr std::string_view kSendKeyPrefix = "pv:status:send:";
+
+// A key written into a buffer on the stack (a longer one than any id ValidStatusId accepts spills to
+// the heap): AddStatusWrite's keys, two heap strings per event otherwise.
+using KeyBuffer = fmt::basic_memory_buffer<char, 96>;
+std::string_view KeyIn(KeyBuffer& buffer, std::string_view prefix, std::string_view id) {
+  buffer.append(prefix.data(), prefix.data() + prefix.size());
+  buffer.append(id.data(), id.data() + id.size());
+  return {buffer.data(), buffer.size()};
+}
+
 bool ValidStatusWord(std::string_view s) {
   if (s.empty() || s.size() > kMaxStatusBytes) return false;
   return std::all_of(s.begin(), s.end(), [](char c) { return (c >= 'a' && c <= 'z') || c == '_'; });
@@ -104,11 +116,11 @@ bool ValidStatusId(std::string_view id) {
 }
 
 std::string StatusKey(std::string_view trigger_id) {
-  return Key("pv:status:", trigger_id);
+  return Key(kStatusKeyPrefix, trigger_id);
 }
 
 std::string StatusSendKey(std::string_view send_id) {
-  return Key("pv:status:send:", send_id);
+  return Key(kSendKeyPrefix, send_id);
 }
 
 bool StatusFromEvent(std::string_view event, size_t max_field_bytes, StatusUpdate& out, std::string& error) {
@@ -187,9 +199,14 @@ bool StatusFromEvent(std::string_view event, size_t max_field_bytes, StatusUpdat
 }
 
 size_t AddStatusWrite(RedisCommands& out, const StatusUpdate& update, const StatusOptions& options) {
-  const std::string key = StatusKey(update.trigger_id);
-  const std::string ttl_ms =
-      std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(options.ttl).count());
+  KeyBuffer key_buffer;
+  const std::string_view key = KeyIn(key_buffer, kStatusKeyPrefix, update.trigger_id);
+  char ttl_digits[24];
+  const std::string_view ttl_ms(
+      ttl_digits,
+      std::to_chars(ttl_digits, std::end(ttl_digits),
+                    std::chrono::duration_cast<std::chrono::milliseconds>(options.ttl).count())
+          .ptr);
   size_t before = out.size();
   out.Add({"HSETNX", key, update.field, update.entry});
   out.Add({"HLEN", key});
@@ -200,7 +217,8 @@ size_t AddStatusWrite(RedisCommands& out, const StatusUpdate& update, const Stat
   if (!update.project.empty()) {
     out.Add({"HSETNX", key, "project", update.project});
     if (!update.campaign_id.empty()) out.Add({"HSETNX", key, "campaign_id", update.campaign_id});
-    out.Add({"SET", StatusSendKey(update.send_id), update.trigger_id, "PX", ttl_ms});
+    KeyBuffer send_key;
+    out.Add({"SET", KeyIn(send_key, kSendKeyPrefix, update.send_id), update.trigger_id, "PX", ttl_ms});
   }
   out.Add({"PEXPIRE", key, ttl_ms});
   return out.size() - before;
