@@ -27,10 +27,11 @@ bool CleanWord(const char* p) {
   return ((control | ((quote - kOnes) & ~quote) | ((backslash - kOnes) & ~backslash)) & kHigh) == 0;
 }
 
-}  // namespace
-
-void AppendJsonString(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
+// AppendJsonString, or with `kAsWriter` the escapes of RapidJSON's Writer: \b and \f in their short
+// forms and upper-case hex digits.
+template <bool kAsWriter>
+void AppendEscaped(std::string& out, std::string_view s) {
+  static constexpr const char* kHex = kAsWriter ? "0123456789ABCDEF" : "0123456789abcdef";
   out += '"';
   // Runs of characters that need no escape are appended whole: every record's strings go through
   // here, and a character at a time was slower than RapidJSON's Writer (the dispatcher's send). The
@@ -61,13 +62,29 @@ void AppendJsonString(std::string& out, std::string_view s) {
         out += "\\t";
         break;
       default:
-        out += "\\u00";
-        out += kHex[c >> 4];
-        out += kHex[c & 0xf];
+        if (kAsWriter && c == '\b') {
+          out += "\\b";
+        } else if (kAsWriter && c == '\f') {
+          out += "\\f";
+        } else {
+          out += "\\u00";
+          out += kHex[c >> 4];
+          out += kHex[c & 0xf];
+        }
     }
   }
   out.append(s.data() + run, s.size() - run);
   out += '"';
+}
+
+}  // namespace
+
+void AppendJsonString(std::string& out, std::string_view s) {
+  AppendEscaped<false>(out, s);
+}
+
+void AppendJsonStringAsWriter(std::string& out, std::string_view s) {
+  AppendEscaped<true>(out, s);
 }
 
 void AppendJsonObject(std::string& out, const std::map<std::string, std::string>& values) {

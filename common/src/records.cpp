@@ -316,9 +316,11 @@ void AppendEvent(std::string& out, const EventRecord& e) {
   out += '}';
 }
 
-bool ParseEvent(rapidjson::Document& doc, std::string_view value, EventRecord& out) {
+namespace {
+
+// The event `doc` holds, once parsed.
+bool ReadEvent(const rapidjson::Document& doc, EventRecord& out) {
   out = {};
-  ParseRecord(doc, value);
   if (doc.HasParseError() || !doc.IsObject()) return false;
   // One pass over the members instead of a lookup per field. As with a lookup, the first member of a
   // name decides: a later one of the same name is ignored, and one of the wrong type reads as absent.
@@ -340,6 +342,18 @@ bool ParseEvent(rapidjson::Document& doc, std::string_view value, EventRecord& o
     }
   }
   return true;
+}
+
+}  // namespace
+
+bool ParseEvent(rapidjson::Document& doc, std::string_view value, EventRecord& out) {
+  ParseRecord(doc, value);
+  return ReadEvent(doc, out);
+}
+
+bool ParseEventInPlace(rapidjson::Document& doc, std::string& value, EventRecord& out) {
+  ParseRecordInPlace(doc, value);
+  return ReadEvent(doc, out);
 }
 
 void AppendReceipt(std::string& out, const ReceiptRecord& r, std::string_view received_at) {

@@ -5,7 +5,9 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstddef>
+#include <iterator>
 #include <map>
 
 #include "pv/config.hpp"
@@ -35,12 +37,31 @@ void Put(Writer& w, std::string_view key, std::string_view value) {
   w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
 }
 
+// `"name":"value"` into an object being written (a comma first unless it is the first member). The
+// names are the entry's own, none with a character to escape.
+void Put(std::string& out, std::string_view name, std::string_view value) {
+  out.append(out.size() > 1 ? ",\"" : "\"").append(name).append("\":");
+  AppendJsonStringAsWriter(out, value);
+}
+
 // `prefix` then `id` in one allocation (a string of the id and then the prefix's insertion took two).
 std::string Key(std::string_view prefix, std::string_view id) {
   std::string key;
   key.reserve(prefix.size() + id.size());
   key.append(prefix).append(id);
   return key;
+}
+
+constexpr std::string_view kStatusKeyPrefix = "pv:status:";
+constexpr std::string_view kSendKeyPrefix = "pv:status:send:";
+
+// A key written into a buffer on the stack (a longer one than any id ValidStatusId accepts spills to
+// the heap): AddStatusWrite's keys, two heap strings per event otherwise.
+using KeyBuffer = fmt::basic_memory_buffer<char, 96>;
+std::string_view KeyIn(KeyBuffer& buffer, std::string_view prefix, std::string_view id) {
+  buffer.append(prefix.data(), prefix.data() + prefix.size());
+  buffer.append(id.data(), id.data() + id.size());
+  return {buffer.data(), buffer.size()};
 }
 
 bool ValidStatusWord(std::string_view s) {
@@ -95,11 +116,11 @@ bool ValidStatusId(std::string_view id) {
 }
 
 std::string StatusKey(std::string_view trigger_id) {
-  return Key("pv:status:", trigger_id);
+  return Key(kStatusKeyPrefix, trigger_id);
 }
 
 std::string StatusSendKey(std::string_view send_id) {
-  return Key("pv:status:send:", send_id);
+  return Key(kSendKeyPrefix, send_id);
 }
 
 bool StatusFromEvent(std::string_view event, size_t max_field_bytes, StatusUpdate& out, std::string& error) {
@@ -108,8 +129,12 @@ bool StatusFromEvent(std::string_view event, size_t max_field_bytes, StatusUpdat
   alignas(std::max_align_t) char parse_buffer[4096];
   rapidjson::MemoryPoolAllocator<> allocator(parse_buffer, sizeof(parse_buffer));
   rapidjson::Document doc(&allocator);
+  // Parsed in place in a copy kept by the thread (its capacity from event to event): no string of
+  // the event is copied again into the pool.
+  thread_local std::string text;
+  text.assign(event);
   EventRecord e;
-  if (!ParseEvent(doc, event, e)) {
+  if (!ParseEventInPlace(doc, text, e)) {
     error = "not a JSON object";
     return false;
   }
@@ -140,13 +165,15 @@ bool StatusFromEvent(std::string_view event, size_t max_field_bytes, StatusUpdat
   }
   out.field.assign(field, sizeof(field));
 
-  rapidjson::StringBuffer buffer;
-  Writer w(buffer);
-  w.StartObject();
-  Put(w, "send_id", e.send_id);
-  Put(w, "channel", Cut(e.channel, 16));
-  Put(w, "status", e.status);
-  Put(w, "at", Cut(e.at, 40));
+  // Written into the update's own string (its capacity kept from event to event), byte for byte as
+  // RapidJSON's Writer wrote it: an entry's bytes are what a redelivered event's HSETNX compares.
+  std::string& entry = out.entry;
+  entry.reserve(event.size());  // an entry is at most the event's fields, written as short or shorter
+  entry.assign("{");
+  Put(entry, "send_id", e.send_id);
+  Put(entry, "channel", Cut(e.channel, 16));
+  Put(entry, "status", e.status);
+  Put(entry, "at", Cut(e.at, 40));
   // The details an entry keeps, in the order it writes them (docs/api.md "Trigger status").
   const std::pair<std::string_view, std::string_view> details[] = {
       {"provider", e.provider},
@@ -160,21 +187,26 @@ bool StatusFromEvent(std::string_view event, size_t max_field_bytes, StatusUpdat
       {"receipt_id", e.receipt_id},
       {"occurred_at", e.occurred_at}};
   for (const auto& [name, value] : details) {
-    if (!value.empty()) Put(w, name, Cut(value, max_field_bytes));
+    if (!value.empty()) Put(entry, name, Cut(value, max_field_bytes));
   }
   if (e.attempt) {
-    w.Key("attempt");
-    w.Int(*e.attempt);
+    char digits[16];
+    entry += R"(,"attempt":)";
+    entry.append(digits, std::to_chars(digits, std::end(digits), *e.attempt).ptr);
   }
-  w.EndObject();
-  out.entry.assign(buffer.GetString(), buffer.GetSize());
+  entry += '}';
   return true;
 }
 
 size_t AddStatusWrite(RedisCommands& out, const StatusUpdate& update, const StatusOptions& options) {
-  const std::string key = StatusKey(update.trigger_id);
-  const std::string ttl_ms =
-      std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(options.ttl).count());
+  KeyBuffer key_buffer;
+  const std::string_view key = KeyIn(key_buffer, kStatusKeyPrefix, update.trigger_id);
+  char ttl_digits[24];
+  const std::string_view ttl_ms(
+      ttl_digits,
+      std::to_chars(ttl_digits, std::end(ttl_digits),
+                    std::chrono::duration_cast<std::chrono::milliseconds>(options.ttl).count())
+          .ptr);
   size_t before = out.size();
   out.Add({"HSETNX", key, update.field, update.entry});
   out.Add({"HLEN", key});
@@ -185,7 +217,8 @@ size_t AddStatusWrite(RedisCommands& out, const StatusUpdate& update, const Stat
   if (!update.project.empty()) {
     out.Add({"HSETNX", key, "project", update.project});
     if (!update.campaign_id.empty()) out.Add({"HSETNX", key, "campaign_id", update.campaign_id});
-    out.Add({"SET", StatusSendKey(update.send_id), update.trigger_id, "PX", ttl_ms});
+    KeyBuffer send_key;
+    out.Add({"SET", KeyIn(send_key, kSendKeyPrefix, update.send_id), update.trigger_id, "PX", ttl_ms});
   }
   out.Add({"PEXPIRE", key, ttl_ms});
   return out.size() - before;

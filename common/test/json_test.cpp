@@ -1,6 +1,8 @@
 #include "pv/json.hpp"
 
 #include <gtest/gtest.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 
 #include <random>
 
@@ -26,6 +28,18 @@ TEST(JsonTest, AppendJsonStringEscapesQuotesBackslashesAndControls) {
   EXPECT_EQ(Quoted("\b\f"), R"("\u0008\u000c")");
   // Not control characters: DEL, '/', and UTF-8 pass through unchanged.
   EXPECT_EQ(Quoted("\x7f/ é ✓"), "\"\x7f/ é ✓\"");
+}
+
+TEST(JsonTest, AppendJsonStringAsWriterEscapesAsRapidJsonsWriter) {
+  std::string all;
+  for (int c = 0; c < 0x80; ++c) all += static_cast<char>(c);
+  all += "\x7f/ é ✓";
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+  w.String(all.data(), static_cast<rapidjson::SizeType>(all.size()));
+  std::string out;
+  AppendJsonStringAsWriter(out, all);
+  EXPECT_EQ(out, std::string(buffer.GetString(), buffer.GetSize()));
 }
 
 TEST(JsonTest, AppendJsonStringAppends) {

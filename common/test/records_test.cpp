@@ -257,6 +257,12 @@ TEST(EventRecordTest, EveryFieldInOrderAndParsedBack) {
   std::string again;
   AppendEvent(again, parsed);
   EXPECT_EQ(again, out);
+  // In place, the same event (its strings now in `copy`).
+  std::string copy = out;
+  ASSERT_TRUE(ParseEventInPlace(doc, copy, parsed));
+  again.clear();
+  AppendEvent(again, parsed);
+  EXPECT_EQ(again, out);
 }
 
 TEST(EventRecordTest, OptionalFieldsAreOmittedWhenEmpty) {
@@ -294,6 +300,11 @@ TEST(EventRecordTest, MalformedInputParsesToNothing) {
   EXPECT_FALSE(ParseEvent(doc, R"("send_id")", e));
   EXPECT_FALSE(ParseEvent(doc, R"({"send_id":"s",)", e));
   EXPECT_FALSE(ParseEvent(doc, std::string(1 << 20, '{'), e));
+  std::string deep(1 << 20, '{');
+  EXPECT_FALSE(ParseEventInPlace(doc, deep, e));
+  std::string cut(R"({"send_id":"s)" "\0" R"("})", 16);
+  EXPECT_FALSE(ParseEvent(doc, cut, e));
+  EXPECT_FALSE(ParseEventInPlace(doc, cut, e));
   ASSERT_TRUE(ParseEvent(doc, R"({"send_id":1,"status":"sent","attempt":"2","at":null})", e));
   EXPECT_EQ(e.send_id, "");
   EXPECT_EQ(e.status, "sent");

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "pv/config.hpp"
+#include "pv/ids.hpp"
 #include "pv/json.hpp"
 #include "pv/redis_client.hpp"
 
@@ -95,6 +96,28 @@ TEST(StatusStoreTest, DeferredSuppressedAndDeadKeepTheirDetails) {
       512, u, error));
   EXPECT_NE(u.entry.find(R"("error_code":"invalid_address","error":"550","attempt":3)"), std::string::npos)
       << u.entry;
+}
+
+// An entry's bytes and its field are what a redelivered event is compared by (HSETNX): they stay as
+// RapidJSON's Writer wrote them (short \b and \f, upper-case hex) and as the field was digested.
+TEST(StatusStoreTest, AnEntrysEscapesAndFieldStayAsTheyWere) {
+  StatusUpdate u;
+  std::string error;
+  ASSERT_TRUE(StatusFromEvent(kDelivered, 512, u, error)) << error;
+  EXPECT_EQ(u.field, "e:" + Sha256Hex(kDelivered).substr(0, 16));
+  const std::string event =
+      R"({"send_id":"s-3","trigger_id":"t-3","status":"failed","attempt":-12,"at":"2026-06-10T23:00:00.000Z",)"
+      R"("error":"a\"b\\c\b\f\n\r\t\u0001\u001f\u007f\/ é"})";
+  ASSERT_TRUE(StatusFromEvent(event, 512, u, error)) << error;
+  EXPECT_EQ(u.entry,
+            R"({"send_id":"s-3","channel":"","status":"failed","at":"2026-06-10T23:00:00.000Z",)"
+            R"("error":"a\"b\\c\b\f\n\r\t\u0001\u001F)"
+            "\x7f/ é\",\"attempt\":-12}");
+  EXPECT_EQ(u.field, "e:" + Sha256Hex(event).substr(0, 16));
+  // An update used again holds the new event's entry only.
+  ASSERT_TRUE(StatusFromEvent(R"({"send_id":"s","trigger_id":"t","status":"sent","at":"2026-06-10T23:00:00Z"})",
+                              512, u, error));
+  EXPECT_EQ(u.entry, R"({"send_id":"s","channel":"","status":"sent","at":"2026-06-10T23:00:00Z"})");
 }
 
 TEST(StatusStoreTest, TheSameEventTwiceIsOneEntryAndStatusesAreInTimeOrder) {

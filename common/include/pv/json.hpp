@@ -15,6 +15,9 @@ namespace pv {
 
 // Appends `s` as a quoted JSON string, escaping quotes, backslashes and control characters.
 void AppendJsonString(std::string& out, std::string_view s);
+// The same with the escapes of RapidJSON's Writer (\b, \f, \u001F): for text that must stay
+// byte-identical to what a Writer wrote before (the status store's entries).
+void AppendJsonStringAsWriter(std::string& out, std::string_view s);
 inline std::string JsonString(std::string_view s) {
   std::string out;
   AppendJsonString(out, s);
@@ -88,6 +91,20 @@ void ParseRecord(rapidjson::Document& doc, std::string_view text) {
     return;
   }
   doc.Parse<kFlags>(text.data(), text.size());
+}
+
+// ParseRecord over `text` itself (kParseInsituFlag): each string is decoded where it is, so the
+// document's strings point into `text`, which the parse changes; none is copied into its allocator.
+// As with ParseRecord, a NUL byte ends the text.
+template <unsigned kFlags = rapidjson::kParseDefaultFlags>
+void ParseRecordInPlace(rapidjson::Document& doc, std::string& text) {
+  if (text.size() > static_cast<size_t>(kMaxRecordDepth) &&
+      JsonDepth(text, kMaxRecordDepth) > kMaxRecordDepth) {
+    doc.SetNull();
+    doc.Parse<kFlags>("", 0);
+    return;
+  }
+  doc.ParseInsitu<kFlags | rapidjson::kParseInsituFlag>(text.data());
 }
 
 // Member lookups that tolerate absence and wrong types.

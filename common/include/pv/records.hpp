@@ -154,6 +154,8 @@ EventRecord EventFor(const Send& send);
 void AppendEvent(std::string& out, const EventRecord& event);
 // False when `value` is not a JSON object. Fields of the wrong type read as absent.
 bool ParseEvent(rapidjson::Document& doc, std::string_view value, EventRecord& out);
+// The same parsed in place (ParseRecordInPlace): `out`'s fields point into `value`, which it changes.
+bool ParseEventInPlace(rapidjson::Document& doc, std::string& value, EventRecord& out);
 
 // pv.receipts, written by ingest's receipt endpoints, read by the feedback pipeline
 // (docs/architecture.md "Receipt"): {"v":1, every non-empty field below in this order, "received_at"?}
