@@ -126,26 +126,18 @@ def eval_write(script, e):
                     project, campaign, field, entry, trigger)]
 
 
-def plain_write(e):
+def plain_write(e, every_event):
+    """The plain commands of one event: with `every_event`, campaign_id and the send index are written
+    by every event (before ed4498d); else only by the one naming the project (the dispatcher's)."""
     trigger, send, project, campaign, field, entry = e
     key = f'pv:status:{trigger}'
     out = [command('HSETNX', key, field, entry), command('HLEN', key)]
+    opening = bool(project) or every_event
     if project:
         out.append(command('HSETNX', key, 'project', project))
-    if campaign:
+    if campaign and opening:
         out.append(command('HSETNX', key, 'campaign_id', campaign))
-    out += [command('PEXPIRE', key, TTL_MS), command('SET', f'pv:status:send:{send}', trigger, 'PX', TTL_MS)]
-    return out
-
-
-def dispatcher_write(e):
-    trigger, send, project, campaign, field, entry = e
-    key = f'pv:status:{trigger}'
-    out = [command('HSETNX', key, field, entry), command('HLEN', key)]
-    if project:
-        out.append(command('HSETNX', key, 'project', project))
-        if campaign:
-            out.append(command('HSETNX', key, 'campaign_id', campaign))
+    if opening:
         out.append(command('SET', f'pv:status:send:{send}', trigger, 'PX', TTL_MS))
     out.append(command('PEXPIRE', key, TTL_MS))
     return out
@@ -178,8 +170,8 @@ def main():
         shapes = {
             'EVAL (before)': lambda e: eval_write(('EVAL', EVAL_SCRIPT), e),
             'EVALSHA': lambda e: eval_write(('EVALSHA', sha), e),
-            'plain, every event': plain_write,
-            "plain, dispatcher's (now)": dispatcher_write,
+            'plain, every event': lambda e: plain_write(e, True),
+            "plain, dispatcher's (now)": lambda e: plain_write(e, False),
         }
         claim_sha = conn.run([command('SCRIPT', 'LOAD', CLAIM_SCRIPT)], 1)[0].split(b'\r\n')[1].decode()
         claims = {

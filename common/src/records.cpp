@@ -221,18 +221,9 @@ std::shared_ptr<Send> ParseSend(std::string_view value, std::string_view key, Ch
   auto send = std::make_shared<Send>();
   send->value.assign(value);
   send->key.assign(key);
-  if (JsonDepth(value, kMaxRecordDepth) > kMaxRecordDepth) {
-    ParseRecord(send->doc, value);  // refuses it
-  } else {
-    // In place: strings are decoded where they stand instead of copied through the parser's stack.
-    // As Parse(text, size) does, a UTF-8 byte order mark is skipped and a NUL ends the text.
-    send->parsed = send->value;
-    char* text = send->parsed.data();
-    for (unsigned char bom : {0xEF, 0xBB, 0xBF}) {
-      if (static_cast<unsigned char>(*text) == bom) ++text;
-    }
-    send->doc.ParseInsitu(text);
-  }
+  // In place: strings are decoded where they stand instead of copied through the parser's stack.
+  send->parsed = send->value;
+  ParseRecordInPlace(send->doc, send->parsed);
   if (send->doc.HasParseError() || !send->doc.IsObject()) {
     error = "value is not a JSON object";
     return nullptr;

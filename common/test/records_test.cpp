@@ -263,6 +263,13 @@ TEST(EventRecordTest, EveryFieldInOrderAndParsedBack) {
   again.clear();
   AppendEvent(again, parsed);
   EXPECT_EQ(again, out);
+  // A leading byte order mark is skipped in place as ParseEvent skips it.
+  std::string bom = "\xEF\xBB\xBF" + out;
+  ASSERT_TRUE(ParseEvent(doc, bom, parsed));
+  ASSERT_TRUE(ParseEventInPlace(doc, bom, parsed));
+  again.clear();
+  AppendEvent(again, parsed);
+  EXPECT_EQ(again, out);
 }
 
 TEST(EventRecordTest, OptionalFieldsAreOmittedWhenEmpty) {

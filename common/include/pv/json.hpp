@@ -95,7 +95,8 @@ void ParseRecord(rapidjson::Document& doc, std::string_view text) {
 
 // ParseRecord over `text` itself (kParseInsituFlag): each string is decoded where it is, so the
 // document's strings point into `text`, which the parse changes; none is copied into its allocator.
-// As with ParseRecord, a NUL byte ends the text.
+// As with ParseRecord (RapidJSON's UTF-8 input stream), a leading byte order mark is skipped, byte by
+// byte, and a NUL byte ends the text.
 template <unsigned kFlags = rapidjson::kParseDefaultFlags>
 void ParseRecordInPlace(rapidjson::Document& doc, std::string& text) {
   if (text.size() > static_cast<size_t>(kMaxRecordDepth) &&
@@ -104,7 +105,11 @@ void ParseRecordInPlace(rapidjson::Document& doc, std::string& text) {
     doc.Parse<kFlags>("", 0);
     return;
   }
-  doc.ParseInsitu<kFlags | rapidjson::kParseInsituFlag>(text.data());
+  char* start = text.data();
+  for (unsigned char bom : {0xEF, 0xBB, 0xBF}) {
+    if (static_cast<unsigned char>(*start) == bom) ++start;
+  }
+  doc.ParseInsitu<kFlags | rapidjson::kParseInsituFlag>(start);
 }
 
 // Member lookups that tolerate absence and wrong types.
