@@ -125,14 +125,17 @@ class Stack:
             good = good + 1 if self.wait_delivered([tid], 1.0) else 0
             time.sleep(0.2)
 
-    def cpu_ns(self):
-        """CPU time of each process of the stack (all threads), from /proc/<pid>/task/*/schedstat (ns)."""
+    def cpu_ns(self, thread_prefix=""):
+        """CPU time of each process of the stack, from /proc/<pid>/task/*/schedstat (ns): all its threads,
+        or those whose name starts with `thread_prefix` ("rdk:": librdkafka's own threads)."""
         out = {}
         for name, pid in self.pids.items():
             ns = 0
-            for task in glob.glob(f"/proc/{pid}/task/*/schedstat"):
+            for task in glob.glob(f"/proc/{pid}/task/*"):
                 try:
-                    ns += int(open(task).read().split()[0])
+                    if thread_prefix and not open(f"{task}/comm").read().startswith(thread_prefix):
+                        continue
+                    ns += int(open(f"{task}/schedstat").read().split()[0])
                 except (OSError, ValueError):
                     pass
             out[name] = ns
