@@ -66,6 +66,31 @@ bool ProxyEnvironment() {
 // Ends every header list: no "Expect: 100-continue" round trip (see CurlLoop::Submit).
 char kNoExpect[] = "Expect:";
 
+// What sets an HTTP transfer's options apart from its URL, body and headers (CurlLoop::Submit).
+struct HttpOptions {
+  std::string method;
+  std::string basic_user;
+  std::string basic_password;
+  bool http2 = false;
+  bool https = false;
+  std::chrono::milliseconds timeout{};
+  std::chrono::milliseconds connect_timeout{};
+  std::string ca_file;
+  bool verify = true;
+
+  explicit HttpOptions(const HttpRequest& r)
+      : method(r.method),
+        basic_user(r.basic_user),
+        basic_password(r.basic_password),
+        http2(r.http2),
+        https(r.url.rfind("https:", 0) == 0),
+        timeout(r.timeout),
+        connect_timeout(r.connect_timeout),
+        ca_file(r.tls.ca_file),
+        verify(r.tls.verify) {}
+  bool operator==(const HttpOptions&) const = default;
+};
+
 bool H2cReuseBroken() {
   static const bool broken = curl_version_info(CURLVERSION_NOW)->version_num < 0x075900;
   return broken;
@@ -142,6 +167,11 @@ struct CurlLoop::Transfer {
   TransferResult result;
   Done done;
   char errbuf[CURL_ERROR_SIZE] = {};
+  // The easy handle's options since its last curl_easy_reset: those of an HTTP request (apart from
+  // URL, body and headers), or nullopt (SMTP, or never used). A request with the same options
+  // sets only what differs per request.
+  std::optional<HttpOptions> http_options;
+  bool used = false;  // the easy handle ran a transfer since it was made or reset
 
   ~Transfer() {
     if (rcpt_list != nullptr) curl_slist_free_all(rcpt_list);
@@ -266,12 +296,13 @@ struct CurlLoop::Transfer {
   }
 };
 
-// The transfer and its easy handle go back to the pool (reset: no option, callback or pointer of
-// this transfer survives), or are cleaned up when the pool is full.
+// The transfer and its easy handle go back to the pool, or are cleaned up when the pool is full.
+// The handle keeps its options until the next Submit, which resets it unless the next request has
+// the same (HttpOptions); its pointers into the transfer stay valid, the others are set again.
 void CurlLoop::TransferDeleter::operator()(Transfer* t) const {
   if (t == nullptr) return;
   t->Clear();
-  curl_easy_reset(t->easy);
+  t->used = true;
   CurlLoop* loop = t->loop;
   {
     std::lock_guard lock(loop->mutex_);
@@ -399,15 +430,18 @@ void CurlLoop::Submit(HttpRequest request, Done done) {
   TransferPtr t = NewTransfer(std::move(done));
   t->upload = std::move(request.body);
   CURL* e = t->easy;
-  t->Common(request.timeout, request.connect_timeout, request.tls);
+  HttpOptions options(request);
+  bool same = t->http_options && *t->http_options == options;
+  if (!same) {
+    if (t->used) curl_easy_reset(e);
+    t->http_options = options;
+    SetHttpOptions(*t, request);
+  }
+  // What differs per request, and what points into this request.
   curl_easy_setopt(e, CURLOPT_URL, request.url.c_str());
-  if (request.method == "GET") {
-    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-  } else {
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
+  if (request.method != "GET") {
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->upload.data());
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(t->upload.size()));
-    if (request.method != "POST") curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, request.method.c_str());
   }
   // No "Expect: 100-continue" round trip: our bodies are small and the providers answer at once.
   // Every list ends with "Expect:" (SharedHeaders has it first). The request's own headers are
@@ -422,6 +456,19 @@ void CurlLoop::Submit(HttpRequest request, Done done) {
     list = &t->own_nodes[i];
   }
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, list);
+  Enqueue(std::move(t));
+}
+
+// The options HttpOptions stands for, on a fresh or reset handle.
+void CurlLoop::SetHttpOptions(Transfer& t, const HttpRequest& request) {
+  CURL* e = t.easy;
+  t.Common(request.timeout, request.connect_timeout, request.tls);
+  if (request.method == "GET") {
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+  } else {
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    if (request.method != "POST") curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, request.method.c_str());
+  }
   if (!request.basic_user.empty()) {
     curl_easy_setopt(e, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
     curl_easy_setopt(e, CURLOPT_USERNAME, request.basic_user.c_str());
@@ -443,7 +490,6 @@ void CurlLoop::Submit(HttpRequest request, Done done) {
   } else {
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
   }
-  Enqueue(std::move(t));
 }
 
 void CurlLoop::Submit(SmtpRequest request, Done done) {
@@ -451,6 +497,8 @@ void CurlLoop::Submit(SmtpRequest request, Done done) {
   t->upload = std::move(request.message);
   t->smtp = true;
   CURL* e = t->easy;
+  if (t->used) curl_easy_reset(e);
+  t->http_options.reset();
   t->Common(request.timeout, request.connect_timeout, request.tls);
   curl_easy_setopt(e, CURLOPT_URL, request.url.c_str());
   if (request.require_starttls) curl_easy_setopt(e, CURLOPT_USE_SSL, static_cast<long>(CURLUSESSL_ALL));

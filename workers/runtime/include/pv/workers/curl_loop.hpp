@@ -125,6 +125,7 @@ class CurlLoop {
   enum class FdState : std::uint8_t { kAbsent, kWanted, kUnwanted };
   TransferPtr NewTransfer(Done done);
   void Enqueue(TransferPtr transfer);
+  static void SetHttpOptions(Transfer& t, const HttpRequest& request);
   void Run();
   // Waits for a socket, libcurl's timer or a wake-up (at most 1 s) and lets libcurl act on it.
   void Poll();
