@@ -172,10 +172,32 @@ struct CurlLoop::Transfer {
   // sets only what differs per request.
   std::optional<HttpOptions> http_options;
   bool used = false;  // the easy handle ran a transfer since it was made or reset
+  // The last HTTP request's URL, parsed (CURLOPT_CURLU): a request to the same URL is not parsed
+  // again. url_text empty: not parsed.
+  CURLU* url = nullptr;
+  std::string url_text;
 
   ~Transfer() {
     if (rcpt_list != nullptr) curl_slist_free_all(rcpt_list);
     if (easy != nullptr) curl_easy_cleanup(easy);
+    if (url != nullptr) curl_url_cleanup(url);
+  }
+
+  // CURLOPT_CURLU with the parsed URL, or CURLOPT_URL when it does not parse (libcurl then reports
+  // what is wrong with it as it always did).
+  void SetUrl(const std::string& text) {
+    if (text != url_text) {
+      url_text.clear();
+      if (url == nullptr) url = curl_url();
+      if (url != nullptr && curl_url_set(url, CURLUPART_URL, text.c_str(), CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK)
+        url_text = text;
+    }
+    if (!url_text.empty()) {
+      curl_easy_setopt(easy, CURLOPT_CURLU, url);
+      return;
+    }
+    curl_easy_setopt(easy, CURLOPT_CURLU, nullptr);
+    curl_easy_setopt(easy, CURLOPT_URL, text.c_str());
   }
 
   // Back to how NewTransfer hands it out, short of the easy handle's options (reset apart). Big
@@ -438,7 +460,7 @@ void CurlLoop::Submit(HttpRequest request, Done done) {
     SetHttpOptions(*t, request);
   }
   // What differs per request, and what points into this request.
-  curl_easy_setopt(e, CURLOPT_URL, request.url.c_str());
+  t->SetUrl(request.url);
   if (request.method != "GET") {
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->upload.data());
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(t->upload.size()));
