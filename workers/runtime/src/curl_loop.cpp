@@ -63,7 +63,7 @@ bool ProxyEnvironment() {
   return false;
 }
 
-// Ends every header list: no "Expect: 100-continue" round trip (see CurlLoop::Submit).
+// In every header list: no "Expect: 100-continue" round trip (see CurlLoop::Submit).
 char kNoExpect[] = "Expect:";
 
 // What sets an HTTP transfer's options apart from its URL, body and headers (CurlLoop::Submit).
@@ -466,8 +466,9 @@ void CurlLoop::Submit(HttpRequest request, Done done) {
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(t->upload.size()));
   }
   // No "Expect: 100-continue" round trip: our bodies are small and the providers answer at once.
-  // Every list ends with "Expect:" (SharedHeaders has it first). The request's own headers are
-  // nodes of this transfer put in front of the shared list, which libcurl only reads.
+  // Every list has "Expect:": first in a SharedHeaders list, else the transfer's no_expect at the
+  // end. The request's own headers are nodes of this transfer put in front of the shared list,
+  // which libcurl only reads.
   t->shared_headers = std::move(request.shared_headers);
   t->own_headers = std::move(request.headers);
   t->keep_headers = request.keep_headers;
