@@ -499,6 +499,39 @@ TEST_F(ProviderTest, TwilioPostsAFormWithBasicAuthAndReadsTheSid) {
   EXPECT_EQ(provider.Cost(*send), 1);
 }
 
+// Transfers reuse their easy handles, and an HTTP request with its handle's last options sets only
+// URL, body and headers (curl_loop.cpp): SMTP between HTTP transfers, and HTTP requests of other
+// options (basic auth), must find nothing of the one before.
+TEST_F(ProviderTest, SmtpAndHttpTransfersTakeTurnsOnOneLoop) {
+  SmtpFake server({});
+  SmtpProvider smtp(Smtp(server.port()), loop_);
+  ProviderFake fake(
+      {"--sendgrid-key", "SG.test-key", "--twilio-sid", "AC0123456789abcdef", "--twilio-token", "tw-token"});
+  SendGridProvider sendgrid(SendGrid(fake.url()), loop_);
+  TwilioProvider twilio(Twilio(fake.url()), loop_);
+  SendSpec sms;
+  sms.channel = Channel::kSms;
+  for (int round = 0; round < 2; ++round) {
+    DeliveryResult r = DeliverNow(sendgrid, MakeSend({}));
+    ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_FALSE(r.provider_message_id.empty());
+    r = DeliverNow(smtp, MakeSend({}, kUtf8Email));
+    ASSERT_TRUE(r.ok) << r.error;
+    r = DeliverNow(twilio, MakeSend(sms));
+    ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.provider_message_id.rfind("SM", 0), 0U) << r.provider_message_id;
+  }
+  EXPECT_EQ(server.Messages().size(), 2U);
+  auto requests = fake.Requests();
+  ASSERT_EQ(requests.Size(), 4U);
+  for (const auto& req : requests.GetArray()) {
+    EXPECT_EQ(Str(req, "method"), "POST");
+    EXPECT_EQ(Str(req, "problem"), "");
+  }
+  EXPECT_EQ(HeaderOf(requests[0], "authorization"), "Bearer SG.test-key");
+  EXPECT_EQ(HeaderOf(requests[2], "authorization"), "Bearer SG.test-key");
+}
+
 TEST_F(ProviderTest, TwilioErrorCodesRefineTheStatus) {
   ProviderFake fake({"--twilio-sid", "AC0123456789abcdef", "--twilio-token", "tw-token"});
   SendSpec spec;

@@ -107,6 +107,9 @@ bool IsUuid(std::string_view s) {
   return true;
 }
 
+// The answer's headers ApnsResult reads (HttpFailure: retry-after).
+constexpr std::string_view kAnswerHeaders[] = {"apns-id", "retry-after"};
+
 }  // namespace
 
 DeliveryResult ApnsResult(const TransferResult& r) {
@@ -200,6 +203,7 @@ void ApnsProvider::Deliver(const std::shared_ptr<const Send>& send, Done done) {
                  "apns-collapse-id: " + ApnsCollapseId(send->send_id),
                  "content-type: application/json"};
   if (IsUuid(send->send_id)) req.headers.push_back("apns-id: " + send->send_id);
+  req.keep_headers = kAnswerHeaders;
   req.body = ApnsBody(*send, background);
   loop_.Submit(std::move(req), [this, token, done = std::move(done)](TransferResult&& r) {
     DeliveryResult result = ApnsResult(r);

@@ -193,6 +193,7 @@ void FcmProvider::FetchToken() {
   claims += fmt::format(R"(,"iat":{},"exp":{}}})", iat, iat + 3600);
   auto req = RequestTo<HttpRequest>(settings_.common, settings_.token_url);
   req.headers = {"Content-Type: application/x-www-form-urlencoded"};
+  req.keep_headers = kFailureHeaders;
   req.body = "grant_type=" + FormEncode("urn:ietf:params:oauth:grant-type:jwt-bearer") +
              "&assertion=" + SignJwt(JwtAlgorithm::kRs256, header, claims, key_.get());
   loop_.Submit(std::move(req), [this](TransferResult&& r) { OnToken(std::move(r)); });
@@ -244,6 +245,7 @@ void FcmProvider::OnToken(TransferResult&& r) {
 void FcmProvider::SendWith(const std::shared_ptr<const Send>& send, const std::string& token, Done done) {
   auto req = RequestTo<HttpRequest>(settings_.common, send_url_);
   req.headers = {"Authorization: Bearer " + token, "Content-Type: application/json"};
+  req.keep_headers = kFailureHeaders;
   req.body = FcmBody(*send);
   loop_.Submit(std::move(req), [this, token, done = std::move(done)](TransferResult&& r) {
     if (FcmTokenRejected(r)) {

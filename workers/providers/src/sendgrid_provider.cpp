@@ -25,6 +25,9 @@ void AppendMailbox(std::string& out, std::string_view mailbox) {
   out += '}';
 }
 
+// The answer's headers SendGridResult reads (HttpFailure: retry-after).
+constexpr std::string_view kAnswerHeaders[] = {"x-message-id", "retry-after"};
+
 }  // namespace
 
 SendGridSettings LoadSendGridSettings(const Config& config, const std::string& name) {
@@ -99,7 +102,11 @@ DeliveryResult SendGridResult(const TransferResult& r) {
 }
 
 SendGridProvider::SendGridProvider(SendGridSettings settings, CurlLoop& loop)
-    : settings_(std::move(settings)), loop_(loop) {}
+    : settings_(std::move(settings)),
+      loop_(loop),
+      url_(settings_.common.base_url + "/v3/mail/send"),
+      headers_(std::make_shared<SharedHeaders>(
+          std::vector<std::string>{"Authorization: Bearer " + settings_.api_key, "Content-Type: application/json"})) {}
 
 void SendGridProvider::Deliver(const std::shared_ptr<const Send>& send, Done done) {
   if (send->ContentString("from").empty() ||
@@ -107,8 +114,9 @@ void SendGridProvider::Deliver(const std::shared_ptr<const Send>& send, Done don
     done(DeliveryResult::Failed(ErrorKind::kInvalidRecord, "email content needs from and text or html"));
     return;
   }
-  auto req = RequestTo<HttpRequest>(settings_.common, settings_.common.base_url + "/v3/mail/send");
-  req.headers = {"Authorization: Bearer " + settings_.api_key, "Content-Type: application/json"};
+  auto req = RequestTo<HttpRequest>(settings_.common, url_);
+  req.shared_headers = headers_;
+  req.keep_headers = kAnswerHeaders;
   if (!settings_.idempotency_header.empty())
     req.headers.push_back(settings_.idempotency_header + ": " + send->send_id);
   req.body = SendGridBody(*send, settings_.list_unsubscribe);

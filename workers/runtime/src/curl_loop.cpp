@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <stdexcept>
 #include <unordered_set>
 
@@ -41,12 +42,77 @@ std::string_view TrimView(std::string_view s) {
   return s;
 }
 
+// Whether a character-by-character lower-cased `name` is `lower`.
+bool EqualsLower(std::string_view name, std::string_view lower) {
+  if (name.size() != lower.size()) return false;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(name[i])) != lower[i]) return false;
+  }
+  return true;
+}
+
+// Whether any proxy variable libcurl may read (http_proxy, HTTPS_PROXY, all_proxy, no_proxy, ...)
+// is set. When none is, transfers say "no proxy" themselves and libcurl skips reading the
+// environment for every new request.
+bool ProxyEnvironment() {
+  for (char** env = environ; *env != nullptr; ++env) {
+    std::string_view entry(*env);
+    std::string_view name = entry.substr(0, entry.find('='));
+    if (name.size() >= 6 && EqualsLower(name.substr(name.size() - 6), "_proxy")) return true;
+  }
+  return false;
+}
+
+// In every header list: no "Expect: 100-continue" round trip (see CurlLoop::Submit).
+char kNoExpect[] = "Expect:";
+
+// What sets an HTTP transfer's options apart from its URL, body and headers (CurlLoop::Submit).
+struct HttpOptions {
+  std::string method;
+  std::string basic_user;
+  std::string basic_password;
+  bool http2 = false;
+  bool https = false;
+  std::chrono::milliseconds timeout{};
+  std::chrono::milliseconds connect_timeout{};
+  std::string ca_file;
+  bool verify = true;
+
+  explicit HttpOptions(const HttpRequest& r)
+      : method(r.method),
+        basic_user(r.basic_user),
+        basic_password(r.basic_password),
+        http2(r.http2),
+        https(r.url.rfind("https:", 0) == 0),
+        timeout(r.timeout),
+        connect_timeout(r.connect_timeout),
+        ca_file(r.tls.ca_file),
+        verify(r.tls.verify) {}
+  bool operator==(const HttpOptions&) const = default;
+};
+
 bool H2cReuseBroken() {
   static const bool broken = curl_version_info(CURLVERSION_NOW)->version_num < 0x075900;
   return broken;
 }
 
 }  // namespace
+
+SharedHeaders::SharedHeaders(const std::vector<std::string>& headers) {
+  curl_slist* list = curl_slist_append(nullptr, kNoExpect);
+  for (const auto& h : headers) {
+    if (list == nullptr) break;
+    curl_slist* longer = curl_slist_append(list, h.c_str());
+    if (longer == nullptr) curl_slist_free_all(list);
+    list = longer;
+  }
+  if (list == nullptr) throw std::bad_alloc();
+  list_ = list;
+}
+
+SharedHeaders::~SharedHeaders() {
+  curl_slist_free_all(static_cast<curl_slist*>(list_));
+}
 
 std::optional<std::string_view> TransferResult::Header(std::string_view lower_name) const {
   for (const auto& [name, value] : headers) {
@@ -83,22 +149,81 @@ bool TransferResult::LoginDenied() const {
   return curl_code == CURLE_LOGIN_DENIED;
 }
 
-// One transfer: the easy handle and everything it points into, alive until completion.
+// One transfer: the easy handle and everything it points into, alive until completion. Kept with
+// its easy handle for the next transfer (TransferDeleter), so its buffers are allocated once.
 struct CurlLoop::Transfer {
   CurlLoop* loop = nullptr;
   CURL* easy = nullptr;
-  curl_slist* header_list = nullptr;
   curl_slist* rcpt_list = nullptr;
+  // The request's own headers, linked in front of the shared list (or of no_expect).
+  std::vector<std::string> own_headers;
+  std::vector<curl_slist> own_nodes;
+  std::shared_ptr<const SharedHeaders> shared_headers;
+  curl_slist no_expect{kNoExpect, nullptr};
+  std::span<const std::string_view> keep_headers;
   std::string upload;  // request body or SMTP message
   std::size_t upload_offset = 0;
   bool smtp = false;
   TransferResult result;
   Done done;
   char errbuf[CURL_ERROR_SIZE] = {};
+  // The easy handle's options since its last curl_easy_reset: those of an HTTP request (apart from
+  // URL, body and headers), or nullopt (SMTP, or never used). A request with the same options
+  // sets only what differs per request.
+  std::optional<HttpOptions> http_options;
+  bool used = false;  // the easy handle ran a transfer since it was made or reset
+  // The last HTTP request's URL, parsed (CURLOPT_CURLU): a request to the same URL is not parsed
+  // again. url_text empty: not parsed.
+  CURLU* url = nullptr;
+  std::string url_text;
 
   ~Transfer() {
-    if (header_list != nullptr) curl_slist_free_all(header_list);
     if (rcpt_list != nullptr) curl_slist_free_all(rcpt_list);
+    if (easy != nullptr) curl_easy_cleanup(easy);
+    if (url != nullptr) curl_url_cleanup(url);
+  }
+
+  // CURLOPT_CURLU with the parsed URL, or CURLOPT_URL when it does not parse (libcurl then reports
+  // what is wrong with it as it always did).
+  void SetUrl(const std::string& text) {
+    if (text != url_text) {
+      url_text.clear();
+      if (url == nullptr) url = curl_url();
+      if (url != nullptr && curl_url_set(url, CURLUPART_URL, text.c_str(), CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK)
+        url_text = text;
+    }
+    if (!url_text.empty()) {
+      curl_easy_setopt(easy, CURLOPT_CURLU, url);
+      return;
+    }
+    curl_easy_setopt(easy, CURLOPT_CURLU, nullptr);
+    curl_easy_setopt(easy, CURLOPT_URL, text.c_str());
+  }
+
+  // Back to how NewTransfer hands it out, short of the easy handle's options (reset apart). Big
+  // buffers (an SMTP message, a long answer) are not kept.
+  void Clear() {
+    constexpr std::size_t kKeepCapacity = 64 << 10;
+    if (rcpt_list != nullptr) curl_slist_free_all(rcpt_list);
+    rcpt_list = nullptr;
+    own_headers.clear();
+    own_nodes.clear();
+    shared_headers.reset();
+    keep_headers = {};
+    upload.clear();
+    if (upload.capacity() > kKeepCapacity) std::string().swap(upload);
+    upload_offset = 0;
+    smtp = false;
+    result.curl_code = 0;
+    result.status = 0;
+    result.body.clear();
+    if (result.body.capacity() > kKeepCapacity) std::string().swap(result.body);
+    result.headers.clear();
+    result.error.clear();
+    result.seconds = 0;
+    result.request_sent = false;
+    done = nullptr;
+    errbuf[0] = '\0';
   }
 
   static size_t OnBody(char* data, size_t size, size_t count, void* user) {
@@ -119,9 +244,17 @@ struct CurlLoop::Transfer {
       return n;
     }
     auto colon = line.find(':');
-    if (colon != std::string_view::npos && colon > 0) {
-      t->result.headers.emplace_back(Lower(TrimView(line.substr(0, colon))),
-                                     std::string(TrimView(line.substr(colon + 1))));
+    if (colon == std::string_view::npos || colon == 0) return n;
+    std::string_view name = TrimView(line.substr(0, colon));
+    if (t->keep_headers.empty()) {
+      t->result.headers.emplace_back(Lower(name), std::string(TrimView(line.substr(colon + 1))));
+      return n;
+    }
+    for (std::string_view keep : t->keep_headers) {
+      if (EqualsLower(name, keep)) {
+        t->result.headers.emplace_back(std::string(keep), std::string(TrimView(line.substr(colon + 1))));
+        break;
+      }
     }
     return n;
   }
@@ -178,56 +311,78 @@ struct CurlLoop::Transfer {
       curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 0L);
       curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 0L);
     }
+    if (!loop->no_proxy_env_) return;
+    // What the empty environment would say, without libcurl reading it for each request.
+    curl_easy_setopt(easy, CURLOPT_PROXY, "");
+    curl_easy_setopt(easy, CURLOPT_NOPROXY, "");
   }
 };
 
-// The easy handle goes back to the pool (reset: no option, callback or pointer of this transfer
-// survives), or is cleaned up when the pool is full.
+// The transfer and its easy handle go back to the pool, or are cleaned up when the pool is full.
+// The handle keeps its options until the next Submit, which resets it unless the next request has
+// the same (HttpOptions); its pointers into the transfer stay valid, the others are set again.
 void CurlLoop::TransferDeleter::operator()(Transfer* t) const {
   if (t == nullptr) return;
-  CURL* easy = t->easy;
+  t->Clear();
+  t->used = true;
   CurlLoop* loop = t->loop;
-  delete t;
-  if (easy == nullptr) return;
-  curl_easy_reset(easy);
   {
     std::lock_guard lock(loop->mutex_);
-    if (loop->free_easies_.size() < static_cast<std::size_t>(loop->options_.max_connections)) {
-      loop->free_easies_.push_back(easy);
+    if (loop->free_transfers_.size() < static_cast<std::size_t>(loop->options_.max_connections)) {
+      loop->free_transfers_.push_back(t);
       return;
     }
   }
-  curl_easy_cleanup(easy);
+  delete t;
 }
 
 CurlLoop::TransferPtr CurlLoop::NewTransfer(Done done) {
-  TransferPtr t(new Transfer);
-  t->loop = this;
-  t->done = std::move(done);
+  Transfer* reused = nullptr;
   {
     std::lock_guard lock(mutex_);
-    if (!free_easies_.empty()) {
-      t->easy = static_cast<CURL*>(free_easies_.back());
-      free_easies_.pop_back();
+    if (!free_transfers_.empty()) {
+      reused = free_transfers_.back();
+      free_transfers_.pop_back();
     }
   }
-  if (t->easy == nullptr) t->easy = curl_easy_init();
-  if (t->easy == nullptr) throw std::runtime_error("curl_easy_init failed");
+  if (reused == nullptr) {
+    auto fresh = std::make_unique<Transfer>();
+    fresh->loop = this;
+    fresh->easy = curl_easy_init();
+    if (fresh->easy == nullptr) throw std::runtime_error("curl_easy_init failed");
+    reused = fresh.release();
+  }
+  TransferPtr t(reused);
+  t->done = std::move(done);
   return t;
 }
 
+// A socket libcurl no longer watches stays in the epoll set (kUnwanted): a kept-alive connection is
+// mostly wanted again by the next transfer, and one EPOLL_CTL_MOD then costs less than a DEL now
+// and an ADD then. Poll takes it out when it reports an event (the peer closed it while idle). A
+// socket libcurl closes leaves the set by itself, and a descriptor number reused for a new socket
+// is added when MOD says it is not there.
 int CurlLoop::OnSocket(void* /*easy*/, int socket, int what, void* self, void* /*socket_data*/) {
   auto* loop = static_cast<CurlLoop*>(self);
+  if (socket < 0) return 0;
+  auto fd = static_cast<std::size_t>(socket);
+  if (fd >= loop->fd_states_.size()) loop->fd_states_.resize(fd + 1, FdState::kAbsent);
+  FdState& state = loop->fd_states_[fd];
   if (what == CURL_POLL_REMOVE) {
-    ::epoll_ctl(loop->epoll_fd_, EPOLL_CTL_DEL, socket, nullptr);  // may be closed already: fine
+    if (state == FdState::kWanted) state = FdState::kUnwanted;
     return 0;
   }
   epoll_event ev{};
   ev.data.fd = socket;
   ev.events = ((what & CURL_POLL_IN) != 0 ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) != 0 ? EPOLLOUT : 0u);
-  if (::epoll_ctl(loop->epoll_fd_, EPOLL_CTL_MOD, socket, &ev) != 0 && errno == ENOENT) {
+  if (state == FdState::kAbsent) {
+    if (::epoll_ctl(loop->epoll_fd_, EPOLL_CTL_ADD, socket, &ev) != 0 && errno == EEXIST) {
+      ::epoll_ctl(loop->epoll_fd_, EPOLL_CTL_MOD, socket, &ev);
+    }
+  } else if (::epoll_ctl(loop->epoll_fd_, EPOLL_CTL_MOD, socket, &ev) != 0 && errno == ENOENT) {
     ::epoll_ctl(loop->epoll_fd_, EPOLL_CTL_ADD, socket, &ev);
   }
+  state = FdState::kWanted;
   return 0;
 }
 
@@ -241,7 +396,7 @@ int CurlLoop::OnTimer(void* /*multi*/, long timeout_ms, void* self) {
   return 0;
 }
 
-CurlLoop::CurlLoop(CurlLoopOptions options) : options_(options) {
+CurlLoop::CurlLoop(CurlLoopOptions options) : options_(options), no_proxy_env_(!ProxyEnvironment()) {
   GlobalInit();
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -274,7 +429,7 @@ CurlLoop::CurlLoop(CurlLoopOptions options) : options_(options) {
 CurlLoop::~CurlLoop() {
   Stop();
   curl_multi_cleanup(static_cast<CURLM*>(multi_));
-  for (void* easy : free_easies_) curl_easy_cleanup(static_cast<CURL*>(easy));
+  for (Transfer* t : free_transfers_) delete t;
   ::close(wake_fd_);
   ::close(epoll_fd_);
 }
@@ -297,20 +452,46 @@ void CurlLoop::Submit(HttpRequest request, Done done) {
   TransferPtr t = NewTransfer(std::move(done));
   t->upload = std::move(request.body);
   CURL* e = t->easy;
-  t->Common(request.timeout, request.connect_timeout, request.tls);
-  curl_easy_setopt(e, CURLOPT_URL, request.url.c_str());
+  HttpOptions options(request);
+  bool same = t->http_options && *t->http_options == options;
+  if (!same) {
+    if (t->used) curl_easy_reset(e);
+    t->http_options = options;
+    SetHttpOptions(*t, request);
+  }
+  // What differs per request, and what points into this request.
+  t->SetUrl(request.url);
+  if (request.method != "GET") {
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->upload.data());
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(t->upload.size()));
+  }
+  // No "Expect: 100-continue" round trip: our bodies are small and the providers answer at once.
+  // Every list has "Expect:": first in a SharedHeaders list, else the transfer's no_expect at the
+  // end. The request's own headers are nodes of this transfer put in front of the shared list,
+  // which libcurl only reads.
+  t->shared_headers = std::move(request.shared_headers);
+  t->own_headers = std::move(request.headers);
+  t->keep_headers = request.keep_headers;
+  curl_slist* list = t->shared_headers ? static_cast<curl_slist*>(t->shared_headers->list()) : &t->no_expect;
+  t->own_nodes.resize(t->own_headers.size());
+  for (std::size_t i = t->own_headers.size(); i-- > 0;) {
+    t->own_nodes[i] = curl_slist{t->own_headers[i].data(), list};
+    list = &t->own_nodes[i];
+  }
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, list);
+  Enqueue(std::move(t));
+}
+
+// The options HttpOptions stands for, on a fresh or reset handle.
+void CurlLoop::SetHttpOptions(Transfer& t, const HttpRequest& request) {
+  CURL* e = t.easy;
+  t.Common(request.timeout, request.connect_timeout, request.tls);
   if (request.method == "GET") {
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
   } else {
     curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->upload.data());
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(t->upload.size()));
     if (request.method != "POST") curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, request.method.c_str());
   }
-  // No "Expect: 100-continue" round trip: our bodies are small and the providers answer at once.
-  t->header_list = curl_slist_append(t->header_list, "Expect:");
-  for (const auto& h : request.headers) t->header_list = curl_slist_append(t->header_list, h.c_str());
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->header_list);
   if (!request.basic_user.empty()) {
     curl_easy_setopt(e, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
     curl_easy_setopt(e, CURLOPT_USERNAME, request.basic_user.c_str());
@@ -332,7 +513,6 @@ void CurlLoop::Submit(HttpRequest request, Done done) {
   } else {
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
   }
-  Enqueue(std::move(t));
 }
 
 void CurlLoop::Submit(SmtpRequest request, Done done) {
@@ -340,6 +520,8 @@ void CurlLoop::Submit(SmtpRequest request, Done done) {
   t->upload = std::move(request.message);
   t->smtp = true;
   CURL* e = t->easy;
+  if (t->used) curl_easy_reset(e);
+  t->http_options.reset();
   t->Common(request.timeout, request.connect_timeout, request.tls);
   curl_easy_setopt(e, CURLOPT_URL, request.url.c_str());
   if (request.require_starttls) curl_easy_setopt(e, CURLOPT_USE_SSL, static_cast<long>(CURLUSESSL_ALL));
@@ -358,17 +540,21 @@ void CurlLoop::Submit(SmtpRequest request, Done done) {
   Enqueue(std::move(t));
 }
 
+// The loop is woken by the submission that made the queue non-empty: it takes the whole queue
+// after every wake-up, so later ones would only cost a write and a read each.
 void CurlLoop::Enqueue(TransferPtr transfer) {
   active_.fetch_add(1, std::memory_order_relaxed);
+  bool was_empty = false;
   {
     std::lock_guard lock(mutex_);
     if (!stop_) {
+      was_empty = pending_.empty();
       pending_.push_back(std::move(transfer));
       transfer = nullptr;
     }
   }
   if (transfer) return transfer->Fail(CURLE_ABORTED_BY_CALLBACK, "transfer loop stopped");
-  Wake();
+  if (was_empty) Wake();
 }
 
 void CurlLoop::Run() {
@@ -450,6 +636,13 @@ void CurlLoop::Poll() {
     if (fd == wake_fd_) {
       std::uint64_t count = 0;
       [[maybe_unused]] ssize_t r = ::read(wake_fd_, &count, sizeof(count));
+      continue;
+    }
+    auto at = static_cast<std::size_t>(fd);
+    if (at < fd_states_.size() && fd_states_[at] != FdState::kWanted) {
+      // Kept in the set after libcurl let go of it (OnSocket): taken out now that it says something.
+      ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+      fd_states_[at] = FdState::kAbsent;
       continue;
     }
     int flags = 0;

@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -29,10 +30,28 @@ struct TlsOptions {
   bool verify = true;   // false only for local experiments
 };
 
+// Request headers ("Name: value") that every request of a provider carries, made into libcurl's list
+// once (with "Expect:", see CurlLoop::Submit) and shared by its transfers instead of a list per send.
+class SharedHeaders {
+ public:
+  explicit SharedHeaders(const std::vector<std::string>& headers);
+  ~SharedHeaders();
+  SharedHeaders(const SharedHeaders&) = delete;
+  SharedHeaders& operator=(const SharedHeaders&) = delete;
+  void* list() const { return list_; }  // curl_slist*, read-only to libcurl
+
+ private:
+  void* list_ = nullptr;
+};
+
 struct HttpRequest {
   std::string method = "POST";
   std::string url;
-  std::vector<std::string> headers;  // "Name: value"
+  std::vector<std::string> headers;  // "Name: value": this request's own, sent before shared_headers
+  std::shared_ptr<const SharedHeaders> shared_headers;  // may be null
+  // The answer's headers the provider reads (lower-case names, static storage): only these are
+  // kept in TransferResult::headers. Empty: every header.
+  std::span<const std::string_view> keep_headers;
   std::string body;
   std::string basic_user;  // non-empty: HTTP basic auth with basic_password
   std::string basic_password;
@@ -59,7 +78,7 @@ struct TransferResult {
   int curl_code = 0;  // CURLcode
   long status = 0;    // HTTP status, or the last SMTP reply code
   std::string body;
-  std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
+  std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased (HttpRequest::keep_headers)
   std::string error;                                         // libcurl's message when curl_code != 0
   double seconds = 0;                                        // total transfer time
   // The whole request left us (HTTP: past connect and TLS, every body byte sent; SMTP: the whole
@@ -102,8 +121,11 @@ class CurlLoop {
     void operator()(Transfer* t) const;
   };
   using TransferPtr = std::unique_ptr<Transfer, TransferDeleter>;
+  // What the epoll set holds for a descriptor libcurl told us about (OnSocket); loop thread only.
+  enum class FdState : std::uint8_t { kAbsent, kWanted, kUnwanted };
   TransferPtr NewTransfer(Done done);
   void Enqueue(TransferPtr transfer);
+  static void SetHttpOptions(Transfer& t, const HttpRequest& request);
   void Run();
   // Waits for a socket, libcurl's timer or a wake-up (at most 1 s) and lets libcurl act on it.
   void Poll();
@@ -120,7 +142,11 @@ class CurlLoop {
   std::optional<std::chrono::steady_clock::time_point> timer_due_;
   std::mutex mutex_;
   std::vector<TransferPtr> pending_;
-  std::vector<void*> free_easies_;  // CURL* handles reset for reuse (bounded by max_connections)
+  // Transfers (each with its easy handle, reset, and its buffers) kept for reuse, at most
+  // max_connections.
+  std::vector<Transfer*> free_transfers_;
+  std::vector<FdState> fd_states_;  // by descriptor
+  bool no_proxy_env_ = false;  // no *_proxy variable in the environment: libcurl need not look
   bool stop_ = false;
   std::atomic<std::size_t> active_{0};
   std::thread thread_;

@@ -64,6 +64,9 @@ ErrorKind KindForHttpStatus(long status);
 // Failure from an HTTP answer: kind from `kind`, message with the status and a bounded excerpt of
 // the body, Retry-After from the headers.
 DeliveryResult HttpFailure(const TransferResult& result, ErrorKind kind, std::string_view detail = {});
+// The answer header HttpFailure reads: what a provider that reads no other header keeps
+// (HttpRequest::keep_headers).
+inline constexpr std::string_view kFailureHeaders[] = {"retry-after"};
 
 std::string Base64(std::string_view data);
 std::string Base64Url(std::string_view data);  // no padding (JWT)

@@ -33,6 +33,8 @@ class SendGridProvider final : public Provider {
  private:
   SendGridSettings settings_;
   CurlLoop& loop_;
+  std::string url_;                                // base_url + /v3/mail/send
+  std::shared_ptr<const SharedHeaders> headers_;  // authorization, content type
 };
 
 }  // namespace pv::workers::providers

@@ -39,6 +39,7 @@ class TwilioProvider final : public Provider {
   TwilioSettings settings_;
   CurlLoop& loop_;
   std::string url_;
+  std::shared_ptr<const SharedHeaders> headers_;  // content type, accept
 };
 
 }  // namespace pv::workers::providers
