@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdint>
+#include <cstring>
 #include <iterator>
 #include <vector>
 
@@ -143,7 +144,13 @@ void AppendTrigger(std::string& out, const TriggerRecord& t) {
 
 bool ParseTrigger(rapidjson::Document& doc, std::string_view value, TriggerRecord& out) {
   out = {};
-  ParseRecord(doc, value);
+  // Parsed in place over a copy made in the document's allocator: RapidJSON decodes each string where
+  // it stands instead of through its stack and into the allocator (-7k instructions of a trigger's
+  // 14k parse, callgrind). The strings live as long as copied ones did: as long as `doc`'s allocator.
+  char* text = static_cast<char*>(doc.GetAllocator().Malloc(value.size() + 1));
+  if (!value.empty()) std::memcpy(text, value.data(), value.size());
+  text[value.size()] = '\0';
+  ParseRecordInPlace(doc, text, value.size());
   if (doc.HasParseError() || !doc.IsObject()) return false;
   out.trigger_id = Text(doc, "trigger_id");
   out.project = Text(doc, "project");
