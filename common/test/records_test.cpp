@@ -113,7 +113,7 @@ TEST(TriggerRecordTest, ParsesAsAPlainParseAndOutlivesTheValue) {
     EXPECT_EQ(value, std::string(original.size(), '#'));
     if (!ok) continue;
     EXPECT_EQ(ToJson(doc), ToJson(plain));  // member by member, duplicates too (== finds by name)
-    auto text = [&plain](const rapidjson::Value& object, const char* name) {
+    auto text = [](const rapidjson::Value& object, const char* name) {
       const auto m = object.FindMember(name);
       return m != object.MemberEnd() && m->value.IsString()
                  ? std::string_view(m->value.GetString(), m->value.GetStringLength())
