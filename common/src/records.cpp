@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdint>
+#include <cstring>
 #include <iterator>
 #include <vector>
 
@@ -26,11 +27,6 @@ struct AppendStream {
 
 std::string_view Text(const rapidjson::Value& object, std::string_view name) {
   return FindString(object, name).value_or(std::string_view());
-}
-
-const rapidjson::Value* Object(const rapidjson::Value& object, std::string_view name) {
-  const rapidjson::Value* v = FindMember(object, name);
-  return v != nullptr && v->IsObject() ? v : nullptr;
 }
 
 // `,"name":` then the quoted value.
@@ -80,6 +76,18 @@ constexpr std::pair<std::string_view, std::string ReceiptRecord::*> kReceiptFiel
     {"address", &ReceiptRecord::address},         {"reason", &ReceiptRecord::reason},
     {"error_code", &ReceiptRecord::error_code},   {"occurred_at", &ReceiptRecord::occurred_at},
 };
+
+// The members ParseTrigger reads, found in one pass.
+enum TriggerMember {
+  kTriggerTriggerId,
+  kTriggerProject,
+  kTriggerCampaignId,
+  kTriggerReceivedAt,
+  kTriggerUser,
+  kTriggerEvent,
+};
+constexpr std::string_view kTriggerMembers[] = {"trigger_id", "project", "campaign_id",
+                                                "received_at", "user", "event"};
 
 // The members of a send that ParseSend reads, by SendMember.
 enum SendMember {
@@ -143,14 +151,39 @@ void AppendTrigger(std::string& out, const TriggerRecord& t) {
 
 bool ParseTrigger(rapidjson::Document& doc, std::string_view value, TriggerRecord& out) {
   out = {};
-  ParseRecord(doc, value);
+  // Parsed in place over a copy made in the document's allocator: RapidJSON decodes each string where
+  // it stands instead of through its stack and into the allocator (-6k instructions of a trigger's
+  // 14k parse, callgrind). The strings live as long as copied ones did: as long as `doc`'s allocator.
+  char* copy = static_cast<char*>(doc.GetAllocator().Malloc(value.size() + 1));
+  if (!value.empty()) std::memcpy(copy, value.data(), value.size());
+  copy[value.size()] = '\0';
+  ParseRecordInPlace(doc, copy, value.size());
   if (doc.HasParseError() || !doc.IsObject()) return false;
-  out.trigger_id = Text(doc, "trigger_id");
-  out.project = Text(doc, "project");
-  out.campaign_id = Text(doc, "campaign_id");
-  out.received_at = Text(doc, "received_at");
-  out.user = Object(doc, "user");
-  out.event = Object(doc, "event");
+  // One pass over the members instead of a lookup per field. As with a lookup, the first member of a
+  // name decides (one of the wrong type reads as absent).
+  const rapidjson::Value* found[std::size(kTriggerMembers)] = {};
+  for (const auto& m : doc.GetObject()) {
+    std::string_view name = AsStringView(m.name);
+    for (std::size_t i = 0; i < std::size(kTriggerMembers); ++i) {
+      if (name != kTriggerMembers[i]) continue;
+      if (found[i] == nullptr) found[i] = &m.value;
+      break;
+    }
+  }
+  auto text = [&found](TriggerMember member) {
+    const rapidjson::Value* v = found[member];
+    return v != nullptr && v->IsString() ? AsStringView(*v) : std::string_view();
+  };
+  auto object = [&found](TriggerMember member) {
+    const rapidjson::Value* v = found[member];
+    return v != nullptr && v->IsObject() ? v : nullptr;
+  };
+  out.trigger_id = text(kTriggerTriggerId);
+  out.project = text(kTriggerProject);
+  out.campaign_id = text(kTriggerCampaignId);
+  out.received_at = text(kTriggerReceivedAt);
+  out.user = object(kTriggerUser);
+  out.event = object(kTriggerEvent);
   if (out.user != nullptr) out.external_id = Text(*out.user, "external_id");
   return true;
 }

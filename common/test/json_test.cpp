@@ -4,6 +4,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <cstdio>
 #include <random>
 
 namespace pv {
@@ -90,6 +91,48 @@ TEST(JsonTest, AppendJsonStringEscapesAtEveryPositionOfLongStrings) {
         s.insert(at / 2, special);
         EXPECT_EQ(Quoted(s), one_by_one(s)) << "at " << at << " and " << at / 2;
       }
+    }
+  }
+}
+
+// Random strings of every byte value, at every length up to a few words and every start within a
+// word: both escapers give the byte-at-a-time answer (AppendJsonStringAsWriter's: RapidJSON's Writer).
+TEST(JsonTest, EscapersAgreeWithOneByteAtATimeOnRandomBytes) {
+  std::mt19937 random(13);
+  auto one_by_one = [](std::string_view s) {
+    std::string out = "\"";
+    for (char c : s) {
+      if (c == '"' || c == '\\') {
+        out += '\\';
+        out += c;
+      } else if (c == '\n' || c == '\r' || c == '\t') {
+        out += c == '\n' ? "\\n" : c == '\r' ? "\\r" : "\\t";
+      } else if (static_cast<unsigned char>(c) < 0x20) {
+        char u[7];
+        std::snprintf(u, sizeof(u), "\\u%04x", static_cast<unsigned>(c));
+        out += u;
+      } else {
+        out += c;
+      }
+    }
+    return out + "\"";
+  };
+  const std::string alphabet = std::string("\"\\\n\r\t\b\f\x01\x1f\x20\x21\x5b\x5d\x7f\x80\xa2\xdc\xff", 18) + "ab";
+  for (int round = 0; round < 3000; ++round) {
+    std::string s(random() % 40, 'x');
+    const unsigned dirt = random() % 4;  // 0: clean; else about one byte in 2, 8 or 32 from the alphabet
+    for (char& c : s) {
+      if (dirt != 0 && random() % (dirt == 1 ? 2 : dirt == 2 ? 8 : 32) == 0) c = alphabet[random() % alphabet.size()];
+    }
+    for (size_t from = 0; from < std::min<size_t>(8, s.size() + 1); ++from) {
+      std::string_view part = std::string_view(s).substr(from);
+      EXPECT_EQ(Quoted(part), one_by_one(part));
+      std::string as_writer;
+      AppendJsonStringAsWriter(as_writer, part);
+      rapidjson::StringBuffer buffer;
+      rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+      w.String(part.data(), static_cast<rapidjson::SizeType>(part.size()));
+      EXPECT_EQ(as_writer, std::string(buffer.GetString(), buffer.GetSize()));
     }
   }
 }

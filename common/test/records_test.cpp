@@ -81,6 +81,67 @@ TEST(TriggerRecordTest, MalformedInputParsesToNothing) {
   EXPECT_EQ(t.external_id, "");
 }
 
+// ParseTrigger parses in place over a copy in the document's allocator: it reads each value as a plain
+// parse of the record does (escapes, a byte order mark, a NUL byte ending the text, what fails), and
+// what it read outlives the value it was given.
+TEST(TriggerRecordTest, ParsesAsAPlainParseAndOutlivesTheValue) {
+  const std::string values[] = {
+      R"({"trigger_id":"t\"1\u00e9\n","project":"p\\","campaign_id":"44","received_at":"r",)"
+      R"("user":{"external_id":"u\/1","email":"a@b.co","n":[1,-2.5e3,true,null]},"event":{"k":{"x":[]}}})",
+      "\xEF\xBB\xBF" R"({"trigger_id":"bom","user":{"external_id":"u"}})",
+      std::string(R"({"trigger_id":"nul","user":{"external_id":"u"}})") + '\0' + "trailing",
+      std::string(R"({"trigger_id":"a)") + '\0' + R"(b"})",
+      // The first member of a name decides, of the wrong type too.
+      R"({"trigger_id":"a","trigger_id":"b","user":{"external_id":"u"},"user":5,"event":7,"event":{}})",
+      R"({"trigger_id":5,"trigger_id":"b","project":null,"user":{"external_id":1,"external_id":"u"}})",
+      R"({"trigger_id":"t","user":{"external_id":"u"}} x)",
+      R"({"trigger_id":"t",})",
+      "",
+  };
+  for (const std::string& original : values) {
+    SCOPED_TRACE(original);
+    rapidjson::Document plain;
+    plain.Parse(original.data(), original.size());
+    const bool plain_ok = !plain.HasParseError() && plain.IsObject();
+
+    rapidjson::Document doc;
+    TriggerRecord t;
+    std::string value = original;
+    const bool ok = ParseTrigger(doc, value, t);
+    value.assign(value.size(), '#');  // the record's own bytes are not what `t` reads
+    ASSERT_EQ(ok, plain_ok);
+    EXPECT_EQ(value, std::string(original.size(), '#'));
+    if (!ok) continue;
+    EXPECT_EQ(ToJson(doc), ToJson(plain));  // member by member, duplicates too (== finds by name)
+    auto text = [](const rapidjson::Value& object, const char* name) {
+      const auto m = object.FindMember(name);
+      return m != object.MemberEnd() && m->value.IsString()
+                 ? std::string_view(m->value.GetString(), m->value.GetStringLength())
+                 : std::string_view();
+    };
+    EXPECT_EQ(t.trigger_id, text(plain, "trigger_id"));
+    EXPECT_EQ(t.project, text(plain, "project"));
+    EXPECT_EQ(t.campaign_id, text(plain, "campaign_id"));
+    EXPECT_EQ(t.received_at, text(plain, "received_at"));
+    ASSERT_NE(t.user, nullptr);
+    EXPECT_EQ(t.external_id, text(plain["user"], "external_id"));
+    std::string from_doc;
+    std::string from_plain;
+    AppendTrigger(from_doc, t);
+    TriggerRecord p = t;
+    p.user = &plain["user"];
+    p.event = plain.HasMember("event") ? &plain["event"] : nullptr;
+    AppendTrigger(from_plain, p);
+    EXPECT_EQ(from_doc, from_plain);
+  }
+  EXPECT_EQ(std::string_view("t\"1\xC3\xA9\n"), [] {
+    static rapidjson::Document doc;
+    static TriggerRecord t;
+    ParseTrigger(doc, R"({"trigger_id":"t\"1\u00e9\n"})", t);
+    return t.trigger_id;
+  }());
+}
+
 // --- send
 
 TEST(SendRecordTest, EncodesFieldsInTheDocumentedOrder) {

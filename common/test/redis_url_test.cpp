@@ -96,5 +96,25 @@ TEST(RedisCommandsTest, WritesRespArraysOfBulkStrings) {
   EXPECT_EQ(c.resp(), "*1\r\n$4\r\nPING\r\n");
 }
 
+// Bulk lengths of every digit count up to five, and commands appended after others: byte for byte
+// the RESP written an argument at a time.
+TEST(RedisCommandsTest, WritesWhatAnArgumentAtATimeWrites) {
+  RedisCommands c;
+  std::string want;
+  for (size_t length : {0, 1, 9, 10, 99, 100, 999, 1000, 12345}) {
+    std::string argument(length, 'a');
+    for (size_t i = 0; i < length; i += 7) argument[i] = static_cast<char>(i % 256);
+    std::vector<std::string> args(length % 13 + 1, argument);
+    args[0] = "HSETNX";
+    c.Add(args);
+    c.Add({"PEXPIRE", argument, "604800000"});
+    want += "*" + std::to_string(args.size()) + "\r\n";
+    for (const std::string& a : args) want += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
+    want += "*3\r\n$7\r\nPEXPIRE\r\n$" + std::to_string(length) + "\r\n" + argument + "\r\n$9\r\n604800000\r\n";
+  }
+  EXPECT_EQ(c.size(), 18U);
+  EXPECT_EQ(c.resp(), want);
+}
+
 }  // namespace
 }  // namespace pv

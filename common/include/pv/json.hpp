@@ -97,19 +97,25 @@ void ParseRecord(rapidjson::Document& doc, std::string_view text) {
 // document's strings point into `text`, which the parse changes; none is copied into its allocator.
 // As with ParseRecord (RapidJSON's UTF-8 input stream), a leading byte order mark is skipped, byte by
 // byte, and a NUL byte ends the text.
+// `text` holds `size` bytes and a NUL byte after them.
 template <unsigned kFlags = rapidjson::kParseDefaultFlags>
-void ParseRecordInPlace(rapidjson::Document& doc, std::string& text) {
-  if (text.size() > static_cast<size_t>(kMaxRecordDepth) &&
-      JsonDepth(text, kMaxRecordDepth) > kMaxRecordDepth) {
+void ParseRecordInPlace(rapidjson::Document& doc, char* text, size_t size) {
+  if (size > static_cast<size_t>(kMaxRecordDepth) &&
+      JsonDepth(std::string_view(text, size), kMaxRecordDepth) > kMaxRecordDepth) {
     doc.SetNull();
     doc.Parse<kFlags>("", 0);
     return;
   }
-  char* start = text.data();
+  char* start = text;
   for (unsigned char bom : {0xEF, 0xBB, 0xBF}) {
     if (static_cast<unsigned char>(*start) == bom) ++start;
   }
   doc.ParseInsitu<kFlags | rapidjson::kParseInsituFlag>(start);
+}
+
+template <unsigned kFlags = rapidjson::kParseDefaultFlags>
+void ParseRecordInPlace(rapidjson::Document& doc, std::string& text) {
+  ParseRecordInPlace<kFlags>(doc, text.data(), text.size());
 }
 
 // Member lookups that tolerate absence and wrong types.

@@ -51,9 +51,6 @@ class RedisCommands {
   std::string_view resp() const { return resp_; }
 
  private:
-  void Header(char tag, size_t n);
-  void Argument(std::string_view a);
-
   std::string resp_;
   size_t count_ = 0;
 };
