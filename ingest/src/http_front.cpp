@@ -580,6 +580,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (state_ != State::kIdle) return;
     if (!pending_.empty()) Parse();  // a pipelined request already read
     if (pending_.empty() && pending_.capacity() > 4096) std::string().swap(pending_);
+    // A client almost always sends its next request only once it has this answer, so a read now
+    // would find nothing: a wasted system call per request. Wait for the socket instead: asio re-arms
+    // it (epoll_ctl), which reports at once bytes that are already there.
+    if (state_ == State::kIdle || state_ == State::kHead || state_ == State::kBody) return WaitReadable();
     ReadSome();
   }
 
