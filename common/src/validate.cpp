@@ -3,6 +3,7 @@
 #include <date/tz.h>
 
 #include <exception>
+#include <string>
 
 namespace pv::validate {
 namespace {
@@ -110,11 +111,17 @@ bool IsLanguageTag(std::string_view s) {
 
 bool IsTimeZone(std::string_view s) {
   if (s.empty() || s.size() > 64) return false;
+  // The zone found last on this thread: most requests name the same few zones, and locate_zone
+  // costs a search and an allocation. The database does not change while the process runs.
+  thread_local std::string last_found;
+  if (s == last_found) return true;
   try {
-    return date::locate_zone(s) != nullptr;
+    if (date::locate_zone(s) == nullptr) return false;
   } catch (const std::exception&) {
     return false;
   }
+  last_found.assign(s);
+  return true;
 }
 
 void WarmUpTimeZones() {

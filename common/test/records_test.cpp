@@ -2,9 +2,12 @@
 
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 
 #include <map>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -52,6 +55,40 @@ TEST(TriggerRecordTest, EncodesTheDocumentedShapeAndParsesBack) {
   std::string again;
   AppendTrigger(again, t);
   EXPECT_EQ(again, std::string_view(out).substr(5));
+}
+
+// AppendTrigger copies strings with nothing to escape whole: its output stays RapidJSON's Writer's,
+// byte for byte, for escapes, control characters, UTF-8 and values longer than anything before.
+TEST(TriggerRecordTest, WritesValuesAsRapidJsonsWriterDoes) {
+  rapidjson::Document body;
+  std::string event = R"({"plain":"value","quote":"a\"b","back":"c\\d","ctl":"\u0001\t\n\u001f",)"
+                      R"("nul":"x\u0000y","utf8":"Zürich 東京 😀","slash":"a/b","del":"\u007f",)"
+                      R"("k\"ey":1,"nested":{"a":[true,false,null,-3,1e300,"s"]},"long":")" +
+                      std::string(5000, 'z') + R"("})";
+  body.Parse(event.data(), event.size());
+  ASSERT_FALSE(body.HasParseError());
+  TriggerRecord in;
+  in.trigger_id = "t\"1";
+  in.event = &body;
+  std::string out;
+  AppendTrigger(out, in);
+
+  rapidjson::StringBuffer expected;
+  rapidjson::Writer<rapidjson::StringBuffer> w(expected);
+  w.StartObject();
+  w.Key("v");
+  w.Int(1);
+  for (const char* key : {"trigger_id", "project", "campaign_id", "received_at"}) {
+    w.Key(key);
+    w.String(key == std::string_view("trigger_id") ? "t\"1" : "");
+  }
+  w.Key("user");
+  w.StartObject();
+  w.EndObject();
+  w.Key("event");
+  body.Accept(w);
+  w.EndObject();
+  EXPECT_EQ(out, std::string_view(expected.GetString(), expected.GetSize()));
 }
 
 TEST(TriggerRecordTest, MissingUserOrEventIsWrittenEmpty) {

@@ -10,7 +10,9 @@
 #include <boost/asio.hpp>
 #include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/error.hpp>
+#include <charconv>
 #include <ctime>
+#include <iterator>
 #include <thread>
 
 #include "pv/json.hpp"
@@ -73,6 +75,12 @@ const char* StatusText(int status) {
     if (kCodes[i] == status) return kTexts[i];
   }
   return "Status";
+}
+
+void AppendDecimal(std::string& out, size_t n) {
+  char digits[24];
+  auto end = std::to_chars(std::begin(digits), std::end(digits), n).ptr;
+  out.append(digits, static_cast<size_t>(end - digits));
 }
 
 std::string DateHeader() {
@@ -530,12 +538,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
                          served_ >= front_.options.keep_alive_max_requests;
     bool has_body = response.status >= 200 && response.status != 204 && response.status != 304;
     bool send_body = has_body && head_.method() != "HEAD";  // HEAD: the length, not the bytes
+    // Appended piece by piece: a fmt::format per line cost a temporary string and a format parse
+    // on every answer.
     out_.clear();
-    out_ += fmt::format("HTTP/1.1 {} {}\r\n", response.status, StatusText(response.status));
+    out_ += "HTTP/1.1 ";
+    AppendDecimal(out_, static_cast<size_t>(response.status));
+    out_.append(" ").append(StatusText(response.status)).append("\r\n");
     out_ += loop_.date;
     if (has_body) {
-      out_.append("Content-Type: ").append(response.content_type);
-      out_ += fmt::format("\r\nContent-Length: {}\r\n", response.body.size());
+      out_.append("Content-Type: ").append(response.content_type).append("\r\nContent-Length: ");
+      AppendDecimal(out_, response.body.size());
+      out_ += "\r\n";
     }
     for (const auto& [name, value] : response.headers)
       out_.append(name).append(": ").append(value).append("\r\n");
@@ -580,6 +593,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (state_ != State::kIdle) return;
     if (!pending_.empty()) Parse();  // a pipelined request already read
     if (pending_.empty() && pending_.capacity() > 4096) std::string().swap(pending_);
+    // A client almost always sends its next request only once it has this answer, so a read now
+    // would find nothing: a wasted system call per request. Wait for the socket instead: asio re-arms
+    // it (epoll_ctl), which reports at once bytes that are already there.
+    if (state_ == State::kIdle || state_ == State::kHead || state_ == State::kBody) return WaitReadable();
     ReadSome();
   }
 

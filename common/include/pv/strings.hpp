@@ -10,12 +10,13 @@
 namespace pv {
 
 // ASCII case-insensitive equality (HTTP field names, locale tags, Kafka API names).
+// Inline ASCII folding, not std::tolower: that is a call into libc per character (and the program
+// never leaves the "C" locale, where both agree), and ingest compares every request's field names.
 inline bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
+  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
   for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
+    if (lower(a[i]) != lower(b[i])) return false;
   }
   return true;
 }
