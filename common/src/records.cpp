@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <iterator>
+#include <span>
 #include <vector>
 
 #include "pv/delay_ladder.hpp"
@@ -153,6 +154,26 @@ constexpr std::pair<std::string_view, std::string ReceiptRecord::*> kReceiptFiel
     {"error_code", &ReceiptRecord::error_code},   {"occurred_at", &ReceiptRecord::occurred_at},
 };
 
+// The members of `object` named in `names`, in one pass over its members instead of a lookup per
+// name: found[i] is the first member named names[i] (the one a lookup finds), or nullptr.
+void FindMembers(const rapidjson::Value& object, std::span<const std::string_view> names,
+                 std::span<const rapidjson::Value*> found) {
+  std::fill(found.begin(), found.end(), nullptr);
+  for (const auto& m : object.GetObject()) {
+    std::string_view name = AsStringView(m.name);
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      if (name != names[i]) continue;
+      if (found[i] == nullptr) found[i] = &m.value;
+      break;
+    }
+  }
+}
+
+// A found member's text, or empty when it is absent or not a string.
+std::string_view TextOf(const rapidjson::Value* v) {
+  return v != nullptr && v->IsString() ? AsStringView(*v) : std::string_view();
+}
+
 // The members ParseTrigger reads, found in one pass.
 enum TriggerMember {
   kTriggerTriggerId,
@@ -235,21 +256,10 @@ bool ParseTrigger(rapidjson::Document& doc, std::string_view value, TriggerRecor
   copy[value.size()] = '\0';
   ParseRecordInPlace(doc, copy, value.size());
   if (doc.HasParseError() || !doc.IsObject()) return false;
-  // One pass over the members instead of a lookup per field. As with a lookup, the first member of a
-  // name decides (one of the wrong type reads as absent).
-  const rapidjson::Value* found[std::size(kTriggerMembers)] = {};
-  for (const auto& m : doc.GetObject()) {
-    std::string_view name = AsStringView(m.name);
-    for (std::size_t i = 0; i < std::size(kTriggerMembers); ++i) {
-      if (name != kTriggerMembers[i]) continue;
-      if (found[i] == nullptr) found[i] = &m.value;
-      break;
-    }
-  }
-  auto text = [&found](TriggerMember member) {
-    const rapidjson::Value* v = found[member];
-    return v != nullptr && v->IsString() ? AsStringView(*v) : std::string_view();
-  };
+  // A member of the wrong type reads as absent.
+  const rapidjson::Value* found[std::size(kTriggerMembers)];
+  FindMembers(doc, kTriggerMembers, found);
+  auto text = [&found](TriggerMember member) { return TextOf(found[member]); };
   auto object = [&found](TriggerMember member) {
     const rapidjson::Value* v = found[member];
     return v != nullptr && v->IsObject() ? v : nullptr;
@@ -337,21 +347,9 @@ std::shared_ptr<Send> ParseSend(std::string_view value, std::string_view key, Ch
     error = "value is not a JSON object";
     return nullptr;
   }
-  // One pass over the members instead of a lookup per field. As with a lookup, the first member of a
-  // name decides.
-  const rapidjson::Value* found[std::size(kSendMembers)] = {};
-  for (const auto& m : send->doc.GetObject()) {
-    std::string_view name = AsStringView(m.name);
-    for (std::size_t i = 0; i < std::size(kSendMembers); ++i) {
-      if (name != kSendMembers[i]) continue;
-      if (found[i] == nullptr) found[i] = &m.value;
-      break;
-    }
-  }
-  auto text = [&found](SendMember member) {
-    const rapidjson::Value* v = found[member];
-    return v != nullptr && v->IsString() ? AsStringView(*v) : std::string_view();
-  };
+  const rapidjson::Value* found[std::size(kSendMembers)];
+  FindMembers(send->doc, kSendMembers, found);
+  auto text = [&found](SendMember member) { return TextOf(found[member]); };
   send->send_id = text(kSendId);
   send->trigger_id = text(kTriggerId);
   send->project = text(kProject);

@@ -61,25 +61,31 @@ TEST(JsonTest, AppendJsonStringOutputParsesBackToTheInput) {
   EXPECT_EQ(AsStringView(parsed), all);
 }
 
+// The JSON string of `s` as AppendJsonString writes it (\n, \r, \t; other control bytes as \u00xx in
+// lower case), escaped a byte at a time: the reference its word-at-a-time loop is compared with.
+std::string EscapedByteAtATime(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n' || c == '\r' || c == '\t') {
+      out += c == '\n' ? "\\n" : c == '\r' ? "\\r" : "\\t";
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char u[7];
+      std::snprintf(u, sizeof(u), "\\u%04x", static_cast<unsigned>(c));
+      out += u;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
 // The escapes are found 8 bytes at a time: every character that needs one, at every position of a
 // string longer than a word (and next to UTF-8 bytes, which never do), gives the character-at-a-time
 // answer.
 TEST(JsonTest, AppendJsonStringEscapesAtEveryPositionOfLongStrings) {
-  auto one_by_one = [](std::string_view s) {
-    std::string out = "\"";
-    for (char c : s) {
-      if (c == '"' || c == '\\') {
-        out += '\\';
-        out += c;
-      } else if (static_cast<unsigned char>(c) < 0x20) {
-        out += Quoted(std::string_view(&c, 1)).substr(1, std::string::npos);
-        out.pop_back();
-      } else {
-        out += c;
-      }
-    }
-    return out + "\"";
-  };
   const std::string specials[] = {"\"", "\\", std::string(1, '\0'), "\n", "\x1f"};
   for (const std::string& base :
        {std::string(37, 'a'), std::string("\xc3\xa9\xe6\x97\xa5 text and more text \x7f\xff")}) {
@@ -87,9 +93,9 @@ TEST(JsonTest, AppendJsonStringEscapesAtEveryPositionOfLongStrings) {
       for (size_t at = 0; at <= base.size(); ++at) {
         std::string s = base;
         s.insert(at, special);
-        EXPECT_EQ(Quoted(s), one_by_one(s)) << "at " << at;
+        EXPECT_EQ(Quoted(s), EscapedByteAtATime(s)) << "at " << at;
         s.insert(at / 2, special);
-        EXPECT_EQ(Quoted(s), one_by_one(s)) << "at " << at << " and " << at / 2;
+        EXPECT_EQ(Quoted(s), EscapedByteAtATime(s)) << "at " << at << " and " << at / 2;
       }
     }
   }
@@ -99,24 +105,6 @@ TEST(JsonTest, AppendJsonStringEscapesAtEveryPositionOfLongStrings) {
 // word: both escapers give the byte-at-a-time answer (AppendJsonStringAsWriter's: RapidJSON's Writer).
 TEST(JsonTest, EscapersAgreeWithOneByteAtATimeOnRandomBytes) {
   std::mt19937 random(13);
-  auto one_by_one = [](std::string_view s) {
-    std::string out = "\"";
-    for (char c : s) {
-      if (c == '"' || c == '\\') {
-        out += '\\';
-        out += c;
-      } else if (c == '\n' || c == '\r' || c == '\t') {
-        out += c == '\n' ? "\\n" : c == '\r' ? "\\r" : "\\t";
-      } else if (static_cast<unsigned char>(c) < 0x20) {
-        char u[7];
-        std::snprintf(u, sizeof(u), "\\u%04x", static_cast<unsigned>(c));
-        out += u;
-      } else {
-        out += c;
-      }
-    }
-    return out + "\"";
-  };
   const std::string alphabet = std::string("\"\\\n\r\t\b\f\x01\x1f\x20\x21\x5b\x5d\x7f\x80\xa2\xdc\xff", 18) + "ab";
   for (int round = 0; round < 3000; ++round) {
     std::string s(random() % 40, 'x');
@@ -126,7 +114,7 @@ TEST(JsonTest, EscapersAgreeWithOneByteAtATimeOnRandomBytes) {
     }
     for (size_t from = 0; from < std::min<size_t>(8, s.size() + 1); ++from) {
       std::string_view part = std::string_view(s).substr(from);
-      EXPECT_EQ(Quoted(part), one_by_one(part));
+      EXPECT_EQ(Quoted(part), EscapedByteAtATime(part));
       std::string as_writer;
       AppendJsonStringAsWriter(as_writer, part);
       rapidjson::StringBuffer buffer;

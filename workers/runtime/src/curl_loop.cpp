@@ -17,6 +17,7 @@
 #include <unordered_set>
 
 #include "pv/log.hpp"
+#include "pv/strings.hpp"
 
 namespace pv::workers {
 namespace {
@@ -42,15 +43,6 @@ std::string_view TrimView(std::string_view s) {
   return s;
 }
 
-// Whether a character-by-character lower-cased `name` is `lower`.
-bool EqualsLower(std::string_view name, std::string_view lower) {
-  if (name.size() != lower.size()) return false;
-  for (std::size_t i = 0; i < name.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(name[i])) != lower[i]) return false;
-  }
-  return true;
-}
-
 // Whether any proxy variable libcurl may read (http_proxy, HTTPS_PROXY, all_proxy, no_proxy, ...)
 // is set. When none is, transfers say "no proxy" themselves and libcurl skips reading the
 // environment for every new request.
@@ -58,7 +50,7 @@ bool ProxyEnvironment() {
   for (char** env = environ; *env != nullptr; ++env) {
     std::string_view entry(*env);
     std::string_view name = entry.substr(0, entry.find('='));
-    if (name.size() >= 6 && EqualsLower(name.substr(name.size() - 6), "_proxy")) return true;
+    if (name.size() >= 6 && EqualsIgnoreCase(name.substr(name.size() - 6), "_proxy")) return true;
   }
   return false;
 }
@@ -251,7 +243,7 @@ struct CurlLoop::Transfer {
       return n;
     }
     for (std::string_view keep : t->keep_headers) {
-      if (EqualsLower(name, keep)) {
+      if (EqualsIgnoreCase(name, keep)) {
         t->result.headers.emplace_back(std::string(keep), std::string(TrimView(line.substr(colon + 1))));
         break;
       }
