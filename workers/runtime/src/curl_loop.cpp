@@ -17,6 +17,7 @@
 #include <unordered_set>
 
 #include "pv/log.hpp"
+#include "pv/workers/http1_client.hpp"
 #include "pv/strings.hpp"
 
 namespace pv::workers {
@@ -100,6 +101,18 @@ SharedHeaders::SharedHeaders(const std::vector<std::string>& headers) {
   }
   if (list == nullptr) throw std::bad_alloc();
   list_ = list;
+  // libcurl's rules for a list: "Name:" with no value takes the header out, "Name;" sends it empty.
+  for (const auto& h : headers) {
+    std::string_view line = h;
+    std::size_t colon = line.find(':');
+    if (colon == std::string_view::npos) {
+      if (!line.empty() && line.back() == ';') lines_.append(line.substr(0, line.size() - 1)).append(":\r\n");
+      continue;
+    }
+    if (line.find_first_not_of(" \t", colon + 1) == std::string_view::npos) continue;
+    has_accept_ = has_accept_ || EqualsIgnoreCase(line.substr(0, colon), "accept");
+    lines_.append(line).append("\r\n");
+  }
 }
 
 SharedHeaders::~SharedHeaders() {
@@ -140,6 +153,12 @@ bool TransferResult::ConnectFailed() const {
 bool TransferResult::LoginDenied() const {
   return curl_code == CURLE_LOGIN_DENIED;
 }
+
+struct CurlLoop::NativeSubmission {
+  HttpRequest request;
+  HttpTarget target;
+  Done done;
+};
 
 // One transfer: the easy handle and everything it points into, alive until completion. Kept with
 // its easy handle for the next transfer (TransferDeleter), so its buffers are allocated once.
@@ -415,6 +434,7 @@ CurlLoop::CurlLoop(CurlLoopOptions options) : options_(options), no_proxy_env_(!
   }
   curl_multi_setopt(multi, CURLMOPT_PIPELINING, static_cast<long>(CURLPIPE_MULTIPLEX));
   multi_ = multi;
+  native_ = std::make_unique<Http1Client>(epoll_fd_, wake_fd_, options_, active_);
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -441,6 +461,30 @@ void CurlLoop::Stop() {
 }
 
 void CurlLoop::Submit(HttpRequest request, Done done) {
+  static const bool verbose = std::getenv("PV_CURL_VERBOSE") != nullptr;
+  std::optional<HttpTarget> target;
+  if (!request.http2 && no_proxy_env_ && !verbose) target = ParseHttpTarget(request.url);
+  if (target) {
+    active_.fetch_add(1, std::memory_order_relaxed);
+    bool was_empty = false;
+    {
+      std::lock_guard lock(mutex_);
+      if (!stop_) {
+        was_empty = pending_.empty() && native_pending_.empty();
+        native_pending_.push_back({std::move(request), std::move(*target), std::move(done)});
+        done = nullptr;
+      }
+    }
+    if (done) {
+      active_.fetch_sub(1, std::memory_order_relaxed);
+      TransferResult stopped;
+      stopped.curl_code = CURLE_ABORTED_BY_CALLBACK;
+      stopped.error = "transfer loop stopped";
+      return done(std::move(stopped));
+    }
+    if (was_empty) Wake();
+    return;
+  }
   TransferPtr t = NewTransfer(std::move(done));
   t->upload = std::move(request.body);
   CURL* e = t->easy;
@@ -540,7 +584,7 @@ void CurlLoop::Enqueue(TransferPtr transfer) {
   {
     std::lock_guard lock(mutex_);
     if (!stop_) {
-      was_empty = pending_.empty();
+      was_empty = pending_.empty() && native_pending_.empty();
       pending_.push_back(std::move(transfer));
       transfer = nullptr;
     }
@@ -577,12 +621,16 @@ void CurlLoop::Run() {
   };
 
   std::vector<TransferPtr> batch;
+  std::vector<NativeSubmission> native_batch;
   while (true) {
     {
       std::lock_guard lock(mutex_);
       if (stop_) break;
       batch.swap(pending_);
+      native_batch.swap(native_pending_);
     }
+    for (auto& s : native_batch) native_->Start(std::move(s.request), std::move(s.target), std::move(s.done));
+    native_batch.clear();
     for (auto& t : batch) {
       Transfer* raw = t.release();
       CURLMcode mc = curl_multi_add_handle(multi, raw->easy);  // sets the timer to "now"
@@ -602,12 +650,21 @@ void CurlLoop::Run() {
     std::snprintf(t->errbuf, sizeof(t->errbuf), "transfer loop stopped");
     complete(t, CURLE_ABORTED_BY_CALLBACK);
   }
+  native_->Stop();
   std::vector<TransferPtr> never;
   {
     std::lock_guard lock(mutex_);
     never.swap(pending_);
+    native_batch.swap(native_pending_);
   }
   for (auto& t : never) t->Fail(CURLE_ABORTED_BY_CALLBACK, "transfer loop stopped");
+  for (auto& s : native_batch) {
+    active_.fetch_sub(1, std::memory_order_relaxed);
+    TransferResult stopped;
+    stopped.curl_code = CURLE_ABORTED_BY_CALLBACK;
+    stopped.error = "transfer loop stopped";
+    s.done(std::move(stopped));
+  }
 }
 
 void CurlLoop::Poll() {
@@ -622,6 +679,7 @@ void CurlLoop::Poll() {
     auto left = std::chrono::ceil<std::chrono::milliseconds>(*timer_due_ - std::chrono::steady_clock::now());
     wait_ms = static_cast<int>(std::clamp<std::int64_t>(left.count(), 0, 1000));
   }
+  wait_ms = native_->Tick(wait_ms);  // its deadlines due and lookups done, and how long till the next
   int n = ::epoll_wait(epoll_fd_, events, kMaxEvents, wait_ms);
   for (int i = 0; i < n; ++i) {
     int fd = events[i].data.fd;
@@ -630,6 +688,7 @@ void CurlLoop::Poll() {
       [[maybe_unused]] ssize_t r = ::read(wake_fd_, &count, sizeof(count));
       continue;
     }
+    if (native_->OnEvent(fd, events[i].events)) continue;
     auto at = static_cast<std::size_t>(fd);
     if (at < fd_states_.size() && fd_states_[at] != FdState::kWanted) {
       // Kept in the set after libcurl let go of it (OnSocket): taken out now that it says something.
