@@ -156,7 +156,7 @@ bool TransferResult::LoginDenied() const {
 
 struct CurlLoop::NativeSubmission {
   HttpRequest request;
-  HttpTarget target;
+  std::shared_ptr<const HttpTarget> target;
   Done done;
 };
 
@@ -462,8 +462,18 @@ void CurlLoop::Stop() {
 
 void CurlLoop::Submit(HttpRequest request, Done done) {
   static const bool verbose = std::getenv("PV_CURL_VERBOSE") != nullptr;
-  std::optional<HttpTarget> target;
-  if (!request.http2 && no_proxy_env_ && !verbose) target = ParseHttpTarget(request.url);
+  // The last URL parsed, per submitting thread: a provider sends to the same URL again and again.
+  thread_local std::string last_url;
+  thread_local std::shared_ptr<const HttpTarget> last_target;
+  std::shared_ptr<const HttpTarget> target;
+  if (!request.http2 && no_proxy_env_ && !verbose) {
+    if (request.url != last_url || !last_target) {
+      last_target.reset();
+      last_url = request.url;
+      if (auto parsed = ParseHttpTarget(request.url)) last_target = std::make_shared<const HttpTarget>(std::move(*parsed));
+    }
+    target = last_target;
+  }
   if (target) {
     active_.fetch_add(1, std::memory_order_relaxed);
     bool was_empty = false;
@@ -471,7 +481,7 @@ void CurlLoop::Submit(HttpRequest request, Done done) {
       std::lock_guard lock(mutex_);
       if (!stop_) {
         was_empty = pending_.empty() && native_pending_.empty();
-        native_pending_.push_back({std::move(request), std::move(*target), std::move(done)});
+        native_pending_.push_back({std::move(request), std::move(target), std::move(done)});
         done = nullptr;
       }
     }

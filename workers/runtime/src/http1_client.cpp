@@ -109,6 +109,7 @@ std::optional<HttpTarget> ParseHttpTarget(std::string_view url) {
   t.authority = std::string(host_text);
   if (t.port != default_port) t.authority += ":" + std::to_string(t.port);
   t.path = path.empty() || path.front() == '?' ? "/" + std::string(path) : std::string(path);
+  t.origin = fmt::format("{}://{}:{}", t.tls ? "https" : "http", host_text, t.port);
   return t;
 }
 
@@ -135,9 +136,9 @@ struct Http1Client::TlsContext {
 struct Http1Client::Exchange {
   Done done;
   TransferResult result;
-  HttpTarget target;
+  std::shared_ptr<const HttpTarget> target;
   TlsOptions tls;
-  std::string key;   // its pool's
+  Pool* pool = nullptr;
   std::string wire;  // head and body, formatted once
   std::size_t sent = 0;
   std::span<const std::string_view> keep_headers;
@@ -200,7 +201,7 @@ void Http1Client::Stop() {
 
 // ---- requests ----
 
-void Http1Client::Start(HttpRequest request, HttpTarget target, Done done) {
+void Http1Client::Start(HttpRequest request, std::shared_ptr<const HttpTarget> target, Done done) {
   auto* ex = new Exchange;
   ex->done = std::move(done);
   ex->start = Clock::now();
@@ -211,14 +212,20 @@ void Http1Client::Start(HttpRequest request, HttpTarget target, Done done) {
   ex->keep_headers = request.keep_headers;
   ex->head = request.method == "HEAD";
   ex->tls = std::move(request.tls);
-  ex->key = fmt::format("{}://{}:{}", target.tls ? "https" : "http", target.host, target.port);
-  if (target.tls) ex->key += fmt::format(" {} {}", ex->tls.verify ? 1 : 0, ex->tls.ca_file);
+  key_.assign(target->origin);
+  if (target->tls) key_.append(ex->tls.verify ? " verify " : " no-verify ").append(ex->tls.ca_file);
+  auto& pool = pools_[key_];
+  if (!pool) {
+    pool = std::make_unique<Pool>();
+    pool->key = key_;
+  }
+  ex->pool = pool.get();
   // The head: request line, Host, credentials, the request's own headers and then the shared ones
   // (curl's rules: "Name:" alone takes a header out, "Name;" sends it empty), the body's length.
   std::string& w = ex->wire;
   w.reserve(256 + request.body.size());
-  w.append(request.method).append(" ").append(target.path).append(" HTTP/1.1\r\nHost: ");
-  w.append(target.authority).append("\r\n");
+  w.append(request.method).append(" ").append(target->path).append(" HTTP/1.1\r\nHost: ");
+  w.append(target->authority).append("\r\n");
   if (!request.basic_user.empty()) {
     std::string plain = request.basic_user + ":" + request.basic_password;
     std::string coded(4 * ((plain.size() + 2) / 3), '\0');
@@ -245,7 +252,8 @@ void Http1Client::Start(HttpRequest request, HttpTarget target, Done done) {
   }
   w.append("\r\n").append(request.body);
   ex->target = std::move(target);
-  SetDue(ex, ex->connect_deadline);
+  // A kept-alive connection is ready: no connect deadline (Dispatch sets it when one is needed).
+  SetDue(ex, ex->pool->idle.empty() ? ex->connect_deadline : ex->deadline);
   Dispatch(ex, false);
 }
 
@@ -255,30 +263,22 @@ void Http1Client::SetDue(Exchange* ex, Clock::time_point due) {
   due_.emplace(due, ex);
 }
 
-Http1Client::Pool& Http1Client::PoolFor(const Exchange& ex) {
-  auto& pool = pools_[ex.key];
-  if (!pool) {
-    pool = std::make_unique<Pool>();
-    pool->key = ex.key;
-  }
-  return *pool;
-}
-
 // A kept-alive connection if there is one (fresh: never), else a new one when the limits allow,
 // else a place in the pool's queue.
 void Http1Client::Dispatch(Exchange* ex, bool fresh) {
-  Pool& pool = PoolFor(*ex);
+  Pool& pool = *ex->pool;
   auto now = Clock::now();
   while (!fresh && !pool.idle.empty()) {
     Connection* c = pool.idle.back();
     if (now - c->idle_since < kMaxIdle) {
       pool.idle.pop_back();
       c->reused = true;
-      SetDue(ex, ex->deadline);
+      if (ex->due != ex->deadline) SetDue(ex, ex->deadline);
       return Assign(c, ex);
     }
     Close(c);
   }
+  if (ex->due != ex->connect_deadline) SetDue(ex, ex->connect_deadline);
   bool host_full = options_.max_host_connections > 0 && pool.open >= options_.max_host_connections;
   if (!host_full && open_ >= options_.max_connections) {
     // At the limit over all hosts: an idle connection elsewhere makes room.
@@ -294,34 +294,34 @@ void Http1Client::Dispatch(Exchange* ex, bool fresh) {
     pool.waiting.push_back(ex);
     return;
   }
-  if (ex->target.ip) {
+  if (ex->target->ip) {
     Lookup literal;
     Address a;
-    if (ex->target.host.find(':') != std::string::npos) {
+    if (ex->target->host.find(':') != std::string::npos) {
       auto* sa = reinterpret_cast<sockaddr_in6*>(&a.addr);
       sa->sin6_family = AF_INET6;
-      sa->sin6_port = htons(ex->target.port);
-      ::inet_pton(AF_INET6, ex->target.host.c_str(), &sa->sin6_addr);
+      sa->sin6_port = htons(ex->target->port);
+      ::inet_pton(AF_INET6, ex->target->host.c_str(), &sa->sin6_addr);
       a.len = sizeof(sockaddr_in6);
     } else {
       auto* sa = reinterpret_cast<sockaddr_in*>(&a.addr);
       sa->sin_family = AF_INET;
-      sa->sin_port = htons(ex->target.port);
-      ::inet_pton(AF_INET, ex->target.host.c_str(), &sa->sin_addr);
+      sa->sin_port = htons(ex->target->port);
+      ::inet_pton(AF_INET, ex->target->host.c_str(), &sa->sin_addr);
       a.len = sizeof(sockaddr_in);
     }
     literal.addresses.push_back(a);
     return Connect(ex, pool, literal, 0);
   }
-  auto it = lookups_.find(ex->target.host);
+  auto it = lookups_.find(ex->target->host);
   if (it != lookups_.end() && it->second->expires > now) return Connect(ex, pool, *it->second, 0);
   Resolve(ex);
 }
 
 void Http1Client::Connect(Exchange* ex, Pool& pool, const Lookup& lookup, std::size_t index) {
   Address a = lookup.addresses[index];
-  if (a.addr.ss_family == AF_INET) reinterpret_cast<sockaddr_in*>(&a.addr)->sin_port = htons(ex->target.port);
-  if (a.addr.ss_family == AF_INET6) reinterpret_cast<sockaddr_in6*>(&a.addr)->sin6_port = htons(ex->target.port);
+  if (a.addr.ss_family == AF_INET) reinterpret_cast<sockaddr_in*>(&a.addr)->sin_port = htons(ex->target->port);
+  if (a.addr.ss_family == AF_INET6) reinterpret_cast<sockaddr_in6*>(&a.addr)->sin6_port = htons(ex->target->port);
   int fd = ::socket(a.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
   if (fd < 0) return Fail(ex, kCouldntConnect, fmt::format("socket: {}", std::strerror(errno)));
   int one = 1;
@@ -332,7 +332,7 @@ void Http1Client::Connect(Exchange* ex, Pool& pool, const Lookup& lookup, std::s
     ::close(fd);
     if (index + 1 < lookup.addresses.size()) return Connect(ex, pool, lookup, index + 1);
     return Fail(ex, kCouldntConnect,
-                fmt::format("Failed to connect to {} port {}: {}", ex->target.host, ex->target.port, std::strerror(err)));
+                fmt::format("Failed to connect to {} port {}: {}", ex->target->host, ex->target->port, std::strerror(err)));
   }
   auto* c = new Connection;
   c->fd = fd;
@@ -394,17 +394,17 @@ bool Http1Client::OnEvent(int fd, std::uint32_t events) {
         ex->conn = nullptr;
         ex->where = Exchange::Where::kNowhere;
         Close(c);
-        auto it = lookups_.find(ex->target.host);
-        if (!ex->target.ip && it != lookups_.end() && next < it->second->addresses.size()) {
+        auto it = lookups_.find(ex->target->host);
+        if (!ex->target->ip && it != lookups_.end() && next < it->second->addresses.size()) {
           Connect(ex, pool, *it->second, next);
         } else {
           Fail(ex, kCouldntConnect,
-               fmt::format("Failed to connect to {} port {}: {}", ex->target.host, ex->target.port, std::strerror(err)));
+               fmt::format("Failed to connect to {} port {}: {}", ex->target->host, ex->target->port, std::strerror(err)));
         }
         ServeWaiting(nullptr);
         return true;
       }
-      if (ex->target.tls) {
+      if (ex->target->tls) {
         TlsContext* tls = ContextFor(ex->tls);
         if (tls->ctx == nullptr) {
           Fail(ex, kSslCacertBadfile, tls->error);
@@ -413,15 +413,16 @@ bool Http1Client::OnEvent(int fd, std::uint32_t events) {
         c->ssl = SSL_new(tls->ctx);
         SSL_set_fd(c->ssl, fd);
         SSL_set_connect_state(c->ssl);
-        if (!ex->target.ip) {  // SNI (SSL_set_tlsext_host_name, a macro with an old-style cast)
-          SSL_ctrl(c->ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, ex->target.host.data());
+        if (!ex->target->ip) {  // SNI (SSL_set_tlsext_host_name, a macro with an old-style cast)
+          SSL_ctrl(c->ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+                   const_cast<char*>(ex->target->host.c_str()));  // copied by OpenSSL
         }
         if (ex->tls.verify) {
           X509_VERIFY_PARAM* param = SSL_get0_param(c->ssl);
-          if (ex->target.ip) {
-            X509_VERIFY_PARAM_set1_ip_asc(param, ex->target.host.c_str());
+          if (ex->target->ip) {
+            X509_VERIFY_PARAM_set1_ip_asc(param, ex->target->host.c_str());
           } else {
-            SSL_set1_host(c->ssl, ex->target.host.c_str());
+            SSL_set1_host(c->ssl, ex->target->host.c_str());
           }
         }
         c->phase = Connection::Phase::kHandshake;
@@ -602,12 +603,12 @@ void Http1Client::Fail(Exchange* ex, int code, std::string error) {
       closed = true;
       break;
     case Exchange::Where::kWaiting: {
-      auto& waiting = PoolFor(*ex).waiting;
+      auto& waiting = ex->pool->waiting;
       waiting.erase(std::find(waiting.begin(), waiting.end(), ex));
       break;
     }
     case Exchange::Where::kResolving: {
-      auto& list = resolving_[ex->target.host];
+      auto& list = resolving_[ex->target->host];
       list.erase(std::find(list.begin(), list.end(), ex));
       break;
     }
@@ -680,12 +681,12 @@ int Http1Client::Tick(int cap) {
 
 void Http1Client::Resolve(Exchange* ex) {
   ex->where = Exchange::Where::kResolving;
-  auto& list = resolving_[ex->target.host];
+  auto& list = resolving_[ex->target->host];
   list.push_back(ex);
   if (list.size() > 1) return;  // asked already
   {
     std::lock_guard lock(resolver_mutex_);
-    to_resolve_.push_back(ex->target.host);
+    to_resolve_.push_back(ex->target->host);
     if (!resolver_.joinable()) resolver_ = std::thread([this] { ResolverMain(); });
   }
   resolver_cv_.notify_one();

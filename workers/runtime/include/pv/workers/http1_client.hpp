@@ -40,6 +40,7 @@ struct HttpTarget {
   std::uint16_t port = 0;
   std::string authority;  // Host header: as written, the port only when not the scheme's default
   std::string path;       // origin form: path and query, "/" at least
+  std::string origin;     // "scheme://host:port": with the TLS options, what a connection serves
 };
 std::optional<HttpTarget> ParseHttpTarget(std::string_view url);
 
@@ -56,7 +57,7 @@ class Http1Client {
   Http1Client& operator=(const Http1Client&) = delete;
 
   // Everything below: the loop thread only.
-  void Start(HttpRequest request, HttpTarget target, Done done);
+  void Start(HttpRequest request, std::shared_ptr<const HttpTarget> target, Done done);
   // An epoll event on one of this client's sockets; false: not one of them.
   bool OnEvent(int fd, std::uint32_t events);
   // Deadlines due and finished lookups; returns how long the loop may sleep (ms, at most `cap`).
@@ -72,7 +73,6 @@ class Http1Client {
   struct Lookup;
   struct TlsContext;
 
-  Pool& PoolFor(const Exchange& ex);
   void Dispatch(Exchange* ex, bool fresh);
   void Connect(Exchange* ex, Pool& pool, const Lookup& lookup, std::size_t index);
   void Assign(Connection* c, Exchange* ex);
@@ -99,6 +99,7 @@ class Http1Client {
   bool stopping_ = false;
   int open_ = 0;  // connections open, all pools together
   std::unordered_map<std::string, std::unique_ptr<Pool>> pools_;
+  std::string key_;  // a pool's key, built here for each request
   std::vector<Connection*> by_fd_;
   // Every request started and not completed, by deadline (the earlier of its timeout and, until it
   // has a connection ready, its connect timeout).
