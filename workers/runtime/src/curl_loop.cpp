@@ -84,6 +84,14 @@ struct HttpOptions {
   bool operator==(const HttpOptions&) const = default;
 };
 
+// What a transfer submitted to (or left in) a stopped loop completes with.
+TransferResult Stopped() {
+  TransferResult r;
+  r.curl_code = CURLE_ABORTED_BY_CALLBACK;
+  r.error = "transfer loop stopped";
+  return r;
+}
+
 bool H2cReuseBroken() {
   static const bool broken = curl_version_info(CURLVERSION_NOW)->version_num < 0x075900;
   return broken;
@@ -101,18 +109,7 @@ SharedHeaders::SharedHeaders(const std::vector<std::string>& headers) {
   }
   if (list == nullptr) throw std::bad_alloc();
   list_ = list;
-  // libcurl's rules for a list: "Name:" with no value takes the header out, "Name;" sends it empty.
-  for (const auto& h : headers) {
-    std::string_view line = h;
-    std::size_t colon = line.find(':');
-    if (colon == std::string_view::npos) {
-      if (!line.empty() && line.back() == ';') lines_.append(line.substr(0, line.size() - 1)).append(":\r\n");
-      continue;
-    }
-    if (line.find_first_not_of(" \t", colon + 1) == std::string_view::npos) continue;
-    has_accept_ = has_accept_ || EqualsIgnoreCase(line.substr(0, colon), "accept");
-    lines_.append(line).append("\r\n");
-  }
+  for (const auto& h : headers) AppendHeaderLine(lines_, h, has_accept_);
 }
 
 SharedHeaders::~SharedHeaders() {
@@ -460,41 +457,40 @@ void CurlLoop::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void CurlLoop::Submit(HttpRequest request, Done done) {
+// An HTTP/1.1 request for native_: true when taken (or failed at once, the loop being stopped).
+bool CurlLoop::SubmitNative(HttpRequest& request, Done& done) {
   static const bool verbose = std::getenv("PV_CURL_VERBOSE") != nullptr;
   // The last URL parsed, per submitting thread: a provider sends to the same URL again and again.
   thread_local std::string last_url;
   thread_local std::shared_ptr<const HttpTarget> last_target;
-  std::shared_ptr<const HttpTarget> target;
-  if (!request.http2 && no_proxy_env_ && !verbose) {
-    if (request.url != last_url || !last_target) {
-      last_target.reset();
-      last_url = request.url;
-      if (auto parsed = ParseHttpTarget(request.url)) last_target = std::make_shared<const HttpTarget>(std::move(*parsed));
-    }
-    target = last_target;
+  if (request.http2 || !no_proxy_env_ || verbose) return false;
+  if (request.url != last_url || !last_target) {
+    last_target.reset();
+    last_url = request.url;
+    if (auto parsed = ParseHttpTarget(request.url)) last_target = std::make_shared<const HttpTarget>(std::move(*parsed));
   }
-  if (target) {
-    active_.fetch_add(1, std::memory_order_relaxed);
-    bool was_empty = false;
-    {
-      std::lock_guard lock(mutex_);
-      if (!stop_) {
-        was_empty = pending_.empty() && native_pending_.empty();
-        native_pending_.push_back({std::move(request), std::move(target), std::move(done)});
-        done = nullptr;
-      }
+  if (!last_target) return false;
+  active_.fetch_add(1, std::memory_order_relaxed);
+  bool was_empty = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (!stop_) {
+      was_empty = pending_.empty() && native_pending_.empty();
+      native_pending_.push_back({std::move(request), last_target, std::move(done)});
+      done = nullptr;
     }
-    if (done) {
-      active_.fetch_sub(1, std::memory_order_relaxed);
-      TransferResult stopped;
-      stopped.curl_code = CURLE_ABORTED_BY_CALLBACK;
-      stopped.error = "transfer loop stopped";
-      return done(std::move(stopped));
-    }
-    if (was_empty) Wake();
-    return;
   }
+  if (done) {
+    active_.fetch_sub(1, std::memory_order_relaxed);
+    done(Stopped());
+  } else if (was_empty) {
+    Wake();
+  }
+  return true;
+}
+
+void CurlLoop::Submit(HttpRequest request, Done done) {
+  if (SubmitNative(request, done)) return;
   TransferPtr t = NewTransfer(std::move(done));
   t->upload = std::move(request.body);
   CURL* e = t->easy;
@@ -670,10 +666,7 @@ void CurlLoop::Run() {
   for (auto& t : never) t->Fail(CURLE_ABORTED_BY_CALLBACK, "transfer loop stopped");
   for (auto& s : native_batch) {
     active_.fetch_sub(1, std::memory_order_relaxed);
-    TransferResult stopped;
-    stopped.curl_code = CURLE_ABORTED_BY_CALLBACK;
-    stopped.error = "transfer loop stopped";
-    s.done(std::move(stopped));
+    s.done(Stopped());
   }
 }
 

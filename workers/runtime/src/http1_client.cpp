@@ -58,6 +58,17 @@ std::string OpenSslError() {
 
 }  // namespace
 
+void AppendHeaderLine(std::string& out, std::string_view line, bool& accept) {
+  std::size_t colon = line.find(':');
+  if (colon == std::string_view::npos) {
+    if (!line.empty() && line.back() == ';') out.append(line.substr(0, line.size() - 1)).append(":\r\n");
+    return;
+  }
+  if (line.find_first_not_of(" \t", colon + 1) == std::string_view::npos) return;
+  accept = accept || EqualsIgnoreCase(line.substr(0, colon), "accept");
+  out.append(line).append("\r\n");
+}
+
 std::optional<HttpTarget> ParseHttpTarget(std::string_view url) {
   HttpTarget t;
   std::size_t scheme_end = url.find("://");
@@ -234,17 +245,7 @@ void Http1Client::Start(HttpRequest request, std::shared_ptr<const HttpTarget> t
     w.append("Authorization: Basic ").append(coded).append("\r\n");
   }
   bool accept = request.shared_headers && request.shared_headers->has_accept();
-  for (const std::string& h : request.headers) {
-    std::string_view line = h;
-    std::size_t colon = line.find(':');
-    if (colon == std::string_view::npos) {
-      if (!line.empty() && line.back() == ';') w.append(line.substr(0, line.size() - 1)).append(":\r\n");
-      continue;
-    }
-    if (line.find_first_not_of(" \t", colon + 1) == std::string_view::npos) continue;
-    accept = accept || EqualsIgnoreCase(line.substr(0, colon), "accept");
-    w.append(line).append("\r\n");
-  }
+  for (const std::string& h : request.headers) AppendHeaderLine(w, h, accept);
   if (request.shared_headers) w.append(request.shared_headers->lines());
   if (!accept) w.append("Accept: */*\r\n");
   if (request.method != "GET" || !request.body.empty()) {
@@ -381,58 +382,9 @@ bool Http1Client::OnEvent(int fd, std::uint32_t events) {
       Close(c);
       ServeWaiting(nullptr);
       return true;
-    case Connection::Phase::kConnecting: {
-      int err = 0;
-      socklen_t len = sizeof(err);
-      ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-      if (err == 0 && (events & EPOLLOUT) == 0) return true;
-      Exchange* ex = c->ex;
-      if (err != 0) {
-        std::size_t next = c->address + 1;
-        Pool& pool = *c->pool;
-        c->ex = nullptr;
-        ex->conn = nullptr;
-        ex->where = Exchange::Where::kNowhere;
-        Close(c);
-        auto it = lookups_.find(ex->target->host);
-        if (!ex->target->ip && it != lookups_.end() && next < it->second->addresses.size()) {
-          Connect(ex, pool, *it->second, next);
-        } else {
-          Fail(ex, kCouldntConnect,
-               fmt::format("Failed to connect to {} port {}: {}", ex->target->host, ex->target->port, std::strerror(err)));
-        }
-        ServeWaiting(nullptr);
-        return true;
-      }
-      if (ex->target->tls) {
-        TlsContext* tls = ContextFor(ex->tls);
-        if (tls->ctx == nullptr) {
-          Fail(ex, kSslCacertBadfile, tls->error);
-          return true;
-        }
-        c->ssl = SSL_new(tls->ctx);
-        SSL_set_fd(c->ssl, fd);
-        SSL_set_connect_state(c->ssl);
-        if (!ex->target->ip) {  // SNI (SSL_set_tlsext_host_name, a macro with an old-style cast)
-          SSL_ctrl(c->ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
-                   const_cast<char*>(ex->target->host.c_str()));  // copied by OpenSSL
-        }
-        if (ex->tls.verify) {
-          X509_VERIFY_PARAM* param = SSL_get0_param(c->ssl);
-          if (ex->target->ip) {
-            X509_VERIFY_PARAM_set1_ip_asc(param, ex->target->host.c_str());
-          } else {
-            SSL_set1_host(c->ssl, ex->target->host.c_str());
-          }
-        }
-        c->phase = Connection::Phase::kHandshake;
-        Handshake(c);
-        return true;
-      }
-      SetDue(ex, ex->deadline);
-      Assign(c, ex);
+    case Connection::Phase::kConnecting:
+      Connected(c, events);
       return true;
-    }
     case Connection::Phase::kHandshake:
       Handshake(c);
       return true;
@@ -444,6 +396,53 @@ bool Http1Client::OnEvent(int fd, std::uint32_t events) {
       return true;
   }
   return true;
+}
+
+// The non-blocking connect ended: the next address or a failure, else TLS or the request.
+void Http1Client::Connected(Connection* c, std::uint32_t events) {
+  int err = 0;
+  socklen_t len = sizeof(err);
+  ::getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+  if (err == 0 && (events & EPOLLOUT) == 0) return;
+  Exchange* ex = c->ex;
+  if (err != 0) {
+    std::size_t next = c->address + 1;
+    Pool& pool = *c->pool;
+    c->ex = nullptr;
+    ex->conn = nullptr;
+    ex->where = Exchange::Where::kNowhere;
+    Close(c);
+    auto it = lookups_.find(ex->target->host);
+    if (!ex->target->ip && it != lookups_.end() && next < it->second->addresses.size()) {
+      Connect(ex, pool, *it->second, next);
+    } else {
+      Fail(ex, kCouldntConnect,
+           fmt::format("Failed to connect to {} port {}: {}", ex->target->host, ex->target->port, std::strerror(err)));
+    }
+    return ServeWaiting(nullptr);
+  }
+  if (!ex->target->tls) {
+    SetDue(ex, ex->deadline);
+    return Assign(c, ex);
+  }
+  TlsContext* tls = ContextFor(ex->tls);
+  if (tls->ctx == nullptr) return Fail(ex, kSslCacertBadfile, tls->error);
+  c->ssl = SSL_new(tls->ctx);
+  SSL_set_fd(c->ssl, c->fd);
+  SSL_set_connect_state(c->ssl);
+  if (!ex->target->ip) {  // SNI (SSL_set_tlsext_host_name, a macro with an old-style cast)
+    SSL_ctrl(c->ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+             const_cast<char*>(ex->target->host.c_str()));  // copied by OpenSSL
+  }
+  if (ex->tls.verify) {
+    if (ex->target->ip) {
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), ex->target->host.c_str());
+    } else {
+      SSL_set1_host(c->ssl, ex->target->host.c_str());
+    }
+  }
+  c->phase = Connection::Phase::kHandshake;
+  Handshake(c);
 }
 
 void Http1Client::Handshake(Connection* c) {

@@ -135,6 +135,7 @@ class CurlLoop {
   enum class FdState : std::uint8_t { kAbsent, kWanted, kUnwanted };
   struct NativeSubmission;  // an HttpRequest for native_, waiting for the loop thread
   TransferPtr NewTransfer(Done done);
+  bool SubmitNative(HttpRequest& request, Done& done);
   void Enqueue(TransferPtr transfer);
   static void SetHttpOptions(Transfer& t, const HttpRequest& request);
   void Run();

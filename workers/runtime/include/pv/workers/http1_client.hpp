@@ -44,6 +44,10 @@ struct HttpTarget {
 };
 std::optional<HttpTarget> ParseHttpTarget(std::string_view url);
 
+// A request header ("Name: value") as a line of the head, by libcurl's rules for its header lists:
+// "Name:" with no value is left out, "Name;" is sent empty. accept: set when it is an Accept header.
+void AppendHeaderLine(std::string& out, std::string_view line, bool& accept);
+
 class Http1Client {
  public:
   using Done = CurlLoop::Done;
@@ -76,6 +80,7 @@ class Http1Client {
   void Dispatch(Exchange* ex, bool fresh);
   void Connect(Exchange* ex, Pool& pool, const Lookup& lookup, std::size_t index);
   void Assign(Connection* c, Exchange* ex);
+  void Connected(Connection* c, std::uint32_t events);
   void Handshake(Connection* c);
   void Send(Connection* c);
   void Receive(Connection* c);
