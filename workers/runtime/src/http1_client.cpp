@@ -403,7 +403,8 @@ void Http1Client::Connected(Connection* c, std::uint32_t events) {
   int err = 0;
   socklen_t len = sizeof(err);
   ::getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
-  if (err == 0 && (events & EPOLLOUT) == 0) return;
+  // Only EPOLLOUT was asked for: without it, an error or hang-up (not to be reported again and again).
+  if (err == 0 && (events & EPOLLOUT) == 0) err = ECONNRESET;
   Exchange* ex = c->ex;
   if (err != 0) {
     std::size_t next = c->address + 1;
