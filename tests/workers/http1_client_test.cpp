@@ -92,13 +92,18 @@ class ScriptedServer {
     stop_ = true;
     thread_.join();
     for (auto& t : connections_) t.join();
-    ::close(fd_);
   }
   int port() const { return port_; }
   std::string url(std::string_view path = "/v1/x") const {
     return "http://127.0.0.1:" + std::to_string(port_) + std::string(path);
   }
   int connections() const { return accepted_.load(); }
+  // Closes the listening socket (within 2 s): a new connection is refused from then on. Safe from
+  // a connection's thread.
+  void StopAccepting() {
+    stop_ = true;
+    for (int i = 0; i < 200 && listening_; ++i) std::this_thread::sleep_for(10ms);
+  }
 
  private:
   void Accept() {
@@ -114,11 +119,14 @@ class ScriptedServer {
         ::close(c);
       });
     }
+    ::close(fd_);
+    listening_ = false;
   }
   Serve serve_;
   int fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> listening_{true};
   std::atomic<int> accepted_{0};
   std::thread thread_;
   std::vector<std::thread> connections_;
@@ -235,6 +243,45 @@ TEST(Http1ClientTest, APeerClosingAKeptAliveConnectionCostsNoRequest) {
   r = Transfer(loop, Post(drops_second.url()));
   EXPECT_EQ(r.status, 200) << r.error;
   EXPECT_EQ(drops_second.connections(), 2);
+}
+
+// The retry after a kept-alive connection closed under the request cannot connect: the first
+// connection took the whole request and may have passed it on, so the outcome is unknown (not a
+// connection failure, which a worker may retry on another provider).
+TEST(Http1ClientTest, ARetryThatCannotConnectKeepsTheRequestSent) {
+  ScriptedServer* self = nullptr;
+  ScriptedServer server([&self](ScriptedServer::Conn& c, int) {
+    if (c.ReadRequest().empty()) return;
+    c.Write(kOk);
+    if (c.ReadRequest().empty()) return;
+    self->StopAccepting();  // then closes this connection without an answer
+  });
+  self = &server;
+  CurlLoop loop;
+  ASSERT_EQ(Transfer(loop, Post(server.url())).status, 200);
+  TransferResult r = Transfer(loop, Post(server.url()));
+  EXPECT_EQ(r.curl_code, 7) << r.error;  // CURLE_COULDNT_CONNECT, on the second try
+  EXPECT_TRUE(r.request_sent);
+  EXPECT_EQ(server.connections(), 1);
+}
+
+// A header line with a line break (a send_id or a token from outside) is refused before anything is
+// sent: it would otherwise add headers of its own.
+TEST(Http1ClientTest, AHeaderWithALineBreakIsRefusedUnsent) {
+  ScriptedServer server(KeepAnswering);
+  CurlLoop loop;
+  for (std::string bad : {std::string("Idempotency-Key: a\r\nX-Evil: 1"), std::string("Idempotency-Key: a\nb"),
+                          std::string("Idempotency-Key: a\0b", 20)}) {
+    HttpRequest request = Post(server.url());
+    request.headers.push_back(bad);
+    TransferResult r = Transfer(loop, std::move(request));
+    EXPECT_EQ(r.curl_code, 43) << r.error;  // CURLE_BAD_FUNCTION_ARGUMENT
+    EXPECT_EQ(r.error, "request header \"Idempotency-Key\" holds a line break or NUL: not sent");
+    EXPECT_FALSE(r.request_sent);
+  }
+  EXPECT_EQ(server.connections(), 0);
+  EXPECT_EQ(Transfer(loop, Post(server.url())).status, 200);
+  EXPECT_EQ(loop.Active(), 0U);
 }
 
 // On a new connection, a close after the whole request left is an unknown outcome (request_sent),

@@ -32,6 +32,7 @@ constexpr int kPartialFile = 18;
 constexpr int kOperationTimedOut = 28;
 constexpr int kSslConnectError = 35;
 constexpr int kAbortedByCallback = 42;
+constexpr int kBadFunctionArgument = 43;
 constexpr int kGotNothing = 52;
 constexpr int kSendError = 55;
 constexpr int kRecvError = 56;
@@ -245,7 +246,19 @@ void Http1Client::Start(HttpRequest request, std::shared_ptr<const HttpTarget> t
     w.append("Authorization: Basic ").append(coded).append("\r\n");
   }
   bool accept = request.shared_headers && request.shared_headers->has_accept();
-  for (const std::string& h : request.headers) AppendHeaderLine(w, h, accept);
+  for (const std::string& h : request.headers) {
+    // A value from a record (a send_id) or a provider's answer (an OAuth token) with a line break
+    // would add headers of its own: refused, nothing sent.
+    if (h.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
+      ex->target = std::move(target);
+      ex->pool = nullptr;
+      due_.emplace(ex->due = ex->deadline, ex);
+      std::string name = h.substr(0, std::min(h.find(':'), h.find_first_of(std::string_view("\r\n\0", 3))));
+      return Fail(ex, kBadFunctionArgument,
+                  fmt::format("request header \"{}\" holds a line break or NUL: not sent", name));
+    }
+    AppendHeaderLine(w, h, accept);
+  }
   if (request.shared_headers) w.append(request.shared_headers->lines());
   if (!accept) w.append("Accept: */*\r\n");
   if (request.method != "GET" || !request.body.empty()) {
@@ -585,7 +598,9 @@ void Http1Client::Retry(Connection* c) {
   Close(c);
   ex->retried = true;
   ex->sent = 0;
-  ex->result.request_sent = false;
+  // request_sent stays as it was: when the first connection took the whole request before it
+  // closed, the peer may have acted on it, so a failure of the second try is an unknown outcome and
+  // not a send that may go again elsewhere.
   ex->connect_deadline = std::min(ex->deadline, Clock::now() + ex->connect_timeout);
   SetDue(ex, ex->connect_deadline);
   Dispatch(ex, true);
