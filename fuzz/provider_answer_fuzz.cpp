@@ -1,7 +1,9 @@
 // What a provider answered, mapped to a delivery outcome by the code each provider runs when its
 // transfer finishes (workers/providers): SendGridResult, TwilioResult, FcmResult, ApnsResult,
 // SmtpResult, and under them HttpFailure, KindForHttpStatus, TransportFailure and ParseRetryAfter.
-// Also an FCM service-account document (ApplyServiceAccount), which is read from outside too.
+// Also an FCM service-account document (ApplyServiceAccount), which is read from outside too, and
+// the whole input as the bytes of an HTTP/1.1 answer on the wire (Http1Response, the native client's
+// parser): read whole and split in two, it must give the same answer, within its limits.
 // Fields split at 0x1e (fuzz_support.hpp):
 //
 //   curl code|status|headers ("name: value" lines)|libcurl error text|body
@@ -18,6 +20,7 @@
 #include "fuzz_support.hpp"
 #include "pv/config.hpp"
 #include "pv/workers/errors.hpp"
+#include "pv/workers/http1_response.hpp"
 #include "pv/workers/providers/apns_provider.hpp"
 #include "pv/workers/providers/fcm_provider.hpp"
 #include "pv/workers/providers/http.hpp"
@@ -50,10 +53,40 @@ void CheckResult(const pv::workers::DeliveryResult& result, const pv::workers::T
   }
 }
 
+// The input as an answer on the wire, read whole then in two pieces: the same answer both ways.
+void CheckWire(std::string_view wire) {
+  using State = pv::workers::Http1Response::State;
+  static constexpr std::string_view kKeep[] = {"retry-after"};
+  pv::workers::Http1Limits limits;
+  limits.max_body = 4096;
+  pv::workers::Http1Response whole(limits);
+  pv::workers::Http1Response split(limits);
+  whole.Reset(kKeep);
+  split.Reset(kKeep);
+  std::size_t used = 0;
+  State a = whole.Feed(wire, used);
+  Check(used <= wire.size(), "the parser took more than it was given");
+  if (a == State::kMore) a = whole.Eof();
+  std::size_t at = wire.empty() ? 0 : static_cast<unsigned char>(wire[0]) * wire.size() / 256;
+  std::size_t first = 0;
+  std::size_t second = 0;
+  State b = split.Feed(wire.substr(0, at), first);
+  if (b == State::kMore) b = split.Feed(wire.substr(at), second);
+  if (b == State::kMore) b = split.Eof();
+  Check(a == b && whole.status() == split.status() && whole.body() == split.body() &&
+            whole.headers() == split.headers() && whole.error() == split.error(),
+        "an answer read differently when split");
+  Check(whole.body().size() <= limits.max_body, "an answer body over its cap");
+  Check(whole.headers().size() <= limits.max_headers, "more headers kept than allowed");
+  if (a == State::kDone) Check(whole.status() >= 200 && whole.status() <= 999, "a final answer with a bad status");
+  if (a == State::kError) Check(!whole.error().empty() && whole.error().size() < 200, "a bad parse error message");
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   pv::fuzz::Budget budget("provider answer");
+  CheckWire(std::string_view(reinterpret_cast<const char*>(data), size));
   pv::fuzz::Fields in(data, size);
   pv::workers::TransferResult r;
   r.curl_code = static_cast<int>(in.Int() % 100);

@@ -12,12 +12,14 @@
 // apns-priority 10, 5 or 1 and 5 for background pushes (BadPriority), a known apns-push-type
 // (InvalidPushType), apns-collapse-id at most 64 bytes (BadCollapseId), apns-id a UUID if present.
 //
-// Usage: provider_fake.js --port-file F [--h2 [--tls-cert C --tls-key K]] [--delay-ms N] [--no-record]
+// Usage: provider_fake.js --port-file F [--h2] [--tls-cert C --tls-key K] [--delay-ms N] [--no-record]
 //          [--twilio-sid SID --twilio-token TOKEN] [--sendgrid-key KEY]
 //          [--fcm-credentials FILE] [--token-ttl SECONDS]
 //          [--apns-key FILE --apns-key-id ID --apns-team-id ID --apns-topic TOPIC]
 //
-// Test control (JSON; with --h2 over HTTP/1.1 on the port written to <port-file>.control):
+// --tls-cert without --h2: HTTPS over HTTP/1.1 (the workers' own HTTP/1.1 client over TLS).
+// Test control (JSON; with --h2 or --tls-cert over plain HTTP/1.1 on the port written to
+// <port-file>.control):
 //   POST /_fake/script  {"rules": [{"match": "text in path or body", "status": 400,
 //                          "body": {...} | "text", "headers": {...}, "times": N (-1: always)}],
 //                        "fail_first": {"count": N, "status": 503, "body": ..., "headers": {...}},
@@ -51,6 +53,7 @@ const crypto = require('crypto');
 const fs = require('fs');
 const http = require('http');
 const http2 = require('http2');
+const https = require('https');
 const querystring = require('querystring');
 
 const known = new Set(['port-file', 'h2', 'tls-cert', 'tls-key', 'delay-ms', 'no-record', 'twilio-sid',
@@ -511,7 +514,7 @@ function http1Handler(req, res) {
 }
 
 let server;
-let control = null;  // with --h2, the /_fake/ API is served over HTTP/1.1 on a second port
+let control = null;  // with --h2 or TLS, the /_fake/ API is served over plain HTTP/1.1 on a second port
 if (args.h2) {
   // TLS with ALPN "h2", as APNs serves, when given a certificate; else h2c with prior knowledge.
   server = args['tls-cert'] ?
@@ -556,7 +559,9 @@ if (args.h2) {
     stream.on('error', () => {});
   });
 } else {
-  server = http.createServer(http1Handler);
+  server = args['tls-cert'] ?
+      https.createServer({cert: fs.readFileSync(args['tls-cert']), key: fs.readFileSync(args['tls-key'])}, http1Handler) :
+      http.createServer(http1Handler);
   server.keepAliveTimeout = 60000;
   server.headersTimeout = 65000;
   server.maxConnections = 4096;
@@ -574,7 +579,7 @@ function listening() {
   fs.writeFileSync(tmp, String(server.address().port) + '\n');
   fs.renameSync(tmp, args['port-file']);
 }
-if (args.h2) {
+if (args.h2 || args['tls-cert']) {
   control = http.createServer(http1Handler);
   control.listen(0, '127.0.0.1', () => server.listen(0, '127.0.0.1', listening));
 } else {

@@ -86,6 +86,7 @@ TEST(HttpTest, StatusKinds) {
   EXPECT_EQ(TransportFailure(Curl(CURLE_OPERATION_TIMEDOUT)).kind, ErrorKind::kTimeout);
   EXPECT_EQ(TransportFailure(Curl(CURLE_COULDNT_CONNECT)).kind, ErrorKind::kConnection);
   EXPECT_EQ(TransportFailure(Curl(CURLE_PEER_FAILED_VERIFICATION)).kind, ErrorKind::kNotConfigured);
+  EXPECT_EQ(TransportFailure(Curl(CURLE_BAD_FUNCTION_ARGUMENT)).kind, ErrorKind::kBadRequest);
   DeliveryResult r = HttpFailure(Http(429, "slow\ndown", {{"retry-after", "3"}}), ErrorKind::kRateLimited);
   EXPECT_EQ(r.error, "HTTP 429: slow down");
   EXPECT_EQ(r.retry_after->count(), 3000);

@@ -81,6 +81,9 @@ DeliveryResult TransportFailure(const TransferResult& r) {
       r.curl_code == 77 /* CURLE_SSL_CACERT_BADFILE */) {
     return DeliveryResult::Failed(ErrorKind::kNotConfigured, "TLS: " + r.error);
   }
+  if (r.curl_code == 43 /* CURLE_BAD_FUNCTION_ARGUMENT: a header with a line break, Http1Client */) {
+    return DeliveryResult::Failed(ErrorKind::kBadRequest, r.error);
+  }
   if (r.curl_code == 3 /* CURLE_URL_MALFORMAT */ || r.curl_code == 1 /* CURLE_UNSUPPORTED_PROTOCOL */) {
     return DeliveryResult::Failed(ErrorKind::kNotConfigured, r.error);
   }

@@ -17,6 +17,7 @@
 #include <unordered_set>
 
 #include "pv/log.hpp"
+#include "pv/workers/http1_client.hpp"
 #include "pv/strings.hpp"
 
 namespace pv::workers {
@@ -83,6 +84,14 @@ struct HttpOptions {
   bool operator==(const HttpOptions&) const = default;
 };
 
+// What a transfer submitted to (or left in) a stopped loop completes with.
+TransferResult Stopped() {
+  TransferResult r;
+  r.curl_code = CURLE_ABORTED_BY_CALLBACK;
+  r.error = "transfer loop stopped";
+  return r;
+}
+
 bool H2cReuseBroken() {
   static const bool broken = curl_version_info(CURLVERSION_NOW)->version_num < 0x075900;
   return broken;
@@ -100,6 +109,7 @@ SharedHeaders::SharedHeaders(const std::vector<std::string>& headers) {
   }
   if (list == nullptr) throw std::bad_alloc();
   list_ = list;
+  for (const auto& h : headers) AppendHeaderLine(lines_, h, has_accept_);
 }
 
 SharedHeaders::~SharedHeaders() {
@@ -140,6 +150,12 @@ bool TransferResult::ConnectFailed() const {
 bool TransferResult::LoginDenied() const {
   return curl_code == CURLE_LOGIN_DENIED;
 }
+
+struct CurlLoop::NativeSubmission {
+  HttpRequest request;
+  std::shared_ptr<const HttpTarget> target;
+  Done done;
+};
 
 // One transfer: the easy handle and everything it points into, alive until completion. Kept with
 // its easy handle for the next transfer (TransferDeleter), so its buffers are allocated once.
@@ -415,6 +431,7 @@ CurlLoop::CurlLoop(CurlLoopOptions options) : options_(options), no_proxy_env_(!
   }
   curl_multi_setopt(multi, CURLMOPT_PIPELINING, static_cast<long>(CURLPIPE_MULTIPLEX));
   multi_ = multi;
+  native_ = std::make_unique<Http1Client>(epoll_fd_, wake_fd_, options_, active_);
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -440,7 +457,40 @@ void CurlLoop::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+// An HTTP/1.1 request for native_: true when taken (or failed at once, the loop being stopped).
+bool CurlLoop::SubmitNative(HttpRequest& request, Done& done) {
+  static const bool verbose = std::getenv("PV_CURL_VERBOSE") != nullptr;
+  // The last URL parsed, per submitting thread: a provider sends to the same URL again and again.
+  thread_local std::string last_url;
+  thread_local std::shared_ptr<const HttpTarget> last_target;
+  if (request.http2 || !no_proxy_env_ || verbose) return false;
+  if (request.url != last_url || !last_target) {
+    last_target.reset();
+    last_url = request.url;
+    if (auto parsed = ParseHttpTarget(request.url)) last_target = std::make_shared<const HttpTarget>(std::move(*parsed));
+  }
+  if (!last_target) return false;
+  active_.fetch_add(1, std::memory_order_relaxed);
+  bool was_empty = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (!stop_) {
+      was_empty = pending_.empty() && native_pending_.empty();
+      native_pending_.push_back({std::move(request), last_target, std::move(done)});
+      done = nullptr;
+    }
+  }
+  if (done) {
+    active_.fetch_sub(1, std::memory_order_relaxed);
+    done(Stopped());
+  } else if (was_empty) {
+    Wake();
+  }
+  return true;
+}
+
 void CurlLoop::Submit(HttpRequest request, Done done) {
+  if (SubmitNative(request, done)) return;
   TransferPtr t = NewTransfer(std::move(done));
   t->upload = std::move(request.body);
   CURL* e = t->easy;
@@ -540,7 +590,7 @@ void CurlLoop::Enqueue(TransferPtr transfer) {
   {
     std::lock_guard lock(mutex_);
     if (!stop_) {
-      was_empty = pending_.empty();
+      was_empty = pending_.empty() && native_pending_.empty();
       pending_.push_back(std::move(transfer));
       transfer = nullptr;
     }
@@ -577,12 +627,16 @@ void CurlLoop::Run() {
   };
 
   std::vector<TransferPtr> batch;
+  std::vector<NativeSubmission> native_batch;
   while (true) {
     {
       std::lock_guard lock(mutex_);
       if (stop_) break;
       batch.swap(pending_);
+      native_batch.swap(native_pending_);
     }
+    for (auto& s : native_batch) native_->Start(std::move(s.request), std::move(s.target), std::move(s.done));
+    native_batch.clear();
     for (auto& t : batch) {
       Transfer* raw = t.release();
       CURLMcode mc = curl_multi_add_handle(multi, raw->easy);  // sets the timer to "now"
@@ -602,12 +656,18 @@ void CurlLoop::Run() {
     std::snprintf(t->errbuf, sizeof(t->errbuf), "transfer loop stopped");
     complete(t, CURLE_ABORTED_BY_CALLBACK);
   }
+  native_->Stop();
   std::vector<TransferPtr> never;
   {
     std::lock_guard lock(mutex_);
     never.swap(pending_);
+    native_batch.swap(native_pending_);
   }
   for (auto& t : never) t->Fail(CURLE_ABORTED_BY_CALLBACK, "transfer loop stopped");
+  for (auto& s : native_batch) {
+    active_.fetch_sub(1, std::memory_order_relaxed);
+    s.done(Stopped());
+  }
 }
 
 void CurlLoop::Poll() {
@@ -622,6 +682,7 @@ void CurlLoop::Poll() {
     auto left = std::chrono::ceil<std::chrono::milliseconds>(*timer_due_ - std::chrono::steady_clock::now());
     wait_ms = static_cast<int>(std::clamp<std::int64_t>(left.count(), 0, 1000));
   }
+  wait_ms = native_->Tick(wait_ms);  // its deadlines due and lookups done, and how long till the next
   int n = ::epoll_wait(epoll_fd_, events, kMaxEvents, wait_ms);
   for (int i = 0; i < n; ++i) {
     int fd = events[i].data.fd;
@@ -630,6 +691,7 @@ void CurlLoop::Poll() {
       [[maybe_unused]] ssize_t r = ::read(wake_fd_, &count, sizeof(count));
       continue;
     }
+    if (native_->OnEvent(fd, events[i].events)) continue;
     auto at = static_cast<std::size_t>(fd);
     if (at < fd_states_.size() && fd_states_[at] != FdState::kWanted) {
       // Kept in the set after libcurl let go of it (OnSocket): taken out now that it says something.

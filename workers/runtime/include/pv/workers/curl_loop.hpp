@@ -30,8 +30,9 @@ struct TlsOptions {
   bool verify = true;   // false only for local experiments
 };
 
-// Request headers ("Name: value") that every request of a provider carries, made into libcurl's list
-// once (with "Expect:", see CurlLoop::Submit) and shared by its transfers instead of a list per send.
+// Request headers ("Name: value") that every request of a provider carries, made once into libcurl's
+// list (with "Expect:", see CurlLoop::Submit) and into the lines the HTTP/1.1 client writes
+// (Http1Client), and shared by its transfers instead of a list per send.
 class SharedHeaders {
  public:
   explicit SharedHeaders(const std::vector<std::string>& headers);
@@ -39,9 +40,13 @@ class SharedHeaders {
   SharedHeaders(const SharedHeaders&) = delete;
   SharedHeaders& operator=(const SharedHeaders&) = delete;
   void* list() const { return list_; }  // curl_slist*, read-only to libcurl
+  const std::string& lines() const { return lines_; }  // "Name: value\r\n" each, curl's rules applied
+  bool has_accept() const { return has_accept_; }
 
  private:
   void* list_ = nullptr;
+  std::string lines_;
+  bool has_accept_ = false;
 };
 
 struct HttpRequest {
@@ -96,6 +101,11 @@ struct CurlLoopOptions {
   int max_host_connections = 0;  // 0: unlimited
 };
 
+class Http1Client;
+struct HttpTarget;
+
+// HTTP/1.1 requests (not http2) go to Http1Client on this loop's thread and epoll set, unless a
+// proxy variable was set at start or PV_CURL_VERBOSE is (libcurl's trace); the rest to libcurl.
 class CurlLoop {
  public:
   using Done = std::function<void(TransferResult&&)>;
@@ -123,7 +133,9 @@ class CurlLoop {
   using TransferPtr = std::unique_ptr<Transfer, TransferDeleter>;
   // What the epoll set holds for a descriptor libcurl told us about (OnSocket); loop thread only.
   enum class FdState : std::uint8_t { kAbsent, kWanted, kUnwanted };
+  struct NativeSubmission;  // an HttpRequest for native_, waiting for the loop thread
   TransferPtr NewTransfer(Done done);
+  bool SubmitNative(HttpRequest& request, Done& done);
   void Enqueue(TransferPtr transfer);
   static void SetHttpOptions(Transfer& t, const HttpRequest& request);
   void Run();
@@ -142,6 +154,8 @@ class CurlLoop {
   std::optional<std::chrono::steady_clock::time_point> timer_due_;
   std::mutex mutex_;
   std::vector<TransferPtr> pending_;
+  std::vector<NativeSubmission> native_pending_;
+  std::unique_ptr<Http1Client> native_;
   // Transfers (each with its easy handle, reset, and its buffers) kept for reuse, at most
   // max_connections.
   std::vector<Transfer*> free_transfers_;
