@@ -33,14 +33,14 @@
 // encode(parse(x)) is a byte fixed point and a written event parses back byte for byte; a trigger
 // the dispatcher sends becomes a send record the worker decodes with the same ids, address and
 // attempt 1; every event is a JSON object that carries the send_id it is keyed by;
-// dead-letter and deferred records carry the trigger unchanged; dead-letter headers read back as
-// DeadLetterHeaders writes them; a decoded send re-encoded with
-// attempt reset decodes to the same send; an event decodes to exactly the fields written; a delay
-// header decodes to what Schedule writes (FormatTimestamp, decimal attempt) and back, and a record
-// is never released before it is due; a key record that decodes re-encodes (KeyRecord) to one that
-// decodes to the same key; a receipt that decodes re-encodes to one that decodes to the same fields; a
-// campaign record that decodes re-encodes (CampaignRecord) to one that
-// decodes to the same campaign and version, and a tombstone is never a campaign; an event the status
+// dead-letter and deferred records carry the trigger unchanged; a send's strings and objects copied
+// from its text (Send::AppendString, AppendObject) read as the decoded ones, on one line; dead-letter headers
+// read back as DeadLetterHeaders writes them; a decoded send re-encoded with attempt reset decodes to the
+// same send; an event decodes to exactly the fields written; a delay header decodes to what Schedule writes
+// (FormatTimestamp, decimal attempt) and back, and a record is never released before it is due; a key record
+// that decodes re-encodes (KeyRecord) to one that decodes to the same key; a receipt that decodes re-encodes
+// to one that decodes to the same fields; a campaign record that decodes re-encodes (CampaignRecord) to one
+// that decodes to the same campaign and version, and a tombstone is never a campaign; an event the status
 // feeder takes becomes an entry of at most a bounded size that renders as the one status of its send.
 #include <rapidjson/document.h>
 
@@ -128,6 +128,30 @@ void Trigger(pv::fuzz::Fields& in) {
   }
 }
 
+// What the providers copy from the record's text (Send::AppendString, AppendObject) reads as what
+// they would have written anew, and an object copied stays on one line (the log provider's outbox).
+void RawCopies(const pv::Send& send, std::string_view value) {
+  for (const auto* object : {send.to, send.content}) {
+    if (object == nullptr || !object->IsObject()) continue;
+    std::string copied;
+    send.AppendObject(copied, *object);
+    Check(copied.find_first_of("\r\n") == std::string::npos, "a copied object breaks its line", copied);
+    rapidjson::Document doc;
+    doc.Parse(copied.data(), copied.size());
+    Check(!doc.HasParseError() && pv::ToJson(doc) == pv::ToJson(*object), "a copied object reads differently",
+          copied + "\n" + std::string(value));
+    for (const auto& member : object->GetObject()) {
+      if (!member.value.IsString()) continue;
+      std::string s;
+      send.AppendString(s, pv::AsStringView(member.value));
+      rapidjson::Document str;
+      str.Parse(s.data(), s.size());
+      Check(!str.HasParseError() && str.IsString() && pv::AsStringView(str) == pv::AsStringView(member.value),
+            "a copied string reads differently", s + "\n" + std::string(value));
+    }
+  }
+}
+
 void SendRecord(pv::fuzz::Fields& in) {
   std::string_view value = in.Rest();
   for (pv::Channel channel : {pv::Channel::kEmail, pv::Channel::kSms, pv::Channel::kPush}) {
@@ -135,6 +159,7 @@ void SendRecord(pv::fuzz::Fields& in) {
     std::shared_ptr<pv::Send> partial;
     auto send = pv::ParseSend(value, "key", channel, error, &partial);
     if (!send) continue;
+    RawCopies(*send, value);
     auto reset = pv::pvctl::ResetAttempt(value);
     Check(reset.has_value(), "a send the worker reads is unreadable to replay", value);
     auto again = pv::ParseSend(*reset, "key", channel, error);

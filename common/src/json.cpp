@@ -105,6 +105,16 @@ void AppendJsonStringAsWriter(std::string& out, std::string_view s) {
   AppendEscaped<true>(out, s);
 }
 
+size_t JsonStringEnd(std::string_view text, size_t i) {
+  // NextEscape stops at the three kinds of byte that can end a run: '"', '\\' and control characters.
+  for (i = NextEscape(text, i); i < text.size(); i = NextEscape(text, i)) {
+    if (text[i] == '"') return i;
+    if (text[i] != '\\') return std::string_view::npos;
+    i += 2;  // the backslash and the character it escapes (\uXXXX's digits need no escape)
+  }
+  return std::string_view::npos;
+}
+
 void AppendJsonObject(std::string& out, const std::map<std::string, std::string>& values) {
   out += '{';
   bool first = true;

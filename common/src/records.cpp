@@ -92,13 +92,16 @@ class TriggerWriter : public rapidjson::Writer<AppendStream> {
   bool String(const char* str, rapidjson::SizeType length, bool copy = false) {
     std::string_view text(str, length);
     for (char c : text) {
-      if (static_cast<unsigned char>(c) < 0x20 || c == '"' || c == '\\') return Writer::String(str, length, copy);
+      if (static_cast<unsigned char>(c) < 0x20 || c == '"' || c == '\\')
+        return Writer::String(str, length, copy);
     }
     Prefix(rapidjson::kStringType);
     os_->PutQuoted(text);
     return EndValue(true);
   }
-  bool Key(const char* str, rapidjson::SizeType length, bool copy = false) { return String(str, length, copy); }
+  bool Key(const char* str, rapidjson::SizeType length, bool copy = false) {
+    return String(str, length, copy);
+  }
   bool Key(const char* str) { return Key(str, static_cast<rapidjson::SizeType>(std::strlen(str))); }
 };
 
@@ -183,8 +186,8 @@ enum TriggerMember {
   kTriggerUser,
   kTriggerEvent,
 };
-constexpr std::string_view kTriggerMembers[] = {"trigger_id", "project", "campaign_id",
-                                                "received_at", "user", "event"};
+constexpr std::string_view kTriggerMembers[] = {"trigger_id",  "project", "campaign_id",
+                                                "received_at", "user",    "event"};
 
 // The members of a send that ParseSend reads, by SendMember.
 enum SendMember {
@@ -333,6 +336,77 @@ std::string_view Send::ContentString(std::string_view name) const {
 
 const rapidjson::Value* Send::ContentMember(std::string_view name) const {
   return content == nullptr ? nullptr : FindMember(*content, name);
+}
+
+std::optional<std::string_view> Send::RawString(std::string_view s) const {
+  // Parsed in place, a string's characters start where its text did, just after its opening quote,
+  // and `parsed` is `value` byte for byte up to the parse (ParseRecordInPlace).
+  if (s.data() == nullptr || parsed.size() != value.size() || s.data() <= parsed.data() ||
+      s.data() >= parsed.data() + parsed.size()) {
+    return std::nullopt;
+  }
+  auto begin = static_cast<size_t>(s.data() - parsed.data());
+  if (value[begin - 1] != '"') return std::nullopt;
+  size_t end = JsonStringEnd(value, begin);
+  if (end == std::string_view::npos || end - begin < s.size()) return std::nullopt;
+  return std::string_view(value).substr(begin, end - begin);
+}
+
+std::optional<std::string_view> Send::RawObject(const rapidjson::Value& v) const {
+  if (!v.IsObject() || v.MemberCount() == 0) return std::nullopt;
+  auto name = RawString(AsStringView(v.MemberBegin()->name));
+  if (!name) return std::nullopt;
+  // Back from the first member's name over whitespace to the object's '{'...
+  auto open = static_cast<size_t>(name->data() - value.data()) - 1;
+  while (open > 0 && (value[open - 1] == ' ' || value[open - 1] == '\t')) --open;
+  if (open == 0 || value[open - 1] != '{') return std::nullopt;
+  --open;
+  // ...then on to the '}' that closes it, strings skipped whole. The text parsed, so it nests right.
+  int depth = 0;
+  for (size_t i = open; i < value.size(); ++i) {
+    switch (value[i]) {
+      case '"':
+        i = JsonStringEnd(value, i + 1);
+        if (i == std::string_view::npos) return std::nullopt;
+        break;
+      case '{':
+      case '[':
+        ++depth;
+        break;
+      case '}':
+      case ']':
+        if (--depth == 0) return std::string_view(value).substr(open, i + 1 - open);
+        break;
+      case '\n':
+      case '\r':
+        return std::nullopt;
+      default:
+        break;
+    }
+  }
+  return std::nullopt;
+}
+
+void Send::AppendString(std::string& out, std::string_view s) const {
+  if (auto raw = RawString(s)) {
+    out += '"';
+    out += *raw;
+    out += '"';
+  } else {
+    AppendJsonString(out, s);
+  }
+}
+
+void Send::AppendContentString(std::string& out, std::string_view name) const {
+  AppendString(out, ContentString(name));
+}
+
+void Send::AppendObject(std::string& out, const rapidjson::Value& v) const {
+  if (auto raw = RawObject(v)) {
+    out += *raw;
+  } else {
+    AppendJson(out, v);
+  }
 }
 
 std::shared_ptr<Send> ParseSend(std::string_view value, std::string_view key, Channel channel,

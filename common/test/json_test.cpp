@@ -105,12 +105,14 @@ TEST(JsonTest, AppendJsonStringEscapesAtEveryPositionOfLongStrings) {
 // word: both escapers give the byte-at-a-time answer (AppendJsonStringAsWriter's: RapidJSON's Writer).
 TEST(JsonTest, EscapersAgreeWithOneByteAtATimeOnRandomBytes) {
   std::mt19937 random(13);
-  const std::string alphabet = std::string("\"\\\n\r\t\b\f\x01\x1f\x20\x21\x5b\x5d\x7f\x80\xa2\xdc\xff", 18) + "ab";
+  const std::string alphabet =
+      std::string("\"\\\n\r\t\b\f\x01\x1f\x20\x21\x5b\x5d\x7f\x80\xa2\xdc\xff", 18) + "ab";
   for (int round = 0; round < 3000; ++round) {
     std::string s(random() % 40, 'x');
     const unsigned dirt = random() % 4;  // 0: clean; else about one byte in 2, 8 or 32 from the alphabet
     for (char& c : s) {
-      if (dirt != 0 && random() % (dirt == 1 ? 2 : dirt == 2 ? 8 : 32) == 0) c = alphabet[random() % alphabet.size()];
+      if (dirt != 0 && random() % (dirt == 1 ? 2 : dirt == 2 ? 8 : 32) == 0)
+        c = alphabet[random() % alphabet.size()];
     }
     for (size_t from = 0; from < std::min<size_t>(8, s.size() + 1); ++from) {
       std::string_view part = std::string_view(s).substr(from);
@@ -123,6 +125,18 @@ TEST(JsonTest, EscapersAgreeWithOneByteAtATimeOnRandomBytes) {
       EXPECT_EQ(as_writer, std::string(buffer.GetString(), buffer.GetSize()));
     }
   }
+}
+
+TEST(JsonTest, JsonStringEndSkipsEscapesAndRefusesControlCharacters) {
+  EXPECT_EQ(JsonStringEnd(R"("abc",1)", 1), 4u);
+  EXPECT_EQ(JsonStringEnd(R"("")", 1), 1u);
+  EXPECT_EQ(JsonStringEnd(R"("a\"b\\",1)", 1), 7u);  // \" does not close, \\ before " does not escape it
+  EXPECT_EQ(JsonStringEnd(R"("\u0022x")", 1), 8u);
+  std::string long_text = "\"" + std::string(40, 'x') + "\\\"" + std::string(13, 'y') + "\"";
+  EXPECT_EQ(JsonStringEnd(long_text, 1), long_text.size() - 1);
+  EXPECT_EQ(JsonStringEnd(R"("unclosed)", 1), std::string_view::npos);
+  EXPECT_EQ(JsonStringEnd(R"("ends in an escape\)", 1), std::string_view::npos);
+  EXPECT_EQ(JsonStringEnd(std::string_view("\"a\nb\"", 5), 1), std::string_view::npos);  // a raw line break
 }
 
 TEST(JsonTest, FormatTimestampIsUtcWithMilliseconds) {

@@ -125,7 +125,8 @@ TEST(TriggerRecordTest, ParsesAsAPlainParseAndOutlivesTheValue) {
   const std::string values[] = {
       R"({"trigger_id":"t\"1\u00e9\n","project":"p\\","campaign_id":"44","received_at":"r",)"
       R"("user":{"external_id":"u\/1","email":"a@b.co","n":[1,-2.5e3,true,null]},"event":{"k":{"x":[]}}})",
-      "\xEF\xBB\xBF" R"({"trigger_id":"bom","user":{"external_id":"u"}})",
+      "\xEF\xBB\xBF"
+      R"({"trigger_id":"bom","user":{"external_id":"u"}})",
       std::string(R"({"trigger_id":"nul","user":{"external_id":"u"}})") + '\0' + "trailing",
       std::string(R"({"trigger_id":"a)") + '\0' + R"(b"})",
       // The first member of a name decides, of the wrong type too.
@@ -274,6 +275,57 @@ TEST(SendRecordTest, ParsesInPlaceAsTheValueReadsWithoutChangingIt) {
   EXPECT_EQ(s->send_id, "s-1");
 }
 
+// The bodies that pass a send's strings on copy them as the record escaped them; what is not one of
+// the record's strings, or an object whose text would break a line, is escaped or written anew.
+TEST(SendRecordTest, AppendsStringsAndObjectsAsTheRecordWroteThem) {
+  std::string error;
+  std::string value = kEmail;
+  value.replace(value.find("\"subject\":\"Hi\""), 14, R"("subject":"H\"i\u00e9\/\n")");
+  value.replace(value.find("\"to\":{"), 6, "\"to\": {  ");
+  auto s = ParseSend(value, "u-1", Channel::kEmail, error);
+  ASSERT_TRUE(s) << error;
+  std::string out;
+  s->AppendContentString(out, "subject");
+  EXPECT_EQ(out, R"("H\"i\u00e9\/\n")");
+  out.clear();
+  s->AppendContentString(out, "html");
+  EXPECT_EQ(out, R"("<p>h</p>")");
+  out.clear();
+  s->AppendContentString(out, "missing");
+  EXPECT_EQ(out, R"("")");
+  out.clear();
+  s->AppendString(out, std::string("a\"b"));  // not the record's: escaped
+  EXPECT_EQ(out, R"("a\"b")");
+  out.clear();
+  s->AppendObject(out, *s->to);
+  EXPECT_EQ(out, R"({  "email":"ana@example.com","external_id":"u-1"})");
+  out.clear();
+  s->AppendObject(out, *s->content);
+  EXPECT_EQ(out, R"({"from":"a@b.co","subject":"H\"i\u00e9\/\n","text":"t","html":"<p>h</p>"})");
+
+  // Nested objects and arrays, braces inside strings, an empty object (written anew).
+  const std::string nested = R"({"send_id":"s","provider":"p","channel":"push","to":{"device_token":"d"},)"
+                             R"("content":{"data":{"a":[1,{"b":"}]\"{"}],"c":{}},"title":"x"},"z":[]})";
+  s = ParseSend(nested, "", Channel::kPush, error);
+  ASSERT_TRUE(s) << error;
+  out.clear();
+  s->AppendObject(out, *s->content);
+  EXPECT_EQ(out, R"({"data":{"a":[1,{"b":"}]\"{"}],"c":{}},"title":"x"})");
+  out.clear();
+  s->AppendObject(out, (*s->content)["data"]["c"]);
+  EXPECT_EQ(out, "{}");
+
+  // A line break between tokens: re-serialised, so that a line-per-send file keeps one line each.
+  std::string broken = kEmail;
+  broken.replace(broken.find("\"to\":{"), 6, "\"to\":{\n");
+  s = ParseSend(broken, "u-1", Channel::kEmail, error);
+  ASSERT_TRUE(s) << error;
+  EXPECT_FALSE(s->RawObject(*s->to));
+  out.clear();
+  s->AppendObject(out, *s->to);
+  EXPECT_EQ(out, R"({"email":"ana@example.com","external_id":"u-1"})");
+}
+
 TEST(SendRecordTest, RejectsWhatCannotBeDelivered) {
   std::string error;
   EXPECT_FALSE(ParseSend("not json", "", Channel::kEmail, error));
@@ -407,7 +459,10 @@ TEST(EventRecordTest, MalformedInputParsesToNothing) {
   EXPECT_FALSE(ParseEvent(doc, std::string(1 << 20, '{'), e));
   std::string deep(1 << 20, '{');
   EXPECT_FALSE(ParseEventInPlace(doc, deep, e));
-  std::string cut(R"({"send_id":"s)" "\0" R"("})", 16);
+  std::string cut(R"({"send_id":"s)"
+                  "\0"
+                  R"("})",
+                  16);
   EXPECT_FALSE(ParseEvent(doc, cut, e));
   EXPECT_FALSE(ParseEventInPlace(doc, cut, e));
   ASSERT_TRUE(ParseEvent(doc, R"({"send_id":1,"status":"sent","attempt":"2","at":null})", e));

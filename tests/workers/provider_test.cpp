@@ -333,6 +333,22 @@ TEST_F(ProviderTest, SendGridSendsTheV3RequestAndReadsTheMessageId) {
   EXPECT_EQ(Str(body["headers"], "List-Unsubscribe"), "<https://demo.example/u/" + send_id + ">");
 }
 
+// The subject, text and html go into the body as the record escaped them (Send::AppendString): what
+// SendGrid decodes is what the worker decoded, escapes, quotes and non-ASCII text included.
+TEST_F(ProviderTest, SendGridBodyCarriesTheContentAsTheSendDecodesIt) {
+  std::string value = kUtf8Email;
+  value.replace(value.find("<b>Ana</b>"), 10, R"(<a href=\"https://demo.example/?a=1\u0026b=\/2\">Ana</a>)");
+  auto send = MakeSend({}, value);
+  auto body = pv::testing::ParseJson(SendGridBody(*send, ""));
+  EXPECT_EQ(Str(body, "subject"), send->ContentString("subject"));
+  ASSERT_EQ(body["content"].Size(), 2U);
+  EXPECT_EQ(Str(body["content"][0], "value"), send->ContentString("text"));
+  EXPECT_EQ(Str(body["content"][1], "value"), send->ContentString("html"));
+  EXPECT_EQ(Str(body["content"][1], "value"),
+            "<p>Hola <a href=\"https://demo.example/?a=1&b=/2\">Ana</a> — ¿qué tal?</p>");
+  EXPECT_EQ(Str(body["from"], "name"), "Tienda Ñandú");
+}
+
 TEST_F(ProviderTest, SendGridErrorsAreClassified) {
   ProviderFake fake({"--sendgrid-key", "SG.test-key"});
   SendGridSettings settings = SendGrid(fake.url());

@@ -23,6 +23,10 @@ inline std::string JsonString(std::string_view s) {
   AppendJsonString(out, s);
   return out;
 }
+// In the text of a JSON document, the position of the quote that closes the string whose characters
+// start at `i` (just after its opening quote); npos when the text ends first or holds a character no
+// JSON string holds unescaped (a control character). Escapes are skipped whole: \" does not close.
+size_t JsonStringEnd(std::string_view text, size_t i);
 // Appends {"name":"value",...}.
 void AppendJsonObject(std::string& out, const std::map<std::string, std::string>& values);
 

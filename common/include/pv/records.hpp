@@ -113,6 +113,21 @@ struct Send {
   // A string member of content, or "" when absent or not a string.
   std::string_view ContentString(std::string_view name) const;
   const rapidjson::Value* ContentMember(std::string_view name) const;
+
+  // The record's own text of a string of `doc` (its escapes as written, quotes left out), or nullopt
+  // when `s` does not point into `parsed` (a string from elsewhere, an empty one).
+  std::optional<std::string_view> RawString(std::string_view s) const;
+  // The record's own text of `v`, an object of `doc` with at least one member, from '{' to '}'; nullopt
+  // for anything else, and for text that holds a line break between its tokens (records in a
+  // line-per-record file must stay on their line).
+  std::optional<std::string_view> RawObject(const rapidjson::Value& v) const;
+  // AppendJsonString(out, s), copied from the record's text when `s` is one of doc's strings: the
+  // bodies that pass a record's strings on skip re-escaping them (html and text: most of a send's bytes).
+  void AppendString(std::string& out, std::string_view s) const;
+  // AppendString of a string member of content ("" when absent or not a string).
+  void AppendContentString(std::string& out, std::string_view name) const;
+  // AppendJson(out, v), copied from the record's text when RawObject has it.
+  void AppendObject(std::string& out, const rapidjson::Value& v) const;
 };
 
 // Parses a send record of `channel`. On failure returns nullptr and says why in `error`; the

@@ -49,14 +49,16 @@ void LogProvider::Deliver(const std::shared_ptr<const Send>& send, Done done) {
   line += R"(,"attempt":)";
   line += std::to_string(send->attempt);
   line += R"(,"to":)";
+  // `to` and `content` as the record wrote them (Send::AppendObject): re-serialising them was a third
+  // of this provider's cost (callgrind).
   if (send->to != nullptr) {
-    AppendJson(line, *send->to);
+    send->AppendObject(line, *send->to);
   } else {
     line += "null";
   }
   line += R"(,"content":)";
   if (send->content != nullptr) {
-    AppendJson(line, *send->content);
+    send->AppendObject(line, *send->content);
   } else {
     line += "null";
   }
