@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+
 namespace pv::workers {
 namespace {
 
@@ -16,6 +18,25 @@ TEST(DeliveredMemoryTest, RemembersADeliveryUntilACommitPassesItsOffset) {
   memory.Committed(0, 6);
   EXPECT_EQ(memory.Find("s1"), nullptr);
   EXPECT_EQ(memory.size(), 0u);
+}
+
+// Sends finish out of their records' order: a commit releases exactly those below it, whatever
+// order they were delivered in, and the rest stay findable.
+TEST(DeliveredMemoryTest, ACommitReleasesTheOffsetsBelowItInAnyOrder) {
+  DeliveredMemory memory(10);
+  for (std::int64_t offset : {7, 3, 5, 9, 4}) memory.Add(0, offset, "s" + std::to_string(offset), {"p", ""});
+  memory.Committed(0, 6);
+  EXPECT_EQ(memory.size(), 2u);
+  for (std::int64_t offset : {3, 4, 5})
+    EXPECT_EQ(memory.Find("s" + std::to_string(offset)), nullptr) << offset;
+  for (std::int64_t offset : {7, 9}) EXPECT_NE(memory.Find("s" + std::to_string(offset)), nullptr) << offset;
+  memory.Add(0, 6, "s6", {"p", ""});
+  memory.Committed(0, 8);
+  EXPECT_EQ(memory.size(), 1u);
+  EXPECT_NE(memory.Find("s9"), nullptr);
+  memory.Committed(0, 10);
+  EXPECT_EQ(memory.size(), 0u);
+  EXPECT_TRUE(memory.Partitions().empty());
 }
 
 TEST(DeliveredMemoryTest, ACommitReleasesOnlyItsOwnPartition) {

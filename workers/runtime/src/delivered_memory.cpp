@@ -1,6 +1,8 @@
 #include "pv/workers/delivered_memory.hpp"
 
+#include <algorithm>
 #include <limits>
+#include <utility>
 
 namespace pv::workers {
 
@@ -8,7 +10,7 @@ void DeliveredMemory::Add(std::int32_t partition, std::int64_t offset, const std
                           Delivery delivery) {
   auto [it, fresh] = by_send_.try_emplace(send_id, Entry{std::move(delivery), partition, offset});
   if (!fresh) return;
-  by_offset_[partition].emplace(offset, &it->first);
+  by_offset_[partition].emplace_back(offset, &it->first);
 }
 
 const DeliveredMemory::Delivery* DeliveredMemory::Find(const std::string& send_id) const {
@@ -20,16 +22,22 @@ void DeliveredMemory::Committed(std::int32_t partition, std::int64_t next_offset
   auto p = by_offset_.find(partition);
   if (p == by_offset_.end()) return;
   auto& offsets = p->second;
-  auto end = offsets.lower_bound(next_offset);
-  for (auto it = offsets.begin(); it != end; ++it) {
-    auto entry = by_send_.find(*it->second);
-    // Only the entry this index points at: a send remembered at another (partition, offset) stays.
-    if (entry != by_send_.end() && entry->second.partition == partition && entry->second.offset == it->first) {
-      by_send_.erase(entry);
-    }
-  }
-  offsets.erase(offsets.begin(), end);
-  if (offsets.empty()) by_offset_.erase(p);
+  // One pass over the partition's deliveries since its last commit (usually all of them go): the
+  // predicate runs once per element, and a released element is never read again.
+  auto kept = std::remove_if(offsets.begin(), offsets.end(),
+                             [&](const std::pair<std::int64_t, const std::string*>& o) {
+                               if (o.first >= next_offset) return false;
+                               auto entry = by_send_.find(*o.second);
+                               // Only the entry this index points at: a send remembered at another
+                               // (partition, offset) stays.
+                               if (entry != by_send_.end() && entry->second.partition == partition &&
+                                   entry->second.offset == o.first) {
+                                 by_send_.erase(entry);
+                               }
+                               return true;
+                             });
+  // The vector keeps its capacity for the next interval's deliveries.
+  offsets.erase(kept, offsets.end());
 }
 
 void DeliveredMemory::Forget(std::int32_t partition) {
@@ -39,7 +47,9 @@ void DeliveredMemory::Forget(std::int32_t partition) {
 std::vector<std::int32_t> DeliveredMemory::Partitions() const {
   std::vector<std::int32_t> out;
   out.reserve(by_offset_.size());
-  for (const auto& [partition, offsets] : by_offset_) out.push_back(partition);
+  for (const auto& [partition, offsets] : by_offset_) {
+    if (!offsets.empty()) out.push_back(partition);
+  }
   return out;
 }
 

@@ -17,6 +17,7 @@
 #include <map>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace pv::workers {
@@ -41,6 +42,7 @@ class DeliveredMemory {
   // Forgets what only a re-read of `partition` would need (a partition now owned by another worker,
   // whose commits we will not see).
   void Forget(std::int32_t partition);
+  // The partitions with a delivery remembered.
   std::vector<std::int32_t> Partitions() const;
 
   bool Full() const { return by_send_.size() >= capacity_; }
@@ -55,10 +57,11 @@ class DeliveredMemory {
   };
   std::size_t capacity_;
   std::unordered_map<std::string, Entry> by_send_;
-  // partition -> offset -> send_id: what a commit of that partition releases, in offset order. The
-  // send_id is by_send_'s key (a node's key stays where it is until the node is erased, and only the
-  // one entry here made for it erases it): no second copy per delivery.
-  std::map<std::int32_t, std::multimap<std::int64_t, const std::string*>> by_offset_;
+  // partition -> (offset, send_id) in the order the sends were delivered: what a commit of that
+  // partition releases (one pass over the vector; a multimap cost a node, an allocation and a free per
+  // delivery). The send_id is by_send_'s key (a node's key stays where it is until
+  // the node is erased, and only the one entry here made for it erases it): no second copy.
+  std::map<std::int32_t, std::vector<std::pair<std::int64_t, const std::string*>>> by_offset_;
 };
 
 }  // namespace pv::workers
