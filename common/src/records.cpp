@@ -412,11 +412,18 @@ void Send::AppendObject(std::string& out, const rapidjson::Value& v) const {
 std::shared_ptr<Send> ParseSend(std::string_view value, std::string_view key, Channel channel,
                                 std::string& error, std::shared_ptr<Send>* partial) {
   auto send = std::make_shared<Send>();
-  send->value.assign(value);
-  send->key.assign(key);
+  auto copy = [&send](std::string_view from) {
+    char* text = static_cast<char*>(send->pool.Malloc(from.size() + 1));
+    if (!from.empty()) std::memcpy(text, from.data(), from.size());
+    text[from.size()] = '\0';
+    return text;
+  };
+  send->value = std::string_view(copy(value), value.size());
+  send->key = std::string_view(copy(key), key.size());
   // In place: strings are decoded where they stand instead of copied through the parser's stack.
-  send->parsed = send->value;
-  ParseRecordInPlace(send->doc, send->parsed);
+  char* parsed = copy(value);
+  send->parsed = std::string_view(parsed, value.size());
+  ParseRecordInPlace(send->doc, parsed, value.size());
   if (send->doc.HasParseError() || !send->doc.IsObject()) {
     error = "value is not a JSON object";
     return nullptr;

@@ -202,7 +202,7 @@ void ApnsProvider::Deliver(const std::shared_ptr<const Send>& send, Done done) {
                  "apns-priority: " + std::to_string(settings_.priority),
                  "apns-collapse-id: " + ApnsCollapseId(send->send_id),
                  "content-type: application/json"};
-  if (IsUuid(send->send_id)) req.headers.push_back("apns-id: " + send->send_id);
+  if (IsUuid(send->send_id)) req.headers.push_back(fmt::format("apns-id: {}", send->send_id));
   req.keep_headers = kAnswerHeaders;
   req.body = ApnsBody(*send, background);
   loop_.Submit(std::move(req), [this, token, done = std::move(done)](TransferResult&& r) {

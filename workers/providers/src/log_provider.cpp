@@ -73,7 +73,7 @@ void LogProvider::Deliver(const std::shared_ptr<const Send>& send, Done done) {
         fmt::format("write {}: {}", path_, n < 0 ? std::strerror(errno) : "short write")));
     return;
   }
-  done(DeliveryResult::Sent("log-" + send->send_id));
+  done(DeliveryResult::Sent(fmt::format("log-{}", send->send_id)));
 }
 
 }  // namespace pv::workers::providers

@@ -125,7 +125,7 @@ void SendGridProvider::Deliver(const std::shared_ptr<const Send>& send, Done don
   req.shared_headers = headers_;
   req.keep_headers = kAnswerHeaders;
   if (!settings_.idempotency_header.empty())
-    req.headers.push_back(settings_.idempotency_header + ": " + send->send_id);
+    req.headers.push_back(fmt::format("{}: {}", settings_.idempotency_header, send->send_id));
   req.body = SendGridBody(*send, settings_.list_unsubscribe);
   loop_.Submit(std::move(req), [done = std::move(done)](TransferResult&& r) { done(SendGridResult(r)); });
 }

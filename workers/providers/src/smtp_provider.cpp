@@ -115,7 +115,7 @@ void SmtpProvider::Deliver(const std::shared_ptr<const Send>& send, Done done) {
   }
   std::string domain =
       settings_.message_id_domain.empty() ? DomainOf(from_address) : settings_.message_id_domain;
-  m.message_id = send->send_id + "@" + (domain.empty() ? "pv.invalid" : domain);
+  m.message_id = fmt::format("{}@{}", send->send_id, domain.empty() ? "pv.invalid" : domain);
   m.date = std::chrono::system_clock::now();
   if (!settings_.list_unsubscribe.empty()) {
     std::string v = ReplaceAll(settings_.list_unsubscribe, "{send_id}", send->send_id);
@@ -128,7 +128,7 @@ void SmtpProvider::Deliver(const std::shared_ptr<const Send>& send, Done done) {
   req.username = settings_.username;
   req.password = settings_.password;
   req.mail_from = from_address;
-  req.recipients = {send->address};
+  req.recipients = {std::string(send->address)};
   req.message = BuildMimeMessage(m);
   loop_.Submit(std::move(req), [done = std::move(done), id = "<" + m.message_id + ">"](TransferResult&& r) {
     done(SmtpResult(r, id));

@@ -82,8 +82,8 @@ DeliveryResult TwilioResult(const TransferResult& r) {
 TwilioProvider::TwilioProvider(TwilioSettings settings, CurlLoop& loop)
     : settings_(std::move(settings)),
       loop_(loop),
-      headers_(std::make_shared<SharedHeaders>(
-          std::vector<std::string>{"Content-Type: application/x-www-form-urlencoded", "Accept: application/json"})) {
+      headers_(std::make_shared<SharedHeaders>(std::vector<std::string>{
+          "Content-Type: application/x-www-form-urlencoded", "Accept: application/json"})) {
   url_ = fmt::format("{}/2010-04-01/Accounts/{}/Messages.json", settings_.common.base_url,
                      FormEncode(settings_.account_sid));
 }
@@ -101,7 +101,7 @@ void TwilioProvider::Deliver(const std::shared_ptr<const Send>& send, Done done)
   req.shared_headers = headers_;
   req.keep_headers = kFailureHeaders;
   if (!settings_.idempotency_header.empty())
-    req.headers.push_back(settings_.idempotency_header + ": " + send->send_id);
+    req.headers.push_back(fmt::format("{}: {}", settings_.idempotency_header, send->send_id));
   req.body = TwilioForm(*send, settings_);
   req.basic_user = settings_.api_key_sid.empty() ? settings_.account_sid : settings_.api_key_sid;
   req.basic_password = settings_.auth_token;

@@ -6,14 +6,15 @@
 
 namespace pv::workers {
 
-void DeliveredMemory::Add(std::int32_t partition, std::int64_t offset, const std::string& send_id,
+void DeliveredMemory::Add(std::int32_t partition, std::int64_t offset, std::string_view send_id,
                           Delivery delivery) {
-  auto [it, fresh] = by_send_.try_emplace(send_id, Entry{std::move(delivery), partition, offset});
+  auto [it, fresh] =
+      by_send_.try_emplace(std::string(send_id), Entry{std::move(delivery), partition, offset});
   if (!fresh) return;
   by_offset_[partition].emplace_back(offset, &it->first);
 }
 
-const DeliveredMemory::Delivery* DeliveredMemory::Find(const std::string& send_id) const {
+const DeliveredMemory::Delivery* DeliveredMemory::Find(std::string_view send_id) const {
   auto it = by_send_.find(send_id);
   return it == by_send_.end() ? nullptr : &it->second.delivery;
 }

@@ -342,8 +342,8 @@ void Worker::MoveDueWaits() {
 
 Provider* Worker::ChooseProvider(Job& job) {
   const Send& s = *job.send;
-  auto find = [&](const std::string& name) -> Provider* {
-    auto it = providers_.find(name);
+  auto find = [&](std::string_view name) -> Provider* {
+    auto it = providers_.find(std::string(name));  // a provider's name is short: no allocation
     return it == providers_.end() ? nullptr : it->second.get();
   };
   if (!job.pinned_provider.empty()) {
@@ -547,7 +547,7 @@ void Worker::Fail(Job& job, ErrorKind kind, const std::string& error,
                      {"open_ms", static_cast<std::int64_t>(options_.circuit_open.count())}});
     }
   }
-  std::string send_id = job.send ? job.send->send_id : "";
+  std::string_view send_id = job.send ? job.send->send_id : std::string_view();
   if (error_class == ErrorClass::kConfiguration) {
     pv::log::Error("provider_configuration_error",
                    {{"provider", job.provider_name}, {"send_id", send_id}, {"code", code}, {"error", error}});
@@ -609,8 +609,8 @@ void Worker::SettleBatch(bool force) {
       bool sent = job.outcome.settle == Settle::kMarkSent;
       requests.push_back({job.send->send_id, sent, job.message_id, {}, {}});
       if (sent && !job.message_id.empty() && job.provider != nullptr && job.provider->RecordsMessageIds()) {
-        SentMessage m{job.send->send_id, job.send->trigger_id, job.send->campaign_id, job.provider_name,
-                      job.send->address};
+        SentMessage m{std::string(job.send->send_id), std::string(job.send->trigger_id),
+                      std::string(job.send->campaign_id), job.provider_name, std::string(job.send->address)};
         requests.back().message_key = SentMessageKey(job.provider->type(), job.message_id);
         requests.back().message_value = SentMessageJson(m);
       }
@@ -650,7 +650,7 @@ void Worker::RecordOutcomes() {
     Job& job = *it->second;
     job.stage = Stage::kAcking;
     ++acking_;
-    const std::string& key = job.send ? job.send->key : job.key;
+    std::string_view key = job.send ? job.send->key : std::string_view(job.key);
     FitOutcomeRecords(job.outcome.records, key, max_message_bytes_, send_topic_, dlq_topic_,
                       std::chrono::system_clock::now());
     RetryBecameDead(job);
@@ -666,7 +666,7 @@ void Worker::RecordOutcomes() {
         err = ladder::Schedule(*producer_, options_.tiers, send_topic_, key, out.value, out.due,
                                out.next_attempt, headers, group);
       } else {
-        const std::string& record_key = out.topic == topics::kEvents && job.send ? job.send->send_id : key;
+        std::string_view record_key = out.topic == topics::kEvents && job.send ? job.send->send_id : key;
         err = producer_->Produce(out.topic, record_key, out.value, headers, group);
       }
       if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {

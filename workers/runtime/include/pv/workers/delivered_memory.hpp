@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -33,9 +34,9 @@ class DeliveredMemory {
 
   // The send of the record at (partition, offset) was delivered. A send remembered already keeps
   // its first entry (its earliest offset is the one a commit must pass).
-  void Add(std::int32_t partition, std::int64_t offset, const std::string& send_id, Delivery delivery);
+  void Add(std::int32_t partition, std::int64_t offset, std::string_view send_id, Delivery delivery);
   // The delivery of `send_id`, if this worker made it and its record may still be read again.
-  const Delivery* Find(const std::string& send_id) const;
+  const Delivery* Find(std::string_view send_id) const;
   // The group committed `next_offset` for `partition`: records below it are never read again.
   void Committed(std::int32_t partition, std::int64_t next_offset);
 
@@ -56,7 +57,12 @@ class DeliveredMemory {
     std::int64_t offset;
   };
   std::size_t capacity_;
-  std::unordered_map<std::string, Entry> by_send_;
+  // Looked up by a view (a send's fields point into its record) without making a string of it.
+  struct Hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, Entry, Hash, std::equal_to<>> by_send_;
   // partition -> (offset, send_id) in the order the sends were delivered: what a commit of that
   // partition releases (one pass over the vector; a multimap cost a node, an allocation and a free per
   // delivery). The send_id is by_send_'s key (a node's key stays where it is until

@@ -174,7 +174,7 @@ class Worker {
   std::size_t acking_ = 0;
   bool kafka_more_ = false;  // the consumer queue may hold more messages than we took
 
-  std::map<std::string, CircuitBreaker> circuits_;
+  std::map<std::string, CircuitBreaker, std::less<>> circuits_;
   // The per-send series, looked up once: Family::With builds its key (a vector of strings) per call.
   struct ProviderSeries {
     metrics::Histogram* latency = nullptr;
