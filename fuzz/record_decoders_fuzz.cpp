@@ -194,7 +194,7 @@ void Event(pv::fuzz::Fields& in) {
   pv::ParseSend(value, "key", pv::Channel::kEmail, error, &send);
   if (!send) {
     send = std::make_shared<pv::Send>();
-    send->send_id.assign(value.substr(0, 64));
+    send->send_id = value.substr(0, 64);  // a view: `value` outlives the send
   }
   pv::EventRecord f = pv::EventFor(*send);
   f.status = status;

@@ -111,10 +111,27 @@ std::string_view Text(const rapidjson::Value& object, std::string_view name) {
 
 // `,"name":` then the quoted value.
 void Field(std::string& out, std::string_view name, std::string_view value) {
-  out += ",\"";
-  out += name;
-  out += "\":";
-  AppendJsonString(out, value);
+  if (NeedsJsonEscape(value)) {
+    out += ",\"";
+    out += name;
+    out += "\":";
+    AppendJsonString(out, value);
+    return;
+  }
+  // ,"name":"value" in one resize and two copies: an event is eight of these, and seven appends each
+  // were most of its cost (callgrind: 335 instructions per field).
+  size_t at = out.size();
+  out.resize(at + name.size() + value.size() + 6);
+  char* p = out.data() + at;
+  *p++ = ',';
+  *p++ = '"';
+  std::memcpy(p, name.data(), name.size());
+  p += name.size();
+  *p++ = '"';
+  *p++ = ':';
+  *p++ = '"';
+  if (!value.empty()) std::memcpy(p, value.data(), value.size());
+  p[value.size()] = '"';
 }
 
 // The content fields written first, in this order (the rest follow in name order).

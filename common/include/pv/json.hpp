@@ -23,6 +23,8 @@ inline std::string JsonString(std::string_view s) {
   AppendJsonString(out, s);
   return out;
 }
+// Whether AppendJsonString(s) would escape a character of `s` (a control character, '"' or '\\').
+bool NeedsJsonEscape(std::string_view s);
 // In the text of a JSON document, the position of the quote that closes the string whose characters
 // start at `i` (just after its opening quote); npos when the text ends first or holds a character no
 // JSON string holds unescaped (a control character). Escapes are skipped whole: \" does not close.
