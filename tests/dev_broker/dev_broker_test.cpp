@@ -1114,7 +1114,8 @@ TEST_F(DevBrokerProcessTest, AnIdleConsumerFetchesOncePerMaxWaitNotFaster) {
   auto consumer = AssignedConsumer(broker_.bootstrap(), "lp.idle", 500, "lp-idle");
   ASSERT_TRUE(consumer);
   EXPECT_FALSE(NextRecord(consumer.get(), 1500ms).has_value());  // settles into waiting Fetches
-  auto before = LongPollCounters(broker_);
+  rapidjson::Document before_doc;
+  auto before = LongPollCounters(broker_, &before_doc);
   const auto start = Clock::now();
   EXPECT_FALSE(NextRecord(consumer.get(), 3s).has_value());
   double seconds = std::chrono::duration<double>(Clock::now() - start).count();
@@ -1128,6 +1129,11 @@ TEST_F(DevBrokerProcessTest, AnIdleConsumerFetchesOncePerMaxWaitNotFaster) {
   ASSERT_TRUE(doc.HasMember("fetch_wait_ms_by_client") &&
               doc["fetch_wait_ms_by_client"].HasMember("lp-idle"));
   EXPECT_EQ(doc["fetch_wait_ms_by_client"]["lp-idle"].GetInt(), 500);
+  // The only client fetching meanwhile: its own count rose by every Fetch the front forwarded.
+  ASSERT_TRUE(before_doc.HasMember("fetches_by_client") && before_doc["fetches_by_client"].HasMember("lp-idle"));
+  ASSERT_TRUE(doc.HasMember("fetches_by_client") && doc["fetches_by_client"].HasMember("lp-idle"));
+  EXPECT_EQ(doc["fetches_by_client"]["lp-idle"].GetInt64() - before_doc["fetches_by_client"]["lp-idle"].GetInt64(),
+            fetches);
   rd_kafka_consumer_close(consumer.get());
 }
 

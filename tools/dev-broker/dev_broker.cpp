@@ -729,6 +729,14 @@ std::string DevBroker::Impl::LongPollJson() {
       AppendJsonString(out, client);
       out += ':' + std::to_string(wait);
     }
+    out += "},\"fetches_by_client\":{";
+    first = true;
+    for (const auto& [client, count] : s.fetches_by_client) {
+      if (!first) out += ',';
+      first = false;
+      AppendJsonString(out, client);
+      out += ':' + std::to_string(count);
+    }
     out += '}';
   }
   out += "}\n";

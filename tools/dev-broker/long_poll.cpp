@@ -853,6 +853,7 @@ void LongPollFront::Impl::HandleRequest(Conn& c, std::string_view framed) {
     std::lock_guard lock(stats_mutex);
     ++stats.fetches;
     stats.fetch_wait_by_client[header.client_id] = max_wait_ms;
+    ++stats.fetches_by_client[header.client_id];
   } else {
     c.upstream_out.append(framed);  // forwarded as is
     std::vector<wire::ProducedRecords> records;

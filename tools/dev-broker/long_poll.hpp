@@ -159,6 +159,8 @@ struct LongPollStats {
   std::uint64_t partitions_answered = 0;
   // client.id -> MaxWait of its last Fetch (shows which fetch.wait.max.ms each client runs with)
   std::map<std::string, std::int32_t> fetch_wait_by_client;
+  // client.id -> Fetch requests it sent (with `produces`, how many records a consumer gets per Fetch)
+  std::map<std::string, std::uint64_t> fetches_by_client;
 };
 
 class LongPollFront {
