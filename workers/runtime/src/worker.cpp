@@ -70,7 +70,7 @@ Worker::Worker(WorkerOptions options, std::unique_ptr<DedupeStore> store,
       send_topic_(topics::Send(options_.channel)),
       dlq_topic_(topics::DeadLetter(options_.channel)),
       store_(std::move(store)),
-      providers_(std::move(providers)),
+      providers_(std::make_move_iterator(providers.begin()), std::make_move_iterator(providers.end())),
       planner_(options_.channel, options_.max_attempts, options_.backoff),
       metrics_(registry),
       in_flight_gauge_(metrics_.in_flight.With({channel_name_})),
@@ -343,7 +343,7 @@ void Worker::MoveDueWaits() {
 Provider* Worker::ChooseProvider(Job& job) {
   const Send& s = *job.send;
   auto find = [&](std::string_view name) -> Provider* {
-    auto it = providers_.find(std::string(name));  // a provider's name is short: no allocation
+    auto it = providers_.find(name);
     return it == providers_.end() ? nullptr : it->second.get();
   };
   if (!job.pinned_provider.empty()) {

@@ -145,7 +145,7 @@ class Worker {
   std::string send_topic_;
   std::string dlq_topic_;
   std::unique_ptr<DedupeStore> store_;
-  std::map<std::string, std::unique_ptr<Provider>> providers_;
+  std::map<std::string, std::unique_ptr<Provider>, std::less<>> providers_;  // found by a send's view
   OutcomePlanner planner_;
   WorkerMetrics metrics_;
   metrics::Gauge& in_flight_gauge_;
