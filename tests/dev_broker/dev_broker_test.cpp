@@ -480,6 +480,36 @@ std::string FetchResponse(int16_t version, int16_t top_error,
   return f.str();
 }
 
+// A client picks its client.id: the per-client counts keep the first kMaxClientsCounted ids, each by
+// its first kMaxClientIdBytes bytes, and count the Fetches of any other one apart.
+TEST(LongPollStatsTest, PerClientCountsAreBoundedInIdsAndBytes) {
+  using pv::dev_broker::LongPollStats;
+  LongPollStats stats;
+  const std::size_t n = LongPollStats::kMaxClientsCounted;
+  for (std::size_t i = 0; i < n; ++i) stats.CountFetch("client-" + std::to_string(i), 100);
+  stats.CountFetch("client-7", 250);  // a known one: still counted, its wait updated
+  stats.CountFetch("one-too-many", 500);
+  stats.CountFetch("one-too-many", 500);
+  stats.CountFetch(std::string(LongPollStats::kMaxClientIdBytes + 1000, 'x'), 500);
+
+  EXPECT_EQ(stats.fetches, n + 4);
+  EXPECT_EQ(stats.fetches_by_client.size(), n);
+  EXPECT_EQ(stats.fetch_wait_by_client.size(), n);
+  EXPECT_EQ(stats.fetches_by_client["client-7"], 2U);
+  EXPECT_EQ(stats.fetch_wait_by_client["client-7"], 250);
+  EXPECT_EQ(stats.fetches_other_clients, 3U);
+  EXPECT_EQ(stats.fetches_by_client.count("one-too-many"), 0U);
+
+  LongPollStats fresh;
+  const std::string long_id(LongPollStats::kMaxClientIdBytes + 1000, 'y');
+  fresh.CountFetch(long_id, 500);
+  fresh.CountFetch(long_id + "z", 500);  // the same first bytes: the same client
+  ASSERT_EQ(fresh.fetches_by_client.size(), 1U);
+  EXPECT_EQ(fresh.fetches_by_client.begin()->first, long_id.substr(0, LongPollStats::kMaxClientIdBytes));
+  EXPECT_EQ(fresh.fetches_by_client.begin()->second, 2U);
+  EXPECT_EQ(fresh.fetches_other_clients, 0U);
+}
+
 TEST(LongPollWire, ReadsAFetchRequestAndWhereItsMaxWaitIs) {
   using namespace pv::dev_broker::wire;
   for (int16_t version : {4, 7, 11}) {
@@ -1134,6 +1164,8 @@ TEST_F(DevBrokerProcessTest, AnIdleConsumerFetchesOncePerMaxWaitNotFaster) {
   ASSERT_TRUE(doc.HasMember("fetches_by_client") && doc["fetches_by_client"].HasMember("lp-idle"));
   EXPECT_EQ(doc["fetches_by_client"]["lp-idle"].GetInt64() - before_doc["fetches_by_client"]["lp-idle"].GetInt64(),
             fetches);
+  ASSERT_TRUE(doc.HasMember("fetches_other_clients") && doc["fetches_other_clients"].IsUint64());
+  EXPECT_EQ(doc["fetches_other_clients"].GetUint64(), 0U);
   rd_kafka_consumer_close(consumer.get());
 }
 

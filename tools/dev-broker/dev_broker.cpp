@@ -737,7 +737,7 @@ std::string DevBroker::Impl::LongPollJson() {
       AppendJsonString(out, client);
       out += ':' + std::to_string(count);
     }
-    out += '}';
+    out += "},\"fetches_other_clients\":" + std::to_string(s.fetches_other_clients);
   }
   out += "}\n";
   return out;

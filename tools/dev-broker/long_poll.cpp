@@ -404,6 +404,26 @@ bool RewriteBrokerPorts(std::string& frame, std::int16_t api_key, std::int16_t v
 
 }  // namespace wire
 
+void LongPollStats::CountFetch(std::string_view client_id, std::int32_t max_wait_ms) {
+  ++fetches;
+  client_id = client_id.substr(0, kMaxClientIdBytes);
+  auto count = fetches_by_client.find(client_id);
+  if (count == fetches_by_client.end()) {
+    if (fetches_by_client.size() >= kMaxClientsCounted) {
+      ++fetches_other_clients;
+      return;
+    }
+    count = fetches_by_client.emplace(std::string(client_id), 0).first;
+  }
+  ++count->second;
+  auto wait = fetch_wait_by_client.find(client_id);
+  if (wait == fetch_wait_by_client.end()) {
+    fetch_wait_by_client.emplace(std::string(client_id), max_wait_ms);
+  } else {
+    wait->second = max_wait_ms;
+  }
+}
+
 // ---- the front ----
 
 namespace {
@@ -851,9 +871,7 @@ void LongPollFront::Impl::HandleRequest(Conn& c, std::string_view framed) {
     SendFetch(c, p.request, p.hold, p);
     if (!p.hold) p.request.clear();
     std::lock_guard lock(stats_mutex);
-    ++stats.fetches;
-    stats.fetch_wait_by_client[header.client_id] = max_wait_ms;
-    ++stats.fetches_by_client[header.client_id];
+    stats.CountFetch(header.client_id, max_wait_ms);
   } else {
     c.upstream_out.append(framed);  // forwarded as is
     std::vector<wire::ProducedRecords> records;

@@ -158,9 +158,18 @@ struct LongPollStats {
   // Fetched partitions the front answered from its copy of the log's tail instead of asking the mock.
   std::uint64_t partitions_answered = 0;
   // client.id -> MaxWait of its last Fetch (shows which fetch.wait.max.ms each client runs with)
-  std::map<std::string, std::int32_t> fetch_wait_by_client;
+  std::map<std::string, std::int32_t, std::less<>> fetch_wait_by_client;
   // client.id -> Fetch requests it sent (with `produces`, how many records a consumer gets per Fetch)
-  std::map<std::string, std::uint64_t> fetches_by_client;
+  std::map<std::string, std::uint64_t, std::less<>> fetches_by_client;
+  // Fetches of clients past kMaxClientsCounted distinct ids, counted in neither map.
+  std::uint64_t fetches_other_clients = 0;
+
+  // Bounds on the per-client maps: a client chooses its client.id (up to 32,767 bytes on the wire),
+  // and a long-running broker sees every client a test or a bench ever started.
+  static constexpr std::size_t kMaxClientsCounted = 256;
+  static constexpr std::size_t kMaxClientIdBytes = 255;  // longer ids are counted by their first bytes
+  // Counts one Fetch of `client_id` asking for `max_wait_ms`.
+  void CountFetch(std::string_view client_id, std::int32_t max_wait_ms);
 };
 
 class LongPollFront {
