@@ -343,6 +343,90 @@ TEST(Http1ClientTest, TimeoutsRefusalsAndStop) {
   EXPECT_EQ(loop.Active(), 0U);
 }
 
+// Turns a driven loop, sleeping on its descriptor as the worker does, until `done()` or 10 s.
+void TurnUntil(CurlLoop& loop, const std::function<bool()>& done) {
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!done() && std::chrono::steady_clock::now() < deadline) {
+    int wait = loop.Turn();
+    ASSERT_GE(wait, 0);
+    ASSERT_LE(wait, 1000);
+    pollfd p{loop.fd(), POLLIN, 0};
+    ::poll(&p, 1, std::min(wait, 50));
+  }
+}
+
+// CurlLoopOptions::driven (the worker's transfer_loop: worker): no thread of its own. Transfers move
+// only when the owner turns the loop, every callback runs on the owner's thread, in Turn or in Stop,
+// and an answer that came while the owner was away is read before the transfer's timeout is judged.
+TEST(Http1ClientTest, ADrivenLoopRunsItsTransfersOnTheThreadThatTurnsIt) {
+  std::atomic<bool> asked{false};
+  ScriptedServer server([&](ScriptedServer::Conn& c, int) {
+    for (std::string request = c.ReadRequest(); !request.empty(); request = c.ReadRequest()) {
+      asked = true;
+      c.Write(kOk);
+    }
+  });
+  ScriptedServer never_answers([](ScriptedServer::Conn& c, int) {
+    c.ReadRequest();
+    c.WaitForClose();
+  });
+  CurlLoopOptions options;
+  options.driven = true;
+  CurlLoop loop(options);
+  const auto me = std::this_thread::get_id();
+  int done = 0;
+  bool elsewhere = false;
+  for (int i = 0; i < 5; ++i) {
+    loop.Submit(Post(server.url()), [&](TransferResult&& r) {
+      EXPECT_EQ(r.status, 200) << r.error;
+      elsewhere = elsewhere || std::this_thread::get_id() != me;
+      ++done;
+    });
+  }
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(done, 0);
+  EXPECT_EQ(server.connections(), 0) << "a driven loop connected without being turned";
+  TurnUntil(loop, [&] { return done == 5; });
+  EXPECT_EQ(done, 5);
+  EXPECT_FALSE(elsewhere);
+
+  // Answered at once, but the owner is away (a slow Redis call) past the 200 ms timeout: the answer
+  // waiting in the socket wins over the deadline.
+  asked = false;
+  TransferResult late;
+  bool finished = false;
+  loop.Submit(Post(server.url(), 200ms), [&](TransferResult&& r) {
+    late = std::move(r);
+    finished = true;
+  });
+  TurnUntil(loop, [&] { return asked.load() || finished; });
+  ASSERT_TRUE(asked.load());
+  std::this_thread::sleep_for(400ms);
+  TurnUntil(loop, [&] { return finished; });
+  ASSERT_TRUE(finished);
+  EXPECT_EQ(late.status, 200) << late.error;
+
+  // In flight at Stop: completed in Stop, on this thread; a later submission completes at once.
+  TransferResult stopped;
+  bool stopped_here = false;
+  loop.Submit(Post(never_answers.url()), [&](TransferResult&& r) {
+    stopped = std::move(r);
+    stopped_here = std::this_thread::get_id() == me;
+  });
+  TurnUntil(loop, [&] { return never_answers.connections() == 1; });
+  for (int i = 0; i < 5; ++i) TurnUntil(loop, [] { return true; });
+  loop.Stop();
+  EXPECT_TRUE(stopped_here);
+  EXPECT_EQ(stopped.error, "transfer loop stopped");
+  bool at_once = false;
+  loop.Submit(Post(server.url()), [&](TransferResult&& r) {
+    EXPECT_EQ(r.error, "transfer loop stopped");
+    at_once = true;
+  });
+  EXPECT_TRUE(at_once);
+  EXPECT_EQ(loop.Active(), 0U);
+}
+
 TEST(Http1ClientTest, TlsVerifiesThePeerAgainstTheGivenCa) {
   pv::testing::TempDir dir("pv-http1-tls");
   const auto& keys = pv::testing::TestKeys::Get();

@@ -697,5 +697,28 @@ TEST(WorkerCommandLine, AProviderSecretFromAFileIsMaskedAndDoubleSourcesAreRefus
               HasSubstr("both PV_PROVIDERS_SG_API_KEY and PV_PROVIDERS_SG_API_KEY_FILE are set"));
 }
 
+// transfer_loop: "worker" (the default) or "thread"; anything else is refused at start with exit 2,
+// naming the setting and what it takes.
+TEST(WorkerCommandLine, TransferLoopIsWorkerOrThreadAndNothingElse) {
+  TempDir dir("pv-worker-transfer-loop");
+  for (const std::string value : {"worker", "thread", "fiber"}) {
+    WriteFile(dir.File("config.yaml"), "workers:\n  transfer_loop: " + value + "\n");
+    std::vector<std::string> argv = {WorkerBinary(Channel::kSms), "--config", dir.File("config.yaml"),
+                                     "--print-config"};
+    Subprocess run(argv, {}, dir.File(value + ".log"));
+    std::string out;
+    int rc = run.Wait(10s);
+    out = ReadFile(dir.File(value + ".log"));
+    if (value == "fiber") {
+      EXPECT_EQ(rc, 2) << out;
+      EXPECT_THAT(out, HasSubstr(R"(setting transfer_loop (worker.sms.transfer_loop or workers.transfer_loop) )"
+                                 R"(must be \"worker\" or \"thread\", not \"fiber\")"));
+    } else {
+      EXPECT_EQ(rc, 0) << out;
+      EXPECT_THAT(out, HasSubstr("workers.transfer_loop = " + value));
+    }
+  }
+}
+
 }  // namespace
 }  // namespace pv::testing

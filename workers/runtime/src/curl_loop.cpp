@@ -432,7 +432,7 @@ CurlLoop::CurlLoop(CurlLoopOptions options) : options_(options), no_proxy_env_(!
   curl_multi_setopt(multi, CURLMOPT_PIPELINING, static_cast<long>(CURLPIPE_MULTIPLEX));
   multi_ = multi;
   native_ = std::make_unique<Http1Client>(epoll_fd_, wake_fd_, options_, active_);
-  thread_ = std::thread([this] { Run(); });
+  if (!options_.driven) thread_ = std::thread([this] { Run(); });
 }
 
 CurlLoop::~CurlLoop() {
@@ -455,6 +455,7 @@ void CurlLoop::Stop() {
   }
   Wake();
   if (thread_.joinable()) thread_.join();
+  if (options_.driven) Shutdown();
 }
 
 // An HTTP/1.1 request for native_: true when taken (or failed at once, the loop being stopped).
@@ -599,65 +600,84 @@ void CurlLoop::Enqueue(TransferPtr transfer) {
   if (was_empty) Wake();
 }
 
-void CurlLoop::Run() {
-  auto* multi = static_cast<CURLM*>(multi_);
-  std::unordered_set<Transfer*> running;
-  auto complete = [&](Transfer* t, int code) {
-    curl_multi_remove_handle(multi, t->easy);
-    running.erase(t);
-    TransferPtr owned(t);
-    t->result.curl_code = code;
-    if (code != CURLE_OK)
-      t->result.error = t->errbuf[0] != '\0' ? t->errbuf : curl_easy_strerror(static_cast<CURLcode>(code));
-    long status = 0;
-    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
-    t->result.status = status;
-    curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME, &t->result.seconds);
-    t->result.request_sent = t->RequestSent();
-    t->Finish();
-  };
-  auto finished = [&] {
-    int queued = 0;
-    while (CURLMsg* msg = curl_multi_info_read(multi, &queued)) {
-      if (msg->msg != CURLMSG_DONE) continue;
-      Transfer* t = nullptr;
-      curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &t);
-      complete(t, msg->data.result);
-    }
-  };
+void CurlLoop::Complete(Transfer* t, int code) {
+  curl_multi_remove_handle(static_cast<CURLM*>(multi_), t->easy);
+  running_.erase(t);
+  TransferPtr owned(t);
+  t->result.curl_code = code;
+  if (code != CURLE_OK)
+    t->result.error = t->errbuf[0] != '\0' ? t->errbuf : curl_easy_strerror(static_cast<CURLcode>(code));
+  long status = 0;
+  curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+  t->result.status = status;
+  curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME, &t->result.seconds);
+  t->result.request_sent = t->RequestSent();
+  t->Finish();
+}
 
-  std::vector<TransferPtr> batch;
-  std::vector<NativeSubmission> native_batch;
-  while (true) {
-    {
-      std::lock_guard lock(mutex_);
-      if (stop_) break;
-      batch.swap(pending_);
-      native_batch.swap(native_pending_);
-    }
-    for (auto& s : native_batch) native_->Start(std::move(s.request), std::move(s.target), std::move(s.done));
-    native_batch.clear();
-    for (auto& t : batch) {
-      Transfer* raw = t.release();
-      CURLMcode mc = curl_multi_add_handle(multi, raw->easy);  // sets the timer to "now"
-      if (mc != CURLM_OK) {
-        TransferPtr(raw)->Fail(CURLE_FAILED_INIT, curl_multi_strerror(mc));
-        continue;
-      }
-      running.insert(raw);
-    }
-    batch.clear();
-    Poll();
-    finished();
+void CurlLoop::Finished() {
+  int queued = 0;
+  while (CURLMsg* msg = curl_multi_info_read(static_cast<CURLM*>(multi_), &queued)) {
+    if (msg->msg != CURLMSG_DONE) continue;
+    Transfer* t = nullptr;
+    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &t);
+    Complete(t, msg->data.result);
   }
+}
+
+bool CurlLoop::TurnOnce(int max_wait_ms) {
+  auto* multi = static_cast<CURLM*>(multi_);
+  {
+    std::lock_guard lock(mutex_);
+    if (stop_) return false;
+    batch_.swap(pending_);
+    native_batch_.swap(native_pending_);
+  }
+  for (auto& s : native_batch_) native_->Start(std::move(s.request), std::move(s.target), std::move(s.done));
+  native_batch_.clear();
+  for (auto& t : batch_) {
+    Transfer* raw = t.release();
+    CURLMcode mc = curl_multi_add_handle(multi, raw->easy);  // sets the timer to "now"
+    if (mc != CURLM_OK) {
+      TransferPtr(raw)->Fail(CURLE_FAILED_INIT, curl_multi_strerror(mc));
+      continue;
+    }
+    running_.insert(raw);
+  }
+  batch_.clear();
+  Poll(max_wait_ms);
+  Finished();
+  return true;
+}
+
+int CurlLoop::Turn() {
+  if (!TurnOnce(0)) return 1000;  // stopped: Stop ran (or runs) the shutdown
+  int wait_ms = 1000;
+  if (timer_due_) {
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(*timer_due_ - std::chrono::steady_clock::now());
+    wait_ms = static_cast<int>(std::clamp<std::int64_t>(left.count(), 0, 1000));
+  }
+  return native_->Tick(wait_ms);
+}
+
+void CurlLoop::Run() {
+  while (TurnOnce(1000)) {
+  }
+  Shutdown();
+}
+
+void CurlLoop::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
   // Stopping: whatever still runs ends with an error, and pending transfers never start.
-  std::vector<Transfer*> left(running.begin(), running.end());
+  std::vector<Transfer*> left(running_.begin(), running_.end());
   for (Transfer* t : left) {
     std::snprintf(t->errbuf, sizeof(t->errbuf), "transfer loop stopped");
-    complete(t, CURLE_ABORTED_BY_CALLBACK);
+    Complete(t, CURLE_ABORTED_BY_CALLBACK);
   }
   native_->Stop();
   std::vector<TransferPtr> never;
+  std::vector<NativeSubmission> native_batch;
   {
     std::lock_guard lock(mutex_);
     never.swap(pending_);
@@ -670,19 +690,20 @@ void CurlLoop::Run() {
   }
 }
 
-void CurlLoop::Poll() {
+void CurlLoop::Poll(int max_wait_ms) {
   auto* multi = static_cast<CURLM*>(multi_);
   int still_running = 0;  // libcurl's count; the transfers' ends come from curl_multi_info_read
   constexpr int kMaxEvents = 128;
   epoll_event events[kMaxEvents];
   // Sleep until a socket is ready, libcurl's timer is due, or a submission wakes us; at most 1 s
   // (libcurl keeps a timer whenever a transfer runs, so this is only a safety net).
-  int wait_ms = 1000;
+  int wait_ms = max_wait_ms;
   if (timer_due_) {
     auto left = std::chrono::ceil<std::chrono::milliseconds>(*timer_due_ - std::chrono::steady_clock::now());
-    wait_ms = static_cast<int>(std::clamp<std::int64_t>(left.count(), 0, 1000));
+    wait_ms = static_cast<int>(std::clamp<std::int64_t>(left.count(), 0, max_wait_ms));
   }
-  wait_ms = native_->Tick(wait_ms);  // its deadlines due and lookups done, and how long till the next
+  // Its deadlines due and lookups done, and how long till the next; driven, after the events.
+  if (max_wait_ms > 0) wait_ms = native_->Tick(wait_ms);
   int n = ::epoll_wait(epoll_fd_, events, kMaxEvents, wait_ms);
   for (int i = 0; i < n; ++i) {
     int fd = events[i].data.fd;
@@ -705,6 +726,7 @@ void CurlLoop::Poll() {
     if ((events[i].events & (EPOLLERR | EPOLLHUP)) != 0) flags |= CURL_CSELECT_ERR;
     curl_multi_socket_action(multi, fd, flags, &still_running);
   }
+  if (max_wait_ms == 0) native_->Tick(0);
   if (timer_due_ && *timer_due_ <= std::chrono::steady_clock::now()) {
     timer_due_.reset();  // libcurl sets it again through OnTimer when it needs one
     curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &still_running);

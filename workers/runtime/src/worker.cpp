@@ -1,5 +1,10 @@
 #include "pv/workers/worker.hpp"
 
+#include <poll.h>
+#include <unistd.h>
+
+#include "pv/workers/curl_loop.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -168,6 +173,17 @@ int Worker::Run() {
     MoveDueWaits();
     if (!draining_.load()) ClaimAndProbe(now);
     StartDeliveries();
+    int loop_wait = 1000;
+    if (options_.transfer_loop != nullptr) {
+      std::size_t active = options_.transfer_loop->Active();
+      loop_wait = options_.transfer_loop->Turn();
+      if (options_.transfer_loop->Active() < active) {
+        // Answers were posted from this thread, and the first of them woke the inbox: take that
+        // wake-up now, before CollectInbox takes the answers, rather than turn once more for it.
+        std::uint64_t value = 0;
+        [[maybe_unused]] ssize_t n = ::read(inbox_->fd(), &value, sizeof(value));
+      }
+    }
     CollectInbox();
     SettleBatch(draining_.load() && now >= force_settle_at);
     RecordOutcomes();
@@ -184,7 +200,16 @@ int Worker::Run() {
       }
     }
     UpdatePause();
-    inbox_->Sleep(SleepTime());
+    if (options_.transfer_loop != nullptr) {
+      auto timeout = std::min(SleepTime(), std::chrono::milliseconds(loop_wait));
+      pollfd fds[2] = {{inbox_->fd(), POLLIN, 0}, {options_.transfer_loop->fd(), POLLIN, 0}};
+      if (::poll(fds, 2, static_cast<int>(timeout.count())) > 0 && (fds[0].revents & POLLIN) != 0) {
+        std::uint64_t value = 0;
+        [[maybe_unused]] ssize_t n = ::read(inbox_->fd(), &value, sizeof(value));
+      }
+    } else {
+      inbox_->Sleep(SleepTime());
+    }
   }
   // Outcome records still in librdkafka's queue: give them a moment, then store what was acknowledged.
   // After a fatal error nothing more will be acknowledged: only what already was is committed.

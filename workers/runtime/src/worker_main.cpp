@@ -130,7 +130,18 @@ int RunWorkerMain(Channel channel, int argc, char** argv) {
     CurlLoopOptions loop_options;
     loop_options.max_connections = static_cast<int>(s.Int("max_connections", 2 * options.max_in_flight, 1));
     loop_options.max_host_connections = static_cast<int>(s.Int("max_host_connections", 0, 0));
+    // "worker" (default): the providers' transfers run on the worker's own loop, which saves two
+    // thread hand-offs per send; "thread": on a thread of their own, which keeps them moving while
+    // the loop waits on Redis (a store far away or slow).
+    std::string transfer_loop = s.String("transfer_loop", "worker");
+    if (transfer_loop != "worker" && transfer_loop != "thread")
+      throw ConfigError(fmt::format(
+          "setting transfer_loop (worker.{}.transfer_loop or workers.transfer_loop) must be \"worker\" or "
+          "\"thread\", not \"{}\"",
+          ChannelTopicSuffix(channel), transfer_loop));
+    loop_options.driven = transfer_loop == "worker";
     auto loop = std::make_unique<CurlLoop>(loop_options);
+    if (loop_options.driven) options.transfer_loop = loop.get();
     auto loaded = providers::LoadProviders(config, channel, *loop);
     RedisDedupeOptions dedupe = LoadDedupeOptions(config, channel, options.worker_id);
     dedupe.rate_limits = loaded.rate_limits;

@@ -20,6 +20,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -99,6 +100,10 @@ struct TransferResult {
 struct CurlLoopOptions {
   int max_connections = 512;     // connection cache size (keep-alive across transfers)
   int max_host_connections = 0;  // 0: unlimited
+  // No thread of its own: the owner's thread turns the loop (Turn) and sleeps on fd() with its
+  // other descriptors. The worker runs it so, beside its Kafka and Redis work, which saves the two
+  // thread hand-offs of every send (docs/performance.md, "The transfer loop on the worker's thread").
+  bool driven = false;
 };
 
 class Http1Client;
@@ -106,6 +111,8 @@ struct HttpTarget;
 
 // HTTP/1.1 requests (not http2) go to Http1Client on this loop's thread and epoll set, unless a
 // proxy variable was set at start or PV_CURL_VERBOSE is (libcurl's trace); the rest to libcurl.
+// The loop's thread is its own, or, with CurlLoopOptions::driven, the thread that calls Turn()
+// (and Stop); Submit may be called from any thread in either mode.
 class CurlLoop {
  public:
   using Done = std::function<void(TransferResult&&)>;
@@ -116,14 +123,22 @@ class CurlLoop {
   CurlLoop(const CurlLoop&) = delete;
   CurlLoop& operator=(const CurlLoop&) = delete;
 
-  // `done` runs on the loop thread: keep it short, never block in it.
+  // `done` runs on the loop's thread (in driven mode: inside Turn or Stop): keep it short, never
+  // block in it.
   void Submit(HttpRequest request, Done done);
   void Submit(SmtpRequest request, Done done);
   // Stops the thread; transfers still running complete with an error ("loop stopped"), and later
-  // submissions complete with it at once. Call before destroying what the callbacks point to.
+  // submissions complete with it at once. Call before destroying what the callbacks point to. In
+  // driven mode, call it on the thread that turns the loop: their callbacks run there, in Stop.
   void Stop();
   // Transfers submitted and not yet completed.
   std::size_t Active() const { return active_.load(std::memory_order_relaxed); }
+  // Driven mode: starts what was submitted, acts on every ready socket and then on every due
+  // deadline, without waiting (callbacks run here), and returns how long, in milliseconds (at
+  // most 1000), the owner may sleep before the next Turn if fd() stays quiet.
+  int Turn();
+  // Driven mode: readable when a Turn has something to do (a socket, a submission, a lookup done).
+  int fd() const { return epoll_fd_; }
 
  private:
   struct Transfer;
@@ -139,8 +154,16 @@ class CurlLoop {
   void Enqueue(TransferPtr transfer);
   static void SetHttpOptions(Transfer& t, const HttpRequest& request);
   void Run();
-  // Waits for a socket, libcurl's timer or a wake-up (at most 1 s) and lets libcurl act on it.
-  void Poll();
+  // One turn: takes the submissions, polls (at most max_wait_ms), completes what finished. False
+  // once stopped.
+  bool TurnOnce(int max_wait_ms);
+  void Complete(Transfer* t, int code);
+  void Finished();
+  void Shutdown();
+  // Waits for a socket, libcurl's timer or a wake-up (at most max_wait_ms) and lets libcurl act on
+  // it. With max_wait_ms 0 (driven), what is ready is read before any deadline is judged: the
+  // owner's thread may have been busy elsewhere while an answer arrived.
+  void Poll(int max_wait_ms);
   void Wake();
   static int OnSocket(void* easy, int socket, int what, void* self, void* socket_data);
   static int OnTimer(void* multi, long timeout_ms, void* self);
@@ -162,6 +185,10 @@ class CurlLoop {
   std::vector<FdState> fd_states_;  // by descriptor
   bool no_proxy_env_ = false;  // no *_proxy variable in the environment: libcurl need not look
   bool stop_ = false;
+  bool shut_down_ = false;
+  std::unordered_set<Transfer*> running_;
+  std::vector<TransferPtr> batch_;
+  std::vector<NativeSubmission> native_batch_;
   std::atomic<std::size_t> active_{0};
   std::thread thread_;
 };

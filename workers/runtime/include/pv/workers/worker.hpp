@@ -6,8 +6,9 @@
 // partition: at-least-once, with Redis turning redeliveries into `deduped` events.
 //
 // One thread runs the whole pipeline (poll, claim, start, settle, record, store) as an event loop;
-// providers' HTTP/SMTP transfers run on the CurlLoop thread and the producer's delivery reports on
-// its poll thread, and both only post to this loop's inbox. What each outcome produces is decided by
+// it also turns the providers' transfer loop (WorkerOptions::transfer_loop, a driven CurlLoop),
+// unless that runs on a thread of its own. The producer's delivery reports come on its poll thread.
+// Answers and reports only post to this loop's inbox. What each outcome produces is decided by
 // OutcomePlanner (outcome.hpp), without I/O; a provider's circuit is a CircuitBreaker. Tests:
 // tests/workers/worker_*_test.cpp, workers/test/{outcome,circuit_breaker}_test.cpp.
 #pragma once
@@ -41,6 +42,8 @@
 
 namespace pv::workers {
 
+class CurlLoop;
+
 // The defaults of every setting (LoadWorkerOptions reads them from here; docs/configuration-workers.md
 // "Settings" lists the same).
 struct WorkerOptions {
@@ -49,6 +52,9 @@ struct WorkerOptions {
   kafka::Settings kafka;
   std::string group_id;     // default pv-<email|sms|push>-worker
   int max_in_flight = 256;  // sends at providers at once
+  // The providers' transfer loop when it is driven (CurlLoopOptions::driven): turned by Run's loop
+  // every turn, whose sleep also waits on its descriptor. Null: it has a thread of its own.
+  CurlLoop* transfer_loop = nullptr;
   // Records taken from Kafka and not finished; no more are taken above. 0: 8 × max_in_flight (records
   // wait for their outcome's acknowledgement after delivery too: room for several rounds).
   int max_buffered = 0;
