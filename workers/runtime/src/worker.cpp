@@ -1,11 +1,8 @@
 #include "pv/workers/worker.hpp"
 
+#include <fmt/format.h>
 #include <poll.h>
 #include <unistd.h>
-
-#include "pv/workers/curl_loop.hpp"
-
-#include <fmt/format.h>
 
 #include <algorithm>
 #include <set>
@@ -14,6 +11,7 @@
 #include "pv/log.hpp"
 #include "pv/produce_errors.hpp"
 #include "pv/sent_message.hpp"
+#include "pv/workers/curl_loop.hpp"
 #include "pv/workers/outcome_records.hpp"
 
 namespace pv::workers {
