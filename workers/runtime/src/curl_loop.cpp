@@ -652,12 +652,13 @@ bool CurlLoop::TurnOnce(int max_wait_ms) {
 
 int CurlLoop::Turn() {
   if (!TurnOnce(0)) return 1000;  // stopped: Stop ran (or runs) the shutdown
-  int wait_ms = 1000;
-  if (timer_due_) {
-    auto left = std::chrono::ceil<std::chrono::milliseconds>(*timer_due_ - std::chrono::steady_clock::now());
-    wait_ms = static_cast<int>(std::clamp<std::int64_t>(left.count(), 0, 1000));
-  }
-  return native_->Tick(wait_ms);
+  return driven_wait_ms_;
+}
+
+int CurlLoop::TimerWait(int cap) const {
+  if (!timer_due_) return cap;
+  auto left = std::chrono::ceil<std::chrono::milliseconds>(*timer_due_ - std::chrono::steady_clock::now());
+  return static_cast<int>(std::clamp<std::int64_t>(left.count(), 0, cap));
 }
 
 void CurlLoop::Run() {
@@ -697,11 +698,7 @@ void CurlLoop::Poll(int max_wait_ms) {
   epoll_event events[kMaxEvents];
   // Sleep until a socket is ready, libcurl's timer is due, or a submission wakes us; at most 1 s
   // (libcurl keeps a timer whenever a transfer runs, so this is only a safety net).
-  int wait_ms = max_wait_ms;
-  if (timer_due_) {
-    auto left = std::chrono::ceil<std::chrono::milliseconds>(*timer_due_ - std::chrono::steady_clock::now());
-    wait_ms = static_cast<int>(std::clamp<std::int64_t>(left.count(), 0, max_wait_ms));
-  }
+  int wait_ms = TimerWait(max_wait_ms);
   // Its deadlines due and lookups done, and how long till the next; driven, after the events.
   if (max_wait_ms > 0) wait_ms = native_->Tick(wait_ms);
   int n = ::epoll_wait(epoll_fd_, events, kMaxEvents, wait_ms);
@@ -726,11 +723,11 @@ void CurlLoop::Poll(int max_wait_ms) {
     if ((events[i].events & (EPOLLERR | EPOLLHUP)) != 0) flags |= CURL_CSELECT_ERR;
     curl_multi_socket_action(multi, fd, flags, &still_running);
   }
-  if (max_wait_ms == 0) native_->Tick(0);
   if (timer_due_ && *timer_due_ <= std::chrono::steady_clock::now()) {
     timer_due_.reset();  // libcurl sets it again through OnTimer when it needs one
     curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &still_running);
   }
+  if (max_wait_ms == 0) driven_wait_ms_ = native_->Tick(TimerWait(1000));
 }
 
 }  // namespace pv::workers

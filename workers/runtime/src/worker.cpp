@@ -19,6 +19,14 @@ namespace pv::workers {
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
+namespace {
+// Takes a pending wake-up of the inbox's eventfd (non-blocking), as WakeFd::Sleep does after its poll.
+void TakeWake(int fd) {
+  std::uint64_t value = 0;
+  [[maybe_unused]] ssize_t n = ::read(fd, &value, sizeof(value));
+}
+}  // namespace
+
 // How often an idle worker asks Redis whether it is there (see Run): a PING every few seconds costs
 // nothing and bounds how long /readyz can say ready about a store that went away.
 constexpr auto kIdleStoreProbe = 3s;
@@ -178,8 +186,7 @@ int Worker::Run() {
       if (options_.transfer_loop->Active() < active) {
         // Answers were posted from this thread, and the first of them woke the inbox: take that
         // wake-up now, before CollectInbox takes the answers, rather than turn once more for it.
-        std::uint64_t value = 0;
-        [[maybe_unused]] ssize_t n = ::read(inbox_->fd(), &value, sizeof(value));
+        TakeWake(inbox_->fd());
       }
     }
     CollectInbox();
@@ -201,10 +208,8 @@ int Worker::Run() {
     if (options_.transfer_loop != nullptr) {
       auto timeout = std::min(SleepTime(), std::chrono::milliseconds(loop_wait));
       pollfd fds[2] = {{inbox_->fd(), POLLIN, 0}, {options_.transfer_loop->fd(), POLLIN, 0}};
-      if (::poll(fds, 2, static_cast<int>(timeout.count())) > 0 && (fds[0].revents & POLLIN) != 0) {
-        std::uint64_t value = 0;
-        [[maybe_unused]] ssize_t n = ::read(inbox_->fd(), &value, sizeof(value));
-      }
+      if (::poll(fds, 2, static_cast<int>(timeout.count())) > 0 && (fds[0].revents & POLLIN) != 0)
+        TakeWake(inbox_->fd());
     } else {
       inbox_->Sleep(SleepTime());
     }

@@ -164,6 +164,8 @@ class CurlLoop {
   // it. With max_wait_ms 0 (driven), what is ready is read before any deadline is judged: the
   // owner's thread may have been busy elsewhere while an answer arrived.
   void Poll(int max_wait_ms);
+  // Milliseconds until libcurl's timer is due, at most `cap`.
+  int TimerWait(int cap) const;
   void Wake();
   static int OnSocket(void* easy, int socket, int what, void* self, void* socket_data);
   static int OnTimer(void* multi, long timeout_ms, void* self);
@@ -186,6 +188,7 @@ class CurlLoop {
   bool no_proxy_env_ = false;  // no *_proxy variable in the environment: libcurl need not look
   bool stop_ = false;
   bool shut_down_ = false;
+  int driven_wait_ms_ = 1000;  // what the last driven Poll found: Turn's answer
   std::unordered_set<Transfer*> running_;
   std::vector<TransferPtr> batch_;
   std::vector<NativeSubmission> native_batch_;
