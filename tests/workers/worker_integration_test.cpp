@@ -557,6 +557,34 @@ TEST_F(WorkerIntegrationTest, SigtermDrainsInFlightSendsRecordsThemAndExitsZero)
   EXPECT_EQ(fake.Stat("requests"), 400);  // nothing the first worker delivered went out again
 }
 
+TEST_F(WorkerIntegrationTest, ARevokeFinishesTheSendsStartedOnThePartitionsItGivesUp) {
+  // A second worker's join revokes partitions of the first while its sends wait on the provider. The
+  // first finishes what it started there and records it before letting the partitions go, well
+  // within revoke_timeout_ms: the answers come through its transfer loop, which the revoke must keep
+  // moving (in `transfer_loop: worker` nothing else turns it). Nothing is sent twice.
+  ProviderFake fake({"--sendgrid-key", "k", "--delay-ms", "500", "--no-record"});
+  std::string config = Config("  max_in_flight: 16\n  revoke_timeout_ms: 8000\n", SendGridYaml("sg", fake.url()));
+  WorkerProcess& a = StartWorker(Channel::kEmail, config);
+  auto holds = [](const WorkerProcess& w) { return w.Log().find("partition_assigned") != std::string::npos; };
+  ASSERT_TRUE(WaitFor([&] { return holds(a); }, 30s)) << a.Log();
+  SendSpec spec;
+  spec.provider = "sg";
+  auto ids = ProduceSends(400, spec);  // 16 at a time for 500 ms each: sending for about 12 s
+  ASSERT_TRUE(WaitFor([&] { return fake.Stat("requests") >= 16; }, 30s));
+  WorkerProcess& b = StartWorker(Channel::kEmail, config);
+  ASSERT_TRUE(WaitFor([&] { return a.Log().find("partition_revoked") != std::string::npos; }, 30s)) << a.Log();
+  EXPECT_LT(fake.Stat("requests"), 400) << "the revoke came after the last send: it tested nothing";
+  TopicReader events(broker_->bootstrap(), {"pv.events"});
+  auto sent = [&](const std::vector<Record>& all) {
+    return CountWith(StatusesBySend(all), ids, "sent") == ids.size();
+  };
+  ASSERT_TRUE(sent(events.ReadUntil(sent, 60s)));
+  EXPECT_THAT(a.Log(), ::testing::Not(HasSubstr("revoke_unfinished")));
+  EXPECT_EQ(fake.Stat("requests"), 400);  // each send once: nothing the first started went out again
+  EXPECT_EQ(a.Stop(SIGTERM, 20s), 0);
+  EXPECT_EQ(b.Stop(SIGTERM, 20s), 0);
+}
+
 TEST_F(WorkerIntegrationTest, ProviderRateLimitIsSharedByEveryWorker) {
   // 20 per second with a burst of 20, shared: with a limit per worker the two would take half the time.
   std::string config = Config("", "  log:\n    type: log\n    rate_limit: {per_second: 20}\n");

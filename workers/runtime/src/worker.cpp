@@ -179,16 +179,7 @@ int Worker::Run() {
     MoveDueWaits();
     if (!draining_.load()) ClaimAndProbe(now);
     StartDeliveries();
-    int loop_wait = 1000;
-    if (options_.transfer_loop != nullptr) {
-      std::size_t active = options_.transfer_loop->Active();
-      loop_wait = options_.transfer_loop->Turn();
-      if (options_.transfer_loop->Active() < active) {
-        // Answers were posted from this thread, and the first of them woke the inbox: take that
-        // wake-up now, before CollectInbox takes the answers, rather than turn once more for it.
-        TakeWake(inbox_->fd());
-      }
-    }
+    std::chrono::milliseconds loop_wait = TurnTransfers();
     CollectInbox();
     SettleBatch(draining_.load() && now >= force_settle_at);
     RecordOutcomes();
@@ -205,14 +196,7 @@ int Worker::Run() {
       }
     }
     UpdatePause();
-    if (options_.transfer_loop != nullptr) {
-      auto timeout = std::min(SleepTime(), std::chrono::milliseconds(loop_wait));
-      pollfd fds[2] = {{inbox_->fd(), POLLIN, 0}, {options_.transfer_loop->fd(), POLLIN, 0}};
-      if (::poll(fds, 2, static_cast<int>(timeout.count())) > 0 && (fds[0].revents & POLLIN) != 0)
-        TakeWake(inbox_->fd());
-    } else {
-      inbox_->Sleep(SleepTime());
-    }
+    Sleep(std::min(SleepTime(), loop_wait));
   }
   // Outcome records still in librdkafka's queue: give them a moment, then store what was acknowledged.
   // After a fatal error nothing more will be acknowledged: only what already was is committed.
@@ -225,6 +209,28 @@ int Worker::Run() {
                                    {"fatal", fatal_.load()},
                                    {"unfinished", static_cast<std::int64_t>(Busy())}});
   return clean && !fatal_.load() ? 0 : 1;
+}
+
+std::chrono::milliseconds Worker::TurnTransfers() {
+  if (options_.transfer_loop == nullptr) return 1000ms;  // it has a thread of its own
+  std::size_t active = options_.transfer_loop->Active();
+  auto wait = std::chrono::milliseconds(options_.transfer_loop->Turn());
+  if (options_.transfer_loop->Active() < active) {
+    // Answers were posted from this thread, and the first of them woke the inbox: take that
+    // wake-up now, before CollectInbox takes the answers, rather than turn once more for it.
+    TakeWake(inbox_->fd());
+  }
+  return wait;
+}
+
+void Worker::Sleep(std::chrono::milliseconds timeout) {
+  if (options_.transfer_loop == nullptr) {
+    inbox_->Sleep(timeout);
+    return;
+  }
+  pollfd fds[2] = {{inbox_->fd(), POLLIN, 0}, {options_.transfer_loop->fd(), POLLIN, 0}};
+  if (::poll(fds, 2, static_cast<int>(timeout.count())) > 0 && (fds[0].revents & POLLIN) != 0)
+    TakeWake(inbox_->fd());
 }
 
 void Worker::ClaimAndProbe(Clock::time_point now) {
@@ -847,10 +853,11 @@ void Worker::OnRebalance(rd_kafka_resp_err_t kind, const rd_kafka_topic_partitio
   while (remaining() > 0 && Clock::now() < deadline) {
     MoveDueWaits();
     StartDeliveries();
+    std::chrono::milliseconds loop_wait = TurnTransfers();  // the started sends' answers come through it
     CollectInbox();
     SettleBatch(Clock::now() >= start + options_.revoke_timeout / 2);
     RecordOutcomes();
-    inbox_->Sleep(20ms);
+    Sleep(std::min(20ms, loop_wait));
   }
   std::size_t left = remaining();
   for (std::int32_t p : revoked) {

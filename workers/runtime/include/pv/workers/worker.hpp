@@ -116,6 +116,11 @@ class Worker {
   std::chrono::milliseconds SleepTime() const;
   void ClaimBatch();
   void StartDeliveries();
+  // Moves the driven transfer loop (options_.transfer_loop) on: returns how long it may wait for its
+  // next turn (1 s without one). Every loop that waits for answers must turn it: nothing else does.
+  std::chrono::milliseconds TurnTransfers();
+  // Waits up to `timeout` for the inbox, or for the transfer loop's sockets and timers.
+  void Sleep(std::chrono::milliseconds timeout);
   void CollectInbox();
   void SettleBatch(bool force);
   void RecordOutcomes();
