@@ -141,6 +141,23 @@ class Stack:
             out[name] = ns
         return out, time.time()
 
+    def sleeps(self):
+        """How many times each process's threads blocked (voluntary context switches, all its threads,
+        from /proc/<pid>/task/*/status): each is a wait that something had to end with a wake-up, the
+        hand-offs between threads and processes that this guest pays for dearly."""
+        out = {}
+        for name, pid in self.pids.items():
+            n = 0
+            for task in glob.glob(f"/proc/{pid}/task/*"):
+                try:
+                    for line in open(f"{task}/status"):
+                        if line.startswith("voluntary_ctxt_switches:"):
+                            n += int(line.split()[1])
+                except (OSError, ValueError):
+                    pass
+            out[name] = n
+        return out
+
     def cpu_percent_since(self, before, digits=2):
         (b, t0), (a, t1) = before, self.cpu_ns()
         cpu = {n: (a[n] - b[n]) / 1e9 / (t1 - t0) * 100 for n in b}
