@@ -1,5 +1,5 @@
 // RedisDedupeStore against a real redis-server: claims, sent marks, releases that only undo our own
-// claim, pipelined batches, the shared GCRA rate limit (with SMS segment costs), and reconnection
+// claim, pipelined batches (settles and claims in one round trip), the shared GCRA rate limit (with SMS segment costs), and reconnection
 // after the server restarts.
 #include "pv/workers/dedupe_store.hpp"
 
@@ -164,6 +164,70 @@ TEST_F(DedupeStoreTest, UnreachableThenBackAfterARestart) {
   EXPECT_EQ((*r)[3].detail, "m");
   EXPECT_EQ(redis_.Command({"GET", "pv:send:r3"}), "inflight:a");
   EXPECT_EQ(redis_.Command({"GET", "pv:send:r4"}), "inflight:a");
+}
+
+// Redis' count of read events (one per round trip of a small pipeline on loopback, one per
+// connection closed).
+long long ReadsProcessed(RedisServer& redis) {
+  std::string info = redis.Command({"INFO", "stats"});
+  auto at = info.find("total_reads_processed:");
+  if (at == std::string::npos) return -1;
+  return std::stoll(info.substr(at + std::string("total_reads_processed:").size()));
+}
+
+TEST_F(DedupeStoreTest, AnExchangeSettlesThenClaimsInOneRoundTrip) {
+  RedisDedupeOptions o = Options(redis_, "a");
+  o.rate_limits["rl"] = RateLimit{1000, 0, 0};  // its claims go through the script; "p"'s are a SET
+  RedisDedupeStore store(o);
+  std::vector<ClaimRequest> first = {{"x1", "p", 1}, {"x2", "rl", 1}};
+  ASSERT_TRUE(store.Claim(first));
+
+  std::vector<SettleRequest> settles = {{"x1", true, "m1", "pv:msg:m1", "record"}, {"x2", false, "", {}, {}}};
+  std::vector<ClaimRequest> claims = {{"x3", "p", 1}, {"x4", "rl", 1}, {"x1", "p", 1}};
+  // What reading the count costs (the helper's own connection), then what the exchange adds to it.
+  long long base0 = ReadsProcessed(redis_);
+  long long base1 = ReadsProcessed(redis_);
+  ExchangeResult r = store.Exchange(settles, claims);
+  long long after = ReadsProcessed(redis_);
+  EXPECT_EQ((after - base1) - (base1 - base0), 1) << "the exchange took more than one round trip";
+  EXPECT_TRUE(r.settled);
+  ASSERT_TRUE(r.claims);
+  ASSERT_EQ(r.claims->size(), 3U);
+  EXPECT_EQ((*r.claims)[0].status, ClaimStatus::kClaimed);
+  EXPECT_EQ((*r.claims)[1].status, ClaimStatus::kClaimed);
+  EXPECT_EQ((*r.claims)[2].status, ClaimStatus::kAlreadySent);  // the settles ran first
+  EXPECT_EQ((*r.claims)[2].detail, "m1");
+  EXPECT_EQ(redis_.Command({"GET", "pv:msg:m1"}), "record");
+  EXPECT_EQ(redis_.Command({"EXISTS", "pv:send:x2"}), "0");
+  EXPECT_EQ(redis_.Command({"GET", "pv:send:x4"}), "inflight:a");
+
+  // A settle the server refuses (a key of another type) is reported without spoiling the claims beside it.
+  redis_.Command({"HSET", "pv:send:x9", "f", "v"});
+  std::vector<SettleRequest> refused = {{"x9", false, "", {}, {}}};
+  std::vector<ClaimRequest> more = {{"x5", "p", 1}};
+  r = store.Exchange(refused, more);
+  EXPECT_FALSE(r.settled);
+  ASSERT_TRUE(r.claims);
+  EXPECT_EQ((*r.claims)[0].status, ClaimStatus::kClaimed);
+
+  // A server that lost its scripts: the script's claims run once more, the settles and plain claims
+  // do not (a second SET NX would read our own claim as another worker's).
+  redis_.Command({"SCRIPT", "FLUSH"});
+  std::vector<SettleRequest> sent = {{"x3", true, "m3", {}, {}}};
+  std::vector<ClaimRequest> after_flush = {{"x6", "rl", 1}, {"x7", "p", 1}};
+  r = store.Exchange(sent, after_flush);
+  EXPECT_TRUE(r.settled);
+  ASSERT_TRUE(r.claims);
+  EXPECT_EQ((*r.claims)[0].status, ClaimStatus::kClaimed);
+  EXPECT_EQ((*r.claims)[1].status, ClaimStatus::kClaimed);
+  EXPECT_EQ(redis_.Command({"GET", "pv:send:x3"}), "sent:m3");
+  EXPECT_EQ(redis_.Command({"GET", "pv:send:x6"}), "inflight:a");
+
+  // Unreachable: nothing settled, nothing claimed.
+  redis_.Stop();
+  r = store.Exchange(sent, after_flush);
+  EXPECT_FALSE(r.settled);
+  EXPECT_FALSE(r.claims.has_value());
 }
 
 }  // namespace

@@ -146,13 +146,34 @@ std::optional<ClaimResult> ReadClaim(const RedisReply& r) {
 
 }  // namespace
 
-std::optional<std::vector<ClaimResult>> RedisDedupeStore::Claim(std::span<const ClaimRequest> requests) {
-  if (requests.empty()) return std::vector<ClaimResult>{};
-  if (!client_.EnsureConnected() || !LoadScripts()) return std::nullopt;
+void RedisDedupeStore::AddSettles(std::span<const SettleRequest> settles) {
+  const std::string claim_value = "inflight:" + options_.worker_id;
+  const std::string ttl = std::to_string(options_.sent_ttl.count());
+  for (const auto& r : settles) {
+    if (r.sent) {
+      // Unconditional: the delivery happened, whoever holds the claim now. (Releases are rare and
+      // use EVAL: the server caches the script by its hash anyway.)
+      std::string_view key = Key("pv:send:", r.send_id);
+      batch_.Add({"SET", key, Value("sent:", r.provider_message_id), "PX", ttl});
+      if (!r.message_key.empty()) batch_.Add({"SET", r.message_key, r.message_value, "PX", ttl});
+    } else {
+      batch_.Add({"EVAL", kReleaseScript, "1", Key("pv:send:", r.send_id), claim_value});
+    }
+  }
+}
+
+ExchangeResult RedisDedupeStore::Exchange(std::span<const SettleRequest> settles,
+                                          std::span<const ClaimRequest> claims) {
+  ExchangeResult result;
+  result.claims.emplace();
+  if (settles.empty() && claims.empty()) return result;
+  if (!client_.EnsureConnected() || !LoadScripts()) return {false, std::nullopt};
   const std::string value = "inflight:" + options_.worker_id;
   const std::string lease = std::to_string(options_.lease.count());
   batch_.clear();
-  for (const auto& r : requests) {
+  AddSettles(settles);
+  const size_t settle_commands = batch_.size();
+  for (const auto& r : claims) {
     auto it = options_.rate_limits.find(std::string(r.provider));
     if (it == options_.rate_limits.end() || it->second.empty()) {
       // No rate to take: one plain command (Redis 7), half the server's CPU of the script's GET + SET.
@@ -161,14 +182,32 @@ std::optional<std::vector<ClaimResult>> RedisDedupeStore::Claim(std::span<const 
       batch_.Add(ClaimCommand(r, value, lease));
     }
   }
-  std::vector<ClaimResult> out(requests.size());
+  auto replies = client_.Pipeline(batch_);
+  if (!replies) return {false, std::nullopt};
+  std::span<const RedisReply> all(*replies);
+  for (const auto& r : all.first(settle_commands)) {
+    if (r.IsError()) {
+      pv::log::Error("redis_settle_failed", {{"error", r.str}});
+      result.settled = false;
+      break;
+    }
+  }
+  if (!claims.empty()) result.claims = ReadClaims(claims, all.subspan(settle_commands), value, lease);
+  return result;
+}
+
+std::optional<std::vector<ClaimResult>> RedisDedupeStore::ReadClaims(std::span<const ClaimRequest> claims,
+                                                                     std::span<const RedisReply> replies,
+                                                                     const std::string& value,
+                                                                     const std::string& lease) {
+  std::vector<ClaimResult> out(claims.size());
   // Reads the replies to the commands whose indexes `index(k)` gives into `out`; false when one is
   // not a claim's. Commands that met a server without the script (restart, SCRIPT FLUSH, without
   // us reconnecting) are left in `noscript`.
   std::vector<size_t> noscript;
-  auto read = [&](const std::vector<RedisReply>& replies, const auto& index) {
-    for (size_t k = 0; k < replies.size(); ++k) {
-      const RedisReply& r = replies[k];
+  auto read = [&](std::span<const RedisReply> got, const auto& index) {
+    for (size_t k = 0; k < got.size(); ++k) {
+      const RedisReply& r = got[k];
       if (r.IsError() && r.str.rfind("NOSCRIPT", 0) == 0) {
         noscript.push_back(index(k));
         continue;
@@ -184,8 +223,7 @@ std::optional<std::vector<ClaimResult>> RedisDedupeStore::Claim(std::span<const 
     }
     return true;
   };
-  auto replies = client_.Pipeline(batch_);
-  if (!replies || !read(*replies, [](size_t k) { return k; })) return std::nullopt;
+  if (replies.size() != claims.size() || !read(replies, [](size_t k) { return k; })) return std::nullopt;
   if (noscript.empty()) return out;
   // The script loaded again, only its commands run once more: the batch's plain claims ran, and a
   // second run would read our own claim as another worker's.
@@ -195,9 +233,10 @@ std::optional<std::vector<ClaimResult>> RedisDedupeStore::Claim(std::span<const 
   const std::vector<size_t> retried = std::move(noscript);
   noscript.clear();
   batch_.clear();
-  for (size_t i : retried) batch_.Add(ClaimCommand(requests[i], value, lease));  // the new sha
-  replies = client_.Pipeline(batch_);
-  if (!replies || !read(*replies, [&](size_t k) { return retried[k]; }) || !noscript.empty())
+  for (size_t i : retried) batch_.Add(ClaimCommand(claims[i], value, lease));  // the new sha
+  auto again = client_.Pipeline(batch_);
+  if (!again || again->size() != retried.size() ||
+      !read(*again, [&](size_t k) { return retried[k]; }) || !noscript.empty())
     return std::nullopt;
   return out;
 }
@@ -205,34 +244,6 @@ std::optional<std::vector<ClaimResult>> RedisDedupeStore::Claim(std::span<const 
 bool RedisDedupeStore::Probe() {
   auto replies = client_.Pipeline({{"PING"}});
   return replies && !(*replies)[0].IsError();
-}
-
-bool RedisDedupeStore::Settle(std::span<const SettleRequest> requests) {
-  if (requests.empty()) return true;
-  if (!client_.EnsureConnected() || !LoadScripts()) return false;
-  const std::string claim_value = "inflight:" + options_.worker_id;
-  const std::string ttl = std::to_string(options_.sent_ttl.count());
-  batch_.clear();
-  for (const auto& r : requests) {
-    if (r.sent) {
-      // Unconditional: the delivery happened, whoever holds the claim now. (Releases are rare and
-      // use EVAL: the server caches the script by its hash anyway.)
-      std::string_view key = Key("pv:send:", r.send_id);
-      batch_.Add({"SET", key, Value("sent:", r.provider_message_id), "PX", ttl});
-      if (!r.message_key.empty()) batch_.Add({"SET", r.message_key, r.message_value, "PX", ttl});
-    } else {
-      batch_.Add({"EVAL", kReleaseScript, "1", Key("pv:send:", r.send_id), claim_value});
-    }
-  }
-  auto replies = client_.Pipeline(batch_);
-  if (!replies) return false;
-  for (const auto& r : *replies) {
-    if (r.IsError()) {
-      pv::log::Error("redis_settle_failed", {{"error", r.str}});
-      return false;
-    }
-  }
-  return true;
 }
 
 }  // namespace pv::workers

@@ -177,11 +177,13 @@ int Worker::Run() {
       }
     }
     MoveDueWaits();
-    if (!draining_.load()) ClaimAndProbe(now);
     StartDeliveries();
     std::chrono::milliseconds loop_wait = TurnTransfers();
     CollectInbox();
-    SettleBatch(draining_.load() && now >= force_settle_at);
+    // One Redis round trip for both: the answered sends' settles, the new ones' claims (those start
+    // at the next turn, which comes at once: SleepTime is 0 while claimed sends have free slots).
+    ClaimAndSettle(!draining_.load(), draining_.load() && now >= force_settle_at);
+    if (!draining_.load()) ProbeStore(now);
     RecordOutcomes();
     in_flight_gauge_.Set(static_cast<double>(delivering_));
     buffered_gauge_.Set(static_cast<double>(jobs_.size()));
@@ -233,13 +235,7 @@ void Worker::Sleep(std::chrono::milliseconds timeout) {
     TakeWake(inbox_->fd());
 }
 
-void Worker::ClaimAndProbe(Clock::time_point now) {
-  // Claim ahead of free slots, but not so far that claims wait long for a slot (their lease runs).
-  while (!claim_queue_.empty() && !store_down_ &&
-         ready_queue_.size() < static_cast<std::size_t>(options_.max_in_flight)) {
-    ClaimBatch();
-  }
-  if (store_down_ && !claim_queue_.empty()) ClaimBatch();  // throttled by the store's backoff
+void Worker::ProbeStore(Clock::time_point now) {
   if (store_down_ && claim_queue_.empty() && settle_queue_.empty() && store_->Probe()) SetStoreDown(false);
   if (!store_down_ && claim_queue_.empty() && settle_queue_.empty() && now >= store_probe_at_) {
     // The Redis client connects on first use and learns of a lost connection only when used: at
@@ -250,6 +246,30 @@ void Worker::ClaimAndProbe(Clock::time_point now) {
       metrics_.redis_errors.With({channel_name_}).Inc();
       SetStoreDown(true);
     }
+  }
+}
+
+void Worker::ClaimAndSettle(bool claim, bool force_settle) {
+  // Claim ahead of free slots, but not so far that claims wait long for a slot (their lease runs).
+  // While the store is down, one attempt a turn (the Redis client's backoff throttles it).
+  bool first = true;
+  std::vector<std::uint64_t> settle_ids;
+  std::vector<SettleRequest> settles;
+  std::vector<std::uint64_t> claim_ids;
+  std::vector<ClaimRequest> claims;
+  while (true) {
+    bool claiming = claim && !claim_queue_.empty() && (first || !store_down_) &&
+                    ready_queue_.size() < static_cast<std::size_t>(options_.max_in_flight);
+    if (settle_queue_.empty() && !claiming) return;
+    first = false;
+    TakeSettles(settle_ids, settles);
+    if (claiming) TakeClaims(claim_ids, claims);
+    if (settles.empty() && claims.empty()) continue;  // only sends that failed before any claim
+    ExchangeResult result = store_->Exchange(settles, claims);
+    bool go_on = true;
+    if (!settles.empty()) go_on = FinishSettles(settle_ids, result.settled, force_settle) && go_on;
+    if (!claims.empty()) go_on = FinishClaims(claim_ids, result.claims) && go_on;
+    if (!go_on) return;
   }
 }
 
@@ -399,13 +419,9 @@ Provider* Worker::ChooseProvider(Job& job) {
   return job.provider;
 }
 
-void Worker::ClaimBatch() {
-  if (claim_queue_.empty()) return;
-  std::size_t batch = std::min(claim_queue_.size(), static_cast<std::size_t>(options_.claim_batch));
-  std::vector<std::uint64_t> ids;
-  std::vector<ClaimRequest> requests;
-  ids.reserve(batch);
-  requests.reserve(batch);
+void Worker::TakeClaims(std::vector<std::uint64_t>& ids, std::vector<ClaimRequest>& requests) {
+  ids.clear();
+  requests.clear();
   while (!claim_queue_.empty() && requests.size() < static_cast<std::size_t>(options_.claim_batch)) {
     std::uint64_t id = claim_queue_.front();
     claim_queue_.pop_front();
@@ -421,13 +437,15 @@ void Worker::ClaimBatch() {
     ids.push_back(id);
     requests.push_back({job.send->send_id, job.provider_name, job.provider->Cost(*job.send)});
   }
-  if (requests.empty()) return;
-  auto results = store_->Claim(requests);
+}
+
+bool Worker::FinishClaims(const std::vector<std::uint64_t>& ids,
+                          const std::optional<std::vector<ClaimResult>>& results) {
   if (!results) {
     metrics_.redis_errors.With({channel_name_}).Inc();
     SetStoreDown(true);
     for (auto it = ids.rbegin(); it != ids.rend(); ++it) claim_queue_.push_front(*it);
-    return;
+    return false;
   }
   SetStoreDown(false);
   Clock::time_point now = Clock::now();
@@ -461,6 +479,7 @@ void Worker::ClaimBatch() {
         break;
     }
   }
+  return true;
 }
 
 void Worker::StartDeliveries() {
@@ -626,53 +645,50 @@ void Worker::ToRecord(Job& job) {
   record_queue_.push_back(job.id);
 }
 
-void Worker::SettleBatch(bool force) {
-  while (!settle_queue_.empty()) {
-    std::size_t batch = std::min(settle_queue_.size(), static_cast<std::size_t>(options_.claim_batch));
-    std::vector<std::uint64_t> ids;
-    std::vector<SettleRequest> requests;
-    ids.reserve(batch);
-    requests.reserve(batch);
-    while (!settle_queue_.empty() && requests.size() < static_cast<std::size_t>(options_.claim_batch)) {
-      std::uint64_t id = settle_queue_.front();
-      settle_queue_.pop_front();
-      auto it = jobs_.find(id);
-      if (it == jobs_.end()) continue;
-      Job& job = *it->second;
-      ids.push_back(id);
-      bool sent = job.outcome.settle == Settle::kMarkSent;
-      requests.push_back({job.send->send_id, sent, job.message_id, {}, {}});
-      if (sent && !job.message_id.empty() && job.provider != nullptr && job.provider->RecordsMessageIds()) {
-        SentMessage m{std::string(job.send->send_id), std::string(job.send->trigger_id),
-                      std::string(job.send->campaign_id), job.provider_name, std::string(job.send->address)};
-        requests.back().message_key = SentMessageKey(job.provider->type(), job.message_id);
-        requests.back().message_value = SentMessageJson(m);
-      }
-    }
-    if (requests.empty()) return;
-    bool settled = store_->Settle(requests);
-    if (settled) SetStoreDown(false);
-    if (!settled) {
-      metrics_.redis_errors.With({channel_name_}).Inc();
-      if (!force) {
-        SetStoreDown(true);
-        for (auto it = ids.rbegin(); it != ids.rend(); ++it) settle_queue_.push_front(*it);
-        return;
-      }
-      // Draining and Redis still away: record the outcomes anyway rather than lose them. The cost
-      // is weaker dedupe for these sends (a replay of a sent one would deliver again).
-      pv::log::Warn("settle_skipped", {{"count", static_cast<std::int64_t>(ids.size())}});
-    }
-    for (std::uint64_t id : ids) {
-      Job& job = *jobs_.at(id);
-      job.claimed = false;
-      if (job.abandon) {
-        Erase(id);
-      } else {
-        ToRecord(job);
-      }
+void Worker::TakeSettles(std::vector<std::uint64_t>& ids, std::vector<SettleRequest>& requests) {
+  ids.clear();
+  requests.clear();
+  while (!settle_queue_.empty() && requests.size() < static_cast<std::size_t>(options_.claim_batch)) {
+    std::uint64_t id = settle_queue_.front();
+    settle_queue_.pop_front();
+    auto it = jobs_.find(id);
+    if (it == jobs_.end()) continue;
+    Job& job = *it->second;
+    ids.push_back(id);
+    bool sent = job.outcome.settle == Settle::kMarkSent;
+    requests.push_back({job.send->send_id, sent, job.message_id, {}, {}});
+    if (sent && !job.message_id.empty() && job.provider != nullptr && job.provider->RecordsMessageIds()) {
+      SentMessage m{std::string(job.send->send_id), std::string(job.send->trigger_id),
+                    std::string(job.send->campaign_id), job.provider_name, std::string(job.send->address)};
+      requests.back().message_key = SentMessageKey(job.provider->type(), job.message_id);
+      requests.back().message_value = SentMessageJson(m);
     }
   }
+}
+
+bool Worker::FinishSettles(const std::vector<std::uint64_t>& ids, bool settled, bool force) {
+  if (settled) SetStoreDown(false);
+  if (!settled) {
+    metrics_.redis_errors.With({channel_name_}).Inc();
+    if (!force) {
+      SetStoreDown(true);
+      for (auto it = ids.rbegin(); it != ids.rend(); ++it) settle_queue_.push_front(*it);
+      return false;
+    }
+    // Draining and Redis still away: record the outcomes anyway rather than lose them. The cost
+    // is weaker dedupe for these sends (a replay of a sent one would deliver again).
+    pv::log::Warn("settle_skipped", {{"count", static_cast<std::int64_t>(ids.size())}});
+  }
+  for (std::uint64_t id : ids) {
+    Job& job = *jobs_.at(id);
+    job.claimed = false;
+    if (job.abandon) {
+      Erase(id);
+    } else {
+      ToRecord(job);
+    }
+  }
+  return true;
 }
 
 void Worker::RecordOutcomes() {
@@ -855,7 +871,7 @@ void Worker::OnRebalance(rd_kafka_resp_err_t kind, const rd_kafka_topic_partitio
     StartDeliveries();
     std::chrono::milliseconds loop_wait = TurnTransfers();  // the started sends' answers come through it
     CollectInbox();
-    SettleBatch(Clock::now() >= start + options_.revoke_timeout / 2);
+    ClaimAndSettle(false, Clock::now() >= start + options_.revoke_timeout / 2);
     RecordOutcomes();
     Sleep(std::min(20ms, loop_wait));
   }

@@ -7,8 +7,8 @@
 //
 // A claim and the provider's rate limits are decided together in one Lua script, so a send that is
 // rate limited holds no claim, and a send already claimed or sent consumes no rate. A provider without
-// rate limits claims with one `SET NX PX GET` (Redis 7) instead. The claims of a
-// batch travel in one pipeline: one round trip per batch, not per send.
+// rate limits claims with one `SET NX PX GET` (Redis 7) instead. A batch of settles and a batch of
+// claims travel in one pipeline (Exchange): one round trip per batch, not per send or per kind.
 #pragma once
 
 #include <chrono>
@@ -59,6 +59,12 @@ struct SettleRequest {
   std::string message_value;
 };
 
+// What an Exchange did, each half as Settle and Claim would say it.
+struct ExchangeResult {
+  bool settled = true;                             // false: settle them again later
+  std::optional<std::vector<ClaimResult>> claims;  // nullopt: nothing claimed
+};
+
 // The seam the runtime uses; tests replace it with an in-memory fake.
 class DedupeStore {
  public:
@@ -67,6 +73,14 @@ class DedupeStore {
   virtual std::optional<std::vector<ClaimResult>> Claim(std::span<const ClaimRequest> requests) = 0;
   // Marks sent or releases; false when the store is unreachable (call again later).
   virtual bool Settle(std::span<const SettleRequest> requests) = 0;
+  // Settle, then Claim, in one round trip where the store can (Redis: one pipeline). Sends in both
+  // lists are different sends. This default makes the two calls.
+  virtual ExchangeResult Exchange(std::span<const SettleRequest> settles, std::span<const ClaimRequest> claims) {
+    ExchangeResult r;
+    r.settled = Settle(settles);
+    r.claims = Claim(claims);
+    return r;
+  }
   // Whether the last call reached the store; callable from any thread.
   virtual bool Reachable() const = 0;
   // (Re)connects if needed and checks the store answers; false when not (yet) reachable.
@@ -84,8 +98,11 @@ struct RedisDedupeOptions {
 class RedisDedupeStore final : public DedupeStore {
  public:
   explicit RedisDedupeStore(RedisDedupeOptions options);
-  std::optional<std::vector<ClaimResult>> Claim(std::span<const ClaimRequest> requests) override;
-  bool Settle(std::span<const SettleRequest> requests) override;
+  std::optional<std::vector<ClaimResult>> Claim(std::span<const ClaimRequest> requests) override {
+    return Exchange({}, requests).claims;
+  }
+  bool Settle(std::span<const SettleRequest> requests) override { return Exchange(requests, {}).settled; }
+  ExchangeResult Exchange(std::span<const SettleRequest> settles, std::span<const ClaimRequest> claims) override;
   bool Reachable() const override { return client_.connected(); }
   bool Probe() override;
 
@@ -96,6 +113,12 @@ class RedisDedupeStore final : public DedupeStore {
   // The EVALSHA of a claim that takes a rate (or the plain SET when the provider has none).
   std::vector<std::string> ClaimCommand(const ClaimRequest& r, const std::string& value,
                                         const std::string& lease) const;
+  // Adds the commands of `settles` to batch_.
+  void AddSettles(std::span<const SettleRequest> settles);
+  // Reads `claims`' replies, and runs those that met a server without the script once more.
+  std::optional<std::vector<ClaimResult>> ReadClaims(std::span<const ClaimRequest> claims,
+                                                     std::span<const RedisReply> replies, const std::string& value,
+                                                     const std::string& lease);
   // prefix + id in a buffer kept for the next command (each is copied into batch_ at once).
   std::string_view Key(std::string_view prefix, std::string_view id);
   std::string_view Value(std::string_view prefix, std::string_view id);

@@ -112,9 +112,17 @@ class Worker {
   void TakeMessages(int max);
   void NewJob(kafka::Message message);
   void MoveDueWaits();
-  void ClaimAndProbe(std::chrono::steady_clock::time_point now);  // claims, and asks an idle store
+  void ProbeStore(std::chrono::steady_clock::time_point now);  // asks an idle or down store
   std::chrono::milliseconds SleepTime() const;
-  void ClaimBatch();
+  // Settles what was answered and (with `claim`) claims ahead of free slots: a batch of each per
+  // round trip (DedupeStore::Exchange), until both queues are empty or the store fails.
+  void ClaimAndSettle(bool claim, bool force_settle);
+  void TakeClaims(std::vector<std::uint64_t>& ids, std::vector<ClaimRequest>& requests);
+  // False when the store failed: the claims are queued again.
+  bool FinishClaims(const std::vector<std::uint64_t>& ids, const std::optional<std::vector<ClaimResult>>& results);
+  void TakeSettles(std::vector<std::uint64_t>& ids, std::vector<SettleRequest>& requests);
+  // False when the store failed and `force` is not set: the settles are queued again.
+  bool FinishSettles(const std::vector<std::uint64_t>& ids, bool settled, bool force);
   void StartDeliveries();
   // Moves the driven transfer loop (options_.transfer_loop) on: returns how long it may wait for its
   // next turn (1 s without one). Every loop that waits for answers must turn it: nothing else does.
@@ -122,7 +130,6 @@ class Worker {
   // Waits up to `timeout` for the inbox, or for the transfer loop's sockets and timers.
   void Sleep(std::chrono::milliseconds timeout);
   void CollectInbox();
-  void SettleBatch(bool force);
   void RecordOutcomes();
   void UpdatePause();
   void BeginDrain();
