@@ -180,9 +180,17 @@ int Worker::Run() {
     StartDeliveries();
     std::chrono::milliseconds loop_wait = TurnTransfers();
     CollectInbox();
-    // One Redis round trip for both: the answered sends' settles, the new ones' claims (those start
-    // at the next turn, which comes at once: SleepTime is 0 while claimed sends have free slots).
-    ClaimAndSettle(!draining_.load(), draining_.load() && now >= force_settle_at);
+    // One Redis round trip for both: the answered sends' settles, the new ones' claims, which start
+    // now (a transfer loop of the worker's own starts them at its next turn, which comes at once:
+    // a submission wakes its descriptor).
+    bool force_settle = draining_.load() && now >= force_settle_at;
+    ClaimAndSettle(!draining_.load(), force_settle);
+    if (StartDeliveries()) {
+      // A provider that answers at once (`log`, a refusal before any request) has answered already:
+      // settle those now, not one more turn later. Transfers answer only in a turn: not here.
+      CollectInbox();
+      if (!settle_queue_.empty()) ClaimAndSettle(!draining_.load(), force_settle);
+    }
     if (!draining_.load()) ProbeStore(now);
     RecordOutcomes();
     in_flight_gauge_.Set(static_cast<double>(delivering_));
@@ -482,7 +490,8 @@ bool Worker::FinishClaims(const std::vector<std::uint64_t>& ids,
   return true;
 }
 
-void Worker::StartDeliveries() {
+bool Worker::StartDeliveries() {
+  bool any = false;
   while (delivering_ < static_cast<std::size_t>(options_.max_in_flight) && !ready_queue_.empty()) {
     std::uint64_t id = ready_queue_.front();
     ready_queue_.pop_front();
@@ -492,6 +501,7 @@ void Worker::StartDeliveries() {
     job.stage = Stage::kDelivering;
     job.started = Clock::now();
     ++delivering_;
+    any = true;
     std::shared_ptr<Inbox> inbox = inbox_;
     Clock::time_point started = job.started;
     job.provider->Deliver(job.send, [inbox, id, started](DeliveryResult result) {
@@ -499,6 +509,7 @@ void Worker::StartDeliveries() {
       inbox->Post(Answer{id, std::move(result), seconds});
     });
   }
+  return any;
 }
 
 void Worker::CollectInbox() {

@@ -123,7 +123,7 @@ class Worker {
   void TakeSettles(std::vector<std::uint64_t>& ids, std::vector<SettleRequest>& requests);
   // False when the store failed and `force` is not set: the settles are queued again.
   bool FinishSettles(const std::vector<std::uint64_t>& ids, bool settled, bool force);
-  void StartDeliveries();
+  bool StartDeliveries();  // true when it started one
   // Moves the driven transfer loop (options_.transfer_loop) on: returns how long it may wait for its
   // next turn (1 s without one). Every loop that waits for answers must turn it: nothing else does.
   std::chrono::milliseconds TurnTransfers();
