@@ -187,7 +187,8 @@ int Worker::Run() {
     ClaimAndSettle(!draining_.load(), force_settle);
     if (StartDeliveries()) {
       // A provider that answers at once (`log`, a refusal before any request) has answered already:
-      // settle those now, not one more turn later. Transfers answer only in a turn: not here.
+      // settle those now, not one more turn later. (Transfers on a transfer loop of this thread's own
+      // answer only inside its turn; on a loop with a thread, an answer may also be here already.)
       CollectInbox();
       if (!settle_queue_.empty()) ClaimAndSettle(!draining_.load(), force_settle);
     }
