@@ -25,9 +25,13 @@ void WakeFd::Wake() const {
 bool WakeFd::Sleep(std::chrono::milliseconds timeout) const {
   pollfd pfd{fd_, POLLIN, 0};
   if (::poll(&pfd, 1, static_cast<int>(timeout.count())) <= 0) return false;
-  std::uint64_t value = 0;
-  [[maybe_unused]] ssize_t n = ::read(fd_, &value, sizeof(value));
+  TakeWake();
   return true;
+}
+
+void WakeFd::TakeWake() const {
+  std::uint64_t value = 0;
+  [[maybe_unused]] ssize_t n = ::read(fd_, &value, sizeof(value));  // EAGAIN: none pending
 }
 
 std::int64_t PartitionBook::Finish(std::string_view topic, std::int32_t partition, std::int64_t offset,

@@ -31,6 +31,8 @@ class WakeFd {
   void Wake() const;
   // Sleeps until woken or `timeout` passed; true when woken (the wake-up is consumed).
   bool Sleep(std::chrono::milliseconds timeout) const;
+  // Consumes a pending wake-up without waiting (for an owner that polls fd() itself).
+  void TakeWake() const;
 
  private:
   int fd_;

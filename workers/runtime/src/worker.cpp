@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 #include <poll.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <set>
@@ -18,14 +17,6 @@ namespace pv::workers {
 
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
-
-namespace {
-// Takes a pending wake-up of the inbox's eventfd (non-blocking), as WakeFd::Sleep does after its poll.
-void TakeWake(int fd) {
-  std::uint64_t value = 0;
-  [[maybe_unused]] ssize_t n = ::read(fd, &value, sizeof(value));
-}
-}  // namespace
 
 // How often an idle worker asks Redis whether it is there (see Run): a PING every few seconds costs
 // nothing and bounds how long /readyz can say ready about a store that went away.
@@ -229,7 +220,7 @@ std::chrono::milliseconds Worker::TurnTransfers() {
   if (options_.transfer_loop->Active() < active) {
     // Answers were posted from this thread, and the first of them woke the inbox: take that
     // wake-up now, before CollectInbox takes the answers, rather than turn once more for it.
-    TakeWake(inbox_->fd());
+    inbox_->TakeWake();
   }
   return wait;
 }
@@ -241,7 +232,7 @@ void Worker::Sleep(std::chrono::milliseconds timeout) {
   }
   pollfd fds[2] = {{inbox_->fd(), POLLIN, 0}, {options_.transfer_loop->fd(), POLLIN, 0}};
   if (::poll(fds, 2, static_cast<int>(timeout.count())) > 0 && (fds[0].revents & POLLIN) != 0)
-    TakeWake(inbox_->fd());
+    inbox_->TakeWake();
 }
 
 void Worker::ProbeStore(Clock::time_point now) {
@@ -428,22 +419,29 @@ Provider* Worker::ChooseProvider(Job& job) {
   return job.provider;
 }
 
+Worker::Job* Worker::PopLive(std::deque<std::uint64_t>& queue) {
+  while (!queue.empty()) {
+    std::uint64_t id = queue.front();
+    queue.pop_front();
+    if (auto it = jobs_.find(id); it != jobs_.end()) return it->second.get();
+  }
+  return nullptr;
+}
+
 void Worker::TakeClaims(std::vector<std::uint64_t>& ids, std::vector<ClaimRequest>& requests) {
   ids.clear();
   requests.clear();
-  while (!claim_queue_.empty() && requests.size() < static_cast<std::size_t>(options_.claim_batch)) {
-    std::uint64_t id = claim_queue_.front();
-    claim_queue_.pop_front();
-    auto it = jobs_.find(id);
-    if (it == jobs_.end()) continue;
-    Job& job = *it->second;
+  while (requests.size() < static_cast<std::size_t>(options_.claim_batch)) {
+    Job* next = PopLive(claim_queue_);
+    if (next == nullptr) break;
+    Job& job = *next;
     if (ChooseProvider(job) == nullptr) {
       Fail(job, ErrorKind::kNotConfigured,
            fmt::format("provider '{}' is not configured for the {} worker", job.provider_name, channel_name_),
            std::nullopt);
       continue;
     }
-    ids.push_back(id);
+    ids.push_back(job.id);
     requests.push_back({job.send->send_id, job.provider_name, job.provider->Cost(*job.send)});
   }
 }
@@ -660,13 +658,11 @@ void Worker::ToRecord(Job& job) {
 void Worker::TakeSettles(std::vector<std::uint64_t>& ids, std::vector<SettleRequest>& requests) {
   ids.clear();
   requests.clear();
-  while (!settle_queue_.empty() && requests.size() < static_cast<std::size_t>(options_.claim_batch)) {
-    std::uint64_t id = settle_queue_.front();
-    settle_queue_.pop_front();
-    auto it = jobs_.find(id);
-    if (it == jobs_.end()) continue;
-    Job& job = *it->second;
-    ids.push_back(id);
+  while (requests.size() < static_cast<std::size_t>(options_.claim_batch)) {
+    Job* next = PopLive(settle_queue_);
+    if (next == nullptr) break;
+    Job& job = *next;
+    ids.push_back(job.id);
     bool sent = job.outcome.settle == Settle::kMarkSent;
     requests.push_back({job.send->send_id, sent, job.message_id, {}, {}});
     if (sent && !job.message_id.empty() && job.provider != nullptr && job.provider->RecordsMessageIds()) {

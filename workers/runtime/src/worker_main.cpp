@@ -131,8 +131,8 @@ int RunWorkerMain(Channel channel, int argc, char** argv) {
     loop_options.max_connections = static_cast<int>(s.Int("max_connections", 2 * options.max_in_flight, 1));
     loop_options.max_host_connections = static_cast<int>(s.Int("max_host_connections", 0, 0));
     // "worker" (default): the providers' transfers run on the worker's own loop, which saves two
-    // thread hand-offs per send; "thread": on a thread of their own, which keeps them moving while
-    // the loop waits on Redis (a store far away or slow).
+    // thread hand-offs per send; "thread": on a thread of their own, the way before 2026-12-04, kept
+    // as a fallback (no faster with a slow Redis: docs/performance.md "A far Redis, measured").
     std::string transfer_loop = s.String("transfer_loop", "worker");
     if (transfer_loop != "worker" && transfer_loop != "thread")
       throw ConfigError(fmt::format(

@@ -69,18 +69,15 @@ struct ExchangeResult {
 class DedupeStore {
  public:
   virtual ~DedupeStore() = default;
-  // One result per request, in order; nullopt when the store is unreachable (nothing claimed).
-  virtual std::optional<std::vector<ClaimResult>> Claim(std::span<const ClaimRequest> requests) = 0;
-  // Marks sent or releases; false when the store is unreachable (call again later).
-  virtual bool Settle(std::span<const SettleRequest> requests) = 0;
-  // Settle, then Claim, in one round trip where the store can (Redis: one pipeline). Sends in both
-  // lists are different sends. This default makes the two calls.
-  virtual ExchangeResult Exchange(std::span<const SettleRequest> settles, std::span<const ClaimRequest> claims) {
-    ExchangeResult r;
-    r.settled = Settle(settles);
-    r.claims = Claim(claims);
-    return r;
+  // Settles (marks sent or releases), then claims, in one round trip (Redis: one pipeline). Sends in
+  // both lists are different sends. `claims`: one result per request, in order.
+  virtual ExchangeResult Exchange(std::span<const SettleRequest> settles, std::span<const ClaimRequest> claims) = 0;
+  // The halves alone. Claim: nullopt when the store is unreachable (nothing claimed). Settle: false
+  // when the store is unreachable or refused one (call again later).
+  std::optional<std::vector<ClaimResult>> Claim(std::span<const ClaimRequest> requests) {
+    return Exchange({}, requests).claims;
   }
+  bool Settle(std::span<const SettleRequest> requests) { return Exchange(requests, {}).settled; }
   // Whether the last call reached the store; callable from any thread.
   virtual bool Reachable() const = 0;
   // (Re)connects if needed and checks the store answers; false when not (yet) reachable.
@@ -98,10 +95,6 @@ struct RedisDedupeOptions {
 class RedisDedupeStore final : public DedupeStore {
  public:
   explicit RedisDedupeStore(RedisDedupeOptions options);
-  std::optional<std::vector<ClaimResult>> Claim(std::span<const ClaimRequest> requests) override {
-    return Exchange({}, requests).claims;
-  }
-  bool Settle(std::span<const SettleRequest> requests) override { return Exchange(requests, {}).settled; }
   ExchangeResult Exchange(std::span<const SettleRequest> settles, std::span<const ClaimRequest> claims) override;
   bool Reachable() const override { return client_.connected(); }
   bool Probe() override;

@@ -117,6 +117,8 @@ class Worker {
   // Settles what was answered and (with `claim`) claims ahead of free slots: a batch of each per
   // round trip (DedupeStore::Exchange), until both queues are empty or the store fails.
   void ClaimAndSettle(bool claim, bool force_settle);
+  // The next job of `queue` still in jobs_ (ids of finished ones are dropped); null when none.
+  Job* PopLive(std::deque<std::uint64_t>& queue);
   void TakeClaims(std::vector<std::uint64_t>& ids, std::vector<ClaimRequest>& requests);
   // False when the store failed: the claims are queued again.
   bool FinishClaims(const std::vector<std::uint64_t>& ids, const std::optional<std::vector<ClaimResult>>& results);
