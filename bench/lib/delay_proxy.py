@@ -37,24 +37,30 @@ async def pipe_delayed(reader, writer, delay_s, max_buffered):
     room = asyncio.Event()
     room.set()
 
+    client_gone = False
+
     async def deliver():
-        nonlocal held
-        while True:
-            due, data = await queue.get()
-            if data is None:
-                break
-            wait = due - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            writer.write(data)
-            held -= len(data)
-            if held <= max_buffered:
-                room.set()
-            await writer.drain()
+        nonlocal held, client_gone
+        try:
+            while True:
+                due, data = await queue.get()
+                if data is None:
+                    break
+                wait = due - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                writer.write(data)
+                held -= len(data)
+                if held <= max_buffered:
+                    room.set()
+                await writer.drain()
+        except ConnectionError:
+            client_gone = True
+            room.set()  # the reader must not wait for room that will never come
 
     sender = asyncio.create_task(deliver())
     try:
-        while data := await reader.read(65536):
+        while not client_gone and (data := await reader.read(65536)):
             held += len(data)
             queue.put_nowait((loop.time() + delay_s, data))
             if held > max_buffered:
@@ -64,10 +70,7 @@ async def pipe_delayed(reader, writer, delay_s, max_buffered):
         pass
     finally:
         queue.put_nowait((0, None))
-        try:
-            await sender
-        except ConnectionError:
-            pass
+        await sender
         writer.close()
 
 
