@@ -65,7 +65,7 @@ struct ExchangeResult {
   std::optional<std::vector<ClaimResult>> claims;  // nullopt: nothing claimed
 };
 
-// The seam the runtime uses; tests replace it with an in-memory fake.
+// The seam the worker uses (RedisDedupeStore is the one store; its tests run it against redis-server).
 class DedupeStore {
  public:
   virtual ~DedupeStore() = default;
