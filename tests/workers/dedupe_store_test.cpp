@@ -1,9 +1,13 @@
 // RedisDedupeStore against a real redis-server: claims, sent marks, releases that only undo our own
-// claim, pipelined batches (settles and claims in one round trip), the shared GCRA rate limit (with SMS segment costs), and reconnection
-// after the server restarts.
+// claim, pipelined batches (settles and claims in one round trip), exchanges begun and collected later
+// (a server that answers late, one that does not answer in time, a batch larger than the socket
+// takes at once), the shared GCRA rate limit (with SMS segment costs), and reconnection after the
+// server restarts.
 #include "pv/workers/dedupe_store.hpp"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 
 #include <thread>
 
@@ -228,6 +232,123 @@ TEST_F(DedupeStoreTest, AnExchangeSettlesThenClaimsInOneRoundTrip) {
   r = store.Exchange(sent, after_flush);
   EXPECT_FALSE(r.settled);
   EXPECT_FALSE(r.claims.has_value());
+}
+
+// Collects the begun exchange, waiting on what the store says to wait on; nullopt after `limit`.
+std::optional<ExchangeResult> CollectWithin(DedupeStore& store, std::chrono::milliseconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (auto r = store.Collect()) return r;
+    auto [fd, events] = store.WaitOn();
+    pollfd p{fd, events, 0};
+    ::poll(&p, 1, 10);
+  }
+  return std::nullopt;
+}
+
+TEST_F(DedupeStoreTest, ABegunExchangeReturnsAtOnceAndIsCollectedWhenTheServerAnswers) {
+  RedisDedupeStore store(Options(redis_, "a"));  // timeout 500 ms
+  ASSERT_TRUE(store.Probe());
+  EXPECT_FALSE(store.Pending());
+  EXPECT_EQ(store.WaitOn().first, -1);
+  // The server holds every write command for 300 ms: the claims' SETs wait there.
+  ASSERT_EQ(redis_.Command({"CLIENT", "PAUSE", "300", "WRITE"}), "OK");
+  std::vector<SettleRequest> settles = {{"b0", true, "m0", {}, {}}};
+  std::vector<ClaimRequest> claims = {{"b1", "p", 1}, {"b2", "p", 1}};
+  auto begun = std::chrono::steady_clock::now();
+  ASSERT_TRUE(store.Begin(settles, claims));
+  EXPECT_LT(std::chrono::steady_clock::now() - begun, 100ms) << "Begin waited for the server";
+  EXPECT_TRUE(store.Pending());
+  EXPECT_FALSE(store.Collect().has_value()) << "collected before the server could answer";
+  auto [fd, events] = store.WaitOn();
+  EXPECT_GE(fd, 0);
+  EXPECT_NE(events & POLLIN, 0);
+  // A second exchange goes out behind it (one claim it shares: the first claims it, the second finds
+  // it ours); no probe on the connection they wait on.
+  std::vector<ClaimRequest> behind = {{"b3", "p", 1}, {"b1", "p", 1}};
+  ASSERT_TRUE(store.Begin({}, behind));
+  EXPECT_EQ(store.Pending(), 2U);
+  EXPECT_FALSE(store.Probe());
+  std::optional<ExchangeResult> r = CollectWithin(store, 2s);
+  auto took = std::chrono::steady_clock::now() - begun;
+  ASSERT_TRUE(r.has_value());
+  EXPECT_GE(took, 250ms) << "the pause did not hold the exchange: this test tested nothing";
+  EXPECT_TRUE(r->settled);
+  ASSERT_TRUE(r->claims);
+  ASSERT_EQ(r->claims->size(), 2U);
+  EXPECT_EQ((*r->claims)[0].status, ClaimStatus::kClaimed);
+  EXPECT_EQ((*r->claims)[1].status, ClaimStatus::kClaimed);
+  EXPECT_EQ(store.Pending(), 1U);
+  std::optional<ExchangeResult> second = CollectWithin(store, 2s);
+  ASSERT_TRUE(second.has_value());
+  ASSERT_TRUE(second->claims);
+  ASSERT_EQ(second->claims->size(), 2U);
+  EXPECT_EQ((*second->claims)[0].status, ClaimStatus::kClaimed);
+  EXPECT_EQ((*second->claims)[1].status, ClaimStatus::kInFlightElsewhere);  // the first's claim
+  EXPECT_EQ((*second->claims)[1].detail, "a");
+  EXPECT_FALSE(store.Pending());
+  EXPECT_EQ(store.WaitOn().first, -1);
+  EXPECT_EQ(redis_.Command({"GET", "pv:send:b0"}), "sent:m0");
+  EXPECT_EQ(redis_.Command({"GET", "pv:send:b2"}), "inflight:a");
+  EXPECT_TRUE(store.Probe());
+
+  // An empty exchange needs no server: its result is there at once.
+  ASSERT_TRUE(store.Begin({}, {}));
+  r = store.Collect();
+  ASSERT_TRUE(r.has_value());
+  EXPECT_TRUE(r->settled);
+  EXPECT_TRUE(r->claims.has_value() && r->claims->empty());
+}
+
+TEST_F(DedupeStoreTest, AnExchangeUnansweredWithinTheTimeoutFailsAndTheNextReconnects) {
+  RedisDedupeStore store(Options(redis_, "a"));  // timeout 500 ms, reconnect backoff 100 ms
+  ASSERT_TRUE(store.Probe());
+  ASSERT_EQ(redis_.Command({"CLIENT", "PAUSE", "1500", "WRITE"}), "OK");
+  std::vector<ClaimRequest> claims = {{"t1", "p", 1}};
+  std::vector<SettleRequest> settles = {{"t0", true, "m0", {}, {}}};
+  auto begun = std::chrono::steady_clock::now();
+  ASSERT_TRUE(store.Begin({}, claims));
+  ASSERT_TRUE(store.Begin(settles, {}));  // behind it on the same connection
+  std::optional<ExchangeResult> r = CollectWithin(store, 3s);
+  auto took = std::chrono::steady_clock::now() - begun;
+  ASSERT_TRUE(r.has_value()) << "never gave up";
+  EXPECT_GE(took, 450ms);
+  EXPECT_LT(took, 1200ms) << "waited past its timeout";
+  EXPECT_FALSE(r->settled);
+  EXPECT_FALSE(r->claims.has_value());
+  EXPECT_FALSE(store.Reachable());
+  // The one behind it was on the lost connection: it fails at once, and nothing begins meanwhile.
+  EXPECT_FALSE(store.Begin({}, claims));
+  r = store.Collect();
+  ASSERT_TRUE(r.has_value());
+  EXPECT_FALSE(r->settled);
+  EXPECT_FALSE(store.Pending());
+  ASSERT_EQ(redis_.Command({"CLIENT", "UNPAUSE"}), "OK");
+  // The next call connects anew.
+  ASSERT_TRUE(pv::testing::WaitFor([&] { return store.Probe(); }, 5s));
+  std::vector<ClaimRequest> next = {{"t2", "p", 1}};
+  auto again = store.Claim(next);
+  ASSERT_TRUE(again);
+  EXPECT_EQ((*again)[0].status, ClaimStatus::kClaimed);
+  EXPECT_TRUE(store.Reachable());
+}
+
+TEST_F(DedupeStoreTest, ABatchLargerThanTheSocketTakesIsWrittenAsTheServerReadsIt) {
+  RedisDedupeStore store(Options(redis_, "a"));
+  ASSERT_TRUE(store.Probe());
+  // 6,000 claims of 2 KiB ids: ~12 MB, more than a loopback socket takes at once.
+  std::vector<std::string> ids;
+  for (int i = 0; i < 6000; ++i) ids.push_back(fmt::format("{:04}{}", i, std::string(2048, 'x')));
+  std::vector<ClaimRequest> claims;
+  for (const auto& id : ids) claims.push_back({id, "p", 1});
+  ASSERT_TRUE(store.Begin({}, claims));
+  EXPECT_NE(store.WaitOn().second & POLLOUT, 0) << "the whole batch fit at once: the partial write went untested";
+  std::optional<ExchangeResult> r = CollectWithin(store, 20s);
+  ASSERT_TRUE(r.has_value());
+  ASSERT_TRUE(r->claims);
+  ASSERT_EQ(r->claims->size(), claims.size());
+  for (const auto& c : *r->claims) ASSERT_EQ(c.status, ClaimStatus::kClaimed);
+  EXPECT_EQ(redis_.Command({"GET", "pv:send:" + ids.back()}), "inflight:a");
 }
 
 }  // namespace

@@ -1,11 +1,13 @@
-// A small synchronous Redis client over hiredis for one thread (the workers' loop, the dispatcher's
-// feedback pipeline): pipelines (every
-// command of a batch in one write, every reply in one read), reconnection with backoff, and a
-// connection generation so that callers know when server-side state (loaded scripts) is gone.
+// A small Redis client over hiredis for one thread (the workers' loop, the dispatcher's feedback
+// pipeline): pipelines (every command of a batch in one write, every reply in one read), reconnection
+// with backoff, and a connection generation so that callers know when server-side state (loaded
+// scripts) is gone. A batch is either run (Pipeline: write, then wait for every reply) or sent and
+// its replies received later (Send, Receive: an event loop that waits on fd() beside its other work).
 #pragma once
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <optional>
 #include <initializer_list>
 #include <string>
@@ -73,6 +75,20 @@ class RedisClient {
   std::optional<std::vector<RedisReply>> Pipeline(const std::vector<std::vector<std::string>>& commands);
   std::optional<std::vector<RedisReply>> Pipeline(const RedisCommands& commands);
 
+  // A batch without waiting for it: Send writes what the socket takes now and keeps the rest; each
+  // Receive writes more of it and reads the replies that have come, without blocking, appending
+  // them to `replies` until it holds `count`. Both return false when not connected or when the
+  // connection broke (it is dropped). Batches may follow each other before their replies come (the
+  // replies come in order); no Pipeline before the last reply of the last batch sent.
+  bool Send(const RedisCommands& commands);
+  bool Receive(std::vector<RedisReply>& replies, std::size_t count);
+  // While a sent batch is unanswered: the socket, and whether part of the batch is still to write
+  // (wait for POLLOUT too). -1 when not connected.
+  int fd() const;
+  bool WantsWrite() const { return written_ < unsent_.size(); }
+  // Drops the connection (a caller that gave up waiting); the next call reconnects.
+  void Drop(const std::string& why);
+
   // Connects now if not connected (respecting the backoff). Returns whether connected.
   bool EnsureConnected();
   // Readable from any thread.
@@ -83,7 +99,8 @@ class RedisClient {
   const RedisEndpoint& endpoint() const { return endpoint_; }
 
  private:
-  void Drop(const std::string& why);
+  // Writes unsent_ from written_ without blocking; false when the connection broke.
+  bool Flush();
 
   Options options_;
   RedisEndpoint endpoint_;
@@ -92,6 +109,9 @@ class RedisClient {
   std::uint64_t generation_ = 0;
   std::chrono::steady_clock::time_point next_attempt_{};
   std::string last_error_;
+  std::string unsent_;  // the sent batches, until the socket took all of them
+  std::size_t written_ = 0;
+  std::size_t awaiting_ = 0;  // replies of the sent batches not yet received
 };
 
 }  // namespace pv

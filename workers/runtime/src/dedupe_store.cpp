@@ -1,6 +1,7 @@
 #include "pv/workers/dedupe_store.hpp"
 
 #include <fmt/format.h>
+#include <poll.h>
 
 #include "pv/log.hpp"
 #include "pv/strings.hpp"
@@ -60,8 +61,21 @@ constexpr Window kWindows[] = {{"s", 1'000'000LL}, {"m", 60'000'000LL}, {"h", 3'
 
 }  // namespace
 
+ExchangeResult DedupeStore::Await() {
+  while (Pending()) {
+    if (std::optional<ExchangeResult> result = Collect()) return std::move(*result);
+    auto [fd, events] = WaitOn();
+    pollfd p{fd, events, 0};
+    ::poll(&p, 1, 50);  // Collect ends it at the store's deadline
+  }
+  return {false, std::nullopt};  // nothing was begun
+}
+
 RedisDedupeStore::RedisDedupeStore(RedisDedupeOptions options)
-    : options_(std::move(options)), client_(options_.redis) {}
+    : options_(std::move(options)),
+      claim_value_("inflight:" + options_.worker_id),
+      lease_(std::to_string(options_.lease.count())),
+      client_(options_.redis) {}
 
 std::string_view RedisDedupeStore::Key(std::string_view prefix, std::string_view id) {
   key_.assign(prefix);
@@ -147,7 +161,6 @@ std::optional<ClaimResult> ReadClaim(const RedisReply& r) {
 }  // namespace
 
 void RedisDedupeStore::AddSettles(std::span<const SettleRequest> settles) {
-  const std::string claim_value = "inflight:" + options_.worker_id;
   const std::string ttl = std::to_string(options_.sent_ttl.count());
   for (const auto& r : settles) {
     if (r.sent) {
@@ -157,49 +170,88 @@ void RedisDedupeStore::AddSettles(std::span<const SettleRequest> settles) {
       batch_.Add({"SET", key, Value("sent:", r.provider_message_id), "PX", ttl});
       if (!r.message_key.empty()) batch_.Add({"SET", r.message_key, r.message_value, "PX", ttl});
     } else {
-      batch_.Add({"EVAL", kReleaseScript, "1", Key("pv:send:", r.send_id), claim_value});
+      batch_.Add({"EVAL", kReleaseScript, "1", Key("pv:send:", r.send_id), claim_value_});
     }
   }
 }
 
-ExchangeResult RedisDedupeStore::Exchange(std::span<const SettleRequest> settles,
-                                          std::span<const ClaimRequest> claims) {
-  ExchangeResult result;
-  result.claims.emplace();
-  if (settles.empty() && claims.empty()) return result;
-  if (!client_.EnsureConnected() || !LoadScripts()) return {false, std::nullopt};
-  const std::string value = "inflight:" + options_.worker_id;
-  const std::string lease = std::to_string(options_.lease.count());
+bool RedisDedupeStore::Begin(std::span<const SettleRequest> settles, std::span<const ClaimRequest> claims) {
+  if (broken_) return false;  // the exchanges of a lost connection are still being failed
+  Exchanging e;
+  e.claims.assign(claims.begin(), claims.end());
+  if (settles.empty() && claims.empty()) {
+    e.decided.emplace();
+    e.decided->claims.emplace();
+    exchanges_.push_back(std::move(e));
+    return true;
+  }
+  // A new connection's scripts are loaded before its first exchange (a blocking round trip, once).
+  if (exchanges_.empty() && (!client_.EnsureConnected() || !LoadScripts())) return false;
+  if (!client_.connected()) return false;
   batch_.clear();
   AddSettles(settles);
-  const size_t settle_commands = batch_.size();
+  e.settle_commands = batch_.size();
   for (const auto& r : claims) {
     auto it = options_.rate_limits.find(std::string(r.provider));
     if (it == options_.rate_limits.end() || it->second.empty()) {
       // No rate to take: one plain command (Redis 7), half the server's CPU of the script's GET + SET.
-      batch_.Add({"SET", Key("pv:send:", r.send_id), value, "NX", "PX", lease, "GET"});
+      batch_.Add({"SET", Key("pv:send:", r.send_id), claim_value_, "NX", "PX", lease_, "GET"});
     } else {
-      batch_.Add(ClaimCommand(r, value, lease));
+      batch_.Add(ClaimCommand(r, claim_value_, lease_));
     }
   }
-  auto replies = client_.Pipeline(batch_);
-  if (!replies) return {false, std::nullopt};
-  std::span<const RedisReply> all(*replies);
-  for (const auto& r : all.first(settle_commands)) {
+  if (!client_.Send(batch_)) {
+    broken_ = !exchanges_.empty();  // those before it fail too: their replies will not come
+    return false;
+  }
+  e.deadline = std::chrono::steady_clock::now() + options_.redis.timeout;
+  exchanges_.push_back(std::move(e));
+  return true;
+}
+
+std::pair<int, short> RedisDedupeStore::WaitOn() const {
+  if (exchanges_.empty() || exchanges_.front().decided || broken_) return {-1, 0};
+  return {client_.fd(), static_cast<short>(POLLIN | (client_.WantsWrite() ? POLLOUT : 0))};
+}
+
+std::optional<ExchangeResult> RedisDedupeStore::Collect() {
+  if (exchanges_.empty()) return std::nullopt;
+  Exchanging& e = exchanges_.front();
+  auto finish = [&](ExchangeResult result) {
+    exchanges_.pop_front();
+    replies_.clear();
+    if (exchanges_.empty()) broken_ = false;
+    return std::make_optional(std::move(result));
+  };
+  if (e.decided) return finish(std::move(*e.decided));
+  if (broken_) return finish({false, std::nullopt});
+  const std::size_t commands = e.settle_commands + e.claims.size();
+  bool alive = client_.Receive(replies_, commands);
+  if (alive && replies_.size() < commands) {
+    if (std::chrono::steady_clock::now() < e.deadline) return std::nullopt;
+    client_.Drop(fmt::format("no reply within {} ms", options_.redis.timeout.count()));
+    alive = false;
+  }
+  if (!alive) {
+    broken_ = true;  // every exchange behind this one fails with it
+    return finish({false, std::nullopt});
+  }
+  ExchangeResult result;
+  std::span<const RedisReply> all(replies_);
+  for (const auto& r : all.first(e.settle_commands)) {
     if (r.IsError()) {
       pv::log::Error("redis_settle_failed", {{"error", r.str}});
       result.settled = false;
       break;
     }
   }
-  if (!claims.empty()) result.claims = ReadClaims(claims, all.subspan(settle_commands), value, lease);
-  return result;
+  result.claims = e.claims.empty() ? std::make_optional<std::vector<ClaimResult>>()
+                                   : ReadClaims(e.claims, all.subspan(e.settle_commands));
+  return finish(std::move(result));
 }
 
 std::optional<std::vector<ClaimResult>> RedisDedupeStore::ReadClaims(std::span<const ClaimRequest> claims,
-                                                                     std::span<const RedisReply> replies,
-                                                                     const std::string& value,
-                                                                     const std::string& lease) {
+                                                                     std::span<const RedisReply> replies) {
   std::vector<ClaimResult> out(claims.size());
   // Reads the replies to the commands whose indexes `index(k)` gives into `out`; false when one is
   // not a claim's. Commands that met a server without the script (restart, SCRIPT FLUSH, without
@@ -229,11 +281,21 @@ std::optional<std::vector<ClaimResult>> RedisDedupeStore::ReadClaims(std::span<c
   // second run would read our own claim as another worker's.
   scripts_generation_ = 0;
   claim_sha_.clear();
+  if (exchanges_.size() > 1) {
+    // Exchanges behind this one wait on the connection: no round trip can go before them. Start
+    // afresh: every exchange on it fails (their sends are claimed again; this batch's plain claims,
+    // which ran, then read as another worker's and retry after their lease: a rare case, a server
+    // that lost its scripts without losing the connection).
+    pv::log::Warn("redis_scripts_lost", {{"action", "reconnecting; the exchanges in flight are retried"}});
+    client_.Drop("the server lost its scripts");
+    broken_ = true;
+    return std::nullopt;
+  }
   if (!LoadScripts()) return std::nullopt;
   const std::vector<size_t> retried = std::move(noscript);
   noscript.clear();
   batch_.clear();
-  for (size_t i : retried) batch_.Add(ClaimCommand(claims[i], value, lease));  // the new sha
+  for (size_t i : retried) batch_.Add(ClaimCommand(claims[i], claim_value_, lease_));  // the new sha
   auto again = client_.Pipeline(batch_);
   if (!again || again->size() != retried.size() ||
       !read(*again, [&](size_t k) { return retried[k]; }) || !noscript.empty())
@@ -242,6 +304,7 @@ std::optional<std::vector<ClaimResult>> RedisDedupeStore::ReadClaims(std::span<c
 }
 
 bool RedisDedupeStore::Probe() {
+  if (!exchanges_.empty()) return false;
   auto replies = client_.Pipeline({{"PING"}});
   return replies && !(*replies)[0].IsError();
 }

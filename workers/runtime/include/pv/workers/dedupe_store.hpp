@@ -12,12 +12,14 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "pv/workers/redis.hpp"
@@ -66,12 +68,37 @@ struct ExchangeResult {
 };
 
 // The seam the worker uses (RedisDedupeStore is the one store; its tests run it against redis-server).
+//
+// An exchange is begun and collected: the worker's loop begins one, goes on with its transfers and
+// records while the replies travel, waits on WaitOn() beside its other descriptors, and collects the
+// result when it is in. A far or slow Redis then delays the sends that wait for a claim or a mark,
+// not every send in flight. Several may be in flight (one connection: they are collected in the
+// order they were begun); the requests' strings must outlive each.
 class DedupeStore {
  public:
   virtual ~DedupeStore() = default;
   // Settles (marks sent or releases), then claims, in one round trip (Redis: one pipeline). Sends in
-  // both lists are different sends. `claims`: one result per request, in order.
-  virtual ExchangeResult Exchange(std::span<const SettleRequest> settles, std::span<const ClaimRequest> claims) = 0;
+  // both lists are different sends. False when the store is unreachable: nothing was sent (and the
+  // exchanges begun before, if its connection was lost, fail as they are collected).
+  virtual bool Begin(std::span<const SettleRequest> settles, std::span<const ClaimRequest> claims) = 0;
+  // Moves the oldest begun exchange on without blocking: its result once every reply is in, or once
+  // it failed or ran out of time (the store's timeout; then `settled` is false and `claims` nullopt,
+  // as for an unreachable store, and so for every exchange begun after it on the lost connection).
+  // nullopt while its replies are still on their way, or when none is begun. `claims`: one result
+  // per request, in order.
+  virtual std::optional<ExchangeResult> Collect() = 0;
+  // How many exchanges are begun and not yet collected.
+  virtual std::size_t Pending() const = 0;
+  // While Pending(): the descriptor and poll(2) events to wait for. {-1, 0} when there is nothing to
+  // wait for (nothing pending, or the oldest's result is there: Collect it).
+  virtual std::pair<int, short> WaitOn() const = 0;
+  // Waits for the oldest begun exchange's result (the store's timeout bounds the wait).
+  ExchangeResult Await();
+  // Begin, then Await (with nothing else pending).
+  ExchangeResult Exchange(std::span<const SettleRequest> settles, std::span<const ClaimRequest> claims) {
+    if (!Begin(settles, claims)) return {false, std::nullopt};
+    return Await();
+  }
   // The halves alone. Claim: nullopt when the store is unreachable (nothing claimed). Settle: false
   // when the store is unreachable or refused one (call again later).
   std::optional<std::vector<ClaimResult>> Claim(std::span<const ClaimRequest> requests) {
@@ -80,7 +107,8 @@ class DedupeStore {
   bool Settle(std::span<const SettleRequest> requests) { return Exchange(requests, {}).settled; }
   // Whether the last call reached the store; callable from any thread.
   virtual bool Reachable() const = 0;
-  // (Re)connects if needed and checks the store answers; false when not (yet) reachable.
+  // (Re)connects if needed and checks the store answers; false when not (yet) reachable. Not while
+  // an exchange is pending (false then).
   virtual bool Probe() = 0;
 };
 
@@ -95,7 +123,10 @@ struct RedisDedupeOptions {
 class RedisDedupeStore final : public DedupeStore {
  public:
   explicit RedisDedupeStore(RedisDedupeOptions options);
-  ExchangeResult Exchange(std::span<const SettleRequest> settles, std::span<const ClaimRequest> claims) override;
+  bool Begin(std::span<const SettleRequest> settles, std::span<const ClaimRequest> claims) override;
+  std::optional<ExchangeResult> Collect() override;
+  std::size_t Pending() const override { return exchanges_.size(); }
+  std::pair<int, short> WaitOn() const override;
   bool Reachable() const override { return client_.connected(); }
   bool Probe() override;
 
@@ -110,13 +141,14 @@ class RedisDedupeStore final : public DedupeStore {
   void AddSettles(std::span<const SettleRequest> settles);
   // Reads `claims`' replies, and runs those that met a server without the script once more.
   std::optional<std::vector<ClaimResult>> ReadClaims(std::span<const ClaimRequest> claims,
-                                                     std::span<const RedisReply> replies, const std::string& value,
-                                                     const std::string& lease);
+                                                     std::span<const RedisReply> replies);
   // prefix + id in a buffer kept for the next command (each is copied into batch_ at once).
   std::string_view Key(std::string_view prefix, std::string_view id);
   std::string_view Value(std::string_view prefix, std::string_view id);
 
   RedisDedupeOptions options_;
+  const std::string claim_value_;  // inflight:<worker_id>
+  const std::string lease_;        // ms
   RedisClient client_;
   std::uint64_t scripts_generation_ = 0;
   std::string claim_sha_;
@@ -124,6 +156,16 @@ class RedisDedupeStore final : public DedupeStore {
   RedisCommands batch_;
   std::string key_;
   std::string value_;
+  // The begun exchanges, oldest first (their replies come in this order).
+  struct Exchanging {
+    std::size_t settle_commands = 0;
+    std::vector<ClaimRequest> claims;  // views, as the caller's
+    std::chrono::steady_clock::time_point deadline{};
+    std::optional<ExchangeResult> decided;  // a begun exchange whose result needs no reply
+  };
+  std::deque<Exchanging> exchanges_;
+  std::vector<RedisReply> replies_;  // of the oldest, as they come
+  bool broken_ = false;  // the connection was lost: the exchanges left fail as they are collected
 };
 
 }  // namespace pv::workers
