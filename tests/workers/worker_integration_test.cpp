@@ -101,10 +101,10 @@ class WorkerIntegrationTest : public ::testing::Test {
         "    heartbeat.interval.ms: \"500\"\n    log_level: \"3\"\n"
         "redis:\n  url: \"{}\"\nlog:\n  level: info\ndispatcher:\n  delay_tiers: [\"1s\", \"2s\"]\n"
         "workers:\n  admin_port: 0\n  outbox_dir: \"{}\"\n  backoff_base_ms: 200\n  backoff_max_ms: 1000\n"
-        "  claim_lease_ms: 3000\n  drain_timeout_ms: 15000\n  redis_timeout_ms: 500\n  redis_reconnect_ms: "
+        "  claim_lease_ms: 3000\n  drain_timeout_ms: 15000\n  redis_timeout_ms: {}\n  redis_reconnect_ms: "
         "200\n{}"
         "providers:\n  log: {{type: log}}\n{}",
-        broker_->bootstrap(), redis_->url(), dir_.File("outbox"), workers_yaml, providers_yaml);
+        broker_->bootstrap(), redis_->url(), dir_.File("outbox"), redis_timeout_ms_, workers_yaml, providers_yaml);
   }
 
   WorkerProcess& StartWorker(Channel channel, const std::string& config) {
@@ -167,6 +167,7 @@ class WorkerIntegrationTest : public ::testing::Test {
     return value;
   }
 
+  int redis_timeout_ms_ = 500;  // workers.redis_timeout_ms of Config()
   TempDir dir_{"pv-workers-it"};
   std::unique_ptr<DevBroker> broker_;
   std::unique_ptr<RedisServer> redis_;
@@ -583,6 +584,37 @@ TEST_F(WorkerIntegrationTest, ARevokeFinishesTheSendsStartedOnThePartitionsItGiv
   EXPECT_EQ(fake.Stat("requests"), 400);  // each send once: nothing the first started went out again
   EXPECT_EQ(a.Stop(SIGTERM, 20s), 0);
   EXPECT_EQ(b.Stop(SIGTERM, 20s), 0);
+}
+
+TEST_F(WorkerIntegrationTest, ASlowRedisDoesNotHoldUpTheAnswersOfSendsInFlight) {
+  // Redis holds every write for 1 s, three times while sends wait 100 ms each at the provider. The
+  // worker's loop does not wait for Redis: the answers of the sends in flight are taken when they
+  // come, so the provider latency it measures stays near 100 ms. A loop that waited for its Redis
+  // exchange left them in the socket for the whole pause (about 16 sends per pause over 0.5 s).
+  redis_timeout_ms_ = 3000;
+  ProviderFake fake({"--sendgrid-key", "k", "--delay-ms", "100", "--no-record"});
+  WorkerProcess& worker = StartWorker(Channel::kEmail, Config("  max_in_flight: 16\n", SendGridYaml("sg", fake.url())));
+  SendSpec spec;
+  spec.provider = "sg";
+  auto ids = ProduceSends(600, spec);  // 16 at a time for 100 ms each: about 4 s of sending, plus the pauses
+  ASSERT_TRUE(WaitFor([&] { return fake.Stat("requests") >= 64; }, 30s));
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(redis_->Command({"CLIENT", "PAUSE", "1000", "WRITE"}), "OK");
+    std::this_thread::sleep_for(1300ms);
+  }
+  EXPECT_LT(fake.Stat("requests"), 600) << "the sends were over before the pauses: this tested nothing";
+  TopicReader events(broker_->bootstrap(), {"pv.events"});
+  auto sent = [&](const std::vector<Record>& all) {
+    return CountWith(StatusesBySend(all), ids, "sent") == ids.size();
+  };
+  ASSERT_TRUE(sent(events.ReadUntil(sent, 60s)));
+  const std::string series = "pv_worker_provider_latency_seconds";
+  const std::string labels = "channel=\"email\",provider=\"sg\"";
+  ASSERT_EQ(MetricOnceEqual(worker.admin_port(), series + "_count{" + labels + "}", "600"), "600");
+  long long under = std::stoll(Metric(worker.admin_port(), series + "_bucket{" + labels + ",le=\"0.5\"}"));
+  EXPECT_GE(under, 598) << 600 - under << " sends' answers waited past 0.5 s";
+  EXPECT_EQ(fake.Stat("requests"), 600);
+  EXPECT_EQ(worker.Stop(SIGTERM, 20s), 0);
 }
 
 TEST_F(WorkerIntegrationTest, ProviderRateLimitIsSharedByEveryWorker) {

@@ -60,6 +60,7 @@ struct Worker::Job : SendAttempt {
   Stage stage = Stage::kClaim;
   Provider* provider = nullptr;
   bool abandon = false;  // release the claim, then drop without an outcome (drain, revoke)
+  bool unmarked = false;  // delivered, not yet marked sent in Redis: counted in unmarked_
   Clock::time_point started{};
   std::string message_id;
   Outcome outcome;
@@ -200,6 +201,7 @@ int Worker::Run() {
     UpdatePause();
     Sleep(std::min(SleepTime(), loop_wait));
   }
+  AwaitExchange(true);  // its requests view jobs' strings: nothing may be left begun
   // Outcome records still in librdkafka's queue: give them a moment, then store what was acknowledged.
   // After a fatal error nothing more will be acknowledged: only what already was is committed.
   if (!fatal_.load()) producer_->Flush(std::chrono::milliseconds(5000));
@@ -226,16 +228,16 @@ std::chrono::milliseconds Worker::TurnTransfers() {
 }
 
 void Worker::Sleep(std::chrono::milliseconds timeout) {
-  if (options_.transfer_loop == nullptr) {
-    inbox_->Sleep(timeout);
-    return;
-  }
-  pollfd fds[2] = {{inbox_->fd(), POLLIN, 0}, {options_.transfer_loop->fd(), POLLIN, 0}};
-  if (::poll(fds, 2, static_cast<int>(timeout.count())) > 0 && (fds[0].revents & POLLIN) != 0)
+  pollfd fds[3] = {{inbox_->fd(), POLLIN, 0}};
+  nfds_t n = 1;
+  if (options_.transfer_loop != nullptr) fds[n++] = {options_.transfer_loop->fd(), POLLIN, 0};
+  if (auto [fd, events] = store_->WaitOn(); fd >= 0) fds[n++] = {fd, events, 0};
+  if (::poll(fds, n, static_cast<int>(timeout.count())) > 0 && (fds[0].revents & POLLIN) != 0)
     inbox_->TakeWake();
 }
 
 void Worker::ProbeStore(Clock::time_point now) {
+  if (store_->Pending() > 0) return;  // an exchange is asking it already
   if (store_down_ && claim_queue_.empty() && settle_queue_.empty() && store_->Probe()) SetStoreDown(false);
   if (!store_down_ && claim_queue_.empty() && settle_queue_.empty() && now >= store_probe_at_) {
     // The Redis client connects on first use and learns of a lost connection only when used: at
@@ -250,27 +252,52 @@ void Worker::ProbeStore(Clock::time_point now) {
 }
 
 void Worker::ClaimAndSettle(bool claim, bool force_settle) {
-  // Claim ahead of free slots, but not so far that claims wait long for a slot (their lease runs).
-  // While the store is down, one attempt a turn (the Redis client's backoff throttles it).
-  bool first = true;
-  std::vector<std::uint64_t> settle_ids;
-  std::vector<SettleRequest> settles;
-  std::vector<std::uint64_t> claim_ids;
-  std::vector<ClaimRequest> claims;
-  while (true) {
-    bool claiming = claim && !claim_queue_.empty() && (first || !store_down_) &&
-                    ready_queue_.size() < static_cast<std::size_t>(options_.max_in_flight);
-    if (settle_queue_.empty() && !claiming) return;
-    first = false;
-    TakeSettles(settle_ids, settles);
-    if (claiming) TakeClaims(claim_ids, claims);
-    if (settles.empty() && claims.empty()) continue;  // only sends that failed before any claim
-    ExchangeResult result = store_->Exchange(settles, claims);
-    bool go_on = true;
-    if (!settles.empty()) go_on = FinishSettles(settle_ids, result.settled, force_settle) && go_on;
-    if (!claims.empty()) go_on = FinishClaims(claim_ids, result.claims) && go_on;
-    if (!go_on) return;
+  // Every exchange whose replies are in, oldest first; after a failure, none begun this turn (the
+  // Redis client's backoff throttles reconnects).
+  bool failed = false;
+  while (store_->Pending() > 0) {
+    std::optional<ExchangeResult> result = store_->Collect();
+    if (!result) break;  // its replies are on their way: Sleep waits for them too
+    Exchange e = std::move(exchanges_.front());
+    exchanges_.pop_front();
+    if (!FinishExchange(std::move(e), *result, force_settle)) failed = true;
   }
+  if (failed || exchanges_.size() >= kMaxExchanges) return;
+  // Claim ahead of free slots, but not so far that claims wait long for a slot (their lease runs).
+  bool claiming = claim && !claim_queue_.empty() &&
+                  ready_queue_.size() + claiming_ < static_cast<std::size_t>(options_.max_in_flight);
+  if (settle_queue_.empty() && !claiming) return;
+  Exchange& e = exchanges_.emplace_back();
+  TakeSettles(e.settle_ids, settles_);
+  claims_.clear();
+  if (claiming) TakeClaims(e.claim_ids, claims_);
+  if (e.settle_ids.empty() && e.claim_ids.empty()) {  // only sends that failed unclaimed
+    exchanges_.pop_back();
+    return;
+  }
+  claiming_ += e.claim_ids.size();
+  if (!store_->Begin(settles_, claims_)) {
+    Exchange unsent = std::move(exchanges_.back());
+    exchanges_.pop_back();
+    FinishExchange(std::move(unsent), {false, std::nullopt}, force_settle);
+  }
+}
+
+void Worker::AwaitExchange(bool force_settle) {
+  while (store_->Pending() > 0) {
+    ExchangeResult result = store_->Await();
+    Exchange e = std::move(exchanges_.front());
+    exchanges_.pop_front();
+    FinishExchange(std::move(e), result, force_settle);
+  }
+}
+
+bool Worker::FinishExchange(Exchange e, const ExchangeResult& result, bool force_settle) {
+  claiming_ -= e.claim_ids.size();
+  bool go_on = true;
+  if (!e.settle_ids.empty()) go_on = FinishSettles(e.settle_ids, result.settled, force_settle);
+  if (!e.claim_ids.empty()) go_on = FinishClaims(e.claim_ids, result.claims) && go_on;
+  return go_on;
 }
 
 // Until the next work: none when some is ready, else until the next wait is due, at most 100 ms
@@ -279,7 +306,7 @@ std::chrono::milliseconds Worker::SleepTime() const {
   std::chrono::milliseconds timeout = 100ms;
   bool room = jobs_.size() < static_cast<std::size_t>(options_.max_buffered);
   if ((kafka_more_ && room) || !record_queue_.empty() ||
-      (!ready_queue_.empty() && delivering_ < static_cast<std::size_t>(options_.max_in_flight))) {
+      (!ready_queue_.empty() && delivering_ + unmarked_ < static_cast<std::size_t>(options_.max_in_flight))) {
     timeout = 0ms;
   } else if (!wait_queue_.empty()) {
     auto until =
@@ -491,7 +518,11 @@ bool Worker::FinishClaims(const std::vector<std::uint64_t>& ids,
 
 bool Worker::StartDeliveries() {
   bool any = false;
-  while (delivering_ < static_cast<std::size_t>(options_.max_in_flight) && !ready_queue_.empty()) {
+  // A slot is held until the send is marked sent in Redis, not only until the provider answers: a
+  // worker killed with sends accepted and unmarked has them delivered again (after the claim's lease),
+  // and that is bounded by max_in_flight. (The loop does not wait for its Redis exchange, so answers
+  // would otherwise pile up unmarked behind it while new sends start.)
+  while (delivering_ + unmarked_ < static_cast<std::size_t>(options_.max_in_flight) && !ready_queue_.empty()) {
     std::uint64_t id = ready_queue_.front();
     ready_queue_.pop_front();
     auto it = jobs_.find(id);
@@ -531,6 +562,10 @@ void Worker::CollectInbox() {
       delivered_.Add(job.partition, job.offset, job.send->send_id, {job.provider_name, job.message_id});
       planner_.Sent(job, job.message_id, std::chrono::system_clock::now(), job.outcome);
       Conclude(job);
+      if (job.stage == Stage::kSettle) {
+        job.unmarked = true;
+        ++unmarked_;
+      }
     } else {
       Fail(job, c.result.kind, c.result.error, c.result.retry_after);
     }
@@ -690,6 +725,10 @@ bool Worker::FinishSettles(const std::vector<std::uint64_t>& ids, bool settled, 
   for (std::uint64_t id : ids) {
     Job& job = *jobs_.at(id);
     job.claimed = false;
+    if (job.unmarked) {
+      job.unmarked = false;
+      --unmarked_;
+    }
     if (job.abandon) {
       Erase(id);
     } else {
@@ -803,6 +842,7 @@ void Worker::BeginDrain() {
   pv::log::Info("worker_draining", {{"buffered", static_cast<std::int64_t>(jobs_.size())},
                                     {"in_flight", static_cast<std::int64_t>(delivering_)}});
   UpdatePause();
+  AwaitExchange(false);  // its claims become ready work, released below
   ReleaseQueuedWork(nullptr);
 }
 
@@ -866,6 +906,7 @@ void Worker::OnRebalance(rd_kafka_resp_err_t kind, const rd_kafka_topic_partitio
   // Unclaimed work is dropped (the next owner takes it from the last stored offset); claimed work
   // that has not started is released; work past that point finishes here, within revoke_timeout,
   // so that its offsets are stored before the partition moves and the next owner sees `sent:` marks.
+  AwaitExchange(false);  // its claims become ready work first
   ReleaseQueuedWork(&revoked);
   auto remaining = [&] {
     std::size_t n = 0;

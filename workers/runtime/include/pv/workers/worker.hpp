@@ -7,7 +7,8 @@
 //
 // One thread runs the whole pipeline (poll, claim, start, settle, record, store) as an event loop;
 // it also turns the providers' transfer loop (WorkerOptions::transfer_loop, a driven CurlLoop),
-// unless that runs on a thread of its own. The producer's delivery reports come on its poll thread.
+// unless that runs on a thread of its own, and does not wait for Redis: an exchange of claims and
+// settles is begun, and collected in a later turn when its replies are in. The producer's delivery reports come on its poll thread.
 // Answers and reports only post to this loop's inbox. What each outcome produces is decided by
 // OutcomePlanner (outcome.hpp), without I/O; a provider's circuit is a CircuitBreaker. Tests:
 // tests/workers/worker_*_test.cpp, workers/test/{outcome,circuit_breaker}_test.cpp.
@@ -114,9 +115,14 @@ class Worker {
   void MoveDueWaits();
   void ProbeStore(std::chrono::steady_clock::time_point now);  // asks an idle or down store
   std::chrono::milliseconds SleepTime() const;
-  // Settles what was answered and (with `claim`) claims ahead of free slots: a batch of each per
-  // round trip (DedupeStore::Exchange), until both queues are empty or the store fails.
+  // Collects the Redis exchanges begun earlier whose replies are in, then begins the next: the
+  // answered sends' settles and (with `claim`) claims ahead of free slots, a batch of each.
   void ClaimAndSettle(bool claim, bool force_settle);
+  // Waits for every begun exchange and applies it (drain, revoke: before they look at the queues).
+  void AwaitExchange(bool force_settle);
+  struct Exchange;
+  // Applies an exchange's result. False when the store failed: what it held is queued again.
+  bool FinishExchange(Exchange e, const ExchangeResult& result, bool force_settle);
   // The next job of `queue` still in jobs_ (ids of finished ones are dropped); null when none.
   Job* PopLive(std::deque<std::uint64_t>& queue);
   void TakeClaims(std::vector<std::uint64_t>& ids, std::vector<ClaimRequest>& requests);
@@ -129,7 +135,8 @@ class Worker {
   // Moves the driven transfer loop (options_.transfer_loop) on: returns how long it may wait for its
   // next turn (1 s without one). Every loop that waits for answers must turn it: nothing else does.
   std::chrono::milliseconds TurnTransfers();
-  // Waits up to `timeout` for the inbox, or for the transfer loop's sockets and timers.
+  // Waits up to `timeout` for the inbox, the transfer loop's sockets and timers, or the replies of
+  // the begun Redis exchange.
   void Sleep(std::chrono::milliseconds timeout);
   void CollectInbox();
   void RecordOutcomes();
@@ -190,7 +197,22 @@ class Worker {
   std::deque<std::uint64_t> ready_queue_;
   std::deque<std::uint64_t> settle_queue_;
   std::deque<std::uint64_t> record_queue_;
+  // The Redis exchanges begun and not yet collected, oldest first: their jobs (stages kSettle and
+  // kClaim, in no queue). At most kMaxExchanges: enough for settles to go out as answers come in
+  // while claims travel, on a Redis a few milliseconds away.
+  struct Exchange {
+    std::vector<std::uint64_t> settle_ids;
+    std::vector<std::uint64_t> claim_ids;
+  };
+  static constexpr std::size_t kMaxExchanges = 8;
+  std::deque<Exchange> exchanges_;
+  std::size_t claiming_ = 0;  // claims in exchanges_: they count against the claims ahead
+  // The requests of the exchange being begun (the store copies what it keeps; the strings they view
+  // are the jobs').
+  std::vector<SettleRequest> settles_;
+  std::vector<ClaimRequest> claims_;
   std::size_t delivering_ = 0;
+  std::size_t unmarked_ = 0;  // delivered and not yet marked sent: they hold their slots too
   std::size_t acking_ = 0;
   bool kafka_more_ = false;  // the consumer queue may hold more messages than we took
 
