@@ -269,6 +269,9 @@ TEST_F(DedupeStoreTest, ABegunExchangeReturnsAtOnceAndIsCollectedWhenTheServerAn
   ASSERT_TRUE(store.Begin({}, behind));
   EXPECT_EQ(store.Pending(), 2U);
   EXPECT_FALSE(store.Probe());
+  // A blocking exchange would be answered the oldest's result: refused while these wait.
+  EXPECT_FALSE(store.Exchange({}, behind).claims.has_value());
+  EXPECT_EQ(store.Pending(), 2U);
   std::optional<ExchangeResult> r = CollectWithin(store, 2s);
   auto took = std::chrono::steady_clock::now() - begun;
   ASSERT_TRUE(r.has_value());

@@ -264,8 +264,10 @@ void Worker::ClaimAndSettle(bool claim, bool force_settle) {
   }
   if (failed || exchanges_.size() >= kMaxExchanges) return;
   // Claim ahead of free slots, but not so far that claims wait long for a slot (their lease runs).
+  std::size_t claims_in_flight = 0;
+  for (const Exchange& begun : exchanges_) claims_in_flight += begun.claim_ids.size();
   bool claiming = claim && !claim_queue_.empty() &&
-                  ready_queue_.size() + claiming_ < static_cast<std::size_t>(options_.max_in_flight);
+                  ready_queue_.size() + claims_in_flight < static_cast<std::size_t>(options_.max_in_flight);
   if (settle_queue_.empty() && !claiming) return;
   Exchange& e = exchanges_.emplace_back();
   TakeSettles(e.settle_ids, settles_);
@@ -275,7 +277,6 @@ void Worker::ClaimAndSettle(bool claim, bool force_settle) {
     exchanges_.pop_back();
     return;
   }
-  claiming_ += e.claim_ids.size();
   if (!store_->Begin(settles_, claims_)) {
     Exchange unsent = std::move(exchanges_.back());
     exchanges_.pop_back();
@@ -293,7 +294,6 @@ void Worker::AwaitExchange(bool force_settle) {
 }
 
 bool Worker::FinishExchange(Exchange e, const ExchangeResult& result, bool force_settle) {
-  claiming_ -= e.claim_ids.size();
   bool go_on = true;
   if (!e.settle_ids.empty()) go_on = FinishSettles(e.settle_ids, result.settled, force_settle);
   if (!e.claim_ids.empty()) go_on = FinishClaims(e.claim_ids, result.claims) && go_on;

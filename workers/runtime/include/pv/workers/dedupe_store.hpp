@@ -94,9 +94,10 @@ class DedupeStore {
   virtual std::pair<int, short> WaitOn() const = 0;
   // Waits for the oldest begun exchange's result (the store's timeout bounds the wait).
   ExchangeResult Await();
-  // Begin, then Await (with nothing else pending).
+  // Begin, then Await. Refused (as an unreachable store) while others are pending: Await would
+  // return the oldest's result, not this one's.
   ExchangeResult Exchange(std::span<const SettleRequest> settles, std::span<const ClaimRequest> claims) {
-    if (!Begin(settles, claims)) return {false, std::nullopt};
+    if (Pending() > 0 || !Begin(settles, claims)) return {false, std::nullopt};
     return Await();
   }
   // The halves alone. Claim: nullopt when the store is unreachable (nothing claimed). Settle: false

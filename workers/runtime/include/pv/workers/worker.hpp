@@ -206,7 +206,6 @@ class Worker {
   };
   static constexpr std::size_t kMaxExchanges = 8;
   std::deque<Exchange> exchanges_;
-  std::size_t claiming_ = 0;  // claims in exchanges_: they count against the claims ahead
   // The requests of the exchange being begun (the store copies what it keeps; the strings they view
   // are the jobs').
   std::vector<SettleRequest> settles_;
