@@ -294,6 +294,10 @@ Consumer::Consumer(const Settings& settings, const ConsumerOptions& options) {
       {"enable.auto.offset.store", "false"},
       {"auto.offset.reset", "earliest"},
       {"partition.assignment.strategy", "cooperative-sticky"},
+      // A request unanswered this long tears its connection down (librdkafka's 60 s default): a hung
+      // broker is noticed sooner, and a close given up on (Close) does not hold the destroy for a
+      // minute while the group's last commit and LeaveGroup wait for an answer that will not come.
+      {"socket.timeout.ms", "10000"},
   };
   for (const auto& [k, v] : options.defaults) defaults[k] = v;
   rd_kafka_conf_t* conf = BuildConf(settings, settings.consumer_properties, options.client_id, defaults);
@@ -312,7 +316,7 @@ Consumer::Consumer(const Settings& settings, const ConsumerOptions& options) {
 Consumer::~Consumer() {
   Close();
   WakeOnRecords(-1);
-  rd_kafka_destroy(rk_);
+  rd_kafka_destroy_flags(rk_, close_abandoned_ ? RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE : 0);
 }
 
 void Consumer::Rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions,
@@ -375,8 +379,34 @@ void Commit(rd_kafka_t* rk, int async) {
 }
 }  // namespace
 
-void Consumer::CommitSync() {
-  Commit(rk_, 0);
+bool Consumer::CommitSync(std::chrono::milliseconds timeout) {
+  struct Result {
+    Consumer* self;
+    bool done = false;
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+  } result{this};
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk_);
+  auto on_commit = [](rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* offsets,
+                      void* opaque) {
+    auto* r = static_cast<Result*>(opaque);
+    r->done = true;
+    r->err = err;
+    if (r->self->commit_listener_ && offsets != nullptr) r->self->commit_listener_(err, offsets);
+  };
+  rd_kafka_resp_err_t err = rd_kafka_commit_queue(rk_, nullptr, queue, on_commit, &result);
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  // Served here only: if it gives up, nobody serves the queue again and the callback never runs.
+  while (err == RD_KAFKA_RESP_ERR_NO_ERROR && !result.done && std::chrono::steady_clock::now() < deadline)
+    rd_kafka_queue_poll_callback(queue, 100);
+  rd_kafka_queue_destroy(queue);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR && !result.done) {
+    pv::log::Warn("kafka_commit_timeout", {{"timeout_ms", static_cast<std::int64_t>(timeout.count())}});
+    return false;
+  }
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) err = result.err;
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+    pv::log::Warn("kafka_commit_failed", {{"error", rd_kafka_err2str(err)}});
+  return true;
 }
 
 void Consumer::CommitAsync() {
@@ -452,10 +482,30 @@ std::vector<PartitionLag> Consumer::Lag() const {
   return out;
 }
 
-void Consumer::Close() {
-  if (closed_) return;
+bool Consumer::Close(std::chrono::milliseconds timeout) {
+  if (closed_) return !close_abandoned_;
   closed_ = true;
-  rd_kafka_consumer_close(rk_);
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk_);
+  if (rd_kafka_error_t* error = rd_kafka_consumer_close_queue(rk_, queue)) {
+    pv::log::Warn("kafka_close_failed", {{"error", rd_kafka_error_string(error)}});
+    rd_kafka_error_destroy(error);
+    rd_kafka_queue_destroy(queue);
+    close_abandoned_ = true;
+    return false;
+  }
+  // The close's rebalance callbacks come through this queue: served here, on the caller's thread,
+  // as rd_kafka_consumer_close would.
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (rd_kafka_consumer_closed(rk_) == 0 && std::chrono::steady_clock::now() < deadline)
+    rd_kafka_queue_poll_callback(queue, 100);
+  bool closed = rd_kafka_consumer_closed(rk_) != 0;
+  rd_kafka_queue_destroy(queue);
+  if (!closed) {
+    close_abandoned_ = true;
+    pv::log::Warn("kafka_close_timeout", {{"timeout_ms", static_cast<std::int64_t>(timeout.count())},
+                                          {"action", "leaving without closing: offsets not committed are read again"}});
+  }
+  return closed;
 }
 
 }  // namespace pv::kafka

@@ -116,8 +116,8 @@ int DelayScheduler::Run() {
   for (const auto& [tp, q] : held_) held += q.size();
   log::Info("delay_scheduler_stopping", {{"outstanding", book_.Outstanding()}, {"held", held}});
   held_.clear();
-  consumer_->Close();  // commits the offsets stored for finished work
-  return fatal_ ? 1 : 0;
+  bool closed = consumer_->Close();  // commits the offsets stored for finished work (bounded)
+  return fatal_ || !closed ? 1 : 0;
 }
 
 void DelayScheduler::Take(kafka::Message m) {

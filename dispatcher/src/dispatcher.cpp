@@ -156,8 +156,11 @@ std::string Dispatcher::Readiness() {
 int Dispatcher::Run() {
   // The side parts, each on a thread of its own. A scheduler or feedback pipeline that cannot go on stops
   // the whole process (the scheduler's records would otherwise wait unseen); statuses are a view, never on
-  // the triggers' path: the dispatcher goes on without them.
+  // the triggers' path: the dispatcher goes on without them. Each part's status (non-zero: it failed, or
+  // its consumer could not leave its group within the bound) makes the exit status, whatever the part.
   int scheduler_status = 0;
+  int feedback_status = 0;
+  int statuses_status = 0;
   std::vector<std::thread> threads;
   // Each named (at most 15 characters), so that `top -H` and perf tell them apart.
   auto start = [&](auto* part, const char* name, const char* failed_event, bool fatal, int* result = nullptr) {
@@ -175,8 +178,8 @@ int Dispatcher::Run() {
     });
   };
   start(scheduler_.get(), "pv-delays", "delay_scheduler_failed", true, &scheduler_status);
-  start(feedback_.get(), "pv-feedback", "feedback_pipeline_failed", true);
-  start(status_.get(), "pv-statuses", "status_feeder_failed", false);
+  start(feedback_.get(), "pv-feedback", "feedback_pipeline_failed", true, &feedback_status);
+  start(status_.get(), "pv-statuses", "status_feeder_failed", false, &statuses_status);
   int status = 1;
   try {
     catalogs_->WaitForTopic(options_.campaigns_start_timeout, stop_);
@@ -188,8 +191,10 @@ int Dispatcher::Run() {
   if (status != 0) Stop();
   for (std::thread& t : threads) t.join();
   int left = producer_->Flush(options_.shutdown_timeout);
-  log::Info("dispatcher_stopped", {{"unflushed", left}});
-  return status != 0 ? status : scheduler_status;
+  for (int part : {scheduler_status, feedback_status, statuses_status})
+    if (status == 0) status = part;
+  log::Info("dispatcher_stopped", {{"unflushed", left}, {"clean", status == 0}});
+  return status;
 }
 
 void Dispatcher::Stop() {

@@ -146,8 +146,8 @@ int FeedbackPipeline::Run() {
   handlers.apply = [this](std::span<const kafka::Message> batch) { return Apply(batch); };
   handlers.stalled = [this](bool stalled) { stalled_.Set(stalled ? 1 : 0); };
   size_t unfinished = consumer_->Run(stop_, handlers);
-  log::Info("feedback_pipeline_stopping", {{"unfinished", unfinished}});
-  return 0;
+  log::Info("feedback_pipeline_stopping", {{"unfinished", unfinished}, {"closed", consumer_->closed()}});
+  return consumer_->closed() ? 0 : 1;
 }
 
 bool FeedbackPipeline::Apply(std::span<const kafka::Message> batch) {

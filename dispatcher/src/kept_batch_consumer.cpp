@@ -95,7 +95,7 @@ size_t KeptBatchConsumer::Run(const std::atomic<bool>& stop, const Handlers& han
   }
   size_t unfinished = batch_.size();
   batch_.clear();
-  consumer_->Close();
+  closed_ = consumer_->Close();
   return unfinished;
 }
 

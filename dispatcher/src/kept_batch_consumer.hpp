@@ -49,6 +49,9 @@ class KeptBatchConsumer {
   // Consumes until `stop`, then leaves the group; a kept batch is dropped then (not committed).
   // Returns how many records were left unapplied.
   size_t Run(const std::atomic<bool>& stop, const Handlers& handlers);
+  // After Run: whether leaving the group finished within its bound (false: offsets not committed are
+  // read again by the next owner).
+  bool closed() const { return closed_; }
 
   const kafka::Consumer& consumer() const { return *consumer_; }
 
@@ -62,6 +65,7 @@ class KeptBatchConsumer {
   std::unique_ptr<kafka::Consumer> consumer_;
   std::vector<kafka::Message> batch_;
   bool paused_ = false;
+  bool closed_ = false;
 };
 
 // A consumer of the dispatcher's (the trigger pipeline, the delay scheduler, the side consumers): stored

@@ -56,8 +56,8 @@ int StatusFeeder::Run() {
     next_lag = Clock::now() + options_.lag_interval;
   };
   size_t unfinished = consumer_->Run(stop_, handlers);
-  log::Info("status_feeder_stopping", {{"unfinished", unfinished}});
-  return 0;
+  log::Info("status_feeder_stopping", {{"unfinished", unfinished}, {"closed", consumer_->closed()}});
+  return consumer_->closed() ? 0 : 1;
 }
 
 bool StatusFeeder::Apply(std::span<const kafka::Message> batch) {

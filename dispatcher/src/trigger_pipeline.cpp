@@ -158,8 +158,10 @@ int TriggerPipeline::Run() {
             {{"outstanding", book_.Outstanding()}, {"unfinished", book_.InFlight()}, {"fatal", fatal_}});
   batch_.clear();
   retries_.clear();
-  consumer_->Close();  // commits the offsets stored for finished work
-  return fatal_ ? 1 : 0;
+  // Commits the offsets stored for finished work; bounded (the brokers may not answer): past it what
+  // was not committed is read again by the next owner, and the exit status says the stop was not clean.
+  bool closed = consumer_->Close();
+  return fatal_ || !closed ? 1 : 0;
 }
 
 void TriggerPipeline::Take(kafka::Message m) {

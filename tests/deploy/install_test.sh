@@ -78,9 +78,9 @@ check_units() {
     local stop
     stop=$(sed -n 's/^TimeoutStopSec=\([0-9]*\)s$/\1/p' "$f")
     case "$u" in
-      pv-worker-*) [ "${stop:-0}" -ge 40 ] || fail "$u: TimeoutStopSec=${stop}s < drain_timeout_ms 30 s + leaving" ;;
+      pv-worker-*) [ "${stop:-0}" -ge 50 ] || fail "$u: TimeoutStopSec=${stop}s < the 50 s drain (30 s + flush, commit, leave)" ;;
       pv-ingest.service) [ "${stop:-0}" -ge 30 ] || fail "$u: TimeoutStopSec=${stop}s < the 27 s drain" ;;
-      pv-dispatcher.service) [ "${stop:-0}" -ge 25 ] || fail "$u: TimeoutStopSec=${stop}s < the 22 s drain" ;;
+      pv-dispatcher.service) [ "${stop:-0}" -ge 30 ] || fail "$u: TimeoutStopSec=${stop}s < the 30 s drain" ;;
     esac
     grep -q '@' "$f" && fail "$u: an unreplaced @VARIABLE@: $(grep '@' "$f")"
     # systemd-analyze checks ExecStart on this machine's file system: verify a copy that points at the

@@ -659,6 +659,32 @@ TEST_F(DispatcherIT, RebalanceAndSigtermMidStreamLoseNothing) {
   EXPECT_EQ(second->Stop(), 0);
 }
 
+// A stop while the broker does not answer (connections open, nothing coming back: a hung or
+// partitioned broker). librdkafka's consumer close waits for the group coordinator's answers to the
+// last commit and the LeaveGroup, and its destroy for those requests to time out (60 s by default):
+// the dispatcher took a minute to exit. Close is bounded (10 s) and requests time out at 10 s; the
+// exit status says the stop was not clean (what was not committed is read again by the next owner).
+TEST_F(DispatcherIT, ASigtermWhileTheBrokerDoesNotAnswerEndsWithinItsBoundsAndSaysSo) {
+  StartBroker();
+  WriteConfig("");
+  auto dispatcher = StartDispatcher();
+  TriggerWriter writer(broker_->bootstrap());
+  for (int i = 0; i < 20; ++i)
+    writer.Write("s1", "u-1", R"({"external_id":"u-1","phone":"+15550001000"})", R"({"code":"1"})");
+  writer.Flush();
+  TopicReader reader(broker_->bootstrap(), {"pv.send.sms"});
+  ASSERT_EQ(reader.ReadUntil([](const std::vector<Record>& rs) { return rs.size() >= 20; }, 30s).size(), 20U);
+  broker_->process().Signal(SIGSTOP);
+  auto asked = std::chrono::steady_clock::now();
+  int status = dispatcher->Stop(SIGTERM, 90s);
+  auto took = std::chrono::steady_clock::now() - asked;
+  broker_->process().Signal(SIGCONT);
+  EXPECT_EQ(status, 1);
+  EXPECT_LT(took, 30s);
+  EXPECT_NE(dispatcher->Log().find(R"("event":"kafka_close_timeout")"), std::string::npos);
+  EXPECT_NE(dispatcher->Log().find(R"("event":"dispatcher_stopped","unflushed":0,"clean":false)"), std::string::npos);
+}
+
 // Redis unreachable: no trigger goes out unchecked; consumption pauses, /readyz says why; when Redis is
 // back the held triggers go out, suppression applied.
 TEST_F(DispatcherIT, RedisOutagePausesAndResumes) {

@@ -558,6 +558,29 @@ TEST_F(WorkerIntegrationTest, SigtermDrainsInFlightSendsRecordsThemAndExitsZero)
   EXPECT_EQ(fake.Stat("requests"), 400);  // nothing the first worker delivered went out again
 }
 
+TEST_F(WorkerIntegrationTest, ASigtermWhileTheBrokerDoesNotAnswerEndsWithinItsBoundsAndSaysSo) {
+  // librdkafka's sync commit and its consumer close wait for the group coordinator for as long as it
+  // takes to answer: with the broker frozen (connections open, nothing answering, as a hung or
+  // partitioned broker looks), a worker told to stop never exited (killed after 200 s; over 9 minutes
+  // seen under bench/workers). The commit (5 s) and the close (10 s) are now bounded, and the exit
+  // status says the stop was not clean: what it could not commit is read again by the next owner.
+  WorkerProcess& worker = StartWorker(Channel::kEmail, Config(""));
+  SendSpec spec;
+  spec.provider = "log";
+  ProduceSends(20, spec);
+  ASSERT_EQ(MetricOnceEqual(worker.admin_port(), "pv_worker_sends_total{channel=\"email\",provider=\"log\",status=\"sent\"}", "20"), "20");
+  broker_->process().Signal(SIGSTOP);
+  auto asked = std::chrono::steady_clock::now();
+  int status = worker.Stop(SIGTERM, 60s);
+  auto took = std::chrono::steady_clock::now() - asked;
+  broker_->process().Signal(SIGCONT);
+  EXPECT_EQ(status, 1);
+  EXPECT_LT(took, 40s);
+  EXPECT_THAT(worker.Log(), HasSubstr(R"("event":"kafka_commit_timeout")"));
+  EXPECT_THAT(worker.Log(), HasSubstr(R"("event":"kafka_close_timeout")"));
+  EXPECT_THAT(worker.Log(), HasSubstr(R"("clean":false)"));
+}
+
 TEST_F(WorkerIntegrationTest, ARevokeFinishesTheSendsStartedOnThePartitionsItGivesUp) {
   // A second worker's join revokes partitions of the first while its sends wait on the provider. The
   // first finishes what it started there and records it before letting the partitions go, well

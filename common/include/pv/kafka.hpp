@@ -248,7 +248,12 @@ class Consumer {
   Message Poll(std::chrono::milliseconds timeout);
   // Stores `next_offset` (the offset of the next record to read) for commit.
   void StoreOffset(std::string_view topic, std::int32_t partition, std::int64_t next_offset);
-  void CommitSync();
+  // Commits the stored offsets and waits for the answer, at most `timeout` (librdkafka's own sync
+  // commit waits for the group coordinator for as long as it takes to answer). False when it gave up
+  // waiting (logged `kafka_commit_timeout`). A commit the broker refused is logged
+  // (`kafka_commit_failed`: during a rebalance, say) and returns true: Close commits again. The
+  // answer also reaches the commit listener.
+  bool CommitSync(std::chrono::milliseconds timeout = std::chrono::seconds(5));
   // Commits the stored offsets now rather than at the next auto-commit tick; the result reaches
   // the commit listener.
   void CommitAsync();
@@ -268,8 +273,11 @@ class Consumer {
   // loop that sleeps on its own descriptors wakes for them; -1 stops it. The descriptor must stay
   // open until then or until the consumer is destroyed.
   void WakeOnRecords(int eventfd);
-  // Leaves the group (commits stored offsets). Idempotent.
-  void Close();
+  // Leaves the group (commits stored offsets; revoke callbacks run on this thread), waiting at most
+  // `timeout`: librdkafka's own close waits for the brokers however long they are gone. Past it the
+  // consumer is destroyed without a close (the group notices at its session timeout; offsets not
+  // committed are read again by the next owner). True when it closed. Idempotent.
+  bool Close(std::chrono::milliseconds timeout = std::chrono::seconds(10));
   // A librdkafka property as this consumer was built with it (nullopt when unknown): what the
   // operator's settings and our defaults added up to.
   std::optional<std::string> Property(const char* name) const;
@@ -282,6 +290,7 @@ class Consumer {
   rd_kafka_t* rk_ = nullptr;
   rd_kafka_queue_t* wake_queue_ = nullptr;  // WakeOnRecords' consumer queue
   bool closed_ = false;
+  bool close_abandoned_ = false;  // Close gave up: destroy without closing again
   RebalanceListener listener_;
   CommitListener commit_listener_;
 };

@@ -206,8 +206,12 @@ int Worker::Run() {
   // After a fatal error nothing more will be acknowledged: only what already was is committed.
   if (!fatal_.load()) producer_->Flush(std::chrono::milliseconds(5000));
   CollectInbox();
-  consumer_->CommitSync();
-  consumer_->Close();
+  // Bounded, both: with a broker that does not answer they would wait for as long as it does not. What
+  // is not committed is read again by the next owner (and deduped): the exit status then says the
+  // stop was not clean.
+  bool answered = consumer_->CommitSync(std::chrono::seconds(5));
+  bool closed = consumer_->Close(std::chrono::seconds(10));
+  clean = clean && answered && closed;
   pv::log::Info("worker_stopped", {{"channel", channel_name_},
                                    {"clean", clean},
                                    {"fatal", fatal_.load()},
