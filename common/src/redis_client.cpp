@@ -70,6 +70,7 @@ void RedisClient::Drop(const std::string& why) {
   unsent_.clear();
   written_ = 0;
   awaiting_ = 0;
+  reply_bytes_ = 0;
   if (ctx_ != nullptr) {
     redisFree(ctx_);
     ctx_ = nullptr;
@@ -176,22 +177,26 @@ std::optional<std::vector<RedisReply>> RedisClient::Pipeline(const RedisCommands
   }
   if (!EnsureConnected()) return std::nullopt;
   if (commands.empty()) return std::vector<RedisReply>{};
-  // One append of the whole batch, then every reply: one round trip.
+  // One write of the whole batch, then every reply: one round trip. Blocking, each step bounded by
+  // options_.timeout (the socket's send and receive timeouts).
   if (redisAppendFormattedCommand(ctx_, commands.resp().data(), commands.resp().size()) != REDIS_OK) {
     Drop(ctx_->errstr);
     return std::nullopt;
   }
-  std::vector<RedisReply> replies;
-  replies.reserve(commands.size());
-  for (size_t i = 0; i < commands.size(); ++i) {
-    void* raw = nullptr;
-    if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) {
-      Drop(ctx_->err != 0 ? ctx_->errstr : "no reply");
+  for (int done = 0; done == 0;) {
+    if (redisBufferWrite(ctx_, &done) != REDIS_OK) {
+      Drop(ctx_->errstr);
       return std::nullopt;
     }
-    auto* reply = static_cast<redisReply*>(raw);
-    replies.push_back(Convert(reply));
-    freeReplyObject(reply);
+  }
+  std::vector<RedisReply> replies;
+  replies.reserve(commands.size());
+  while (replies.size() < commands.size()) {
+    if (auto reply = NextReply()) {
+      replies.push_back(std::move(*reply));
+      continue;
+    }
+    if (ctx_ == nullptr || ReadSome(true) < 0) return std::nullopt;
   }
   return replies;
 }
@@ -235,34 +240,62 @@ bool RedisClient::Send(const RedisCommands& commands) {
 bool RedisClient::Receive(std::vector<RedisReply>& replies, std::size_t count) {
   if (ctx_ == nullptr) return false;
   if (!Flush()) return false;
-  char buffer[16384];
   while (replies.size() < count) {
-    void* raw = nullptr;
-    if (redisReaderGetReply(ctx_->reader, &raw) != REDIS_OK) {
-      Drop(ctx_->reader->err != 0 ? ctx_->reader->errstr : "protocol error");
-      return false;
-    }
-    if (raw != nullptr) {
-      auto* reply = static_cast<redisReply*>(raw);
-      replies.push_back(Convert(reply));
-      freeReplyObject(reply);
+    if (auto reply = NextReply()) {
+      replies.push_back(std::move(*reply));
       if (awaiting_ > 0) --awaiting_;
       continue;
     }
-    ssize_t n = ::recv(ctx_->fd, buffer, sizeof buffer, MSG_DONTWAIT);
-    if (n > 0) {
-      if (redisReaderFeed(ctx_->reader, buffer, static_cast<std::size_t>(n)) != REDIS_OK) {
-        Drop("reply buffer");
-        return false;
-      }
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;  // not all here yet
-    Drop(n < 0 ? std::strerror(errno) : "connection closed by the server");
-    return false;
+    if (ctx_ == nullptr) return false;
+    int read = ReadSome(false);
+    if (read < 0) return false;
+    if (read == 0) return true;  // not all here yet
   }
   return true;
+}
+
+std::optional<RedisReply> RedisClient::NextReply() {
+  void* raw = nullptr;
+  if (redisReaderGetReply(ctx_->reader, &raw) != REDIS_OK) {
+    Drop(ctx_->reader->err != 0 ? ctx_->reader->errstr : "protocol error");
+    return std::nullopt;
+  }
+  if (raw == nullptr) return std::nullopt;
+  auto* reply = static_cast<redisReply*>(raw);
+  std::optional<RedisReply> out(Convert(reply));
+  freeReplyObject(reply);
+  reply_bytes_ = 0;  // counted from here for the next one (bytes of it already read included)
+  return out;
+}
+
+int RedisClient::ReadSome(bool wait) {
+  char buffer[16384];
+  for (;;) {
+    ssize_t n = ::recv(ctx_->fd, buffer, sizeof buffer, wait ? 0 : MSG_DONTWAIT);
+    if (n > 0) {
+      reply_bytes_ += static_cast<std::size_t>(n);
+      if (reply_bytes_ > options_.max_reply_bytes) {
+        pv::log::Error("redis_reply_too_large", {{"host", endpoint_.host},
+                                                 {"port", endpoint_.port},
+                                                 {"limit_bytes", static_cast<std::int64_t>(options_.max_reply_bytes)}});
+        Drop("a reply larger than " + std::to_string(options_.max_reply_bytes) + " bytes");
+        return -1;
+      }
+      if (redisReaderFeed(ctx_->reader, buffer, static_cast<std::size_t>(n)) != REDIS_OK) {
+        Drop("reply buffer");
+        return -1;
+      }
+      return 1;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (!wait) return 0;
+      Drop("no reply within " + std::to_string(options_.timeout.count()) + " ms");  // the socket's timeout
+      return -1;
+    }
+    Drop(n < 0 ? std::strerror(errno) : "connection closed by the server");
+    return -1;
+  }
 }
 
 }  // namespace pv

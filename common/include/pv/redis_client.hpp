@@ -63,6 +63,11 @@ class RedisClient {
     std::string url = "redis://127.0.0.1:6379";
     std::chrono::milliseconds timeout{2000};           // connect and each read/write
     std::chrono::milliseconds reconnect_backoff{500};  // no reconnect attempt more often than this
+    // The most bytes one reply may take on the wire. A server answering without end (a bulk string
+    // or an array that does not stop: a bug, or something else listening on the port) would
+    // otherwise take the process's memory; past it the connection is dropped. Our replies are
+    // under a few kilobytes; SSCAN pages of 1,000 members well under a megabyte.
+    std::size_t max_reply_bytes = 64 << 20;
   };
 
   explicit RedisClient(Options options);
@@ -101,6 +106,13 @@ class RedisClient {
  private:
   // Writes unsent_ from written_ without blocking; false when the connection broke.
   bool Flush();
+  // Reads what the socket holds into the reply reader, waiting up to options_.timeout when `wait`.
+  // 1: read some; 0: nothing there yet; -1: the connection broke, the wait timed out, or the reply
+  // being read passed max_reply_bytes (dropped, all three).
+  int ReadSome(bool wait);
+  // The next whole reply the reader holds (nullopt: none yet; also when the connection was dropped
+  // on a protocol error, which `ctx_ == nullptr` tells).
+  std::optional<RedisReply> NextReply();
 
   Options options_;
   RedisEndpoint endpoint_;
@@ -112,6 +124,7 @@ class RedisClient {
   std::string unsent_;  // the sent batches, until the socket took all of them
   std::size_t written_ = 0;
   std::size_t awaiting_ = 0;  // replies of the sent batches not yet received
+  std::size_t reply_bytes_ = 0;  // read since the last whole reply
 };
 
 }  // namespace pv

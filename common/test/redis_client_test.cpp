@@ -1,0 +1,155 @@
+// RedisClient against a server that answers more than any reply of ours needs: a peer on loopback
+// that reads one request and writes a canned answer (a Redis gone wrong, or something else on the
+// port). The reply limit drops the connection instead of reading without end; replies under it pass.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include "pv/redis_client.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+
+// Listens on a free loopback port; for each of `connections` accepted connections, reads until the
+// request's first bytes came, then writes `answer` and keeps the connection open until the client
+// closes it (or 10 s).
+class CannedServer {
+ public:
+  CannedServer(std::string answer, int connections = 1) : answer_(std::move(answer)) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    EXPECT_EQ(::listen(fd_, 4), 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this, connections] {
+      for (int i = 0; i < connections; ++i) Serve();
+    });
+  }
+  ~CannedServer() {
+    ::shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    ::close(fd_);
+  }
+  std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  void Serve() {
+    pollfd listening{fd_, POLLIN, 0};
+    if (::poll(&listening, 1, 10000) != 1) return;
+    int c = ::accept(fd_, nullptr, nullptr);
+    if (c < 0) return;
+    char buffer[4096];
+    pollfd in{c, POLLIN, 0};
+    if (::poll(&in, 1, 10000) == 1 && ::recv(c, buffer, sizeof buffer, 0) > 0) {
+      size_t sent = 0;
+      while (sent < answer_.size()) {
+        ssize_t n = ::send(c, answer_.data() + sent, answer_.size() - sent, MSG_NOSIGNAL);
+        if (n <= 0) break;  // the client dropped the connection
+        sent += static_cast<size_t>(n);
+      }
+      // Until the client closes (recv 0 or an error), at most 10 s.
+      auto deadline = std::chrono::steady_clock::now() + 10s;
+      while (std::chrono::steady_clock::now() < deadline) {
+        if (::poll(&in, 1, 100) == 1 && ::recv(c, buffer, sizeof buffer, 0) <= 0) break;
+      }
+    }
+    ::close(c);
+  }
+
+  std::string answer_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+pv::RedisClient::Options Limited(const std::string& url, std::size_t limit) {
+  pv::RedisClient::Options o;
+  o.url = url;
+  o.timeout = 3000ms;
+  o.reconnect_backoff = 0ms;
+  o.max_reply_bytes = limit;
+  return o;
+}
+
+std::string Bulk(size_t n) {
+  return "$" + std::to_string(n) + "\r\n" + std::string(n, 'x') + "\r\n";
+}
+
+TEST(RedisClientTest, AReplyUnderTheLimitIsRead) {
+  CannedServer server(Bulk(512 * 1024));
+  pv::RedisClient client(Limited(server.url(), 1 << 20));
+  auto replies = client.Pipeline({{"GET", "k"}});
+  ASSERT_TRUE(replies.has_value()) << client.last_error();
+  ASSERT_EQ(replies->size(), 1U);
+  EXPECT_EQ((*replies)[0].str.size(), 512U * 1024);
+}
+
+TEST(RedisClientTest, ABulkStringPastTheLimitDropsTheConnection) {
+  CannedServer server(Bulk(8 << 20));  // read whole (8 MiB) before the limit
+  pv::RedisClient client(Limited(server.url(), 1 << 20));
+  auto started = std::chrono::steady_clock::now();
+  EXPECT_FALSE(client.Pipeline({{"GET", "k"}}).has_value());
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 2s) << "waited for the reply's end";
+  EXPECT_EQ(client.last_error(), "a reply larger than 1048576 bytes");
+  EXPECT_FALSE(client.connected());
+}
+
+TEST(RedisClientTest, AnArrayPastTheLimitDropsTheConnectionWhenReceived) {
+  // 400,000 small elements (1.6 MB): each would become a reply object of its own.
+  std::string answer = "*400000\r\n";
+  for (int i = 0; i < 400000; ++i) answer += ":1\r\n";
+  CannedServer server(answer);
+  pv::RedisClient client(Limited(server.url(), 1 << 20));
+  pv::RedisCommands commands;
+  commands.Add({"SMEMBERS", "k"});
+  ASSERT_TRUE(client.Send(commands));
+  std::vector<pv::RedisReply> replies;
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  bool ok = true;
+  while (ok && replies.empty() && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{client.fd(), POLLIN, 0};
+    ::poll(&p, 1, 100);
+    ok = client.Receive(replies, 1);
+  }
+  EXPECT_FALSE(ok);
+  EXPECT_TRUE(replies.empty());
+  EXPECT_EQ(client.last_error(), "a reply larger than 1048576 bytes");
+}
+
+TEST(RedisClientTest, TheLimitCountsOneReplyAtATime) {
+  // Three replies of 600 KiB in one batch: 1.8 MB in all, each under the 1 MiB limit.
+  CannedServer server(Bulk(600 * 1024) + Bulk(600 * 1024) + Bulk(600 * 1024));
+  pv::RedisClient client(Limited(server.url(), 1 << 20));
+  auto replies = client.Pipeline({{"GET", "a"}, {"GET", "b"}, {"GET", "c"}});
+  ASSERT_TRUE(replies.has_value()) << client.last_error();
+  ASSERT_EQ(replies->size(), 3U);
+  for (const auto& r : *replies) EXPECT_EQ(r.str.size(), 600U * 1024);
+}
+
+TEST(RedisClientTest, AServerThatDoesNotAnswerTimesOut) {
+  CannedServer server("");  // reads the request, answers nothing
+  pv::RedisClient::Options o = Limited(server.url(), 1 << 20);
+  o.timeout = 300ms;
+  pv::RedisClient client(o);
+  auto started = std::chrono::steady_clock::now();
+  EXPECT_FALSE(client.Pipeline({{"GET", "k"}}).has_value());
+  auto took = std::chrono::steady_clock::now() - started;
+  EXPECT_GE(took, 250ms);
+  EXPECT_LT(took, 3s);
+  EXPECT_EQ(client.last_error(), "no reply within 300 ms");
+}
+
+}  // namespace
