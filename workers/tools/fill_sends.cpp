@@ -6,10 +6,12 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -56,6 +58,43 @@ std::string Value(pv::Channel channel, const std::string& send_id, const std::st
   std::string out;
   pv::AppendSend(out, s);
   return out;
+}
+
+// How many records `topic` holds now (high minus low watermark, summed over its partitions); nullopt
+// when the brokers did not say within 10 s.
+std::optional<std::int64_t> RecordsHeld(const std::string& brokers, const std::string& topic) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char err[512];
+  if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK ||
+      rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err) != RD_KAFKA_CONF_OK) {
+    rd_kafka_conf_destroy(conf);
+    return std::nullopt;
+  }
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+  if (rk == nullptr) {
+    rd_kafka_conf_destroy(conf);
+    return std::nullopt;
+  }
+  std::optional<std::int64_t> held;
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
+  const rd_kafka_metadata_t* md = nullptr;
+  if (rd_kafka_metadata(rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1) {
+    held = 0;
+    for (int p = 0; held && p < md->topics[0].partition_cnt; ++p) {
+      std::int64_t low = 0;
+      std::int64_t high = 0;
+      if (rd_kafka_query_watermark_offsets(rk, topic.c_str(), md->topics[0].partitions[p].id, &low, &high, 10000) !=
+          RD_KAFKA_RESP_ERR_NO_ERROR) {
+        held.reset();
+      } else {
+        *held += high - low;
+      }
+    }
+  }
+  if (md != nullptr) rd_kafka_metadata_destroy(md);
+  rd_kafka_topic_destroy(rkt);
+  rd_kafka_destroy(rk);
+  return held;
 }
 
 }  // namespace
@@ -118,6 +157,20 @@ int main(int argc, char** argv) {
     return 1;
   }
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  // A broker that keeps little (the dev broker: a few MiB per partition) drops the oldest records
+  // as new ones come: a run waiting for all of them would wait for ever. Refuse it here.
+  auto held = RecordsHeld(brokers, topic);
+  if (!held) {
+    fmt::print(stderr, "pv-worker-fill: could not read {}'s watermarks to check that it kept every record\n", topic);
+    return 1;
+  }
+  if (*held < count) {
+    fmt::print(stderr,
+               "pv-worker-fill: {} holds {} records after {} were produced: the broker dropped the oldest "
+               "(the dev broker keeps ~5 MiB per partition); produce fewer, or into more partitions\n",
+               topic, *held, count);
+    return 1;
+  }
   fmt::print("pv-worker-fill: {} sends to {} in {:.2f} s\n", count, topic, seconds);
   return 0;
 }
