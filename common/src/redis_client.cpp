@@ -24,6 +24,34 @@ RedisEndpoint ParseRedisEndpoint(const std::string& url) {
 
 namespace {
 
+// hiredis' own reply functions, but for arrays: hiredis allocates an array's element table as soon as
+// it reads the count ("*2147483647" is 16 GiB), long before the elements come and the byte limit
+// could see them. Every element takes at least 3 bytes ("+\r\n"), so a count over a third of
+// max_reply_bytes (the task's privdata) could only make a reply over it: refused before the
+// allocation (hiredis then reports "Out of memory", which NextReply names for what it is).
+thread_local bool t_array_refused = false;
+void* (*g_hiredis_create_array)(const redisReadTask*, int) = nullptr;  // set with the table below
+
+void* LimitedArray(const redisReadTask* task, int elements) {
+  const auto* limit = static_cast<const std::size_t*>(task->privdata);
+  if (limit != nullptr && elements > 0 && static_cast<std::size_t>(elements) > *limit / 3) {
+    t_array_refused = true;
+    return nullptr;
+  }
+  return g_hiredis_create_array(task, elements);
+}
+
+// The table every context's reader uses: hiredis' own (the same for every context) with LimitedArray.
+redisReplyObjectFunctions* LimitedFunctions(const redisReplyObjectFunctions* hiredis) {
+  static redisReplyObjectFunctions limited = [&] {
+    g_hiredis_create_array = hiredis->createArray;
+    redisReplyObjectFunctions f = *hiredis;
+    f.createArray = &LimitedArray;
+    return f;
+  }();
+  return &limited;
+}
+
 timeval ToTimeval(std::chrono::milliseconds ms) {
   timeval tv{};
   tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
@@ -70,7 +98,8 @@ void RedisClient::Drop(const std::string& why) {
   unsent_.clear();
   written_ = 0;
   awaiting_ = 0;
-  reply_bytes_ = 0;
+  fed_ = 0;
+  reply_start_ = 0;
   if (ctx_ != nullptr) {
     redisFree(ctx_);
     ctx_ = nullptr;
@@ -92,6 +121,8 @@ bool RedisClient::EnsureConnected() {
   }
   redisSetTimeout(ctx_, ToTimeval(options_.timeout));
   redisEnableKeepAlive(ctx_);
+  ctx_->reader->fn = LimitedFunctions(ctx_->reader->fn);
+  ctx_->reader->privdata = &options_.max_reply_bytes;
   std::vector<std::vector<std::string>> setup;
   if (!endpoint_.password.empty()) setup.push_back({"AUTH", endpoint_.password});
   if (endpoint_.db != 0) setup.push_back({"SELECT", std::to_string(endpoint_.db)});
@@ -256,15 +287,32 @@ bool RedisClient::Receive(std::vector<RedisReply>& replies, std::size_t count) {
 
 std::optional<RedisReply> RedisClient::NextReply() {
   void* raw = nullptr;
+  t_array_refused = false;
   if (redisReaderGetReply(ctx_->reader, &raw) != REDIS_OK) {
+    if (t_array_refused) {
+      pv::log::Error("redis_reply_too_large", {{"host", endpoint_.host},
+                                               {"port", endpoint_.port},
+                                               {"limit_bytes", static_cast<std::int64_t>(options_.max_reply_bytes)}});
+      Drop("a reply larger than " + std::to_string(options_.max_reply_bytes) + " bytes (an array's count)");
+      return std::nullopt;
+    }
     Drop(ctx_->reader->err != 0 ? ctx_->reader->errstr : "protocol error");
     return std::nullopt;
   }
-  if (raw == nullptr) return std::nullopt;
+  if (raw == nullptr) {
+    // Everything fed since the last whole reply belongs to the one being read.
+    if (fed_ - reply_start_ > options_.max_reply_bytes) {
+      pv::log::Error("redis_reply_too_large", {{"host", endpoint_.host},
+                                               {"port", endpoint_.port},
+                                               {"limit_bytes", static_cast<std::int64_t>(options_.max_reply_bytes)}});
+      Drop("a reply larger than " + std::to_string(options_.max_reply_bytes) + " bytes");
+    }
+    return std::nullopt;
+  }
+  reply_start_ = fed_ - (ctx_->reader->len - ctx_->reader->pos);  // the next one starts where this ended
   auto* reply = static_cast<redisReply*>(raw);
   std::optional<RedisReply> out(Convert(reply));
   freeReplyObject(reply);
-  reply_bytes_ = 0;  // counted from here for the next one (bytes of it already read included)
   return out;
 }
 
@@ -273,14 +321,7 @@ int RedisClient::ReadSome(bool wait) {
   for (;;) {
     ssize_t n = ::recv(ctx_->fd, buffer, sizeof buffer, wait ? 0 : MSG_DONTWAIT);
     if (n > 0) {
-      reply_bytes_ += static_cast<std::size_t>(n);
-      if (reply_bytes_ > options_.max_reply_bytes) {
-        pv::log::Error("redis_reply_too_large", {{"host", endpoint_.host},
-                                                 {"port", endpoint_.port},
-                                                 {"limit_bytes", static_cast<std::int64_t>(options_.max_reply_bytes)}});
-        Drop("a reply larger than " + std::to_string(options_.max_reply_bytes) + " bytes");
-        return -1;
-      }
+      fed_ += static_cast<std::uint64_t>(n);
       if (redisReaderFeed(ctx_->reader, buffer, static_cast<std::size_t>(n)) != REDIS_OK) {
         Drop("reply buffer");
         return -1;

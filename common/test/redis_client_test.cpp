@@ -108,9 +108,10 @@ TEST(RedisClientTest, ABulkStringPastTheLimitDropsTheConnection) {
 }
 
 TEST(RedisClientTest, AnArrayPastTheLimitDropsTheConnectionWhenReceived) {
-  // 400,000 small elements (1.6 MB): each would become a reply object of its own.
-  std::string answer = "*400000\r\n";
-  for (int i = 0; i < 400000; ++i) answer += ":1\r\n";
+  // 300,000 small elements (1.2 MB; a count a reply under 1 MiB could still have): each would become
+  // a reply object of its own. Refused by its bytes as they come.
+  std::string answer = "*300000\r\n";
+  for (int i = 0; i < 300000; ++i) answer += ":1\r\n";
   CannedServer server(answer);
   pv::RedisClient client(Limited(server.url(), 1 << 20));
   pv::RedisCommands commands;
@@ -127,6 +128,14 @@ TEST(RedisClientTest, AnArrayPastTheLimitDropsTheConnectionWhenReceived) {
   EXPECT_FALSE(ok);
   EXPECT_TRUE(replies.empty());
   EXPECT_EQ(client.last_error(), "a reply larger than 1048576 bytes");
+}
+
+TEST(RedisClientTest, AnArrayCountNoReplyUnderTheLimitCouldHaveIsRefusedBeforeItsElements) {
+  // hiredis allocates an array's element table when it reads the count: 2^31 - 1 elements is 16 GiB.
+  CannedServer server("*2147483647\r\n:1\r\n");
+  pv::RedisClient client(Limited(server.url(), 1 << 20));
+  EXPECT_FALSE(client.Pipeline({{"SMEMBERS", "k"}}).has_value());
+  EXPECT_EQ(client.last_error(), "a reply larger than 1048576 bytes (an array's count)");
 }
 
 TEST(RedisClientTest, TheLimitCountsOneReplyAtATime) {

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <initializer_list>
 #include <string>
@@ -106,12 +107,13 @@ class RedisClient {
  private:
   // Writes unsent_ from written_ without blocking; false when the connection broke.
   bool Flush();
-  // Reads what the socket holds into the reply reader, waiting up to options_.timeout when `wait`.
-  // 1: read some; 0: nothing there yet; -1: the connection broke, the wait timed out, or the reply
-  // being read passed max_reply_bytes (dropped, all three).
+  // Reads what the socket holds (at most 16 KiB) into the reply reader, waiting up to
+  // options_.timeout when `wait`. 1: read some; 0: nothing there yet; -1: the connection broke or
+  // the wait timed out (dropped).
   int ReadSome(bool wait);
-  // The next whole reply the reader holds (nullopt: none yet; also when the connection was dropped
-  // on a protocol error, which `ctx_ == nullptr` tells).
+  // The next whole reply the reader holds. nullopt: none yet, or the connection was dropped (which
+  // `ctx_ == nullptr` tells) on a protocol error or because the reply being read already took more
+  // than max_reply_bytes (checked after every read, so at most 16 KiB past it are ever held).
   std::optional<RedisReply> NextReply();
 
   Options options_;
@@ -124,7 +126,8 @@ class RedisClient {
   std::string unsent_;  // the sent batches, until the socket took all of them
   std::size_t written_ = 0;
   std::size_t awaiting_ = 0;  // replies of the sent batches not yet received
-  std::size_t reply_bytes_ = 0;  // read since the last whole reply
+  std::uint64_t fed_ = 0;          // bytes given to this connection's reply reader
+  std::uint64_t reply_start_ = 0;  // where in them the reply being read starts
 };
 
 }  // namespace pv

@@ -1,0 +1,143 @@
+// What a Redis server answers, read by pv::RedisClient (every component's one Redis client): the
+// whole input is the server's answer on the wire, written by a peer on loopback to a client that
+// sent three commands, then the peer closes. Read through Pipeline (blocking) and again through
+// Send/Receive (the worker's loop), each with a 64 KiB reply limit.
+//
+// Invariants: no crash, leak or stall; a call returns the three replies or fails with the connection
+// dropped (never a partial batch); a reply is never larger than the answer that carried it; both
+// paths agree on whether the answer held three whole replies.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "fuzz_support.hpp"
+#include "pv/log.hpp"
+#include "pv/redis_client.hpp"
+
+namespace {
+
+// A loopback listener whose connections each get the current answer, then end (write side shut, the
+// rest of the request read and thrown away).
+class Peer {
+ public:
+  Peer() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    pv::fuzz::Check(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0, "bind");
+    pv::fuzz::Check(::listen(fd_, 8) == 0, "listen");
+    socklen_t len = sizeof addr;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    std::thread([this] { Serve(); }).detach();  // lives as long as the fuzzing process
+  }
+  std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
+  void Set(std::string answer) {
+    std::lock_guard lock(mutex_);
+    answer_ = std::move(answer);
+  }
+
+ private:
+  void Serve() {
+    for (;;) {
+      int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) continue;
+      std::string answer;
+      {
+        std::lock_guard lock(mutex_);
+        answer = answer_;
+      }
+      char buffer[4096];
+      pollfd in{c, POLLIN, 0};
+      if (::poll(&in, 1, 2000) == 1 && ::recv(c, buffer, sizeof buffer, 0) > 0) {
+        size_t sent = 0;
+        while (sent < answer.size()) {
+          ssize_t n = ::send(c, answer.data() + sent, answer.size() - sent, MSG_NOSIGNAL);
+          if (n <= 0) break;
+          sent += static_cast<size_t>(n);
+        }
+      }
+      ::shutdown(c, SHUT_WR);
+      while (::poll(&in, 1, 2000) == 1 && ::recv(c, buffer, sizeof buffer, 0) > 0) {
+      }
+      ::close(c);
+    }
+  }
+
+  int fd_ = -1;
+  int port_ = 0;
+  std::mutex mutex_;
+  std::string answer_;
+};
+
+pv::RedisClient::Options Options(const std::string& url) {
+  pv::RedisClient::Options o;
+  o.url = url;
+  o.timeout = std::chrono::milliseconds(2000);
+  o.reconnect_backoff = std::chrono::milliseconds(0);
+  o.max_reply_bytes = 64 * 1024;
+  return o;
+}
+
+void CheckReplies(const std::vector<pv::RedisReply>& replies, size_t answer_bytes) {
+  for (const auto& r : replies) pv::fuzz::Check(r.str.size() <= answer_bytes, "a reply larger than the answer");
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  pv::log::SetLevel(pv::log::Level::kError);
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  if (size > 256 * 1024) return 0;
+  static Peer peer;
+  pv::fuzz::Budget budget("redis reply");
+  std::string answer(reinterpret_cast<const char*>(data), size);
+  peer.Set(answer);
+
+  bool whole = false;
+  {
+    pv::RedisClient client(Options(peer.url()));
+    auto replies = client.Pipeline({{"GET", "a"}, {"HGETALL", "b"}, {"SSCAN", "c", "0"}});
+    if (replies) {
+      pv::fuzz::Check(replies->size() == 3, "a partial batch");
+      CheckReplies(*replies, size);
+      whole = true;
+    } else {
+      pv::fuzz::Check(!client.connected(), "a failed batch left the connection up");
+    }
+  }
+  {
+    pv::RedisClient client(Options(peer.url()));
+    pv::RedisCommands commands;
+    commands.Add({"GET", "a"});
+    commands.Add({"HGETALL", "b"});
+    commands.Add({"SSCAN", "c", "0"});
+    std::vector<pv::RedisReply> replies;
+    bool ok = client.Send(commands);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    while (ok && replies.size() < 3 && std::chrono::steady_clock::now() < deadline) {
+      pollfd p{client.fd(), POLLIN, 0};
+      ::poll(&p, 1, 50);
+      ok = client.Receive(replies, 3);
+    }
+    pv::fuzz::Check(replies.size() <= 3, "more replies than asked");
+    CheckReplies(replies, size);
+    // The peer closes after its answer: either three whole replies came or the connection was lost.
+    pv::fuzz::Check(ok == (replies.size() == 3), "Receive neither finished nor failed");
+    pv::fuzz::Check(ok == whole, "Pipeline and Receive disagree", answer);
+  }
+  return 0;
+}
