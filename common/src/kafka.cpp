@@ -325,7 +325,11 @@ void Consumer::Rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic
   bool assign = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
   // The listener sees the change first: revoked or lost, it finishes or abandons these partitions'
   // work, so no offset is stored for a partition this member no longer owns.
-  if (self->listener_) self->listener_(err, partitions);
+  if (self->listener_) {
+    auto started = std::chrono::steady_clock::now();
+    self->listener_(err, partitions);
+    self->in_listener_ += std::chrono::steady_clock::now() - started;
+  }
   if (std::string_view(rd_kafka_rebalance_protocol(rk)) != "COOPERATIVE") {
     rd_kafka_assign(rk, assign ? partitions : nullptr);
   } else if (rd_kafka_error_t* e = assign ? rd_kafka_incremental_assign(rk, partitions)
@@ -494,9 +498,12 @@ bool Consumer::Close(std::chrono::milliseconds timeout) {
     return false;
   }
   // The close's rebalance callbacks come through this queue: served here, on the caller's thread,
-  // as rd_kafka_consumer_close would.
+  // as rd_kafka_consumer_close would. The bound is on waiting for the brokers: the time the listener
+  // spends on a revoke (finishing the partitions' work, revoke_timeout_ms in a worker) does not count.
   auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (rd_kafka_consumer_closed(rk_) == 0 && std::chrono::steady_clock::now() < deadline)
+  const auto listener_before = in_listener_;
+  while (rd_kafka_consumer_closed(rk_) == 0 &&
+         std::chrono::steady_clock::now() < deadline + (in_listener_ - listener_before))
     rd_kafka_queue_poll_callback(queue, 100);
   bool closed = rd_kafka_consumer_closed(rk_) != 0;
   rd_kafka_queue_destroy(queue);

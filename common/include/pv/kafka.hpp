@@ -274,9 +274,10 @@ class Consumer {
   // open until then or until the consumer is destroyed.
   void WakeOnRecords(int eventfd);
   // Leaves the group (commits stored offsets; revoke callbacks run on this thread), waiting at most
-  // `timeout`: librdkafka's own close waits for the brokers however long they are gone. Past it the
-  // consumer is destroyed without a close (the group notices at its session timeout; offsets not
-  // committed are read again by the next owner). True when it closed. Idempotent.
+  // `timeout` for the brokers (the rebalance listener's own time not counted): librdkafka's own close
+  // waits for them however long they do not answer. Past it the consumer is destroyed without a close
+  // (the group notices at its session timeout; offsets not committed are read again by the next
+  // owner). True when it closed. Idempotent.
   bool Close(std::chrono::milliseconds timeout = std::chrono::seconds(10));
   // A librdkafka property as this consumer was built with it (nullopt when unknown): what the
   // operator's settings and our defaults added up to.
@@ -291,6 +292,7 @@ class Consumer {
   rd_kafka_queue_t* wake_queue_ = nullptr;  // WakeOnRecords' consumer queue
   bool closed_ = false;
   bool close_abandoned_ = false;  // Close gave up: destroy without closing again
+  std::chrono::steady_clock::duration in_listener_{};  // spent in the rebalance listener, in all
   RebalanceListener listener_;
   CommitListener commit_listener_;
 };
