@@ -163,7 +163,7 @@ int Dispatcher::Run() {
   int statuses_status = 0;
   std::vector<std::thread> threads;
   // Each named (at most 15 characters), so that `top -H` and perf tell them apart.
-  auto start = [&](auto* part, const char* name, const char* failed_event, bool fatal, int* result = nullptr) {
+  auto start = [&](auto* part, const char* name, const char* failed_event, bool fatal, int* result) {
     if (part == nullptr) return;
     threads.emplace_back([this, part, name, failed_event, fatal, result] {
       ::pthread_setname_np(::pthread_self(), name);
@@ -173,7 +173,7 @@ int Dispatcher::Run() {
       } catch (const std::exception& e) {
         log::Error(failed_event, {{"error", e.what()}});
       }
-      if (result != nullptr) *result = status;
+      *result = status;
       if (fatal && status != 0) Stop();
     });
   };

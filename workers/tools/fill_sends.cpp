@@ -11,7 +11,6 @@
 #include <iostream>
 #include <map>
 #include <memory>
-#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -20,6 +19,7 @@
 #include "pv/ids.hpp"
 #include "pv/json.hpp"
 #include "pv/kafka.hpp"
+#include "kafka_client.hpp"
 #include "pv/records.hpp"
 #include "pv/topics.hpp"
 
@@ -60,40 +60,15 @@ std::string Value(pv::Channel channel, const std::string& send_id, const std::st
   return out;
 }
 
-// How many records `topic` holds now (high minus low watermark, summed over its partitions); nullopt
-// when the brokers did not say within 10 s.
-std::optional<std::int64_t> RecordsHeld(const std::string& brokers, const std::string& topic) {
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  char err[512];
-  if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK ||
-      rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err) != RD_KAFKA_CONF_OK) {
-    rd_kafka_conf_destroy(conf);
-    return std::nullopt;
-  }
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-  if (rk == nullptr) {
-    rd_kafka_conf_destroy(conf);
-    return std::nullopt;
-  }
-  std::optional<std::int64_t> held;
-  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
-  const rd_kafka_metadata_t* md = nullptr;
-  if (rd_kafka_metadata(rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1) {
-    held = 0;
-    for (int p = 0; held && p < md->topics[0].partition_cnt; ++p) {
-      std::int64_t low = 0;
-      std::int64_t high = 0;
-      if (rd_kafka_query_watermark_offsets(rk, topic.c_str(), md->topics[0].partitions[p].id, &low, &high, 10000) !=
-          RD_KAFKA_RESP_ERR_NO_ERROR) {
-        held.reset();
-      } else {
-        *held += high - low;
-      }
-    }
-  }
-  if (md != nullptr) rd_kafka_metadata_destroy(md);
-  rd_kafka_topic_destroy(rkt);
-  rd_kafka_destroy(rk);
+// How many records `topic` holds now: high minus low watermark, summed over its partitions (pvctl's
+// look-ups, 10 s each). Throws KafkaError when the brokers do not say.
+std::int64_t RecordsHeld(const pv::kafka::Settings& settings, const std::string& topic) {
+  pv::pvctl::Client client(RD_KAFKA_PRODUCER, settings, "pv-worker-fill-check");
+  const auto timeout = std::chrono::seconds(10);
+  std::int64_t held = 0;
+  for (const auto& [partition, marks] :
+       pv::pvctl::QueryWatermarks(client.get(), topic, pv::pvctl::PartitionsOf(client.get(), topic, timeout), timeout))
+    held += marks.high - marks.low;
   return held;
 }
 
@@ -159,16 +134,19 @@ int main(int argc, char** argv) {
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   // A broker that keeps little (the dev broker: a few MiB per partition) drops the oldest records
   // as new ones come: a run waiting for all of them would wait for ever. Refuse it here.
-  auto held = RecordsHeld(brokers, topic);
-  if (!held) {
-    fmt::print(stderr, "pv-worker-fill: could not read {}'s watermarks to check that it kept every record\n", topic);
+  std::int64_t held = 0;
+  try {
+    held = RecordsHeld(settings, topic);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "pv-worker-fill: could not read {}'s watermarks to check that it kept every record: {}\n",
+               topic, e.what());
     return 1;
   }
-  if (*held < count) {
+  if (held < count) {
     fmt::print(stderr,
                "pv-worker-fill: {} holds {} records after {} were produced: the broker dropped the oldest "
                "(the dev broker keeps ~5 MiB per partition); produce fewer, or into more partitions\n",
-               topic, *held, count);
+               topic, held, count);
     return 1;
   }
   fmt::print("pv-worker-fill: {} sends to {} in {:.2f} s\n", count, topic, seconds);
