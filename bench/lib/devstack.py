@@ -158,6 +158,30 @@ class Stack:
             out[name] = n
         return out
 
+    def threads(self, names):
+        """CPU time (ns) and blocks (voluntary context switches) of each of the named processes'
+        threads, summed by thread name: {(process, name): [ns, blocks, threads]}. librdkafka names
+        every client's threads alike (rdk:main, rdk:broker1...), so a process with five clients has
+        five of each under one name."""
+        out = {}
+        for name in names:
+            pid = self.pids.get(name)
+            for task in glob.glob(f"/proc/{pid}/task/*") if pid else []:
+                try:
+                    comm = open(f"{task}/comm").read().strip()
+                    ns = int(open(f"{task}/schedstat").read().split()[0])
+                    blocks = 0
+                    for line in open(f"{task}/status"):
+                        if line.startswith("voluntary_ctxt_switches:"):
+                            blocks = int(line.split()[1])
+                except (OSError, ValueError):
+                    continue
+                row = out.setdefault((name, comm), [0, 0, 0])
+                row[0] += ns
+                row[1] += blocks
+                row[2] += 1
+        return out
+
     def cpu_percent_since(self, before, digits=2):
         (b, t0), (a, t1) = before, self.cpu_ns()
         cpu = {n: (a[n] - b[n]) / 1e9 / (t1 - t0) * 100 for n in b}
