@@ -100,6 +100,8 @@ StatusOptions StatusOptions::FromConfig(const Config& config) {
   o.group_id = config.GetString("status.group_id", o.group_id);
   if (o.group_id.empty()) throw ConfigError("setting status.group_id must not be empty");
   o.batch_size = static_cast<int>(config.GetInt("status.batch_size", o.batch_size, 1, 100000));
+  o.batch_wait = std::chrono::milliseconds(
+      config.GetInt("status.batch_wait_ms", o.batch_wait.count(), 0, 10000));
   o.redis_timeout = config.GetMillis("status.redis_timeout_ms", o.redis_timeout);
   if (o.redis_timeout.count() < 1 || o.redis_timeout.count() > 60000)
     throw ConfigError("setting status.redis_timeout_ms must be within [1, 60000]");

@@ -267,6 +267,12 @@ TEST(StatusStoreTest, SettingsAreReadAndChecked) {
   EXPECT_EQ(StatusOptions::FromConfig(Config::FromYaml("{}")).ttl.count(), 7 * 24 * 3600);
   EXPECT_THROW(StatusOptions::FromConfig(Config::FromYaml("status:\n  ttl_seconds: 1\n")), ConfigError);
   EXPECT_THROW(StatusOptions::FromConfig(Config::FromYaml("status:\n  redis_timeout_ms: 0\n")), ConfigError);
+  EXPECT_EQ(StatusOptions::FromConfig(Config::FromYaml("{}")).batch_wait.count(), 50);
+  EXPECT_EQ(StatusOptions::FromConfig(Config::FromYaml("status:\n  batch_wait_ms: 0\n")).batch_wait.count(), 0);
+  EXPECT_EQ(StatusOptions::FromConfig(Config::FromYaml("status:\n  batch_wait_ms: 10000\n")).batch_wait.count(),
+            10000);
+  EXPECT_THROW(StatusOptions::FromConfig(Config::FromYaml("status:\n  batch_wait_ms: 10001\n")), ConfigError);
+  EXPECT_THROW(StatusOptions::FromConfig(Config::FromYaml("status:\n  batch_wait_ms: -1\n")), ConfigError);
 }
 
 TEST(StatusStoreTest, TheStoreIsStatusRedisUrlElseRedisUrl) {

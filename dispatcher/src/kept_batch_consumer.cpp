@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 
 #include <map>
+#include <thread>
 #include <utility>
 
 #include "pv/log.hpp"
@@ -58,6 +59,13 @@ bool KeptBatchConsumer::Take(kafka::Message m) {
   return true;
 }
 
+bool KeptBatchConsumer::TakeReady() {
+  while (batch_.size() < options_.batch_size) {
+    if (!Take(consumer_->Poll(milliseconds(0)))) return false;
+  }
+  return true;
+}
+
 void KeptBatchConsumer::StoreOffsets() {
   // A batch is applied whole and in order: each partition's next offset is one past its last record.
   std::map<std::pair<std::string_view, std::int32_t>, std::int64_t> next;
@@ -73,8 +81,20 @@ size_t KeptBatchConsumer::Run(const std::atomic<bool>& stop, const Handlers& han
   log::Info("consuming",
             {{"topic", fmt::format("{}", fmt::join(options_.topics, ","))}, {"group", options_.group_id}});
   auto retry_at = Clock::now();
+  // While a batch gathers (options_.gather): when its first record was taken, and whether the last
+  // look found the consumer's queue empty (else there is more to take at once).
+  Clock::time_point first_at{};
+  bool drained = false;
   while (!stop.load()) {
     if (handlers.tick) handlers.tick();
+    if (!batch_.empty() && drained && batch_.size() < options_.batch_size && !paused_) {
+      auto left = first_at + options_.gather - Clock::now();
+      if (left > Clock::duration::zero()) {
+        std::this_thread::sleep_for(std::min<Clock::duration>(left, kGatherStep));
+        drained = !TakeReady();
+        continue;
+      }
+    }
     if (!batch_.empty() && Clock::now() >= retry_at) {
       bool applied = handlers.apply(batch_);
       if (applied) {
@@ -89,9 +109,16 @@ size_t KeptBatchConsumer::Run(const std::atomic<bool>& stop, const Handlers& han
       continue;
     }
     if (paused_) SetPaused(true);  // partitions assigned meanwhile start unpaused
+    bool was_empty = batch_.empty();
     Take(consumer_->Poll(milliseconds(100)));
-    while (batch_.size() < options_.batch_size && Take(consumer_->Poll(milliseconds(0)))) {
-    }
+    if (was_empty) first_at = Clock::now();
+    drained = !TakeReady();
+  }
+  // A batch still gathering at the stop is applied (one try, bounded by its handler's own timeouts),
+  // so that a stop does not leave the next owner up to `gather` of records to read again.
+  if (!batch_.empty() && !paused_ && handlers.apply(batch_)) {
+    StoreOffsets();
+    batch_.clear();
   }
   size_t unfinished = batch_.size();
   batch_.clear();

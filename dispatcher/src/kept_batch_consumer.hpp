@@ -36,7 +36,13 @@ class KeptBatchConsumer {
     std::vector<std::string> topics;
     size_t batch_size = 500;
     std::chrono::milliseconds retry_backoff{1000};
+    // How long a batch may gather before it is applied short of batch_size (0: as soon as the
+    // records already fetched are taken). While it gathers the thread sleeps in steps of at most
+    // kGatherStep and then takes what arrived, instead of waking for every Fetch answer: fewer,
+    // larger batches (Redis round trips) for records whose effect may be this late.
+    std::chrono::milliseconds gather{0};
   };
+  static constexpr std::chrono::milliseconds kGatherStep{10};
   struct Handlers {
     std::function<bool(std::span<const kafka::Message> batch)> apply;  // true: applied, whole
     std::function<void(bool stalled)> stalled;  // after each apply: false on success, true on failure
@@ -59,6 +65,8 @@ class KeptBatchConsumer {
   void SetPaused(bool on);
   void OnRebalance(rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* partitions);
   bool Take(kafka::Message m);
+  // Takes what the consumer holds, up to batch_size; false when it ran out first.
+  bool TakeReady();
   void StoreOffsets();
 
   Options options_;

@@ -37,7 +37,7 @@ StatusFeeder::StatusFeeder(const DispatcherOptions& options, const kafka::Settin
                                            "pv-dispatcher-status",
                                            {std::string(topics::kEvents)},
                                            static_cast<size_t>(options.status.batch_size),
-                                           options.retry_backoff});
+                                           options.retry_backoff, options.status.batch_wait});
 }
 
 StatusFeeder::~StatusFeeder() = default;

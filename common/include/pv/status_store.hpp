@@ -37,6 +37,10 @@ struct StatusOptions {
   size_t max_field_bytes = 512;                  // status.max_field_bytes: each text field, cut
   std::string group_id = "pv-status";            // status.group_id (the feeder's group)
   int batch_size = 500;                          // status.batch_size (feeder)
+  // status.batch_wait_ms (feeder): how long a batch may gather events before it is written short of
+  // batch_size. Statuses show this much later; the feeder wakes and Redis answers once per batch
+  // rather than once per Fetch answer (docs/performance.md "The status feeder's batches").
+  std::chrono::milliseconds batch_wait{50};
   std::chrono::milliseconds redis_timeout{250};  // status.redis_timeout_ms
   size_t max_pending = 1024;                     // status.max_pending_lookups (ingest)
 
