@@ -115,8 +115,9 @@ size_t KeptBatchConsumer::Run(const std::atomic<bool>& stop, const Handlers& han
     drained = !TakeReady();
   }
   // A batch still gathering at the stop is applied (one try, bounded by its handler's own timeouts),
-  // so that a stop does not leave the next owner up to `gather` of records to read again.
-  if (!batch_.empty() && !paused_ && handlers.apply(batch_)) {
+  // so that a stop does not leave the next owner up to `gather` of records to read again. Without a
+  // gather a batch is applied as soon as it is taken, and the stop stays as short as it was.
+  if (options_.gather.count() > 0 && !batch_.empty() && !paused_ && handlers.apply(batch_)) {
     StoreOffsets();
     batch_.clear();
   }

@@ -52,7 +52,8 @@ class KeptBatchConsumer {
   KeptBatchConsumer(const kafka::Settings& settings, Options options);
   ~KeptBatchConsumer();
 
-  // Consumes until `stop`, then leaves the group; a kept batch is dropped then (not committed).
+  // Consumes until `stop`, then leaves the group; a kept batch is dropped then (not committed), a
+  // gathering one applied once.
   // Returns how many records were left unapplied.
   size_t Run(const std::atomic<bool>& stop, const Handlers& handlers);
   // After Run: whether leaving the group finished within its bound (false: offsets not committed are
