@@ -75,8 +75,11 @@ long Futex(std::atomic<std::uint32_t>* word, int op, std::uint32_t value, const 
 void DeliveryGroup::Complete(int count, rd_kafka_resp_err_t err) {
   if (countdown_.Report(count, err)) {
     OnComplete();
-    done_.store(1, std::memory_order_release);
-    Futex(&done_, FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr);
+    // A wake only when a waiter said it may sleep: most groups are never waited for (the worker's
+    // outcomes, the dispatcher's forwards), and a FUTEX_WAKE nobody needs was half of an HTTP-provider
+    // worker's futex calls (docs/performance.md).
+    if (done_.exchange(kDone, std::memory_order_acq_rel) == kWaited)
+      Futex(&done_, FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr);
   }
 }
 
@@ -91,15 +94,20 @@ void DeliveryGroup::Abandon(int count, rd_kafka_resp_err_t err) {
 }
 
 bool DeliveryGroup::Wait(std::chrono::steady_clock::time_point deadline) {
-  while (done_.load(std::memory_order_acquire) == 0) {
+  for (;;) {
+    std::uint32_t state = done_.load(std::memory_order_acquire);
+    if (state == kDone) return true;
+    // Say that a waiter may sleep, so that the last report wakes it; lost to the report: look again.
+    if (state == kPending &&
+        !done_.compare_exchange_strong(state, kWaited, std::memory_order_acq_rel, std::memory_order_acquire))
+      continue;
     auto left = deadline - std::chrono::steady_clock::now();
     if (left <= std::chrono::steady_clock::duration::zero()) return false;
     auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
     timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
-    // Sleeps only while the word is still 0; EAGAIN (already 1), EINTR and timeouts loop back.
-    Futex(&done_, FUTEX_WAIT_PRIVATE, 0, &ts);
+    // Sleeps only while the word still says a waiter; EAGAIN (done already), EINTR and timeouts loop.
+    Futex(&done_, FUTEX_WAIT_PRIVATE, kWaited, &ts);
   }
-  return true;
 }
 
 // ---- Producer ----

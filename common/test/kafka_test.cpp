@@ -76,6 +76,25 @@ TEST(DeliveryGroupTest, WaitReturnsWhenAllReported) {
   EXPECT_EQ(group->last_offset(), 42);
 }
 
+// The last report wakes a waiter only when one said it may sleep: a report racing with waiters that
+// are about to sleep must not leave any of them asleep until its deadline (a lost wake-up).
+TEST(DeliveryGroupTest, EveryWaiterWakesWhateverTheRaceWithTheLastReport) {
+  for (int round = 0; round < 300; ++round) {
+    auto group = std::make_shared<DeliveryGroup>(1);
+    auto start = steady_clock::now();
+    std::vector<std::thread> waiters;
+    for (int w = 0; w < 3; ++w) {
+      waiters.emplace_back([group] { group->Wait(steady_clock::now() + std::chrono::seconds(5)); });
+    }
+    if (round % 3 == 1) std::this_thread::yield();
+    if (round % 3 == 2) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    group->OnDelivery(RD_KAFKA_RESP_ERR_NO_ERROR, 0, round);
+    for (auto& t : waiters) t.join();
+    // A lost wake-up leaves its waiter asleep until the 5 s deadline.
+    ASSERT_LT(steady_clock::now() - start, std::chrono::seconds(3)) << "round " << round;
+  }
+}
+
 TEST(DeliveryGroupTest, WaitTimesOutWhileRecordsArePending) {
   DeliveryGroup group(2);
   group.OnDelivery(RD_KAFKA_RESP_ERR_NO_ERROR, 0, 1);

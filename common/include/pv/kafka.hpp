@@ -93,7 +93,7 @@ class DeliveryCountdown {
 class DeliveryGroup : public DeliveryHandler, public std::enable_shared_from_this<DeliveryGroup> {
  public:
   explicit DeliveryGroup(int expected) : countdown_(expected) {
-    if (expected <= 0) done_.store(1);
+    if (expected <= 0) done_.store(kDone);
   }
   void OnDelivery(rd_kafka_resp_err_t err, std::int32_t partition, std::int64_t offset) override;
   // Call when records of the group could not even be enqueued.
@@ -113,8 +113,13 @@ class DeliveryGroup : public DeliveryHandler, public std::enable_shared_from_thi
  private:
   void Complete(int count, rd_kafka_resp_err_t err);
 
+  // The futex word: kPending until every record reported, then kDone; kWaited while pending once a
+  // waiter may be asleep on it (only then does the last report make the wake-up call).
+  static constexpr std::uint32_t kPending = 0;
+  static constexpr std::uint32_t kDone = 1;
+  static constexpr std::uint32_t kWaited = 2;
   DeliveryCountdown countdown_;
-  std::atomic<std::uint32_t> done_{0};  // the futex word: 1 once every record reported
+  std::atomic<std::uint32_t> done_{kPending};
   std::atomic<std::int32_t> last_partition_{-1};
   std::atomic<std::int64_t> last_offset_{-1};
 };
