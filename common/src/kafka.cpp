@@ -139,6 +139,7 @@ Producer::Producer(const Settings& settings, const ProducerOptions& options) {
     rd_kafka_conf_destroy(conf);
     throw KafkaError(fmt::format("kafka producer: {}", err));
   }
+  report_gather_ = options.report_gather;
   poll_thread_ = std::thread([this] { PollLoop(); });
 }
 
@@ -162,8 +163,15 @@ void Producer::PollLoop() {
   // is ready, so its timeout adds no latency; it only sets how often an idle producer wakes (the
   // destructor ends the wait with a queue yield). It was 100 ms: ten wake-ups a second per process for
   // nothing, a measurable share of the idle dev stack's CPU (docs/performance.md).
+  // With report_gather, a poll that served reports is followed by a sleep and a poll that does not
+  // wait; one that served none blocks again.
   ::pthread_setname_np(::pthread_self(), "pv-delivery");
-  while (!stop_.load(std::memory_order_relaxed)) rd_kafka_poll(rk_, 1000);
+  bool gathering = false;
+  while (!stop_.load(std::memory_order_relaxed)) {
+    int served = rd_kafka_poll(rk_, gathering ? 0 : 1000);
+    gathering = served > 0 && report_gather_.count() > 0;
+    if (gathering) std::this_thread::sleep_for(report_gather_);
+  }
   rd_kafka_poll(rk_, 0);
 }
 

@@ -93,6 +93,9 @@ Dispatcher::Dispatcher(DispatcherOptions options, kafka::Settings kafka_settings
                                               *metrics_);
   kafka::ProducerOptions producer_options;
   producer_options.client_id = "pv-dispatcher";
+  // Its reports only store offsets and count what is in flight: served in batches (docs/performance.md
+  // "Delivery reports in batches").
+  producer_options.report_gather = kafka::kOffPathReportGather;
   producer_options.defaults = {{"linger.ms", std::to_string(options_.linger_ms)}};
   producer_ = std::make_unique<kafka::Producer>(kafka_settings_, producer_options);
   WarmUpProducer();

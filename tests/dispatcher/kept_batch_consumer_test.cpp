@@ -34,7 +34,9 @@ class KeptBatchConsumerTest : public ::testing::Test {
         1, std::vector<std::string>{"--no-default-topics", "--topic", std::string(kTopic) + ":1", "--log-level",
                                     "warn"});
     settings_.brokers = broker_->bootstrap();
-    producer_ = std::make_unique<kafka::Producer>(settings_, kafka::ProducerOptions{"kept-test-producer", {}});
+    kafka::ProducerOptions options;
+    options.client_id = "kept-test-producer";
+    producer_ = std::make_unique<kafka::Producer>(settings_, options);
   }
 
   struct Batch {

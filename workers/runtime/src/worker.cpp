@@ -90,6 +90,8 @@ Worker::Worker(WorkerOptions options, std::unique_ptr<DedupeStore> store,
   std::string suffix(ChannelTopicSuffix(options_.channel));
   kafka::ProducerOptions producer_options;
   producer_options.client_id = "pv-" + suffix + "-worker";
+  // Its reports end outcomes already delivered (offsets, counts): served in batches.
+  producer_options.report_gather = kafka::kOffPathReportGather;
   producer_ = std::make_unique<kafka::Producer>(options_.kafka, producer_options);
   max_message_bytes_ = producer_->MaxMessageBytes();
   kafka::ConsumerOptions consumer_options;
