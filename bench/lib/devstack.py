@@ -125,38 +125,34 @@ class Stack:
             good = good + 1 if self.wait_delivered([tid], 1.0) else 0
             time.sleep(0.2)
 
+    @staticmethod
+    def _tasks(pid):
+        """(name, CPU ns, blocks) of each thread of `pid`: /proc/<pid>/task/*/{comm,schedstat,status}.
+        A thread gone while it is read is left out."""
+        for task in glob.glob(f"/proc/{pid}/task/*"):
+            try:
+                comm = open(f"{task}/comm").read().strip()
+                ns = int(open(f"{task}/schedstat").read().split()[0])
+                blocks = 0
+                for line in open(f"{task}/status"):
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        blocks = int(line.split()[1])
+            except (OSError, ValueError):
+                continue
+            yield comm, ns, blocks
+
     def cpu_ns(self, thread_prefix=""):
         """CPU time of each process of the stack, from /proc/<pid>/task/*/schedstat (ns): all its threads,
         or those whose name starts with `thread_prefix` ("rdk:": librdkafka's own threads)."""
-        out = {}
-        for name, pid in self.pids.items():
-            ns = 0
-            for task in glob.glob(f"/proc/{pid}/task/*"):
-                try:
-                    if thread_prefix and not open(f"{task}/comm").read().startswith(thread_prefix):
-                        continue
-                    ns += int(open(f"{task}/schedstat").read().split()[0])
-                except (OSError, ValueError):
-                    pass
-            out[name] = ns
+        out = {name: sum(ns for comm, ns, _ in self._tasks(pid) if comm.startswith(thread_prefix))
+               for name, pid in self.pids.items()}
         return out, time.time()
 
     def sleeps(self):
         """How many times each process's threads blocked (voluntary context switches, all its threads,
         from /proc/<pid>/task/*/status): each is a wait that something had to end with a wake-up, the
         hand-offs between threads and processes that this guest pays for dearly."""
-        out = {}
-        for name, pid in self.pids.items():
-            n = 0
-            for task in glob.glob(f"/proc/{pid}/task/*"):
-                try:
-                    for line in open(f"{task}/status"):
-                        if line.startswith("voluntary_ctxt_switches:"):
-                            n += int(line.split()[1])
-                except (OSError, ValueError):
-                    pass
-            out[name] = n
-        return out
+        return {name: sum(blocks for _, _, blocks in self._tasks(pid)) for name, pid in self.pids.items()}
 
     def threads(self, names):
         """CPU time (ns) and blocks (voluntary context switches) of each of the named processes'
@@ -166,16 +162,7 @@ class Stack:
         out = {}
         for name in names:
             pid = self.pids.get(name)
-            for task in glob.glob(f"/proc/{pid}/task/*") if pid else []:
-                try:
-                    comm = open(f"{task}/comm").read().strip()
-                    ns = int(open(f"{task}/schedstat").read().split()[0])
-                    blocks = 0
-                    for line in open(f"{task}/status"):
-                        if line.startswith("voluntary_ctxt_switches:"):
-                            blocks = int(line.split()[1])
-                except (OSError, ValueError):
-                    continue
+            for comm, ns, blocks in self._tasks(pid) if pid else []:
                 row = out.setdefault((name, comm), [0, 0, 0])
                 row[0] += ns
                 row[1] += blocks

@@ -59,11 +59,9 @@ bool KeptBatchConsumer::Take(kafka::Message m) {
   return true;
 }
 
-bool KeptBatchConsumer::TakeReady() {
-  while (batch_.size() < options_.batch_size) {
-    if (!Take(consumer_->Poll(milliseconds(0)))) return false;
+void KeptBatchConsumer::TakeReady() {
+  while (batch_.size() < options_.batch_size && Take(consumer_->Poll(milliseconds(0)))) {
   }
-  return true;
 }
 
 void KeptBatchConsumer::StoreOffsets() {
@@ -81,17 +79,17 @@ size_t KeptBatchConsumer::Run(const std::atomic<bool>& stop, const Handlers& han
   log::Info("consuming",
             {{"topic", fmt::format("{}", fmt::join(options_.topics, ","))}, {"group", options_.group_id}});
   auto retry_at = Clock::now();
-  // While a batch gathers (options_.gather): when its first record was taken, and whether the last
-  // look found the consumer's queue empty (else there is more to take at once).
+  // When the batch's first record was taken: it gathers until options_.gather after. A batch short of
+  // batch_size was taken until the consumer held no more (TakeReady), so there is nothing to take
+  // before the next step.
   Clock::time_point first_at{};
-  bool drained = false;
   while (!stop.load()) {
     if (handlers.tick) handlers.tick();
-    if (!batch_.empty() && drained && batch_.size() < options_.batch_size && !paused_) {
+    if (!batch_.empty() && batch_.size() < options_.batch_size && !paused_) {
       auto left = first_at + options_.gather - Clock::now();
       if (left > Clock::duration::zero()) {
         std::this_thread::sleep_for(std::min<Clock::duration>(left, kGatherStep));
-        drained = !TakeReady();
+        TakeReady();
         continue;
       }
     }
@@ -112,7 +110,7 @@ size_t KeptBatchConsumer::Run(const std::atomic<bool>& stop, const Handlers& han
     bool was_empty = batch_.empty();
     Take(consumer_->Poll(milliseconds(100)));
     if (was_empty) first_at = Clock::now();
-    drained = !TakeReady();
+    TakeReady();
   }
   // A batch still gathering at the stop is applied (one try, bounded by its handler's own timeouts),
   // so that a stop does not leave the next owner up to `gather` of records to read again. Without a

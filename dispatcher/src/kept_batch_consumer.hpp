@@ -66,8 +66,8 @@ class KeptBatchConsumer {
   void SetPaused(bool on);
   void OnRebalance(rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* partitions);
   bool Take(kafka::Message m);
-  // Takes what the consumer holds, up to batch_size; false when it ran out first.
-  bool TakeReady();
+  // Takes what the consumer holds, up to batch_size.
+  void TakeReady();
   void StoreOffsets();
 
   Options options_;
