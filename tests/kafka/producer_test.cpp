@@ -52,12 +52,16 @@ class KafkaProducerTest : public ::testing::Test {
         1, std::vector<std::string>{"--no-default-topics", "--topic", std::string(kTopic) + ":1", "--log-level",
                                     "warn"});
   }
-  std::unique_ptr<kafka::Producer> MakeProducer(std::chrono::microseconds gather) {
+  // `linger`: the producer's own linger.ms default; `operator_linger`: the shared settings' (wins).
+  std::unique_ptr<kafka::Producer> MakeProducer(std::chrono::microseconds gather, std::string linger = "",
+                                                std::string operator_linger = "") {
     kafka::Settings settings;
     settings.brokers = broker_->bootstrap();
+    if (!operator_linger.empty()) settings.producer_properties["linger.ms"] = operator_linger;
     kafka::ProducerOptions options;
     options.client_id = "producer-test";
     options.report_gather = gather;
+    if (!linger.empty()) options.defaults["linger.ms"] = linger;
     auto producer = std::make_unique<kafka::Producer>(settings, options);
     producer->WarmUp({kTopic}, 10s);
     return producer;
@@ -98,6 +102,29 @@ TEST_F(KafkaProducerTest, WithAReportGatherReportsComingWhileItSleepsWaitAndAnId
   auto stop_at = Clock::now();
   producer.reset();
   EXPECT_LT(Clock::now() - stop_at, 5s);
+}
+
+// The workers' outcome_linger_ms reaches librdkafka as the producer's linger.ms default: a lone record
+// waits that long before it is sent. The operator's kafka.producer_properties.linger.ms wins.
+TEST_F(KafkaProducerTest, ALingerDefaultHoldsALoneRecordAndTheOperatorsLingerWins) {
+  auto lingering = MakeProducer(0us, "2000");
+  // The first record after WarmUp: a lone record in its partition's queue.
+  Report held;
+  auto produced_at = Clock::now();
+  Produce(*lingering, held);
+  auto held_at = held.Wait(10s);
+  ASSERT_TRUE(held_at) << "no report for the lingering producer's record";
+  EXPECT_GE(*held_at - produced_at, 1900ms) << "the record was sent before its linger.ms";
+  lingering.reset();
+
+  auto overridden = MakeProducer(0us, "2000", "0");
+  Report prompt;
+  produced_at = Clock::now();
+  Produce(*overridden, prompt);
+  auto prompt_at = prompt.Wait(10s);
+  ASSERT_TRUE(prompt_at) << "no report for the overridden producer's record";
+  // Well under the default's 2 s, with room for a stall of this machine.
+  EXPECT_LT(*prompt_at - produced_at, 1500ms) << "the operator's linger.ms 0 did not win over the default";
 }
 
 }  // namespace

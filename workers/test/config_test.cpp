@@ -11,6 +11,7 @@
 #include "pv/workers/providers/factory.hpp"
 #include "pv/workers/providers/log_provider.hpp"
 #include "pv/workers/redis.hpp"
+#include "pv/workers/worker.hpp"
 #include "pv/workers/worker_main.hpp"
 
 namespace pv::workers {
@@ -43,6 +44,29 @@ TEST(WorkerConfigTest, ChannelSettingsOverrideTheSharedOnes) {
   EXPECT_THROW(LoadWorkerOptions(bad, Channel::kEmail), ConfigError);
   Config bad_redis = Config::FromYaml("redis: {url: \"http://x\"}\n");
   EXPECT_THROW(LoadDedupeOptions(bad_redis, Channel::kEmail, "w"), ConfigError);
+}
+
+TEST(WorkerConfigTest, OutcomeLingerReachesTheProducerAndIsBounded) {
+  WorkerOptions defaults = LoadWorkerOptions(Config::FromYaml("kafka: {brokers: \"b:9092\"}\n"), Channel::kEmail);
+  EXPECT_EQ(defaults.outcome_linger_ms, 20);
+  kafka::ProducerOptions producer = OutcomeProducerOptions(defaults);
+  EXPECT_EQ(producer.defaults.at("linger.ms"), "20");
+  EXPECT_EQ(producer.client_id, "pv-email-worker");
+  EXPECT_EQ(producer.report_gather, kafka::kOffPathReportGather);
+
+  Config config = Config::FromYaml(
+      "kafka: {brokers: \"b:9092\"}\n"
+      "workers: {outcome_linger_ms: 50}\n"
+      "worker:\n  push: {outcome_linger_ms: 0}\n");
+  WorkerOptions sms = LoadWorkerOptions(config, Channel::kSms);
+  EXPECT_EQ(OutcomeProducerOptions(sms).defaults.at("linger.ms"), "50");
+  EXPECT_EQ(OutcomeProducerOptions(sms).client_id, "pv-sms-worker");
+  EXPECT_EQ(OutcomeProducerOptions(LoadWorkerOptions(config, Channel::kPush)).defaults.at("linger.ms"), "0");
+
+  for (const char* bad : {"-1", "1001", "soon"}) {
+    Config c = Config::FromYaml(std::string("workers: {outcome_linger_ms: ") + bad + "}\n");
+    EXPECT_THROW(LoadWorkerOptions(c, Channel::kEmail), ConfigError) << bad;
+  }
 }
 
 TEST(WorkerConfigTest, RedisUrls) {

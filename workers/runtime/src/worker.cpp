@@ -66,6 +66,15 @@ struct Worker::Job : SendAttempt {
   Outcome outcome;
 };
 
+kafka::ProducerOptions OutcomeProducerOptions(const WorkerOptions& options) {
+  kafka::ProducerOptions o;
+  o.client_id = "pv-" + std::string(ChannelTopicSuffix(options.channel)) + "-worker";
+  // Its reports end outcomes already delivered (offsets, counts): served in batches.
+  o.report_gather = kafka::kOffPathReportGather;
+  o.defaults = {{"linger.ms", std::to_string(options.outcome_linger_ms)}};
+  return o;
+}
+
 Worker::Worker(WorkerOptions options, std::unique_ptr<DedupeStore> store,
                std::map<std::string, std::unique_ptr<Provider>> providers, metrics::Registry& registry)
     : options_(std::move(options)),
@@ -88,11 +97,7 @@ Worker::Worker(WorkerOptions options, std::unique_ptr<DedupeStore> store,
   options_.max_buffered = options_.Buffered();
   options_.claim_batch = std::max(1, options_.claim_batch);
   std::string suffix(ChannelTopicSuffix(options_.channel));
-  kafka::ProducerOptions producer_options;
-  producer_options.client_id = "pv-" + suffix + "-worker";
-  // Its reports end outcomes already delivered (offsets, counts): served in batches.
-  producer_options.report_gather = kafka::kOffPathReportGather;
-  producer_ = std::make_unique<kafka::Producer>(options_.kafka, producer_options);
+  producer_ = std::make_unique<kafka::Producer>(options_.kafka, OutcomeProducerOptions(options_));
   max_message_bytes_ = producer_->MaxMessageBytes();
   kafka::ConsumerOptions consumer_options;
   consumer_options.group_id = options_.group_id.empty() ? "pv-" + suffix + "-worker" : options_.group_id;

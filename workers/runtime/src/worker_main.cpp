@@ -62,6 +62,7 @@ WorkerOptions LoadWorkerOptions(const Config& config, Channel channel) {
   o.max_in_flight = static_cast<int>(s.Int("max_in_flight", o.max_in_flight, 1, 100000));
   o.max_buffered = static_cast<int>(s.Int("max_buffered", o.Buffered(), 1, 10000000));
   o.claim_batch = static_cast<int>(s.Int("claim_batch", o.claim_batch, 1, 10000));
+  o.outcome_linger_ms = static_cast<int>(s.Int("outcome_linger_ms", o.outcome_linger_ms, 0, 1000));
   o.delivered_memory = static_cast<int>(s.Int("delivered_memory", o.DeliveredMemory(), 1, 100000000));
   o.max_attempts = static_cast<int>(s.Int("max_attempts", o.max_attempts, 1, 1000));
   o.backoff.base = s.Millis("backoff_base_ms", o.backoff.base);

@@ -60,6 +60,11 @@ struct WorkerOptions {
   // wait for their outcome's acknowledgement after delivery too: room for several rounds).
   int max_buffered = 0;
   int claim_batch = 128;  // claims per Redis round trip
+  // The producer's linger.ms: how long its outcome records (events, retries, dead letters) gather
+  // before they are sent. They follow a delivery, never delay one; each partition's first record of
+  // a gather wakes librdkafka's broker thread, so longer gathers mean fewer wake-ups per send
+  // (docs/performance.md "Outcome records gathered longer"). kafka.producer_properties.linger.ms wins.
+  int outcome_linger_ms = 20;
   // Sends delivered whose records' offsets are not yet committed, remembered so that a record read
   // again after Redis lost its `sent:` mark is not delivered twice (DeliveredMemory). 0: the larger
   // of 65,536 and 8 × max_buffered. At this many, consumption pauses until a commit frees room.
@@ -82,6 +87,9 @@ struct WorkerOptions {
     return delivered_memory > 0 ? delivered_memory : std::max(65536, 8 * Buffered());
   }
 };
+
+// The options of the worker's producer (its outcome records): client id, linger, report batching.
+kafka::ProducerOptions OutcomeProducerOptions(const WorkerOptions& options);
 
 class Worker {
  public:
