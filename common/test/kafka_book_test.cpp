@@ -209,6 +209,22 @@ TEST(CompletionQueueTest, OnlyThePostToAnEmptyQueueWakes) {
   EXPECT_TRUE(Readable(queue.fd()));
 }
 
+TEST(CompletionQueueTest, APostWithoutWakeIsQueuedAndWritesNothing) {
+  CompletionQueue<Answer, Ack> queue;
+  EXPECT_TRUE(queue.Empty());
+  queue.Post(Answer{1}, /*wake=*/false);  // the consuming thread's own: it looks before it sleeps
+  EXPECT_FALSE(Readable(queue.fd()));
+  EXPECT_FALSE(queue.Empty());
+  std::vector<Answer> answers;
+  std::vector<Ack> acks;
+  queue.Take(answers, acks);
+  ASSERT_EQ(answers.size(), 1U);
+  EXPECT_EQ(answers[0].id, 1);
+  EXPECT_TRUE(queue.Empty());
+  queue.Post(Ack{"from another thread"});
+  EXPECT_TRUE(Readable(queue.fd()));
+}
+
 TEST(CompletionQueueTest, SleepWakesForAnyWriterOfTheDescriptor) {
   CompletionQueue<Answer> queue;
   auto start = steady_clock::now();

@@ -350,9 +350,51 @@ void TurnUntil(CurlLoop& loop, const std::function<bool()>& done) {
     int wait = loop.Turn();
     ASSERT_GE(wait, 0);
     ASSERT_LE(wait, 1000);
+    if (loop.HasSubmissions()) continue;  // this thread's own submissions write no wake-up
     pollfd p{loop.fd(), POLLIN, 0};
     ::poll(&p, 1, std::min(wait, 50));
   }
+}
+
+bool LoopReadable(CurlLoop& loop, int timeout_ms) {
+  pollfd p{loop.fd(), POLLIN, 0};
+  return ::poll(&p, 1, timeout_ms) == 1;
+}
+
+// A submission from the thread that turns a driven loop (the worker's own sends) writes no wake-up:
+// that thread asks HasSubmissions() before it sleeps. One from any other thread wakes the loop.
+TEST(Http1ClientTest, ADrivenLoopIsWokenOnlyBySubmissionsFromOtherThreads) {
+  ScriptedServer server([&](ScriptedServer::Conn& c, int) {
+    for (std::string request = c.ReadRequest(); !request.empty(); request = c.ReadRequest()) c.Write(kOk);
+  });
+  CurlLoopOptions options;
+  options.driven = true;
+  CurlLoop loop(options);
+  loop.Turn();  // this thread turns it
+  ASSERT_FALSE(LoopReadable(loop, 0));
+  int done = 0;
+  loop.Submit(Post(server.url()), [&](TransferResult&& r) {
+    EXPECT_EQ(r.status, 200) << r.error;
+    ++done;
+  });
+  EXPECT_FALSE(LoopReadable(loop, 0)) << "the turning thread's own submission woke the loop";
+  EXPECT_TRUE(loop.HasSubmissions());
+  TurnUntil(loop, [&] { return done == 1; });
+  EXPECT_EQ(done, 1);
+  EXPECT_FALSE(loop.HasSubmissions());
+
+  TurnUntil(loop, [] { return true; });
+  std::thread other([&] {
+    loop.Submit(Post(server.url()), [&](TransferResult&& r) {
+      EXPECT_EQ(r.status, 200) << r.error;
+      ++done;
+    });
+  });
+  other.join();
+  EXPECT_TRUE(LoopReadable(loop, 5000)) << "another thread's submission did not wake the loop";
+  TurnUntil(loop, [&] { return done == 2; });
+  EXPECT_EQ(done, 2);
+  loop.Stop();
 }
 
 // CurlLoopOptions::driven (the worker's transfer_loop: worker): no thread of its own. Transfers move

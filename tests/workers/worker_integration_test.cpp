@@ -646,6 +646,33 @@ TEST_F(WorkerIntegrationTest, ASlowRedisDoesNotHoldUpTheAnswersOfSendsInFlight) 
   EXPECT_EQ(worker.Stop(SIGTERM, 20s), 0);
 }
 
+TEST_F(WorkerIntegrationTest, ASendStartsAsSoonAsItsClaimIsIn) {
+  // The loop submits a send whose claim it just collected to its own transfer loop, which writes no
+  // wake-up for the thread that turns it: the loop must not sleep with a submission waiting (it
+  // would wait up to its 100 ms idle sleep, or the transfer loop's next timer, before the request
+  // left). Ten sends to an idle worker, one at a time: the median from acknowledged record to the
+  // provider's request stays well under that.
+  ProviderFake fake({"--sendgrid-key", "k", "--no-record"});
+  WorkerProcess& worker = StartWorker(Channel::kEmail, Config("", SendGridYaml("sg", fake.url())));
+  SendSpec spec;
+  spec.provider = "sg";
+  ProduceSends(1, spec);  // the first: connections made, partitions assigned
+  ASSERT_TRUE(WaitFor([&] { return fake.Stat("requests") >= 1; }, 30s));
+  std::vector<double> waits_ms;
+  for (int i = 0; i < 10; ++i) {
+    std::this_thread::sleep_for(300ms);  // idle again: every wake-up since has been served
+    long long before = fake.Stat("requests");
+    ProduceSends(1, spec);
+    auto produced = std::chrono::steady_clock::now();
+    ASSERT_TRUE(WaitFor([&] { return fake.Stat("requests") > before; }, 10s));
+    waits_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - produced).count());
+  }
+  std::sort(waits_ms.begin(), waits_ms.end());
+  EXPECT_LT(waits_ms[5], 60.0) << "median " << waits_ms[5] << " ms from record to request (fastest " << waits_ms[0]
+                               << ", slowest " << waits_ms[9] << ")";
+  EXPECT_EQ(worker.Stop(SIGTERM, 20s), 0);
+}
+
 TEST_F(WorkerIntegrationTest, ProviderRateLimitIsSharedByEveryWorker) {
   // 20 per second with a burst of 20, shared: with a limit per worker the two would take half the time.
   std::string config = Config("", "  log:\n    type: log\n    rate_limit: {per_second: 20}\n");

@@ -46,15 +46,21 @@ class WakeFd {
 template <typename... Items>
 class CompletionQueue : public WakeFd {
  public:
+  // `wake` false: no wake-up is written, for a post from the consuming thread itself, which must then
+  // look at the queue (Empty) before it sleeps again.
   template <typename T>
-  void Post(T item) {
+  void Post(T item, bool wake = true) {
     bool was_empty = false;
     {
       std::lock_guard lock(mutex_);
       was_empty = EmptyLocked();
       std::get<std::vector<T>>(items_).push_back(std::move(item));
     }
-    if (was_empty) Wake();
+    if (was_empty && wake) Wake();
+  }
+  bool Empty() {
+    std::lock_guard lock(mutex_);
+    return EmptyLocked();
   }
   // Takes everything posted so far into `out` (one vector per item type, replaced).
   void Take(std::vector<Items>&... out) {
@@ -73,10 +79,6 @@ class CompletionQueue : public WakeFd {
   }
 
  private:
-  bool Empty() {
-    std::lock_guard lock(mutex_);
-    return EmptyLocked();
-  }
   bool EmptyLocked() const { return (std::get<std::vector<Items>>(items_).empty() && ...); }
 
   std::mutex mutex_;

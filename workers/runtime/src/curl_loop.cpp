@@ -484,7 +484,7 @@ bool CurlLoop::SubmitNative(HttpRequest& request, Done& done) {
   if (done) {
     active_.fetch_sub(1, std::memory_order_relaxed);
     done(Stopped());
-  } else if (was_empty) {
+  } else if (was_empty && WakeNeeded()) {
     Wake();
   }
   return true;
@@ -597,7 +597,12 @@ void CurlLoop::Enqueue(TransferPtr transfer) {
     }
   }
   if (transfer) return transfer->Fail(CURLE_ABORTED_BY_CALLBACK, "transfer loop stopped");
-  if (was_empty) Wake();
+  if (was_empty && WakeNeeded()) Wake();
+}
+
+bool CurlLoop::HasSubmissions() {
+  std::lock_guard lock(mutex_);
+  return !pending_.empty() || !native_pending_.empty();
 }
 
 void CurlLoop::Complete(Transfer* t, int code) {
@@ -651,6 +656,7 @@ bool CurlLoop::TurnOnce(int max_wait_ms) {
 }
 
 int CurlLoop::Turn() {
+  driver_.store(std::this_thread::get_id(), std::memory_order_relaxed);
   if (!TurnOnce(0)) return 1000;  // stopped: Stop ran (or runs) the shutdown
   return driven_wait_ms_;
 }

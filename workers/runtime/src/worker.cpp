@@ -4,7 +4,9 @@
 #include <poll.h>
 
 #include <algorithm>
+#include <atomic>
 #include <set>
+#include <thread>
 
 #include "pv/json.hpp"
 #include "pv/log.hpp"
@@ -36,7 +38,17 @@ struct Ack {
   rd_kafka_resp_err_t err;
 };
 }  // namespace
-struct Worker::Inbox : kafka::CompletionQueue<Answer, Ack> {};
+// What the providers and the producer report to the loop. A post from the loop's own thread (a
+// transfer of the driven loop answering in its turn, a provider refusing at once, a produce failing
+// at enqueue) writes no wake-up: Sleep does not wait while the inbox holds anything. Against an HTTP
+// provider that saved the loop an eventfd write and read per turn with answers.
+struct Worker::Inbox : kafka::CompletionQueue<Answer, Ack> {
+  template <typename T>
+  void PostFromAny(T item) {
+    Post(std::move(item), std::this_thread::get_id() != owner.load(std::memory_order_relaxed));
+  }
+  std::atomic<std::thread::id> owner{};  // the thread in Run
+};
 
 // The outcome records of one job: reports to the loop once every record was acknowledged (or one
 // failed). A DeliveryGroup, so that ladder::Schedule can report to it like any produce.
@@ -46,7 +58,7 @@ class Worker::AckGroup final : public kafka::DeliveryGroup {
       : kafka::DeliveryGroup(expected), inbox_(std::move(inbox)), job_(job) {}
 
  private:
-  void OnComplete() override { inbox_->Post(Ack{job_, first_error()}); }
+  void OnComplete() override { inbox_->PostFromAny(Ack{job_, first_error()}); }
   std::shared_ptr<Inbox> inbox_;
   std::uint64_t job_;
 };
@@ -145,6 +157,7 @@ double Worker::ConsumerLag() const {
 // ---- the loop ----
 
 int Worker::Run() {
+  inbox_->owner.store(std::this_thread::get_id(), std::memory_order_relaxed);
   consumer_->Subscribe({send_topic_});
   running_.store(true);
   pv::log::Info("worker_started", {{"channel", channel_name_},
@@ -228,17 +241,13 @@ int Worker::Run() {
 
 std::chrono::milliseconds Worker::TurnTransfers() {
   if (options_.transfer_loop == nullptr) return 1000ms;  // it has a thread of its own
-  std::size_t active = options_.transfer_loop->Active();
-  auto wait = std::chrono::milliseconds(options_.transfer_loop->Turn());
-  if (options_.transfer_loop->Active() < active) {
-    // Answers were posted from this thread, and the first of them woke the inbox: take that
-    // wake-up now, before CollectInbox takes the answers, rather than turn once more for it.
-    inbox_->TakeWake();
-  }
-  return wait;
+  return std::chrono::milliseconds(options_.transfer_loop->Turn());
 }
 
 void Worker::Sleep(std::chrono::milliseconds timeout) {
+  // What this thread posted or submitted itself wrote no wake-up: no sleep while any waits.
+  if (!inbox_->Empty()) return;
+  if (options_.transfer_loop != nullptr && options_.transfer_loop->HasSubmissions()) return;
   pollfd fds[3] = {{inbox_->fd(), POLLIN, 0}};
   nfds_t n = 1;
   if (options_.transfer_loop != nullptr) fds[n++] = {options_.transfer_loop->fd(), POLLIN, 0};
@@ -547,7 +556,7 @@ bool Worker::StartDeliveries() {
     Clock::time_point started = job.started;
     job.provider->Deliver(job.send, [inbox, id, started](DeliveryResult result) {
       double seconds = std::chrono::duration<double>(Clock::now() - started).count();
-      inbox->Post(Answer{id, std::move(result), seconds});
+      inbox->PostFromAny(Answer{id, std::move(result), seconds});
     });
   }
   return any;

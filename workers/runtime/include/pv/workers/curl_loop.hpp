@@ -137,8 +137,13 @@ class CurlLoop {
   // deadline, without waiting (callbacks run here), and returns how long, in milliseconds (at
   // most 1000), the owner may sleep before the next Turn if fd() stays quiet.
   int Turn();
-  // Driven mode: readable when a Turn has something to do (a socket, a submission, a lookup done).
+  // Driven mode: readable when a Turn has something to do (a socket, a submission from another
+  // thread, a lookup done). A submission from the thread that turns the loop writes no wake-up (it
+  // cost that thread a write and, at its next turn, a read per batch of sends): the owner asks
+  // HasSubmissions() before it sleeps.
   int fd() const { return epoll_fd_; }
+  // Submissions not yet started by a Turn.
+  bool HasSubmissions();
 
  private:
   struct Transfer;
@@ -167,6 +172,11 @@ class CurlLoop {
   // Milliseconds until libcurl's timer is due, at most `cap`.
   int TimerWait(int cap) const;
   void Wake();
+  // Whether a submission from this thread must wake the loop: always, unless the loop is driven and
+  // this is the thread that turns it.
+  bool WakeNeeded() const {
+    return !options_.driven || std::this_thread::get_id() != driver_.load(std::memory_order_relaxed);
+  }
   static int OnSocket(void* easy, int socket, int what, void* self, void* socket_data);
   static int OnTimer(void* multi, long timeout_ms, void* self);
 
@@ -193,6 +203,7 @@ class CurlLoop {
   std::vector<TransferPtr> batch_;
   std::vector<NativeSubmission> native_batch_;
   std::atomic<std::size_t> active_{0};
+  std::atomic<std::thread::id> driver_{};  // driven mode: the thread of the last Turn
   std::thread thread_;
 };
 
