@@ -518,9 +518,15 @@ bool Consumer::Close(std::chrono::milliseconds timeout) {
   // spends on a revoke (finishing the partitions' work, revoke_timeout_ms in a worker) does not count.
   auto deadline = std::chrono::steady_clock::now() + timeout;
   const auto listener_before = in_listener_;
+  // Served as rd_kafka_consumer_poll serves the consumer queue (callbacks for rebalances and
+  // commits, records returned), not with rd_kafka_queue_poll_callback: records fetched ahead and not
+  // taken come through this queue too, and served as callbacks (none is set for records) librdkafka
+  // 2.0.2 aborts the process ("rd_kafka_q_serve: assert: res != RD_KAFKA_OP_RES_PASS"). Returned,
+  // they are dropped: their offsets were never stored, so the next owner reads them.
   while (rd_kafka_consumer_closed(rk_) == 0 &&
-         std::chrono::steady_clock::now() < deadline + (in_listener_ - listener_before))
-    rd_kafka_queue_poll_callback(queue, 100);
+         std::chrono::steady_clock::now() < deadline + (in_listener_ - listener_before)) {
+    if (rd_kafka_message_t* dropped = rd_kafka_consume_queue(queue, 100)) rd_kafka_message_destroy(dropped);
+  }
   bool closed = rd_kafka_consumer_closed(rk_) != 0;
   rd_kafka_queue_destroy(queue);
   if (!closed) {
