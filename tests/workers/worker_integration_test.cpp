@@ -7,11 +7,13 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
 #include <thread>
+#include <vector>
 
 #include "pv/json.hpp"
 #include "pv/log.hpp"
