@@ -1,11 +1,13 @@
 // What a Redis server answers, read by pv::RedisClient (every component's one Redis client): the
 // whole input is the server's answer on the wire, written by a peer on loopback to a client that
-// sent three commands, then the peer closes. Read through Pipeline (blocking) and again through
-// Send/Receive (the worker's loop), each with a 64 KiB reply limit.
+// sent three commands, then the peer closes. Read through Pipeline (blocking), again through
+// Send/Receive (the worker's loop), and as a new connection's setup (Options::on_connect, made on
+// the client's connecting thread, as the worker's SCRIPT LOAD is), each with a 64 KiB reply limit.
 //
 // Invariants: no crash, leak or stall; a call returns the three replies or fails with the connection
 // dropped (never a partial batch); a reply is never larger than the answer that carried it; both
-// paths agree on whether the answer held three whole replies.
+// paths agree on whether the answer held three whole replies; the setup connects exactly when they
+// did and none of them is an error.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -108,6 +110,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   peer.Set(answer);
 
   bool whole = false;
+  bool any_error = false;
   {
     pv::RedisClient client(Options(peer.url()));
     auto replies = client.Pipeline({{"GET", "a"}, {"HGETALL", "b"}, {"SSCAN", "c", "0"}});
@@ -115,6 +118,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       pv::fuzz::Check(replies->size() == 3, "a partial batch");
       CheckReplies(*replies, size);
       whole = true;
+      for (const auto& r : *replies) any_error = any_error || r.IsError();
     } else {
       pv::fuzz::Check(!client.connected(), "a failed batch left the connection up");
     }
@@ -138,6 +142,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // The peer closes after its answer: either three whole replies came or the connection was lost.
     pv::fuzz::Check(ok == (replies.size() == 3), "Receive neither finished nor failed");
     pv::fuzz::Check(ok == whole, "Pipeline and Receive disagree", answer);
+  }
+  {
+    pv::RedisClient::Options o = Options(peer.url());
+    o.on_connect = {{"GET", "a"}, {"HGETALL", "b"}, {"SSCAN", "c", "0"}};
+    o.connect_in_background = true;
+    o.connect_wait = std::chrono::milliseconds(5000);  // the attempt's own bound is 2 s a step
+    pv::RedisClient client(o);
+    bool connected = client.EnsureConnected();
+    pv::fuzz::Check(!client.connecting(), "the setup outlived its bounds");
+    if (connected) {
+      pv::fuzz::Check(client.setup_replies().size() == 3, "a partial setup");
+      CheckReplies(client.setup_replies(), size);
+    }
+    pv::fuzz::Check(connected == (whole && !any_error), "the setup and Pipeline disagree", answer);
   }
   return 0;
 }

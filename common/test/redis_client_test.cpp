@@ -1,6 +1,8 @@
 // RedisClient against a server that answers more than any reply of ours needs: a peer on loopback
 // that reads one request and writes a canned answer (a Redis gone wrong, or something else on the
 // port). The reply limit drops the connection instead of reading without end; replies under it pass.
+// And a server that takes no connection (a listener whose queue is full drops the SYN, as a host gone
+// does): a client connecting in the background never holds its caller for the connect timeout.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -8,11 +10,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 #include <thread>
 
 #include "pv/redis_client.hpp"
+#include "pv/testing/blackhole.hpp"
 
 namespace {
 
@@ -159,6 +163,120 @@ TEST(RedisClientTest, AServerThatDoesNotAnswerTimesOut) {
   EXPECT_GE(took, 250ms);
   EXPECT_LT(took, 3s);
   EXPECT_EQ(client.last_error(), "no reply within 300 ms");
+}
+
+
+using pv::testing::Blackhole;
+
+TEST(RedisClientTest, ABlockingConnectToAServerThatTakesNoConnectionWaitsForItsTimeout) {
+  // What the background connect spares its caller (and proof that the blackhole holds a connect).
+  Blackhole hole;
+  pv::RedisClient::Options o = Limited(hole.url(), 1 << 20);
+  o.timeout = 400ms;
+  pv::RedisClient client(o);
+  auto started = std::chrono::steady_clock::now();
+  EXPECT_FALSE(client.EnsureConnected());
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 350ms);
+}
+
+TEST(RedisClientTest, ABackgroundConnectNeverHoldsItsCaller) {
+  Blackhole hole;
+  pv::RedisClient::Options o = Limited(hole.url(), 1 << 20);
+  o.timeout = 400ms;
+  o.reconnect_backoff = 100ms;
+  o.connect_in_background = true;
+  o.connect_wait = 20ms;
+  pv::RedisClient client(o);
+  // Over two attempts' timeouts and a backoff: every call returns within the connect wait (and a
+  // scheduler's hiccup), none connects.
+  auto longest = std::chrono::steady_clock::duration::zero();
+  bool seen_connecting = false;
+  bool seen_failed = false;
+  auto until = std::chrono::steady_clock::now() + 1200ms;
+  for (int i = 0; i < 10000 && std::chrono::steady_clock::now() < until; ++i) {
+    auto started = std::chrono::steady_clock::now();
+    EXPECT_FALSE(client.EnsureConnected());
+    EXPECT_FALSE(client.Pipeline({{"PING"}}).has_value());
+    longest = std::max(longest, std::chrono::steady_clock::now() - started);
+    seen_connecting = seen_connecting || client.connecting();
+    seen_failed = seen_failed || (!client.connecting() && !client.last_error().empty());
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_LT(longest, 200ms) << "a call waited for the connect";
+  EXPECT_TRUE(seen_connecting);
+  EXPECT_TRUE(seen_failed) << "the attempt never ended (its timeout is 400 ms)";
+  EXPECT_FALSE(client.connected());
+  EXPECT_EQ(client.generation(), 0u);
+}
+
+TEST(RedisClientTest, AClientGoneWhileItsBackgroundConnectRunsLeavesNothingBehind) {
+  Blackhole hole;
+  pv::RedisClient::Options o = Limited(hole.url(), 1 << 20);
+  o.timeout = 300ms;
+  o.connect_in_background = true;
+  o.connect_wait = 0ms;
+  auto started = std::chrono::steady_clock::now();
+  {
+    pv::RedisClient client(o);
+    EXPECT_FALSE(client.EnsureConnected());
+    EXPECT_TRUE(client.connecting());
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 200ms) << "the client waited for its connect";
+  std::this_thread::sleep_for(500ms);  // the attempt ends on its own; the sanitizers see what it frees
+}
+
+TEST(RedisClientTest, TheSetupRunsOnEveryConnectionAndItsRepliesAreKept) {
+  // One connection, the setup in one round trip: a reply per command, then what the test sends.
+  CannedServer server("$3\r\nabc\r\n:7\r\n");
+  pv::RedisClient::Options o = Limited(server.url(), 1 << 20);
+  o.connect_in_background = true;
+  o.connect_wait = 2000ms;
+  o.on_connect = {{"SCRIPT", "LOAD", "return 1"}, {"CLIENT", "SETNAME", "x"}};
+  pv::RedisClient client(o);
+  ASSERT_TRUE(client.EnsureConnected()) << client.last_error();
+  EXPECT_FALSE(client.connecting());
+  EXPECT_EQ(client.generation(), 1u);
+  ASSERT_EQ(client.setup_replies().size(), 2u);
+  EXPECT_EQ(client.setup_replies()[0].str, "abc");
+  EXPECT_EQ(client.setup_replies()[1].integer, 7);
+}
+
+TEST(RedisClientTest, ASetupRefusedOrTooLargeFailsTheConnection) {
+  for (bool background : {false, true}) {
+    SCOPED_TRACE(background ? "in the background" : "blocking");
+    {
+      CannedServer server("-ERR unknown command 'NOPE'\r\n");
+      pv::RedisClient::Options o = Limited(server.url(), 1 << 20);
+      o.connect_in_background = background;
+      o.connect_wait = 2000ms;
+      o.on_connect = {{"NOPE"}};
+      pv::RedisClient client(o);
+      EXPECT_FALSE(client.EnsureConnected());
+      EXPECT_EQ(client.last_error(), "setup: ERR unknown command 'NOPE'");
+      EXPECT_FALSE(client.connected());
+    }
+    {
+      CannedServer server(Bulk(256 << 10));
+      pv::RedisClient::Options o = Limited(server.url(), 64 << 10);
+      o.connect_in_background = background;
+      o.connect_wait = 2000ms;
+      o.on_connect = {{"GET", "k"}};
+      pv::RedisClient client(o);
+      EXPECT_FALSE(client.EnsureConnected());
+      EXPECT_EQ(client.last_error(), "setup: a reply larger than the limit");
+    }
+    {
+      CannedServer server("");  // takes the connection, answers nothing
+      pv::RedisClient::Options o = Limited(server.url(), 1 << 20);
+      o.timeout = 300ms;
+      o.connect_in_background = background;
+      o.connect_wait = 2000ms;
+      o.on_connect = {{"PING"}};
+      pv::RedisClient client(o);
+      EXPECT_FALSE(client.EnsureConnected());
+      EXPECT_EQ(client.last_error(), "setup: no reply within 300 ms");
+    }
+  }
 }
 
 }  // namespace

@@ -1,17 +1,20 @@
 // RedisDedupeStore against a real redis-server: claims, sent marks, releases that only undo our own
 // claim, pipelined batches (settles and claims in one round trip), exchanges begun and collected later
 // (a server that answers late, one that does not answer in time, a batch larger than the socket
-// takes at once), the shared GCRA rate limit (with SMS segment costs), and reconnection after the
-// server restarts.
+// takes at once), the shared GCRA rate limit (with SMS segment costs), reconnection after the
+// server restarts, and connections made in the background (the worker's: a Redis that takes no
+// connection never holds its loop; the claim script comes with the connection).
 #include "pv/workers/dedupe_store.hpp"
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "pv/log.hpp"
+#include "pv/testing/blackhole.hpp"
 #include "pv/testing/redis_server.hpp"
 
 namespace pv::workers {
@@ -352,6 +355,62 @@ TEST_F(DedupeStoreTest, ABatchLargerThanTheSocketTakesIsWrittenAsTheServerReadsI
   ASSERT_EQ(r->claims->size(), claims.size());
   for (const auto& c : *r->claims) ASSERT_EQ(c.status, ClaimStatus::kClaimed);
   EXPECT_EQ(redis_.Command({"GET", "pv:send:" + ids.back()}), "inflight:a");
+}
+
+TEST_F(DedupeStoreTest, ConnectingInTheBackgroundAStoreThatTakesNoConnectionNeverHoldsTheCaller) {
+  pv::testing::Blackhole hole;
+  RedisDedupeOptions o = Options(redis_, "a");  // timeout 500 ms, reconnect backoff 100 ms
+  o.redis.url = hole.url();
+  o.redis.connect_in_background = true;
+  o.redis.connect_wait = 20ms;
+  RedisDedupeStore store(o);
+  std::vector<ClaimRequest> one = {{"b1", "p", 1}};
+  auto longest = std::chrono::steady_clock::duration::zero();
+  bool seen_connecting = false;
+  bool seen_down = false;
+  auto until = std::chrono::steady_clock::now() + 1300ms;  // two attempts and a backoff
+  for (int i = 0; i < 10000 && std::chrono::steady_clock::now() < until; ++i) {
+    auto started = std::chrono::steady_clock::now();
+    EXPECT_FALSE(store.Begin({}, one));
+    EXPECT_FALSE(store.Probe());
+    longest = std::max(longest, std::chrono::steady_clock::now() - started);
+    seen_connecting = seen_connecting || store.Connecting();
+    seen_down = seen_down || !store.Connecting();
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_LT(longest, 200ms) << "a call waited for the connect (its timeout: 500 ms)";
+  EXPECT_TRUE(seen_connecting);
+  EXPECT_TRUE(seen_down) << "no attempt ended";
+  EXPECT_FALSE(store.Reachable());
+  EXPECT_EQ(store.Pending(), 0u);
+}
+
+TEST_F(DedupeStoreTest, ConnectedInTheBackgroundTheClaimScriptComesWithTheConnection) {
+  RedisDedupeOptions o = Options(redis_, "a");
+  o.rate_limits["rl"] = RateLimit{1000, 0, 0};
+  o.redis.connect_in_background = true;
+  RedisDedupeStore store(o);
+  ASSERT_TRUE(pv::testing::WaitFor([&] { return store.Probe(); }, 5s));
+  EXPECT_FALSE(store.Connecting());
+  // The first claim through the script is one round trip: the connection's setup loaded it.
+  std::vector<ClaimRequest> first = {{"g1", "rl", 1}};
+  long long base0 = ReadsProcessed(redis_);
+  long long base1 = ReadsProcessed(redis_);
+  auto r = store.Claim(first);
+  long long after = ReadsProcessed(redis_);
+  ASSERT_TRUE(r);
+  EXPECT_EQ((*r)[0].status, ClaimStatus::kClaimed);
+  EXPECT_EQ((after - base1) - (base1 - base0), 1) << "the claim loaded its script itself";
+  // A restart: the new connection loads it again, in the background.
+  redis_.Stop();
+  std::vector<ClaimRequest> second = {{"g2", "rl", 1}};
+  EXPECT_FALSE(store.Claim(second).has_value());
+  redis_.Start();
+  ASSERT_TRUE(pv::testing::WaitFor([&] { return store.Probe(); }, 5s));
+  r = store.Claim(second);
+  ASSERT_TRUE(r);
+  EXPECT_EQ((*r)[0].status, ClaimStatus::kClaimed);
+  EXPECT_EQ(redis_.Command({"GET", "pv:send:g2"}), "inflight:a");
 }
 
 }  // namespace

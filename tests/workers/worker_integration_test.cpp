@@ -17,6 +17,7 @@
 
 #include "pv/json.hpp"
 #include "pv/log.hpp"
+#include "pv/testing/blackhole.hpp"
 #include "pv/testing/dev_broker.hpp"
 #include "pv/testing/fakes.hpp"
 #include "pv/testing/http.hpp"
@@ -587,6 +588,27 @@ TEST_F(WorkerIntegrationTest, ASigtermWhileTheBrokerDoesNotAnswerEndsWithinItsBo
   EXPECT_THAT(worker.Log(), HasSubstr(R"("event":"kafka_commit_timeout")"));
   EXPECT_THAT(worker.Log(), HasSubstr(R"("event":"kafka_close_timeout")"));
   EXPECT_THAT(worker.Log(), HasSubstr(R"("clean":false)"));
+}
+
+TEST_F(WorkerIntegrationTest, ARedisThatTakesNoConnectionDoesNotHoldTheLoop) {
+  // A Redis host gone (its packets dropped: here a loopback port whose accept queue is full) makes
+  // every connect wait for workers.redis_timeout_ms. The worker connects in the background: its loop
+  // goes on (its transfers, its records, a stop), where it used to stop for each connect attempt,
+  // so that a SIGTERM during one waited for the rest of it.
+  pv::testing::Blackhole hole;
+  redis_timeout_ms_ = 3000;
+  std::string config = Config("");
+  config.replace(config.find(redis_->url()), redis_->url().size(), hole.url());
+  WorkerProcess& worker = StartWorker(Channel::kEmail, config);
+  // The first attempt ends after its 3 s; the next starts after the 200 ms backoff.
+  ASSERT_TRUE(WaitFor([&] { return worker.Log().find(R"("event":"redis_unreachable")") != std::string::npos; }, 15s));
+  EXPECT_THAT(worker.Log(), HasSubstr("Connection timed out"));
+  EXPECT_EQ(HttpGet(worker.admin_port(), "/readyz").first, 503);
+  std::this_thread::sleep_for(600ms);  // inside the second attempt
+  auto asked = std::chrono::steady_clock::now();
+  EXPECT_EQ(worker.Stop(SIGTERM, 20s), 0);
+  auto took = std::chrono::steady_clock::now() - asked;
+  EXPECT_LT(took, 2000ms) << "the stop waited for a connect attempt (2.6 s of it were left)";
 }
 
 TEST_F(WorkerIntegrationTest, ARevokeFinishesTheSendsStartedOnThePartitionsItGivesUp) {

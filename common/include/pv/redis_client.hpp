@@ -3,12 +3,15 @@
 // with backoff, and a connection generation so that callers know when server-side state (loaded
 // scripts) is gone. A batch is either run (Pipeline: write, then wait for every reply) or sent and
 // its replies received later (Send, Receive: an event loop that waits on fd() beside its other work).
+// An event loop also connects without blocking (Options::connect_in_background): a Redis that does
+// not answer (a host gone, its packets dropped) must not hold the loop for a connect timeout.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <initializer_list>
 #include <string>
@@ -69,6 +72,17 @@ class RedisClient {
     // otherwise take the process's memory; past it the connection is dropped. Our replies are
     // under a few kilobytes; SSCAN pages of 1,000 members well under a megabyte.
     std::size_t max_reply_bytes = 64 << 20;
+    // Commands run on every new connection after AUTH and SELECT (the worker's SCRIPT LOAD), in one
+    // round trip; an error reply fails the connection. Their replies: setup_replies().
+    std::vector<std::vector<std::string>> on_connect;
+    // Connect on a thread of its own: the lookup, the connect and the setup commands each block for
+    // up to `timeout`. Every call that would connect (EnsureConnected, Pipeline, Send) then waits at
+    // most `connect_wait` for a connection it starts (a healthy server's takes a millisecond) and
+    // otherwise returns "not connected" at once, as while the backoff runs; a later call takes the
+    // connection once it is made. For an event loop, which must not stop for a server that does not
+    // answer. Off: calls block while they connect (bounded by `timeout`).
+    bool connect_in_background = false;
+    std::chrono::milliseconds connect_wait{50};
   };
 
   explicit RedisClient(Options options);
@@ -95,12 +109,18 @@ class RedisClient {
   // Drops the connection (a caller that gave up waiting); the next call reconnects.
   void Drop(const std::string& why);
 
-  // Connects now if not connected (respecting the backoff). Returns whether connected.
+  // Connects now if not connected (respecting the backoff; in the background when so configured).
+  // Returns whether connected.
   bool EnsureConnected();
   // Readable from any thread.
   bool connected() const { return connected_.load(std::memory_order_relaxed); }
+  // A connection is being made in the background (connect_in_background): not connected yet, and
+  // not known to be unreachable either.
+  bool connecting() const { return attempt_ != nullptr; }
   // Increments on every successful (re)connect.
   std::uint64_t generation() const { return generation_; }
+  // The replies to Options::on_connect on the current connection (of the last one when none).
+  const std::vector<RedisReply>& setup_replies() const { return setup_replies_; }
   const std::string& last_error() const { return last_error_; }
   const RedisEndpoint& endpoint() const { return endpoint_; }
 
@@ -115,6 +135,16 @@ class RedisClient {
   // `ctx_ == nullptr` tells) on a protocol error or because the reply being read already took more
   // than max_reply_bytes (checked after every read, so at most 16 KiB past it are ever held).
   std::optional<RedisReply> NextReply();
+  // A connection made (in the background or not): it becomes this client's.
+  bool Connected(redisContext* ctx, std::vector<RedisReply> setup_replies);
+  // Takes the background attempt's outcome once it is there, waiting up to `wait` for it.
+  bool Adopt(std::chrono::milliseconds wait);
+
+  // A connection being made on a thread of its own; shared with that thread, which outlives the
+  // client when it is destroyed meanwhile (the attempt then frees what it made).
+  struct Attempt;
+  std::shared_ptr<Attempt> attempt_;
+  std::vector<RedisReply> setup_replies_;
 
   Options options_;
   RedisEndpoint endpoint_;

@@ -71,11 +71,22 @@ ExchangeResult DedupeStore::Await() {
   return {false, std::nullopt};  // nothing was begun
 }
 
+namespace {
+
+// The claim script is loaded by every new connection's setup (in the background when the client
+// connects so): no round trip of its own before the first claim.
+RedisClient::Options WithScripts(RedisClient::Options options) {
+  options.on_connect = {{"SCRIPT", "LOAD", kClaimScript}};
+  return options;
+}
+
+}  // namespace
+
 RedisDedupeStore::RedisDedupeStore(RedisDedupeOptions options)
     : options_(std::move(options)),
       claim_value_("inflight:" + options_.worker_id),
       lease_(std::to_string(options_.lease.count())),
-      client_(options_.redis) {}
+      client_(WithScripts(options_.redis)) {}
 
 std::string_view RedisDedupeStore::Key(std::string_view prefix, std::string_view id) {
   key_.assign(prefix);
@@ -91,6 +102,15 @@ std::string_view RedisDedupeStore::Value(std::string_view prefix, std::string_vi
 
 bool RedisDedupeStore::LoadScripts() {
   if (scripts_generation_ == client_.generation() && !claim_sha_.empty()) return true;
+  // The connection's setup loaded it (an error reply would have failed the connection).
+  const std::vector<RedisReply>& setup = client_.setup_replies();
+  if (setup.size() != 1 || setup[0].type != RedisReply::Type::kString) return ReloadScripts();
+  claim_sha_ = setup[0].str;
+  scripts_generation_ = client_.generation();
+  return true;
+}
+
+bool RedisDedupeStore::ReloadScripts() {
   auto replies = client_.Pipeline({{"SCRIPT", "LOAD", kClaimScript}});
   if (!replies) return false;
   if ((*replies)[0].IsError()) {
@@ -279,8 +299,6 @@ std::optional<std::vector<ClaimResult>> RedisDedupeStore::ReadClaims(std::span<c
   if (noscript.empty()) return out;
   // The script loaded again, only its commands run once more: the batch's plain claims ran, and a
   // second run would read our own claim as another worker's.
-  scripts_generation_ = 0;
-  claim_sha_.clear();
   if (exchanges_.size() > 1) {
     // Exchanges behind this one wait on the connection: no round trip can go before them. Start
     // afresh: every exchange on it fails (their sends are claimed again; this batch's plain claims,
@@ -291,7 +309,7 @@ std::optional<std::vector<ClaimResult>> RedisDedupeStore::ReadClaims(std::span<c
     broken_ = true;
     return std::nullopt;
   }
-  if (!LoadScripts()) return std::nullopt;
+  if (!ReloadScripts()) return std::nullopt;
   const std::vector<size_t> retried = std::move(noscript);
   noscript.clear();
   batch_.clear();

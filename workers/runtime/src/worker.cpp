@@ -264,10 +264,13 @@ void Worker::ProbeStore(Clock::time_point now) {
     // start and while idle, ask the store itself every few seconds, so /readyz and the pause
     // tell the truth before the next send needs it.
     store_probe_at_ = now + kIdleStoreProbe;
-    if (!store_->Probe()) {
-      metrics_.redis_errors.With({channel_name_}).Inc();
-      SetStoreDown(true);
+    if (store_->Probe()) return;
+    if (store_->Connecting()) {
+      store_probe_at_ = now;  // made in the background (at start): asked again next turn, not down
+      return;
     }
+    metrics_.redis_errors.With({channel_name_}).Inc();
+    SetStoreDown(true);
   }
 }
 

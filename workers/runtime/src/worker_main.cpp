@@ -91,6 +91,8 @@ RedisDedupeOptions LoadDedupeOptions(const Config& config, Channel channel, cons
   o.redis.url = config.GetString("redis.url", "redis://127.0.0.1:6379");
   o.redis.timeout = s.Millis("redis_timeout_ms", o.redis.timeout);
   o.redis.reconnect_backoff = s.Millis("redis_reconnect_ms", o.redis.reconnect_backoff);
+  // The worker's loop also drives its transfers: it must not stop for a Redis that does not answer.
+  o.redis.connect_in_background = true;
   o.worker_id = worker_id;
   o.lease = s.Millis("claim_lease_ms", o.lease);
   o.sent_ttl = s.Millis("sent_ttl_ms", o.sent_ttl);

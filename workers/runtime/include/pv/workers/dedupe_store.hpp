@@ -111,6 +111,9 @@ class DedupeStore {
   // (Re)connects if needed and checks the store answers; false when not (yet) reachable. Not while
   // an exchange is pending (false then).
   virtual bool Probe() = 0;
+  // A connection is being made without blocking the caller: not reachable yet, not known to be
+  // down either (the worker's first probe at start).
+  virtual bool Connecting() const { return false; }
 };
 
 struct RedisDedupeOptions {
@@ -130,11 +133,15 @@ class RedisDedupeStore final : public DedupeStore {
   std::pair<int, short> WaitOn() const override;
   bool Reachable() const override { return client_.connected(); }
   bool Probe() override;
+  bool Connecting() const override { return client_.connecting(); }
 
   static std::string SendKey(std::string_view send_id) { return "pv:send:" + std::string(send_id); }
 
  private:
+  // The claim script's sha on this connection: from its setup (Options::on_connect), else loaded.
   bool LoadScripts();
+  // Loads it now, a blocking round trip (a server that lost its scripts without us reconnecting).
+  bool ReloadScripts();
   // The EVALSHA of a claim that takes a rate (or the plain SET when the provider has none).
   std::vector<std::string> ClaimCommand(const ClaimRequest& r, const std::string& value,
                                         const std::string& lease) const;
