@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <thread>
@@ -411,6 +412,42 @@ TEST_F(DedupeStoreTest, ConnectedInTheBackgroundTheClaimScriptComesWithTheConnec
   ASSERT_TRUE(r);
   EXPECT_EQ((*r)[0].status, ClaimStatus::kClaimed);
   EXPECT_EQ(redis_.Command({"GET", "pv:send:g2"}), "inflight:a");
+}
+
+TEST_F(DedupeStoreTest, AProbeIsAnExchangeThatNeverHoldsTheCaller) {
+  RedisDedupeStore store(Options(redis_, "a"));  // timeout 500 ms
+  ASSERT_TRUE(pv::testing::WaitFor([&] { return store.BeginProbe(); }, 5s));
+  EXPECT_FALSE(store.BeginProbe()) << "a second while one is pending";
+  std::optional<ExchangeResult> r = CollectWithin(store, 3s);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_TRUE(r->settled);
+  ASSERT_TRUE(r->claims.has_value());
+  EXPECT_TRUE(r->claims->empty());
+  // A Redis that stopped answering: begun at once, failed at its timeout, and the next claim
+  // connects anew.
+  redis_.Signal(SIGSTOP);
+  auto begun = std::chrono::steady_clock::now();
+  ASSERT_TRUE(store.BeginProbe());
+  EXPECT_LT(std::chrono::steady_clock::now() - begun, 100ms);
+  std::vector<ClaimRequest> claims = {{"p1", "p", 1}};
+  ASSERT_TRUE(store.Begin({}, claims));  // behind it, on the same connection
+  r = CollectWithin(store, 3s);
+  redis_.Signal(SIGCONT);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_GE(std::chrono::steady_clock::now() - begun, 450ms);
+  EXPECT_FALSE(r->settled);
+  EXPECT_FALSE(r->claims.has_value());
+  r = CollectWithin(store, 1s);  // the claim behind it fails with the connection
+  ASSERT_TRUE(r.has_value());
+  EXPECT_FALSE(r->claims.has_value());
+  EXPECT_FALSE(store.Reachable());
+  ASSERT_TRUE(pv::testing::WaitFor([&] { return store.Probe(); }, 5s));
+  // (The thawed server ran what the lost connection had sent: p1's claim is held, by us, until its
+  // lease ends, as for any exchange lost in flight.)
+  std::vector<ClaimRequest> next = {{"p2", "p", 1}};
+  auto again = store.Claim(next);
+  ASSERT_TRUE(again);
+  EXPECT_EQ((*again)[0].status, ClaimStatus::kClaimed);
 }
 
 }  // namespace

@@ -5,7 +5,9 @@
 #include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -24,6 +26,7 @@
 #include "pv/testing/kafka.hpp"
 #include "pv/testing/process.hpp"
 #include "pv/testing/process_metrics.hpp"
+#include "pv/testing/raw_http.hpp"
 #include "pv/testing/records.hpp"
 #include "pv/testing/redis_server.hpp"
 #include "pv/testing/services.hpp"
@@ -609,6 +612,40 @@ TEST_F(WorkerIntegrationTest, ARedisThatTakesNoConnectionDoesNotHoldTheLoop) {
   EXPECT_EQ(worker.Stop(SIGTERM, 20s), 0);
   auto took = std::chrono::steady_clock::now() - asked;
   EXPECT_LT(took, 2000ms) << "the stop waited for a connect attempt (2.6 s of it were left)";
+}
+
+TEST_F(WorkerIntegrationTest, AnIdleWorkersProbeOfAFrozenRedisDoesNotHoldTheLoop) {
+  // An idle worker asks Redis every 3 s whether it answers. A Redis that stops answering on an open
+  // connection (frozen here; a host gone after the connect looks the same) used to hold the loop
+  // for the PING's whole timeout (workers.redis_timeout_ms), a stop with it. The probe is an
+  // exchange now: begun, and collected when it answers or times out.
+  redis_timeout_ms_ = 3000;
+  WorkerProcess& worker = StartWorker(Channel::kEmail, Config(""));
+  ASSERT_TRUE(WaitFor([&] { return HttpGet(worker.admin_port(), "/readyz").first == 200; }, 10s));
+  // When the worker's probes come, from Redis's MONITOR: the next one is 3 s after the one seen.
+  RawConnection monitor(redis_->port());
+  ASSERT_TRUE(monitor.Send("MONITOR\r\n"));
+  std::string seen;
+  auto until = std::chrono::steady_clock::now() + 10s;
+  while (seen.find("\"PING\"") == std::string::npos && std::chrono::steady_clock::now() < until) {
+    pollfd p{monitor.fd(), POLLIN, 0};
+    char buffer[4096];
+    if (::poll(&p, 1, 100) == 1) {
+      ssize_t n = ::recv(monitor.fd(), buffer, sizeof buffer, 0);
+      if (n <= 0) break;
+      seen.append(buffer, static_cast<size_t>(n));
+    }
+  }
+  ASSERT_NE(seen.find("\"PING\""), std::string::npos) << "no probe seen in 10 s: " << seen;
+  std::this_thread::sleep_for(2500ms);
+  redis_->Signal(SIGSTOP);
+  std::this_thread::sleep_for(1300ms);  // the next probe was sent ~0.5 s ago and is not answered
+  auto asked = std::chrono::steady_clock::now();
+  int status = worker.Stop(SIGTERM, 20s);
+  auto took = std::chrono::steady_clock::now() - asked;
+  redis_->Signal(SIGCONT);
+  EXPECT_EQ(status, 0);
+  EXPECT_LT(took, 1500ms) << "the stop waited for the probe's answer (its timeout: 3 s)";
 }
 
 TEST_F(WorkerIntegrationTest, ARevokeFinishesTheSendsStartedOnThePartitionsItGivesUp) {

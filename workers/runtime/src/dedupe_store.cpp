@@ -245,7 +245,7 @@ std::optional<ExchangeResult> RedisDedupeStore::Collect() {
   };
   if (e.decided) return finish(std::move(*e.decided));
   if (broken_) return finish({false, std::nullopt});
-  const std::size_t commands = e.settle_commands + e.claims.size();
+  const std::size_t commands = e.settle_commands + e.claims.size() + (e.ping ? 1 : 0);
   bool alive = client_.Receive(replies_, commands);
   if (alive && replies_.size() < commands) {
     if (std::chrono::steady_clock::now() < e.deadline) return std::nullopt;
@@ -255,6 +255,11 @@ std::optional<ExchangeResult> RedisDedupeStore::Collect() {
   if (!alive) {
     broken_ = true;  // every exchange behind this one fails with it
     return finish({false, std::nullopt});
+  }
+  if (e.ping) {
+    // An error (LOADING, a server not ours) is a store that cannot take claims.
+    if (replies_[0].IsError()) return finish({false, std::nullopt});
+    return finish({true, std::vector<ClaimResult>{}});
   }
   ExchangeResult result;
   std::span<const RedisReply> all(replies_);
@@ -319,6 +324,19 @@ std::optional<std::vector<ClaimResult>> RedisDedupeStore::ReadClaims(std::span<c
       !read(*again, [&](size_t k) { return retried[k]; }) || !noscript.empty())
     return std::nullopt;
   return out;
+}
+
+bool RedisDedupeStore::BeginProbe() {
+  if (broken_ || !exchanges_.empty()) return false;  // those ask it already
+  if (!client_.EnsureConnected() || !LoadScripts()) return false;
+  batch_.clear();
+  batch_.Add({"PING"});
+  if (!client_.Send(batch_)) return false;
+  Exchanging e;
+  e.ping = true;
+  e.deadline = std::chrono::steady_clock::now() + options_.redis.timeout;
+  exchanges_.push_back(std::move(e));
+  return true;
 }
 
 bool RedisDedupeStore::Probe() {

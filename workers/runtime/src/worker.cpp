@@ -221,7 +221,7 @@ int Worker::Run() {
     UpdatePause();
     Sleep(std::min(SleepTime(), loop_wait));
   }
-  AwaitExchange(true);  // its requests view jobs' strings: nothing may be left begun
+  AwaitExchange(true);  // its requests view jobs' strings: nothing may be left begun (but a probe)
   // Outcome records still in librdkafka's queue: give them a moment, then store what was acknowledged.
   // After a fatal error nothing more will be acknowledged: only what already was is committed.
   if (!fatal_.load()) producer_->Flush(std::chrono::milliseconds(5000));
@@ -257,18 +257,24 @@ void Worker::Sleep(std::chrono::milliseconds timeout) {
 }
 
 void Worker::ProbeStore(Clock::time_point now) {
+  // The Redis client connects on first use and learns of a lost connection only when used: at start
+  // and while idle, ask the store itself every few seconds, so /readyz and the pause tell the truth
+  // before the next send needs it; while it is down, every turn (the client's backoff spaces the
+  // connects). The question is an exchange like the others: the loop never waits for its answer
+  // (FinishExchange takes it), as it never waits for a connect (made in the background).
   if (store_->Pending() > 0) return;  // an exchange is asking it already
-  if (store_down_ && claim_queue_.empty() && settle_queue_.empty() && store_->Probe()) SetStoreDown(false);
-  if (!store_down_ && claim_queue_.empty() && settle_queue_.empty() && now >= store_probe_at_) {
-    // The Redis client connects on first use and learns of a lost connection only when used: at
-    // start and while idle, ask the store itself every few seconds, so /readyz and the pause
-    // tell the truth before the next send needs it.
-    store_probe_at_ = now + kIdleStoreProbe;
-    if (store_->Probe()) return;
-    if (store_->Connecting()) {
-      store_probe_at_ = now;  // made in the background (at start): asked again next turn, not down
-      return;
-    }
+  if (!claim_queue_.empty() || !settle_queue_.empty()) return;  // theirs will
+  if (!store_down_ && now < store_probe_at_) return;
+  store_probe_at_ = now + kIdleStoreProbe;
+  if (store_->BeginProbe()) {
+    exchanges_.emplace_back().probe = true;
+    return;
+  }
+  if (store_->Connecting()) {
+    store_probe_at_ = now;  // being made in the background (at start): asked again next turn, not down
+    return;
+  }
+  if (!store_down_) {
     metrics_.redis_errors.With({channel_name_}).Inc();
     SetStoreDown(true);
   }
@@ -309,6 +315,9 @@ void Worker::ClaimAndSettle(bool claim, bool force_settle) {
 
 void Worker::AwaitExchange(bool force_settle) {
   while (store_->Pending() > 0) {
+    // A probe left alone views nothing and decides nothing a pause, a revoke or the stop needs:
+    // not waited for (a Redis that stopped answering would hold them for its timeout).
+    if (exchanges_.size() == 1 && exchanges_.front().probe) return;
     ExchangeResult result = store_->Await();
     Exchange e = std::move(exchanges_.front());
     exchanges_.pop_front();
@@ -317,6 +326,12 @@ void Worker::AwaitExchange(bool force_settle) {
 }
 
 bool Worker::FinishExchange(Exchange e, const ExchangeResult& result, bool force_settle) {
+  if (e.probe) {
+    bool up = result.settled && result.claims.has_value();
+    if (!up && !store_down_) metrics_.redis_errors.With({channel_name_}).Inc();
+    SetStoreDown(!up);
+    return up;
+  }
   bool go_on = true;
   if (!e.settle_ids.empty()) go_on = FinishSettles(e.settle_ids, result.settled, force_settle);
   if (!e.claim_ids.empty()) go_on = FinishClaims(e.claim_ids, result.claims) && go_on;

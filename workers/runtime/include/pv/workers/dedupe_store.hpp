@@ -109,8 +109,13 @@ class DedupeStore {
   // Whether the last call reached the store; callable from any thread.
   virtual bool Reachable() const = 0;
   // (Re)connects if needed and checks the store answers; false when not (yet) reachable. Not while
-  // an exchange is pending (false then).
+  // an exchange is pending (false then). Blocking: waits for the answer (the store's timeout).
   virtual bool Probe() = 0;
+  // Probe as an exchange, for a loop: begun (a PING) when the store is connected and nothing else
+  // is pending, then collected like any other: `settled` and an empty `claims` when it answered,
+  // `settled` false and `claims` nullopt when it did not (or answered an error). False when not
+  // begun (not connected: see Connecting).
+  virtual bool BeginProbe() = 0;
   // A connection is being made without blocking the caller: not reachable yet, not known to be
   // down either (the worker's first probe at start).
   virtual bool Connecting() const { return false; }
@@ -133,6 +138,7 @@ class RedisDedupeStore final : public DedupeStore {
   std::pair<int, short> WaitOn() const override;
   bool Reachable() const override { return client_.connected(); }
   bool Probe() override;
+  bool BeginProbe() override;
   bool Connecting() const override { return client_.connecting(); }
 
   static std::string SendKey(std::string_view send_id) { return "pv:send:" + std::string(send_id); }
@@ -170,6 +176,7 @@ class RedisDedupeStore final : public DedupeStore {
     std::vector<ClaimRequest> claims;  // views, as the caller's
     std::chrono::steady_clock::time_point deadline{};
     std::optional<ExchangeResult> decided;  // a begun exchange whose result needs no reply
+    bool ping = false;                      // BeginProbe's: one PING, no settle, no claim
   };
   std::deque<Exchanging> exchanges_;
   std::vector<RedisReply> replies_;  // of the oldest, as they come

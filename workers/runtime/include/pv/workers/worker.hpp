@@ -211,6 +211,7 @@ class Worker {
   struct Exchange {
     std::vector<std::uint64_t> settle_ids;
     std::vector<std::uint64_t> claim_ids;
+    bool probe = false;  // ProbeStore's: whether the store answers
   };
   static constexpr std::size_t kMaxExchanges = 8;
   std::deque<Exchange> exchanges_;
