@@ -8,79 +8,18 @@
 // dropped (never a partial batch); a reply is never larger than the answer that carried it; both
 // paths agree on whether the answer held three whole replies; the setup connects exactly when they
 // did and none of them is an error.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
 #include <string>
-#include <thread>
 
 #include "fuzz_support.hpp"
 #include "pv/log.hpp"
 #include "pv/redis_client.hpp"
+#include "pv/testing/canned_peer.hpp"
 
 namespace {
-
-// A loopback listener whose connections each get the current answer, then end (write side shut, the
-// rest of the request read and thrown away).
-class Peer {
- public:
-  Peer() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    pv::fuzz::Check(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0, "bind");
-    pv::fuzz::Check(::listen(fd_, 8) == 0, "listen");
-    socklen_t len = sizeof addr;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-    std::thread([this] { Serve(); }).detach();  // lives as long as the fuzzing process
-  }
-  std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
-  void Set(std::string answer) {
-    std::lock_guard lock(mutex_);
-    answer_ = std::move(answer);
-  }
-
- private:
-  void Serve() {
-    for (;;) {
-      int c = ::accept(fd_, nullptr, nullptr);
-      if (c < 0) continue;
-      std::string answer;
-      {
-        std::lock_guard lock(mutex_);
-        answer = answer_;
-      }
-      char buffer[4096];
-      pollfd in{c, POLLIN, 0};
-      if (::poll(&in, 1, 2000) == 1 && ::recv(c, buffer, sizeof buffer, 0) > 0) {
-        size_t sent = 0;
-        while (sent < answer.size()) {
-          ssize_t n = ::send(c, answer.data() + sent, answer.size() - sent, MSG_NOSIGNAL);
-          if (n <= 0) break;
-          sent += static_cast<size_t>(n);
-        }
-      }
-      ::shutdown(c, SHUT_WR);
-      while (::poll(&in, 1, 2000) == 1 && ::recv(c, buffer, sizeof buffer, 0) > 0) {
-      }
-      ::close(c);
-    }
-  }
-
-  int fd_ = -1;
-  int port_ = 0;
-  std::mutex mutex_;
-  std::string answer_;
-};
 
 pv::RedisClient::Options Options(const std::string& url) {
   pv::RedisClient::Options o;
@@ -104,7 +43,8 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size > 256 * 1024) return 0;
-  static Peer peer;
+  // Each connection gets the answer, then the peer closes its side.
+  static pv::testing::CannedPeer peer("", pv::testing::CannedPeer::After::kClose);
   pv::fuzz::Budget budget("redis reply");
   std::string answer(reinterpret_cast<const char*>(data), size);
   peer.Set(answer);

@@ -17,67 +17,13 @@
 
 #include "pv/redis_client.hpp"
 #include "pv/testing/blackhole.hpp"
+#include "pv/testing/canned_peer.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
 
-// Listens on a free loopback port; for each of `connections` accepted connections, reads until the
-// request's first bytes came, then writes `answer` and keeps the connection open until the client
-// closes it (or 10 s).
-class CannedServer {
- public:
-  CannedServer(std::string answer, int connections = 1) : answer_(std::move(answer)) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    EXPECT_EQ(::listen(fd_, 4), 0);
-    socklen_t len = sizeof addr;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-    thread_ = std::thread([this, connections] {
-      for (int i = 0; i < connections; ++i) Serve();
-    });
-  }
-  ~CannedServer() {
-    ::shutdown(fd_, SHUT_RDWR);
-    thread_.join();
-    ::close(fd_);
-  }
-  std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
-
- private:
-  void Serve() {
-    pollfd listening{fd_, POLLIN, 0};
-    if (::poll(&listening, 1, 10000) != 1) return;
-    int c = ::accept(fd_, nullptr, nullptr);
-    if (c < 0) return;
-    char buffer[4096];
-    pollfd in{c, POLLIN, 0};
-    if (::poll(&in, 1, 10000) == 1 && ::recv(c, buffer, sizeof buffer, 0) > 0) {
-      size_t sent = 0;
-      while (sent < answer_.size()) {
-        ssize_t n = ::send(c, answer_.data() + sent, answer_.size() - sent, MSG_NOSIGNAL);
-        if (n <= 0) break;  // the client dropped the connection
-        sent += static_cast<size_t>(n);
-      }
-      // Until the client closes (recv 0 or an error), at most 10 s.
-      auto deadline = std::chrono::steady_clock::now() + 10s;
-      while (std::chrono::steady_clock::now() < deadline) {
-        if (::poll(&in, 1, 100) == 1 && ::recv(c, buffer, sizeof buffer, 0) <= 0) break;
-      }
-    }
-    ::close(c);
-  }
-
-  std::string answer_;
-  int fd_ = -1;
-  int port_ = 0;
-  std::thread thread_;
-};
+using CannedServer = pv::testing::CannedPeer;  // answers, then keeps the connection open
 
 pv::RedisClient::Options Limited(const std::string& url, std::size_t limit) {
   pv::RedisClient::Options o;
