@@ -89,89 +89,15 @@ RedisReply Convert(const redisReply* r) {
   return out;
 }
 
-// Opens a connection and runs its setup (AUTH, SELECT, then `options.on_connect`, in one round
-// trip), blocking: each step is bounded by options.timeout. nullptr and `error` when it failed.
-// `limit` is the reply limit the context's reader checks (it must outlive the setup).
-redisContext* OpenConnection(const RedisEndpoint& endpoint, const RedisClient::Options& options,
-                             const std::size_t* limit, std::vector<RedisReply>& setup_replies,
-                             std::string& error) {
-  redisContext* ctx = redisConnectWithTimeout(endpoint.host.c_str(), endpoint.port, ToTimeval(options.timeout));
-  if (ctx == nullptr || ctx->err != 0) {
-    error = ctx == nullptr ? "cannot allocate context" : ctx->errstr;
-    if (ctx != nullptr) redisFree(ctx);
-    return nullptr;
-  }
-  redisSetTimeout(ctx, ToTimeval(options.timeout));
-  redisEnableKeepAlive(ctx);
-  ctx->reader->fn = LimitedFunctions(ctx->reader->fn);
-  ctx->reader->privdata = const_cast<std::size_t*>(limit);
-  std::vector<std::vector<std::string>> setup;
-  if (!endpoint.password.empty()) setup.push_back({"AUTH", endpoint.password});
-  if (endpoint.db != 0) setup.push_back({"SELECT", std::to_string(endpoint.db)});
-  const std::size_t own = setup.size();
-  setup.insert(setup.end(), options.on_connect.begin(), options.on_connect.end());
-  for (const auto& command : setup) {
-    std::vector<const char*> argv;
-    std::vector<std::size_t> lengths;
-    for (const auto& arg : command) {
-      argv.push_back(arg.data());
-      lengths.push_back(arg.size());
-    }
-    redisAppendCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(), lengths.data());
-  }
-  auto fail = [&](std::string why) {
-    error = "setup: " + std::move(why);
-    redisFree(ctx);
-    return nullptr;
-  };
-  for (int done = 0; done == 0;) {
-    if (redisBufferWrite(ctx, &done) != REDIS_OK) return fail(ctx->errstr);
-  }
-  // The replies as the client reads its own: at most options.max_reply_bytes for one (a server that
-  // answers without end is not buffered without end), each read bounded by the socket's timeout.
-  setup_replies.clear();
-  std::size_t fed = 0;
-  std::size_t reply_start = 0;
-  for (std::size_t i = 0; i < setup.size();) {
-    void* raw = nullptr;
-    t_array_refused = false;
-    if (redisReaderGetReply(ctx->reader, &raw) != REDIS_OK)
-      return fail(t_array_refused ? "a reply larger than the limit (an array's count)"
-                                  : ctx->reader->err != 0 ? ctx->reader->errstr : "protocol error");
-    if (raw != nullptr) {
-      reply_start = fed - (ctx->reader->len - ctx->reader->pos);
-      auto* reply = static_cast<redisReply*>(raw);
-      RedisReply converted = Convert(reply);
-      freeReplyObject(reply);
-      if (converted.IsError()) return fail(converted.str);
-      if (i++ >= own) setup_replies.push_back(std::move(converted));
-      continue;
-    }
-    if (fed - reply_start > *limit) return fail("a reply larger than the limit");
-    char buffer[16384];
-    ssize_t n = ::recv(ctx->fd, buffer, sizeof buffer, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-      return fail("no reply within " + std::to_string(options.timeout.count()) + " ms");
-    if (n <= 0) return fail(n < 0 ? std::strerror(errno) : "connection closed by the server");
-    fed += static_cast<std::size_t>(n);
-    if (redisReaderFeed(ctx->reader, buffer, static_cast<std::size_t>(n)) != REDIS_OK) return fail("reply buffer");
-  }
-  return ctx;
-}
-
 }  // namespace
 
+// A connection being made on a thread of its own: by a client of the thread's (blocking, quiet: its
+// owner logs), whose connection the owner then takes.
 struct RedisClient::Attempt {
   std::mutex mutex;
   std::condition_variable done_cv;
   bool done = false;
-  redisContext* ctx = nullptr;  // made, and not yet taken by the client
-  std::vector<RedisReply> setup_replies;
-  std::string error;
-  ~Attempt() {
-    if (ctx != nullptr) redisFree(ctx);
-  }
+  std::unique_ptr<RedisClient> made;
 };
 
 RedisClient::RedisClient(Options options)
@@ -191,7 +117,8 @@ void RedisClient::Drop(const std::string& why) {
     redisFree(ctx_);
     ctx_ = nullptr;
   }
-  if (connected_.exchange(false) || last_error_ != why) {
+  bool was_connected = connected_.exchange(false);
+  if (!quiet_ && (was_connected || last_error_ != why)) {
     pv::log::Warn("redis_unreachable", {{"host", endpoint_.host}, {"port", endpoint_.port}, {"error", why}});
   }
   last_error_ = why;
@@ -202,29 +129,20 @@ bool RedisClient::EnsureConnected() {
   if (ctx_ != nullptr) return true;
   if (attempt_ != nullptr) return Adopt(std::chrono::milliseconds(0));
   if (std::chrono::steady_clock::now() < next_attempt_) return false;
-  if (!options_.connect_in_background) {
-    std::vector<RedisReply> replies;
-    std::string error;
-    redisContext* ctx = OpenConnection(endpoint_, options_, &options_.max_reply_bytes, replies, error);
-    if (ctx == nullptr) {
-      Drop(error);
-      return false;
-    }
-    return Connected(ctx, std::move(replies));
-  }
-  // The thread has its own copies of what it reads: the client may be gone before it ends (the
+  if (!options_.connect_in_background) return ConnectNow();
+  // The thread's client has its own copy of the options: this one may be gone before it ends (the
   // attempt, shared, then frees the connection it made).
   attempt_ = std::make_shared<Attempt>();
+  Options blocking = options_;
+  blocking.connect_in_background = false;
   std::thread connector;
   try {
-    connector = std::thread([attempt = attempt_, endpoint = endpoint_, options = options_] {
-      std::vector<RedisReply> replies;
-      std::string error;
-      redisContext* ctx = OpenConnection(endpoint, options, &options.max_reply_bytes, replies, error);
+    connector = std::thread([attempt = attempt_, blocking = std::move(blocking)] {
+      auto made = std::make_unique<RedisClient>(blocking);
+      made->quiet_ = true;
+      made->ConnectNow();
       std::lock_guard lock(attempt->mutex);
-      attempt->ctx = ctx;
-      attempt->setup_replies = std::move(replies);
-      attempt->error = std::move(error);
+      attempt->made = std::move(made);
       attempt->done = true;
       attempt->done_cv.notify_all();
     });
@@ -237,32 +155,64 @@ bool RedisClient::EnsureConnected() {
   return Adopt(options_.connect_wait);
 }
 
+bool RedisClient::ConnectNow() {
+  ctx_ = redisConnectWithTimeout(endpoint_.host.c_str(), endpoint_.port, ToTimeval(options_.timeout));
+  if (ctx_ == nullptr || ctx_->err != 0) {
+    Drop(ctx_ == nullptr ? "cannot allocate context" : ctx_->errstr);
+    return false;
+  }
+  redisSetTimeout(ctx_, ToTimeval(options_.timeout));
+  redisEnableKeepAlive(ctx_);
+  ctx_->reader->fn = LimitedFunctions(ctx_->reader->fn);
+  ctx_->reader->privdata = &options_.max_reply_bytes;
+  std::vector<std::vector<std::string>> setup;
+  if (!endpoint_.password.empty()) setup.push_back({"AUTH", endpoint_.password});
+  if (endpoint_.db != 0) setup.push_back({"SELECT", std::to_string(endpoint_.db)});
+  const std::size_t own = setup.size();
+  setup.insert(setup.end(), options_.on_connect.begin(), options_.on_connect.end());
+  ++generation_;  // before Pipeline, which needs ctx_ only
+  setup_replies_.clear();
+  if (!setup.empty()) {
+    // One round trip, its replies read as every batch's (the reply limit, the timeout).
+    auto replies = Pipeline(setup);
+    if (!replies) return false;
+    for (const auto& r : *replies) {
+      if (r.IsError()) {
+        Drop("setup: " + r.str);
+        return false;
+      }
+    }
+    setup_replies_.assign(std::make_move_iterator(replies->begin() + static_cast<std::ptrdiff_t>(own)),
+                          std::make_move_iterator(replies->end()));
+  }
+  MarkConnected();
+  return true;
+}
+
 bool RedisClient::Adopt(std::chrono::milliseconds wait) {
   std::unique_lock lock(attempt_->mutex);
   if (wait.count() > 0) attempt_->done_cv.wait_for(lock, wait, [&] { return attempt_->done; });
   if (!attempt_->done) return false;
-  redisContext* ctx = std::exchange(attempt_->ctx, nullptr);
-  std::vector<RedisReply> replies = std::move(attempt_->setup_replies);
-  std::string error = std::move(attempt_->error);
+  std::unique_ptr<RedisClient> made = std::move(attempt_->made);
   lock.unlock();
   attempt_.reset();
-  if (ctx == nullptr) {
-    Drop(error);
+  if (made->ctx_ == nullptr) {
+    Drop(made->last_error_);
     return false;
   }
-  return Connected(ctx, std::move(replies));
+  ctx_ = std::exchange(made->ctx_, nullptr);
+  ctx_->reader->privdata = &options_.max_reply_bytes;  // the limit the thread's client read with is gone
+  setup_replies_ = std::move(made->setup_replies_);
+  ++generation_;
+  MarkConnected();
+  return true;
 }
 
-bool RedisClient::Connected(redisContext* ctx, std::vector<RedisReply> setup_replies) {
-  ctx_ = ctx;
-  ctx_->reader->privdata = &options_.max_reply_bytes;  // the thread's copy is gone
-  setup_replies_ = std::move(setup_replies);
-  ++generation_;
-  if (!connected_.exchange(true)) {
+void RedisClient::MarkConnected() {
+  if (!connected_.exchange(true) && !quiet_) {
     pv::log::Info("redis_connected", {{"host", endpoint_.host}, {"port", endpoint_.port}});
   }
   last_error_.clear();
-  return true;
 }
 
 namespace {
@@ -411,7 +361,8 @@ std::optional<RedisReply> RedisClient::NextReply() {
   t_array_refused = false;
   if (redisReaderGetReply(ctx_->reader, &raw) != REDIS_OK) {
     if (t_array_refused) {
-      pv::log::Error("redis_reply_too_large", {{"host", endpoint_.host},
+      if (!quiet_)
+        pv::log::Error("redis_reply_too_large", {{"host", endpoint_.host},
                                                {"port", endpoint_.port},
                                                {"limit_bytes", static_cast<std::int64_t>(options_.max_reply_bytes)}});
       Drop("a reply larger than " + std::to_string(options_.max_reply_bytes) + " bytes (an array's count)");
@@ -423,7 +374,8 @@ std::optional<RedisReply> RedisClient::NextReply() {
   if (raw == nullptr) {
     // Everything fed since the last whole reply belongs to the one being read.
     if (fed_ - reply_start_ > options_.max_reply_bytes) {
-      pv::log::Error("redis_reply_too_large", {{"host", endpoint_.host},
+      if (!quiet_)
+        pv::log::Error("redis_reply_too_large", {{"host", endpoint_.host},
                                                {"port", endpoint_.port},
                                                {"limit_bytes", static_cast<std::int64_t>(options_.max_reply_bytes)}});
       Drop("a reply larger than " + std::to_string(options_.max_reply_bytes) + " bytes");

@@ -188,39 +188,33 @@ TEST(RedisClientTest, TheSetupRunsOnEveryConnectionAndItsRepliesAreKept) {
 }
 
 TEST(RedisClientTest, ASetupRefusedOrTooLargeFailsTheConnection) {
+  // The setup's replies are read as every batch's: an error, a reply past the limit and no answer
+  // each fail the connection, blocking and in the background alike.
+  struct Case {
+    std::string answer;
+    std::size_t limit;
+    std::chrono::milliseconds timeout;
+    std::string error;
+  };
+  const Case cases[] = {
+      {"-ERR unknown command 'NOPE'\r\n", 1 << 20, 3000ms, "setup: ERR unknown command 'NOPE'"},
+      {Bulk(256 << 10), 64 << 10, 3000ms, "a reply larger than 65536 bytes"},
+      {"", 1 << 20, 300ms, "no reply within 300 ms"},  // takes the connection, answers nothing
+  };
   for (bool background : {false, true}) {
-    SCOPED_TRACE(background ? "in the background" : "blocking");
-    {
-      CannedServer server("-ERR unknown command 'NOPE'\r\n");
-      pv::RedisClient::Options o = Limited(server.url(), 1 << 20);
+    for (const Case& c : cases) {
+      SCOPED_TRACE(std::string(background ? "in the background: " : "blocking: ") + c.error);
+      CannedServer server(c.answer);
+      pv::RedisClient::Options o = Limited(server.url(), c.limit);
+      o.timeout = c.timeout;
       o.connect_in_background = background;
       o.connect_wait = 2000ms;
       o.on_connect = {{"NOPE"}};
       pv::RedisClient client(o);
       EXPECT_FALSE(client.EnsureConnected());
-      EXPECT_EQ(client.last_error(), "setup: ERR unknown command 'NOPE'");
+      EXPECT_FALSE(client.connecting());
       EXPECT_FALSE(client.connected());
-    }
-    {
-      CannedServer server(Bulk(256 << 10));
-      pv::RedisClient::Options o = Limited(server.url(), 64 << 10);
-      o.connect_in_background = background;
-      o.connect_wait = 2000ms;
-      o.on_connect = {{"GET", "k"}};
-      pv::RedisClient client(o);
-      EXPECT_FALSE(client.EnsureConnected());
-      EXPECT_EQ(client.last_error(), "setup: a reply larger than the limit");
-    }
-    {
-      CannedServer server("");  // takes the connection, answers nothing
-      pv::RedisClient::Options o = Limited(server.url(), 1 << 20);
-      o.timeout = 300ms;
-      o.connect_in_background = background;
-      o.connect_wait = 2000ms;
-      o.on_connect = {{"PING"}};
-      pv::RedisClient client(o);
-      EXPECT_FALSE(client.EnsureConnected());
-      EXPECT_EQ(client.last_error(), "setup: no reply within 300 ms");
+      EXPECT_EQ(client.last_error(), c.error);
     }
   }
 }

@@ -135,16 +135,18 @@ class RedisClient {
   // `ctx_ == nullptr` tells) on a protocol error or because the reply being read already took more
   // than max_reply_bytes (checked after every read, so at most 16 KiB past it are ever held).
   std::optional<RedisReply> NextReply();
-  // A connection made (in the background or not): it becomes this client's.
-  bool Connected(redisContext* ctx, std::vector<RedisReply> setup_replies);
-  // Takes the background attempt's outcome once it is there, waiting up to `wait` for it.
+  // Connects and runs the setup (AUTH, SELECT, on_connect) in one round trip, blocking.
+  bool ConnectNow();
+  // Takes the background attempt's connection once it is made, waiting up to `wait` for it.
   bool Adopt(std::chrono::milliseconds wait);
+  void MarkConnected();
 
   // A connection being made on a thread of its own; shared with that thread, which outlives the
   // client when it is destroyed meanwhile (the attempt then frees what it made).
   struct Attempt;
   std::shared_ptr<Attempt> attempt_;
   std::vector<RedisReply> setup_replies_;
+  bool quiet_ = false;  // the connecting thread's client: its owner logs what becomes of it
 
   Options options_;
   RedisEndpoint endpoint_;
