@@ -17,6 +17,11 @@ three shapes:
 Claims: R times each, claims N sends (a worker's claim of a send whose provider has no rate limit):
   - EVALSHA: the claim script (GET, then SET PX), as every claim did until issue 13;
   - SET NX GET: what workers/runtime/src/dedupe_store.cpp sends now for such a provider.
+Suppression checks: R times each, the dispatcher checks N sends of one channel against a set of
+10,000 suppressed members (about one send in a hundred suppressed), in batches of B:
+  - SISMEMBER x2: the user's and the address's member, a command each (until issue 13);
+  - SMISMEMBER: one command per batch asking about all of them, as dispatcher/src/suppression.cpp does
+    now (up to 512 sends a command).
 Prints, for each, the median over the runs of redis-server's CPU time (utime + stime from /proc) per
 event or claim, and its ratio to the first shape. The load generator's own CPU does not count.
 """
@@ -180,10 +185,19 @@ def main():
             'claim SET NX GET (now)': lambda send: command('SET', f'pv:send:{send}', 'inflight:w1', 'NX', 'PX',
                                                           60000, 'GET'),
         }
-        figures = {name: [] for name in list(shapes) + list(claims)}
+        key = 'pv:suppress:email'
+        checks = {
+            'check SISMEMBER x2 (before)': lambda batch: [command('SISMEMBER', key, m) for q in batch for m in q],
+            'check SMISMEMBER (now)': lambda batch: [command('SMISMEMBER', key, *[m for q in batch[i:i + 512] for m in q])
+                                                      for i in range(0, len(batch), 512)],
+        }
+        suppressed = [f'address:s{i}@example.com' for i in range(10000)]
+        figures = {name: [] for name in list(shapes) + list(claims) + list(checks)}
 
-        def measure(name, batches, count):
+        def measure(name, batches, count, setup=()):
             conn.run([command('FLUSHALL')], 1)
+            for i in range(0, len(setup), 1000):
+                conn.run([command('SADD', key, *setup[i:i + 1000])], 1)
             before = cpu_seconds(server.pid)
             for cmds in batches:
                 conn.run(cmds, len(cmds))
@@ -198,8 +212,13 @@ def main():
                 sends = [str(uuid.uuid4()) for _ in range(args.events)]
                 measure(name, [[shape(x) for x in sends[i:i + args.batch]]
                                for i in range(0, len(sends), args.batch)], len(sends))
+            for name, shape in checks.items():
+                sends = [(f'user:demo:u{i}', f'address:s{i // 100}@example.com' if i % 100 == 0 else f'address:n{i}@example.com')
+                         for i in range(args.events)]
+                measure(name, [shape(sends[i:i + args.batch]) for i in range(0, len(sends), args.batch)],
+                        len(sends), suppressed)
         median = lambda v: sorted(v)[len(v) // 2]
-        for group in (list(shapes), list(claims)):
+        for group in (list(shapes), list(claims), list(checks)):
             base = median(figures[group[0]])
             for name in group:
                 v = figures[name]

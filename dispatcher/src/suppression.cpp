@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <iterator>
 
 namespace pv::dispatcher {
@@ -42,26 +43,60 @@ bool SuppressionStore::Ping(std::string& error) {
 
 bool SuppressionStore::Check(std::span<const SuppressionQuery> queries, std::vector<Suppressed>& out,
                              std::string& error, std::vector<SuppressionWhy>* why) {
-  // Every command written as RESP into one reused buffer, then one round trip for the batch.
+  // One SMISMEMBER per channel for the whole batch (each query's user and address member, in turn),
+  // at most kMaxQueriesPerCommand queries a command: Redis pays its per-command cost once a chunk
+  // instead of twice a send. Every command is written as RESP into one reused buffer, and the batch
+  // goes in one round trip.
   commands_.clear();
-  for (const auto& q : queries) {
-    std::string& key = keys_[static_cast<size_t>(q.channel) % std::size(keys_)];
-    if (key.empty()) key = SuppressionKey(q.channel);
-    commands_.Add({"SISMEMBER", key, SuppressedUserMember(q.project, q.external_id)});
-    commands_.Add({"SISMEMBER", key, SuppressedAddressMember(q.channel, q.address)});
-  }
-  auto replies = Run(commands_, error);
-  if (!replies) return false;
-  std::vector<Suppressed> result(queries.size(), Suppressed::kNo);
-  for (size_t i = 0; i < replies->size(); ++i) {
-    const RedisReply& reply = (*replies)[i];
-    if (reply.type != RedisReply::Type::kInteger) {
-      error = fmt::format("redis {}:{}: SISMEMBER: {}", endpoint().host, endpoint().port,
-                          reply.IsError() ? reply.str : "unexpected reply");
-      return false;
+  chunks_.clear();
+  for (size_t c = 0; c < std::size(keys_); ++c) {
+    const auto channel = static_cast<Channel>(c);
+    std::string& key = keys_[c];
+    chunk_queries_.clear();
+    for (size_t i = 0; i < queries.size(); ++i) {
+      if (queries[i].channel == channel) chunk_queries_.push_back(i);
     }
-    if (reply.integer == 1 && result[i / 2] == Suppressed::kNo) {
-      result[i / 2] = i % 2 == 0 ? Suppressed::kUser : Suppressed::kAddress;
+    for (size_t at = 0; at < chunk_queries_.size(); at += kMaxQueriesPerCommand) {
+      if (key.empty()) key = SuppressionKey(channel);
+      const size_t end = std::min(chunk_queries_.size(), at + kMaxQueriesPerCommand);
+      args_.clear();
+      args_.emplace_back("SMISMEMBER");
+      args_.push_back(key);
+      for (size_t k = at; k < end; ++k) {
+        const SuppressionQuery& q = queries[chunk_queries_[k]];
+        args_.push_back(SuppressedUserMember(q.project, q.external_id));
+        args_.push_back(SuppressedAddressMember(q.channel, q.address));
+      }
+      commands_.Add(args_);
+      chunks_.emplace_back(chunk_queries_.begin() + static_cast<std::ptrdiff_t>(at),
+                           chunk_queries_.begin() + static_cast<std::ptrdiff_t>(end));
+    }
+  }
+  std::vector<Suppressed> result(queries.size(), Suppressed::kNo);
+  if (!chunks_.empty()) {
+    auto replies = Run(commands_, error);
+    if (!replies) return false;
+    for (size_t c = 0; c < chunks_.size(); ++c) {
+      const RedisReply& reply = (*replies)[c];
+      const std::vector<size_t>& chunk = chunks_[c];
+      if (reply.type != RedisReply::Type::kArray || reply.elements.size() != 2 * chunk.size()) {
+        error = fmt::format("redis {}:{}: SMISMEMBER: {}", endpoint().host, endpoint().port,
+                            reply.IsError() ? reply.str : "unexpected reply");
+        return false;
+      }
+      for (size_t k = 0; k < chunk.size(); ++k) {
+        const RedisReply& user = reply.elements[2 * k];
+        const RedisReply& address = reply.elements[2 * k + 1];
+        if (user.type != RedisReply::Type::kInteger || address.type != RedisReply::Type::kInteger) {
+          error = fmt::format("redis {}:{}: SMISMEMBER: unexpected reply", endpoint().host, endpoint().port);
+          return false;
+        }
+        if (user.integer == 1) {
+          result[chunk[k]] = Suppressed::kUser;
+        } else if (address.integer == 1) {
+          result[chunk[k]] = Suppressed::kAddress;
+        }
+      }
     }
   }
   if (why != nullptr) {
@@ -79,7 +114,7 @@ bool SuppressionStore::Check(std::span<const SuppressionQuery> queries, std::vec
       hits.push_back(i);
     }
     if (!hits.empty()) {
-      replies = Run(commands_, error);
+      auto replies = Run(commands_, error);
       if (!replies) return false;
       for (size_t k = 0; k < hits.size(); ++k) {
         const RedisReply& reply = (*replies)[k];

@@ -4,10 +4,11 @@
 // in Redis so that every dispatcher and pvctl share one list; the keys, members and reasons are laid
 // out as pv/suppression_keys.hpp says (common, so that pvctl reads them without the dispatcher).
 //
-// A batch of sends is checked with one pipelined round trip (two SISMEMBER per send), and a second one
-// (HGET) only for the sends found suppressed, to name the reason in their event. The dispatcher
-// treats Redis being unreachable as "cannot decide": it holds the batch and pauses consuming until Redis
-// answers again, so no send goes out unchecked. See docs/configuration-dispatcher.md.
+// A batch of sends is checked with one round trip (an SMISMEMBER per channel of each send's user and
+// address members, Redis 6.2 or later), and a second one (HGET) only for the sends found suppressed,
+// to name the reason in their event. The dispatcher treats Redis being unreachable as "cannot
+// decide": it holds the batch and pauses consuming until Redis answers again, so no send goes out
+// unchecked. See docs/configuration-dispatcher.md.
 //
 // The sets have no TTL and are the only record of an unsubscribe, so they must live where no eviction
 // policy reaches them: `suppression.redis_url` may name a Redis of their own (compose runs one with
@@ -58,9 +59,17 @@ class SuppressionStore {
   // `commands` in one round trip; nullopt and `error` set when Redis could not be reached.
   std::optional<std::vector<RedisReply>> Run(const RedisCommands& commands, std::string& error);
 
+  // The queries one SMISMEMBER asks about at most (two members each): a command of a few hundred
+  // KB at most for the longest members, however large the batch.
+  static constexpr size_t kMaxQueriesPerCommand = 512;
+
   RedisClient redis_;
   RedisCommands commands_;  // Check's batch, its buffer reused from batch to batch
   std::string keys_[3];     // SuppressionKey by channel, made once
+  // Check's scratch, reused: the queries of each command in order, one channel's queries, a command.
+  std::vector<std::vector<size_t>> chunks_;
+  std::vector<size_t> chunk_queries_;
+  std::vector<std::string> args_;
 };
 
 }  // namespace pv::dispatcher
