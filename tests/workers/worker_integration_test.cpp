@@ -237,6 +237,33 @@ TEST_F(WorkerIntegrationTest, LogProviderDeliversOnceAndAReplayIsDeduped) {
   EXPECT_EQ(worker.Stop(SIGTERM, 20s), 0);
 }
 
+// A worker commits what it finished every second, not at librdkafka's 5 s default: its
+// delivered-send memory holds what no commit covers yet, and pauses the worker when full. The time
+// from one commit seen to the next one that covers a send delivered just after is the interval.
+TEST_F(WorkerIntegrationTest, DeliveriesAreCommittedWithinAboutASecond) {
+  broker_ = std::make_unique<DevBroker>(
+      1, std::vector<std::string>{"--topic", "pv.send.email:1", "--topic", "pv.delay.1s:2", "--topic",
+                                  "pv.delay.2s:2"});
+  WorkerProcess& worker = StartWorker(Channel::kEmail, Config(""));
+  std::int64_t seen = -1;
+  auto committed = [&](std::int64_t want) {
+    return [&, want] {
+      seen = CommittedOffset(broker_->bootstrap(), "pv-email-worker", "pv.send.email", 0);
+      return seen >= want;
+    };
+  };
+  ProduceSends(1);
+  ASSERT_TRUE(WaitFor(committed(1), 30s)) << "committed offset " << seen;
+  const auto since = std::chrono::steady_clock::now();
+  ProduceSends(1);
+  ASSERT_TRUE(WaitFor(committed(2), 30s)) << "committed offset " << seen;
+  const auto took =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - since);
+  // About 1 s (2 when the send misses the next tick); at a 5 s interval, over 4 s.
+  EXPECT_LT(took.count(), 3500) << "the next commit came " << took.count() << " ms later";
+  EXPECT_EQ(worker.Stop(SIGTERM, 20s), 0);
+}
+
 TEST_F(WorkerIntegrationTest, FailTwiceThenSucceedIsDeliveredOnceWithTwoRetryingEvents) {
   ProviderFake fake({"--sendgrid-key", "k"});
   fake.Script(R"({"fail_first":{"count":2,"status":503,"body":{"errors":[{"message":"busy"}]}}})");

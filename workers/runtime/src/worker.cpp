@@ -114,6 +114,10 @@ Worker::Worker(WorkerOptions options, std::unique_ptr<DedupeStore> store,
   kafka::ConsumerOptions consumer_options;
   consumer_options.group_id = options_.group_id.empty() ? "pv-" + suffix + "-worker" : options_.group_id;
   consumer_options.client_id = "pv-" + suffix + "-worker";
+  // Stored offsets are committed every second (librdkafka's default is 5 s): the delivered-send
+  // memory holds what a commit has not covered yet, so at 20,000 sends/s five seconds of them
+  // filled its 65,536 and paused the worker; a crash also redoes less. kafka.properties overrides it.
+  consumer_options.defaults = {{"auto.commit.interval.ms", "1000"}};
   consumer_ = std::make_unique<kafka::Consumer>(options_.kafka, consumer_options);
   consumer_->SetRebalanceListener(
       [this](rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* parts) {
