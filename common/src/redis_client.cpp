@@ -202,6 +202,8 @@ bool RedisClient::Adopt(std::chrono::milliseconds wait) {
   }
   ctx_ = std::exchange(made->ctx_, nullptr);
   ctx_->reader->privdata = &options_.max_reply_bytes;  // the limit the thread's client read with is gone
+  fed_ = made->fed_;  // what its reader was given, so that the next reply's size counts from there
+  reply_start_ = made->reply_start_;
   setup_replies_ = std::move(made->setup_replies_);
   ++generation_;
   MarkConnected();

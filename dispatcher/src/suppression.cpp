@@ -48,53 +48,55 @@ bool SuppressionStore::Check(std::span<const SuppressionQuery> queries, std::vec
   // instead of twice a send. Every command is written as RESP into one reused buffer, and the batch
   // goes in one round trip.
   commands_.clear();
-  chunks_.clear();
+  order_.clear();
+  chunk_begins_.clear();
   for (size_t c = 0; c < std::size(keys_); ++c) {
     const auto channel = static_cast<Channel>(c);
-    std::string& key = keys_[c];
-    chunk_queries_.clear();
+    const size_t first = order_.size();
     for (size_t i = 0; i < queries.size(); ++i) {
-      if (queries[i].channel == channel) chunk_queries_.push_back(i);
+      if (queries[i].channel == channel) order_.push_back(i);
     }
-    for (size_t at = 0; at < chunk_queries_.size(); at += kMaxQueriesPerCommand) {
+    for (size_t at = first; at < order_.size(); at += kMaxQueriesPerCommand) {
+      std::string& key = keys_[c];
       if (key.empty()) key = SuppressionKey(channel);
-      const size_t end = std::min(chunk_queries_.size(), at + kMaxQueriesPerCommand);
+      const size_t end = std::min(order_.size(), at + kMaxQueriesPerCommand);
       args_.clear();
       args_.emplace_back("SMISMEMBER");
       args_.push_back(key);
       for (size_t k = at; k < end; ++k) {
-        const SuppressionQuery& q = queries[chunk_queries_[k]];
+        const SuppressionQuery& q = queries[order_[k]];
         args_.push_back(SuppressedUserMember(q.project, q.external_id));
         args_.push_back(SuppressedAddressMember(q.channel, q.address));
       }
       commands_.Add(args_);
-      chunks_.emplace_back(chunk_queries_.begin() + static_cast<std::ptrdiff_t>(at),
-                           chunk_queries_.begin() + static_cast<std::ptrdiff_t>(end));
+      chunk_begins_.push_back(at);
     }
   }
   std::vector<Suppressed> result(queries.size(), Suppressed::kNo);
-  if (!chunks_.empty()) {
+  if (!chunk_begins_.empty()) {
     auto replies = Run(commands_, error);
     if (!replies) return false;
-    for (size_t c = 0; c < chunks_.size(); ++c) {
+    for (size_t c = 0; c < chunk_begins_.size(); ++c) {
+      // Command c asked about order_[begin, end): the chunks follow each other in order_.
+      const size_t begin = chunk_begins_[c];
+      const size_t end = c + 1 < chunk_begins_.size() ? chunk_begins_[c + 1] : order_.size();
       const RedisReply& reply = (*replies)[c];
-      const std::vector<size_t>& chunk = chunks_[c];
-      if (reply.type != RedisReply::Type::kArray || reply.elements.size() != 2 * chunk.size()) {
+      if (reply.type != RedisReply::Type::kArray || reply.elements.size() != 2 * (end - begin)) {
         error = fmt::format("redis {}:{}: SMISMEMBER: {}", endpoint().host, endpoint().port,
                             reply.IsError() ? reply.str : "unexpected reply");
         return false;
       }
-      for (size_t k = 0; k < chunk.size(); ++k) {
-        const RedisReply& user = reply.elements[2 * k];
-        const RedisReply& address = reply.elements[2 * k + 1];
+      for (size_t k = begin; k < end; ++k) {
+        const RedisReply& user = reply.elements[2 * (k - begin)];
+        const RedisReply& address = reply.elements[2 * (k - begin) + 1];
         if (user.type != RedisReply::Type::kInteger || address.type != RedisReply::Type::kInteger) {
           error = fmt::format("redis {}:{}: SMISMEMBER: unexpected reply", endpoint().host, endpoint().port);
           return false;
         }
         if (user.integer == 1) {
-          result[chunk[k]] = Suppressed::kUser;
+          result[order_[k]] = Suppressed::kUser;
         } else if (address.integer == 1) {
-          result[chunk[k]] = Suppressed::kAddress;
+          result[order_[k]] = Suppressed::kAddress;
         }
       }
     }

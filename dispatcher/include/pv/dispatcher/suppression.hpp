@@ -66,9 +66,10 @@ class SuppressionStore {
   RedisClient redis_;
   RedisCommands commands_;  // Check's batch, its buffer reused from batch to batch
   std::string keys_[3];     // SuppressionKey by channel, made once
-  // Check's scratch, reused: the queries of each command in order, one channel's queries, a command.
-  std::vector<std::vector<size_t>> chunks_;
-  std::vector<size_t> chunk_queries_;
+  // Check's scratch, reused: the queries' indices by channel (the order the commands ask about
+  // them), where in it each command's queries begin, and a command's arguments.
+  std::vector<size_t> order_;
+  std::vector<size_t> chunk_begins_;
   std::vector<std::string> args_;
 };
 
