@@ -11,9 +11,11 @@ three shapes:
   - EVALSHA: the same script, loaded once;
   - plain, every event: HSETNX entry, HLEN, HSETNX project and campaign_id when named, PEXPIRE, SET
     of the send index (from ad0b200 to ed4498d);
-  - plain, dispatcher's: what common/src/status_store.cpp's AddStatusWrite writes now: HSETNX entry,
-    HLEN, then project, campaign_id and the send index only for the event naming the project (the
-    dispatcher's `queued`), PEXPIRE.
+  - plain, dispatcher's: HSETNX entry, HLEN, then project, campaign_id and the send index only for
+    the event naming the project (the dispatcher's `queued`), PEXPIRE (until 2026-12-05);
+  - plain, entry names project: what common/src/status_store.cpp's AddStatusWrite writes now: the
+    dispatcher's entry carries the project and campaign, so HSETNX entry, HLEN, the send index for
+    the event naming the project, PEXPIRE.
 Claims: R times each, claims N sends (a worker's claim of a send whose provider has no rate limit):
   - EVALSHA: the claim script (GET, then SET PX), as every claim did until issue 13;
   - SET NX GET: what workers/runtime/src/dedupe_store.cpp sends now for such a provider.
@@ -115,12 +117,14 @@ class Connection:
         return out
 
 
-def events(n):
+def events(n, project_in_entry=False):
     for _ in range(n // 2):
         trigger, send = str(uuid.uuid4()), str(uuid.uuid4())
         for status, project, campaign in (('queued', 'demo', 'c44'), ('sent', '', 'c44')):
-            entry = json.dumps({'send_id': send, 'channel': 'email', 'status': status,
-                                'at': '2026-12-03T08:00:00.000Z', 'provider': 'log'})
+            fields = {'send_id': send, 'channel': 'email', 'status': status, 'at': '2026-12-03T08:00:00.000Z'}
+            if project and project_in_entry:
+                fields.update(project=project, campaign_id=campaign)
+            entry = json.dumps(dict(fields, provider='log'))
             field = 'e:' + hashlib.sha256(entry.encode()).hexdigest()[:16]
             yield trigger, send, project, campaign, field, entry
 
@@ -131,16 +135,17 @@ def eval_write(script, e):
                     project, campaign, field, entry, trigger)]
 
 
-def plain_write(e, every_event):
+def plain_write(e, every_event, meta_fields=True):
     """The plain commands of one event: with `every_event`, campaign_id and the send index are written
-    by every event (before ed4498d); else only by the one naming the project (the dispatcher's)."""
+    by every event (before ed4498d); else only by the one naming the project (the dispatcher's).
+    Without `meta_fields`, project and campaign_id are in that event's entry (now), not fields."""
     trigger, send, project, campaign, field, entry = e
     key = f'pv:status:{trigger}'
     out = [command('HSETNX', key, field, entry), command('HLEN', key)]
     opening = bool(project) or every_event
-    if project:
+    if project and meta_fields:
         out.append(command('HSETNX', key, 'project', project))
-    if campaign and opening:
+    if campaign and opening and meta_fields:
         out.append(command('HSETNX', key, 'campaign_id', campaign))
     if opening:
         out.append(command('SET', f'pv:status:send:{send}', trigger, 'PX', TTL_MS))
@@ -176,8 +181,10 @@ def main():
             'EVAL (before)': lambda e: eval_write(('EVAL', EVAL_SCRIPT), e),
             'EVALSHA': lambda e: eval_write(('EVALSHA', sha), e),
             'plain, every event': lambda e: plain_write(e, True),
-            "plain, dispatcher's (now)": lambda e: plain_write(e, False),
+            "plain, dispatcher's": lambda e: plain_write(e, False),
+            'plain, entry names project (now)': lambda e: plain_write(e, False, False),
         }
+        in_entry = {'plain, entry names project (now)'}
         claim_sha = conn.run([command('SCRIPT', 'LOAD', CLAIM_SCRIPT)], 1)[0].split(b'\r\n')[1].decode()
         claims = {
             'claim EVALSHA (before)': lambda send: command('EVALSHA', claim_sha, 1, f'pv:send:{send}',
@@ -205,7 +212,7 @@ def main():
 
         for _ in range(args.runs):
             for name, shape in shapes.items():
-                evs = list(events(args.events))
+                evs = list(events(args.events, name in in_entry))
                 measure(name, [[c for e in evs[i:i + args.batch] for c in shape(e)]
                                for i in range(0, len(evs), args.batch)], len(evs))
             for name, shape in claims.items():
@@ -222,7 +229,7 @@ def main():
             base = median(figures[group[0]])
             for name in group:
                 v = figures[name]
-                print(f'{name:24s} {median(v):6.2f} µs of redis-server CPU each (median of '
+                print(f'{name:34s} {median(v):6.2f} µs of redis-server CPU each (median of '
                       f'{len(v)}: {", ".join(f"{x:.2f}" for x in v)}), ratio {median(v) / base:.2f}')
     finally:
         server.terminate()

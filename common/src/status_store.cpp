@@ -77,7 +77,8 @@ int Stage(std::string_view status) {
 }
 
 // Removes an entry written past the limit. KEYS: the trigger's hash. ARGV: max entries, field. The
-// meta fields (project, campaign_id) do not count. Reply 1 when it removed the field.
+// meta fields (project, campaign_id: written as fields of their own until 2026-12-05, still read) do
+// not count. Reply 1 when it removed the field.
 constexpr std::string_view kLimitScript = R"lua(
 local n = redis.call('HLEN', KEYS[1]) - redis.call('HEXISTS', KEYS[1], 'project')
           - redis.call('HEXISTS', KEYS[1], 'campaign_id')
@@ -176,6 +177,13 @@ bool StatusFromEvent(std::string_view event, size_t max_field_bytes, StatusUpdat
   Put(entry, "channel", Cut(e.channel, 16));
   Put(entry, "status", e.status);
   Put(entry, "at", Cut(e.at, 40));
+  // The trigger's project and campaign, in the entries of the events that name the project (the
+  // dispatcher's, which open every send): the reader takes them from the earliest such entry, so
+  // they cost no command of their own.
+  if (!out.project.empty()) {
+    Put(entry, "project", out.project);
+    if (!out.campaign_id.empty()) Put(entry, "campaign_id", out.campaign_id);
+  }
   // The details an entry keeps, in the order it writes them (docs/api.md "Trigger status").
   const std::pair<std::string_view, std::string_view> details[] = {
       {"provider", e.provider},
@@ -212,13 +220,9 @@ size_t AddStatusWrite(RedisCommands& out, const StatusUpdate& update, const Stat
   size_t before = out.size();
   out.Add({"HSETNX", key, update.field, update.entry});
   out.Add({"HLEN", key});
-  // The trigger's project and campaign and the send index are written by the events that name the
-  // project: the dispatcher's, which open every send. The workers' and the feedback's events would
-  // only write them again (a third of a trigger's status commands), so they do not.
-  // HSETNX: the first value stays, so no later event can move a trigger to another project.
+  // The send index is written by the events that name the project: the dispatcher's, which open
+  // every send. The workers' and the feedback's events would only write it again.
   if (!update.project.empty()) {
-    out.Add({"HSETNX", key, "project", update.project});
-    if (!update.campaign_id.empty()) out.Add({"HSETNX", key, "campaign_id", update.campaign_id});
     KeyBuffer send_key;
     out.Add({"SET", KeyIn(send_key, kSendKeyPrefix, update.send_id), update.trigger_id, "PX", ttl_ms});
   }
@@ -245,10 +249,22 @@ TriggerStatus RenderTriggerStatus(std::string_view trigger_id, const RedisReply&
   if (hgetall.type != RedisReply::Type::kArray) return out;
   struct Entry {
     rapidjson::Document doc;
+    std::string_view field;
     std::string_view at;
     std::string_view status;
     size_t order = 0;
   };
+  // Time order, then pipeline order for two of the same millisecond. Times are FormatTimestamp's
+  // fixed-width UTC form, so text order is time order.
+  auto earlier = [](const Entry* a, const Entry* b) {
+    if (a->at != b->at) return a->at < b->at;
+    return Stage(a->status) < Stage(b->status);
+  };
+  // The earliest entry naming the project (a dispatcher's; the field breaks a tie, for an order that
+  // does not depend on the hash's): the trigger's project and campaign when the hash holds no
+  // fields of their own (written until 2026-12-05).
+  const Entry* meta = nullptr;
+  std::string_view meta_project;
   struct SendStatuses {
     std::string channel;
     std::vector<Entry*> entries;
@@ -272,9 +288,17 @@ TriggerStatus RenderTriggerStatus(std::string_view trigger_id, const RedisReply&
     ParseRecord(entry->doc, value);
     if (entry->doc.HasParseError() || !entry->doc.IsObject()) continue;  // written by us: never, but bounded
     std::string_view send_id = FindString(entry->doc, "send_id").value_or("");
+    entry->field = field;
     entry->at = FindString(entry->doc, "at").value_or("");
     entry->status = FindString(entry->doc, "status").value_or("");
     entry->order = entries.size();
+    if (auto project = FindString(entry->doc, "project"); project && !project->empty()) {
+      if (meta == nullptr || earlier(entry.get(), meta) ||
+          (!earlier(meta, entry.get()) && entry->field < meta->field)) {
+        meta = entry.get();
+        meta_project = *project;
+      }
+    }
     SendStatuses& send = sends[std::string(send_id)];
     if (send.channel.empty()) send.channel = FindString(entry->doc, "channel").value_or("");
     send.entries.push_back(entry.get());
@@ -282,6 +306,10 @@ TriggerStatus RenderTriggerStatus(std::string_view trigger_id, const RedisReply&
   }
   out.found = !entries.empty();
   if (!out.found) return out;
+  if (out.project.empty() && meta != nullptr) {
+    out.project = meta_project;
+    out.campaign_id = FindString(meta->doc, "campaign_id").value_or("");
+  }
 
   rapidjson::StringBuffer buffer;
   Writer w(buffer);
@@ -291,11 +319,7 @@ TriggerStatus RenderTriggerStatus(std::string_view trigger_id, const RedisReply&
   w.Key("sends");
   w.StartArray();
   for (auto& [send_id, send] : sends) {
-    // Times are FormatTimestamp's fixed-width UTC form, so text order is time order.
-    std::stable_sort(send.entries.begin(), send.entries.end(), [](const Entry* a, const Entry* b) {
-      if (a->at != b->at) return a->at < b->at;
-      return Stage(a->status) < Stage(b->status);
-    });
+    std::stable_sort(send.entries.begin(), send.entries.end(), earlier);
     w.StartObject();
     Put(w, "send_id", send_id);
     Put(w, "channel", send.channel);
@@ -305,7 +329,8 @@ TriggerStatus RenderTriggerStatus(std::string_view trigger_id, const RedisReply&
       w.StartObject();
       for (const auto& m : entry->doc.GetObject()) {
         std::string_view name(m.name.GetString(), m.name.GetStringLength());
-        if (name == "send_id" || name == "channel") continue;
+        // The send's and the trigger's, not the status's: said once, above.
+        if (name == "send_id" || name == "channel" || name == "project" || name == "campaign_id") continue;
         w.Key(name.data(), static_cast<rapidjson::SizeType>(name.size()));
         m.value.Accept(w);
       }

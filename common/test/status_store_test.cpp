@@ -24,16 +24,17 @@ constexpr const char* kDelivered =
     R"("provider":"sg","provider_message_id":"m-1","receipt_id":"sendgrid:x","occurred_at":"2026-06-10T15:00:01Z",)"
     R"("at":"2026-06-10T15:00:02.000Z","unknown_field":"dropped"})";
 
-// What the store would hold after applying `events` by their fields (the EVAL's HSET), as HGETALL
-// answers it: applying an event twice writes the same field.
-RedisReply Store(const std::vector<std::string>& events) {
+// What the store would hold after applying `events` by their fields (HSETNX), as HGETALL answers it:
+// applying an event twice writes the same field. `meta_fields`: also the project and campaign_id
+// fields the writes added until 2026-12-05 (HSETNX, the first value stays).
+RedisReply Store(const std::vector<std::string>& events, bool meta_fields = false) {
   std::map<std::string, std::string> hash;
   for (const auto& e : events) {
     StatusUpdate u;
     std::string error;
     EXPECT_TRUE(StatusFromEvent(e, 512, u, error)) << error;
-    hash[u.field] = u.entry;
-    if (!u.project.empty()) {
+    hash.emplace(u.field, u.entry);
+    if (meta_fields && !u.project.empty()) {
       hash.emplace("project", u.project);
       if (!u.campaign_id.empty()) hash.emplace("campaign_id", u.campaign_id);
     }
@@ -77,6 +78,10 @@ TEST(StatusStoreTest, AnEventBecomesAnEntryWithItsDetails) {
             R"("occurred_at":"2026-06-10T15:00:01Z"})");
   ASSERT_TRUE(StatusFromEvent(kQueued, 512, u, error));
   EXPECT_EQ(u.project, "demo");
+  // The dispatcher's entry names the trigger's project and campaign (no command of their own).
+  EXPECT_EQ(u.entry,
+            R"({"send_id":"s-1","channel":"email","status":"queued","at":"2026-06-10T15:00:00.001Z",)"
+            R"("project":"demo","campaign_id":"e1","provider":"log"})");
 }
 
 TEST(StatusStoreTest, DeferredSuppressedAndDeadKeepTheirDetails) {
@@ -166,7 +171,51 @@ std::vector<std::vector<std::string>> Commands(std::string_view resp) {
   return out;
 }
 
-TEST(StatusStoreTest, OnlyTheDispatchersEventsWriteTheProjectCampaignAndSendIndex) {
+// The trigger's project is the earliest dispatcher entry's, wherever HGETALL lists it: an event naming
+// another project later does not move the trigger. Hashes written before the entries named it keep
+// it in fields of their own, which stay the answer. The statuses do not repeat it.
+TEST(StatusStoreTest, TheTriggersProjectIsTheEarliestEntrysThatNamesIt) {
+  const std::string later_other_project =
+      R"({"v":1,"send_id":"s-2","trigger_id":"t-1","project":"other","campaign_id":"e9","channel":"email",)"
+      R"("status":"queued","at":"2026-06-10T15:00:05.000Z"})";
+  const std::string same_ms_other_project =
+      R"({"v":1,"send_id":"s-3","trigger_id":"t-1","project":"third","campaign_id":"e8","channel":"email",)"
+      R"("status":"queued","at":"2026-06-10T15:00:00.001Z"})";
+  for (const auto& events : std::vector<std::vector<std::string>>{{kSent, later_other_project, kQueued},
+                                                                  {later_other_project, kQueued, kSent},
+                                                                  {kQueued, kDelivered, later_other_project}}) {
+    TriggerStatus s = RenderTriggerStatus("t-1", Store(events));
+    ASSERT_TRUE(s.found);
+    EXPECT_EQ(s.project, "demo");
+    EXPECT_EQ(s.campaign_id, "e1");
+    EXPECT_EQ(s.json.find("\"project\""), std::string::npos) << s.json;
+    EXPECT_EQ(s.json.find("\"e9\""), std::string::npos) << s.json;
+  }
+  // Two of the same millisecond: the smaller field, whatever the order they are listed in.
+  StatusUpdate a;
+  StatusUpdate b;
+  std::string error;
+  ASSERT_TRUE(StatusFromEvent(kQueued, 512, a, error));
+  ASSERT_TRUE(StatusFromEvent(same_ms_other_project, 512, b, error));
+  const std::string first = a.field < b.field ? "demo" : "third";
+  RedisReply one = Store({kQueued, same_ms_other_project});
+  RedisReply reversed = one;
+  std::swap(reversed.elements[0], reversed.elements[2]);
+  std::swap(reversed.elements[1], reversed.elements[3]);
+  EXPECT_EQ(RenderTriggerStatus("t-1", one).project, first);
+  EXPECT_EQ(RenderTriggerStatus("t-1", reversed).project, first);
+  // Fields of their own (before 2026-12-05) are the answer, even against an earlier entry.
+  TriggerStatus legacy = RenderTriggerStatus("t-1", Store({later_other_project, kQueued}, true));
+  EXPECT_EQ(legacy.project, "other");
+  EXPECT_EQ(legacy.campaign_id, "e9");
+  // Only workers' events so far: no project, as before.
+  TriggerStatus workers = RenderTriggerStatus("t-1", Store({kSent, kDelivered}));
+  ASSERT_TRUE(workers.found);
+  EXPECT_EQ(workers.project, "");
+  EXPECT_EQ(workers.campaign_id, "");
+}
+
+TEST(StatusStoreTest, OnlyTheDispatchersEventsWriteTheSendIndex) {
   StatusOptions options;
   options.ttl = std::chrono::seconds(60);
   StatusUpdate queued;
@@ -176,13 +225,11 @@ TEST(StatusStoreTest, OnlyTheDispatchersEventsWriteTheProjectCampaignAndSendInde
   ASSERT_TRUE(StatusFromEvent(kSent, 512, sent, error)) << error;
 
   RedisCommands write;
-  EXPECT_EQ(AddStatusWrite(write, queued, options), 6u);
+  EXPECT_EQ(AddStatusWrite(write, queued, options), 4u);
   using Args = std::vector<std::string>;
   EXPECT_EQ(Commands(write.resp()),
             (std::vector<Args>{{"HSETNX", "pv:status:t-1", queued.field, queued.entry},
                                {"HLEN", "pv:status:t-1"},
-                               {"HSETNX", "pv:status:t-1", "project", "demo"},
-                               {"HSETNX", "pv:status:t-1", "campaign_id", "e1"},
                                {"SET", "pv:status:send:s-1", "t-1", "PX", "60000"},
                                {"PEXPIRE", "pv:status:t-1", "60000"}}));
 

@@ -2,11 +2,14 @@
 // and `pvctl status`, fed from pv.events by the dispatcher's status feeder (docs/architecture.md
 // "Trigger statuses"). Redis layout, in the marks Redis (redis.url), every key with status.ttl_seconds:
 //
-//   pv:status:<trigger_id>        HASH  project     -> the trigger's project (first dispatcher event)
-//                                       campaign_id -> its campaign (likewise)
-//                                       e:<digest>  -> one status entry (JSON), digest = SHA-256 of
+//   pv:status:<trigger_id>        HASH  e:<digest>  -> one status entry (JSON), digest = SHA-256 of
 //                                                      the event record, so a redelivered event lands
-//                                                      on its own field: applied twice, shown once
+//                                                      on its own field: applied twice, shown once.
+//                                                      The dispatcher's entries also name the
+//                                                      trigger's project and campaign_id; the earliest
+//                                                      of them is the trigger's.
+//                                       project, campaign_id: the same, as fields of their own, in
+//                                                      hashes written until 2026-12-05 (still read)
 //   pv:status:send:<send_id>      STRING -> trigger_id (pvctl status SEND_ID), written by the
 //                                        dispatcher's events (the ones that name the project)
 //
@@ -74,9 +77,9 @@ bool StatusFromEvent(std::string_view event, size_t max_field_bytes, StatusUpdat
 // The commands that apply `update`, added to `out`; returns how many (its replies, in order, are what
 // ReadStatusWrite reads). HSETNX of the entry (an entry already there is a duplicate: its field is a
 // digest of the event), HLEN; when the event names the project (the dispatcher's events, which open
-// every send): HSETNX of project and campaign_id and SET of the send index; then the TTL on the hash.
-// Plain commands, not one script: a third of Redis's CPU per event (docs/performance.md "Status
-// store"); the workers' and the feedback's events write three commands, not five.
+// every send): SET of the send index; then the TTL on the hash. Plain commands, not one script: a
+// third of Redis's CPU per event (docs/performance.md "Status store"); the workers' and the
+// feedback's events write three commands, the dispatcher's four (its entry carries the project).
 size_t AddStatusWrite(RedisCommands& out, const StatusUpdate& update, const StatusOptions& options);
 
 struct StatusWriteReply {
