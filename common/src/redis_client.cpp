@@ -264,6 +264,11 @@ void RedisCommands::Add(const std::vector<std::string>& args) {
   ++count_;
 }
 
+void RedisCommands::Add(std::span<const std::string_view> args) {
+  AppendCommand(resp_, args);
+  ++count_;
+}
+
 std::optional<std::vector<RedisReply>> RedisClient::Pipeline(
     const std::vector<std::vector<std::string>>& commands) {
   RedisCommands batch;

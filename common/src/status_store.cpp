@@ -22,6 +22,8 @@ namespace {
 using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 
 constexpr std::string_view kEntryPrefix = "e:";
+// A trigger's entries per HSET (a batch of one trigger's events, forged or replayed, makes several).
+constexpr size_t kMaxEntriesPerWrite = 256;
 constexpr size_t kMaxStatusBytes = 32;
 
 // `s` cut to at most `max` bytes without splitting a UTF-8 sequence.
@@ -169,7 +171,7 @@ bool StatusFromEvent(std::string_view event, size_t max_field_bytes, StatusUpdat
   out.field.assign(field, sizeof(field));
 
   // Written into the update's own string (its capacity kept from event to event), byte for byte as
-  // RapidJSON's Writer wrote it: an entry's bytes are what a redelivered event's HSETNX compares.
+  // RapidJSON's Writer wrote it: a redelivered event writes its entry again, the same bytes.
   std::string& entry = out.entry;
   entry.reserve(event.size());  // an entry is at most the event's fields, written as short or shorter
   entry.assign("{");
@@ -208,34 +210,66 @@ bool StatusFromEvent(std::string_view event, size_t max_field_bytes, StatusUpdat
   return true;
 }
 
-size_t AddStatusWrite(RedisCommands& out, const StatusUpdate& update, const StatusOptions& options) {
+size_t AddStatusWrite(RedisCommands& out, std::span<const StatusUpdate* const> updates,
+                      const StatusOptions& options) {
+  if (updates.empty()) return 0;
+  const StatusUpdate& first = *updates.front();
   KeyBuffer key_buffer;
-  const std::string_view key = KeyIn(key_buffer, kStatusKeyPrefix, update.trigger_id);
+  const std::string_view key = KeyIn(key_buffer, kStatusKeyPrefix, first.trigger_id);
   char ttl_digits[24];
   const std::string_view ttl_ms(
       ttl_digits,
       std::to_chars(ttl_digits, std::end(ttl_digits),
                     std::chrono::duration_cast<std::chrono::milliseconds>(options.ttl).count())
           .ptr);
-  size_t before = out.size();
-  out.Add({"HSETNX", key, update.field, update.entry});
+  const size_t before = out.size();
+  // HSET, not HSETNX: one command for all of the trigger's entries. An entry already there is the
+  // same event's (its field is the event's digest), so writing it again changes nothing; the
+  // reply counts the fields that are new, which is what HSETNX's told one at a time.
+  thread_local std::vector<std::string_view> args;
+  for (size_t at = 0; at < updates.size(); at += kMaxEntriesPerWrite) {
+    const size_t end = std::min(updates.size(), at + kMaxEntriesPerWrite);
+    args.clear();
+    args.push_back("HSET");
+    args.push_back(key);
+    for (size_t i = at; i < end; ++i) {
+      args.push_back(updates[i]->field);
+      args.push_back(updates[i]->entry);
+    }
+    out.Add(std::span<const std::string_view>(args));
+  }
   out.Add({"HLEN", key});
   // The send index is written by the events that name the project: the dispatcher's, which open
-  // every send. The workers' and the feedback's events would only write it again.
-  if (!update.project.empty()) {
+  // every send. The workers' and the feedback's events would only write it again. (One of a send's
+  // events read twice in a row writes it once.)
+  std::string_view written;
+  for (const StatusUpdate* update : updates) {
+    if (update->project.empty() || update->send_id == written) continue;
     KeyBuffer send_key;
-    out.Add({"SET", KeyIn(send_key, kSendKeyPrefix, update.send_id), update.trigger_id, "PX", ttl_ms});
+    out.Add({"SET", KeyIn(send_key, kSendKeyPrefix, update->send_id), update->trigger_id, "PX", ttl_ms});
+    written = update->send_id;
   }
   out.Add({"PEXPIRE", key, ttl_ms});
   return out.size() - before;
 }
 
-StatusWriteReply ReadStatusWrite(std::span<const RedisReply> replies, const StatusOptions& options) {
+size_t AddStatusWrite(RedisCommands& out, const StatusUpdate& update, const StatusOptions& options) {
+  const StatusUpdate* one = &update;
+  return AddStatusWrite(out, std::span<const StatusUpdate* const>(&one, 1), options);
+}
+
+StatusWriteReply ReadStatusWrite(std::span<const RedisReply> replies, size_t updates, const StatusOptions& options) {
   StatusWriteReply r;
-  if (replies.size() < 2) return r;
-  r.applied = replies[0].type == RedisReply::Type::kInteger && replies[0].integer == 1;
-  // HLEN counts the meta fields too: past max_statuses, only the limit script can tell.
-  r.check_limit = replies[1].type == RedisReply::Type::kInteger && replies[1].integer > options.max_statuses;
+  const size_t writes = (updates + kMaxEntriesPerWrite - 1) / kMaxEntriesPerWrite;
+  if (replies.size() <= writes) return r;
+  for (size_t i = 0; i < writes; ++i) {
+    if (replies[i].type == RedisReply::Type::kInteger && replies[i].integer > 0)
+      r.applied += static_cast<size_t>(replies[i].integer);
+  }
+  r.applied = std::min(r.applied, updates);
+  // HLEN counts the meta fields of older hashes too: past max_statuses, only the limit script can tell.
+  const RedisReply& length = replies[writes];
+  r.check_limit = length.type == RedisReply::Type::kInteger && length.integer > options.max_statuses;
   return r;
 }
 

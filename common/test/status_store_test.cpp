@@ -1,5 +1,6 @@
 #include "pv/status_store.hpp"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
@@ -24,7 +25,7 @@ constexpr const char* kDelivered =
     R"("provider":"sg","provider_message_id":"m-1","receipt_id":"sendgrid:x","occurred_at":"2026-06-10T15:00:01Z",)"
     R"("at":"2026-06-10T15:00:02.000Z","unknown_field":"dropped"})";
 
-// What the store would hold after applying `events` by their fields (HSETNX), as HGETALL answers it:
+// What the store would hold after applying `events` by their fields (HSET), as HGETALL answers it:
 // applying an event twice writes the same field. `meta_fields`: also the project and campaign_id
 // fields the writes added until 2026-12-05 (HSETNX, the first value stays).
 RedisReply Store(const std::vector<std::string>& events, bool meta_fields = false) {
@@ -33,7 +34,7 @@ RedisReply Store(const std::vector<std::string>& events, bool meta_fields = fals
     StatusUpdate u;
     std::string error;
     EXPECT_TRUE(StatusFromEvent(e, 512, u, error)) << error;
-    hash.emplace(u.field, u.entry);
+    hash[u.field] = u.entry;
     if (meta_fields && !u.project.empty()) {
       hash.emplace("project", u.project);
       if (!u.campaign_id.empty()) hash.emplace("campaign_id", u.campaign_id);
@@ -103,7 +104,7 @@ TEST(StatusStoreTest, DeferredSuppressedAndDeadKeepTheirDetails) {
       << u.entry;
 }
 
-// An entry's bytes and its field are what a redelivered event is compared by (HSETNX): they stay as
+// An entry's bytes and its field are what a redelivered event writes again (HSET): they stay as
 // RapidJSON's Writer wrote them (short \b and \f, upper-case hex) and as the field was digested.
 TEST(StatusStoreTest, AnEntrysEscapesAndFieldStayAsTheyWere) {
   StatusUpdate u;
@@ -228,7 +229,7 @@ TEST(StatusStoreTest, OnlyTheDispatchersEventsWriteTheSendIndex) {
   EXPECT_EQ(AddStatusWrite(write, queued, options), 4u);
   using Args = std::vector<std::string>;
   EXPECT_EQ(Commands(write.resp()),
-            (std::vector<Args>{{"HSETNX", "pv:status:t-1", queued.field, queued.entry},
+            (std::vector<Args>{{"HSET", "pv:status:t-1", queued.field, queued.entry},
                                {"HLEN", "pv:status:t-1"},
                                {"SET", "pv:status:send:s-1", "t-1", "PX", "60000"},
                                {"PEXPIRE", "pv:status:t-1", "60000"}}));
@@ -236,17 +237,82 @@ TEST(StatusStoreTest, OnlyTheDispatchersEventsWriteTheSendIndex) {
   // A worker's event (no project) repeats none of it: its entry, the length, the TTL.
   write.clear();
   EXPECT_EQ(AddStatusWrite(write, sent, options), 3u);
-  EXPECT_EQ(Commands(write.resp()), (std::vector<Args>{{"HSETNX", "pv:status:t-1", sent.field, sent.entry},
+  EXPECT_EQ(Commands(write.resp()), (std::vector<Args>{{"HSET", "pv:status:t-1", sent.field, sent.entry},
                                                        {"HLEN", "pv:status:t-1"},
                                                        {"PEXPIRE", "pv:status:t-1", "60000"}}));
-  // What ReadStatusWrite reads is where it was: the entry's HSETNX, then HLEN.
+  // What ReadStatusWrite reads is where it was: the entries' HSET (how many were new), then HLEN.
   std::vector<RedisReply> replies(3);
   for (auto& r : replies) r.type = RedisReply::Type::kInteger;
   replies[0].integer = 1;
   replies[1].integer = options.max_statuses + 3;
-  StatusWriteReply r = ReadStatusWrite(replies, options);
-  EXPECT_TRUE(r.applied);
+  StatusWriteReply r = ReadStatusWrite(replies, 1, options);
+  EXPECT_EQ(r.applied, 1u);
   EXPECT_TRUE(r.check_limit);
+  replies[0].integer = 0;
+  replies[1].integer = options.max_statuses;
+  r = ReadStatusWrite(replies, 1, options);
+  EXPECT_EQ(r.applied, 0u);
+  EXPECT_FALSE(r.check_limit);
+}
+
+// A trigger's events of one batch are one write: its entries in one HSET, one HLEN, the send index
+// once for the send (its dispatcher's event read twice writes it once), one PEXPIRE.
+TEST(StatusStoreTest, ATriggersEventsOfABatchAreOneWrite) {
+  StatusOptions options;
+  options.ttl = std::chrono::seconds(60);
+  StatusUpdate queued;
+  StatusUpdate again;
+  StatusUpdate sent;
+  std::string error;
+  ASSERT_TRUE(StatusFromEvent(kQueued, 512, queued, error)) << error;
+  ASSERT_TRUE(StatusFromEvent(kQueued, 512, again, error)) << error;
+  ASSERT_TRUE(StatusFromEvent(kSent, 512, sent, error)) << error;
+  std::vector<const StatusUpdate*> updates{&queued, &again, &sent};
+  RedisCommands write;
+  EXPECT_EQ(AddStatusWrite(write, updates, options), 4u);
+  using Args = std::vector<std::string>;
+  EXPECT_EQ(Commands(write.resp()),
+            (std::vector<Args>{{"HSET", "pv:status:t-1", queued.field, queued.entry, queued.field, queued.entry,
+                                sent.field, sent.entry},
+                               {"HLEN", "pv:status:t-1"},
+                               {"SET", "pv:status:send:s-1", "t-1", "PX", "60000"},
+                               {"PEXPIRE", "pv:status:t-1", "60000"}}));
+  std::vector<RedisReply> replies(4);
+  for (auto& r : replies) r.type = RedisReply::Type::kInteger;
+  replies[0].integer = 2;  // HSET counts a field set twice in one command once
+  replies[1].integer = 2;
+  StatusWriteReply r = ReadStatusWrite(replies, updates.size(), options);
+  EXPECT_EQ(r.applied, 2u);
+  EXPECT_FALSE(r.check_limit);
+
+  // Many events of one trigger (a replay, or forged): 256 entries a command, the replies summed.
+  std::vector<StatusUpdate> many(300);
+  updates.clear();
+  for (size_t i = 0; i < many.size(); ++i) {
+    const std::string event = fmt::format(
+        R"({{"send_id":"s-1","trigger_id":"t-1","status":"delivered","receipt_id":"r-{}","at":"2026-06-10T15:00:00.000Z"}})",
+        i);
+    ASSERT_TRUE(StatusFromEvent(event, 512, many[i], error)) << error;
+    updates.push_back(&many[i]);
+  }
+  write.clear();
+  EXPECT_EQ(AddStatusWrite(write, updates, options), 4u);
+  auto commands = Commands(write.resp());
+  ASSERT_EQ(commands.size(), 4u);
+  EXPECT_EQ(commands[0].size(), 2 + 2 * 256u);
+  EXPECT_EQ(commands[1].size(), 2 + 2 * 44u);
+  EXPECT_EQ(commands[1][2], many[256].field);
+  EXPECT_EQ(commands[2], (Args{"HLEN", "pv:status:t-1"}));
+  replies[0].integer = 256;
+  replies[1].integer = 40;
+  replies[2].integer = options.max_statuses + 1;
+  r = ReadStatusWrite(replies, updates.size(), options);
+  EXPECT_EQ(r.applied, 296u);
+  EXPECT_TRUE(r.check_limit);
+  // Replies that are not what HSET answers count nothing; too few replies, nothing at all.
+  replies[0].type = RedisReply::Type::kError;
+  EXPECT_EQ(ReadStatusWrite(replies, updates.size(), options).applied, 40u);
+  EXPECT_FALSE(ReadStatusWrite(std::span(replies).first(2), updates.size(), options).check_limit);
 }
 
 TEST(StatusStoreTest, TheSameMillisecondIsOrderedByPipelineStage) {

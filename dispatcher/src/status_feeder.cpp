@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <functional>
+
 #include "pv/log.hpp"
 #include "pv/topics.hpp"
 
@@ -64,8 +67,6 @@ bool StatusFeeder::Apply(std::span<const kafka::Message> batch) {
   // updates_ keeps its entries (and their strings' capacity) from batch to batch: the first `n` are
   // this batch's (StatusFromEvent sets every field of an update it returns true for).
   size_t n = 0;
-  counts_.clear();
-  writes_.clear();
   size_t invalid = 0;
   for (const kafka::Message& m : batch) {
     if (n == updates_.size()) updates_.emplace_back();
@@ -78,39 +79,69 @@ bool StatusFeeder::Apply(std::span<const kafka::Message> batch) {
       continue;
     }
     ++n;
-    counts_.push_back(AddStatusWrite(writes_, update, options_.status));
+  }
+  // By trigger, each trigger's events in the order read: one write per trigger, so a trigger whose
+  // dispatcher's and worker's events share the batch costs Redis one HLEN and one PEXPIRE, not two
+  // (docs/performance.md "A trigger's statuses in one write").
+  order_.resize(n);
+  for (size_t i = 0; i < n; ++i) order_[i] = i;
+  std::stable_sort(order_.begin(), order_.end(),
+                   [this](size_t a, size_t b) { return updates_[a].trigger_id < updates_[b].trigger_id; });
+  group_begins_.clear();
+  counts_.clear();
+  writes_.clear();
+  for (size_t i = 0; i < n; ++i) {
+    if (i == 0 || updates_[order_[i]].trigger_id != updates_[order_[i - 1]].trigger_id) group_begins_.push_back(i);
+  }
+  group_begins_.push_back(n);
+  const size_t groups = group_begins_.size() - 1;
+  for (size_t g = 0; g < groups; ++g) {
+    group_.clear();
+    for (size_t i = group_begins_[g]; i < group_begins_[g + 1]; ++i) group_.push_back(&updates_[order_[i]]);
+    counts_.push_back(AddStatusWrite(writes_, group_, options_.status));
   }
   auto replies = PipelineOrKeep(*redis_, writes_, "status_redis_error");
   if (!replies) return false;
 
   // Triggers past max_statuses: the limit script for each of their events, the batch's last first,
-  // so that the entries removed are the latest ones, as when the limit held before each write. An
-  // applied event whose entry the script removed counts as over_limit, not applied.
-  struct Checked {
-    size_t update;
-    bool applied;
-  };
-  std::vector<Checked> checked;
+  // so that the entries removed are the latest ones, as when the limit held before each write. Of
+  // a trigger's entries new in this batch, as many as the script removed count as over_limit, not
+  // applied.
+  std::vector<size_t> applied(groups, 0);
+  std::vector<size_t> checked;  // updates (positions in the batch) of the triggers past the limit
   size_t n_applied = 0;
   size_t at = 0;
-  for (size_t i = 0; i < n; ++i) {
-    StatusWriteReply r = ReadStatusWrite(std::span(*replies).subspan(at, counts_[i]), options_.status);
-    at += counts_[i];
-    if (r.applied) ++n_applied;
-    if (r.check_limit) checked.push_back({i, r.applied});
+  for (size_t g = 0; g < groups; ++g) {
+    const size_t size = group_begins_[g + 1] - group_begins_[g];
+    StatusWriteReply r = ReadStatusWrite(std::span(*replies).subspan(at, counts_[g]), size, options_.status);
+    at += counts_[g];
+    applied[g] = r.applied;
+    n_applied += r.applied;
+    if (r.check_limit) {
+      for (size_t i = group_begins_[g]; i < group_begins_[g + 1]; ++i) checked.push_back(order_[i]);
+    }
   }
   size_t n_over = 0;
   if (!checked.empty()) {
+    std::sort(checked.begin(), checked.end(), std::greater<>());
     writes_.clear();
-    for (auto c = checked.rbegin(); c != checked.rend(); ++c)
-      AddStatusLimit(writes_, updates_[c->update], options_.status);
+    for (size_t u : checked) AddStatusLimit(writes_, updates_[u], options_.status);
     auto removed = PipelineOrKeep(*redis_, writes_, "status_redis_error");
     if (!removed) return false;
+    // The removals by trigger: its group, found by its trigger id among the groups (sorted by it).
+    std::vector<size_t> removed_in(groups, 0);
     for (size_t k = 0; k < checked.size(); ++k) {
       const RedisReply& r = (*removed)[k];
-      bool applied = checked[checked.size() - 1 - k].applied;
-      if (applied && r.type == RedisReply::Type::kInteger && r.integer == 1) ++n_over;
+      if (r.type != RedisReply::Type::kInteger || r.integer != 1) continue;
+      const std::string& trigger = updates_[checked[k]].trigger_id;
+      auto g = std::upper_bound(group_begins_.begin(), group_begins_.end() - 1, trigger,
+                                [this](const std::string& t, size_t begin) {
+                                  return t < updates_[order_[begin]].trigger_id;
+                                }) -
+               group_begins_.begin() - 1;
+      ++removed_in[static_cast<size_t>(g)];
     }
+    for (size_t g = 0; g < groups; ++g) n_over += std::min(removed_in[g], applied[g]);
   }
   n_applied -= n_over;
   size_t n_duplicate = n - n_applied - n_over;

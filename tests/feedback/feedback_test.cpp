@@ -645,6 +645,62 @@ TEST_F(FeedbackTest, StatusPastMaxStatusesKeepsTheFirstOnesAndCountsTheRest) {
   }
 }
 
+// The feeder writes a batch trigger by trigger: events of several triggers read interleaved land on
+// their own trigger, and the limit of one that passes it takes nothing from the others.
+TEST_F(FeedbackTest, InterleavedTriggersOfABatchKeepTheirOwnStatusesAndLimits) {
+  const std::string over_trigger = Unique("tmix-over");
+  const std::string small_trigger = Unique("tmix-small");
+  const std::string other_trigger = Unique("tmix-other");
+  auto event = [](const std::string& trigger, const std::string& send, int i) {
+    return fmt::format(
+        R"({{"v":1,"send_id":"{}","trigger_id":"{}",{}"campaign_id":"e1","channel":"email",)"
+        R"("status":"{}","receipt_id":"r-{}","at":"2026-06-10T15:01:{:02d}.000Z"}})",
+        send, trigger, i == 0 ? R"("project":"demo",)" : "", i == 0 ? "queued" : "delivered", i, i);
+  };
+  // over_trigger: kMaxStatuses + 3 events; the two others two each, between them (fewer than the
+  // three removed: counting a removal against another trigger would show).
+  std::vector<std::pair<std::string, std::string>> records;  // key, value
+  const std::string over_send = Unique("smix-over");
+  const std::string small_send = Unique("smix-small");
+  const std::string other_send = Unique("smix-other");
+  for (int i = 0; i < kMaxStatuses + 3; ++i) {
+    records.emplace_back(over_send, event(over_trigger, over_send, i));
+    if (i < 2) {
+      records.emplace_back(small_send, event(small_trigger, small_send, i));
+      records.emplace_back(other_send, event(other_trigger, other_send, i));
+    }
+  }
+  auto metric = [](const char* result) {
+    return Metric(DispatcherMetrics(), fmt::format(R"(pv_status_events_total{{result="{}"}})", result));
+  };
+  const double over_before = metric("over_limit");
+  const double applied_before = metric("applied");
+  kafka::Settings settings;
+  settings.brokers = s_->broker.bootstrap();
+  kafka::Producer producer(settings, kafka::ProducerOptions{});
+  auto group = std::make_shared<kafka::DeliveryGroup>(records.size());
+  for (const auto& [key, value] : records) producer.Produce("pv.events", key, value, {}, group);
+  ASSERT_TRUE(group->Wait(std::chrono::steady_clock::now() + 10s));
+  ASSERT_TRUE(WaitFor([&] { return metric("applied") + metric("over_limit") >= applied_before + over_before +
+                                                                                  static_cast<double>(records.size()); },
+                      20s))
+      << DispatcherMetrics();
+  EXPECT_EQ(metric("over_limit"), over_before + 3);
+  EXPECT_EQ(metric("applied"), applied_before + static_cast<double>(records.size()) - 3);
+  auto receipts = [&](const std::string& trigger) {
+    Answer a = GetStatus(trigger, Secret());
+    EXPECT_EQ(a.status, 200) << a.body;
+    std::vector<std::string> out;
+    if (a.status != 200) return out;
+    auto d = ParseJson(a.body);
+    for (const auto& st : d["sends"][0]["statuses"].GetArray()) out.push_back(Str(st, "receipt_id"));
+    return out;
+  };
+  EXPECT_EQ(receipts(over_trigger), (std::vector<std::string>{"r-0", "r-1", "r-2", "r-3", "r-4", "r-5"}));
+  EXPECT_EQ(receipts(small_trigger), (std::vector<std::string>{"r-0", "r-1"}));
+  EXPECT_EQ(receipts(other_trigger), (std::vector<std::string>{"r-0", "r-1"}));
+}
+
 // Last: stops both redis-servers (marks and suppressions; statuses). Triggers go on (204), the route
 // answers 503 with Retry-After, and the feeder, paused meanwhile, applies what it missed once Redis is
 // back.

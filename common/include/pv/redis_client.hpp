@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <initializer_list>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -48,6 +49,7 @@ class RedisCommands {
  public:
   void Add(std::initializer_list<std::string_view> args);
   void Add(const std::vector<std::string>& args);
+  void Add(std::span<const std::string_view> args);
   void clear() {
     resp_.clear();
     count_ = 0;

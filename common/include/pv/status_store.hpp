@@ -74,24 +74,31 @@ struct StatusUpdate {
 // boundary); fields other than the known details are left out.
 bool StatusFromEvent(std::string_view event, size_t max_field_bytes, StatusUpdate& out, std::string& error);
 
-// The commands that apply `update`, added to `out`; returns how many (its replies, in order, are what
-// ReadStatusWrite reads). HSETNX of the entry (an entry already there is a duplicate: its field is a
-// digest of the event), HLEN; when the event names the project (the dispatcher's events, which open
-// every send): SET of the send index; then the TTL on the hash. Plain commands, not one script: a
-// third of Redis's CPU per event (docs/performance.md "Status store"); the workers' and the
-// feedback's events write three commands, the dispatcher's four (its entry carries the project).
+// The commands that apply `updates`: one trigger's events of a batch (all with the same trigger_id),
+// in the order they were read. Added to `out`; returns how many (their replies, in order, are what
+// ReadStatusWrite reads). HSET of the entries, up to 256 a command (an entry already there is a
+// duplicate: its field is a digest of the event, so HSET writes the same bytes again, and its reply
+// counts only the new ones); HLEN; SET of the send index for each event that names the project
+// (the dispatcher's, which open every send); then the TTL on the hash. Plain commands, not one
+// script: a third of Redis's CPU per event (docs/performance.md "Status store"). A trigger whose
+// dispatcher's and worker's events share a batch takes four commands, not seven.
+size_t AddStatusWrite(RedisCommands& out, std::span<const StatusUpdate* const> updates,
+                      const StatusOptions& options);
+// The same for one event.
 size_t AddStatusWrite(RedisCommands& out, const StatusUpdate& update, const StatusOptions& options);
 
 struct StatusWriteReply {
-  bool applied = false;      // the entry is new (else a duplicate)
+  size_t applied = 0;        // entries that are new (the others were duplicates)
   bool check_limit = false;  // the hash may hold more than max_statuses entries: run AddStatusLimit
 };
-StatusWriteReply ReadStatusWrite(std::span<const RedisReply> replies, const StatusOptions& options);
+// `replies`: those of the AddStatusWrite of `updates` events, from the first.
+StatusWriteReply ReadStatusWrite(std::span<const RedisReply> replies, size_t updates, const StatusOptions& options);
 
 // The script that removes `update`'s entry again when its trigger holds more than max_statuses entries
 // (project and campaign_id do not count). Its reply is 1 when it did: the event is `over_limit`.
 // Idempotent, and applied whatever ReadStatusWrite said of the entry, so a batch applied again after a
-// failure between the two round trips still ends within the limit.
+// failure between the two round trips still ends within the limit. Run for each event of a trigger
+// past the limit, the batch's last first.
 void AddStatusLimit(RedisCommands& out, const StatusUpdate& update, const StatusOptions& options);
 
 // What HGETALL pv:status:<trigger_id> holds, as the API answers it.
