@@ -398,8 +398,9 @@ void StatusEvent(pv::fuzz::Fields& in) {
   if (!pv::StatusFromEvent(value, max_field, update, error)) return;
   Check(pv::ValidStatusId(update.trigger_id) && pv::ValidStatusId(update.send_id),
         "a status with an id the store refuses", value);
-  // send_id, channel, status, at and ten details, each cut to max_field (escaped: up to 6x), an attempt.
-  Check(update.entry.size() <= 14 * (6 * max_field + 64) + 64, "a status entry over its bound", value);
+  // send_id, channel, status, at, project, campaign_id and ten details, each cut to max_field
+  // (escaped: up to 6x), an attempt.
+  Check(update.entry.size() <= 16 * (6 * max_field + 64) + 64, "a status entry over its bound", value);
   pv::RedisReply hash;
   hash.type = pv::RedisReply::Type::kArray;
   for (const std::string* s : {&update.field, &update.entry}) {
@@ -414,6 +415,12 @@ void StatusEvent(pv::fuzz::Fields& in) {
   Check(doc["sends"].Size() == 1 && doc["sends"][0]["statuses"].Size() == 1 &&
             JsonString(doc["sends"][0], "send_id") == update.send_id,
         "a rendered status differs from its entry", status.json);
+  // The trigger's project and campaign come from the entry that names the project, and no status
+  // repeats them.
+  Check(status.project == update.project &&
+            (update.project.empty() ? status.campaign_id.empty() : status.campaign_id == update.campaign_id),
+        "a rendered status names another project or campaign than its event", status.json);
+  Check(!doc["sends"][0]["statuses"][0].HasMember("project"), "a status repeats the project", status.json);
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
