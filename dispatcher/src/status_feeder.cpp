@@ -82,7 +82,7 @@ bool StatusFeeder::Apply(std::span<const kafka::Message> batch) {
   }
   // By trigger, each trigger's events in the order read: one write per trigger, so a trigger whose
   // dispatcher's and worker's events share the batch costs Redis one HLEN and one PEXPIRE, not two
-  // (docs/performance.md "A trigger's statuses in one write").
+  // (docs/performance.md "Statuses: the project in the entry, one write per trigger").
   order_.resize(n);
   for (size_t i = 0; i < n; ++i) order_[i] = i;
   std::stable_sort(order_.begin(), order_.end(),
