@@ -298,7 +298,6 @@ TriggerStatus RenderTriggerStatus(std::string_view trigger_id, const RedisReply&
   // does not depend on the hash's): the trigger's project and campaign when the hash holds no
   // fields of their own (written until 2026-12-05).
   const Entry* meta = nullptr;
-  std::string_view meta_project;
   struct SendStatuses {
     std::string channel;
     std::vector<Entry*> entries;
@@ -326,12 +325,10 @@ TriggerStatus RenderTriggerStatus(std::string_view trigger_id, const RedisReply&
     entry->at = FindString(entry->doc, "at").value_or("");
     entry->status = FindString(entry->doc, "status").value_or("");
     entry->order = entries.size();
-    if (auto project = FindString(entry->doc, "project"); project && !project->empty()) {
-      if (meta == nullptr || earlier(entry.get(), meta) ||
-          (!earlier(meta, entry.get()) && entry->field < meta->field)) {
-        meta = entry.get();
-        meta_project = *project;
-      }
+    if (!FindString(entry->doc, "project").value_or("").empty() &&
+        (meta == nullptr || earlier(entry.get(), meta) ||
+         (!earlier(meta, entry.get()) && entry->field < meta->field))) {
+      meta = entry.get();
     }
     SendStatuses& send = sends[std::string(send_id)];
     if (send.channel.empty()) send.channel = FindString(entry->doc, "channel").value_or("");
@@ -341,7 +338,7 @@ TriggerStatus RenderTriggerStatus(std::string_view trigger_id, const RedisReply&
   out.found = !entries.empty();
   if (!out.found) return out;
   if (out.project.empty() && meta != nullptr) {
-    out.project = meta_project;
+    out.project = FindString(meta->doc, "project").value_or("");
     out.campaign_id = FindString(meta->doc, "campaign_id").value_or("");
   }
 

@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <functional>
 
 #include "pv/log.hpp"
 #include "pv/topics.hpp"
@@ -107,8 +106,12 @@ bool StatusFeeder::Apply(std::span<const kafka::Message> batch) {
   // so that the entries removed are the latest ones, as when the limit held before each write. Of
   // a trigger's entries new in this batch, as many as the script removed count as over_limit, not
   // applied.
+  struct Checked {
+    size_t update;  // its position in the batch
+    size_t group;   // its trigger's
+  };
   std::vector<size_t> applied(groups, 0);
-  std::vector<size_t> checked;  // updates (positions in the batch) of the triggers past the limit
+  std::vector<Checked> checked;  // the events of the triggers past the limit
   size_t n_applied = 0;
   size_t at = 0;
   for (size_t g = 0; g < groups; ++g) {
@@ -118,28 +121,21 @@ bool StatusFeeder::Apply(std::span<const kafka::Message> batch) {
     applied[g] = r.applied;
     n_applied += r.applied;
     if (r.check_limit) {
-      for (size_t i = group_begins_[g]; i < group_begins_[g + 1]; ++i) checked.push_back(order_[i]);
+      for (size_t i = group_begins_[g]; i < group_begins_[g + 1]; ++i) checked.push_back({order_[i], g});
     }
   }
   size_t n_over = 0;
   if (!checked.empty()) {
-    std::sort(checked.begin(), checked.end(), std::greater<>());
+    std::sort(checked.begin(), checked.end(),
+              [](const Checked& a, const Checked& b) { return a.update > b.update; });
     writes_.clear();
-    for (size_t u : checked) AddStatusLimit(writes_, updates_[u], options_.status);
+    for (const Checked& c : checked) AddStatusLimit(writes_, updates_[c.update], options_.status);
     auto removed = PipelineOrKeep(*redis_, writes_, "status_redis_error");
     if (!removed) return false;
-    // The removals by trigger: its group, found by its trigger id among the groups (sorted by it).
-    std::vector<size_t> removed_in(groups, 0);
+    std::vector<size_t> removed_in(groups, 0);  // by trigger
     for (size_t k = 0; k < checked.size(); ++k) {
       const RedisReply& r = (*removed)[k];
-      if (r.type != RedisReply::Type::kInteger || r.integer != 1) continue;
-      const std::string& trigger = updates_[checked[k]].trigger_id;
-      auto g = std::upper_bound(group_begins_.begin(), group_begins_.end() - 1, trigger,
-                                [this](const std::string& t, size_t begin) {
-                                  return t < updates_[order_[begin]].trigger_id;
-                                }) -
-               group_begins_.begin() - 1;
-      ++removed_in[static_cast<size_t>(g)];
+      if (r.type == RedisReply::Type::kInteger && r.integer == 1) ++removed_in[checked[k].group];
     }
     for (size_t g = 0; g < groups; ++g) n_over += std::min(removed_in[g], applied[g]);
   }
