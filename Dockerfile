@@ -13,7 +13,7 @@ RUN apt-get update \
       build-essential cmake ninja-build pkg-config \
       librdkafka-dev libhiredis-dev rapidjson-dev libfmt-dev libcpp-httplib-dev libyaml-cpp-dev \
       libcurl4-openssl-dev libssl-dev libkainjow-mustache-dev libhowardhinnant-date-dev tzdata \
-      zlib1g-dev libboost1.81-dev \
+      zlib1g-dev libboost1.81-dev libjemalloc-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -32,12 +32,12 @@ RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPV_BUILD_T
  && strip --strip-debug /out/*
 
 FROM debian:bookworm-slim AS runtime
-# The shared libraries the binaries link (ldd), tzdata for send windows in users' time zones,
+# The shared libraries the binaries link (ldd; libjemalloc2: the services' allocator), tzdata for send windows in users' time zones,
 # CA certificates for the providers' HTTPS APIs, curl for the container health checks.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       librdkafka1 libhiredis0.14 libfmt9 libcpp-httplib0.11 libyaml-cpp0.7 libcurl4 libssl3 \
-      libdate-tz3 tzdata ca-certificates curl \
+      libdate-tz3 libjemalloc2 tzdata ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/pv --create-home --shell /usr/sbin/nologin pv \
  && mkdir -p /var/lib/pv/keys /var/lib/pv/outbox /etc/pv \

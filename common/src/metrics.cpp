@@ -243,9 +243,11 @@ void AppendSample(std::string& out, std::string_view name, std::string_view type
 
 std::string RenderProcessMetrics() {
   std::string out = fmt::format(
-      "# HELP pv_build_info The version and commit of this binary; always 1.\n# TYPE pv_build_info gauge\n"
-      "pv_build_info{{version=\"{}\",commit=\"{}\"}} 1\n",
-      EscapeLabel(std::string(build::Version())), EscapeLabel(std::string(build::Commit())));
+      "# HELP pv_build_info The version and commit of this binary, and the allocator serving its malloc; "
+      "always 1.\n# TYPE pv_build_info gauge\n"
+      "pv_build_info{{version=\"{}\",commit=\"{}\",allocator=\"{}\"}} 1\n",
+      EscapeLabel(std::string(build::Version())), EscapeLabel(std::string(build::Commit())),
+      EscapeLabel(std::string(build::Allocator())));
   // getrusage rather than stat's utime and stime: microseconds instead of clock ticks (10 ms).
   rusage usage{};
   if (::getrusage(RUSAGE_SELF, &usage) == 0) {

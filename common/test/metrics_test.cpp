@@ -11,6 +11,17 @@
 
 #include "pv/build_info.hpp"
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define PV_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define PV_SANITIZED 1
+#endif
+#endif
+#ifndef PV_SANITIZED
+#define PV_SANITIZED 0
+#endif
+
 namespace pv::metrics {
 namespace {
 
@@ -190,7 +201,13 @@ TEST(MetricsTest, ProcessMetricsHaveThePrometheusNamesAndSaneValues) {
     EXPECT_THAT(text, HasSubstr(std::string("# TYPE ") + gauge + " gauge\n")) << gauge;
   }
   EXPECT_THAT(text, HasSubstr("pv_build_info{version=\"" + std::string(build::Version()) + "\",commit=\"" +
-                              std::string(build::Commit()) + "\"} 1\n"));
+                              std::string(build::Commit()) + "\",allocator=\"" +
+                              std::string(build::Allocator()) + "\"} 1\n"));
+#if !PV_SANITIZED
+  // Tests are not linked with the services' allocator (CMakeLists.txt, pv_link_malloc): glibc's serves
+  // them, and Allocator must say so rather than name a library that is merely loaded.
+  EXPECT_EQ(build::Allocator(), "glibc");
+#endif
   EXPECT_FALSE(build::Version().empty());
   EXPECT_FALSE(build::Commit().empty());
 

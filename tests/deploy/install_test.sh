@@ -151,7 +151,7 @@ package_mode() {
   [ "$(field Version)" = "$version" ] || fail "Version: $(field Version), want $version"
   local depends
   depends=$(field Depends)
-  for lib in librdkafka1 'libhiredis0\.14' libfmt9 'libyaml-cpp0\.7' libcurl4 libssl3 libdate-tz3 tzdata \
+  for lib in librdkafka1 'libhiredis0\.14' libfmt9 'libyaml-cpp0\.7' libcurl4 libssl3 libdate-tz3 libjemalloc2 tzdata \
     ca-certificates passwd; do
     [[ "$depends" =~ (^|, )$lib( |,|$) ]] || fail "Depends lacks $lib: $depends"
   done

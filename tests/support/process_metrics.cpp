@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <filesystem>
 #include <sstream>
 #include <thread>
 
@@ -43,7 +44,8 @@ std::string CheckProcessMetrics(const std::string& exposition, pid_t pid) {
       problem(std::string(type) + ": missing");
   }
 
-  // pv_build_info{version="0.1.0",commit="0123456789ab"} 1: this build's version, some commit.
+  // pv_build_info{version="0.1.0",commit="0123456789ab",allocator="jemalloc"} 1: this build's version,
+  // some commit, and the allocator the build chose.
   std::string build_prefix = fmt::format("pv_build_info{{version=\"{}\",commit=\"", PV_EXPECTED_VERSION);
   size_t at = exposition.find(build_prefix);
   if (at == std::string::npos) {
@@ -53,7 +55,18 @@ std::string CheckProcessMetrics(const std::string& exposition, pid_t pid) {
     size_t end = exposition.find('"', start);
     std::string commit = exposition.substr(start, end - start);
     if (commit.empty()) problem("pv_build_info: empty commit");
-    if (exposition.compare(end, 4, "\"} 1") != 0) problem("pv_build_info: value is not 1");
+    // allocator="jemalloc": the one this build links the services with (PV_MALLOC), found at run time.
+    // A sanitized build's services are served by the sanitizer's runtime, inside the executable.
+    std::string expected = PV_EXPECTED_ALLOCATOR;
+    if (expected == "self") {
+      std::error_code ec;
+      expected = std::filesystem::read_symlink(fmt::format("/proc/{}/exe", pid), ec).filename().string();
+    }
+    const std::string allocator = fmt::format(",allocator=\"{}\"}} 1", expected);
+    if (exposition.compare(end + 1, allocator.size(), allocator) != 0) {
+      problem(fmt::format("pv_build_info: allocator is not \"{}\" (the one this build links the services with)",
+                          expected));
+    }
   }
 
   double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
