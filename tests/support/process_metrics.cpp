@@ -64,8 +64,8 @@ std::string CheckProcessMetrics(const std::string& exposition, pid_t pid) {
     }
     const std::string allocator = fmt::format(",allocator=\"{}\"}} 1", expected);
     if (exposition.compare(end + 1, allocator.size(), allocator) != 0) {
-      problem(fmt::format("pv_build_info: allocator is not \"{}\" (the one this build links the services with)",
-                          expected));
+      problem(fmt::format(
+          "pv_build_info: allocator is not \"{}\" (the one this build links the services with)", expected));
     }
   }
 
