@@ -151,8 +151,14 @@ package_mode() {
   [ "$(field Version)" = "$version" ] || fail "Version: $(field Version), want $version"
   local depends
   depends=$(field Depends)
-  for lib in librdkafka1 'libhiredis0\.14' libfmt9 'libyaml-cpp0\.7' libcurl4 libssl3 libdate-tz3 libjemalloc2 tzdata \
-    ca-certificates passwd; do
+  local libs=(librdkafka1 'libhiredis0\.14' libfmt9 'libyaml-cpp0\.7' libcurl4 libssl3 libdate-tz3 tzdata
+    ca-certificates passwd)
+  # The services' allocator (PV_MALLOC): jemalloc's package when the build linked it (not the sanitized
+  # builds, which keep their runtime's).
+  local ingest_bin
+  ingest_bin=$(find "$build" -name pv-ingest -type f -perm -u+x -print -quit)
+  if readelf -d "$ingest_bin" | grep -q 'NEEDED.*libjemalloc'; then libs+=(libjemalloc2); fi
+  for lib in "${libs[@]}"; do
     [[ "$depends" =~ (^|, )$lib( |,|$) ]] || fail "Depends lacks $lib: $depends"
   done
   for script in postinst prerm postrm conffiles; do
