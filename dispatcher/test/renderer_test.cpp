@@ -323,6 +323,26 @@ TEST(Render, MissingVariablesEmptyOrFail) {
   EXPECT_NE(r.error.find("missing variable user.first_name"), std::string::npos) << r.error;
 }
 
+// An error names the field it came from, a push data value's under "data.".
+TEST(Render, AnErrorNamesItsFieldAndAPushDataValueUnderData) {
+  testing::TempCatalog dir;
+  dir.Write("46.yaml", R"(id: "46"
+project: demo
+channel: push
+provider: log
+templates:
+  en: {title: "T", body: "B", data: {screen: "{{event.screen}}"}}
+)");
+  auto catalog = CompiledCatalog::Load(dir.dir());
+  const CompiledCampaign* c = catalog->Find("46");
+  auto doc = Json(R"({"user":{},"event":{}})");
+  TemplateData data(&doc["user"], &doc["event"], c->campaign);
+  Content content;
+  RenderResult r = Render(*c, "en", data, MissingVariables::kFail, content);
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.error, "templates.en.data.screen: missing variable event.screen");
+}
+
 TEST(Render, RequiredFieldsMustNotRenderEmpty) {
   testing::TempCatalog dir;
   dir.Write("45.yaml", R"(id: "45"
