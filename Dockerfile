@@ -32,8 +32,9 @@ RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPV_BUILD_T
  && strip --strip-debug /out/*
 
 FROM debian:bookworm-slim AS runtime
-# The shared libraries the binaries link (ldd; libjemalloc2: the services' allocator), tzdata for send windows in users' time zones,
-# CA certificates for the providers' HTTPS APIs, curl for the container health checks.
+# The shared libraries the binaries link (ldd; libjemalloc2: the services' allocator), tzdata for
+# send windows in users' time zones, CA certificates for the providers' HTTPS APIs, curl for the
+# container health checks.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       librdkafka1 libhiredis0.14 libfmt9 libcpp-httplib0.11 libyaml-cpp0.7 libcurl4 libssl3 \
