@@ -1,8 +1,7 @@
 // The status feeder (group status.group_id, pv-status) in the dispatcher process: consumes pv.events
 // and writes each event as a status entry of its trigger in the status Redis (status.redis_url, else
-// the marks Redis; pv/status_store.hpp),
-// which ingest's GET /api/client/triggers/:triggerId and `pvctl status` read. Private to the
-// dispatcher library; docs/architecture.md "Trigger statuses".
+// the marks Redis; pv/status_store.hpp), which ingest's GET /api/client/triggers/:triggerId and
+// `pvctl status` read. Private to the dispatcher library; docs/architecture.md "Trigger statuses".
 //
 // One batch at a time: parse every event, one pipelined round trip of plain commands, one write per
 // trigger of the batch (each idempotent: an entry's field is a digest of its event, so an event read

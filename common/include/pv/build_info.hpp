@@ -1,6 +1,7 @@
 // What this binary is: the version and commit that `--version` prints and every /metrics reports as
-// pv_build_info{version,commit,allocator} 1. Both are set when CMake configures the build
-// (cmake/PvVersion.cmake): nothing else in the code names a version.
+// pv_build_info{version,commit,allocator} 1. The version and commit are set when CMake configures the
+// build (cmake/PvVersion.cmake): nothing else in the code names a version. The allocator is found
+// when the process runs.
 #pragma once
 
 #include <string_view>
