@@ -44,6 +44,7 @@
 // feeder takes becomes an entry of at most a bounded size that renders as the one status of its send.
 #include <rapidjson/document.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -420,7 +421,20 @@ void StatusEvent(pv::fuzz::Fields& in) {
   Check(status.project == update.project &&
             (update.project.empty() ? status.campaign_id.empty() : status.campaign_id == update.campaign_id),
         "a rendered status names another project or campaign than its event", status.json);
-  Check(!doc["sends"][0]["statuses"][0].HasMember("project"), "a status repeats the project", status.json);
+  Check(!doc["sends"][0]["statuses"][0].HasMember("project") &&
+            !doc["sends"][0]["statuses"][0].HasMember("trigger_id"),
+        "a status repeats the project or the trigger", status.json);
+  // Its hash: the send's or the trigger's own, one of those the trigger's lookup reads; read by the
+  // send's id alone, it names the trigger when it names the project; read twice (the same event in
+  // two hashes), it is one status.
+  const std::vector<std::string> keys = pv::StatusKeysOfTrigger(update.trigger_id);
+  Check(std::find(keys.begin(), keys.end(), update.key) != keys.end(),
+        "a status written where its trigger's lookup does not read", update.key);
+  pv::TriggerStatus by_send = pv::RenderTriggerStatus("", std::vector<pv::RedisReply>{hash, hash});
+  Check(by_send.trigger_id == (update.project.empty() ? "" : update.trigger_id),
+        "a send's hash names another trigger", by_send.json);
+  Check(by_send.json.size() == status.json.size() + by_send.trigger_id.size() - update.trigger_id.size(),
+        "an entry in two hashes is not one status", by_send.json);
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

@@ -13,9 +13,11 @@ three shapes:
     of the send index (from ad0b200 to ed4498d);
   - plain, dispatcher's: HSETNX entry, HLEN, then project, campaign_id and the send index only for
     the event naming the project (the dispatcher's `queued`), PEXPIRE (until 2026-12-05);
-  - plain, entry names project: what common/src/status_store.cpp's AddStatusWrite writes now: the
-    dispatcher's entry carries the project and campaign, so HSETNX entry, HLEN, the send index for
-    the event naming the project, PEXPIRE.
+  - plain, entry names project: the dispatcher's entry carries the project and campaign, so HSETNX
+    entry, HLEN, the send index for the event naming the project, PEXPIRE (until 2026-12-06);
+  - plain, send's hash: what common/src/status_store.cpp's AddStatusWrite writes now: each event
+    into its send's hash (pv:status:s:<send_id>, found by the send's id, so no index), HSET entry,
+    HLEN, PEXPIRE.
 Claims: R times each, claims N sends (a worker's claim of a send whose provider has no rate limit):
   - EVALSHA: the claim script (GET, then SET PX), as every claim did until issue 13;
   - SET NX GET: what workers/runtime/src/dedupe_store.cpp sends now for such a provider.
@@ -117,11 +119,13 @@ class Connection:
         return out
 
 
-def events(n, project_in_entry=False):
+def events(n, project_in_entry=False, trigger_in_entry=False):
     for _ in range(n // 2):
         trigger, send = str(uuid.uuid4()), str(uuid.uuid4())
         for status, project, campaign in (('queued', 'demo', 'c44'), ('sent', '', 'c44')):
             fields = {'send_id': send, 'channel': 'email', 'status': status, 'at': '2026-12-03T08:00:00.000Z'}
+            if project and trigger_in_entry:
+                fields.update(trigger_id=trigger)
             if project and project_in_entry:
                 fields.update(project=project, campaign_id=campaign)
             entry = json.dumps(dict(fields, provider='log'))
@@ -153,6 +157,13 @@ def plain_write(e, every_event, meta_fields=True):
     return out
 
 
+def send_hash_write(e):
+    """The commands of one event written into its send's hash (now): no index to write."""
+    trigger, send, project, campaign, field, entry = e
+    key = f'pv:status:s:{send}'
+    return [command('HSET', key, field, entry), command('HLEN', key), command('PEXPIRE', key, TTL_MS)]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--events', type=int, default=100000)
@@ -182,9 +193,10 @@ def main():
             'EVALSHA': lambda e: eval_write(('EVALSHA', sha), e),
             'plain, every event': lambda e: plain_write(e, True),
             "plain, dispatcher's": lambda e: plain_write(e, False),
-            'plain, entry names project (now)': lambda e: plain_write(e, False, False),
+            'plain, entry names project': lambda e: plain_write(e, False, False),
+            "plain, send's hash (now)": send_hash_write,
         }
-        in_entry = {'plain, entry names project (now)'}
+        in_entry = {'plain, entry names project', "plain, send's hash (now)"}
         claim_sha = conn.run([command('SCRIPT', 'LOAD', CLAIM_SCRIPT)], 1)[0].split(b'\r\n')[1].decode()
         claims = {
             'claim EVALSHA (before)': lambda send: command('EVALSHA', claim_sha, 1, f'pv:send:{send}',
@@ -212,7 +224,7 @@ def main():
 
         for _ in range(args.runs):
             for name, shape in shapes.items():
-                evs = list(events(args.events, name in in_entry))
+                evs = list(events(args.events, name in in_entry, name == "plain, send's hash (now)"))
                 measure(name, [[c for e in evs[i:i + args.batch] for c in shape(e)]
                                for i in range(0, len(evs), args.batch)], len(evs))
             for name, shape in claims.items():

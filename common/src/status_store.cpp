@@ -10,12 +10,14 @@
 #include <cstddef>
 #include <iterator>
 #include <map>
+#include <set>
 
 #include "pv/config.hpp"
 #include "pv/ids.hpp"
 #include "pv/json.hpp"
 #include "pv/records.hpp"
 #include "pv/redis_client.hpp"
+#include "pv/topics.hpp"
 
 namespace pv {
 namespace {
@@ -57,6 +59,9 @@ std::string Key(std::string_view prefix, std::string_view id) {
 
 constexpr std::string_view kStatusKeyPrefix = "pv:status:";
 constexpr std::string_view kSendKeyPrefix = "pv:status:send:";
+// A send's hash. No trigger id holds ':' (ValidStatusId), so no StatusKey is one of these, nor of the
+// index's keys ("send:" is longer).
+constexpr std::string_view kSendHashPrefix = "pv:status:s:";
 
 // A key written into a buffer on the stack (a longer one than any id ValidStatusId accepts spills to
 // the heap): AddStatusWrite's keys, two heap strings per event otherwise.
@@ -104,8 +109,8 @@ StatusOptions StatusOptions::FromConfig(const Config& config) {
   o.group_id = config.GetString("status.group_id", o.group_id);
   if (o.group_id.empty()) throw ConfigError("setting status.group_id must not be empty");
   o.batch_size = static_cast<int>(config.GetInt("status.batch_size", o.batch_size, 1, 100000));
-  o.batch_wait = std::chrono::milliseconds(
-      config.GetInt("status.batch_wait_ms", o.batch_wait.count(), 0, 10000));
+  o.batch_wait =
+      std::chrono::milliseconds(config.GetInt("status.batch_wait_ms", o.batch_wait.count(), 0, 10000));
   o.redis_timeout = config.GetMillis("status.redis_timeout_ms", o.redis_timeout);
   if (o.redis_timeout.count() < 1 || o.redis_timeout.count() > 60000)
     throw ConfigError("setting status.redis_timeout_ms must be within [1, 60000]");
@@ -135,6 +140,18 @@ std::string StatusKey(std::string_view trigger_id) {
 
 std::string StatusSendKey(std::string_view send_id) {
   return Key(kSendKeyPrefix, send_id);
+}
+
+std::string StatusKeyOfSend(std::string_view send_id) {
+  return Key(kSendHashPrefix, send_id);
+}
+
+std::vector<std::string> StatusKeysOfTrigger(std::string_view trigger_id) {
+  std::vector<std::string> keys;
+  for (Channel c : {Channel::kEmail, Channel::kSms, Channel::kPush})
+    keys.push_back(StatusKeyOfSend(SendIdFor(trigger_id, ChannelName(c))));
+  keys.push_back(StatusKey(trigger_id));
+  return keys;
 }
 
 bool StatusFromEvent(std::string_view event, size_t max_field_bytes, StatusUpdate& out, std::string& error) {
@@ -168,6 +185,14 @@ bool StatusFromEvent(std::string_view event, size_t max_field_bytes, StatusUpdat
   out.send_id.assign(e.send_id);
   out.project.assign(Cut(e.project, max_field_bytes));
   out.campaign_id.assign(Cut(e.campaign_id, max_field_bytes));
+  // The hash: the send's, as pv derives its id from the trigger's and the channel (so that the
+  // trigger's lookup finds it whatever send id the event names), else the trigger's own.
+  Channel channel;
+  if (ParseChannel(e.channel, channel)) {
+    out.key.assign(kSendHashPrefix).append(SendIdFor(out.trigger_id, ChannelName(channel)));
+  } else {
+    out.key.assign(kStatusKeyPrefix).append(out.trigger_id);
+  }
   // The field: the prefix and the first 8 bytes of the event's digest in hex, written in place.
   static constexpr char kHex[] = "0123456789abcdef";
   const auto digest = Sha256(event);
@@ -188,10 +213,11 @@ bool StatusFromEvent(std::string_view event, size_t max_field_bytes, StatusUpdat
   Put(entry, "channel", Cut(e.channel, 16));
   Put(entry, "status", e.status);
   Put(entry, "at", Cut(e.at, 40));
-  // The trigger's project and campaign, in the entries of the events that name the project (the
+  // The trigger's id, project and campaign, in the entries of the events that name the project (the
   // dispatcher's, which open every send): the reader takes them from the earliest such entry, so
-  // they cost no command of their own.
+  // they cost no command of their own (and a send's hash, found by its id, names its trigger).
   if (!out.project.empty()) {
+    Put(entry, "trigger_id", out.trigger_id);
     Put(entry, "project", out.project);
     if (!out.campaign_id.empty()) Put(entry, "campaign_id", out.campaign_id);
   }
@@ -222,17 +248,14 @@ bool StatusFromEvent(std::string_view event, size_t max_field_bytes, StatusUpdat
 size_t AddStatusWrite(RedisCommands& out, std::span<const StatusUpdate* const> updates,
                       const StatusOptions& options) {
   if (updates.empty()) return 0;
-  const StatusUpdate& first = *updates.front();
-  KeyBuffer key_buffer;
-  const std::string_view key = KeyIn(key_buffer, kStatusKeyPrefix, first.trigger_id);
+  const std::string_view key = updates.front()->key;
   char ttl_digits[24];
   const std::string_view ttl_ms(
-      ttl_digits,
-      std::to_chars(ttl_digits, std::end(ttl_digits),
-                    std::chrono::duration_cast<std::chrono::milliseconds>(options.ttl).count())
-          .ptr);
+      ttl_digits, std::to_chars(ttl_digits, std::end(ttl_digits),
+                                std::chrono::duration_cast<std::chrono::milliseconds>(options.ttl).count())
+                      .ptr);
   const size_t before = out.size();
-  // HSET, not HSETNX: one command for all of the trigger's entries. An entry already there is the
+  // HSET, not HSETNX: one command for all of the hash's entries. An entry already there is the
   // same event's (its field is the event's digest), so writing it again changes nothing; the
   // reply counts the fields that are new, which is what HSETNX's told one at a time.
   thread_local std::vector<std::string_view> args;
@@ -248,9 +271,13 @@ size_t AddStatusWrite(RedisCommands& out, std::span<const StatusUpdate* const> u
     out.Add(std::span<const std::string_view>(args));
   }
   out.Add({"HLEN", key});
-  // The send index is written by the events that name the project: the dispatcher's, which open
-  // every send. The workers' and the feedback's events would only write it again. (One of a send's
-  // events read twice in a row writes it once.)
+  // A send's hash is found from the send's id: no index. A trigger's own hash (an event whose
+  // channel is not pv's) has its sends indexed, by the events that name the project: the
+  // dispatcher's, which open every send. (One of a send's events read twice in a row writes it once.)
+  if (key.starts_with(kSendHashPrefix)) {
+    out.Add({"PEXPIRE", key, ttl_ms});
+    return out.size() - before;
+  }
   std::string_view written;
   for (const StatusUpdate* update : updates) {
     if (update->project.empty() || update->send_id == written) continue;
@@ -267,7 +294,8 @@ size_t AddStatusWrite(RedisCommands& out, const StatusUpdate& update, const Stat
   return AddStatusWrite(out, std::span<const StatusUpdate* const>(&one, 1), options);
 }
 
-StatusWriteReply ReadStatusWrite(std::span<const RedisReply> replies, size_t updates, const StatusOptions& options) {
+StatusWriteReply ReadStatusWrite(std::span<const RedisReply> replies, size_t updates,
+                                 const StatusOptions& options) {
   StatusWriteReply r;
   const size_t writes = (updates + kMaxEntriesPerWrite - 1) / kMaxEntriesPerWrite;
   if (replies.size() <= writes) return r;
@@ -283,13 +311,15 @@ StatusWriteReply ReadStatusWrite(std::span<const RedisReply> replies, size_t upd
 }
 
 void AddStatusLimit(RedisCommands& out, const StatusUpdate& update, const StatusOptions& options) {
-  out.Add({"EVAL", kLimitScript, "1", StatusKey(update.trigger_id), std::to_string(options.max_statuses),
-           update.field});
+  out.Add({"EVAL", kLimitScript, "1", update.key, std::to_string(options.max_statuses), update.field});
 }
 
 TriggerStatus RenderTriggerStatus(std::string_view trigger_id, const RedisReply& hgetall) {
+  return RenderTriggerStatus(trigger_id, std::span<const RedisReply>(&hgetall, 1));
+}
+
+TriggerStatus RenderTriggerStatus(std::string_view trigger_id, std::span<const RedisReply> hgetalls) {
   TriggerStatus out;
-  if (hgetall.type != RedisReply::Type::kArray) return out;
   struct Entry {
     rapidjson::Document doc;
     std::string_view field;
@@ -313,36 +343,44 @@ TriggerStatus RenderTriggerStatus(std::string_view trigger_id, const RedisReply&
   };
   std::vector<std::unique_ptr<Entry>> entries;
   std::map<std::string, SendStatuses> sends;  // by send id: a stable order
-  const auto& e = hgetall.elements;
-  for (size_t i = 0; i + 1 < e.size(); i += 2) {
-    const std::string& field = e[i].str;
-    const std::string& value = e[i + 1].str;
-    if (field == "project") {
-      out.project = value;
-      continue;
+  // An event applied into two of the hashes (once before 2026-12-06 into the trigger's, again after
+  // into its send's, as a consumer group rewound across the upgrade would) has the same field in
+  // both: shown once.
+  std::set<std::string_view> fields;
+  for (const RedisReply& hgetall : hgetalls) {
+    if (hgetall.type != RedisReply::Type::kArray) continue;
+    const auto& e = hgetall.elements;
+    for (size_t i = 0; i + 1 < e.size(); i += 2) {
+      const std::string& field = e[i].str;
+      const std::string& value = e[i + 1].str;
+      if (field == "project") {
+        out.project = value;
+        continue;
+      }
+      if (field == "campaign_id") {
+        out.campaign_id = value;
+        continue;
+      }
+      if (field.compare(0, kEntryPrefix.size(), kEntryPrefix) != 0 || !fields.insert(field).second) continue;
+      auto entry = std::make_unique<Entry>();
+      ParseRecord(entry->doc, value);
+      if (entry->doc.HasParseError() || !entry->doc.IsObject())
+        continue;  // written by us: never, but bounded
+      std::string_view send_id = FindString(entry->doc, "send_id").value_or("");
+      entry->field = field;
+      entry->at = FindString(entry->doc, "at").value_or("");
+      entry->status = FindString(entry->doc, "status").value_or("");
+      entry->order = entries.size();
+      if (!FindString(entry->doc, "project").value_or("").empty() &&
+          (meta == nullptr || earlier(entry.get(), meta) ||
+           (!earlier(meta, entry.get()) && entry->field < meta->field))) {
+        meta = entry.get();
+      }
+      SendStatuses& send = sends[std::string(send_id)];
+      if (send.channel.empty()) send.channel = FindString(entry->doc, "channel").value_or("");
+      send.entries.push_back(entry.get());
+      entries.push_back(std::move(entry));
     }
-    if (field == "campaign_id") {
-      out.campaign_id = value;
-      continue;
-    }
-    if (field.compare(0, kEntryPrefix.size(), kEntryPrefix) != 0) continue;
-    auto entry = std::make_unique<Entry>();
-    ParseRecord(entry->doc, value);
-    if (entry->doc.HasParseError() || !entry->doc.IsObject()) continue;  // written by us: never, but bounded
-    std::string_view send_id = FindString(entry->doc, "send_id").value_or("");
-    entry->field = field;
-    entry->at = FindString(entry->doc, "at").value_or("");
-    entry->status = FindString(entry->doc, "status").value_or("");
-    entry->order = entries.size();
-    if (!FindString(entry->doc, "project").value_or("").empty() &&
-        (meta == nullptr || earlier(entry.get(), meta) ||
-         (!earlier(meta, entry.get()) && entry->field < meta->field))) {
-      meta = entry.get();
-    }
-    SendStatuses& send = sends[std::string(send_id)];
-    if (send.channel.empty()) send.channel = FindString(entry->doc, "channel").value_or("");
-    send.entries.push_back(entry.get());
-    entries.push_back(std::move(entry));
   }
   out.found = !entries.empty();
   if (!out.found) return out;
@@ -350,11 +388,14 @@ TriggerStatus RenderTriggerStatus(std::string_view trigger_id, const RedisReply&
     out.project = FindString(meta->doc, "project").value_or("");
     out.campaign_id = FindString(meta->doc, "campaign_id").value_or("");
   }
+  out.trigger_id = trigger_id;
+  if (out.trigger_id.empty() && meta != nullptr)
+    out.trigger_id = FindString(meta->doc, "trigger_id").value_or("");
 
   rapidjson::StringBuffer buffer;
   Writer w(buffer);
   w.StartObject();
-  Put(w, "trigger_id", trigger_id);
+  Put(w, "trigger_id", out.trigger_id);
   Put(w, "campaign_id", out.campaign_id);
   w.Key("sends");
   w.StartArray();
@@ -370,7 +411,9 @@ TriggerStatus RenderTriggerStatus(std::string_view trigger_id, const RedisReply&
       for (const auto& m : entry->doc.GetObject()) {
         std::string_view name(m.name.GetString(), m.name.GetStringLength());
         // The send's and the trigger's, not the status's: said once, above.
-        if (name == "send_id" || name == "channel" || name == "project" || name == "campaign_id") continue;
+        if (name == "send_id" || name == "channel" || name == "trigger_id" || name == "project" ||
+            name == "campaign_id")
+          continue;
         w.Key(name.data(), static_cast<rapidjson::SizeType>(name.size()));
         m.value.Accept(w);
       }

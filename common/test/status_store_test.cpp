@@ -77,12 +77,41 @@ TEST(StatusStoreTest, AnEventBecomesAnEntryWithItsDetails) {
             R"({"send_id":"s-1","channel":"email","status":"delivered","at":"2026-06-10T15:00:02.000Z",)"
             R"("provider":"sg","provider_message_id":"m-1","receipt_id":"sendgrid:x",)"
             R"("occurred_at":"2026-06-10T15:00:01Z"})");
+  // Its hash: the send's, by the id pv derives from the trigger's and the channel (not the event's
+  // send_id), so that the trigger's lookup finds it.
+  EXPECT_EQ(u.key, "pv:status:s:" + SendIdFor("t-1", "email"));
   ASSERT_TRUE(StatusFromEvent(kQueued, 512, u, error));
   EXPECT_EQ(u.project, "demo");
-  // The dispatcher's entry names the trigger's project and campaign (no command of their own).
+  EXPECT_EQ(u.key, "pv:status:s:" + SendIdFor("t-1", "email"));
+  // The dispatcher's entry names the trigger and its project and campaign (no command of their own).
   EXPECT_EQ(u.entry,
             R"({"send_id":"s-1","channel":"email","status":"queued","at":"2026-06-10T15:00:00.001Z",)"
-            R"("project":"demo","campaign_id":"e1","provider":"log"})");
+            R"("trigger_id":"t-1","project":"demo","campaign_id":"e1","provider":"log"})");
+}
+
+// A send's hash is one of the trigger's keys, whatever channel it is on, and the channel's other
+// names ("sms") are the same hash; an event on no channel of pv's goes to the trigger's own hash,
+// which the trigger's keys name last.
+TEST(StatusStoreTest, ATriggersKeysAreItsSendsOnEachChannelThenItsOwn) {
+  const std::vector<std::string> keys = StatusKeysOfTrigger("t-1");
+  EXPECT_EQ(keys, (std::vector<std::string>{"pv:status:s:" + SendIdFor("t-1", "email"),
+                                            "pv:status:s:" + SendIdFor("t-1", "text"),
+                                            "pv:status:s:" + SendIdFor("t-1", "push"), "pv:status:t-1"}));
+  EXPECT_EQ(StatusKeyOfSend(SendIdFor("t-1", "push")), keys[2]);
+  std::string error;
+  for (const auto& [channel, key] : std::vector<std::pair<std::string, std::string>>{{"email", keys[0]},
+                                                                                     {"text", keys[1]},
+                                                                                     {"sms", keys[1]},
+                                                                                     {"push", keys[2]},
+                                                                                     {"fax", keys[3]},
+                                                                                     {"", keys[3]}}) {
+    const std::string event = fmt::format(
+        R"({{"send_id":"s-9","trigger_id":"t-1","channel":"{}","status":"sent","at":"2026-06-10T15:00:00.000Z"}})",
+        channel);
+    StatusUpdate u;
+    ASSERT_TRUE(StatusFromEvent(event, 512, u, error)) << error;
+    EXPECT_EQ(u.key, key) << channel;
+  }
 }
 
 TEST(StatusStoreTest, DeferredSuppressedAndDeadKeepTheirDetails) {
@@ -115,14 +144,13 @@ TEST(StatusStoreTest, AnEntrysEscapesAndFieldStayAsTheyWere) {
       R"({"send_id":"s-3","trigger_id":"t-3","status":"failed","attempt":-12,"at":"2026-06-10T23:00:00.000Z",)"
       R"("error":"a\"b\\c\b\f\n\r\t\u0001\u001f\u007f\/ é"})";
   ASSERT_TRUE(StatusFromEvent(event, 512, u, error)) << error;
-  EXPECT_EQ(u.entry,
-            R"({"send_id":"s-3","channel":"","status":"failed","at":"2026-06-10T23:00:00.000Z",)"
-            R"("error":"a\"b\\c\b\f\n\r\t\u0001\u001F)"
-            "\x7f/ é\",\"attempt\":-12}");
+  EXPECT_EQ(u.entry, R"({"send_id":"s-3","channel":"","status":"failed","at":"2026-06-10T23:00:00.000Z",)"
+                     R"("error":"a\"b\\c\b\f\n\r\t\u0001\u001F)"
+                     "\x7f/ é\",\"attempt\":-12}");
   EXPECT_EQ(u.field, "e:" + Sha256Hex(event).substr(0, 16));
   // An update used again holds the new event's entry only.
-  ASSERT_TRUE(StatusFromEvent(R"({"send_id":"s","trigger_id":"t","status":"sent","at":"2026-06-10T23:00:00Z"})",
-                              512, u, error));
+  ASSERT_TRUE(StatusFromEvent(
+      R"({"send_id":"s","trigger_id":"t","status":"sent","at":"2026-06-10T23:00:00Z"})", 512, u, error));
   EXPECT_EQ(u.entry, R"({"send_id":"s","channel":"","status":"sent","at":"2026-06-10T23:00:00Z"})");
 }
 
@@ -182,9 +210,10 @@ TEST(StatusStoreTest, TheTriggersProjectIsTheEarliestEntrysThatNamesIt) {
   const std::string same_ms_other_project =
       R"({"v":1,"send_id":"s-3","trigger_id":"t-1","project":"third","campaign_id":"e8","channel":"email",)"
       R"("status":"queued","at":"2026-06-10T15:00:00.001Z"})";
-  for (const auto& events : std::vector<std::vector<std::string>>{{kSent, later_other_project, kQueued},
-                                                                  {later_other_project, kQueued, kSent},
-                                                                  {kQueued, kDelivered, later_other_project}}) {
+  for (const auto& events :
+       std::vector<std::vector<std::string>>{{kSent, later_other_project, kQueued},
+                                             {later_other_project, kQueued, kSent},
+                                             {kQueued, kDelivered, later_other_project}}) {
     TriggerStatus s = RenderTriggerStatus("t-1", Store(events));
     ASSERT_TRUE(s.found);
     EXPECT_EQ(s.project, "demo");
@@ -216,7 +245,9 @@ TEST(StatusStoreTest, TheTriggersProjectIsTheEarliestEntrysThatNamesIt) {
   EXPECT_EQ(workers.campaign_id, "");
 }
 
-TEST(StatusStoreTest, OnlyTheDispatchersEventsWriteTheSendIndex) {
+// A send's events go to its hash: the entry, the length, the TTL; no index (the send's hash is found
+// by its id).
+TEST(StatusStoreTest, ASendsEventsAreItsEntryItsLengthAndItsTtl) {
   StatusOptions options;
   options.ttl = std::chrono::seconds(60);
   StatusUpdate queued;
@@ -224,15 +255,43 @@ TEST(StatusStoreTest, OnlyTheDispatchersEventsWriteTheSendIndex) {
   std::string error;
   ASSERT_TRUE(StatusFromEvent(kQueued, 512, queued, error)) << error;
   ASSERT_TRUE(StatusFromEvent(kSent, 512, sent, error)) << error;
+  const std::string key = "pv:status:s:" + SendIdFor("t-1", "email");
+
+  RedisCommands write;
+  EXPECT_EQ(AddStatusWrite(write, queued, options), 3u);
+  using Args = std::vector<std::string>;
+  EXPECT_EQ(Commands(write.resp()),
+            (std::vector<Args>{
+                {"HSET", key, queued.field, queued.entry}, {"HLEN", key}, {"PEXPIRE", key, "60000"}}));
+  write.clear();
+  EXPECT_EQ(AddStatusWrite(write, sent, options), 3u);
+  EXPECT_EQ(
+      Commands(write.resp()),
+      (std::vector<Args>{{"HSET", key, sent.field, sent.entry}, {"HLEN", key}, {"PEXPIRE", key, "60000"}}));
+}
+
+// An event on no channel of pv's goes to the trigger's own hash, as every event did until 2026-12-06:
+// the dispatcher's (naming the project) writes the send index too, a worker's does not.
+TEST(StatusStoreTest, OnlyTheDispatchersEventsWriteTheSendIndexOfATriggersOwnHash) {
+  StatusOptions options;
+  options.ttl = std::chrono::seconds(60);
+  StatusUpdate queued;
+  StatusUpdate sent;
+  std::string error;
+  std::string no_channel_queued = kQueued;
+  std::string no_channel_sent = kSent;
+  for (std::string* e : {&no_channel_queued, &no_channel_sent})
+    e->replace(e->find("\"email\""), 7, "\"fax\"");
+  ASSERT_TRUE(StatusFromEvent(no_channel_queued, 512, queued, error)) << error;
+  ASSERT_TRUE(StatusFromEvent(no_channel_sent, 512, sent, error)) << error;
 
   RedisCommands write;
   EXPECT_EQ(AddStatusWrite(write, queued, options), 4u);
   using Args = std::vector<std::string>;
-  EXPECT_EQ(Commands(write.resp()),
-            (std::vector<Args>{{"HSET", "pv:status:t-1", queued.field, queued.entry},
-                               {"HLEN", "pv:status:t-1"},
-                               {"SET", "pv:status:send:s-1", "t-1", "PX", "60000"},
-                               {"PEXPIRE", "pv:status:t-1", "60000"}}));
+  EXPECT_EQ(Commands(write.resp()), (std::vector<Args>{{"HSET", "pv:status:t-1", queued.field, queued.entry},
+                                                       {"HLEN", "pv:status:t-1"},
+                                                       {"SET", "pv:status:send:s-1", "t-1", "PX", "60000"},
+                                                       {"PEXPIRE", "pv:status:t-1", "60000"}}));
 
   // A worker's event (no project) repeats none of it: its entry, the length, the TTL.
   write.clear();
@@ -255,9 +314,8 @@ TEST(StatusStoreTest, OnlyTheDispatchersEventsWriteTheSendIndex) {
   EXPECT_FALSE(r.check_limit);
 }
 
-// A trigger's events of one batch are one write: its entries in one HSET, one HLEN, the send index
-// once for the send (its dispatcher's event read twice writes it once), one PEXPIRE.
-TEST(StatusStoreTest, ATriggersEventsOfABatchAreOneWrite) {
+// A send's events of one batch are one write: its entries in one HSET, one HLEN, one PEXPIRE.
+TEST(StatusStoreTest, ASendsEventsOfABatchAreOneWrite) {
   StatusOptions options;
   options.ttl = std::chrono::seconds(60);
   StatusUpdate queued;
@@ -269,14 +327,13 @@ TEST(StatusStoreTest, ATriggersEventsOfABatchAreOneWrite) {
   ASSERT_TRUE(StatusFromEvent(kSent, 512, sent, error)) << error;
   std::vector<const StatusUpdate*> updates{&queued, &again, &sent};
   RedisCommands write;
-  EXPECT_EQ(AddStatusWrite(write, updates, options), 4u);
+  EXPECT_EQ(AddStatusWrite(write, updates, options), 3u);
   using Args = std::vector<std::string>;
-  EXPECT_EQ(Commands(write.resp()),
-            (std::vector<Args>{{"HSET", "pv:status:t-1", queued.field, queued.entry, queued.field, queued.entry,
-                                sent.field, sent.entry},
-                               {"HLEN", "pv:status:t-1"},
-                               {"SET", "pv:status:send:s-1", "t-1", "PX", "60000"},
-                               {"PEXPIRE", "pv:status:t-1", "60000"}}));
+  const std::string key = "pv:status:s:" + SendIdFor("t-1", "email");
+  EXPECT_EQ(Commands(write.resp()), (std::vector<Args>{{"HSET", key, queued.field, queued.entry, queued.field,
+                                                        queued.entry, sent.field, sent.entry},
+                                                       {"HLEN", key},
+                                                       {"PEXPIRE", key, "60000"}}));
   std::vector<RedisReply> replies(4);
   for (auto& r : replies) r.type = RedisReply::Type::kInteger;
   replies[0].integer = 2;  // HSET counts a field set twice in one command once
@@ -285,7 +342,8 @@ TEST(StatusStoreTest, ATriggersEventsOfABatchAreOneWrite) {
   EXPECT_EQ(r.applied, 2u);
   EXPECT_FALSE(r.check_limit);
 
-  // Many events of one trigger (a replay, or forged): 256 entries a command, the replies summed.
+  // Many events of one trigger (a replay, or forged; these on no channel, so in the trigger's own
+  // hash, and naming no project, so no index): 256 entries a command, the replies summed.
   std::vector<StatusUpdate> many(300);
   updates.clear();
   for (size_t i = 0; i < many.size(); ++i) {
@@ -369,6 +427,31 @@ TEST(StatusStoreTest, AnEmptyOrMissingHashIsNotFound) {
   EXPECT_FALSE(RenderTriggerStatus("t", empty).found);
   RedisReply nil;
   EXPECT_FALSE(RenderTriggerStatus("t", nil).found);
+  EXPECT_FALSE(RenderTriggerStatus("t", std::vector<RedisReply>{empty, nil, empty, nil}).found);
+}
+
+// A trigger's statuses from all its hashes, as the lookups read them: the entries of each in one
+// time order; an event written into two of them (before and after 2026-12-06, read again across the
+// upgrade) shown once; a hash read by the send's id alone names its trigger through its dispatcher's
+// entry, and without that entry names none.
+TEST(StatusStoreTest, ATriggersHashesAreOneStatusAndASendsHashNamesItsTrigger) {
+  RedisReply nil;
+  const std::vector<RedisReply> hashes{Store({kSent}), nil, nil, Store({kQueued, kSent}, true)};
+  TriggerStatus s = RenderTriggerStatus("t-1", hashes);
+  ASSERT_TRUE(s.found);
+  EXPECT_EQ(s.trigger_id, "t-1");
+  EXPECT_EQ(s.project, "demo");
+  EXPECT_EQ(Statuses(s), (std::vector<std::string>{"queued", "sent"}));
+  EXPECT_EQ(s.json.find("\"trigger_id\"", s.json.find("statuses")), std::string::npos) << s.json;
+
+  TriggerStatus by_send = RenderTriggerStatus("", Store({kDelivered, kQueued}));
+  ASSERT_TRUE(by_send.found);
+  EXPECT_EQ(by_send.trigger_id, "t-1");
+  EXPECT_EQ(by_send.json.substr(0, 18), R"({"trigger_id":"t-1)");
+  EXPECT_EQ(Statuses(by_send), (std::vector<std::string>{"queued", "delivered"}));
+  TriggerStatus unnamed = RenderTriggerStatus("", Store({kSent}));
+  ASSERT_TRUE(unnamed.found);
+  EXPECT_EQ(unnamed.trigger_id, "");
 }
 
 TEST(StatusStoreTest, SettingsAreReadAndChecked) {
@@ -381,9 +464,11 @@ TEST(StatusStoreTest, SettingsAreReadAndChecked) {
   EXPECT_THROW(StatusOptions::FromConfig(Config::FromYaml("status:\n  ttl_seconds: 1\n")), ConfigError);
   EXPECT_THROW(StatusOptions::FromConfig(Config::FromYaml("status:\n  redis_timeout_ms: 0\n")), ConfigError);
   EXPECT_EQ(StatusOptions::FromConfig(Config::FromYaml("{}")).batch_wait.count(), 50);
-  EXPECT_EQ(StatusOptions::FromConfig(Config::FromYaml("status:\n  batch_wait_ms: 0\n")).batch_wait.count(), 0);
-  EXPECT_EQ(StatusOptions::FromConfig(Config::FromYaml("status:\n  batch_wait_ms: 10000\n")).batch_wait.count(),
-            10000);
+  EXPECT_EQ(StatusOptions::FromConfig(Config::FromYaml("status:\n  batch_wait_ms: 0\n")).batch_wait.count(),
+            0);
+  EXPECT_EQ(
+      StatusOptions::FromConfig(Config::FromYaml("status:\n  batch_wait_ms: 10000\n")).batch_wait.count(),
+      10000);
   EXPECT_THROW(StatusOptions::FromConfig(Config::FromYaml("status:\n  batch_wait_ms: 10001\n")), ConfigError);
   EXPECT_THROW(StatusOptions::FromConfig(Config::FromYaml("status:\n  batch_wait_ms: -1\n")), ConfigError);
 }

@@ -39,7 +39,8 @@ StatusFeeder::StatusFeeder(const DispatcherOptions& options, const kafka::Settin
                                            "pv-dispatcher-status",
                                            {std::string(topics::kEvents)},
                                            static_cast<size_t>(options.status.batch_size),
-                                           options.retry_backoff, options.status.batch_wait});
+                                           options.retry_backoff,
+                                           options.status.batch_wait});
 }
 
 StatusFeeder::~StatusFeeder() = default;
@@ -79,18 +80,18 @@ bool StatusFeeder::Apply(std::span<const kafka::Message> batch) {
     }
     ++n;
   }
-  // By trigger, each trigger's events in the order read: one write per trigger, so a trigger whose
-  // dispatcher's and worker's events share the batch costs Redis one HLEN and one PEXPIRE, not two
-  // (docs/performance.md "Statuses: the project in the entry, one write per trigger").
+  // By hash (a send's, or a trigger's own), each hash's events in the order read: one write per hash,
+  // so a send whose dispatcher's and worker's events share the batch costs Redis one HLEN and one
+  // PEXPIRE, not two (docs/performance.md "Statuses: the project in the entry, one write per trigger").
   order_.resize(n);
   for (size_t i = 0; i < n; ++i) order_[i] = i;
   std::stable_sort(order_.begin(), order_.end(),
-                   [this](size_t a, size_t b) { return updates_[a].trigger_id < updates_[b].trigger_id; });
+                   [this](size_t a, size_t b) { return updates_[a].key < updates_[b].key; });
   group_begins_.clear();
   counts_.clear();
   writes_.clear();
   for (size_t i = 0; i < n; ++i) {
-    if (i == 0 || updates_[order_[i]].trigger_id != updates_[order_[i - 1]].trigger_id) group_begins_.push_back(i);
+    if (i == 0 || updates_[order_[i]].key != updates_[order_[i - 1]].key) group_begins_.push_back(i);
   }
   group_begins_.push_back(n);
   const size_t groups = group_begins_.size() - 1;
@@ -102,16 +103,16 @@ bool StatusFeeder::Apply(std::span<const kafka::Message> batch) {
   auto replies = PipelineOrKeep(*redis_, writes_, "status_redis_error");
   if (!replies) return false;
 
-  // Triggers past max_statuses: the limit script for each of their events, the batch's last first,
+  // Hashes past max_statuses: the limit script for each of their events, the batch's last first,
   // so that the entries removed are the latest ones, as when the limit held before each write. Of
-  // a trigger's entries new in this batch, as many as the script removed count as over_limit, not
+  // a hash's entries new in this batch, as many as the script removed count as over_limit, not
   // applied.
   struct Checked {
     size_t update;  // its position in the batch
-    size_t group;   // its trigger's
+    size_t group;   // its hash's
   };
   std::vector<size_t> applied(groups, 0);
-  std::vector<Checked> checked;  // the events of the triggers past the limit
+  std::vector<Checked> checked;  // the events of the hashes past the limit
   size_t n_applied = 0;
   size_t at = 0;
   for (size_t g = 0; g < groups; ++g) {
@@ -132,7 +133,7 @@ bool StatusFeeder::Apply(std::span<const kafka::Message> batch) {
     for (const Checked& c : checked) AddStatusLimit(writes_, updates_[c.update], options_.status);
     auto removed = PipelineOrKeep(*redis_, writes_, "status_redis_error");
     if (!removed) return false;
-    std::vector<size_t> removed_in(groups, 0);  // by trigger
+    std::vector<size_t> removed_in(groups, 0);  // by hash
     for (size_t k = 0; k < checked.size(); ++k) {
       const RedisReply& r = (*removed)[k];
       if (r.type == RedisReply::Type::kInteger && r.integer == 1) ++removed_in[checked[k].group];

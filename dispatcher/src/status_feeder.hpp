@@ -4,10 +4,10 @@
 // `pvctl status` read. Private to the dispatcher library; docs/architecture.md "Trigger statuses".
 //
 // One batch at a time: parse every event, one pipelined round trip of plain commands, one write per
-// trigger of the batch (each idempotent: an entry's field is a digest of its event, so an event read
-// twice is shown once; a second round trip only for triggers past status.max_statuses), then the
-// offsets stored. When Redis does not answer, the batch is kept, the partitions are paused and the batch is
-// tried again after dispatcher.retry_backoff: nothing is skipped and nothing is committed that Redis
+// hash (a send's) of the batch (each idempotent: an entry's field is a digest of its event, so an
+// event read twice is shown once; a second round trip only for hashes past status.max_statuses),
+// then the offsets stored. When Redis does not answer, the batch is kept, the partitions are paused and the
+// batch is tried again after dispatcher.retry_backoff: nothing is skipped and nothing is committed that Redis
 // did not acknowledge. Triggers never wait for it: this is a consumer of its own, beside them.
 #pragma once
 
@@ -44,10 +44,10 @@ class StatusFeeder {
   std::unique_ptr<RedisClient> redis_;
   // Reused by every batch (no allocation per event for the commands).
   std::vector<StatusUpdate> updates_;
-  std::vector<size_t> order_;         // the batch's updates by trigger id (stable)
-  std::vector<size_t> group_begins_;  // where each trigger's begin in order_, then its end
+  std::vector<size_t> order_;         // the batch's updates by hash (stable)
+  std::vector<size_t> group_begins_;  // where each hash's begin in order_, then its end
   std::vector<const StatusUpdate*> group_;
-  std::vector<size_t> counts_;  // commands per trigger in writes_
+  std::vector<size_t> counts_;  // commands per hash in writes_
   RedisCommands writes_;
 
   metrics::Family<metrics::Counter>& events_;  // {result}: applied, duplicate, over_limit, invalid

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <span>
 #include <vector>
 
 #include "pv/log.hpp"
@@ -23,9 +25,10 @@ StatusLookups::StatusLookups(const StatusOptions& options, metrics::Registry& re
   // A Redis that is down is asked again at most this often; meanwhile lookups get 503 at once.
   redis.reconnect_backoff = std::chrono::milliseconds(500);
   redis_ = std::make_unique<RedisClient>(redis);
-  registry.AddCallbackGauge("pv_ingest_status_store_up",
-                            "1 while the status store (status.redis_url, else redis.url) answered the last lookup or connect",
-                            [r = redis_.get()] { return r->connected() ? 1.0 : 0.0; });
+  registry.AddCallbackGauge(
+      "pv_ingest_status_store_up",
+      "1 while the status store (status.redis_url, else redis.url) answered the last lookup or connect",
+      [r = redis_.get()] { return r->connected() ? 1.0 : 0.0; });
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -78,7 +81,14 @@ void StatusLookups::Loop() {
     }
     if (ask.empty()) continue;
     commands.clear();
-    for (const Pending& p : ask) commands.push_back({"HGETALL", StatusKey(p.trigger_id)});
+    // Every hash the trigger's statuses may be in (its sends' on each channel, its own): the same
+    // number for each lookup, in one round trip for the batch.
+    size_t keys = 0;
+    for (const Pending& p : ask) {
+      std::vector<std::string> of_trigger = StatusKeysOfTrigger(p.trigger_id);
+      keys = of_trigger.size();
+      for (std::string& key : of_trigger) commands.push_back({"HGETALL", std::move(key)});
+    }
     auto replies = redis_->Pipeline(commands);
     if (!replies) {
       std::string why = fmt::format("status store unreachable: {}", redis_->last_error());
@@ -86,13 +96,15 @@ void StatusLookups::Loop() {
       continue;
     }
     for (size_t i = 0; i < ask.size(); ++i) {
-      const RedisReply& reply = (*replies)[i];
+      std::span<const RedisReply> of_trigger = std::span(*replies).subspan(i * keys, keys);
       Result result;
-      if (reply.IsError()) {
+      auto error =
+          std::find_if(of_trigger.begin(), of_trigger.end(), [](const RedisReply& r) { return r.IsError(); });
+      if (error != of_trigger.end()) {
         result.outcome = Outcome::kUnavailable;
-        result.why = "status store error: " + reply.str.substr(0, 200);
+        result.why = "status store error: " + error->str.substr(0, 200);
       } else {
-        result.status = RenderTriggerStatus(ask[i].trigger_id, reply);
+        result.status = RenderTriggerStatus(ask[i].trigger_id, of_trigger);
         result.outcome = result.status.found ? Outcome::kFound : Outcome::kNotFound;
       }
       ask[i].done(std::move(result));

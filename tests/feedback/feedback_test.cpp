@@ -3,9 +3,9 @@
 // and suppressions, and the dispatcher then suppresses the next trigger naming the reason. The SMS
 // path goes through a real sms-worker, whose record of Twilio's MessageSid maps the status callback
 // back to its send. One stack (dev broker, redis-server, a second one for statuses, fake, ingest,
-// dispatcher, sms-worker) serves every test; each test uses addresses of its own. The status API (GET /api/client/triggers/:id, the
-// dispatcher's status feeder, pvctl status) is tested on the same stack, at the end of this file; its
-// last test stops and restarts both redis-servers.
+// dispatcher, sms-worker) serves every test; each test uses addresses of its own. The status API (GET
+// /api/client/triggers/:id, the dispatcher's status feeder, pvctl status) is tested on the same stack, at the
+// end of this file; its last test stops and restarts both redis-servers.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -23,6 +23,7 @@
 #include "pv/kafka.hpp"
 #include "pv/keys.hpp"
 #include "pv/log.hpp"
+#include "pv/status_store.hpp"
 #include "pv/testing/dev_broker.hpp"
 #include "pv/testing/fakes.hpp"
 #include "pv/testing/http.hpp"
@@ -543,6 +544,44 @@ TEST_F(FeedbackTest, StatusMovesQueuedSentDeliveredAndPvctlPrintsIt) {
   EXPECT_EQ(Pvctl({"status", "a/b"}, out, err), 2);
 }
 
+// Statuses written before 2026-12-06 (the trigger's own hash, the send index) are still found, by
+// the route and by pvctl, by trigger id and by send id, and with the ones written since.
+TEST_F(FeedbackTest, StatusesInTheTriggersOwnHashAndTheSendIndexAreStillFound) {
+  const std::string trigger_id = Unique("told");
+  const std::string send_id = Unique("sold");
+  const std::string queued =
+      fmt::format(R"({{"send_id":"{}","channel":"email","status":"queued","at":"2026-06-10T15:00:00.001Z",)"
+                  R"("project":"demo","campaign_id":"e1","provider":"log"}})",
+                  send_id);
+  ASSERT_EQ(s_->status_redis.Command({"HSET", "pv:status:" + trigger_id, "e:00000000000000aa", queued}), "1");
+  ASSERT_EQ(s_->status_redis.Command({"SET", "pv:status:send:" + send_id, trigger_id}), "OK");
+  Answer a = GetStatus(trigger_id, Secret());
+  ASSERT_EQ(a.status, 200) << a.body;
+  EXPECT_EQ(StatusList(a.body), std::vector<std::string>{"queued"}) << a.body;
+  std::string out;
+  std::string err;
+  ASSERT_EQ(Pvctl({"status", send_id, "--json"}, out, err), 0) << err;
+  EXPECT_EQ(out, a.body + "\n");
+
+  // The worker's event, read since: in the send's hash, shown with the one before.
+  kafka::Settings settings;
+  settings.brokers = s_->broker.bootstrap();
+  kafka::Producer producer(settings, kafka::ProducerOptions{});
+  auto group = std::make_shared<kafka::DeliveryGroup>(1);
+  producer.Produce(
+      "pv.events", send_id,
+      fmt::format(R"({{"v":1,"send_id":"{}","trigger_id":"{}","campaign_id":"e1","channel":"email",)"
+                  R"("status":"sent","provider":"log","at":"2026-06-10T15:00:00.009Z"}})",
+                  send_id, trigger_id),
+      {}, group);
+  ASSERT_TRUE(group->Wait(std::chrono::steady_clock::now() + 10s));
+  std::string body = WaitForStatuses(trigger_id, {"queued", "sent"});
+  EXPECT_EQ(StatusList(body), (std::vector<std::string>{"queued", "sent"})) << body;
+  EXPECT_EQ(s_->status_redis.Command({"HLEN", StatusKeyOfSend(SendIdFor(trigger_id, "email"))}), "1");
+  ASSERT_EQ(Pvctl({"status", send_id, "--json"}, out, err), 0) << err;
+  EXPECT_EQ(out, body + "\n");
+}
+
 TEST_F(FeedbackTest, StatusRouteRefusesUnknownOtherProjectsAndBadKeys) {
   std::string trigger_id =
       Trigger("e1", R"({"external_id":"u-st404","email":")" + Unique("st") + R"(@example.com"})");
@@ -618,7 +657,9 @@ TEST_F(FeedbackTest, StatusPastMaxStatusesKeepsTheFirstOnesAndCountsTheRest) {
         send_id, trigger_id, i == 0 ? R"("project":"demo",)" : "", i == 0 ? "queued" : "delivered", i, i));
   }
   auto over = [] { return Metric(DispatcherMetrics(), R"(pv_status_events_total{result="over_limit"})"); };
-  auto duplicate = [] { return Metric(DispatcherMetrics(), R"(pv_status_events_total{result="duplicate"})"); };
+  auto duplicate = [] {
+    return Metric(DispatcherMetrics(), R"(pv_status_events_total{result="duplicate"})");
+  };
   kafka::Settings settings;
   settings.brokers = s_->broker.bootstrap();
   kafka::Producer producer(settings, kafka::ProducerOptions{});
@@ -639,9 +680,13 @@ TEST_F(FeedbackTest, StatusPastMaxStatusesKeepsTheFirstOnesAndCountsTheRest) {
     for (const auto& st : d["sends"][0]["statuses"].GetArray())
       kept.push_back(st.HasMember("receipt_id") ? Str(st, "receipt_id") : "");
     EXPECT_EQ(kept, (std::vector<std::string>{"r-0", "r-1", "r-2", "r-3", "r-4", "r-5"})) << a.body;
-    // Entries only: the project and campaign are in the dispatcher's entry, not fields of their own.
-    EXPECT_EQ(s_->status_redis.Command({"HLEN", "pv:status:" + trigger_id}), std::to_string(kMaxStatuses));
-    EXPECT_EQ(s_->redis.Command({"EXISTS", "pv:status:" + trigger_id}), "0");  // not in the marks Redis
+    // Entries only, in the send's hash: the project and campaign are in the dispatcher's entry, not
+    // fields of their own, and the hash is found by the send's id, with no index.
+    const std::string hash = StatusKeyOfSend(SendIdFor(trigger_id, "email"));
+    EXPECT_EQ(s_->status_redis.Command({"HLEN", hash}), std::to_string(kMaxStatuses));
+    EXPECT_EQ(s_->status_redis.Command({"EXISTS", "pv:status:" + trigger_id}), "0");
+    EXPECT_EQ(s_->status_redis.Command({"EXISTS", "pv:status:send:" + send_id}), "0");
+    EXPECT_EQ(s_->redis.Command({"EXISTS", hash}), "0");  // not in the marks Redis
   }
 }
 
@@ -652,10 +697,10 @@ TEST_F(FeedbackTest, InterleavedTriggersOfABatchKeepTheirOwnStatusesAndLimits) {
   const std::string small_trigger = Unique("tmix-small");
   const std::string other_trigger = Unique("tmix-other");
   auto event = [](const std::string& trigger, const std::string& send, int i) {
-    return fmt::format(
-        R"({{"v":1,"send_id":"{}","trigger_id":"{}",{}"campaign_id":"e1","channel":"email",)"
-        R"("status":"{}","receipt_id":"r-{}","at":"2026-06-10T15:01:{:02d}.000Z"}})",
-        send, trigger, i == 0 ? R"("project":"demo",)" : "", i == 0 ? "queued" : "delivered", i, i);
+    return fmt::format(R"({{"v":1,"send_id":"{}","trigger_id":"{}",{}"campaign_id":"e1","channel":"email",)"
+                       R"("status":"{}","receipt_id":"r-{}","at":"2026-06-10T15:01:{:02d}.000Z"}})",
+                       send, trigger, i == 0 ? R"("project":"demo",)" : "", i == 0 ? "queued" : "delivered",
+                       i, i);
   };
   // over_trigger: kMaxStatuses + 3 events; the two others two each, between them (fewer than the
   // three removed: counting a removal against another trigger would show).
@@ -681,9 +726,12 @@ TEST_F(FeedbackTest, InterleavedTriggersOfABatchKeepTheirOwnStatusesAndLimits) {
   auto group = std::make_shared<kafka::DeliveryGroup>(records.size());
   for (const auto& [key, value] : records) producer.Produce("pv.events", key, value, {}, group);
   ASSERT_TRUE(group->Wait(std::chrono::steady_clock::now() + 10s));
-  ASSERT_TRUE(WaitFor([&] { return metric("applied") + metric("over_limit") >= applied_before + over_before +
-                                                                                  static_cast<double>(records.size()); },
-                      20s))
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return metric("applied") + metric("over_limit") >=
+               applied_before + over_before + static_cast<double>(records.size());
+      },
+      20s))
       << DispatcherMetrics();
   EXPECT_EQ(metric("over_limit"), over_before + 3);
   EXPECT_EQ(metric("applied"), applied_before + static_cast<double>(records.size()) - 3);

@@ -25,7 +25,9 @@ Statuses are kept status.ttl_seconds (7 days) after a trigger's last event. They
 through the dispatcher's status feeder (group pv-status), so the newest one may be a moment late.
 
 Redis: status.redis_url from the config, else redis.url (the marks Redis), or --redis-url.
-Storage: HASH pv:status:<trigger_id>, STRING pv:status:send:<send_id> -> trigger id.
+Storage: HASH pv:status:s:<send_id> (a send's statuses, the id pv derives from the trigger's and the
+channel); HASH pv:status:<trigger_id> and STRING pv:status:send:<send_id> -> trigger id (events
+without a channel of pv's, and statuses written before 2026-12-06).
 Global options (before or after the command): --config, --json, --redis-url, --timeout.
 Exit codes: 0 found, 1 Redis failed, 2 usage (an ID that cannot be an id), 3 not found.)";
 
@@ -73,14 +75,24 @@ int Show(Context& ctx, const std::string& id) {
   options.url = RedisUrl(ctx);
   options.timeout = std::chrono::milliseconds(static_cast<long long>(ctx.timeout_seconds * 1000));
   RedisClient redis(options);
-  std::string trigger_id = id;
-  TriggerStatus status = RenderTriggerStatus(trigger_id, Ask(redis, {"HGETALL", StatusKey(trigger_id)}));
+  // A trigger id: its hashes (its sends' on each channel, its own). Else a send id: the send's hash,
+  // which names its trigger, then all of that trigger's hashes (its other sends too); else the
+  // index of the sends of hashes written before 2026-12-06.
+  auto of_trigger = [&](const std::string& trigger_id) {
+    std::vector<RedisReply> replies;
+    for (std::string& key : StatusKeysOfTrigger(trigger_id))
+      replies.push_back(Ask(redis, {"HGETALL", std::move(key)}));
+    return RenderTriggerStatus(trigger_id, replies);
+  };
+  TriggerStatus status = of_trigger(id);
+  if (!status.found) {
+    RedisReply send = Ask(redis, {"HGETALL", StatusKeyOfSend(id)});
+    status = RenderTriggerStatus("", send);
+    if (status.found && ValidStatusId(status.trigger_id)) status = of_trigger(status.trigger_id);
+  }
   if (!status.found) {
     RedisReply send = Ask(redis, {"GET", StatusSendKey(id)});
-    if (send.type == RedisReply::Type::kString && ValidStatusId(send.str)) {
-      trigger_id = send.str;
-      status = RenderTriggerStatus(trigger_id, Ask(redis, {"HGETALL", StatusKey(trigger_id)}));
-    }
+    if (send.type == RedisReply::Type::kString && ValidStatusId(send.str)) status = of_trigger(send.str);
   }
   if (!status.found) {
     return Fail(ctx,
@@ -92,7 +104,7 @@ int Show(Context& ctx, const std::string& id) {
   if (ctx.json) {
     *ctx.out << status.json << "\n";
   } else {
-    PrintText(*ctx.out, trigger_id, status);
+    PrintText(*ctx.out, status.trigger_id.empty() ? "-" : status.trigger_id, status);
   }
   return kExitOk;
 }

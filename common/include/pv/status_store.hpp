@@ -1,17 +1,25 @@
 // The status store: what became of each trigger, for `GET /api/client/triggers/:triggerId` (ingest)
 // and `pvctl status`, fed from pv.events by the dispatcher's status feeder (docs/architecture.md
-// "Trigger statuses"). Redis layout, in the marks Redis (redis.url), every key with status.ttl_seconds:
+// "Trigger statuses"). Redis layout, in the status Redis (status.redis_url, else redis.url), every key
+// with status.ttl_seconds:
 //
-//   pv:status:<trigger_id>        HASH  e:<digest>  -> one status entry (JSON), digest = SHA-256 of
+//   pv:status:s:<send_id>         HASH  e:<digest>  -> one status entry (JSON), digest = SHA-256 of
 //                                                      the event record, so a redelivered event lands
 //                                                      on its own field: applied twice, shown once.
 //                                                      The dispatcher's entries also name the
 //                                                      trigger's project and campaign_id; the earliest
 //                                                      of them is the trigger's.
-//                                       project, campaign_id: the same, as fields of their own, in
-//                                                      hashes written until 2026-12-05 (still read)
-//   pv:status:send:<send_id>      STRING -> trigger_id (pvctl status SEND_ID), written by the
-//                                        dispatcher's events (the ones that name the project)
+//                                 The key's send id is the one pv derives from the event's trigger id
+//                                 and channel (SendIdFor), not the one the event names: a trigger's
+//                                 sends are found from its id alone (one key per channel), and a send's
+//                                 from its id, with no index to write (since 2026-12-06).
+//   pv:status:<trigger_id>        HASH  the same entries, for events whose channel is not one of pv's,
+//                                       and every entry written until 2026-12-06 (read until their TTL
+//                                       is past: a week of upgrade)
+//                                       project, campaign_id: fields of their own, in hashes written
+//                                                      until 2026-12-05 (still read)
+//   pv:status:send:<send_id>      STRING -> trigger_id (pvctl status SEND_ID) for the sends of those
+//                                        hashes, written by the events that name the project
 //
 // Everything here is decided without Redis or Kafka (tests: common/test/status_store_test.cpp); the
 // feeder and the lookups only run the commands built here.
@@ -31,15 +39,15 @@ class RedisCommands;
 struct RedisReply;
 
 struct StatusOptions {
-  bool enabled = true;                           // status.enabled
+  bool enabled = true;  // status.enabled
   // status.redis_url, else redis.url ("" when neither is set). A Redis of its own keeps the status
   // writes (most of a trigger's Redis writes) out of the marks Redis's append-only file.
   std::string redis_url;
-  std::chrono::seconds ttl{7 * 24 * 3600};       // status.ttl_seconds, from the last event
-  int max_statuses = 100;                        // status.max_statuses: entries per trigger
-  size_t max_field_bytes = 512;                  // status.max_field_bytes: each text field, cut
-  std::string group_id = "pv-status";            // status.group_id (the feeder's group)
-  int batch_size = 500;                          // status.batch_size (feeder)
+  std::chrono::seconds ttl{7 * 24 * 3600};  // status.ttl_seconds, from the last event
+  int max_statuses = 100;                   // status.max_statuses: entries per trigger
+  size_t max_field_bytes = 512;             // status.max_field_bytes: each text field, cut
+  std::string group_id = "pv-status";       // status.group_id (the feeder's group)
+  int batch_size = 500;                     // status.batch_size (feeder)
   // status.batch_wait_ms (feeder): how long a batch may gather events before it is written short of
   // batch_size. Statuses show this much later; the feeder wakes and Redis answers once per batch
   // rather than once per Fetch answer (docs/performance.md "The status feeder's batches").
@@ -55,8 +63,16 @@ struct StatusOptions {
 // a DLQ replay or a test may use shorter ones). Anything else cannot be in the store.
 bool ValidStatusId(std::string_view id);
 
+// pv:status:<trigger_id>: the hash of a trigger's events without a channel of pv's, and of every event
+// written until 2026-12-06.
 std::string StatusKey(std::string_view trigger_id);
+// pv:status:send:<send_id>: the index of those hashes' sends.
 std::string StatusSendKey(std::string_view send_id);
+// pv:status:s:<send_id>: a send's hash (its id as SendIdFor derives it).
+std::string StatusKeyOfSend(std::string_view send_id);
+// Every hash a trigger's statuses may be in: its sends' on each channel (email, text, push), then
+// StatusKey's. One HGETALL each; RenderTriggerStatus takes the replies in this order.
+std::vector<std::string> StatusKeysOfTrigger(std::string_view trigger_id);
 
 // One pv.events record turned into a status entry.
 struct StatusUpdate {
@@ -64,24 +80,27 @@ struct StatusUpdate {
   std::string send_id;
   std::string project;      // "" when the event does not carry it (workers' and feedback events)
   std::string campaign_id;  // "" likewise
-  std::string field;        // "e:<16 hex>"
-  std::string entry;        // {"send_id","channel","status","at", details...}
+  std::string key;    // the hash it goes to: pv:status:s:<SendIdFor(trigger_id, channel)>, else StatusKey
+  std::string field;  // "e:<16 hex>"
+  std::string entry;  // {"send_id","channel","status","at", details...}
 };
 
 // Parses an event record (docs/architecture.md "Event"). False with `error` for a record that is not
 // an event (not JSON, no trigger_id/send_id/status/at, an id ValidStatusId refuses, a status that is
 // not a lower-case word of at most 32 bytes). Text fields are cut to `max_field_bytes` (at a UTF-8
-// boundary); fields other than the known details are left out.
+// boundary); fields other than the known details are left out. The update's key is its send's hash
+// when the event's channel is one of pv's (a SHA-256 of the trigger id and the channel), else
+// StatusKey.
 bool StatusFromEvent(std::string_view event, size_t max_field_bytes, StatusUpdate& out, std::string& error);
 
-// The commands that apply `updates`: one trigger's events of a batch (all with the same trigger_id),
-// in the order they were read. Added to `out`; returns how many (their replies, in order, are what
-// ReadStatusWrite reads). HSET of the entries, up to 256 a command (an entry already there is a
+// The commands that apply `updates`: the events of a batch that go to one hash (all with the same
+// key), in the order they were read. Added to `out`; returns how many (their replies, in order, are
+// what ReadStatusWrite reads). HSET of the entries, up to 256 a command (an entry already there is a
 // duplicate: its field is a digest of the event, so HSET writes the same bytes again, and its reply
-// counts only the new ones); HLEN; SET of the send index for each event that names the project
-// (the dispatcher's, which open every send); then the TTL on the hash. Plain commands, not one
-// script: a third of Redis's CPU per event (docs/performance.md "Status store"). A trigger whose
-// dispatcher's and worker's events share a batch takes four commands, not seven.
+// counts only the new ones); HLEN; for a StatusKey hash only, SET of the send index for each event
+// that names the project (the dispatcher's, which open every send); then the TTL on the hash. Plain
+// commands, not one script: a third of Redis's CPU per event (docs/performance.md "Status store").
+// A send's event is three commands; its dispatcher's and worker's events in one batch, three too.
 size_t AddStatusWrite(RedisCommands& out, std::span<const StatusUpdate* const> updates,
                       const StatusOptions& options);
 // The same for one event.
@@ -92,24 +111,30 @@ struct StatusWriteReply {
   bool check_limit = false;  // the hash may hold more than max_statuses entries: run AddStatusLimit
 };
 // `replies`: those of the AddStatusWrite of `updates` events, from the first.
-StatusWriteReply ReadStatusWrite(std::span<const RedisReply> replies, size_t updates, const StatusOptions& options);
+StatusWriteReply ReadStatusWrite(std::span<const RedisReply> replies, size_t updates,
+                                 const StatusOptions& options);
 
-// The script that removes `update`'s entry again when its trigger holds more than max_statuses entries
+// The script that removes `update`'s entry again when its hash holds more than max_statuses entries
 // (project and campaign_id do not count). Its reply is 1 when it did: the event is `over_limit`.
 // Idempotent, and applied whatever ReadStatusWrite said of the entry, so a batch applied again after a
 // failure between the two round trips still ends within the limit. Run for each event of a trigger
 // past the limit, the batch's last first.
 void AddStatusLimit(RedisCommands& out, const StatusUpdate& update, const StatusOptions& options);
 
-// What HGETALL pv:status:<trigger_id> holds, as the API answers it.
+// What a trigger's hashes hold, as the API answers it.
 struct TriggerStatus {
-  bool found = false;  // the hash exists and has at least one entry
+  bool found = false;      // a hash exists and has at least one entry
+  std::string trigger_id;  // the one asked for, else the one the entries name ("" when none does)
   std::string project;
   std::string campaign_id;
   // {"trigger_id","campaign_id","sends":[{"send_id","channel","statuses":[{"status","at",...}]}]},
   // sends by send id, statuses by time (then by pipeline order when two share a millisecond).
   std::string json;
 };
+// `hgetalls`: the replies to HGETALL of each of StatusKeysOfTrigger(trigger_id), or of any hashes of
+// the trigger's (an entry's place in them does not matter: they are ordered by time). An empty
+// `trigger_id` (a send's hash, found by the send's id): the one its dispatcher's entry names.
+TriggerStatus RenderTriggerStatus(std::string_view trigger_id, std::span<const RedisReply> hgetalls);
 TriggerStatus RenderTriggerStatus(std::string_view trigger_id, const RedisReply& hgetall);
 
 }  // namespace pv
