@@ -125,6 +125,21 @@ class Stack:
             good = good + 1 if self.wait_delivered([tid], 1.0) else 0
             time.sleep(0.2)
 
+    def aof_rewrites(self):
+        """How many append-only-file rewrites each Redis of the stack has started (INFO persistence's
+        aof_rewrites; {} where redis-cli cannot ask). A rewrite forks a child that serializes the whole
+        dataset, a core busy for a second or more on this machine: a run's p99 can be that second."""
+        counts = {}
+        for name in ("redis", "status-redis"):
+            try:
+                port = open(f"{self.work}/ports/{name}").read().strip()
+                out = subprocess.run(["redis-cli", "-p", port, "INFO", "persistence"], capture_output=True,
+                                     text=True, timeout=5).stdout
+                counts[name] = int(re.search(r"^aof_rewrites:(\d+)", out, re.M).group(1))
+            except (OSError, AttributeError, ValueError, subprocess.TimeoutExpired):
+                pass
+        return counts
+
     @staticmethod
     def _tasks(pid):
         """(name, CPU ns, blocks) of each thread of `pid`: /proc/<pid>/task/*/{comm,schedstat,status}.
