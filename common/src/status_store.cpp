@@ -189,7 +189,8 @@ bool StatusFromEvent(std::string_view event, size_t max_field_bytes, StatusUpdat
   // trigger's lookup finds it whatever send id the event names), else the trigger's own.
   Channel channel;
   if (ParseChannel(e.channel, channel)) {
-    out.key.assign(kSendHashPrefix).append(SendIdFor(out.trigger_id, ChannelName(channel)));
+    out.key.assign(kSendHashPrefix);
+    AppendSendIdFor(out.key, out.trigger_id, ChannelName(channel));
   } else {
     out.key.assign(kStatusKeyPrefix).append(out.trigger_id);
   }

@@ -106,6 +106,17 @@ TEST(IdsTest, SendIdForIsStablePerTriggerAndChannel) {
   EXPECT_NE(email, trigger);
   // Never the derived trigger id of the same strings: the two derivations are domain-separated.
   EXPECT_NE(SendIdFor("x", "email"), DerivedTriggerId("x", "email", ""));
+  // Appended: the same id after what the string held, and a trigger id longer than the stack's
+  // buffer the same as through the heap.
+  std::string key = "pv:status:s:";
+  AppendSendIdFor(key, trigger, "email");
+  EXPECT_EQ(key, "pv:status:s:" + email);
+  const std::string long_id(300, 'a');
+  std::string appended;
+  AppendSendIdFor(appended, long_id, "push");
+  EXPECT_EQ(appended, SendIdFor(long_id, "push"));
+  // The digest of the same material (its first four bytes are the id's first eight digits).
+  EXPECT_EQ(appended.substr(0, 8), Sha256Hex("pv-send-v1|300:" + long_id + "|push").substr(0, 8));
 }
 
 TEST(IdsTest, Sha256MatchesKnownVectors) {

@@ -19,6 +19,8 @@ std::string DerivedTriggerId(std::string_view project, std::string_view campaign
 
 // send_id = f(trigger_id, channel): stable, so a redelivered trigger is deduplicated by the workers.
 std::string SendIdFor(std::string_view trigger_id, std::string_view channel);
+// The same id appended to `out` (no allocation when `out` has room for its 36 characters).
+void AppendSendIdFor(std::string& out, std::string_view trigger_id, std::string_view channel);
 
 // Lower-case hex SHA-256.
 std::string Sha256Hex(std::string_view data);
