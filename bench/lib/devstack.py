@@ -140,6 +140,37 @@ class Stack:
                 pass
         return counts
 
+    def _redis_calls(self, name, command):
+        """How many times the stack's Redis `name` has run `command` (INFO commandstats; None where
+        redis-cli cannot ask). INFO itself is not counted there, so polling it does not move it."""
+        try:
+            port = open(f"{self.work}/ports/{name}").read().strip()
+            out = subprocess.run(["redis-cli", "-p", port, "INFO", "commandstats"], capture_output=True,
+                                 text=True, timeout=5).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        m = re.search(rf"^cmdstat_{command}:calls=(\d+)", out, re.M)
+        return int(m.group(1)) if m else 0
+
+    def wait_statuses_written(self, quiet=0.3, timeout=30):
+        """Waits until the status feeder has written what it read: status-redis has run no HSET for
+        `quiet` seconds (longer than the feeder's batches gather). Returns the seconds from the call
+        to its last HSET, or None without a status-redis. A run's CPU figures are read after it, so that a feeder that fell behind
+        during a phase is charged to that phase, not to the next."""
+        start = time.time()
+        last = self._redis_calls("status-redis", "hset")
+        if last is None:
+            return None
+        still_since = start
+        while time.time() - start < timeout:
+            time.sleep(0.05)
+            now = self._redis_calls("status-redis", "hset")
+            if now != last:
+                last, still_since = now, time.time()
+            elif time.time() - still_since >= quiet:
+                return still_since - start
+        return time.time() - start
+
     @staticmethod
     def _tasks(pid):
         """(name, CPU ns, blocks) of each thread of `pid`: /proc/<pid>/task/*/{comm,schedstat,status}.
