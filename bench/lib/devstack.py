@@ -125,29 +125,33 @@ class Stack:
             good = good + 1 if self.wait_delivered([tid], 1.0) else 0
             time.sleep(0.2)
 
+    def _redis_info(self, name, section):
+        """INFO `section` of the stack's Redis `name` (its port in ports/), or None where redis-cli
+        cannot ask."""
+        try:
+            port = open(f"{self.work}/ports/{name}").read().strip()
+            return subprocess.run(["redis-cli", "-p", port, "INFO", section], capture_output=True, text=True,
+                                  timeout=5).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+
     def aof_rewrites(self):
         """How many append-only-file rewrites each Redis of the stack has started (INFO persistence's
-        aof_rewrites; {} where redis-cli cannot ask). A rewrite forks a child that serializes the whole
-        dataset, a core busy for a second or more on this machine: a run's p99 can be that second."""
+        aof_rewrites; left out where it cannot be read). A rewrite forks a child that serializes the
+        whole dataset, a core busy for a second or more on this machine: a run's p99 can be that
+        second."""
         counts = {}
         for name in ("redis", "status-redis"):
-            try:
-                port = open(f"{self.work}/ports/{name}").read().strip()
-                out = subprocess.run(["redis-cli", "-p", port, "INFO", "persistence"], capture_output=True,
-                                     text=True, timeout=5).stdout
-                counts[name] = int(re.search(r"^aof_rewrites:(\d+)", out, re.M).group(1))
-            except (OSError, AttributeError, ValueError, subprocess.TimeoutExpired):
-                pass
+            m = re.search(r"^aof_rewrites:(\d+)", self._redis_info(name, "persistence") or "", re.M)
+            if m:
+                counts[name] = int(m.group(1))
         return counts
 
     def _redis_calls(self, name, command):
         """How many times the stack's Redis `name` has run `command` (INFO commandstats; None where
-        redis-cli cannot ask). INFO itself is not counted there, so polling it does not move it."""
-        try:
-            port = open(f"{self.work}/ports/{name}").read().strip()
-            out = subprocess.run(["redis-cli", "-p", port, "INFO", "commandstats"], capture_output=True,
-                                 text=True, timeout=5).stdout
-        except (OSError, subprocess.TimeoutExpired):
+        it cannot be read). INFO itself is not counted there, so polling it does not move it."""
+        out = self._redis_info(name, "commandstats")
+        if out is None:
             return None
         m = re.search(rf"^cmdstat_{command}:calls=(\d+)", out, re.M)
         return int(m.group(1)) if m else 0

@@ -146,10 +146,19 @@ std::string StatusKeyOfSend(std::string_view send_id) {
   return Key(kSendHashPrefix, send_id);
 }
 
+namespace {
+// The hash of the trigger's send on `channel` (the send id as SendIdFor derives it), into `out`: the
+// one place the writer's key and the readers' keys are made, so that they cannot part.
+void AssignSendHashKey(std::string& out, std::string_view trigger_id, Channel channel) {
+  out.assign(kSendHashPrefix);
+  AppendSendIdFor(out, trigger_id, ChannelName(channel));
+}
+}  // namespace
+
 std::vector<std::string> StatusKeysOfTrigger(std::string_view trigger_id) {
   std::vector<std::string> keys;
   for (Channel c : {Channel::kEmail, Channel::kSms, Channel::kPush})
-    keys.push_back(StatusKeyOfSend(SendIdFor(trigger_id, ChannelName(c))));
+    AssignSendHashKey(keys.emplace_back(), trigger_id, c);
   keys.push_back(StatusKey(trigger_id));
   return keys;
 }
@@ -189,8 +198,7 @@ bool StatusFromEvent(std::string_view event, size_t max_field_bytes, StatusUpdat
   // trigger's lookup finds it whatever send id the event names), else the trigger's own.
   Channel channel;
   if (ParseChannel(e.channel, channel)) {
-    out.key.assign(kSendHashPrefix);
-    AppendSendIdFor(out.key, out.trigger_id, ChannelName(channel));
+    AssignSendHashKey(out.key, out.trigger_id, channel);
   } else {
     out.key.assign(kStatusKeyPrefix).append(out.trigger_id);
   }

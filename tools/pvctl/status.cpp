@@ -37,13 +37,18 @@ std::string RedisUrl(const Context& ctx) {
   return url.empty() ? "redis://127.0.0.1:6379" : url;
 }
 
-// One command; throws with the store's error when Redis does not answer.
-RedisReply Ask(RedisClient& redis, std::vector<std::string> command) {
-  auto replies = redis.Pipeline({std::move(command)});
+// Commands in one round trip; throws with the store's error when Redis does not answer or refuses one.
+std::vector<RedisReply> AskAll(RedisClient& redis, const std::vector<std::vector<std::string>>& commands) {
+  auto replies = redis.Pipeline(commands);
   if (!replies) throw std::runtime_error(fmt::format("status store: {}", redis.last_error()));
-  if (replies->front().IsError())
-    throw std::runtime_error(fmt::format("status store: {}", replies->front().str));
-  return std::move(replies->front());
+  for (const RedisReply& r : *replies) {
+    if (r.IsError()) throw std::runtime_error(fmt::format("status store: {}", r.str));
+  }
+  return std::move(*replies);
+}
+
+RedisReply Ask(RedisClient& redis, std::vector<std::string> command) {
+  return std::move(AskAll(redis, {std::move(command)}).front());
 }
 
 void PrintText(std::ostream& out, const std::string& trigger_id, const TriggerStatus& status) {
@@ -79,10 +84,9 @@ int Show(Context& ctx, const std::string& id) {
   // which names its trigger, then all of that trigger's hashes (its other sends too); else the
   // index of the sends of hashes written before 2026-12-06.
   auto of_trigger = [&](const std::string& trigger_id) {
-    std::vector<RedisReply> replies;
-    for (std::string& key : StatusKeysOfTrigger(trigger_id))
-      replies.push_back(Ask(redis, {"HGETALL", std::move(key)}));
-    return RenderTriggerStatus(trigger_id, replies);
+    std::vector<std::vector<std::string>> reads;
+    for (std::string& key : StatusKeysOfTrigger(trigger_id)) reads.push_back({"HGETALL", std::move(key)});
+    return RenderTriggerStatus(trigger_id, AskAll(redis, reads));
   };
   TriggerStatus status = of_trigger(id);
   if (!status.found) {
