@@ -23,8 +23,10 @@
 //   POST /_fake/script  {"rules": [{"match": "text in path or body", "status": 400,
 //                          "body": {...} | "text", "headers": {...}, "times": N (-1: always)}],
 //                        "fail_first": {"count": N, "status": 503, "body": ..., "headers": {...}},
-//                        "delay_ms": N, "goaway_after": N}
+//                        "delay_ms": N, "delay_first": {"count": N, "delay_ms": M}, "goaway_after": N}
 //                       rules apply first; fail_first fails the first N requests of every key;
+//                       delay_first answers the first N requests of every key after M ms (the
+//                       others after delay_ms), so a test need not race a script change;
 //                       goaway_after (HTTP/2): once N requests were answered on a connection, it
 //                       (once per script)
 //                       sends GOAWAY (NO_ERROR, last stream = the last one answered, debug data
@@ -113,7 +115,7 @@ function reset() {
     tokens: new Set(),
     tokensIssued: 0,
     bearers: new Set(),
-    script: {rules: [], fail_first: null, delay_ms: null, goaway_after: null},
+    script: {rules: [], fail_first: null, delay_ms: null, delay_first: null, goaway_after: null},
     seq: 0,
     connections: 0,
     goaways: 0,
@@ -378,6 +380,7 @@ function answer(req) {
     const s = JSON.parse(req.body || '{}');
     state.script = {rules: s.rules || [], fail_first: s.fail_first || null,
                     delay_ms: s.delay_ms === undefined ? null : s.delay_ms,
+                    delay_first: s.delay_first || null,
                     goaway_after: s.goaway_after === undefined ? null : s.goaway_after};
     return json(200, {ok: true});
   }
@@ -493,7 +496,9 @@ function handle(method, path, headers, body, respond) {
                            problem: req.problem || '', response: res.body || ''});
     }
   }
-  const delay = control ? 0 : (state.script.delay_ms !== null ? state.script.delay_ms : defaultDelay);
+  let delay = control ? 0 : (state.script.delay_ms !== null ? state.script.delay_ms : defaultDelay);
+  const first = state.script.delay_first;
+  if (!control && first && req.key && (state.perKey.get(req.key) || 0) <= first.count) delay = first.delay_ms;
   if (delay > 0) {
     setTimeout(() => respond(res), delay);
   } else {
