@@ -1063,16 +1063,18 @@ std::set<int> PortsOf(const std::string& bootstrap) {
 // A consumer of partition 0 of `topic` from its start (no group join: assign), waiting up to
 // `fetch_wait_ms` per Fetch.
 RkPtr AssignedConsumer(const std::string& bootstrap, const std::string& topic, int fetch_wait_ms,
-                       const std::string& client_id) {
+                       const std::string& client_id, int fetch_min_bytes = 1,
+                       int64_t offset = RD_KAFKA_OFFSET_BEGINNING) {
   auto consumer = MakeClient(RD_KAFKA_CONSUMER, {{"bootstrap.servers", bootstrap},
                                                  {"group.id", client_id},
                                                  {"client.id", client_id},
                                                  {"enable.auto.commit", "false"},
-                                                 {"fetch.wait.max.ms", std::to_string(fetch_wait_ms)}});
+                                                 {"fetch.wait.max.ms", std::to_string(fetch_wait_ms)},
+                                                 {"fetch.min.bytes", std::to_string(fetch_min_bytes)}});
   if (!consumer) return consumer;
   rd_kafka_poll_set_consumer(consumer.get());
   rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
-  rd_kafka_topic_partition_list_add(list, topic.c_str(), 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+  rd_kafka_topic_partition_list_add(list, topic.c_str(), 0)->offset = offset;
   EXPECT_EQ(rd_kafka_assign(consumer.get(), list), RD_KAFKA_RESP_ERR_NO_ERROR);
   rd_kafka_topic_partition_list_destroy(list);
   return consumer;
@@ -1191,6 +1193,77 @@ std::vector<Consumed> Consume(rd_kafka_t* consumer, size_t n, std::chrono::milli
     rd_kafka_message_destroy(msg);
   }
   return out;
+}
+
+// fetch.min.bytes as Kafka honours it: a Fetch with records under MinBytes waits for more (a produce
+// that makes up the rest ends the wait at once) or for its MaxWait (then it gets what there is).
+TEST_F(DevBrokerProcessTest, AFetchWaitsForMinBytesOrItsMaxWait) {
+  std::string body;
+  ASSERT_EQ(broker_.Post("/topics?name=lp.min&partitions=1", &body), 201) << body;
+  auto producer = MakeClient(RD_KAFKA_PRODUCER, ProducerSettings(broker_.bootstrap()));
+  ASSERT_TRUE(producer);
+  // A reader without MinBytes: the front learns the log's end, and its copy then holds "small".
+  auto reader = AssignedConsumer(broker_.bootstrap(), "lp.min", 500, "lp-reader");
+  ASSERT_TRUE(reader);
+  ASSERT_EQ(ProduceSync(producer.get(), "lp.min", "k", "first"), RD_KAFKA_RESP_ERR_NO_ERROR);
+  ASSERT_EQ(NextRecord(reader.get(), 15s), std::optional<std::string>("first"));
+  ASSERT_EQ(ProduceSync(producer.get(), "lp.min", "k", "small"), RD_KAFKA_RESP_ERR_NO_ERROR);
+  ASSERT_EQ(NextRecord(reader.get(), 10s), std::optional<std::string>("small"));
+  rd_kafka_consumer_close(reader.get());
+
+  // From "small" on, MinBytes 4,096 and MaxWait 2 s: a few bytes to read, held.
+  const int64_t short_before = LongPollCounters(broker_)["fetches_short"];
+  auto consumer = AssignedConsumer(broker_.bootstrap(), "lp.min", 2000, "lp-min", 4096, 1);
+  ASSERT_TRUE(consumer);
+  EXPECT_FALSE(NextRecord(consumer.get(), 600ms).has_value()) << "a record under MinBytes ended the wait";
+  EXPECT_GT(LongPollCounters(broker_)["fetches_short"], short_before);
+  // A record of a few bytes more: still held, no Fetch woken for it.
+  const int64_t woken_before = LongPollCounters(broker_)["fetches_woken"];
+  ASSERT_EQ(ProduceSync(producer.get(), "lp.min", "k", "tiny"), RD_KAFKA_RESP_ERR_NO_ERROR);
+  EXPECT_FALSE(NextRecord(consumer.get(), 300ms).has_value()) << "a record under MinBytes ended the wait";
+  EXPECT_EQ(LongPollCounters(broker_)["fetches_woken"], woken_before);
+  // Enough bytes: the wait ends at once, with every record.
+  const auto sent = Clock::now();
+  const std::string big(5000, 'b');
+  ASSERT_EQ(ProduceSync(producer.get(), "lp.min", "k", big), RD_KAFKA_RESP_ERR_NO_ERROR);
+  EXPECT_EQ(NextRecord(consumer.get(), 10s), std::optional<std::string>("small"));
+  EXPECT_EQ(NextRecord(consumer.get(), 10s), std::optional<std::string>("tiny"));
+  EXPECT_EQ(NextRecord(consumer.get(), 10s), std::optional<std::string>(big));
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - sent);
+  EXPECT_LT(took, 1000ms) << "MinBytes was there, the Fetch still waited " << took.count() << " ms";
+  EXPECT_GT(LongPollCounters(broker_)["fetches_woken"], woken_before);
+
+  // Under MinBytes for good: the record comes at the Fetch's MaxWait, not before, not much after.
+  std::this_thread::sleep_for(100ms);
+  const auto late_sent = Clock::now();
+  ASSERT_EQ(ProduceSync(producer.get(), "lp.min", "k", "late"), RD_KAFKA_RESP_ERR_NO_ERROR);
+  EXPECT_EQ(NextRecord(consumer.get(), 10s), std::optional<std::string>("late"));
+  auto late = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - late_sent);
+  EXPECT_GE(late, 1000ms) << "a record under MinBytes came before the MaxWait (2 s) was near";
+  EXPECT_LT(late, 5000ms) << "a record under MinBytes waited past its MaxWait (2 s)";
+  rd_kafka_consumer_close(consumer.get());
+}
+
+// A consumer behind (more to read than a Fetch answer carries) is answered at once, whatever its
+// MinBytes: Kafka would have MinBytes for it at once.
+TEST_F(DevBrokerProcessTest, AConsumerBehindIsNotHeldForMinBytes) {
+  std::string body;
+  ASSERT_EQ(broker_.Post("/topics?name=lp.behind&partitions=1", &body), 201) << body;
+  auto producer = MakeClient(RD_KAFKA_PRODUCER, ProducerSettings(broker_.bootstrap()));
+  ASSERT_TRUE(producer);
+  const size_t kRecords = 60;
+  for (size_t i = 0; i < kRecords; ++i)  // one batch each: one Fetch answer of the mock each
+    ASSERT_EQ(ProduceSync(producer.get(), "lp.behind", "k", "r" + std::to_string(i)), RD_KAFKA_RESP_ERR_NO_ERROR);
+  auto consumer = AssignedConsumer(broker_.bootstrap(), "lp.behind", 3000, "lp-behind", 1 << 20);
+  ASSERT_TRUE(consumer);
+  const auto start = Clock::now();
+  std::vector<Consumed> seen = Consume(consumer.get(), kRecords, 20s);
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+  ASSERT_EQ(seen.size(), kRecords);
+  for (size_t i = 0; i < kRecords; ++i) EXPECT_EQ(seen[i].value, "r" + std::to_string(i));
+  // Held for MinBytes (1 MiB) at each of its Fetches, it would have taken 3 s for each of them.
+  EXPECT_LT(took, 2500ms) << kRecords << " records behind took " << took.count() << " ms";
+  rd_kafka_consumer_close(consumer.get());
 }
 
 TEST_F(DevBrokerProcessTest, TheFrontAnswersFetchesFromItsCopyOfTheTailAsTheMockWould) {

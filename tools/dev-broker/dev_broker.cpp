@@ -720,6 +720,7 @@ std::string DevBroker::Impl::LongPollJson() {
            ",\"fetches_held\":" + std::to_string(s.fetches_held) +
            ",\"fetches_woken\":" + std::to_string(s.fetches_woken) +
            ",\"fetches_expired\":" + std::to_string(s.fetches_expired) +
+           ",\"fetches_short\":" + std::to_string(s.fetches_short) +
            ",\"partitions_answered\":" + std::to_string(s.partitions_answered) +
            ",\"produces\":" + std::to_string(s.produces) + ",\"fetch_wait_ms_by_client\":{";
     bool first = true;

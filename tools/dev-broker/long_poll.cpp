@@ -139,7 +139,7 @@ bool ParseFetchRequest(std::string_view frame, const RequestHeader& header, Fetc
   r.I32();  // ReplicaId
   out.max_wait_offset = r.pos();
   out.max_wait_ms = r.I32();
-  r.I32();  // MinBytes
+  out.min_bytes = r.I32();
   out.max_bytes = v >= 3 ? r.I32() : std::numeric_limits<std::int32_t>::max();
   if (v >= 4) r.I8();   // IsolationLevel
   out.sessionless = true;
@@ -487,11 +487,14 @@ struct LongPollFront::Impl {
     std::vector<std::string> answered;
     bool narrowed = false;         // some partitions were answered here
     bool answered_records = false;  // ... with records
+    std::size_t answered_bytes = 0;  // ... that many bytes of them
+    bool answered_to_end = true;     // ... each partition's up to its log end (nothing more to read there)
     // A Produce: each partition's records (appended to the front's copy when the mock acknowledges them).
     std::vector<std::pair<wire::TopicPartition, std::string>> records;
     bool transactional = false;
     std::uint64_t refetch_of = 0;  // a Fetch the front sent again for this held Response (its id)
     bool final = false;            // ... at the client's MaxWait: its answer goes to the client, idle or not
+    bool deliver = false;          // ... at the client's MaxWait, for a short answer: the same, asked narrowly
   };
   // A response from upstream not yet handed to the client (order is kept).
   struct Response {
@@ -506,6 +509,10 @@ struct LongPollFront::Impl {
     std::int16_t version = -1;
     std::int32_t correlation_id = 0;  // the client's
     bool refetching = false;          // the request is upstream again; its answer replaces this one
+    // A short answer (records under the Fetch's MinBytes): the bytes of records it holds, and the bytes
+    // produced to its partitions since it was asked (Wake); when the two make MinBytes, it is asked again.
+    std::size_t short_bytes = 0;
+    std::size_t arrived = 0;
   };
   struct Conn {
     std::uint64_t id = 0;
@@ -595,9 +602,18 @@ struct LongPollFront::Impl {
   void Append(Pending& p, const wire::ProduceAnswer& answer, PartitionState& state);
   std::string Merge(const Pending& p, std::string_view framed, const std::vector<wire::FetchAnswer>& answers,
                     const wire::FetchAnswerHeader& head, bool& idle);
-  void Refetch(Conn& c, Response& r, bool final);
+  // How a held answer is asked again: woken by a produce (answered when it has records enough), at the
+  // client's MaxWait (every partition asked; answered whatever it is), or at MaxWait for a short answer
+  // (answered whatever it is, from the copy where it can).
+  enum class Ask { kWoken, kFinal, kDeliver };
+  void Refetch(Conn& c, Response& r, Ask ask);
   void HandleRefetch(Conn& c, Pending& p, std::string_view framed);
-  void Wake(const std::vector<wire::TopicPartition>& partitions);
+  // Produces acknowledged: each partition with the bytes of records appended to it.
+  void Wake(const std::vector<std::pair<wire::TopicPartition, std::size_t>>& produced);
+  // The bytes of records in a Fetch answer (the mock's and the copy's), and whether it is short: under
+  // the Fetch's MinBytes, without errors, with nothing more to read now (see long_poll.hpp).
+  bool Short(const Pending& p, const std::vector<wire::FetchAnswer>& answers, const wire::FetchAnswerHeader& head,
+             bool idle, std::size_t& bytes) const;
   void Expire(Clock::time_point now);
   int Timeout(Clock::time_point now) const;
   std::uint64_t ProducedSum(const std::vector<wire::TopicPartition>& partitions) const;
@@ -892,6 +908,8 @@ void LongPollFront::Impl::SendFetch(Conn& c, const std::string& request, bool na
   p.produced_at.assign(n, 0);
   p.answered.assign(n, std::string());
   p.answered_records = false;
+  p.answered_bytes = 0;
+  p.answered_to_end = true;
   std::vector<bool> keep(n, true);
   std::uint64_t here = 0;
   std::int64_t budget = fetch.max_bytes;  // Kafka's: the first batch is returned even when larger
@@ -917,6 +935,8 @@ void LongPollFront::Impl::SendFetch(Conn& c, const std::string& request, bool na
         budget -= size;
         p.answered_records = true;
       }
+      p.answered_bytes += records.size();
+      p.answered_to_end = p.answered_to_end && batch == state.batches.end();
     }
     p.answered[i] = wire::FetchAnswerEntry(p.version, fetch.partitions[i].second, state.end, state.log_start, records);
     keep[i] = false;
@@ -1018,13 +1038,17 @@ void LongPollFront::Impl::HandleResponse(Conn& c, std::string_view framed) {
           std::vector<wire::FetchAnswer> answers;
           wire::FetchAnswerHeader head;
           const bool parsed = wire::ParseFetchResponse(frame, p.version, idle, answers, &head);
+          std::size_t bytes = 0;
+          bool short_answer = false;
           if (parsed) {
             Learn(p, answers);
-            replaced = Merge(p, framed, answers, head, idle);
+            replaced = Merge(p, framed, answers, head, idle);  // idle: the copy's records too
+            short_answer = Short(p, answers, head, idle, bytes);
           }
-          if (p.hold && parsed && idle) {
+          if (p.hold && parsed && (idle || short_answer)) {
             ask_again = ProducedSum(p.fetch.partitions) != p.produced_before;
             response.held = true;
+            response.short_bytes = short_answer ? bytes : 0;
             response.deadline = p.deadline;
             response.narrowed = p.narrowed;
             response.fetch = std::move(p.fetch);
@@ -1033,19 +1057,24 @@ void LongPollFront::Impl::HandleResponse(Conn& c, std::string_view framed) {
             response.correlation_id = correlation_id;
             std::lock_guard lock(stats_mutex);
             ++stats.fetches_held;
+            if (short_answer) ++stats.fetches_short;
           }
           break;
         }
         case wire::kProduce: {
           std::vector<wire::ProduceAnswer> answers;
           if (wire::ParseProduceResponse(frame, p.version, answers)) {
-            std::vector<wire::TopicPartition> produced;
+            std::vector<std::pair<wire::TopicPartition, std::size_t>> produced;
             for (const wire::ProduceAnswer& answer : answers) {
               if (answer.error != 0) continue;
               PartitionState& state = partition_states[answer.partition];
               ++state.produced;
+              auto records = std::find_if(p.records.begin(), p.records.end(),
+                                          [&](const auto& r) { return r.first == answer.partition; });
+              const std::size_t bytes =
+                  answer.base_offset < 0 || records == p.records.end() ? 0 : records->second.size();
               Append(p, answer, state);
-              produced.push_back(answer.partition);
+              produced.emplace_back(answer.partition, bytes);
             }
             {
               std::lock_guard lock(stats_mutex);
@@ -1083,8 +1112,25 @@ void LongPollFront::Impl::HandleResponse(Conn& c, std::string_view framed) {
   response.id = c.next_response_id++;
   if (response.held) ++c.held;
   c.responses.push_back(std::move(response));
-  if (ask_again) Refetch(c, c.responses.back(), false);
+  if (ask_again) Refetch(c, c.responses.back(), Ask::kWoken);
   Release(c);
+}
+
+bool LongPollFront::Impl::Short(const Pending& p, const std::vector<wire::FetchAnswer>& answers,
+                                const wire::FetchAnswerHeader& head, bool idle, std::size_t& bytes) const {
+  bytes = p.answered_bytes;
+  bool mock_records = false;
+  bool errors = head.error != 0;
+  for (const wire::FetchAnswer& a : answers) {
+    bytes += a.records.size();
+    mock_records = mock_records || !a.records.empty();
+    errors = errors || a.error != 0;
+  }
+  if (idle || errors || p.fetch.min_bytes <= 1) return false;
+  // Records the mock gave: the consumer is behind the copy and there is more to read than one batch a
+  // partition (Kafka would have MinBytes at once). Records the copy gave short of a log end: the same.
+  if (mock_records || !p.answered_to_end) return false;
+  return bytes < static_cast<std::size_t>(p.fetch.min_bytes);
 }
 
 // Sends a held Fetch's request upstream again (MaxWait 0, the front's own correlation id); its answer,
@@ -1092,7 +1138,8 @@ void LongPollFront::Impl::HandleResponse(Conn& c, std::string_view framed) {
 // waiting Fetch with the records that ended the wait; so does the front, without making the client
 // fetch once more. `final` (the client's MaxWait has passed): every partition is asked, and the answer
 // goes to the client whatever it is.
-void LongPollFront::Impl::Refetch(Conn& c, Response& r, bool final) {
+void LongPollFront::Impl::Refetch(Conn& c, Response& r, Ask ask) {
+  const bool final = ask == Ask::kFinal;
   std::int32_t correlation_id = c.next_front_correlation;
   c.next_front_correlation = c.next_front_correlation == std::numeric_limits<std::int32_t>::min()
                                  ? -1
@@ -1104,14 +1151,16 @@ void LongPollFront::Impl::Refetch(Conn& c, Response& r, bool final) {
   p.deadline = r.deadline;
   p.refetch_of = r.id;
   p.final = final;
+  p.deliver = ask == Ask::kDeliver;
   p.fetch = r.fetch;
   const std::size_t at = c.upstream_out.size();
   SendFetch(c, r.request, !final, p);
   wire::PutI32(c.upstream_out, at + 8, correlation_id);  // after size, key, version
   r.refetching = true;
+  r.arrived = 0;  // what Wake counts from now on, the answer on its way does not hold
   c.pending[correlation_id] = std::move(p);
   std::lock_guard lock(stats_mutex);
-  if (!final) ++stats.fetches_woken;
+  if (ask == Ask::kWoken) ++stats.fetches_woken;
 }
 
 void LongPollFront::Impl::HandleRefetch(Conn& c, Pending& p, std::string_view framed) {
@@ -1125,15 +1174,30 @@ void LongPollFront::Impl::HandleRefetch(Conn& c, Pending& p, std::string_view fr
   wire::FetchAnswerHeader head;
   const bool parsed = wire::ParseFetchResponse(framed.substr(4), p.version, idle, answers, &head);
   std::string merged;
+  std::size_t bytes = 0;
+  bool short_answer = false;
   if (parsed) {
     Learn(p, answers);
-    merged = Merge(p, framed, answers, head, idle);
+    merged = Merge(p, framed, answers, head, idle);  // idle: the copy's records too
+    short_answer = Short(p, answers, head, idle, bytes);
   }
-  if (parsed && idle && !p.final) {
+  const bool answer_anyway = p.final || p.deliver;
+  if (parsed && idle && !answer_anyway) {
     // Still nothing for this consumer (the record went to a partition it does not read now, or was
     // already fetched): keep waiting, unless yet another record arrived meanwhile.
     r.narrowed = r.narrowed || p.narrowed;
-    if (ProducedSum(p.fetch.partitions) != p.produced_before) Refetch(c, r, false);
+    r.short_bytes = 0;
+    if (ProducedSum(p.fetch.partitions) != p.produced_before) Refetch(c, r, Ask::kWoken);
+    return;
+  }
+  if (parsed && short_answer && !answer_anyway) {
+    // Records, still under MinBytes: this answer is the one held now (what MaxWait releases), until
+    // what arrives meanwhile makes up the rest.
+    r.bytes = merged.empty() ? std::string(framed) : std::move(merged);
+    wire::PutI32(r.bytes, 4, r.correlation_id);
+    r.narrowed = r.narrowed || p.narrowed;
+    r.short_bytes = bytes;
+    if (r.short_bytes + r.arrived >= static_cast<std::size_t>(r.fetch.min_bytes)) Refetch(c, r, Ask::kWoken);
     return;
   }
   // Records (or an error, or the final answer): the answer to the client's Fetch, under its correlation id.
@@ -1151,18 +1215,27 @@ void LongPollFront::Impl::Release(Conn& c) {
   }
 }
 
-void LongPollFront::Impl::Wake(const std::vector<wire::TopicPartition>& partitions) {
-  std::set<wire::TopicPartition> produced_now(partitions.begin(), partitions.end());
+void LongPollFront::Impl::Wake(const std::vector<std::pair<wire::TopicPartition, std::size_t>>& produced) {
+  std::map<wire::TopicPartition, std::size_t> produced_now;
+  for (const auto& [tp, bytes] : produced) produced_now[tp] += bytes;
   for (auto& [id, conn] : conns) {
     Conn& c = *conn;
     if (c.held == 0) continue;
     bool any = false;
     for (Response& r : c.responses) {
-      if (!r.held || r.refetching) continue;
-      bool hit = std::any_of(r.fetch.partitions.begin(), r.fetch.partitions.end(),
-                             [&](const wire::TopicPartition& tp) { return produced_now.count(tp) > 0; });
-      if (!hit) continue;
-      Refetch(c, r, false);
+      if (!r.held) continue;
+      bool hit = false;
+      for (const wire::TopicPartition& tp : r.fetch.partitions) {
+        auto it = produced_now.find(tp);
+        if (it == produced_now.end()) continue;
+        hit = true;
+        r.arrived += it->second;
+      }
+      if (!hit || r.refetching) continue;
+      // Without a MinBytes, any record ends the wait; with one, records enough (Kafka's fetch.min.bytes).
+      if (r.fetch.min_bytes > 1 && r.short_bytes + r.arrived < static_cast<std::size_t>(r.fetch.min_bytes))
+        continue;
+      Refetch(c, r, Ask::kWoken);
       any = true;
     }
     if (!any || c.connecting) continue;
@@ -1186,11 +1259,20 @@ void LongPollFront::Impl::Expire(Clock::time_point now) {
         std::lock_guard lock(stats_mutex);
         ++stats.fetches_expired;
       }
-      if (r.narrowed) {
+      if (r.fetch.min_bytes > 1 && r.arrived > 0) {
+        // Records arrived, short of MinBytes: asked again (from the copy where it can) and answered
+        // whatever it holds then.
+        Refetch(c, r, Ask::kDeliver);
+        asked = true;
+        continue;
+      }
+      if (r.short_bytes > 0) {
+        // A short answer, and nothing since: it goes as it is (the client reads on from there at once).
+      } else if (r.narrowed) {
         // The idle answer left out partitions the front took for caught up: ask the mock for all of
         // them before answering, so that a record whose produce the front never saw acknowledged
         // (acks=0, a producer gone before its answer) still reaches the consumer within its MaxWait.
-        Refetch(c, r, true);
+        Refetch(c, r, Ask::kFinal);
         asked = true;
         continue;
       }
