@@ -1232,6 +1232,10 @@ TEST_F(DevBrokerProcessTest, AFetchWaitsForMinBytesOrItsMaxWait) {
   auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - sent);
   EXPECT_LT(took, 1000ms) << "MinBytes was there, the Fetch still waited " << took.count() << " ms";
   EXPECT_GT(LongPollCounters(broker_)["fetches_woken"], woken_before);
+  rapidjson::Document doc;
+  LongPollCounters(broker_, &doc);
+  ASSERT_TRUE(doc.HasMember("fetch_min_bytes_by_client") && doc["fetch_min_bytes_by_client"].HasMember("lp-min"));
+  EXPECT_EQ(doc["fetch_min_bytes_by_client"]["lp-min"].GetInt(), 4096);
 
   // Under MinBytes for good: the record comes at the Fetch's MaxWait, not before, not much after.
   std::this_thread::sleep_for(100ms);

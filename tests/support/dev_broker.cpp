@@ -48,4 +48,12 @@ int DevBroker::Control(const std::string& path) const {
   return res ? res->status : -1;
 }
 
+std::string DevBroker::ControlGet(const std::string& path) const {
+  httplib::Client client(control_host_, control_port_);
+  client.set_connection_timeout(5, 0);
+  client.set_read_timeout(10, 0);
+  auto res = client.Get(path.c_str());
+  return res && res->status == 200 ? res->body : std::string();
+}
+
 }  // namespace pv::testing

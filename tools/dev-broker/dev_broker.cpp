@@ -730,6 +730,14 @@ std::string DevBroker::Impl::LongPollJson() {
       AppendJsonString(out, client);
       out += ':' + std::to_string(wait);
     }
+    out += "},\"fetch_min_bytes_by_client\":{";
+    first = true;
+    for (const auto& [client, min_bytes] : s.fetch_min_bytes_by_client) {
+      if (!first) out += ',';
+      first = false;
+      AppendJsonString(out, client);
+      out += ':' + std::to_string(min_bytes);
+    }
     out += "},\"fetches_by_client\":{";
     first = true;
     for (const auto& [client, count] : s.fetches_by_client) {

@@ -404,7 +404,7 @@ bool RewriteBrokerPorts(std::string& frame, std::int16_t api_key, std::int16_t v
 
 }  // namespace wire
 
-void LongPollStats::CountFetch(std::string_view client_id, std::int32_t max_wait_ms) {
+void LongPollStats::CountFetch(std::string_view client_id, std::int32_t max_wait_ms, std::int32_t min_bytes) {
   ++fetches;
   client_id = client_id.substr(0, kMaxClientIdBytes);
   auto count = fetches_by_client.find(client_id);
@@ -416,12 +416,8 @@ void LongPollStats::CountFetch(std::string_view client_id, std::int32_t max_wait
     count = fetches_by_client.emplace(std::string(client_id), 0).first;
   }
   ++count->second;
-  auto wait = fetch_wait_by_client.find(client_id);
-  if (wait == fetch_wait_by_client.end()) {
-    fetch_wait_by_client.emplace(std::string(client_id), max_wait_ms);
-  } else {
-    wait->second = max_wait_ms;
-  }
+  fetch_wait_by_client.insert_or_assign(std::string(client_id), max_wait_ms);
+  fetch_min_bytes_by_client.insert_or_assign(std::string(client_id), min_bytes);
 }
 
 // ---- the front ----
@@ -887,7 +883,7 @@ void LongPollFront::Impl::HandleRequest(Conn& c, std::string_view framed) {
     SendFetch(c, p.request, p.hold, p);
     if (!p.hold) p.request.clear();
     std::lock_guard lock(stats_mutex);
-    stats.CountFetch(header.client_id, max_wait_ms);
+    stats.CountFetch(header.client_id, max_wait_ms, p.fetch.min_bytes);
   } else {
     c.upstream_out.append(framed);  // forwarded as is
     std::vector<wire::ProducedRecords> records;

@@ -167,6 +167,8 @@ struct LongPollStats {
   std::uint64_t partitions_answered = 0;
   // client.id -> MaxWait of its last Fetch (shows which fetch.wait.max.ms each client runs with)
   std::map<std::string, std::int32_t, std::less<>> fetch_wait_by_client;
+  // client.id -> MinBytes of its last Fetch (fetch.min.bytes)
+  std::map<std::string, std::int32_t, std::less<>> fetch_min_bytes_by_client;
   // client.id -> Fetch requests it sent (with `produces`, how many records a consumer gets per Fetch)
   std::map<std::string, std::uint64_t, std::less<>> fetches_by_client;
   // Fetches of clients past kMaxClientsCounted distinct ids, counted in neither map.
@@ -176,8 +178,8 @@ struct LongPollStats {
   // and a long-running broker sees every client a test or a bench ever started.
   static constexpr std::size_t kMaxClientsCounted = 256;
   static constexpr std::size_t kMaxClientIdBytes = 255;  // longer ids are counted by their first bytes
-  // Counts one Fetch of `client_id` asking for `max_wait_ms`.
-  void CountFetch(std::string_view client_id, std::int32_t max_wait_ms);
+  // Counts one Fetch of `client_id` asking for `max_wait_ms` and `min_bytes`.
+  void CountFetch(std::string_view client_id, std::int32_t max_wait_ms, std::int32_t min_bytes = 1);
 };
 
 class LongPollFront {

@@ -27,6 +27,8 @@ class DevBroker {
   // POSTs to the control API (e.g. "/brokers/all/down"); returns the HTTP status, -1 when nothing
   // answered.
   int Control(const std::string& path) const;
+  // GETs from it (e.g. "/long-poll"): the body of a 200, else "".
+  std::string ControlGet(const std::string& path) const;
   pid_t pid() const { return process_->pid(); }
   Subprocess& process() { return *process_; }
   std::string Log() const { return process_->Log(); }
