@@ -111,6 +111,8 @@ StatusOptions StatusOptions::FromConfig(const Config& config) {
   o.batch_size = static_cast<int>(config.GetInt("status.batch_size", o.batch_size, 1, 100000));
   o.batch_wait =
       std::chrono::milliseconds(config.GetInt("status.batch_wait_ms", o.batch_wait.count(), 0, 10000));
+  o.fetch_min_bytes =
+      static_cast<int>(config.GetInt("status.fetch_min_bytes", o.fetch_min_bytes, 1, 16 * 1024 * 1024));
   o.redis_timeout = config.GetMillis("status.redis_timeout_ms", o.redis_timeout);
   if (o.redis_timeout.count() < 1 || o.redis_timeout.count() > 60000)
     throw ConfigError("setting status.redis_timeout_ms must be within [1, 60000]");

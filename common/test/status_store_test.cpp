@@ -471,6 +471,11 @@ TEST(StatusStoreTest, SettingsAreReadAndChecked) {
       10000);
   EXPECT_THROW(StatusOptions::FromConfig(Config::FromYaml("status:\n  batch_wait_ms: 10001\n")), ConfigError);
   EXPECT_THROW(StatusOptions::FromConfig(Config::FromYaml("status:\n  batch_wait_ms: -1\n")), ConfigError);
+  EXPECT_EQ(StatusOptions::FromConfig(Config::FromYaml("{}")).fetch_min_bytes, 256 * 1024);
+  EXPECT_EQ(StatusOptions::FromConfig(Config::FromYaml("status:\n  fetch_min_bytes: 1\n")).fetch_min_bytes, 1);
+  EXPECT_THROW(StatusOptions::FromConfig(Config::FromYaml("status:\n  fetch_min_bytes: 0\n")), ConfigError);
+  EXPECT_THROW(StatusOptions::FromConfig(Config::FromYaml("status:\n  fetch_min_bytes: 16777217\n")),
+               ConfigError);
 }
 
 TEST(StatusStoreTest, TheStoreIsStatusRedisUrlElseRedisUrl) {

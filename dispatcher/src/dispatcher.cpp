@@ -55,6 +55,9 @@ DispatcherOptions DispatcherOptions::FromConfig(const Config& config) {
   o.admin_host = config.GetString("dispatcher.admin_host", o.admin_host);
   o.admin_port = static_cast<int>(config.GetInt("dispatcher.admin_port", o.admin_port, 0, 65535));
   o.linger_ms = static_cast<int>(config.GetInt("dispatcher.linger_ms", o.linger_ms, 0, 60000));
+  o.fetch_min_bytes =
+      static_cast<int>(config.GetInt("dispatcher.fetch_min_bytes", o.fetch_min_bytes, 1, 16 * 1024 * 1024));
+  o.fetch_wait_ms = static_cast<int>(config.GetInt("dispatcher.fetch_wait_ms", o.fetch_wait_ms, 1, 10000));
   o.feedback_enabled = config.GetBool("feedback.enabled", o.feedback_enabled);
   o.feedback_group_id = config.GetString("feedback.group_id", o.feedback_group_id);
   o.feedback_redis_url = config.GetString("redis.url", "");

@@ -136,7 +136,9 @@ FeedbackPipeline::FeedbackPipeline(const DispatcherOptions& options, const kafka
                                  "pv-dispatcher-feedback",
                                  {std::string(topics::kReceipts), topics::DeadLetter(Channel::kPush)},
                                  static_cast<size_t>(options.feedback_batch_size),
-                                 options.retry_backoff});
+                                 options.retry_backoff,
+                                 {},
+                                 {}});
 }
 
 FeedbackPipeline::~FeedbackPipeline() = default;

@@ -19,7 +19,8 @@ KeptBatchConsumer::KeptBatchConsumer(const kafka::Settings& settings, Options op
       consumer_(MakeConsumer(settings, options_.group_id, options_.client_id,
                              [this](rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* parts) {
                                OnRebalance(kind, parts);
-                             })) {}
+                             },
+                             options_.consumer_defaults)) {}
 
 KeptBatchConsumer::~KeptBatchConsumer() = default;
 
@@ -127,11 +128,13 @@ size_t KeptBatchConsumer::Run(const std::atomic<bool>& stop, const Handlers& han
 
 std::unique_ptr<kafka::Consumer> MakeConsumer(const kafka::Settings& settings, std::string group_id,
                                               std::string client_id,
-                                              kafka::Consumer::RebalanceListener on_rebalance) {
+                                              kafka::Consumer::RebalanceListener on_rebalance,
+                                              const std::map<std::string, std::string>& defaults) {
   kafka::ConsumerOptions options;
   options.group_id = std::move(group_id);
   options.client_id = std::move(client_id);
-  options.defaults = {{"auto.commit.interval.ms", "1000"}};
+  options.defaults = defaults;
+  options.defaults.emplace("auto.commit.interval.ms", "1000");
   auto consumer = std::make_unique<kafka::Consumer>(settings, options);
   consumer->SetRebalanceListener(std::move(on_rebalance));
   return consumer;

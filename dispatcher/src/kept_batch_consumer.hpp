@@ -16,6 +16,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -41,6 +42,8 @@ class KeptBatchConsumer {
     // kGatherStep and then takes what arrived, instead of waking for every Fetch answer: fewer,
     // larger batches (Redis round trips) for records whose effect may be this late.
     std::chrono::milliseconds gather{0};
+    // librdkafka properties this consumer sets unless the configuration's consumer properties do.
+    std::map<std::string, std::string> consumer_defaults;
   };
   static constexpr std::chrono::milliseconds kGatherStep{10};
   struct Handlers {
@@ -79,10 +82,12 @@ class KeptBatchConsumer {
 
 // A consumer of the dispatcher's (the trigger pipeline, the delay scheduler, the side consumers): stored
 // offsets are committed every second (librdkafka's default is 5 s), so that after a crash at most about
-// a second of finished work is done again; rebalances go to `on_rebalance`.
+// a second of finished work is done again; rebalances go to `on_rebalance`. `defaults`: more librdkafka
+// properties, which the configuration's consumer properties override.
 std::unique_ptr<kafka::Consumer> MakeConsumer(const kafka::Settings& settings, std::string group_id,
                                               std::string client_id,
-                                              kafka::Consumer::RebalanceListener on_rebalance);
+                                              kafka::Consumer::RebalanceListener on_rebalance,
+                                              const std::map<std::string, std::string>& defaults = {});
 
 // `commands` on `redis` for a batch's handler: the replies, or nullopt (return false: the batch is kept)
 // when Redis is away or any reply is an error (OOM under maxmemory, a read-only replica: the same batch

@@ -34,13 +34,20 @@ StatusFeeder::StatusFeeder(const DispatcherOptions& options, const kafka::Settin
   redis.url = options.status_redis_url;
   redis.timeout = options.status.redis_timeout;
   redis_ = std::make_unique<RedisClient>(redis);
-  consumer_ = std::make_unique<KeptBatchConsumer>(
-      settings, KeptBatchConsumer::Options{options.status.group_id,
-                                           "pv-dispatcher-status",
-                                           {std::string(topics::kEvents)},
-                                           static_cast<size_t>(options.status.batch_size),
-                                           options.retry_backoff,
-                                           options.status.batch_wait});
+  KeptBatchConsumer::Options consumer{options.status.group_id,
+                                     "pv-dispatcher-status",
+                                     {std::string(topics::kEvents)},
+                                     static_cast<size_t>(options.status.batch_size),
+                                     options.retry_backoff,
+                                     options.status.batch_wait,
+                                     {}};
+  if (options.status.batch_wait.count() > 0) {
+    // Statuses may be batch_wait late: so may the Fetches that bring them, each waiting for
+    // fetch_min_bytes of events rather than answered for every Produce that reached pv.events.
+    consumer.consumer_defaults = {{"fetch.wait.max.ms", std::to_string(options.status.batch_wait.count())},
+                                  {"fetch.min.bytes", std::to_string(options.status.fetch_min_bytes)}};
+  }
+  consumer_ = std::make_unique<KeptBatchConsumer>(settings, std::move(consumer));
 }
 
 StatusFeeder::~StatusFeeder() = default;

@@ -47,7 +47,7 @@ class KeptBatchConsumerTest : public ::testing::Test {
   // Runs a consumer of kTopic in its own group on a thread until Stop().
   void Start(std::chrono::milliseconds gather, size_t batch_size) {
     consumer_ = std::make_unique<KeptBatchConsumer>(
-        settings_, KeptBatchConsumer::Options{kGroup, "kept-test", {kTopic}, batch_size, 1000ms, gather});
+        settings_, KeptBatchConsumer::Options{kGroup, "kept-test", {kTopic}, batch_size, 1000ms, gather, {}});
     KeptBatchConsumer::Handlers handlers;
     handlers.apply = [this](std::span<const kafka::Message> batch) {
       std::lock_guard lock(mu_);

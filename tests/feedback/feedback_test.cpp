@@ -542,6 +542,21 @@ TEST_F(FeedbackTest, StatusMovesQueuedSentDeliveredAndPvctlPrintsIt) {
   EXPECT_EQ(Pvctl({"status", "no-such-trigger"}, out, err), 3);
   EXPECT_NE(err.find("no statuses for no-such-trigger"), std::string::npos) << err;
   EXPECT_EQ(Pvctl({"status", "a/b"}, out, err), 2);
+
+  // The feeder's Fetches wait status.batch_wait_ms (50 ms) for status.fetch_min_bytes of events, the
+  // trigger consumer's dispatcher.fetch_wait_ms (5 ms) for dispatcher.fetch_min_bytes of triggers (the
+  // dev broker honours both; the statuses above came through them).
+  auto fetches = ParseJson(s_->broker.ControlGet("/long-poll"));
+  ASSERT_TRUE(fetches.IsObject() && fetches.HasMember("fetch_wait_ms_by_client"));
+  const auto& waits = fetches["fetch_wait_ms_by_client"];
+  ASSERT_TRUE(waits.HasMember("pv-dispatcher-status") && waits.HasMember("pv-dispatcher"));
+  EXPECT_EQ(waits["pv-dispatcher-status"].GetInt(), 50);
+  EXPECT_EQ(waits["pv-dispatcher"].GetInt(), 5);
+  ASSERT_TRUE(fetches.HasMember("fetch_min_bytes_by_client"));
+  const auto& min_bytes = fetches["fetch_min_bytes_by_client"];
+  ASSERT_TRUE(min_bytes.HasMember("pv-dispatcher-status") && min_bytes.HasMember("pv-dispatcher"));
+  EXPECT_EQ(min_bytes["pv-dispatcher-status"].GetInt(), 256 * 1024);
+  EXPECT_EQ(min_bytes["pv-dispatcher"].GetInt(), 64 * 1024);
 }
 
 // Statuses written before 2026-12-06 (the trigger's own hash, the send index) are still found, by

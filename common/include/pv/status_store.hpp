@@ -52,6 +52,11 @@ struct StatusOptions {
   // batch_size. Statuses show this much later; the feeder wakes and Redis answers once per batch
   // rather than once per Fetch answer (docs/performance.md "The status feeder's batches").
   std::chrono::milliseconds batch_wait{50};
+  // status.fetch_min_bytes (feeder): its Fetches wait, up to batch_wait, for this many bytes of events
+  // (librdkafka's fetch.min.bytes; fetch.wait.max.ms is batch_wait): librdkafka's broker thread then
+  // wakes once per that many events, not once per Produce that reached pv.events. 1: any event ends the
+  // wait (Kafka's default). Not used when batch_wait is 0.
+  int fetch_min_bytes = 256 * 1024;
   std::chrono::milliseconds redis_timeout{250};  // status.redis_timeout_ms
   size_t max_pending = 1024;                     // status.max_pending_lookups (ingest)
 

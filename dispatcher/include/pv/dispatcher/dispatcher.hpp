@@ -52,6 +52,14 @@ struct DispatcherOptions {
   std::string admin_host = "0.0.0.0";                             // dispatcher.admin_host
   int admin_port = 9091;                                          // dispatcher.admin_port (0: any free port)
   int linger_ms = 5;                                              // producer linger.ms default
+  // The trigger consumer's Fetches (dispatcher.fetch_min_bytes, dispatcher.fetch_wait_ms): each waits
+  // up to fetch_wait_ms for fetch_min_bytes of triggers, so that under load its librdkafka thread and
+  // the pipeline wake once per that many triggers, not once per Produce that reached pv.triggers (at
+  // half the sustainable rate, half the dispatcher's CPU per trigger; docs/performance.md "The
+  // trigger consumer's Fetches"). A trigger may wait that long more; an idle dispatcher fetches
+  // every fetch_wait_ms. librdkafka's defaults are 1 and 500 (any record ends the wait).
+  int fetch_min_bytes = 64 * 1024;
+  int fetch_wait_ms = 5;
   // Delivery feedback (feedback.hpp): pv.receipts and dead pushes → events and suppressions.
   bool feedback_enabled = true;                   // feedback.enabled (also needs redis_url)
   std::string feedback_group_id = "pv-feedback";  // feedback.group_id
