@@ -140,6 +140,13 @@ std::unique_ptr<kafka::Consumer> MakeConsumer(const kafka::Settings& settings, s
   return consumer;
 }
 
+std::map<std::string, std::string> FetchBatchDefaults(const kafka::Settings& settings, int min_bytes, int wait_ms) {
+  for (const char* name : {"fetch.min.bytes", "fetch.wait.max.ms"}) {
+    if (settings.properties.count(name) > 0 || settings.consumer_properties.count(name) > 0) return {};
+  }
+  return {{"fetch.min.bytes", std::to_string(min_bytes)}, {"fetch.wait.max.ms", std::to_string(wait_ms)}};
+}
+
 std::optional<std::vector<RedisReply>> PipelineOrKeep(RedisClient& redis,
                                                       const std::vector<std::vector<std::string>>& commands,
                                                       std::string_view event) {

@@ -89,6 +89,12 @@ std::unique_ptr<kafka::Consumer> MakeConsumer(const kafka::Settings& settings, s
                                               kafka::Consumer::RebalanceListener on_rebalance,
                                               const std::map<std::string, std::string>& defaults = {});
 
+// A consumer's Fetches asking for a batch: fetch.min.bytes = `min_bytes` within fetch.wait.max.ms =
+// `wait_ms`, as defaults for MakeConsumer. None when the configuration's consumer properties set either
+// (the two go together: an operator's fetch.wait.max.ms alone would otherwise become every Fetch's wait
+// for `min_bytes`).
+std::map<std::string, std::string> FetchBatchDefaults(const kafka::Settings& settings, int min_bytes, int wait_ms);
+
 // `commands` on `redis` for a batch's handler: the replies, or nullopt (return false: the batch is kept)
 // when Redis is away or any reply is an error (OOM under maxmemory, a read-only replica: the same batch
 // later, not a skipped one; logged as `event`). No commands: no round trip, no replies.

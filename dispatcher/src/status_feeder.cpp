@@ -44,8 +44,8 @@ StatusFeeder::StatusFeeder(const DispatcherOptions& options, const kafka::Settin
   if (options.status.batch_wait.count() > 0) {
     // Statuses may be batch_wait late: so may the Fetches that bring them, each waiting for
     // fetch_min_bytes of events rather than answered for every Produce that reached pv.events.
-    consumer.consumer_defaults = {{"fetch.wait.max.ms", std::to_string(options.status.batch_wait.count())},
-                                  {"fetch.min.bytes", std::to_string(options.status.fetch_min_bytes)}};
+    consumer.consumer_defaults = FetchBatchDefaults(settings, options.status.fetch_min_bytes,
+                                                    static_cast<int>(options.status.batch_wait.count()));
   }
   consumer_ = std::make_unique<KeptBatchConsumer>(settings, std::move(consumer));
 }

@@ -61,13 +61,12 @@ TriggerPipeline::TriggerPipeline(const DispatcherOptions& options, const kafka::
     log::Info("suppression_enabled", {{"redis", fmt::format("{}:{}", address.host, address.port)}});
     ProbeRedis();
   }
-  // Fetches that wait for a batch of triggers (DispatcherOptions::fetch_min_bytes); the configuration's
-  // consumer properties override both.
+  // Fetches that wait for a batch of triggers (DispatcherOptions::fetch_min_bytes), unless the
+  // configuration's consumer properties set fetch.* themselves.
   consumer_ = MakeConsumer(
       settings, options.group_id, "pv-dispatcher",
       [this](rd_kafka_resp_err_t kind, const rd_kafka_topic_partition_list_t* parts) { OnRebalance(kind, parts); },
-      {{"fetch.min.bytes", std::to_string(options.fetch_min_bytes)},
-       {"fetch.wait.max.ms", std::to_string(options.fetch_wait_ms)}});
+      FetchBatchDefaults(settings, options.fetch_min_bytes, options.fetch_wait_ms));
 }
 
 TriggerPipeline::~TriggerPipeline() = default;

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -158,6 +159,29 @@ TEST_F(KeptBatchConsumerTest, AFullBatchIsAppliedAtOnceAndAStopAppliesAndCommits
   EXPECT_EQ(Applied(), 120u);
   EXPECT_EQ(CommittedOffset(broker_->bootstrap(), kGroup, kTopic, 0), produced_)
       << "what the stop applied was not committed: the next owner would read it again";
+}
+
+}  // namespace
+}  // namespace pv::testing
+
+namespace pv::testing {
+namespace {
+
+// The batching Fetch settings go as a pair, and only where the configuration sets neither: an
+// operator's fetch.wait.max.ms alone (latency_test.sh sets 450 for every consumer) must not become the
+// wait of every Fetch for fetch.min.bytes.
+TEST(FetchBatchDefaultsTest, BothOrNoneAndTheConfigurationWins) {
+  kafka::Settings settings;
+  auto both = dispatcher::FetchBatchDefaults(settings, 65536, 5);
+  EXPECT_EQ(both, (std::map<std::string, std::string>{{"fetch.min.bytes", "65536"}, {"fetch.wait.max.ms", "5"}}));
+  settings.consumer_properties["fetch.wait.max.ms"] = "450";
+  EXPECT_TRUE(dispatcher::FetchBatchDefaults(settings, 65536, 5).empty());
+  settings.consumer_properties.clear();
+  settings.properties["fetch.min.bytes"] = "1";
+  EXPECT_TRUE(dispatcher::FetchBatchDefaults(settings, 65536, 5).empty());
+  settings.properties.clear();
+  settings.consumer_properties["session.timeout.ms"] = "6000";  // others do not matter
+  EXPECT_EQ(dispatcher::FetchBatchDefaults(settings, 1024, 50).size(), 2U);
 }
 
 }  // namespace

@@ -55,9 +55,10 @@ struct DispatcherOptions {
   // The trigger consumer's Fetches (dispatcher.fetch_min_bytes, dispatcher.fetch_wait_ms): each waits
   // up to fetch_wait_ms for fetch_min_bytes of triggers, so that under load its librdkafka thread and
   // the pipeline wake once per that many triggers, not once per Produce that reached pv.triggers (at
-  // half the sustainable rate, half the dispatcher's CPU per trigger; docs/performance.md "The
-  // trigger consumer's Fetches"). A trigger may wait that long more; an idle dispatcher fetches
-  // every fetch_wait_ms. librdkafka's defaults are 1 and 500 (any record ends the wait).
+  // half the sustainable rate, half the dispatcher's CPU per trigger; docs/performance.md "Fetches
+  // that wait for a batch"). A trigger may wait that long more; an idle dispatcher fetches every
+  // fetch_wait_ms. librdkafka's defaults are 1 and 500 (any record ends the wait). Not used when the
+  // configuration's consumer properties set fetch.min.bytes or fetch.wait.max.ms (FetchBatchDefaults).
   int fetch_min_bytes = 64 * 1024;
   int fetch_wait_ms = 5;
   // Delivery feedback (feedback.hpp): pv.receipts and dead pushes → events and suppressions.
