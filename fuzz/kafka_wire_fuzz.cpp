@@ -35,7 +35,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       w::RequestHeader again;
       w::FetchRequest back;
       if (!w::ParseRequestHeader(body, again) || !w::ParseFetchRequest(body, again, back)) abort();
-      if (back.partitions != kept || back.max_wait_ms != fetch.max_wait_ms) abort();
+      if (back.partitions != kept || back.max_wait_ms != fetch.max_wait_ms || back.min_bytes != fetch.min_bytes) abort();
     }
     bool transactional = false;
     std::vector<w::ProducedRecords> produced;

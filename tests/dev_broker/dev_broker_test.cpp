@@ -426,10 +426,11 @@ int32_t ReadI32At(const std::string& frame, size_t offset) {
 
 // A Fetch request as librdkafka 2.0.2 sends it (v11), or an older layout.
 std::string FetchRequest(int16_t version, int32_t max_wait,
-                         const std::vector<std::pair<std::string, std::vector<int32_t>>>& topics) {
+                         const std::vector<std::pair<std::string, std::vector<int32_t>>>& topics,
+                         int32_t min_bytes = 1) {
   FrameBuilder f;
   f.I16(1).I16(version).I32(7).Str("client-a");
-  f.I32(-1).I32(max_wait).I32(1);
+  f.I32(-1).I32(max_wait).I32(min_bytes);
   if (version >= 3) f.I32(52428800);
   if (version >= 4) f.I8(0);
   if (version >= 7) f.I32(0).I32(-1);
@@ -513,7 +514,7 @@ TEST(LongPollStatsTest, PerClientCountsAreBoundedInIdsAndBytes) {
 TEST(LongPollWire, ReadsAFetchRequestAndWhereItsMaxWaitIs) {
   using namespace pv::dev_broker::wire;
   for (int16_t version : {4, 7, 11}) {
-    std::string frame = FetchRequest(version, 500, {{"pv.triggers", {0, 3}}, {"pv.delay.5s", {1}}});
+    std::string frame = FetchRequest(version, 500, {{"pv.triggers", {0, 3}}, {"pv.delay.5s", {1}}}, 65536);
     RequestHeader header;
     ASSERT_TRUE(ParseRequestHeader(frame, header));
     EXPECT_EQ(header.api_key, kFetch);
@@ -523,6 +524,7 @@ TEST(LongPollWire, ReadsAFetchRequestAndWhereItsMaxWaitIs) {
     pv::dev_broker::wire::FetchRequest fetch;
     ASSERT_TRUE(ParseFetchRequest(frame, header, fetch)) << "v" << version;
     EXPECT_EQ(fetch.max_wait_ms, 500);
+    EXPECT_EQ(fetch.min_bytes, 65536);
     EXPECT_EQ(ReadI32At(frame, fetch.max_wait_offset), 500);
     std::vector<TopicPartition> expected = {{"pv.triggers", 0}, {"pv.triggers", 3}, {"pv.delay.5s", 1}};
     EXPECT_EQ(fetch.partitions, expected) << "v" << version;
