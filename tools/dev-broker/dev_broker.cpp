@@ -722,31 +722,25 @@ std::string DevBroker::Impl::LongPollJson() {
            ",\"fetches_expired\":" + std::to_string(s.fetches_expired) +
            ",\"fetches_short\":" + std::to_string(s.fetches_short) +
            ",\"partitions_answered\":" + std::to_string(s.partitions_answered) +
-           ",\"produces\":" + std::to_string(s.produces) + ",\"fetch_wait_ms_by_client\":{";
-    bool first = true;
-    for (const auto& [client, wait] : s.fetch_wait_by_client) {
-      if (!first) out += ',';
-      first = false;
-      AppendJsonString(out, client);
-      out += ':' + std::to_string(wait);
-    }
-    out += "},\"fetch_min_bytes_by_client\":{";
-    first = true;
-    for (const auto& [client, min_bytes] : s.fetch_min_bytes_by_client) {
-      if (!first) out += ',';
-      first = false;
-      AppendJsonString(out, client);
-      out += ':' + std::to_string(min_bytes);
-    }
-    out += "},\"fetches_by_client\":{";
-    first = true;
-    for (const auto& [client, count] : s.fetches_by_client) {
-      if (!first) out += ',';
-      first = false;
-      AppendJsonString(out, client);
-      out += ':' + std::to_string(count);
-    }
-    out += "},\"fetches_other_clients\":" + std::to_string(s.fetches_other_clients);
+           ",\"produces\":" + std::to_string(s.produces);
+    // Each per-client map as an object: "name":{"client":value,...}.
+    auto by_client = [&out](std::string_view name, const auto& map) {
+      out += ",\"";
+      out += name;
+      out += "\":{";
+      bool first = true;
+      for (const auto& [client, value] : map) {
+        if (!first) out += ',';
+        first = false;
+        AppendJsonString(out, client);
+        out += ':' + std::to_string(value);
+      }
+      out += '}';
+    };
+    by_client("fetch_wait_ms_by_client", s.fetch_wait_by_client);
+    by_client("fetch_min_bytes_by_client", s.fetch_min_bytes_by_client);
+    by_client("fetches_by_client", s.fetches_by_client);
+    out += ",\"fetches_other_clients\":" + std::to_string(s.fetches_other_clients);
   }
   out += "}\n";
   return out;
