@@ -489,8 +489,9 @@ struct LongPollFront::Impl {
     std::vector<std::pair<wire::TopicPartition, std::string>> records;
     bool transactional = false;
     std::uint64_t refetch_of = 0;  // a Fetch the front sent again for this held Response (its id)
-    bool final = false;            // ... at the client's MaxWait: its answer goes to the client, idle or not
-    bool deliver = false;          // ... at the client's MaxWait, for a short answer: the same, asked narrowly
+    // ... at the client's MaxWait (Ask::kFinal, Ask::kDeliver): its answer goes to the client, idle,
+    // short or not
+    bool answer_anyway = false;
   };
   // A response from upstream not yet handed to the client (order is kept).
   struct Response {
@@ -1132,10 +1133,9 @@ bool LongPollFront::Impl::Short(const Pending& p, const std::vector<wire::FetchA
 // Sends a held Fetch's request upstream again (MaxWait 0, the front's own correlation id); its answer,
 // if it has records, becomes the answer to the client's Fetch (HandleRefetch). Kafka answers a
 // waiting Fetch with the records that ended the wait; so does the front, without making the client
-// fetch once more. `final` (the client's MaxWait has passed): every partition is asked, and the answer
-// goes to the client whatever it is.
+// fetch once more. At the client's MaxWait the answer goes to the client whatever it is; with
+// Ask::kFinal every partition is asked of the mock (see Expire).
 void LongPollFront::Impl::Refetch(Conn& c, Response& r, Ask ask) {
-  const bool final = ask == Ask::kFinal;
   std::int32_t correlation_id = c.next_front_correlation;
   c.next_front_correlation = c.next_front_correlation == std::numeric_limits<std::int32_t>::min()
                                  ? -1
@@ -1146,11 +1146,10 @@ void LongPollFront::Impl::Refetch(Conn& c, Response& r, Ask ask) {
   p.hold = true;
   p.deadline = r.deadline;
   p.refetch_of = r.id;
-  p.final = final;
-  p.deliver = ask == Ask::kDeliver;
+  p.answer_anyway = ask != Ask::kWoken;
   p.fetch = r.fetch;
   const std::size_t at = c.upstream_out.size();
-  SendFetch(c, r.request, !final, p);
+  SendFetch(c, r.request, ask != Ask::kFinal, p);
   wire::PutI32(c.upstream_out, at + 8, correlation_id);  // after size, key, version
   r.refetching = true;
   r.arrived = 0;  // what Wake counts from now on, the answer on its way does not hold
@@ -1177,8 +1176,7 @@ void LongPollFront::Impl::HandleRefetch(Conn& c, Pending& p, std::string_view fr
     merged = Merge(p, framed, answers, head, idle);  // idle: the copy's records too
     short_answer = Short(p, answers, head, idle, bytes);
   }
-  const bool answer_anyway = p.final || p.deliver;
-  if (parsed && idle && !answer_anyway) {
+  if (parsed && idle && !p.answer_anyway) {
     // Still nothing for this consumer (the record went to a partition it does not read now, or was
     // already fetched): keep waiting, unless yet another record arrived meanwhile.
     r.narrowed = r.narrowed || p.narrowed;
@@ -1186,7 +1184,7 @@ void LongPollFront::Impl::HandleRefetch(Conn& c, Pending& p, std::string_view fr
     if (ProducedSum(p.fetch.partitions) != p.produced_before) Refetch(c, r, Ask::kWoken);
     return;
   }
-  if (parsed && short_answer && !answer_anyway) {
+  if (parsed && short_answer && !p.answer_anyway) {
     // Records, still under MinBytes: this answer is the one held now (what MaxWait releases), until
     // what arrives meanwhile makes up the rest.
     r.bytes = merged.empty() ? std::string(framed) : std::move(merged);
@@ -1262,9 +1260,8 @@ void LongPollFront::Impl::Expire(Clock::time_point now) {
         asked = true;
         continue;
       }
-      if (r.short_bytes > 0) {
-        // A short answer, and nothing since: it goes as it is (the client reads on from there at once).
-      } else if (r.narrowed) {
+      // A short answer with nothing since goes as it is (the client reads on from there at once).
+      if (r.short_bytes == 0 && r.narrowed) {
         // The idle answer left out partitions the front took for caught up: ask the mock for all of
         // them before answering, so that a record whose produce the front never saw acknowledged
         // (acks=0, a producer gone before its answer) still reaches the consumer within its MaxWait.
