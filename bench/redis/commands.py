@@ -17,7 +17,11 @@ three shapes:
     entry, HLEN, the send index for the event naming the project, PEXPIRE (until 2026-12-06);
   - plain, send's hash: what common/src/status_store.cpp's AddStatusWrite writes now: each event
     into its send's hash (pv:status:s:<send_id>, found by the send's id, so no index), HSET entry,
-    HLEN, PEXPIRE.
+    HLEN, PEXPIRE;
+  - the same with hash-max-listpack-value 1024 (compose's status-redis; every shape before runs
+    with Redis's default, 64, shorter than an entry, so each hash is a hashtable);
+  - the same, a send's two events in one write (HSET of both, one HLEN, one PEXPIRE), as the
+    feeder writes them when they share its batch, with 1024.
 Claims: R times each, claims N sends (a worker's claim of a send whose provider has no rate limit):
   - EVALSHA: the claim script (GET, then SET PX), as every claim did until issue 13;
   - SET NX GET: what workers/runtime/src/dedupe_store.cpp sends now for such a provider.
@@ -164,6 +168,13 @@ def send_hash_write(e):
     return [command('HSET', key, field, entry), command('HLEN', key), command('PEXPIRE', key, TTL_MS)]
 
 
+def send_pair_write(a, b):
+    """A send's two events in one write: the feeder's when both are in its batch."""
+    key = f'pv:status:s:{a[1]}'
+    return [command('HSET', key, a[4], a[5], b[4], b[5]), command('HLEN', key),
+            command('PEXPIRE', key, TTL_MS)]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--events', type=int, default=100000)
@@ -195,8 +206,11 @@ def main():
             "plain, dispatcher's": lambda e: plain_write(e, False),
             'plain, entry names project': lambda e: plain_write(e, False, False),
             "plain, send's hash (now)": send_hash_write,
+            "send's hash, listpack": send_hash_write,
+            "send's hash, listpack, pairs": None,  # by pairs of events: below
         }
-        in_entry = {'plain, entry names project', "plain, send's hash (now)"}
+        listpack = {"send's hash, listpack", "send's hash, listpack, pairs"}
+        in_entry = {'plain, entry names project'} | {n for n in shapes if n.startswith(("plain, send", "send's"))}
         claim_sha = conn.run([command('SCRIPT', 'LOAD', CLAIM_SCRIPT)], 1)[0].split(b'\r\n')[1].decode()
         claims = {
             'claim EVALSHA (before)': lambda send: command('EVALSHA', claim_sha, 1, f'pv:send:{send}',
@@ -215,6 +229,7 @@ def main():
 
         def measure(name, batches, count, setup=()):
             conn.run([command('FLUSHALL')], 1)
+            conn.run([command('CONFIG', 'SET', 'hash-max-listpack-value', 1024 if name in listpack else 64)], 1)
             for i in range(0, len(setup), 1000):
                 conn.run([command('SADD', key, *setup[i:i + 1000])], 1)
             before = cpu_seconds(server.pid)
@@ -224,7 +239,13 @@ def main():
 
         for _ in range(args.runs):
             for name, shape in shapes.items():
-                evs = list(events(args.events, name in in_entry, name == "plain, send's hash (now)"))
+                send_hash = name.startswith(("plain, send", "send's"))
+                evs = list(events(args.events, name in in_entry, send_hash))
+                if shape is None:  # a send's two events (queued, sent) follow each other in evs
+                    measure(name, [[c for j in range(i, min(i + args.batch, len(evs)), 2)
+                                    for c in send_pair_write(evs[j], evs[j + 1])]
+                                   for i in range(0, len(evs), args.batch)], len(evs))
+                    continue
                 measure(name, [[c for e in evs[i:i + args.batch] for c in shape(e)]
                                for i in range(0, len(evs), args.batch)], len(evs))
             for name, shape in claims.items():

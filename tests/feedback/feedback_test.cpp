@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <functional>
 #include <sstream>
+#include <stdexcept>
 #include <thread>
 
 #include "pv/ids.hpp"
@@ -95,6 +96,10 @@ class FeedbackTest : public ::testing::Test {
     int dispatcher_admin = 0;
 
     Stack() {
+      // As compose's and the dev stack's status-redis: a send's hash stays a listpack while its
+      // entries are at most 1 KiB (checked below on the entries the pipeline writes).
+      if (status_redis.Command({"CONFIG", "SET", "hash-max-listpack-value", "1024"}) != "OK")
+        throw std::runtime_error("status-redis refused CONFIG SET hash-max-listpack-value");
       WriteFile(dir.File("catalog/e1.yaml"),
                 "id: \"e1\"\nproject: demo\nchannel: email\nprovider: log\n"
                 "templates:\n  en: {from: \"shop@example.com\", subject: \"s\", text: \"t\"}\n");
@@ -525,6 +530,9 @@ TEST_F(FeedbackTest, StatusMovesQueuedSentDeliveredAndPvctlPrintsIt) {
   ASSERT_EQ(ok.first, 204) << ok.second;
   body = WaitForStatuses(trigger_id, {"delivered"});
   EXPECT_EQ(StatusList(body), (std::vector<std::string>{"queued", "sent", "delivered"})) << body;
+  // Every entry fits status-redis's hash-max-listpack-value (1 KiB, compose's): the hash is a
+  // listpack, 0.83 of a hashtable's memory (docs/operations.md "Redis").
+  EXPECT_EQ(s_->status_redis.Command({"OBJECT", "ENCODING", StatusKeyOfSend(send_id)}), "listpack");
 
   // pvctl status: by trigger id and by send id, text and --json (the API's body).
   std::string out;

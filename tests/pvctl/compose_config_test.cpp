@@ -312,6 +312,8 @@ TEST(Compose, StatusesLiveInARedisWithoutPersistence) {
   std::string status = Joined(services["status-redis"]["command"]);
   EXPECT_NE(status.find("--appendonly no"), std::string::npos) << status;
   EXPECT_NE(status.find("--maxmemory-policy volatile-ttl"), std::string::npos) << status;
+  // A send's hash a listpack: its entries are longer than Redis's default of 64 bytes.
+  EXPECT_NE(status.find("--hash-max-listpack-value 1024"), std::string::npos) << status;
   EXPECT_FALSE(services["status-redis"]["volumes"]);
   EXPECT_NE(Joined(services["status-redis-exporter"]["command"]).find("redis://status-redis:6379"),
             std::string::npos);
