@@ -7,10 +7,24 @@
 namespace pv::workers {
 
 void DeliveredMemory::Add(std::int32_t partition, std::int64_t offset, std::string_view send_id,
-                          Delivery delivery) {
-  auto [it, fresh] =
-      by_send_.try_emplace(std::string(send_id), Entry{std::move(delivery), partition, offset});
-  if (!fresh) return;
+                          std::string_view provider, std::string_view provider_message_id) {
+  if (by_send_.find(send_id) != by_send_.end()) return;
+  BySend::iterator it;
+  if (spare_.empty()) {
+    it = by_send_.try_emplace(std::string(send_id), Entry{{std::string(provider), std::string(provider_message_id)},
+                                                          partition, offset})
+             .first;
+  } else {
+    BySend::node_type node = std::move(spare_.back());
+    spare_.pop_back();
+    node.key().assign(send_id);
+    Entry& entry = node.mapped();
+    entry.delivery.provider.assign(provider);
+    entry.delivery.provider_message_id.assign(provider_message_id);
+    entry.partition = partition;
+    entry.offset = offset;
+    it = by_send_.insert(std::move(node)).position;
+  }
   by_offset_[partition].emplace_back(offset, &it->first);
 }
 
@@ -33,7 +47,7 @@ void DeliveredMemory::Committed(std::int32_t partition, std::int64_t next_offset
                                // (partition, offset) stays.
                                if (entry != by_send_.end() && entry->second.partition == partition &&
                                    entry->second.offset == o.first) {
-                                 by_send_.erase(entry);
+                                 spare_.push_back(by_send_.extract(entry));
                                }
                                return true;
                              });

@@ -601,7 +601,7 @@ void Worker::CollectInbox() {
       }
       job.message_id = std::move(c.result.provider_message_id);
       Circuit(job.provider_name).OnAnswer();
-      delivered_.Add(job.partition, job.offset, job.send->send_id, {job.provider_name, job.message_id});
+      delivered_.Add(job.partition, job.offset, job.send->send_id, job.provider_name, job.message_id);
       planner_.Sent(job, job.message_id, std::chrono::system_clock::now(), job.outcome);
       Conclude(job);
       if (job.stage == Stage::kSettle) {

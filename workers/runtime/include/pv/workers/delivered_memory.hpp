@@ -34,7 +34,8 @@ class DeliveredMemory {
 
   // The send of the record at (partition, offset) was delivered. A send remembered already keeps
   // its first entry (its earliest offset is the one a commit must pass).
-  void Add(std::int32_t partition, std::int64_t offset, std::string_view send_id, Delivery delivery);
+  void Add(std::int32_t partition, std::int64_t offset, std::string_view send_id, std::string_view provider,
+           std::string_view provider_message_id);
   // The delivery of `send_id`, if this worker made it and its record may still be read again.
   const Delivery* Find(std::string_view send_id) const;
   // The group committed `next_offset` for `partition`: records below it are never read again.
@@ -62,7 +63,13 @@ class DeliveredMemory {
     using is_transparent = void;
     std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
-  std::unordered_map<std::string, Entry, Hash, std::equal_to<>> by_send_;
+  using BySend = std::unordered_map<std::string, Entry, Hash, std::equal_to<>>;
+  BySend by_send_;
+  // The nodes a commit released, reused by the next deliveries with their strings' capacity: a
+  // delivery then allocates nothing (a node and three strings were allocated, and freed, per send:
+  // docs/performance.md "The worker's delivered memory reuses its nodes"). At most as many as the
+  // memory held at once, so bounded by about `capacity`.
+  std::vector<BySend::node_type> spare_;
   // partition -> (offset, send_id) in the order the sends were delivered: what a commit of that
   // partition releases (one pass over the vector; a multimap cost a node, an allocation and a free per
   // delivery). The send_id is by_send_'s key (a node's key stays where it is until
