@@ -116,5 +116,20 @@ TEST(DeliveredMemoryTest, AReleasedEntryIsReusedWithNothingOfTheOldSend) {
   EXPECT_EQ(memory.Partitions(), (std::vector<std::int32_t>{1}));
 }
 
+// Ids come from records and providers' answers: an entry that held a long one is freed at its
+// commit, not kept for reuse with that capacity; and no more than `capacity` are kept.
+TEST(DeliveredMemoryTest, AnEntryWithALongIdIsNotKeptForReuse) {
+  DeliveredMemory memory(2);
+  memory.Add(0, 1, "a", "sendgrid", std::string(64 << 10, 'x'));
+  memory.Add(0, 2, "b", "sendgrid", "short");
+  memory.Committed(0, 3);
+  EXPECT_EQ(memory.spare(), 1u);
+  for (int i = 0; i < 5; ++i) memory.Add(1, i, "c" + std::to_string(i), "p", "m");
+  EXPECT_EQ(memory.spare(), 0u);
+  memory.Forget(1);
+  EXPECT_EQ(memory.size(), 0u);
+  EXPECT_EQ(memory.spare(), 2u);  // five released, `capacity` kept
+}
+
 }  // namespace
 }  // namespace pv::workers

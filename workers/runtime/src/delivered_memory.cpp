@@ -47,7 +47,14 @@ void DeliveredMemory::Committed(std::int32_t partition, std::int64_t next_offset
                                // (partition, offset) stays.
                                if (entry != by_send_.end() && entry->second.partition == partition &&
                                    entry->second.offset == o.first) {
-                                 spare_.push_back(by_send_.extract(entry));
+                                 BySend::node_type node = by_send_.extract(entry);
+                                 const Delivery& d = node.mapped().delivery;
+                                 if (spare_.size() < capacity_ &&
+                                     node.key().capacity() + d.provider.capacity() +
+                                             d.provider_message_id.capacity() <=
+                                         kMaxSpareBytes) {
+                                   spare_.push_back(std::move(node));
+                                 }
                                }
                                return true;
                              });

@@ -50,6 +50,13 @@ class DeliveredMemory {
   bool Full() const { return by_send_.size() >= capacity_; }
   std::size_t size() const { return by_send_.size(); }
   std::size_t capacity() const { return capacity_; }
+  // Released entries kept for reuse (tests).
+  std::size_t spare() const { return spare_.size(); }
+
+  // A released entry whose strings hold more than this is freed, not kept: the ids come from
+  // records and providers' answers (a SendGrid x-message-id may be up to 64 KiB), and a kept
+  // string keeps its capacity.
+  static constexpr std::size_t kMaxSpareBytes = 512;
 
  private:
   struct Entry {
@@ -67,8 +74,8 @@ class DeliveredMemory {
   BySend by_send_;
   // The nodes a commit released, reused by the next deliveries with their strings' capacity: a
   // delivery then allocates nothing (a node and three strings were allocated, and freed, per send:
-  // docs/performance.md "The worker's delivered memory reuses its nodes"). At most as many as the
-  // memory held at once, so bounded by about `capacity`.
+  // docs/performance.md "The worker's delivered memory reuses its nodes"). At most `capacity`
+  // of them, each of at most kMaxSpareBytes of strings.
   std::vector<BySend::node_type> spare_;
   // partition -> (offset, send_id) in the order the sends were delivered: what a commit of that
   // partition releases (one pass over the vector; a multimap cost a node, an allocation and a free per
