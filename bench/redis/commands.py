@@ -15,13 +15,15 @@ three shapes:
     the event naming the project (the dispatcher's `queued`), PEXPIRE (until 2026-12-05);
   - plain, entry names project: the dispatcher's entry carries the project and campaign, so HSETNX
     entry, HLEN, the send index for the event naming the project, PEXPIRE (until 2026-12-06);
-  - plain, send's hash: what common/src/status_store.cpp's AddStatusWrite writes now: each event
-    into its send's hash (pv:status:s:<send_id>, found by the send's id, so no index), HSET entry,
-    HLEN, PEXPIRE;
+  - plain, send's hash: each event into its send's hash (pv:status:s:<send_id>, found by the send's
+    id, so no index), HSET entry, HLEN, PEXPIRE (2026-12-06 morning);
   - the same with hash-max-listpack-value 1024 (compose's status-redis; every shape before runs
     with Redis's default, 64, shorter than an entry, so each hash is a hashtable);
   - the same, a send's two events in one write (HSET of both, one HLEN, one PEXPIRE), as the
-    feeder writes them when they share its batch, with 1024.
+    feeder writes them when they share its batch, with 1024;
+  - one event a write, with 1024, the TTL only with the dispatcher's event (the one naming the
+    project): HSET, HLEN, PEXPIRE for `queued`, HSET, HLEN for `sent` (what AddStatusWrite sends
+    since 2026-12-06 afternoon).
 Claims: R times each, claims N sends (a worker's claim of a send whose provider has no rate limit):
   - EVALSHA: the claim script (GET, then SET PX), as every claim did until issue 13;
   - SET NX GET: what workers/runtime/src/dedupe_store.cpp sends now for such a provider.
@@ -146,7 +148,7 @@ def eval_write(script, e):
 def plain_write(e, every_event, meta_fields=True):
     """The plain commands of one event: with `every_event`, campaign_id and the send index are written
     by every event (before ed4498d); else only by the one naming the project (the dispatcher's).
-    Without `meta_fields`, project and campaign_id are in that event's entry (now), not fields."""
+    Without `meta_fields`, project and campaign_id are in that event's entry (since 2026-12-05), not fields."""
     trigger, send, project, campaign, field, entry = e
     key = f'pv:status:{trigger}'
     out = [command('HSETNX', key, field, entry), command('HLEN', key)]
@@ -162,7 +164,7 @@ def plain_write(e, every_event, meta_fields=True):
 
 
 def send_hash_write(e):
-    """The commands of one event written into its send's hash (now): no index to write."""
+    """The commands of one event written into its send's hash: no index to write."""
     trigger, send, project, campaign, field, entry = e
     key = f'pv:status:s:{send}'
     return [command('HSET', key, field, entry), command('HLEN', key), command('PEXPIRE', key, TTL_MS)]
@@ -173,6 +175,16 @@ def send_pair_write(a, b):
     key = f'pv:status:s:{a[1]}'
     return [command('HSET', key, a[4], a[5], b[4], b[5]), command('HLEN', key),
             command('PEXPIRE', key, TTL_MS)]
+
+
+def send_hash_dispatcher_ttl_write(e):
+    """One event into its send's hash, the TTL only with the dispatcher's event (now)."""
+    trigger, send, project, campaign, field, entry = e
+    key = f'pv:status:s:{send}'
+    out = [command('HSET', key, field, entry), command('HLEN', key)]
+    if project:
+        out.append(command('PEXPIRE', key, TTL_MS))
+    return out
 
 
 def main():
@@ -205,11 +217,12 @@ def main():
             'plain, every event': lambda e: plain_write(e, True),
             "plain, dispatcher's": lambda e: plain_write(e, False),
             'plain, entry names project': lambda e: plain_write(e, False, False),
-            "plain, send's hash (now)": send_hash_write,
+            "plain, send's hash": send_hash_write,
             "send's hash, listpack": send_hash_write,
             "send's hash, listpack, pairs": None,  # by pairs of events: below
+            "send's hash, listpack, TTL w/ queued": send_hash_dispatcher_ttl_write,
         }
-        listpack = {"send's hash, listpack", "send's hash, listpack, pairs"}
+        listpack = {n for n in shapes if 'listpack' in n}
         in_entry = {'plain, entry names project'} | {n for n in shapes if n.startswith(("plain, send", "send's"))}
         claim_sha = conn.run([command('SCRIPT', 'LOAD', CLAIM_SCRIPT)], 1)[0].split(b'\r\n')[1].decode()
         claims = {
@@ -262,7 +275,7 @@ def main():
             base = median(figures[group[0]])
             for name in group:
                 v = figures[name]
-                print(f'{name:34s} {median(v):6.2f} µs of redis-server CPU each (median of '
+                print(f'{name:37s} {median(v):6.2f} µs of redis-server CPU each (median of '
                       f'{len(v)}: {", ".join(f"{x:.2f}" for x in v)}), ratio {median(v) / base:.2f}')
     finally:
         server.terminate()

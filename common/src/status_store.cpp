@@ -94,6 +94,26 @@ if n > tonumber(ARGV[1]) then return redis.call('HDEL', KEYS[1], ARGV[2]) end
 return 0
 )lua";
 
+// Whether AddStatusWrite sends the hash's TTL with `updates` (one hash's, not empty): always for a
+// trigger's own hash; for a send's, when the write holds an event naming the project, the
+// dispatcher's, which opens every send. So a send's statuses are kept `ttl` after its dispatcher's
+// last event, and its worker's event costs Redis no PEXPIRE (docs/performance.md "A send's TTL from
+// its dispatcher's events").
+bool WritesTtl(std::span<const StatusUpdate* const> updates) {
+  if (!updates.front()->key.starts_with(kSendHashPrefix)) return true;
+  return std::any_of(updates.begin(), updates.end(), [](const StatusUpdate* u) { return !u->project.empty(); });
+}
+
+// The number of different entries (fields) in `updates`: a batch may hold one event twice.
+size_t DistinctFields(std::span<const StatusUpdate* const> updates) {
+  if (updates.size() == 1) return 1;
+  thread_local std::vector<std::string_view> fields;
+  fields.clear();
+  for (const StatusUpdate* u : updates) fields.push_back(u->field);
+  std::sort(fields.begin(), fields.end());
+  return static_cast<size_t>(std::unique(fields.begin(), fields.end()) - fields.begin());
+}
+
 }  // namespace
 
 StatusOptions StatusOptions::FromConfig(const Config& config) {
@@ -282,13 +302,16 @@ size_t AddStatusWrite(RedisCommands& out, std::span<const StatusUpdate* const> u
     out.Add(std::span<const std::string_view>(args));
   }
   out.Add({"HLEN", key});
-  // A send's hash is found from the send's id: no index. A trigger's own hash (an event whose
-  // channel is not pv's) has its sends indexed, by the events that name the project: the
-  // dispatcher's, which open every send. (One of a send's events read twice in a row writes it once.)
+  // A send's hash is found from the send's id: no index. Its TTL comes with its dispatcher's events;
+  // a write of other events only (a worker's, a receipt) leaves it, unless ReadStatusWrite finds that
+  // the write made the hash (needs_ttl).
   if (key.starts_with(kSendHashPrefix)) {
-    out.Add({"PEXPIRE", key, ttl_ms});
+    if (WritesTtl(updates)) out.Add({"PEXPIRE", key, ttl_ms});
     return out.size() - before;
   }
+  // A trigger's own hash (an event whose channel is not pv's) has its sends indexed, by the events
+  // that name the project: the dispatcher's, which open every send. (One of a send's events read
+  // twice in a row writes it once.)
   std::string_view written;
   for (const StatusUpdate* update : updates) {
     if (update->project.empty() || update->send_id == written) continue;
@@ -305,20 +328,31 @@ size_t AddStatusWrite(RedisCommands& out, const StatusUpdate& update, const Stat
   return AddStatusWrite(out, std::span<const StatusUpdate* const>(&one, 1), options);
 }
 
-StatusWriteReply ReadStatusWrite(std::span<const RedisReply> replies, size_t updates,
-                                 const StatusOptions& options) {
+StatusWriteReply ReadStatusWrite(std::span<const RedisReply> replies,
+                                 std::span<const StatusUpdate* const> updates, const StatusOptions& options) {
   StatusWriteReply r;
-  const size_t writes = (updates + kMaxEntriesPerWrite - 1) / kMaxEntriesPerWrite;
+  if (updates.empty()) return r;
+  const size_t writes = (updates.size() + kMaxEntriesPerWrite - 1) / kMaxEntriesPerWrite;
   if (replies.size() <= writes) return r;
   for (size_t i = 0; i < writes; ++i) {
     if (replies[i].type == RedisReply::Type::kInteger && replies[i].integer > 0)
       r.applied += static_cast<size_t>(replies[i].integer);
   }
-  r.applied = std::min(r.applied, updates);
-  // HLEN counts the meta fields of older hashes too: past max_statuses, only the limit script can tell.
+  r.applied = std::min(r.applied, updates.size());
   const RedisReply& length = replies[writes];
-  r.check_limit = length.type == RedisReply::Type::kInteger && length.integer > options.max_statuses;
+  if (length.type != RedisReply::Type::kInteger) return r;
+  // HLEN counts the meta fields of older hashes too: past max_statuses, only the limit script can tell.
+  r.check_limit = length.integer > options.max_statuses;
+  // A write that sent no TTL and finds the hash holding no more entries than its own: the write may
+  // have made the hash (or made it before, and failed before its TTL: a batch applied again), so it
+  // has none. A hash that had its TTL gets it again, which is harmless.
+  if (!WritesTtl(updates) && length.integer <= static_cast<long long>(DistinctFields(updates))) r.needs_ttl = true;
   return r;
+}
+
+void AddStatusTtl(RedisCommands& out, const StatusUpdate& update, const StatusOptions& options) {
+  out.Add({"PEXPIRE", update.key,
+           std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(options.ttl).count())});
 }
 
 void AddStatusLimit(RedisCommands& out, const StatusUpdate& update, const StatusOptions& options) {

@@ -245,9 +245,10 @@ TEST(StatusStoreTest, TheTriggersProjectIsTheEarliestEntrysThatNamesIt) {
   EXPECT_EQ(workers.campaign_id, "");
 }
 
-// A send's events go to its hash: the entry, the length, the TTL; no index (the send's hash is found
-// by its id).
-TEST(StatusStoreTest, ASendsEventsAreItsEntryItsLengthAndItsTtl) {
+// A send's events go to its hash: the entry, the length, and with its dispatcher's event the TTL; no
+// index (the send's hash is found by its id). A worker's event sends no TTL, unless its write made the
+// hash.
+TEST(StatusStoreTest, ASendsEventsAreItsEntryItsLengthAndItsDispatchersTtl) {
   StatusOptions options;
   options.ttl = std::chrono::seconds(60);
   StatusUpdate queued;
@@ -263,11 +264,38 @@ TEST(StatusStoreTest, ASendsEventsAreItsEntryItsLengthAndItsTtl) {
   EXPECT_EQ(Commands(write.resp()),
             (std::vector<Args>{
                 {"HSET", key, queued.field, queued.entry}, {"HLEN", key}, {"PEXPIRE", key, "60000"}}));
+  std::vector<RedisReply> replies(3);
+  for (auto& r : replies) r.type = RedisReply::Type::kInteger;
+  replies[0].integer = 1;
+  replies[1].integer = 1;  // the hash is new: the write's PEXPIRE gave it its TTL
+  const StatusUpdate* one = &queued;
+  EXPECT_FALSE(ReadStatusWrite(replies, std::span(&one, 1), options).needs_ttl);
+
   write.clear();
-  EXPECT_EQ(AddStatusWrite(write, sent, options), 3u);
-  EXPECT_EQ(
-      Commands(write.resp()),
-      (std::vector<Args>{{"HSET", key, sent.field, sent.entry}, {"HLEN", key}, {"PEXPIRE", key, "60000"}}));
+  EXPECT_EQ(AddStatusWrite(write, sent, options), 2u);
+  EXPECT_EQ(Commands(write.resp()), (std::vector<Args>{{"HSET", key, sent.field, sent.entry}, {"HLEN", key}}));
+  one = &sent;
+  replies[1].integer = 2;  // the dispatcher's entry is there: so is the TTL it came with
+  StatusWriteReply r = ReadStatusWrite(std::span(replies).first(2), std::span(&one, 1), options);
+  EXPECT_EQ(r.applied, 1u);
+  EXPECT_FALSE(r.needs_ttl);
+  replies[1].integer = 1;  // the worker's entry alone: its write made the hash
+  EXPECT_TRUE(ReadStatusWrite(std::span(replies).first(2), std::span(&one, 1), options).needs_ttl);
+  replies[0].integer = 0;  // the same write again, after a failure before the TTL: still none
+  EXPECT_TRUE(ReadStatusWrite(std::span(replies).first(2), std::span(&one, 1), options).needs_ttl);
+  // The worker's event twice in one batch is one entry: a hash of one is still the write's own.
+  std::vector<const StatusUpdate*> twice{&sent, &sent};
+  EXPECT_EQ(AddStatusWrite(write, twice, options), 2u);
+  EXPECT_TRUE(ReadStatusWrite(std::span(replies).first(2), twice, options).needs_ttl);
+  replies[1].integer = 2;
+  EXPECT_FALSE(ReadStatusWrite(std::span(replies).first(2), twice, options).needs_ttl);
+  // An error for HLEN (a key of another type) asks for nothing.
+  replies[1].type = RedisReply::Type::kError;
+  EXPECT_FALSE(ReadStatusWrite(std::span(replies).first(2), twice, options).needs_ttl);
+
+  write.clear();
+  AddStatusTtl(write, sent, options);
+  EXPECT_EQ(Commands(write.resp()), (std::vector<Args>{{"PEXPIRE", key, "60000"}}));
 }
 
 // An event on no channel of pv's goes to the trigger's own hash, as every event did until 2026-12-06:
@@ -304,17 +332,22 @@ TEST(StatusStoreTest, OnlyTheDispatchersEventsWriteTheSendIndexOfATriggersOwnHas
   for (auto& r : replies) r.type = RedisReply::Type::kInteger;
   replies[0].integer = 1;
   replies[1].integer = options.max_statuses + 3;
-  StatusWriteReply r = ReadStatusWrite(replies, 1, options);
+  const StatusUpdate* one = &sent;
+  StatusWriteReply r = ReadStatusWrite(replies, std::span(&one, 1), options);
   EXPECT_EQ(r.applied, 1u);
   EXPECT_TRUE(r.check_limit);
   replies[0].integer = 0;
   replies[1].integer = options.max_statuses;
-  r = ReadStatusWrite(replies, 1, options);
+  r = ReadStatusWrite(replies, std::span(&one, 1), options);
   EXPECT_EQ(r.applied, 0u);
   EXPECT_FALSE(r.check_limit);
+  // A trigger's own hash has its TTL with every write: none is asked for after.
+  replies[1].integer = 1;
+  EXPECT_FALSE(ReadStatusWrite(replies, std::span(&one, 1), options).needs_ttl);
 }
 
-// A send's events of one batch are one write: its entries in one HSET, one HLEN, one PEXPIRE.
+// A send's events of one batch are one write: its entries in one HSET, one HLEN, one PEXPIRE (its
+// dispatcher's event is one of them).
 TEST(StatusStoreTest, ASendsEventsOfABatchAreOneWrite) {
   StatusOptions options;
   options.ttl = std::chrono::seconds(60);
@@ -338,9 +371,10 @@ TEST(StatusStoreTest, ASendsEventsOfABatchAreOneWrite) {
   for (auto& r : replies) r.type = RedisReply::Type::kInteger;
   replies[0].integer = 2;  // HSET counts a field set twice in one command once
   replies[1].integer = 2;
-  StatusWriteReply r = ReadStatusWrite(replies, updates.size(), options);
+  StatusWriteReply r = ReadStatusWrite(replies, updates, options);
   EXPECT_EQ(r.applied, 2u);
   EXPECT_FALSE(r.check_limit);
+  EXPECT_FALSE(r.needs_ttl);  // the dispatcher's event brought the TTL
 
   // Many events of one trigger (a replay, or forged; these on no channel, so in the trigger's own
   // hash, and naming no project, so no index): 256 entries a command, the replies summed.
@@ -364,13 +398,13 @@ TEST(StatusStoreTest, ASendsEventsOfABatchAreOneWrite) {
   replies[0].integer = 256;
   replies[1].integer = 40;
   replies[2].integer = options.max_statuses + 1;
-  r = ReadStatusWrite(replies, updates.size(), options);
+  r = ReadStatusWrite(replies, updates, options);
   EXPECT_EQ(r.applied, 296u);
   EXPECT_TRUE(r.check_limit);
   // Replies that are not what HSET answers count nothing; too few replies, nothing at all.
   replies[0].type = RedisReply::Type::kError;
-  EXPECT_EQ(ReadStatusWrite(replies, updates.size(), options).applied, 40u);
-  EXPECT_FALSE(ReadStatusWrite(std::span(replies).first(2), updates.size(), options).check_limit);
+  EXPECT_EQ(ReadStatusWrite(replies, updates, options).applied, 40u);
+  EXPECT_FALSE(ReadStatusWrite(std::span(replies).first(2), updates, options).check_limit);
 }
 
 TEST(StatusStoreTest, TheSameMillisecondIsOrderedByPipelineStage) {

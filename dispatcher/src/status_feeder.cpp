@@ -28,6 +28,13 @@ StatusFeeder::StatusFeeder(const DispatcherOptions& options, const kafka::Settin
                   .AddCounter("pv_status_feeder_errors_total",
                               "Status batches the store did not take (kept and retried)", {})
                   .Get()),
+      ttl_writes_(registry
+                      .AddCounter("pv_status_ttl_writes_total",
+                                  "TTLs the status feeder set in a round trip of their own: hashes a write "
+                                  "without a dispatcher's event made (a worker's event read first, a "
+                                  "receipt after its send's hash expired, a batch written again)",
+                                  {})
+                      .Get()),
       stalled_(
           registry.AddGauge("pv_status_feeder_stalled", "1 while a status batch waits for Redis", {}).Get()) {
   RedisClient::Options redis;
@@ -110,10 +117,12 @@ bool StatusFeeder::Apply(std::span<const kafka::Message> batch) {
   auto replies = PipelineOrKeep(*redis_, writes_, "status_redis_error");
   if (!replies) return false;
 
-  // Hashes past max_statuses: the limit script for each of their events, the batch's last first,
-  // so that the entries removed are the latest ones, as when the limit held before each write. Of
-  // a hash's entries new in this batch, as many as the script removed count as over_limit, not
-  // applied.
+  // A second round trip, rare: the TTL of each hash the write may have made without one (a send's
+  // hash its worker's event reached first), then, for hashes past max_statuses, the limit script for
+  // each of their events, the batch's last first, so that the entries removed are the latest ones,
+  // as when the limit held before each write. Of a hash's entries new in this batch, as many as the
+  // script removed count as over_limit, not applied. Until it succeeds the batch is kept, and written
+  // again: a hash still holding only that batch's entries is found without a TTL again.
   struct Checked {
     size_t update;  // its position in the batch
     size_t group;   // its hash's
@@ -122,30 +131,34 @@ bool StatusFeeder::Apply(std::span<const kafka::Message> batch) {
   std::vector<Checked> checked;  // the events of the hashes past the limit
   size_t n_applied = 0;
   size_t at = 0;
+  writes_.clear();
   for (size_t g = 0; g < groups; ++g) {
-    const size_t size = group_begins_[g + 1] - group_begins_[g];
-    StatusWriteReply r = ReadStatusWrite(std::span(*replies).subspan(at, counts_[g]), size, options_.status);
+    group_.clear();
+    for (size_t i = group_begins_[g]; i < group_begins_[g + 1]; ++i) group_.push_back(&updates_[order_[i]]);
+    StatusWriteReply r = ReadStatusWrite(std::span(*replies).subspan(at, counts_[g]), group_, options_.status);
     at += counts_[g];
     applied[g] = r.applied;
     n_applied += r.applied;
+    if (r.needs_ttl) AddStatusTtl(writes_, *group_.front(), options_.status);
     if (r.check_limit) {
       for (size_t i = group_begins_[g]; i < group_begins_[g + 1]; ++i) checked.push_back({order_[i], g});
     }
   }
+  const size_t ttls = writes_.size();
   size_t n_over = 0;
-  if (!checked.empty()) {
+  if (ttls > 0 || !checked.empty()) {
     std::sort(checked.begin(), checked.end(),
               [](const Checked& a, const Checked& b) { return a.update > b.update; });
-    writes_.clear();
     for (const Checked& c : checked) AddStatusLimit(writes_, updates_[c.update], options_.status);
-    auto removed = PipelineOrKeep(*redis_, writes_, "status_redis_error");
-    if (!removed) return false;
+    auto second = PipelineOrKeep(*redis_, writes_, "status_redis_error");
+    if (!second) return false;
     std::vector<size_t> removed_in(groups, 0);  // by hash
     for (size_t k = 0; k < checked.size(); ++k) {
-      const RedisReply& r = (*removed)[k];
+      const RedisReply& r = (*second)[ttls + k];
       if (r.type == RedisReply::Type::kInteger && r.integer == 1) ++removed_in[checked[k].group];
     }
     for (size_t g = 0; g < groups; ++g) n_over += std::min(removed_in[g], applied[g]);
+    if (ttls > 0) ttl_writes_.Inc(static_cast<double>(ttls));
   }
   n_applied -= n_over;
   size_t n_duplicate = n - n_applied - n_over;

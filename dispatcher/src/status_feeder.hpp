@@ -52,6 +52,7 @@ class StatusFeeder {
 
   metrics::Family<metrics::Counter>& events_;  // {result}: applied, duplicate, over_limit, invalid
   metrics::Counter& errors_;                   // batches Redis did not take
+  metrics::Counter& ttl_writes_;               // TTLs set in the second round trip
   metrics::Gauge& stalled_;
 };
 

@@ -533,6 +533,11 @@ TEST_F(FeedbackTest, StatusMovesQueuedSentDeliveredAndPvctlPrintsIt) {
   // Every entry fits status-redis's hash-max-listpack-value (1 KiB, compose's): the hash is a
   // listpack, 0.83 of a hashtable's memory (docs/operations.md "Redis").
   EXPECT_EQ(s_->status_redis.Command({"OBJECT", "ENCODING", StatusKeyOfSend(send_id)}), "listpack");
+  // Its TTL came with the dispatcher's event (status.ttl_seconds, 7 days); the worker's and the
+  // receipt's writes sent none, and the hash keeps it.
+  const long long ttl_ms = std::stoll(s_->status_redis.Command({"PTTL", StatusKeyOfSend(send_id)}));
+  EXPECT_GT(ttl_ms, 7LL * 24 * 3600 * 1000 - 600 * 1000);
+  EXPECT_LE(ttl_ms, 7LL * 24 * 3600 * 1000);
 
   // pvctl status: by trigger id and by send id, text and --json (the API's body).
   std::string out;
@@ -601,6 +606,13 @@ TEST_F(FeedbackTest, StatusesInTheTriggersOwnHashAndTheSendIndexAreStillFound) {
   std::string body = WaitForStatuses(trigger_id, {"queued", "sent"});
   EXPECT_EQ(StatusList(body), (std::vector<std::string>{"queued", "sent"})) << body;
   EXPECT_EQ(s_->status_redis.Command({"HLEN", StatusKeyOfSend(SendIdFor(trigger_id, "email"))}), "1");
+  // A worker's event sends no TTL; this one made the send's hash, so the feeder gave it the TTL in a
+  // second round trip (a hash without one would never expire, nor be evicted by volatile-ttl).
+  const std::string hash = StatusKeyOfSend(SendIdFor(trigger_id, "email"));
+  ASSERT_TRUE(WaitFor([&] { return std::stoll(s_->status_redis.Command({"PTTL", hash})) > 0; }, 10s))
+      << s_->status_redis.Command({"PTTL", hash});
+  EXPECT_LE(std::stoll(s_->status_redis.Command({"PTTL", hash})), 7LL * 24 * 3600 * 1000);
+  EXPECT_GE(Metric(DispatcherMetrics(), "pv_status_ttl_writes_total"), 1) << DispatcherMetrics();
   ASSERT_EQ(Pvctl({"status", send_id, "--json"}, out, err), 0) << err;
   EXPECT_EQ(out, body + "\n");
 }

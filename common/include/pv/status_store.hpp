@@ -43,7 +43,8 @@ struct StatusOptions {
   // status.redis_url, else redis.url ("" when neither is set). A Redis of its own keeps the status
   // writes (most of a trigger's Redis writes) out of the marks Redis's append-only file.
   std::string redis_url;
-  std::chrono::seconds ttl{7 * 24 * 3600};  // status.ttl_seconds, from the last event
+  // status.ttl_seconds: a send's hash's from its dispatcher's last event, a trigger's own from its last
+  std::chrono::seconds ttl{7 * 24 * 3600};
   int max_statuses = 100;                   // status.max_statuses: entries per trigger
   size_t max_field_bytes = 512;             // status.max_field_bytes: each text field, cut
   std::string group_id = "pv-status";       // status.group_id (the feeder's group)
@@ -103,9 +104,11 @@ bool StatusFromEvent(std::string_view event, size_t max_field_bytes, StatusUpdat
 // what ReadStatusWrite reads). HSET of the entries, up to 256 a command (an entry already there is a
 // duplicate: its field is a digest of the event, so HSET writes the same bytes again, and its reply
 // counts only the new ones); HLEN; for a StatusKey hash only, SET of the send index for each event
-// that names the project (the dispatcher's, which open every send); then the TTL on the hash. Plain
-// commands, not one script: a third of Redis's CPU per event (docs/performance.md "Status store").
-// A send's event is three commands; its dispatcher's and worker's events in one batch, three too.
+// that names the project (the dispatcher's, which open every send); then the TTL on the hash: a
+// trigger's own hash with every write, a send's hash with a write holding its dispatcher's event (one
+// naming the project) only. Plain commands, not one script: a third of Redis's CPU per event
+// (docs/performance.md "Status store"). A send's dispatcher's event is three commands, its worker's
+// two; both in one batch, three.
 size_t AddStatusWrite(RedisCommands& out, std::span<const StatusUpdate* const> updates,
                       const StatusOptions& options);
 // The same for one event.
@@ -114,10 +117,17 @@ size_t AddStatusWrite(RedisCommands& out, const StatusUpdate& update, const Stat
 struct StatusWriteReply {
   size_t applied = 0;        // entries that are new (the others were duplicates)
   bool check_limit = false;  // the hash may hold more than max_statuses entries: run AddStatusLimit
+  // The write sent no TTL and the hash holds only its entries: it may have made the hash, which then
+  // has no TTL (a worker's event read before its dispatcher's, a receipt after the send's hash
+  // expired, or a write applied again after one that failed before its TTL). Run AddStatusTtl.
+  bool needs_ttl = false;
 };
-// `replies`: those of the AddStatusWrite of `updates` events, from the first.
-StatusWriteReply ReadStatusWrite(std::span<const RedisReply> replies, size_t updates,
-                                 const StatusOptions& options);
+// `replies`: those of the AddStatusWrite of `updates`, from the first.
+StatusWriteReply ReadStatusWrite(std::span<const RedisReply> replies,
+                                 std::span<const StatusUpdate* const> updates, const StatusOptions& options);
+
+// The TTL of `update`'s hash (PEXPIRE), for a write whose reply said needs_ttl.
+void AddStatusTtl(RedisCommands& out, const StatusUpdate& update, const StatusOptions& options);
 
 // The script that removes `update`'s entry again when its hash holds more than max_statuses entries
 // (project and campaign_id do not count). Its reply is 1 when it did: the event is `over_limit`.
