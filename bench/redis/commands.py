@@ -6,7 +6,7 @@
 Starts a throwaway redis-server on a free loopback port. Status events: R times (3) each, writes N
 (100,000) status events (two per trigger, as a delivered trigger through the log provider makes: `queued` naming the
 project and campaign, then `sent`) in pipelined batches of B (500, the feeder's status.batch_size), in
-three shapes:
+these shapes:
   - EVAL: the Lua script the status feeder sent until issue 13 (its text in every call, 9 commands);
   - EVALSHA: the same script, loaded once;
   - plain, every event: HSETNX entry, HLEN, HSETNX project and campaign_id when named, PEXPIRE, SET

@@ -94,6 +94,12 @@ if n > tonumber(ARGV[1]) then return redis.call('HDEL', KEYS[1], ARGV[2]) end
 return 0
 )lua";
 
+// The TTL in milliseconds, as PEXPIRE and SET ... PX take it, written into `digits`.
+std::string_view TtlMillis(const StatusOptions& options, char (&digits)[24]) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(options.ttl).count();
+  return {digits, static_cast<size_t>(std::to_chars(digits, std::end(digits), ms).ptr - digits)};
+}
+
 // Whether AddStatusWrite sends the hash's TTL with `updates` (one hash's, not empty): always for a
 // trigger's own hash; for a send's, when the write holds an event naming the project, the
 // dispatcher's, which opens every send. So a send's statuses are kept `ttl` after its dispatcher's
@@ -281,10 +287,7 @@ size_t AddStatusWrite(RedisCommands& out, std::span<const StatusUpdate* const> u
   if (updates.empty()) return 0;
   const std::string_view key = updates.front()->key;
   char ttl_digits[24];
-  const std::string_view ttl_ms(
-      ttl_digits, std::to_chars(ttl_digits, std::end(ttl_digits),
-                                std::chrono::duration_cast<std::chrono::milliseconds>(options.ttl).count())
-                      .ptr);
+  const std::string_view ttl_ms = TtlMillis(options, ttl_digits);
   const size_t before = out.size();
   // HSET, not HSETNX: one command for all of the hash's entries. An entry already there is the
   // same event's (its field is the event's digest), so writing it again changes nothing; the
@@ -351,8 +354,8 @@ StatusWriteReply ReadStatusWrite(std::span<const RedisReply> replies,
 }
 
 void AddStatusTtl(RedisCommands& out, const StatusUpdate& update, const StatusOptions& options) {
-  out.Add({"PEXPIRE", update.key,
-           std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(options.ttl).count())});
+  char ttl_digits[24];
+  out.Add({"PEXPIRE", update.key, TtlMillis(options, ttl_digits)});
 }
 
 void AddStatusLimit(RedisCommands& out, const StatusUpdate& update, const StatusOptions& options) {

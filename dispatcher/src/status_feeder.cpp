@@ -109,11 +109,14 @@ bool StatusFeeder::Apply(std::span<const kafka::Message> batch) {
   }
   group_begins_.push_back(n);
   const size_t groups = group_begins_.size() - 1;
-  for (size_t g = 0; g < groups; ++g) {
-    group_.clear();
-    for (size_t i = group_begins_[g]; i < group_begins_[g + 1]; ++i) group_.push_back(&updates_[order_[i]]);
-    counts_.push_back(AddStatusWrite(writes_, group_, options_.status));
-  }
+  // The updates in that order: hash g's are a span of them, for its write and for reading its replies.
+  by_hash_.resize(n);
+  for (size_t i = 0; i < n; ++i) by_hash_[i] = &updates_[order_[i]];
+  auto group = [this](size_t g) {
+    return std::span<const StatusUpdate* const>(by_hash_).subspan(group_begins_[g],
+                                                                  group_begins_[g + 1] - group_begins_[g]);
+  };
+  for (size_t g = 0; g < groups; ++g) counts_.push_back(AddStatusWrite(writes_, group(g), options_.status));
   auto replies = PipelineOrKeep(*redis_, writes_, "status_redis_error");
   if (!replies) return false;
 
@@ -133,13 +136,11 @@ bool StatusFeeder::Apply(std::span<const kafka::Message> batch) {
   size_t at = 0;
   writes_.clear();
   for (size_t g = 0; g < groups; ++g) {
-    group_.clear();
-    for (size_t i = group_begins_[g]; i < group_begins_[g + 1]; ++i) group_.push_back(&updates_[order_[i]]);
-    StatusWriteReply r = ReadStatusWrite(std::span(*replies).subspan(at, counts_[g]), group_, options_.status);
+    StatusWriteReply r = ReadStatusWrite(std::span(*replies).subspan(at, counts_[g]), group(g), options_.status);
     at += counts_[g];
     applied[g] = r.applied;
     n_applied += r.applied;
-    if (r.needs_ttl) AddStatusTtl(writes_, *group_.front(), options_.status);
+    if (r.needs_ttl) AddStatusTtl(writes_, *by_hash_[group_begins_[g]], options_.status);
     if (r.check_limit) {
       for (size_t i = group_begins_[g]; i < group_begins_[g + 1]; ++i) checked.push_back({order_[i], g});
     }

@@ -46,7 +46,7 @@ class StatusFeeder {
   std::vector<StatusUpdate> updates_;
   std::vector<size_t> order_;         // the batch's updates by hash (stable)
   std::vector<size_t> group_begins_;  // where each hash's begin in order_, then its end
-  std::vector<const StatusUpdate*> group_;
+  std::vector<const StatusUpdate*> by_hash_;  // the batch's updates in order_
   std::vector<size_t> counts_;  // commands per hash in writes_
   RedisCommands writes_;
 

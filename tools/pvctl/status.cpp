@@ -21,8 +21,9 @@ trigger's sends and every status so far with its time and details (provider, mes
 suppression reason, error, ...), oldest first; with --json the body ingest's
 GET /api/client/triggers/:triggerId answers (docs/api.md "Trigger status").
 
-Statuses are kept status.ttl_seconds (7 days) after a trigger's last event. They come from pv.events
-through the dispatcher's status feeder (group pv-status), so the newest one may be a moment late.
+A send's statuses are kept status.ttl_seconds (7 days) after its dispatcher's last event. They come
+from pv.events through the dispatcher's status feeder (group pv-status), so the newest one may be a
+moment late.
 
 Redis: status.redis_url from the config, else redis.url (the marks Redis), or --redis-url.
 Storage: HASH pv:status:s:<send_id> (a send's statuses, the id pv derives from the trigger's and the
